@@ -1,0 +1,1 @@
+"""Auto-instrumentors, one module per provider SDK."""
