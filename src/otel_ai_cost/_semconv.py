@@ -1,38 +1,146 @@
-# PROVISIONAL: will be generated from semconv/ by scripts/generate_semconv.py. Do not edit by hand.
+# Generated from semconv/ by scripts/generate_semconv.py. Do not edit.
 """Attribute and metric names declared in semconv/."""
 
-# Cost (names proposed to the GenAI conventions, genai PR #443)
-GEN_AI_USAGE_COST_AMOUNT = "gen_ai.usage.cost.amount"
-GEN_AI_USAGE_COST_CURRENCY = "gen_ai.usage.cost.currency"
-GEN_AI_USAGE_COST_SOURCE = "gen_ai.usage.cost.source"          # "provider" | "local"
+from typing import Final
 
-# Cost breakdown, USD (ours)
-AI_COST_COST_INPUT = "ai_cost.cost.input"
-AI_COST_COST_CACHE_READ = "ai_cost.cost.cache_read"
-AI_COST_COST_CACHE_WRITE = "ai_cost.cost.cache_write"
-AI_COST_COST_OUTPUT = "ai_cost.cost.output"
-AI_COST_COST_REASONING = "ai_cost.cost.reasoning"
-AI_COST_COST_AUDIO_INPUT = "ai_cost.cost.audio_input"
-AI_COST_COST_AUDIO_OUTPUT = "ai_cost.cost.audio_output"
-AI_COST_COST_IMAGE = "ai_cost.cost.image"
-AI_COST_COST_REQUEST = "ai_cost.cost.request"
 
-# Estimate made at span start (ours)
-AI_COST_ESTIMATE_INPUT_TOKENS = "ai_cost.estimate.input_tokens"
-AI_COST_ESTIMATE_OUTPUT_TOKENS = "ai_cost.estimate.output_tokens"
-AI_COST_ESTIMATE_AMOUNT = "ai_cost.estimate.amount"
-AI_COST_ESTIMATE_METHOD = "ai_cost.estimate.method"            # "tiktoken" | "heuristic"
-AI_COST_ESTIMATE_OUTPUT_BASIS = "ai_cost.estimate.output_basis"  # "max_tokens" | "model_limit" | "default"
+# --- semconv/cost.yaml
 
-# Pricing (ours)
-AI_COST_PRICING_STATUS = "ai_cost.pricing.status"              # "priced" | "unknown_model" | "no_usage" | "provider"
-AI_COST_PRICING_CATALOG_VERSION = "ai_cost.pricing.catalog_version"
-AI_COST_PRICING_MODEL = "ai_cost.pricing.model"                # catalog entry id used
-AI_COST_PRICING_SERVICE_TIER = "ai_cost.pricing.service_tier"
-AI_COST_PRICING_CONTEXT_TIER = "ai_cost.pricing.context_tier"  # threshold (input tokens) of the tier used
+# Cost of this one GenAI operation, in the currency given by `gen_ai.usage.cost.currency`.
+GEN_AI_USAGE_COST_AMOUNT: Final = "gen_ai.usage.cost.amount"
 
-# Usage provenance (ours)
-AI_COST_USAGE_SOURCE = "ai_cost.usage.source"                  # "provider" | "estimated"
+# ISO 4217 code of the currency of `gen_ai.usage.cost.amount`.
+GEN_AI_USAGE_COST_CURRENCY: Final = "gen_ai.usage.cost.currency"
 
-# Metric (ours)
-AI_COST_CLIENT_COST = "ai_cost.client.cost"                    # counter, unit "{USD}"
+# Where the value of `gen_ai.usage.cost.amount` came from.
+GEN_AI_USAGE_COST_SOURCE: Final = "gen_ai.usage.cost.source"
+
+
+class GenAiUsageCostSourceValues:
+    """Values of ``gen_ai.usage.cost.source``."""
+
+    # The cost was reported in the response, by the provider or a gateway.
+    PROVIDER: Final = "provider"
+    # The cost was computed by the emitter from token usage and its own price catalog.
+    LOCAL: Final = "local"
+
+
+# Cost in USD of the uncached input tokens.
+AI_COST_COST_INPUT: Final = "ai_cost.cost.input"
+
+# Cost in USD of the input tokens read from the prompt cache.
+AI_COST_COST_CACHE_READ: Final = "ai_cost.cost.cache_read"
+
+# Cost in USD of the input tokens written to the prompt cache.
+AI_COST_COST_CACHE_WRITE: Final = "ai_cost.cost.cache_write"
+
+# Cost in USD of the output tokens, excluding those counted in `ai_cost.cost.reasoning`.
+AI_COST_COST_OUTPUT: Final = "ai_cost.cost.output"
+
+# Cost in USD of the reasoning output tokens, when the model prices them apart from output.
+AI_COST_COST_REASONING: Final = "ai_cost.cost.reasoning"
+
+# Cost in USD of the audio input tokens.
+AI_COST_COST_AUDIO_INPUT: Final = "ai_cost.cost.audio_input"
+
+# Cost in USD of the audio output tokens.
+AI_COST_COST_AUDIO_OUTPUT: Final = "ai_cost.cost.audio_output"
+
+# Cost in USD of image tokens priced apart from text and of images priced per image.
+AI_COST_COST_IMAGE: Final = "ai_cost.cost.image"
+
+# Fixed cost in USD charged per request, for models priced per call.
+AI_COST_COST_REQUEST: Final = "ai_cost.cost.request"
+
+
+# --- semconv/estimate.yaml
+
+# Number of input tokens estimated before the request was sent.
+AI_COST_ESTIMATE_INPUT_TOKENS: Final = "ai_cost.estimate.input_tokens"
+
+# Number of output tokens assumed before the request was sent.
+AI_COST_ESTIMATE_OUTPUT_TOKENS: Final = "ai_cost.estimate.output_tokens"
+
+# Cost in USD estimated before the request was sent, from the estimated token counts.
+AI_COST_ESTIMATE_AMOUNT: Final = "ai_cost.estimate.amount"
+
+# How `ai_cost.estimate.input_tokens` was counted.
+AI_COST_ESTIMATE_METHOD: Final = "ai_cost.estimate.method"
+
+
+class AiCostEstimateMethodValues:
+    """Values of ``ai_cost.estimate.method``."""
+
+    # Counted with the model's tiktoken encoding and the chat message overhead.
+    TIKTOKEN: Final = "tiktoken"
+    # Approximated from the text length, for models without a public tokenizer.
+    HEURISTIC: Final = "heuristic"
+
+
+# What `ai_cost.estimate.output_tokens` is based on.
+AI_COST_ESTIMATE_OUTPUT_BASIS: Final = "ai_cost.estimate.output_basis"
+
+
+class AiCostEstimateOutputBasisValues:
+    """Values of ``ai_cost.estimate.output_basis``."""
+
+    # The maximum number of output tokens set in the request.
+    MAX_TOKENS: Final = "max_tokens"
+    # The model's maximum output tokens, from the pricing catalog.
+    MODEL_LIMIT: Final = "model_limit"
+    # The configured default, used when neither a request nor a model limit is known.
+    DEFAULT: Final = "default"
+
+
+# --- semconv/metrics.yaml
+
+# Cost in USD of GenAI client operations. Instrument: counter.
+AI_COST_CLIENT_COST: Final = "ai_cost.client.cost"
+AI_COST_CLIENT_COST_UNIT: Final = "{USD}"
+
+
+# --- semconv/pricing.yaml
+
+# Whether and how the cost of the operation was determined.
+AI_COST_PRICING_STATUS: Final = "ai_cost.pricing.status"
+
+
+class AiCostPricingStatusValues:
+    """Values of ``ai_cost.pricing.status``."""
+
+    # The cost was computed from the usage and the pricing catalog.
+    PRICED: Final = "priced"
+    # The model is not in the pricing catalog, so no cost was set.
+    UNKNOWN_MODEL: Final = "unknown_model"
+    # The response carried no token usage, so no cost was set.
+    NO_USAGE: Final = "no_usage"
+    # The cost reported by the provider was used as is.
+    PROVIDER: Final = "provider"
+
+
+# Version of the pricing catalog used to compute the cost.
+AI_COST_PRICING_CATALOG_VERSION: Final = "ai_cost.pricing.catalog_version"
+
+# Identifier of the pricing catalog entry used to compute the cost.
+AI_COST_PRICING_MODEL: Final = "ai_cost.pricing.model"
+
+# Service tier whose prices were used to compute the cost.
+AI_COST_PRICING_SERVICE_TIER: Final = "ai_cost.pricing.service_tier"
+
+# Input token threshold of the context tier whose prices were used.
+AI_COST_PRICING_CONTEXT_TIER: Final = "ai_cost.pricing.context_tier"
+
+
+# --- semconv/usage.yaml
+
+# Where the token counts used for the cost came from.
+AI_COST_USAGE_SOURCE: Final = "ai_cost.usage.source"
+
+
+class AiCostUsageSourceValues:
+    """Values of ``ai_cost.usage.source``."""
+
+    # The token counts were read from the provider's response.
+    PROVIDER: Final = "provider"
+    # The provider reported no usage; the token counts were estimated locally.
+    ESTIMATED: Final = "estimated"

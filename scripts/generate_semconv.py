@@ -1,0 +1,167 @@
+"""Generate src/otel_ai_cost/_semconv.py from the registry in semconv/.
+
+    python scripts/generate_semconv.py          # rewrite the module
+    python scripts/generate_semconv.py --check  # exit 1 if the module on disk is out of date
+
+The registry (Weaver definition/2 files, semconv/*.yaml except manifest.yaml) is the single source
+of truth for attribute and metric names; Weaver cannot run here, so this small script stands in
+for `weaver registry generate`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SEMCONV_DIR = ROOT / "semconv"
+OUTPUT = ROOT / "src" / "otel_ai_cost" / "_semconv.py"
+MANIFEST = "manifest.yaml"
+SECTION = "# --- "
+
+HEADER = '''\
+# Generated from semconv/ by scripts/generate_semconv.py. Do not edit.
+"""Attribute and metric names declared in semconv/."""
+
+from typing import Final
+'''
+
+
+class RegistryError(Exception):
+    """A registry file cannot be turned into constants; the message names the file and key."""
+
+
+def constant_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", key).upper()
+
+
+def class_name(key: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[._]", key)) + "Values"
+
+
+def literal(value: Any) -> str:
+    """A Python literal for a registry value, with double quotes as the rest of the code base."""
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def registry_files(semconv_dir: Path) -> List[Path]:
+    return sorted(p for p in semconv_dir.glob("*.yaml") if p.name != MANIFEST)
+
+
+def load_registry(semconv_dir: Path) -> List[Tuple[str, Dict[str, Any]]]:
+    files = registry_files(semconv_dir)
+    if not files:
+        raise RegistryError(f"{semconv_dir}: no registry files (*.yaml besides {MANIFEST})")
+    loaded = []
+    for path in files:
+        with path.open(encoding="utf-8") as f:
+            loaded.append((path.name, yaml.safe_load(f) or {}))
+    return loaded
+
+
+def _comment(text: str, indent: str = "") -> List[str]:
+    # Briefs may use YAML folding; collapse whitespace so the output does not depend on it.
+    text = " ".join(text.split())
+    return textwrap.wrap(text, width=99, initial_indent=indent + "# ", subsequent_indent=indent + "# ")
+
+
+def _attribute_chunks(file: str, attr: Dict[str, Any]) -> List[str]:
+    """The constant for one attribute, then the class of its values if it is an enum."""
+    key = attr.get("key")
+    for field in ("key", "type", "brief"):
+        if not attr.get(field):
+            raise RegistryError(f"semconv/{file}: attribute {key or '?'} has no `{field}`; add it")
+    chunks = ["\n".join(_comment(attr["brief"]) + [f"{constant_name(key)}: Final = {literal(key)}"])]
+    attr_type = attr["type"]
+    if isinstance(attr_type, dict):
+        members = attr_type.get("members") or []
+        if not members:
+            raise RegistryError(f"semconv/{file}: enum attribute {key} has no `members`; list them")
+        lines = [f"class {class_name(key)}:", f'    """Values of ``{key}``."""', ""]
+        for member in members:
+            value = member.get("value", member["id"])
+            if member.get("brief"):
+                lines += _comment(member["brief"], indent="    ")
+            lines.append(f"    {constant_name(member['id'])}: Final = {literal(value)}")
+        chunks.append("\n".join(lines))
+    return chunks
+
+
+def _metric_chunk(file: str, metric: Dict[str, Any]) -> str:
+    name = metric.get("name")
+    for field in ("name", "brief", "unit", "instrument"):
+        if not metric.get(field):
+            raise RegistryError(f"semconv/{file}: metric {name or '?'} has no `{field}`; add it")
+    const = constant_name(name)
+    lines = _comment(f"{metric['brief']} Instrument: {metric['instrument']}.")
+    lines.append(f"{const}: Final = {literal(name)}")
+    lines.append(f"{const}_UNIT: Final = {literal(metric['unit'])}")
+    return "\n".join(lines)
+
+
+def _join(chunks: List[str]) -> str:
+    # PEP 8: two blank lines around a class (and, for readability, before a file's section).
+    out = chunks[0]
+    for before, chunk in zip(chunks, chunks[1:]):
+        wide = before.startswith("class ") or chunk.startswith(("class ", SECTION))
+        out += ("\n\n\n" if wide else "\n\n") + chunk
+    return out
+
+
+def render(semconv_dir: Path = SEMCONV_DIR) -> str:
+    """Return the text of _semconv.py for the registry in ``semconv_dir``."""
+    seen: Dict[str, str] = {}  # constant name -> "file: key", to reject duplicates and clashes
+
+    def claim(const: str, where: str) -> None:
+        if const in seen:
+            raise RegistryError(f"{where} and {seen[const]} both define {const}; remove one")
+        seen[const] = where
+
+    chunks: List[str] = []
+    for file, doc in load_registry(semconv_dir):
+        chunks.append(f"{SECTION}semconv/{file}")
+        for attr in doc.get("attributes") or []:
+            chunks += _attribute_chunks(file, attr)
+            claim(constant_name(attr["key"]), f"semconv/{file}: {attr['key']}")
+            if isinstance(attr["type"], dict):
+                claim(class_name(attr["key"]), f"semconv/{file}: {attr['key']}")
+        for metric in doc.get("metrics") or []:
+            chunks.append(_metric_chunk(file, metric))
+            claim(constant_name(metric["name"]), f"semconv/{file}: {metric['name']}")
+            claim(constant_name(metric["name"]) + "_UNIT", f"semconv/{file}: {metric['name']}")
+    return HEADER + "\n\n" + _join(chunks) + "\n"
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if the generated module is out of date")
+    args = parser.parse_args(argv)
+    try:
+        text = render()
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    relative = OUTPUT.relative_to(ROOT)
+    if args.check:
+        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
+        if current != text:
+            print(
+                f"{relative} is out of date with semconv/; run `python scripts/generate_semconv.py`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{relative} is up to date")
+        return 0
+    OUTPUT.write_text(text, encoding="utf-8")
+    print(f"wrote {relative}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
