@@ -4,6 +4,49 @@
 from typing import Final
 
 
+# --- semconv/budget.yaml
+
+# What the budgets decided for the operation, the strictest decision of the matching budgets.
+AI_COST_BUDGET_DECISION: Final = "ai_cost.budget.decision"
+
+
+class AiCostBudgetDecisionValues:
+    """Values of ``ai_cost.budget.decision``."""
+
+    # Every matching budget let the call go ahead unchanged.
+    ALLOW: Final = "allow"
+    # The call went ahead; a budget passed a warning threshold.
+    WARN: Final = "warn"
+    # The call was delayed because a budget passed a throttle threshold.
+    THROTTLE: Final = "throttle"
+    # The call was sent to a cheaper model because a budget passed a downgrade threshold.
+    DOWNGRADE: Final = "downgrade"
+    # The call was refused before it was sent because a budget would be exceeded.
+    BLOCK: Final = "block"
+
+
+# The id of the budget that made the decision.
+AI_COST_BUDGET_ID: Final = "ai_cost.budget.id"
+
+# The partition of the budget the operation counts in, the value of the budget's `per` attribute.
+AI_COST_BUDGET_KEY: Final = "ai_cost.budget.key"
+
+# The budget window the operation counts in.
+AI_COST_BUDGET_WINDOW: Final = "ai_cost.budget.window"
+
+# The budget's limit in USD for the window.
+AI_COST_BUDGET_LIMIT: Final = "ai_cost.budget.limit"
+
+# The settled spend in USD in the window before the operation.
+AI_COST_BUDGET_SPENT: Final = "ai_cost.budget.spent"
+
+# The amount in USD held by operations in flight in the window before the operation.
+AI_COST_BUDGET_RESERVED: Final = "ai_cost.budget.reserved"
+
+# Whether the deciding budget is a shadow budget, whose decisions are recorded but not enforced.
+AI_COST_BUDGET_SHADOW: Final = "ai_cost.budget.shadow"
+
+
 # --- semconv/cost.yaml
 
 # Cost of this one GenAI operation, in the currency given by `gen_ai.usage.cost.currency`.

@@ -1,14 +1,109 @@
 """Cost engine: normalised usage x catalog price -> exact cost breakdown.
 
-(Contract stub: implemented in full by the cost-engine work.)
+Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engines to them):
+
+* Prices are USD per 1,000,000 tokens (``per_image`` and ``per_request`` are USD per unit). Every
+  amount is a ``Decimal``: ``tokens * price / 1_000_000``, no rounding; ``Cost.total`` is the exact
+  sum of ``Cost.breakdown``. Floats appear only in span attributes.
+* Components (keys of ``Cost.breakdown``, the suffixes of the ``ai_cost.cost.*`` attributes):
+
+  - ``input``: uncached input = input - cache_read - cache_write - audio_input - image_input (image
+    input only when ``image_input`` is priced; its cost is then added to ``input`` too, at its price).
+  - ``cache_read``: cache reads at ``cache_read``.
+  - ``cache_write``: 5-minute writes (cache_write - cache_write_1h) at ``cache_write`` plus 1-hour
+    writes at ``cache_write_1h``.
+  - ``output``: output - reasoning - audio_output - image_output (image output only when
+    ``image_output`` is priced; otherwise it stays in output).
+  - ``reasoning``: reasoning tokens at ``reasoning``, else at ``output``; always its own component
+    so users see what thinking cost.
+  - ``audio_input`` / ``audio_output``: audio tokens at their prices.
+  - ``image``: ``per_image`` x images + image output tokens at ``image_output``.
+  - ``request``: ``per_request`` x requests.
+
+  A component appears when it has a non-zero token (or unit) count and a price; its value may be 0
+  (a free model). Zero usage gives an empty breakdown and a total of 0.
+* Fallbacks for a missing price field: cache_read -> input; cache_write -> input;
+  cache_write_1h -> cache_write -> input; reasoning -> output; audio_input -> input;
+  audio_output -> output; image_input -> input. A part whose price is missing with no fallback
+  (e.g. output tokens on an embedding entry without an output price, images without ``per_image``)
+  is charged nothing (a component with no priced part at all is named in ``Cost.unpriced``); the
+  rest of the request is still priced.
+* Service tier: "batch", "flex" and "priority" select ``ModelPrice.service_tiers[tier]``; OpenAI's
+  "default", "auto", "standard", "scale" and None mean base prices, as does a tier the entry does not
+  price. ``Cost.service_tier`` names the tier whose prices were used (None for base).
+* Context tier: the tier with the highest ``above_input_tokens`` strictly below ``input_tokens``
+  (input including cache) prices the whole request, as Anthropic and Gemini bill "> 200k".
+* Each field is looked up, first found wins: context tier's service tier, context tier, service tier,
+  base; then the fallbacks above apply to the result.
+* Derived counts that come out negative (a provider reporting cache_read > input) are clamped to 0.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Dict, Optional
+from decimal import Context, Decimal, localcontext
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
-from .pricing._model import ModelPrice
+from . import _semconv as sc
+from .pricing._model import ContextTier, ModelPrice, PriceSet
+
+if TYPE_CHECKING:
+    from .pricing import Catalog
+
+logger = logging.getLogger(__name__)
+
+# Token-usage attribute names of the GenAI conventions (not yet in _semconv.py).
+_GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+_GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"
+_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"  # v1.41 name
+_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+_GEN_AI_USAGE_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"          # deprecated
+_GEN_AI_USAGE_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"  # deprecated
+
+COMPONENTS = (
+    "input",
+    "cache_read",
+    "cache_write",
+    "output",
+    "reasoning",
+    "audio_input",
+    "audio_output",
+    "image",
+    "request",
+)
+
+_COMPONENT_ATTRIBUTES = {
+    "input": sc.AI_COST_COST_INPUT,
+    "cache_read": sc.AI_COST_COST_CACHE_READ,
+    "cache_write": sc.AI_COST_COST_CACHE_WRITE,
+    "output": sc.AI_COST_COST_OUTPUT,
+    "reasoning": sc.AI_COST_COST_REASONING,
+    "audio_input": sc.AI_COST_COST_AUDIO_INPUT,
+    "audio_output": sc.AI_COST_COST_AUDIO_OUTPUT,
+    "image": sc.AI_COST_COST_IMAGE,
+    "request": sc.AI_COST_COST_REQUEST,
+}
+
+SERVICE_TIERS = ("batch", "flex", "priority")
+# OpenAI's response values that bill at the standard (base) prices.
+_BASE_TIER_NAMES = frozenset({"", "default", "auto", "standard", "scale"})
+
+_FALLBACKS: Dict[str, Tuple[str, ...]] = {
+    "cache_read": ("input",),
+    "cache_write": ("input",),
+    "cache_write_1h": ("cache_write", "input"),
+    "reasoning": ("output",),
+    "audio_input": ("input",),
+    "audio_output": ("output",),
+    "image_input": ("input",),
+}
+
+_MILLION = Decimal(1_000_000)
+_ZERO = Decimal(0)
+# Enough digits that no product or sum of realistic counts and prices is ever rounded.
+_EXACT = Context(prec=60)
 
 
 @dataclass(frozen=True)
@@ -41,11 +136,263 @@ class Cost:
     model_id: str = ""                       # catalog entry used
     service_tier: Optional[str] = None       # service tier whose prices were used
     context_tier: Optional[int] = None       # threshold of the context tier used, if any
+    unpriced: Tuple[str, ...] = ()           # components with usage but no price: charged nothing
 
     @property
     def amount(self) -> float:
         return float(self.total)
 
 
+def normalize_service_tier(service_tier: Optional[str]) -> Optional[str]:
+    """The catalog tier name for a requested or reported service tier; None means base prices."""
+    if service_tier is None:
+        return None
+    name = str(service_tier).strip().lower()
+    if name in _BASE_TIER_NAMES:
+        return None
+    return name
+
+
+def select_context_tier(price: ModelPrice, input_tokens: int) -> Optional[ContextTier]:
+    """The tier with the highest threshold strictly below ``input_tokens``, if any."""
+    chosen: Optional[ContextTier] = None
+    for tier in price.context_tiers:
+        if tier.above_input_tokens < input_tokens and (
+            chosen is None or tier.above_input_tokens > chosen.above_input_tokens
+        ):
+            chosen = tier
+    return chosen
+
+
+class _Prices:
+    """Field look-up through the chain of price sets, then the field fallbacks."""
+
+    __slots__ = ("_chain",)
+
+    def __init__(self, chain: List[PriceSet]) -> None:
+        self._chain = chain
+
+    def raw(self, name: str) -> Optional[Decimal]:
+        for prices in self._chain:
+            value: Optional[Decimal] = getattr(prices, name)
+            if value is not None:
+                return value
+        return None
+
+    def get(self, name: str) -> Optional[Decimal]:
+        value = self.raw(name)
+        if value is not None:
+            return value
+        for fallback in _FALLBACKS.get(name, ()):
+            value = self.raw(fallback)
+            if value is not None:
+                return value
+        return None
+
+
+def _count(value: Any) -> int:
+    """A token count as a non-negative int; anything else counts as 0."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            value = int(value)
+        except (TypeError, ValueError, OverflowError):
+            return 0
+    return value if value > 0 else 0
+
+
 def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = None) -> Cost:
-    raise NotImplementedError
+    """Exact cost of one request priced by one catalog entry. See the module docstring for the rules."""
+    input_tokens = _count(usage.input_tokens)
+    tier_name = normalize_service_tier(service_tier)
+    context_tier = select_context_tier(price, input_tokens)
+
+    chain: List[PriceSet] = []
+    used_tier: Optional[str] = None
+    if context_tier is not None:
+        tier_prices = context_tier.service_tiers.get(tier_name) if tier_name else None
+        if tier_prices is not None:
+            chain.append(tier_prices)
+            used_tier = tier_name
+        chain.append(context_tier.prices)
+    base_tier_prices = price.service_tiers.get(tier_name) if tier_name else None
+    if base_tier_prices is not None:
+        chain.append(base_tier_prices)
+        used_tier = tier_name
+    chain.append(price.prices)
+    prices = _Prices(chain)
+
+    breakdown: Dict[str, Decimal] = {}
+    unpriced: List[str] = []
+
+    with localcontext(_EXACT):
+
+        def charge(component: str, parts: List[Tuple[int, Optional[Decimal], Decimal]]) -> None:
+            """Add ``count * unit_price / divisor`` for each part that has a count."""
+            amount: Optional[Decimal] = None
+            missing = False
+            for count, unit_price, divisor in parts:
+                if count <= 0:
+                    continue
+                if unit_price is None:
+                    missing = True
+                    continue
+                part = count * unit_price / divisor
+                amount = part if amount is None else amount + part
+            if amount is not None:
+                breakdown[component] = amount
+            elif missing:
+                unpriced.append(component)
+
+        cache_read = _count(usage.cache_read_input_tokens)
+        cache_write_1h = _count(usage.cache_write_1h_input_tokens)
+        cache_write_5m = max(_count(usage.cache_write_input_tokens) - cache_write_1h, 0)
+        audio_input = _count(usage.audio_input_tokens)
+        image_input_price = prices.raw("image_input")
+        image_input = _count(usage.image_input_tokens) if image_input_price is not None else 0
+        text_input = max(
+            input_tokens - cache_read - cache_write_5m - cache_write_1h - audio_input - image_input, 0
+        )
+
+        output_tokens = _count(usage.output_tokens)
+        reasoning = _count(usage.reasoning_output_tokens)
+        audio_output = _count(usage.audio_output_tokens)
+        image_output_price = prices.raw("image_output")
+        image_output = _count(usage.image_output_tokens) if image_output_price is not None else 0
+        text_output = max(output_tokens - reasoning - audio_output - image_output, 0)
+
+        charge("input", [
+            (text_input, prices.get("input"), _MILLION),
+            (image_input, image_input_price, _MILLION),
+        ])
+        charge("cache_read", [(cache_read, prices.get("cache_read"), _MILLION)])
+        charge("cache_write", [
+            (cache_write_5m, prices.get("cache_write"), _MILLION),
+            (cache_write_1h, prices.get("cache_write_1h"), _MILLION),
+        ])
+        charge("output", [(text_output, prices.get("output"), _MILLION)])
+        charge("reasoning", [(reasoning, prices.get("reasoning"), _MILLION)])
+        charge("audio_input", [(audio_input, prices.get("audio_input"), _MILLION)])
+        charge("audio_output", [(audio_output, prices.get("audio_output"), _MILLION)])
+        charge("image", [
+            (_count(usage.images), prices.get("per_image"), Decimal(1)),
+            (image_output, image_output_price, _MILLION),
+        ])
+        per_request = prices.get("per_request")
+        if per_request is not None:
+            charge("request", [(_count(usage.requests), per_request, Decimal(1))])
+
+        total = sum(breakdown.values(), _ZERO)
+
+    return Cost(
+        total=total,
+        breakdown=breakdown,
+        model_id=price.id,
+        service_tier=used_tier,
+        context_tier=context_tier.above_input_tokens if context_tier is not None else None,
+        unpriced=tuple(unpriced),
+    )
+
+
+_logged_failure = False
+
+
+def cost_attributes(
+    usage: Optional[Usage],
+    *,
+    provider: Optional[str],
+    request_model: Optional[str],
+    response_model: Optional[str],
+    service_tier: Optional[str] = None,
+    catalog: Optional["Catalog"] = None,
+) -> Dict[str, Any]:
+    """Span attributes for the cost of one call. Never raises: on an internal error, logs once and returns {}.
+
+    The response model is looked up first (it names the snapshot that was billed), then the request
+    model. An unknown model yields ``ai_cost.pricing.status = unknown_model`` and no amount.
+    """
+    global _logged_failure
+    try:
+        if catalog is None:
+            from .pricing import default_catalog
+
+            catalog = default_catalog()
+        if usage is None:
+            return {sc.AI_COST_PRICING_STATUS: "no_usage"}
+        price: Optional[ModelPrice] = None
+        for model in (response_model, request_model):
+            if model:
+                price = catalog.resolve(model, provider)
+                if price is not None:
+                    break
+        if price is None:
+            return {
+                sc.AI_COST_PRICING_STATUS: "unknown_model",
+                sc.AI_COST_PRICING_CATALOG_VERSION: catalog.version,
+            }
+        cost = compute_cost(usage, price, service_tier)
+        attributes: Dict[str, Any] = {
+            sc.GEN_AI_USAGE_COST_AMOUNT: cost.amount,
+            sc.GEN_AI_USAGE_COST_CURRENCY: cost.currency,
+            sc.GEN_AI_USAGE_COST_SOURCE: "local",
+        }
+        for component, amount in cost.breakdown.items():
+            attributes[_COMPONENT_ATTRIBUTES[component]] = float(amount)
+        attributes[sc.AI_COST_PRICING_STATUS] = "priced"
+        attributes[sc.AI_COST_PRICING_CATALOG_VERSION] = catalog.version
+        attributes[sc.AI_COST_PRICING_MODEL] = cost.model_id
+        if cost.service_tier is not None:
+            attributes[sc.AI_COST_PRICING_SERVICE_TIER] = cost.service_tier
+        if cost.context_tier is not None:
+            attributes[sc.AI_COST_PRICING_CONTEXT_TIER] = cost.context_tier
+        return attributes
+    except Exception:  # noqa: BLE001 - cost must never break the host application
+        if not _logged_failure:
+            _logged_failure = True
+            logger.warning(
+                "otel-ai-cost could not compute the cost of a call (model %r / %r); "
+                "the span is left without cost. Further failures are logged at debug level.",
+                response_model, request_model, exc_info=True,
+            )
+        else:
+            logger.debug("cost computation failed", exc_info=True)
+        return {}
+
+
+def usage_from_attributes(attrs: Mapping[str, Any]) -> Optional[Usage]:
+    """Usage read from the ``gen_ai.usage.*`` attributes of a span made by another instrumentation.
+
+    Reads the cache-write count from ``cache_write.input_tokens`` or its older name
+    ``cache_creation.input_tokens``. None when neither input nor output tokens are present.
+    """
+    try:
+        input_tokens = _first(attrs, _GEN_AI_USAGE_INPUT_TOKENS, _GEN_AI_USAGE_PROMPT_TOKENS)
+        output_tokens = _first(attrs, _GEN_AI_USAGE_OUTPUT_TOKENS, _GEN_AI_USAGE_COMPLETION_TOKENS)
+        if input_tokens is None and output_tokens is None:
+            return None
+        cache_write = _first(
+            attrs, _GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, _GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+        )
+        return Usage(
+            input_tokens=input_tokens or 0,
+            output_tokens=output_tokens or 0,
+            cache_read_input_tokens=_first(attrs, _GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0,
+            cache_write_input_tokens=cache_write or 0,
+            reasoning_output_tokens=_first(attrs, _GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) or 0,
+        )
+    except Exception:  # noqa: BLE001 - a malformed span must not break the exporter
+        logger.debug("could not read usage attributes", exc_info=True)
+        return None
+
+
+def _first(attrs: Mapping[str, Any], *names: str) -> Optional[int]:
+    """The first of ``names`` present in ``attrs`` as a non-negative int count."""
+    for name in names:
+        value = attrs.get(name)
+        if value is None or isinstance(value, bool):
+            continue
+        try:
+            count = int(value)
+        except (TypeError, ValueError, OverflowError):
+            continue
+        return count if count > 0 else 0
+    return None

@@ -1,0 +1,176 @@
+"""Start-up cost of otel-ai-cost, each measure in a fresh interpreter (median of --runs runs).
+
+    .venv/bin/python benchmarks/bench_import.py            # ~10 s
+    .venv/bin/python benchmarks/bench_import.py --detail   # + `python -X importtime` top offenders
+
+Measures (ms):
+  import otel_ai_cost            cold: nothing imported before it
+  ours: import                   `otel_ai_cost.instrumentation.openai` + `otel_ai_cost.processor`, with
+                                 openai and the OpenTelemetry SDK already imported (a user has them)
+  ours: instrument()             OpenAIInstrumentor().instrument(tracer_provider=, meter_provider=)
+  ours: first processor          creating the first AICostSpanProcessor() and adding it
+  ours: setup total              the three above: what otel-ai-cost adds to start-up (target < 100 ms)
+  first call / second call       the first two chat.completions.create() on the mocked transport
+                                 (lazy work: price table, tokenizer...); compare with the bare arm's
+The same for the official otel-genai instrumentation (import + instrument()), for reference.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+PRELOAD = f"""
+import sys, time, json
+sys.path.insert(0, {HERE!r})
+import openai, httpx2
+import opentelemetry.sdk.trace, opentelemetry.sdk.metrics, opentelemetry.sdk.trace.export
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.metrics import MeterProvider
+import _mock
+client = _mock.sync_client()
+tp, mp = TracerProvider(), MeterProvider()
+"""
+
+FIRST_CALLS = """
+def call():
+    t = time.perf_counter()
+    client.chat.completions.create(model=_mock.MODEL, messages=_mock.MESSAGES, max_tokens=200)
+    return (time.perf_counter() - t) * 1e3
+out["first call"] = call()
+out["second call"] = call()
+"""
+
+PROGRAMS = {
+    "cold": """
+import time, json
+t0 = time.perf_counter()
+import otel_ai_cost
+print(json.dumps({"import otel_ai_cost": (time.perf_counter() - t0) * 1e3}))
+""",
+    "bare": PRELOAD + "out = {}\n" + FIRST_CALLS + "print(json.dumps(out))\n",
+    "ours": PRELOAD + """
+out = {}
+t0 = time.perf_counter()
+from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
+from otel_ai_cost.processor import AICostSpanProcessor
+t1 = time.perf_counter()
+OpenAIInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+t2 = time.perf_counter()
+tp.add_span_processor(AICostSpanProcessor())
+t3 = time.perf_counter()
+out.update({"import": (t1 - t0) * 1e3, "instrument()": (t2 - t1) * 1e3,
+            "first processor": (t3 - t2) * 1e3, "setup total": (t3 - t0) * 1e3})
+""" + FIRST_CALLS + "print(json.dumps(out))\n",
+    "otel-genai": PRELOAD + """
+out = {}
+t0 = time.perf_counter()
+from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+t1 = time.perf_counter()
+OpenAIInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+t2 = time.perf_counter()
+out.update({"import": (t1 - t0) * 1e3, "instrument()": (t2 - t1) * 1e3, "setup total": (t2 - t0) * 1e3})
+""" + FIRST_CALLS + "print(json.dumps(out))\n",
+}
+
+# For --detail: the modules each program imports beyond PRELOAD.
+DETAIL = {
+    "cold": ("", "import otel_ai_cost"),
+    "ours": (PRELOAD, "import otel_ai_cost.instrumentation.openai, otel_ai_cost.processor"),
+}
+
+
+def run(code: str, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *flags, "-c", code], capture_output=True, text=True)
+
+
+def run_once(name: str) -> dict:
+    p = run(PROGRAMS[name])
+    if p.returncode:
+        return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def importtime(pre: str, stmt: str) -> dict[str, tuple[int, int]]:
+    """module -> (self µs, cumulative µs) for modules `stmt` imports after `pre` ran."""
+    p = run(pre + "\nimport sys; sys.stderr.write('@@MARK@@\\n')\n" + stmt, "-X", "importtime")
+    if p.returncode:
+        raise SystemExit(p.stderr[-2000:])
+    after = p.stderr.split("@@MARK@@", 1)[1]
+    out = {}
+    for line in after.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, cum_us, mod = (x.strip() for x in line[len("import time:"):].split("|"))
+        out[mod.strip()] = (int(self_us), int(cum_us))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--detail", action="store_true", help="print `-X importtime` top offenders")
+    ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--json", metavar="FILE")
+    a = ap.parse_args()
+
+    # the programs alternate run by run, so drift hits them alike
+    samples = {name: [] for name in PROGRAMS}
+    for _ in range(a.runs):
+        for name in PROGRAMS:
+            samples[name].append(run_once(name))
+    results = {}
+    for name, runs in samples.items():
+        errors = [r["error"] for r in runs if "error" in r]
+        if errors:
+            results[name] = {"error": errors[0]}
+            continue
+        results[name] = {k: {"median": statistics.median(r[k] for r in runs), "min": min(r[k] for r in runs),
+                             "max": max(r[k] for r in runs)} for k in runs[0]}
+
+    print(f"# bench_import — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python "
+          f"{sys.version.split()[0]}, {os.cpu_count()} CPUs, median of {a.runs} fresh interpreters\n")
+    print("| measure | median ms | min ms | max ms |\n|---|---:|---:|---:|")
+    for name, res in results.items():
+        if "error" in res:
+            print(f"| {name} | error: {res['error'][:80]} | | |")
+            continue
+        for k, v in res.items():
+            label = k if name == "cold" else f"{name}: {k}"
+            print(f"| {label} | {v['median']:.1f} | {v['min']:.1f} | {v['max']:.1f} |")
+
+    ours = results.get("ours", {})
+    if "setup total" in ours:
+        total = ours["setup total"]["median"]
+        print(f"\nTarget: ours setup (import + instrument() + first processor) {total:.1f} ms "
+              f"(target < 100 ms): {'met' if total < 100 else 'MISSED'}")
+    cold = results.get("cold", {}).get("import otel_ai_cost")
+    if cold:
+        print(f"Target: import otel_ai_cost {cold['median']:.1f} ms (target < 100 ms): "
+              f"{'met' if cold['median'] < 100 else 'MISSED'}")
+
+    if a.detail:
+        for name, (pre, stmt) in DETAIL.items():
+            if "error" in results.get(name, {}):
+                continue
+            mods = importtime(pre, stmt)
+            total = sum(s for s, _ in mods.values()) / 1e3
+            print(f"\n`-X importtime` for `{stmt}` ({'cold' if not pre else 'openai + OTel SDK preloaded'}): "
+                  f"{len(mods)} modules, {total:.1f} ms self time in all; top {a.top} by self time:\n")
+            print("| self ms | cumulative ms | module |\n|---:|---:|---|")
+            for mod, (s, c) in sorted(mods.items(), key=lambda kv: -kv[1][0])[:a.top]:
+                print(f"| {s / 1e3:.1f} | {c / 1e3:.1f} | {mod} |")
+
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

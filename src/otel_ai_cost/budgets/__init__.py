@@ -1,0 +1,60 @@
+"""Budgets: spending limits that hold an estimate before a call and settle its cost after.
+
+    from otel_ai_cost.budgets import Budget, BudgetBook, calendar, warn, downgrade
+
+    book = BudgetBook([Budget("tenants", "100", calendar("month", tz="Europe/Paris"), per="tenant.id")],
+                      SQLiteBudgetStore("budgets.db"))
+    reservation = book.reserve({"tenant.id": "acme", "gen_ai.request.model": "gpt-4o"}, estimate="0.04")
+    if not reservation.decision.allowed:
+        raise reservation.decision.error()
+    ...
+    book.settle(reservation, actual="0.031")
+"""
+from ._book import BudgetBlockedError, BudgetBook, BudgetOutcome, BudgetUsage, Decision, Reservation
+from ._config import BudgetConfig, load_budget_config, open_store, parse_budget_config
+from ._memory import MemoryBudgetStore
+from ._model import Action, Budget, Threshold, block, downgrade, throttle, warn
+from ._sqlite import SQLiteBudgetStore
+from ._store import BudgetStore, HoldRequest, LedgerEntry, ReserveResult, Usage
+from ._windows import calendar, lifetime, rolling
+
+
+def __getattr__(name: str):
+    # The Redis store needs the optional `redis` client; import it only when asked for.
+    if name == "RedisBudgetStore":
+        from ._redis import RedisBudgetStore
+
+        return RedisBudgetStore
+    raise AttributeError(name)
+
+
+__all__ = [
+    "Action",
+    "Budget",
+    "BudgetBlockedError",
+    "BudgetBook",
+    "BudgetConfig",
+    "BudgetOutcome",
+    "BudgetStore",
+    "BudgetUsage",
+    "Decision",
+    "HoldRequest",
+    "LedgerEntry",
+    "MemoryBudgetStore",
+    "RedisBudgetStore",
+    "Reservation",
+    "ReserveResult",
+    "SQLiteBudgetStore",
+    "Threshold",
+    "Usage",
+    "block",
+    "calendar",
+    "downgrade",
+    "lifetime",
+    "load_budget_config",
+    "open_store",
+    "parse_budget_config",
+    "rolling",
+    "throttle",
+    "warn",
+]

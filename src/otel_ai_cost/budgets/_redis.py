@@ -1,0 +1,261 @@
+"""Redis budget store: shared by processes on many hosts.
+
+Each operation is one Lua script, so a reservation across several budgets is atomic on the server.
+Keys: per (budget, key) a hash of holds (reservation id -> "amount|expires_at|window") and a hash of
+settled spend (window key -> amount); per reservation an index of its holds (for release); one
+stream for the ledger. To use Redis Cluster, give a prefix with a hash tag (``{ai_cost}``) so that
+every key lives in one slot, as a multi-budget reservation must.
+
+Hold expiry compares with the clients' clocks: hosts sharing a store should run NTP. The scripts
+add amounts as Lua numbers, exact up to 2**53 nano-dollars (about 9 million USD per window).
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable, List, Mapping, Optional, Sequence
+
+from ._store import HoldRequest, LedgerEntry, ReserveResult, Slot, Usage, dumps, filter_ledger
+
+_COMMON = """
+local function log(ledger, now, kind, budget, key, window, amount, rid, attrs)
+  redis.call('XADD', ledger, '*', 'time', now, 'kind', kind, 'budget', budget, 'key', key,
+             'window', window, 'amount', amount, 'rid', rid, 'attrs', attrs)
+end
+-- Drop the expired holds of one (budget, key), logging each; return the live ones counted.
+local function live_holds(ledger, now, holds, budget, key, counted)
+  local reserved = 0
+  local all = redis.call('HGETALL', holds)
+  for j = 1, #all, 2 do
+    local amount, expires, window = string.match(all[j + 1], '^(%d+)|([^|]+)|(.*)$')
+    if tonumber(expires) <= tonumber(now) then
+      redis.call('HDEL', holds, all[j])
+      log(ledger, now, 'expire', budget, key, window, amount, all[j], '{}')
+    elseif counted[window] then
+      reserved = reserved + tonumber(amount)
+    end
+  end
+  return reserved
+end
+local function spent_in(spend, counted)
+  local total = 0
+  for window, _ in pairs(counted) do
+    total = total + tonumber(redis.call('HGET', spend, window) or '0')
+  end
+  return total
+end
+"""
+
+# KEYS: ledger, index, then per request: holds, spend.
+# ARGV: now, expires_at, reservation id, attributes json, index ttl ms, n,
+#       then per request: budget, key, window, limit (-1: none), amount, prune prefix ("": none),
+#       prune before, #counted, counted...
+_RESERVE = _COMMON + """
+local now, expires, rid, attrs, index_ttl, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local ledger, index = KEYS[1], KEYS[2]
+local requests, p = {}, 7
+for i = 1, n do
+  local r = {holds = KEYS[1 + 2 * i], spend = KEYS[2 + 2 * i], budget = ARGV[p], key = ARGV[p + 1],
+             window = ARGV[p + 2], limit = tonumber(ARGV[p + 3]), amount = ARGV[p + 4], counted = {}}
+  local prefix, before, counted = ARGV[p + 5], tonumber(ARGV[p + 6]), tonumber(ARGV[p + 7])
+  p = p + 8
+  -- Rolling windows: drop spend that has left the window, once there is any besides the counted keys.
+  if prefix ~= '' and redis.call('HLEN', r.spend) > counted then
+    for _, window in ipairs(redis.call('HKEYS', r.spend)) do
+      local step = string.sub(window, 1, #prefix) == prefix and tonumber(string.sub(window, #prefix + 1))
+      if step and step < before then
+        redis.call('HDEL', r.spend, window)
+      end
+    end
+  end
+  for j = 1, counted do
+    r.counted[ARGV[p]] = true
+    p = p + 1
+  end
+  requests[i] = r
+end
+local reply, refused = {0}, false
+for i, r in ipairs(requests) do
+  r.reserved = live_holds(ledger, now, r.holds, r.budget, r.key, r.counted)
+  r.spent = spent_in(r.spend, r.counted)
+  r.over = r.limit >= 0 and r.spent + r.reserved + tonumber(r.amount) > r.limit
+  refused = refused or r.over
+  table.insert(reply, r.spent)
+  table.insert(reply, r.reserved)
+  table.insert(reply, r.over and 1 or 0)
+end
+for i, r in ipairs(requests) do
+  if refused then
+    if r.over then log(ledger, now, 'block', r.budget, r.key, r.window, r.amount, rid, attrs) end
+  else
+    redis.call('HSET', r.holds, rid, r.amount .. '|' .. expires .. '|' .. r.window)
+    redis.call('HSET', index, r.holds, cjson.encode({r.budget, r.key, r.window}))
+    log(ledger, now, 'reserve', r.budget, r.key, r.window, r.amount, rid, attrs)
+  end
+end
+if not refused then
+  redis.call('PEXPIRE', index, index_ttl)
+  reply[1] = 1
+end
+return reply
+"""
+
+# KEYS: ledger, index, then per slot: holds, spend.
+# ARGV: now, reservation id, attributes json, late attributes json, n, then per slot: budget, key, window, amount.
+_SETTLE = _COMMON + """
+local now, rid, attrs, late, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local p = 6
+for i = 1, n do
+  local holds, spend = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
+  local budget, key, window, amount = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]
+  p = p + 4
+  local held = redis.call('HDEL', holds, rid)
+  redis.call('HINCRBY', spend, window, amount)
+  log(KEYS[1], now, 'settle', budget, key, window, amount, rid, held == 1 and attrs or late)
+end
+redis.call('DEL', KEYS[2])
+return n
+"""
+
+# KEYS: ledger, index. ARGV: now, reservation id. The holds keys come from the index.
+_RELEASE = _COMMON + """
+local now, rid = ARGV[1], ARGV[2]
+local entries = redis.call('HGETALL', KEYS[2])
+for j = 1, #entries, 2 do
+  local holds, slot = entries[j], cjson.decode(entries[j + 1])
+  local value = redis.call('HGET', holds, rid)
+  if value then
+    redis.call('HDEL', holds, rid)
+    log(KEYS[1], now, 'release', slot[1], slot[2], slot[3], string.match(value, '^(%d+)|'), rid, '{}')
+  end
+end
+redis.call('DEL', KEYS[2])
+return #entries / 2
+"""
+
+# KEYS: ledger, holds, spend. ARGV: now, budget, key, counted windows...
+_SPENT = _COMMON + """
+local counted = {}
+for j = 4, #ARGV do counted[ARGV[j]] = true end
+local reserved = live_holds(KEYS[1], ARGV[1], KEYS[2], ARGV[2], ARGV[3], counted)
+return {spent_in(KEYS[3], counted), reserved}
+"""
+
+
+def _now(clock: Callable[[], float]) -> str:
+    return repr(float(clock()))
+
+
+class RedisBudgetStore:
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/0",
+        clock: Callable[[], float] = time.time,
+        prefix: str = "ai_cost:budget",
+        client: Any = None,
+    ) -> None:
+        """``url`` as the redis client's ``from_url`` takes it: ``redis://:password@host:6379/0``,
+        ``rediss://`` for TLS (``?ssl_cert_reqs=required&ssl_ca_certs=...``), ``unix://``."""
+        import redis  # optional dependency: pip install redis
+
+        self._client = client or redis.Redis.from_url(url, decode_responses=True)
+        self._clock = clock
+        self._prefix = prefix
+        self._reserve = self._client.register_script(_RESERVE)
+        self._settle = self._client.register_script(_SETTLE)
+        self._release = self._client.register_script(_RELEASE)
+        self._spent = self._client.register_script(_SPENT)
+
+    def _key(self, kind: str, budget_id: str, key: str) -> str:
+        # The length prefix keeps ("a:b", "c") and ("a", "b:c") apart.
+        return f"{self._prefix}:{kind}:{len(budget_id)}:{budget_id}:{key}"
+
+    @property
+    def _ledger_key(self) -> str:
+        return f"{self._prefix}:ledger"
+
+    def _index_key(self, reservation_id: str) -> str:
+        return f"{self._prefix}:reservation:{reservation_id}"
+
+    def reserve(
+        self,
+        requests: Sequence[HoldRequest],
+        reservation_id: str,
+        ttl: float,
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> ReserveResult:
+        now = float(self._clock())
+        keys = [self._ledger_key, self._index_key(reservation_id)]
+        index_ttl_ms = int((ttl + 3600) * 1000)  # outlives the holds, so a release finds them
+        args: List[Any] = [repr(now), repr(now + ttl), reservation_id, dumps(attributes), index_ttl_ms, len(requests)]
+        for r in requests:
+            keys += [self._key("holds", r.budget_id, r.key), self._key("spend", r.budget_id, r.key)]
+            prefix, before = r.prune or ("", 0)
+            limit = -1 if r.limit is None else r.limit
+            args += [r.budget_id, r.key, r.window_key, limit, r.amount, prefix, before, len(r.counted)]
+            args += list(r.counted)
+        reply = self._reserve(keys=keys, args=args)
+        usage = tuple(Usage(int(reply[1 + 3 * i]), int(reply[2 + 3 * i])) for i in range(len(requests)))
+        refused = tuple(i for i in range(len(requests)) if int(reply[3 + 3 * i]))
+        return ReserveResult(bool(int(reply[0])), usage, refused)
+
+    def settle(
+        self,
+        reservation_id: str,
+        actual: Mapping[Slot, int],
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        keys = [self._ledger_key, self._index_key(reservation_id)]
+        late = {**dict(attributes or {}), "late": True}
+        args: List[Any] = [_now(self._clock), reservation_id, dumps(attributes), dumps(late), len(actual)]
+        for (budget_id, key, window_key), amount in actual.items():
+            keys += [self._key("holds", budget_id, key), self._key("spend", budget_id, key)]
+            args += [budget_id, key, window_key, int(amount)]
+        self._settle(keys=keys, args=args)
+
+    def release(self, reservation_id: str) -> None:
+        keys = [self._ledger_key, self._index_key(reservation_id)]
+        self._release(keys=keys, args=[_now(self._clock), reservation_id])
+
+    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
+        window_keys = (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
+        keys = [self._ledger_key, self._key("holds", budget_id, key), self._key("spend", budget_id, key)]
+        spent, reserved = self._spent(keys=keys, args=[_now(self._clock), budget_id, key, *window_keys])
+        return Usage(int(spent), int(reserved))
+
+    def record(self, entries: Sequence[LedgerEntry]) -> None:
+        pipe = self._client.pipeline(transaction=True)
+        for e in entries:
+            pipe.xadd(
+                self._ledger_key,
+                {
+                    "time": repr(float(e.time)),
+                    "kind": e.kind,
+                    "budget": e.budget_id,
+                    "key": e.key,
+                    "window": e.window_key,
+                    "amount": str(e.amount_nanos),
+                    "rid": e.reservation_id,
+                    "attrs": dumps(e.attributes),
+                },
+            )
+        pipe.execute()
+
+    def ledger(self, **filters: Any) -> List[LedgerEntry]:
+        entries: List[LedgerEntry] = []
+        start = "-"
+        while True:
+            batch = self._client.xrange(self._ledger_key, min=start, max="+", count=10000)
+            for _id, f in batch:
+                entries.append(
+                    LedgerEntry(
+                        float(f["time"]), f["kind"], f["budget"], f["key"], f["window"], int(f["amount"]),
+                        f["rid"], json.loads(f["attrs"]),
+                    )
+                )
+            if len(batch) < 10000:
+                return filter_ledger(entries, **filters)
+            start = "(" + batch[-1][0]
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,227 @@
+"""SQLite budget store: one file, shared by the processes of one host, kept across restarts.
+
+Every change runs in a ``BEGIN IMMEDIATE`` transaction, which takes the database's write lock
+before reading, so a check-then-hold is atomic across threads and processes. WAL lets readers run
+alongside the writer.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence
+
+from ._store import HoldRequest, LedgerEntry, ReserveResult, Slot, Usage, dumps
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spend (
+    budget_id TEXT NOT NULL, key TEXT NOT NULL, window_key TEXT NOT NULL, amount INTEGER NOT NULL,
+    PRIMARY KEY (budget_id, key, window_key)
+);
+CREATE TABLE IF NOT EXISTS holds (
+    reservation_id TEXT NOT NULL, budget_id TEXT NOT NULL, key TEXT NOT NULL, window_key TEXT NOT NULL,
+    amount INTEGER NOT NULL, expires_at REAL NOT NULL,
+    PRIMARY KEY (reservation_id, budget_id, key, window_key)
+);
+CREATE INDEX IF NOT EXISTS holds_by_budget ON holds (budget_id, key, window_key);
+CREATE INDEX IF NOT EXISTS holds_by_expiry ON holds (expires_at);
+CREATE TABLE IF NOT EXISTS ledger (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL,
+    budget_id TEXT NOT NULL, key TEXT NOT NULL, window_key TEXT NOT NULL, amount INTEGER NOT NULL,
+    reservation_id TEXT NOT NULL, attributes TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_by_budget ON ledger (budget_id, time);
+"""
+
+
+class SQLiteBudgetStore:
+    def __init__(self, path: str, clock: Callable[[], float] = time.time, timeout: float = 30.0) -> None:
+        self.path = str(path)
+        self._clock = clock
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._connect()
+        with self._transaction() as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+
+    def _connect(self) -> None:
+        # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
+        self._db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
+        self._db.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._pid = os.getpid()
+
+    def _connection(self) -> sqlite3.Connection:
+        # A connection must not cross a fork (e.g. a pre-forking server): the child opens its own.
+        if self._pid != os.getpid():
+            self._connect()
+        return self._db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._connection().execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @staticmethod
+    def _log(db: sqlite3.Connection, now: float, kind: str, slot: Slot, amount: int, rid: str, attrs: str) -> None:
+        db.execute(
+            "INSERT INTO ledger (time, kind, budget_id, key, window_key, amount, reservation_id, attributes)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (now, kind, slot[0], slot[1], slot[2], amount, rid, attrs),
+        )
+
+    def _expire(self, db: sqlite3.Connection, now: float) -> None:
+        expired = db.execute(
+            "SELECT reservation_id, budget_id, key, window_key, amount FROM holds WHERE expires_at <= ?", (now,)
+        ).fetchall()
+        for rid, budget_id, key, window_key, amount in expired:
+            self._log(db, now, "expire", (budget_id, key, window_key), amount, rid, "{}")
+        if expired:
+            db.execute("DELETE FROM holds WHERE expires_at <= ?", (now,))
+
+    @staticmethod
+    def _usage(db: sqlite3.Connection, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
+        keys = sorted(set(window_keys))
+        marks = ",".join("?" * len(keys))
+        (spent,) = db.execute(
+            f"SELECT COALESCE(SUM(amount), 0) FROM spend WHERE budget_id = ? AND key = ? AND window_key IN ({marks})",
+            (budget_id, key, *keys),
+        ).fetchone()
+        (reserved,) = db.execute(
+            f"SELECT COALESCE(SUM(amount), 0) FROM holds WHERE budget_id = ? AND key = ? AND window_key IN ({marks})",
+            (budget_id, key, *keys),
+        ).fetchone()
+        return Usage(int(spent), int(reserved))
+
+    def reserve(
+        self,
+        requests: Sequence[HoldRequest],
+        reservation_id: str,
+        ttl: float,
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> ReserveResult:
+        attrs = dumps(attributes)
+        with self._transaction() as db:
+            now = self._clock()
+            self._expire(db, now)
+            for r in requests:
+                if r.prune:
+                    prefix, before = r.prune
+                    db.execute(
+                        "DELETE FROM spend WHERE budget_id = ? AND key = ? AND substr(window_key, 1, ?) = ?"
+                        " AND CAST(substr(window_key, ?) AS INTEGER) < ?",
+                        (r.budget_id, r.key, len(prefix), prefix, len(prefix) + 1, before),
+                    )
+            usage = tuple(self._usage(db, r.budget_id, r.key, r.counted) for r in requests)
+            refused = tuple(
+                i
+                for i, (r, u) in enumerate(zip(requests, usage))
+                if r.limit is not None and u.spent + u.reserved + r.amount > r.limit
+            )
+            if refused:
+                for i in refused:
+                    self._log(db, now, "block", requests[i].slot, requests[i].amount, reservation_id, attrs)
+                return ReserveResult(False, usage, refused)
+            for r in requests:
+                db.execute(
+                    "INSERT INTO holds (reservation_id, budget_id, key, window_key, amount, expires_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (reservation_id, budget_id, key, window_key)"
+                    " DO UPDATE SET amount = amount + excluded.amount, expires_at = excluded.expires_at",
+                    (reservation_id, *r.slot, r.amount, now + ttl),
+                )
+                self._log(db, now, "reserve", r.slot, r.amount, reservation_id, attrs)
+            return ReserveResult(True, usage)
+
+    def settle(
+        self,
+        reservation_id: str,
+        actual: Mapping[Slot, int],
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        with self._transaction() as db:
+            now = self._clock()
+            held = {
+                tuple(row)
+                for row in db.execute(
+                    "SELECT budget_id, key, window_key FROM holds WHERE reservation_id = ?", (reservation_id,)
+                )
+            }
+            db.execute("DELETE FROM holds WHERE reservation_id = ?", (reservation_id,))
+            for slot, amount in actual.items():
+                db.execute(
+                    "INSERT INTO spend (budget_id, key, window_key, amount) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (budget_id, key, window_key) DO UPDATE SET amount = amount + excluded.amount",
+                    (*slot, amount),
+                )
+                extra = dict(attributes or {})
+                if tuple(slot) not in held:
+                    extra["late"] = True  # the hold had expired or was never placed
+                self._log(db, now, "settle", slot, amount, reservation_id, dumps(extra))
+
+    def release(self, reservation_id: str) -> None:
+        with self._transaction() as db:
+            now = self._clock()
+            rows = db.execute(
+                "SELECT budget_id, key, window_key, amount FROM holds WHERE reservation_id = ?", (reservation_id,)
+            ).fetchall()
+            db.execute("DELETE FROM holds WHERE reservation_id = ?", (reservation_id,))
+            for budget_id, key, window_key, amount in rows:
+                self._log(db, now, "release", (budget_id, key, window_key), amount, reservation_id, "{}")
+
+    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
+        window_keys = (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
+        with self._transaction() as db:
+            self._expire(db, self._clock())
+            return self._usage(db, budget_id, key, window_keys)
+
+    def record(self, entries: Sequence[LedgerEntry]) -> None:
+        with self._transaction() as db:
+            for e in entries:
+                slot = (e.budget_id, e.key, e.window_key)
+                self._log(db, e.time, e.kind, slot, e.amount_nanos, e.reservation_id, dumps(e.attributes))
+
+    def ledger(
+        self,
+        budget_id: Optional[str] = None,
+        key: Optional[str] = None,
+        kind: Optional[str] = None,
+        reservation_id: Optional[str] = None,
+        since: Optional[float] = None,
+        until: Optional[float] = None,
+    ) -> List[LedgerEntry]:
+        where, params = [], []
+        columns = (("budget_id", budget_id), ("key", key), ("kind", kind), ("reservation_id", reservation_id))
+        for column, value in columns:
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("time >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("time < ?")
+            params.append(until)
+        sql = "SELECT time, kind, budget_id, key, window_key, amount, reservation_id, attributes FROM ledger"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._lock:
+            rows = self._connection().execute(sql + " ORDER BY id", params).fetchall()
+        return [LedgerEntry(t, k, b, key_, w, a, r, json.loads(attrs)) for t, k, b, key_, w, a, r, attrs in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,168 @@
+"""The ``otel-ai-cost`` command: ``demo``, ``estimate``, ``prices``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from decimal import Decimal
+from typing import Any, Dict, List, Optional, Sequence
+
+from .errors import ConfigError
+
+PROG = "otel-ai-cost"
+
+# Output tokens assumed when neither --max-tokens nor the model's limit is known (as the processor does).
+DEFAULT_OUTPUT_TOKENS = 1024
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("otel-ai-cost")
+    except Exception:  # noqa: BLE001 - not installed as a distribution (e.g. run from a checkout)
+        return "unknown"
+
+
+def _read_messages(path: str) -> List[Dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            messages = json.load(f)
+    except OSError as exc:
+        raise ConfigError(f"--messages {path}: cannot read the file: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"--messages {path}: not valid JSON: {exc}") from exc
+    if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m for m in messages):
+        raise ConfigError(
+            f"--messages {path}: expected a JSON list of chat messages, "
+            'e.g. [{"role": "user", "content": "Hello"}]'
+        )
+    return messages
+
+
+def _usd(value: Decimal) -> str:
+    if 0 < value < Decimal("0.000001"):  # tiny amounts (a short embedding) would print as $0.000000
+        return f"${value.normalize():f}"
+    return f"${value:.6f}"
+
+
+def _tokens(n: int) -> str:
+    return f"{n} token" if n == 1 else f"{n} tokens"
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    out = sys.stdout
+    from .cost import Usage, compute_cost
+    from .pricing import default_catalog
+    from .tokens import estimate_chat_input, estimate_embedding_input
+
+    if args.max_tokens is not None and args.max_tokens < 0:
+        raise ConfigError(f"--max-tokens {args.max_tokens}: must be 0 or more")
+    catalog = default_catalog()
+    price = catalog.resolve(args.model, args.provider)
+
+    if args.messages is not None:
+        counted = estimate_chat_input(args.model, _read_messages(args.messages))
+        what = args.messages
+    else:
+        if args.text is None and sys.stdin.isatty():
+            raise ConfigError("estimate: no prompt: give it with --text, --messages FILE.json or on standard input")
+        text = args.text if args.text is not None else sys.stdin.read()
+        if price is not None and price.mode == "embedding":
+            counted = estimate_embedding_input(args.model, text)
+        else:
+            counted = estimate_chat_input(args.model, [{"role": "user", "content": text}])
+        what = "the text" if args.text is not None else "standard input"
+
+    print(f"model: {args.model}", file=out)
+    print(f"input: {_tokens(counted.tokens)} ({counted.method}), counted from {what}", file=out)
+    if price is None:
+        provider = f" for provider {args.provider!r}" if args.provider else ""
+        print(f"cost: unknown: model {args.model!r}{provider} is not in the pricing catalog "
+              f"(version {catalog.version}); add it with a pricing file in OTEL_AI_COST_PRICING_FILES "
+              f"or see `{PROG} prices list`", file=out)
+        return 1
+
+    price_line = (f"priced as: {price.provider}/{price.id} (catalog {catalog.version}): "
+                  f"input ${price.prices.input}/1M, output ${price.prices.output}/1M")
+    input_only = compute_cost(Usage(input_tokens=counted.tokens), price).total
+    if price.mode == "embedding":
+        print("output: none (embeddings have no output tokens)", file=out)
+        print(price_line, file=out)
+        print(f"estimated cost: {_usd(input_only)}", file=out)
+        return 0
+
+    if args.max_tokens is not None:
+        output_tokens, basis = args.max_tokens, "--max-tokens"
+    elif price.max_output_tokens is not None:
+        output_tokens, basis = price.max_output_tokens, "the model's maximum output; bound it with --max-tokens"
+    else:
+        output_tokens, basis = DEFAULT_OUTPUT_TOKENS, "a default; bound it with --max-tokens"
+    print(f"output: up to {_tokens(output_tokens)} ({basis})", file=out)
+    worst = compute_cost(Usage(input_tokens=counted.tokens, output_tokens=output_tokens), price).total
+    print(price_line, file=out)
+    print(f"estimated cost: {_usd(input_only)} (input only) to {_usd(worst)} "
+          f"(with {_tokens(output_tokens)} of output)", file=out)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(sys.stdout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="See, estimate and control what LLM calls cost, natively in OpenTelemetry.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="{demo,estimate,prices}")
+    commands.required = True
+
+    demo = commands.add_parser("demo", help="run an instrumented sample app against a local fake OpenAI API")
+    demo.set_defaults(func=_demo)
+
+    estimate = commands.add_parser(
+        "estimate",
+        help="estimate what a request will cost before sending it",
+        description="Count the input tokens of a request and price it: input only, and the worst case "
+        "with --max-tokens (or the model's maximum output). Reads the text from standard input "
+        "when neither --text nor --messages is given.",
+    )
+    estimate.add_argument("--model", required=True, help="model name as sent to the API, e.g. gpt-4o-mini")
+    estimate.add_argument("--provider", help="gen_ai.provider.name value, e.g. openai (default: any)")
+    source = estimate.add_mutually_exclusive_group()
+    source.add_argument("--text", help="the prompt text (sent as one user message)")
+    source.add_argument("--messages", metavar="FILE.json", help="a JSON list of chat messages")
+    estimate.add_argument("--max-tokens", type=int, metavar="N", help="the request's maximum output tokens")
+    estimate.set_defaults(func=_estimate)
+
+    from .pricing._cli import register
+
+    register(commands)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 2 on bad arguments (after printing usage), 0 on --help / --version
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:  # CatalogError included
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which exited early
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter quiet at exit
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Settings from ``OTEL_AI_COST_*`` environment variables and constructor arguments.
+
+A malformed value fails here, at configuration time, with a ``ConfigError`` that names the
+variable and says what was expected. An empty variable counts as unset, as in OpenTelemetry.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any, List, Mapping, Optional, Set, Tuple
+
+from .errors import ConfigError
+
+_logger = logging.getLogger(__name__)
+
+PREFIX = "OTEL_AI_COST_"
+ENV_ENABLED = "OTEL_AI_COST_ENABLED"
+ENV_PRICING_FILES = "OTEL_AI_COST_PRICING_FILES"
+ENV_BAGGAGE_KEYS = "OTEL_AI_COST_BAGGAGE_KEYS"
+ENV_ESTIMATE = "OTEL_AI_COST_ESTIMATE"
+ENV_ENRICH_EXPORT = "OTEL_AI_COST_ENRICH_EXPORT"
+ENV_OUTPUT_ESTIMATE = "OTEL_AI_COST_OUTPUT_ESTIMATE"
+
+# Every variable the package reads, here or elsewhere; anything else with the prefix is a typo.
+KNOWN_VARIABLES = frozenset(
+    {
+        ENV_ENABLED,
+        ENV_PRICING_FILES,
+        ENV_BAGGAGE_KEYS,
+        ENV_ESTIMATE,
+        ENV_ENRICH_EXPORT,
+        ENV_OUTPUT_ESTIMATE,
+        "OTEL_AI_COST_AZURE_DEPLOYMENTS",  # read by otel_ai_cost.pricing
+        "OTEL_AI_COST_CONFIG",  # the YAML configuration file
+    }
+)
+
+DEFAULT_BAGGAGE_KEYS: Tuple[str, ...] = ("tenant.id", "enduser.id")
+# Baggage keys with this prefix are always copied onto GenAI spans, whatever BAGGAGE_KEYS says.
+BAGGAGE_PREFIX = "ai_cost."
+
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+_EXPECTED = "expected:"
+_WORST_CASE = "max_tokens"
+
+_warned_unknown: Set[str] = set()
+
+
+@dataclass(frozen=True)
+class OutputEstimate:
+    """How many output tokens to assume before the call.
+
+    ``expected_tokens=None`` is the worst case: the request's ``max_tokens``, else the model's
+    maximum output. ``expected_tokens=N`` assumes N tokens, capped by the request's ``max_tokens``.
+    """
+
+    expected_tokens: Optional[int] = None
+
+    @classmethod
+    def parse(cls, value: str, variable: str = ENV_OUTPUT_ESTIMATE) -> "OutputEstimate":
+        text = value.strip().lower()
+        if text == _WORST_CASE:
+            return cls()
+        if text.startswith(_EXPECTED):
+            number = text[len(_EXPECTED) :].strip()
+            if number.isdigit() and int(number) > 0:
+                return cls(expected_tokens=int(number))
+        raise ConfigError(
+            f"{variable}: expected 'max_tokens' or 'expected:N' with N a positive number of tokens "
+            f"(e.g. expected:500), got {value!r}"
+        )
+
+    def __str__(self) -> str:
+        return _WORST_CASE if self.expected_tokens is None else f"{_EXPECTED}{self.expected_tokens}"
+
+
+def parse_bool(value: str, variable: str) -> bool:
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{variable}: expected true or false, got {value!r}")
+
+
+def parse_keys(value: str, variable: str) -> Tuple[str, ...]:
+    keys = tuple(key.strip() for key in value.split(","))
+    for key in keys:
+        if not key:
+            raise ConfigError(f"{variable}: empty key in {value!r}: expected a comma-separated list like tenant.id,enduser.id")
+        if any(ch.isspace() for ch in key):
+            raise ConfigError(f"{variable}: key {key!r} contains whitespace: expected a comma-separated list like tenant.id,enduser.id")
+    return keys
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the processor and the zero-code path do. Build with ``Settings.from_env()`` or directly."""
+
+    enabled: bool = True
+    # None: the pricing catalog reads $OTEL_AI_COST_PRICING_FILES itself.
+    pricing_files: Optional[Tuple[str, ...]] = None
+    # Baggage keys copied onto GenAI spans, in addition to every key starting with "ai_cost.".
+    baggage_keys: Tuple[str, ...] = DEFAULT_BAGGAGE_KEYS
+    estimate: bool = True
+    # Zero-code only: wrap the global provider's exporters so other instrumentations' spans get cost.
+    enrich_export: bool = True
+    output_estimate: OutputEstimate = field(default_factory=OutputEstimate)
+
+    def __post_init__(self) -> None:
+        # Accept the same spellings as the environment in code: Settings(output_estimate="expected:500").
+        if isinstance(self.output_estimate, str):
+            object.__setattr__(self, "output_estimate", OutputEstimate.parse(self.output_estimate, "output_estimate"))
+        if isinstance(self.baggage_keys, str):
+            object.__setattr__(self, "baggage_keys", parse_keys(self.baggage_keys, "baggage_keys"))
+        else:
+            object.__setattr__(self, "baggage_keys", tuple(self.baggage_keys))
+        if self.pricing_files is not None and not isinstance(self.pricing_files, tuple):
+            object.__setattr__(self, "pricing_files", tuple(self.pricing_files))
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any) -> "Settings":
+        """Read ``OTEL_AI_COST_*``; keyword arguments override the environment.
+
+        Raises ConfigError naming the variable on a malformed value, and logs a warning naming any
+        unknown ``OTEL_AI_COST_*`` variable (most likely a typo).
+        """
+        env = os.environ if environ is None else environ
+        warn_unknown(env)
+        values: dict = {}
+
+        def get(name: str) -> Optional[str]:
+            raw = env.get(name)
+            return raw if raw is not None and raw.strip() else None
+
+        for name, key in ((ENV_ENABLED, "enabled"), (ENV_ESTIMATE, "estimate"), (ENV_ENRICH_EXPORT, "enrich_export")):
+            raw = get(name)
+            if raw is not None:
+                values[key] = parse_bool(raw, name)
+        raw = get(ENV_BAGGAGE_KEYS)
+        if raw is not None:
+            values["baggage_keys"] = parse_keys(raw, ENV_BAGGAGE_KEYS)
+        raw = get(ENV_OUTPUT_ESTIMATE)
+        if raw is not None:
+            values["output_estimate"] = OutputEstimate.parse(raw, ENV_OUTPUT_ESTIMATE)
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> List[str]:
+    return sorted(name for name in environ if name.startswith(PREFIX) and name not in KNOWN_VARIABLES)
+
+
+def warn_unknown(environ: Mapping[str, str]) -> None:
+    names = [name for name in unknown_variables(environ) if name not in _warned_unknown]
+    if names:
+        _warned_unknown.update(names)
+        _logger.warning(
+            "otel-ai-cost: unknown environment variable(s) %s ignored (known: %s)",
+            ", ".join(names),
+            ", ".join(sorted(KNOWN_VARIABLES)),
+        )

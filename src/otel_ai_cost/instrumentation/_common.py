@@ -1,0 +1,426 @@
+"""Span, metric and stream helpers shared by the provider instrumentors.
+
+An instrumentor describes its call as an ``LLMRequest`` plus the request attributes, starts an
+``Operation`` (the span is started inside ``pending_request`` so ``AICostSpanProcessor.on_start``
+sees the request), and finishes it exactly once with the usage it read from the response. Finishing
+sets the usage and cost attributes, records the metrics and ends the span.
+
+Nothing here may break the user's call: every helper that touches SDK objects catches its own
+errors and logs them once per call site.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Optional
+
+import wrapt
+from opentelemetry import trace
+from opentelemetry.metrics import Meter, get_meter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .. import _semconv as sc
+from .._request import LLMRequest, pending_request
+from ..cost import Usage
+
+logger = logging.getLogger("otel_ai_cost.instrumentation")
+
+# GenAI semantic-convention names (development stability; see shared/semconv-reference.md).
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+GEN_AI_REQUEST_TOP_P = "gen_ai.request.top_p"
+GEN_AI_REQUEST_STOP_SEQUENCES = "gen_ai.request.stop_sequences"
+GEN_AI_REQUEST_SEED = "gen_ai.request.seed"
+GEN_AI_REQUEST_CHOICE_COUNT = "gen_ai.request.choice.count"
+GEN_AI_REQUEST_FREQUENCY_PENALTY = "gen_ai.request.frequency_penalty"
+GEN_AI_REQUEST_PRESENCE_PENALTY = "gen_ai.request.presence_penalty"
+GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
+GEN_AI_REQUEST_ENCODING_FORMATS = "gen_ai.request.encoding_formats"
+GEN_AI_OUTPUT_TYPE = "gen_ai.output.type"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
+GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+ERROR_TYPE = "error.type"
+
+GEN_AI_CLIENT_TOKEN_USAGE = "gen_ai.client.token.usage"
+GEN_AI_CLIENT_OPERATION_DURATION = "gen_ai.client.operation.duration"
+
+# Advised bucket boundaries from the GenAI metrics conventions.
+TOKEN_USAGE_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)
+DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)
+
+# Attributes copied from the span onto every metric point.
+_METRIC_ATTRIBUTES = (
+    GEN_AI_OPERATION_NAME, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, SERVER_ADDRESS, SERVER_PORT,
+)
+
+_logged_sites: set = set()
+_logged_lock = threading.Lock()
+
+
+def log_once(site: str, exc: BaseException) -> None:
+    """Log an internal failure once per call site; the user's call goes on untouched."""
+    with _logged_lock:
+        if site in _logged_sites:
+            return
+        _logged_sites.add(site)
+    logger.warning("otel-ai-cost: internal error in %s (reported once): %r", site, exc, exc_info=exc)
+
+
+def error_type(exc: BaseException) -> str:
+    """``error.type`` for an exception: the class's qualified name, as contrib openai-v2 does."""
+    return type(exc).__qualname__
+
+
+class Telemetry:
+    """The tracer and the metric instruments of one instrumentor."""
+
+    def __init__(self, name: str, version: str, tracer_provider=None, meter_provider=None) -> None:
+        self.tracer = trace.get_tracer(name, version, tracer_provider)
+        meter: Meter = get_meter(name, version, meter_provider)
+        self.token_usage = meter.create_histogram(
+            GEN_AI_CLIENT_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=list(TOKEN_USAGE_BUCKETS),
+        )
+        self.duration = meter.create_histogram(
+            GEN_AI_CLIENT_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
+        self.cost = meter.create_counter(
+            sc.AI_COST_CLIENT_COST,
+            unit=sc.AI_COST_CLIENT_COST_UNIT,
+            description="Cost in USD of GenAI client operations.",
+        )
+
+
+@dataclass
+class Outcome:
+    """What an instrumentor read from the response, handed to ``Operation.finish``."""
+
+    usage: Optional[Usage] = None
+    usage_source: str = sc.AiCostUsageSourceValues.PROVIDER
+    response_model: Optional[str] = None
+    service_tier: Optional[str] = None          # the tier the provider says it served
+    provider_cost: Optional[float] = None       # USD reported in the response (OpenRouter usage.cost)
+    attributes: Optional[Dict[str, Any]] = None  # response attributes (id, finish reasons, ...)
+
+
+def usage_attributes(usage: Usage) -> Dict[str, Any]:
+    attrs: Dict[str, Any] = {
+        GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+        GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+    }
+    if usage.cache_read_input_tokens:
+        attrs[GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_input_tokens
+    if usage.cache_write_input_tokens:
+        attrs[GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_input_tokens
+    if usage.reasoning_output_tokens:
+        attrs[GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
+    return attrs
+
+
+def compute_cost_attributes(outcome: Outcome, *, provider: str, request_model: Optional[str],
+                            catalog: Any = None) -> Dict[str, Any]:
+    """The cost attributes for an outcome: the provider's own cost when it reported one, else local."""
+    if outcome.provider_cost is not None:
+        return {
+            sc.GEN_AI_USAGE_COST_AMOUNT: float(outcome.provider_cost),
+            sc.GEN_AI_USAGE_COST_CURRENCY: "USD",
+            sc.GEN_AI_USAGE_COST_SOURCE: sc.GenAiUsageCostSourceValues.PROVIDER,
+            sc.AI_COST_PRICING_STATUS: sc.AiCostPricingStatusValues.PROVIDER,
+        }
+    if outcome.usage is None:
+        return {sc.AI_COST_PRICING_STATUS: sc.AiCostPricingStatusValues.NO_USAGE}
+    from ..cost import cost_attributes  # imported late: the cost engine may load the catalog
+
+    kwargs: Dict[str, Any] = dict(
+        provider=provider,
+        request_model=request_model,
+        response_model=outcome.response_model,
+        service_tier=outcome.service_tier,
+    )
+    if catalog is not None:
+        kwargs["catalog"] = catalog
+    return dict(cost_attributes(outcome.usage, **kwargs) or {})
+
+
+class Operation:
+    """One instrumented GenAI call: its span, its start time and its metric attributes.
+
+    ``finish`` / ``fail`` end the span; whichever runs first wins, later calls do nothing.
+    """
+
+    def __init__(self, telemetry: Telemetry, request: LLMRequest, name: str,
+                 attributes: Mapping[str, Any], catalog: Any = None) -> None:
+        self.telemetry = telemetry
+        self.request = request
+        self.catalog = catalog
+        self.metric_attributes = {k: attributes[k] for k in _METRIC_ATTRIBUTES if attributes.get(k) is not None}
+        self._lock = threading.Lock()
+        self._ended = False
+        self.start = time.perf_counter()
+        with pending_request(request):
+            self.span = telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=dict(attributes))
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def _claim(self) -> bool:
+        with self._lock:
+            if self._ended:
+                return False
+            self._ended = True
+            return True
+
+    def finish(self, outcome: Outcome, *, error: Optional[BaseException] = None,
+               extra: Optional[Mapping[str, Any]] = None) -> None:
+        """Set the response, usage and cost attributes, record the metrics and end the span."""
+        if not self._claim():
+            return
+        span = self.span
+        duration = time.perf_counter() - self.start
+        metric_attrs = dict(self.metric_attributes)
+        cost_amount: Optional[float] = None
+        try:
+            attrs: Dict[str, Any] = {}
+            if outcome.response_model:
+                attrs[GEN_AI_RESPONSE_MODEL] = outcome.response_model
+                metric_attrs[GEN_AI_RESPONSE_MODEL] = outcome.response_model
+            if outcome.attributes:
+                attrs.update({k: v for k, v in outcome.attributes.items() if v is not None})
+            if extra:
+                attrs.update({k: v for k, v in extra.items() if v is not None})
+            if outcome.usage is not None:
+                attrs.update(usage_attributes(outcome.usage))
+                attrs[sc.AI_COST_USAGE_SOURCE] = outcome.usage_source
+            if error is None or outcome.usage is not None:
+                try:
+                    cost_attrs = compute_cost_attributes(
+                        outcome, provider=self.request.provider, request_model=self.request.model,
+                        catalog=self.catalog,
+                    )
+                except Exception as exc:  # the cost engine must never break the call
+                    log_once("cost_attributes", exc)
+                    cost_attrs = {}
+                attrs.update(cost_attrs)
+                amount = cost_attrs.get(sc.GEN_AI_USAGE_COST_AMOUNT)
+                if isinstance(amount, (int, float)):
+                    cost_amount = float(amount)
+            span.set_attributes(attrs)
+            if error is not None:
+                metric_attrs[ERROR_TYPE] = error_type(error)
+                span.set_attribute(ERROR_TYPE, error_type(error))
+                span.set_status(Status(StatusCode.ERROR, str(error)))
+                span.record_exception(error)
+        except Exception as exc:
+            log_once("Operation.finish", exc)
+        finally:
+            try:
+                span.end()
+            except Exception as exc:
+                log_once("span.end", exc)
+        self._record_metrics(duration, outcome, metric_attrs, cost_amount)
+
+    def fail(self, error: BaseException, outcome: Optional[Outcome] = None) -> None:
+        self.finish(outcome or Outcome(), error=error)
+
+    def _record_metrics(self, duration: float, outcome: Outcome, attrs: Dict[str, Any],
+                        cost_amount: Optional[float]) -> None:
+        try:
+            t = self.telemetry
+            t.duration.record(duration, attributes=attrs)
+            if outcome.usage is not None:
+                token_attrs = {k: v for k, v in attrs.items() if k != ERROR_TYPE}
+                t.token_usage.record(outcome.usage.input_tokens, attributes={**token_attrs, GEN_AI_TOKEN_TYPE: "input"})
+                t.token_usage.record(outcome.usage.output_tokens, attributes={**token_attrs, GEN_AI_TOKEN_TYPE: "output"})
+            if cost_amount is not None:
+                cost_attrs = {k: v for k, v in attrs.items() if k != ERROR_TYPE}
+                cost_attrs[sc.GEN_AI_USAGE_COST_CURRENCY] = "USD"
+                t.cost.add(cost_amount, attributes=cost_attrs)
+        except Exception as exc:
+            log_once("record_metrics", exc)
+
+
+def safe(site: str, fn: Callable[..., Any], *args: Any, default: Any = None, **kwargs: Any) -> Any:
+    """Call ``fn``; on any error log once for ``site`` and return ``default``."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        log_once(site, exc)
+        return default
+
+
+class StreamState:
+    """What a stream proxy accumulates while the user reads: everything needed to end the span.
+
+    Subclasses implement ``observe(item) -> bool`` (True hides the item from the caller) and
+    ``outcome()``. Kept apart from the proxy so a ``weakref.finalize`` on the proxy can end the span
+    without keeping the proxy alive.
+    """
+
+    def __init__(self, operation: Operation) -> None:
+        self.operation = operation
+        self.first_chunk_at: Optional[float] = None
+
+    def observe(self, item: Any) -> bool:  # pragma: no cover - overridden
+        return False
+
+    def outcome(self) -> Outcome:  # pragma: no cover - overridden
+        return Outcome()
+
+    def _observe_safely(self, item: Any) -> bool:
+        if self.first_chunk_at is None:
+            self.first_chunk_at = time.perf_counter()
+        try:
+            return bool(self.observe(item))
+        except Exception as exc:
+            log_once(f"{type(self).__name__}.observe", exc)
+            return False
+
+    def _extra(self) -> Dict[str, Any]:
+        if self.first_chunk_at is None:
+            return {}
+        return {GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: self.first_chunk_at - self.operation.start}
+
+    def end(self, error: Optional[BaseException] = None) -> None:
+        if self.operation.ended:
+            return
+        try:
+            outcome = self.outcome()
+        except Exception as exc:
+            log_once(f"{type(self).__name__}.outcome", exc)
+            outcome = Outcome()
+        self.operation.finish(outcome, error=error, extra=self._extra())
+
+
+def _end_abandoned(state: StreamState) -> None:
+    try:
+        state.end()
+    except Exception as exc:  # runs from the garbage collector: never raise
+        log_once("stream finalizer", exc)
+
+
+class StreamProxy(wrapt.ObjectProxy):
+    """Transparent proxy over an SDK ``Stream``: ends the span exactly once.
+
+    Ends on exhaustion, ``close()`` / context exit, an exception while iterating (with
+    ``error.type``), and garbage collection of an abandoned stream.
+    """
+
+    def __init__(self, wrapped: Any, state: StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        self._self_finalizer = weakref.finalize(self, _end_abandoned, state)
+
+    def _self_end(self, error: Optional[BaseException] = None) -> None:
+        self._self_finalizer.detach()
+        self._self_state.end(error)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        while True:
+            try:
+                item = self.__wrapped__.__next__()
+            except StopIteration:
+                self._self_end()
+                raise
+            except Exception as exc:
+                self._self_end(exc)
+                raise
+            if not self._self_state._observe_safely(item):
+                return item
+
+    def __enter__(self):
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_end()
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_end()
+
+
+class AsyncStreamProxy(wrapt.ObjectProxy):
+    """The ``AsyncStream`` counterpart of ``StreamProxy``."""
+
+    def __init__(self, wrapped: Any, state: StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        self._self_finalizer = weakref.finalize(self, _end_abandoned, state)
+
+    def _self_end(self, error: Optional[BaseException] = None) -> None:
+        self._self_finalizer.detach()
+        self._self_state.end(error)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        while True:
+            try:
+                item = await self.__wrapped__.__anext__()
+            except StopAsyncIteration:
+                self._self_end()
+                raise
+            except Exception as exc:
+                self._self_end(exc)
+                raise
+            if not self._self_state._observe_safely(item):
+                return item
+
+    async def __aenter__(self):
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb):
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_end()
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_end()
+
+
+def end_stream_proxy(obj: Any) -> None:
+    """End the span of a stream proxy, if ``obj`` is one (used by SDK helpers that bypass ``close``)."""
+    if isinstance(obj, (StreamProxy, AsyncStreamProxy)):
+        obj._self_end()

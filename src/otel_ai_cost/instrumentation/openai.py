@@ -1,0 +1,903 @@
+"""OpenTelemetry instrumentor for the ``openai`` SDK: chat completions, Responses API, embeddings
+and legacy completions.
+
+Every call becomes a GenAI span carrying the token usage and its cost in USD. OpenAI-compatible
+endpoints (Azure OpenAI, OpenRouter, Groq, Together, DeepSeek, xAI, Mistral, Gemini) are
+recognised from the client's base URL.
+
+``with_raw_response``: the SDK calls the same ``create`` with a header asking for the raw
+response, so the wrapper receives a ``LegacyAPIResponse``. For a non-streaming call its body is
+already read: the wrapper calls ``parse()`` once, which the SDK caches per type, so the user's own
+``parse()`` returns the very same object (no second parse). For a streaming call the response is
+returned behind a transparent proxy whose ``parse()`` returns the stream proxy.
+``with_streaming_response`` (body not read yet) gets the same proxy, and the usage is read when
+the user calls ``parse()``; a response closed or dropped unparsed ends its span without usage.
+
+Message content is never recorded: this instrumentor does not implement content capture.
+"""
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Iterator as _IteratorABC
+from typing import Any, Collection, Dict, Mapping, Optional, Tuple
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
+
+from .. import _semconv as sc
+from .._request import LLMRequest, TokenCount
+from ..cost import Usage
+from ..errors import ConfigError
+from . import _common as c
+from ._common import Operation, Outcome, StreamState, Telemetry, log_once, safe
+
+_INSTRUMENTS = ("openai >= 1.40.0, < 4",)
+
+INCLUDE_USAGE_ENV = "OTEL_AI_COST_OPENAI_INCLUDE_USAGE"
+
+OPENAI_API_TYPE = "openai.api.type"
+OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
+OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
+OPENAI_RESPONSE_SYSTEM_FINGERPRINT = "openai.response.system_fingerprint"
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT = "gen_ai.embeddings.dimension.count"
+
+# (module, attribute path) of every method wrapped. Missing ones (older SDKs) are skipped.
+_CHAT = [
+    ("openai.resources.chat.completions", "Completions.create", "chat", False),
+    ("openai.resources.chat.completions", "AsyncCompletions.create", "chat", True),
+]
+_RESPONSES = [
+    ("openai.resources.responses", "Responses.create", "responses", False),
+    ("openai.resources.responses", "AsyncResponses.create", "responses", True),
+]
+_COMPLETIONS = [
+    ("openai.resources.completions", "Completions.create", "completions", False),
+    ("openai.resources.completions", "AsyncCompletions.create", "completions", True),
+]
+_EMBEDDINGS = [
+    ("openai.resources.embeddings", "Embeddings.create", "embeddings", False),
+    ("openai.resources.embeddings", "AsyncEmbeddings.create", "embeddings", True),
+]
+# SDK stream helpers whose close() closes the HTTP response directly, bypassing our proxy.
+_HELPER_CLOSES = [
+    ("openai.lib.streaming.chat._completions", "ChatCompletionStream.close", False),
+    ("openai.lib.streaming.chat._completions", "AsyncChatCompletionStream.close", True),
+    ("openai.lib.streaming.responses._responses", "ResponseStream.close", False),
+    ("openai.lib.streaming.responses._responses", "AsyncResponseStream.close", True),
+]
+
+_PROVIDER_BY_HOST = {
+    "api.openai.com": "openai",
+    "openrouter.ai": "openrouter",
+    "api.groq.com": "groq",
+    "api.together.xyz": "together_ai",
+    "api.deepseek.com": "deepseek",
+    "api.x.ai": "x_ai",
+    "api.mistral.ai": "mistral_ai",
+    "generativelanguage.googleapis.com": "gcp.gemini",
+}
+
+
+def include_usage_from_env() -> bool:
+    """``OTEL_AI_COST_OPENAI_INCLUDE_USAGE``: true (default) or false."""
+    raw = os.environ.get(INCLUDE_USAGE_ENV)
+    if raw is None or raw.strip() == "":
+        return True
+    value = raw.strip().lower()
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    raise ConfigError(f"{INCLUDE_USAGE_ENV}={raw!r} is not valid: set it to 'true' or 'false'.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Small pure helpers
+
+
+def _given(value: Any) -> bool:
+    if value is None:
+        return False
+    name = type(value).__name__
+    return name not in ("NotGiven", "Omit")
+
+
+def _get(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def _int(value: Any) -> Optional[int]:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def _num(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _str(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+def provider_from_client(client: Any) -> str:
+    """``gen_ai.provider.name`` for an OpenAI client, from its class and base URL."""
+    if type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI"):
+        return "azure.ai.openai"
+    host = _host_port(client)[0] or ""
+    return provider_from_host(host)
+
+
+def provider_from_host(host: str) -> str:
+    host = host.lower()
+    if host in _PROVIDER_BY_HOST:
+        return _PROVIDER_BY_HOST[host]
+    if host.endswith(".openai.azure.com") or host.endswith(".cognitiveservices.azure.com"):
+        return "azure.ai.openai"
+    return "openai"
+
+
+def _host_port(client: Any) -> Tuple[Optional[str], Optional[int]]:
+    url = _get(client, "base_url")
+    host = _str(_get(url, "host"))
+    if not host:
+        return None, None
+    port = _int(_get(url, "port"))
+    if port is None:
+        port = 443 if _get(url, "scheme") == "https" else 80
+    return host, port
+
+
+# Azure OpenAI accepts ``stream_options`` from this API version on; older versions answer 400.
+_AZURE_STREAM_OPTIONS_SINCE = "2024-09-01"
+# Providers known to reject unknown request fields, so no ``stream_options`` is added for them.
+_NO_STREAM_OPTIONS = {"mistral_ai"}
+
+
+def may_add_stream_options(provider: str, client: Any, kwargs: Mapping[str, Any]) -> bool:
+    """Whether ``stream_options.include_usage`` can be added without changing what the API accepts."""
+    if provider in _NO_STREAM_OPTIONS:
+        return False
+    extra_body = kwargs.get("extra_body")
+    if isinstance(extra_body, Mapping) and "stream_options" in extra_body:
+        return False  # the caller set it their own way
+    if provider == "azure.ai.openai":
+        version = _str(_get(client, "_api_version"))
+        if version is None:
+            query = _get(client, "default_query") or _get(client, "_custom_query")
+            version = _str(_get(query, "api-version"))
+        return version is not None and version[:10] >= _AZURE_STREAM_OPTIONS_SINCE
+    return True
+
+
+def _add_include_usage(call_kwargs: Dict[str, Any]) -> bool:
+    """Ask for the final usage chunk unless the caller decided; True when we added it."""
+    options = call_kwargs.get("stream_options")
+    options = options if _given(options) and isinstance(options, Mapping) else {}
+    if "include_usage" in options:
+        return False
+    call_kwargs["stream_options"] = {**options, "include_usage": True}
+    return True
+
+
+def _output_type_from_format(fmt: Any) -> Optional[str]:
+    kind = _get(fmt, "type") if fmt is not None else None
+    if kind in ("json_object", "json_schema"):
+        return "json"
+    if kind == "text":
+        return "text"
+    return None
+
+
+def _materialize(kwargs: Dict[str, Any], key: str) -> None:
+    """Turn a one-shot iterator argument into a list so the lazy estimate cannot consume it."""
+    value = kwargs.get(key)
+    if isinstance(value, _IteratorABC):
+        kwargs[key] = list(value)
+
+
+def _request_attributes(operation: str, api_type: Optional[str], provider: str, model: Any,
+                        client: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+    attrs: Dict[str, Any] = {
+        c.GEN_AI_OPERATION_NAME: operation,
+        c.GEN_AI_PROVIDER_NAME: provider,
+    }
+    if api_type:
+        attrs[OPENAI_API_TYPE] = api_type
+    if isinstance(model, str):
+        attrs[c.GEN_AI_REQUEST_MODEL] = model
+    host, port = _host_port(client)
+    if host:
+        attrs[c.SERVER_ADDRESS] = host
+        attrs[c.SERVER_PORT] = port
+    return attrs
+
+
+def _max_tokens(kwargs: Mapping[str, Any], *names: str) -> Optional[int]:
+    for name in names:
+        value = kwargs.get(name)
+        if _given(value) and _int(value) is not None:
+            return value
+    return None
+
+
+def _common_sampling_attributes(kwargs: Mapping[str, Any], attrs: Dict[str, Any]) -> None:
+    for key, attr in (("temperature", c.GEN_AI_REQUEST_TEMPERATURE), ("top_p", c.GEN_AI_REQUEST_TOP_P),
+                      ("frequency_penalty", c.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+                      ("presence_penalty", c.GEN_AI_REQUEST_PRESENCE_PENALTY)):
+        value = _num(kwargs.get(key))
+        if value is not None:
+            attrs[attr] = value
+    tier = kwargs.get("service_tier")
+    if isinstance(tier, str) and tier != "auto":
+        attrs[OPENAI_REQUEST_SERVICE_TIER] = tier
+
+
+def chat_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+    attrs = _request_attributes("chat", "chat_completions", provider, kwargs.get("model"), client, kwargs)
+    max_tokens = _max_tokens(kwargs, "max_completion_tokens", "max_tokens")
+    if max_tokens is not None:
+        attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    _common_sampling_attributes(kwargs, attrs)
+    stop = kwargs.get("stop")
+    if isinstance(stop, str):
+        attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
+    elif _given(stop) and isinstance(stop, (list, tuple)):
+        attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
+    seed = _int(kwargs.get("seed"))
+    if seed is not None:
+        attrs[c.GEN_AI_REQUEST_SEED] = seed
+    n = _int(kwargs.get("n"))
+    if n is not None and n != 1:
+        attrs[c.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    output_type = _output_type_from_format(kwargs.get("response_format")) if _given(kwargs.get("response_format")) else None
+    if output_type:
+        attrs[c.GEN_AI_OUTPUT_TYPE] = output_type
+    if kwargs.get("stream") is True:
+        attrs[c.GEN_AI_REQUEST_STREAM] = True
+    return attrs
+
+
+def completions_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+    """Legacy ``completions.create``: the chat attributes, operation ``text_completion``."""
+    attrs = chat_request_attributes(provider, client, kwargs)
+    attrs[c.GEN_AI_OPERATION_NAME] = "text_completion"
+    attrs.pop(OPENAI_API_TYPE, None)
+    return attrs
+
+
+def responses_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+    attrs = _request_attributes("chat", "responses", provider, kwargs.get("model"), client, kwargs)
+    max_tokens = _max_tokens(kwargs, "max_output_tokens")
+    if max_tokens is not None:
+        attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    _common_sampling_attributes(kwargs, attrs)
+    text = kwargs.get("text")
+    if _given(text):
+        output_type = _output_type_from_format(_get(text, "format"))
+        if output_type:
+            attrs[c.GEN_AI_OUTPUT_TYPE] = output_type
+    if kwargs.get("stream") is True:
+        attrs[c.GEN_AI_REQUEST_STREAM] = True
+    return attrs
+
+
+def embeddings_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+    attrs = _request_attributes("embeddings", None, provider, kwargs.get("model"), client, kwargs)
+    fmt = kwargs.get("encoding_format")
+    if isinstance(fmt, str):
+        attrs[c.GEN_AI_REQUEST_ENCODING_FORMATS] = [fmt]
+    dims = _int(kwargs.get("dimensions"))
+    if dims is not None:
+        attrs[GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dims
+    return attrs
+
+
+# ---------------------------------------------------------------------------------------------
+# Usage and response attributes
+
+
+def chat_usage(usage: Any) -> Optional[Usage]:
+    """Usage from a chat completion (or completions / embeddings) ``usage`` object."""
+    prompt = _int(_get(usage, "prompt_tokens"))
+    completion = _int(_get(usage, "completion_tokens"))
+    if prompt is None and completion is None:
+        return None
+    prompt_details = _get(usage, "prompt_tokens_details")
+    completion_details = _get(usage, "completion_tokens_details")
+    return Usage(
+        input_tokens=prompt or 0,
+        output_tokens=completion or 0,
+        cache_read_input_tokens=_int(_get(prompt_details, "cached_tokens")) or 0,
+        reasoning_output_tokens=_int(_get(completion_details, "reasoning_tokens")) or 0,
+        audio_input_tokens=_int(_get(prompt_details, "audio_tokens")) or 0,
+        audio_output_tokens=_int(_get(completion_details, "audio_tokens")) or 0,
+    )
+
+
+def responses_usage(usage: Any) -> Optional[Usage]:
+    """Usage from a Responses API ``usage`` object."""
+    inp = _int(_get(usage, "input_tokens"))
+    out = _int(_get(usage, "output_tokens"))
+    if inp is None and out is None:
+        return None
+    return Usage(
+        input_tokens=inp or 0,
+        output_tokens=out or 0,
+        cache_read_input_tokens=_int(_get(_get(usage, "input_tokens_details"), "cached_tokens")) or 0,
+        reasoning_output_tokens=_int(_get(_get(usage, "output_tokens_details"), "reasoning_tokens")) or 0,
+    )
+
+
+def provider_cost(usage: Any) -> Optional[float]:
+    """The cost a gateway reported in the usage (OpenRouter's ``usage.cost``, USD)."""
+    return _num(_get(usage, "cost"))
+
+
+def chat_outcome(completion: Any) -> Outcome:
+    attrs: Dict[str, Any] = {}
+    attrs[c.GEN_AI_RESPONSE_ID] = _str(_get(completion, "id"))
+    choices = _get(completion, "choices")
+    if isinstance(choices, (list, tuple)):
+        reasons = [r if isinstance(r, str) else "error" for r in (_get(ch, "finish_reason") for ch in choices)]
+        if reasons:
+            attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    tier = _str(_get(completion, "service_tier"))
+    attrs[OPENAI_RESPONSE_SERVICE_TIER] = tier
+    attrs[OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = _str(_get(completion, "system_fingerprint"))
+    usage_obj = _get(completion, "usage")
+    return Outcome(
+        usage=chat_usage(usage_obj),
+        response_model=_str(_get(completion, "model")),
+        service_tier=tier,
+        provider_cost=provider_cost(usage_obj),
+        attributes=attrs,
+    )
+
+
+def responses_outcome(response: Any) -> Outcome:
+    attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: _str(_get(response, "id"))}
+    status = _str(_get(response, "status"))
+    if status == "incomplete":
+        reason = _str(_get(_get(response, "incomplete_details"), "reason"))
+        attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [reason or status]
+    elif status:
+        attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [status]
+    tier = _str(_get(response, "service_tier"))
+    attrs[OPENAI_RESPONSE_SERVICE_TIER] = tier
+    usage_obj = _get(response, "usage")
+    return Outcome(
+        usage=responses_usage(usage_obj),
+        response_model=_str(_get(response, "model")),
+        service_tier=tier,
+        provider_cost=provider_cost(usage_obj),
+        attributes=attrs,
+    )
+
+
+def embeddings_outcome(response: Any) -> Outcome:
+    usage_obj = _get(response, "usage")
+    prompt = _int(_get(usage_obj, "prompt_tokens"))
+    usage = Usage(input_tokens=prompt, output_tokens=0) if prompt is not None else None
+    return Outcome(
+        usage=usage,
+        response_model=_str(_get(response, "model")),
+        provider_cost=provider_cost(usage_obj),
+    )
+
+
+_OUTCOMES = {
+    "chat": chat_outcome,
+    "completions": chat_outcome,
+    "responses": responses_outcome,
+    "embeddings": embeddings_outcome,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Streams
+
+
+def _count_text(text: str, model: Optional[str]) -> int:
+    from ..tokens import count_text
+
+    return int(count_text(text, model or "").tokens)
+
+
+class _FallbackCounter:
+    """Running output-token count of the text deltas, used only when the stream carries no usage."""
+
+    def __init__(self, model: Optional[str]) -> None:
+        self.model = model
+        self.tokens = 0
+        self.failed = False
+
+    def add(self, text: Any) -> None:
+        if self.failed or not isinstance(text, str) or not text:
+            return
+        try:
+            self.tokens += _count_text(text, self.model)
+        except Exception as exc:
+            self.failed = True
+            log_once("stream token counting", exc)
+
+
+def _estimated_usage(request: LLMRequest, counter: _FallbackCounter) -> Optional[Usage]:
+    input_tokens = 0
+    estimated = _int(_get(request.estimate, "input_tokens"))  # already counted by the processor
+    if estimated is not None:
+        input_tokens = estimated
+    elif request.estimate_input is not None:
+        try:
+            input_tokens = int(request.estimate_input().tokens)
+        except Exception as exc:
+            log_once("stream input estimate", exc)
+    if counter.failed and not input_tokens:
+        return None
+    return Usage(input_tokens=input_tokens, output_tokens=counter.tokens)
+
+
+class ChatStreamState(StreamState):
+    """Reads ids, finish reasons and usage from chat completion chunks as the user consumes them."""
+
+    def __init__(self, operation: Operation, hide_usage_chunk: bool) -> None:
+        super().__init__(operation)
+        self.hide_usage_chunk = hide_usage_chunk
+        self.response_id: Optional[str] = None
+        self.model: Optional[str] = None
+        self.service_tier: Optional[str] = None
+        self.fingerprint: Optional[str] = None
+        self.finish_reasons: Dict[int, str] = {}
+        self.usage_obj: Any = None
+        self.counter = _FallbackCounter(operation.request.model)
+
+    def observe(self, chunk: Any) -> bool:
+        self.response_id = self.response_id or _str(_get(chunk, "id"))
+        self.model = self.model or _str(_get(chunk, "model"))
+        self.service_tier = _str(_get(chunk, "service_tier")) or self.service_tier
+        self.fingerprint = _str(_get(chunk, "system_fingerprint")) or self.fingerprint
+        choices = _get(chunk, "choices")
+        usage = _get(chunk, "usage")
+        usage_ok = usage is not None and chat_usage(usage) is not None
+        if usage_ok:
+            self.usage_obj = usage
+        if isinstance(choices, (list, tuple)):
+            for choice in choices:
+                index = _int(_get(choice, "index")) or 0
+                reason = _get(choice, "finish_reason")
+                if isinstance(reason, str):
+                    self.finish_reasons[index] = reason
+                else:
+                    self.finish_reasons.setdefault(index, "error")
+                if self.usage_obj is None:
+                    delta = _get(choice, "delta")
+                    self.counter.add(_get(delta, "content"))
+                    self.counter.add(_get(delta, "refusal"))
+                    self.counter.add(_get(choice, "text"))  # legacy completions
+                    for call in _get(delta, "tool_calls") or ():
+                        function = _get(call, "function")
+                        self.counter.add(_get(function, "name"))
+                        self.counter.add(_get(function, "arguments"))
+            # Only the usage chunk we asked for on the caller's behalf is hidden, and only if it is one.
+            return self.hide_usage_chunk and len(choices) == 0 and usage_ok
+        return False
+
+    def outcome(self) -> Outcome:
+        attrs: Dict[str, Any] = {
+            c.GEN_AI_RESPONSE_ID: self.response_id,
+            OPENAI_RESPONSE_SERVICE_TIER: self.service_tier,
+            OPENAI_RESPONSE_SYSTEM_FINGERPRINT: self.fingerprint,
+        }
+        if self.finish_reasons:
+            attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
+        usage = chat_usage(self.usage_obj) if self.usage_obj is not None else None
+        source = sc.AiCostUsageSourceValues.PROVIDER
+        if usage is None:
+            usage = _estimated_usage(self.operation.request, self.counter)
+            source = sc.AiCostUsageSourceValues.ESTIMATED
+        return Outcome(usage=usage, usage_source=source, response_model=self.model,
+                       service_tier=self.service_tier, provider_cost=provider_cost(self.usage_obj),
+                       attributes=attrs)
+
+
+_RESPONSE_FINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+
+
+class ResponsesStreamState(StreamState):
+    """Reads the final response (with usage) from Responses API stream events."""
+
+    def __init__(self, operation: Operation) -> None:
+        super().__init__(operation)
+        self.response: Any = None
+        self.final: Any = None
+        self.counter = _FallbackCounter(operation.request.model)
+
+    def observe(self, event: Any) -> bool:
+        kind = _get(event, "type")
+        response = _get(event, "response")
+        if response is not None:
+            if kind in _RESPONSE_FINAL_EVENTS:
+                self.final = response
+            elif self.response is None:
+                self.response = response
+        elif kind in ("response.output_text.delta", "response.refusal.delta",
+                      "response.function_call_arguments.delta"):
+            self.counter.add(_get(event, "delta"))
+        return False
+
+    def outcome(self) -> Outcome:
+        final = self.final if self.final is not None else self.response
+        outcome = responses_outcome(final) if final is not None else Outcome()
+        if self.final is None or outcome.usage is None:
+            outcome.usage = _estimated_usage(self.operation.request, self.counter)
+            outcome.usage_source = sc.AiCostUsageSourceValues.ESTIMATED
+        return outcome
+
+
+def _stream_types():
+    from openai import AsyncStream, Stream
+
+    return Stream, AsyncStream
+
+
+def _wrap_stream(stream: Any, state: StreamState) -> Any:
+    Stream, AsyncStream = _stream_types()
+    if isinstance(stream, AsyncStream):
+        return c.AsyncStreamProxy(stream, state)
+    if isinstance(stream, Stream):
+        return c.StreamProxy(stream, state)
+    return None
+
+
+class _RawResponseProxy(wrapt.ObjectProxy):
+    """Proxy over a raw SDK response whose ``parse()`` result carries the span's usage."""
+
+    def __init__(self, wrapped: Any, call: "_Call", stream: Any = None) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+        self._self_stream = stream
+        # The body may never be parsed: end the span if the user drops the response unparsed.
+        self._self_finalizer = None if stream is not None else weakref.finalize(self, call.finish_without_response)
+
+    def _self_handle(self, parsed: Any) -> Any:
+        call = self._self_call
+        if call.is_stream:
+            if self._self_stream is None:
+                self._self_stream = safe("raw stream", call.wrap_stream, parsed)
+                if self._self_finalizer is not None:
+                    self._self_finalizer.detach()  # the stream proxy now owns the span
+            return self._self_stream if self._self_stream is not None else parsed
+        safe("raw response", call.finish_with, parsed)
+        return parsed
+
+    def _self_closed(self) -> None:
+        if self._self_stream is not None:
+            safe("raw stream close", c.end_stream_proxy, self._self_stream)
+        else:
+            self._self_call.finish_without_response()
+
+
+class _SyncRawResponseProxy(_RawResponseProxy):
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            parsed = self.__wrapped__.parse(*args, **kwargs)
+        except Exception as exc:
+            self._self_call.operation.fail(exc)
+            raise
+        if args or kwargs.get("to") is not None:
+            return parsed
+        return self._self_handle(parsed)
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_closed()
+
+
+class _AsyncRawResponseProxy(_RawResponseProxy):
+    async def parse(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            parsed = await self.__wrapped__.parse(*args, **kwargs)
+        except Exception as exc:
+            self._self_call.operation.fail(exc)
+            raise
+        if args or kwargs.get("to") is not None:
+            return parsed
+        return self._self_handle(parsed)
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_closed()
+
+
+# ---------------------------------------------------------------------------------------------
+# One call
+
+
+class _Call:
+    """The instrumented state of one SDK call, between request and response."""
+
+    def __init__(self, operation: Operation, kind: str, is_stream: bool, hide_usage_chunk: bool) -> None:
+        self.operation = operation
+        self.kind = kind
+        self.is_stream = is_stream
+        self.hide_usage_chunk = hide_usage_chunk
+
+    def finish_with(self, response: Any) -> None:
+        try:
+            outcome = _OUTCOMES[self.kind](response)
+        except Exception as exc:
+            log_once(f"{self.kind} response", exc)
+            outcome = Outcome()
+        self.operation.finish(outcome)
+
+    def finish_without_response(self) -> None:
+        self.operation.finish(Outcome())
+
+    def wrap_stream(self, stream: Any) -> Any:
+        if self.kind == "responses":
+            state: StreamState = ResponsesStreamState(self.operation)
+        else:
+            state = ChatStreamState(self.operation, self.hide_usage_chunk)
+        proxy = _wrap_stream(stream, state)
+        if proxy is None:
+            self.finish_without_response()
+            return stream
+        return proxy
+
+    def handle_result(self, result: Any) -> Any:
+        """The object handed back to the user for the SDK's ``result``: itself, or a proxy."""
+        from openai._legacy_response import LegacyAPIResponse
+
+        try:
+            from openai._response import AsyncAPIResponse, BaseAPIResponse
+        except ImportError:  # pragma: no cover - very old SDKs
+            AsyncAPIResponse = BaseAPIResponse = ()  # type: ignore
+
+        if isinstance(result, LegacyAPIResponse):
+            if self.is_stream:
+                return _SyncRawResponseProxy(result, self, stream=self.wrap_stream(result.parse()))
+            # The SDK caches parse() per type: the user's parse() gets this same object back.
+            self.finish_with(result.parse())
+            return result
+        if BaseAPIResponse and isinstance(result, BaseAPIResponse):
+            cls = _AsyncRawResponseProxy if isinstance(result, AsyncAPIResponse) else _SyncRawResponseProxy
+            return cls(result, self)
+        if self.is_stream:
+            return self.wrap_stream(result)
+        self.finish_with(result)
+        return result
+
+
+class _Config:
+    def __init__(self, telemetry: Telemetry, include_stream_usage: bool, catalog: Any) -> None:
+        self.telemetry = telemetry
+        self.include_stream_usage = include_stream_usage
+        self.catalog = catalog
+
+
+def _lazy_estimate(kind: str, kwargs: Mapping[str, Any]):
+    model = kwargs.get("model") if isinstance(kwargs.get("model"), str) else ""
+
+    def tools() -> Any:
+        value = kwargs.get("tools")
+        return value if _given(value) else None
+
+    if kind == "chat":
+        def estimate() -> TokenCount:
+            from ..tokens import estimate_chat_input
+
+            return estimate_chat_input(model, kwargs.get("messages") or [], tools())
+    elif kind == "responses":
+        def estimate() -> TokenCount:
+            from ..tokens import estimate_responses_input
+
+            instructions = kwargs.get("instructions")
+            return estimate_responses_input(
+                model, kwargs.get("input") if _given(kwargs.get("input")) else "",
+                instructions if _given(instructions) else None, tools(),
+            )
+    elif kind == "completions":
+        def estimate() -> TokenCount:
+            from ..tokens import count_text
+
+            prompt = kwargs.get("prompt")
+            texts = [prompt] if isinstance(prompt, str) else [p for p in (prompt or []) if isinstance(p, str)]
+            return TokenCount(sum(count_text(t, model).tokens for t in texts),
+                              count_text(texts[0] if texts else "", model).method)
+    else:
+        def estimate() -> TokenCount:
+            from ..tokens import estimate_embedding_input
+
+            return estimate_embedding_input(model, kwargs.get("input"))
+    return estimate
+
+
+def _prepare(config: _Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+    """Build the request attributes and the LLMRequest, adjust the kwargs, and start the span."""
+    client = _get(instance, "_client")
+    provider = provider_from_client(client)
+    call_kwargs = dict(kwargs)
+    is_stream = call_kwargs.get("stream") is True and kind != "embeddings"
+    hide_usage_chunk = False
+    if kind == "chat":
+        _materialize(call_kwargs, "messages")
+        if is_stream and config.include_stream_usage and may_add_stream_options(provider, client, call_kwargs):
+            hide_usage_chunk = _add_include_usage(call_kwargs)
+        attrs = chat_request_attributes(provider, client, call_kwargs)
+        max_out = _max_tokens(call_kwargs, "max_completion_tokens", "max_tokens")
+        operation = "chat"
+    elif kind == "completions":
+        if is_stream and config.include_stream_usage and may_add_stream_options(provider, client, call_kwargs):
+            hide_usage_chunk = _add_include_usage(call_kwargs)
+        attrs = completions_request_attributes(provider, client, call_kwargs)
+        max_out = _max_tokens(call_kwargs, "max_tokens")
+        operation = "text_completion"
+    elif kind == "responses":
+        _materialize(call_kwargs, "input")
+        attrs = responses_request_attributes(provider, client, call_kwargs)
+        max_out = _max_tokens(call_kwargs, "max_output_tokens")
+        operation = "chat"
+    else:
+        _materialize(call_kwargs, "input")
+        attrs = embeddings_request_attributes(provider, client, call_kwargs)
+        max_out = None
+        operation = "embeddings"
+    model = attrs.get(c.GEN_AI_REQUEST_MODEL)
+    tier = call_kwargs.get("service_tier")
+    request = LLMRequest(
+        provider=provider,
+        operation=operation,
+        model=model,
+        max_output_tokens=max_out,
+        service_tier=tier if isinstance(tier, str) else None,
+        estimate_input=_lazy_estimate(kind, call_kwargs),
+    )
+    name = f"{operation} {model}" if model else operation
+    op = Operation(config.telemetry, request, name, attrs, catalog=config.catalog)
+    return _Call(op, kind, is_stream, hide_usage_chunk), call_kwargs
+
+
+def _sync_wrapper(config: _Config, kind: str):
+    def wrapper(wrapped, instance, args, kwargs):
+        prepared = safe(f"{kind} request", _prepare, config, kind, instance, kwargs)
+        if prepared is None:
+            return wrapped(*args, **kwargs)
+        call, call_kwargs = prepared
+        try:
+            result = wrapped(*args, **call_kwargs)
+        except Exception as exc:
+            call.operation.fail(exc)
+            raise
+        try:
+            return call.handle_result(result)
+        except Exception as exc:
+            log_once(f"{kind} result", exc)
+            call.finish_without_response()
+            return result
+
+    return wrapper
+
+
+def _async_wrapper(config: _Config, kind: str):
+    async def wrapper(wrapped, instance, args, kwargs):
+        prepared = safe(f"{kind} request", _prepare, config, kind, instance, kwargs)
+        if prepared is None:
+            return await wrapped(*args, **kwargs)
+        call, call_kwargs = prepared
+        try:
+            result = await wrapped(*args, **call_kwargs)
+        except Exception as exc:
+            call.operation.fail(exc)
+            raise
+        try:
+            return call.handle_result(result)
+        except Exception as exc:
+            log_once(f"{kind} result", exc)
+            call.finish_without_response()
+            return result
+
+    return wrapper
+
+
+def _helper_close_wrapper(is_async: bool):
+    """End our span when an SDK stream helper closes the HTTP response behind our proxy's back."""
+    if is_async:
+        async def async_wrapper(wrapped, instance, args, kwargs):
+            try:
+                return await wrapped(*args, **kwargs)
+            finally:
+                safe("helper close", c.end_stream_proxy, _get(instance, "_raw_stream"))
+
+        return async_wrapper
+
+    def wrapper(wrapped, instance, args, kwargs):
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            safe("helper close", c.end_stream_proxy, _get(instance, "_raw_stream"))
+
+    return wrapper
+
+
+def _resolve(module: str, path: str) -> bool:
+    import importlib
+
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        return True
+    except (ImportError, AttributeError):
+        return False
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("otel-ai-cost")
+    except Exception:
+        return "0.0.0"
+
+
+class OpenAIInstrumentor(BaseInstrumentor):
+    """Instruments the ``openai`` SDK (sync and async; create, streams, ``.stream()`` helpers,
+    ``with_raw_response``) for chat completions, the Responses API and embeddings.
+
+    ``instrument()`` keyword arguments: ``tracer_provider``, ``meter_provider``,
+    ``include_stream_usage`` (default from ``OTEL_AI_COST_OPENAI_INCLUDE_USAGE``, true) and
+    ``catalog`` (a pricing catalog; default: the packaged one).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wrapped: list = []
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _INSTRUMENTS
+
+    def _instrument(self, **kwargs: Any) -> None:
+        include = kwargs.get("include_stream_usage")
+        if include is None:
+            include = include_usage_from_env()
+        telemetry = Telemetry("otel_ai_cost.instrumentation.openai", _version(),
+                              kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        config = _Config(telemetry, bool(include), kwargs.get("catalog"))
+        self._wrapped = []
+        for module, path, kind, is_async in _CHAT + _RESPONSES + _COMPLETIONS + _EMBEDDINGS:
+            if not _resolve(module, path):
+                continue
+            factory = _async_wrapper if is_async else _sync_wrapper
+            wrapt.wrap_function_wrapper(module, path, factory(config, kind))
+            self._wrapped.append((module, path))
+        for module, path, is_async in _HELPER_CLOSES:
+            if not _resolve(module, path):
+                continue
+            wrapt.wrap_function_wrapper(module, path, _helper_close_wrapper(is_async))
+            self._wrapped.append((module, path))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import importlib
+
+        for module, path in self._wrapped:
+            owner: Any = importlib.import_module(module)
+            *parents, method = path.split(".")
+            for part in parents:
+                owner = getattr(owner, part)
+            unwrap(owner, method)
+        self._wrapped = []

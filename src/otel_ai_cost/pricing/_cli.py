@@ -1,0 +1,142 @@
+"""``otel-ai-cost prices ...``: look up, list, validate and import price files."""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from typing import Any, List, Optional, TextIO
+
+from ..errors import CatalogError, ConfigError
+from ._catalog import Catalog, default_catalog, dump_document, model_to_dict, read_catalog_file
+from ._litellm import import_litellm
+from ._model import PRICE_FIELDS, ModelPrice, PriceSet
+
+
+def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
+    """Add the ``prices`` command to the CLI's subparsers."""
+    prices = subparsers.add_parser("prices", help="look up, list, validate and import model prices")
+    sub = prices.add_subparsers(dest="prices_command", metavar="{show,list,validate,import}")
+    sub.required = True
+
+    show = sub.add_parser("show", help="show the price entry a model name resolves to")
+    show.add_argument("model")
+    show.add_argument("--provider", help="gen_ai.provider.name value, e.g. openai, aws.bedrock")
+    show.set_defaults(func=_show)
+
+    listing = sub.add_parser("list", help="list the models in the catalog")
+    listing.add_argument("--provider")
+    listing.add_argument("--json", action="store_true", help="print the entries in catalog JSON format")
+    listing.set_defaults(func=_list)
+
+    validate = sub.add_parser("validate", help="check a pricing file (our format)")
+    validate.add_argument("file")
+    validate.set_defaults(func=_validate)
+
+    imp = sub.add_parser("import", help="convert a LiteLLM price file to our format")
+    imp.add_argument("file")
+    imp.add_argument("-o", "--output", help="write the catalog here (default: standard output)")
+    imp.add_argument("--source", default="litellm", help="source recorded on entries without a URL (default: litellm)")
+    imp.set_defaults(func=_import)
+
+
+def _catalog() -> Catalog:
+    return default_catalog()
+
+
+def _format_prices(prices: PriceSet) -> str:
+    parts = []
+    for name in PRICE_FIELDS:
+        value = getattr(prices, name)
+        if value is not None:
+            unit = "" if name in ("per_image", "per_request") else "/1M"
+            parts.append(f"{name}=${value}{unit}")
+    return ", ".join(parts)
+
+
+def _describe(model: ModelPrice, out: TextIO) -> None:
+    print(f"{model.provider}/{model.id} ({model.mode})", file=out)
+    if model.aliases:
+        print(f"  aliases: {', '.join(model.aliases)}", file=out)
+    print(f"  prices (USD): {_format_prices(model.prices)}", file=out)
+    for tier, prices in model.service_tiers.items():
+        print(f"  {tier}: {_format_prices(prices)}", file=out)
+    for ctx in model.context_tiers:
+        print(f"  above {ctx.above_input_tokens} input tokens: {_format_prices(ctx.prices)}", file=out)
+        for tier, prices in ctx.service_tiers.items():
+            print(f"    {tier}: {_format_prices(prices)}", file=out)
+    if model.max_input_tokens is not None or model.max_output_tokens is not None:
+        print(f"  max tokens: input {model.max_input_tokens}, output {model.max_output_tokens}", file=out)
+    print(f"  source: {model.source or '(none)'}", file=out)
+    print(f"  effective date: {model.effective_date or '(none)'}", file=out)
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        catalog = _catalog()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    model = catalog.resolve(args.model, args.provider)
+    if model is None:
+        where = f" for provider {args.provider!r}" if args.provider else ""
+        print(f"error: no price for model {args.model!r}{where} in catalog {catalog.version}; "
+              "add it with a pricing file (OTEL_AI_COST_PRICING_FILES)", file=sys.stderr)
+        return 1
+    _describe(model, sys.stdout)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        catalog = _catalog()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    models = [m for m in catalog.entries() if args.provider is None or m.provider == args.provider]
+    if args.json:
+        json.dump({"catalog_version": catalog.version, "models": [model_to_dict(m) for m in models]}, sys.stdout, indent=1)
+        print()
+        return 0
+    for m in models:
+        print(f"{m.provider}\t{m.id}\t{m.mode}\tinput={m.prices.input}\toutput={m.prices.output}")
+    print(f"{len(models)} models (catalog {catalog.version})", file=sys.stderr)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    try:
+        _, models = read_catalog_file(args.file)
+    except CatalogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"ok: {len(models)} models")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    today = _dt.datetime.now(_dt.timezone.utc).date()
+    try:
+        result = import_litellm(args.file, source_label=args.source, effective_date=today.isoformat(),
+                                catalog_version=today.strftime("%Y.%m.%d"))
+    except CatalogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    text = dump_document(result.document)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(result.summary())
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+        print(result.summary(), file=sys.stderr)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the ``prices`` command alone (the package CLI normally calls ``register``)."""
+    parser = argparse.ArgumentParser(prog="otel-ai-cost")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))

@@ -1,0 +1,156 @@
+"""Budgets hold under concurrency: threads and processes never overspend, dead processes do not leak holds."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+
+from _redis_server import redis_server
+from otel_ai_cost.budgets import Budget, BudgetBook, MemoryBudgetStore, SQLiteBudgetStore, Usage, lifetime
+from otel_ai_cost.budgets._redis import RedisBudgetStore
+
+LIMIT = Decimal("2.00")
+ESTIMATE = Decimal("0.01")  # worst case: every call costs all it held
+PROCESSES, THREADS = 4, 32
+BUDGET = Budget("shared", LIMIT, lifetime())
+FORK = multiprocessing.get_context("fork")  # children open their own connections after the fork
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+def open_store(target: str, clock=time.time):
+    if target.startswith("redis://"):
+        return RedisBudgetStore(target, clock=clock, prefix="test:concurrency")
+    return SQLiteBudgetStore(target, clock=clock)
+
+
+def spend_until_blocked(book: BudgetBook) -> int:
+    allowed = 0
+    while True:
+        reservation = book.reserve({"tenant.id": "acme"}, ESTIMATE)
+        if not reservation.decision.allowed:
+            return allowed
+        book.settle(reservation, ESTIMATE)
+        allowed += 1
+
+
+def spend_in_threads(book: BudgetBook) -> int:
+    with ThreadPoolExecutor(THREADS) as pool:
+        return sum(pool.map(lambda _: spend_until_blocked(book), range(THREADS)))
+
+
+def _process(target: str, start, results) -> None:
+    store = open_store(target)
+    book = BudgetBook([BUDGET], store, hold_ttl=60)
+    start.wait()
+    results.put(spend_in_threads(book))
+    store.close()
+
+
+def run_processes(target: str) -> int:
+    start, results = FORK.Event(), FORK.Queue()
+    processes = [FORK.Process(target=_process, args=(target, start, results)) for _ in range(PROCESSES)]
+    for p in processes:
+        p.start()
+    start.set()
+    counts = [results.get(timeout=60) for _ in processes]
+    for p in processes:
+        p.join(timeout=10)
+        assert p.exitcode == 0
+    return sum(counts)
+
+
+def assert_spent_exactly_the_limit(store, allowed: int) -> None:
+    assert allowed == LIMIT / ESTIMATE
+    assert store.spent("shared", "", ["lifetime"]) == Usage(int(LIMIT * 10**9), 0)
+    settled = sum(e.amount for e in store.ledger(kind="settle"))
+    assert settled == LIMIT
+    assert len(store.ledger(kind="reserve")) == allowed
+    assert len(store.ledger(kind="block")) == PROCESSES * THREADS
+
+
+def test_threads_never_overspend_a_memory_budget():
+    book = BudgetBook([BUDGET], MemoryBudgetStore())
+    allowed = spend_in_threads(book)
+    assert allowed == LIMIT / ESTIMATE
+    assert book.store.spent("shared", "", ["lifetime"]) == Usage(int(LIMIT * 10**9), 0)
+
+
+def test_processes_and_threads_never_overspend_a_sqlite_budget(tmp_path):
+    path = str(tmp_path / "budgets.db")
+    SQLiteBudgetStore(path).close()  # create the schema before the race
+    allowed = run_processes(path)
+    store = SQLiteBudgetStore(path)
+    assert_spent_exactly_the_limit(store, allowed)
+    store.close()
+
+
+def test_processes_and_threads_never_overspend_a_redis_budget(redis_url):
+    allowed = run_processes(redis_url)
+    store = open_store(redis_url)
+    assert_spent_exactly_the_limit(store, allowed)
+    store._client.flushdb()
+    store.close()
+
+
+def _hold_and_hang(target: str, held) -> None:
+    book = BudgetBook([BUDGET], open_store(target), hold_ttl=1.0)
+    for _ in range(3):
+        assert book.reserve({}, "0.6").decision.allowed
+    held.set()
+    time.sleep(60)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_holds_of_a_killed_process_expire_after_their_ttl(backend, tmp_path, request):
+    target = str(tmp_path / "budgets.db") if backend == "sqlite" else request.getfixturevalue("redis_url")
+    if backend == "sqlite":
+        SQLiteBudgetStore(target).close()
+    held = FORK.Event()
+    child = FORK.Process(target=_hold_and_hang, args=(target, held))
+    child.start()
+    try:
+        assert held.wait(timeout=20), "the child did not place its holds"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(timeout=10)
+    assert child.exitcode == -signal.SIGKILL
+
+    now = open_store(target)
+    assert now.spent("shared", "", ["lifetime"]) == Usage(0, 1_800_000_000)
+    assert not BudgetBook([BUDGET], now).reserve({}, "0.3").decision.allowed
+
+    offset = 1.5  # past the 1 s TTL, without waiting for it
+    later = open_store(target, clock=lambda: time.time() + offset)
+    assert later.spent("shared", "", ["lifetime"]) == Usage(0, 0)
+    assert len(later.ledger(kind="expire")) == 3
+    assert BudgetBook([BUDGET], later, clock=lambda: time.time() + offset).reserve({}, "2.00").decision.allowed
+    if backend == "redis":
+        later._client.flushdb()
+    for store in (now, later):
+        store.close()
+
+
+def test_a_sqlite_store_opened_before_a_fork_works_in_the_child(tmp_path):
+    store = SQLiteBudgetStore(str(tmp_path / "budgets.db"))
+    book = BudgetBook([BUDGET], store)
+    book.settle(book.reserve({}, "0.5"), "0.5")
+
+    def child() -> None:
+        os._exit(0 if book.reserve({}, "0.5").decision.allowed else 1)
+
+    process = FORK.Process(target=child)
+    process.start()
+    process.join(timeout=20)
+    assert process.exitcode == 0
+    assert store.spent("shared", "", ["lifetime"]) == Usage(500_000_000, 500_000_000)
+    store.close()

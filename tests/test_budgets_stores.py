@@ -1,0 +1,242 @@
+"""The three budget stores behave the same: all-or-nothing holds, settle, release, expiry, ledger."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from _redis_server import redis_server
+from otel_ai_cost.budgets import HoldRequest, MemoryBudgetStore, SQLiteBudgetStore, Usage
+from otel_ai_cost.budgets._redis import RedisBudgetStore
+
+USD = 10**9
+_prefixes = itertools.count()
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_store(request, tmp_path):
+    """A factory: make_store(clock) -> a store; stores made in one test share their data."""
+    opened = []
+
+    def make(clock):
+        if request.param == "memory":
+            store = opened[0] if opened else MemoryBudgetStore(clock)
+            store._clock = clock
+        elif request.param == "sqlite":
+            store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock)
+        else:
+            url = request.getfixturevalue("redis_url")
+            store = RedisBudgetStore(url, clock=clock, prefix=f"test:{request.node.name}:{next(_prefixes)}")
+            if opened:
+                store._prefix = opened[0]._prefix
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+def hold(budget="b", key="k", window="w", limit=10 * USD, amount=USD, counted=()):
+    return HoldRequest(budget, key, window, limit, amount, counted)
+
+
+def test_reserve_until_the_limit(make_store):
+    store = make_store(Clock())
+    for i in range(3):
+        result = store.reserve([hold(amount=3 * USD)], f"r{i}", ttl=60)
+        assert result.ok and result.usage == (Usage(0, 3 * i * USD),)
+    refused = store.reserve([hold(amount=2 * USD)], "r3", ttl=60)
+    assert not refused.ok and refused.refused == (0,)
+    assert store.reserve([hold(amount=1 * USD)], "r4", ttl=60).ok  # exactly at the limit is allowed
+    assert store.spent("b", "k", ["w"]) == Usage(0, 10 * USD)
+
+
+def test_all_or_nothing_across_budgets(make_store):
+    store = make_store(Clock())
+    assert store.reserve([hold(budget="team", amount=8 * USD)], "first", ttl=60).ok
+    result = store.reserve(
+        [hold(budget="tenant", amount=5 * USD), hold(budget="team", amount=5 * USD)], "second", ttl=60
+    )
+    assert not result.ok and result.refused == (1,)
+    assert result.usage == (Usage(0, 0), Usage(0, 8 * USD))
+    assert store.spent("tenant", "k", ["w"]) == Usage(0, 0)  # nothing held on the budget that had room
+    assert [(e.kind, e.budget_id) for e in store.ledger(reservation_id="second")] == [("block", "team")]
+
+
+def test_shadow_requests_without_limit_are_never_refused(make_store):
+    store = make_store(Clock())
+    assert store.reserve([hold(limit=None, amount=50 * USD)], "r", ttl=60).ok
+    assert store.spent("b", "k", ["w"]) == Usage(0, 50 * USD)
+
+
+def test_settle_replaces_the_hold_by_the_actual_spend(make_store):
+    store = make_store(Clock())
+    store.reserve([hold(budget="a", amount=4 * USD), hold(budget="b", amount=4 * USD)], "r", ttl=60)
+    store.settle("r", {("a", "k", "w"): 1 * USD, ("b", "k", "w"): 1 * USD}, {"gen_ai.response.model": "gpt-4o"})
+    assert store.spent("a", "k", ["w"]) == Usage(1 * USD, 0)
+    assert store.spent("b", "k", ["w"]) == Usage(1 * USD, 0)
+    settle = store.ledger(budget_id="a", kind="settle")
+    assert [(e.amount_nanos, e.attributes) for e in settle] == [(USD, {"gen_ai.response.model": "gpt-4o"})]
+    assert str(settle[0].amount) == "1"
+
+
+def test_release_drops_the_holds_without_spend(make_store):
+    store = make_store(Clock())
+    store.reserve([hold(budget="a", amount=4 * USD), hold(budget="b", amount=2 * USD)], "r", ttl=60)
+    store.release("r")
+    store.release("r")  # twice is harmless
+    assert store.spent("a", "k", ["w"]) == Usage(0, 0)
+    released = sorted((e.budget_id, e.amount_nanos) for e in store.ledger(kind="release"))
+    assert released == [("a", 4 * USD), ("b", 2 * USD)]
+
+
+def test_holds_expire_after_their_ttl(make_store):
+    clock = Clock()
+    store = make_store(clock)
+    store.reserve([hold(amount=9 * USD)], "dead", ttl=30)
+    clock.now += 29.9
+    assert not store.reserve([hold(amount=2 * USD)], "blocked", ttl=30).ok
+    clock.now += 0.1
+    assert store.spent("b", "k", ["w"]) == Usage(0, 0)
+    assert [(e.kind, e.reservation_id, e.amount_nanos) for e in store.ledger(kind="expire")] == [
+        ("expire", "dead", 9 * USD)
+    ]
+    assert store.reserve([hold(amount=10 * USD)], "whole", ttl=30).ok
+
+
+def test_a_late_settle_still_records_the_spend(make_store):
+    clock = Clock()
+    store = make_store(clock)
+    store.reserve([hold(amount=2 * USD)], "slow", ttl=5)
+    clock.now += 10
+    store.spent("b", "k", ["w"])  # expires the hold
+    store.settle("slow", {("b", "k", "w"): 3 * USD})
+    assert store.spent("b", "k", ["w"]) == Usage(3 * USD, 0)
+    (entry,) = store.ledger(kind="settle")
+    assert entry.attributes == {"late": True}
+
+
+def test_windows_and_keys_are_separate(make_store):
+    store = make_store(Clock())
+    store.reserve([hold(window="2026-11", amount=10 * USD)], "nov", ttl=60)
+    store.settle("nov", {("b", "k", "2026-11"): 10 * USD})
+    assert store.reserve([hold(window="2026-12", amount=10 * USD)], "dec", ttl=60).ok
+    assert store.reserve([hold(key="other", window="2026-11", amount=10 * USD)], "other", ttl=60).ok
+    assert not store.reserve([hold(window="2026-11", amount=1)], "again", ttl=60).ok
+
+
+def test_counted_keys_sum_a_rolling_window(make_store):
+    store = make_store(Clock())
+    store.reserve([hold(window="s1", amount=4 * USD, counted=("s1",))], "a", ttl=60)
+    store.settle("a", {("b", "k", "s1"): 4 * USD})
+    store.reserve([hold(window="s2", amount=4 * USD, counted=("s1", "s2"))], "b", ttl=60)
+    assert not store.reserve([hold(window="s2", amount=3 * USD, counted=("s1", "s2"))], "c", ttl=60).ok
+    assert store.reserve([hold(window="s3", amount=3 * USD, counted=("s2", "s3"))], "d", ttl=60).ok
+    assert store.spent("b", "k", ["s1", "s2", "s3"]) == Usage(4 * USD, 7 * USD)
+
+
+def test_ledger_records_every_change_in_order(make_store):
+    clock = Clock()
+    store = make_store(clock)
+    store.reserve([hold(amount=6 * USD)], "r1", ttl=60, attributes={"tenant.id": "acme"})
+    clock.now += 1
+    store.reserve([hold(amount=6 * USD)], "r2", ttl=60)
+    store.settle("r1", {("b", "k", "w"): 5 * USD})
+    store.reserve([hold(amount=1 * USD)], "r3", ttl=60)
+    store.release("r3")
+    kinds = [(e.kind, e.reservation_id) for e in store.ledger()]
+    assert kinds == [("reserve", "r1"), ("block", "r2"), ("settle", "r1"), ("reserve", "r3"), ("release", "r3")]
+    first = store.ledger()[0]
+    assert (first.time, first.budget_id, first.key, first.window_key, first.attributes) == (
+        1_800_000_000.0, "b", "k", "w", {"tenant.id": "acme"}
+    )
+    assert [e.kind for e in store.ledger(since=1_800_000_001.0)] == ["block", "settle", "reserve", "release"]
+
+
+def test_sqlite_store_survives_a_restart(tmp_path):
+    path = str(tmp_path / "budgets.db")
+    store = SQLiteBudgetStore(path, clock=Clock())
+    store.reserve([hold(amount=4 * USD)], "r", ttl=60)
+    store.settle("r", {("b", "k", "w"): 4 * USD})
+    store.reserve([hold(amount=2 * USD)], "in-flight", ttl=60)
+    store.close()
+    reopened = SQLiteBudgetStore(path, clock=Clock())
+    assert reopened.spent("b", "k", ["w"]) == Usage(4 * USD, 2 * USD)
+    assert len(reopened.ledger()) == 3
+    reopened.close()
+
+
+def test_redis_keys_do_not_collide_when_ids_contain_colons(redis_url):
+    store = RedisBudgetStore(redis_url, clock=Clock(), prefix="test:colons")
+    store.reserve([hold(budget="a:b", key="c", amount=10 * USD)], "r1", ttl=60)
+    assert store.reserve([hold(budget="a", key="b:c", amount=10 * USD)], "r2", ttl=60).ok
+    store.close()
+
+
+def test_rolling_spend_that_left_the_window_is_pruned(make_store):
+    store = make_store(Clock())
+    for i in range(1, 6):
+        store.reserve([hold(window=f"r60s/6:{i}", limit=None)], f"r{i}", ttl=60)
+        store.settle(f"r{i}", {("b", "k", f"r60s/6:{i}"): USD})
+    store.reserve([hold(window="2026-11", limit=None)], "calendar", ttl=60)
+    store.settle("calendar", {("b", "k", "2026-11"): USD})
+    everything = ["2026-11"] + [f"r60s/6:{i}" for i in range(1, 6)]
+    assert store.spent("b", "k", everything).spent == 6 * USD
+    request = hold(window="r60s/6:5", limit=None, amount=0, counted=("r60s/6:4", "r60s/6:5"))
+    store.reserve([HoldRequest(**{**request.__dict__, "prune": ("r60s/6:", 4)})], "prune", ttl=60)
+    assert store.spent("b", "k", everything).spent == 3 * USD  # 4, 5 and the calendar month remain
+
+
+def test_redis_store_connects_with_a_password_from_the_url(tmp_path):
+    import redis
+
+    with redis_server(tmp_path, password="s3cret") as url:
+        assert url.startswith("redis://:s3cret@127.0.0.1:")
+        store = RedisBudgetStore(url, clock=Clock())
+        assert store.reserve([hold()], "r", ttl=60).ok
+        store.close()
+        anonymous = RedisBudgetStore(url.replace(":s3cret@", ""), clock=Clock())
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.reserve([hold()], "r2", ttl=60)
+        anonymous.close()
+
+
+def test_redis_store_connects_over_tls(tmp_path):
+    import redis
+
+    with redis_server(tmp_path, password="s3cret", tls=True) as url:
+        assert url.startswith("rediss://:s3cret@127.0.0.1:")
+        store = RedisBudgetStore(url, clock=Clock())
+        assert store.reserve([hold()], "r", ttl=60).ok
+        assert store.spent("b", "k", "w") == Usage(0, USD)
+        store.close()
+        plain = RedisBudgetStore(url.replace("rediss://", "redis://").split("?")[0], clock=Clock())
+        with pytest.raises(redis.ConnectionError):  # the port speaks only TLS
+            plain.spent("b", "k", "w")
+        plain.close()
+
+
+def test_recorded_decisions_join_the_ledger(make_store):
+    from otel_ai_cost.budgets import LedgerEntry
+
+    store = make_store(Clock())
+    store.reserve([hold()], "r", ttl=60)
+    warning = LedgerEntry(1_800_000_000.5, "warn", "b", "k", "w", USD, "r", {"shadow": False, "delay": 1.5})
+    store.record([warning])
+    assert store.ledger(kind="warn") == [warning]
+    assert [e.kind for e in store.ledger(reservation_id="r")] == ["reserve", "warn"]
