@@ -6,7 +6,7 @@
     export OTEL_TRACES_EXPORTER=otlp             # spans, with tokens and cost
     export OTEL_METRICS_EXPORTER=otlp            # the ai_cost.client.cost counter
     export OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317
-    export OTEL_AI_COST_CONFIG=ai-cost.yaml      # optional: budgets and price overrides
+    export OTEL_AI_COST_PRICING_FILES=prices.json  # optional: your own prices (negotiated, private models)
     export OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=openai  # if another OpenAI instrumentation is installed
     opentelemetry-instrument python zero_code_app.py
 """

@@ -32,7 +32,7 @@ KNOWN_VARIABLES = frozenset(
         ENV_ENRICH_EXPORT,
         ENV_OUTPUT_ESTIMATE,
         "OTEL_AI_COST_AZURE_DEPLOYMENTS",  # read by otel_ai_cost.pricing
-        "OTEL_AI_COST_CONFIG",  # the YAML configuration file
+        "OTEL_AI_COST_OPENAI_INCLUDE_USAGE",  # read by the OpenAI instrumentor
     }
 )
 
