@@ -104,6 +104,29 @@ def test_provider_ignoring_stream_options_falls_back_to_estimate(openai_instrume
     assert attrs["gen_ai.usage.output_tokens"] == 5
 
 
+def test_missing_usage_that_was_asked_for_is_estimated_from_characters(openai_instrumentor, span_exporter):
+    # Usage was requested, so the deltas are not tokenised; only deltas and characters are counted:
+    # output ~ max(non-empty deltas, ceil(chars / 4)).
+    parts = ["Supercalifragilistic", "expialidocious", "!"]
+    fake = FakeOpenAI(parts=parts, usage_on_stream=False)
+    list(fake.client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    attrs, _ = _one_span(span_exporter)
+    assert attrs["ai_cost.usage.source"] == "estimated"
+    assert attrs["gen_ai.usage.output_tokens"] == max(3, (35 + 3) // 4) == 9
+
+
+def test_unrequested_usage_keeps_tokenising_each_delta(instrument_openai, span_exporter):
+    from otel_ai_cost.tokens import count_text
+
+    instrument_openai(include_stream_usage=False)
+    parts = ["Supercalifragilistic", "expialidocious", "!"]
+    fake = FakeOpenAI(parts=parts)
+    list(fake.client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    attrs, _ = _one_span(span_exporter)
+    assert attrs["ai_cost.usage.source"] == "estimated"
+    assert attrs["gen_ai.usage.output_tokens"] == sum(count_text(p, "gpt-4o-mini").tokens for p in parts)
+
+
 def test_abandoned_stream_ends_span_once_on_gc(openai_instrumentor, span_exporter):
     fake = FakeOpenAI()
     stream = fake.client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)

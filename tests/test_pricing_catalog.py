@@ -49,6 +49,8 @@ def test_bundled_catalog_validates_against_schema(raw):
     schema = json.loads(DATA.joinpath("catalog.schema.json").read_text("utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.Draft202012Validator(schema).validate(raw)
+    # The bundled file is not validated at load time (too slow), so the full check lives here.
+    _catalog.validate_document(raw, "catalog.json")
     assert raw["schema_version"] == 1 and raw["currency"] == "USD" and raw["catalog_version"]
 
 

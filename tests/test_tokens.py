@@ -22,6 +22,9 @@ RECORDED = Path(__file__).parent / "fixtures" / "recorded"
 @pytest.fixture
 def fresh_state():
     """Forget loaded encodings and cached counts before and after the test."""
+    for thread in threading.enumerate():
+        if thread.name == "otel-ai-cost-warm-up":  # started by an earlier test's instrument()
+            thread.join(timeout=30)
     _tiktoken_offline.reset()
     tokens._cached_count.cache_clear()
     yield

@@ -102,6 +102,7 @@ _FALLBACKS: Dict[str, Tuple[str, ...]] = {
 
 _MILLION = Decimal(1_000_000)
 _ZERO = Decimal(0)
+_ONE = Decimal(1)
 # Enough digits that no product or sum of realistic counts and prices is ever rounded.
 _EXACT = Context(prec=60)
 
@@ -192,6 +193,8 @@ class _Prices:
 
 def _count(value: Any) -> int:
     """A token count as a non-negative int; anything else counts as 0."""
+    if type(value) is int:
+        return value if value > 0 else 0
     if isinstance(value, bool) or not isinstance(value, int):
         try:
             value = int(value)
@@ -200,12 +203,35 @@ def _count(value: Any) -> int:
     return value if value > 0 else 0
 
 
-def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = None) -> Cost:
-    """Exact cost of one request priced by one catalog entry. See the module docstring for the rules."""
-    input_tokens = _count(usage.input_tokens)
-    tier_name = normalize_service_tier(service_tier)
-    context_tier = select_context_tier(price, input_tokens)
+# The field names compute_cost reads: (name, looked up with fallbacks) pairs.
+_LOOKUPS = (
+    ("input", True), ("cache_read", True), ("cache_write", True), ("cache_write_1h", True),
+    ("output", True), ("reasoning", True), ("audio_input", True), ("audio_output", True),
+    ("per_image", True), ("per_request", True), ("image_input", False), ("image_output", False),
+)
+# (id(price), tier name, context-tier threshold) -> (price, used tier, {field: unit price}).
+# Catalog entries are immutable, so the price chain of a (model, tier, context tier) resolves the
+# same way every time; the entry itself is kept in the value so a reused id() cannot match.
+_RESOLVED: Dict[Tuple[int, Optional[str], Optional[int]], Tuple[ModelPrice, Optional[str], Dict[str, Optional[Decimal]]]] = {}
+_RESOLVED_SIZE = 1024
 
+
+def _resolved_prices(price: ModelPrice, tier_name: Optional[str],
+                     context_tier: Optional[ContextTier]) -> Tuple[Optional[str], Dict[str, Optional[Decimal]]]:
+    key = (id(price), tier_name, context_tier.above_input_tokens if context_tier is not None else None)
+    hit = _RESOLVED.get(key)
+    if hit is not None and hit[0] is price:
+        return hit[1], hit[2]
+    used_tier, prices = _price_chain(price, tier_name, context_tier)
+    resolved = {name: (prices.get(name) if fallback else prices.raw(name)) for name, fallback in _LOOKUPS}
+    if len(_RESOLVED) >= _RESOLVED_SIZE:
+        _RESOLVED.clear()
+    _RESOLVED[key] = (price, used_tier, resolved)
+    return used_tier, resolved
+
+
+def _price_chain(price: ModelPrice, tier_name: Optional[str],
+                 context_tier: Optional[ContextTier]) -> Tuple[Optional[str], _Prices]:
     chain: List[PriceSet] = []
     used_tier: Optional[str] = None
     if context_tier is not None:
@@ -219,7 +245,34 @@ def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = 
         chain.append(base_tier_prices)
         used_tier = tier_name
     chain.append(price.prices)
-    prices = _Prices(chain)
+    return used_tier, _Prices(chain)
+
+
+def _charge(breakdown: Dict[str, Decimal], unpriced: List[str], component: str,
+            parts: List[Tuple[int, Optional[Decimal], Decimal]]) -> None:
+    """Add ``count * unit_price / divisor`` for each part that has a count (in the caller's context)."""
+    amount: Optional[Decimal] = None
+    missing = False
+    for count, unit_price, divisor in parts:
+        if count <= 0:
+            continue
+        if unit_price is None:
+            missing = True
+            continue
+        part = count * unit_price / divisor
+        amount = part if amount is None else amount + part
+    if amount is not None:
+        breakdown[component] = amount
+    elif missing:
+        unpriced.append(component)
+
+
+def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = None) -> Cost:
+    """Exact cost of one request priced by one catalog entry. See the module docstring for the rules."""
+    input_tokens = _count(usage.input_tokens)
+    tier_name = normalize_service_tier(service_tier)
+    context_tier = select_context_tier(price, input_tokens)
+    used_tier, unit = _resolved_prices(price, tier_name, context_tier)
 
     breakdown: Dict[str, Decimal] = {}
     unpriced: List[str] = []
@@ -227,27 +280,13 @@ def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = 
     with localcontext(_EXACT):
 
         def charge(component: str, parts: List[Tuple[int, Optional[Decimal], Decimal]]) -> None:
-            """Add ``count * unit_price / divisor`` for each part that has a count."""
-            amount: Optional[Decimal] = None
-            missing = False
-            for count, unit_price, divisor in parts:
-                if count <= 0:
-                    continue
-                if unit_price is None:
-                    missing = True
-                    continue
-                part = count * unit_price / divisor
-                amount = part if amount is None else amount + part
-            if amount is not None:
-                breakdown[component] = amount
-            elif missing:
-                unpriced.append(component)
+            _charge(breakdown, unpriced, component, parts)
 
         cache_read = _count(usage.cache_read_input_tokens)
         cache_write_1h = _count(usage.cache_write_1h_input_tokens)
         cache_write_5m = max(_count(usage.cache_write_input_tokens) - cache_write_1h, 0)
         audio_input = _count(usage.audio_input_tokens)
-        image_input_price = prices.raw("image_input")
+        image_input_price = unit["image_input"]
         image_input = _count(usage.image_input_tokens) if image_input_price is not None else 0
         text_input = max(
             input_tokens - cache_read - cache_write_5m - cache_write_1h - audio_input - image_input, 0
@@ -256,30 +295,37 @@ def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = 
         output_tokens = _count(usage.output_tokens)
         reasoning = _count(usage.reasoning_output_tokens)
         audio_output = _count(usage.audio_output_tokens)
-        image_output_price = prices.raw("image_output")
+        image_output_price = unit["image_output"]
         image_output = _count(usage.image_output_tokens) if image_output_price is not None else 0
         text_output = max(output_tokens - reasoning - audio_output - image_output, 0)
 
         charge("input", [
-            (text_input, prices.get("input"), _MILLION),
+            (text_input, unit["input"], _MILLION),
             (image_input, image_input_price, _MILLION),
         ])
-        charge("cache_read", [(cache_read, prices.get("cache_read"), _MILLION)])
-        charge("cache_write", [
-            (cache_write_5m, prices.get("cache_write"), _MILLION),
-            (cache_write_1h, prices.get("cache_write_1h"), _MILLION),
-        ])
-        charge("output", [(text_output, prices.get("output"), _MILLION)])
-        charge("reasoning", [(reasoning, prices.get("reasoning"), _MILLION)])
-        charge("audio_input", [(audio_input, prices.get("audio_input"), _MILLION)])
-        charge("audio_output", [(audio_output, prices.get("audio_output"), _MILLION)])
-        charge("image", [
-            (_count(usage.images), prices.get("per_image"), Decimal(1)),
-            (image_output, image_output_price, _MILLION),
-        ])
-        per_request = prices.get("per_request")
+        if cache_read > 0:
+            charge("cache_read", [(cache_read, unit["cache_read"], _MILLION)])
+        if cache_write_5m > 0 or cache_write_1h > 0:
+            charge("cache_write", [
+                (cache_write_5m, unit["cache_write"], _MILLION),
+                (cache_write_1h, unit["cache_write_1h"], _MILLION),
+            ])
+        charge("output", [(text_output, unit["output"], _MILLION)])
+        if reasoning > 0:
+            charge("reasoning", [(reasoning, unit["reasoning"], _MILLION)])
+        if audio_input > 0:
+            charge("audio_input", [(audio_input, unit["audio_input"], _MILLION)])
+        if audio_output > 0:
+            charge("audio_output", [(audio_output, unit["audio_output"], _MILLION)])
+        images = _count(usage.images)
+        if images > 0 or image_output > 0:
+            charge("image", [
+                (images, unit["per_image"], _ONE),
+                (image_output, image_output_price, _MILLION),
+            ])
+        per_request = unit["per_request"]
         if per_request is not None:
-            charge("request", [(_count(usage.requests), per_request, Decimal(1))])
+            charge("request", [(_count(usage.requests), per_request, _ONE)])
 
         total = sum(breakdown.values(), _ZERO)
 

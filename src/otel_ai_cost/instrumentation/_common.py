@@ -75,6 +75,8 @@ _METRIC_ATTRIBUTES = (
     GEN_AI_OPERATION_NAME, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL, SERVER_ADDRESS, SERVER_PORT,
 )
 
+_POINT_CACHE_SIZE = 256
+
 _logged_sites: set = set()
 _logged_lock = threading.Lock()
 
@@ -116,6 +118,30 @@ class Telemetry:
             unit=sc.AI_COST_CLIENT_COST_UNIT,
             description="Cost in USD of GenAI client operations.",
         )
+        # (metric attributes as a tuple) -> the attribute dicts of the token and cost points.
+        # The SDK never mutates them, so one set is built per distinct attribute set and reused.
+        self._point_attributes: Dict[Any, Any] = {}
+
+    def point_attributes(self, attrs: Dict[str, Any]) -> Any:
+        """(input-token, output-token, cost) attribute dicts for ``attrs`` (without ``error.type``)."""
+        key = tuple(attrs.items())
+        try:
+            return self._point_attributes[key]
+        except (KeyError, TypeError):
+            pass
+        base = {k: v for k, v in attrs.items() if k != ERROR_TYPE}
+        built = (
+            {**base, GEN_AI_TOKEN_TYPE: "input"},
+            {**base, GEN_AI_TOKEN_TYPE: "output"},
+            {**base, sc.GEN_AI_USAGE_COST_CURRENCY: "USD"},
+        )
+        try:
+            if len(self._point_attributes) >= _POINT_CACHE_SIZE:
+                self._point_attributes = {}  # bounded: many distinct models must not grow memory forever
+            self._point_attributes[key] = built
+        except TypeError:  # an unhashable attribute value: build per call
+            pass
+        return built
 
 
 @dataclass
@@ -232,10 +258,10 @@ class Operation:
                 amount = cost_attrs.get(sc.GEN_AI_USAGE_COST_AMOUNT)
                 if isinstance(amount, (int, float)):
                     cost_amount = float(amount)
+            if error is not None:
+                metric_attrs[ERROR_TYPE] = attrs[ERROR_TYPE] = error_type(error)
             span.set_attributes(attrs)
             if error is not None:
-                metric_attrs[ERROR_TYPE] = error_type(error)
-                span.set_attribute(ERROR_TYPE, error_type(error))
                 span.set_status(Status(StatusCode.ERROR, str(error)))
                 span.record_exception(error)
         except Exception as exc:
@@ -255,13 +281,13 @@ class Operation:
         try:
             t = self.telemetry
             t.duration.record(duration, attributes=attrs)
+            if outcome.usage is None and cost_amount is None:
+                return
+            input_attrs, output_attrs, cost_attrs = t.point_attributes(attrs)
             if outcome.usage is not None:
-                token_attrs = {k: v for k, v in attrs.items() if k != ERROR_TYPE}
-                t.token_usage.record(outcome.usage.input_tokens, attributes={**token_attrs, GEN_AI_TOKEN_TYPE: "input"})
-                t.token_usage.record(outcome.usage.output_tokens, attributes={**token_attrs, GEN_AI_TOKEN_TYPE: "output"})
+                t.token_usage.record(outcome.usage.input_tokens, attributes=input_attrs)
+                t.token_usage.record(outcome.usage.output_tokens, attributes=output_attrs)
             if cost_amount is not None:
-                cost_attrs = {k: v for k, v in attrs.items() if k != ERROR_TYPE}
-                cost_attrs[sc.GEN_AI_USAGE_COST_CURRENCY] = "USD"
                 t.cost.add(cost_amount, attributes=cost_attrs)
         except Exception as exc:
             log_once("record_metrics", exc)
@@ -346,16 +372,25 @@ class StreamProxy(wrapt.ObjectProxy):
         return self
 
     def __next__(self):
+        state = self._self_state
+        wrapped = self.__wrapped__
         while True:
             try:
-                item = self.__wrapped__.__next__()
+                item = wrapped.__next__()
             except StopIteration:
                 self._self_end()
                 raise
             except Exception as exc:
                 self._self_end(exc)
                 raise
-            if not self._self_state._observe_safely(item):
+            if state.first_chunk_at is None:
+                state.first_chunk_at = time.perf_counter()
+            try:
+                hide = state.observe(item)
+            except Exception as exc:
+                log_once(f"{type(state).__name__}.observe", exc)
+                hide = False
+            if not hide:
                 return item
 
     def __enter__(self):
@@ -391,16 +426,25 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
         return self
 
     async def __anext__(self):
+        state = self._self_state
+        wrapped = self.__wrapped__
         while True:
             try:
-                item = await self.__wrapped__.__anext__()
+                item = await wrapped.__anext__()
             except StopAsyncIteration:
                 self._self_end()
                 raise
             except Exception as exc:
                 self._self_end(exc)
                 raise
-            if not self._self_state._observe_safely(item):
+            if state.first_chunk_at is None:
+                state.first_chunk_at = time.perf_counter()
+            try:
+                hide = state.observe(item)
+            except Exception as exc:
+                log_once(f"{type(state).__name__}.observe", exc)
+                hide = False
+            if not hide:
                 return item
 
     async def __aenter__(self):

@@ -18,8 +18,10 @@ Message content is never recorded: this instrumentor does not implement content 
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from collections.abc import Iterator as _IteratorABC
+from collections.abc import Mapping as _MappingABC
 from typing import Any, Collection, Dict, Mapping, Optional, Tuple
 
 import wrapt
@@ -104,15 +106,27 @@ def _given(value: Any) -> bool:
     return name not in ("NotGiven", "Omit")
 
 
+_MISSING = object()
+
+
 def _get(obj: Any, name: str) -> Any:
+    """``obj.name`` or ``obj[name]``: attribute first (SDK models), Mapping only as the fallback."""
     if obj is None:
         return None
-    if isinstance(obj, Mapping):
+    if type(obj) is dict:
         return obj.get(name)
     try:
-        return getattr(obj, name, None)
+        value = getattr(obj, name, _MISSING)
     except Exception:
-        return None
+        value = _MISSING
+    if value is not _MISSING:
+        return value
+    if isinstance(obj, _MappingABC):
+        try:
+            return obj.get(name)
+        except Exception:
+            return None
+    return None
 
 
 def _int(value: Any) -> Optional[int]:
@@ -148,8 +162,28 @@ def provider_from_host(host: str) -> str:
     return "openai"
 
 
+# id(base_url) -> (base_url, (host, port)): a client's URL object is immutable and long-lived,
+# so host and port are parsed once per URL, not twice per call. The URL is kept in the value so
+# a reused id() cannot match.
+_HOST_PORT: Dict[int, Tuple[Any, Tuple[Optional[str], Optional[int]]]] = {}
+_HOST_PORT_SIZE = 256
+
+
 def _host_port(client: Any) -> Tuple[Optional[str], Optional[int]]:
     url = _get(client, "base_url")
+    if url is None or type(url) is str or type(url) is dict:
+        return _parse_host_port(url)
+    hit = _HOST_PORT.get(id(url))
+    if hit is not None and hit[0] is url:
+        return hit[1]
+    result = _parse_host_port(url)
+    if len(_HOST_PORT) >= _HOST_PORT_SIZE:
+        _HOST_PORT.clear()
+    _HOST_PORT[id(url)] = (url, result)
+    return result
+
+
+def _parse_host_port(url: Any) -> Tuple[Optional[str], Optional[int]]:
     host = _str(_get(url, "host"))
     if not host:
         return None, None
@@ -189,6 +223,16 @@ def _add_include_usage(call_kwargs: Dict[str, Any]) -> bool:
         return False
     call_kwargs["stream_options"] = {**options, "include_usage": True}
     return True
+
+
+def _usage_requested(call_kwargs: Mapping[str, Any]) -> bool:
+    """Whether the request (as sent) asks for the final usage chunk of a stream."""
+    for holder in (call_kwargs, call_kwargs.get("extra_body")):
+        if isinstance(holder, Mapping):
+            options = holder.get("stream_options")
+            if _given(options) and isinstance(options, Mapping) and options.get("include_usage") is True:
+                return True
+    return False
 
 
 def _output_type_from_format(fmt: Any) -> Optional[str]:
@@ -416,7 +460,10 @@ def _count_text(text: str, model: Optional[str]) -> int:
 
 
 class _FallbackCounter:
-    """Running output-token count of the text deltas, used only when the stream carries no usage."""
+    """Running output-token count of the text deltas, used only when the stream carries no usage.
+
+    When no usage is expected (injection turned off, caller did not ask), every delta is tokenised.
+    """
 
     def __init__(self, model: Optional[str]) -> None:
         self.model = model
@@ -433,7 +480,35 @@ class _FallbackCounter:
             log_once("stream token counting", exc)
 
 
-def _estimated_usage(request: LLMRequest, counter: _FallbackCounter) -> Optional[Usage]:
+class _CharCounter:
+    """The cheap counter for streams that are expected to end with a usage chunk / final response.
+
+    Tokenising each delta would cost ~17 µs per chunk only to be thrown away when the usage arrives,
+    and content is never buffered, so only the number of non-empty text deltas and their characters
+    are kept. If the stream ends without usage, output tokens are estimated as
+    ``max(deltas, ceil(chars / 4))``: OpenAI streams about one token per delta, and English text
+    averages about 4 characters per token (the fallback for providers that batch several tokens per
+    chunk).
+    """
+
+    __slots__ = ("deltas", "chars")
+    failed = False
+
+    def __init__(self) -> None:
+        self.deltas = 0
+        self.chars = 0
+
+    def add(self, text: Any) -> None:
+        if text and type(text) is str:
+            self.deltas += 1
+            self.chars += len(text)
+
+    @property
+    def tokens(self) -> int:
+        return max(self.deltas, (self.chars + 3) // 4)
+
+
+def _estimated_usage(request: LLMRequest, counter: Any) -> Optional[Usage]:
     input_tokens = 0
     estimated = _int(_get(request.estimate, "input_tokens"))  # already counted by the processor
     if estimated is not None:
@@ -448,10 +523,30 @@ def _estimated_usage(request: LLMRequest, counter: _FallbackCounter) -> Optional
     return Usage(input_tokens=input_tokens, output_tokens=counter.tokens)
 
 
+_SDK_CHUNK_TYPES: Optional[Tuple[Any, Any, Any]] = None
+
+
+def _sdk_chunk_types() -> Tuple[Any, Any, Any]:
+    """(ChatCompletionChunk, its Choice, ChoiceDelta) of the installed SDK, for the fast path."""
+    global _SDK_CHUNK_TYPES
+    if _SDK_CHUNK_TYPES is None:
+        try:
+            from openai.types.chat.chat_completion_chunk import ChatCompletionChunk, Choice, ChoiceDelta
+
+            _SDK_CHUNK_TYPES = (ChatCompletionChunk, Choice, ChoiceDelta)
+        except Exception:  # an SDK without them: every chunk takes the generic path
+            _SDK_CHUNK_TYPES = (_NoType, _NoType, _NoType)
+    return _SDK_CHUNK_TYPES
+
+
+class _NoType:
+    pass
+
+
 class ChatStreamState(StreamState):
     """Reads ids, finish reasons and usage from chat completion chunks as the user consumes them."""
 
-    def __init__(self, operation: Operation, hide_usage_chunk: bool) -> None:
+    def __init__(self, operation: Operation, hide_usage_chunk: bool, usage_expected: bool = False) -> None:
         super().__init__(operation)
         self.hide_usage_chunk = hide_usage_chunk
         self.response_id: Optional[str] = None
@@ -460,38 +555,107 @@ class ChatStreamState(StreamState):
         self.fingerprint: Optional[str] = None
         self.finish_reasons: Dict[int, str] = {}
         self.usage_obj: Any = None
-        self.counter = _FallbackCounter(operation.request.model)
+        self.counter: Any = (_CharCounter() if usage_expected or hide_usage_chunk
+                             else _FallbackCounter(operation.request.model))
 
     def observe(self, chunk: Any) -> bool:
-        self.response_id = self.response_id or _str(_get(chunk, "id"))
-        self.model = self.model or _str(_get(chunk, "model"))
-        self.service_tier = _str(_get(chunk, "service_tier")) or self.service_tier
-        self.fingerprint = _str(_get(chunk, "system_fingerprint")) or self.fingerprint
+        if type(chunk) is _sdk_chunk_types()[0]:
+            try:
+                return self._observe_sdk_chunk(chunk)
+            except AttributeError:  # a field this SDK version lacks: read it the generic way
+                pass
+        return self._observe_any(chunk)
+
+    def _observe_sdk_chunk(self, chunk: Any) -> bool:
+        """``observe`` for the SDK's own parsed chunk: its fields are plain attributes (no _get)."""
+        _, choice_type, delta_type = _sdk_chunk_types()
+        if not self.response_id:
+            self.response_id = _str(chunk.id)
+        if not self.model:
+            self.model = _str(chunk.model)
+        tier = chunk.service_tier
+        if tier is not None and type(tier) is str:
+            self.service_tier = tier or self.service_tier
+        if self.fingerprint is None:
+            self.fingerprint = _str(chunk.system_fingerprint) or None
+        choices = chunk.choices
+        usage = chunk.usage
+        usage_ok = usage is not None and chat_usage(usage) is not None
+        if usage_ok:
+            self.usage_obj = usage
+        if type(choices) is not list:
+            return self._observe_choices(choices, usage_ok)
+        for choice in choices:
+            if type(choice) is not choice_type:
+                return self._observe_choices(choices, usage_ok)  # not parsed: the generic path
+        finish_reasons = self.finish_reasons
+        for choice in choices:
+            index = choice.index
+            index = index if type(index) is int and index else 0
+            reason = choice.finish_reason
+            if type(reason) is str:
+                finish_reasons[index] = reason
+            elif index not in finish_reasons:
+                finish_reasons[index] = "error"
+            if self.usage_obj is None:
+                delta = choice.delta
+                if type(delta) is delta_type:
+                    add = self.counter.add
+                    add(delta.content)
+                    add(delta.refusal)
+                    for call in delta.tool_calls or ():
+                        function = _get(call, "function")
+                        add(_get(function, "name"))
+                        add(_get(function, "arguments"))
+                else:
+                    self._count_choice(choice)
+        # Only the usage chunk we asked for on the caller's behalf is hidden, and only if it is one.
+        return self.hide_usage_chunk and len(choices) == 0 and usage_ok
+
+    def _count_choice(self, choice: Any) -> None:
+        add = self.counter.add
+        delta = _get(choice, "delta")
+        add(_get(delta, "content"))
+        add(_get(delta, "refusal"))
+        if delta is None or type(choice) is dict:
+            add(_get(choice, "text"))  # legacy completions (chat choices have a delta)
+        for call in _get(delta, "tool_calls") or ():
+            function = _get(call, "function")
+            add(_get(function, "name"))
+            add(_get(function, "arguments"))
+
+    def _observe_choices(self, choices: Any, usage_ok: bool) -> bool:
+        if isinstance(choices, (list, tuple)):
+            finish_reasons = self.finish_reasons
+            for choice in choices:
+                index = _int(_get(choice, "index")) or 0
+                reason = _get(choice, "finish_reason")
+                if isinstance(reason, str):
+                    finish_reasons[index] = reason
+                elif index not in finish_reasons:
+                    finish_reasons[index] = "error"
+                if self.usage_obj is None:
+                    self._count_choice(choice)
+            # Only the usage chunk we asked for on the caller's behalf is hidden, and only if it is one.
+            return self.hide_usage_chunk and len(choices) == 0 and usage_ok
+        return False
+
+    def _observe_any(self, chunk: Any) -> bool:
+        if not self.response_id:
+            self.response_id = _str(_get(chunk, "id"))
+        if not self.model:
+            self.model = _str(_get(chunk, "model"))
+        tier = _get(chunk, "service_tier")
+        if tier is not None and type(tier) is str:
+            self.service_tier = tier or self.service_tier
+        if self.fingerprint is None:
+            self.fingerprint = _str(_get(chunk, "system_fingerprint")) or None
         choices = _get(chunk, "choices")
         usage = _get(chunk, "usage")
         usage_ok = usage is not None and chat_usage(usage) is not None
         if usage_ok:
             self.usage_obj = usage
-        if isinstance(choices, (list, tuple)):
-            for choice in choices:
-                index = _int(_get(choice, "index")) or 0
-                reason = _get(choice, "finish_reason")
-                if isinstance(reason, str):
-                    self.finish_reasons[index] = reason
-                else:
-                    self.finish_reasons.setdefault(index, "error")
-                if self.usage_obj is None:
-                    delta = _get(choice, "delta")
-                    self.counter.add(_get(delta, "content"))
-                    self.counter.add(_get(delta, "refusal"))
-                    self.counter.add(_get(choice, "text"))  # legacy completions
-                    for call in _get(delta, "tool_calls") or ():
-                        function = _get(call, "function")
-                        self.counter.add(_get(function, "name"))
-                        self.counter.add(_get(function, "arguments"))
-            # Only the usage chunk we asked for on the caller's behalf is hidden, and only if it is one.
-            return self.hide_usage_chunk and len(choices) == 0 and usage_ok
-        return False
+        return self._observe_choices(choices, usage_ok)
 
     def outcome(self) -> Outcome:
         attrs: Dict[str, Any] = {
@@ -521,7 +685,8 @@ class ResponsesStreamState(StreamState):
         super().__init__(operation)
         self.response: Any = None
         self.final: Any = None
-        self.counter = _FallbackCounter(operation.request.model)
+        # The Responses API always ends a stream with the final response and its usage.
+        self.counter = _CharCounter()
 
     def observe(self, event: Any) -> bool:
         kind = _get(event, "type")
@@ -631,11 +796,13 @@ class _AsyncRawResponseProxy(_RawResponseProxy):
 class _Call:
     """The instrumented state of one SDK call, between request and response."""
 
-    def __init__(self, operation: Operation, kind: str, is_stream: bool, hide_usage_chunk: bool) -> None:
+    def __init__(self, operation: Operation, kind: str, is_stream: bool, hide_usage_chunk: bool,
+                 usage_expected: bool = False) -> None:
         self.operation = operation
         self.kind = kind
         self.is_stream = is_stream
         self.hide_usage_chunk = hide_usage_chunk
+        self.usage_expected = usage_expected
 
     def finish_with(self, response: Any) -> None:
         try:
@@ -652,7 +819,7 @@ class _Call:
         if self.kind == "responses":
             state: StreamState = ResponsesStreamState(self.operation)
         else:
-            state = ChatStreamState(self.operation, self.hide_usage_chunk)
+            state = ChatStreamState(self.operation, self.hide_usage_chunk, self.usage_expected)
         proxy = _wrap_stream(stream, state)
         if proxy is None:
             self.finish_without_response()
@@ -769,7 +936,7 @@ def _prepare(config: _Config, kind: str, instance: Any, kwargs: Dict[str, Any]) 
     )
     name = f"{operation} {model}" if model else operation
     op = Operation(config.telemetry, request, name, attrs, catalog=config.catalog)
-    return _Call(op, kind, is_stream, hide_usage_chunk), call_kwargs
+    return _Call(op, kind, is_stream, hide_usage_chunk, is_stream and _usage_requested(call_kwargs)), call_kwargs
 
 
 def _sync_wrapper(config: _Config, kind: str):
@@ -846,6 +1013,32 @@ def _resolve(module: str, path: str) -> bool:
         return False
 
 
+def _warm_up() -> None:
+    """Build the default tokenizer (o200k, ~300 ms) and import the lazy modules in a daemon thread.
+
+    Otherwise the user's first request pays for it inside ``on_start``. A request that comes before
+    the warm-up is done waits for it on the tokenizer's lock (never longer than building it inline).
+    Never blocks ``instrument()`` and never raises.
+    """
+    try:
+        from .. import _tiktoken_offline
+
+        if _tiktoken_offline.O200K_BASE in _tiktoken_offline._loaded:
+            return
+
+        def run() -> None:
+            try:
+                from .. import cost, tokens  # noqa: F401 - imported for their side effect only
+
+                _tiktoken_offline.get_encoding(_tiktoken_offline.O200K_BASE)
+            except BaseException:  # noqa: BLE001 - a failed warm-up only means the first call pays
+                pass
+
+        threading.Thread(target=run, name="otel-ai-cost-warm-up", daemon=True).start()
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -890,6 +1083,7 @@ class OpenAIInstrumentor(BaseInstrumentor):
                 continue
             wrapt.wrap_function_wrapper(module, path, _helper_close_wrapper(is_async))
             self._wrapped.append((module, path))
+        _warm_up()
 
     def _uninstrument(self, **kwargs: Any) -> None:
         import importlib
