@@ -5,6 +5,7 @@ the real ``openai`` SDK parses it.
 """
 from __future__ import annotations
 
+import asyncio
 import gc
 
 import httpx2
@@ -335,3 +336,52 @@ def test_stream_options_in_extra_body_are_left_alone(openai_instrumentor, span_e
     assert chunks[-1].choices == []  # the caller asked for it: passed through
     attrs, _ = _one_span(span_exporter)
     assert attrs["ai_cost.usage.source"] == "provider"
+
+
+class _HangingAsyncStream(httpx2.AsyncByteStream):
+    """Sends the first bytes, then waits forever: the caller's task gets cancelled mid-stream."""
+
+    def __init__(self, first: bytes) -> None:
+        self.first = first
+
+    async def __aiter__(self):
+        yield self.first
+        await asyncio.sleep(3600)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_cancelled_async_call_ends_its_span(span_exporter, openai_instrumentor):
+    async def hang(request):
+        await asyncio.sleep(3600)
+
+    client = openai.AsyncOpenAI(api_key="test", max_retries=0,
+                                http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(hang)))
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES), 0.05)
+    attrs, span = _one_span(span_exporter)
+    assert attrs["error.type"] == "CancelledError"
+    assert span.status.status_code == StatusCode.ERROR
+
+
+async def test_cancelled_async_stream_ends_its_span(span_exporter, openai_instrumentor):
+    first = sse(chat_chunks(["This", " is"]))
+    first = first[: first.index(b"\n\n") + 2]  # exactly one event, then the body hangs
+
+    def chat(body):
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, stream=_HangingAsyncStream(first))
+
+    fake = FakeOpenAI(chat=chat)
+    stream = await fake.async_client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    seen = []
+
+    async def consume():
+        async for chunk in stream:
+            seen.append(chunk)
+
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(consume(), 0.1)
+    assert len(seen) == 1
+    attrs, span = _one_span(span_exporter)
+    assert attrs["error.type"] == "CancelledError"

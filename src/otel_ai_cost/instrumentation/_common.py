@@ -380,7 +380,7 @@ class StreamProxy(wrapt.ObjectProxy):
             except StopIteration:
                 self._self_end()
                 raise
-            except Exception as exc:
+            except BaseException as exc:  # cancellation ends the span too
                 self._self_end(exc)
                 raise
             if state.first_chunk_at is None:
@@ -434,7 +434,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
             except StopAsyncIteration:
                 self._self_end()
                 raise
-            except Exception as exc:
+            except BaseException as exc:  # cancellation ends the span too
                 self._self_end(exc)
                 raise
             if state.first_chunk_at is None:

@@ -757,7 +757,7 @@ class _SyncRawResponseProxy(_RawResponseProxy):
     def parse(self, *args: Any, **kwargs: Any) -> Any:
         try:
             parsed = self.__wrapped__.parse(*args, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:  # cancellation ends the span too
             self._self_call.operation.fail(exc)
             raise
         if args or kwargs.get("to") is not None:
@@ -775,7 +775,7 @@ class _AsyncRawResponseProxy(_RawResponseProxy):
     async def parse(self, *args: Any, **kwargs: Any) -> Any:
         try:
             parsed = await self.__wrapped__.parse(*args, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:  # cancellation ends the span too
             self._self_call.operation.fail(exc)
             raise
         if args or kwargs.get("to") is not None:
@@ -947,7 +947,7 @@ def _sync_wrapper(config: _Config, kind: str):
         call, call_kwargs = prepared
         try:
             result = wrapped(*args, **call_kwargs)
-        except Exception as exc:
+        except BaseException as exc:  # cancellation and interrupts end the span too
             call.operation.fail(exc)
             raise
         try:
@@ -968,7 +968,7 @@ def _async_wrapper(config: _Config, kind: str):
         call, call_kwargs = prepared
         try:
             result = await wrapped(*args, **call_kwargs)
-        except Exception as exc:
+        except BaseException as exc:  # a cancelled task ends the span too
             call.operation.fail(exc)
             raise
         try:
