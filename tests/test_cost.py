@@ -494,3 +494,23 @@ def test_usage_from_attributes_none_without_input_or_output(attrs: Dict[str, Any
 
 def test_usage_from_attributes_garbage_mapping() -> None:
     assert usage_from_attributes(None) is None  # type: ignore[arg-type]
+
+
+def test_cost_attributes_usage_without_any_price_is_unpriced_not_zero() -> None:
+    # An image model the catalog prices per pixel (which it cannot hold): nothing of this usage has a price.
+    pixel_priced = model(PriceSet(output=D("0")), id="dall-e-3", mode="image_generation")
+    attrs = cost_attributes(Usage(images=1), provider="azure.ai.openai", request_model="dall-e-3",
+                            response_model=None, catalog=FakeCatalog({"dall-e-3": pixel_priced}))
+    assert attrs == {
+        sc.AI_COST_PRICING_STATUS: "unpriced",
+        sc.AI_COST_PRICING_CATALOG_VERSION: "test-2026-11-23",
+        sc.AI_COST_PRICING_MODEL: "dall-e-3",
+    }
+
+
+def test_cost_attributes_partly_priced_usage_is_marked_partial() -> None:
+    text_only = model(PriceSet(input=D("1")), id="text-only")
+    attrs = cost_attributes(Usage(input_tokens=1000, images=2), provider="openai", request_model="text-only",
+                            response_model=None, catalog=FakeCatalog({"text-only": text_only}))
+    assert attrs[sc.AI_COST_PRICING_STATUS] == "partial"
+    assert attrs[sc.GEN_AI_USAGE_COST_AMOUNT] == 0.001  # 1000 x $1/M; the two images have no price

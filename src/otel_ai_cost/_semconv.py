@@ -159,6 +159,12 @@ class AiCostPricingStatusValues:
     NO_USAGE: Final = "no_usage"
     # The cost reported by the provider was used as is.
     PROVIDER: Final = "provider"
+    # Part of the usage has no price in the catalog (e.g. image output of a model priced per
+    # pixel); the amount covers only the priced part and is a lower bound.
+    PARTIAL: Final = "partial"
+    # The model is in the catalog but none of this usage has a price there, so no cost was set
+    # (never a silent zero).
+    UNPRICED: Final = "unpriced"
 
 
 # Version of the pricing catalog used to compute the cost.

@@ -376,6 +376,13 @@ def cost_attributes(
                 sc.AI_COST_PRICING_CATALOG_VERSION: catalog.version,
             }
         cost = compute_cost(usage, price, service_tier)
+        if cost.unpriced and not cost.total:
+            # Usage the catalog cannot price at all: say so rather than report a silent $0.
+            return {
+                sc.AI_COST_PRICING_STATUS: "unpriced",
+                sc.AI_COST_PRICING_CATALOG_VERSION: catalog.version,
+                sc.AI_COST_PRICING_MODEL: cost.model_id,
+            }
         attributes: Dict[str, Any] = {
             sc.GEN_AI_USAGE_COST_AMOUNT: cost.amount,
             sc.GEN_AI_USAGE_COST_CURRENCY: cost.currency,
@@ -383,7 +390,7 @@ def cost_attributes(
         }
         for component, amount in cost.breakdown.items():
             attributes[_COMPONENT_ATTRIBUTES[component]] = float(amount)
-        attributes[sc.AI_COST_PRICING_STATUS] = "priced"
+        attributes[sc.AI_COST_PRICING_STATUS] = "partial" if cost.unpriced else "priced"
         attributes[sc.AI_COST_PRICING_CATALOG_VERSION] = catalog.version
         attributes[sc.AI_COST_PRICING_MODEL] = cost.model_id
         if cost.service_tier is not None:
