@@ -14,7 +14,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from _fake_openai import (
-    AsyncBrokenStream, BrokenStream, FakeOpenAI, chat_chunks, sse,
+    AsyncBrokenStream, BrokenStream, FakeOpenAI, chat_chunks, response_object, sse,
 )
 
 MESSAGES = [{"role": "user", "content": "Say this is a test"}]
@@ -385,3 +385,29 @@ async def test_cancelled_async_stream_ends_its_span(span_exporter, openai_instru
     assert len(seen) == 1
     attrs, span = _one_span(span_exporter)
     assert attrs["error.type"] == "CancelledError"
+
+
+def test_failed_responses_stream_is_an_error_without_a_guessed_cost(openai_instrumentor, span_exporter):
+    # Faked HTTP in the documented Responses streaming format: the stream ends with `response.failed`.
+    failed = {**response_object(status="failed", usage=None),
+              "error": {"code": "server_error", "message": "The model failed."}}
+    events = [
+        {"type": "response.created", "sequence_number": 0, "response": {**failed, "status": "in_progress", "error": None}},
+        {"type": "response.failed", "sequence_number": 1, "response": failed},
+    ]
+
+    def chat(body):
+        raise AssertionError("only the Responses API is called")
+
+    fake = FakeOpenAI(chat=chat)
+    original = fake.handle
+    fake.handle = lambda request: (httpx2.Response(200, headers={"content-type": "text/event-stream"},
+                                                   content=sse(events, named=True))
+                                   if request.url.path.endswith("/responses") else original(request))
+    seen = [event.type for event in fake.client().responses.create(model="gpt-4o-mini", input="Hi", stream=True)]
+    assert seen == ["response.created", "response.failed"]  # the caller sees the events unchanged
+    attrs, span = _one_span(span_exporter)
+    assert span.status.status_code == StatusCode.ERROR
+    assert attrs["error.type"] == "server_error"
+    assert "gen_ai.usage.cost.amount" not in attrs
+    assert "gen_ai.usage.input_tokens" not in attrs

@@ -435,15 +435,14 @@ def test_importing_the_package_is_light():
     import sys
 
     code = (
-        "import sys, time; t = time.perf_counter(); import otel_ai_cost; "
-        "elapsed = time.perf_counter() - t; "
+        "import sys; import otel_ai_cost; "
         "heavy = [m for m in ('opentelemetry.sdk.trace', 'tiktoken', 'otel_ai_cost.pricing') if m in sys.modules]; "
-        "print(heavy, elapsed < 0.1); "
+        "print(heavy); "
         "from otel_ai_cost import AICostSpanProcessor, CostEnrichingSpanExporter, BudgetExceededError, "
         "ConfigError, CatalogError, Usage, Cost, compute_cost, __version__; print(__version__)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
-    assert out[0] == "[] True"
+    assert out[0] == "[]"  # how long the import takes is measured in benchmarks/bench_import.py
     from importlib.metadata import version
 
     assert out[1] == version("otel-ai-cost")

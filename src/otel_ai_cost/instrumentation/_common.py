@@ -154,6 +154,7 @@ class Outcome:
     service_tier: Optional[str] = None          # the tier the provider says it served
     provider_cost: Optional[float] = None       # USD reported in the response (OpenRouter usage.cost)
     attributes: Optional[Dict[str, Any]] = None  # response attributes (id, finish reasons, ...)
+    error_type: Optional[str] = None            # the response itself reports a failure (no exception)
 
 
 def usage_attributes(usage: Usage) -> Dict[str, Any]:
@@ -245,7 +246,8 @@ class Operation:
             if outcome.usage is not None:
                 attrs.update(usage_attributes(outcome.usage))
                 attrs[sc.AI_COST_USAGE_SOURCE] = outcome.usage_source
-            if error is None or outcome.usage is not None:
+            failed = error is not None or outcome.error_type is not None
+            if not failed or outcome.usage is not None:
                 try:
                     cost_attrs = compute_cost_attributes(
                         outcome, provider=self.request.provider, request_model=self.request.model,
@@ -260,10 +262,14 @@ class Operation:
                     cost_amount = float(amount)
             if error is not None:
                 metric_attrs[ERROR_TYPE] = attrs[ERROR_TYPE] = error_type(error)
+            elif outcome.error_type is not None:
+                metric_attrs[ERROR_TYPE] = attrs[ERROR_TYPE] = outcome.error_type
             span.set_attributes(attrs)
             if error is not None:
                 span.set_status(Status(StatusCode.ERROR, str(error)))
                 span.record_exception(error)
+            elif outcome.error_type is not None:
+                span.set_status(Status(StatusCode.ERROR, outcome.error_type))
         except Exception as exc:
             log_once("Operation.finish", exc)
         finally:

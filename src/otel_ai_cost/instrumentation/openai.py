@@ -83,16 +83,13 @@ _PROVIDER_BY_HOST = {
 
 
 def include_usage_from_env() -> bool:
-    """``OTEL_AI_COST_OPENAI_INCLUDE_USAGE``: true (default) or false."""
+    """``OTEL_AI_COST_OPENAI_INCLUDE_USAGE``: true (default) or false, spelled as every OTEL_AI_COST_* boolean."""
+    from ..config import parse_bool
+
     raw = os.environ.get(INCLUDE_USAGE_ENV)
     if raw is None or raw.strip() == "":
         return True
-    value = raw.strip().lower()
-    if value == "true":
-        return True
-    if value == "false":
-        return False
-    raise ConfigError(f"{INCLUDE_USAGE_ENV}={raw!r} is not valid: set it to 'true' or 'false'.")
+    return parse_bool(raw, INCLUDE_USAGE_ENV)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -685,6 +682,7 @@ class ResponsesStreamState(StreamState):
         super().__init__(operation)
         self.response: Any = None
         self.final: Any = None
+        self.final_kind: Optional[str] = None
         # The Responses API always ends a stream with the final response and its usage.
         self.counter = _CharCounter()
 
@@ -694,6 +692,7 @@ class ResponsesStreamState(StreamState):
         if response is not None:
             if kind in _RESPONSE_FINAL_EVENTS:
                 self.final = response
+                self.final_kind = kind
             elif self.response is None:
                 self.response = response
         elif kind in ("response.output_text.delta", "response.refusal.delta",
@@ -704,6 +703,10 @@ class ResponsesStreamState(StreamState):
     def outcome(self) -> Outcome:
         final = self.final if self.final is not None else self.response
         outcome = responses_outcome(final) if final is not None else Outcome()
+        if self.final_kind == "response.failed":
+            # The stream ended normally but the response failed: an error, and no guessed usage.
+            outcome.error_type = str(_get(_get(final, "error"), "code") or "response.failed")
+            return outcome
         if self.final is None or outcome.usage is None:
             outcome.usage = _estimated_usage(self.operation.request, self.counter)
             outcome.usage_source = sc.AiCostUsageSourceValues.ESTIMATED
