@@ -446,3 +446,15 @@ def test_importing_the_package_is_light():
     from importlib.metadata import version
 
     assert out[1] == version("otel-ai-cost")
+
+
+def test_exporter_maps_renamed_legacy_system_values():
+    # gen_ai.system "az.ai.openai" became gen_ai.provider.name "azure.ai.openai" (semconv v1.37).
+    tracer, inner = enriching_pipeline()
+    openai_v2_span(tracer, **{"gen_ai.system": "az.ai.openai", "gen_ai.request.model": "gpt-4o-mini",
+                              "gen_ai.response.model": None,
+                              "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100})
+    attrs = finished(inner, "chat gpt-4o-mini").attributes
+    assert attrs["ai_cost.pricing.status"] == "priced"
+    # Azure OpenAI gpt-4o-mini (global) list price: $0.15/M input, $0.60/M output.
+    assert attrs["gen_ai.usage.cost.amount"] == pytest.approx(1000 * 0.15 / 1e6 + 100 * 0.60 / 1e6, rel=1e-12)

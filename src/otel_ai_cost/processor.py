@@ -280,7 +280,8 @@ class CostEnrichingSpanExporter(SpanExporter):
             return span
         added = cost_attributes(
             usage,
-            provider=_text(attributes.get(gen_ai.GEN_AI_PROVIDER_NAME)) or _text(attributes.get(gen_ai.GEN_AI_SYSTEM)),
+            provider=_text(attributes.get(gen_ai.GEN_AI_PROVIDER_NAME))
+            or _legacy_provider(_text(attributes.get(gen_ai.GEN_AI_SYSTEM))),
             request_model=_text(attributes.get(gen_ai.GEN_AI_REQUEST_MODEL)),
             response_model=_text(attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL)),
             service_tier=_text(attributes.get(openai_attrs.OPENAI_RESPONSE_SERVICE_TIER))
@@ -290,6 +291,20 @@ class CostEnrichingSpanExporter(SpanExporter):
         if not added:
             return span
         return _EnrichedSpan(span, {**attributes, **added})
+
+
+# Values of the deprecated gen_ai.system that were renamed in gen_ai.provider.name (semconv v1.37).
+_LEGACY_SYSTEMS = {
+    "xai": "x_ai",
+    "az.ai.openai": "azure.ai.openai",
+    "az.ai.inference": "azure.ai.inference",
+    "vertex_ai": "gcp.vertex_ai",
+    "gemini": "gcp.gemini",
+}
+
+
+def _legacy_provider(system: Optional[str]) -> Optional[str]:
+    return _LEGACY_SYSTEMS.get(system, system) if system else None
 
 
 def _text(value: Any) -> Optional[str]:
