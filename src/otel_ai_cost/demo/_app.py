@@ -205,7 +205,7 @@ _HINT = """\
     docker run --rm -p 16686:16686 -p 4317:4317 jaegertracing/jaeger:latest
     OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 otel-ai-cost demo
   then open http://localhost:16686 (service "{service}"). In your own app, no code change:
-    pip install otel-ai-cost && opentelemetry-instrument python app.py
+    pip install 'otel-ai-cost[openai]' && opentelemetry-instrument python app.py
   and every OpenAI call carries gen_ai.usage.* tokens and gen_ai.usage.cost.amount in USD."""
 
 
