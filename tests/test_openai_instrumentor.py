@@ -511,6 +511,19 @@ def test_metrics(openai_instrumentor, span_exporter, metric_reader):
     (point,) = cost.data.data_points
     span_cost = span_exporter.get_finished_spans()[0].attributes["gen_ai.usage.cost.amount"]
     assert point.value == pytest.approx(span_cost)
+    assert "gen_ai.client.operation.time_to_first_chunk" not in metrics  # no stream yet
+
+
+def test_time_to_first_chunk_metric_for_streams(openai_instrumentor, span_exporter, metric_reader):
+    list(FakeOpenAI().client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    ttfc = _metrics(metric_reader)["gen_ai.client.operation.time_to_first_chunk"]
+    assert ttfc.unit == "s"
+    (point,) = ttfc.data.data_points
+    assert point.count == 1
+    assert tuple(point.explicit_bounds) == _common.DURATION_BUCKETS
+    span_ttfc = span_exporter.get_finished_spans()[0].attributes["gen_ai.response.time_to_first_chunk"]
+    assert point.sum == pytest.approx(span_ttfc)
+    assert point.attributes["gen_ai.request.model"] == "gpt-4o-mini"
 
 
 # --- content -------------------------------------------------------------------------------

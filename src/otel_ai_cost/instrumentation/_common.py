@@ -61,6 +61,7 @@ ERROR_TYPE = "error.type"
 
 GEN_AI_CLIENT_TOKEN_USAGE = "gen_ai.client.token.usage"
 GEN_AI_CLIENT_OPERATION_DURATION = "gen_ai.client.operation.duration"
+GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
 
 # Advised bucket boundaries from the GenAI metrics conventions.
 TOKEN_USAGE_BUCKETS = (
@@ -111,6 +112,12 @@ class Telemetry:
             GEN_AI_CLIENT_OPERATION_DURATION,
             unit="s",
             description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
+        self.time_to_first_chunk = meter.create_histogram(
+            GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time to receive the first chunk of a streamed GenAI response.",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
         self.cost = meter.create_counter(
@@ -277,16 +284,19 @@ class Operation:
                 span.end()
             except Exception as exc:
                 log_once("span.end", exc)
-        self._record_metrics(duration, outcome, metric_attrs, cost_amount)
+        first_chunk = extra.get(GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK) if extra else None
+        self._record_metrics(duration, outcome, metric_attrs, cost_amount, first_chunk)
 
     def fail(self, error: BaseException, outcome: Optional[Outcome] = None) -> None:
         self.finish(outcome or Outcome(), error=error)
 
     def _record_metrics(self, duration: float, outcome: Outcome, attrs: Dict[str, Any],
-                        cost_amount: Optional[float]) -> None:
+                        cost_amount: Optional[float], first_chunk: Optional[float] = None) -> None:
         try:
             t = self.telemetry
             t.duration.record(duration, attributes=attrs)
+            if isinstance(first_chunk, float):
+                t.time_to_first_chunk.record(first_chunk, attributes=attrs)
             if outcome.usage is None and cost_amount is None:
                 return
             input_attrs, output_attrs, cost_attrs = t.point_attributes(attrs)
