@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from decimal import Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
+from . import _gen_ai as gen_ai
 from . import _semconv as sc
 from .pricing._model import ContextTier, ModelPrice, PriceSet
 
@@ -51,16 +52,6 @@ if TYPE_CHECKING:
     from .pricing import Catalog
 
 logger = logging.getLogger(__name__)
-
-# Token-usage attribute names of the GenAI conventions (not yet in _semconv.py).
-_GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
-_GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
-_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"
-_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"  # v1.41 name
-_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
-_GEN_AI_USAGE_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"          # deprecated
-_GEN_AI_USAGE_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"  # deprecated
 
 COMPONENTS = (
     "input",
@@ -418,19 +409,19 @@ def usage_from_attributes(attrs: Mapping[str, Any]) -> Optional[Usage]:
     ``cache_creation.input_tokens``. None when neither input nor output tokens are present.
     """
     try:
-        input_tokens = _first(attrs, _GEN_AI_USAGE_INPUT_TOKENS, _GEN_AI_USAGE_PROMPT_TOKENS)
-        output_tokens = _first(attrs, _GEN_AI_USAGE_OUTPUT_TOKENS, _GEN_AI_USAGE_COMPLETION_TOKENS)
+        input_tokens = _first(attrs, gen_ai.GEN_AI_USAGE_INPUT_TOKENS, gen_ai.GEN_AI_USAGE_PROMPT_TOKENS)
+        output_tokens = _first(attrs, gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS, gen_ai.GEN_AI_USAGE_COMPLETION_TOKENS)
         if input_tokens is None and output_tokens is None:
             return None
         cache_write = _first(
-            attrs, _GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, _GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+            attrs, gen_ai.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
         )
         return Usage(
             input_tokens=input_tokens or 0,
             output_tokens=output_tokens or 0,
-            cache_read_input_tokens=_first(attrs, _GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0,
+            cache_read_input_tokens=_first(attrs, gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0,
             cache_write_input_tokens=cache_write or 0,
-            reasoning_output_tokens=_first(attrs, _GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) or 0,
+            reasoning_output_tokens=_first(attrs, gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) or 0,
         )
     except Exception:  # noqa: BLE001 - a malformed span must not break the exporter
         logger.debug("could not read usage attributes", exc_info=True)

@@ -25,43 +25,42 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .. import _semconv as sc
 from .._request import LLMRequest, pending_request
 from ..cost import Usage
+from .._gen_ai import (  # noqa: F401 - re-exported for the provider modules
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_REQUEST_MAX_TOKENS,
+    GEN_AI_REQUEST_TEMPERATURE,
+    GEN_AI_REQUEST_TOP_P,
+    GEN_AI_REQUEST_STOP_SEQUENCES,
+    GEN_AI_REQUEST_SEED,
+    GEN_AI_REQUEST_CHOICE_COUNT,
+    GEN_AI_REQUEST_FREQUENCY_PENALTY,
+    GEN_AI_REQUEST_PRESENCE_PENALTY,
+    GEN_AI_REQUEST_STREAM,
+    GEN_AI_REQUEST_ENCODING_FORMATS,
+    GEN_AI_OUTPUT_TYPE,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_RESPONSE_ID,
+    GEN_AI_RESPONSE_FINISH_REASONS,
+    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    GEN_AI_TOKEN_TYPE,
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OUTPUT_MESSAGES,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+    ERROR_TYPE,
+    GEN_AI_CLIENT_TOKEN_USAGE,
+    GEN_AI_CLIENT_OPERATION_DURATION,
+    GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+)
 
 logger = logging.getLogger("otel_ai_cost.instrumentation")
-
-# GenAI semantic-convention names (development stability; see shared/semconv-reference.md).
-GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
-GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
-GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
-GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
-GEN_AI_REQUEST_TEMPERATURE = "gen_ai.request.temperature"
-GEN_AI_REQUEST_TOP_P = "gen_ai.request.top_p"
-GEN_AI_REQUEST_STOP_SEQUENCES = "gen_ai.request.stop_sequences"
-GEN_AI_REQUEST_SEED = "gen_ai.request.seed"
-GEN_AI_REQUEST_CHOICE_COUNT = "gen_ai.request.choice.count"
-GEN_AI_REQUEST_FREQUENCY_PENALTY = "gen_ai.request.frequency_penalty"
-GEN_AI_REQUEST_PRESENCE_PENALTY = "gen_ai.request.presence_penalty"
-GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
-GEN_AI_REQUEST_ENCODING_FORMATS = "gen_ai.request.encoding_formats"
-GEN_AI_OUTPUT_TYPE = "gen_ai.output.type"
-GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
-GEN_AI_RESPONSE_ID = "gen_ai.response.id"
-GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
-GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
-GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
-GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
-GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
-GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"
-GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
-GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
-GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
-GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
-SERVER_ADDRESS = "server.address"
-SERVER_PORT = "server.port"
-ERROR_TYPE = "error.type"
-
-GEN_AI_CLIENT_TOKEN_USAGE = "gen_ai.client.token.usage"
-GEN_AI_CLIENT_OPERATION_DURATION = "gen_ai.client.operation.duration"
-GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
 
 # Advised bucket boundaries from the GenAI metrics conventions.
 TOKEN_USAGE_BUCKETS = (
@@ -336,7 +335,7 @@ class StreamState:
     def outcome(self) -> Outcome:  # pragma: no cover - overridden
         return Outcome()
 
-    def _observe_safely(self, item: Any) -> bool:
+    def observe_safely(self, item: Any) -> bool:
         if self.first_chunk_at is None:
             self.first_chunk_at = time.perf_counter()
         try:
@@ -368,12 +367,8 @@ def _end_abandoned(state: StreamState) -> None:
         log_once("stream finalizer", exc)
 
 
-class StreamProxy(wrapt.ObjectProxy):
-    """Transparent proxy over an SDK ``Stream``: ends the span exactly once.
-
-    Ends on exhaustion, ``close()`` / context exit, an exception while iterating (with
-    ``error.type``), and garbage collection of an abandoned stream.
-    """
+class _StreamProxyBase(wrapt.ObjectProxy):
+    """What the sync and async stream proxies share: the state, and ending the span exactly once."""
 
     def __init__(self, wrapped: Any, state: StreamState) -> None:
         super().__init__(wrapped)
@@ -383,6 +378,14 @@ class StreamProxy(wrapt.ObjectProxy):
     def _self_end(self, error: Optional[BaseException] = None) -> None:
         self._self_finalizer.detach()
         self._self_state.end(error)
+
+
+class StreamProxy(_StreamProxyBase):
+    """Transparent proxy over an SDK ``Stream``: ends the span exactly once.
+
+    Ends on exhaustion, ``close()`` / context exit, an exception while iterating (with
+    ``error.type``), and garbage collection of an abandoned stream.
+    """
 
     def __iter__(self):
         return self
@@ -399,14 +402,7 @@ class StreamProxy(wrapt.ObjectProxy):
             except BaseException as exc:  # cancellation ends the span too
                 self._self_end(exc)
                 raise
-            if state.first_chunk_at is None:
-                state.first_chunk_at = time.perf_counter()
-            try:
-                hide = state.observe(item)
-            except Exception as exc:
-                log_once(f"{type(state).__name__}.observe", exc)
-                hide = False
-            if not hide:
+            if not state.observe_safely(item):
                 return item
 
     def __enter__(self):
@@ -426,17 +422,8 @@ class StreamProxy(wrapt.ObjectProxy):
             self._self_end()
 
 
-class AsyncStreamProxy(wrapt.ObjectProxy):
+class AsyncStreamProxy(_StreamProxyBase):
     """The ``AsyncStream`` counterpart of ``StreamProxy``."""
-
-    def __init__(self, wrapped: Any, state: StreamState) -> None:
-        super().__init__(wrapped)
-        self._self_state = state
-        self._self_finalizer = weakref.finalize(self, _end_abandoned, state)
-
-    def _self_end(self, error: Optional[BaseException] = None) -> None:
-        self._self_finalizer.detach()
-        self._self_state.end(error)
 
     def __aiter__(self):
         return self
@@ -453,14 +440,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
             except BaseException as exc:  # cancellation ends the span too
                 self._self_end(exc)
                 raise
-            if state.first_chunk_at is None:
-                state.first_chunk_at = time.perf_counter()
-            try:
-                hide = state.observe(item)
-            except Exception as exc:
-                log_once(f"{type(state).__name__}.observe", exc)
-                hide = False
-            if not hide:
+            if not state.observe_safely(item):
                 return item
 
     async def __aenter__(self):
