@@ -27,7 +27,7 @@ SECTION = "# --- "
 
 HEADER = '''\
 # Generated from semconv/ by scripts/generate_semconv.py. Do not edit.
-"""Attribute and metric names declared in semconv/."""
+"""Attribute, event and metric names declared in semconv/."""
 
 from typing import Final
 '''
@@ -105,6 +105,16 @@ def _metric_chunk(file: str, metric: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _event_chunk(file: str, event: Dict[str, Any]) -> str:
+    name = event.get("name")
+    for field in ("name", "brief"):
+        if not event.get(field):
+            raise RegistryError(f"semconv/{file}: event {name or '?'} has no `{field}`; add it")
+    lines = _comment(f"{event['brief']} Span event.")
+    lines.append(f"{constant_name(name)}: Final = {literal(name)}")
+    return "\n".join(lines)
+
+
 def _join(chunks: List[str]) -> str:
     # PEP 8: two blank lines around a class (and, for readability, before a file's section).
     out = chunks[0]
@@ -131,6 +141,9 @@ def render(semconv_dir: Path = SEMCONV_DIR) -> str:
             claim(constant_name(attr["key"]), f"semconv/{file}: {attr['key']}")
             if isinstance(attr["type"], dict):
                 claim(class_name(attr["key"]), f"semconv/{file}: {attr['key']}")
+        for event in doc.get("events") or []:
+            chunks.append(_event_chunk(file, event))
+            claim(constant_name(event["name"]), f"semconv/{file}: {event['name']}")
         for metric in doc.get("metrics") or []:
             chunks.append(_metric_chunk(file, metric))
             claim(constant_name(metric["name"]), f"semconv/{file}: {metric['name']}")

@@ -22,7 +22,6 @@ from otel_ai_cost.budgets import (
 from otel_ai_cost.errors import ConfigError
 
 FULL = """
-service: ignored by the budget reader
 budgets:
   - id: tenant-monthly
     limit_usd: 100
@@ -70,10 +69,25 @@ def test_full_configuration(tmp_path):
     book.store.close()
 
 
-def test_defaults(tmp_path):
+def test_defaults(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     config = load_budget_config(write(tmp_path, "budgets:\n  - {id: b, limit_usd: 1, window: lifetime}\n"))
-    assert (config.store_url, config.hold_ttl, config.on_store_error) == ("memory://", 900.0, "open")
-    assert isinstance(config.open_store(), MemoryBudgetStore)
+    expected = "sqlite:///" + str(tmp_path / "state" / "otel-ai-cost" / "budgets.db").lstrip("/")
+    assert (config.store_url, config.hold_ttl, config.on_store_error) == (expected, 900.0, "open")
+    assert config.raise_on_block is False
+    store = config.open_store()  # the embedded default: a SQLite file that survives restarts
+    assert isinstance(store, SQLiteBudgetStore)
+    assert (tmp_path / "state" / "otel-ai-cost" / "budgets.db").exists()
+    store.close()
+    assert isinstance(open_store("memory://"), MemoryBudgetStore)
+
+
+def test_unknown_top_level_key_and_raise_on_block(tmp_path):
+    with pytest.raises(ConfigError, match=r"otel-ai-cost.yaml: budget: unknown key; expected one of budgets, raise_on_block, store"):
+        load_budget_config(write(tmp_path, "budget: []\n"))
+    with pytest.raises(ConfigError, match=r"otel-ai-cost.yaml: raise_on_block: must be true or false"):
+        load_budget_config(write(tmp_path, "raise_on_block: maybe\n"))
+    assert load_budget_config(write(tmp_path, "raise_on_block: true\n")).raise_on_block is True
 
 
 BASE = "budgets:\n  - {id: ok, limit_usd: 1, window: lifetime}\n  - "

@@ -177,20 +177,19 @@ def test_a_failing_catalog_never_raises_into_the_sdk():
     assert "ai_cost.estimate.input_tokens" not in finished(exporter).attributes
 
 
-def test_the_budget_seam_receives_the_estimate():
+def test_the_before_request_hook_receives_the_span_and_the_estimate():
     seen = []
 
-    class Deciding(AICostSpanProcessor):
-        def _decide(self, span, req, estimate):
-            seen.append((span.name, estimate.output_tokens))
-            return "allow"
+    def before_request(span, estimate):
+        seen.append((span.name, estimate.output_tokens))
+        return "allow"
 
     provider = TracerProvider()
-    provider.add_span_processor(Deciding(catalog=TEST_CATALOG, settings=Settings()))
+    provider.add_span_processor(AICostSpanProcessor(catalog=TEST_CATALOG, settings=Settings(), before_request=before_request))
     req = request(model="big-model", max_output_tokens=7)
     run_call(provider.get_tracer("t"), req)
     assert seen == [("chat big-model", 7)]
-    assert req.decision == "allow"
+    assert req.decision.action == "allow" and req.hold is None
 
 
 def test_spans_started_under_an_already_estimated_request_are_left_alone():

@@ -66,7 +66,8 @@ def _metrics() -> List[dict]:
 
 
 def _declared_names() -> Set[str]:
-    return {a["key"] for a in _attributes()} | {m["name"] for m in _metrics()}
+    events = {e["name"] for doc in _docs().values() for e in doc.get("events") or []}
+    return {a["key"] for a in _attributes()} | {m["name"] for m in _metrics()} | events
 
 
 # --- schema validation

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import BudgetExceededError, CatalogError, ConfigError
 
 if TYPE_CHECKING:
+    from .attribution import attribute
     from .cost import Cost, Usage, compute_cost
     from .processor import AICostSpanProcessor, CostEnrichingSpanExporter
 
@@ -23,6 +24,7 @@ __all__ = [
     "CostEnrichingSpanExporter",
     "Usage",
     "__version__",
+    "attribute",
     "compute_cost",
 ]
 
@@ -32,6 +34,7 @@ _LAZY = {
     "Cost": ".cost",
     "Usage": ".cost",
     "compute_cost": ".cost",
+    "attribute": ".attribution",
 }
 
 

@@ -28,7 +28,8 @@ class LLMRequest:
     estimate_input: Optional[Callable[[], TokenCount]] = None   # lazy input-token count
     # Filled in by the processor at span start:
     estimate: Any = None                            # otel_ai_cost.processor.Estimate
-    decision: Any = None                            # budget decision (issue 3)
+    decision: Any = None                            # budget decision (otel_ai_cost.budgets.Decision)
+    hold: Any = None                                # budget hold to settle at the end (budgets.Hold)
     extra: dict = field(default_factory=dict)
 
 

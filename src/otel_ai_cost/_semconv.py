@@ -1,5 +1,5 @@
 # Generated from semconv/ by scripts/generate_semconv.py. Do not edit.
-"""Attribute and metric names declared in semconv/."""
+"""Attribute, event and metric names declared in semconv/."""
 
 from typing import Final
 
@@ -45,6 +45,44 @@ AI_COST_BUDGET_RESERVED: Final = "ai_cost.budget.reserved"
 
 # Whether the deciding budget is a shadow budget, whose decisions are recorded but not enforced.
 AI_COST_BUDGET_SHADOW: Final = "ai_cost.budget.shadow"
+
+# Why the budgets decided what they did, when the decision is not `allow`.
+AI_COST_BUDGET_REASON: Final = "ai_cost.budget.reason"
+
+
+class AiCostBudgetReasonValues:
+    """Values of ``ai_cost.budget.reason``."""
+
+    # A budget's threshold decided.
+    THRESHOLD: Final = "threshold"
+    # The budget is frozen (`otel-ai-cost budget freeze`) and refuses every call.
+    FROZEN: Final = "frozen"
+    # The budget store could not be reached; the decision is the configured fail-open or fail-
+    # closed one.
+    STORE_ERROR: Final = "store_error"
+    # The `before_request` hook decided, and the budgets were not asked.
+    HOOK: Final = "hook"
+
+
+# The model the caller asked for, when a downgrade decision sent the call to another model.
+AI_COST_BUDGET_REQUESTED_MODEL: Final = "ai_cost.budget.requested_model"
+
+# The delay in seconds a throttle decision added before the call was sent.
+AI_COST_BUDGET_DELAY: Final = "ai_cost.budget.delay"
+
+# The cost center an operation is attributed to, copied from the baggage entry of the same name.
+AI_COST_COST_CENTER: Final = "ai_cost.cost_center"
+
+# A budget passed a warning threshold with this operation; the operation went ahead. Span event.
+AI_COST_BUDGET_WARNING: Final = "ai_cost.budget.warning"
+
+# A shadow budget would have decided something other than allow for this operation. Span event.
+AI_COST_BUDGET_SHADOW_DECISION: Final = "ai_cost.budget.shadow_decision"
+
+# Budget decisions made before GenAI client operations, by budget and decision. Instrument:
+# counter.
+AI_COST_BUDGET_DECISIONS: Final = "ai_cost.budget.decisions"
+AI_COST_BUDGET_DECISIONS_UNIT: Final = "{decision}"
 
 
 # --- semconv/cost.yaml

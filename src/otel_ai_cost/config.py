@@ -21,6 +21,8 @@ ENV_BAGGAGE_KEYS = "OTEL_AI_COST_BAGGAGE_KEYS"
 ENV_ESTIMATE = "OTEL_AI_COST_ESTIMATE"
 ENV_ENRICH_EXPORT = "OTEL_AI_COST_ENRICH_EXPORT"
 ENV_OUTPUT_ESTIMATE = "OTEL_AI_COST_OUTPUT_ESTIMATE"
+ENV_CONFIG = "OTEL_AI_COST_CONFIG"
+ENV_RAISE_ON_BLOCK = "OTEL_AI_COST_RAISE_ON_BLOCK"
 
 # Every variable the package reads, here or elsewhere; anything else with the prefix is a typo.
 KNOWN_VARIABLES = frozenset(
@@ -31,6 +33,8 @@ KNOWN_VARIABLES = frozenset(
         ENV_ESTIMATE,
         ENV_ENRICH_EXPORT,
         ENV_OUTPUT_ESTIMATE,
+        ENV_CONFIG,
+        ENV_RAISE_ON_BLOCK,
         "OTEL_AI_COST_AZURE_DEPLOYMENTS",  # read by otel_ai_cost.pricing
         "OTEL_AI_COST_OPENAI_INCLUDE_USAGE",  # read by the OpenAI instrumentor
     }
@@ -108,6 +112,11 @@ class Settings:
     # Zero-code only: wrap the global provider's exporters so other instrumentations' spans get cost.
     enrich_export: bool = True
     output_estimate: OutputEstimate = field(default_factory=OutputEstimate)
+    # The YAML configuration file with the budgets and their store (OTEL_AI_COST_CONFIG).
+    config_file: Optional[str] = None
+    # Raise BudgetExceededError from on_start for blocked spans of other instrumentations.
+    # None: as the configuration file says (default false).
+    raise_on_block: Optional[bool] = None
 
     def __post_init__(self) -> None:
         # Accept the same spellings as the environment in code: Settings(output_estimate="expected:500").
@@ -135,13 +144,21 @@ class Settings:
             raw = env.get(name)
             return raw if raw is not None and raw.strip() else None
 
-        for name, key in ((ENV_ENABLED, "enabled"), (ENV_ESTIMATE, "estimate"), (ENV_ENRICH_EXPORT, "enrich_export")):
+        for name, key in (
+            (ENV_ENABLED, "enabled"),
+            (ENV_ESTIMATE, "estimate"),
+            (ENV_ENRICH_EXPORT, "enrich_export"),
+            (ENV_RAISE_ON_BLOCK, "raise_on_block"),
+        ):
             raw = get(name)
             if raw is not None:
                 values[key] = parse_bool(raw, name)
         raw = get(ENV_BAGGAGE_KEYS)
         if raw is not None:
             values["baggage_keys"] = parse_keys(raw, ENV_BAGGAGE_KEYS)
+        raw = get(ENV_CONFIG)
+        if raw is not None:
+            values["config_file"] = raw.strip()
         raw = get(ENV_OUTPUT_ESTIMATE)
         if raw is not None:
             values["output_estimate"] = OutputEstimate.parse(raw, ENV_OUTPUT_ESTIMATE)

@@ -1,14 +1,19 @@
-"""AICostSpanProcessor (estimate and attribution at span start) and CostEnrichingSpanExporter
-(cost for finished GenAI spans of other instrumentations).
+"""AICostSpanProcessor (estimate, attribution and budgets at span start) and
+CostEnrichingSpanExporter (cost for finished GenAI spans of other instrumentations).
 
-Neither ever raises into the SDK: a failure is logged once and the span goes on unchanged.
+Neither ever raises into the SDK: a failure is logged once and the span goes on unchanged. The one
+exception is deliberate and opt-in: ``raise_on_block`` raises BudgetExceededError from ``on_start``
+for blocked spans of other instrumentations.
 """
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from opentelemetry import baggage
 from opentelemetry.context import Context
@@ -21,8 +26,11 @@ from . import _semconv as sc
 from ._request import LLMRequest, current_request
 from .config import BAGGAGE_PREFIX, Settings
 from .cost import Usage, compute_cost, cost_attributes, usage_from_attributes
+from .errors import BudgetExceededError
 
 if TYPE_CHECKING:
+    from .budgets import Budget, BudgetBook, BudgetConfig, BudgetStore
+    from .budgets._enforcer import BudgetEnforcer, Hold
     from .pricing import Catalog
 
 _logger = logging.getLogger(__name__)
@@ -79,10 +87,20 @@ def load_catalog(settings: Settings) -> "Catalog":
 
 
 class AICostSpanProcessor(SpanProcessor):
-    """Estimates the cost of a GenAI call when its span starts and copies attribution from baggage.
+    """Estimates the cost of a GenAI call when its span starts, copies attribution from baggage and
+    enforces budgets.
 
     Keyword arguments override ``settings``; with no settings, ``Settings.from_env()`` is used, so
-    a malformed ``OTEL_AI_COST_*`` value raises ConfigError here, at construction.
+    a malformed ``OTEL_AI_COST_*`` value (or configuration file) raises ConfigError here.
+
+    Budgets come from ``budgets`` (``Budget`` objects, kept in ``budget_store``: by default the
+    SQLite file of ``budgets.default_store_url()``), from a ready ``budget_book``, or from the YAML
+    file ``config_file`` / ``OTEL_AI_COST_CONFIG``. Hooks, each called with the span:
+    ``before_request(span, estimate)`` may return a decision (an action name, an ``Action`` or a
+    ``Decision``) that replaces the budgets' for this call, or None; ``on_warning(span, decision)``
+    and ``on_blocked(span, decision)``. ``raise_on_block`` makes ``on_start`` raise
+    ``BudgetExceededError`` for blocked spans of other instrumentations (our instrumentors raise
+    it themselves, before the request is sent).
     """
 
     def __init__(
@@ -92,30 +110,86 @@ class AICostSpanProcessor(SpanProcessor):
         baggage_keys: Optional[Sequence[str]] = None,
         estimate: Optional[bool] = None,
         settings: Optional[Settings] = None,
+        budgets: Optional[Sequence["Budget"]] = None,
+        budget_store: Optional["BudgetStore"] = None,
+        budget_book: Optional["BudgetBook"] = None,
+        config_file: Optional[str] = None,
+        before_request: Optional[Callable[..., Any]] = None,
+        on_warning: Optional[Callable[..., Any]] = None,
+        on_blocked: Optional[Callable[..., Any]] = None,
+        raise_on_block: Optional[bool] = None,
+        meter_provider: Any = None,
     ) -> None:
         settings = settings if settings is not None else Settings.from_env()
         if baggage_keys is not None:
             settings = settings.replace(baggage_keys=tuple(baggage_keys))
         if estimate is not None:
             settings = settings.replace(estimate=estimate)
+        if config_file is not None:
+            settings = settings.replace(config_file=config_file)
+        if raise_on_block is not None:
+            settings = settings.replace(raise_on_block=raise_on_block)
         self.settings = settings
         self.catalog: "Catalog" = catalog if catalog is not None else load_catalog(settings)
         self._baggage_keys = frozenset(settings.baggage_keys)
+        self.budget_book = _budget_book(settings, budgets, budget_store, budget_book)
+        file_raise = self._file_config.raise_on_block if self._file_config is not None else False
+        self._enforcer: Optional["BudgetEnforcer"] = None
+        if self.budget_book is not None or before_request is not None:
+            from .budgets._enforcer import BudgetEnforcer
+
+            self._enforcer = BudgetEnforcer(
+                self.budget_book,
+                before_request=before_request,
+                on_warning=on_warning,
+                on_blocked=on_blocked,
+                raise_on_block=settings.raise_on_block if settings.raise_on_block is not None else file_raise,
+                meter_provider=meter_provider,
+            )
+            _ENFORCING.add(self)
+        # Holds of other instrumentations' spans, settled from their usage in on_end.
+        self._foreign_holds: "OrderedDict[Tuple[int, int], Hold]" = OrderedDict()
+        self._foreign_lock = threading.Lock()
+
+    @property
+    def _file_config(self) -> Optional["BudgetConfig"]:
+        return _loaded_file_config(self.settings.config_file)
 
     # -- SpanProcessor ----------------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
         try:
             self._on_start(span, parent_context)
+        except BudgetExceededError:
+            raise  # only for other instrumentations' spans, when the user opted in (raise_on_block)
         except Exception:  # noqa: BLE001 - a span processor must never break the host application
             _log_once("on_start", "otel-ai-cost: AICostSpanProcessor.on_start failed on span %r.", getattr(span, "name", None))
 
     def on_end(self, span: ReadableSpan) -> None:
-        # Spans are immutable here; budget settlement (the ledger) plugs in at this point.
-        return None
+        # Our instrumentors settle their own holds when they end the span; the holds of other
+        # instrumentations' spans are settled here from the usage the span reports.
+        if not self._foreign_holds:
+            return
+        try:
+            context = span.context
+            with self._foreign_lock:
+                hold = self._foreign_holds.pop((context.trace_id, context.span_id), None)
+            if hold is not None:
+                _settle_from_span(hold, span, self.catalog)
+        except Exception:  # noqa: BLE001
+            _log_once("on_end", "otel-ai-cost: AICostSpanProcessor.on_end failed on span %r.", getattr(span, "name", None))
 
     def shutdown(self) -> None:
-        return None
+        _ENFORCING.discard(self)
+        with self._foreign_lock:
+            holds, self._foreign_holds = list(self._foreign_holds.values()), OrderedDict()
+        for hold in holds:
+            hold.release()
+        if self.budget_book is not None:
+            try:
+                self.budget_book.store.close()
+            except Exception:  # noqa: BLE001
+                _log_once("store close", "otel-ai-cost: could not close the budget store.")
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
@@ -134,14 +208,65 @@ class AICostSpanProcessor(SpanProcessor):
         attribution = self.attribution(parent_context)
         if attribution:
             span.set_attributes(attribution)
-        if request is None or not self.settings.estimate:
+        resource = span.resource.attributes if span.resource is not None else {}
+        if request is None:
+            if self._enforcer is not None:
+                self._start_foreign(span, parent_context, resource)
             return
-        estimate = self._estimate_or_none(request)
-        if estimate is None:
+        self._start_request(span, request, span.attributes or {}, resource, parent_context)
+
+    def start_unrecorded(self, request: LLMRequest, attributes: Mapping[str, Any], span: Any) -> None:
+        """The span-start callbacks for a call whose span the sampler dropped (no ``on_start``).
+
+        Budgets hold whatever the sampler decides: the instrumentor calls this itself.
+        """
+        if request.extra.get(_CLAIMED):
             return
-        request.estimate = estimate
-        span.set_attributes(estimate.attributes())
-        request.decision = self._decide(span, request, estimate)
+        request.extra[_CLAIMED] = True
+        from opentelemetry import trace
+
+        provider = trace.get_tracer_provider()
+        resource = getattr(getattr(provider, "resource", None), "attributes", None) or {}
+        merged = {**attributes, **self.attribution(None)}
+        self._start_request(span, request, merged, resource, None)
+
+    def _start_request(
+        self,
+        span: Any,
+        request: LLMRequest,
+        attributes: Mapping[str, Any],
+        resource: Mapping[str, Any],
+        context: Optional[Context],
+    ) -> None:
+        estimate = None
+        if self.settings.estimate or self._enforcer is not None:
+            estimate = self._estimate_or_none(request)
+            if estimate is not None:
+                request.estimate = estimate
+                span.set_attributes(estimate.attributes())
+        if self._enforcer is None:
+            return
+        selected = _selector_attributes(attributes, resource, context)
+        request.decision, request.hold = self._enforcer.decide(
+            span, selected, trace_id=_trace_id(span), estimate=estimate
+        )
+
+    def _start_foreign(self, span: Span, context: Optional[Context], resource: Mapping[str, Any]) -> None:
+        """Budgets for a GenAI span of another instrumentation: only the model is known, not the request."""
+        assert self._enforcer is not None
+        selected = _selector_attributes(span.attributes or {}, resource, context)
+        decision, hold = self._enforcer.decide(span, selected, trace_id=_trace_id(span), estimate=None, foreign=True)
+        if decision is not None and decision.action == "block" and self._enforcer.raise_on_block:
+            if hold is not None:
+                hold.release()
+            span.end()
+            raise decision.error()
+        if hold is not None:
+            with self._foreign_lock:
+                self._foreign_holds[(span.context.trace_id, span.context.span_id)] = hold
+                while len(self._foreign_holds) > _FOREIGN_HOLDS_CAP:
+                    _, dropped = self._foreign_holds.popitem(last=False)  # never ended: its hold expires
+                    del dropped
 
     def attribution(self, context: Optional[Context]) -> Dict[str, str]:
         """The configured baggage entries (and every ``ai_cost.*`` one) as span attributes."""
@@ -200,9 +325,111 @@ class AICostSpanProcessor(SpanProcessor):
             return model_limit, basis.MODEL_LIMIT
         return DEFAULT_OUTPUT_TOKENS, basis.DEFAULT
 
-    def _decide(self, span: Span, request: LLMRequest, estimate: Estimate) -> Any:
-        """Budget decision for the call. Budgets plug in here; until then every call is allowed (None)."""
+
+# Processors with budgets or hooks: the instrumentors run their span-start callbacks themselves
+# for calls whose span the sampler dropped.
+_ENFORCING: "weakref.WeakSet[AICostSpanProcessor]" = weakref.WeakSet()
+_FOREIGN_HOLDS_CAP = 10_000
+
+
+def start_unrecorded(request: LLMRequest, attributes: Mapping[str, Any], span: Any) -> None:
+    """Enforce budgets for a call whose span is not recording (called by the instrumentors)."""
+    for processor in list(_ENFORCING):
+        try:
+            processor.start_unrecorded(request, attributes, span)
+        except Exception:  # noqa: BLE001
+            _log_once("unrecorded", "otel-ai-cost: budget check of an unsampled call failed.")
+        return  # one processor per call, as for recorded spans
+
+
+def _trace_id(span: Any) -> Optional[str]:
+    try:
+        trace_id = span.get_span_context().trace_id
+    except Exception:  # noqa: BLE001
         return None
+    return format(trace_id, "032x") if trace_id else None
+
+
+def _selector_attributes(
+    attributes: Mapping[str, Any], resource: Mapping[str, Any], context: Optional[Context]
+) -> Dict[str, Any]:
+    """What budget selectors see: resource attributes, then baggage, then the span's own attributes."""
+    merged: Dict[str, Any] = dict(resource)
+    entries = baggage.get_all(context)
+    if entries:
+        merged.update({key: str(value) for key, value in entries.items()})
+    merged.update(attributes)
+    return merged
+
+
+def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:
+    """Settle another instrumentation's call from the cost or usage its finished span reports."""
+    attributes = span.attributes or {}
+    amount = attributes.get(sc.GEN_AI_USAGE_COST_AMOUNT)
+    usage = usage_from_attributes(attributes) if not isinstance(amount, (int, float)) else None
+    if usage is not None:
+        added = cost_attributes(
+            usage,
+            provider=_text(attributes.get(gen_ai.GEN_AI_PROVIDER_NAME))
+            or _legacy_provider(_text(attributes.get(gen_ai.GEN_AI_SYSTEM))),
+            request_model=_text(attributes.get(gen_ai.GEN_AI_REQUEST_MODEL)),
+            response_model=_text(attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL)),
+            catalog=catalog,
+        ) or {}
+        amount = added.get(sc.GEN_AI_USAGE_COST_AMOUNT)
+    if not isinstance(amount, (int, float)) and usage is None:
+        hold.release()  # no usage reported: the call failed or cost nothing we can know
+        return
+    hold.settle(amount, {gen_ai.GEN_AI_RESPONSE_MODEL: _text(attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL))})
+
+
+def _budget_book(
+    settings: Settings,
+    budgets: Optional[Sequence["Budget"]],
+    store: Optional["BudgetStore"],
+    book: Optional["BudgetBook"],
+) -> Optional["BudgetBook"]:
+    """The budget book from code (``budget_book``, or ``budgets`` + ``budget_store``) or the file."""
+    if book is not None:
+        return book
+    from .budgets import BudgetBook
+
+    config = _loaded_file_config(settings.config_file)
+    if budgets is not None:
+        if store is None:
+            store = config.open_store() if config is not None else _default_store()
+        kwargs = {}
+        if config is not None:
+            kwargs = dict(hold_ttl=config.hold_ttl, on_store_error=config.on_store_error)
+        return BudgetBook(budgets, store, **kwargs)
+    if config is not None and config.budgets:
+        return BudgetBook(
+            config.budgets, store if store is not None else config.open_store(),
+            hold_ttl=config.hold_ttl, on_store_error=config.on_store_error,
+        )
+    return None
+
+
+def _default_store() -> "BudgetStore":
+    from .budgets import open_store
+    from .budgets._config import default_store_url
+
+    return open_store(default_store_url())
+
+
+_file_configs: Dict[str, "BudgetConfig"] = {}
+
+
+def _loaded_file_config(path: Optional[str]) -> Optional["BudgetConfig"]:
+    """The parsed configuration file (read once per path). Raises ConfigError naming file, key and reason."""
+    if not path:
+        return None
+    config = _file_configs.get(path)
+    if config is None:
+        from .budgets import load_budget_config
+
+        config = _file_configs[path] = load_budget_config(path)
+    return config
 
 
 class _EnrichedSpan(ReadableSpan):

@@ -16,6 +16,10 @@
       url: sqlite:///var/lib/otel-ai-cost/budgets.db   # or redis://..., rediss://..., memory://
       hold_ttl: 15m
       on_store_error: open                           # or closed
+    raise_on_block: false   # let the processor raise for other instrumentations' spans
+
+Without a ``store`` section the budgets live in SQLite, in ``default_store_url()``: a file in the
+user's state directory, shared by the processes of this user on this host and kept across restarts.
 
 Every error names the file, the key path (``budgets[2].window.tz``) and what to write instead.
 """
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
@@ -39,16 +43,25 @@ from ._windows import CALENDAR_UNITS, calendar, lifetime, parse_duration, rollin
 _BUDGET_KEYS = {"id", "limit_usd", "window", "per", "select", "thresholds", "shadow"}
 _THRESHOLD_KEYS = {"at", "action", "model", "seconds"}
 _STORE_KEYS = {"url", "hold_ttl", "on_store_error", "prefix"}
+# The top-level keys of the configuration file (OTEL_AI_COST_CONFIG).
+TOP_LEVEL_KEYS = {"budgets", "store", "raise_on_block"}
+
+
+def default_store_url() -> str:
+    """``sqlite:///$XDG_STATE_HOME/otel-ai-cost/budgets.db`` (``~/.local/state/...`` by default)."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return "sqlite:///" + os.path.join(state, "otel-ai-cost", "budgets.db").lstrip("/")
 
 
 @dataclass(frozen=True)
 class BudgetConfig:
     budgets: Tuple[Budget, ...]
-    store_url: str = "memory://"
+    store_url: str = field(default_factory=default_store_url)
     hold_ttl: float = 900.0
     on_store_error: str = "open"
     redis_prefix: str = "ai_cost:budget"
     base_dir: Optional[str] = None  # relative SQLite paths are relative to the configuration file
+    raise_on_block: bool = False
 
     def open_store(self, clock: Callable[[], float] = time.time) -> BudgetStore:
         return open_store(self.store_url, clock=clock, base_dir=self.base_dir, redis_prefix=self.redis_prefix)
@@ -79,6 +92,11 @@ def open_store(
         from ._sqlite import SQLiteBudgetStore
 
         path = url[len("sqlite://"):]
+        if path.startswith("/"):
+            try:
+                os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"store url {url!r}: cannot create the directory: {exc.strerror}") from None
         if not path:
             raise ConfigError(f"store url {url!r} has no file path; write sqlite:///absolute/path/budgets.db")
         if base_dir and not os.path.isabs(path):
@@ -224,13 +242,18 @@ def _budget(value: Any, where: _Where) -> Budget:
 
 
 def parse_budget_config(document: Any, source: str = "<config>", base_dir: Optional[str] = None) -> BudgetConfig:
-    """Read the ``budgets`` and ``store`` sections of a configuration document (other keys are left
-    to their readers)."""
+    """Read a configuration document: ``budgets``, ``store`` and ``raise_on_block``."""
     root = _Where(source)
     if document is None:
         document = {}
     if not isinstance(document, Mapping):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(document).__name__}")
+    unknown = sorted(str(k) for k in document if k not in TOP_LEVEL_KEYS)
+    if unknown:
+        raise (root / unknown[0]).error(f"unknown key; expected one of {', '.join(sorted(TOP_LEVEL_KEYS))}")
+    raise_on_block = document.get("raise_on_block", False)
+    if not isinstance(raise_on_block, bool):
+        raise (root / "raise_on_block").error(f"must be true or false, not {raise_on_block!r}")
     items = document.get("budgets") or []
     if not isinstance(items, list):
         raise (root / "budgets").error("expected a list of budgets")
@@ -243,7 +266,7 @@ def parse_budget_config(document: Any, source: str = "<config>", base_dir: Optio
         seen[budget.id] = i
         budgets.append(budget)
     store = _mapping(document.get("store") or {}, root / "store", _STORE_KEYS)
-    url = store.get("url", "memory://")
+    url = store.get("url", None) or default_store_url()
     if not isinstance(url, str):
         raise (root / "store" / "url").error(f"must be a string, not {url!r}")
     if not url.startswith(("memory://", "sqlite://", "redis://", "rediss://", "unix://")):
@@ -260,7 +283,7 @@ def parse_budget_config(document: Any, source: str = "<config>", base_dir: Optio
     prefix = store.get("prefix", "ai_cost:budget")
     if not isinstance(prefix, str) or not prefix:
         raise (root / "store" / "prefix").error(f"must be a non-empty string, not {prefix!r}")
-    return BudgetConfig(tuple(budgets), url, hold_ttl, on_error, prefix, base_dir)
+    return BudgetConfig(tuple(budgets), url, hold_ttl, on_error, prefix, base_dir, raise_on_block)
 
 
 def load_budget_config(path: Union[str, Path]) -> BudgetConfig:

@@ -219,6 +219,59 @@ class Operation:
         self.start = time.perf_counter()
         with pending_request(request):
             self.span = telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=dict(attributes))
+        if request.decision is None and not self.span.is_recording():
+            # The sampler dropped the span, so no processor saw it: budgets still hold.
+            from ..processor import start_unrecorded
+
+            start_unrecorded(request, attributes, self.span)
+
+    # -- the budget decision ------------------------------------------------------------------
+
+    def apply_decision(self, call_kwargs: Dict[str, Any], model_key: str = "model") -> Optional[float]:
+        """Apply the budget decision made at span start, before the request is sent.
+
+        A block ends the span and raises ``BudgetExceededError``; a downgrade switches
+        ``call_kwargs[model_key]`` (and the span's request model) to the cheaper model; a throttle
+        returns the delay the caller must wait. Anything else returns None.
+        """
+        error: Optional[BaseException] = None
+        delay: Optional[float] = None
+        try:
+            decision = self.request.decision
+            action = getattr(decision, "action", None)
+            if action == "block":
+                error = decision.error()
+                self._end_blocked()
+            elif action == "downgrade" and decision.model:
+                self._downgrade(decision.model)
+                call_kwargs[model_key] = decision.model
+            elif action == "throttle" and decision.delay:
+                delay = float(decision.delay)
+        except Exception as exc:
+            log_once("apply_decision", exc)
+            return None
+        if error is not None:
+            raise error
+        return delay
+
+    def _end_blocked(self) -> None:
+        """End the span of a call refused before it was sent (the processor marked it)."""
+        if not self._claim():
+            return
+        hold = self.request.hold
+        if hold is not None:
+            hold.release()
+        try:
+            self.span.end()
+        except Exception as exc:
+            log_once("span.end", exc)
+
+    def _downgrade(self, model: str) -> None:
+        requested = self.request.model
+        self.request.model = model
+        self.metric_attributes[GEN_AI_REQUEST_MODEL] = model
+        self.span.set_attributes({GEN_AI_REQUEST_MODEL: model, sc.AI_COST_BUDGET_REQUESTED_MODEL: requested or ""})
+        self.span.update_name(f"{self.request.operation} {model}")
 
     @property
     def ended(self) -> bool:
@@ -285,6 +338,14 @@ class Operation:
                 log_once("span.end", exc)
         first_chunk = extra.get(GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK) if extra else None
         self._record_metrics(duration, outcome, metric_attrs, cost_amount, first_chunk)
+        hold = self.request.hold
+        if hold is not None:
+            # Settle the budget with what the call cost; a call that got no usage and no cost
+            # (failed, cancelled before a response) releases its hold.
+            if outcome.usage is None and cost_amount is None:
+                hold.release()
+            else:
+                hold.settle(cost_amount, {GEN_AI_RESPONSE_MODEL: outcome.response_model})
 
     def fail(self, error: BaseException, outcome: Optional[Outcome] = None) -> None:
         self.finish(outcome or Outcome(), error=error)

@@ -17,8 +17,10 @@ Message content is never recorded: this instrumentor does not implement content 
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator as _IteratorABC
 from collections.abc import Mapping as _MappingABC
@@ -948,6 +950,13 @@ def _sync_wrapper(config: _Config, kind: str):
         if prepared is None:
             return wrapped(*args, **kwargs)
         call, call_kwargs = prepared
+        delay = call.operation.apply_decision(call_kwargs)  # raises BudgetExceededError on a block
+        if delay:
+            try:
+                time.sleep(delay)
+            except BaseException as exc:  # interrupted while throttled: the call is never sent
+                call.operation.fail(exc)
+                raise
         try:
             result = wrapped(*args, **call_kwargs)
         except BaseException as exc:  # cancellation and interrupts end the span too
@@ -969,6 +978,13 @@ def _async_wrapper(config: _Config, kind: str):
         if prepared is None:
             return await wrapped(*args, **kwargs)
         call, call_kwargs = prepared
+        delay = call.operation.apply_decision(call_kwargs)  # raises BudgetExceededError on a block
+        if delay:
+            try:
+                await asyncio.sleep(delay)
+            except BaseException as exc:  # cancelled while throttled: the call is never sent
+                call.operation.fail(exc)
+                raise
         try:
             result = await wrapped(*args, **call_kwargs)
         except BaseException as exc:  # a cancelled task ends the span too

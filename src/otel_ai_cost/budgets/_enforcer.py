@@ -1,0 +1,311 @@
+"""Budgets at span start: ask the book (or the ``before_request`` hook), mark the span, hold the estimate.
+
+``BudgetEnforcer.decide`` runs inside ``AICostSpanProcessor.on_start`` (or, when the sampler drops
+the span, from the instrumentor itself). It never raises, except ``BudgetExceededError`` for spans
+of other instrumentations when the user opted in (``raise_on_block``). The ``Hold`` it returns is
+settled with the actual cost, or released, exactly once when the call ends.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from decimal import Decimal
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from opentelemetry.trace import Span, Status, StatusCode
+
+from .. import _semconv as sc
+from .._gen_ai import ERROR_TYPE, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL
+from ..errors import BudgetExceededError
+from ._book import BudgetBook, BudgetOutcome, Reservation
+from ._model import Action
+
+_logger = logging.getLogger("otel_ai_cost.budgets")
+
+# The error.type of a blocked span: the public class the caller catches.
+BLOCKED_ERROR_TYPE = BudgetExceededError.__name__
+# The least a call holds: an estimate of 0 (unknown model, no estimate) must still be refused by an
+# exhausted or frozen budget.
+MIN_HOLD = Decimal("0.000000001")
+_ACTIONS = ("allow", "warn", "throttle", "downgrade", "block")
+_WARNED_CAP = 4096
+
+Hook = Callable[..., Any]
+
+
+class HookDecision:
+    """A decision returned by the ``before_request`` hook, shaped like ``budgets.Decision``."""
+
+    reason = sc.AiCostBudgetReasonValues.HOOK
+    outcomes: Tuple[BudgetOutcome, ...] = ()
+    deciding: Optional[BudgetOutcome] = None
+    budget = None
+
+    def __init__(self, action: str, estimate: Decimal, model: Optional[str] = None, delay: Optional[float] = None):
+        if action not in _ACTIONS:
+            raise ValueError(f"before_request returned action {action!r}; expected one of {', '.join(_ACTIONS)}")
+        if action == "downgrade" and not model:
+            raise ValueError("before_request returned a downgrade without the model to use")
+        if action == "throttle" and not (delay and delay > 0):
+            raise ValueError("before_request returned a throttle without a positive delay")
+        self.action, self.estimate, self.model, self.delay = action, estimate, model, delay
+
+    @property
+    def allowed(self) -> bool:
+        return self.action != "block"
+
+    def error(self) -> BudgetExceededError:
+        error = BudgetExceededError(
+            f"the before_request hook refused the call (estimated ${self.estimate}) before it was sent"
+        )
+        error.decision = self  # type: ignore[attr-defined]
+        error.estimate = self.estimate  # type: ignore[attr-defined]
+        return error
+
+    def span_attributes(self) -> Dict[str, Any]:
+        return {sc.AI_COST_BUDGET_DECISION: self.action}
+
+    def __repr__(self) -> str:
+        return f"HookDecision({self.action!r}, model={self.model!r}, delay={self.delay!r})"
+
+
+def hook_decision(value: Any, estimate: Decimal) -> Any:
+    """What ``before_request`` returned, as a decision; None lets the budgets decide."""
+    if value is None:
+        return None
+    if hasattr(value, "action") and hasattr(value, "error") and hasattr(value, "span_attributes"):
+        return value  # a budgets.Decision or a HookDecision
+    if isinstance(value, Action):
+        return HookDecision(value.kind, estimate, value.model, value.seconds)
+    if isinstance(value, str):
+        return HookDecision(value, estimate)
+    raise TypeError(
+        f"before_request returned {value!r}; return None, an action name ('block'), "
+        "an Action (budgets.downgrade('gpt-4o-mini')) or a Decision"
+    )
+
+
+class Hold:
+    """The reservation of one call. ``settle`` or ``release`` once; later calls do nothing. Never raises."""
+
+    __slots__ = ("book", "reservation", "enforced", "_lock", "_done")
+
+    def __init__(self, book: BudgetBook, reservation: Reservation, enforced: bool = True) -> None:
+        self.book = book
+        self.reservation = reservation
+        self.enforced = enforced  # False: a block that could not be enforced (the call went ahead)
+        self._lock = threading.Lock()
+        self._done = False
+
+    def _claim(self) -> bool:
+        with self._lock:
+            if self._done:
+                return False
+            self._done = True
+            return True
+
+    def settle(self, amount: Any, attributes: Optional[Mapping[str, Any]] = None) -> None:
+        """Record the call's actual cost in USD (None: unknown, recorded as 0) and free the hold."""
+        if not self._claim():
+            return
+        try:
+            actual = Decimal(str(amount)) if amount is not None else Decimal(0)
+            if actual < 0 or not actual.is_finite():
+                actual = Decimal(0)
+            extra = {k: str(v) for k, v in (attributes or {}).items() if v is not None}
+            if self.enforced:
+                self.book.settle(self.reservation, actual, extra)
+            elif self.reservation.slots:
+                # A block the processor could not enforce: the call was made, so its spend counts.
+                from ._model import to_nanos
+
+                nanos = to_nanos(actual)
+                self.book.store.settle(self.reservation.id, {s: nanos for s in self.reservation.slots}, extra)
+        except Exception:  # noqa: BLE001 - settling must never break the caller
+            _logger.warning("otel-ai-cost: could not settle budget reservation %s", self.reservation.id, exc_info=True)
+
+    def release(self) -> None:
+        """Free the hold of a call that was not made or failed before costing anything."""
+        if not self._claim():
+            return
+        try:
+            self.book.release(self.reservation)
+        except Exception:  # noqa: BLE001
+            _logger.warning("otel-ai-cost: could not release budget reservation %s", self.reservation.id, exc_info=True)
+
+
+_unenforced_logged = False
+
+
+def _log_unenforced() -> None:
+    global _unenforced_logged
+    if not _unenforced_logged:
+        _unenforced_logged = True
+        _logger.warning(
+            "otel-ai-cost: a budget would block a call made by another instrumentation, which cannot read "
+            "the decision; the call went ahead and its spend counts. Set raise_on_block (or "
+            "OTEL_AI_COST_RAISE_ON_BLOCK=true) to refuse such calls from the span processor. (Reported once.)"
+        )
+
+
+def _outcome_attributes(outcome: BudgetOutcome) -> Dict[str, Any]:
+    return {
+        sc.AI_COST_BUDGET_ID: outcome.budget.id,
+        sc.AI_COST_BUDGET_KEY: outcome.key,
+        sc.AI_COST_BUDGET_WINDOW: outcome.window_key,
+        sc.AI_COST_BUDGET_LIMIT: float(outcome.limit),
+        sc.AI_COST_BUDGET_SPENT: float(outcome.spent),
+        sc.AI_COST_BUDGET_RESERVED: float(outcome.reserved),
+    }
+
+
+class BudgetEnforcer:
+    """The budget side of AICostSpanProcessor: one book, the hooks, and the decision counter."""
+
+    def __init__(
+        self,
+        book: Optional[BudgetBook],
+        *,
+        before_request: Optional[Hook] = None,
+        on_warning: Optional[Hook] = None,
+        on_blocked: Optional[Hook] = None,
+        raise_on_block: bool = False,
+        meter_provider: Any = None,
+    ) -> None:
+        self.book = book
+        self.before_request = before_request
+        self.on_warning = on_warning
+        self.on_blocked = on_blocked
+        self.raise_on_block = raise_on_block
+        self._warned: "OrderedDict[Tuple[str, str, str], None]" = OrderedDict()
+        self._warned_lock = threading.Lock()
+        self._hook_failures: set = set()
+        from opentelemetry.metrics import get_meter
+
+        meter = get_meter("otel_ai_cost.budgets", meter_provider=meter_provider)
+        self._decisions = meter.create_counter(
+            sc.AI_COST_BUDGET_DECISIONS,
+            unit=sc.AI_COST_BUDGET_DECISIONS_UNIT,
+            description="Budget decisions made before GenAI client operations.",
+        )
+
+    # -- deciding -------------------------------------------------------------------------------
+
+    def decide(
+        self,
+        span: Span,
+        attributes: Mapping[str, Any],
+        *,
+        trace_id: Optional[str],
+        estimate: Any,
+        foreign: bool = False,
+    ) -> Tuple[Any, Optional[Hold]]:
+        """The decision for a call and its hold. ``attributes``: span + resource + baggage, flattened.
+
+        ``estimate`` is the processor's Estimate (or None). ``foreign``: the span belongs to another
+        instrumentation, which cannot read the decision; a block is enforced only by raising
+        (``raise_on_block``), else it is recorded and the call's spend still counts.
+        """
+        amount = getattr(estimate, "amount", None)
+        amount = max(Decimal(amount), MIN_HOLD) if amount is not None else MIN_HOLD
+        decision = None
+        hold: Optional[Hold] = None
+        if self.before_request is not None:
+            decision = self._call_before_request(span, estimate, amount)
+        enforced = not foreign or self.raise_on_block
+        if decision is None and self.book is not None:
+            reservation = self.book.reserve(attributes, amount, trace_id=trace_id)
+            decision = reservation.decision
+            if reservation.slots:
+                hold = Hold(self.book, reservation, enforced=enforced or decision.action != "block")
+        if decision is None:
+            return None, None
+        if decision.action == "allow" and not decision.outcomes:
+            return decision, hold  # no budget applies: leave the span as it is
+        self._mark(span, decision, attributes, enforced)
+        return decision, hold
+
+    def _call_before_request(self, span: Span, estimate: Any, amount: Decimal) -> Any:
+        try:
+            return hook_decision(self.before_request(span, estimate), amount)  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - a broken hook must not break the call: the budgets decide
+            self._hook_failed("before_request")
+            return None
+
+    def _hook_failed(self, name: str) -> None:
+        if name in self._hook_failures:
+            _logger.debug("otel-ai-cost: the %s hook failed again", name, exc_info=True)
+            return
+        self._hook_failures.add(name)
+        _logger.warning("otel-ai-cost: the %s hook failed (reported once); the call goes on", name, exc_info=True)
+
+    def _run_hook(self, name: str, hook: Optional[Hook], span: Span, decision: Any) -> None:
+        if hook is None:
+            return
+        try:
+            hook(span, decision)
+        except Exception:  # noqa: BLE001
+            self._hook_failed(name)
+
+    # -- applying a decision to the span --------------------------------------------------------
+
+    def _mark(self, span: Span, decision: Any, attributes: Mapping[str, Any], enforced: bool) -> None:
+        span_attributes = decision.span_attributes()
+        if decision.action != "allow":
+            span_attributes[sc.AI_COST_BUDGET_REASON] = getattr(decision, "reason", None) or (
+                sc.AiCostBudgetReasonValues.THRESHOLD
+            )
+        if decision.action == "throttle" and decision.delay:
+            span_attributes[sc.AI_COST_BUDGET_DELAY] = float(decision.delay)
+        span.set_attributes(span_attributes)
+        for outcome in decision.outcomes:
+            if outcome.shadow and outcome.action != "allow":
+                span.add_event(
+                    sc.AI_COST_BUDGET_SHADOW_DECISION,
+                    {sc.AI_COST_BUDGET_DECISION: outcome.action, **_outcome_attributes(outcome)},
+                )
+            elif outcome.action == "warn" and decision.action != "block":
+                span.add_event(sc.AI_COST_BUDGET_WARNING, _outcome_attributes(outcome))
+                self._log_warning(outcome)
+        self._count(decision, attributes)
+        if decision.action == "warn" or (decision.action != "block" and any(
+            o.action == "warn" and not o.shadow for o in decision.outcomes
+        )):
+            self._run_hook("on_warning", self.on_warning, span, decision)
+        if decision.action == "block" and not enforced:
+            _log_unenforced()
+        elif decision.action == "block":
+            error = decision.error()
+            span.set_attribute(ERROR_TYPE, BLOCKED_ERROR_TYPE)
+            span.set_status(Status(StatusCode.ERROR, str(error)))
+            span.record_exception(error)
+            self._run_hook("on_blocked", self.on_blocked, span, decision)
+
+    def _log_warning(self, outcome: BudgetOutcome) -> None:
+        """Log a warning once per budget partition and window (every call still gets the span event)."""
+        key = (outcome.budget.id, outcome.key, outcome.window_key)
+        with self._warned_lock:
+            if key in self._warned:
+                return
+            self._warned[key] = None
+            if len(self._warned) > _WARNED_CAP:
+                self._warned.popitem(last=False)
+        who = f" for {outcome.budget.per}={outcome.key}" if outcome.budget.per else ""
+        _logger.warning(
+            "otel-ai-cost: budget %r%s in window %s passed a warning threshold: spent $%s + reserved $%s "
+            "of $%s (this call's estimate: $%s)",
+            outcome.budget.id, who, outcome.window_key, outcome.spent, outcome.reserved, outcome.limit,
+            outcome.estimate,
+        )
+
+    def _count(self, decision: Any, attributes: Mapping[str, Any]) -> None:
+        point: Dict[str, Any] = {sc.AI_COST_BUDGET_DECISION: decision.action}
+        budget = getattr(decision, "budget", None)
+        if budget is not None:
+            point[sc.AI_COST_BUDGET_ID] = budget.id
+        for key in (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL):
+            value = attributes.get(key)
+            if isinstance(value, str):
+                point[key] = value
+        self._decisions.add(1, point)
