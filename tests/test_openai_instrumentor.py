@@ -566,3 +566,14 @@ def test_uninstrument_restores_originals_and_reinstrument_works(tracer_provider,
     finally:
         instrumentor.uninstrument()
     assert len(span_exporter.get_finished_spans()) == 1
+
+
+def test_uninstrument_through_a_second_handle_unwraps(tracer_provider, meter_provider):
+    # BaseInstrumentor is a singleton: OpenAIInstrumentor() again returns the same object and
+    # re-runs __init__, which must not make it forget what it wrapped.
+    from openai.resources.chat.completions import Completions
+
+    OpenAIInstrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    assert _is_wrapped(Completions.__dict__["create"])
+    OpenAIInstrumentor().uninstrument()
+    assert not _is_wrapped(Completions.__dict__["create"])

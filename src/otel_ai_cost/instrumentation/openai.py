@@ -1076,9 +1076,9 @@ class OpenAIInstrumentor(BaseInstrumentor):
     ``catalog`` (a pricing catalog; default: the packaged one).
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._wrapped: list = []
+    # BaseInstrumentor is a singleton whose __init__ runs again on every OpenAIInstrumentor(): the
+    # list of wrapped methods must not be reset there, or uninstrument() would forget them.
+    _wrapped: list = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _INSTRUMENTS
