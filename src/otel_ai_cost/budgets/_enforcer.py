@@ -160,6 +160,11 @@ def _outcome_attributes(outcome: BudgetOutcome) -> Dict[str, Any]:
     }
 
 
+def _utilisation(outcome: BudgetOutcome) -> Tuple[bool, Decimal]:
+    used = outcome.spent + outcome.reserved + outcome.estimate
+    return (not outcome.shadow, used / outcome.limit if outcome.limit else Decimal("Infinity"))
+
+
 class BudgetEnforcer:
     """The budget side of AICostSpanProcessor: one book, the hooks, and the decision counter."""
 
@@ -221,7 +226,7 @@ class BudgetEnforcer:
                 hold = Hold(self.book, reservation, enforced=enforced or decision.action != "block")
         if decision is None:
             return None, None
-        if decision.action == "allow" and not decision.outcomes:
+        if decision.action == "allow" and not decision.outcomes and not getattr(decision, "reason", None):
             return decision, hold  # no budget applies: leave the span as it is
         self._mark(span, decision, attributes, enforced)
         return decision, hold
@@ -252,10 +257,14 @@ class BudgetEnforcer:
 
     def _mark(self, span: Span, decision: Any, attributes: Mapping[str, Any], enforced: bool) -> None:
         span_attributes = decision.span_attributes()
-        if decision.action != "allow":
-            span_attributes[sc.AI_COST_BUDGET_REASON] = getattr(decision, "reason", None) or (
-                sc.AiCostBudgetReasonValues.THRESHOLD
-            )
+        if getattr(decision, "deciding", None) is None and decision.outcomes:
+            # Every budget allowed: describe the one closest to its limit.
+            tightest = max(decision.outcomes, key=_utilisation)
+            span_attributes.update(_outcome_attributes(tightest))
+            span_attributes[sc.AI_COST_BUDGET_SHADOW] = tightest.shadow
+        reason = getattr(decision, "reason", None)
+        if reason or decision.action != "allow":
+            span_attributes[sc.AI_COST_BUDGET_REASON] = reason or sc.AiCostBudgetReasonValues.THRESHOLD
         if decision.action == "throttle" and decision.delay:
             span_attributes[sc.AI_COST_BUDGET_DELAY] = float(decision.delay)
         span.set_attributes(span_attributes)
