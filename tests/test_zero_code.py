@@ -196,6 +196,37 @@ OTHER_INSTRUMENTATION_APP = """
 """
 
 
+# Under a budget from OTEL_AI_COST_CONFIG: the first call fits, the second (max_tokens=5000) would not.
+BUDGET_APP = """
+    import os
+
+    import openai
+    import otel_ai_cost
+
+    client = openai.OpenAI(base_url=os.environ["FAKE_OPENAI_BASE_URL"])
+    with otel_ai_cost.attribute(tenant="acme"):
+        for max_tokens in (100, 5000):
+            try:
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello."}], max_tokens=max_tokens,
+                )
+                print("sent", max_tokens)
+            except otel_ai_cost.BudgetExceededError as exc:
+                print("blocked", max_tokens, exc.budget_id, exc.key)
+"""
+
+BUDGET_CONFIG = """
+budgets:
+  - id: acme-monthly
+    limit_usd: 0.001
+    window: {calendar: month, tz: Europe/Paris}
+    per: tenant.id
+    select: {tenant.id: acme}
+store:
+  url: sqlite://budgets.db
+"""
+
+
 def run_instrumented(tmp_path: Path, app: str, receiver: OTLPReceiver, **env: str) -> subprocess.CompletedProcess:
     """Run exactly ``opentelemetry-instrument python app.py`` with the venv's scripts first on PATH."""
     (tmp_path / "app.py").write_text(textwrap.dedent(app))
@@ -290,6 +321,26 @@ def test_enrich_export_can_be_turned_off(tmp_path, receiver):
     assert result.returncode == 0, result.stderr
     span = receiver.wait_for(span_named("chat gpt-4o-mini", "opentelemetry.instrumentation.openai_v2"), timeout=15)
     assert "gen_ai.usage.cost.amount" not in span["attributes"]
+
+
+def test_budgets_from_the_configuration_file_block_before_sending(tmp_path, fake_openai, receiver):
+    (tmp_path / "otel-ai-cost.yaml").write_text(BUDGET_CONFIG)
+    result = run_instrumented(
+        tmp_path, BUDGET_APP, receiver, FAKE_OPENAI_BASE_URL=fake_openai.base_url,
+        OTEL_AI_COST_CONFIG=str(tmp_path / "otel-ai-cost.yaml"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["sent 100", "blocked 5000 acme-monthly acme"]
+    assert [r["body"]["max_tokens"] for r in fake_openai.requests] == [100]  # the blocked call was never sent
+    spans = receiver.wait_for(lambda s: len(genai_spans(s)) >= 2 and s, timeout=15)
+    sent, blocked = sorted(genai_spans(spans), key=lambda s: s["attributes"]["ai_cost.estimate.output_tokens"])
+    assert sent["attributes"]["ai_cost.budget.decision"] == "allow"
+    assert sent["attributes"]["tenant.id"] == "acme"
+    assert blocked["status"] == "ERROR"
+    assert blocked["attributes"]["error.type"] == "BudgetExceededError"
+    assert blocked["attributes"]["ai_cost.budget.decision"] == "block"
+    assert blocked["attributes"]["ai_cost.budget.spent"] == pytest.approx(CHAT_COST, rel=1e-6)
+    assert (tmp_path / "budgets.db").exists()  # the SQLite store, next to the configuration file
 
 
 def test_malformed_variable_is_reported_by_name(tmp_path, receiver):
