@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 import os
 import subprocess
 import sys
@@ -30,10 +31,13 @@ COMPLETION = {
 }
 
 
+_ANSWER = {"completion": COMPLETION}  # a test may answer with other usage (monkeypatch.setitem)
+
+
 class _FakeOpenAI(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (http.server API)
         self.rfile.read(int(self.headers.get("content-length", 0)))
-        body = json.dumps(COMPLETION).encode()
+        body = json.dumps(_ANSWER["completion"]).encode()
         self.send_response(200 if self.path.endswith("/chat/completions") else 404)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -105,3 +109,36 @@ def test_example_exports_a_costed_span(endpoints, command):
     assert attributes["ai_cost.pricing.status"] == "priced"
     assert attributes["gen_ai.usage.cost.currency"] == "USD"
     assert attributes["gen_ai.usage.cost.amount"] > 0
+
+
+def test_budgets_example_stops_the_agent_run_before_sending(endpoints, tmp_path, monkeypatch):
+    env, receiver = endpoints
+    # Each step of the agent costs 1,000 input and 290 output tokens of gpt-4o; a run capped at
+    # 3.5 steps' worth is refused before the 5th step is sent (each step also holds its worst case).
+    usage = {"prompt_tokens": 1000, "completion_tokens": 290, "total_tokens": 1290}
+    monkeypatch.setitem(_ANSWER, "completion", {**COMPLETION, "model": "gpt-4o-2024-08-06", "usage": usage})
+    from otel_ai_cost.cost import Usage, compute_cost
+    from otel_ai_cost.pricing import default_catalog
+
+    step = compute_cost(Usage(input_tokens=1000, output_tokens=290), default_catalog().resolve("gpt-4o-2024-08-06", "openai"))
+    env = {**env, "AGENT_RUN_BUDGET_USD": str(step.total * Decimal("3.5"))}
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "budgets.py")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [f"step {n}: Red, green, blue." for n in (1, 2, 3)]
+    assert lines[-1].startswith(f"step {len(lines)}: not sent: budget 'agent-run' for trace=")
+    assert len(lines) <= 4  # 3 steps settled + the 4th's hold would pass 3.5 steps
+    assert (tmp_path / "budgets.db").exists()
+    chat = [s for s in receiver.spans if s.name.startswith("chat ")]
+    assert len(chat) == len(lines)  # the refused call's span is exported too
+    assert _attributes(chat[-1])["ai_cost.budget.decision"] == "block"
+    assert _attributes(chat[0])["tenant.id"] == "acme"
+
+
+def test_example_configuration_file_is_valid(tmp_path):
+    from otel_ai_cost.budgets import load_budget_config
+
+    config = load_budget_config(ROOT / "examples" / "otel-ai-cost.yaml")
+    assert [b.id for b in config.budgets] == ["tenant-monthly", "agent-run", "gpt-4o-daily-shadow"]
+    assert config.store_url == "sqlite://budgets.db" and config.hold_ttl == 900
