@@ -416,7 +416,6 @@ def test_budgets_from_the_configuration_file_survive_a_restart(tmp_path, monkeyp
     path = tmp_path / "otel-ai-cost.yaml"
     path.write_text(CONFIG.format(limit=estimate * Decimal("1.5")))
     monkeypatch.setenv("OTEL_AI_COST_CONFIG", str(path))
-    processor_module._file_configs.clear()
     first = Pipeline(settings=Settings.from_env())
     try:
         with otel_ai_cost.attribute(tenant="acme"):
@@ -441,7 +440,6 @@ def test_budgets_from_the_configuration_file_survive_a_restart(tmp_path, monkeyp
 def test_a_malformed_configuration_file_fails_at_construction(tmp_path, monkeypatch):
     path = tmp_path / "bad.yaml"
     path.write_text("budgets:\n  - {id: x, limit_usd: lots, window: lifetime}\n")
-    processor_module._file_configs.clear()
     with pytest.raises(ConfigError, match=r"bad.yaml: budgets\[0\].limit_usd: the limit in USD must be a number"):
         AICostSpanProcessor(settings=Settings(), config_file=str(path))
     monkeypatch.setenv("OTEL_AI_COST_RAISE_ON_BLOCK", "sometimes")

@@ -132,8 +132,9 @@ class AICostSpanProcessor(SpanProcessor):
         self.settings = settings
         self.catalog: "Catalog" = catalog if catalog is not None else load_catalog(settings)
         self._baggage_keys = frozenset(settings.baggage_keys)
-        self.budget_book = _budget_book(settings, budgets, budget_store, budget_book)
-        file_raise = self._file_config.raise_on_block if self._file_config is not None else False
+        file_config = _load_file_config(settings.config_file)
+        self.budget_book = _budget_book(file_config, budgets, budget_store, budget_book)
+        file_raise = file_config.raise_on_block if file_config is not None else False
         self._enforcer: Optional["BudgetEnforcer"] = None
         if self.budget_book is not None or before_request is not None:
             from .budgets._enforcer import BudgetEnforcer
@@ -150,10 +151,6 @@ class AICostSpanProcessor(SpanProcessor):
         # Holds of other instrumentations' spans, settled from their usage in on_end.
         self._foreign_holds: "OrderedDict[Tuple[int, int], Hold]" = OrderedDict()
         self._foreign_lock = threading.Lock()
-
-    @property
-    def _file_config(self) -> Optional["BudgetConfig"]:
-        return _loaded_file_config(self.settings.config_file)
 
     # -- SpanProcessor ----------------------------------------------------------------------
 
@@ -384,7 +381,7 @@ def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:
 
 
 def _budget_book(
-    settings: Settings,
+    config: Optional["BudgetConfig"],
     budgets: Optional[Sequence["Budget"]],
     store: Optional["BudgetStore"],
     book: Optional["BudgetBook"],
@@ -394,7 +391,6 @@ def _budget_book(
         return book
     from .budgets import BudgetBook
 
-    config = _loaded_file_config(settings.config_file)
     if budgets is not None:
         if store is None:
             store = config.open_store() if config is not None else _default_store()
@@ -417,19 +413,13 @@ def _default_store() -> "BudgetStore":
     return open_store(default_store_url())
 
 
-_file_configs: Dict[str, "BudgetConfig"] = {}
-
-
-def _loaded_file_config(path: Optional[str]) -> Optional["BudgetConfig"]:
-    """The parsed configuration file (read once per path). Raises ConfigError naming file, key and reason."""
+def _load_file_config(path: Optional[str]) -> Optional["BudgetConfig"]:
+    """The parsed configuration file. Raises ConfigError naming the file, the key and the reason."""
     if not path:
         return None
-    config = _file_configs.get(path)
-    if config is None:
-        from .budgets import load_budget_config
+    from .budgets import load_budget_config
 
-        config = _file_configs[path] = load_budget_config(path)
-    return config
+    return load_budget_config(path)
 
 
 class _EnrichedSpan(ReadableSpan):
