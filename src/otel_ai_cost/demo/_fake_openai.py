@@ -440,6 +440,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"{}")
             if not isinstance(body, dict):
                 raise ValueError("not an object")
+            self.server.bodies.append((self.path, body))  # type: ignore[attr-defined]
         except ValueError:
             self._send_json(400, _error(
                 "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
@@ -510,6 +511,7 @@ class FakeOpenAIServer:
         self._httpd = ThreadingHTTPServer((host, port), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.requests = []  # type: ignore[attr-defined]
+        self._httpd.bodies = []  # type: ignore[attr-defined]
         self._thread: Optional[threading.Thread] = None
 
     @property
@@ -521,6 +523,11 @@ class FakeOpenAIServer:
     def requests(self) -> List[str]:
         """Paths of the POST requests received, in order."""
         return list(self._httpd.requests)  # type: ignore[attr-defined]
+
+    @property
+    def received(self) -> List[Tuple[str, Dict[str, Any]]]:
+        """The POST requests with a JSON object body, as (path, body), in order."""
+        return list(self._httpd.bodies)  # type: ignore[attr-defined]
 
     def start(self) -> "FakeOpenAIServer":
         if self._thread is None:
