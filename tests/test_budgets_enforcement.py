@@ -447,8 +447,27 @@ def test_a_malformed_configuration_file_fails_at_construction(tmp_path, monkeypa
         Settings.from_env()
 
 
-def test_shutdown_releases_the_processor(pipeline, estimate):
-    p = pipeline(budgets=[Budget("team", "1", lifetime())], budget_store=MemoryBudgetStore())
-    assert p.processor in processor_module._ENFORCING
-    p.provider.shutdown()
-    assert p.processor not in processor_module._ENFORCING
+def test_unsampled_calls_are_checked_by_the_processor_and_resource_of_their_own_provider():
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    checkout = Budget("checkout", "0", lifetime(), selector={"service.name": "checkout"})
+    store = MemoryBudgetStore()
+    guarded = TracerProvider(resource=Resource.create({"service.name": "checkout"}), sampler=ALWAYS_OFF)
+    guarded.add_span_processor(AICostSpanProcessor(settings=Settings(), budgets=[checkout], budget_store=store))
+    unguarded = TracerProvider(sampler=ALWAYS_OFF)  # no cost processor at all
+    fake = FakeOpenAI()
+    instrumentor = OpenAIInstrumentor()
+    try:
+        instrumentor.instrument(tracer_provider=guarded)
+        with pytest.raises(BudgetExceededError):  # selected by the resource of the span's own provider
+            fake.client().chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=10)
+        instrumentor.uninstrument()
+        instrumentor.instrument(tracer_provider=unguarded)
+        fake.client().chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=10)
+        assert len(fake.requests) == 1  # another provider's budget does not apply
+        assert [e.kind for e in store.ledger()] == ["block"]
+    finally:
+        instrumentor.uninstrument()
+        guarded.shutdown()
+        unguarded.shutdown()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -147,7 +146,6 @@ class AICostSpanProcessor(SpanProcessor):
                 raise_on_block=settings.raise_on_block if settings.raise_on_block is not None else file_raise,
                 meter_provider=meter_provider,
             )
-            _ENFORCING.add(self)
         # Holds of other instrumentations' spans, settled from their usage in on_end.
         self._foreign_holds: "OrderedDict[Tuple[int, int], Hold]" = OrderedDict()
         self._foreign_lock = threading.Lock()
@@ -177,7 +175,6 @@ class AICostSpanProcessor(SpanProcessor):
             _log_once("on_end", "otel-ai-cost: AICostSpanProcessor.on_end failed on span %r.", getattr(span, "name", None))
 
     def shutdown(self) -> None:
-        _ENFORCING.discard(self)
         with self._foreign_lock:
             holds, self._foreign_holds = list(self._foreign_holds.values()), OrderedDict()
         for hold in holds:
@@ -212,18 +209,17 @@ class AICostSpanProcessor(SpanProcessor):
             return
         self._start_request(span, request, span.attributes or {}, resource, parent_context)
 
-    def start_unrecorded(self, request: LLMRequest, attributes: Mapping[str, Any], span: Any) -> None:
+    def start_unrecorded(
+        self, request: LLMRequest, attributes: Mapping[str, Any], span: Any, resource: Mapping[str, Any]
+    ) -> None:
         """The span-start callbacks for a call whose span the sampler dropped (no ``on_start``).
 
-        Budgets hold whatever the sampler decides: the instrumentor calls this itself.
+        Budgets hold whatever the sampler decides: the instrumentor calls this (through the
+        module-level ``start_unrecorded``) with the resource of the span's tracer provider.
         """
         if request.extra.get(_CLAIMED):
             return
         request.extra[_CLAIMED] = True
-        from opentelemetry import trace
-
-        provider = trace.get_tracer_provider()
-        resource = getattr(getattr(provider, "resource", None), "attributes", None) or {}
         merged = {**attributes, **self.attribution(None)}
         self._start_request(span, request, merged, resource, None)
 
@@ -323,20 +319,37 @@ class AICostSpanProcessor(SpanProcessor):
         return DEFAULT_OUTPUT_TOKENS, basis.DEFAULT
 
 
-# Processors with budgets or hooks: the instrumentors run their span-start callbacks themselves
-# for calls whose span the sampler dropped.
-_ENFORCING: "weakref.WeakSet[AICostSpanProcessor]" = weakref.WeakSet()
 _FOREIGN_HOLDS_CAP = 10_000
 
 
-def start_unrecorded(request: LLMRequest, attributes: Mapping[str, Any], span: Any) -> None:
-    """Enforce budgets for a call whose span is not recording (called by the instrumentors)."""
-    for processor in list(_ENFORCING):
-        try:
-            processor.start_unrecorded(request, attributes, span)
-        except Exception:  # noqa: BLE001
-            _log_once("unrecorded", "otel-ai-cost: budget check of an unsampled call failed.")
-        return  # one processor per call, as for recorded spans
+def start_unrecorded(tracer: Any, request: LLMRequest, attributes: Mapping[str, Any], span: Any) -> None:
+    """Run the span-start callbacks for a call whose span the sampler dropped (so no ``on_start``).
+
+    Called by the instrumentors with the tracer that started the span: the processor and the
+    resource are those of that tracer's provider. This reads SDK internals (``Tracer.span_processor``
+    and the multi-processor's ``_span_processors``); if they change, unsampled calls are not checked
+    and a warning says so once.
+    """
+    try:
+        real = getattr(tracer, "_tracer", tracer)  # a ProxyTracer resolves to the global provider's
+        multi = getattr(real, "span_processor", None)
+        if multi is None:
+            return  # a no-op tracer (no SDK): nothing is enforced, sampled or not
+        processors = getattr(multi, "_span_processors", None)
+        if processors is None:
+            raise AttributeError("the SDK's multi span processor has no _span_processors")
+        resource = getattr(getattr(real, "resource", None), "attributes", None) or {}
+    except Exception:  # noqa: BLE001
+        _log_once("unrecorded", "otel-ai-cost: cannot find the span processors of an unsampled call's tracer "
+                  "(SDK internals changed?); budgets are not checked for unsampled calls.")
+        return
+    for processor in processors:
+        if isinstance(processor, AICostSpanProcessor) and processor._enforcer is not None:
+            try:
+                processor.start_unrecorded(request, attributes, span, resource)
+            except Exception:  # noqa: BLE001
+                _log_once("unrecorded", "otel-ai-cost: budget check of an unsampled call failed.")
+            return  # one processor per call, as for recorded spans
 
 
 def _trace_id(span: Any) -> Optional[str]:

@@ -223,7 +223,7 @@ class Operation:
             # The sampler dropped the span, so no processor saw it: budgets still hold.
             from ..processor import start_unrecorded
 
-            start_unrecorded(request, attributes, self.span)
+            start_unrecorded(telemetry.tracer, request, attributes, self.span)
 
     # -- the budget decision ------------------------------------------------------------------
 
