@@ -154,3 +154,106 @@ def test_a_sqlite_store_opened_before_a_fork_works_in_the_child(tmp_path):
     assert process.exitcode == 0
     assert store.spent("shared", "", ["lifetime"]) == Usage(500_000_000, 500_000_000)
     store.close()
+
+
+# Expected-output reservations: each call holds what it is expected to cost (here 0.004) but costs
+# more (0.01). Holds then under-count the calls in flight, and the budget can be overshot by at most
+# (actual - estimate) for each call admitted while others were in flight: if the last call admitted
+# saw spent + k holds + its estimate <= limit, the final spend is spent + (k + 1) actuals.
+EXPECTED, ACTUAL = Decimal("0.004"), Decimal("0.01")
+
+
+def spend_expected_until_blocked(book: BudgetBook) -> int:
+    allowed = 0
+    while True:
+        reservation = book.reserve({"tenant.id": "acme"}, EXPECTED)
+        if not reservation.decision.allowed:
+            return allowed
+        time.sleep(0)  # let the other threads run while this call is in flight
+        book.settle(reservation, ACTUAL)
+        allowed += 1
+
+
+def _expected_process(target: str, start, results) -> None:
+    store = open_store(target)
+    book = BudgetBook([BUDGET], store, hold_ttl=60)
+    start.wait()
+    with ThreadPoolExecutor(THREADS) as pool:
+        results.put(sum(pool.map(lambda _: spend_expected_until_blocked(book), range(THREADS))))
+    store.close()
+
+
+def largest_in_flight(entries) -> int:
+    """The most reservations in flight when one was admitted (itself included), from the ledger order."""
+    in_flight, largest = set(), 0
+    for e in entries:
+        if e.kind == "reserve":
+            in_flight.add(e.reservation_id)
+            largest = max(largest, len(in_flight))
+        elif e.kind in ("settle", "release", "expire"):
+            in_flight.discard(e.reservation_id)
+    return largest
+
+
+ROUNDS = 3
+
+
+def race_expected(target: str):
+    """One race: every thread of every process spends until refused. Returns (settled, in flight, seconds)."""
+    start, results = FORK.Event(), FORK.Queue()
+    processes = [FORK.Process(target=_expected_process, args=(target, start, results)) for _ in range(PROCESSES)]
+    began = time.monotonic()
+    for p in processes:
+        p.start()
+    start.set()
+    allowed = sum(results.get(timeout=60) for _ in processes)
+    for p in processes:
+        p.join(timeout=10)
+        assert p.exitcode == 0
+    elapsed = time.monotonic() - began
+
+    store = open_store(target)
+    settled = sum(e.amount for e in store.ledger(kind="settle"))
+    assert settled == allowed * ACTUAL
+    assert store.spent("shared", "", ["lifetime"]) == Usage(int(settled * 10**9), 0)
+    in_flight = largest_in_flight(store.ledger(kinds=("reserve", "settle", "release", "expire")))
+    overshoot = max(settled - LIMIT, Decimal(0))
+    calls = PROCESSES * THREADS
+    # The bound asked for: the limit plus every call that can be in flight costing its actual cost.
+    assert settled <= LIMIT + calls * ACTUAL
+    # The exact bound: the part of the actual cost the holds did not count, for each call in flight.
+    assert overshoot <= (ACTUAL - EXPECTED) * in_flight
+    assert settled > LIMIT - ACTUAL  # the budget was used up before the calls were refused
+    assert len(store.ledger(kind="block")) == calls
+    if isinstance(store, RedisBudgetStore):
+        store._client.flushdb()
+    store.close()
+    return settled, overshoot, in_flight, elapsed
+
+
+def report_overshoot(backend: str, rounds, record_property) -> None:
+    calls = PROCESSES * THREADS
+    print(f"\n[{backend}] expected-output reservations: {PROCESSES} processes x {THREADS} threads, each call holds"
+          f" ${EXPECTED} and costs ${ACTUAL}, limit ${LIMIT}")
+    for i, (settled, overshoot, in_flight, elapsed) in enumerate(rounds, 1):
+        print(f"  round {i}: settled ${settled}, overshoot ${overshoot} ({overshoot / LIMIT:.1%} of the limit),"
+              f" at most {in_flight} calls in flight (bound ${(ACTUAL - EXPECTED) * in_flight}), {elapsed:.2f} s")
+    largest = max(r[1] for r in rounds)
+    print(f"  largest overshoot: ${largest} ({largest / LIMIT:.1%} of the limit); worst case with {calls} calls in"
+          f" flight: ${(ACTUAL - EXPECTED) * calls}; the bound asked for: ${calls * ACTUAL}")
+    record_property(f"{backend}_largest_overshoot_usd", str(largest))
+
+
+def test_overshoot_with_expected_output_reservations_on_sqlite(tmp_path, record_property):
+    rounds = []
+    for i in range(ROUNDS):
+        path = str(tmp_path / f"budgets-{i}.db")
+        SQLiteBudgetStore(path).close()
+        rounds.append(race_expected(path))
+    report_overshoot("sqlite", rounds, record_property)
+
+
+def test_overshoot_with_expected_output_reservations_on_redis(redis_url, record_property):
+    open_store(redis_url)._client.flushdb()
+    rounds = [race_expected(redis_url) for _ in range(ROUNDS)]
+    report_overshoot("redis", rounds, record_property)

@@ -240,3 +240,65 @@ def test_recorded_decisions_join_the_ledger(make_store):
     store.record([warning])
     assert store.ledger(kind="warn") == [warning]
     assert [e.kind for e in store.ledger(reservation_id="r")] == ["reserve", "warn"]
+
+
+def test_random_operations_match_a_simple_model(make_store):
+    """Reserve, settle, release, expire, adjust and reset in a random order: the store's spend and holds
+    always equal those of a plain recomputation, and a reservation is refused exactly when it would
+    pass a limit or a budget is frozen."""
+    import random
+
+    rng = random.Random(20261123)
+    clock = Clock()
+    store = make_store(clock)
+    slots = [(b, k, "w") for b in ("a", "b") for k in ("x", "y")]
+    spend = {s: 0 for s in slots}
+    holds = {}  # reservation id -> [(slot, amount, expires_at)]
+
+    def reserved(slot):
+        return sum(a for hs in holds.values() for s, a, e in hs if s == slot and e > clock.now)
+
+    for step in range(300):
+        op = rng.choice(["reserve", "reserve", "reserve", "settle", "release", "tick", "adjust", "reset"])
+        if op == "reserve":
+            requests = [
+                HoldRequest(s[0], s[1], s[2], rng.choice([None, 5 * USD, 8 * USD]), rng.randint(1, 3) * USD // 2,
+                            frozen=rng.random() < 0.05)
+                for s in rng.sample(slots, rng.choice([1, 2]))
+            ]
+            refused = tuple(
+                i for i, r in enumerate(requests)
+                if r.frozen or (r.limit is not None and spend[r.slot] + reserved(r.slot) + r.amount > r.limit)
+            )
+            ttl = rng.choice([5, 30])
+            result = store.reserve(requests, f"r{step}", ttl=ttl)
+            assert (result.ok, result.refused) == (not refused, refused), step
+            assert result.usage == tuple(Usage(spend[r.slot], reserved(r.slot)) for r in requests)
+            if result.ok:
+                holds[f"r{step}"] = [(r.slot, r.amount, clock.now + ttl) for r in requests]
+        elif op == "settle" and holds:
+            rid = rng.choice(sorted(holds))
+            actual = {s: rng.randint(0, 4) * USD // 4 for s, _, _ in holds.pop(rid)}
+            store.settle(rid, actual)
+            for s, amount in actual.items():
+                spend[s] += amount
+        elif op == "release" and holds:
+            rid = rng.choice(sorted(holds))
+            del holds[rid]
+            store.release(rid)
+        elif op == "tick":
+            clock.now += rng.choice([1, 4, 10])
+        elif op == "adjust":
+            s = rng.choice(slots)
+            amount = rng.randint(-6, 6) * USD // 2
+            applied = store.adjust(s[0], s[1], [s[2]], amount)
+            assert applied == max(amount, -spend[s])
+            spend[s] += applied
+        elif op == "reset":
+            s = rng.choice(slots)
+            assert store.reset(s[0], s[1], [s[2]]) == spend[s]
+            spend[s] = 0
+        for s in slots:
+            assert store.spent(s[0], s[1], [s[2]]) == Usage(spend[s], reserved(s)), (step, op, s)
+    kinds = {e.kind for e in store.ledger()}
+    assert {"reserve", "settle", "release", "expire", "block", "adjust", "reset"} <= kinds

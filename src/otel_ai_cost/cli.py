@@ -1,4 +1,4 @@
-"""The ``otel-ai-cost`` command: ``demo``, ``estimate``, ``prices``."""
+"""The ``otel-ai-cost`` command: ``demo``, ``estimate``, ``prices``, ``budget``, ``report``."""
 from __future__ import annotations
 
 import argparse
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="See, estimate and control what LLM calls cost, natively in OpenTelemetry.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", metavar="{demo,estimate,prices}")
+    commands = parser.add_subparsers(dest="command", metavar="{demo,estimate,prices,budget,report}")
     commands.required = True
 
     demo = commands.add_parser("demo", help="run an instrumented sample app against a local fake OpenAI API")
@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .pricing._cli import register
 
     register(commands)
+
+    from .budgets._cli import register as register_budgets  # `budget ...` and `report`
+
+    register_budgets(commands)
     return parser
 
 

@@ -9,13 +9,17 @@
         raise reservation.decision.error()
     ...
     book.settle(reservation, actual="0.031")
+
+Operators change budgets at run time through the store, from ``otel-ai-cost budget ...`` or the
+book: ``set_limit``, ``freeze`` / ``unfreeze``, ``adjust``, ``reset``. Every book on the store applies
+limits and freezes within its ``override_refresh`` (1 s by default).
 """
 from ._book import BudgetBlockedError, BudgetBook, BudgetOutcome, BudgetUsage, Decision, Reservation
 from ._config import BudgetConfig, load_budget_config, open_store, parse_budget_config
 from ._memory import MemoryBudgetStore
 from ._model import Action, Budget, Threshold, block, downgrade, throttle, warn
 from ._sqlite import SQLiteBudgetStore
-from ._store import BudgetStore, HoldRequest, LedgerEntry, ReserveResult, Usage
+from ._store import ALL_KEYS, LEDGER_KINDS, BudgetStore, Control, HoldRequest, LedgerEntry, ReserveResult, Usage
 from ._windows import calendar, lifetime, rolling
 
 
@@ -29,6 +33,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "ALL_KEYS",
+    "LEDGER_KINDS",
     "Action",
     "Budget",
     "BudgetBlockedError",
@@ -37,6 +43,7 @@ __all__ = [
     "BudgetOutcome",
     "BudgetStore",
     "BudgetUsage",
+    "Control",
     "Decision",
     "HoldRequest",
     "LedgerEntry",

@@ -1,17 +1,26 @@
-"""The budget book: decides whether a call may go ahead, holds its estimate, settles its cost."""
+"""The budget book: decides whether a call may go ahead, holds its estimate, settles its cost.
+
+Operators change budgets at run time through the store (``otel-ai-cost budget set|freeze|...``): a
+limit that replaces the configured one, a freeze. The book reads them from the store at most once per
+``override_refresh`` seconds, so a change made by another process applies within that time.
+"""
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
+import shlex
+import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ..errors import BudgetExceededError, ConfigError
-from ._model import Budget, from_nanos, to_nanos
-from ._store import BudgetStore, HoldRequest, LedgerEntry, Slot
+from ._model import NANOS_PER_USD, Budget, Threshold, from_nanos, to_nanos
+from ._store import ALL_KEYS, BudgetStore, Control, Controls, HoldRequest, LedgerEntry, Slot, new_id
+from ._windows import WindowSpan
 
 _logger = logging.getLogger(__name__)
 
@@ -43,10 +52,16 @@ class BudgetOutcome:
     estimate: Decimal
     model: Optional[str] = None
     delay: Optional[float] = None
+    # The freezes that apply: ALL_KEYS ("") for the whole budget, and/or the partition key.
+    frozen_by: Tuple[str, ...] = ()
 
     @property
     def shadow(self) -> bool:
         return self.budget.shadow
+
+    @property
+    def frozen(self) -> bool:
+        return bool(self.frozen_by)
 
 
 @dataclass(frozen=True)
@@ -54,7 +69,8 @@ class Decision:
     """The decision for a call: the strictest enforced outcome, and every budget's outcome.
 
     ``budget`` is the budget that decided (None when no budget applies or all allow). ``reason`` is
-    ``store_error`` when the store failed and the book failed open or closed.
+    ``store_error`` when the store failed and the book failed open or closed, ``frozen`` when the
+    deciding budget is frozen.
     """
 
     action: str
@@ -120,6 +136,18 @@ class BudgetBlockedError(BudgetExceededError):
             self.limit, self.spent, self.reserved = o.limit, o.spent, o.reserved
             who = f" for {o.budget.per}={o.key}" if o.budget.per else ""
             ends = f"; it renews at {o.window_end.isoformat()}" if o.window_end else ""
+        if o is not None and o.frozen:
+            commands = " and ".join(
+                f"`otel-ai-cost budget unfreeze {shlex.quote(o.budget.id)}"
+                + (f" --key {shlex.quote(k)}`" if k != ALL_KEYS else "`")
+                for k in o.frozen_by
+            )
+            scope = "" if ALL_KEYS in o.frozen_by else who
+            message = (
+                f"budget {o.budget.id!r}{scope} is frozen: every call it covers is refused until an operator"
+                f" unfreezes it with {commands}."
+            )
+        elif o is not None:
             message = (
                 f"budget {o.budget.id!r}{who} in window {o.window_key} would be exceeded: spent ${o.spent}"
                 f" + reserved ${o.reserved} + this call's estimate ${o.estimate} > limit ${o.limit}{ends}."
@@ -137,9 +165,11 @@ class BudgetUsage:
     key: str
     window_key: str
     window_end: Optional[datetime]
-    limit: Decimal
+    limit: Decimal  # the limit in force: an operator's override, else the configured limit
     spent: Decimal
     reserved: Decimal
+    overridden: bool = False  # ``limit`` is an operator's override, not the configured limit
+    frozen: bool = False  # the budget or this partition is frozen: every call is refused
 
     @property
     def remaining(self) -> Decimal:
@@ -158,10 +188,79 @@ class Reservation:
 
 
 @dataclass(frozen=True)
-class _Planned:
+class _Terms:
+    """A budget's limit in force and its thresholds as spend levels, in nano-dollars."""
+
+    limit_usd: Decimal
+    hard_limit: int  # the lowest block threshold
+    levels: Tuple[Tuple[Decimal, Threshold], ...]  # the other thresholds, lowest first
+    overridden: bool
+
+    @classmethod
+    def of(cls, budget: Budget, limit_nanos: Optional[int] = None) -> "_Terms":
+        effective = budget if limit_nanos is None else dataclasses.replace(budget, limit_usd=from_nanos(limit_nanos))
+        levels = tuple(
+            (effective.limit_usd * t.at * NANOS_PER_USD, t) for t in effective.thresholds if t.action.kind != "block"
+        )
+        return cls(effective.limit_usd, effective.hard_limit_nanos, levels, limit_nanos is not None)
+
+    def action_at(self, projected_nanos: int) -> Optional[Threshold]:
+        """The highest non-block threshold a projected spend reaches (as ``Budget.action_at``)."""
+        reached = None
+        for level, threshold in self.levels:
+            if projected_nanos >= level:
+                reached = threshold
+        return reached
+
+
+class _ControlIndex:
+    """The controls in force, by budget: the whole budget's and each partition's."""
+
+    def __init__(self, controls: Controls) -> None:
+        self.by_budget: Dict[str, Tuple[Optional[Control], Dict[str, Control]]] = {}
+        for (budget_id, key), control in controls.items():
+            whole, keys = self.by_budget.setdefault(budget_id, (None, {}))
+            if key == ALL_KEYS:
+                self.by_budget[budget_id] = (control, keys)
+            else:
+                keys[key] = control
+
+    def resolve(self, budget: Budget, key: str) -> Tuple[Optional[int], Tuple[str, ...]]:
+        """The override limit (nano-dollars; None: the configured one) and the freezes of a partition."""
+        entry = self.by_budget.get(budget.id)
+        if entry is None:
+            return None, ()
+        whole, keys = entry
+        own = keys.get(key) if budget.per is not None and key != ALL_KEYS else None
+        limit = None
+        if own is not None and own.limit is not None:
+            limit = own.limit
+        elif whole is not None:
+            limit = whole.limit
+        frozen_by = tuple(k for k, c in ((ALL_KEYS, whole), (key, own)) if c is not None and c.frozen)
+        return limit, frozen_by
+
+
+_NO_CONTROLS = _ControlIndex({})
+
+
+class _Planned(NamedTuple):  # a tuple: built on every call
     budget: Budget
     request: HoldRequest
     window_end: Optional[datetime]
+    terms: _Terms
+    frozen_by: Tuple[str, ...] = ()
+
+
+def _signed_nanos(amount: Amount) -> int:
+    """USD (negative allowed) -> nano-dollars, to the nearest."""
+    try:
+        value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+    except InvalidOperation:
+        raise ValueError(f"amount {amount!r} is not a number of USD") from None
+    if not value.is_finite():
+        raise ValueError(f"amount {amount!r} must be a finite number of USD")
+    return int((value * NANOS_PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 class BudgetBook:
@@ -169,7 +268,9 @@ class BudgetBook:
 
     ``reserve(attributes, estimate)`` returns a Reservation whose ``decision`` says what to do with
     the call; a blocked call holds nothing. ``on_store_error``: ``"open"`` lets calls through when
-    the store fails, ``"closed"`` blocks them.
+    the store fails, ``"closed"`` blocks them. ``override_refresh``: how long (seconds, by
+    ``clock``) the operators' controls read from the store are used before they are read again; 0
+    reads them on every call.
     """
 
     def __init__(
@@ -181,6 +282,7 @@ class BudgetBook:
         hold_ttl: float = 900.0,
         on_store_error: str = "open",
         ledger_attributes: Sequence[str] = DEFAULT_LEDGER_ATTRIBUTES,
+        override_refresh: float = 1.0,
     ) -> None:
         from ._memory import MemoryBudgetStore
 
@@ -193,6 +295,10 @@ class BudgetBook:
             raise ConfigError(f"on_store_error must be 'open' or 'closed', not {on_store_error!r}")
         if not hold_ttl > 0:
             raise ConfigError(f"hold_ttl must be a positive number of seconds, not {hold_ttl!r}")
+        if isinstance(override_refresh, bool) or not (
+            isinstance(override_refresh, (int, float)) and 0 <= override_refresh < math.inf
+        ):
+            raise ConfigError(f"override_refresh must be 0 or more seconds, not {override_refresh!r}")
         self.store = store if store is not None else MemoryBudgetStore(clock=clock)
         self._clock = clock
         self.hold_ttl = float(hold_ttl)
@@ -201,18 +307,77 @@ class BudgetBook:
         for b in self.budgets:
             keys |= set(b.selector or {}) | ({b.per} if b.per else set())
         self._ledger_keys = keys
+        self.override_refresh = float(override_refresh)
+        self._by_id = {b.id: b for b in self.budgets}
+        self._base_terms = {b.id: _Terms.of(b) for b in self.budgets}
+        self._override_terms: Dict[Tuple[str, int], _Terms] = {}
+        # (read at, controls) or None; replaced whole, so readers need no lock.
+        self._controls_state: Optional[Tuple[float, _ControlIndex]] = None
+        self._controls_lock = threading.Lock()
+        # budget id -> (computed at, end, span): a window span holds from any instant in it to its end.
+        self._spans: Dict[str, Tuple[float, float, WindowSpan]] = {}
+
+    # Operators' controls, read from the store.
+
+    def _controls(self, now: float) -> _ControlIndex:
+        state = self._controls_state
+        if state is not None and 0 <= now - state[0] < self.override_refresh:
+            return state[1]
+        # One thread reads them again; the others go on with the last read meanwhile (or, before the
+        # first read or with a refresh of 0, wait and read them too).
+        if not self._controls_lock.acquire(blocking=state is None or self.override_refresh == 0):
+            return state[1]  # type: ignore[index]
+        try:
+            state = self._controls_state
+            if state is not None and 0 <= now - state[0] < self.override_refresh:
+                return state[1]
+            reader = getattr(self.store, "controls", None)
+            index = state[1] if state is not None else _NO_CONTROLS
+            if reader is not None:
+                try:
+                    controls = reader()
+                    index = _ControlIndex(controls) if controls else _NO_CONTROLS
+                except Exception:
+                    _logger.warning("budget store failed to read the budget controls; using the last read",
+                                    exc_info=True)
+            self._controls_state = (now, index)
+            return index
+        finally:
+            self._controls_lock.release()
+
+    def _terms(self, budget: Budget, limit_nanos: Optional[int]) -> _Terms:
+        if limit_nanos is None:
+            return self._base_terms[budget.id]
+        terms = self._override_terms.get((budget.id, limit_nanos))
+        if terms is None:
+            if len(self._override_terms) > 1024:
+                self._override_terms.clear()
+            terms = self._override_terms[(budget.id, limit_nanos)] = _Terms.of(budget, limit_nanos)
+        return terms
+
+    def _span(self, budget: Budget, now: float) -> WindowSpan:
+        cached = self._spans.get(budget.id)
+        if cached is not None and cached[0] <= now < cached[1]:
+            return cached[2]
+        span = budget.window.span(datetime.fromtimestamp(now, timezone.utc))
+        self._spans[budget.id] = (now, span.end.timestamp() if span.end is not None else math.inf, span)
+        return span
 
     def _plan(self, attributes: Mapping[str, Any], estimate: int, trace_id: Optional[str]) -> List[_Planned]:
-        instant = datetime.fromtimestamp(self._clock(), timezone.utc)
+        now = self._clock()
+        controls = self._controls(now)
         planned = []
         for budget in self.budgets:
             if not budget.matches(attributes):
                 continue
-            span = budget.window.span(instant)
-            limit = None if budget.shadow else budget.hard_limit_nanos
+            span = self._span(budget, now)
             key = budget.key_for(attributes, trace_id)
-            request = HoldRequest(budget.id, key, span.key, limit, estimate, span.counted_keys, span.prune)
-            planned.append(_Planned(budget, request, span.end))
+            limit_nanos, frozen_by = controls.resolve(budget, key) if controls.by_budget else (None, ())
+            terms = self._terms(budget, limit_nanos)
+            limit = None if budget.shadow else terms.hard_limit
+            frozen = bool(frozen_by) and not budget.shadow
+            request = HoldRequest(budget.id, key, span.key, limit, estimate, span.counted_keys, span.prune, frozen)
+            planned.append(_Planned(budget, request, span.end, terms, frozen_by))
         return planned
 
     def reserve(
@@ -226,7 +391,7 @@ class BudgetBook:
         estimate_nanos = to_nanos(estimate)
         estimate_usd = from_nanos(estimate_nanos)
         planned = self._plan(attributes, estimate_nanos, trace_id)
-        rid = uuid.uuid4().hex
+        rid = new_id()
         if not planned:
             return Reservation(rid, Decision("allow", estimate_usd))
         audit = {k: str(attributes[k]) for k in self._ledger_keys if k in attributes}
@@ -240,26 +405,32 @@ class BudgetBook:
             action = "allow" if self.on_store_error == "open" else "block"
             return Reservation(rid, Decision(action, estimate_usd, reason="store_error"), slots)
         outcomes = []
+        notable = False  # any decision besides allow, to log
         for i, (p, usage) in enumerate(zip(planned, result.usage)):
-            budget = p.budget
+            budget, terms = p.budget, p.terms
             projected = usage.spent + usage.reserved + estimate_nanos
             action, model, delay = "allow", None, None
-            if i in result.refused or (budget.shadow and projected > budget.hard_limit_nanos):
+            if i in result.refused or (budget.shadow and (p.frozen_by or projected > terms.hard_limit)):
                 action = "block"
             else:
-                threshold = budget.action_at(projected)
+                threshold = terms.action_at(projected)
                 if threshold is not None:
                     action, model, delay = threshold.action.kind, threshold.action.model, threshold.action.seconds
+            notable = notable or action != "allow"
             outcomes.append(
                 BudgetOutcome(
-                    budget, p.request.key, p.request.window_key, p.window_end, action, budget.limit_usd,
-                    from_nanos(usage.spent), from_nanos(usage.reserved), estimate_usd, model, delay,
+                    budget, p.request.key, p.request.window_key, p.window_end, action, terms.limit_usd,
+                    from_nanos(usage.spent), from_nanos(usage.reserved), estimate_usd, model, delay, p.frozen_by,
                 )
             )
         enforced = [o for o in outcomes if not o.shadow and o.action != "allow"]
-        deciding = max(enforced, key=lambda o: (_SEVERITY[o.action], o.spent + o.reserved - o.limit), default=None)
-        decision = Decision(deciding.action if deciding else "allow", estimate_usd, tuple(outcomes), deciding)
-        self._record_decisions(rid, outcomes, audit, blocked=not result.ok)
+        deciding = max(
+            enforced, key=lambda o: (_SEVERITY[o.action], o.frozen, o.spent + o.reserved - o.limit), default=None
+        )
+        reason = "frozen" if deciding is not None and deciding.frozen else None
+        decision = Decision(deciding.action if deciding else "allow", estimate_usd, tuple(outcomes), deciding, reason)
+        if notable:
+            self._record_decisions(rid, outcomes, audit, blocked=not result.ok)
         return Reservation(rid, decision, slots, held=result.ok)
 
     def _record_decisions(
@@ -276,6 +447,8 @@ class BudgetBook:
         entries = []
         for o in filter(worth_logging, outcomes):
             details = {**audit, "shadow": o.shadow}
+            if o.frozen:
+                details["frozen"] = True
             if o.model:
                 details["model"] = o.model
             if o.delay:
@@ -289,16 +462,112 @@ class BudgetBook:
             except Exception:
                 _logger.warning("budget store failed to record decisions", exc_info=True)
 
-    def usage(self, budget_id: str, key: str = "", at: Optional[datetime] = None) -> "BudgetUsage":
-        """Where one partition of a budget stands now (or ``at``): limit, spend and holds in USD."""
-        budget = next((b for b in self.budgets if b.id == budget_id), None)
+    def budget(self, budget_id: str) -> Budget:
+        """The budget with this id. Raises KeyError naming the budgets there are."""
+        budget = self._by_id.get(budget_id)
         if budget is None:
             raise KeyError(f"no budget {budget_id!r}; the budgets are {', '.join(b.id for b in self.budgets)}")
-        span = budget.window.span(at or datetime.fromtimestamp(self._clock(), timezone.utc))
+        return budget
+
+    def usage(self, budget_id: str, key: str = "", at: Optional[datetime] = None) -> "BudgetUsage":
+        """Where one partition of a budget stands now (or ``at``): limit in force, spend and holds in USD."""
+        budget = self.budget(budget_id)
+        now = self._clock()
+        span = budget.window.span(at or datetime.fromtimestamp(now, timezone.utc))
+        limit_nanos, frozen_by = self._controls(now).resolve(budget, key)
+        terms = self._terms(budget, limit_nanos)
         usage = self.store.spent(budget.id, key, span.counted_keys)
         return BudgetUsage(
-            budget, key, span.key, span.end, budget.limit_usd, from_nanos(usage.spent), from_nanos(usage.reserved)
+            budget, key, span.key, span.end, terms.limit_usd, from_nanos(usage.spent), from_nanos(usage.reserved),
+            overridden=terms.overridden, frozen=bool(frozen_by),
         )
+
+    # Operators' changes: each is written to the store (and its ledger) at once, so that every book
+    # on the store applies it within its ``override_refresh``.
+
+    def _control_key(self, budget: Budget, key: Optional[str]) -> str:
+        if key is None or key == ALL_KEYS:
+            return ALL_KEYS
+        if budget.per is None:
+            raise ValueError(f"budget {budget.id!r} has no partitions (no per:), so it takes no key")
+        return key
+
+    def _partition(self, budget: Budget, key: Optional[str]) -> str:
+        if budget.per is None:
+            return self._control_key(budget, key)
+        if not key:
+            raise ValueError(f"budget {budget.id!r} is per {budget.per}: name the partition (the key)")
+        return key
+
+    def _changed(self) -> None:
+        self._controls_state = None  # this process sees its own change at once
+
+    def set_limit(
+        self,
+        budget_id: str,
+        limit_usd: Optional[Amount],
+        key: Optional[str] = None,
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> Optional[Decimal]:
+        """Use ``limit_usd`` instead of the configured limit (thresholds stay fractions of it) for the
+        partition ``key``, or every partition (None); ``limit_usd`` None goes back to the
+        configuration. Returns the previous override in USD, if any."""
+        budget = self.budget(budget_id)
+        where = self._control_key(budget, key)
+        nanos = None if limit_usd is None else to_nanos(limit_usd)
+        previous = self.store.set_limit(budget.id, where, nanos, attributes)
+        self._changed()
+        return None if previous is None else from_nanos(previous)
+
+    def freeze(
+        self, budget_id: str, key: Optional[str] = None, attributes: Optional[Mapping[str, Any]] = None
+    ) -> bool:
+        """Refuse every call of a partition, or of the whole budget (``key`` None). Returns whether it
+        was frozen already."""
+        budget = self.budget(budget_id)
+        was = self.store.set_frozen(budget.id, self._control_key(budget, key), True, attributes)
+        self._changed()
+        return was
+
+    def unfreeze(
+        self, budget_id: str, key: Optional[str] = None, attributes: Optional[Mapping[str, Any]] = None
+    ) -> bool:
+        """Lift a freeze set with the same ``key``. Returns whether it was frozen."""
+        budget = self.budget(budget_id)
+        was = self.store.set_frozen(budget.id, self._control_key(budget, key), False, attributes)
+        self._changed()
+        return was
+
+    def adjust(
+        self,
+        budget_id: str,
+        amount_usd: Amount,
+        key: Optional[str] = None,
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> Decimal:
+        """Add ``amount_usd`` (negative: a credit, refund or correction) to the spend of a partition in
+        its current window. Spend never goes below zero: returns the change applied, in USD."""
+        budget = self.budget(budget_id)
+        partition = self._partition(budget, key)
+        span = budget.window.span(datetime.fromtimestamp(self._clock(), timezone.utc))
+        applied = self.store.adjust(budget.id, partition, span.counted_keys, _signed_nanos(amount_usd), attributes)
+        return from_nanos(applied)
+
+    def reset(
+        self, budget_id: str, key: Optional[str] = None, attributes: Optional[Mapping[str, Any]] = None
+    ) -> Decimal:
+        """Zero the spend of a partition in its current window (holds in flight stay). Returns the
+        spend removed, in USD."""
+        budget = self.budget(budget_id)
+        partition = self._partition(budget, key)
+        span = budget.window.span(datetime.fromtimestamp(self._clock(), timezone.utc))
+        return from_nanos(self.store.reset(budget.id, partition, span.counted_keys, attributes))
+
+    def partitions(self, budget_id: str, at: Optional[datetime] = None) -> List[str]:
+        """The partitions of a budget with spend or holds in its current window (or the one ``at``)."""
+        budget = self.budget(budget_id)
+        span = budget.window.span(at or datetime.fromtimestamp(self._clock(), timezone.utc))
+        return self.store.partitions(budget.id, span.counted_keys)
 
     def settle(self, reservation: Reservation, actual: Amount, attributes: Optional[Mapping[str, Any]] = None) -> None:
         """Record the actual cost in USD of the call against every budget it was held on."""

@@ -1,12 +1,25 @@
 """In-memory budget store: one process, for tests and single-process apps. Lost on exit."""
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from ._store import HoldRequest, LedgerEntry, ReserveResult, Slot, Usage, filter_ledger
+from ._store import (
+    Control,
+    Controls,
+    HoldRequest,
+    LedgerEntry,
+    ReserveResult,
+    Slot,
+    Usage,
+    debit,
+    filter_ledger,
+    new_id,
+)
 
 
 @dataclass
@@ -16,22 +29,43 @@ class _Hold:
     expires_at: float
 
 
+def _window_keys(window_keys: Sequence[str]) -> Tuple[str, ...]:
+    return (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
+
+
 class MemoryBudgetStore:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._spend: Dict[Tuple[str, str], Dict[str, int]] = {}  # (budget id, key) -> window key -> spend
         self._holds: Dict[str, List[_Hold]] = {}  # reservation id -> holds
+        self._reserved: Dict[Slot, int] = {}  # slot -> sum of its live holds
+        self._expiries: List[Tuple[float, int, str]] = []  # heap of (expires_at, seq, reservation id)
+        self._seq = itertools.count()
+        self._controls: Controls = {}
         self._ledger: List[LedgerEntry] = []
 
     def _log(self, now: float, kind: str, slot: Slot, amount: int, rid: str, attributes: Any = None) -> None:
         self._ledger.append(LedgerEntry(now, kind, slot[0], slot[1], slot[2], amount, rid, dict(attributes or {})))
 
+    def _unhold(self, hold: _Hold) -> None:
+        left = self._reserved.get(hold.slot, 0) - hold.amount
+        if left:
+            self._reserved[hold.slot] = left
+        else:
+            self._reserved.pop(hold.slot, None)
+
     def _expire(self, now: float) -> None:
-        for rid in [rid for rid, holds in self._holds.items() if any(h.expires_at <= now for h in holds)]:
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= now:
+            _, _, rid = heapq.heappop(expiries)
+            holds = self._holds.get(rid)
+            if not holds:
+                continue  # settled or released already
             kept = []
-            for hold in self._holds[rid]:
+            for hold in holds:
                 if hold.expires_at <= now:
+                    self._unhold(hold)
                     self._log(now, "expire", hold.slot, hold.amount, rid)
                 else:
                     kept.append(hold)
@@ -41,21 +75,22 @@ class MemoryBudgetStore:
                 del self._holds[rid]
 
     def _prune(self, budget_id: str, key: str, prefix: str, before: int) -> None:
-        by_window = self._spend.get((budget_id, key), {})
+        by_window = self._spend.get((budget_id, key))
+        if not by_window:
+            return
         for window in [w for w in by_window if w.startswith(prefix) and int(w[len(prefix):]) < before]:
             del by_window[window]
 
     def _usage(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
-        counted = set(window_keys)
         by_window = self._spend.get((budget_id, key), {})
-        spent = sum(by_window.get(w, 0) for w in counted)
-        reserved = sum(
-            h.amount
-            for holds in self._holds.values()
-            for h in holds
-            if h.slot[0] == budget_id and h.slot[1] == key and h.slot[2] in counted
+        if len(window_keys) == 1:
+            window = window_keys[0]
+            return Usage(by_window.get(window, 0), self._reserved.get((budget_id, key, window), 0))
+        counted = set(window_keys)
+        reserved = self._reserved
+        return Usage(
+            sum(by_window.get(w, 0) for w in counted), sum(reserved.get((budget_id, key, w), 0) for w in counted)
         )
-        return Usage(spent, reserved)
 
     def reserve(
         self,
@@ -74,16 +109,22 @@ class MemoryBudgetStore:
             refused = tuple(
                 i
                 for i, (r, u) in enumerate(zip(requests, usage))
-                if r.limit is not None and u.spent + u.reserved + r.amount > r.limit
+                if r.frozen or (r.limit is not None and u.spent + u.reserved + r.amount > r.limit)
             )
             if refused:
                 for i in refused:
-                    self._log(now, "block", requests[i].slot, requests[i].amount, reservation_id, attributes)
+                    r = requests[i]
+                    attrs = {**(attributes or {}), "frozen": True} if r.frozen else attributes
+                    self._log(now, "block", r.slot, r.amount, reservation_id, attrs)
                 return ReserveResult(False, usage, refused)
             holds = self._holds.setdefault(reservation_id, [])
+            expires_at = now + ttl
             for r in requests:
-                holds.append(_Hold(r.slot, r.amount, now + ttl))
+                hold = _Hold(r.slot, r.amount, expires_at)
+                holds.append(hold)
+                self._reserved[hold.slot] = self._reserved.get(hold.slot, 0) + hold.amount
                 self._log(now, "reserve", r.slot, r.amount, reservation_id, attributes)
+            heapq.heappush(self._expiries, (expires_at, next(self._seq), reservation_id))
             return ReserveResult(True, usage)
 
     def settle(
@@ -94,7 +135,10 @@ class MemoryBudgetStore:
     ) -> None:
         with self._lock:
             now = self._clock()
-            held = {h.slot for h in self._holds.pop(reservation_id, [])}
+            holds = self._holds.pop(reservation_id, [])
+            for hold in holds:
+                self._unhold(hold)
+            held = {h.slot for h in holds}
             for slot, amount in actual.items():
                 by_window = self._spend.setdefault((slot[0], slot[1]), {})
                 by_window[slot[2]] = by_window.get(slot[2], 0) + amount
@@ -107,10 +151,11 @@ class MemoryBudgetStore:
         with self._lock:
             now = self._clock()
             for hold in self._holds.pop(reservation_id, []):
+                self._unhold(hold)
                 self._log(now, "release", hold.slot, hold.amount, reservation_id)
 
     def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
-        window_keys = (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
+        window_keys = _window_keys(window_keys)
         with self._lock:
             self._expire(self._clock())
             return self._usage(budget_id, key, window_keys)
@@ -119,9 +164,113 @@ class MemoryBudgetStore:
         with self._lock:
             self._ledger.extend(entries)
 
-    def ledger(self, **filters: Any) -> List[LedgerEntry]:
+    def ledger(
+        self,
+        budget_id: Optional[str] = None,
+        key: Optional[str] = None,
+        kind: Optional[str] = None,
+        reservation_id: Optional[str] = None,
+        since: Optional[float] = None,
+        until: Optional[float] = None,
+        *,
+        kinds: Optional[Iterable[str]] = None,
+        last: Optional[int] = None,
+    ) -> List[LedgerEntry]:
         with self._lock:
-            return filter_ledger(list(self._ledger), **filters)
+            entries = list(self._ledger)
+        return filter_ledger(entries, budget_id, key, kind, reservation_id, since, until, kinds, last)
+
+    # Operators' controls and corrections.
+
+    def set_limit(
+        self, budget_id: str, key: str, limit: Optional[int], attributes: Optional[Mapping[str, Any]] = None
+    ) -> Optional[int]:
+        with self._lock:
+            now = self._clock()
+            current = self._controls.get((budget_id, key), Control())
+            previous = current.limit
+            self._set_control((budget_id, key), Control(None if limit is None else int(limit), current.frozen))
+            attrs = dict(attributes or {})
+            if limit is None:
+                self._log(now, "clear_limit", (budget_id, key, ""), previous or 0, new_id(), attrs)
+            else:
+                attrs["previous_limit_nanos"] = previous
+                self._log(now, "set_limit", (budget_id, key, ""), int(limit), new_id(), attrs)
+            return previous
+
+    def set_frozen(
+        self, budget_id: str, key: str, frozen: bool, attributes: Optional[Mapping[str, Any]] = None
+    ) -> bool:
+        with self._lock:
+            now = self._clock()
+            current = self._controls.get((budget_id, key), Control())
+            self._set_control((budget_id, key), Control(current.limit, bool(frozen)))
+            attrs = {**(attributes or {}), "was_frozen": current.frozen}
+            self._log(now, "freeze" if frozen else "unfreeze", (budget_id, key, ""), 0, new_id(), attrs)
+            return current.frozen
+
+    def _set_control(self, where: Tuple[str, str], control: Control) -> None:
+        if control == Control():
+            self._controls.pop(where, None)
+        else:
+            self._controls[where] = control
+
+    def controls(self) -> Controls:
+        with self._lock:
+            return dict(self._controls)
+
+    def adjust(
+        self,
+        budget_id: str,
+        key: str,
+        window_keys: Sequence[str],
+        amount: int,
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> int:
+        window_keys = _window_keys(window_keys)
+        with self._lock:
+            now = self._clock()
+            by_window = self._spend.setdefault((budget_id, key), {})
+            current = window_keys[-1]
+            if amount >= 0:
+                by_window[current] = by_window.get(current, 0) + amount
+                applied = amount
+            else:
+                taken = debit(by_window, window_keys, -amount)
+                for window, take in taken.items():
+                    by_window[window] -= take
+                applied = -sum(taken.values())
+            attrs = {**(attributes or {}), "requested_nanos": int(amount)}
+            self._log(now, "adjust", (budget_id, key, current), applied, new_id(), attrs)
+            return applied
+
+    def reset(
+        self,
+        budget_id: str,
+        key: str,
+        window_keys: Sequence[str],
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> int:
+        window_keys = _window_keys(window_keys)
+        with self._lock:
+            now = self._clock()
+            by_window = self._spend.get((budget_id, key), {})
+            removed = 0
+            for window in set(window_keys):
+                if window in by_window:
+                    removed += by_window.pop(window)
+            self._log(now, "reset", (budget_id, key, window_keys[-1]), removed, new_id(), dict(attributes or {}))
+            return removed
+
+    def partitions(self, budget_id: str, window_keys: Sequence[str]) -> List[str]:
+        window_keys = _window_keys(window_keys)
+        with self._lock:
+            self._expire(self._clock())
+            keys = {k for (b, k), by_window in self._spend.items() if b == budget_id and any(
+                by_window.get(w, 0) > 0 for w in window_keys)}
+            keys |= {s[1] for s, amount in self._reserved.items() if s[0] == budget_id and s[2] in window_keys
+                     and amount > 0}
+            return sorted(keys)
 
     def close(self) -> None:
         pass

@@ -1,10 +1,13 @@
 """Redis budget store: shared by processes on many hosts.
 
-Each operation is one Lua script, so a reservation across several budgets is atomic on the server.
+Each operation is one Lua script, so a reservation across several budgets is atomic on the server;
+an operator's change of a control is one optimistic transaction (WATCH / MULTI). Listing the
+partitions of a budget scans its keys (an operator's command, not on the path of calls).
 Keys: per (budget, key) a hash of holds (reservation id -> "amount|expires_at|window") and a hash of
 settled spend (window key -> amount); per reservation an index of its holds (for release); one
-stream for the ledger. To use Redis Cluster, give a prefix with a hash tag (``{ai_cost}``) so that
-every key lives in one slot, as a multi-budget reservation must.
+stream for the ledger; two hashes of operators' controls, limits (nano-dollars) and frozen ("1"),
+whose fields are "<len(budget)>:<budget>:<key>". To use Redis Cluster, give a prefix with a hash
+tag (``{ai_cost}``) so that every key lives in one slot, as a multi-budget reservation must.
 
 Hold expiry compares with the clients' clocks: hosts sharing a store should run NTP. The scripts
 add amounts as Lua numbers, exact up to 2**53 nano-dollars (about 9 million USD per window).
@@ -12,10 +15,22 @@ add amounts as Lua numbers, exact up to 2**53 nano-dollars (about 9 million USD 
 from __future__ import annotations
 
 import json
+import re
 import time
-from typing import Any, Callable, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from ._store import HoldRequest, LedgerEntry, ReserveResult, Slot, Usage, dumps, filter_ledger
+from ._store import (
+    Control,
+    Controls,
+    HoldRequest,
+    LedgerEntry,
+    ReserveResult,
+    Slot,
+    Usage,
+    dumps,
+    ledger_filter,
+    new_id,
+)
 
 _COMMON = """
 local function log(ledger, now, kind, budget, key, window, amount, rid, attrs)
@@ -47,13 +62,14 @@ end
 """
 
 # KEYS: ledger, index, then per request: holds, spend.
-# ARGV: now, expires_at, reservation id, attributes json, index ttl ms, n,
-#       then per request: budget, key, window, limit (-1: none), amount, prune prefix ("": none),
-#       prune before, #counted, counted...
+# ARGV: now, expires_at, reservation id, attributes json, index ttl ms, n, attributes json of a frozen block,
+#       then per request: budget, key, window, limit (-1: none; -2: frozen, refuse), amount,
+#       prune prefix ("": none), prune before, #counted, counted...
 _RESERVE = _COMMON + """
 local now, expires, rid, attrs, index_ttl, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local frozen_attrs = ARGV[7]
 local ledger, index = KEYS[1], KEYS[2]
-local requests, p = {}, 7
+local requests, p = {}, 8
 for i = 1, n do
   local r = {holds = KEYS[1 + 2 * i], spend = KEYS[2 + 2 * i], budget = ARGV[p], key = ARGV[p + 1],
              window = ARGV[p + 2], limit = tonumber(ARGV[p + 3]), amount = ARGV[p + 4], counted = {}}
@@ -78,7 +94,7 @@ local reply, refused = {0}, false
 for i, r in ipairs(requests) do
   r.reserved = live_holds(ledger, now, r.holds, r.budget, r.key, r.counted)
   r.spent = spent_in(r.spend, r.counted)
-  r.over = r.limit >= 0 and r.spent + r.reserved + tonumber(r.amount) > r.limit
+  r.over = r.limit == -2 or (r.limit >= 0 and r.spent + r.reserved + tonumber(r.amount) > r.limit)
   refused = refused or r.over
   table.insert(reply, r.spent)
   table.insert(reply, r.reserved)
@@ -86,7 +102,9 @@ for i, r in ipairs(requests) do
 end
 for i, r in ipairs(requests) do
   if refused then
-    if r.over then log(ledger, now, 'block', r.budget, r.key, r.window, r.amount, rid, attrs) end
+    if r.over then
+      log(ledger, now, 'block', r.budget, r.key, r.window, r.amount, rid, r.limit == -2 and frozen_attrs or attrs)
+    end
   else
     redis.call('HSET', r.holds, rid, r.amount .. '|' .. expires .. '|' .. r.window)
     redis.call('HSET', index, r.holds, cjson.encode({r.budget, r.key, r.window}))
@@ -142,6 +160,72 @@ return {spent_in(KEYS[3], counted), reserved}
 """
 
 
+# KEYS: ledger, spend. ARGV: now, budget, key, operation id, attributes json, amount (may be negative),
+#       the current window (where a positive amount goes), the other counted windows newest first.
+_ADJUST = _COMMON + """
+local amount = tonumber(ARGV[6])
+local applied = 0
+if amount >= 0 then
+  redis.call('HINCRBY', KEYS[2], ARGV[7], ARGV[6])
+  applied = amount
+else
+  local left = -amount
+  for i = 7, #ARGV do
+    if left <= 0 then break end
+    local take = math.min(tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0'), left)
+    if take > 0 then
+      redis.call('HINCRBY', KEYS[2], ARGV[i], string.format('%d', -take))
+      left = left - take
+      applied = applied - take
+    end
+  end
+end
+log(KEYS[1], ARGV[1], 'adjust', ARGV[2], ARGV[3], ARGV[7], string.format('%d', applied), ARGV[4], ARGV[5])
+return applied
+"""
+
+# KEYS: ledger, spend. ARGV: now, budget, key, operation id, attributes json, current window, other windows...
+_RESET = _COMMON + """
+local removed = 0
+for i = 6, #ARGV do
+  local have = redis.call('HGET', KEYS[2], ARGV[i])
+  if have then
+    removed = removed + tonumber(have)
+    redis.call('HDEL', KEYS[2], ARGV[i])
+  end
+end
+log(KEYS[1], ARGV[1], 'reset', ARGV[2], ARGV[3], ARGV[6], string.format('%d', removed), ARGV[4], ARGV[5])
+return removed
+"""
+
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def _glob_escape(text: str) -> str:
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+def _field(budget_id: str, key: str) -> str:
+    return f"{len(budget_id)}:{budget_id}:{key}"
+
+
+def _unfield(field: str) -> Tuple[str, str]:
+    length, rest = field.split(":", 1)
+    n = int(length)
+    return rest[:n], rest[n + 1:]
+
+
+def _entry(f: Mapping[str, str]) -> LedgerEntry:
+    return LedgerEntry(
+        float(f["time"]), f["kind"], f["budget"], f["key"], f["window"], int(f["amount"]), f["rid"],
+        json.loads(f["attrs"]),
+    )
+
+
+def _window_keys(window_keys: Sequence[str]) -> Tuple[str, ...]:
+    return (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
+
+
 def _now(clock: Callable[[], float]) -> str:
     return repr(float(clock()))
 
@@ -165,6 +249,8 @@ class RedisBudgetStore:
         self._settle = self._client.register_script(_SETTLE)
         self._release = self._client.register_script(_RELEASE)
         self._spent = self._client.register_script(_SPENT)
+        self._adjust = self._client.register_script(_ADJUST)
+        self._reset = self._client.register_script(_RESET)
 
     def _key(self, kind: str, budget_id: str, key: str) -> str:
         # The length prefix keeps ("a:b", "c") and ("a", "b:c") apart.
@@ -187,11 +273,14 @@ class RedisBudgetStore:
         now = float(self._clock())
         keys = [self._ledger_key, self._index_key(reservation_id)]
         index_ttl_ms = int((ttl + 3600) * 1000)  # outlives the holds, so a release finds them
-        args: List[Any] = [repr(now), repr(now + ttl), reservation_id, dumps(attributes), index_ttl_ms, len(requests)]
+        frozen = dumps({**(attributes or {}), "frozen": True}) if any(r.frozen for r in requests) else ""
+        args: List[Any] = [
+            repr(now), repr(now + ttl), reservation_id, dumps(attributes), index_ttl_ms, len(requests), frozen
+        ]
         for r in requests:
             keys += [self._key("holds", r.budget_id, r.key), self._key("spend", r.budget_id, r.key)]
             prefix, before = r.prune or ("", 0)
-            limit = -1 if r.limit is None else r.limit
+            limit = -2 if r.frozen else -1 if r.limit is None else r.limit
             args += [r.budget_id, r.key, r.window_key, limit, r.amount, prefix, before, len(r.counted)]
             args += list(r.counted)
         reply = self._reserve(keys=keys, args=args)
@@ -241,21 +330,163 @@ class RedisBudgetStore:
             )
         pipe.execute()
 
-    def ledger(self, **filters: Any) -> List[LedgerEntry]:
+    def ledger(
+        self,
+        budget_id: Optional[str] = None,
+        key: Optional[str] = None,
+        kind: Optional[str] = None,
+        reservation_id: Optional[str] = None,
+        since: Optional[float] = None,
+        until: Optional[float] = None,
+        *,
+        kinds: Optional[Iterable[str]] = None,
+        last: Optional[int] = None,
+    ) -> List[LedgerEntry]:
+        keep = ledger_filter(budget_id, key, kind, reservation_id, since, until, kinds)
         entries: List[LedgerEntry] = []
+        if last is not None:  # newest first, until enough pass the filters
+            end = "+"
+            while len(entries) < last:
+                batch = self._client.xrevrange(self._ledger_key, max=end, min="-", count=1000)
+                entries.extend(e for e in map(_entry, (f for _id, f in batch)) if keep(e))
+                if len(batch) < 1000:
+                    break
+                end = "(" + batch[-1][0]
+            return entries[:max(last, 0)][::-1]
         start = "-"
         while True:
             batch = self._client.xrange(self._ledger_key, min=start, max="+", count=10000)
-            for _id, f in batch:
-                entries.append(
-                    LedgerEntry(
-                        float(f["time"]), f["kind"], f["budget"], f["key"], f["window"], int(f["amount"]),
-                        f["rid"], json.loads(f["attrs"]),
-                    )
-                )
+            entries.extend(e for e in map(_entry, (f for _id, f in batch)) if keep(e))
             if len(batch) < 10000:
-                return filter_ledger(entries, **filters)
+                return entries
             start = "(" + batch[-1][0]
+
+    # Operators' controls and corrections.
+
+    @property
+    def _limits_key(self) -> str:
+        return f"{self._prefix}:controls:limits"
+
+    @property
+    def _frozen_key(self) -> str:
+        return f"{self._prefix}:controls:frozen"
+
+    def _log_fields(self, kind: str, budget_id: str, key: str, window: str, amount: int, attrs: Any) -> dict:
+        return {
+            "time": _now(self._clock), "kind": kind, "budget": budget_id, "key": key, "window": window,
+            "amount": str(int(amount)), "rid": new_id(), "attrs": dumps(attrs),
+        }
+
+    def _set_control(self, hash_key: str, budget_id: str, key: str, value: Optional[str], log: Callable) -> Any:
+        """Read the field, set it (None: delete) and log, in one optimistic transaction."""
+        field = _field(budget_id, key)
+
+        def change(pipe: Any) -> Any:
+            previous = pipe.hget(hash_key, field)
+            pipe.multi()
+            if value is None:
+                pipe.hdel(hash_key, field)
+            else:
+                pipe.hset(hash_key, field, value)
+            pipe.xadd(self._ledger_key, log(previous))
+            return previous
+
+        return self._client.transaction(change, hash_key, value_from_callable=True)
+
+    def set_limit(
+        self, budget_id: str, key: str, limit: Optional[int], attributes: Optional[Mapping[str, Any]] = None
+    ) -> Optional[int]:
+        def log(previous: Optional[str]) -> dict:
+            old = None if previous is None else int(previous)
+            if limit is None:
+                return self._log_fields("clear_limit", budget_id, key, "", old or 0, dict(attributes or {}))
+            attrs = {**(attributes or {}), "previous_limit_nanos": old}
+            return self._log_fields("set_limit", budget_id, key, "", int(limit), attrs)
+
+        value = None if limit is None else str(int(limit))
+        previous = self._set_control(self._limits_key, budget_id, key, value, log)
+        return None if previous is None else int(previous)
+
+    def set_frozen(
+        self, budget_id: str, key: str, frozen: bool, attributes: Optional[Mapping[str, Any]] = None
+    ) -> bool:
+        def log(previous: Optional[str]) -> dict:
+            attrs = {**(attributes or {}), "was_frozen": previous is not None}
+            return self._log_fields("freeze" if frozen else "unfreeze", budget_id, key, "", 0, attrs)
+
+        return self._set_control(self._frozen_key, budget_id, key, "1" if frozen else None, log) is not None
+
+    def controls(self) -> Controls:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hgetall(self._limits_key)
+        pipe.hgetall(self._frozen_key)
+        limits, frozen = pipe.execute()
+        controls: Controls = {}
+        for field in set(limits) | set(frozen):
+            limit = limits.get(field)
+            controls[_unfield(field)] = Control(None if limit is None else int(limit), field in frozen)
+        return controls
+
+    @staticmethod
+    def _newest_first(window_keys: Sequence[str]) -> List[str]:
+        ordered: List[str] = []
+        for window in reversed(window_keys):
+            if window not in ordered:
+                ordered.append(window)
+        return ordered
+
+    def adjust(
+        self,
+        budget_id: str,
+        key: str,
+        window_keys: Sequence[str],
+        amount: int,
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> int:
+        windows = self._newest_first(_window_keys(window_keys))
+        attrs = dumps({**(attributes or {}), "requested_nanos": int(amount)})
+        keys = [self._ledger_key, self._key("spend", budget_id, key)]
+        args = [_now(self._clock), budget_id, key, new_id(), attrs, str(int(amount)), *windows]
+        return int(self._adjust(keys=keys, args=args))
+
+    def reset(
+        self,
+        budget_id: str,
+        key: str,
+        window_keys: Sequence[str],
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> int:
+        windows = self._newest_first(_window_keys(window_keys))
+        keys = [self._ledger_key, self._key("spend", budget_id, key)]
+        args = [_now(self._clock), budget_id, key, new_id(), dumps(attributes), *windows]
+        return int(self._reset(keys=keys, args=args))
+
+    def partitions(self, budget_id: str, window_keys: Sequence[str]) -> List[str]:
+        windows = list(dict.fromkeys(_window_keys(window_keys)))
+        candidates = set()
+        for kind in ("spend", "holds"):
+            head = self._key(kind, budget_id, "")
+            for name in self._client.scan_iter(match=_glob_escape(head) + "*", count=1000):
+                candidates.add(name[len(head):])
+        keys = sorted(candidates)
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hmget(self._key("spend", budget_id, key), windows)
+            pipe.hvals(self._key("holds", budget_id, key))
+        replies = pipe.execute() if keys else []
+        now = float(self._clock())
+        found = []
+        for i, key in enumerate(keys):
+            spend, holds = replies[2 * i], replies[2 * i + 1]
+            if sum(int(v) for v in spend if v) > 0:
+                found.append(key)
+                continue
+            for value in holds:
+                amount, expires, window = value.split("|", 2)
+                if float(expires) > now and window in windows and int(amount) > 0:
+                    found.append(key)
+                    break
+        return found
 
     def close(self) -> None:
         self._client.close()

@@ -12,9 +12,24 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from ._store import HoldRequest, LedgerEntry, ReserveResult, Slot, Usage, dumps
+from ._store import (
+    Control,
+    Controls,
+    HoldRequest,
+    LedgerEntry,
+    ReserveResult,
+    Slot,
+    Usage,
+    debit,
+    dumps,
+    new_id,
+)
+
+
+def _window_keys(window_keys: Sequence[str]) -> Tuple[str, ...]:
+    return (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spend (
@@ -34,6 +49,10 @@ CREATE TABLE IF NOT EXISTS ledger (
     reservation_id TEXT NOT NULL, attributes TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ledger_by_budget ON ledger (budget_id, time);
+CREATE TABLE IF NOT EXISTS controls (
+    budget_id TEXT NOT NULL, key TEXT NOT NULL, limit_nanos INTEGER, frozen INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (budget_id, key)
+);
 """
 
 
@@ -129,11 +148,13 @@ class SQLiteBudgetStore:
             refused = tuple(
                 i
                 for i, (r, u) in enumerate(zip(requests, usage))
-                if r.limit is not None and u.spent + u.reserved + r.amount > r.limit
+                if r.frozen or (r.limit is not None and u.spent + u.reserved + r.amount > r.limit)
             )
             if refused:
                 for i in refused:
-                    self._log(db, now, "block", requests[i].slot, requests[i].amount, reservation_id, attrs)
+                    r = requests[i]
+                    why = dumps({**(attributes or {}), "frozen": True}) if r.frozen else attrs
+                    self._log(db, now, "block", r.slot, r.amount, reservation_id, why)
                 return ReserveResult(False, usage, refused)
             for r in requests:
                 db.execute(
@@ -202,8 +223,12 @@ class SQLiteBudgetStore:
         reservation_id: Optional[str] = None,
         since: Optional[float] = None,
         until: Optional[float] = None,
+        *,
+        kinds: Optional[Iterable[str]] = None,
+        last: Optional[int] = None,
     ) -> List[LedgerEntry]:
-        where, params = [], []
+        where: List[str] = []
+        params: List[Any] = []
         columns = (("budget_id", budget_id), ("key", key), ("kind", kind), ("reservation_id", reservation_id))
         for column, value in columns:
             if value is not None:
@@ -215,12 +240,144 @@ class SQLiteBudgetStore:
         if until is not None:
             where.append("time < ?")
             params.append(until)
-        sql = "SELECT time, kind, budget_id, key, window_key, amount, reservation_id, attributes FROM ledger"
+        if kinds is not None:
+            kinds = sorted(set(kinds))
+            where.append(f"kind IN ({','.join('?' * len(kinds))})")
+            params.extend(kinds)
+        columns = "time, kind, budget_id, key, window_key, amount, reservation_id, attributes"
+        sql = f"SELECT id, {columns} FROM ledger"
         if where:
             sql += " WHERE " + " AND ".join(where)
+        if last is not None:  # the last N in the order written, returned oldest first
+            sql = f"SELECT {columns} FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY id"
+            params.append(max(int(last), 0))
+        else:
+            sql = f"SELECT {columns} FROM ({sql}) ORDER BY id"
         with self._lock:
-            rows = self._connection().execute(sql + " ORDER BY id", params).fetchall()
+            rows = self._connection().execute(sql, params).fetchall()
         return [LedgerEntry(t, k, b, key_, w, a, r, json.loads(attrs)) for t, k, b, key_, w, a, r, attrs in rows]
+
+    # Operators' controls and corrections.
+
+    @staticmethod
+    def _control(db: sqlite3.Connection, budget_id: str, key: str) -> Control:
+        row = db.execute(
+            "SELECT limit_nanos, frozen FROM controls WHERE budget_id = ? AND key = ?", (budget_id, key)
+        ).fetchone()
+        return Control(row[0], bool(row[1])) if row else Control()
+
+    @staticmethod
+    def _set_control(db: sqlite3.Connection, budget_id: str, key: str, control: Control) -> None:
+        if control == Control():
+            db.execute("DELETE FROM controls WHERE budget_id = ? AND key = ?", (budget_id, key))
+        else:
+            db.execute(
+                "INSERT INTO controls (budget_id, key, limit_nanos, frozen) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (budget_id, key) DO UPDATE SET limit_nanos = excluded.limit_nanos,"
+                " frozen = excluded.frozen",
+                (budget_id, key, control.limit, int(control.frozen)),
+            )
+
+    def set_limit(
+        self, budget_id: str, key: str, limit: Optional[int], attributes: Optional[Mapping[str, Any]] = None
+    ) -> Optional[int]:
+        with self._transaction() as db:
+            now = self._clock()
+            current = self._control(db, budget_id, key)
+            self._set_control(db, budget_id, key, Control(None if limit is None else int(limit), current.frozen))
+            attrs = dict(attributes or {})
+            if limit is None:
+                self._log(db, now, "clear_limit", (budget_id, key, ""), current.limit or 0, new_id(), dumps(attrs))
+            else:
+                attrs["previous_limit_nanos"] = current.limit
+                self._log(db, now, "set_limit", (budget_id, key, ""), int(limit), new_id(), dumps(attrs))
+            return current.limit
+
+    def set_frozen(
+        self, budget_id: str, key: str, frozen: bool, attributes: Optional[Mapping[str, Any]] = None
+    ) -> bool:
+        with self._transaction() as db:
+            now = self._clock()
+            current = self._control(db, budget_id, key)
+            self._set_control(db, budget_id, key, Control(current.limit, bool(frozen)))
+            attrs = dumps({**(attributes or {}), "was_frozen": current.frozen})
+            self._log(db, now, "freeze" if frozen else "unfreeze", (budget_id, key, ""), 0, new_id(), attrs)
+            return current.frozen
+
+    def controls(self) -> Controls:
+        with self._lock:
+            rows = self._connection().execute("SELECT budget_id, key, limit_nanos, frozen FROM controls").fetchall()
+        return {(b, k): Control(limit, bool(frozen)) for b, k, limit, frozen in rows}
+
+    @staticmethod
+    def _spend_by_window(db: sqlite3.Connection, budget_id: str, key: str, window_keys: Sequence[str]) -> dict:
+        keys = sorted(set(window_keys))
+        rows = db.execute(
+            f"SELECT window_key, amount FROM spend WHERE budget_id = ? AND key = ?"
+            f" AND window_key IN ({','.join('?' * len(keys))})",
+            (budget_id, key, *keys),
+        ).fetchall()
+        return dict(rows)
+
+    def adjust(
+        self,
+        budget_id: str,
+        key: str,
+        window_keys: Sequence[str],
+        amount: int,
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> int:
+        window_keys = _window_keys(window_keys)
+        current = window_keys[-1]
+        add = (
+            "INSERT INTO spend (budget_id, key, window_key, amount) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (budget_id, key, window_key) DO UPDATE SET amount = amount + excluded.amount"
+        )
+        with self._transaction() as db:
+            now = self._clock()
+            if amount >= 0:
+                db.execute(add, (budget_id, key, current, int(amount)))
+                applied = int(amount)
+            else:
+                taken = debit(self._spend_by_window(db, budget_id, key, window_keys), window_keys, -amount)
+                for window, take in taken.items():
+                    db.execute(add, (budget_id, key, window, -take))
+                applied = -sum(taken.values())
+            attrs = dumps({**(attributes or {}), "requested_nanos": int(amount)})
+            self._log(db, now, "adjust", (budget_id, key, current), applied, new_id(), attrs)
+            return applied
+
+    def reset(
+        self,
+        budget_id: str,
+        key: str,
+        window_keys: Sequence[str],
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> int:
+        window_keys = _window_keys(window_keys)
+        with self._transaction() as db:
+            now = self._clock()
+            removed = sum(self._spend_by_window(db, budget_id, key, window_keys).values())
+            keys = sorted(set(window_keys))
+            db.execute(
+                f"DELETE FROM spend WHERE budget_id = ? AND key = ? AND window_key IN ({','.join('?' * len(keys))})",
+                (budget_id, key, *keys),
+            )
+            self._log(db, now, "reset", (budget_id, key, window_keys[-1]), removed, new_id(), dumps(attributes))
+            return removed
+
+    def partitions(self, budget_id: str, window_keys: Sequence[str]) -> List[str]:
+        keys = sorted(set(_window_keys(window_keys)))
+        marks = ",".join("?" * len(keys))
+        with self._transaction() as db:
+            self._expire(db, self._clock())
+            rows = db.execute(
+                f"SELECT key FROM spend WHERE budget_id = ? AND window_key IN ({marks}) GROUP BY key"
+                f" HAVING SUM(amount) > 0"
+                f" UNION SELECT key FROM holds WHERE budget_id = ? AND window_key IN ({marks})",
+                (budget_id, *keys, budget_id, *keys),
+            ).fetchall()
+        return sorted(row[0] for row in rows)
 
     def close(self) -> None:
         with self._lock:

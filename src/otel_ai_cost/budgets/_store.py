@@ -2,20 +2,60 @@
 
 Amounts are integer nano-dollars. A store keeps, per (budget id, key, window key), the settled spend
 and the holds of reservations in flight, and an append-only ledger of every change and refusal.
+It also keeps the operators' controls of each budget, written by the CLI and read by every book:
+a limit that replaces the configured one, and a freeze that refuses every call. A control applies to
+one partition key, or to every partition of the budget with the key ``ALL_KEYS`` ("").
 """
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    runtime_checkable,
+)
 
 from ._model import from_nanos
 
 # (budget id, key, window key): one counter of spend.
 Slot = Tuple[str, str, str]
 
-LEDGER_KINDS = ("reserve", "settle", "release", "expire", "block", "warn", "downgrade", "throttle")
+# Calls: reserve, settle, release, expire, and the decisions block, warn, downgrade, throttle.
+# Operators: set_limit, clear_limit (the limit override), freeze, unfreeze, adjust (spend added or
+# removed: amount is the signed change applied), reset (amount is the spend removed).
+LEDGER_KINDS = (
+    "reserve",
+    "settle",
+    "release",
+    "expire",
+    "block",
+    "warn",
+    "downgrade",
+    "throttle",
+    "set_limit",
+    "clear_limit",
+    "freeze",
+    "unfreeze",
+    "adjust",
+    "reset",
+)
+ADMIN_KINDS = ("set_limit", "clear_limit", "freeze", "unfreeze", "adjust", "reset")
+
+# The control key of a whole budget: its controls apply to every partition. A per-key budget never
+# has a partition "" (calls without the per attribute count in "(unattributed)"), and the only
+# partition of a budget without ``per`` is "".
+ALL_KEYS = ""
 
 
 @dataclass(frozen=True)
@@ -33,6 +73,7 @@ class HoldRequest:
     amount: int
     counted_keys: Tuple[str, ...] = ()
     prune: Optional[Tuple[str, int]] = None  # see WindowSpan.prune; the store may delete that spend
+    frozen: bool = False  # the budget is frozen: refuse the hold whatever the spend (logged as a block)
 
     @property
     def slot(self) -> Slot:
@@ -64,6 +105,19 @@ class ReserveResult:
 
 
 @dataclass(frozen=True)
+class Control:
+    """An operator's control of a budget partition: ``limit`` (nano-dollars) replaces the configured
+    limit when set; ``frozen`` refuses every call."""
+
+    limit: Optional[int] = None
+    frozen: bool = False
+
+
+# (budget id, control key): the control; control key ALL_KEYS is the whole budget.
+Controls = Dict[Tuple[str, str], Control]
+
+
+@dataclass(frozen=True)
 class LedgerEntry:
     time: float  # seconds since the epoch, from the store's clock
     kind: str
@@ -83,6 +137,37 @@ def dumps(attributes: Optional[Mapping[str, Any]]) -> str:
     return json.dumps(dict(attributes or {}), sort_keys=True, default=str, separators=(",", ":"))
 
 
+def new_id() -> str:
+    """A random 32-hex-digit id, for reservations and operator changes."""
+    return os.urandom(16).hex()
+
+
+def ledger_filter(
+    budget_id: Optional[str] = None,
+    key: Optional[str] = None,
+    kind: Optional[str] = None,
+    reservation_id: Optional[str] = None,
+    since: Optional[float] = None,
+    until: Optional[float] = None,
+    kinds: Optional[Iterable[str]] = None,
+) -> Callable[[LedgerEntry], bool]:
+    """The predicate of ``BudgetStore.ledger``'s filters."""
+    kind_set = None if kinds is None else frozenset(kinds)
+
+    def keep(e: LedgerEntry) -> bool:
+        return (
+            (budget_id is None or e.budget_id == budget_id)
+            and (key is None or e.key == key)
+            and (kind is None or e.kind == kind)
+            and (kind_set is None or e.kind in kind_set)
+            and (reservation_id is None or e.reservation_id == reservation_id)
+            and (since is None or e.time >= since)
+            and (until is None or e.time < until)
+        )
+
+    return keep
+
+
 def filter_ledger(
     entries: Sequence[LedgerEntry],
     budget_id: Optional[str] = None,
@@ -91,17 +176,29 @@ def filter_ledger(
     reservation_id: Optional[str] = None,
     since: Optional[float] = None,
     until: Optional[float] = None,
+    kinds: Optional[Iterable[str]] = None,
+    last: Optional[int] = None,
 ) -> List[LedgerEntry]:
-    return [
-        e
-        for e in entries
-        if (budget_id is None or e.budget_id == budget_id)
-        and (key is None or e.key == key)
-        and (kind is None or e.kind == kind)
-        and (reservation_id is None or e.reservation_id == reservation_id)
-        and (since is None or e.time >= since)
-        and (until is None or e.time < until)
-    ]
+    keep = ledger_filter(budget_id, key, kind, reservation_id, since, until, kinds)
+    kept = [e for e in entries if keep(e)]
+    if last is not None:
+        kept = kept[-last:] if last > 0 else []
+    return kept
+
+
+def debit(spend: Mapping[str, int], window_keys: Sequence[str], amount: int) -> Dict[str, int]:
+    """How much to take from each window key to remove ``amount`` of spend without going below zero:
+    newest window key (the last) first, as a refund of the most recent spend."""
+    taken: Dict[str, int] = {}
+    left = amount
+    for window in reversed(window_keys):
+        if left <= 0:
+            break
+        take = min(max(spend.get(window, 0), 0), left)
+        if take > 0:
+            taken[window] = take
+            left -= take
+    return taken
 
 
 @runtime_checkable
@@ -117,7 +214,8 @@ class BudgetStore(Protocol):
         ttl: float,
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> ReserveResult:
-        """Hold every request, or none if any would take its spend + holds past its limit."""
+        """Hold every request, or none if any would take its spend + holds past its limit or is
+        ``frozen``. Each refused request is logged as a block (a frozen one with ``frozen: true``)."""
         ...
 
     def settle(
@@ -149,8 +247,63 @@ class BudgetStore(Protocol):
         reservation_id: Optional[str] = None,
         since: Optional[float] = None,
         until: Optional[float] = None,
+        *,
+        kinds: Optional[Iterable[str]] = None,
+        last: Optional[int] = None,
     ) -> List[LedgerEntry]:
-        """Ledger entries in the order they were written, filtered."""
+        """Ledger entries in the order they were written, filtered (``since`` <= time < ``until``;
+        ``kinds``: any of these kinds). ``last``: only the last N entries that pass the filters."""
+        ...
+
+    # Operators' controls and corrections. Each is atomic and writes one ledger entry; ``attributes``
+    # (who, why) go into it.
+
+    def set_limit(
+        self, budget_id: str, key: str, limit: Optional[int], attributes: Optional[Mapping[str, Any]] = None
+    ) -> Optional[int]:
+        """Replace the configured limit of a budget partition (``key`` ALL_KEYS: every partition) by
+        ``limit`` nano-dollars, or go back to the configured one with None. Returns the previous
+        override. Ledger: set_limit (amount: the new limit) or clear_limit (amount: the old one)."""
+        ...
+
+    def set_frozen(
+        self, budget_id: str, key: str, frozen: bool, attributes: Optional[Mapping[str, Any]] = None
+    ) -> bool:
+        """Freeze or unfreeze a budget partition (``key`` ALL_KEYS: the whole budget). Returns whether
+        it was frozen. Ledger: freeze or unfreeze."""
+        ...
+
+    def controls(self) -> Controls:
+        """Every control in force: (budget id, control key) -> Control. One read."""
+        ...
+
+    def adjust(
+        self,
+        budget_id: str,
+        key: str,
+        window_keys: Sequence[str],
+        amount: int,
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> int:
+        """Add ``amount`` nano-dollars (negative: remove) to the settled spend of a partition in the
+        window made of ``window_keys`` (the current one last, where a positive amount goes). Spend
+        never goes below zero: returns the change applied. Ledger: adjust (amount: the change
+        applied; attributes: requested_nanos)."""
+        ...
+
+    def reset(
+        self,
+        budget_id: str,
+        key: str,
+        window_keys: Sequence[str],
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> int:
+        """Zero the settled spend of a partition over ``window_keys``; holds in flight stay. Returns
+        the spend removed. Ledger: reset (amount: the spend removed)."""
+        ...
+
+    def partitions(self, budget_id: str, window_keys: Sequence[str]) -> List[str]:
+        """The keys of a budget with settled spend or live holds in ``window_keys``, sorted."""
         ...
 
     def close(self) -> None: ...

@@ -1,0 +1,161 @@
+"""Spend over a period from the budget ledger, grouped by model, provider, tenant, user, day, budget.
+
+Spend comes from the ``settle`` entries. A call that matches several budgets has one settle entry
+per budget, all of the same amount: it counts once (per group; with ``budget`` among the groups it
+counts once in each of its budgets, and once in the total). The attributes of a call come from its
+``reserve`` entry (or, for a call a budget refused but that was made anyway, its ``block`` entry),
+written with the audit attributes of the call, and from its settle entry (``gen_ai.response.model``
+there wins over ``gen_ai.request.model`` for the model). ``blocked`` counts the calls an enforced
+budget refused (shadow budgets' refusals are not counted).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..errors import ConfigError
+from ._model import from_nanos
+from ._store import BudgetStore, LedgerEntry
+
+# Group name -> the attribute it reads (None: computed from the entry).
+GROUPS: Dict[str, Optional[str]] = {
+    "model": None,
+    "provider": "gen_ai.provider.name",
+    "tenant": "tenant.id",
+    "user": "enduser.id",
+    "operation": "gen_ai.operation.name",
+    "day": None,
+    "budget": None,
+    "key": None,
+}
+NONE = "(none)"
+# How long before the period the reserve entries of the calls settled in it are looked for first.
+DEFAULT_LOOKBACK = 86400.0
+
+
+def check_groups(by: Iterable[str]) -> Tuple[str, ...]:
+    """The groups, validated: the names in GROUPS, or an attribute key (with a dot: service.name)."""
+    groups = tuple(by)
+    for name in groups:
+        if name not in GROUPS and "." not in name:
+            raise ConfigError(
+                f"--by {name!r}: group by one of {', '.join(GROUPS)}, or an attribute key such as service.name"
+            )
+    if len(set(groups)) != len(groups):
+        raise ConfigError(f"--by {' '.join(groups)}: a group is repeated")
+    return groups
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"--tz {name!r}: unknown time zone; use an IANA name such as Europe/Paris") from None
+
+
+@dataclass
+class ReportRow:
+    group: Tuple[str, ...]
+    calls: int = 0
+    blocked: int = 0
+    spend_nanos: int = 0
+
+    @property
+    def spend(self) -> Decimal:
+        return from_nanos(self.spend_nanos)
+
+
+@dataclass
+class Report:
+    by: Tuple[str, ...]
+    since: float
+    until: float
+    tz: str
+    rows: List[ReportRow] = field(default_factory=list)
+    total: ReportRow = field(default_factory=lambda: ReportRow(()))
+
+
+def _value(name: str, entry: LedgerEntry, attributes: Mapping[str, Any], tz: ZoneInfo) -> str:
+    if name == "model":
+        value = attributes.get("gen_ai.response.model") or attributes.get("gen_ai.request.model")
+    elif name == "day":
+        return datetime.fromtimestamp(entry.time, tz).date().isoformat()
+    elif name == "budget":
+        return entry.budget_id
+    elif name == "key":
+        return entry.key or NONE
+    else:
+        value = attributes.get(GROUPS.get(name) or name)
+    return NONE if value is None or value == "" else str(value)
+
+
+def aggregate(
+    entries: Iterable[LedgerEntry],
+    call_attributes: Mapping[str, Mapping[str, Any]],
+    by: Sequence[str],
+    tz: str = "UTC",
+    since: float = float("-inf"),
+    until: float = float("inf"),
+) -> Report:
+    """Group the settle and block entries timed in [since, until). ``call_attributes``: reservation id
+    -> the attributes of its reserve (or block) entry."""
+    by = check_groups(by)
+    zone_info = zone(tz)
+    rows: Dict[Tuple[str, ...], ReportRow] = {}
+    seen = set()  # (kind, reservation id, group): each call counts once per group
+    total = ReportRow(())
+    total_seen = set()
+    for e in entries:
+        if e.kind not in ("settle", "block") or not since <= e.time < until:
+            continue
+        if e.kind == "block" and e.attributes.get("shadow") is True:
+            continue  # a shadow budget's refusal changed nothing
+        attributes = {**call_attributes.get(e.reservation_id, {}), **e.attributes}
+        if e.kind == "block":
+            attributes.pop("gen_ai.response.model", None)
+        group = tuple(_value(name, e, attributes, zone_info) for name in by)
+        row = rows.get(group)
+        if row is None:
+            row = rows[group] = ReportRow(group)
+        for counted, target, marker in ((seen, row, (e.kind, e.reservation_id, group)),
+                                        (total_seen, total, (e.kind, e.reservation_id))):
+            if marker in counted:
+                continue
+            counted.add(marker)
+            if e.kind == "settle":
+                target.calls += 1
+                target.spend_nanos += e.amount_nanos
+            else:
+                target.blocked += 1
+    ordered = sorted(rows.values(), key=lambda r: (-r.spend_nanos, -r.calls, -r.blocked, r.group))
+    return Report(by, since, until, tz, ordered, total)
+
+
+def build_report(
+    store: BudgetStore,
+    since: float,
+    until: float,
+    by: Sequence[str],
+    tz: str = "UTC",
+    lookback: float = DEFAULT_LOOKBACK,
+) -> Report:
+    """Read the ledger of ``store`` for [since, until) and group it (see ``aggregate``)."""
+    by = check_groups(by)
+    zone(tz)
+    entries = store.ledger(kinds=("settle", "block"), since=since, until=until)
+    wanted = {e.reservation_id for e in entries}
+    attributes: Dict[str, Mapping[str, Any]] = {}
+
+    def collect(found: Iterable[LedgerEntry]) -> None:
+        for e in found:
+            if e.reservation_id in wanted and (e.reservation_id not in attributes or e.kind == "reserve"):
+                attributes[e.reservation_id] = e.attributes
+
+    if wanted:
+        collect(store.ledger(kinds=("reserve", "block"), since=since - lookback, until=until))
+        if wanted - attributes.keys():  # calls reserved long before they settled
+            collect(store.ledger(kinds=("reserve", "block"), until=since - lookback))
+    return aggregate(entries, attributes, by, tz, since, until)
