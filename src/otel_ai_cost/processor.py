@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
+from collections import ChainMap, OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
@@ -362,14 +362,15 @@ def _trace_id(span: Any) -> Optional[str]:
 
 def _selector_attributes(
     attributes: Mapping[str, Any], resource: Mapping[str, Any], context: Optional[Context]
-) -> Dict[str, Any]:
-    """What budget selectors see: resource attributes, then baggage, then the span's own attributes."""
-    merged: Dict[str, Any] = dict(resource)
+) -> Mapping[str, Any]:
+    """What budget selectors see: the span's own attributes, then baggage, then resource attributes.
+
+    A ChainMap: looked up, never copied (a call matches a few selector keys out of many attributes).
+    """
     entries = baggage.get_all(context)
     if entries:
-        merged.update({key: str(value) for key, value in entries.items()})
-    merged.update(attributes)
-    return merged
+        return ChainMap(attributes, {key: str(value) for key, value in entries.items()}, resource)
+    return ChainMap(attributes, resource)
 
 
 def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:
