@@ -302,3 +302,38 @@ def test_random_operations_match_a_simple_model(make_store):
             assert store.spent(s[0], s[1], [s[2]]) == Usage(spend[s], reserved(s)), (step, op, s)
     kinds = {e.kind for e in store.ledger()}
     assert {"reserve", "settle", "release", "expire", "block", "adjust", "reset"} <= kinds
+
+
+def test_the_memory_store_keeps_a_bounded_ledger():
+    from otel_ai_cost.budgets import MemoryBudgetStore
+    from otel_ai_cost.budgets._store import HoldRequest
+
+    store = MemoryBudgetStore(ledger_size=10)
+    for i in range(20):
+        store.reserve([HoldRequest("b", "", "lifetime", None, 1)], f"r{i}", 60)
+        store.settle(f"r{i}", {("b", "", "lifetime"): 1})
+    entries = store.ledger()
+    assert len(entries) == 10 and entries[-1].reservation_id == "r19"
+    assert store.spent("b", "", ["lifetime"]).spent == 20  # the spend itself is never dropped
+
+
+def test_a_redis_store_that_does_not_answer_times_out_and_the_book_fails_closed():
+    import socket
+    import time as _time
+
+    from otel_ai_cost.budgets import Budget, BudgetBook, lifetime
+    from otel_ai_cost.budgets._redis import RedisBudgetStore
+
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        port = silent.getsockname()[1]
+        store = RedisBudgetStore(f"redis://127.0.0.1:{port}/0?socket_timeout=0.2", prefix="test:silent")
+        book = BudgetBook([Budget("b", "1", lifetime())], store, on_store_error="closed")
+        started = _time.monotonic()
+        decision = book.reserve({}, "0.01").decision
+        assert _time.monotonic() - started < 5
+        assert (decision.action, decision.reason) == ("block", "store_error")
+    finally:
+        silent.close()

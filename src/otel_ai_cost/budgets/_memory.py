@@ -1,6 +1,11 @@
-"""In-memory budget store: one process, for tests and single-process apps. Lost on exit."""
+"""In-memory budget store: one process, for tests and single-process apps. Lost on exit.
+
+Its ledger keeps the last ``ledger_size`` entries (100,000 by default, about 100 MB at most), so a
+long-running process does not grow without bound; use SQLite or Redis for a complete audit trail.
+"""
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import threading
@@ -34,7 +39,7 @@ def _window_keys(window_keys: Sequence[str]) -> Tuple[str, ...]:
 
 
 class MemoryBudgetStore:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, ledger_size: int = 100_000) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._spend: Dict[Tuple[str, str], Dict[str, int]] = {}  # (budget id, key) -> window key -> spend
@@ -43,7 +48,7 @@ class MemoryBudgetStore:
         self._expiries: List[Tuple[float, int, str]] = []  # heap of (expires_at, seq, reservation id)
         self._seq = itertools.count()
         self._controls: Controls = {}
-        self._ledger: List[LedgerEntry] = []
+        self._ledger: "collections.deque[LedgerEntry]" = collections.deque(maxlen=ledger_size)
 
     def _log(self, now: float, kind: str, slot: Slot, amount: int, rid: str, attributes: Any = None) -> None:
         self._ledger.append(LedgerEntry(now, kind, slot[0], slot[1], slot[2], amount, rid, dict(attributes or {})))

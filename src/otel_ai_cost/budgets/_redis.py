@@ -230,6 +230,10 @@ def _now(clock: Callable[[], float]) -> str:
     return repr(float(clock()))
 
 
+# Seconds: connect and command timeout unless the URL says otherwise.
+DEFAULT_TIMEOUT = 1.0
+
+
 class RedisBudgetStore:
     def __init__(
         self,
@@ -239,10 +243,19 @@ class RedisBudgetStore:
         client: Any = None,
     ) -> None:
         """``url`` as the redis client's ``from_url`` takes it: ``redis://:password@host:6379/0``,
-        ``rediss://`` for TLS (``?ssl_cert_reqs=required&ssl_ca_certs=...``), ``unix://``."""
+        ``rediss://`` for TLS (``?ssl_cert_reqs=required&ssl_ca_certs=...``), ``unix://``.
+
+        A call never waits long on an unreachable store: connecting and each command time out
+        after ``DEFAULT_TIMEOUT`` seconds (override with ``?socket_timeout=...&socket_connect_timeout=...``
+        in the URL), and the book then fails open or closed as configured."""
         import redis  # optional dependency: pip install redis
 
-        self._client = client or redis.Redis.from_url(url, decode_responses=True)
+        self._client = client or redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=DEFAULT_TIMEOUT,
+            socket_connect_timeout=DEFAULT_TIMEOUT,
+        )
         self._clock = clock
         self._prefix = prefix
         self._reserve = self._client.register_script(_RESERVE)
