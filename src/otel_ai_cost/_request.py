@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class LLMRequest:
     max_output_tokens: Optional[int] = None         # max_tokens / max_completion_tokens / max_output_tokens
     service_tier: Optional[str] = None              # requested service tier, if any
     estimate_input: Optional[Callable[[], TokenCount]] = None   # lazy input-token count
+    attributes: Optional[Mapping[str, Any]] = None  # the span's start attributes (a plain dict)
     # Filled in by the processor at span start:
     estimate: Any = None                            # otel_ai_cost.processor.Estimate
     decision: Any = None                            # budget decision (otel_ai_cost.budgets.Decision)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import ChainMap, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
@@ -207,7 +207,9 @@ class AICostSpanProcessor(SpanProcessor):
             if self._enforcer is not None:
                 self._start_foreign(span, parent_context, resource)
             return
-        self._start_request(span, request, span.attributes or {}, resource, parent_context)
+        # The instrumentor's own dict of start attributes is cheaper to read than the span's.
+        start = request.attributes if request.attributes is not None else (span.attributes or {})
+        self._start_request(span, request, {**start, **attribution} if attribution else start, resource, parent_context)
 
     def start_unrecorded(
         self, request: LLMRequest, attributes: Mapping[str, Any], span: Any, resource: Mapping[str, Any]
@@ -247,7 +249,7 @@ class AICostSpanProcessor(SpanProcessor):
     def _start_foreign(self, span: Span, context: Optional[Context], resource: Mapping[str, Any]) -> None:
         """Budgets for a GenAI span of another instrumentation: only the model is known, not the request."""
         assert self._enforcer is not None
-        selected = _selector_attributes(span.attributes or {}, resource, context)
+        selected = _selector_attributes(dict(span.attributes or {}), resource, context)
         decision, hold = self._enforcer.decide(span, selected, trace_id=_trace_id(span), estimate=None, foreign=True)
         if decision is not None and decision.action == "block" and self._enforcer.raise_on_block:
             if hold is not None:
@@ -258,8 +260,7 @@ class AICostSpanProcessor(SpanProcessor):
             with self._foreign_lock:
                 self._foreign_holds[(span.context.trace_id, span.context.span_id)] = hold
                 while len(self._foreign_holds) > _FOREIGN_HOLDS_CAP:
-                    _, dropped = self._foreign_holds.popitem(last=False)  # never ended: its hold expires
-                    del dropped
+                    self._foreign_holds.popitem(last=False)  # a span never ended: its hold expires by TTL
 
     def attribution(self, context: Optional[Context]) -> Dict[str, str]:
         """The configured baggage entries (and every ``ai_cost.*`` one) as span attributes."""
@@ -362,15 +363,12 @@ def _trace_id(span: Any) -> Optional[str]:
 
 def _selector_attributes(
     attributes: Mapping[str, Any], resource: Mapping[str, Any], context: Optional[Context]
-) -> Mapping[str, Any]:
-    """What budget selectors see: the span's own attributes, then baggage, then resource attributes.
-
-    A ChainMap: looked up, never copied (a call matches a few selector keys out of many attributes).
-    """
+) -> Dict[str, Any]:
+    """What budget selectors see: resource attributes, then baggage, then the span's own attributes."""
     entries = baggage.get_all(context)
     if entries:
-        return ChainMap(attributes, {key: str(value) for key, value in entries.items()}, resource)
-    return ChainMap(attributes, resource)
+        return {**resource, **{key: str(value) for key, value in entries.items()}, **attributes}
+    return {**resource, **attributes}
 
 
 def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:

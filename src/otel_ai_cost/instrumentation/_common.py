@@ -217,8 +217,10 @@ class Operation:
         self._lock = threading.Lock()
         self._ended = False
         self.start = time.perf_counter()
+        start_attributes = dict(attributes)
+        request.attributes = start_attributes
         with pending_request(request):
-            self.span = telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=dict(attributes))
+            self.span = telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=start_attributes)
         if request.decision is None and not self.span.is_recording():
             # The sampler dropped the span, so no processor saw it: budgets still hold.
             from ..processor import start_unrecorded
