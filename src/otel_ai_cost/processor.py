@@ -377,15 +377,7 @@ def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:
     amount = attributes.get(sc.GEN_AI_USAGE_COST_AMOUNT)
     usage = usage_from_attributes(attributes) if not isinstance(amount, (int, float)) else None
     if usage is not None:
-        added = cost_attributes(
-            usage,
-            provider=_text(attributes.get(gen_ai.GEN_AI_PROVIDER_NAME))
-            or _legacy_provider(_text(attributes.get(gen_ai.GEN_AI_SYSTEM))),
-            request_model=_text(attributes.get(gen_ai.GEN_AI_REQUEST_MODEL)),
-            response_model=_text(attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL)),
-            catalog=catalog,
-        ) or {}
-        amount = added.get(sc.GEN_AI_USAGE_COST_AMOUNT)
+        amount = (_span_cost_attributes(attributes, usage, catalog) or {}).get(sc.GEN_AI_USAGE_COST_AMOUNT)
     if not isinstance(amount, (int, float)) and usage is None:
         hold.release()  # no usage reported: the call failed or cost nothing we can know
         return
@@ -507,19 +499,24 @@ class CostEnrichingSpanExporter(SpanExporter):
         usage = usage_from_attributes(attributes)
         if usage is None:
             return span
-        added = cost_attributes(
-            usage,
-            provider=_text(attributes.get(gen_ai.GEN_AI_PROVIDER_NAME))
-            or _legacy_provider(_text(attributes.get(gen_ai.GEN_AI_SYSTEM))),
-            request_model=_text(attributes.get(gen_ai.GEN_AI_REQUEST_MODEL)),
-            response_model=_text(attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL)),
-            service_tier=_text(attributes.get(openai_attrs.OPENAI_RESPONSE_SERVICE_TIER))
-            or _text(attributes.get(gen_ai.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER)),
-            catalog=self._catalog,
-        )
+        added = _span_cost_attributes(attributes, usage, self._catalog)
         if not added:
             return span
         return _EnrichedSpan(span, {**attributes, **added})
+
+
+def _span_cost_attributes(attributes: Mapping[str, Any], usage: Usage, catalog: Any) -> Optional[Dict[str, Any]]:
+    """The cost attributes for the usage a finished GenAI span (of any instrumentation) reports."""
+    return cost_attributes(
+        usage,
+        provider=_text(attributes.get(gen_ai.GEN_AI_PROVIDER_NAME))
+        or _legacy_provider(_text(attributes.get(gen_ai.GEN_AI_SYSTEM))),
+        request_model=_text(attributes.get(gen_ai.GEN_AI_REQUEST_MODEL)),
+        response_model=_text(attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL)),
+        service_tier=_text(attributes.get(openai_attrs.OPENAI_RESPONSE_SERVICE_TIER))
+        or _text(attributes.get(gen_ai.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER)),
+        catalog=catalog,
+    )
 
 
 # Values of the deprecated gen_ai.system that were renamed in gen_ai.provider.name (semconv v1.37).

@@ -59,6 +59,20 @@ class BudgetOutcome:
     def shadow(self) -> bool:
         return self.budget.shadow
 
+    def span_attributes(self) -> Dict[str, Any]:
+        """This budget's ``ai_cost.budget.*`` numbers (id, key, window, limit, spent, reserved, shadow)."""
+        from .. import _semconv as sc
+
+        return {
+            sc.AI_COST_BUDGET_ID: self.budget.id,
+            sc.AI_COST_BUDGET_KEY: self.key,
+            sc.AI_COST_BUDGET_WINDOW: self.window_key,
+            sc.AI_COST_BUDGET_LIMIT: float(self.limit),
+            sc.AI_COST_BUDGET_SPENT: float(self.spent),
+            sc.AI_COST_BUDGET_RESERVED: float(self.reserved),
+            sc.AI_COST_BUDGET_SHADOW: self.shadow,
+        }
+
     @property
     def frozen(self) -> bool:
         return bool(self.frozen_by)
@@ -104,20 +118,8 @@ class Decision:
         from .. import _semconv as sc
 
         attributes: Dict[str, Any] = {sc.AI_COST_BUDGET_DECISION: self.action}
-        outcome = self.deciding
-        if outcome is None:
-            return attributes
-        attributes.update(
-            {
-                sc.AI_COST_BUDGET_ID: outcome.budget.id,
-                sc.AI_COST_BUDGET_KEY: outcome.key,
-                sc.AI_COST_BUDGET_WINDOW: outcome.window_key,
-                sc.AI_COST_BUDGET_LIMIT: float(outcome.limit),
-                sc.AI_COST_BUDGET_SPENT: float(outcome.spent),
-                sc.AI_COST_BUDGET_RESERVED: float(outcome.reserved),
-                sc.AI_COST_BUDGET_SHADOW: outcome.shadow,
-            }
-        )
+        if self.deciding is not None:
+            attributes.update(self.deciding.span_attributes())
         return attributes
 
 

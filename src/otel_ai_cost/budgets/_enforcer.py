@@ -149,17 +149,6 @@ def _log_unenforced() -> None:
         )
 
 
-def _outcome_attributes(outcome: BudgetOutcome) -> Dict[str, Any]:
-    return {
-        sc.AI_COST_BUDGET_ID: outcome.budget.id,
-        sc.AI_COST_BUDGET_KEY: outcome.key,
-        sc.AI_COST_BUDGET_WINDOW: outcome.window_key,
-        sc.AI_COST_BUDGET_LIMIT: float(outcome.limit),
-        sc.AI_COST_BUDGET_SPENT: float(outcome.spent),
-        sc.AI_COST_BUDGET_RESERVED: float(outcome.reserved),
-    }
-
-
 def _utilisation(outcome: BudgetOutcome) -> Tuple[bool, Decimal]:
     used = outcome.spent + outcome.reserved + outcome.estimate
     return (not outcome.shadow, used / outcome.limit if outcome.limit else Decimal("Infinity"))
@@ -261,8 +250,7 @@ class BudgetEnforcer:
         if getattr(decision, "deciding", None) is None and outcomes:
             # Every budget allowed: describe the one closest to its limit.
             tightest = outcomes[0] if len(outcomes) == 1 else max(outcomes, key=_utilisation)
-            span_attributes.update(_outcome_attributes(tightest))
-            span_attributes[sc.AI_COST_BUDGET_SHADOW] = tightest.shadow
+            span_attributes.update(tightest.span_attributes())
         reason = getattr(decision, "reason", None)
         if reason or decision.action != "allow":
             span_attributes[sc.AI_COST_BUDGET_REASON] = reason or sc.AiCostBudgetReasonValues.THRESHOLD
@@ -275,10 +263,10 @@ class BudgetEnforcer:
             if outcome.shadow and outcome.action != "allow":
                 span.add_event(
                     sc.AI_COST_BUDGET_SHADOW_DECISION,
-                    {sc.AI_COST_BUDGET_DECISION: outcome.action, **_outcome_attributes(outcome)},
+                    {sc.AI_COST_BUDGET_DECISION: outcome.action, **outcome.span_attributes()},
                 )
             elif outcome.action == "warn" and decision.action != "block":
-                span.add_event(sc.AI_COST_BUDGET_WARNING, _outcome_attributes(outcome))
+                span.add_event(sc.AI_COST_BUDGET_WARNING, outcome.span_attributes())
                 self._log_warning(outcome)
         self._count(decision, attributes)
         if decision.action == "warn" or (decision.action != "block" and any(
