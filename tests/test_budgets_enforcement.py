@@ -471,3 +471,33 @@ def test_unsampled_calls_are_checked_by_the_processor_and_resource_of_their_own_
         instrumentor.uninstrument()
         guarded.shutdown()
         unguarded.shutdown()
+
+
+def test_a_stream_collected_while_the_store_is_locked_does_not_deadlock(pipeline, estimate):
+    # The garbage collector may finalize an abandoned stream at any allocation, even inside the
+    # budget store's lock on the same thread; its span (and budget settle) must be ended elsewhere.
+    import gc
+    import threading
+
+    from otel_ai_cost.instrumentation import _common
+
+    store = MemoryBudgetStore()
+    p = pipeline(budgets=[Budget("team", estimate * 10, lifetime())], budget_store=store)
+    stream = p.chat(stream=True)
+    next(iter(stream))
+    cycle = [stream]
+    cycle.append(cycle)  # only the cyclic collector can free it now
+    del stream, cycle
+
+    def collect_under_the_store_lock():
+        with store._lock:
+            gc.collect()
+
+    worker = threading.Thread(target=collect_under_the_store_lock, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "the stream's finalizer waited on the store lock its own thread held"
+    assert _common.flush_abandoned_streams()
+    (span,) = p.spans()
+    assert span.attributes["ai_cost.usage.source"] == "estimated"
+    assert store.spent("team", "", ["lifetime"]) == type(store.spent("team", "", ["lifetime"]))(nanos_of(span), 0)

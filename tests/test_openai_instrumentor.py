@@ -341,6 +341,7 @@ def test_with_streaming_response_never_parsed(openai_instrumentor, span_exporter
         assert resp.status_code == 200
     del resp
     gc.collect()
+    assert _common.flush_abandoned_streams()
     attrs, _ = _one_span(span_exporter)
     assert attrs["ai_cost.pricing.status"] == "no_usage"
 
@@ -352,6 +353,7 @@ def test_with_streaming_response_stream_outlives_the_response_object(openai_inst
     stream = resp.parse()
     del resp
     gc.collect()
+    assert _common.flush_abandoned_streams()
     assert span_exporter.get_finished_spans() == ()  # the stream, not the response, owns the span
     assert all(chunk.choices for chunk in stream)
     attrs, _ = _one_span(span_exporter)

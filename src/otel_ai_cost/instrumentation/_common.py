@@ -423,9 +423,83 @@ class StreamState:
         self.operation.finish(outcome, error=error, extra=self._extra())
 
 
-def _end_abandoned(state: StreamState) -> None:
+class _Reaper:
+    """Ends the spans of abandoned streams (and unread raw responses) on a background thread.
+
+    A stream proxy's finalizer can run inside the garbage collector, at any allocation of any
+    thread, including one that holds a lock of the budget store, the span processor or the metrics
+    SDK; ending the span there (which settles the budget and records metrics) could wait on that
+    same lock forever. So the finalizer only queues the stream's state (``SimpleQueue.put`` is
+    safe in finalizers) and this thread ends it. Started by the first stream proxy, never from a
+    finalizer; drained at interpreter exit.
+    """
+
+    def __init__(self) -> None:
+        import queue
+
+        self._queue: "queue.SimpleQueue[Callable[[], Any]]" = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        self._pending = 0
+        self._idle = threading.Condition(threading.Lock())
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                import atexit
+
+                thread = threading.Thread(target=self._run, name="otel-ai-cost-stream-reaper", daemon=True)
+                thread.start()
+                self._thread = thread
+                atexit.register(self.drain, 2.0)
+
+    def put(self, end: Callable[[], Any]) -> None:
+        self._pending += 1  # approximate (no lock in a finalizer); drain() only waits on it
+        self._queue.put(end)
+
+    def _run(self) -> None:
+        while True:
+            end = self._queue.get()
+            try:
+                end()
+            except Exception as exc:  # noqa: BLE001 - never let the reaper die
+                log_once("stream finalizer", exc)
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued abandoned stream has been ended. True if none is left."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending > 0:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None:
+                    return False
+                self._idle.wait(left)
+        return True
+
+
+_reaper = _Reaper()
+
+
+def flush_abandoned_streams(timeout: float = 5.0) -> bool:
+    """End the spans (and settle the budgets) of the streams abandoned so far; for tests and exit."""
+    return _reaper.drain(timeout)
+
+
+def end_when_collected(obj: Any, end: Callable[[], Any]) -> "weakref.finalize":
+    """Call ``end`` on the reaper thread once ``obj`` is garbage collected (detach it when ended otherwise)."""
+    _reaper.start()
+    return weakref.finalize(obj, _defer, end)
+
+
+def _defer(end: Callable[[], Any]) -> None:
     try:
-        state.end()
+        _reaper.put(end)
     except Exception as exc:  # runs from the garbage collector: never raise
         log_once("stream finalizer", exc)
 
@@ -436,7 +510,7 @@ class _StreamProxyBase(wrapt.ObjectProxy):
     def __init__(self, wrapped: Any, state: StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        self._self_finalizer = weakref.finalize(self, _end_abandoned, state)
+        self._self_finalizer = end_when_collected(self, state.end)
 
     def _self_end(self, error: Optional[BaseException] = None) -> None:
         self._self_finalizer.detach()

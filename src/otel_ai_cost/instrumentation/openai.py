@@ -738,7 +738,7 @@ class _RawResponseProxy(wrapt.ObjectProxy):
         self._self_call = call
         self._self_stream = stream
         # The body may never be parsed: end the span if the user drops the response unparsed.
-        self._self_finalizer = None if stream is not None else weakref.finalize(self, call.finish_without_response)
+        self._self_finalizer = None if stream is not None else c.end_when_collected(self, call.finish_without_response)
 
     def _self_handle(self, parsed: Any) -> Any:
         call = self._self_call
