@@ -20,7 +20,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_ai_cost
 from _fake_openai import FakeOpenAI
@@ -232,7 +232,7 @@ async def test_async_calls_are_blocked_and_throttled_before_sending(pipeline, es
     async def fake_sleep(seconds):
         slept.append(seconds)
 
-    monkeypatch.setattr(openai_instrumentation.asyncio, "sleep", fake_sleep)
+    monkeypatch.setattr(openai_instrumentation, "_async_sleep", fake_sleep)
     p = pipeline(
         budgets=[Budget("team", estimate * Decimal("1.9"), lifetime(), thresholds=[Threshold(Decimal("0.3"), throttle(2))])],
         budget_store=MemoryBudgetStore(),
@@ -309,8 +309,20 @@ def test_before_request_may_decide_instead_of_the_budgets(pipeline, estimate):
     assert blocked.attributes["ai_cost.budget.reason"] == "hook"
     assert downgraded.attributes["ai_cost.budget.decision"] == "downgrade"
     assert decided_by_budget.attributes["ai_cost.budget.id"] == "team"
-    assert [e.kind for e in store.ledger()] == ["reserve", "settle"]  # the hook's decisions hold nothing
+    # The budgets still hold every call, so that what the hook lets through is counted.
+    assert [e.kind for e in store.ledger()] == ["reserve", "release", "reserve", "settle", "reserve", "settle"]
+    assert store.spent("team", "", ["lifetime"]).spent == nanos_of(downgraded) + nanos_of(decided_by_budget)
     assert seen[0] == pytest.approx(estimate, abs=Decimal("1e-9"))
+
+
+def test_a_call_the_hook_lets_past_a_full_budget_still_counts(pipeline, estimate):
+    store = MemoryBudgetStore()
+    p = pipeline(budgets=[Budget("team", estimate / 2, lifetime())], budget_store=store,
+                 before_request=lambda span, est: "allow")
+    p.chat()
+    assert len(p.fake.requests) == 1
+    assert store.spent("team", "", ["lifetime"]).spent == nanos_of(p.last())
+    assert store.spent("team", "", ["lifetime"]).reserved == 0
 
 
 def test_a_broken_hook_is_logged_once_and_the_budgets_decide(pipeline, estimate, caplog):
@@ -366,7 +378,7 @@ def test_other_instrumentations_spans_settle_from_their_usage(pipeline):
     store = MemoryBudgetStore()
     p = pipeline(budgets=[Budget("team", "1", lifetime())], budget_store=store)
     tracer = p.provider.get_tracer("opentelemetry.instrumentation.openai_v2")
-    with tracer.start_as_current_span("chat gpt-4o-mini", attributes=FOREIGN) as span:
+    with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=FOREIGN) as span:
         span.set_attributes({"gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 500,
                              "gen_ai.response.model": "gpt-4o-mini-2024-07-18"})
     from otel_ai_cost.cost import Usage, compute_cost
@@ -381,7 +393,7 @@ def test_other_instrumentations_spans_are_refused_only_when_opted_in(pipeline, c
     p = pipeline(budgets=[Budget("frozen", "0", lifetime())], budget_store=store)
     tracer = p.provider.get_tracer("other")
     with caplog.at_level(logging.WARNING):
-        with tracer.start_as_current_span("chat gpt-4o-mini", attributes=FOREIGN):
+        with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=FOREIGN):
             pass  # cannot be stopped: recorded, and its (unknown) spend still counts
     assert p.last().attributes["ai_cost.budget.decision"] == "block"
     assert p.last().status.status_code is StatusCode.UNSET
@@ -390,13 +402,29 @@ def test_other_instrumentations_spans_are_refused_only_when_opted_in(pipeline, c
     p = pipeline(budgets=[Budget("frozen", "0", lifetime())], budget_store=MemoryBudgetStore(), raise_on_block=True)
     tracer = p.provider.get_tracer("other")
     with pytest.raises(BudgetExceededError):
-        with tracer.start_as_current_span("chat gpt-4o-mini", attributes=FOREIGN):
+        with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=FOREIGN):
             pytest.fail("the block body must not run")
     span = p.last()
     assert span.status.status_code is StatusCode.ERROR and span.attributes["error.type"] == "BudgetExceededError"
-    # Non-GenAI spans are never refused.
-    with tracer.start_as_current_span("GET /health"):
+    # Non-GenAI spans, and agent or tool spans (which carry the totals of their calls), are never refused.
+    with tracer.start_as_current_span("GET /health", kind=SpanKind.CLIENT):
         pass
+    with tracer.start_as_current_span("invoke_agent triage", kind=SpanKind.CLIENT,
+                                      attributes={**FOREIGN, "gen_ai.operation.name": "invoke_agent"}):
+        pass
+
+
+def test_a_call_instrumented_twice_counts_once(pipeline, estimate):
+    # Another OpenAI instrumentation wraps the same call around ours: only our span holds and settles.
+    store = MemoryBudgetStore()
+    p = pipeline(budgets=[Budget("team", "1", lifetime())], budget_store=store)
+    tracer = p.provider.get_tracer("opentelemetry.instrumentation.openai_v2")
+    with tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes={**FOREIGN, "gen_ai.request.model": "gpt-4o"}) as outer:
+        p.chat()
+        outer.set_attributes({"gen_ai.usage.input_tokens": 20, "gen_ai.usage.output_tokens": 10})
+    ours = next(s for s in p.spans() if s.instrumentation_scope.name.startswith("otel_ai_cost"))
+    assert store.spent("team", "", ["lifetime"]) == type(store.spent("team", "", ["lifetime"]))(nanos_of(ours), 0)
+    assert [e.kind for e in store.ledger()] == ["reserve", "release", "reserve", "settle"]
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -501,3 +529,59 @@ def test_a_stream_collected_while_the_store_is_locked_does_not_deadlock(pipeline
     (span,) = p.spans()
     assert span.attributes["ai_cost.usage.source"] == "estimated"
     assert store.spent("team", "", ["lifetime"]) == type(store.spent("team", "", ["lifetime"]))(nanos_of(span), 0)
+
+
+def test_downgrades_apply_to_chat_only_and_parse_is_budgeted_too(pipeline, estimate):
+    p = pipeline(
+        budgets=[Budget("team", "0.000001", lifetime(), thresholds=[Threshold(Decimal("0.000001"), downgrade("gpt-4o-mini"))],
+                        selector={"gen_ai.operation.name": "embeddings"}),
+                 Budget("zero", "0", lifetime(), selector={"gen_ai.request.model": "gpt-4.1"})],
+        budget_store=MemoryBudgetStore(),
+    )
+    # An embeddings model cannot be replaced by a chat model: the call goes ahead unchanged.
+    p.client.embeddings.create(model="text-embedding-3-large", input="refund policy")
+    assert p.fake.requests[-1]["model"] == "text-embedding-3-large"
+    assert p.last().attributes["ai_cost.budget.decision"] == "allow"
+    assert "ai_cost.budget.requested_model" not in p.last().attributes
+    # Structured-output helpers post by themselves: they are held and refused like create().
+    import pydantic
+
+    class Answer(pydantic.BaseModel):
+        colour: str
+
+    with pytest.raises(BudgetExceededError):
+        p.client.chat.completions.parse(model="gpt-4.1", messages=MESSAGES, response_format=Answer)
+    assert len(p.fake.requests) == 1
+
+
+def test_shutdown_closes_only_the_stores_the_processor_opened(tmp_path, estimate):
+    from otel_ai_cost.budgets import load_budget_config
+
+    mine = SQLiteBudgetStore(str(tmp_path / "mine.db"))
+    processor = AICostSpanProcessor(settings=Settings(), budgets=[Budget("b", "1", lifetime())], budget_store=mine)
+    processor.shutdown()
+    assert mine.spent("b", "", ["lifetime"]).spent == 0  # still open: the caller owns it
+    mine.close()
+
+    path = tmp_path / "otel-ai-cost.yaml"
+    path.write_text(CONFIG.format(limit=1))
+    processor = AICostSpanProcessor(settings=Settings(), config_file=str(path))
+    store = processor.budget_book.store
+    processor.shutdown()
+    with pytest.raises(Exception):
+        store.spent("tenants", "acme", ["2026-11"])  # closed with the processor that opened it
+
+
+def test_budgets_in_code_and_in_the_file_are_refused(tmp_path):
+    path = tmp_path / "otel-ai-cost.yaml"
+    path.write_text(CONFIG.format(limit=1))
+    with pytest.raises(ConfigError, match=r"otel-ai-cost.yaml; keep one of the two"):
+        AICostSpanProcessor(settings=Settings(), config_file=str(path), budgets=[Budget("b", "1", lifetime())])
+
+
+def test_a_store_that_cannot_be_opened_names_the_file_and_key(tmp_path):
+    (tmp_path / "not-a-db").write_text("hello, I am not a database" * 100)
+    path = tmp_path / "otel-ai-cost.yaml"
+    path.write_text("budgets:\n  - {id: b, limit_usd: 1, window: lifetime}\nstore:\n  url: sqlite://not-a-db\n")
+    with pytest.raises(ConfigError, match=r"otel-ai-cost.yaml: store.url: cannot open 'sqlite://not-a-db'"):
+        AICostSpanProcessor(settings=Settings(), config_file=str(path))

@@ -579,3 +579,27 @@ def test_uninstrument_through_a_second_handle_unwraps(tracer_provider, meter_pro
     assert _is_wrapped(Completions.__dict__["create"])
     OpenAIInstrumentor().uninstrument()
     assert not _is_wrapped(Completions.__dict__["create"])
+
+
+def test_structured_output_parse_helpers_are_instrumented(openai_instrumentor, span_exporter):
+    import pydantic
+
+    class Answer(pydantic.BaseModel):
+        colour: str
+
+    def chat(body):
+        completion = chat_completion()
+        completion["choices"][0]["message"]["content"] = json.dumps({"colour": "red"})
+        return httpx2.Response(200, json=completion)
+
+    reply = FakeOpenAI(chat=chat).client().chat.completions.parse(
+        model="gpt-4o-mini", messages=MESSAGES, response_format=Answer)
+    assert reply.choices[0].message.parsed == Answer(colour="red")
+    attrs, span = _one_span(span_exporter)
+    assert span.name == "chat gpt-4o-mini"
+    assert attrs["gen_ai.output.type"] == "json"
+    assert attrs["gen_ai.usage.input_tokens"] == 20 and attrs["gen_ai.usage.cost.amount"] > 0
+
+    response = FakeOpenAI().client().responses.parse(model="gpt-4o-mini", input="Say this is a test")
+    assert response.output_text == "This is a test."
+    assert span_exporter.get_finished_spans()[-1].attributes["gen_ai.usage.input_tokens"] == 22

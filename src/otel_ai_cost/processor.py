@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from opentelemetry import baggage
+from opentelemetry import baggage, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv._incubating.attributes import openai_attributes as openai_attrs
 
@@ -25,7 +26,7 @@ from . import _semconv as sc
 from ._request import LLMRequest, current_request
 from .config import BAGGAGE_PREFIX, Settings
 from .cost import Usage, compute_cost, cost_attributes, usage_from_attributes
-from .errors import BudgetExceededError
+from .errors import BudgetExceededError, ConfigError
 
 if TYPE_CHECKING:
     from .budgets import Budget, BudgetBook, BudgetConfig, BudgetStore
@@ -133,6 +134,8 @@ class AICostSpanProcessor(SpanProcessor):
         self._baggage_keys = frozenset(settings.baggage_keys)
         file_config = _load_file_config(settings.config_file)
         self.budget_book = _budget_book(file_config, budgets, budget_store, budget_book)
+        # A store the processor opened itself (from the file or the default) is closed at shutdown.
+        self._owns_store = self.budget_book is not None and budget_book is None and budget_store is None
         file_raise = file_config.raise_on_block if file_config is not None else False
         self._enforcer: Optional["BudgetEnforcer"] = None
         if self.budget_book is not None or before_request is not None:
@@ -179,7 +182,7 @@ class AICostSpanProcessor(SpanProcessor):
             holds, self._foreign_holds = list(self._foreign_holds.values()), OrderedDict()
         for hold in holds:
             hold.release()
-        if self.budget_book is not None:
+        if self.budget_book is not None and self._owns_store:
             try:
                 self.budget_book.store.close()
             except Exception:  # noqa: BLE001
@@ -241,15 +244,27 @@ class AICostSpanProcessor(SpanProcessor):
                 span.set_attributes(estimate.attributes())
         if self._enforcer is None:
             return
-        selected = _selector_attributes(attributes, resource, context)
+        if self._foreign_holds:
+            self._release_covered(context)
+        selected = _selector_attributes(attributes, resource)
         request.decision, request.hold = self._enforcer.decide(
             span, selected, trace_id=_trace_id(span), estimate=estimate
         )
 
+    def _release_covered(self, context: Optional[Context]) -> None:
+        """Another instrumentation's span around ours (the same call, instrumented twice): ours counts."""
+        parent = trace.get_current_span(context).get_span_context()
+        with self._foreign_lock:
+            hold = self._foreign_holds.pop((parent.trace_id, parent.span_id), None)
+        if hold is not None:
+            hold.release()
+
     def _start_foreign(self, span: Span, context: Optional[Context], resource: Mapping[str, Any]) -> None:
         """Budgets for a GenAI span of another instrumentation: only the model is known, not the request."""
         assert self._enforcer is not None
-        selected = _selector_attributes(dict(span.attributes or {}), resource, context)
+        if not _is_foreign_inference(span, context):
+            return
+        selected = _selector_attributes(dict(span.attributes or {}), resource)
         decision, hold = self._enforcer.decide(span, selected, trace_id=_trace_id(span), estimate=None, foreign=True)
         if decision is not None and decision.action == "block" and self._enforcer.raise_on_block:
             if hold is not None:
@@ -361,14 +376,26 @@ def _trace_id(span: Any) -> Optional[str]:
     return format(trace_id, "032x") if trace_id else None
 
 
-def _selector_attributes(
-    attributes: Mapping[str, Any], resource: Mapping[str, Any], context: Optional[Context]
-) -> Dict[str, Any]:
-    """What budget selectors see: resource attributes, then baggage, then the span's own attributes."""
-    entries = baggage.get_all(context)
-    if entries:
-        return {**resource, **{key: str(value) for key, value in entries.items()}, **attributes}
-    return {**resource, **attributes}
+# Operations whose spans are one model call; agent and tool spans carry the totals of their calls.
+_INFERENCE_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+
+
+def _is_foreign_inference(span: Span, context: Optional[Context]) -> bool:
+    """A client span of one model call, not nested in one of ours (the same call instrumented twice)."""
+    if span.kind is not SpanKind.CLIENT:
+        return False
+    if (span.attributes or {}).get(gen_ai.GEN_AI_OPERATION_NAME) not in _INFERENCE_OPERATIONS:
+        return False
+    parent = trace.get_current_span(context)
+    scope = getattr(parent, "instrumentation_scope", None)
+    return not (scope is not None and scope.name.startswith("otel_ai_cost."))
+
+
+def _selector_attributes(attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> Dict[str, Any]:
+    """What budget selectors see: the span's attributes (with the attribution copied from baggage:
+    the configured keys and ``ai_cost.*``), then the resource's, which win: an incoming ``baggage``
+    header must not be able to pose as another service."""
+    return {**attributes, **resource}
 
 
 def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:
@@ -396,6 +423,11 @@ def _budget_book(
     from .budgets import BudgetBook
 
     if budgets is not None:
+        if config is not None and config.budgets:
+            raise ConfigError(
+                f"budgets are given both in code (AICostSpanProcessor(budgets=...)) and in {config.source}; "
+                "keep one of the two (the file's store: section still applies to budgets given in code)"
+            )
         if store is None:
             store = config.open_store() if config is not None else _default_store()
         kwargs = {}

@@ -62,9 +62,16 @@ class BudgetConfig:
     redis_prefix: str = "ai_cost:budget"
     base_dir: Optional[str] = None  # relative SQLite paths are relative to the configuration file
     raise_on_block: bool = False
+    source: str = "<config>"  # the file, for error messages
 
     def open_store(self, clock: Callable[[], float] = time.time) -> BudgetStore:
-        return open_store(self.store_url, clock=clock, base_dir=self.base_dir, redis_prefix=self.redis_prefix)
+        """Open the configured store. Raises ConfigError naming the file, ``store.url`` and the reason."""
+        try:
+            return open_store(self.store_url, clock=clock, base_dir=self.base_dir, redis_prefix=self.redis_prefix)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.source}: store.url: {exc}") from None
+        except Exception as exc:  # sqlite3.DatabaseError (not a database), OSError (permissions), ...
+            raise ConfigError(f"{self.source}: store.url: cannot open {self.store_url!r}: {exc}") from None
 
     def book(self, clock: Callable[[], float] = time.time) -> BudgetBook:
         return BudgetBook(
@@ -266,7 +273,9 @@ def parse_budget_config(document: Any, source: str = "<config>", base_dir: Optio
         seen[budget.id] = i
         budgets.append(budget)
     store = _mapping(document.get("store") or {}, root / "store", _STORE_KEYS)
-    url = store.get("url", None) or default_store_url()
+    url = store.get("url", None)
+    if url is None:
+        url = default_store_url()
     if not isinstance(url, str):
         raise (root / "store" / "url").error(f"must be a string, not {url!r}")
     if not url.startswith(("memory://", "sqlite://", "redis://", "rediss://", "unix://")):
@@ -283,7 +292,7 @@ def parse_budget_config(document: Any, source: str = "<config>", base_dir: Optio
     prefix = store.get("prefix", "ai_cost:budget")
     if not isinstance(prefix, str) or not prefix:
         raise (root / "store" / "prefix").error(f"must be a non-empty string, not {prefix!r}")
-    return BudgetConfig(tuple(budgets), url, hold_ttl, on_error, prefix, base_dir, raise_on_block)
+    return BudgetConfig(tuple(budgets), url, hold_ttl, on_error, prefix, base_dir, raise_on_block, source)
 
 
 def load_budget_config(path: Union[str, Path]) -> BudgetConfig:

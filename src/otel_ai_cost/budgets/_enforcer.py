@@ -94,7 +94,9 @@ class Hold:
     def __init__(self, book: BudgetBook, reservation: Reservation, enforced: bool = True) -> None:
         self.book = book
         self.reservation = reservation
-        self.enforced = enforced  # False: a block that could not be enforced (the call went ahead)
+        # False: the budgets refused the hold, yet the call may go ahead (a hook allowed it, or it
+        # belongs to another instrumentation that cannot be stopped); settling records its spend.
+        self.enforced = enforced
         self._lock = threading.Lock()
         self._done = False
 
@@ -111,7 +113,7 @@ class Hold:
             return
         try:
             actual = Decimal(str(amount)) if amount is not None else Decimal(0)
-            if actual < 0 or not actual.is_finite():
+            if not actual.is_finite() or actual < 0:
                 actual = Decimal(0)
             extra = {k: str(v) for k, v in (attributes or {}).items() if v is not None}
             if self.enforced:
@@ -207,12 +209,16 @@ class BudgetEnforcer:
         hold: Optional[Hold] = None
         if self.before_request is not None:
             decision = self._call_before_request(span, estimate, amount)
-        enforced = not foreign or self.raise_on_block
-        if decision is None and self.book is not None:
+        enforced = not foreign or self.raise_on_block  # can a block stop this call?
+        if self.book is not None:
+            # The budgets hold the estimate even when the hook decides, so that the call's spend counts.
             reservation = self.book.reserve(attributes, amount, trace_id=trace_id)
-            decision = reservation.decision
+            if decision is None:
+                decision = reservation.decision
             if reservation.slots:
-                hold = Hold(self.book, reservation, enforced=enforced or decision.action != "block")
+                # A call the budgets refused can still go ahead (the hook allowed it, or another
+                # instrumentation's call that cannot be stopped): its spend is recorded all the same.
+                hold = Hold(self.book, reservation, enforced=reservation.decision.action != "block")
         if decision is None:
             return None, None
         if decision.action == "allow" and not decision.outcomes and not getattr(decision, "reason", None):

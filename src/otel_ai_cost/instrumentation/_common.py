@@ -229,12 +229,14 @@ class Operation:
 
     # -- the budget decision ------------------------------------------------------------------
 
-    def apply_decision(self, call_kwargs: Dict[str, Any], model_key: str = "model") -> Optional[float]:
+    def apply_decision(self, call_kwargs: Dict[str, Any], model_key: Optional[str] = "model") -> Optional[float]:
         """Apply the budget decision made at span start, before the request is sent.
 
         A block ends the span and raises ``BudgetExceededError``; a downgrade switches
-        ``call_kwargs[model_key]`` (and the span's request model) to the cheaper model; a throttle
-        returns the delay the caller must wait. Anything else returns None.
+        ``call_kwargs[model_key]`` (and the span's request model) to the cheaper model, for chat
+        operations only (``model_key=None``: the call cannot be downgraded, and goes ahead
+        unchanged, recorded as allowed); a throttle returns the delay the caller must wait.
+        Anything else returns None.
         """
         error: Optional[BaseException] = None
         delay: Optional[float] = None
@@ -245,6 +247,10 @@ class Operation:
                 error = decision.error()
                 self._end_blocked()
             elif action == "downgrade" and decision.model:
+                if model_key is None or self.request.operation != "chat" or decision.model == self.request.model:
+                    # An embeddings model cannot be swapped for a chat model: the call goes ahead.
+                    self.span.set_attribute(sc.AI_COST_BUDGET_DECISION, sc.AiCostBudgetDecisionValues.ALLOW)
+                    return None
                 self._downgrade(decision.model)
                 call_kwargs[model_key] = decision.model
             elif action == "throttle" and decision.delay:

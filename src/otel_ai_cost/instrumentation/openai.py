@@ -51,10 +51,15 @@ GEN_AI_EMBEDDINGS_DIMENSION_COUNT = "gen_ai.embeddings.dimension.count"
 _CHAT = [
     ("openai.resources.chat.completions", "Completions.create", "chat", False),
     ("openai.resources.chat.completions", "AsyncCompletions.create", "chat", True),
+    # Structured outputs: parse() posts by itself rather than through create().
+    ("openai.resources.chat.completions", "Completions.parse", "chat", False),
+    ("openai.resources.chat.completions", "AsyncCompletions.parse", "chat", True),
 ]
 _RESPONSES = [
     ("openai.resources.responses", "Responses.create", "responses", False),
     ("openai.resources.responses", "AsyncResponses.create", "responses", True),
+    ("openai.resources.responses", "Responses.parse", "responses", False),
+    ("openai.resources.responses", "AsyncResponses.parse", "responses", True),
 ]
 _COMPLETIONS = [
     ("openai.resources.completions", "Completions.create", "completions", False),
@@ -235,6 +240,8 @@ def _usage_requested(call_kwargs: Mapping[str, Any]) -> bool:
 
 
 def _output_type_from_format(fmt: Any) -> Optional[str]:
+    if isinstance(fmt, type):
+        return "json"  # parse(response_format=SomeModel): structured output from a pydantic class
     kind = _get(fmt, "type") if fmt is not None else None
     if kind in ("json_object", "json_schema"):
         return "json"
@@ -972,6 +979,16 @@ def _sync_wrapper(config: _Config, kind: str):
     return wrapper
 
 
+async def _async_sleep(seconds: float) -> None:
+    """Sleep in whatever event loop runs the SDK (asyncio or trio, as the SDK itself does with anyio)."""
+    try:
+        import anyio
+    except ImportError:  # pragma: no cover - the openai SDK depends on anyio
+        await asyncio.sleep(seconds)
+        return
+    await anyio.sleep(seconds)
+
+
 def _async_wrapper(config: _Config, kind: str):
     async def wrapper(wrapped, instance, args, kwargs):
         prepared = safe(f"{kind} request", _prepare, config, kind, instance, kwargs)
@@ -981,7 +998,7 @@ def _async_wrapper(config: _Config, kind: str):
         delay = call.operation.apply_decision(call_kwargs)  # raises BudgetExceededError on a block
         if delay:
             try:
-                await asyncio.sleep(delay)
+                await _async_sleep(delay)
             except BaseException as exc:  # cancelled while throttled: the call is never sent
                 call.operation.fail(exc)
                 raise
