@@ -446,8 +446,6 @@ class _Reaper:
         self._queue: "queue.SimpleQueue[Callable[[], Any]]" = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
-        self._pending = 0
-        self._idle = threading.Condition(threading.Lock())
 
     def start(self) -> None:
         if self._thread is not None:
@@ -462,8 +460,7 @@ class _Reaper:
                 atexit.register(self.drain, 2.0)
 
     def put(self, end: Callable[[], Any]) -> None:
-        self._pending += 1  # approximate (no lock in a finalizer); drain() only waits on it
-        self._queue.put(end)
+        self._queue.put(end)  # no lock taken: safe from a finalizer
 
     def _run(self) -> None:
         while True:
@@ -472,21 +469,14 @@ class _Reaper:
                 end()
             except Exception as exc:  # noqa: BLE001 - never let the reaper die
                 log_once("stream finalizer", exc)
-            finally:
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
 
     def drain(self, timeout: float = 5.0) -> bool:
-        """Wait until every queued abandoned stream has been ended. True if none is left."""
-        deadline = time.monotonic() + timeout
-        with self._idle:
-            while self._pending > 0:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None:
-                    return False
-                self._idle.wait(left)
-        return True
+        """Wait until everything queued so far has been ended (the queue is FIFO: a marker)."""
+        if self._thread is None:
+            return True
+        done = threading.Event()
+        self._queue.put(done.set)
+        return done.wait(timeout)
 
 
 _reaper = _Reaper()
