@@ -77,6 +77,10 @@ _METRIC_ATTRIBUTES = (
 
 _POINT_CACHE_SIZE = 256
 
+# Operations whose model a budget may swap for a cheaper one: chat models only (an embedding
+# model's vectors live in its own space; a completions-only model has no chat endpoint).
+_DOWNGRADABLE = frozenset({"chat", "generate_content"})
+
 _logged_sites: set = set()
 _logged_lock = threading.Lock()
 
@@ -247,7 +251,7 @@ class Operation:
                 error = decision.error()
                 self._end_blocked()
             elif action == "downgrade" and decision.model:
-                if model_key is None or self.request.operation != "chat" or decision.model == self.request.model:
+                if model_key is None or self.request.operation not in _DOWNGRADABLE or decision.model == self.request.model:
                     # An embeddings model cannot be swapped for a chat model: the call goes ahead.
                     self.span.set_attribute(sc.AI_COST_BUDGET_DECISION, sc.AiCostBudgetDecisionValues.ALLOW)
                     return None
@@ -589,6 +593,13 @@ class AsyncStreamProxy(_StreamProxyBase):
     async def close(self) -> None:
         try:
             await self.__wrapped__.close()
+        finally:
+            self._self_end()
+
+    async def aclose(self) -> None:
+        """Async generators (google-genai streams) close with ``aclose()``."""
+        try:
+            await self.__wrapped__.aclose()
         finally:
             self._self_end()
 

@@ -1,0 +1,802 @@
+"""OpenTelemetry instrumentor for the ``google-genai`` SDK (Gemini API and Vertex AI).
+
+Instruments ``client.models.generate_content``, ``generate_content_stream`` and ``embed_content``,
+sync (``client.models``) and async (``client.aio.models``). Every request sent to the API becomes a
+GenAI span with its token usage and its cost in USD; ``gen_ai.provider.name`` is ``gcp.vertex_ai``
+for a client made with ``vertexai=True`` and ``gcp.gemini`` otherwise.
+
+One span per HTTP request: the wrappers sit on the SDK's per-request methods (``_generate_content``,
+``_generate_content_stream``, ``_embed_content``), below the SDK's automatic function calling and
+automatic continuation loops, so each request of such a loop gets its own span, its own usage (the
+API reports usage per request) and its own budget check. Chats (``client.chats``) go through the
+same methods.
+
+Usage (the traps of ``usageMetadata``):
+
+- ``thoughtsTokenCount`` is NOT part of ``candidatesTokenCount``: output = candidates + thoughts,
+  and the thoughts are the reasoning tokens (billed at the output price).
+- ``toolUsePromptTokenCount`` (the prompt of a built-in tool such as code execution or search) is
+  NOT part of ``promptTokenCount``: input = prompt + tool-use prompt, billed as input.
+- ``cachedContentTokenCount`` IS part of ``promptTokenCount``: it is the cache-read subset.
+- Audio prompt tokens (``promptTokensDetails``, modality AUDIO, minus the cached audio) are priced
+  at the audio input price; audio / image output tokens at theirs where the catalog has one.
+- The input total (prompt + tool-use prompt, cache included) selects the "> 200k tokens" context
+  tier of the catalog, as Google bills long prompts.
+- A stream reports the running usage on every chunk: the last one reported is the call's.
+
+Estimates for budgets: Gemini has no public offline tokenizer, so the input is estimated with the
+heuristic of ``otel_ai_cost.tokens`` on the text the model reads: the contents' text, function call
+arguments and results (keys and values), the system instruction, and the function declarations
+(name, description, parameter names, descriptions and enum values; types cost nothing), plus fixed
+overheads per request, turn and declaration calibrated on the recorded requests (see
+``benchmarks/estimation_error_google_genai.py``). Images count 258 tokens per 768x768 tile (258 when
+both sides are at most 384 px or the size is unknown), other media 258 tokens per part. The prompt
+of a server-side tool (``toolUsePromptTokenCount``) cannot be known before the call and is not
+estimated. The SDK's own tokenizer (``google.genai.local_tokenizer``) downloads its model at run
+time, so it is not used.
+
+Message content is never recorded.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Iterator as _IteratorABC
+from typing import Any, Collection, Dict, Iterable, List, Optional, Tuple
+from urllib.parse import urlsplit
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
+
+from .._request import LLMRequest, TokenCount
+from ..cost import Usage
+from . import _common as c
+from ._common import Operation, Outcome, StreamState, Telemetry, log_once, safe
+
+# 1.20.0 is the oldest version checked: older ones drop thoughtsTokenCount / toolUsePromptTokenCount
+# from the response (1.0.0 does), so their thinking and tool-use tokens could not be billed.
+_INSTRUMENTS = ("google-genai >= 1.20.0, < 4",)
+
+GEMINI = "gcp.gemini"
+VERTEX_AI = "gcp.vertex_ai"
+GENERATE_CONTENT = "generate_content"
+EMBEDDINGS = "embeddings"
+
+GEN_AI_REQUEST_TOP_K = "gen_ai.request.top_k"
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT = "gen_ai.embeddings.dimension.count"
+
+_MODULE = "google.genai.models"
+# kind -> candidate (class.method) paths, first found is wrapped (the public method on SDKs that
+# have no per-request private one).
+_METHODS: List[Tuple[str, bool, Tuple[str, ...]]] = [
+    ("generate", False, ("Models._generate_content", "Models.generate_content")),
+    ("stream", False, ("Models._generate_content_stream", "Models.generate_content_stream")),
+    ("embed", False, ("Models._embed_content", "Models.embed_content")),
+    ("generate", True, ("AsyncModels._generate_content", "AsyncModels.generate_content")),
+    ("stream", True, ("AsyncModels._generate_content_stream", "AsyncModels.generate_content_stream")),
+    ("embed", True, ("AsyncModels._embed_content", "AsyncModels.embed_content")),
+]
+
+# FinishReason names -> the semconv values where one exists; others are reported lower-cased.
+_FINISH_REASONS = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "MALFORMED_FUNCTION_CALL": "error",
+}
+
+# Estimation constants, calibrated on the recorded requests (benchmarks/estimation_error_google_genai.py).
+_GEMINI_TOKEN_RATIO = 1.0          # Gemini tokens per heuristic (cl100k-like) token
+_REQUEST_OVERHEAD = 1              # tokens of every request (the first turn's marker)
+_TURN_OVERHEAD = 3                 # tokens per content turn beyond the first
+_TOOL_DECLARATION_OVERHEAD = 4     # tokens added per function declaration
+_BUILTIN_TOOL_TOKENS = 1           # a built-in tool (code execution, search, ...) without a declaration
+_MEDIA_TOKENS = 258                # one image tile (768x768), or a media part of unknown size
+_TILE = 768
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _get(obj: Any, name: str) -> Any:
+    """``obj.name``, or ``obj[name]`` / ``obj[camelName]`` for a dict (the SDK accepts both)."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        value = obj.get(name)
+        if value is None and "_" in name:
+            head, *rest = name.split("_")
+            value = obj.get(head + "".join(p.title() for p in rest))
+        return value
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def _int(value: Any) -> Optional[int]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _num(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _enum_name(value: Any) -> Optional[str]:
+    """The name of an SDK enum member, or the string itself (the SDK keeps unknown values as str)."""
+    if value is None:
+        return None
+    name = getattr(value, "name", None)
+    if isinstance(name, str):
+        return name
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def _enum_value(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    inner = getattr(value, "value", value)
+    return inner if isinstance(inner, str) else None
+
+
+def bare_model(model: Any) -> Optional[str]:
+    """The model id in any of the forms the SDK accepts: ``models/X``, ``publishers/google/models/X``,
+    ``projects/P/locations/L/publishers/google/models/X``, ``google/X`` -> ``X``.
+
+    Tuned models (``tunedModels/...``) and endpoints are kept as given.
+    """
+    if not isinstance(model, str) or not model:
+        return None
+    name = model.strip()
+    if "/models/" in name:
+        return name.rsplit("/models/", 1)[1] or name
+    if name.startswith("models/"):
+        return name[len("models/"):] or name
+    if name.startswith("google/") and name.count("/") == 1:
+        return name[len("google/"):] or name
+    return name
+
+
+def _api_client(instance: Any) -> Any:
+    return _get(instance, "_api_client")
+
+
+def provider_of(instance: Any) -> str:
+    return VERTEX_AI if _get(_api_client(instance), "vertexai") else GEMINI
+
+
+def _host_port(instance: Any, config: Any) -> Tuple[Optional[str], Optional[int]]:
+    base_url = _get(_get(config, "http_options"), "base_url")
+    if not isinstance(base_url, str) or not base_url:
+        base_url = _get(_get(_api_client(instance), "_http_options"), "base_url")
+    if not isinstance(base_url, str) or not base_url:
+        return None, None
+    parts = urlsplit(base_url)
+    host = parts.hostname
+    if not host:
+        return None, None
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = 80 if parts.scheme == "http" else 443
+    return host, port
+
+
+# ---------------------------------------------------------------------------------------------
+# Request attributes
+
+
+def request_attributes(operation: str, instance: Any, model: Optional[str], config: Any,
+                       stream: bool = False) -> Dict[str, Any]:
+    attrs: Dict[str, Any] = {
+        c.GEN_AI_OPERATION_NAME: operation,
+        c.GEN_AI_PROVIDER_NAME: provider_of(instance),
+    }
+    if model:
+        attrs[c.GEN_AI_REQUEST_MODEL] = model
+    host, port = _host_port(instance, config)
+    if host:
+        attrs[c.SERVER_ADDRESS] = host
+        attrs[c.SERVER_PORT] = port
+    if operation == EMBEDDINGS:
+        dims = _int(_get(config, "output_dimensionality"))
+        if dims is not None:
+            attrs[GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dims
+        return attrs
+    max_tokens = _int(_get(config, "max_output_tokens"))
+    if max_tokens is not None:
+        attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    for key, attr in (("temperature", c.GEN_AI_REQUEST_TEMPERATURE), ("top_p", c.GEN_AI_REQUEST_TOP_P),
+                      ("frequency_penalty", c.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+                      ("presence_penalty", c.GEN_AI_REQUEST_PRESENCE_PENALTY)):
+        value = _num(_get(config, key))
+        if value is not None:
+            attrs[attr] = value
+    top_k = _num(_get(config, "top_k"))
+    if top_k is not None:
+        attrs[GEN_AI_REQUEST_TOP_K] = int(top_k) if top_k.is_integer() else top_k
+    stop = _get(config, "stop_sequences")
+    if isinstance(stop, (list, tuple)):
+        attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
+    seed = _int(_get(config, "seed"))
+    if seed is not None:
+        attrs[c.GEN_AI_REQUEST_SEED] = seed
+    n = _int(_get(config, "candidate_count"))
+    if n is not None and n != 1:
+        attrs[c.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    mime = _get(config, "response_mime_type")
+    if isinstance(mime, str):
+        if mime == "application/json":
+            attrs[c.GEN_AI_OUTPUT_TYPE] = "json"
+        elif mime == "text/plain":
+            attrs[c.GEN_AI_OUTPUT_TYPE] = "text"
+    if stream:
+        attrs[c.GEN_AI_REQUEST_STREAM] = True
+    return attrs
+
+
+# ---------------------------------------------------------------------------------------------
+# Usage and response attributes
+
+
+def _modality_count(details: Any, modality: str) -> int:
+    total = 0
+    for item in details or ():
+        name = _enum_name(_get(item, "modality"))
+        if name is not None and name.upper() == modality:
+            total += _int(_get(item, "token_count")) or 0
+    return total
+
+
+def usage_from_metadata(meta: Any) -> Optional[Usage]:
+    """``Usage`` from a ``usageMetadata`` (GenerateContentResponseUsageMetadata), see the module doc."""
+    if meta is None:
+        return None
+    prompt = _int(_get(meta, "prompt_token_count"))
+    candidates = _int(_get(meta, "candidates_token_count"))
+    if candidates is None:
+        candidates = _int(_get(meta, "response_token_count"))  # UsageMetadata (embeddings, live)
+    thoughts = _int(_get(meta, "thoughts_token_count")) or 0
+    tool_prompt = _int(_get(meta, "tool_use_prompt_token_count")) or 0
+    if prompt is None and candidates is None and not thoughts and not tool_prompt:
+        return None
+    cached = _int(_get(meta, "cached_content_token_count")) or 0
+    prompt_details = _get(meta, "prompt_tokens_details")
+    cache_details = _get(meta, "cache_tokens_details")
+    output_details = _get(meta, "candidates_tokens_details") or _get(meta, "response_tokens_details")
+    audio_in = max(_modality_count(prompt_details, "AUDIO") - _modality_count(cache_details, "AUDIO"), 0)
+    image_in = max(_modality_count(prompt_details, "IMAGE") - _modality_count(cache_details, "IMAGE"), 0)
+    return Usage(
+        input_tokens=(prompt or 0) + tool_prompt,
+        output_tokens=(candidates or 0) + thoughts,
+        cache_read_input_tokens=cached,
+        reasoning_output_tokens=thoughts,
+        audio_input_tokens=audio_in,
+        image_input_tokens=image_in,
+        audio_output_tokens=_modality_count(output_details, "AUDIO"),
+        image_output_tokens=_modality_count(output_details, "IMAGE"),
+    )
+
+
+def _finish_reason(value: Any) -> Optional[str]:
+    name = _enum_name(value)
+    if not name or name == "FINISH_REASON_UNSPECIFIED":
+        return None
+    return _FINISH_REASONS.get(name.upper(), name.lower())
+
+
+def _service_tier(meta: Any) -> Optional[str]:
+    tier = _enum_value(_get(meta, "service_tier"))
+    if tier is None and meta is not None:
+        extra = getattr(meta, "model_extra", None) or {}
+        tier = extra.get("service_tier") or extra.get("serviceTier")
+    return tier.lower() if isinstance(tier, str) else None
+
+
+def generate_outcome(response: Any) -> Outcome:
+    meta = _get(response, "usage_metadata")
+    attrs: Dict[str, Any] = {}
+    response_id = _get(response, "response_id")
+    if isinstance(response_id, str):
+        attrs[c.GEN_AI_RESPONSE_ID] = response_id
+    reasons = [r for r in (_finish_reason(_get(cand, "finish_reason")) for cand in _get(response, "candidates") or ()) if r]
+    if reasons:
+        attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    model = _get(response, "model_version")
+    return Outcome(
+        usage=usage_from_metadata(meta),
+        response_model=model if isinstance(model, str) else None,
+        service_tier=_service_tier(meta),
+        attributes=attrs,
+    )
+
+
+def embed_outcome(response: Any) -> Outcome:
+    usage = None
+    meta = _get(response, "usage_metadata")
+    prompt = _int(_get(meta, "prompt_token_count"))
+    if prompt is not None:
+        usage = Usage(input_tokens=prompt)
+    else:
+        counts = [_num(_get(_get(e, "statistics"), "token_count")) for e in _get(response, "embeddings") or ()]
+        counts = [n for n in counts if n is not None]
+        if counts:
+            usage = Usage(input_tokens=int(sum(counts)))
+    return Outcome(usage=usage, service_tier=_service_tier(meta))
+
+
+class GenerateStreamState(StreamState):
+    """Reads the running usage, model, id and finish reasons off the chunks the user reads."""
+
+    def __init__(self, operation: Operation) -> None:
+        super().__init__(operation)
+        self.meta: Any = None
+        self.model: Optional[str] = None
+        self.response_id: Optional[str] = None
+        self.reasons: Dict[int, str] = {}
+
+    def observe(self, item: Any) -> bool:
+        meta = _get(item, "usage_metadata")
+        if meta is not None:
+            self.meta = meta
+        model = _get(item, "model_version")
+        if isinstance(model, str):
+            self.model = model
+        response_id = _get(item, "response_id")
+        if isinstance(response_id, str):
+            self.response_id = response_id
+        for position, cand in enumerate(_get(item, "candidates") or ()):
+            reason = _finish_reason(_get(cand, "finish_reason"))
+            if reason:
+                index = _int(_get(cand, "index"))
+                self.reasons[index if index is not None else position] = reason
+        return False
+
+    def outcome(self) -> Outcome:
+        attrs: Dict[str, Any] = {}
+        if self.response_id:
+            attrs[c.GEN_AI_RESPONSE_ID] = self.response_id
+        if self.reasons:
+            attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [self.reasons[i] for i in sorted(self.reasons)]
+        return _with_requested_tier(self.operation, Outcome(
+            usage=usage_from_metadata(self.meta), response_model=self.model,
+            service_tier=_service_tier(self.meta), attributes=attrs))
+
+
+# ---------------------------------------------------------------------------------------------
+# Estimation
+
+
+def _image_tokens(data: Any) -> int:
+    size = None
+    try:
+        from ..tokens import image_size
+
+        raw = base64.b64decode(data) if isinstance(data, str) else data
+        if isinstance(raw, (bytes, bytearray)):
+            size = image_size(bytes(raw))
+    except Exception:
+        size = None
+    if not size:
+        return _MEDIA_TOKENS
+    width, height = size
+    if width <= 384 and height <= 384:
+        return _MEDIA_TOKENS
+    tiles = -(-width // _TILE) * -(-height // _TILE)
+    return _MEDIA_TOKENS * max(tiles, 1)
+
+
+class _Counter:
+    """Accumulates heuristic text tokens and media tokens over the parts of a request."""
+
+    def __init__(self) -> None:
+        self.texts: List[str] = []
+        self.media = 0
+        self.fixed = 0
+
+    def text(self, value: Any) -> None:
+        if isinstance(value, str) and value:
+            self.texts.append(value)
+
+    def values(self, value: Any, depth: int = 0) -> None:
+        """The keys and scalar values of a JSON-like value (function call arguments, results)."""
+        if value is None or depth > 32:
+            return
+        if hasattr(value, "model_dump"):
+            value = value.model_dump(exclude_none=True, mode="json")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                self.text(str(key))
+                self.values(item, depth + 1)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                self.values(item, depth + 1)
+        elif isinstance(value, str):
+            self.text(value)
+        elif isinstance(value, bool) or value is None:
+            self.texts.append(str(value).lower())
+        elif isinstance(value, (int, float)):
+            self.texts.append(str(value))
+        else:
+            self.text(str(value))
+
+    def schema(self, schema: Any, depth: int = 0) -> None:
+        """Property names, descriptions and enum values of a parameter schema (types cost nothing)."""
+        if schema is None or depth > 32:
+            return
+        if hasattr(schema, "model_dump"):
+            schema = schema.model_dump(exclude_none=True, mode="json")
+        if not isinstance(schema, dict):
+            return
+        self.text(schema.get("description"))
+        for value in schema.get("enum") or ():
+            self.text(str(value))
+        for name, prop in (schema.get("properties") or {}).items():
+            self.text(str(name))
+            self.schema(prop, depth + 1)
+        self.schema(schema.get("items"), depth + 1)
+
+    def declaration(self, declaration: Any) -> None:
+        self.text(_get(declaration, "name"))
+        self.text(_get(declaration, "description"))
+        parameters = _get(declaration, "parameters")
+        if parameters is None:
+            parameters = _get(declaration, "parameters_json_schema")
+        self.schema(parameters)
+        self.fixed += _TOOL_DECLARATION_OVERHEAD
+
+    def part(self, part: Any) -> None:
+        if part is None:
+            return
+        if isinstance(part, str):
+            self.text(part)
+            return
+        if isinstance(part, (bytes, bytearray)):
+            self.media += _MEDIA_TOKENS
+            return
+        text = _get(part, "text")
+        if isinstance(text, str):
+            self.text(text)
+        call = _get(part, "function_call")
+        if call is not None:
+            self.text(_get(call, "name"))
+            self.values(_get(call, "args"))
+        result = _get(part, "function_response")
+        if result is not None:
+            self.text(_get(result, "name"))
+            self.values(_get(result, "response"))
+        code = _get(part, "executable_code")
+        if code is not None:
+            self.text(_get(code, "code"))
+        outcome = _get(part, "code_execution_result")
+        if outcome is not None:
+            self.text(_get(outcome, "output"))
+        blob = _get(part, "inline_data")
+        if blob is not None:
+            mime = _get(blob, "mime_type") or ""
+            if isinstance(mime, str) and mime.startswith("image/"):
+                self.media += _image_tokens(_get(blob, "data"))
+            else:
+                self.media += _MEDIA_TOKENS
+        if _get(part, "file_data") is not None:
+            self.media += _MEDIA_TOKENS
+        if type(part).__name__ in ("Image", "JpegImageFile", "PngImageFile"):  # PIL images
+            self.media += _MEDIA_TOKENS
+
+    def content(self, content: Any) -> int:
+        """Count one content (a turn); returns how many turns it was."""
+        if content is None:
+            return 0
+        if isinstance(content, (str, bytes, bytearray)):
+            self.part(content)
+            return 1
+        parts = _get(content, "parts")
+        if parts is not None:
+            for part in parts:
+                self.part(part)
+            return 1
+        self.part(content)  # a bare Part (or Part dict)
+        return 1
+
+    def contents(self, contents: Any) -> None:
+        if contents is None:
+            return
+        items: Iterable[Any] = contents if isinstance(contents, (list, tuple)) else [contents]
+        turns = sum(self.content(item) for item in items)
+        self.fixed += _REQUEST_OVERHEAD + _TURN_OVERHEAD * max(turns - 1, 0)
+
+    def tools(self, tools: Any) -> None:
+        for tool in tools or ():
+            if callable(tool) and not hasattr(tool, "function_declarations"):
+                # A Python function (automatic function calling): its name, docstring and parameters.
+                import inspect
+
+                self.text(getattr(tool, "__name__", ""))
+                self.text(inspect.getdoc(tool) or "")
+                try:
+                    for name in inspect.signature(tool).parameters:
+                        self.text(name)
+                except (TypeError, ValueError):
+                    pass
+                self.fixed += _TOOL_DECLARATION_OVERHEAD
+                continue
+            declarations = _get(tool, "function_declarations")
+            if declarations:
+                for declaration in declarations:
+                    self.declaration(declaration)
+            else:
+                self.fixed += _BUILTIN_TOOL_TOKENS
+
+    def total(self) -> int:
+        from ..tokens import heuristic_tokens
+
+        text = sum(heuristic_tokens(t) for t in self.texts)
+        return int(round(text * _GEMINI_TOKEN_RATIO)) + self.media + self.fixed
+
+
+def estimate_generate_input(contents: Any, config: Any) -> TokenCount:
+    """Estimated ``promptTokenCount`` of a generate_content request (heuristic: no offline tokenizer)."""
+    try:
+        counter = _Counter()
+        counter.contents(contents)
+        system = _get(config, "system_instruction")
+        if system is not None:
+            counter.content(system)
+        counter.tools(_get(config, "tools"))
+        return TokenCount(counter.total(), "heuristic")
+    except Exception as exc:  # noqa: BLE001
+        log_once("google_genai estimate", exc)
+        return TokenCount(0, "heuristic")
+
+
+def estimate_embed_input(contents: Any) -> TokenCount:
+    try:
+        counter = _Counter()
+        counter.contents(contents)
+        return TokenCount(counter.total(), "heuristic")
+    except Exception as exc:  # noqa: BLE001
+        log_once("google_genai estimate", exc)
+        return TokenCount(0, "heuristic")
+
+
+# ---------------------------------------------------------------------------------------------
+# One call
+
+
+class _Config:
+    def __init__(self, telemetry: Telemetry, catalog: Any) -> None:
+        self.telemetry = telemetry
+        self.catalog = catalog
+
+
+def _materialize(call_kwargs: Dict[str, Any], key: str) -> Any:
+    """A one-shot iterator argument becomes a list, so the lazy estimate cannot consume it."""
+    value = call_kwargs.get(key)
+    if isinstance(value, _IteratorABC):
+        value = call_kwargs[key] = list(value)
+    return value
+
+
+def _prepare(config: _Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[Operation, Dict[str, Any]]:
+    call_kwargs = dict(kwargs)
+    model_arg = call_kwargs.get("model")
+    model = bare_model(model_arg)
+    gen_config = call_kwargs.get("config")
+    provider = provider_of(instance)
+    if kind == "embed":
+        operation = EMBEDDINGS
+        key = next((k for k in ("contents", "batch_contents", "content") if call_kwargs.get(k) is not None), None)
+        contents = _materialize(call_kwargs, key) if key else None
+        estimate = (lambda: estimate_embed_input(contents))
+        max_out = None
+        service_tier = None
+    else:
+        operation = GENERATE_CONTENT
+        contents = _materialize(call_kwargs, "contents")
+        estimate = (lambda: estimate_generate_input(contents, gen_config))
+        max_out = _int(_get(gen_config, "max_output_tokens"))
+        service_tier = _enum_value(_get(gen_config, "service_tier"))
+    attrs = request_attributes(operation, instance, model, gen_config, stream=kind == "stream")
+    request = LLMRequest(
+        provider=provider,
+        operation=operation,
+        model=model,
+        max_output_tokens=max_out,
+        service_tier=service_tier.lower() if isinstance(service_tier, str) else None,
+        estimate_input=estimate,
+    )
+    name = f"{operation} {model}" if model else operation
+    return Operation(config.telemetry, request, name, attrs, catalog=config.catalog), call_kwargs
+
+
+def _apply_decision(op: Operation, call_kwargs: Dict[str, Any]) -> Optional[float]:
+    """The budget decision, applied before the request is sent (raises BudgetExceededError on a block).
+
+    ``Operation.apply_decision`` downgrades only ``chat`` operations; a ``generate_content`` call is
+    an inference call just the same, so its downgrade is applied here.
+    """
+    decision = op.request.decision
+    if getattr(decision, "action", None) == "downgrade" and op.request.operation == GENERATE_CONTENT:
+        try:
+            model = decision.model
+            if model and model != op.request.model:
+                op._downgrade(model)
+                call_kwargs["model"] = model
+        except Exception as exc:  # noqa: BLE001
+            log_once("google_genai downgrade", exc)
+        return None
+    return op.apply_decision(call_kwargs, model_key="model" if op.request.operation == GENERATE_CONTENT else None)
+
+
+def _with_requested_tier(op: Operation, outcome: Outcome) -> Outcome:
+    """The SDK drops the ``serviceTier`` the API reports: price at the requested tier then."""
+    if outcome.service_tier is None and op.request.service_tier:
+        outcome.service_tier = op.request.service_tier
+    return outcome
+
+
+def _finish(op: Operation, kind: str, result: Any) -> None:
+    try:
+        outcome = embed_outcome(result) if kind == "embed" else generate_outcome(result)
+        outcome = _with_requested_tier(op, outcome)
+    except Exception as exc:  # noqa: BLE001
+        log_once(f"google_genai {kind} response", exc)
+        outcome = Outcome()
+    op.finish(outcome)
+
+
+def _sync_wrapper(config: _Config, kind: str):
+    def wrapper(wrapped, instance, args, kwargs):
+        prepared = safe(f"google_genai {kind} request", _prepare, config, kind, instance, kwargs)
+        if prepared is None:
+            return wrapped(*args, **kwargs)
+        op, call_kwargs = prepared
+        delay = _apply_decision(op, call_kwargs)  # raises BudgetExceededError on a block
+        if delay:
+            try:
+                time.sleep(delay)
+            except BaseException as exc:  # interrupted while throttled: the call is never sent
+                op.fail(exc)
+                raise
+        try:
+            result = wrapped(*args, **call_kwargs)
+        except BaseException as exc:
+            op.fail(exc)
+            raise
+        if kind == "stream":
+            try:
+                return c.StreamProxy(result, GenerateStreamState(op))
+            except Exception as exc:  # noqa: BLE001
+                log_once("google_genai stream", exc)
+                op.finish(Outcome())
+                return result
+        _finish(op, kind, result)
+        return result
+
+    return wrapper
+
+
+async def _async_sleep(seconds: float) -> None:
+    try:
+        import anyio
+    except ImportError:  # pragma: no cover - google-genai depends on anyio
+        await asyncio.sleep(seconds)
+        return
+    await anyio.sleep(seconds)
+
+
+def _async_wrapper(config: _Config, kind: str):
+    async def wrapper(wrapped, instance, args, kwargs):
+        prepared = safe(f"google_genai {kind} request", _prepare, config, kind, instance, kwargs)
+        if prepared is None:
+            return await wrapped(*args, **kwargs)
+        op, call_kwargs = prepared
+        delay = _apply_decision(op, call_kwargs)  # raises BudgetExceededError on a block
+        if delay:
+            try:
+                await _async_sleep(delay)
+            except BaseException as exc:  # cancelled while throttled: the call is never sent
+                op.fail(exc)
+                raise
+        try:
+            result = await wrapped(*args, **call_kwargs)
+        except BaseException as exc:  # a cancelled task ends the span too
+            op.fail(exc)
+            raise
+        if kind == "stream":
+            try:
+                return c.AsyncStreamProxy(result, GenerateStreamState(op))
+            except Exception as exc:  # noqa: BLE001
+                log_once("google_genai stream", exc)
+                op.finish(Outcome())
+                return result
+        _finish(op, kind, result)
+        return result
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------------------------------
+# The instrumentor
+
+
+def _resolve(path: str) -> bool:
+    import importlib
+
+    try:
+        obj: Any = importlib.import_module(_MODULE)
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        return True
+    except (ImportError, AttributeError):
+        return False
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("otel-ai-cost")
+    except Exception:
+        return "0.0.0"
+
+
+class GoogleGenAIInstrumentor(BaseInstrumentor):
+    """Instruments the ``google-genai`` SDK (``google.genai.Client``): generate_content (sync, async,
+    streamed) and embed_content, on the Gemini API and on Vertex AI.
+
+    ``instrument()`` keyword arguments: ``tracer_provider``, ``meter_provider`` and ``catalog`` (a
+    pricing catalog; default: the packaged one).
+    """
+
+    # BaseInstrumentor is a singleton: the list of wrapped methods must survive a second __init__.
+    _wrapped: list = []
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _INSTRUMENTS
+
+    def _instrument(self, **kwargs: Any) -> None:
+        telemetry = Telemetry("otel_ai_cost.instrumentation.google_genai", _version(),
+                              kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        config = _Config(telemetry, kwargs.get("catalog"))
+        self._wrapped = []
+        for kind, is_async, paths in _METHODS:
+            for path in paths:
+                if not _resolve(path):
+                    continue
+                factory = _async_wrapper if is_async else _sync_wrapper
+                wrapt.wrap_function_wrapper(_MODULE, path, factory(config, kind))
+                self._wrapped.append(path)
+                break
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import importlib
+
+        module = importlib.import_module(_MODULE)
+        for path in self._wrapped:
+            owner: Any = module
+            *parents, method = path.split(".")
+            for part in parents:
+                owner = getattr(owner, part)
+            unwrap(owner, method)
+        self._wrapped = []
