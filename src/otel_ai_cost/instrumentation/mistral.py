@@ -1,0 +1,498 @@
+"""OpenTelemetry instrumentor for the ``mistralai`` SDK (v1 and later): chat (``complete``,
+``stream`` and their async forms) and embeddings.
+
+- provider ``mistral_ai``; ``server.address`` from the SDK configuration (``api.mistral.ai``, the
+  EU/US servers or a custom ``server_url``).
+- Usage: ``usage.prompt_tokens`` / ``completion_tokens``; cached prompt tokens, when the API reports
+  them, in ``usage.prompt_tokens_details.cached_tokens`` (a part of ``prompt_tokens``; the SDK keeps
+  unknown fields as extras, and some responses spell it ``prompt_token_details``); reasoning tokens
+  in ``usage.completion_tokens_details.reasoning_tokens`` when present (a part of completion tokens).
+- Streams: ``chat.stream`` yields ``CompletionEvent``s whose ``data`` is the chunk; Mistral puts the
+  usage on the last chunk without being asked (the API rejects unknown fields, so nothing is added).
+- Estimation: no public tokenizer is used offline; the heuristic counts the text, each digit as its
+  own token (Mistral's tokenizers split numbers into digits), plus the instruct template's tokens:
+  ``<s>`` once, ``[INST]``/``[/INST]`` around each user turn, ``</s>`` after each assistant turn,
+  ``[AVAILABLE_TOOLS]...[/AVAILABLE_TOOLS]`` around the JSON tool definitions. Calibrated on the
+  recorded requests (``benchmarks/estimation_error_mistral_cohere_groq.py``).
+
+Message content is never recorded.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any, Collection, Dict, Mapping, Optional, Tuple
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
+
+from .. import _semconv as sc
+from .._request import LLMRequest, TokenCount
+from ..cost import Usage
+from . import _common as c
+from ._common import Operation, Outcome, StreamState, Telemetry, log_once, safe
+from .openai import (
+    _CharCounter,
+    _async_sleep,
+    _estimated_usage,
+    _get,
+    _int,
+    _materialize,
+    _num,
+    _resolve,
+    _str,
+    _version,
+)
+
+PROVIDER = "mistral_ai"
+
+_INSTRUMENTS = ("mistralai >= 1.0.0, < 4",)
+
+# (module candidates, attribute path, kind, is_async): mistralai 2+ lives under ``mistralai.client``.
+_CHAT_MODULES = ("mistralai.client.chat", "mistralai.chat")
+_EMBEDDINGS_MODULES = ("mistralai.client.embeddings", "mistralai.embeddings")
+_METHODS = [
+    (_CHAT_MODULES, "Chat.complete", "chat", False),
+    (_CHAT_MODULES, "Chat.complete_async", "chat", True),
+    (_CHAT_MODULES, "Chat.stream", "chat_stream", False),
+    (_CHAT_MODULES, "Chat.stream_async", "chat_stream", True),
+    (_EMBEDDINGS_MODULES, "Embeddings.create", "embeddings", False),
+    (_EMBEDDINGS_MODULES, "Embeddings.create_async", "embeddings", True),
+]
+
+_DEFAULT_SERVER = "https://api.mistral.ai"
+
+# Template tokens (see the module docstring).
+BOS_TOKENS = 1
+USER_TURN_TOKENS = 2          # [INST] ... [/INST]
+ASSISTANT_TURN_TOKENS = 1     # </s>
+TOOL_RESULT_TOKENS = 2        # [TOOL_RESULTS] ... [/TOOL_RESULTS]
+TOOLS_BLOCK_TOKENS = 2        # [AVAILABLE_TOOLS] ... [/AVAILABLE_TOOLS]
+EMBEDDING_INPUT_TOKENS = 2    # <s> ... </s> around each embedded text (10 reported for 8 text tokens)
+_DIGIT_RUN = re.compile(r"\d+")
+
+
+# ---------------------------------------------------------------------------------------------
+# Estimation
+
+
+def count_text(text: str) -> int:
+    """Heuristic token count of ``text`` for Mistral's tokenizers: digits are one token each."""
+    from ..tokens import heuristic_tokens
+
+    if not text:
+        return 0
+    tokens = heuristic_tokens(text)
+    for run in _DIGIT_RUN.findall(text):
+        tokens += len(run) - (len(run) + 2) // 3  # the heuristic counts groups of up to 3 digits
+    return tokens
+
+
+def _plain(value: Any) -> Any:
+    """An SDK model (pydantic) or a TypedDict message as plain data."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return dump(exclude_none=True)
+        except Exception:  # noqa: BLE001
+            return value
+    return value
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple)):
+        parts = []
+        for part in content:
+            part = _plain(part)
+            if isinstance(part, Mapping):
+                text = part.get("text") or part.get("thinking")
+                if isinstance(text, list):
+                    text = _content_text(text)
+                if isinstance(text, str):
+                    parts.append(text)
+                elif part.get("type") not in (None, "text"):
+                    parts.append(json.dumps(part, default=str))
+            elif isinstance(part, str):
+                parts.append(part)
+        return "".join(parts)
+    return str(content)
+
+
+def estimate_chat(model: Optional[str], messages: Any, tools: Any = None) -> TokenCount:
+    """Prompt tokens of a Mistral chat request (heuristic plus the instruct template)."""
+    from ..tokens import HEURISTIC
+
+    try:
+        tokens = BOS_TOKENS
+        for message in messages or ():
+            m = _plain(message)
+            if not isinstance(m, Mapping):
+                tokens += USER_TURN_TOKENS + count_text(str(m))
+                continue
+            role = m.get("role")
+            text = _content_text(m.get("content"))
+            tokens += count_text(text)
+            if role == "user":
+                tokens += USER_TURN_TOKENS
+            elif role == "assistant":
+                tokens += ASSISTANT_TURN_TOKENS
+                for call in m.get("tool_calls") or ():
+                    call = _plain(call)
+                    function = call.get("function") if isinstance(call, Mapping) else None
+                    if isinstance(function, Mapping):
+                        args = function.get("arguments")
+                        args = args if isinstance(args, str) else json.dumps(args, default=str)
+                        tokens += 2 + count_text(str(function.get("name") or "")) + count_text(args)
+            elif role == "tool":
+                tokens += TOOL_RESULT_TOKENS
+            # system: joined to the first user turn with a blank line, no tokens of its own
+        if tools:
+            plain = [_plain(t) for t in tools]
+            tokens += TOOLS_BLOCK_TOKENS + count_text(json.dumps(plain, default=str))
+        return TokenCount(tokens, HEURISTIC)
+    except Exception as exc:  # noqa: BLE001
+        log_once("mistral estimate", exc)
+        return TokenCount(0, HEURISTIC)
+
+
+def estimate_embeddings(inputs: Any) -> TokenCount:
+    from ..tokens import HEURISTIC
+
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    texts = [t for t in inputs or () if isinstance(t, str)]
+    return TokenCount(sum(count_text(t) + EMBEDDING_INPUT_TOKENS for t in texts), HEURISTIC)
+
+
+def _lazy_estimate(kind: str, kwargs: Mapping[str, Any]):
+    model = kwargs.get("model") if isinstance(kwargs.get("model"), str) else ""
+    if kind == "embeddings":
+        def estimate() -> TokenCount:
+            return estimate_embeddings(kwargs.get("inputs", kwargs.get("input")))
+    else:
+        def estimate() -> TokenCount:
+            tools = kwargs.get("tools")
+            return estimate_chat(model, kwargs.get("messages") or [],
+                                 tools if isinstance(tools, (list, tuple)) else None)
+    return estimate
+
+
+# ---------------------------------------------------------------------------------------------
+# Request attributes
+
+
+def _server(instance: Any, kwargs: Mapping[str, Any]) -> Tuple[Optional[str], Optional[int]]:
+    url = kwargs.get("server_url")
+    if not isinstance(url, str) or not url:
+        url = None
+        config = _get(instance, "sdk_configuration")
+        details = getattr(config, "get_server_details", None)
+        if callable(details):
+            try:
+                url = details()[0]
+            except Exception:  # noqa: BLE001
+                url = None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url if isinstance(url, str) and url else _DEFAULT_SERVER)
+    if not parts.hostname:
+        return None, None
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def request_attributes(operation: str, instance: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+    attrs: Dict[str, Any] = {c.GEN_AI_OPERATION_NAME: operation, c.GEN_AI_PROVIDER_NAME: PROVIDER}
+    model = kwargs.get("model")
+    if isinstance(model, str):
+        attrs[c.GEN_AI_REQUEST_MODEL] = model
+    host, port = _server(instance, kwargs)
+    if host:
+        attrs[c.SERVER_ADDRESS], attrs[c.SERVER_PORT] = host, port
+    if operation == "embeddings":
+        dims = _int(kwargs.get("output_dimension"))
+        if dims is not None:
+            attrs["gen_ai.embeddings.dimension.count"] = dims
+        return attrs
+    max_tokens = _int(kwargs.get("max_tokens"))
+    if max_tokens is not None:
+        attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    for key, attr in (("temperature", c.GEN_AI_REQUEST_TEMPERATURE), ("top_p", c.GEN_AI_REQUEST_TOP_P),
+                      ("frequency_penalty", c.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+                      ("presence_penalty", c.GEN_AI_REQUEST_PRESENCE_PENALTY)):
+        value = _num(kwargs.get(key))
+        if value is not None:
+            attrs[attr] = value
+    stop = kwargs.get("stop")
+    if isinstance(stop, str):
+        attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
+    elif isinstance(stop, (list, tuple)):
+        attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
+    seed = _int(kwargs.get("random_seed"))
+    if seed is not None:
+        attrs[c.GEN_AI_REQUEST_SEED] = seed
+    n = _int(kwargs.get("n"))
+    if n is not None and n != 1:
+        attrs[c.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    fmt = _plain(kwargs.get("response_format"))
+    if isinstance(fmt, Mapping) and fmt.get("type") in ("json_object", "json_schema"):
+        attrs[c.GEN_AI_OUTPUT_TYPE] = "json"
+    if operation == "chat" and (kwargs.get("stream") is True or kwargs.get("_otel_stream") is True):
+        attrs[c.GEN_AI_REQUEST_STREAM] = True
+    return attrs
+
+
+# ---------------------------------------------------------------------------------------------
+# Usage and responses
+
+
+def _details(usage: Any, *names: str) -> Any:
+    for name in names:
+        value = _get(usage, name)
+        if value is not None:
+            return value
+    return None
+
+
+def mistral_usage(usage: Any) -> Optional[Usage]:
+    prompt = _int(_get(usage, "prompt_tokens"))
+    completion = _int(_get(usage, "completion_tokens"))
+    if prompt is None and completion is None:
+        return None
+    prompt_details = _details(usage, "prompt_tokens_details", "prompt_token_details")
+    completion_details = _details(usage, "completion_tokens_details", "completion_token_details")
+    return Usage(
+        input_tokens=prompt or 0,
+        output_tokens=completion or 0,
+        cache_read_input_tokens=_int(_get(prompt_details, "cached_tokens")) or 0,
+        reasoning_output_tokens=_int(_get(completion_details, "reasoning_tokens")) or 0,
+    )
+
+
+def _finish_reasons(choices: Any) -> Optional[list]:
+    if not isinstance(choices, (list, tuple)) or not choices:
+        return None
+    return [r if isinstance(r, str) else "error" for r in (_get(ch, "finish_reason") for ch in choices)]
+
+
+def chat_outcome(response: Any) -> Outcome:
+    attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: _str(_get(response, "id"))}
+    reasons = _finish_reasons(_get(response, "choices"))
+    if reasons:
+        attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    usage = _get(response, "usage")
+    return Outcome(usage=mistral_usage(usage), response_model=_str(_get(response, "model")),
+                   service_tier=_str(_get(usage, "service_tier")), attributes=attrs)
+
+
+def embeddings_outcome(response: Any) -> Outcome:
+    prompt = _int(_get(_get(response, "usage"), "prompt_tokens"))
+    return Outcome(usage=Usage(input_tokens=prompt, output_tokens=0) if prompt is not None else None,
+                   response_model=_str(_get(response, "model")),
+                   attributes={c.GEN_AI_RESPONSE_ID: _str(_get(response, "id"))})
+
+
+class MistralStreamState(StreamState):
+    """Reads id, model, finish reasons and the final usage from ``CompletionEvent``s."""
+
+    def __init__(self, operation: Operation) -> None:
+        super().__init__(operation)
+        self.response_id: Optional[str] = None
+        self.model: Optional[str] = None
+        self.finish_reasons: Dict[int, str] = {}
+        self.usage_obj: Any = None
+        self.counter = _CharCounter()
+
+    def observe(self, event: Any) -> bool:
+        chunk = _get(event, "data")
+        if chunk is None or isinstance(chunk, (str, bytes)):
+            chunk = event
+        if not self.response_id:
+            self.response_id = _str(_get(chunk, "id"))
+        if not self.model:
+            self.model = _str(_get(chunk, "model"))
+        usage = _get(chunk, "usage")
+        if usage is not None and mistral_usage(usage) is not None:
+            self.usage_obj = usage
+        choices = _get(chunk, "choices")
+        if isinstance(choices, (list, tuple)):
+            for choice in choices:
+                index = _int(_get(choice, "index")) or 0
+                reason = _get(choice, "finish_reason")
+                if isinstance(reason, str):
+                    self.finish_reasons[index] = reason
+                elif index not in self.finish_reasons:
+                    self.finish_reasons[index] = "error"
+                if self.usage_obj is None:
+                    delta = _get(choice, "delta")
+                    self.counter.add(_content_text(_get(delta, "content")))
+                    for call in _get(delta, "tool_calls") or ():
+                        function = _get(call, "function")
+                        self.counter.add(_get(function, "name"))
+                        args = _get(function, "arguments")
+                        self.counter.add(args if isinstance(args, str) else None)
+        return False
+
+    def outcome(self) -> Outcome:
+        attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: self.response_id}
+        if self.finish_reasons:
+            attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
+        usage = mistral_usage(self.usage_obj) if self.usage_obj is not None else None
+        source = sc.AiCostUsageSourceValues.PROVIDER
+        if usage is None:
+            usage = _estimated_usage(self.operation.request, self.counter)
+            source = sc.AiCostUsageSourceValues.ESTIMATED
+        return Outcome(usage=usage, usage_source=source, response_model=self.model,
+                       service_tier=_str(_get(self.usage_obj, "service_tier")), attributes=attrs)
+
+
+_OUTCOMES = {"chat": chat_outcome, "embeddings": embeddings_outcome}
+
+
+# ---------------------------------------------------------------------------------------------
+# Calls
+
+
+class _Call:
+    def __init__(self, operation: Operation, kind: str) -> None:
+        self.operation = operation
+        self.kind = kind
+
+    def handle_result(self, result: Any) -> Any:
+        if self.kind == "chat_stream":
+            state = MistralStreamState(self.operation)
+            if hasattr(result, "__anext__"):
+                return c.AsyncStreamProxy(result, state)
+            if hasattr(result, "__next__"):
+                return c.StreamProxy(result, state)
+            self.operation.finish(Outcome())
+            return result
+        try:
+            outcome = _OUTCOMES[self.kind](result)
+        except Exception as exc:
+            log_once(f"mistral {self.kind} response", exc)
+            outcome = Outcome()
+        self.operation.finish(outcome)
+        return result
+
+
+class _Config:
+    def __init__(self, telemetry: Telemetry, catalog: Any) -> None:
+        self.telemetry = telemetry
+        self.catalog = catalog
+
+
+def _prepare(config: _Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+    call_kwargs = dict(kwargs)
+    if kind == "embeddings":
+        _materialize(call_kwargs, "inputs")
+        attrs = request_attributes("embeddings", instance, call_kwargs)
+        operation, max_out = "embeddings", None
+    else:
+        _materialize(call_kwargs, "messages")
+        attrs = request_attributes("chat", instance, {**call_kwargs, "_otel_stream": kind == "chat_stream"})
+        operation, max_out = "chat", _int(call_kwargs.get("max_tokens"))
+    model = attrs.get(c.GEN_AI_REQUEST_MODEL)
+    request = LLMRequest(provider=PROVIDER, operation=operation, model=model, max_output_tokens=max_out,
+                         estimate_input=_lazy_estimate(kind, call_kwargs))
+    name = f"{operation} {model}" if model else operation
+    op = Operation(config.telemetry, request, name, attrs, catalog=config.catalog)
+    return _Call(op, kind), call_kwargs
+
+
+def _sync_wrapper(config: _Config, kind: str):
+    def wrapper(wrapped, instance, args, kwargs):
+        prepared = safe(f"mistral {kind} request", _prepare, config, kind, instance, kwargs)
+        if prepared is None:
+            return wrapped(*args, **kwargs)
+        call, call_kwargs = prepared
+        delay = call.operation.apply_decision(call_kwargs)  # raises BudgetExceededError on a block
+        if delay:
+            try:
+                time.sleep(delay)
+            except BaseException as exc:
+                call.operation.fail(exc)
+                raise
+        try:
+            result = wrapped(*args, **call_kwargs)
+        except BaseException as exc:
+            call.operation.fail(exc)
+            raise
+        try:
+            return call.handle_result(result)
+        except Exception as exc:
+            log_once(f"mistral {kind} result", exc)
+            call.operation.finish(Outcome())
+            return result
+
+    return wrapper
+
+
+def _async_wrapper(config: _Config, kind: str):
+    async def wrapper(wrapped, instance, args, kwargs):
+        prepared = safe(f"mistral {kind} request", _prepare, config, kind, instance, kwargs)
+        if prepared is None:
+            return await wrapped(*args, **kwargs)
+        call, call_kwargs = prepared
+        delay = call.operation.apply_decision(call_kwargs)  # raises BudgetExceededError on a block
+        if delay:
+            try:
+                await _async_sleep(delay)
+            except BaseException as exc:
+                call.operation.fail(exc)
+                raise
+        try:
+            result = await wrapped(*args, **call_kwargs)
+        except BaseException as exc:
+            call.operation.fail(exc)
+            raise
+        try:
+            return call.handle_result(result)
+        except Exception as exc:
+            log_once(f"mistral {kind} result", exc)
+            call.operation.finish(Outcome())
+            return result
+
+    return wrapper
+
+
+class MistralInstrumentor(BaseInstrumentor):
+    """Instruments the ``mistralai`` SDK: ``chat.complete``/``complete_async``, ``chat.stream``/
+    ``stream_async`` and ``embeddings.create``/``create_async``.
+
+    ``instrument()`` keyword arguments: ``tracer_provider``, ``meter_provider``, ``catalog``.
+    """
+
+    _wrapped: list = []  # BaseInstrumentor is a singleton: see OpenAIInstrumentor
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _INSTRUMENTS
+
+    def _instrument(self, **kwargs: Any) -> None:
+        telemetry = Telemetry("otel_ai_cost.instrumentation.mistral", _version(),
+                              kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        config = _Config(telemetry, kwargs.get("catalog"))
+        self._wrapped = []
+        for modules, path, kind, is_async in _METHODS:
+            module = next((m for m in modules if _resolve(m, path)), None)
+            if module is None:
+                continue
+            factory = _async_wrapper if is_async else _sync_wrapper
+            wrapt.wrap_function_wrapper(module, path, factory(config, kind))
+            self._wrapped.append((module, path))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import importlib
+
+        for module, path in self._wrapped:
+            owner: Any = importlib.import_module(module)
+            *parents, method = path.split(".")
+            for part in parents:
+                owner = getattr(owner, part)
+            unwrap(owner, method)
+        self._wrapped = []

@@ -1,0 +1,106 @@
+"""``httpx`` transports for the SDKs built on ``httpx`` (not ``httpx2``): groq, mistralai, cohere.
+
+``cassette_transport`` replays a recorded cassette (``_cassettes.Cassette``, same matching rules)
+through an ``httpx.MockTransport``; ``FakeAPI`` answers with bodies built by the test from the
+provider's documented format, for the features no recording covers. Both record every request
+they get, so a test can assert that nothing was sent. Loopback only: nothing leaves the process.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, List, Optional, Union
+
+import httpx
+import httpx2
+
+from _cassettes import Cassette
+
+
+def cassette_transport(cassette: Cassette) -> httpx.MockTransport:
+    """An ``httpx`` transport answering with the cassette's recorded responses, in order."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        converted = httpx2.Request(request.method, str(request.url), headers=list(request.headers.multi_items()),
+                                   content=body)
+        answer = cassette.handle(converted)
+        return httpx.Response(answer.status_code, headers=list(answer.headers.multi_items()),
+                              content=answer.content, request=request)
+
+    return httpx.MockTransport(handler)
+
+
+def sse(events: List[Any], done: bool = True, event_names: bool = False) -> bytes:
+    """A server-sent-events body of JSON ``events`` (``data: {...}``), ended by ``[DONE]`` if asked."""
+    lines = []
+    for event in events:
+        if event_names and isinstance(event, dict) and "type" in event:
+            lines.append(f"event: {event['type']}\n")
+        lines.append(f"data: {json.dumps(event)}\n\n")
+    if done:
+        lines.append("data: [DONE]\n\n")
+    return "".join(lines).encode()
+
+
+class FakeAPI:
+    """Answers every request with the next queued response: (status, JSON body or SSE bytes)."""
+
+    def __init__(self) -> None:
+        self.requests: List[httpx.Request] = []
+        self.queue: List[tuple] = []
+
+    def reply(self, body: Union[dict, bytes], status: int = 200, content_type: Optional[str] = None) -> "FakeAPI":
+        self.queue.append((status, body, content_type))
+        return self
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        if not self.queue:
+            raise AssertionError(f"unexpected request {request.method} {request.url}")
+        status, body, content_type = self.queue.pop(0)
+        if isinstance(body, bytes):
+            return httpx.Response(status, content=body, request=request,
+                                  headers={"content-type": content_type or "text/event-stream"})
+        return httpx.Response(status, json=body, request=request)
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handler)
+
+    def sent_json(self, i: int = -1) -> dict:
+        return json.loads(self.requests[i].content)
+
+
+def make_pipeline_factory(instrumentor_cls: Callable[[], Any]):
+    """Build (tracer provider with AICostSpanProcessor + exporter, instrumentor) for budget tests."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_ai_cost import AICostSpanProcessor
+    from otel_ai_cost.config import Settings
+
+    class Pipeline:
+        def __init__(self, **processor_kwargs: Any) -> None:
+            processor_kwargs.setdefault("settings", Settings())
+            self.metrics = InMemoryMetricReader()
+            self.meter_provider = MeterProvider(metric_readers=[self.metrics])
+            self.processor = AICostSpanProcessor(meter_provider=self.meter_provider, **processor_kwargs)
+            self.exporter = InMemorySpanExporter()
+            self.provider = TracerProvider()
+            self.provider.add_span_processor(self.processor)
+            self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+            self.instrumentor = instrumentor_cls()
+            self.instrumentor.instrument(tracer_provider=self.provider, meter_provider=self.meter_provider)
+
+        def spans(self):
+            return self.exporter.get_finished_spans()
+
+        def close(self) -> None:
+            self.instrumentor.uninstrument()
+            self.provider.shutdown()
+            self.meter_provider.shutdown()
+
+    return Pipeline
