@@ -231,3 +231,7 @@ class AiCostUsageSourceValues:
     PROVIDER: Final = "provider"
     # The provider reported no usage; the token counts were estimated locally.
     ESTIMATED: Final = "estimated"
+
+
+# Input tokens a provider's token-counting endpoint reported (a free call, not usage).
+AI_COST_COUNT_TOKENS_INPUT_TOKENS: Final = "ai_cost.count_tokens.input_tokens"
