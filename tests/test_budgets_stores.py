@@ -337,3 +337,108 @@ def test_a_redis_store_that_does_not_answer_times_out_and_the_book_fails_closed(
         assert (decision.action, decision.reason) == ("block", "store_error")
     finally:
         silent.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Many holds in flight: the stores keep running sums of the holds and expire only those that are due;
+# these check that the sums stay exact and every hold leaves them exactly once.
+
+
+def test_many_holds_in_flight_then_reserve(make_store):
+    clock = Clock()
+    store = make_store(clock)
+    n = 2000
+    for i in range(n):
+        window = "w" if i % 2 else "v"
+        assert store.reserve([hold(window=window, limit=None, amount=i + 1)], f"in{i}", ttl=60).ok
+    held_w = sum(i + 1 for i in range(n) if i % 2)
+    held_v = sum(i + 1 for i in range(n) if not i % 2)
+    assert store.spent("b", "k", ["w"]) == Usage(0, held_w)
+    assert store.spent("b", "k", ["v", "w"]) == Usage(0, held_v + held_w)
+    # Exactly at the limit is allowed, one nano-dollar more is not: the sum is exact.
+    limit = held_w + 5
+    refused = store.reserve([hold(limit=limit, amount=6)], "over", ttl=60)
+    assert (refused.ok, refused.usage) == (False, (Usage(0, held_w),))
+    assert store.reserve([hold(limit=limit, amount=5)], "fits", ttl=60).ok
+    # Settle, release and expire some: the sums follow.
+    for i in range(1, 200, 2):
+        store.settle(f"in{i}", {("b", "k", "w"): 1})
+    for i in range(201, 400, 2):
+        store.release(f"in{i}")
+    gone = sum(i + 1 for i in range(1, 400, 2))
+    assert store.spent("b", "k", ["w"]) == Usage(100, held_w - gone + 5)
+    clock.now += 60
+    assert store.spent("b", "k", ["v", "w"]) == Usage(100, 0)
+    assert len(store.ledger(kind="expire")) == n + 1 - 200
+
+
+def test_only_the_holds_whose_time_has_come_expire(make_store):
+    clock = Clock()
+    store = make_store(clock)
+    ttls = {f"r{i}": (10, 20, 30)[i % 3] for i in range(30)}
+    for rid, ttl in ttls.items():
+        store.reserve([hold(limit=None, amount=ttl)], rid, ttl=ttl)
+    start = clock.now
+    for elapsed in (9.999, 10, 15, 20, 29, 30):
+        clock.now = start + elapsed
+        live = sum(ttl for ttl in ttls.values() if ttl > elapsed)
+        assert store.spent("b", "k", ["w"]) == Usage(0, live), elapsed
+        expired = {e.reservation_id for e in store.ledger(kind="expire")}
+        assert expired == {rid for rid, ttl in ttls.items() if ttl <= elapsed}, elapsed
+    assert len(store.ledger(kind="expire")) == 30  # each once
+    assert store.reserve([hold(limit=10 * USD, amount=10 * USD)], "whole", ttl=30).ok
+
+
+def test_settle_release_and_expiry_each_remove_a_hold_once(make_store):
+    clock = Clock()
+    store = make_store(clock)
+    store.reserve([hold(amount=USD)], "stays", ttl=600)  # must stay counted whatever happens to the others
+    store.reserve([hold(amount=2 * USD)], "settled", ttl=60)
+    store.reserve([hold(amount=3 * USD)], "released", ttl=60)
+    store.reserve([hold(amount=4 * USD)], "expired", ttl=5)
+    store.settle("settled", {("b", "k", "w"): 2 * USD})
+    store.release("released")
+    clock.now += 10
+    assert store.spent("b", "k", ["w"]) == Usage(2 * USD, USD)
+    # Each again, and the other two ways: none takes anything more off the holds.
+    store.settle("settled", {("b", "k", "w"): 0})
+    store.release("released")
+    store.release("settled")
+    store.release("expired")
+    store.settle("released", {("b", "k", "w"): 0})
+    store.settle("expired", {("b", "k", "w"): USD})
+    clock.now += 10
+    assert store.spent("b", "k", ["w"]) == Usage(3 * USD, USD)
+    assert [e.reservation_id for e in store.ledger(kind="expire")] == ["expired"]
+    assert [e.reservation_id for e in store.ledger(kind="release")] == ["released"]
+    settles = [(e.reservation_id, e.attributes.get("late", False)) for e in store.ledger(kind="settle")]
+    assert settles == [("settled", False), ("settled", True), ("released", True), ("expired", True)]
+    result = store.reserve([hold(amount=9 * USD)], "next", ttl=60)
+    assert result.usage == (Usage(3 * USD, USD),) and not result.ok
+    assert store.reserve([hold(amount=6 * USD)], "next", ttl=60).ok
+
+
+def test_a_settle_after_the_ttl_before_any_expiry_takes_the_hold_once(make_store):
+    """The hold is past its TTL but nothing has expired it yet: the settle takes it (not late), and no
+    later read expires it again."""
+    clock = Clock()
+    store = make_store(clock)
+    store.reserve([hold(amount=USD)], "stays", ttl=600)
+    store.reserve([hold(amount=2 * USD)], "racing", ttl=5)
+    clock.now += 10
+    store.settle("racing", {("b", "k", "w"): 3 * USD})
+    assert store.spent("b", "k", ["w"]) == Usage(3 * USD, USD)
+    assert store.ledger(kind="expire") == []
+    (entry,) = store.ledger(kind="settle")
+    assert entry.attributes == {}
+    assert store.reserve([hold(amount=6 * USD)], "fits", ttl=60).ok
+    assert store.spent("b", "k", ["w"]) == Usage(3 * USD, 7 * USD)
+
+
+def test_a_reservation_placed_again_is_released_whole(make_store):
+    store = make_store(Clock())
+    store.reserve([hold(amount=2 * USD)], "again", ttl=60)
+    store.reserve([hold(amount=3 * USD)], "again", ttl=60)
+    assert store.spent("b", "k", ["w"]).reserved in (3 * USD, 5 * USD)  # stores may keep both
+    store.release("again")
+    assert store.spent("b", "k", ["w"]) == Usage(0, 0)

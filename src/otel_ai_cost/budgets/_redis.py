@@ -3,14 +3,43 @@
 Each operation is one Lua script, so a reservation across several budgets is atomic on the server;
 an operator's change of a control is one optimistic transaction (WATCH / MULTI). Listing the
 partitions of a budget scans its keys (an operator's command, not on the path of calls).
-Keys: per (budget, key) a hash of holds (reservation id -> "amount|expires_at|window") and a hash of
-settled spend (window key -> amount); per reservation an index of its holds (for release); one
-stream for the ledger; two hashes of operators' controls, limits (nano-dollars) and frozen ("1"),
-whose fields are "<len(budget)>:<budget>:<key>". To use Redis Cluster, give a prefix with a hash
-tag (``{ai_cost}``) so that every key lives in one slot, as a multi-budget reservation must.
 
-Hold expiry compares with the clients' clocks: hosts sharing a store should run NTP. The scripts
-add amounts as Lua numbers, exact up to 2**53 nano-dollars (about 9 million USD per window).
+Keys, under the prefix:
+
+- ``holds:<len(budget)>:<budget>:<key>``: hash of the holds in flight of a (budget, key),
+  reservation id -> "amount|expires_at|window";
+- ``reserved:<len(budget)>:<budget>:<key>``: hash of their running sum, window key -> nano-dollars held
+  (a field is removed when its sum drops to 0);
+- ``expiries:<len(budget)>:<budget>:<key>``: sorted set of the same holds, reservation id scored by
+  expires_at;
+- ``spend:<len(budget)>:<budget>:<key>``: hash of settled spend, window key -> nano-dollars;
+- ``reservation:<id>``: per reservation, an index of its holds (holds key -> [budget, key, window]),
+  for release; it outlives the holds by an hour;
+- ``ledger``: one stream;
+- ``controls:limits`` and ``controls:frozen``: the operators' controls, limits (nano-dollars) and frozen
+  ("1"), whose fields are "<len(budget)>:<budget>:<key>".
+
+Every script that adds or removes a hold changes the three holds keys of its (budget, key) together,
+so a reserve reads the holds of its windows from the sums and expires only the holds whose time has
+come (the head of the sorted set): its cost does not grow with the holds in flight. One script
+expires at most ``expire_batch`` holds of a (budget, key); if more are due (a host with many calls in
+flight died), the store runs the script again, with the same clock reading, until none is due, so
+every decision and amount reported is exact while no script blocks the server for long.
+
+To use Redis Cluster, give a prefix with a hash tag (``{ai_cost}``) so that every key lives in one
+slot, as a multi-budget reservation must (a release also reaches the holds keys named in its index).
+
+Upgrade from a version without the ``reserved`` and ``expiries`` keys: holds in flight are migrated
+lazily. Every script that touches a (budget, key) first compares the number of its holds with the size
+of its sorted set, and where they differ rebuilds the sums and the sorted set from the holds (once,
+in time proportional to that partition's holds). Holds placed by the previous version thus keep
+counting, and are settled, released or expired as before. Do not run both versions against one store
+at the same time: the previous one does not maintain the sums, and a removal and an addition between
+two calls of this one leave the counts equal and the sums wrong until those holds end.
+
+Hold expiry compares with the clients' clocks: hosts sharing a store should run NTP. The sums of holds
+are Redis integers; the scripts add spend and holds of several windows as Lua numbers, exact up to
+2**53 nano-dollars (about 9 million USD per window).
 """
 from __future__ import annotations
 
@@ -37,42 +66,87 @@ local function log(ledger, now, kind, budget, key, window, amount, rid, attrs)
   redis.call('XADD', ledger, '*', 'time', now, 'kind', kind, 'budget', budget, 'key', key,
              'window', window, 'amount', amount, 'rid', rid, 'attrs', attrs)
 end
--- Drop the expired holds of one (budget, key), logging each; return the live ones counted.
-local function live_holds(ledger, now, holds, budget, key, counted)
-  local reserved = 0
+local function parse(value)  -- a hold: amount, expires_at, window
+  return string.match(value, '^(%d+)|([^|]+)|(.*)$')
+end
+-- Add a hold's amount to the sum of its window (sign 1), or take it away (sign -1), dropping a sum
+-- that reaches 0.
+local function add(reserved, window, amount, sign)
+  if sign > 0 then
+    redis.call('HINCRBY', reserved, window, amount)
+  elseif redis.call('HINCRBY', reserved, window, amount == '0' and '0' or '-' .. amount) <= 0 then
+    redis.call('HDEL', reserved, window)
+  end
+end
+-- The sums and the sorted set of a (budget, key) hold what its holds hash holds; where their counts
+-- differ (holds written by the previous version, without them), rebuild both from the holds.
+-- Returns the number of holds.
+local function sync(holds, reserved, expiries)
+  local n = redis.call('HLEN', holds)
+  if n == redis.call('ZCARD', expiries) then
+    return n
+  end
+  redis.call('DEL', reserved, expiries)
   local all = redis.call('HGETALL', holds)
   for j = 1, #all, 2 do
-    local amount, expires, window = string.match(all[j + 1], '^(%d+)|([^|]+)|(.*)$')
-    if tonumber(expires) <= tonumber(now) then
-      redis.call('HDEL', holds, all[j])
-      log(ledger, now, 'expire', budget, key, window, amount, all[j], '{}')
-    elseif counted[window] then
-      reserved = reserved + tonumber(amount)
+    local amount, expires, window = parse(all[j + 1])
+    redis.call('ZADD', expiries, expires, all[j])
+    add(reserved, window, amount, 1)
+  end
+  return n
+end
+-- Remove one hold of a (budget, key) from its three keys. Returns its amount and window, or nil if
+-- the reservation holds nothing there (settled, released or expired already).
+local function unhold(holds, reserved, expiries, rid)
+  local value = redis.call('HGET', holds, rid)
+  if not value then
+    return nil
+  end
+  local amount, _, window = parse(value)
+  redis.call('HDEL', holds, rid)
+  redis.call('ZREM', expiries, rid)
+  add(reserved, window, amount, -1)
+  return amount, window
+end
+-- Expire (and log) up to batch holds of a (budget, key) whose time has come, oldest first.
+-- Returns whether more are due.
+local function expire(ledger, now, p, batch)
+  local due = redis.call('ZRANGEBYSCORE', p.expiries, '-inf', now, 'LIMIT', 0, batch + 1)
+  for j = 1, math.min(#due, batch) do
+    local amount, window = unhold(p.holds, p.reserved, p.expiries, due[j])
+    if amount then
+      log(ledger, now, 'expire', p.budget, p.key, window, amount, due[j], '{}')
+    else
+      redis.call('ZREM', p.expiries, due[j])
     end
   end
-  return reserved
+  return #due > batch
 end
-local function spent_in(spend, counted)
+local function sum_in(hash, counted)
   local total = 0
   for window, _ in pairs(counted) do
-    total = total + tonumber(redis.call('HGET', spend, window) or '0')
+    total = total + tonumber(redis.call('HGET', hash, window) or '0')
   end
   return total
 end
 """
 
-# KEYS: ledger, index, then per request: holds, spend.
+# KEYS: ledger, index, then per request: holds, spend, reserved, expiries.
 # ARGV: now, expires_at, reservation id, attributes json, index ttl ms, n, attributes json of a frozen block,
+#       expire batch, final ("1": decide even if more holds are due than one script expires),
 #       then per request: budget, key, window, limit (-1: none; -2: frozen, refuse), amount,
 #       prune prefix ("": none), prune before, #counted, counted...
+# Reply: {1 placed | 0 refused | -1 more holds are due: run again}, then per request: spent, reserved, over.
 _RESERVE = _COMMON + """
 local now, expires, rid, attrs, index_ttl, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-local frozen_attrs = ARGV[7]
+local frozen_attrs, batch, final = ARGV[7], tonumber(ARGV[8]), ARGV[9] == '1'
 local ledger, index = KEYS[1], KEYS[2]
-local requests, p = {}, 8
+local requests, p = {}, 10
 for i = 1, n do
-  local r = {holds = KEYS[1 + 2 * i], spend = KEYS[2 + 2 * i], budget = ARGV[p], key = ARGV[p + 1],
-             window = ARGV[p + 2], limit = tonumber(ARGV[p + 3]), amount = ARGV[p + 4], counted = {}}
+  local k = 4 * i - 1
+  local r = {holds = KEYS[k], spend = KEYS[k + 1], reserved = KEYS[k + 2], expiries = KEYS[k + 3],
+             budget = ARGV[p], key = ARGV[p + 1], window = ARGV[p + 2], limit = tonumber(ARGV[p + 3]),
+             amount = ARGV[p + 4], counted = {}}
   local prefix, before, counted = ARGV[p + 5], tonumber(ARGV[p + 6]), tonumber(ARGV[p + 7])
   p = p + 8
   -- Rolling windows: drop spend that has left the window, once there is any besides the counted keys.
@@ -90,14 +164,23 @@ for i = 1, n do
   end
   requests[i] = r
 end
+local more = false
+for i, r in ipairs(requests) do
+  if sync(r.holds, r.reserved, r.expiries) > 0 then
+    more = expire(ledger, now, r, batch) or more
+  end
+end
+if more and not final then
+  return {-1}
+end
 local reply, refused = {0}, false
 for i, r in ipairs(requests) do
-  r.reserved = live_holds(ledger, now, r.holds, r.budget, r.key, r.counted)
-  r.spent = spent_in(r.spend, r.counted)
-  r.over = r.limit == -2 or (r.limit >= 0 and r.spent + r.reserved + tonumber(r.amount) > r.limit)
+  r.reserved_now = sum_in(r.reserved, r.counted)
+  r.spent = sum_in(r.spend, r.counted)
+  r.over = r.limit == -2 or (r.limit >= 0 and r.spent + r.reserved_now + tonumber(r.amount) > r.limit)
   refused = refused or r.over
   table.insert(reply, r.spent)
-  table.insert(reply, r.reserved)
+  table.insert(reply, r.reserved_now)
   table.insert(reply, r.over and 1 or 0)
 end
 for i, r in ipairs(requests) do
@@ -106,7 +189,13 @@ for i, r in ipairs(requests) do
       log(ledger, now, 'block', r.budget, r.key, r.window, r.amount, rid, r.limit == -2 and frozen_attrs or attrs)
     end
   else
-    redis.call('HSET', r.holds, rid, r.amount .. '|' .. expires .. '|' .. r.window)
+    local value = r.amount .. '|' .. expires .. '|' .. r.window
+    if redis.call('HSETNX', r.holds, rid, value) == 0 then  -- the same reservation again here: replace its hold
+      unhold(r.holds, r.reserved, r.expiries, rid)
+      redis.call('HSET', r.holds, rid, value)
+    end
+    redis.call('ZADD', r.expiries, expires, rid)
+    add(r.reserved, r.window, r.amount, 1)
     redis.call('HSET', index, r.holds, cjson.encode({r.budget, r.key, r.window}))
     log(ledger, now, 'reserve', r.budget, r.key, r.window, r.amount, rid, attrs)
   end
@@ -118,45 +207,53 @@ end
 return reply
 """
 
-# KEYS: ledger, index, then per slot: holds, spend.
+# KEYS: ledger, index, then per slot: holds, spend, reserved, expiries.
 # ARGV: now, reservation id, attributes json, late attributes json, n, then per slot: budget, key, window, amount.
 _SETTLE = _COMMON + """
 local now, rid, attrs, late, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local p = 6
 for i = 1, n do
-  local holds, spend = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
+  local k = 4 * i - 1
+  local holds, spend, reserved, expiries = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local budget, key, window, amount = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]
   p = p + 4
-  local held = redis.call('HDEL', holds, rid)
+  sync(holds, reserved, expiries)
+  local held = unhold(holds, reserved, expiries, rid)
   redis.call('HINCRBY', spend, window, amount)
-  log(KEYS[1], now, 'settle', budget, key, window, amount, rid, held == 1 and attrs or late)
+  log(KEYS[1], now, 'settle', budget, key, window, amount, rid, held and attrs or late)
 end
 redis.call('DEL', KEYS[2])
 return n
 """
 
-# KEYS: ledger, index. ARGV: now, reservation id. The holds keys come from the index.
+# KEYS: ledger, index. ARGV: now, reservation id, prefix. The holds keys come from the index; the
+# reserved and expiries keys of each are named like it (see RedisBudgetStore._key).
 _RELEASE = _COMMON + """
-local now, rid = ARGV[1], ARGV[2]
+local now, rid, prefix = ARGV[1], ARGV[2], ARGV[3]
 local entries = redis.call('HGETALL', KEYS[2])
 for j = 1, #entries, 2 do
   local holds, slot = entries[j], cjson.decode(entries[j + 1])
-  local value = redis.call('HGET', holds, rid)
-  if value then
-    redis.call('HDEL', holds, rid)
-    log(KEYS[1], now, 'release', slot[1], slot[2], slot[3], string.match(value, '^(%d+)|'), rid, '{}')
+  local tail = string.sub(holds, #prefix + #':holds' + 1)
+  local reserved, expiries = prefix .. ':reserved' .. tail, prefix .. ':expiries' .. tail
+  sync(holds, reserved, expiries)
+  local amount = unhold(holds, reserved, expiries, rid)
+  if amount then
+    log(KEYS[1], now, 'release', slot[1], slot[2], slot[3], amount, rid, '{}')
   end
 end
 redis.call('DEL', KEYS[2])
 return #entries / 2
 """
 
-# KEYS: ledger, holds, spend. ARGV: now, budget, key, counted windows...
+# KEYS: ledger, holds, spend, reserved, expiries. ARGV: now, budget, key, expire batch, counted windows...
+# Reply: spent, reserved, 1 if more holds are due than one script expires (run again).
 _SPENT = _COMMON + """
 local counted = {}
-for j = 4, #ARGV do counted[ARGV[j]] = true end
-local reserved = live_holds(KEYS[1], ARGV[1], KEYS[2], ARGV[2], ARGV[3], counted)
-return {spent_in(KEYS[3], counted), reserved}
+for j = 5, #ARGV do counted[ARGV[j]] = true end
+local p = {holds = KEYS[2], reserved = KEYS[4], expiries = KEYS[5], budget = ARGV[2], key = ARGV[3]}
+sync(p.holds, p.reserved, p.expiries)
+local more = expire(KEYS[1], ARGV[1], p, tonumber(ARGV[4]))
+return {sum_in(KEYS[3], counted), sum_in(p.reserved, counted), more and 1 or 0}
 """
 
 
@@ -233,6 +330,11 @@ def _now(clock: Callable[[], float]) -> str:
 # Seconds: connect and command timeout unless the URL says otherwise.
 DEFAULT_TIMEOUT = 1.0
 
+# The most holds of one (budget, key) that one script expires; a call runs its script again while more
+# are due, at most _MAX_ROUNDS times (then it decides counting the rest as held, which only refuses more).
+EXPIRE_BATCH = 256
+_MAX_ROUNDS = 200
+
 
 class RedisBudgetStore:
     def __init__(
@@ -241,13 +343,17 @@ class RedisBudgetStore:
         clock: Callable[[], float] = time.time,
         prefix: str = "ai_cost:budget",
         client: Any = None,
+        expire_batch: int = EXPIRE_BATCH,
     ) -> None:
         """``url`` as the redis client's ``from_url`` takes it: ``redis://:password@host:6379/0``,
         ``rediss://`` for TLS (``?ssl_cert_reqs=required&ssl_ca_certs=...``), ``unix://``.
 
         A call never waits long on an unreachable store: connecting and each command time out
         after ``DEFAULT_TIMEOUT`` seconds (override with ``?socket_timeout=...&socket_connect_timeout=...``
-        in the URL), and the book then fails open or closed as configured."""
+        in the URL), and the book then fails open or closed as configured.
+
+        ``expire_batch``: the most holds of one (budget, key) a single script expires (see the module's
+        docstring); it bounds how long one script can block the server after many holds ended at once."""
         import redis  # optional dependency: pip install redis
 
         self._client = client or redis.Redis.from_url(
@@ -258,6 +364,9 @@ class RedisBudgetStore:
         )
         self._clock = clock
         self._prefix = prefix
+        if expire_batch < 1:
+            raise ValueError("expire_batch must be at least 1")
+        self._expire_batch = int(expire_batch)
         self._reserve = self._client.register_script(_RESERVE)
         self._settle = self._client.register_script(_SETTLE)
         self._release = self._client.register_script(_RELEASE)
@@ -276,6 +385,11 @@ class RedisBudgetStore:
     def _index_key(self, reservation_id: str) -> str:
         return f"{self._prefix}:reservation:{reservation_id}"
 
+    def _hold_keys(self, budget_id: str, key: str) -> List[str]:
+        """holds, spend, reserved, expiries of a (budget, key), as the scripts take them (release derives
+        reserved and expiries from holds: the names differ only by the kind)."""
+        return [self._key(kind, budget_id, key) for kind in ("holds", "spend", "reserved", "expiries")]
+
     def reserve(
         self,
         requests: Sequence[HoldRequest],
@@ -288,15 +402,21 @@ class RedisBudgetStore:
         index_ttl_ms = int((ttl + 3600) * 1000)  # outlives the holds, so a release finds them
         frozen = dumps({**(attributes or {}), "frozen": True}) if any(r.frozen for r in requests) else ""
         args: List[Any] = [
-            repr(now), repr(now + ttl), reservation_id, dumps(attributes), index_ttl_ms, len(requests), frozen
+            repr(now), repr(now + ttl), reservation_id, dumps(attributes), index_ttl_ms, len(requests), frozen,
+            self._expire_batch, "0",
         ]
         for r in requests:
-            keys += [self._key("holds", r.budget_id, r.key), self._key("spend", r.budget_id, r.key)]
+            keys += self._hold_keys(r.budget_id, r.key)
             prefix, before = r.prune or ("", 0)
             limit = -2 if r.frozen else -1 if r.limit is None else r.limit
             args += [r.budget_id, r.key, r.window_key, limit, r.amount, prefix, before, len(r.counted)]
             args += list(r.counted)
-        reply = self._reserve(keys=keys, args=args)
+        for round_ in range(_MAX_ROUNDS):
+            if round_ == _MAX_ROUNDS - 1:
+                args[8] = "1"  # decide now
+            reply = self._reserve(keys=keys, args=args)
+            if int(reply[0]) != -1:  # -1: more holds were due than one script expires; they are being expired
+                break
         usage = tuple(Usage(int(reply[1 + 3 * i]), int(reply[2 + 3 * i])) for i in range(len(requests)))
         refused = tuple(i for i in range(len(requests)) if int(reply[3 + 3 * i]))
         return ReserveResult(bool(int(reply[0])), usage, refused)
@@ -311,18 +431,22 @@ class RedisBudgetStore:
         late = {**dict(attributes or {}), "late": True}
         args: List[Any] = [_now(self._clock), reservation_id, dumps(attributes), dumps(late), len(actual)]
         for (budget_id, key, window_key), amount in actual.items():
-            keys += [self._key("holds", budget_id, key), self._key("spend", budget_id, key)]
+            keys += self._hold_keys(budget_id, key)
             args += [budget_id, key, window_key, int(amount)]
         self._settle(keys=keys, args=args)
 
     def release(self, reservation_id: str) -> None:
         keys = [self._ledger_key, self._index_key(reservation_id)]
-        self._release(keys=keys, args=[_now(self._clock), reservation_id])
+        self._release(keys=keys, args=[_now(self._clock), reservation_id, self._prefix])
 
     def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
         window_keys = (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
-        keys = [self._ledger_key, self._key("holds", budget_id, key), self._key("spend", budget_id, key)]
-        spent, reserved = self._spent(keys=keys, args=[_now(self._clock), budget_id, key, *window_keys])
+        keys = [self._ledger_key, *self._hold_keys(budget_id, key)]
+        args = [_now(self._clock), budget_id, key, self._expire_batch, *window_keys]
+        for _ in range(_MAX_ROUNDS):
+            spent, reserved, more = self._spent(keys=keys, args=args)
+            if not int(more):
+                break
         return Usage(int(spent), int(reserved))
 
     def record(self, entries: Sequence[LedgerEntry]) -> None:
