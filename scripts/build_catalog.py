@@ -66,7 +66,11 @@ def apply_corrections(document: Dict[str, Any], corrections_path: Path) -> List[
                         model[field] = value
             else:
                 model["aliases"] = list(model.get("aliases", [])) + list(item.get("aliases", []))
-        model["source"] = item["source"]
+        if item["action"] == "add" or not model.get("source"):
+            model["source"] = item["source"]
+        elif item["source"] not in model["source"].split("; "):
+            # An update changes some prices: the entry keeps the source of the others too.
+            model["source"] = f"{model['source']}; {item['source']}"
         model["effective_date"] = item["date"]
         log.append(f"{item['action']} {key[0]}/{key[1]}: {item['reason']}")
     return log

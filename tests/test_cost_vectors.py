@@ -33,6 +33,7 @@ COMPONENT_ATTRIBUTE = {
     "audio_output": sc.AI_COST_COST_AUDIO_OUTPUT,
     "image": sc.AI_COST_COST_IMAGE,
     "request": sc.AI_COST_COST_REQUEST,
+    "web_search": sc.AI_COST_COST_WEB_SEARCH,
 }
 
 
@@ -81,8 +82,9 @@ def _disagreements(case: Dict[str, Any]) -> List[str]:
         problems.append(f"service tier {cost.service_tier} != {expected['service_tier']}")
 
     # The span attributes carry the same numbers (as floats) and the same pricing facts.
-    if attrs.get(sc.AI_COST_PRICING_STATUS) != "priced":
-        problems.append(f"status {attrs.get(sc.AI_COST_PRICING_STATUS)!r} != 'priced'")
+    status = expected.get("status", "priced")
+    if attrs.get(sc.AI_COST_PRICING_STATUS) != status:
+        problems.append(f"status {attrs.get(sc.AI_COST_PRICING_STATUS)!r} != {status!r}")
         return problems
     if not math.isclose(attrs[sc.GEN_AI_USAGE_COST_AMOUNT], float(total), rel_tol=1e-12, abs_tol=0.0):
         problems.append(f"amount attribute {attrs[sc.GEN_AI_USAGE_COST_AMOUNT]} != {total}")

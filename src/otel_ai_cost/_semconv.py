@@ -133,6 +133,9 @@ AI_COST_COST_IMAGE: Final = "ai_cost.cost.image"
 # Fixed cost in USD charged per request, for models priced per call.
 AI_COST_COST_REQUEST: Final = "ai_cost.cost.request"
 
+# Cost in USD of the web searches the provider ran server-side for the operation.
+AI_COST_COST_WEB_SEARCH: Final = "ai_cost.cost.web_search"
+
 
 # --- semconv/estimate.yaml
 
@@ -235,3 +238,6 @@ class AiCostUsageSourceValues:
 
 # Input tokens a provider's token-counting endpoint reported (a free call, not usage).
 AI_COST_COUNT_TOKENS_INPUT_TOKENS: Final = "ai_cost.count_tokens.input_tokens"
+
+# Web searches the provider ran server-side for the operation, billed per search.
+AI_COST_USAGE_WEB_SEARCH_REQUESTS: Final = "ai_cost.usage.web_search_requests"

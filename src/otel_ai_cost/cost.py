@@ -2,7 +2,7 @@
 
 Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engines to them):
 
-* Prices are USD per 1,000,000 tokens (``per_image`` and ``per_request`` are USD per unit). Every
+* Prices are USD per 1,000,000 tokens (``per_image``, ``per_request`` and ``web_search`` are USD per unit). Every
   amount is a ``Decimal``: ``tokens * price / 1_000_000``, no rounding; ``Cost.total`` is the exact
   sum of ``Cost.breakdown``. Floats appear only in span attributes.
 * Components (keys of ``Cost.breakdown``, the suffixes of the ``ai_cost.cost.*`` attributes):
@@ -19,6 +19,7 @@ Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engi
   - ``audio_input`` / ``audio_output``: audio tokens at their prices.
   - ``image``: ``per_image`` x images + image output tokens at ``image_output``.
   - ``request``: ``per_request`` x requests.
+  - ``web_search``: ``web_search`` x server-side web searches (Anthropic's web search tool).
 
   A component appears when it has a non-zero token (or unit) count and a price; its value may be 0
   (a free model). Zero usage gives an empty breakdown and a total of 0.
@@ -63,6 +64,7 @@ COMPONENTS = (
     "audio_output",
     "image",
     "request",
+    "web_search",
 )
 
 _COMPONENT_ATTRIBUTES = {
@@ -75,6 +77,7 @@ _COMPONENT_ATTRIBUTES = {
     "audio_output": sc.AI_COST_COST_AUDIO_OUTPUT,
     "image": sc.AI_COST_COST_IMAGE,
     "request": sc.AI_COST_COST_REQUEST,
+    "web_search": sc.AI_COST_COST_WEB_SEARCH,
 }
 
 SERVICE_TIERS = ("batch", "flex", "priority")
@@ -118,6 +121,7 @@ class Usage:
     image_output_tokens: int = 0
     images: int = 0                          # generated images (priced per image)
     requests: int = 1
+    web_search_requests: int = 0             # web searches the provider ran server-side (priced per search)
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,7 @@ _LOOKUPS = (
     ("input", True), ("cache_read", True), ("cache_write", True), ("cache_write_1h", True),
     ("output", True), ("reasoning", True), ("audio_input", True), ("audio_output", True),
     ("per_image", True), ("per_request", True), ("image_input", False), ("image_output", False),
+    ("web_search", False),
 )
 # (id(price), tier name, context-tier threshold) -> (price, used tier, {field: unit price}).
 # Catalog entries are immutable, so the price chain of a (model, tier, context tier) resolves the
@@ -317,6 +322,9 @@ def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = 
         per_request = unit["per_request"]
         if per_request is not None:
             charge("request", [(_count(usage.requests), per_request, _ONE)])
+        web_searches = _count(usage.web_search_requests)
+        if web_searches > 0:
+            charge("web_search", [(web_searches, unit["web_search"], _ONE)])
 
         total = sum(breakdown.values(), _ZERO)
 
@@ -422,6 +430,7 @@ def usage_from_attributes(attrs: Mapping[str, Any]) -> Optional[Usage]:
             cache_read_input_tokens=_first(attrs, gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0,
             cache_write_input_tokens=cache_write or 0,
             reasoning_output_tokens=_first(attrs, gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) or 0,
+            web_search_requests=_first(attrs, sc.AI_COST_USAGE_WEB_SEARCH_REQUESTS) or 0,
         )
     except Exception:  # noqa: BLE001 - a malformed span must not break the exporter
         logger.debug("could not read usage attributes", exc_info=True)

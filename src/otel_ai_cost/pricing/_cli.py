@@ -49,7 +49,7 @@ def _format_prices(prices: PriceSet) -> str:
     for name in PRICE_FIELDS:
         value = getattr(prices, name)
         if value is not None:
-            unit = "" if name in ("per_image", "per_request") else "/1M"
+            unit = "" if name in ("per_image", "per_request", "web_search") else "/1M"
             parts.append(f"{name}=${value}{unit}")
     return ", ".join(parts)
 

@@ -24,6 +24,7 @@ PRICE_FIELDS = (
     "image_output",     # image output tokens (image generation models priced per token)
     "per_image",        # USD per generated image (not per million)
     "per_request",      # USD per request (not per million)
+    "web_search",       # USD per server-side web search the provider ran (not per million)
 )
 
 
@@ -41,6 +42,7 @@ class PriceSet:
     image_output: Optional[Decimal] = None
     per_image: Optional[Decimal] = None
     per_request: Optional[Decimal] = None
+    web_search: Optional[Decimal] = None
 
 
 @dataclass(frozen=True)
