@@ -7,18 +7,28 @@ sets the usage and cost attributes, records the metrics and ends the span.
 
 Nothing here may break the user's call: every helper that touches SDK objects catches its own
 errors and logs them once per call site.
+
+Also here, for every provider module: the small readers of SDK objects (``get``, ``as_int``, ...),
+the output estimate of a stream that ends without usage (``CharCounter``, ``estimated_usage``),
+the wrap / unwrap bookkeeping of ``_instrument`` / ``_uninstrument``, and the wrapper factories
+(``sync_call_wrapper`` / ``async_call_wrapper``) of the providers whose calls follow the plain
+prepare -> budget decision -> call -> result shape.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 import weakref
+from collections.abc import Iterator as _IteratorABC
+from collections.abc import Mapping as _MappingABC
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import wrapt
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.metrics import Meter, get_meter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -97,6 +107,219 @@ def log_once(site: str, exc: BaseException) -> None:
 def error_type(exc: BaseException) -> str:
     """``error.type`` for an exception: the class's qualified name, as contrib openai-v2 does."""
     return type(exc).__qualname__
+
+
+# ---------------------------------------------------------------------------------------------
+# Small pure helpers shared by the provider modules
+
+
+MISSING = object()
+
+
+def given(value: Any) -> bool:
+    """False for None and the Stainless SDKs' ``NOT_GIVEN`` / ``omit`` sentinels."""
+    if value is None:
+        return False
+    name = type(value).__name__
+    return name not in ("NotGiven", "Omit")
+
+
+def get(obj: Any, name: str) -> Any:
+    """``obj.name`` or ``obj[name]``: attribute first (SDK models), Mapping only as the fallback."""
+    if obj is None:
+        return None
+    if type(obj) is dict:
+        return obj.get(name)
+    try:
+        value = getattr(obj, name, MISSING)
+    except Exception:
+        value = MISSING
+    if value is not MISSING:
+        return value
+    if isinstance(obj, _MappingABC):
+        try:
+            return obj.get(name)
+        except Exception:
+            return None
+    return None
+
+
+def as_int(value: Any) -> Optional[int]:
+    """``value`` if it is an int (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def as_num(value: Any) -> Optional[float]:
+    """``value`` as a float if it is an int or a float (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def as_str(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+def materialize(kwargs: Dict[str, Any], key: str) -> None:
+    """Turn a one-shot iterator argument into a list so the lazy estimate cannot consume it."""
+    value = kwargs.get(key)
+    if isinstance(value, _IteratorABC):
+        kwargs[key] = list(value)
+
+
+async def async_sleep(seconds: float) -> None:
+    """Sleep in whatever event loop runs the SDK (asyncio or trio, as the SDKs themselves do with anyio)."""
+    try:
+        import anyio
+    except ImportError:  # pragma: no cover - the SDKs depend on anyio
+        await asyncio.sleep(seconds)
+        return
+    await anyio.sleep(seconds)
+
+
+# id(base_url) -> (base_url, (host, port)): a client's URL object is immutable and long-lived,
+# so host and port are parsed once per URL, not twice per call. The URL is kept in the value so
+# a reused id() cannot match.
+_HOST_PORT: Dict[int, Tuple[Any, Tuple[Optional[str], Optional[int]]]] = {}
+_HOST_PORT_SIZE = 256
+
+
+def host_port(client: Any) -> Tuple[Optional[str], Optional[int]]:
+    """``server.address`` and ``server.port`` of a Stainless SDK client (openai, groq, anthropic),
+    from its ``base_url``."""
+    url = get(client, "base_url")
+    if url is None or type(url) is str or type(url) is dict:
+        return _parse_host_port(url)
+    hit = _HOST_PORT.get(id(url))
+    if hit is not None and hit[0] is url:
+        return hit[1]
+    result = _parse_host_port(url)
+    if len(_HOST_PORT) >= _HOST_PORT_SIZE:
+        _HOST_PORT.clear()
+    _HOST_PORT[id(url)] = (url, result)
+    return result
+
+
+def _parse_host_port(url: Any) -> Tuple[Optional[str], Optional[int]]:
+    host = as_str(get(url, "host"))
+    if not host:
+        return None, None
+    port = as_int(get(url, "port"))
+    if port is None:
+        port = 443 if get(url, "scheme") == "https" else 80
+    return host, port
+
+
+# ---------------------------------------------------------------------------------------------
+# Output estimate of a stream that ends without usage
+
+
+class CharCounter:
+    """The cheap counter for streams that are expected to end with a usage chunk / final response.
+
+    Tokenising each delta would cost ~17 µs per chunk only to be thrown away when the usage arrives,
+    and content is never buffered, so only the number of non-empty text deltas and their characters
+    are kept. If the stream ends without usage, output tokens are estimated as
+    ``max(deltas, ceil(chars / 4))``: OpenAI streams about one token per delta, and English text
+    averages about 4 characters per token (the fallback for providers that batch several tokens per
+    chunk).
+    """
+
+    __slots__ = ("deltas", "chars")
+    failed = False
+
+    def __init__(self) -> None:
+        self.deltas = 0
+        self.chars = 0
+
+    def add(self, text: Any) -> None:
+        if text and type(text) is str:
+            self.deltas += 1
+            self.chars += len(text)
+
+    @property
+    def tokens(self) -> int:
+        return max(self.deltas, (self.chars + 3) // 4)
+
+
+def estimated_usage(request: LLMRequest, counter: Any, site: str = "stream input estimate") -> Optional[Usage]:
+    """Usage of a stream that ended without any: the input estimate and ``counter.tokens`` output.
+
+    None only when the counter failed and there is no input estimate either.
+    """
+    input_tokens = 0
+    estimated = as_int(get(request.estimate, "input_tokens"))  # already counted by the processor
+    if estimated is not None:
+        input_tokens = estimated
+    elif request.estimate_input is not None:
+        try:
+            input_tokens = int(request.estimate_input().tokens)
+        except Exception as exc:
+            log_once(site, exc)
+    if counter.failed and not input_tokens:
+        return None
+    return Usage(input_tokens=input_tokens, output_tokens=counter.tokens)
+
+
+# ---------------------------------------------------------------------------------------------
+# Instrumentor bookkeeping
+
+
+def package_version() -> str:
+    """The installed otel-ai-cost version (the instrumentation scope's version)."""
+    try:
+        from importlib.metadata import version
+
+        return version("otel-ai-cost")
+    except Exception:
+        return "0.0.0"
+
+
+def resolve(module: str, path: str) -> Any:
+    """The object at ``module`` + dotted ``path`` (importing the module), or None if missing."""
+    import importlib
+
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        return obj
+    except (ImportError, AttributeError):
+        return None
+
+
+class Config:
+    """What a provider's wrappers need: its telemetry and the pricing catalog (None: the packaged one)."""
+
+    def __init__(self, telemetry: "Telemetry", catalog: Any) -> None:
+        self.telemetry = telemetry
+        self.catalog = catalog
+
+
+def telemetry_from(name: str, instrument_kwargs: Mapping[str, Any]) -> "Telemetry":
+    """The ``Telemetry`` of instrumentor ``name`` from its ``instrument()`` keyword arguments."""
+    return Telemetry(name, package_version(), instrument_kwargs.get("tracer_provider"),
+                     instrument_kwargs.get("meter_provider"))
+
+
+def wrap(module: str, path: str, wrapper: Any, wrapped: List[Tuple[str, str]]) -> None:
+    """Wrap ``module`` + ``path`` with ``wrapper`` and record it in ``wrapped`` for ``unwrap_all``."""
+    wrapt.wrap_function_wrapper(module, path, wrapper)
+    wrapped.append((module, path))
+
+
+def unwrap_all(wrapped: List[Tuple[str, str]]) -> None:
+    """Undo every ``wrap`` recorded in ``wrapped``."""
+    import importlib
+
+    for module, path in wrapped:
+        owner: Any = importlib.import_module(module)
+        *parents, method = path.split(".")
+        for part in parents:
+            owner = getattr(owner, part)
+        unwrap(owner, method)
 
 
 class Telemetry:
@@ -178,6 +401,8 @@ def usage_attributes(usage: Usage) -> Dict[str, Any]:
         attrs[GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_input_tokens
     if usage.reasoning_output_tokens:
         attrs[GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
+    if usage.web_search_requests:
+        attrs[sc.AI_COST_USAGE_WEB_SEARCH_REQUESTS] = usage.web_search_requests
     return attrs
 
 
@@ -388,6 +613,117 @@ def safe(site: str, fn: Callable[..., Any], *args: Any, default: Any = None, **k
     except Exception as exc:
         log_once(site, exc)
         return default
+
+
+# ---------------------------------------------------------------------------------------------
+# The wrappers of an SDK method: prepare -> budget decision -> (throttle) -> call -> result
+
+
+class Call:
+    """One instrumented SDK call, between request and response: its ``Operation`` and its kind.
+
+    ``finish_with(response)`` reads the outcome (``outcomes[kind]`` of the subclass, or its own
+    ``outcome``) and ends the span; ``finish_without_response()`` ends it without usage. Subclasses
+    add ``handle_result(result)`` for the wrappers below.
+    """
+
+    outcomes: Mapping[str, Callable[[Any], Outcome]] = {}
+    log_prefix = ""  # of the log site "<prefix><kind> response"
+
+    def __init__(self, operation: Operation, kind: str) -> None:
+        self.operation = operation
+        self.kind = kind
+
+    def outcome(self, response: Any) -> Outcome:
+        return self.outcomes[self.kind](response)
+
+    def finish_with(self, response: Any) -> None:
+        try:
+            outcome = self.outcome(response)
+        except Exception as exc:
+            log_once(f"{self.log_prefix}{self.kind} response", exc)
+            outcome = Outcome()
+        self.operation.finish(outcome)
+
+    def finish_without_response(self) -> None:
+        self.operation.finish(Outcome())
+
+
+def sync_call_wrapper(site: str, prepare: Callable[[Any, Dict[str, Any]], Any], sleep: Callable[[float], Any],
+                      decide: Optional[Callable[[Any, Dict[str, Any]], Optional[float]]] = None) -> Callable[..., Any]:
+    """The ``wrapt`` wrapper of a synchronous SDK method.
+
+    ``prepare(instance, kwargs)`` starts the span and returns ``(call, call_kwargs)``; if it fails
+    the SDK is called untouched. ``call`` has ``operation`` (an ``Operation``),
+    ``handle_result(result)`` (what the user gets back: the result or a proxy) and
+    ``finish_without_response()``. The budget decision (``call.operation.apply_decision``, or
+    ``decide(call, call_kwargs)``) is applied first (a block raises ``BudgetExceededError``, a
+    throttle waits ``sleep(delay)``); the SDK is then called with ``call_kwargs``. An exception
+    (cancellation included) fails the span and propagates; an internal error in ``handle_result``
+    ends the span without a response and returns the SDK's result.
+    ``site`` names the log sites (``"<site> request"``, ``"<site> result"``).
+    """
+    request_site, result_site = f"{site} request", f"{site} result"
+
+    def wrapper(wrapped, instance, args, kwargs):
+        prepared = safe(request_site, prepare, instance, kwargs)
+        if prepared is None:
+            return wrapped(*args, **kwargs)
+        call, call_kwargs = prepared
+        # raises BudgetExceededError on a block
+        delay = call.operation.apply_decision(call_kwargs) if decide is None else decide(call, call_kwargs)
+        if delay:
+            try:
+                sleep(delay)
+            except BaseException as exc:  # interrupted while throttled: the call is never sent
+                call.operation.fail(exc)
+                raise
+        try:
+            result = wrapped(*args, **call_kwargs)
+        except BaseException as exc:  # cancellation and interrupts end the span too
+            call.operation.fail(exc)
+            raise
+        try:
+            return call.handle_result(result)
+        except Exception as exc:
+            log_once(result_site, exc)
+            call.finish_without_response()
+            return result
+
+    return wrapper
+
+
+def async_call_wrapper(site: str, prepare: Callable[[Any, Dict[str, Any]], Any], sleep: Callable[[float], Any],
+                       decide: Optional[Callable[[Any, Dict[str, Any]], Optional[float]]] = None) -> Callable[..., Any]:
+    """The ``sync_call_wrapper`` of a coroutine SDK method; ``sleep(delay)`` is awaited."""
+    request_site, result_site = f"{site} request", f"{site} result"
+
+    async def wrapper(wrapped, instance, args, kwargs):
+        prepared = safe(request_site, prepare, instance, kwargs)
+        if prepared is None:
+            return await wrapped(*args, **kwargs)
+        call, call_kwargs = prepared
+        # raises BudgetExceededError on a block
+        delay = call.operation.apply_decision(call_kwargs) if decide is None else decide(call, call_kwargs)
+        if delay:
+            try:
+                await sleep(delay)
+            except BaseException as exc:  # cancelled while throttled: the call is never sent
+                call.operation.fail(exc)
+                raise
+        try:
+            result = await wrapped(*args, **call_kwargs)
+        except BaseException as exc:  # a cancelled task ends the span too
+            call.operation.fail(exc)
+            raise
+        try:
+            return call.handle_result(result)
+        except Exception as exc:
+            log_once(result_site, exc)
+            call.finish_without_response()
+            return result
+
+    return wrapper
 
 
 class StreamState:

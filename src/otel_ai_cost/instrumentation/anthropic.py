@@ -27,7 +27,6 @@ Message content is never recorded.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -36,14 +35,15 @@ from typing import Any, Collection, Dict, List, Mapping, Optional, Tuple
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _common as c
-from ._common import Operation, Outcome, StreamState, Telemetry, log_once, safe
+from ._common import (
+    CharCounter, Operation, Outcome, StreamState, as_int, as_num, as_str, get, given, host_port, log_once, safe,
+)
 
 _INSTRUMENTS = ("anthropic >= 0.40.0, < 3",)
 
@@ -82,62 +82,6 @@ PROVIDER_VERTEX = "gcp.vertex_ai"
 # Small pure helpers
 
 
-def _given(value: Any) -> bool:
-    if value is None:
-        return False
-    return type(value).__name__ not in ("NotGiven", "Omit")
-
-
-_MISSING = object()
-
-
-def _get(obj: Any, name: str) -> Any:
-    """``obj.name`` or ``obj[name]``: attribute first (SDK models), Mapping only as the fallback."""
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(name)
-    try:
-        value = getattr(obj, name, _MISSING)
-    except Exception:
-        value = _MISSING
-    if value is not _MISSING:
-        return value
-    if isinstance(obj, Mapping):
-        try:
-            return obj.get(name)
-        except Exception:
-            return None
-    return None
-
-
-def _int(value: Any) -> Optional[int]:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return value
-
-
-def _num(value: Any) -> Optional[float]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _str(value: Any) -> Optional[str]:
-    return value if isinstance(value, str) else None
-
-
-def _host_port(client: Any) -> Tuple[Optional[str], Optional[int]]:
-    url = _get(client, "base_url")
-    host = _str(_get(url, "host"))
-    if not host:
-        return None, None
-    port = _int(_get(url, "port"))
-    if port is None:
-        port = 443 if _get(url, "scheme") == "https" else 80
-    return host, port
-
-
 def provider_from_client(client: Any) -> str:
     """``gen_ai.provider.name`` for an Anthropic SDK client: its class first, then its host."""
     try:
@@ -148,7 +92,7 @@ def provider_from_client(client: Any) -> str:
         return PROVIDER_BEDROCK
     if names & {"AnthropicVertex", "AsyncAnthropicVertex", "BaseVertexClient"}:
         return PROVIDER_VERTEX
-    host = (_host_port(client)[0] or "").lower()
+    host = (host_port(client)[0] or "").lower()
     if host.startswith("bedrock-runtime.") and host.endswith(".amazonaws.com"):
         return PROVIDER_BEDROCK
     if host.endswith("aiplatform.googleapis.com"):
@@ -161,28 +105,28 @@ def request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any], op
     model = kwargs.get("model")
     if isinstance(model, str):
         attrs[c.GEN_AI_REQUEST_MODEL] = model
-    max_tokens = _int(kwargs.get("max_tokens"))
+    max_tokens = as_int(kwargs.get("max_tokens"))
     if max_tokens is not None:
         attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     # anthropic < 2 takes temperature / top_p / top_k as arguments; 2.x only through extra_body.
     extra = kwargs.get("extra_body")
     sampling = {**extra, **kwargs} if isinstance(extra, Mapping) else kwargs
     for key, attr in (("temperature", c.GEN_AI_REQUEST_TEMPERATURE), ("top_p", c.GEN_AI_REQUEST_TOP_P)):
-        value = _num(sampling.get(key))
+        value = as_num(sampling.get(key))
         if value is not None:
             attrs[attr] = value
-    top_k = _int(sampling.get("top_k"))
+    top_k = as_int(sampling.get("top_k"))
     if top_k is not None:
         attrs[GEN_AI_REQUEST_TOP_K] = top_k
     stop = kwargs.get("stop_sequences")
-    if _given(stop) and isinstance(stop, (list, tuple)):
+    if given(stop) and isinstance(stop, (list, tuple)):
         attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
-    fmt = _get(kwargs.get("output_config"), "format") if _given(kwargs.get("output_config")) else None
-    if (_given(fmt) and _get(fmt, "type") == "json_schema") or _given(kwargs.get("output_format")):
+    fmt = get(kwargs.get("output_config"), "format") if given(kwargs.get("output_config")) else None
+    if (given(fmt) and get(fmt, "type") == "json_schema") or given(kwargs.get("output_format")):
         attrs[c.GEN_AI_OUTPUT_TYPE] = "json"
     if kwargs.get("stream") is True:
         attrs[c.GEN_AI_REQUEST_STREAM] = True
-    host, port = _host_port(client)
+    host, port = host_port(client)
     if host:
         attrs[c.SERVER_ADDRESS] = host
         attrs[c.SERVER_PORT] = port
@@ -198,19 +142,19 @@ def usage_from_fields(fields: Mapping[str, Any]) -> Optional[Usage]:
 
     Anthropic's ``input_tokens`` excludes cache reads and writes: they are added back here.
     """
-    inp = _int(fields.get("input_tokens"))
-    out = _int(fields.get("output_tokens"))
+    inp = as_int(fields.get("input_tokens"))
+    out = as_int(fields.get("output_tokens"))
     if inp is None and out is None:
         return None
-    cache_read = _int(fields.get("cache_read_input_tokens")) or 0
-    cache_write = _int(fields.get("cache_creation_input_tokens")) or 0
-    write_5m = _int(fields.get("ephemeral_5m_input_tokens")) or 0
-    write_1h = _int(fields.get("ephemeral_1h_input_tokens")) or 0
+    cache_read = as_int(fields.get("cache_read_input_tokens")) or 0
+    cache_write = as_int(fields.get("cache_creation_input_tokens")) or 0
+    write_5m = as_int(fields.get("ephemeral_5m_input_tokens")) or 0
+    write_1h = as_int(fields.get("ephemeral_1h_input_tokens")) or 0
     if not cache_write:
         cache_write = write_5m + write_1h
     write_1h = min(write_1h, cache_write)
     output = out or 0
-    thinking = min(_int(fields.get("thinking_tokens")) or 0, output)
+    thinking = min(as_int(fields.get("thinking_tokens")) or 0, output)
     return Usage(
         input_tokens=(inp or 0) + cache_read + cache_write,
         output_tokens=output,
@@ -227,19 +171,19 @@ def _usage_fields(usage: Any, into: Optional[Dict[str, Any]] = None) -> Dict[str
     if usage is None:
         return fields
     for name in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
-        value = _int(_get(usage, name))
+        value = as_int(get(usage, name))
         if value is not None:
             fields[name] = value
-    creation = _get(usage, "cache_creation")
+    creation = get(usage, "cache_creation")
     if creation is not None:
         for name in ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens"):
-            value = _int(_get(creation, name))
+            value = as_int(get(creation, name))
             if value is not None:
                 fields[name] = value
-    thinking = _int(_get(_get(usage, "output_tokens_details"), "thinking_tokens"))
+    thinking = as_int(get(get(usage, "output_tokens_details"), "thinking_tokens"))
     if thinking is not None:
         fields["thinking_tokens"] = thinking
-    tier = _str(_get(usage, "service_tier"))
+    tier = as_str(get(usage, "service_tier"))
     if tier:
         fields["service_tier"] = tier
     return fields
@@ -251,14 +195,14 @@ def message_usage(usage: Any) -> Optional[Usage]:
 
 
 def message_outcome(message: Any) -> Outcome:
-    attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: _str(_get(message, "id"))}
-    reason = _str(_get(message, "stop_reason"))
+    attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: as_str(get(message, "id"))}
+    reason = as_str(get(message, "stop_reason"))
     if reason:
         attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
-    fields = _usage_fields(_get(message, "usage"))
+    fields = _usage_fields(get(message, "usage"))
     return Outcome(
         usage=usage_from_fields(fields),
-        response_model=_str(_get(message, "model")),
+        response_model=as_str(get(message, "model")),
         service_tier=fields.get("service_tier"),
         attributes=attrs,
     )
@@ -326,20 +270,20 @@ def _text_tokens(text: str) -> float:
 def _block_tokens(block: Any) -> float:
     if isinstance(block, str):
         return _text_tokens(block)
-    kind = _get(block, "type")
+    kind = get(block, "type")
     if kind == "text":
-        return _text_tokens(_str(_get(block, "text")) or "")
+        return _text_tokens(as_str(get(block, "text")) or "")
     if kind == "image":
         return _IMAGE_TOKENS
     if kind == "document":
-        source = _get(block, "source")
-        if _get(source, "type") == "text":
-            return _text_tokens(_str(_get(source, "data")) or "")
+        source = get(block, "source")
+        if get(source, "type") == "text":
+            return _text_tokens(as_str(get(source, "data")) or "")
         return _DOCUMENT_TOKENS
     if kind == "tool_use":
-        return _text_tokens((_str(_get(block, "name")) or "") + " " + _json(_get(block, "input"))) + 3
+        return _text_tokens((as_str(get(block, "name")) or "") + " " + _json(get(block, "input"))) + 3
     if kind == "tool_result":
-        content = _get(block, "content")
+        content = get(block, "content")
         return _content_tokens(content) + 3
     if kind in ("thinking", "redacted_thinking"):
         return 0.0  # earlier turns' thinking blocks are stripped from the context by the API
@@ -347,7 +291,7 @@ def _block_tokens(block: Any) -> float:
 
 
 def _content_tokens(content: Any) -> float:
-    if content is None or not _given(content):
+    if content is None or not given(content):
         return 0.0
     if isinstance(content, str):
         return _text_tokens(content)
@@ -364,7 +308,7 @@ def _json(value: Any) -> str:
 
 
 def _tool_prompt(model: str, tool_choice: Any) -> int:
-    forced = _get(tool_choice, "type") in ("any", "tool") if _given(tool_choice) else False
+    forced = get(tool_choice, "type") in ("any", "tool") if given(tool_choice) else False
     prompt = _TOOL_PROMPT
     for prefix, value in _TOOL_PROMPT_BY_MODEL:
         if prefix in model:
@@ -379,23 +323,23 @@ def estimate_messages_input(model: Optional[str], messages: Any, system: Any = N
     model = (model or "").lower()
     total = float(_REQUEST_OVERHEAD)
     for message in messages or ():
-        total += _MESSAGE_OVERHEAD + _content_tokens(_get(message, "content"))
-    if _given(system) and system:
+        total += _MESSAGE_OVERHEAD + _content_tokens(get(message, "content"))
+    if given(system) and system:
         total += _SYSTEM_OVERHEAD + _content_tokens(system)
-    if _given(tools) and tools:
+    if given(tools) and tools:
         tool_list = list(tools)
-        custom = [t for t in tool_list if _get(t, "input_schema") is not None]
+        custom = [t for t in tool_list if get(t, "input_schema") is not None]
         if custom:
             total += _tool_prompt(model, tool_choice)
         for tool in tool_list:
-            if _get(tool, "input_schema") is None:
+            if get(tool, "input_schema") is None:
                 total += _TOOL_OVERHEAD + _text_tokens(_json(tool))  # server / built-in tools
                 continue
             total += _TOOL_OVERHEAD + _text_tokens(
-                (_str(_get(tool, "name")) or "") + "\n" + (_str(_get(tool, "description")) or "") + "\n"
-                + _json(_get(tool, "input_schema"))
+                (as_str(get(tool, "name")) or "") + "\n" + (as_str(get(tool, "description")) or "") + "\n"
+                + _json(get(tool, "input_schema"))
             )
-    if _given(thinking) and _get(thinking, "type") in ("enabled", "adaptive"):
+    if given(thinking) and get(thinking, "type") in ("enabled", "adaptive"):
         total += _THINKING_OVERHEAD
     return TokenCount(int(round(total)), "heuristic")
 
@@ -413,7 +357,7 @@ def _lazy_estimate(kwargs: Mapping[str, Any]):
 def _materialize(kwargs: Dict[str, Any], key: str) -> None:
     """Turn a one-shot iterable argument into a list so the lazy estimate cannot consume it."""
     value = kwargs.get(key)
-    if value is not None and _given(value) and not isinstance(value, (list, tuple, str, dict)):
+    if value is not None and given(value) and not isinstance(value, (list, tuple, str, dict)):
         try:
             kwargs[key] = list(value)
         except TypeError:
@@ -422,25 +366,6 @@ def _materialize(kwargs: Dict[str, Any], key: str) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Streams
-
-
-class _OutputCounter:
-    """Characters of the streamed deltas, for an output estimate if the stream ends without usage."""
-
-    __slots__ = ("deltas", "chars")
-
-    def __init__(self) -> None:
-        self.deltas = 0
-        self.chars = 0
-
-    def add(self, text: Any) -> None:
-        if text and type(text) is str:
-            self.deltas += 1
-            self.chars += len(text)
-
-    @property
-    def tokens(self) -> int:
-        return max(self.deltas, (self.chars + 3) // 4)
 
 
 class MessageStreamState(StreamState):
@@ -452,23 +377,23 @@ class MessageStreamState(StreamState):
         self.model: Optional[str] = None
         self.stop_reason: Optional[str] = None
         self.fields: Dict[str, Any] = {}
-        self.counter = _OutputCounter()
+        self.counter = CharCounter()
 
     def observe(self, event: Any) -> bool:
-        kind = _get(event, "type")
+        kind = get(event, "type")
         if kind == "content_block_delta":
-            delta = _get(event, "delta")
-            self.counter.add(_get(delta, "text") or _get(delta, "partial_json") or _get(delta, "thinking"))
+            delta = get(event, "delta")
+            self.counter.add(get(delta, "text") or get(delta, "partial_json") or get(delta, "thinking"))
         elif kind == "message_start":
-            message = _get(event, "message")
-            self.response_id = _str(_get(message, "id")) or self.response_id
-            self.model = _str(_get(message, "model")) or self.model
-            _usage_fields(_get(message, "usage"), self.fields)
+            message = get(event, "message")
+            self.response_id = as_str(get(message, "id")) or self.response_id
+            self.model = as_str(get(message, "model")) or self.model
+            _usage_fields(get(message, "usage"), self.fields)
         elif kind == "message_delta":
-            reason = _str(_get(_get(event, "delta"), "stop_reason"))
+            reason = as_str(get(get(event, "delta"), "stop_reason"))
             if reason:
                 self.stop_reason = reason
-            _usage_fields(_get(event, "usage"), self.fields)  # the later totals replace the earlier
+            _usage_fields(get(event, "usage"), self.fields)  # the later totals replace the earlier
         return False
 
     def outcome(self) -> Outcome:
@@ -478,20 +403,10 @@ class MessageStreamState(StreamState):
         usage = usage_from_fields(self.fields)
         source = sc.AiCostUsageSourceValues.PROVIDER
         if usage is None and self.counter.deltas:
-            usage = _estimated_usage(self.operation.request, self.counter.tokens)
+            usage = c.estimated_usage(self.operation.request, self.counter, "anthropic stream input estimate")
             source = sc.AiCostUsageSourceValues.ESTIMATED
         return Outcome(usage=usage, usage_source=source, response_model=self.model,
                        service_tier=self.fields.get("service_tier"), attributes=attrs)
-
-
-def _estimated_usage(request: LLMRequest, output_tokens: int) -> Usage:
-    input_tokens = _int(_get(request.estimate, "input_tokens"))
-    if input_tokens is None and request.estimate_input is not None:
-        try:
-            input_tokens = int(request.estimate_input().tokens)
-        except Exception as exc:
-            log_once("anthropic stream input estimate", exc)
-    return Usage(input_tokens=input_tokens or 0, output_tokens=output_tokens)
 
 
 def _stream_types() -> Tuple[Any, Any]:
@@ -653,15 +568,9 @@ class _Call:
         return result
 
 
-class _Config:
-    def __init__(self, telemetry: Telemetry, catalog: Any) -> None:
-        self.telemetry = telemetry
-        self.catalog = catalog
-
-
-def _prepare(config: _Config, instance: Any, kwargs: Dict[str, Any], stream: bool) -> Tuple[_Call, Dict[str, Any]]:
+def _prepare(config: c.Config, instance: Any, kwargs: Dict[str, Any], stream: bool) -> Tuple[_Call, Dict[str, Any]]:
     """Build the request attributes and the LLMRequest, and start the span."""
-    client = _get(instance, "_client")
+    client = get(instance, "_client")
     provider = provider_from_client(client)
     call_kwargs = dict(kwargs)
     _materialize(call_kwargs, "messages")
@@ -674,7 +583,7 @@ def _prepare(config: _Config, instance: Any, kwargs: Dict[str, Any], stream: boo
         provider=provider,
         operation="chat",
         model=model,
-        max_output_tokens=_int(call_kwargs.get("max_tokens")),
+        max_output_tokens=as_int(call_kwargs.get("max_tokens")),
         # "auto" / "standard_only" both bill at the standard price unless priority capacity is used.
         service_tier=None if not isinstance(tier, str) or tier in ("auto", "standard_only") else tier,
         estimate_input=_lazy_estimate(call_kwargs),
@@ -684,14 +593,8 @@ def _prepare(config: _Config, instance: Any, kwargs: Dict[str, Any], stream: boo
     return _Call(op, stream), call_kwargs
 
 
-async def _async_sleep(seconds: float) -> None:
-    """Sleep in whatever event loop runs the SDK (asyncio or trio, as the SDK itself does with anyio)."""
-    try:
-        import anyio
-    except ImportError:  # pragma: no cover - the anthropic SDK depends on anyio
-        await asyncio.sleep(seconds)
-        return
-    await anyio.sleep(seconds)
+# The throttle's sleep, looked up at call time (tests replace it here).
+_async_sleep = c.async_sleep
 
 
 # One SDK call is one span: an SDK method that calls another wrapped one (``parse`` calling
@@ -699,7 +602,7 @@ async def _async_sleep(seconds: float) -> None:
 _ACTIVE: ContextVar[bool] = ContextVar("otel_ai_cost_anthropic_active", default=False)
 
 
-def _sync_create_wrapper(config: _Config):
+def _sync_create_wrapper(config: c.Config):
     def wrapper(wrapped, instance, args, kwargs):
         if _ACTIVE.get():
             return wrapped(*args, **kwargs)
@@ -728,7 +631,7 @@ def _sync_create_wrapper(config: _Config):
     return wrapper
 
 
-def _async_create_wrapper(config: _Config):
+def _async_create_wrapper(config: c.Config):
     async def wrapper(wrapped, instance, args, kwargs):
         if _ACTIVE.get():
             return await wrapped(*args, **kwargs)
@@ -844,7 +747,7 @@ class _AsyncStreamManagerProxy(wrapt.ObjectProxy):
             safe("anthropic stream exit", c.end_stream_proxy, self._self_holder.get("proxy"))
 
 
-def _sync_stream_wrapper(config: _Config):
+def _sync_stream_wrapper(config: c.Config):
     def wrapper(wrapped, instance, args, kwargs):
         if _ACTIVE.get():
             return wrapped(*args, **kwargs)
@@ -897,7 +800,7 @@ class _AsyncStreamRequest:
     "never awaited" warning behind; the SDK's own coroutine is closed if it is never sent.
     """
 
-    def __init__(self, config: _Config, wrapped: Any, instance: Any, args: Any, kwargs: Dict[str, Any],
+    def __init__(self, config: c.Config, wrapped: Any, instance: Any, args: Any, kwargs: Dict[str, Any],
                  original: Any) -> None:
         self._config = config
         self._wrapped = wrapped
@@ -948,7 +851,7 @@ class _AsyncStreamRequest:
         return proxy
 
 
-def _async_stream_wrapper(config: _Config):
+def _async_stream_wrapper(config: c.Config):
     def wrapper(wrapped, instance, args, kwargs):
         if _ACTIVE.get():
             return wrapped(*args, **kwargs)
@@ -971,8 +874,8 @@ def _async_stream_wrapper(config: _Config):
 # -- count_tokens ---------------------------------------------------------------------------------
 
 
-def _start_count_tokens(config: _Config, instance: Any, kwargs: Mapping[str, Any]) -> Any:
-    client = _get(instance, "_client")
+def _start_count_tokens(config: c.Config, instance: Any, kwargs: Mapping[str, Any]) -> Any:
+    client = get(instance, "_client")
     provider = provider_from_client(client)
     attrs = request_attributes(provider, client, kwargs)
     attrs.pop(c.GEN_AI_OPERATION_NAME, None)  # not an inference: no budget, no cost, no usage
@@ -987,14 +890,14 @@ def _end_count_tokens(span: Any, result: Any = None, error: Optional[BaseExcepti
             span.set_attribute(c.ERROR_TYPE, c.error_type(error))
             span.set_status(Status(StatusCode.ERROR, str(error)))
         else:
-            tokens = _int(_get(result, "input_tokens"))
+            tokens = as_int(get(result, "input_tokens"))
             if tokens is not None and AI_COST_COUNT_TOKENS_INPUT_TOKENS:
                 span.set_attribute(AI_COST_COUNT_TOKENS_INPUT_TOKENS, tokens)
     finally:
         span.end()
 
 
-def _count_tokens_wrapper(config: _Config, is_async: bool):
+def _count_tokens_wrapper(config: c.Config, is_async: bool):
     if is_async:
         async def async_wrapper(wrapped, instance, args, kwargs):
             span = safe("anthropic count_tokens", _start_count_tokens, config, instance, kwargs)
@@ -1029,27 +932,6 @@ def _count_tokens_wrapper(config: _Config, is_async: bool):
 # The instrumentor
 
 
-def _resolve(module: str, path: str) -> Any:
-    import importlib
-
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in path.split("."):
-            obj = getattr(obj, part)
-        return obj
-    except (ImportError, AttributeError):
-        return None
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("otel-ai-cost")
-    except Exception:
-        return "0.0.0"
-
-
 class AnthropicInstrumentor(BaseInstrumentor):
     """Instruments the ``anthropic`` SDK (sync and async; ``messages.create`` / ``parse``, streams,
     the ``messages.stream()`` helpers, ``with_raw_response``, beta messages, ``count_tokens``;
@@ -1067,16 +949,15 @@ class AnthropicInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
-        telemetry = Telemetry("otel_ai_cost.instrumentation.anthropic", _version(),
-                              kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        config = _Config(telemetry, kwargs.get("catalog"))
+        telemetry = c.telemetry_from("otel_ai_cost.instrumentation.anthropic", kwargs)
+        config = c.Config(telemetry, kwargs.get("catalog"))
         # Resolve (import) every target first: the Bedrock / Vertex beta classes copy the
         # first-party functions when their module is imported, and must copy the unwrapped ones.
-        targets = [(m, p, k, a) for m, p, k, a in _TARGETS if _resolve(m, p) is not None]
+        targets = [(m, p, k, a) for m, p, k, a in _TARGETS if c.resolve(m, p) is not None]
         self._wrapped = []
         for module, path, kind, is_async in targets:
             owner_path, _, method = path.rpartition(".")
-            owner = _resolve(module, owner_path)
+            owner = c.resolve(module, owner_path)
             if isinstance(vars(owner).get(method), wrapt.ObjectProxy):
                 continue  # already wrapped (by another copy of this instrumentor)
             if kind == "create":
@@ -1085,16 +966,8 @@ class AnthropicInstrumentor(BaseInstrumentor):
                 factory = _async_stream_wrapper(config) if is_async else _sync_stream_wrapper(config)
             else:
                 factory = _count_tokens_wrapper(config, is_async)
-            wrapt.wrap_function_wrapper(module, path, factory)
-            self._wrapped.append((module, path))
+            c.wrap(module, path, factory, self._wrapped)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import importlib
-
-        for module, path in self._wrapped:
-            owner: Any = importlib.import_module(module)
-            *parents, method = path.split(".")
-            for part in parents:
-                owner = getattr(owner, part)
-            unwrap(owner, method)
+        c.unwrap_all(self._wrapped)
         self._wrapped = []

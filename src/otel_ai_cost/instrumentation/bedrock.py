@@ -39,14 +39,12 @@ import time
 from typing import Any, Collection, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _common as c
-from ._common import Operation, Outcome, StreamState, Telemetry, log_once, safe
+from ._common import Operation, Outcome, StreamState, as_num, log_once, safe
 
 # Converse / ConverseStream appeared in botocore 1.34.116 (May 2024).
 _INSTRUMENTS = ("botocore >= 1.34.116, < 2",)
@@ -78,6 +76,7 @@ _HEADER_CACHE_WRITE = "x-amzn-bedrock-cache-write-input-token-count"
 
 
 def _int(value: Any) -> Optional[int]:
+    """Like ``_common.as_int``, and a decimal string too (the token-count headers are strings)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -88,12 +87,6 @@ def _int(value: Any) -> Optional[int]:
         except ValueError:
             return None
     return None
-
-
-def _num(value: Any) -> Optional[float]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
 
 
 def _dict(value: Any) -> Dict[str, Any]:
@@ -171,7 +164,7 @@ def _set_sampling(attrs: Dict[str, Any], max_tokens: Any, temperature: Any, top_
         attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     for value, key in ((temperature, c.GEN_AI_REQUEST_TEMPERATURE), (top_p, c.GEN_AI_REQUEST_TOP_P),
                        (top_k, GEN_AI_REQUEST_TOP_K)):
-        number = _num(value)
+        number = as_num(value)
         if number is not None:
             attrs[key] = number
     if isinstance(stop, str):
@@ -771,13 +764,7 @@ def _failed_body(error: BaseException) -> Any:
     return _failed_body_class()(error)
 
 
-class _Config:
-    def __init__(self, telemetry: Telemetry, catalog: Any) -> None:
-        self.telemetry = telemetry
-        self.catalog = catalog
-
-
-def _prepare(config: _Config, client: Any, api_operation: str, params: Mapping[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+def _prepare(config: c.Config, client: Any, api_operation: str, params: Mapping[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
     call_params = dict(params)
     model_id = call_params.get("modelId") if isinstance(call_params.get("modelId"), str) else None
     if api_operation in (CONVERSE, CONVERSE_STREAM):
@@ -838,7 +825,7 @@ def _model_key(api_operation: str) -> Optional[str]:
     return "modelId" if api_operation in (CONVERSE, CONVERSE_STREAM) else None
 
 
-def _sync_wrapper(config: _Config):
+def _sync_wrapper(config: c.Config):
     def wrapper(wrapped, instance, args, kwargs):
         target = _targets(instance, args, kwargs)
         if target is None:
@@ -871,12 +858,13 @@ def _sync_wrapper(config: _Config):
 
 
 async def _async_sleep(seconds: float) -> None:
+    """aiobotocore runs on asyncio only (not ``c.async_sleep``: no anyio import on this path)."""
     import asyncio
 
     await asyncio.sleep(seconds)
 
 
-def _async_wrapper(config: _Config):
+def _async_wrapper(config: c.Config):
     async def wrapper(wrapped, instance, args, kwargs):
         target = _targets(instance, args, kwargs)
         if target is None:
@@ -914,27 +902,6 @@ _TARGETS = (
 )
 
 
-def _resolve(module: str, path: str) -> bool:
-    import importlib
-
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in path.split("."):
-            obj = getattr(obj, part)
-        return True
-    except (ImportError, AttributeError):
-        return False
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("otel-ai-cost")
-    except Exception:
-        return "0.0.0"
-
-
 class BedrockInstrumentor(BaseInstrumentor):
     """Instruments the ``bedrock-runtime`` client of ``botocore`` / ``boto3`` (and of
     ``aiobotocore`` when installed): Converse, ConverseStream, InvokeModel and
@@ -951,24 +918,15 @@ class BedrockInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
-        telemetry = Telemetry("otel_ai_cost.instrumentation.bedrock", _version(),
-                              kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        config = _Config(telemetry, kwargs.get("catalog"))
+        telemetry = c.telemetry_from("otel_ai_cost.instrumentation.bedrock", kwargs)
+        config = c.Config(telemetry, kwargs.get("catalog"))
         self._wrapped = []
         for module, path, is_async in _TARGETS:
-            if not _resolve(module, path):
+            if c.resolve(module, path) is None:
                 continue
             factory = _async_wrapper if is_async else _sync_wrapper
-            wrapt.wrap_function_wrapper(module, path, factory(config))
-            self._wrapped.append((module, path))
+            c.wrap(module, path, factory(config), self._wrapped)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import importlib
-
-        for module, path in self._wrapped:
-            owner: Any = importlib.import_module(module)
-            *parents, method = path.split(".")
-            for part in parents:
-                owner = getattr(owner, part)
-            unwrap(owner, method)
+        c.unwrap_all(self._wrapped)
         self._wrapped = []

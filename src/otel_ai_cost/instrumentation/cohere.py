@@ -27,16 +27,16 @@ import json
 import time
 from typing import Any, Collection, Dict, Mapping, Optional, Tuple
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _common as c
-from ._common import Operation, Outcome, StreamState, Telemetry, log_once, safe
-from .openai import _CharCounter, _async_sleep, _estimated_usage, _get, _int, _materialize, _num, _resolve, _str, _version
+from ._common import (
+    CharCounter, Operation, Outcome, StreamState, as_int, as_num, as_str, estimated_usage, get, log_once,
+    materialize, safe,
+)
 
 PROVIDER = "cohere"
 
@@ -177,7 +177,7 @@ def _lazy_estimate(kind: str, kwargs: Mapping[str, Any]):
 def _server(instance: Any) -> Tuple[Optional[str], Optional[int]]:
     from urllib.parse import urlsplit
 
-    wrapper = _get(instance, "_client_wrapper") or _get(_get(instance, "_raw_client"), "_client_wrapper")
+    wrapper = get(instance, "_client_wrapper") or get(get(instance, "_raw_client"), "_client_wrapper")
     url = None
     get_base_url = getattr(wrapper, "get_base_url", None)
     if callable(get_base_url):
@@ -205,30 +205,30 @@ def request_attributes(operation: str, instance: Any, kwargs: Mapping[str, Any],
         formats = kwargs.get("embedding_types")
         if isinstance(formats, (list, tuple)):
             attrs[c.GEN_AI_REQUEST_ENCODING_FORMATS] = [str(f) for f in formats if isinstance(f, str)]
-        dims = _int(kwargs.get("output_dimension"))
+        dims = as_int(kwargs.get("output_dimension"))
         if dims is not None:
             attrs["gen_ai.embeddings.dimension.count"] = dims
         return attrs
-    max_tokens = _int(kwargs.get("max_tokens"))
+    max_tokens = as_int(kwargs.get("max_tokens"))
     if max_tokens is not None:
         attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     for key, attr in (("temperature", c.GEN_AI_REQUEST_TEMPERATURE), ("p", c.GEN_AI_REQUEST_TOP_P),
                       ("frequency_penalty", c.GEN_AI_REQUEST_FREQUENCY_PENALTY),
                       ("presence_penalty", c.GEN_AI_REQUEST_PRESENCE_PENALTY)):
-        value = _num(kwargs.get(key))
+        value = as_num(kwargs.get(key))
         if value is not None:
             attrs[attr] = value
-    top_k = _int(kwargs.get("k"))
+    top_k = as_int(kwargs.get("k"))
     if top_k is not None:
         attrs["gen_ai.request.top_k"] = top_k
     stop = kwargs.get("stop_sequences")
     if isinstance(stop, (list, tuple)):
         attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
-    seed = _int(kwargs.get("seed"))
+    seed = as_int(kwargs.get("seed"))
     if seed is not None:
         attrs[c.GEN_AI_REQUEST_SEED] = seed
     fmt = _plain(kwargs.get("response_format"))
-    kind = fmt.get("type") if isinstance(fmt, Mapping) else _get(fmt, "type")
+    kind = fmt.get("type") if isinstance(fmt, Mapping) else get(fmt, "type")
     if kind in ("json_object", "json_schema", "json"):
         attrs[c.GEN_AI_OUTPUT_TYPE] = "json"
     if stream:
@@ -242,7 +242,7 @@ def request_attributes(operation: str, instance: Any, kwargs: Mapping[str, Any],
 
 def _units(value: Any) -> Optional[int]:
     """A billed-unit count (the SDK types them as floats) as an int."""
-    number = _num(value)
+    number = as_num(value)
     if number is None or number < 0:
         return None
     return int(round(number))
@@ -250,29 +250,29 @@ def _units(value: Any) -> Optional[int]:
 
 def cohere_usage(usage: Any) -> Optional[Usage]:
     """The billed units of a Cohere ``usage`` (or ``meta``) object; ``tokens`` only as the fallback."""
-    for counts in (_get(usage, "billed_units"), _get(usage, "tokens")):
+    for counts in (get(usage, "billed_units"), get(usage, "tokens")):
         if counts is None:
             continue
-        inp = _units(_get(counts, "input_tokens"))
-        out = _units(_get(counts, "output_tokens"))
+        inp = _units(get(counts, "input_tokens"))
+        out = _units(get(counts, "output_tokens"))
         if inp is not None or out is not None:
             return Usage(input_tokens=inp or 0, output_tokens=out or 0)
     return None
 
 
 def chat_outcome(response: Any) -> Outcome:
-    attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: _str(_get(response, "id"))}
-    reason = _get(response, "finish_reason")
+    attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))}
+    reason = get(response, "finish_reason")
     if reason is not None:
         attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [str(reason)]
-    return Outcome(usage=cohere_usage(_get(response, "usage")), attributes=attrs)
+    return Outcome(usage=cohere_usage(get(response, "usage")), attributes=attrs)
 
 
 def embeddings_outcome(response: Any) -> Outcome:
-    usage = cohere_usage(_get(response, "meta"))
+    usage = cohere_usage(get(response, "meta"))
     if usage is not None:
         usage = Usage(input_tokens=usage.input_tokens, output_tokens=0)
-    return Outcome(usage=usage, attributes={c.GEN_AI_RESPONSE_ID: _str(_get(response, "id"))})
+    return Outcome(usage=usage, attributes={c.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))})
 
 
 class CohereStreamState(StreamState):
@@ -283,29 +283,29 @@ class CohereStreamState(StreamState):
         self.response_id: Optional[str] = None
         self.finish_reason: Optional[str] = None
         self.usage: Optional[Usage] = None
-        self.counter = _CharCounter()
+        self.counter = CharCounter()
 
     def observe(self, event: Any) -> bool:
-        kind = _get(event, "type")
+        kind = get(event, "type")
         if kind == "message-start":
-            self.response_id = _str(_get(event, "id")) or self.response_id
+            self.response_id = as_str(get(event, "id")) or self.response_id
         elif kind == "message-end":
-            delta = _get(event, "delta")
-            reason = _get(delta, "finish_reason")
+            delta = get(event, "delta")
+            reason = get(delta, "finish_reason")
             if reason is not None:
                 self.finish_reason = str(reason)
-            usage = cohere_usage(_get(delta, "usage"))
+            usage = cohere_usage(get(delta, "usage"))
             if usage is not None:
                 self.usage = usage
         elif self.usage is None and kind in ("content-delta", "tool-plan-delta", "tool-call-delta",
                                              "tool-call-start"):
-            message = _get(_get(event, "delta"), "message")
-            self.counter.add(_get(_get(message, "content"), "text"))
-            self.counter.add(_get(_get(message, "content"), "thinking"))
-            self.counter.add(_get(message, "tool_plan"))
-            function = _get(_get(message, "tool_calls"), "function")
-            self.counter.add(_get(function, "name"))
-            self.counter.add(_get(function, "arguments"))
+            message = get(get(event, "delta"), "message")
+            self.counter.add(get(get(message, "content"), "text"))
+            self.counter.add(get(get(message, "content"), "thinking"))
+            self.counter.add(get(message, "tool_plan"))
+            function = get(get(message, "tool_calls"), "function")
+            self.counter.add(get(function, "name"))
+            self.counter.add(get(function, "arguments"))
         return False
 
     def end(self, error: Optional[BaseException] = None) -> None:
@@ -322,7 +322,7 @@ class CohereStreamState(StreamState):
             attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reason]
         usage, source = self.usage, sc.AiCostUsageSourceValues.PROVIDER
         if usage is None:
-            usage = _estimated_usage(self.operation.request, self.counter)
+            usage = estimated_usage(self.operation.request, self.counter)
             source = sc.AiCostUsageSourceValues.ESTIMATED
         error = "ERROR" if self.finish_reason == "ERROR" else None
         return Outcome(usage=usage, usage_source=source, attributes=attrs, error_type=error)
@@ -335,91 +335,50 @@ _OUTCOMES = {"chat": chat_outcome, "embeddings": embeddings_outcome}
 # Calls
 
 
-class _Config:
-    def __init__(self, telemetry: Telemetry, catalog: Any) -> None:
-        self.telemetry = telemetry
-        self.catalog = catalog
+class _Call(c.Call):
+    """One Cohere call: its operation, and what the user gets back for the SDK's result."""
+
+    outcomes = _OUTCOMES
+    log_prefix = "cohere "
+
+    def handle_result(self, result: Any) -> Any:
+        if self.kind == "chat_stream":
+            try:
+                return c.StreamProxy(result, CohereStreamState(self.operation))
+            except Exception as exc:
+                log_once("cohere stream", exc)
+                self.finish_without_response()
+                return result
+        self.finish_with(result)
+        return result
 
 
-def _prepare(config: _Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[Operation, Dict[str, Any]]:
+def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
     call_kwargs = dict(kwargs)
     if kind == "embeddings":
-        _materialize(call_kwargs, "texts")
+        materialize(call_kwargs, "texts")
         attrs = request_attributes("embeddings", instance, call_kwargs, False)
         operation, max_out = "embeddings", None
     else:
-        _materialize(call_kwargs, "messages")
+        materialize(call_kwargs, "messages")
         attrs = request_attributes("chat", instance, call_kwargs, kind != "chat")
-        operation, max_out = "chat", _int(call_kwargs.get("max_tokens"))
+        operation, max_out = "chat", as_int(call_kwargs.get("max_tokens"))
     model = attrs.get(c.GEN_AI_REQUEST_MODEL)
     request = LLMRequest(provider=PROVIDER, operation=operation, model=model, max_output_tokens=max_out,
                          estimate_input=_lazy_estimate(kind, call_kwargs))
     name = f"{operation} {model}" if model else operation
-    return Operation(config.telemetry, request, name, attrs, catalog=config.catalog), call_kwargs
+    return _Call(Operation(config.telemetry, request, name, attrs, catalog=config.catalog), kind), call_kwargs
 
 
-def _finish(op: Operation, kind: str, result: Any) -> None:
-    try:
-        outcome = _OUTCOMES[kind](result)
-    except Exception as exc:
-        log_once(f"cohere {kind} response", exc)
-        outcome = Outcome()
-    op.finish(outcome)
+def _sync_wrapper(config: c.Config, kind: str):
+    # ``_prepare`` and ``time`` are looked up at call time (tests replace them on this module).
+    return c.sync_call_wrapper(f"cohere {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
+                               lambda delay: time.sleep(delay))
 
 
-def _sync_wrapper(config: _Config, kind: str):
-    def wrapper(wrapped, instance, args, kwargs):
-        prepared = safe(f"cohere {kind} request", _prepare, config, kind, instance, kwargs)
-        if prepared is None:
-            return wrapped(*args, **kwargs)
-        op, call_kwargs = prepared
-        delay = op.apply_decision(call_kwargs)  # raises BudgetExceededError on a block
-        if delay:
-            try:
-                time.sleep(delay)
-            except BaseException as exc:
-                op.fail(exc)
-                raise
-        try:
-            result = wrapped(*args, **call_kwargs)
-        except BaseException as exc:
-            op.fail(exc)
-            raise
-        if kind == "chat_stream":
-            try:
-                return c.StreamProxy(result, CohereStreamState(op))
-            except Exception as exc:
-                log_once("cohere stream", exc)
-                op.finish(Outcome())
-                return result
-        _finish(op, kind, result)
-        return result
-
-    return wrapper
-
-
-def _async_wrapper(config: _Config, kind: str):
-    async def wrapper(wrapped, instance, args, kwargs):
-        prepared = safe(f"cohere {kind} request", _prepare, config, kind, instance, kwargs)
-        if prepared is None:
-            return await wrapped(*args, **kwargs)
-        op, call_kwargs = prepared
-        delay = op.apply_decision(call_kwargs)  # raises BudgetExceededError on a block
-        if delay:
-            try:
-                await _async_sleep(delay)
-            except BaseException as exc:
-                op.fail(exc)
-                raise
-        try:
-            result = await wrapped(*args, **call_kwargs)
-        except BaseException as exc:
-            op.fail(exc)
-            raise
-        _finish(op, kind, result)
-        return result
-
-    return wrapper
+def _async_wrapper(config: c.Config, kind: str):
+    return c.async_call_wrapper(f"cohere {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
+                                lambda delay: c.async_sleep(delay))
 
 
 class _AsyncEvents:
@@ -435,7 +394,7 @@ class _AsyncEvents:
     async def __anext__(self):
         if self._delay:
             delay, self._delay = self._delay, None
-            await _async_sleep(delay)
+            await c.async_sleep(delay)
         return await self._agen.__anext__()
 
     async def close(self) -> None:
@@ -444,14 +403,15 @@ class _AsyncEvents:
     aclose = close
 
 
-def _async_stream_wrapper(config: _Config, kind: str):
+def _async_stream_wrapper(config: c.Config, kind: str):
     """``AsyncV2Client.chat_stream`` is an async generator function: called without ``await``."""
 
     def wrapper(wrapped, instance, args, kwargs):
         prepared = safe(f"cohere {kind} request", _prepare, config, kind, instance, kwargs)
         if prepared is None:
             return wrapped(*args, **kwargs)
-        op, call_kwargs = prepared
+        call, call_kwargs = prepared
+        op = call.operation
         delay = op.apply_decision(call_kwargs)  # raises BudgetExceededError on a block
         try:
             result = wrapped(*args, **call_kwargs)
@@ -480,27 +440,18 @@ class CohereInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
-        telemetry = Telemetry("otel_ai_cost.instrumentation.cohere", _version(),
-                              kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        config = _Config(telemetry, kwargs.get("catalog"))
+        telemetry = c.telemetry_from("otel_ai_cost.instrumentation.cohere", kwargs)
+        config = c.Config(telemetry, kwargs.get("catalog"))
         self._wrapped = []
         for path, kind, is_async in _METHODS:
-            if not _resolve(_MODULE, path):
+            if c.resolve(_MODULE, path) is None:
                 continue
             if is_async is None:
                 factory = _async_stream_wrapper
             else:
                 factory = _async_wrapper if is_async else _sync_wrapper
-            wrapt.wrap_function_wrapper(_MODULE, path, factory(config, "chat_stream" if is_async is None else kind))
-            self._wrapped.append((_MODULE, path))
+            c.wrap(_MODULE, path, factory(config, "chat_stream" if is_async is None else kind), self._wrapped)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import importlib
-
-        for module, path in self._wrapped:
-            owner: Any = importlib.import_module(module)
-            *parents, method = path.split(".")
-            for part in parents:
-                owner = getattr(owner, part)
-            unwrap(owner, method)
+        c.unwrap_all(self._wrapped)
         self._wrapped = []

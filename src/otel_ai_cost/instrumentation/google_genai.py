@@ -39,21 +39,18 @@ Message content is never recorded.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from collections.abc import Iterator as _IteratorABC
 from typing import Any, Collection, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _common as c
-from ._common import Operation, Outcome, StreamState, Telemetry, log_once, safe
+from ._common import Operation, Outcome, StreamState, as_num, log_once
 
 # 1.20.0 is the oldest version checked: older ones drop thoughtsTokenCount / toolUsePromptTokenCount
 # from the response (1.0.0 does), so their thinking and tool-use tokens could not be billed.
@@ -103,7 +100,8 @@ _TILE = 768
 
 
 # ---------------------------------------------------------------------------------------------
-# Small helpers
+# Small helpers (``_get`` and ``_int`` differ from ``_common.get`` / ``as_int``: the SDK accepts
+# camelCase dict keys, and its JSON numbers may be integral floats)
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -130,12 +128,6 @@ def _int(value: Any) -> Optional[int]:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return None
-
-
-def _num(value: Any) -> Optional[float]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
 
 
 def _enum_name(value: Any) -> Optional[str]:
@@ -229,10 +221,10 @@ def request_attributes(operation: str, instance: Any, model: Optional[str], conf
     for key, attr in (("temperature", c.GEN_AI_REQUEST_TEMPERATURE), ("top_p", c.GEN_AI_REQUEST_TOP_P),
                       ("frequency_penalty", c.GEN_AI_REQUEST_FREQUENCY_PENALTY),
                       ("presence_penalty", c.GEN_AI_REQUEST_PRESENCE_PENALTY)):
-        value = _num(_get(config, key))
+        value = as_num(_get(config, key))
         if value is not None:
             attrs[attr] = value
-    top_k = _num(_get(config, "top_k"))
+    top_k = as_num(_get(config, "top_k"))
     if top_k is not None:
         attrs[GEN_AI_REQUEST_TOP_K] = int(top_k) if top_k.is_integer() else top_k
     stop = _get(config, "stop_sequences")
@@ -338,7 +330,7 @@ def embed_outcome(response: Any) -> Outcome:
     if prompt is not None:
         usage = Usage(input_tokens=prompt)
     else:
-        counts = [_num(_get(_get(e, "statistics"), "token_count")) for e in _get(response, "embeddings") or ()]
+        counts = [as_num(_get(_get(e, "statistics"), "token_count")) for e in _get(response, "embeddings") or ()]
         counts = [n for n in counts if n is not None]
         if counts:
             usage = Usage(input_tokens=int(sum(counts)))
@@ -583,12 +575,6 @@ def estimate_embed_input(contents: Any) -> TokenCount:
 # One call
 
 
-class _Config:
-    def __init__(self, telemetry: Telemetry, catalog: Any) -> None:
-        self.telemetry = telemetry
-        self.catalog = catalog
-
-
 def _materialize(call_kwargs: Dict[str, Any], key: str) -> Any:
     """A one-shot iterator argument becomes a list, so the lazy estimate cannot consume it."""
     value = call_kwargs.get(key)
@@ -597,7 +583,7 @@ def _materialize(call_kwargs: Dict[str, Any], key: str) -> Any:
     return value
 
 
-def _prepare(config: _Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[Operation, Dict[str, Any]]:
+def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[Operation, Dict[str, Any]]:
     call_kwargs = dict(kwargs)
     model_arg = call_kwargs.get("model")
     model = bare_model(model_arg)
@@ -655,110 +641,57 @@ def _with_requested_tier(op: Operation, outcome: Outcome) -> Outcome:
     return outcome
 
 
-def _finish(op: Operation, kind: str, result: Any) -> None:
-    try:
-        outcome = embed_outcome(result) if kind == "embed" else generate_outcome(result)
-        outcome = _with_requested_tier(op, outcome)
-    except Exception as exc:  # noqa: BLE001
-        log_once(f"google_genai {kind} response", exc)
-        outcome = Outcome()
-    op.finish(outcome)
+class _Call(c.Call):
+    """One google-genai call: its operation, and what the user gets back for the SDK's result."""
 
+    log_prefix = "google_genai "
 
-def _sync_wrapper(config: _Config, kind: str):
-    def wrapper(wrapped, instance, args, kwargs):
-        prepared = safe(f"google_genai {kind} request", _prepare, config, kind, instance, kwargs)
-        if prepared is None:
-            return wrapped(*args, **kwargs)
-        op, call_kwargs = prepared
-        delay = _apply_decision(op, call_kwargs)  # raises BudgetExceededError on a block
-        if delay:
+    def __init__(self, operation: Operation, kind: str, is_async: bool) -> None:
+        super().__init__(operation, kind)
+        self.is_async = is_async
+
+    def outcome(self, response: Any) -> Outcome:
+        outcome = embed_outcome(response) if self.kind == "embed" else generate_outcome(response)
+        return _with_requested_tier(self.operation, outcome)
+
+    def handle_result(self, result: Any) -> Any:
+        if self.kind == "stream":
             try:
-                time.sleep(delay)
-            except BaseException as exc:  # interrupted while throttled: the call is never sent
-                op.fail(exc)
-                raise
-        try:
-            result = wrapped(*args, **call_kwargs)
-        except BaseException as exc:
-            op.fail(exc)
-            raise
-        if kind == "stream":
-            try:
-                return c.StreamProxy(result, GenerateStreamState(op))
+                proxy = c.AsyncStreamProxy if self.is_async else c.StreamProxy
+                return proxy(result, GenerateStreamState(self.operation))
             except Exception as exc:  # noqa: BLE001
                 log_once("google_genai stream", exc)
-                op.finish(Outcome())
+                self.finish_without_response()
                 return result
-        _finish(op, kind, result)
+        self.finish_with(result)
         return result
 
-    return wrapper
+
+def _start(config: c.Config, kind: str, is_async: bool, instance: Any,
+           kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+    op, call_kwargs = _prepare(config, kind, instance, kwargs)
+    return _Call(op, kind, is_async), call_kwargs
 
 
-async def _async_sleep(seconds: float) -> None:
-    try:
-        import anyio
-    except ImportError:  # pragma: no cover - google-genai depends on anyio
-        await asyncio.sleep(seconds)
-        return
-    await anyio.sleep(seconds)
+def _decide(call: _Call, call_kwargs: Dict[str, Any]) -> Optional[float]:
+    return _apply_decision(call.operation, call_kwargs)
 
 
-def _async_wrapper(config: _Config, kind: str):
-    async def wrapper(wrapped, instance, args, kwargs):
-        prepared = safe(f"google_genai {kind} request", _prepare, config, kind, instance, kwargs)
-        if prepared is None:
-            return await wrapped(*args, **kwargs)
-        op, call_kwargs = prepared
-        delay = _apply_decision(op, call_kwargs)  # raises BudgetExceededError on a block
-        if delay:
-            try:
-                await _async_sleep(delay)
-            except BaseException as exc:  # cancelled while throttled: the call is never sent
-                op.fail(exc)
-                raise
-        try:
-            result = await wrapped(*args, **call_kwargs)
-        except BaseException as exc:  # a cancelled task ends the span too
-            op.fail(exc)
-            raise
-        if kind == "stream":
-            try:
-                return c.AsyncStreamProxy(result, GenerateStreamState(op))
-            except Exception as exc:  # noqa: BLE001
-                log_once("google_genai stream", exc)
-                op.finish(Outcome())
-                return result
-        _finish(op, kind, result)
-        return result
+def _sync_wrapper(config: c.Config, kind: str):
+    # ``time`` is looked up at call time (tests replace it on this module).
+    return c.sync_call_wrapper(f"google_genai {kind}",
+                               lambda instance, kwargs: _start(config, kind, False, instance, kwargs),
+                               lambda delay: time.sleep(delay), _decide)
 
-    return wrapper
+
+def _async_wrapper(config: c.Config, kind: str):
+    return c.async_call_wrapper(f"google_genai {kind}",
+                                lambda instance, kwargs: _start(config, kind, True, instance, kwargs),
+                                lambda delay: c.async_sleep(delay), _decide)
 
 
 # ---------------------------------------------------------------------------------------------
 # The instrumentor
-
-
-def _resolve(path: str) -> bool:
-    import importlib
-
-    try:
-        obj: Any = importlib.import_module(_MODULE)
-        for part in path.split("."):
-            obj = getattr(obj, part)
-        return True
-    except (ImportError, AttributeError):
-        return False
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("otel-ai-cost")
-    except Exception:
-        return "0.0.0"
 
 
 class GoogleGenAIInstrumentor(BaseInstrumentor):
@@ -776,27 +709,17 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
-        telemetry = Telemetry("otel_ai_cost.instrumentation.google_genai", _version(),
-                              kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        config = _Config(telemetry, kwargs.get("catalog"))
+        telemetry = c.telemetry_from("otel_ai_cost.instrumentation.google_genai", kwargs)
+        config = c.Config(telemetry, kwargs.get("catalog"))
         self._wrapped = []
         for kind, is_async, paths in _METHODS:
             for path in paths:
-                if not _resolve(path):
+                if c.resolve(_MODULE, path) is None:
                     continue
                 factory = _async_wrapper if is_async else _sync_wrapper
-                wrapt.wrap_function_wrapper(_MODULE, path, factory(config, kind))
-                self._wrapped.append(path)
+                c.wrap(_MODULE, path, factory(config, kind), self._wrapped)
                 break
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import importlib
-
-        module = importlib.import_module(_MODULE)
-        for path in self._wrapped:
-            owner: Any = module
-            *parents, method = path.split(".")
-            for part in parents:
-                owner = getattr(owner, part)
-            unwrap(owner, method)
+        c.unwrap_all(self._wrapped)
         self._wrapped = []

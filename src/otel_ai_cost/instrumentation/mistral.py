@@ -24,26 +24,16 @@ import re
 import time
 from typing import Any, Collection, Dict, Mapping, Optional, Tuple
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _common as c
-from ._common import Operation, Outcome, StreamState, Telemetry, log_once, safe
-from .openai import (
-    _CharCounter,
-    _async_sleep,
-    _estimated_usage,
-    _get,
-    _int,
-    _materialize,
-    _num,
-    _resolve,
-    _str,
-    _version,
+from ._chat_format import finish_reasons
+from ._common import (
+    CharCounter, Operation, Outcome, StreamState, as_int, as_num, as_str, estimated_usage, get, log_once,
+    materialize,
 )
 
 PROVIDER = "mistral_ai"
@@ -191,7 +181,7 @@ def _server(instance: Any, kwargs: Mapping[str, Any]) -> Tuple[Optional[str], Op
     url = kwargs.get("server_url")
     if not isinstance(url, str) or not url:
         url = None
-        config = _get(instance, "sdk_configuration")
+        config = get(instance, "sdk_configuration")
         details = getattr(config, "get_server_details", None)
         if callable(details):
             try:
@@ -215,17 +205,17 @@ def request_attributes(operation: str, instance: Any, kwargs: Mapping[str, Any])
     if host:
         attrs[c.SERVER_ADDRESS], attrs[c.SERVER_PORT] = host, port
     if operation == "embeddings":
-        dims = _int(kwargs.get("output_dimension"))
+        dims = as_int(kwargs.get("output_dimension"))
         if dims is not None:
             attrs["gen_ai.embeddings.dimension.count"] = dims
         return attrs
-    max_tokens = _int(kwargs.get("max_tokens"))
+    max_tokens = as_int(kwargs.get("max_tokens"))
     if max_tokens is not None:
         attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     for key, attr in (("temperature", c.GEN_AI_REQUEST_TEMPERATURE), ("top_p", c.GEN_AI_REQUEST_TOP_P),
                       ("frequency_penalty", c.GEN_AI_REQUEST_FREQUENCY_PENALTY),
                       ("presence_penalty", c.GEN_AI_REQUEST_PRESENCE_PENALTY)):
-        value = _num(kwargs.get(key))
+        value = as_num(kwargs.get(key))
         if value is not None:
             attrs[attr] = value
     stop = kwargs.get("stop")
@@ -233,10 +223,10 @@ def request_attributes(operation: str, instance: Any, kwargs: Mapping[str, Any])
         attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
     elif isinstance(stop, (list, tuple)):
         attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
-    seed = _int(kwargs.get("random_seed"))
+    seed = as_int(kwargs.get("random_seed"))
     if seed is not None:
         attrs[c.GEN_AI_REQUEST_SEED] = seed
-    n = _int(kwargs.get("n"))
+    n = as_int(kwargs.get("n"))
     if n is not None and n != 1:
         attrs[c.GEN_AI_REQUEST_CHOICE_COUNT] = n
     fmt = _plain(kwargs.get("response_format"))
@@ -253,15 +243,15 @@ def request_attributes(operation: str, instance: Any, kwargs: Mapping[str, Any])
 
 def _details(usage: Any, *names: str) -> Any:
     for name in names:
-        value = _get(usage, name)
+        value = get(usage, name)
         if value is not None:
             return value
     return None
 
 
 def mistral_usage(usage: Any) -> Optional[Usage]:
-    prompt = _int(_get(usage, "prompt_tokens"))
-    completion = _int(_get(usage, "completion_tokens"))
+    prompt = as_int(get(usage, "prompt_tokens"))
+    completion = as_int(get(usage, "completion_tokens"))
     if prompt is None and completion is None:
         return None
     prompt_details = _details(usage, "prompt_tokens_details", "prompt_token_details")
@@ -269,32 +259,26 @@ def mistral_usage(usage: Any) -> Optional[Usage]:
     return Usage(
         input_tokens=prompt or 0,
         output_tokens=completion or 0,
-        cache_read_input_tokens=_int(_get(prompt_details, "cached_tokens")) or 0,
-        reasoning_output_tokens=_int(_get(completion_details, "reasoning_tokens")) or 0,
+        cache_read_input_tokens=as_int(get(prompt_details, "cached_tokens")) or 0,
+        reasoning_output_tokens=as_int(get(completion_details, "reasoning_tokens")) or 0,
     )
 
 
-def _finish_reasons(choices: Any) -> Optional[list]:
-    if not isinstance(choices, (list, tuple)) or not choices:
-        return None
-    return [r if isinstance(r, str) else "error" for r in (_get(ch, "finish_reason") for ch in choices)]
-
-
 def chat_outcome(response: Any) -> Outcome:
-    attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: _str(_get(response, "id"))}
-    reasons = _finish_reasons(_get(response, "choices"))
+    attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))}
+    reasons = finish_reasons(get(response, "choices"))
     if reasons:
         attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
-    usage = _get(response, "usage")
-    return Outcome(usage=mistral_usage(usage), response_model=_str(_get(response, "model")),
-                   service_tier=_str(_get(usage, "service_tier")), attributes=attrs)
+    usage = get(response, "usage")
+    return Outcome(usage=mistral_usage(usage), response_model=as_str(get(response, "model")),
+                   service_tier=as_str(get(usage, "service_tier")), attributes=attrs)
 
 
 def embeddings_outcome(response: Any) -> Outcome:
-    prompt = _int(_get(_get(response, "usage"), "prompt_tokens"))
+    prompt = as_int(get(get(response, "usage"), "prompt_tokens"))
     return Outcome(usage=Usage(input_tokens=prompt, output_tokens=0) if prompt is not None else None,
-                   response_model=_str(_get(response, "model")),
-                   attributes={c.GEN_AI_RESPONSE_ID: _str(_get(response, "id"))})
+                   response_model=as_str(get(response, "model")),
+                   attributes={c.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))})
 
 
 class MistralStreamState(StreamState):
@@ -306,35 +290,35 @@ class MistralStreamState(StreamState):
         self.model: Optional[str] = None
         self.finish_reasons: Dict[int, str] = {}
         self.usage_obj: Any = None
-        self.counter = _CharCounter()
+        self.counter = CharCounter()
 
     def observe(self, event: Any) -> bool:
-        chunk = _get(event, "data")
+        chunk = get(event, "data")
         if chunk is None or isinstance(chunk, (str, bytes)):
             chunk = event
         if not self.response_id:
-            self.response_id = _str(_get(chunk, "id"))
+            self.response_id = as_str(get(chunk, "id"))
         if not self.model:
-            self.model = _str(_get(chunk, "model"))
-        usage = _get(chunk, "usage")
+            self.model = as_str(get(chunk, "model"))
+        usage = get(chunk, "usage")
         if usage is not None and mistral_usage(usage) is not None:
             self.usage_obj = usage
-        choices = _get(chunk, "choices")
+        choices = get(chunk, "choices")
         if isinstance(choices, (list, tuple)):
             for choice in choices:
-                index = _int(_get(choice, "index")) or 0
-                reason = _get(choice, "finish_reason")
+                index = as_int(get(choice, "index")) or 0
+                reason = get(choice, "finish_reason")
                 if isinstance(reason, str):
                     self.finish_reasons[index] = reason
                 elif index not in self.finish_reasons:
                     self.finish_reasons[index] = "error"
                 if self.usage_obj is None:
-                    delta = _get(choice, "delta")
-                    self.counter.add(_content_text(_get(delta, "content")))
-                    for call in _get(delta, "tool_calls") or ():
-                        function = _get(call, "function")
-                        self.counter.add(_get(function, "name"))
-                        args = _get(function, "arguments")
+                    delta = get(choice, "delta")
+                    self.counter.add(_content_text(get(delta, "content")))
+                    for call in get(delta, "tool_calls") or ():
+                        function = get(call, "function")
+                        self.counter.add(get(function, "name"))
+                        args = get(function, "arguments")
                         self.counter.add(args if isinstance(args, str) else None)
         return False
 
@@ -345,10 +329,10 @@ class MistralStreamState(StreamState):
         usage = mistral_usage(self.usage_obj) if self.usage_obj is not None else None
         source = sc.AiCostUsageSourceValues.PROVIDER
         if usage is None:
-            usage = _estimated_usage(self.operation.request, self.counter)
+            usage = estimated_usage(self.operation.request, self.counter)
             source = sc.AiCostUsageSourceValues.ESTIMATED
         return Outcome(usage=usage, usage_source=source, response_model=self.model,
-                       service_tier=_str(_get(self.usage_obj, "service_tier")), attributes=attrs)
+                       service_tier=as_str(get(self.usage_obj, "service_tier")), attributes=attrs)
 
 
 _OUTCOMES = {"chat": chat_outcome, "embeddings": embeddings_outcome}
@@ -358,10 +342,9 @@ _OUTCOMES = {"chat": chat_outcome, "embeddings": embeddings_outcome}
 # Calls
 
 
-class _Call:
-    def __init__(self, operation: Operation, kind: str) -> None:
-        self.operation = operation
-        self.kind = kind
+class _Call(c.Call):
+    outcomes = _OUTCOMES
+    log_prefix = "mistral "
 
     def handle_result(self, result: Any) -> Any:
         if self.kind == "chat_stream":
@@ -370,33 +353,22 @@ class _Call:
                 return c.AsyncStreamProxy(result, state)
             if hasattr(result, "__next__"):
                 return c.StreamProxy(result, state)
-            self.operation.finish(Outcome())
+            self.finish_without_response()
             return result
-        try:
-            outcome = _OUTCOMES[self.kind](result)
-        except Exception as exc:
-            log_once(f"mistral {self.kind} response", exc)
-            outcome = Outcome()
-        self.operation.finish(outcome)
+        self.finish_with(result)
         return result
 
 
-class _Config:
-    def __init__(self, telemetry: Telemetry, catalog: Any) -> None:
-        self.telemetry = telemetry
-        self.catalog = catalog
-
-
-def _prepare(config: _Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
     call_kwargs = dict(kwargs)
     if kind == "embeddings":
-        _materialize(call_kwargs, "inputs")
+        materialize(call_kwargs, "inputs")
         attrs = request_attributes("embeddings", instance, call_kwargs)
         operation, max_out = "embeddings", None
     else:
-        _materialize(call_kwargs, "messages")
+        materialize(call_kwargs, "messages")
         attrs = request_attributes("chat", instance, {**call_kwargs, "_otel_stream": kind == "chat_stream"})
-        operation, max_out = "chat", _int(call_kwargs.get("max_tokens"))
+        operation, max_out = "chat", as_int(call_kwargs.get("max_tokens"))
     model = attrs.get(c.GEN_AI_REQUEST_MODEL)
     request = LLMRequest(provider=PROVIDER, operation=operation, model=model, max_output_tokens=max_out,
                          estimate_input=_lazy_estimate(kind, call_kwargs))
@@ -405,60 +377,15 @@ def _prepare(config: _Config, kind: str, instance: Any, kwargs: Dict[str, Any]) 
     return _Call(op, kind), call_kwargs
 
 
-def _sync_wrapper(config: _Config, kind: str):
-    def wrapper(wrapped, instance, args, kwargs):
-        prepared = safe(f"mistral {kind} request", _prepare, config, kind, instance, kwargs)
-        if prepared is None:
-            return wrapped(*args, **kwargs)
-        call, call_kwargs = prepared
-        delay = call.operation.apply_decision(call_kwargs)  # raises BudgetExceededError on a block
-        if delay:
-            try:
-                time.sleep(delay)
-            except BaseException as exc:
-                call.operation.fail(exc)
-                raise
-        try:
-            result = wrapped(*args, **call_kwargs)
-        except BaseException as exc:
-            call.operation.fail(exc)
-            raise
-        try:
-            return call.handle_result(result)
-        except Exception as exc:
-            log_once(f"mistral {kind} result", exc)
-            call.operation.finish(Outcome())
-            return result
-
-    return wrapper
+def _sync_wrapper(config: c.Config, kind: str):
+    # ``_prepare`` and ``time`` are looked up at call time (tests replace them on this module).
+    return c.sync_call_wrapper(f"mistral {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
+                               lambda delay: time.sleep(delay))
 
 
-def _async_wrapper(config: _Config, kind: str):
-    async def wrapper(wrapped, instance, args, kwargs):
-        prepared = safe(f"mistral {kind} request", _prepare, config, kind, instance, kwargs)
-        if prepared is None:
-            return await wrapped(*args, **kwargs)
-        call, call_kwargs = prepared
-        delay = call.operation.apply_decision(call_kwargs)  # raises BudgetExceededError on a block
-        if delay:
-            try:
-                await _async_sleep(delay)
-            except BaseException as exc:
-                call.operation.fail(exc)
-                raise
-        try:
-            result = await wrapped(*args, **call_kwargs)
-        except BaseException as exc:
-            call.operation.fail(exc)
-            raise
-        try:
-            return call.handle_result(result)
-        except Exception as exc:
-            log_once(f"mistral {kind} result", exc)
-            call.operation.finish(Outcome())
-            return result
-
-    return wrapper
+def _async_wrapper(config: c.Config, kind: str):
+    return c.async_call_wrapper(f"mistral {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
+                                lambda delay: c.async_sleep(delay))
 
 
 class MistralInstrumentor(BaseInstrumentor):
@@ -474,25 +401,16 @@ class MistralInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
-        telemetry = Telemetry("otel_ai_cost.instrumentation.mistral", _version(),
-                              kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        config = _Config(telemetry, kwargs.get("catalog"))
+        telemetry = c.telemetry_from("otel_ai_cost.instrumentation.mistral", kwargs)
+        config = c.Config(telemetry, kwargs.get("catalog"))
         self._wrapped = []
         for modules, path, kind, is_async in _METHODS:
-            module = next((m for m in modules if _resolve(m, path)), None)
+            module = next((m for m in modules if c.resolve(m, path) is not None), None)
             if module is None:
                 continue
             factory = _async_wrapper if is_async else _sync_wrapper
-            wrapt.wrap_function_wrapper(module, path, factory(config, kind))
-            self._wrapped.append((module, path))
+            c.wrap(module, path, factory(config, kind), self._wrapped)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import importlib
-
-        for module, path in self._wrapped:
-            owner: Any = importlib.import_module(module)
-            *parents, method = path.split(".")
-            for part in parents:
-                owner = getattr(owner, part)
-            unwrap(owner, method)
+        c.unwrap_all(self._wrapped)
         self._wrapped = []
