@@ -123,6 +123,20 @@ def test_cache_writes_at_the_5_minute_and_1_hour_prices_and_reads(instrumented, 
     assert a["ai_cost.cost.cache_write"] == float((1000 * Decimal("3.75") + 2000 * 6) / M)
 
 
+def test_web_searches_are_priced_per_search(instrumented, span_exporter):
+    # Built from the documented format: usage.server_tool_use.web_search_requests, billed at
+    # $10 per 1,000 searches on top of the tokens (no recording has a web search).
+    usage = {"input_tokens": 2000, "output_tokens": 300, "server_tool_use": {"web_search_requests": 3}}
+    FakeAnthropic(usage=usage).client().messages.create(
+        model=MODEL, max_tokens=1000, messages=MESSAGES,
+        tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}])
+    _, a = _only(span_exporter)
+    assert a["ai_cost.usage.web_search_requests"] == 3
+    assert a["ai_cost.cost.web_search"] == 0.03
+    assert a["gen_ai.usage.cost.amount"] == float((2000 * 3 + 300 * 15) / M + Decimal("0.03"))
+    assert a["ai_cost.pricing.status"] == "priced"
+
+
 def test_thinking_tokens_are_output_tokens(instrumented, span_exporter):
     usage = {"input_tokens": 40, "output_tokens": 300, "output_tokens_details": {"thinking_tokens": 250}}
     FakeAnthropic(usage=usage).client().messages.create(

@@ -14,7 +14,8 @@ Cache writes are split into the 5-minute and the 1-hour price from ``usage.cache
 (``ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens``) when the API reports it. Extended
 thinking is billed as output and is part of ``output_tokens``; when the API reports
 ``output_tokens_details.thinking_tokens`` it becomes ``reasoning_output_tokens`` (a subset of the
-output, priced at the output price unless the catalog prices reasoning).
+output, priced at the output price unless the catalog prices reasoning). Server-side web searches
+(``usage.server_tool_use.web_search_requests``) are priced per search.
 
 Streams: usage comes from ``message_start`` (input side, an early output count) and
 ``message_delta`` (the final totals); a field the later event reports replaces the earlier value.
@@ -162,6 +163,7 @@ def usage_from_fields(fields: Mapping[str, Any]) -> Optional[Usage]:
         cache_write_input_tokens=cache_write,
         cache_write_1h_input_tokens=write_1h,
         reasoning_output_tokens=thinking,
+        web_search_requests=as_int(fields.get("web_search_requests")) or 0,
     )
 
 
@@ -180,6 +182,9 @@ def _usage_fields(usage: Any, into: Optional[Dict[str, Any]] = None) -> Dict[str
             value = as_int(get(creation, name))
             if value is not None:
                 fields[name] = value
+    searches = as_int(get(get(usage, "server_tool_use"), "web_search_requests"))
+    if searches is not None:
+        fields["web_search_requests"] = searches
     thinking = as_int(get(get(usage, "output_tokens_details"), "thinking_tokens"))
     if thinking is not None:
         fields["thinking_tokens"] = thinking
