@@ -35,6 +35,7 @@ class Reply:
         self.body = body
         self.request_body = request_body
         self.declared_length: Optional[int] = None  # send a longer Content-Length, then hang up
+        self.chunked = False  # send the body with Transfer-Encoding: chunked (no Content-Length)
 
 
     @property
@@ -123,6 +124,14 @@ class FakeBedrock:
                 self.send_response(reply.status)
                 for name, value in reply.headers:
                     self.send_header(name, value)
+                if reply.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for i in range(0, len(reply.body), 1000):
+                        part = reply.body[i:i + 1000]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
                 self.send_header("Content-Length", str(reply.declared_length or len(reply.body)))
                 self.end_headers()
                 self.wfile.write(reply.body)

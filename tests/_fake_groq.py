@@ -42,12 +42,36 @@ def sse(events: List[Any], done: bool = True, event_names: bool = False) -> byte
     return "".join(lines).encode()
 
 
-class FakeAPI:
-    """Answers every request with the next queued response: (status, JSON body or SSE bytes)."""
+class _NetworkBody(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body that arrives as from the network: not read until the client reads it."""
 
-    def __init__(self) -> None:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __iter__(self):
+        yield self.data
+
+    async def __aiter__(self):
+        yield self.data
+
+    def close(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+class FakeAPI:
+    """Answers every request with the next queued response: (status, JSON body or SSE bytes).
+
+    ``FakeAPI(network=True)``: the bodies are not pre-loaded (as ``httpx.MockTransport`` does with
+    bytes), so a streamed response (``with_streaming_response``) starts unread, as over the network.
+    """
+
+    def __init__(self, network: bool = False) -> None:
         self.requests: List[httpx.Request] = []
         self.queue: List[tuple] = []
+        self.network = network
 
     def reply(self, body: Union[dict, bytes], status: int = 200, content_type: Optional[str] = None) -> "FakeAPI":
         self.queue.append((status, body, content_type))
@@ -59,6 +83,10 @@ class FakeAPI:
         if not self.queue:
             raise AssertionError(f"unexpected request {request.method} {request.url}")
         status, body, content_type = self.queue.pop(0)
+        if self.network:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            kind = content_type or ("text/event-stream" if isinstance(body, bytes) else "application/json")
+            return httpx.Response(status, stream=_NetworkBody(data), request=request, headers={"content-type": kind})
         if isinstance(body, bytes):
             return httpx.Response(status, content=body, request=request,
                                   headers={"content-type": content_type or "text/event-stream"})

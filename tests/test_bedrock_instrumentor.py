@@ -379,6 +379,42 @@ def test_a_body_cut_short_fails_for_the_user_as_it_would_without_us(bedrock_inst
     assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (5, 10)  # the headers
 
 
+@pytest.mark.parametrize("oversized", [False, True], ids=["within-cap", "over-cap"])
+def test_a_chunked_invoke_body_is_read_at_most_up_to_the_cap(oversized, bedrock_instrumentor, span_exporter,
+                                                              monkeypatch):
+    from botocore.response import StreamingBody
+
+    body = {"output": {"message": {"role": "assistant", "content": [{"text": "x" * 5000}]}},
+            "stopReason": "end_turn", "usage": {"inputTokens": 7, "outputTokens": 20, "totalTokens": 27}}
+    reply = json_reply(invoke_path(NOVA), body, token_headers(5, 10) if oversized else None)
+    reply.chunked = True  # no Content-Length: the size is unknown until read
+    size = len(reply.body)
+    monkeypatch.setattr(bedrock, "_MAX_BODY_READ", 1024 if oversized else size + 10)
+    reads = []
+    real_read = StreamingBody.read
+
+    def spy(self, amt=None):
+        reads.append(amt)
+        return real_read(self, amt)
+
+    monkeypatch.setattr(StreamingBody, "read", spy)
+    with FakeBedrock([reply]) as fake:
+        response = fake.client().invoke_model(modelId=NOVA, body=b'{"messages": []}')
+        ours = list(reads)
+        assert None not in ours and all(amt <= bedrock._MAX_BODY_READ + 1 for amt in ours)  # never the whole body
+        if oversized:
+            first = response["body"].read(10)
+            assert first + response["body"].read() == reply.body  # buffered bytes, then the rest
+        else:
+            assert response["body"].read() == reply.body
+    _, attrs = one_span(span_exporter)
+    if oversized:  # the body was not parsed: usage from the headers only
+        assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (5, 10)
+    else:
+        assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (7, 20)
+    assert size > 1024
+
+
 def test_a_file_like_invoke_body_is_sent_untouched(bedrock_instrumentor, span_exporter):
     payload = b'{"prompt": "Hi", "max_gen_len": 5}'
     reply = json_reply(invoke_path("meta.llama3-1-8b-instruct-v1:0"), {"generation": "x"}, token_headers(2, 1))

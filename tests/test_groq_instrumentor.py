@@ -264,6 +264,9 @@ def test_closed_stream_ends_its_span(instrument, span_exporter):
     (span,) = span_exporter.get_finished_spans()
     assert span.status.status_code is StatusCode.UNSET
     assert span.attributes["ai_cost.usage.source"] == "estimated"
+    # No chunk reported a finish reason: none is recorded (not a placeholder "error"), and no error.
+    assert "gen_ai.response.finish_reasons" not in span.attributes
+    assert "error.type" not in span.attributes
 
 
 # --- embeddings, raw responses, errors ------------------------------------------------------------
@@ -282,15 +285,123 @@ def test_embeddings_report_input_tokens(instrument, span_exporter):
     assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (7, 0)
 
 
-def test_with_raw_response_reads_usage_on_parse(instrument, span_exporter):
-    fake = FakeAPI().reply(completion(usage=REASONING_USAGE))
+@pytest.mark.parametrize("network", [False, True], ids=["preloaded", "network"])
+def test_with_raw_response_ends_its_span_when_the_response_returns(instrument, span_exporter, network):
+    # with_raw_response reads the whole body before returning: the call is over, even if the user
+    # only reads the headers and keeps the response.
+    fake = FakeAPI(network=network).reply(completion(usage=REASONING_USAGE))
     client = _sync_client(fake.transport())
     raw = client.chat.completions.with_raw_response.create(model="openai/gpt-oss-20b", messages=MESSAGES)
-    assert span_exporter.get_finished_spans() == ()
-    parsed = raw.parse()
-    assert parsed.usage.prompt_tokens == 120
+    assert raw.headers["content-type"]
     (span,) = span_exporter.get_finished_spans()
     assert span.attributes["gen_ai.usage.cost.amount"] == float(REASONING_COST)
+    assert span.attributes["ai_cost.usage.source"] == "provider"
+    parsed = raw.parse()
+    assert parsed.usage.prompt_tokens == 120
+    assert len(span_exporter.get_finished_spans()) == 1
+
+
+def test_async_with_raw_response_ends_its_span_when_the_response_returns(instrument, span_exporter):
+    fake = FakeAPI(network=True).reply(completion(usage=REASONING_USAGE))
+    client = _async_client(fake.transport())
+
+    async def run():
+        raw = await client.chat.completions.with_raw_response.create(model="openai/gpt-oss-20b", messages=MESSAGES)
+        (span,) = span_exporter.get_finished_spans()
+        assert span.attributes["gen_ai.usage.cost.amount"] == float(REASONING_COST)
+        assert (await raw.parse()).usage.prompt_tokens == 120
+
+    asyncio.run(run())
+    assert len(span_exporter.get_finished_spans()) == 1
+
+
+@pytest.mark.parametrize("read", ["json", "text", "read", "parse"])
+def test_with_streaming_response_reads_usage_from_the_body_the_user_read(instrument, span_exporter, read):
+    fake = FakeAPI(network=True).reply(completion(usage=REASONING_USAGE))
+    client = _sync_client(fake.transport())
+    with client.chat.completions.with_streaming_response.create(model="openai/gpt-oss-20b",
+                                                                messages=MESSAGES) as raw:
+        assert span_exporter.get_finished_spans() == ()  # nothing read yet
+        getattr(raw, read)()
+        (span,) = span_exporter.get_finished_spans()  # ended inside the block, not at collection
+    assert span.attributes["gen_ai.usage.cost.amount"] == float(REASONING_COST)
+    assert span.attributes["ai_cost.usage.source"] == "provider"
+    assert len(span_exporter.get_finished_spans()) == 1
+
+
+@pytest.mark.parametrize("read", ["nothing", "headers", "iter_lines"])
+def test_with_streaming_response_closed_unparsed_settles_the_input_estimate(instrument, span_exporter, read):
+    fake = FakeAPI(network=True).reply(completion(usage=REASONING_USAGE))
+    client = _sync_client(fake.transport())
+    with client.chat.completions.with_streaming_response.create(model="openai/gpt-oss-20b",
+                                                                messages=MESSAGES) as raw:
+        if read == "headers":
+            assert raw.headers["content-type"] == "application/json"
+        elif read == "iter_lines":
+            assert list(raw.iter_lines())  # consumed by the user, not kept by httpx: not readable by us
+        keep = raw
+    (span,) = span_exporter.get_finished_spans()  # leaving the block ends it (keep is still alive)
+    a = span.attributes
+    assert a["ai_cost.usage.source"] == "estimated"
+    assert a["gen_ai.usage.input_tokens"] == estimate_chat("openai/gpt-oss-20b", MESSAGES).tokens
+    assert a["gen_ai.usage.output_tokens"] == 0
+    assert a["ai_cost.pricing.status"] == "priced"
+    del keep
+
+
+def test_with_streaming_response_dropped_unread_settles_the_input_estimate(instrument, span_exporter):
+    fake = FakeAPI(network=True).reply(completion(usage=REASONING_USAGE))
+    client = _sync_client(fake.transport())
+    manager = client.chat.completions.with_streaming_response.create(model="openai/gpt-oss-20b", messages=MESSAGES)
+    raw = manager.__enter__()
+    assert raw.headers
+    del raw, manager
+    gc.collect()
+    assert _common.flush_abandoned_streams()
+    (span,) = span_exporter.get_finished_spans()
+    assert span.attributes["ai_cost.usage.source"] == "estimated"
+    assert span.attributes["gen_ai.usage.input_tokens"] == estimate_chat("openai/gpt-oss-20b", MESSAGES).tokens
+
+
+def test_async_with_streaming_response_close_and_json(instrument, span_exporter):
+    fake = FakeAPI(network=True).reply(completion(usage=REASONING_USAGE)).reply(completion(usage=REASONING_USAGE))
+    client = _async_client(fake.transport())
+
+    async def run():
+        async with client.chat.completions.with_streaming_response.create(model="openai/gpt-oss-20b",
+                                                                          messages=MESSAGES) as raw:
+            await raw.json()
+            (span,) = span_exporter.get_finished_spans()
+            assert span.attributes["ai_cost.usage.source"] == "provider"
+        span_exporter.clear()
+        async with client.chat.completions.with_streaming_response.create(model="openai/gpt-oss-20b",
+                                                                          messages=MESSAGES) as raw:
+            pass
+        (span,) = span_exporter.get_finished_spans()
+        assert span.attributes["ai_cost.usage.source"] == "estimated"
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("read", ["parse", "read", "exit"])
+def test_streamed_with_streaming_response(instrument, span_exporter, read):
+    fake = FakeAPI(network=True).reply(sse(_chunks()))
+    client = _sync_client(fake.transport())
+    with client.chat.completions.with_streaming_response.create(model="openai/gpt-oss-20b", messages=MESSAGES,
+                                                                stream=True) as raw:
+        if read == "parse":
+            assert len(list(raw.parse())) == 4
+        elif read == "read":
+            assert raw.read().startswith(b"data: ")
+    (span,) = span_exporter.get_finished_spans()
+    a = span.attributes
+    if read == "exit":
+        assert a["ai_cost.usage.source"] == "estimated"
+        assert "gen_ai.response.finish_reasons" not in a
+    else:  # the x_groq.usage of the last chunk, from the chunks or from the SSE bytes the user read
+        assert a["ai_cost.usage.source"] == "provider"
+        assert a["gen_ai.usage.cost.amount"] == float(REASONING_COST)
+        assert a["gen_ai.response.finish_reasons"] == ("stop",)
 
 
 def test_api_error_is_raised_unchanged_and_recorded(instrument, span_exporter):
@@ -410,3 +521,101 @@ def test_throttle_and_downgrade_are_applied_before_sending(monkeypatch, action):
             assert span.attributes["ai_cost.budget.requested_model"] == "llama-3.3-70b-versatile"
     finally:
         p.close()
+
+
+# --- with_raw_response objects cached before instrument() / across uninstrument() ------------------
+
+
+def test_with_raw_response_bound_before_instrument_is_instrumented_and_budgeted():
+    from otel_ai_cost import BudgetExceededError
+    from otel_ai_cost.budgets import Budget, MemoryBudgetStore, lifetime
+
+    fake = FakeAPI().reply(completion(model="llama-3.3-70b-versatile"))
+    client = _sync_client(fake.transport())
+    raw_api = client.chat.completions.with_raw_response  # cached by the SDK, bound to the SDK's create
+    streaming_api = client.chat.completions.with_streaming_response
+    Pipeline = make_pipeline_factory(GroqInstrumentor)
+    p = Pipeline(budgets=[Budget("team", Decimal("0.0001"), lifetime())], budget_store=MemoryBudgetStore())
+    try:
+        with pytest.raises(BudgetExceededError):
+            raw_api.create(model="llama-3.3-70b-versatile", messages=MESSAGES, max_tokens=1000)
+        with pytest.raises(BudgetExceededError):
+            with streaming_api.create(model="llama-3.3-70b-versatile", messages=MESSAGES, max_tokens=1000):
+                pass
+        assert fake.requests == []
+        assert [s.attributes["ai_cost.budget.decision"] for s in p.spans()] == ["block", "block"]
+        raw = raw_api.create(model="llama-3.3-70b-versatile", messages=MESSAGES, max_tokens=10)
+        assert raw.parse().usage.prompt_tokens == 20
+        assert len(fake.requests) == 1
+        span = p.spans()[-1]
+        assert span.name == "chat llama-3.3-70b-versatile"
+        assert span.attributes["gen_ai.provider.name"] == "groq"
+        assert span.attributes["server.address"] == "api.groq.com"
+        assert span.attributes["gen_ai.usage.input_tokens"] == 20
+        assert len(p.spans()) == 3
+    finally:
+        p.close()
+
+
+def test_async_with_raw_response_bound_before_instrument_is_instrumented(instrument, span_exporter):
+    instrument().uninstrument()
+    fake = FakeAPI().reply(completion(usage=REASONING_USAGE))
+    client = _async_client(fake.transport())
+    raw_api = client.chat.completions.with_raw_response
+    instrument()
+
+    async def run():
+        raw = await raw_api.create(model="openai/gpt-oss-20b", messages=MESSAGES)
+        return await raw.parse()
+
+    assert asyncio.run(run()).usage.prompt_tokens == 120
+    (span,) = span_exporter.get_finished_spans()
+    assert span.attributes["gen_ai.usage.cost.amount"] == float(REASONING_COST)
+
+
+def test_a_downgrade_applies_to_a_with_raw_response_bound_before_instrument(monkeypatch):
+    from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime
+
+    fake = FakeAPI().reply(completion(model="llama-3.1-8b-instant"))
+    client = _sync_client(fake.transport())
+    raw_api = client.chat.completions.with_raw_response
+    Pipeline = make_pipeline_factory(GroqInstrumentor)
+    then = downgrade("llama-3.1-8b-instant")
+    p = Pipeline(budgets=[Budget("team", Decimal(1), lifetime(), thresholds=[Threshold(Decimal("0.000001"), then)])],
+                 budget_store=MemoryBudgetStore())
+    try:
+        raw_api.create(model="llama-3.3-70b-versatile", messages=MESSAGES, max_tokens=100).parse()
+        assert fake.sent_json()["model"] == "llama-3.1-8b-instant"
+        (span,) = p.spans()
+        assert span.attributes["ai_cost.budget.decision"] == "downgrade"
+        assert span.attributes["ai_cost.budget.requested_model"] == "llama-3.3-70b-versatile"
+    finally:
+        p.close()
+
+
+def test_uninstrument_stops_a_with_raw_response_used_before(instrument, span_exporter):
+    fake = FakeAPI().reply(completion()).reply(completion()).reply(completion()).reply(completion())
+    client = _sync_client(fake.transport())
+    client.chat.completions.with_raw_response.create(model="openai/gpt-oss-20b", messages=MESSAGES).parse()
+    with client.chat.completions.with_streaming_response.create(model="openai/gpt-oss-20b", messages=MESSAGES) as r:
+        r.parse()
+    assert len(span_exporter.get_finished_spans()) == 2
+    span_exporter.clear()
+    instrument().uninstrument()
+    client.chat.completions.with_raw_response.create(model="openai/gpt-oss-20b", messages=MESSAGES).parse()
+    with client.chat.completions.with_streaming_response.create(model="openai/gpt-oss-20b", messages=MESSAGES) as r:
+        r.parse()
+    assert span_exporter.get_finished_spans() == ()
+    assert len(fake.requests) == 4
+
+
+def test_reinstrument_gives_one_span_per_call_through_an_old_with_raw_response(instrument, span_exporter):
+    fake = FakeAPI().reply(completion()).reply(completion())
+    client = _sync_client(fake.transport())
+    raw_api = client.chat.completions.with_raw_response  # bound to the first instrumentation's wrapper
+    raw_api.create(model="openai/gpt-oss-20b", messages=MESSAGES).parse()
+    instrument()  # uninstrument + instrument again
+    raw_api.create(model="openai/gpt-oss-20b", messages=MESSAGES).parse()
+    spans = span_exporter.get_finished_spans()
+    assert len(spans) == 2
+    assert all(s.attributes["gen_ai.usage.input_tokens"] == 20 for s in spans)

@@ -220,6 +220,10 @@ def test_stream_closed_early_ends_its_span(instrument, span_exporter):
     stream.close()
     (span,) = span_exporter.get_finished_spans()
     assert span.attributes["ai_cost.usage.source"] == "estimated"
+    # No chunk reported a finish reason: none is recorded (not a placeholder "error"), and no error.
+    assert "gen_ai.response.finish_reasons" not in span.attributes
+    assert "error.type" not in span.attributes
+    assert span.status.status_code is StatusCode.UNSET
 
 
 def test_an_internal_error_never_breaks_the_call(instrument, span_exporter, monkeypatch):

@@ -603,3 +603,101 @@ def test_structured_output_parse_helpers_are_instrumented(openai_instrumentor, s
     response = FakeOpenAI().client().responses.parse(model="gpt-4o-mini", input="Say this is a test")
     assert response.output_text == "This is a test."
     assert span_exporter.get_finished_spans()[-1].attributes["gen_ai.usage.input_tokens"] == 22
+
+
+# --- with_raw_response objects cached before instrument() / across uninstrument() ----------------
+# The SDK caches ``with_raw_response`` / ``with_streaming_response`` per resource, bound to the
+# ``create`` found the first time: the clients' ``request`` (looked up at call time) catches the calls
+# no current wrapper saw, and a wrapper of an earlier instrument() calls the SDK untouched.
+
+
+def test_with_raw_response_bound_before_instrument_is_instrumented(tracer_provider, meter_provider, span_exporter):
+    fake = FakeOpenAI()
+    client = fake.client()
+    raw_chat = client.chat.completions.with_raw_response
+    raw_responses = client.responses.with_raw_response
+    raw_embeddings = client.embeddings.with_raw_response
+    streaming_chat = client.chat.completions.with_streaming_response
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        raw_chat.create(model="gpt-4o-mini", messages=MESSAGES).parse()
+        raw_responses.create(model="gpt-4o-mini", input="Say this is a test").parse()
+        raw_embeddings.create(model="text-embedding-3-small", input="hi").parse()
+        with streaming_chat.create(model="gpt-4o-mini", messages=MESSAGES, stream=True) as response:
+            chunks = list(response.parse())
+    finally:
+        instrumentor.uninstrument()
+    assert all(chunk.choices for chunk in chunks)  # the injected usage chunk is hidden, as usual
+    assert fake.requests[-1]["stream_options"] == {"include_usage": True}
+    spans = span_exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["chat gpt-4o-mini", "chat gpt-4o-mini", "embeddings text-embedding-3-small",
+                                       "chat gpt-4o-mini"]
+    assert [s.attributes["gen_ai.usage.input_tokens"] for s in spans] == [20, 22, 5, 20]
+    assert all(s.attributes["gen_ai.provider.name"] == "openai" for s in spans)
+    assert spans[0].attributes["server.address"] == "api.openai.com"
+
+
+async def test_async_with_raw_response_bound_before_instrument_is_instrumented(tracer_provider, meter_provider,
+                                                                              span_exporter):
+    client = FakeOpenAI().async_client()
+    raw_chat = client.chat.completions.with_raw_response
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        (await raw_chat.create(model="gpt-4o-mini", messages=MESSAGES)).parse()  # legacy: parse() is sync
+    finally:
+        instrumentor.uninstrument()
+    attrs, _ = _one_span(span_exporter)
+    assert attrs["gen_ai.usage.input_tokens"] == 20
+
+
+def test_a_budget_blocks_a_with_raw_response_bound_before_instrument(tracer_provider, span_exporter):
+    from otel_ai_cost import AICostSpanProcessor, BudgetExceededError
+    from otel_ai_cost.budgets import Budget, MemoryBudgetStore, lifetime
+    from otel_ai_cost.config import Settings
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    fake = FakeOpenAI()
+    raw_chat = fake.client().chat.completions.with_raw_response
+    provider = TracerProvider()
+    provider.add_span_processor(AICostSpanProcessor(settings=Settings(), budget_store=MemoryBudgetStore(),
+                                                    budgets=[Budget("zero", 0, lifetime())]))
+    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        with pytest.raises(BudgetExceededError):
+            raw_chat.create(model="gpt-4o", messages=MESSAGES)
+    finally:
+        instrumentor.uninstrument()
+    assert fake.requests == []
+    attrs, _ = _one_span(span_exporter)
+    assert attrs["ai_cost.budget.decision"] == "block"
+
+
+def test_uninstrument_stops_a_with_raw_response_used_before(tracer_provider, meter_provider, span_exporter):
+    client = FakeOpenAI().client()
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES).parse()
+        with client.chat.completions.with_streaming_response.create(model="gpt-4o-mini", messages=MESSAGES) as r:
+            r.parse()
+    finally:
+        instrumentor.uninstrument()
+    assert len(span_exporter.get_finished_spans()) == 2
+    span_exporter.clear()
+    client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES).parse()
+    with client.chat.completions.with_streaming_response.create(model="gpt-4o-mini", messages=MESSAGES) as r:
+        r.parse()
+    assert span_exporter.get_finished_spans() == ()
+    # instrumented again: one span per call through the old cached object, not two, not none
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES).parse()
+    finally:
+        instrumentor.uninstrument()
+    attrs, _ = _one_span(span_exporter)
+    assert attrs["gen_ai.usage.input_tokens"] == 20

@@ -728,17 +728,67 @@ class _Call:
         length = _int(headers.get("content-length"))
         if length is not None and length > _MAX_BODY_READ:
             return None, None
+        # Without a Content-Length (a chunked body) the size is known only by reading: never more
+        # than the cap + 1 bytes.
+        parts: List[bytes] = []
+        size = 0
         try:
-            data = body.read()
+            while size <= _MAX_BODY_READ:
+                part = body.read(_MAX_BODY_READ + 1 - size)
+                if not part:
+                    break
+                parts.append(part)
+                size += len(part)
         except Exception as exc:  # the user's read would have failed the same way
             result["body"] = _failed_body(exc)
             return None, exc
+        data = b"".join(parts)
+        if size > _MAX_BODY_READ:
+            # Too large to parse: the user reads the bytes buffered so far, then the rest (unread by us).
+            result["body"] = StreamingBody(_PrefixedStream(data, body), None)
+            return None, None
         result["body"] = StreamingBody(io.BytesIO(data), len(data))
         try:
             parsed = json.loads(data)
         except ValueError:
             return None, None
         return (parsed if isinstance(parsed, dict) else None), None
+
+
+class _PrefixedStream:
+    """The raw stream of a body the instrumentor started to read: ``prefix`` (the bytes it read),
+    then the rest of the original ``StreamingBody`` (which still verifies its Content-Length)."""
+
+    def __init__(self, prefix: bytes, rest: Any) -> None:
+        self._prefix = prefix
+        self._offset = 0
+        self._rest = rest
+
+    def read(self, amt: Optional[int] = None) -> bytes:
+        start = self._offset
+        if amt is None or amt < 0:
+            self._offset = len(self._prefix)
+            return self._prefix[start:] + self._rest.read()
+        head = self._prefix[start:start + amt]
+        self._offset += len(head)
+        if len(head) < amt:
+            return head + self._rest.read(amt - len(head))
+        return head
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        data = self.read(len(view))
+        view[:len(data)] = data
+        return len(data)
+
+    def readlines(self) -> List[bytes]:
+        return self.read().splitlines(True)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._rest.close()
 
 
 def _failed_body_class() -> Any:

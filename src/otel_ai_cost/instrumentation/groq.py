@@ -14,14 +14,28 @@ the request attributes and the usage reading are those of ``_chat_format.py``. W
   others (Llama, Qwen, ...) with the heuristic and the Llama 3 chat template's overhead (4 tokens
   + the role per message, 5 to prime the reply), calibrated on the recorded Groq request.
 
-``with_raw_response``: the SDK returns an ``APIResponse`` whose body is read on ``parse()``; the
-span ends when the user parses it (usage read then), or without usage when it is dropped unparsed.
+``with_raw_response``: the SDK returns an ``APIResponse`` whose body httpx has already read, so
+the span ends at once with the usage of those bytes. ``with_streaming_response`` (and a streamed
+``with_raw_response``): the body is not read yet; the response is returned behind a proxy and the
+span ends when the user parses it (usage from the parsed object or the stream), reads the whole body
+(``read()`` / ``text()`` / ``json()``: usage from those bytes), closes it (leaving the ``with``
+block) or drops it. Closed or dropped with a body we cannot see (nothing read, only the headers,
+``iter_*``), the span ends with the input estimate, ``ai_cost.usage.source=estimated``: the
+instrumentor never reads bytes the user did not read.
+
+The SDK caches ``with_raw_response`` / ``with_streaming_response`` per resource object, bound to the
+``create`` it found the first time. So the clients' ``request`` is wrapped too (looked up at call
+time): a chat or embeddings request that did not come through a current ``create`` wrapper (an
+object cached before ``instrument()``) is instrumented there, from the request body; and a wrapper
+of an earlier ``instrument()`` (cached, then ``uninstrument()``) calls the SDK untouched.
 
 Message content is never recorded.
 """
 from __future__ import annotations
 
+import functools
 import time
+from contextvars import ContextVar
 from typing import Any, Collection, Dict, Mapping, Optional, Tuple
 
 import wrapt
@@ -156,10 +170,8 @@ class GroqStreamState(StreamState):
             for choice in choices:
                 index = as_int(get(choice, "index")) or 0
                 reason = get(choice, "finish_reason")
-                if isinstance(reason, str):
+                if isinstance(reason, str):  # only as reported: a stream closed early has none
                     self.finish_reasons[index] = reason
-                elif index not in self.finish_reasons:
-                    self.finish_reasons[index] = "error"
                 if self.usage_obj is None:
                     delta = get(choice, "delta")
                     add = self.counter.add
@@ -223,6 +235,13 @@ class _Call(c.Call):
     def handle_result(self, result: Any) -> Any:
         base, async_base = _raw_types()
         if base and isinstance(result, base):
+            if not self.is_stream:
+                data = _read_body(result)
+                if data is not None:
+                    # with_raw_response: the whole body is already here, so the call is over. The
+                    # span ends now with the usage of those bytes, whatever the user reads later.
+                    _finish_from_body(self, data)
+                    return result
             cls = _AsyncRawResponseProxy if isinstance(result, async_base) else _SyncRawResponseProxy
             return cls(result, self)
         if self.is_stream:
@@ -231,14 +250,81 @@ class _Call(c.Call):
         return result
 
 
+def _read_body(raw: Any) -> Optional[bytes]:
+    """The body bytes of a raw response if they were already read (never reads the network)."""
+    http = getattr(raw, "http_response", None)
+    try:
+        data = http.content  # httpx raises ResponseNotRead for a body not read yet
+    except Exception:
+        return None
+    return data if isinstance(data, (bytes, bytearray)) else None
+
+
+def _sse_chunks(data: bytes):
+    """The JSON chunks of a server-sent-events body (``data: {...}`` lines)."""
+    import json
+
+    for line in bytes(data).decode("utf-8", "replace").splitlines():
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if not payload or payload == "[DONE]":
+            continue
+        try:
+            yield json.loads(payload)
+        except ValueError:
+            continue
+
+
+def _finish_from_body(call: "_Call", data: bytes) -> None:
+    """End the span with what the body the user read says (a JSON response or an SSE stream)."""
+    if call.is_stream:
+        state = GroqStreamState(call.operation)
+        for chunk in _sse_chunks(data):
+            state.observe_safely(chunk)
+        state.end()
+        return
+    import json
+
+    try:
+        body = json.loads(bytes(data))
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        call.finish_with(body)
+    else:
+        _finish_estimated(call)
+
+
+def _finish_estimated(call: "_Call") -> None:
+    """End the span of a response whose body the user never read: the input estimate, marked estimated."""
+    usage = estimated_usage(call.operation.request, CharCounter(), "groq raw response input estimate")
+    call.operation.finish(Outcome(usage=usage, usage_source=sc.AiCostUsageSourceValues.ESTIMATED))
+
+
+def _settle_unparsed(call: "_Call", raw: Any) -> None:
+    """End the span of a raw response closed or dropped without ``parse()``: from the body bytes the
+    user already read (``read()``, ``text()``, ``json()``), else with the input estimate."""
+    if call.operation.ended:
+        return
+    data = _read_body(raw)
+    if data is not None:
+        _finish_from_body(call, data)
+    else:
+        _finish_estimated(call)
+
+
 class _RawResponseProxy(wrapt.ObjectProxy):
-    """A ``with_raw_response`` result: the span ends when the body is parsed (or the response dropped)."""
+    """A ``with_streaming_response`` (or streamed ``with_raw_response``) result: the span ends when
+    the body is parsed, read (``read()`` / ``text()`` / ``json()``), closed (leaving the ``with``
+    block) or the response dropped."""
 
     def __init__(self, wrapped: Any, call: _Call) -> None:
         super().__init__(wrapped)
         self._self_call = call
         self._self_parsed: Any = None
-        self._self_finalizer = c.end_when_collected(self, call.finish_without_response)
+        # References the SDK response, never this proxy (the finalizer must not keep it alive).
+        self._self_finalizer = c.end_when_collected(self, functools.partial(_settle_unparsed, call, wrapped))
 
     def _self_handle(self, parsed: Any) -> Any:
         if self._self_parsed is not None:
@@ -252,17 +338,60 @@ class _RawResponseProxy(wrapt.ObjectProxy):
             self._self_parsed = parsed
         return self._self_parsed
 
+    def _self_body_read(self) -> None:
+        """The user read the whole body without parse(): end the span from those bytes."""
+        if self._self_parsed is not None:
+            return
+        self._self_finalizer.detach()
+        safe("groq raw body", _settle_unparsed, self._self_call, self.__wrapped__)
+
+    def _self_closed(self) -> None:
+        if self._self_parsed is not None:
+            if self._self_call.is_stream:
+                safe("groq raw stream close", c.end_stream_proxy, self._self_parsed)
+            return
+        self._self_finalizer.detach()
+        safe("groq raw close", _settle_unparsed, self._self_call, self.__wrapped__)
+
+    def _self_failed(self, exc: BaseException) -> None:
+        self._self_finalizer.detach()
+        self._self_call.operation.fail(exc)
+
 
 class _SyncRawResponseProxy(_RawResponseProxy):
     def parse(self, *args: Any, **kwargs: Any) -> Any:
         try:
             parsed = self.__wrapped__.parse(*args, **kwargs)
         except BaseException as exc:
-            self._self_call.operation.fail(exc)
+            self._self_failed(exc)
             raise
         if args or kwargs.get("to") is not None:
             return parsed
         return self._self_handle(parsed)
+
+    def _self_read(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = getattr(self.__wrapped__, method)(*args, **kwargs)
+        except BaseException as exc:  # a broken connection, an interrupt
+            self._self_failed(exc)
+            raise
+        self._self_body_read()
+        return result
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_read("read", *args, **kwargs)
+
+    def text(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_read("text", *args, **kwargs)
+
+    def json(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_read("json", *args, **kwargs)
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_closed()
 
 
 class _AsyncRawResponseProxy(_RawResponseProxy):
@@ -270,11 +399,35 @@ class _AsyncRawResponseProxy(_RawResponseProxy):
         try:
             parsed = await self.__wrapped__.parse(*args, **kwargs)
         except BaseException as exc:
-            self._self_call.operation.fail(exc)
+            self._self_failed(exc)
             raise
         if args or kwargs.get("to") is not None:
             return parsed
         return self._self_handle(parsed)
+
+    async def _self_read(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await getattr(self.__wrapped__, method)(*args, **kwargs)
+        except BaseException as exc:  # a broken connection, a cancellation
+            self._self_failed(exc)
+            raise
+        self._self_body_read()
+        return result
+
+    async def read(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._self_read("read", *args, **kwargs)
+
+    async def text(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._self_read("text", *args, **kwargs)
+
+    async def json(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._self_read("json", *args, **kwargs)
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_closed()
 
 
 def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
@@ -303,15 +456,131 @@ def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any])
     return _Call(op, kind, is_stream), call_kwargs
 
 
+# ``with_raw_response`` / ``with_streaming_response`` are cached per resource object and keep the
+# ``create`` they found the first time: a method bound before ``instrument()`` (the SDK's own), or
+# bound to the wrapper of an earlier ``instrument()``. So every wrapper checks that it belongs to the
+# current instrumentation (else it calls the SDK untouched), and the clients' ``request`` (looked up
+# at call time) instruments the chat / embeddings requests that did not come through a current
+# wrapper, from the request body.
+_current: Optional[c.Config] = None
+_IN_METHOD: ContextVar[bool] = ContextVar("otel_ai_cost_groq_in_method", default=False)
+
+_REQUEST_PATHS = (("/chat/completions", "chat"), ("/embeddings", "embeddings"))
+_REQUEST_METHODS = [
+    ("groq._base_client", "SyncAPIClient.request", False),
+    ("groq._base_client", "AsyncAPIClient.request", True),
+]
+
+
 def _sync_wrapper(config: c.Config, kind: str):
     # ``_prepare`` and ``time`` are looked up at call time (tests replace them on this module).
-    return c.sync_call_wrapper(f"groq {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
-                               lambda delay: time.sleep(delay))
+    inner = c.sync_call_wrapper(f"groq {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
+                                lambda delay: time.sleep(delay))
+
+    def wrapper(wrapped, instance, args, kwargs):
+        if _current is not config:  # kept by a with_raw_response bound while instrumented before
+            return wrapped(*args, **kwargs)
+        token = _IN_METHOD.set(True)
+        try:
+            return inner(wrapped, instance, args, kwargs)
+        finally:
+            _IN_METHOD.reset(token)
+
+    wrapper.inner = inner  # type: ignore[attr-defined]
+    return wrapper
 
 
 def _async_wrapper(config: c.Config, kind: str):
-    return c.async_call_wrapper(f"groq {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
-                                lambda delay: c.async_sleep(delay))
+    inner = c.async_call_wrapper(f"groq {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
+                                 lambda delay: c.async_sleep(delay))
+
+    async def wrapper(wrapped, instance, args, kwargs):
+        if _current is not config:
+            return await wrapped(*args, **kwargs)
+        token = _IN_METHOD.set(True)
+        try:
+            return await inner(wrapped, instance, args, kwargs)
+        finally:
+            _IN_METHOD.reset(token)
+
+    wrapper.inner = inner  # type: ignore[attr-defined]
+    return wrapper
+
+
+class _ClientShim:
+    """What ``_prepare`` reads of a resource (its ``_client``), for a request seen at the client."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+
+def _bypassed_request(args: Any, kwargs: Mapping[str, Any]) -> Optional[Tuple[str, Any, Dict[str, Any]]]:
+    """(kind, options, body) of a chat / embeddings request, else None."""
+    options = args[1] if len(args) > 1 else kwargs.get("options")
+    method, url, body = get(options, "method"), get(options, "url"), get(options, "json_data")
+    if not isinstance(method, str) or method.lower() != "post" or not isinstance(url, str):
+        return None
+    if not isinstance(body, Mapping):
+        return None
+    for suffix, kind in _REQUEST_PATHS:
+        if url.endswith(suffix):
+            return kind, options, dict(body)
+    return None
+
+
+def _with_body(args: Any, kwargs: Dict[str, Any], options: Any, body: Dict[str, Any]) -> Tuple[Any, Dict[str, Any]]:
+    """``args`` / ``kwargs`` of ``request`` with a copy of ``options`` whose body is ``body``."""
+    copy = options.model_copy() if hasattr(options, "model_copy") else options.copy()
+    copy.json_data = body
+    if len(args) > 1:
+        return (args[0], copy, *args[2:]), kwargs
+    return args, {**kwargs, "options": copy}
+
+
+def _request_wrapper(config: c.Config, kind_wrappers: Mapping[str, Any], is_async: bool):
+    """The clients' ``request``: instruments the chat / embeddings requests no current wrapper saw."""
+
+    def route(args: Any, kwargs: Dict[str, Any]) -> Any:
+        if _IN_METHOD.get() or _current is not config:
+            return None
+        return safe("groq request", _bypassed_request, args, kwargs)
+
+    def sender(wrapped: Any, args: Any, kwargs: Dict[str, Any], options: Any, body: Dict[str, Any]):
+        def send(**call_kwargs: Any) -> Any:
+            a, k = (args, kwargs) if call_kwargs == body else _with_body(args, kwargs, options, call_kwargs)
+            return wrapped(*a, **k)
+
+        return send
+
+    if is_async:
+        async def async_wrapper(wrapped, instance, args, kwargs):
+            found = route(args, kwargs)
+            if found is None:
+                return await wrapped(*args, **kwargs)
+            kind, options, body = found
+            token = _IN_METHOD.set(True)
+            try:
+                return await kind_wrappers[kind](sender(wrapped, args, kwargs, options, body),
+                                                 _ClientShim(instance), (), body)
+            finally:
+                _IN_METHOD.reset(token)
+
+        return async_wrapper
+
+    def wrapper(wrapped, instance, args, kwargs):
+        found = route(args, kwargs)
+        if found is None:
+            return wrapped(*args, **kwargs)
+        kind, options, body = found
+        token = _IN_METHOD.set(True)
+        try:
+            return kind_wrappers[kind](sender(wrapped, args, kwargs, options, body), _ClientShim(instance), (), body)
+        finally:
+            _IN_METHOD.reset(token)
+
+    return wrapper
 
 
 class GroqInstrumentor(BaseInstrumentor):
@@ -330,12 +599,22 @@ class GroqInstrumentor(BaseInstrumentor):
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.groq", kwargs)
         config = c.Config(telemetry, kwargs.get("catalog"))
         self._wrapped = []
+        global _current
+        _current = config
         for module, path, kind, is_async in _METHODS:
             if c.resolve(module, path) is None:
                 continue
             factory = _async_wrapper if is_async else _sync_wrapper
             c.wrap(module, path, factory(config, kind), self._wrapped)
+        for module, path, is_async in _REQUEST_METHODS:
+            if c.resolve(module, path) is None:
+                continue
+            factory = _async_wrapper if is_async else _sync_wrapper
+            kinds = {kind: factory(config, kind).inner for _, kind in _REQUEST_PATHS}
+            c.wrap(module, path, _request_wrapper(config, kinds, is_async), self._wrapped)
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        global _current
+        _current = None
         c.unwrap_all(self._wrapped)
         self._wrapped = []

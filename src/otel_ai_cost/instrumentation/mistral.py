@@ -308,10 +308,8 @@ class MistralStreamState(StreamState):
             for choice in choices:
                 index = as_int(get(choice, "index")) or 0
                 reason = get(choice, "finish_reason")
-                if isinstance(reason, str):
+                if isinstance(reason, str):  # only as reported: a stream closed early has none
                     self.finish_reasons[index] = reason
-                elif index not in self.finish_reasons:
-                    self.finish_reasons[index] = "error"
                 if self.usage_obj is None:
                     delta = get(choice, "delta")
                     self.counter.add(_content_text(get(delta, "content")))
