@@ -530,7 +530,7 @@ class _RawResponseProxy(wrapt.ObjectProxy):
         self._self_call = call
         self._self_stream = stream
         # The body may never be parsed: end the span if the user drops the response unparsed.
-        self._self_finalizer = None if stream is not None else c.end_when_collected(self, call.finish_without_response)
+        self._self_finalizer = None if stream is not None else c.end_when_collected(self, call.finish_unparsed)
 
     def _self_handle(self, parsed: Any) -> Any:
         call = self._self_call
@@ -547,7 +547,7 @@ class _RawResponseProxy(wrapt.ObjectProxy):
         if self._self_stream is not None:
             safe("raw stream close", c.end_stream_proxy, self._self_stream)
         else:
-            self._self_call.finish_without_response()
+            self._self_call.finish_unparsed()
 
 
 class _SyncRawResponseProxy(_RawResponseProxy):
@@ -601,6 +601,14 @@ class _Call(c.Call):
         self.is_stream = is_stream
         self.hide_usage_chunk = hide_usage_chunk
         self.usage_expected = usage_expected
+
+    def finish_unparsed(self) -> None:
+        """End the span of a raw response closed or dropped without ``parse()``: the request was sent
+        and its input billed, so the input estimate is settled (marked estimated), not nothing."""
+        if self.operation.ended:
+            return
+        usage = c.estimated_usage(self.operation.request, c.CharCounter(), "raw response input estimate")
+        self.operation.finish(Outcome(usage=usage, usage_source=sc.AiCostUsageSourceValues.ESTIMATED))
 
     def wrap_stream(self, stream: Any) -> Any:
         if self.kind == "responses":
