@@ -13,6 +13,10 @@ Bodies follow Anthropic's documented formats (docs.anthropic.com / platform.clau
 - Vertex AI: the same bodies on ``.../publishers/anthropic/models/{model}:rawPredict`` and
   ``:streamRawPredict`` (the model is in the URL, not in the body).
 
+Bodies are bytes httpx reads at once (the response holds its body before the SDK sees it) unless
+``network_body=True``: then they arrive as a ``NetworkBody`` stream, read only when the client
+reads them, as over the network (``with_streaming_response`` and streams see an unread body).
+
 Every request the SDK sends is kept in ``requests`` (its JSON body, with ``_path`` added).
 """
 from __future__ import annotations
@@ -27,11 +31,29 @@ def sse(events: List[Dict[str, Any]]) -> bytes:
     return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
 
 
+class NetworkBody(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    """A body that arrives over the network: not read until the client reads it (``content=`` bytes
+    are read at once by httpx, so a streaming response would already hold its whole body)."""
+
+    def __init__(self, data: bytes, chunk_size: int = 64) -> None:
+        self.data = data
+        self.chunk_size = chunk_size
+
+    def __iter__(self):
+        for i in range(0, len(self.data), self.chunk_size):
+            yield self.data[i:i + self.chunk_size]
+
+    async def __aiter__(self):
+        for chunk in self:
+            yield chunk
+
+
 class FakeAnthropic:
     def __init__(self, *, usage: Optional[Dict[str, Any]] = None, text: str = "Hello there, friend.",
                  delta_usage: Optional[Dict[str, Any]] = None, stop_reason: str = "end_turn",
                  error: Optional[tuple] = None, stream_error_after: Optional[int] = None,
-                 count_tokens: int = 14, response_model: Optional[str] = None) -> None:
+                 count_tokens: int = 14, response_model: Optional[str] = None,
+                 network_body: bool = False) -> None:
         self.usage = usage or {"input_tokens": 12, "output_tokens": 6, "cache_creation_input_tokens": 0,
                                "cache_read_input_tokens": 0}
         self.delta_usage = delta_usage  # None: message_delta carries output_tokens only, like older API versions
@@ -41,6 +63,7 @@ class FakeAnthropic:
         self.stream_error_after = stream_error_after
         self.count_tokens = count_tokens
         self.response_model = response_model
+        self.network_body = network_body  # True: bodies are NetworkBody streams, read only by the client
         self.requests: List[Dict[str, Any]] = []
 
     # -- bodies -------------------------------------------------------------------------------
@@ -96,9 +119,12 @@ class FakeAnthropic:
         model = self.response_model or model
         stream = body.get("stream") is True or path.endswith(":streamRawPredict")
         if stream:
-            return httpx2.Response(200, content=sse(self.events(model)),
-                                   headers={"content-type": "text/event-stream"})
-        return httpx2.Response(200, json=self.message(model))
+            data, content_type = sse(self.events(model)), "text/event-stream"
+        else:
+            data, content_type = json.dumps(self.message(model)).encode(), "application/json"
+        if self.network_body:
+            return httpx2.Response(200, stream=NetworkBody(data), headers={"content-type": content_type})
+        return httpx2.Response(200, content=data, headers={"content-type": content_type})
 
     def transport(self) -> httpx2.MockTransport:
         return httpx2.MockTransport(self.handle)

@@ -253,6 +253,24 @@ def test_a_closed_stream_ends_its_span_once(instrumented, span_exporter):
     assert len(span_exporter.get_finished_spans()) == 1
 
 
+def test_a_stream_closed_unread_is_charged_its_input_estimate(instrumented, span_exporter):
+    # The request was sent: its input is billed even if no event was read (as Groq / Mistral do).
+    expected_input = estimate_messages_input(MODEL, MESSAGES).tokens
+    client = FakeAnthropic(network_body=True).client()
+    client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES, stream=True).close()
+    with client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES, stream=True):
+        pass
+    with client.messages.stream(model=MODEL, max_tokens=100, messages=MESSAGES):
+        pass
+    spans = span_exporter.get_finished_spans()
+    assert len(spans) == 3
+    for span in spans:
+        a = span.attributes
+        assert a["ai_cost.usage.source"] == "estimated"
+        assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (expected_input, 0)
+        assert a["gen_ai.usage.cost.amount"] == float(expected_input * 3 / M)
+
+
 def test_an_error_event_in_the_stream_ends_the_span_with_the_error(instrumented, span_exporter):
     fake = FakeAnthropic(stream_error_after=1)
     stream = fake.client().messages.create(model=MODEL, max_tokens=100, messages=MESSAGES, stream=True)
@@ -279,11 +297,72 @@ def test_with_raw_response_stream(instrumented, span_exporter):
 
 
 def test_with_streaming_response(instrumented, span_exporter):
-    with FakeAnthropic().client().messages.with_streaming_response.create(
-            model=MODEL, max_tokens=100, messages=MESSAGES) as response:
+    # A body that arrives over the network: the response is returned unread, behind our proxy.
+    client = FakeAnthropic(network_body=True).client()
+    with client.messages.with_streaming_response.create(model=MODEL, max_tokens=100, messages=MESSAGES) as response:
+        assert response.http_response.is_closed is False
+        assert span_exporter.get_finished_spans() == ()
         assert response.parse().usage.output_tokens == 6
     _, a = _only(span_exporter)
-    assert a["gen_ai.usage.output_tokens"] == 6
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (12, 6)
+    assert a["ai_cost.usage.source"] == "provider"
+    span_exporter.clear()
+    with client.messages.with_streaming_response.create(model=MODEL, max_tokens=100, messages=MESSAGES) as response:
+        assert response.http_response.is_closed is False
+        assert response.json()["usage"]["output_tokens"] == 6  # read without parse()
+    _, a = _only(span_exporter)
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (12, 6)
+    assert a["ai_cost.usage.source"] == "provider"
+    assert a["gen_ai.usage.cost.amount"] == float((12 * 3 + 6 * 15) / M)
+
+
+@pytest.mark.parametrize("read", ["json", "text", "read"])
+def test_a_streaming_response_read_without_parse_is_charged_from_the_body_it_read(instrumented, span_exporter, read):
+    client = FakeAnthropic(network_body=True).client()
+    with client.messages.with_streaming_response.create(model=MODEL, max_tokens=100, messages=MESSAGES) as response:
+        getattr(response, read)()
+    _, a = _only(span_exporter)
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (12, 6)
+    assert a["ai_cost.usage.source"] == "provider"
+    assert a["gen_ai.response.id"] == "msg_01FakeFakeFake"
+
+
+def test_a_streamed_sse_response_read_without_parse_is_charged_from_its_events(instrumented, span_exporter):
+    fake = FakeAnthropic(network_body=True, usage={"input_tokens": 12, "output_tokens": 6, "cache_read_input_tokens": 100})
+    with fake.client().messages.with_streaming_response.create(
+            model=MODEL, max_tokens=100, messages=MESSAGES, stream=True) as response:
+        assert b"message_delta" in response.read()
+    _, a = _only(span_exporter)
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (112, 6)
+    assert a["gen_ai.usage.cache_read.input_tokens"] == 100
+    assert a["ai_cost.usage.source"] == "provider"
+    assert a["gen_ai.response.finish_reasons"] == ("end_turn",)
+
+
+def test_a_raw_response_ended_without_its_body_is_charged_the_input_estimate(instrumented, span_exporter):
+    expected_input = estimate_messages_input(MODEL, MESSAGES).tokens
+    client = FakeAnthropic(network_body=True).client()
+    # Closed unread; closed after iter_lines() (the lines are not kept: nothing to read usage from);
+    # a raw stream dropped unparsed. The body the user did not read is never read for them.
+    with client.messages.with_streaming_response.create(model=MODEL, max_tokens=100, messages=MESSAGES) as unread:
+        pass
+    with pytest.raises(httpx2.ResponseNotRead):
+        unread.http_response.content
+    with client.messages.with_streaming_response.create(
+            model=MODEL, max_tokens=100, messages=MESSAGES, stream=True) as lines:
+        assert any("message_stop" in line for line in lines.iter_lines())
+    raw = client.messages.with_raw_response.create(model=MODEL, max_tokens=100, messages=MESSAGES, stream=True)
+    del raw
+    gc.collect()
+    assert _common.flush_abandoned_streams()
+    spans = span_exporter.get_finished_spans()
+    assert len(spans) == 3
+    for span in spans:
+        a = span.attributes
+        assert a["ai_cost.usage.source"] == "estimated"
+        assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (expected_input, 0)
+        assert a["gen_ai.usage.cost.amount"] == float(expected_input * 3 / M)
+        assert a["ai_cost.pricing.status"] == "priced"
 
 
 def test_with_raw_response_ends_the_span_at_once_and_parse_returns_the_same_message(instrumented, span_exporter):
@@ -295,15 +374,22 @@ def test_with_raw_response_ends_the_span_at_once_and_parse_returns_the_same_mess
 
 
 async def test_async_with_raw_response_and_an_unparsed_streaming_response(instrumented, span_exporter):
-    client = FakeAnthropic().async_client()
+    client = FakeAnthropic(network_body=True).async_client()
     raw = await client.messages.with_raw_response.create(model=MODEL, max_tokens=100, messages=MESSAGES)
     assert (await raw.parse()).usage.input_tokens == 12
     async with client.messages.with_streaming_response.create(model=MODEL, max_tokens=100, messages=MESSAGES):
-        pass  # closed unparsed: the span ends without usage
-    parsed, unparsed = span_exporter.get_finished_spans()
+        pass  # closed unread: the request was sent, it is charged its input estimate
+    async with client.messages.with_streaming_response.create(
+            model=MODEL, max_tokens=100, messages=MESSAGES) as response:
+        assert (await response.json())["usage"]["output_tokens"] == 6  # read without parse()
+    parsed, unparsed, read = span_exporter.get_finished_spans()
     assert parsed.attributes["gen_ai.usage.input_tokens"] == 12
-    assert "gen_ai.usage.input_tokens" not in unparsed.attributes
+    assert unparsed.attributes["ai_cost.usage.source"] == "estimated"
+    assert unparsed.attributes["gen_ai.usage.input_tokens"] == estimate_messages_input(MODEL, MESSAGES).tokens
+    assert unparsed.attributes["gen_ai.usage.output_tokens"] == 0
     assert unparsed.status.status_code is StatusCode.UNSET
+    assert (read.attributes["gen_ai.usage.input_tokens"], read.attributes["gen_ai.usage.output_tokens"]) == (12, 6)
+    assert read.attributes["ai_cost.usage.source"] == "provider"
 
 
 # --- count_tokens, Vertex, Bedrock ---------------------------------------------------------------
@@ -402,16 +488,147 @@ def test_one_shot_iterables_are_sent_whole(instrumented, span_exporter):
 def test_uninstrument_restores_the_sdk(tracer_provider, span_exporter):
     instrumentor = AnthropicInstrumentor()
     assert instrumentor.instrumentation_dependencies() == ("anthropic >= 0.40.0, < 3",)
+    from anthropic import _response
+    from anthropic.resources.messages import messages as messages_module
+
+    properties = {(cls, name): cls.__dict__[name]
+                  for cls in (anthropic.resources.messages.Messages, anthropic.resources.messages.AsyncMessages,
+                              anthropic.resources.beta.messages.Messages)
+                  for name in ("with_raw_response", "with_streaming_response")}
     instrumentor.instrument(tracer_provider=tracer_provider)
-    assert isinstance(anthropic.resources.messages.Messages.__dict__["create"], wrapt.FunctionWrapper)
-    assert isinstance(anthropic.resources.beta.messages.Messages.__dict__["stream"], wrapt.FunctionWrapper)
-    instrumentor.uninstrument()
+    try:
+        assert isinstance(anthropic.resources.messages.Messages.__dict__["create"], wrapt.FunctionWrapper)
+        assert isinstance(anthropic.resources.beta.messages.Messages.__dict__["stream"], wrapt.FunctionWrapper)
+        assert messages_module.to_raw_response_wrapper is not _response.to_raw_response_wrapper
+    finally:
+        instrumentor.uninstrument()
     for cls in (anthropic.resources.messages.Messages, anthropic.resources.messages.AsyncMessages,
                 anthropic.resources.beta.messages.Messages):
         for name in ("create", "stream", "parse", "count_tokens"):
             assert not isinstance(cls.__dict__[name], wrapt.FunctionWrapper), (cls, name)
+    for (cls, name), original in properties.items():
+        assert cls.__dict__[name] is original, (cls, name)
+    for cls in (anthropic._client.AnthropicWithRawResponse, anthropic._client.AsyncAnthropicWithStreamedResponse,
+                anthropic.resources.beta.beta.BetaWithRawResponse):
+        assert type(cls.__dict__["messages"]).__name__ == "cached_property", cls
+    for name in ("to_raw_response_wrapper", "async_to_raw_response_wrapper", "to_streamed_response_wrapper",
+                 "async_to_streamed_response_wrapper"):
+        assert getattr(messages_module, name) is getattr(_response, name), name
     FakeAnthropic().client().messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
     assert span_exporter.get_finished_spans() == ()
+
+
+def test_uninstrument_stops_raw_responses_of_clients_used_while_instrumented(tracer_provider, span_exporter):
+    # The SDK caches client.messages.with_raw_response, which captured messages.create when built.
+    client = FakeAnthropic().client()
+    instrumentor = AnthropicInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider)
+    try:
+        held = client.messages.with_raw_response
+        held.create(model=MODEL, max_tokens=100, messages=MESSAGES).parse()
+        with client.messages.with_streaming_response.create(model=MODEL, max_tokens=100, messages=MESSAGES) as r:
+            r.parse()
+        assert len(span_exporter.get_finished_spans()) == 2
+    finally:
+        instrumentor.uninstrument()
+    span_exporter.clear()
+    held.create(model=MODEL, max_tokens=100, messages=MESSAGES).parse()
+    client.messages.with_raw_response.create(model=MODEL, max_tokens=100, messages=MESSAGES).parse()
+    with client.messages.with_streaming_response.create(model=MODEL, max_tokens=100, messages=MESSAGES) as r:
+        r.parse()
+    assert span_exporter.get_finished_spans() == ()
+
+
+async def test_raw_responses_first_used_before_instrument_are_instrumented(tracer_provider, span_exporter):
+    fake = FakeAnthropic()
+    client, async_client = fake.client(), fake.async_client()
+    # Built (and cached by the SDK) before instrument(): they hold the unwrapped create.
+    for resource in (client.messages, client.beta.messages, async_client.messages):
+        resource.with_raw_response, resource.with_streaming_response
+    client.with_raw_response.messages, client.beta.with_streaming_response.messages
+    instrumentor = AnthropicInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider)
+    try:
+        client.messages.with_raw_response.create(model=MODEL, max_tokens=100, messages=MESSAGES).parse()
+        client.beta.messages.with_raw_response.create(model=MODEL, max_tokens=100, messages=MESSAGES).parse()
+        client.with_raw_response.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES).parse()
+        with client.beta.with_streaming_response.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES) as r:
+            r.parse()
+        with client.messages.with_streaming_response.create(model=MODEL, max_tokens=100, messages=MESSAGES) as r:
+            r.parse()
+        raw = await async_client.messages.with_raw_response.create(model=MODEL, max_tokens=100, messages=MESSAGES)
+        await raw.parse()
+        async with async_client.messages.with_streaming_response.create(
+                model=MODEL, max_tokens=100, messages=MESSAGES) as r:
+            await r.parse()
+        # The property still returns one cached object per resource.
+        assert client.messages.with_raw_response is client.messages.with_raw_response
+    finally:
+        instrumentor.uninstrument()
+    spans = span_exporter.get_finished_spans()
+    assert len(spans) == 7
+    assert all(s.attributes["gen_ai.usage.output_tokens"] == 6 for s in spans)
+    span_exporter.clear()
+    client.with_raw_response.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES).parse()
+    client.messages.with_raw_response.create(model=MODEL, max_tokens=100, messages=MESSAGES).parse()
+    assert span_exporter.get_finished_spans() == ()  # uninstrumented again
+
+
+def test_a_foreign_wrapt_wrapper_installed_first_is_wrapped_over(tracer_provider, span_exporter, monkeypatch):
+    # Another vendor's instrumentation wrapped Messages.create first. On wrapt 1.x its
+    # FunctionWrapper is a wrapt.ObjectProxy: simulated here on the installed wrapt.
+    calls = []
+
+    def foreign(wrapped, instance, args, kwargs):
+        calls.append(1)
+        return wrapped(*args, **kwargs)
+
+    wrapt.wrap_function_wrapper("anthropic.resources.messages", "Messages.create", foreign)
+    try:
+        proxy_base = next(k for k in type(anthropic.resources.messages.Messages.__dict__["create"]).__mro__
+                          if k.__name__ == "ObjectProxy")
+        monkeypatch.setattr(anthropic_instrumentation, "wrapt", types.SimpleNamespace(ObjectProxy=proxy_base))
+        instrumentor = AnthropicInstrumentor()
+        instrumentor.instrument(tracer_provider=tracer_provider)
+        try:
+            FakeAnthropic().client().messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
+        finally:
+            instrumentor.uninstrument()
+    finally:
+        wrapt_unwrap = anthropic.resources.messages.Messages.__dict__["create"]
+        anthropic.resources.messages.Messages.create = wrapt_unwrap.__wrapped__
+    assert calls == [1]
+    _, a = _only(span_exporter)
+    assert a["gen_ai.usage.output_tokens"] == 6
+    assert not isinstance(anthropic.resources.messages.Messages.__dict__["create"], wrapt.FunctionWrapper)
+
+
+def test_a_second_copy_of_the_instrumentor_does_not_wrap_twice(tracer_provider, span_exporter):
+    import importlib.util
+    import sys
+
+    name = "otel_ai_cost.instrumentation._anthropic_copy"
+    spec = importlib.util.spec_from_file_location(name, anthropic_instrumentation.__file__)
+    copy = importlib.util.module_from_spec(spec)
+    sys.modules[name] = copy
+    try:
+        spec.loader.exec_module(copy)
+        ours = AnthropicInstrumentor()
+        ours.instrument(tracer_provider=tracer_provider)
+        other = copy.AnthropicInstrumentor()
+        other.instrument(tracer_provider=tracer_provider)
+        try:
+            create = anthropic.resources.messages.Messages.__dict__["create"]
+            assert isinstance(create, wrapt.FunctionWrapper)
+            assert not isinstance(create.__wrapped__, wrapt.FunctionWrapper)  # one layer: ours
+            FakeAnthropic().client().messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
+            assert len(span_exporter.get_finished_spans()) == 1
+        finally:
+            other.uninstrument()
+            ours.uninstrument()
+    finally:
+        del sys.modules[name]
+    assert not isinstance(anthropic.resources.messages.Messages.__dict__["create"], wrapt.FunctionWrapper)
 
 
 # --- estimation ----------------------------------------------------------------------------------
@@ -616,3 +833,21 @@ async def test_async_throttle_sleeps_before_sending(pipeline, estimate, monkeypa
         await s.until_done()
     assert slept == [(2.5, 0), (2.5, 1)]  # each call waited before it was sent
     assert len(p.fake.requests) == 2
+
+
+def test_raw_responses_and_streams_ended_unread_are_charged_to_the_budget(pipeline, estimate):
+    # Each of these requests was sent: its hold is settled with the input estimate, not released.
+    store = MemoryBudgetStore()
+    p = pipeline(budgets=[Budget("team", estimate * 10, lifetime())], budget_store=store)
+    p.fake.network_body = True
+    client = p.fake.client()
+    with client.messages.with_streaming_response.create(model=MODEL, max_tokens=400, messages=MESSAGES):
+        pass
+    client.messages.create(model=MODEL, max_tokens=400, messages=MESSAGES, stream=True).close()
+    assert len(p.fake.requests) == 2
+    spans = p.spans()
+    assert [s.attributes["ai_cost.usage.source"] for s in spans] == ["estimated", "estimated"]
+    spent = store.spent("team", "", ["lifetime"])
+    assert spent.reserved == 0
+    expected_input = estimate_messages_input(MODEL, MESSAGES).tokens
+    assert Decimal(spent.spent) / Decimal(10**9) == 2 * expected_input * 3 / M

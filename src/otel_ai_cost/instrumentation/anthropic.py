@@ -19,6 +19,11 @@ output, priced at the output price unless the catalog prices reasoning). Server-
 
 Streams: usage comes from ``message_start`` (input side, an early output count) and
 ``message_delta`` (the final totals); a field the later event reports replaces the earlier value.
+A stream that ends without usage (closed before ``message_start`` was read) was still sent: it is
+charged the input estimate (``ai_cost.usage.source=estimated``). A raw response
+(``with_raw_response`` / ``with_streaming_response``) closed or dropped without ``parse()`` takes
+its usage from the body the HTTP response already holds (read by ``.json()``, ``.text()``,
+``.read()``; nothing more is read), else the input estimate.
 
 ``count_tokens`` is free: its span (``count_tokens {model}``) carries no ``gen_ai.operation.name``,
 no usage and no cost, so neither budgets nor cost enrichment count it; the counted tokens are
@@ -28,9 +33,11 @@ Message content is never recorded.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
+import weakref
 from contextvars import ContextVar
 from typing import Any, Collection, Dict, List, Mapping, Optional, Tuple
 
@@ -407,7 +414,9 @@ class MessageStreamState(StreamState):
             attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [self.stop_reason]
         usage = usage_from_fields(self.fields)
         source = sc.AiCostUsageSourceValues.PROVIDER
-        if usage is None and self.counter.deltas:
+        if usage is None:
+            # The request was sent (there is a stream): it is billed for its input even if the
+            # stream was closed before message_start was read.
             usage = c.estimated_usage(self.operation.request, self.counter, "anthropic stream input estimate")
             source = sc.AiCostUsageSourceValues.ESTIMATED
         return Outcome(usage=usage, usage_source=source, response_model=self.model,
@@ -437,14 +446,22 @@ def _wrap_stream(stream: Any, operation: Operation) -> Any:
 
 
 class _RawResponseProxy(wrapt.ObjectProxy):
-    """Proxy over a raw SDK response: the span's usage is read when the user calls ``parse()``."""
+    """Proxy over a raw SDK response: the span's usage is read when the user calls ``parse()``.
+
+    A response closed or dropped unparsed (the user read it with ``.json()``, ``.text()``,
+    ``.read()``, ``iter_lines()``, ... or not at all) ends its span with ``_Call.finish_unparsed``:
+    the usage from the body the HTTP response already holds, else the input estimate.
+    """
 
     def __init__(self, wrapped: Any, call: "_Call") -> None:
         super().__init__(wrapped)
         self._self_call = call
         self._self_stream: Any = None
-        # The body may never be parsed: end the span if the user drops the response unparsed.
-        self._self_finalizer = c.end_when_collected(self, call.finish_without_response)
+        http = getattr(wrapped, "http_response", None)
+        self._self_http = http
+        # The body may never be parsed: end the span if the user drops the response unparsed
+        # (the callback holds the HTTP response, not this proxy).
+        self._self_finalizer = c.end_when_collected(self, functools.partial(call.finish_unparsed, http))
 
     def _self_handle(self, parsed: Any) -> Any:
         call = self._self_call
@@ -461,7 +478,7 @@ class _RawResponseProxy(wrapt.ObjectProxy):
             safe("anthropic raw stream close", c.end_stream_proxy, self._self_stream)
         else:
             self._self_finalizer.detach()
-            self._self_call.finish_without_response()
+            self._self_call.finish_unparsed(self._self_http)  # no-op if parse() ended the span
 
 
 class _SyncRawResponseProxy(_RawResponseProxy):
@@ -553,6 +570,21 @@ class _Call:
     def finish_without_response(self) -> None:
         self.operation.finish(Outcome())
 
+    def finish_unparsed(self, http: Any) -> None:
+        """End the span of a raw response closed or dropped without ``parse()``.
+
+        The request was sent, so it is charged: with the usage in the body the HTTP response
+        already holds (the user read it with ``.read()`` / ``.json()`` / ``.text()``; nothing is
+        read here), else with the input estimate (``ai_cost.usage.source=estimated``).
+        """
+        if self.operation.ended:
+            return
+        outcome = safe("anthropic unparsed body", _outcome_from_body, self, http) or Outcome()
+        if outcome.usage is None:
+            outcome.usage = c.estimated_usage(self.operation.request, CharCounter(), "anthropic raw input estimate")
+            outcome.usage_source = sc.AiCostUsageSourceValues.ESTIMATED
+        self.operation.finish(outcome)
+
     def handle_result(self, result: Any) -> Any:
         bases, async_types = _raw_response_types()
         if bases and isinstance(result, bases):
@@ -571,6 +603,46 @@ class _Call:
             return _wrap_stream(result, self.operation)
         self.finish_with(result)
         return result
+
+
+def _held_body(http: Any) -> Optional[bytes]:
+    """The body an httpx response already holds (read by the user or the SDK), else None.
+
+    ``Response.content`` raises ``ResponseNotRead`` instead of reading: nothing is read here.
+    """
+    if http is None:
+        return None
+    try:
+        body = http.content
+    except Exception:  # httpx.ResponseNotRead: the body was not read (or was iterated without keeping it)
+        return None
+    return body if isinstance(body, (bytes, bytearray)) and body else None
+
+
+def _outcome_from_body(call: "_Call", http: Any) -> Optional[Outcome]:
+    """The outcome in the body ``http`` holds: a Message (JSON) or the server-sent events of a stream."""
+    body = _held_body(http)
+    if body is None:
+        return None
+    content_type = ""
+    try:
+        content_type = str(http.headers.get("content-type") or "").lower()
+    except Exception:
+        pass
+    if "text/event-stream" in content_type or (call.is_stream and "json" not in content_type):
+        state = MessageStreamState(call.operation)
+        for line in bytes(body).decode("utf-8", "replace").splitlines():
+            if not line.startswith("data:"):
+                continue
+            try:
+                event = json.loads(line[5:].strip())
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                state.observe(event)
+        return state.outcome()  # the provider's usage, else the input estimate and the deltas read
+    message = json.loads(bytes(body))
+    return message_outcome(message) if isinstance(message, dict) else None
 
 
 def _prepare(config: c.Config, instance: Any, kwargs: Dict[str, Any], stream: bool) -> Tuple[_Call, Dict[str, Any]]:
@@ -934,6 +1006,187 @@ def _count_tokens_wrapper(config: c.Config, is_async: bool):
 
 
 # ---------------------------------------------------------------------------------------------
+# with_raw_response / with_streaming_response: looked up at call time
+#
+# ``client.messages.with_raw_response`` is a ``cached_property`` building ``MessagesWithRawResponse``
+# (likewise ``with_streaming_response``), whose ``__init__`` captures the bound ``messages.create``
+# through ``to_raw_response_wrapper(messages.create)`` (``async_to_raw_response_wrapper``,
+# ``to_streamed_response_wrapper``, ``async_to_streamed_response_wrapper``; 0.x:
+# ``_legacy_response.to_raw_response_wrapper``) and keeps it. Left alone, an object built while
+# instrumented keeps calling our wrapper after ``uninstrument()``, and one built before
+# ``instrument()`` (the property was used once) never calls it. So, while instrumented:
+#
+# - those factories, in the modules of the wrapped resource classes, are replaced by ones handing
+#   the SDK a function that looks ``create`` (``count_tokens``, ``parse``) up on the resource at
+#   call time: the object calls whatever the class holds then, wrapped or not;
+# - ``with_raw_response`` / ``with_streaming_response`` on those classes are data descriptors
+#   (they take precedence over the instance ``__dict__`` where ``cached_property`` caches), which
+#   replace an object cached before ``instrument()`` by a late-binding one, cached as before.
+#
+# ``uninstrument()`` restores the factories and the ``cached_property`` descriptors; the objects
+# cached meanwhile stay, and call the unwrapped methods. What cannot be reached: an object the
+# user took from the property before ``instrument()`` and keeps (``raw = client.messages.
+# with_raw_response``, or its ``create``) holds the SDK's unwrapped method in a closure; it
+# bypasses the instrumentation until it is taken from the property again.
+
+_RAW_FACTORIES = ("to_raw_response_wrapper", "async_to_raw_response_wrapper",
+                  "to_streamed_response_wrapper", "async_to_streamed_response_wrapper")
+_RAW_PROPERTIES = ("with_raw_response", "with_streaming_response")
+# The same objects reached from the client or the beta resource (``client.with_raw_response.messages``,
+# ``client.beta.with_streaming_response.messages``): their ``messages`` cached_property, likewise.
+_RAW_CONTAINERS: List[Tuple[str, str]] = [
+    ("anthropic._client", "AnthropicWithRawResponse"),
+    ("anthropic._client", "AsyncAnthropicWithRawResponse"),
+    ("anthropic._client", "AnthropicWithStreamedResponse"),
+    ("anthropic._client", "AsyncAnthropicWithStreamedResponse"),
+]
+for _module in ("anthropic.resources.beta.beta", "anthropic.lib.bedrock._beta", "anthropic.lib.vertex._beta"):
+    _RAW_CONTAINERS += [(_module, "BetaWithRawResponse"), (_module, "AsyncBetaWithRawResponse"),
+                        (_module, "BetaWithStreamingResponse"), (_module, "AsyncBetaWithStreamingResponse")]
+
+
+def _late_bound(method: Any) -> Any:
+    """A function calling ``getattr(method.__self__, method.__name__)`` at call time."""
+    owner = getattr(method, "__self__", None)
+    name = getattr(method, "__name__", None)
+    if owner is None or not isinstance(name, str):
+        return method
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(owner, name)(*args, **kwargs)
+
+    call._otel_ai_cost = True  # type: ignore[attr-defined]
+    return call
+
+
+def _late_factory(factory: Any) -> Any:
+    """The SDK's raw-response factory, handed a late-bound method instead of the bound one."""
+
+    @functools.wraps(factory)
+    def make(func: Any, *args: Any, **kwargs: Any) -> Any:
+        return factory(_late_bound(func), *args, **kwargs)
+
+    make._otel_ai_cost = True  # type: ignore[attr-defined]
+    return make
+
+
+# The with_raw_response / with_streaming_response objects our descriptors built (late-bound).
+_LATE_OBJECTS: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+class _RawResponseProperty:
+    """Stands in for a resource's ``with_raw_response`` / ``with_streaming_response`` cached_property
+    while instrumented (see above); built by ``original`` under the late-binding factories."""
+
+    _otel_ai_cost = True
+
+    def __init__(self, original: Any, name: str) -> None:
+        self.original = original
+        self.name = name
+        self.build = getattr(original, "func", None) or getattr(original, "fget", None)
+        self.__doc__ = getattr(original, "__doc__", None)
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        if instance is None:
+            return self.original
+        cache = getattr(instance, "__dict__", None)
+        value = cache.get(self.name) if cache is not None else None
+        if value is not None and _is_late(value):
+            return value
+        value = self.build(instance)
+        try:
+            _LATE_OBJECTS.add(value)
+            if cache is not None:
+                cache[self.name] = value
+        except TypeError:  # not weak-referenceable: built again on each access
+            pass
+        return value
+
+    def __set__(self, instance: Any, value: Any) -> None:  # cached_property is settable
+        instance.__dict__[self.name] = value
+        try:
+            _LATE_OBJECTS.add(value)  # the user's own object: kept as it is
+        except TypeError:
+            pass
+
+    def __delete__(self, instance: Any) -> None:
+        try:
+            del instance.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+
+
+def _is_late(value: Any) -> bool:
+    try:
+        return value in _LATE_OBJECTS
+    except TypeError:
+        return False
+
+
+def _patch_raw_responses(classes: List[Any], patched: List[Tuple[Any, str, Any]]) -> None:
+    """Install the late-binding factories and properties for ``classes``; record them in ``patched``."""
+    import sys
+
+    if not classes:
+        return
+    namespaces: List[Any] = []
+    for cls in classes:
+        module = sys.modules.get(getattr(cls, "__module__", ""))
+        if module is None:
+            continue
+        for namespace in (module, getattr(module, "_legacy_response", None)):
+            if namespace is not None and all(namespace is not n for n in namespaces):
+                namespaces.append(namespace)
+    for namespace in namespaces:
+        for name in _RAW_FACTORIES:
+            factory = vars(namespace).get(name)
+            if callable(factory) and not getattr(factory, "_otel_ai_cost", False):
+                setattr(namespace, name, _late_factory(factory))
+                patched.append((namespace, name, factory))
+    properties = [(cls, name) for cls in classes for name in _RAW_PROPERTIES]
+    for module_name, class_name in _RAW_CONTAINERS:
+        container = c.resolve(module_name, class_name)
+        if isinstance(container, type):
+            properties.append((container, "messages"))
+    for cls, name in properties:
+        original = vars(cls).get(name)
+        if original is None or getattr(original, "_otel_ai_cost", False):
+            continue
+        if getattr(original, "func", None) is None and getattr(original, "fget", None) is None:
+            continue
+        setattr(cls, name, _RawResponseProperty(original, name))
+        patched.append((cls, name, original))
+
+
+def _unpatch_raw_responses(patched: List[Tuple[Any, str, Any]]) -> None:
+    for owner, name, original in reversed(patched):
+        try:
+            setattr(owner, name, original)
+        except Exception as exc:  # pragma: no cover - never break uninstrument()
+            log_once("anthropic unpatch raw responses", exc)
+
+
+def _is_ours(attribute: Any) -> bool:
+    """Whether ``attribute`` (a class attribute) is, or wraps, one of our wrappers.
+
+    wrapt's ``FunctionWrapper`` keeps its wrapper function in ``_self_wrapper``; ours are marked
+    ``_otel_ai_cost``. Another vendor's wrapt wrapper is not ours (we wrap on top of it); one on
+    top of ours is followed through ``__wrapped__``.
+    """
+    for _ in range(16):
+        if attribute is None:
+            return False
+        try:
+            if getattr(getattr(attribute, "_self_wrapper", None), "_otel_ai_cost", False) is True:
+                return True
+            attribute = getattr(attribute, "__wrapped__", None)
+        except Exception:
+            return False
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
 # The instrumentor
 
 
@@ -949,6 +1202,7 @@ class AnthropicInstrumentor(BaseInstrumentor):
     # BaseInstrumentor is a singleton whose __init__ runs again on every AnthropicInstrumentor():
     # the list of wrapped methods must not be reset there, or uninstrument() would forget them.
     _wrapped: list = []
+    _patched: list = []  # (owner, name, original) of the raw-response factories and properties
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _INSTRUMENTS
@@ -960,10 +1214,12 @@ class AnthropicInstrumentor(BaseInstrumentor):
         # first-party functions when their module is imported, and must copy the unwrapped ones.
         targets = [(m, p, k, a) for m, p, k, a in _TARGETS if c.resolve(m, p) is not None]
         self._wrapped = []
+        self._patched = []
+        classes: List[Any] = []
         for module, path, kind, is_async in targets:
             owner_path, _, method = path.rpartition(".")
             owner = c.resolve(module, owner_path)
-            if isinstance(vars(owner).get(method), wrapt.ObjectProxy):
+            if _is_ours(vars(owner).get(method)):
                 continue  # already wrapped (by another copy of this instrumentor)
             if kind == "create":
                 factory = _async_create_wrapper(config) if is_async else _sync_create_wrapper(config)
@@ -971,8 +1227,14 @@ class AnthropicInstrumentor(BaseInstrumentor):
                 factory = _async_stream_wrapper(config) if is_async else _sync_stream_wrapper(config)
             else:
                 factory = _count_tokens_wrapper(config, is_async)
+            factory._otel_ai_cost = True  # the mark _is_ours looks for
             c.wrap(module, path, factory, self._wrapped)
+            if all(owner is not known for known in classes):
+                classes.append(owner)
+        safe("anthropic raw responses", _patch_raw_responses, classes, self._patched)
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        _unpatch_raw_responses(self._patched)
+        self._patched = []
         c.unwrap_all(self._wrapped)
         self._wrapped = []
