@@ -615,25 +615,6 @@ def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any])
     return Operation(config.telemetry, request, name, attrs, catalog=config.catalog), call_kwargs
 
 
-def _apply_decision(op: Operation, call_kwargs: Dict[str, Any]) -> Optional[float]:
-    """The budget decision, applied before the request is sent (raises BudgetExceededError on a block).
-
-    ``Operation.apply_decision`` downgrades only ``chat`` operations; a ``generate_content`` call is
-    an inference call just the same, so its downgrade is applied here.
-    """
-    decision = op.request.decision
-    if getattr(decision, "action", None) == "downgrade" and op.request.operation == GENERATE_CONTENT:
-        try:
-            model = decision.model
-            if model and model != op.request.model:
-                op._downgrade(model)
-                call_kwargs["model"] = model
-        except Exception as exc:  # noqa: BLE001
-            log_once("google_genai downgrade", exc)
-        return None
-    return op.apply_decision(call_kwargs, model_key="model" if op.request.operation == GENERATE_CONTENT else None)
-
-
 def _with_requested_tier(op: Operation, outcome: Outcome) -> Outcome:
     """The SDK drops the ``serviceTier`` the API reports: price at the requested tier then."""
     if outcome.service_tier is None and op.request.service_tier:
@@ -674,7 +655,8 @@ def _start(config: c.Config, kind: str, is_async: bool, instance: Any,
 
 
 def _decide(call: _Call, call_kwargs: Dict[str, Any]) -> Optional[float]:
-    return _apply_decision(call.operation, call_kwargs)
+    # Downgrades swap the model of generate_content calls; embeddings go ahead unchanged.
+    return call.operation.apply_decision(call_kwargs)
 
 
 def _sync_wrapper(config: c.Config, kind: str):

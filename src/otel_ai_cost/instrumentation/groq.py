@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import functools
 import time
-from contextvars import ContextVar
 from typing import Any, Collection, Dict, Mapping, Optional, Tuple
 
 import wrapt
@@ -44,6 +43,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from . import _common as c
+from ._stainless import RequestRouter
 from ._chat_format import (
     OPENAI_API_TYPE,
     OPENAI_REQUEST_SERVICE_TIER,
@@ -456,131 +456,30 @@ def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any])
     return _Call(op, kind, is_stream), call_kwargs
 
 
-# ``with_raw_response`` / ``with_streaming_response`` are cached per resource object and keep the
-# ``create`` they found the first time: a method bound before ``instrument()`` (the SDK's own), or
-# bound to the wrapper of an earlier ``instrument()``. So every wrapper checks that it belongs to the
-# current instrumentation (else it calls the SDK untouched), and the clients' ``request`` (looked up
-# at call time) instruments the chat / embeddings requests that did not come through a current
-# wrapper, from the request body.
-_current: Optional[c.Config] = None
-_IN_METHOD: ContextVar[bool] = ContextVar("otel_ai_cost_groq_in_method", default=False)
-
 _REQUEST_PATHS = (("/chat/completions", "chat"), ("/embeddings", "embeddings"))
 _REQUEST_METHODS = [
     ("groq._base_client", "SyncAPIClient.request", False),
     ("groq._base_client", "AsyncAPIClient.request", True),
 ]
+# Which instrumentation is in force, and the clients' request() fallback (see _stainless).
+_router = RequestRouter("groq", _REQUEST_PATHS)
 
 
-def _sync_wrapper(config: c.Config, kind: str):
+def _sync_wrapper(config, kind: str):
     # ``_prepare`` and ``time`` are looked up at call time (tests replace them on this module).
     inner = c.sync_call_wrapper(f"groq {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
                                 lambda delay: time.sleep(delay))
-
-    def wrapper(wrapped, instance, args, kwargs):
-        if _current is not config:  # kept by a with_raw_response bound while instrumented before
-            return wrapped(*args, **kwargs)
-        token = _IN_METHOD.set(True)
-        try:
-            return inner(wrapped, instance, args, kwargs)
-        finally:
-            _IN_METHOD.reset(token)
-
-    wrapper.inner = inner  # type: ignore[attr-defined]
-    return wrapper
+    return _router.method_wrapper(config, inner, is_async=False)
 
 
-def _async_wrapper(config: c.Config, kind: str):
+def _async_wrapper(config, kind: str):
     inner = c.async_call_wrapper(f"groq {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
                                  lambda delay: c.async_sleep(delay))
-
-    async def wrapper(wrapped, instance, args, kwargs):
-        if _current is not config:
-            return await wrapped(*args, **kwargs)
-        token = _IN_METHOD.set(True)
-        try:
-            return await inner(wrapped, instance, args, kwargs)
-        finally:
-            _IN_METHOD.reset(token)
-
-    wrapper.inner = inner  # type: ignore[attr-defined]
-    return wrapper
+    return _router.method_wrapper(config, inner, is_async=True)
 
 
-class _ClientShim:
-    """What ``_prepare`` reads of a resource (its ``_client``), for a request seen at the client."""
-
-    __slots__ = ("_client",)
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-
-def _bypassed_request(args: Any, kwargs: Mapping[str, Any]) -> Optional[Tuple[str, Any, Dict[str, Any]]]:
-    """(kind, options, body) of a chat / embeddings request, else None."""
-    options = args[1] if len(args) > 1 else kwargs.get("options")
-    method, url, body = get(options, "method"), get(options, "url"), get(options, "json_data")
-    if not isinstance(method, str) or method.lower() != "post" or not isinstance(url, str):
-        return None
-    if not isinstance(body, Mapping):
-        return None
-    for suffix, kind in _REQUEST_PATHS:
-        if url.endswith(suffix):
-            return kind, options, dict(body)
-    return None
-
-
-def _with_body(args: Any, kwargs: Dict[str, Any], options: Any, body: Dict[str, Any]) -> Tuple[Any, Dict[str, Any]]:
-    """``args`` / ``kwargs`` of ``request`` with a copy of ``options`` whose body is ``body``."""
-    copy = options.model_copy() if hasattr(options, "model_copy") else options.copy()
-    copy.json_data = body
-    if len(args) > 1:
-        return (args[0], copy, *args[2:]), kwargs
-    return args, {**kwargs, "options": copy}
-
-
-def _request_wrapper(config: c.Config, kind_wrappers: Mapping[str, Any], is_async: bool):
-    """The clients' ``request``: instruments the chat / embeddings requests no current wrapper saw."""
-
-    def route(args: Any, kwargs: Dict[str, Any]) -> Any:
-        if _IN_METHOD.get() or _current is not config:
-            return None
-        return safe("groq request", _bypassed_request, args, kwargs)
-
-    def sender(wrapped: Any, args: Any, kwargs: Dict[str, Any], options: Any, body: Dict[str, Any]):
-        def send(**call_kwargs: Any) -> Any:
-            a, k = (args, kwargs) if call_kwargs == body else _with_body(args, kwargs, options, call_kwargs)
-            return wrapped(*a, **k)
-
-        return send
-
-    if is_async:
-        async def async_wrapper(wrapped, instance, args, kwargs):
-            found = route(args, kwargs)
-            if found is None:
-                return await wrapped(*args, **kwargs)
-            kind, options, body = found
-            token = _IN_METHOD.set(True)
-            try:
-                return await kind_wrappers[kind](sender(wrapped, args, kwargs, options, body),
-                                                 _ClientShim(instance), (), body)
-            finally:
-                _IN_METHOD.reset(token)
-
-        return async_wrapper
-
-    def wrapper(wrapped, instance, args, kwargs):
-        found = route(args, kwargs)
-        if found is None:
-            return wrapped(*args, **kwargs)
-        kind, options, body = found
-        token = _IN_METHOD.set(True)
-        try:
-            return kind_wrappers[kind](sender(wrapped, args, kwargs, options, body), _ClientShim(instance), (), body)
-        finally:
-            _IN_METHOD.reset(token)
-
-    return wrapper
+def _method_wrapper(config, kind: str, is_async: bool):
+    return (_async_wrapper if is_async else _sync_wrapper)(config, kind)
 
 
 class GroqInstrumentor(BaseInstrumentor):
@@ -599,22 +498,14 @@ class GroqInstrumentor(BaseInstrumentor):
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.groq", kwargs)
         config = c.Config(telemetry, kwargs.get("catalog"))
         self._wrapped = []
-        global _current
-        _current = config
+        _router.current = config
         for module, path, kind, is_async in _METHODS:
             if c.resolve(module, path) is None:
                 continue
-            factory = _async_wrapper if is_async else _sync_wrapper
-            c.wrap(module, path, factory(config, kind), self._wrapped)
-        for module, path, is_async in _REQUEST_METHODS:
-            if c.resolve(module, path) is None:
-                continue
-            factory = _async_wrapper if is_async else _sync_wrapper
-            kinds = {kind: factory(config, kind).inner for _, kind in _REQUEST_PATHS}
-            c.wrap(module, path, _request_wrapper(config, kinds, is_async), self._wrapped)
+            c.wrap(module, path, _method_wrapper(config, kind, is_async), self._wrapped)
+        _router.wrap_requests(config, _REQUEST_METHODS, _method_wrapper, self._wrapped)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        global _current
-        _current = None
+        _router.current = None
         c.unwrap_all(self._wrapped)
         self._wrapped = []

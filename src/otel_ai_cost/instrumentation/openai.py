@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from contextvars import ContextVar
 from typing import Any, Collection, Dict, Mapping, Optional, Tuple
 
 import wrapt
@@ -37,6 +36,7 @@ from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _common as c
+from ._stainless import RequestRouter
 from ._chat_format import (  # noqa: F401 - the openai.* request attribute names are also public here
     GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
     OPENAI_API_TYPE,
@@ -733,15 +733,6 @@ def _prepare(config: _Config, kind: str, instance: Any, kwargs: Dict[str, Any]) 
     return _Call(op, kind, is_stream, hide_usage_chunk, is_stream and _usage_requested(call_kwargs)), call_kwargs
 
 
-# ``with_raw_response`` / ``with_streaming_response`` are cached per resource object and keep the
-# ``create`` they found the first time: a method bound before ``instrument()`` (the SDK's own), or
-# bound to the wrapper of an earlier ``instrument()``. So every wrapper checks that it belongs to the
-# current instrumentation (else it calls the SDK untouched), and the clients' ``request`` (looked up
-# at call time) instruments the requests of the wrapped endpoints that did not come through a
-# current wrapper, from the request body.
-_current: Optional[_Config] = None
-_IN_METHOD: ContextVar[bool] = ContextVar("otel_ai_cost_openai_in_method", default=False)
-
 # (URL path suffix, kind), the most specific first ("/chat/completions" before "/completions").
 _REQUEST_PATHS = (("/chat/completions", "chat"), ("/responses", "responses"), ("/completions", "completions"),
                   ("/embeddings", "embeddings"))
@@ -749,121 +740,29 @@ _REQUEST_METHODS = [
     ("openai._base_client", "SyncAPIClient.request", False),
     ("openai._base_client", "AsyncAPIClient.request", True),
 ]
+# Which instrumentation is in force, and the clients' request() fallback (see _stainless).
+_router = RequestRouter("openai", _REQUEST_PATHS)
 
 
-def _sync_wrapper(config: _Config, kind: str):
+def _sync_wrapper(config, kind: str):
     # ``_prepare`` and ``time`` are looked up at call time (tests replace them on this module).
     inner = c.sync_call_wrapper(kind, lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
                                 lambda delay: time.sleep(delay))
-
-    def wrapper(wrapped, instance, args, kwargs):
-        if _current is not config:  # kept by a with_raw_response bound while instrumented before
-            return wrapped(*args, **kwargs)
-        token = _IN_METHOD.set(True)
-        try:
-            return inner(wrapped, instance, args, kwargs)
-        finally:
-            _IN_METHOD.reset(token)
-
-    wrapper.inner = inner  # type: ignore[attr-defined]
-    return wrapper
+    return _router.method_wrapper(config, inner, is_async=False)
 
 
 # The throttle's sleep, looked up at call time (tests replace it here).
 _async_sleep = c.async_sleep
 
 
-def _async_wrapper(config: _Config, kind: str):
+def _async_wrapper(config, kind: str):
     inner = c.async_call_wrapper(kind, lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
                                  lambda delay: _async_sleep(delay))
-
-    async def wrapper(wrapped, instance, args, kwargs):
-        if _current is not config:
-            return await wrapped(*args, **kwargs)
-        token = _IN_METHOD.set(True)
-        try:
-            return await inner(wrapped, instance, args, kwargs)
-        finally:
-            _IN_METHOD.reset(token)
-
-    wrapper.inner = inner  # type: ignore[attr-defined]
-    return wrapper
+    return _router.method_wrapper(config, inner, is_async=True)
 
 
-class _ClientShim:
-    """What ``_prepare`` reads of a resource (its ``_client``), for a request seen at the client."""
-
-    __slots__ = ("_client",)
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-
-def _bypassed_request(args: Any, kwargs: Mapping[str, Any]) -> Optional[Tuple[str, Any, Dict[str, Any]]]:
-    """(kind, options, body) of a request to a wrapped endpoint, else None."""
-    options = args[1] if len(args) > 1 else kwargs.get("options")
-    method, url, body = get(options, "method"), get(options, "url"), get(options, "json_data")
-    if not isinstance(method, str) or method.lower() != "post" or not isinstance(url, str):
-        return None
-    if not isinstance(body, Mapping):
-        return None
-    for suffix, kind in _REQUEST_PATHS:
-        if url.endswith(suffix):
-            return kind, options, dict(body)
-    return None
-
-
-def _with_body(args: Any, kwargs: Dict[str, Any], options: Any, body: Dict[str, Any]) -> Tuple[Any, Dict[str, Any]]:
-    """``args`` / ``kwargs`` of ``request`` with a copy of ``options`` whose body is ``body``."""
-    copy = options.model_copy() if hasattr(options, "model_copy") else options.copy()
-    copy.json_data = body
-    if len(args) > 1:
-        return (args[0], copy, *args[2:]), kwargs
-    return args, {**kwargs, "options": copy}
-
-
-def _request_wrapper(config: _Config, kind_wrappers: Mapping[str, Any], is_async: bool):
-    """The clients' ``request``: instruments the requests no current wrapper saw."""
-
-    def route(args: Any, kwargs: Dict[str, Any]) -> Any:
-        if _IN_METHOD.get() or _current is not config:
-            return None
-        return safe("openai request", _bypassed_request, args, kwargs)
-
-    def sender(wrapped: Any, args: Any, kwargs: Dict[str, Any], options: Any, body: Dict[str, Any]):
-        def send(**call_kwargs: Any) -> Any:
-            a, k = (args, kwargs) if call_kwargs == body else _with_body(args, kwargs, options, call_kwargs)
-            return wrapped(*a, **k)
-
-        return send
-
-    if is_async:
-        async def async_wrapper(wrapped, instance, args, kwargs):
-            found = route(args, kwargs)
-            if found is None:
-                return await wrapped(*args, **kwargs)
-            kind, options, body = found
-            token = _IN_METHOD.set(True)
-            try:
-                return await kind_wrappers[kind](sender(wrapped, args, kwargs, options, body),
-                                                 _ClientShim(instance), (), body)
-            finally:
-                _IN_METHOD.reset(token)
-
-        return async_wrapper
-
-    def wrapper(wrapped, instance, args, kwargs):
-        found = route(args, kwargs)
-        if found is None:
-            return wrapped(*args, **kwargs)
-        kind, options, body = found
-        token = _IN_METHOD.set(True)
-        try:
-            return kind_wrappers[kind](sender(wrapped, args, kwargs, options, body), _ClientShim(instance), (), body)
-        finally:
-            _IN_METHOD.reset(token)
-
-    return wrapper
+def _method_wrapper(config, kind: str, is_async: bool):
+    return (_async_wrapper if is_async else _sync_wrapper)(config, kind)
 
 
 def _helper_close_wrapper(is_async: bool):
@@ -935,19 +834,12 @@ class OpenAIInstrumentor(BaseInstrumentor):
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.openai", kwargs)
         config = _Config(telemetry, bool(include), kwargs.get("catalog"))
         self._wrapped = []
-        global _current
-        _current = config
+        _router.current = config
         for module, path, kind, is_async in _CHAT + _RESPONSES + _COMPLETIONS + _EMBEDDINGS:
             if c.resolve(module, path) is None:
                 continue
-            factory = _async_wrapper if is_async else _sync_wrapper
-            c.wrap(module, path, factory(config, kind), self._wrapped)
-        for module, path, is_async in _REQUEST_METHODS:
-            if c.resolve(module, path) is None:
-                continue
-            factory = _async_wrapper if is_async else _sync_wrapper
-            kinds = {kind: factory(config, kind).inner for _, kind in _REQUEST_PATHS}
-            c.wrap(module, path, _request_wrapper(config, kinds, is_async), self._wrapped)
+            c.wrap(module, path, _method_wrapper(config, kind, is_async), self._wrapped)
+        _router.wrap_requests(config, _REQUEST_METHODS, _method_wrapper, self._wrapped)
         for module, path, is_async in _HELPER_CLOSES:
             if c.resolve(module, path) is None:
                 continue
@@ -955,7 +847,6 @@ class OpenAIInstrumentor(BaseInstrumentor):
         _warm_up()
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        global _current
-        _current = None
+        _router.current = None
         c.unwrap_all(self._wrapped)
         self._wrapped = []
