@@ -62,7 +62,29 @@ class AiCostBudgetReasonValues:
     STORE_ERROR: Final = "store_error"
     # The `before_request` hook decided, and the budgets were not asked.
     HOOK: Final = "hook"
+    # The model is not in the pricing catalog and a budget's `on_unknown_model` policy is `block`.
+    UNKNOWN_MODEL: Final = "unknown_model"
 
+
+# The request model is not in the pricing catalog: what the budgets did with the call (the
+# `on_unknown_model` policy of the budgets that cover it; the strictest when they differ).
+AI_COST_BUDGET_UNKNOWN_MODEL: Final = "ai_cost.budget.unknown_model"
+
+
+class AiCostBudgetUnknownModelValues:
+    """Values of ``ai_cost.budget.unknown_model``."""
+
+    # The call was refused before it was sent.
+    BLOCK: Final = "block"
+    # The call went ahead and counts $0 against the budgets (unmetered, as configured).
+    ALLOW: Final = "allow"
+    # The call counts against the budgets at the price `ai_cost.budget.priced_as` names.
+    PRICE_AS: Final = "price_as"
+
+
+# The price an unknown model's call is counted at by the budgets: a catalog model, or the per-
+# million-token prices of the policy or of the stated default fallback.
+AI_COST_BUDGET_PRICED_AS: Final = "ai_cost.budget.priced_as"
 
 # The model the caller asked for, when a downgrade decision sent the call to another model.
 AI_COST_BUDGET_REQUESTED_MODEL: Final = "ai_cost.budget.requested_model"
@@ -241,3 +263,7 @@ AI_COST_COUNT_TOKENS_INPUT_TOKENS: Final = "ai_cost.count_tokens.input_tokens"
 
 # Web searches the provider ran server-side for the operation, billed per search.
 AI_COST_USAGE_WEB_SEARCH_REQUESTS: Final = "ai_cost.usage.web_search_requests"
+
+# The usage counts the response reported that could not be true and were bounded before pricing and
+# budgets (the names of the `gen_ai.usage.*` counts that were lowered).
+AI_COST_USAGE_CLAMPED: Final = "ai_cost.usage.clamped"

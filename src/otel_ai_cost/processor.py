@@ -148,6 +148,7 @@ class AICostSpanProcessor(SpanProcessor):
                 on_blocked=on_blocked,
                 raise_on_block=settings.raise_on_block if settings.raise_on_block is not None else file_raise,
                 meter_provider=meter_provider,
+                catalog=self.catalog,
             )
         # Holds of other instrumentations' spans, settled from their usage in on_end.
         self._foreign_holds: "OrderedDict[Tuple[int, int], Hold]" = OrderedDict()
@@ -408,7 +409,11 @@ def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:
     if not isinstance(amount, (int, float)) and usage is None:
         hold.release()  # no usage reported: the call failed or cost nothing we can know
         return
-    hold.settle(amount, {gen_ai.GEN_AI_RESPONSE_MODEL: _text(attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL))})
+    hold.settle(
+        amount if isinstance(amount, (int, float)) else None,
+        {gen_ai.GEN_AI_RESPONSE_MODEL: _text(attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL))},
+        usage=usage,
+    )
 
 
 def _budget_book(
@@ -432,12 +437,14 @@ def _budget_book(
             store = config.open_store() if config is not None else _default_store()
         kwargs = {}
         if config is not None:
-            kwargs = dict(hold_ttl=config.hold_ttl, on_store_error=config.on_store_error)
+            kwargs = dict(
+                hold_ttl=config.hold_ttl, on_store_error=config.on_store_error, on_unknown_model=config.on_unknown_model
+            )
         return BudgetBook(budgets, store, **kwargs)
     if config is not None and config.budgets:
         return BudgetBook(
             config.budgets, store if store is not None else config.open_store(),
-            hold_ttl=config.hold_ttl, on_store_error=config.on_store_error,
+            hold_ttl=config.hold_ttl, on_store_error=config.on_store_error, on_unknown_model=config.on_unknown_model,
         )
     return None
 

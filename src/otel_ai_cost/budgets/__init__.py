@@ -19,6 +19,13 @@ from ._config import BudgetConfig, load_budget_config, open_store, parse_budget_
 from ._memory import MemoryBudgetStore
 from ._model import Action, Budget, Threshold, block, downgrade, throttle, warn
 from ._sqlite import SQLiteBudgetStore
+from ._unknown import (
+    DEFAULT_UNKNOWN_MODEL,
+    UnknownModelPolicy,
+    allow_unknown,
+    block_unknown,
+    price_unknown_as,
+)
 from ._store import ALL_KEYS, LEDGER_KINDS, BudgetStore, Control, HoldRequest, LedgerEntry, ReserveResult, Usage
 from ._windows import calendar, lifetime, rolling
 
@@ -34,6 +41,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ALL_KEYS",
+    "DEFAULT_UNKNOWN_MODEL",
     "LEDGER_KINDS",
     "Action",
     "Budget",
@@ -53,11 +61,15 @@ __all__ = [
     "ReserveResult",
     "SQLiteBudgetStore",
     "Threshold",
+    "UnknownModelPolicy",
     "Usage",
+    "allow_unknown",
     "block",
+    "block_unknown",
     "calendar",
     "downgrade",
     "lifetime",
+    "price_unknown_as",
     "load_budget_config",
     "open_store",
     "parse_budget_config",

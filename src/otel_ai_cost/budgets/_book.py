@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Opt
 from ..errors import BudgetExceededError, ConfigError
 from ._model import NANOS_PER_USD, Budget, Threshold, from_nanos, to_nanos
 from ._store import ALL_KEYS, BudgetStore, Control, Controls, HoldRequest, LedgerEntry, Slot, new_id
+from ._unknown import DEFAULT_UNKNOWN_MODEL, UnknownCall, UnknownModelPolicy, strictest, warned_models
 from ._windows import WindowSpan
 
 _logger = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ class Decision:
 
     ``budget`` is the budget that decided (None when no budget applies or all allow). ``reason`` is
     ``store_error`` when the store failed and the book failed open or closed, ``frozen`` when the
-    deciding budget is frozen.
+    deciding budget is frozen, ``unknown_model`` when the deciding budget refuses models the catalog
+    does not know. ``unknown``: the ``on_unknown_model`` policy applied (None: the model is known).
     """
 
     action: str
@@ -92,6 +94,8 @@ class Decision:
     outcomes: Tuple[BudgetOutcome, ...] = ()
     deciding: Optional[BudgetOutcome] = None
     reason: Optional[str] = None
+    unknown: Optional[UnknownModelPolicy] = None
+    unknown_model: Optional[str] = None  # the request model, when the catalog does not know it
 
     @property
     def allowed(self) -> bool:
@@ -120,6 +124,10 @@ class Decision:
         attributes: Dict[str, Any] = {sc.AI_COST_BUDGET_DECISION: self.action}
         if self.deciding is not None:
             attributes.update(self.deciding.span_attributes())
+        if self.unknown is not None:
+            attributes[sc.AI_COST_BUDGET_UNKNOWN_MODEL] = self.unknown.action
+            if self.unknown.priced_as is not None:
+                attributes[sc.AI_COST_BUDGET_PRICED_AS] = self.unknown.priced_as
         return attributes
 
 
@@ -138,7 +146,15 @@ class BudgetBlockedError(BudgetExceededError):
             self.limit, self.spent, self.reserved = o.limit, o.spent, o.reserved
             who = f" for {o.budget.per}={o.key}" if o.budget.per else ""
             ends = f"; it renews at {o.window_end.isoformat()}" if o.window_end else ""
-        if o is not None and o.frozen:
+        if o is not None and decision.reason == "unknown_model":
+            who = f" for {o.budget.per}={o.key}" if o.budget.per else ""
+            message = (
+                f"model {decision.unknown_model or '(none)'!r} is not in the pricing catalog and budget "
+                f"{o.budget.id!r}{who} refuses calls it cannot price (on_unknown_model: block). Add the model's "
+                "prices to a price file (OTEL_AI_COST_PRICING_FILES), or set on_unknown_model to "
+                "{price_as: <a known model>} or {price_as: {input: <USD/M>, output: <USD/M>}}."
+            )
+        elif o is not None and o.frozen:
             commands = " and ".join(
                 f"`otel-ai-cost budget unfreeze {shlex.quote(o.budget.id)}"
                 + (f" --key {shlex.quote(k)}`" if k != ALL_KEYS else "`")
@@ -187,6 +203,9 @@ class Reservation:
     slots: Tuple[Slot, ...] = ()
     held: bool = False
     done: bool = False
+    # A call to a model the catalog does not know: the policy of each slot's budget, to settle with.
+    unknown: Optional[UnknownCall] = None
+    policies: Tuple[UnknownModelPolicy, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -272,7 +291,9 @@ class BudgetBook:
     the call; a blocked call holds nothing. ``on_store_error``: ``"open"`` lets calls through when
     the store fails, ``"closed"`` blocks them. ``override_refresh``: how long (seconds, by
     ``clock``) the operators' controls read from the store are used before they are read again; 0
-    reads them on every call.
+    reads them on every call. ``on_unknown_model``: what a call to a model the catalog does not
+    know counts, for budgets without their own policy (default ``DEFAULT_UNKNOWN_MODEL``: priced
+    at a stated fallback, warned once per model).
     """
 
     def __init__(
@@ -285,6 +306,7 @@ class BudgetBook:
         on_store_error: str = "open",
         ledger_attributes: Sequence[str] = DEFAULT_LEDGER_ATTRIBUTES,
         override_refresh: float = 1.0,
+        on_unknown_model: Optional[UnknownModelPolicy] = None,
     ) -> None:
         from ._memory import MemoryBudgetStore
 
@@ -301,6 +323,11 @@ class BudgetBook:
             isinstance(override_refresh, (int, float)) and 0 <= override_refresh < math.inf
         ):
             raise ConfigError(f"override_refresh must be 0 or more seconds, not {override_refresh!r}")
+        if on_unknown_model is not None and not isinstance(on_unknown_model, UnknownModelPolicy):
+            from ._unknown import parse_unknown_model
+
+            on_unknown_model = parse_unknown_model(on_unknown_model)
+        self.on_unknown_model: UnknownModelPolicy = on_unknown_model or DEFAULT_UNKNOWN_MODEL
         self.store = store if store is not None else MemoryBudgetStore(clock=clock)
         self._clock = clock
         self.hold_ttl = float(hold_ttl)
@@ -383,12 +410,18 @@ class BudgetBook:
         return planned
 
     def reserve(
-        self, attributes: Mapping[str, Any], estimate: Amount, *, trace_id: Optional[str] = None
+        self,
+        attributes: Mapping[str, Any],
+        estimate: Amount,
+        *,
+        trace_id: Optional[str] = None,
+        unknown: Optional[UnknownCall] = None,
     ) -> Reservation:
         """Decide on a call with these attributes (span + resource + baggage) and estimated cost in USD.
 
-        ``trace_id`` partitions the budgets with ``per: trace``. A negative or non-numeric estimate
-        raises ValueError.
+        ``trace_id`` partitions the budgets with ``per: trace``. ``unknown``: the call's model is not
+        in the catalog; each budget's ``on_unknown_model`` policy decides what it holds (and whether
+        it refuses the call). A negative or non-numeric estimate raises ValueError.
         """
         estimate_nanos = to_nanos(estimate)
         estimate_usd = from_nanos(estimate_nanos)
@@ -396,23 +429,42 @@ class BudgetBook:
         rid = new_id()
         if not planned:
             return Reservation(rid, Decision("allow", estimate_usd))
+        policies: Tuple[UnknownModelPolicy, ...] = ()
+        applied: Optional[UnknownModelPolicy] = None
+        if unknown is not None:
+            planned, policies = self._price_unknown(planned, unknown, estimate_nanos)
+            applied = strictest(p for p, pl in zip(policies, planned) if not pl.budget.shadow) or strictest(policies)
+            estimate_usd = from_nanos(max(p.request.amount for p in planned))
         audit = {k: str(attributes[k]) for k in self._ledger_keys if k in attributes}
         if trace_id is not None:
             audit["trace_id"] = trace_id
+        if applied is not None:
+            audit["unknown_model"] = applied.action
+            if applied.priced_as is not None:
+                audit["priced_as"] = applied.priced_as
         slots = tuple(p.request.slot for p in planned)
+        if unknown is not None and any(
+            pol.action == "block" and not p.budget.shadow for p, pol in zip(planned, policies)
+        ):
+            return self._refuse_unknown(rid, planned, policies, unknown, audit, estimate_usd, applied)
         try:
             result = self.store.reserve([p.request for p in planned], rid, self.hold_ttl, audit)
         except Exception:
             _logger.warning("budget store failed; failing %s", self.on_store_error, exc_info=True)
             action = "allow" if self.on_store_error == "open" else "block"
-            return Reservation(rid, Decision(action, estimate_usd, reason="store_error"), slots)
+            decision = Decision(action, estimate_usd, reason="store_error", unknown=applied,
+                                unknown_model=unknown.model if unknown else None)
+            return Reservation(rid, decision, slots, unknown=unknown, policies=policies)
         outcomes = []
         notable = False  # any decision besides allow, to log
         for i, (p, usage) in enumerate(zip(planned, result.usage)):
             budget, terms = p.budget, p.terms
-            projected = usage.spent + usage.reserved + estimate_nanos
+            projected = usage.spent + usage.reserved + p.request.amount
             action, model, delay = "allow", None, None
-            if i in result.refused or (budget.shadow and (p.frozen_by or projected > terms.hard_limit)):
+            refuses_unknown = bool(policies) and policies[i].action == "block"
+            if i in result.refused or (
+                budget.shadow and (p.frozen_by or refuses_unknown or projected > terms.hard_limit)
+            ):
                 action = "block"
             else:
                 threshold = terms.action_at(projected)
@@ -422,7 +474,8 @@ class BudgetBook:
             outcomes.append(
                 BudgetOutcome(
                     budget, p.request.key, p.request.window_key, p.window_end, action, terms.limit_usd,
-                    from_nanos(usage.spent), from_nanos(usage.reserved), estimate_usd, model, delay, p.frozen_by,
+                    from_nanos(usage.spent), from_nanos(usage.reserved), from_nanos(p.request.amount), model, delay,
+                    p.frozen_by,
                 )
             )
         enforced = [o for o in outcomes if not o.shadow and o.action != "allow"]
@@ -430,10 +483,76 @@ class BudgetBook:
             enforced, key=lambda o: (_SEVERITY[o.action], o.frozen, o.spent + o.reserved - o.limit), default=None
         )
         reason = "frozen" if deciding is not None and deciding.frozen else None
-        decision = Decision(deciding.action if deciding else "allow", estimate_usd, tuple(outcomes), deciding, reason)
+        decision = Decision(
+            deciding.action if deciding else "allow", estimate_usd, tuple(outcomes), deciding, reason,
+            unknown=applied, unknown_model=unknown.model if unknown else None,
+        )
         if notable:
             self._record_decisions(rid, outcomes, audit, blocked=not result.ok)
-        return Reservation(rid, decision, slots, held=result.ok)
+        return Reservation(rid, decision, slots, held=result.ok, unknown=unknown, policies=policies)
+
+    def _price_unknown(
+        self, planned: List[_Planned], unknown: UnknownCall, estimate_nanos: int
+    ) -> Tuple[List[_Planned], Tuple[UnknownModelPolicy, ...]]:
+        """Each budget's policy for a call to an unknown model, and what it holds under it."""
+        policies = []
+        repriced = []
+        for p in planned:
+            policy = p.budget.on_unknown_model or self.on_unknown_model
+            policies.append(policy)
+            if policy.action == "price_as" and unknown.usage is not None:
+                try:
+                    amount = max(to_nanos(policy.cost(unknown.usage, unknown.catalog)), estimate_nanos)
+                    p = p._replace(request=dataclasses.replace(p.request, amount=amount))
+                except Exception:  # a price_as model gone from a reloaded catalog: hold the estimate
+                    _logger.warning("could not price %r as %s", unknown.model, policy.describe(), exc_info=True)
+            repriced.append(p)
+        shown = strictest(policies)
+        if shown is not None:
+            what = {"block": "refuse", "allow": "let through, unmetered,"}.get(shown.action, f"price as {shown.priced_as}")
+            warned_models.warn(unknown.model, unknown.provider, what)
+        return repriced, tuple(policies)
+
+    def _refuse_unknown(
+        self,
+        rid: str,
+        planned: Sequence[_Planned],
+        policies: Sequence[UnknownModelPolicy],
+        unknown: UnknownCall,
+        audit: Mapping[str, Any],
+        estimate_usd: Decimal,
+        applied: Optional[UnknownModelPolicy],
+    ) -> Reservation:
+        """A budget refuses calls to models the catalog does not know: refuse without holding."""
+        now = self._clock()
+        outcomes = []
+        entries = []
+        for p, policy in zip(planned, policies):
+            try:
+                usage = self.store.spent(p.budget.id, p.request.key, p.request.counted)
+                spent, reserved = usage.spent, usage.reserved
+            except Exception:  # the refusal needs no store; the numbers are only for the span
+                _logger.debug("budget store failed to read the spend of %s", p.budget.id, exc_info=True)
+                spent = reserved = 0
+            action = "block" if policy.action == "block" else "allow"
+            outcome = BudgetOutcome(
+                p.budget, p.request.key, p.request.window_key, p.window_end, action, p.terms.limit_usd,
+                from_nanos(spent), from_nanos(reserved), from_nanos(p.request.amount), frozen_by=p.frozen_by,
+            )
+            outcomes.append(outcome)
+            if action == "block":
+                details = {**audit, "shadow": outcome.shadow, "reason": "unknown_model"}
+                entries.append(LedgerEntry(now, "block", p.budget.id, p.request.key, p.request.window_key,
+                                           p.request.amount, rid, details))
+        try:
+            self.store.record(entries)
+        except Exception:
+            _logger.warning("budget store failed to record decisions", exc_info=True)
+        deciding = next(o for o in outcomes if o.action == "block" and not o.shadow)
+        decision = Decision("block", estimate_usd, tuple(outcomes), deciding, "unknown_model",
+                            unknown=applied, unknown_model=unknown.model)
+        slots = tuple(p.request.slot for p in planned)
+        return Reservation(rid, decision, slots, unknown=unknown, policies=tuple(policies))
 
     def _record_decisions(
         self, rid: str, outcomes: Sequence[BudgetOutcome], audit: Mapping[str, Any], blocked: bool
@@ -571,16 +690,59 @@ class BudgetBook:
         span = budget.window.span(at or datetime.fromtimestamp(self._clock(), timezone.utc))
         return self.store.partitions(budget.id, span.counted_keys)
 
-    def settle(self, reservation: Reservation, actual: Amount, attributes: Optional[Mapping[str, Any]] = None) -> None:
-        """Record the actual cost in USD of the call against every budget it was held on."""
-        amount = to_nanos(actual)
+    def amounts(self, reservation: Reservation, actual: Optional[Amount], usage: Any = None) -> Dict[Slot, int]:
+        """What the call counts in each budget it was held on, in nano-dollars.
+
+        ``actual``: its cost in USD (None: it could not be priced). A call to a model the catalog
+        does not know is counted by each budget's ``on_unknown_model`` policy from ``usage`` (the
+        ``cost.Usage`` the response reported); a budget that refuses unknown models but whose
+        refusal could not stop the call (shadow, another instrumentation's span) counts it at the
+        default fallback price, so that its spend is never lost.
+        """
+        if actual is not None or not reservation.policies or reservation.unknown is None or usage is None:
+            nanos = to_nanos(actual) if actual is not None else 0
+            return {slot: nanos for slot in reservation.slots}
+        catalog = reservation.unknown.catalog
+        amounts = {}
+        for slot, policy in zip(reservation.slots, reservation.policies):
+            counted = DEFAULT_UNKNOWN_MODEL if policy.action == "block" else policy
+            amounts[slot] = to_nanos(counted.cost(usage, catalog))
+        return amounts
+
+    def settle(
+        self,
+        reservation: Reservation,
+        actual: Optional[Amount],
+        attributes: Optional[Mapping[str, Any]] = None,
+        usage: Any = None,
+    ) -> None:
+        """Record the actual cost in USD of the call against every budget it was held on.
+
+        ``actual`` None: the call could not be priced; a call to an unknown model is then counted
+        from ``usage`` by the budgets' ``on_unknown_model`` policies (see ``amounts``).
+        """
         if reservation.done or not reservation.slots or reservation.decision.action == "block":
             return
+        amounts = self.amounts(reservation, actual, usage)
         reservation.done = True
         try:
-            self.store.settle(reservation.id, {slot: amount for slot in reservation.slots}, attributes)
+            self.store.settle(reservation.id, amounts, self.settle_attributes(reservation, actual, attributes))
         except Exception:
             _logger.warning("budget store failed to settle reservation %s", reservation.id, exc_info=True)
+
+    @staticmethod
+    def settle_attributes(
+        reservation: Reservation, actual: Optional[Amount], attributes: Optional[Mapping[str, Any]]
+    ) -> Optional[Mapping[str, Any]]:
+        """The ledger attributes of a settle: the caller's, and how an unknown model was counted."""
+        applied = reservation.decision.unknown
+        if applied is None or actual is not None:
+            return attributes
+        extra = dict(attributes or {})
+        extra["unknown_model"] = applied.action
+        if applied.priced_as is not None:
+            extra["priced_as"] = applied.priced_as
+        return extra
 
     def release(self, reservation: Reservation) -> None:
         """Drop the holds of a call that was not made (or failed before costing anything)."""

@@ -12,6 +12,8 @@
           - {at: 0.95, action: throttle, seconds: 2}
           - {at: 1.0, action: block}
         shadow: false
+        on_unknown_model: block    # or allow, or {price_as: gpt-4o}, or {price_as: {input: 10, output: 30}}
+    on_unknown_model: {price_as: {input: 10, output: 30}}   # for budgets without their own (the default)
     store:
       url: sqlite:///var/lib/otel-ai-cost/budgets.db   # or redis://..., rediss://..., memory://
       hold_ttl: 15m
@@ -38,13 +40,14 @@ from ..errors import ConfigError
 from ._book import BudgetBook
 from ._model import Action, Budget, Threshold
 from ._store import BudgetStore
+from ._unknown import UnknownModelPolicy, parse_unknown_model
 from ._windows import CALENDAR_UNITS, calendar, lifetime, parse_duration, rolling
 
-_BUDGET_KEYS = {"id", "limit_usd", "window", "per", "select", "thresholds", "shadow"}
+_BUDGET_KEYS = {"id", "limit_usd", "window", "per", "select", "thresholds", "shadow", "on_unknown_model"}
 _THRESHOLD_KEYS = {"at", "action", "model", "seconds"}
 _STORE_KEYS = {"url", "hold_ttl", "on_store_error", "prefix"}
 # The top-level keys of the configuration file (OTEL_AI_COST_CONFIG).
-TOP_LEVEL_KEYS = {"budgets", "store", "raise_on_block"}
+TOP_LEVEL_KEYS = {"budgets", "store", "raise_on_block", "on_unknown_model"}
 
 
 def default_store_url() -> str:
@@ -63,6 +66,7 @@ class BudgetConfig:
     base_dir: Optional[str] = None  # relative SQLite paths are relative to the configuration file
     raise_on_block: bool = False
     source: str = "<config>"  # the file, for error messages
+    on_unknown_model: Optional[UnknownModelPolicy] = None  # None: DEFAULT_UNKNOWN_MODEL
 
     def open_store(self, clock: Callable[[], float] = time.time) -> BudgetStore:
         """Open the configured store. Raises ConfigError naming the file, ``store.url`` and the reason."""
@@ -80,6 +84,7 @@ class BudgetConfig:
             clock=clock,
             hold_ttl=self.hold_ttl,
             on_store_error=self.on_store_error,
+            on_unknown_model=self.on_unknown_model,
         )
 
 
@@ -240,10 +245,19 @@ def _budget(value: Any, where: _Where) -> Budget:
             raise (where / "thresholds").error("expected a non-empty list of {at: 0.8, action: warn} entries")
         thresholds = tuple(_threshold(t, where / "thresholds" / i) for i, t in enumerate(thresholds_value))
     selector = _selector(item["select"], where / "select") if item.get("select") is not None else None
-    kwargs = {"thresholds": thresholds} if thresholds is not None else {}
+    kwargs: dict = {"thresholds": thresholds} if thresholds is not None else {}
+    if item.get("on_unknown_model") is not None:
+        kwargs["on_unknown_model"] = _unknown_policy(item["on_unknown_model"], where / "on_unknown_model")
     window = _window(item["window"], where / "window")
     try:
         return Budget(budget_id, limit, window, per, selector, shadow=shadow, **kwargs)
+    except ConfigError as exc:
+        raise where.error(str(exc)) from None
+
+
+def _unknown_policy(value: Any, where: _Where) -> UnknownModelPolicy:
+    try:
+        return parse_unknown_model(value)
     except ConfigError as exc:
         raise where.error(str(exc)) from None
 
@@ -292,7 +306,12 @@ def parse_budget_config(document: Any, source: str = "<config>", base_dir: Optio
     prefix = store.get("prefix", "ai_cost:budget")
     if not isinstance(prefix, str) or not prefix:
         raise (root / "store" / "prefix").error(f"must be a non-empty string, not {prefix!r}")
-    return BudgetConfig(tuple(budgets), url, hold_ttl, on_error, prefix, base_dir, raise_on_block, source)
+    unknown_model = None
+    if document.get("on_unknown_model") is not None:
+        unknown_model = _unknown_policy(document["on_unknown_model"], root / "on_unknown_model")
+    return BudgetConfig(
+        tuple(budgets), url, hold_ttl, on_error, prefix, base_dir, raise_on_block, source, unknown_model
+    )
 
 
 def load_budget_config(path: Union[str, Path]) -> BudgetConfig:

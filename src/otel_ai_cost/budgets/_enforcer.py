@@ -20,6 +20,7 @@ from .._gen_ai import ERROR_TYPE, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL
 from ..errors import BudgetExceededError
 from ._book import BudgetBook, BudgetOutcome, Reservation
 from ._model import Action
+from ._unknown import UnknownCall
 
 _logger = logging.getLogger("otel_ai_cost.budgets")
 
@@ -107,23 +108,28 @@ class Hold:
             self._done = True
             return True
 
-    def settle(self, amount: Any, attributes: Optional[Mapping[str, Any]] = None) -> None:
-        """Record the call's actual cost in USD (None: unknown, recorded as 0) and free the hold."""
+    def settle(self, amount: Any, attributes: Optional[Mapping[str, Any]] = None, usage: Any = None) -> None:
+        """Record the call's actual cost in USD and free the hold.
+
+        ``amount`` None: the call could not be priced; it counts 0, or, for a model the catalog does
+        not know, what the budgets' ``on_unknown_model`` policies make of ``usage`` (a ``cost.Usage``).
+        """
         if not self._claim():
             return
         try:
-            actual = Decimal(str(amount)) if amount is not None else Decimal(0)
-            if not actual.is_finite() or actual < 0:
+            actual = Decimal(str(amount)) if amount is not None else None
+            if actual is not None and (not actual.is_finite() or actual < 0):
                 actual = Decimal(0)
             extra = {k: str(v) for k, v in (attributes or {}).items() if v is not None}
             if self.enforced:
-                self.book.settle(self.reservation, actual, extra)
+                self.book.settle(self.reservation, actual, extra, usage)
             elif self.reservation.slots:
                 # A block the processor could not enforce: the call was made, so its spend counts.
-                from ._model import to_nanos
-
-                nanos = to_nanos(actual)
-                self.book.store.settle(self.reservation.id, {s: nanos for s in self.reservation.slots}, extra)
+                book, reservation = self.book, self.reservation
+                book.store.settle(
+                    reservation.id, book.amounts(reservation, actual, usage),
+                    book.settle_attributes(reservation, actual, extra),
+                )
         except Exception:  # noqa: BLE001 - settling must never break the caller
             _logger.warning("otel-ai-cost: could not settle budget reservation %s", self.reservation.id, exc_info=True)
 
@@ -168,8 +174,16 @@ class BudgetEnforcer:
         on_blocked: Optional[Hook] = None,
         raise_on_block: bool = False,
         meter_provider: Any = None,
+        catalog: Any = None,
     ) -> None:
         self.book = book
+        # The catalog the estimate was priced from: a model it does not know is an unknown model.
+        self.catalog = catalog
+        if book is not None and catalog is not None:
+            book.on_unknown_model.check(catalog, "the budgets' default")
+            for budget in book.budgets:
+                if budget.on_unknown_model is not None:
+                    budget.on_unknown_model.check(catalog, f"budget {budget.id!r}")
         self.before_request = before_request
         self.on_warning = on_warning
         self.on_blocked = on_blocked
@@ -203,8 +217,8 @@ class BudgetEnforcer:
         instrumentation, which cannot read the decision; a block is enforced only by raising
         (``raise_on_block``), else it is recorded and the call's spend still counts.
         """
-        amount = getattr(estimate, "amount", None)
-        amount = max(Decimal(amount), MIN_HOLD) if amount is not None else MIN_HOLD
+        priced = getattr(estimate, "amount", None)
+        amount = max(Decimal(priced), MIN_HOLD) if priced is not None else MIN_HOLD
         decision = None
         hold: Optional[Hold] = None
         if self.before_request is not None:
@@ -212,9 +226,15 @@ class BudgetEnforcer:
         enforced = not foreign or self.raise_on_block  # can a block stop this call?
         if self.book is not None:
             # The budgets hold the estimate even when the hook decides, so that the call's spend counts.
-            reservation = self.book.reserve(attributes, amount, trace_id=trace_id)
+            unknown = self._unknown_call(attributes, estimate) if priced is None else None
+            reservation = self.book.reserve(attributes, amount, trace_id=trace_id, unknown=unknown)
             if decision is None:
                 decision = reservation.decision
+            elif reservation.decision.unknown is not None:
+                # The hook decided; the span still says how the budgets counted the unknown model.
+                unknown_attributes = reservation.decision.span_attributes()
+                unknown_attributes.pop(sc.AI_COST_BUDGET_DECISION, None)
+                span.set_attributes({k: v for k, v in unknown_attributes.items() if "unknown" in k or "priced" in k})
             if reservation.slots:
                 # A call the budgets refused can still go ahead (the hook allowed it, or another
                 # instrumentation's call that cannot be stopped): its spend is recorded all the same.
@@ -225,6 +245,23 @@ class BudgetEnforcer:
             return decision, hold  # no budget applies: leave the span as it is
         self._mark(span, decision, attributes, enforced)
         return decision, hold
+
+    def _unknown_call(self, attributes: Mapping[str, Any], estimate: Any) -> Optional[UnknownCall]:
+        """The call's model, when the catalog cannot price it (else None)."""
+        if self.catalog is None:
+            return None
+        model = attributes.get(GEN_AI_REQUEST_MODEL)
+        provider = attributes.get(GEN_AI_PROVIDER_NAME)
+        model = model if isinstance(model, str) and model else None
+        provider = provider if isinstance(provider, str) and provider else None
+        if model is not None and self.catalog.resolve(model, provider) is not None:
+            return None  # a known model whose request could not be counted: nothing to price it as
+        usage = None
+        if estimate is not None:
+            from ..cost import Usage
+
+            usage = Usage(input_tokens=estimate.input_tokens, output_tokens=estimate.output_tokens)
+        return UnknownCall(model, provider, usage, self.catalog)
 
     def _call_before_request(self, span: Span, estimate: Any, amount: Decimal) -> Any:
         try:

@@ -6,6 +6,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import ConfigError
+from ._unknown import UnknownModelPolicy, parse_unknown_model
 from ._windows import CalendarWindow, LifetimeWindow, RollingWindow
 
 Window = Union[CalendarWindow, RollingWindow, LifetimeWindow]
@@ -108,7 +109,8 @@ class Budget:
 
     ``thresholds`` defaults to warnings at 80% and 95% and a hard stop at 100%; a block at 100% is
     added when the given thresholds have no block. A ``shadow`` budget records its decisions but
-    never changes a call.
+    never changes a call. ``on_unknown_model`` (``block``, ``allow`` or a ``price_as`` policy) says
+    what a call to a model the pricing catalog does not know counts; None: the book's default.
     """
 
     id: str
@@ -118,6 +120,7 @@ class Budget:
     selector: Optional[Selector] = None
     thresholds: Tuple[Threshold, ...] = DEFAULT_THRESHOLDS
     shadow: bool = False
+    on_unknown_model: Optional[UnknownModelPolicy] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id.strip():
@@ -135,6 +138,11 @@ class Budget:
             raise ConfigError(f"budget {self.id!r}: per must be an attribute key such as 'tenant.id'")
         if self.selector is not None and not isinstance(self.selector, Mapping):
             raise ConfigError(f"budget {self.id!r}: selector must map attribute keys to a value or a list")
+        if self.on_unknown_model is not None and not isinstance(self.on_unknown_model, UnknownModelPolicy):
+            try:
+                object.__setattr__(self, "on_unknown_model", parse_unknown_model(self.on_unknown_model))
+            except ConfigError as exc:
+                raise ConfigError(f"budget {self.id!r}: on_unknown_model: {exc}") from None
         thresholds = tuple(_as_threshold(t) for t in self.thresholds)
         if not any(t.action.kind == "block" for t in thresholds):
             thresholds += (Threshold(Decimal("1"), block()),)

@@ -6,7 +6,8 @@ counts once in each of its budgets, and once in the total). The attributes of a 
 ``reserve`` entry (or, for a call a budget refused but that was made anyway, its ``block`` entry),
 written with the audit attributes of the call, and from its settle entry (``gen_ai.response.model``
 there wins over ``gen_ai.request.model`` for the model). ``blocked`` counts the calls an enforced
-budget refused (shadow budgets' refusals are not counted).
+budget refused (shadow budgets' refusals are not counted); ``unknown_model`` the calls to models the
+catalog does not know, counted by their budgets' ``on_unknown_model`` policy.
 """
 from __future__ import annotations
 
@@ -62,6 +63,9 @@ class ReportRow:
     calls: int = 0
     blocked: int = 0
     spend_nanos: int = 0
+    # Calls to models the catalog does not know, counted by an on_unknown_model policy (their spend
+    # is the policy's price: the stated fallback, another model's, or $0 when allowed unmetered).
+    unknown_model: int = 0
 
     @property
     def spend(self) -> Decimal:
@@ -128,6 +132,8 @@ def aggregate(
             if e.kind == "settle":
                 target.calls += 1
                 target.spend_nanos += e.amount_nanos
+                if e.attributes.get("unknown_model"):
+                    target.unknown_model += 1
             else:
                 target.blocked += 1
     ordered = sorted(rows.values(), key=lambda r: (-r.spend_nanos, -r.calls, -r.blocked, r.group))

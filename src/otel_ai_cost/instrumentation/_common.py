@@ -582,7 +582,7 @@ class Operation:
             if outcome.usage is None and cost_amount is None:
                 hold.release()
             else:
-                hold.settle(cost_amount, {GEN_AI_RESPONSE_MODEL: outcome.response_model})
+                hold.settle(cost_amount, {GEN_AI_RESPONSE_MODEL: outcome.response_model}, usage=outcome.usage)
 
     def fail(self, error: BaseException, outcome: Optional[Outcome] = None) -> None:
         self.finish(outcome or Outcome(), error=error)
