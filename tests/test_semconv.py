@@ -174,6 +174,12 @@ def test_examples_have_the_attribute_type():
         if isinstance(attr["type"], dict):
             assert set(examples) <= set(_members(attr["key"])), attr["key"]
             continue
+        if attr["type"].endswith("[]"):  # an array attribute: each example is a list of the item type
+            item_type = attr["type"][:-2]
+            for example in examples:
+                assert isinstance(example, list) and example, (attr["key"], example)
+                assert all(isinstance(v, python_types[item_type]) for v in example), (attr["key"], example)
+            continue
         for example in examples:
             # bool is an int in Python, but not in the registry.
             assert isinstance(example, python_types[attr["type"]]), (attr["key"], example)

@@ -265,5 +265,6 @@ AI_COST_COUNT_TOKENS_INPUT_TOKENS: Final = "ai_cost.count_tokens.input_tokens"
 AI_COST_USAGE_WEB_SEARCH_REQUESTS: Final = "ai_cost.usage.web_search_requests"
 
 # The usage counts the response reported that could not be true and were bounded before pricing and
-# budgets (the names of the `gen_ai.usage.*` counts that were lowered).
+# budgets: the `gen_ai.usage.*` attribute of each count lowered, or, for counts without one, its
+# name (`audio_input_tokens`, `image_output_tokens`, `images`, ...).
 AI_COST_USAGE_CLAMPED: Final = "ai_cost.usage.clamped"

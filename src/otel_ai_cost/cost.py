@@ -124,6 +124,88 @@ class Usage:
     web_search_requests: int = 0             # web searches the provider ran server-side (priced per search)
 
 
+# The bounds of reported usage when neither the request nor the catalog gives one: above any context
+# window or output limit offered today, far below what would poison a budget.
+MAX_INPUT_TOKENS = 10_000_000
+MAX_OUTPUT_TOKENS = 1_000_000
+MAX_COUNT = 10_000  # images generated, requests, web searches in one call
+# (detail field, its total): a detail count is part of its total.
+_PARTS = (
+    ("cache_read_input_tokens", "input_tokens"),
+    ("cache_write_input_tokens", "input_tokens"),
+    ("cache_write_1h_input_tokens", "cache_write_input_tokens"),
+    ("audio_input_tokens", "input_tokens"),
+    ("image_input_tokens", "input_tokens"),
+    ("reasoning_output_tokens", "output_tokens"),
+    ("audio_output_tokens", "output_tokens"),
+    ("image_output_tokens", "output_tokens"),
+)
+_COUNTS = ("images", "requests", "web_search_requests")
+# The span attribute named for a clamped Usage field.
+_CLAMPED_NAMES = {
+    "input_tokens": gen_ai.GEN_AI_USAGE_INPUT_TOKENS,
+    "output_tokens": gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS,
+    "cache_read_input_tokens": gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    "cache_write_input_tokens": gen_ai.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    "reasoning_output_tokens": gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    "web_search_requests": sc.AI_COST_USAGE_WEB_SEARCH_REQUESTS,
+}
+
+
+def bound_usage(
+    usage: Usage, *, max_input: Optional[int] = None, max_output: Optional[int] = None
+) -> Tuple[Usage, Tuple[str, ...]]:
+    """``usage`` bounded by what the model and the request allow, and the names of the counts lowered.
+
+    ``max_input``: the model's context window; ``max_output``: the request's ``max_tokens``, else
+    the model's output limit (None: ``MAX_INPUT_TOKENS`` / ``MAX_OUTPUT_TOKENS``). A count that is
+    negative or not an int becomes 0, a detail count at most its total. Returns ``usage`` itself when
+    nothing was lowered (the common case: no copy).
+    """
+    limits = {
+        "input_tokens": max_input if max_input and max_input > 0 else MAX_INPUT_TOKENS,
+        "output_tokens": max_output if max_output and max_output > 0 else MAX_OUTPUT_TOKENS,
+    }
+    values = {}
+    clamped = []
+    for name in ("input_tokens", "output_tokens"):
+        value = getattr(usage, name)
+        bounded = min(_count(value), limits[name])
+        values[name] = bounded
+        if bounded != value:
+            clamped.append(name)
+    for name, total in _PARTS:
+        value = getattr(usage, name)
+        if not value and type(value) is int:
+            values[name] = 0
+            continue
+        bounded = min(_count(value), values[total])
+        values[name] = bounded
+        if bounded != value:
+            clamped.append(name)
+    for name in _COUNTS:
+        value = getattr(usage, name)
+        bounded = min(_count(value), MAX_COUNT)
+        values[name] = bounded
+        if bounded != value:
+            clamped.append(name)
+    if not clamped:
+        return usage, ()
+    return Usage(**values), tuple(_CLAMPED_NAMES.get(name, name) for name in clamped)
+
+
+def usage_limits(
+    catalog: Optional["Catalog"], model: Optional[str], provider: Optional[str], max_tokens: Any = None
+) -> Tuple[Optional[int], Optional[int]]:
+    """(max input, max output) tokens for a call: the model's limits, the request's ``max_tokens`` first."""
+    price = catalog.resolve(model, provider) if catalog is not None and model else None
+    max_input = price.max_input_tokens if price is not None else None
+    max_output = max_tokens if type(max_tokens) is int and max_tokens > 0 else None
+    if max_output is None and price is not None:
+        max_output = price.max_output_tokens
+    return max_input, max_output
+
+
 @dataclass(frozen=True)
 class Cost:
     total: Decimal                           # USD, exact

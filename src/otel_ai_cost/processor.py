@@ -25,7 +25,7 @@ from opentelemetry.semconv._incubating.attributes import openai_attributes as op
 from . import _semconv as sc
 from ._request import LLMRequest, current_request
 from .config import BAGGAGE_PREFIX, Settings
-from .cost import Usage, compute_cost, cost_attributes, usage_from_attributes
+from .cost import Usage, bound_usage, compute_cost, cost_attributes, usage_from_attributes, usage_limits
 from .errors import BudgetExceededError, ConfigError
 
 if TYPE_CHECKING:
@@ -405,6 +405,7 @@ def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:
     amount = attributes.get(sc.GEN_AI_USAGE_COST_AMOUNT)
     usage = usage_from_attributes(attributes) if not isinstance(amount, (int, float)) else None
     if usage is not None:
+        usage = _bounded_usage(attributes, usage, catalog)
         amount = (_span_cost_attributes(attributes, usage, catalog) or {}).get(sc.GEN_AI_USAGE_COST_AMOUNT)
     if not isinstance(amount, (int, float)) and usage is None:
         hold.release()  # no usage reported: the call failed or cost nothing we can know
@@ -538,10 +539,33 @@ class CostEnrichingSpanExporter(SpanExporter):
         usage = usage_from_attributes(attributes)
         if usage is None:
             return span
-        added = _span_cost_attributes(attributes, usage, self._catalog)
+        bounded = _bounded_usage(attributes, usage, self._catalog)
+        added = _span_cost_attributes(attributes, bounded, self._catalog)
+        if added and bounded is not usage:
+            added[sc.AI_COST_USAGE_CLAMPED] = list(bound_usage(usage, **_limits(attributes, self._catalog))[1])
         if not added:
             return span
         return _EnrichedSpan(span, {**attributes, **added})
+
+
+def _limits(attributes: Mapping[str, Any], catalog: Any) -> Dict[str, Optional[int]]:
+    if catalog is None:
+        from .pricing import default_catalog
+
+        catalog = default_catalog()
+    provider = _text(attributes.get(gen_ai.GEN_AI_PROVIDER_NAME)) or _legacy_provider(_text(attributes.get(gen_ai.GEN_AI_SYSTEM)))
+    model = _text(attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL)) or _text(attributes.get(gen_ai.GEN_AI_REQUEST_MODEL))
+    max_input, max_output = usage_limits(catalog, model, provider, attributes.get(gen_ai.GEN_AI_REQUEST_MAX_TOKENS))
+    return {"max_input": max_input, "max_output": max_output}
+
+
+def _bounded_usage(attributes: Mapping[str, Any], usage: Usage, catalog: Any) -> Usage:
+    """Another instrumentation's usage, bounded as ours is (``cost.bound_usage``) before it is priced."""
+    bounded, clamped = bound_usage(usage, **_limits(attributes, catalog))
+    if clamped:
+        _log_once("clamped", "otel-ai-cost: a span of another instrumentation reported usage its model and request "
+                  "cannot produce (%s); its cost and budgets use the bounded counts.", ", ".join(clamped))
+    return bounded
 
 
 def _span_cost_attributes(attributes: Mapping[str, Any], usage: Usage, catalog: Any) -> Optional[Dict[str, Any]]:

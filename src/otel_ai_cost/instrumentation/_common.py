@@ -17,6 +17,7 @@ prepare -> budget decision -> call -> result shape.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -24,7 +25,7 @@ import weakref
 from collections.abc import Iterator as _IteratorABC
 from collections.abc import Mapping as _MappingABC
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import wrapt
 from opentelemetry import trace
@@ -540,6 +541,7 @@ class Operation:
             if extra:
                 attrs.update({k: v for k, v in extra.items() if v is not None})
             if outcome.usage is not None:
+                outcome = self._bounded(outcome, attrs)
                 attrs.update(usage_attributes(outcome.usage))
                 attrs[sc.AI_COST_USAGE_SOURCE] = outcome.usage_source
             failed = error is not None or outcome.error_type is not None
@@ -584,6 +586,37 @@ class Operation:
             else:
                 hold.settle(cost_amount, {GEN_AI_RESPONSE_MODEL: outcome.response_model}, usage=outcome.usage)
 
+    def _bounded(self, outcome: Outcome, attrs: Dict[str, Any]) -> Outcome:
+        """The outcome with its usage bounded by what the model and the request allow (see
+        ``cost.bound_usage``); a count that could not be true is lowered, flagged and logged once."""
+        from ..cost import bound_usage, usage_limits
+
+        usage = outcome.usage
+        assert usage is not None
+        try:
+            catalog = self.catalog
+            if catalog is None:
+                from ..pricing import default_catalog
+
+                catalog = default_catalog()
+            max_input, max_output = usage_limits(
+                catalog, outcome.response_model or self.request.model, self.request.provider,
+                self.request.max_output_tokens,
+            )
+            if max_input is None and outcome.response_model and self.request.model:
+                max_input, max_output = usage_limits(
+                    catalog, self.request.model, self.request.provider, self.request.max_output_tokens
+                )
+            bounded, clamped = bound_usage(usage, max_input=max_input, max_output=max_output)
+        except Exception as exc:
+            log_once("bound_usage", exc)
+            return outcome
+        if not clamped:
+            return outcome
+        attrs[sc.AI_COST_USAGE_CLAMPED] = list(clamped)
+        log_clamped(self.request.model, clamped, usage, bounded)
+        return dataclasses.replace(outcome, usage=bounded)
+
     def fail(self, error: BaseException, outcome: Optional[Outcome] = None) -> None:
         self.finish(outcome or Outcome(), error=error)
 
@@ -604,6 +637,23 @@ class Operation:
                 t.cost.add(cost_amount, attributes=cost_attrs)
         except Exception as exc:
             log_once("record_metrics", exc)
+
+
+_clamp_logged = False
+
+
+def log_clamped(model: Optional[str], clamped: Sequence[str], reported: Usage, bounded: Usage) -> None:
+    """Warn the first time reported usage had to be bounded; later times go to debug."""
+    global _clamp_logged
+    log = logger.debug if _clamp_logged else logger.warning
+    _clamp_logged = True
+    log(
+        "otel-ai-cost: a response of %r reported usage that the model and request cannot produce (%s); "
+        "the span, cost and budgets use the bounded counts (input %s -> %s, output %s -> %s). "
+        "Later cases are logged at debug level.",
+        model, ", ".join(clamped), reported.input_tokens, bounded.input_tokens, reported.output_tokens,
+        bounded.output_tokens,
+    )
 
 
 def safe(site: str, fn: Callable[..., Any], *args: Any, default: Any = None, **kwargs: Any) -> Any:
