@@ -114,3 +114,25 @@ def test_bound_usage_rules():
     assert set(clamped) == {"gen_ai.usage.cache_write.input_tokens", "cache_write_1h_input_tokens", "images",
                             "ai_cost.usage.web_search_requests"}
     assert compute_cost(bounded, GPT4O).total < Decimal(1)
+
+
+def test_the_enriching_exporter_prices_bounded_usage():
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_ai_cost import CostEnrichingSpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(CostEnrichingSpanExporter(exporter)))
+    tracer = provider.get_tracer("opentelemetry.instrumentation.openai_v2")
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+                  "gen_ai.usage.input_tokens": 10**10, "gen_ai.usage.output_tokens": 7}
+    with tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes=attributes):
+        pass
+    (span,) = exporter.get_finished_spans()
+    bounded = compute_cost(Usage(input_tokens=GPT4O.max_input_tokens, output_tokens=7), GPT4O).total
+    assert span.attributes["gen_ai.usage.cost.amount"] == float(bounded)
+    assert list(span.attributes["ai_cost.usage.clamped"]) == ["gen_ai.usage.input_tokens"]
+    provider.shutdown()

@@ -405,7 +405,7 @@ def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:
     amount = attributes.get(sc.GEN_AI_USAGE_COST_AMOUNT)
     usage = usage_from_attributes(attributes) if not isinstance(amount, (int, float)) else None
     if usage is not None:
-        usage = _bounded_usage(attributes, usage, catalog)
+        usage, _ = _bounded_usage(attributes, usage, catalog)
         amount = (_span_cost_attributes(attributes, usage, catalog) or {}).get(sc.GEN_AI_USAGE_COST_AMOUNT)
     if not isinstance(amount, (int, float)) and usage is None:
         hold.release()  # no usage reported: the call failed or cost nothing we can know
@@ -539,16 +539,18 @@ class CostEnrichingSpanExporter(SpanExporter):
         usage = usage_from_attributes(attributes)
         if usage is None:
             return span
-        bounded = _bounded_usage(attributes, usage, self._catalog)
+        bounded, clamped = _bounded_usage(attributes, usage, self._catalog)
         added = _span_cost_attributes(attributes, bounded, self._catalog)
-        if added and bounded is not usage:
-            added[sc.AI_COST_USAGE_CLAMPED] = list(bound_usage(usage, **_limits(attributes, self._catalog))[1])
+        if added and clamped:
+            added[sc.AI_COST_USAGE_CLAMPED] = list(clamped)
         if not added:
             return span
         return _EnrichedSpan(span, {**attributes, **added})
 
 
-def _limits(attributes: Mapping[str, Any], catalog: Any) -> Dict[str, Optional[int]]:
+def _bounded_usage(attributes: Mapping[str, Any], usage: Usage, catalog: Any) -> Tuple[Usage, Tuple[str, ...]]:
+    """Another instrumentation's usage, bounded as ours is (``cost.bound_usage``) before it is priced,
+    and the counts lowered."""
     if catalog is None:
         from .pricing import default_catalog
 
@@ -556,16 +558,13 @@ def _limits(attributes: Mapping[str, Any], catalog: Any) -> Dict[str, Optional[i
     provider = _text(attributes.get(gen_ai.GEN_AI_PROVIDER_NAME)) or _legacy_provider(_text(attributes.get(gen_ai.GEN_AI_SYSTEM)))
     model = _text(attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL)) or _text(attributes.get(gen_ai.GEN_AI_REQUEST_MODEL))
     max_input, max_output = usage_limits(catalog, model, provider, attributes.get(gen_ai.GEN_AI_REQUEST_MAX_TOKENS))
-    return {"max_input": max_input, "max_output": max_output}
-
-
-def _bounded_usage(attributes: Mapping[str, Any], usage: Usage, catalog: Any) -> Usage:
-    """Another instrumentation's usage, bounded as ours is (``cost.bound_usage``) before it is priced."""
-    bounded, clamped = bound_usage(usage, **_limits(attributes, catalog))
-    if clamped:
-        _log_once("clamped", "otel-ai-cost: a span of another instrumentation reported usage its model and request "
-                  "cannot produce (%s); its cost and budgets use the bounded counts.", ", ".join(clamped))
-    return bounded
+    bounded, clamped = bound_usage(usage, max_input=max_input, max_output=max_output)
+    if clamped and "clamped" not in _logged:
+        _logged.add("clamped")
+        _logger.warning("otel-ai-cost: a span of another instrumentation reported usage its model and request "
+                        "cannot produce (%s); its cost and budgets use the bounded counts. (Reported once.)",
+                        ", ".join(clamped))
+    return bounded, clamped
 
 
 def _span_cost_attributes(attributes: Mapping[str, Any], usage: Usage, catalog: Any) -> Optional[Dict[str, Any]]:
