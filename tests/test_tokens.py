@@ -482,3 +482,64 @@ def test_recorded_chat_without_tools_is_exact():
     plain = [r for r in _ROWS if r["endpoint"] == "chat.completions" and not r["body"].get("tools")]
     assert plain
     assert all(_estimate(r, r["model"]).tokens == r["actual"] for r in plain)
+
+
+# ----------------------------------------------------------------------------- compact vs tiktoken
+
+
+def _corpus():
+    """Real text (this repository's docs and code, recorded API requests), and random text that
+    stresses the split pattern and the merges: every Unicode plane, lone surrogates, digits,
+    whitespace runs, contractions, emoji."""
+    import random
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    texts = [p.read_text(encoding="utf-8") for p in sorted(root.glob("*.md")) + sorted((root / "src").rglob("*.py"))]
+    texts += [p.read_text(encoding="utf-8", errors="replace") for p in sorted((root / "tests" / "fixtures").rglob("*"))
+              if p.is_file() and p.suffix in (".json", ".yaml", ".yml")]
+    rng = random.Random(20261203)
+    alphabet = (
+        [chr(c) for c in range(32, 127)] + list(" \t\n\r\u00a0\u3000") + list("éàüßøñçÆœ") + list("日本語中文한국어")
+        + list("ąęłżźćńśó") + ["😀", "👍🏽", "🇫🇷", "\u200d", "\ud800", "\udfff", "\u0301", "٣", "१"]
+        + ["'s", "'T", "'ll", "'VE", "123456789", "    ", "\n\n\n"]
+        + ["\x1c", "\x1f", "\x0b", "\x0c", "\x85", "\u2028", "\u1680", "\u180e", "\ufeff", "\u2009", "ſ", "K"]
+    )
+    ascii_only = [chr(c) for c in range(128)] + ["'s", "'LL", " 123456", "\r\n", "  \n", "https://a.b/c?d=1"]
+    for size in (1, 3, 10, 100, 1000):
+        for _ in range(40):
+            texts.append("".join(rng.choice(ascii_only) for _ in range(size)))
+    for size in (1, 2, 5, 40, 400, 4000):
+        for _ in range(25 if size < 400 else 5):
+            texts.append("".join(rng.choice(alphabet) for _ in range(size)))
+    texts.append("".join(chr(rng.randint(32, 0x10FFFF)) for _ in range(3000)))
+    return texts
+
+
+@pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
+def test_compact_encoding_gives_tiktokens_token_ids(name):
+    reference = _tiktoken_offline.build_tiktoken_encoding(name)
+    compact = _tiktoken_offline.CompactBPE(name, _tiktoken_offline._checked_bpe_bytes(name))
+    assert compact.n_vocab == len(reference._mergeable_ranks)
+    corpus = _corpus()
+    assert sum(map(len, corpus)) > 500_000
+    for text in corpus:
+        expected = reference.encode_ordinary(text)
+        assert compact.encode_ordinary(text) == expected, text[:80]
+        assert compact.count(text) == len(expected)
+        assert compact.count(text) == len(expected)  # again, from the piece cache
+
+
+def test_compact_encoding_is_small():
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    compact = _tiktoken_offline.CompactBPE("o200k_base", _tiktoken_offline._checked_bpe_bytes("o200k_base"))
+    size, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert compact.count("hello world") == 2
+    # What it keeps, and the most it held while building (the decompressed file included).
+    assert size < 12_000_000, size
+    assert peak < 40_000_000, peak

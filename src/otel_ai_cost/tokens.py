@@ -189,7 +189,7 @@ def _cached_count(encoding_name: str, text: str) -> int:
     encoding = None if encoding_name == HEURISTIC else _tiktoken_offline.get_encoding(encoding_name)
     if encoding is None:
         return heuristic_tokens(text)
-    return len(encoding.encode_ordinary(text))
+    return encoding.count(text)
 
 
 def _counter(
@@ -200,14 +200,14 @@ def _counter(
     encoding = _tiktoken_offline.get_encoding(name) if name else None
     if encoding is None:
         return _heuristic_count, HEURISTIC
-    encode = encoding.encode_ordinary
+    encode = encoding.count
 
     def count(text: str) -> int:
         if not text:
             return 0
         if len(text) <= _COUNT_CACHE_MAX_CHARS:
             return _cached_count(name, text)
-        return len(encode(text))
+        return encode(text)
 
     return count, TIKTOKEN
 
