@@ -12,6 +12,8 @@ Measures (ms):
   ours: setup total              the three above: what otel-ai-cost adds to start-up (target < 100 ms)
   first call / second call       the first two chat.completions.create() on the mocked transport
                                  (lazy work: price table, tokenizer...); compare with the bare arm's
+  peak RSS MB / RSS MB           the process's peak and current resident memory after the two calls
+                                 (target: ours at most +15 MB over bare)
 The same for the official otel-genai instrumentation (import + instrument()), for reference.
 """
 from __future__ import annotations
@@ -45,6 +47,9 @@ def call():
     return (time.perf_counter() - t) * 1e3
 out["first call"] = call()
 out["second call"] = call()
+import resource
+out["peak RSS MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+out["RSS MB"] = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 1e6
 """
 
 PROGRAMS = {
@@ -136,7 +141,7 @@ def main():
 
     print(f"# bench_import — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python "
           f"{sys.version.split()[0]}, {os.cpu_count()} CPUs, median of {a.runs} fresh interpreters\n")
-    print("| measure | median ms | min ms | max ms |\n|---|---:|---:|---:|")
+    print("| measure | median | min | max |\n|---|---:|---:|---:|")
     for name, res in results.items():
         if "error" in res:
             print(f"| {name} | error: {res['error'][:80]} | | |")
@@ -150,6 +155,11 @@ def main():
         total = ours["setup total"]["median"]
         print(f"\nTarget: ours setup (import + instrument() + first processor) {total:.1f} ms "
               f"(target < 100 ms): {'met' if total < 100 else 'MISSED'}")
+    bare = results.get("bare", {})
+    for key in ("peak RSS MB", "RSS MB"):
+        if key in ours and key in bare:
+            added = ours[key]["median"] - bare[key]["median"]
+            print(f"Target: ours {key} over bare +{added:.1f} MB (target <= +15 MB): {'met' if added <= 15 else 'MISSED'}")
     cold = results.get("cold", {}).get("import otel_ai_cost")
     if cold:
         print(f"Target: import otel_ai_cost {cold['median']:.1f} ms (target < 100 ms): "
