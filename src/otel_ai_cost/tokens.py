@@ -134,37 +134,57 @@ def _word_tokens(length: int) -> float:
     return 1.0
 
 
+def _piece_cost(piece: str) -> float:
+    """The heuristic cost of one pre-token (as ``_PRETOKEN`` splits it in context)."""
+    match = _PRETOKEN.match(piece)
+    word = match.group(1) if match is not None else None
+    if word is not None:
+        length = len(word)
+        if word.isascii():
+            if length == 1 or word[1:].islower():
+                return _word_tokens(length)
+            cost = 0.0
+            for part in _CASE_PART.findall(word):
+                if part.isupper():
+                    cost += 1 + (len(part) - 1) / _UPPERCASE_LETTERS_PER_EXTRA_TOKEN
+                else:
+                    cost += _word_tokens(len(part))
+            return cost
+        if ord(word[0]) >= 0x2E80:  # CJK and later blocks: about one token per character
+            return length
+        return 1 + length / 3  # other scripts (Cyrillic, Greek, accented Latin): about one per 3 letters
+    first = piece[0]
+    if first.isspace() or first.isdigit() or first == "'":
+        return 1
+    run = piece.strip()
+    if len(run) > 1 and run.count(run[0]) == len(run):
+        return 1 + (len(run) - 1) * _EXTRA_REPEATED_PUNCTUATION_COST
+    return 1 + (len(piece.rstrip("\r\n")) - 1) * _EXTRA_PUNCTUATION_COST
+
+
+# The same split without the capture group, for findall; costs of pre-tokens seen before are cached.
+_PIECES = re.compile(_PRETOKEN.pattern.replace("([^\\W\\d_]+)", "(?:[^\\W\\d_]+)"))
+_PIECE_COSTS: dict = {}
+_PIECE_COSTS_SIZE = 16384
+
+
 def heuristic_tokens(text: str) -> int:
     """Estimated cl100k_base token count of ``text`` without a tokenizer."""
+    global _PIECE_COSTS
+    pieces = _PIECES.findall(text)
+    costs = _PIECE_COSTS
+    try:
+        return round(sum(map(costs.__getitem__, pieces)))  # every pre-token seen before
+    except KeyError:
+        pass
+    if len(costs) >= _PIECE_COSTS_SIZE:
+        _PIECE_COSTS = costs = {}
     n = 0.0
-    for match in _PRETOKEN.finditer(text):
-        word = match.group(1)
-        if word is not None:
-            length = len(word)
-            if word.isascii():
-                if length == 1 or word[1:].islower():
-                    n += _word_tokens(length)
-                else:
-                    for part in _CASE_PART.findall(word):
-                        if part.isupper():
-                            n += 1 + (len(part) - 1) / _UPPERCASE_LETTERS_PER_EXTRA_TOKEN
-                        else:
-                            n += _word_tokens(len(part))
-            elif ord(word[0]) >= 0x2E80:  # CJK and later blocks: about one token per character
-                n += length
-            else:  # other scripts (Cyrillic, Greek, accented Latin): about one per 3 letters
-                n += 1 + length / 3
-        else:
-            piece = match.group()
-            first = piece[0]
-            if first.isspace() or first.isdigit() or first == "'":
-                n += 1
-                continue
-            run = piece.strip()
-            if len(run) > 1 and run.count(run[0]) == len(run):
-                n += 1 + (len(run) - 1) * _EXTRA_REPEATED_PUNCTUATION_COST
-            else:
-                n += 1 + (len(piece.rstrip("\r\n")) - 1) * _EXTRA_PUNCTUATION_COST
+    for piece in pieces:
+        cost = costs.get(piece)
+        if cost is None:
+            cost = costs[piece] = _piece_cost(piece)
+        n += cost
     return round(n)
 
 
