@@ -426,6 +426,8 @@ def _budget_book(
     """The budget book from code (``budget_book``, or ``budgets`` + ``budget_store``) or the file."""
     if book is not None:
         return book
+    if budgets is None and (config is None or not config.budgets):
+        return None  # no budget: the budgets package is not even imported
     from .budgets import BudgetBook
 
     if budgets is not None:
