@@ -116,9 +116,26 @@ def validate_document(doc: Any, file: str) -> None:
             previous = tier["above_input_tokens"]
 
 
+# Many entries share a price ("0.15", "0.6", ...): one Decimal per distinct value, and one PriceSet
+# per distinct set of prices (they are immutable), keep the loaded catalog small.
+_DECIMALS: Dict[str, Decimal] = {}
+_PRICE_SETS: Dict[Tuple[Tuple[str, str], ...], PriceSet] = {}
+
+
+def _decimal(value: str) -> Decimal:
+    number = _DECIMALS.get(value)
+    if number is None:
+        number = _DECIMALS[value] = Decimal(value)
+    return number
+
+
 def _price_set(raw: Mapping[str, str]) -> PriceSet:
     # The schema pattern already guarantees a non-negative plain decimal.
-    return PriceSet(**{name: Decimal(value) for name, value in raw.items()})
+    key = tuple(sorted((name, str(value)) for name, value in raw.items()))
+    prices = _PRICE_SETS.get(key)
+    if prices is None:
+        prices = _PRICE_SETS[key] = PriceSet(**{name: _decimal(str(value)) for name, value in raw.items()})
+    return prices
 
 
 def _tiers(raw: Mapping[str, Mapping[str, str]]) -> Dict[str, PriceSet]:

@@ -28,7 +28,7 @@ PRICE_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PriceSet:
     input: Optional[Decimal] = None
     output: Optional[Decimal] = None
@@ -45,7 +45,7 @@ class PriceSet:
     web_search: Optional[Decimal] = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContextTier:
     """Prices that apply to the whole request once its input exceeds a threshold."""
 
@@ -54,7 +54,7 @@ class ContextTier:
     service_tiers: Mapping[str, PriceSet] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ModelPrice:
     id: str                      # canonical model id, e.g. "gpt-4o"
     provider: str                # gen_ai.provider.name value, e.g. "openai", "aws.bedrock"
