@@ -152,8 +152,6 @@ class CompactBPE:
     """
 
     def __init__(self, name: str, data: bytes) -> None:
-        import regex
-
         self.name = name
         blob = bytearray()
         offsets = array.array("I", [0])
@@ -183,8 +181,9 @@ class CompactBPE:
             while slots[h] >= 0:
                 h = (h + 1) & mask
             slots[h] = rank_
-        self._split = regex.compile(_PAT_STR[name]).findall
-        # ASCII text (most prompts, code, JSON) splits with the standard library's re, ~3x faster.
+        # ASCII text (most prompts, code, JSON) splits with the standard library's re, ~3x faster;
+        # the regex module (~3 MB) is imported for the first text that is not ASCII.
+        self._unicode_split: Any = None
         self._split_ascii = _ascii_splitter(name) or self._split
         self._pieces: dict[str, tuple[int, ...]] = {}
         self._counts: dict[str, int] = {}
@@ -229,6 +228,14 @@ class CompactBPE:
                 self._pieces = {}  # bounded; the pieces of the next texts fill it again
             self._pieces[piece] = ids
         return ids
+
+    def _split(self, text: str) -> list:
+        split = self._unicode_split
+        if split is None:
+            import regex
+
+            split = self._unicode_split = regex.compile(_PAT_STR[self.name]).findall
+        return split(text)
 
     def _split_text(self, text: str) -> list:
         if text.isascii():
