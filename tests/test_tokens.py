@@ -20,11 +20,12 @@ RECORDED = Path(__file__).parent / "fixtures" / "recorded"
 
 
 @pytest.fixture
-def fresh_state():
-    """Forget loaded encodings and cached counts before and after the test."""
+def fresh_state(monkeypatch, tmp_path):
+    """Forget loaded encodings and cached counts before and after the test; an empty disk cache."""
     for thread in threading.enumerate():
         if thread.name == "otel-ai-cost-warm-up":  # started by an earlier test's instrument()
             thread.join(timeout=30)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     _tiktoken_offline.reset()
     tokens._cached_count.cache_clear()
     yield
@@ -519,7 +520,7 @@ def _corpus():
 @pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
 def test_compact_encoding_gives_tiktokens_token_ids(name):
     reference = _tiktoken_offline.build_tiktoken_encoding(name)
-    compact = _tiktoken_offline.CompactBPE(name, _tiktoken_offline._checked_bpe_bytes(name))
+    compact = _tiktoken_offline.CompactBPE.parse(name, _tiktoken_offline._checked_bpe_bytes(name))
     assert compact.n_vocab == len(reference._mergeable_ranks)
     corpus = _corpus()
     assert sum(map(len, corpus)) > 500_000
@@ -536,10 +537,50 @@ def test_compact_encoding_is_small():
 
     gc.collect()
     tracemalloc.start()
-    compact = _tiktoken_offline.CompactBPE("o200k_base", _tiktoken_offline._checked_bpe_bytes("o200k_base"))
+    compact = _tiktoken_offline.CompactBPE.parse("o200k_base", _tiktoken_offline._checked_bpe_bytes("o200k_base"))
     size, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert compact.count("hello world") == 2
     # What it keeps, and the most it held while building (the decompressed file included).
     assert size < 12_000_000, size
     assert peak < 40_000_000, peak
+
+
+def test_the_parsed_tables_are_cached_on_disk_and_reloaded(fresh_state, monkeypatch, tmp_path):
+    assert tokens.count_text("hello world", "gpt-4o") == TokenCount(2, "tiktoken")
+    (cached,) = (tmp_path / "cache" / "otel-ai-cost" / "tokenizers").glob("o200k_base-*.bin")
+    _tiktoken_offline.reset()
+    tokens._cached_count.cache_clear()
+
+    def no_parse(*args):
+        raise AssertionError("parsed again instead of loading the cache")
+
+    monkeypatch.setattr(_tiktoken_offline.CompactBPE, "parse", no_parse)
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    reloaded = _tiktoken_offline.get_encoding("o200k_base")
+    assert reloaded is not None and reloaded.encode_ordinary("hello world") == [24912, 2375]
+    assert reloaded.count(text) == len(_tiktoken_offline.build_tiktoken_encoding("o200k_base").encode_ordinary(text))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
+def test_a_damaged_cache_is_parsed_again_and_replaced(fresh_state, tmp_path, damage):
+    assert tokens.count_text("hello world", "gpt-4") == TokenCount(2, "tiktoken")
+    (cached,) = (tmp_path / "cache" / "otel-ai-cost" / "tokenizers").glob("cl100k_base-*.bin")
+    data = cached.read_bytes()
+    if damage == "truncate":
+        cached.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        cached.write_bytes(data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:])
+    else:
+        cached.write_bytes(b"not a cache at all")
+    _tiktoken_offline.reset()
+    tokens._cached_count.cache_clear()
+    assert tokens.count_text("tiktoken is great!", "gpt-4") == TokenCount(6, "tiktoken")
+    assert cached.read_bytes() == data  # written again, whole
+
+
+def test_an_unwritable_cache_folder_only_costs_a_parse(fresh_state, monkeypatch, tmp_path):
+    blocker = tmp_path / "file-not-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    assert tokens.count_text("hello world", "gpt-4o") == TokenCount(2, "tiktoken")
