@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from otel_ai_cost.budgets._resilient import unwrap
+from otel_ai_cost.budgets._ttl import default_hold_ttl
 from otel_ai_cost.budgets import (
     MemoryBudgetStore,
     SQLiteBudgetStore,
@@ -63,7 +65,7 @@ def test_full_configuration(tmp_path):
     assert forever.window == lifetime()
     assert (config.hold_ttl, config.on_store_error) == (300.0, "closed")
     book = config.book()
-    assert isinstance(book.store, SQLiteBudgetStore)
+    assert isinstance(unwrap(book.store), SQLiteBudgetStore)  # inside the ResilientStore
     assert Path(book.store.path) == tmp_path / "budgets.db"  # relative to the configuration file
     assert book.reserve({"gen_ai.provider.name": "openai", "gen_ai.request.model": "o3"}, "1").decision.allowed
     book.store.close()
@@ -73,10 +75,12 @@ def test_defaults(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     config = load_budget_config(write(tmp_path, "budgets:\n  - {id: b, limit_usd: 1, window: lifetime}\n"))
     expected = "sqlite:///" + str(tmp_path / "state" / "otel-ai-cost" / "budgets.db").lstrip("/")
-    assert (config.store_url, config.hold_ttl, config.on_store_error) == (expected, 900.0, "open")
+    # hold_ttl None: derived from the installed SDKs' request timeouts (issue 8.3d), not a flat 15 minutes.
+    assert (config.store_url, config.hold_ttl, config.on_store_error) == (expected, None, "open")
+    assert config.book().hold_ttl == default_hold_ttl()
     assert config.raise_on_block is False
     store = config.open_store()  # the embedded default: a SQLite file that survives restarts
-    assert isinstance(store, SQLiteBudgetStore)
+    assert isinstance(unwrap(store), SQLiteBudgetStore)
     assert (tmp_path / "state" / "otel-ai-cost" / "budgets.db").exists()
     store.close()
     assert isinstance(open_store("memory://"), MemoryBudgetStore)
