@@ -28,6 +28,7 @@ from otel_ai_cost.budgets import HoldRequest, load_budget_config
 from otel_ai_cost.budgets._model import to_nanos
 from otel_ai_cost.budgets._redis import RedisBudgetStore
 from otel_ai_cost.budgets._resilient import ResilientStore, unwrap
+from otel_ai_cost.budgets._store import MAX_NANOS
 from otel_ai_cost.config import Settings
 from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
 
@@ -262,7 +263,6 @@ def test_a_hung_redis_costs_one_deadline_then_nothing(tmp_path, redis, pipeline,
         except BudgetExceededError as exc:
             outcomes.append(str(exc))
         latencies.append(time.monotonic() - start)
-    print("latencies", on_store_error, baseline, latencies)
     # The first call waits out one deadline for all its store work (the controls read, the reserve, the
     # settle): not three. The next ones do not wait at all: the breaker is open.
     assert latencies[0] < 1.5 * DEADLINE + baseline + 0.1, latencies
@@ -383,3 +383,27 @@ def test_config_keys_of_the_resilient_store(tmp_path):
     config = load_budget_config(write_config(tmp_path, "memory://"))
     assert (config.deadline, config.failures, config.probe_interval) == (DEADLINE, 3, 0.1)
     assert config.journal == str(tmp_path / "journal.db")
+
+
+# --- 3c. an absurd usage does not break the settle (store part) -------------------------------------
+
+
+def test_a_response_with_absurd_usage_settles_in_redis_through_the_sdk(tmp_path, redis, pipeline, caplog):
+    import httpx2
+
+    from _fake_openai import chat_completion
+
+    def absurd(body):
+        reply = chat_completion()
+        reply["usage"] = {"prompt_tokens": 10**18, "completion_tokens": 10**18, "total_tokens": 2 * 10**18}
+        return httpx2.Response(200, json=reply)
+
+    p = pipeline(write_config(tmp_path, redis))
+    p.fake.chat = absurd
+    p.chat()
+    store = unwrap(p.store)
+    (settle,) = store.ledger(kind="settle")
+    usage = store.spent("team", "", ["lifetime"])
+    assert usage.reserved == 0  # the hold is settled, not left behind by a failed script
+    assert usage.spent == settle.amount_nanos == min(to_nanos(p.costs()), MAX_NANOS)
+    assert not [r for r in otel_ai_cost_records(caplog) if "settle" in r.getMessage()]
