@@ -407,3 +407,30 @@ def test_a_response_with_absurd_usage_settles_in_redis_through_the_sdk(tmp_path,
     assert usage.reserved == 0  # the hold is settled, not left behind by a failed script
     assert usage.spent == settle.amount_nanos == min(to_nanos(p.costs()), MAX_NANOS)
     assert not [r for r in otel_ai_cost_records(caplog) if "settle" in r.getMessage()]
+
+
+def test_a_forked_child_probes_a_store_that_was_down_in_the_parent(tmp_path, redis):
+    import multiprocessing
+
+    store = ResilientStore(RedisBudgetStore(redis, prefix="fork"), name="redis", deadline=DEADLINE,
+                           probe_interval=0.1, journal=str(tmp_path / "journal.db"))
+    slot = ("team", "", "lifetime")
+    redis.process.send_signal(signal.SIGSTOP)
+    with pytest.raises(Exception):
+        store.reserve([HoldRequest(*slot, None, 5)], "r", 60)
+    assert store.down
+    redis.process.send_signal(signal.SIGCONT)
+    store._closed.set()  # the parent's probe stops: only the child's can bring the store back
+
+    def child(done):
+        store._closed.clear()
+        store.settle("in-child", {slot: 3})  # down: journaled, and the child starts its own probe
+        wait_until(lambda: not store.down)
+        done.set()
+
+    done = multiprocessing.get_context("fork").Event()
+    process = multiprocessing.get_context("fork").Process(target=child, args=(done,))
+    process.start()
+    process.join(20)
+    assert done.is_set() and process.exitcode == 0
+    assert RedisBudgetStore(redis, prefix="fork").spent(*slot[:2], [slot[2]]).spent == 3

@@ -175,6 +175,7 @@ class ResilientStore:
         self._journaled = {"settle": 0, "release": 0}
         self._journaled_nanos = 0
         self.replayed = {"settle": 0, "release": 0}
+        self._pid = os.getpid()
         self._inner: Optional[BudgetStore] = None
         self._opener: Optional[Callable[[], BudgetStore]] = None
         if hasattr(store, "reserve"):
@@ -355,6 +356,16 @@ class ResilientStore:
 
     # -- the deadline -------------------------------------------------------------------------------
 
+    def _forked(self) -> None:
+        """In a child of a fork (a pre-forking server), the parent's probe thread does not exist: start
+        ours if the store is down."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._lock = threading.Lock()
+            self._prober = None
+            if self._down_since is not None:
+                self._start_prober()
+
     def _carry(self) -> float:
         return getattr(self._local, "carry", 0.0)
 
@@ -411,6 +422,7 @@ class ResilientStore:
         ttl: float,
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> ReserveResult:
+        self._forked()
         carry, self._local.carry = self._carry(), 0.0
         if self._down_since is not None or self._inner is None:
             raise self._unavailable()
@@ -448,6 +460,7 @@ class ResilientStore:
         *,
         once: bool = True,
     ) -> None:
+        self._forked()
         used = self._take_used(reservation_id, pop=True)
         store = self._inner
         if self._down_since is None and store is not None:
