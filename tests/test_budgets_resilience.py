@@ -248,9 +248,11 @@ def test_zero_code_fail_closed_is_one_clear_log_line(tmp_path, fake_openai_serve
 # --- 3. a hung store costs one deadline, once --------------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", ["thread", "store"])
 @pytest.mark.parametrize("on_store_error", ["open", "closed"])
-def test_a_hung_redis_costs_one_deadline_then_nothing(tmp_path, redis, pipeline, caplog, on_store_error):
-    p = pipeline(write_config(tmp_path, redis, on_store_error))
+def test_a_hung_redis_costs_one_deadline_then_nothing(tmp_path, redis, pipeline, caplog, on_store_error, mode):
+    p = pipeline(write_config(tmp_path, redis, on_store_error, extra=f"  deadline_mode: {mode}\n"))
+    assert p.store.mode == mode
     baseline = min(p.timed_chat() for _ in range(3))  # connected, scripts loaded
     os.kill(redis.process.pid, signal.SIGSTOP)  # accepts connections, never answers
     latencies = []
@@ -360,11 +362,14 @@ def test_a_journal_left_by_a_dead_process_is_replayed_at_start(tmp_path, redis):
     second.close()
 
 
-def test_sqlite_store_opened_by_the_config_journals_while_locked(tmp_path, pipeline):
+@pytest.mark.parametrize("mode", ["thread", "store"])
+def test_sqlite_store_opened_by_the_config_journals_while_locked(tmp_path, pipeline, mode):
     """A SQLite file locked by another process for longer than the deadline: the call goes on
     (fail open), its settle is journaled, and replayed once the lock is gone."""
     path = tmp_path / "budgets.db"
-    p = pipeline(write_config(tmp_path, f"sqlite://{path}", extra=""))
+    p = pipeline(write_config(tmp_path, f"sqlite://{path}", extra=f"  deadline_mode: {mode}\n"))
+    if mode == "store":
+        assert unwrap(p.store)._timeout == DEADLINE  # SQLite's busy timeout is the deadline
     p.chat()
     locker = sqlite3.connect(path, isolation_level=None)
     locker.execute("BEGIN IMMEDIATE")

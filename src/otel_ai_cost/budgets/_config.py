@@ -20,6 +20,7 @@
       failures: 3             # errors in a row that mark the store unavailable (a missed deadline: at once)
       probe_interval: 1s      # how often an unavailable store is tried again
       journal: auto           # settles made while the store is unavailable: a file, or false
+      deadline_mode: thread   # or store: bounded by the store's own timeouts, no worker thread (faster)
       # Redis: AUTH and TLS (or in the URL: redis://user:password@host, rediss://...)
       username: otel-ai-cost  # an ACL user (Redis 6+)
       password_env: REDIS_PASSWORD   # or password: ... (kept out of logs)
@@ -54,7 +55,7 @@ _BUDGET_KEYS = {"id", "limit_usd", "window", "per", "select", "thresholds", "sha
 _THRESHOLD_KEYS = {"at", "action", "model", "seconds"}
 _STORE_KEYS = {
     "url", "hold_ttl", "on_store_error", "prefix", "deadline", "failures", "probe_interval", "journal",
-    "username", "password", "password_env", "ca_file", "cert_file", "key_file",
+    "username", "password", "password_env", "ca_file", "cert_file", "key_file", "deadline_mode",
 }
 _REDIS_KEYS = ("username", "password", "password_env", "ca_file", "cert_file", "key_file")
 # The budget that refuses every call when the configuration file is broken and asks for on_store_error: closed.
@@ -90,14 +91,28 @@ class BudgetConfig:
     journal: Union[bool, str] = True  # True: a file in the user's state directory; False: none
     redis_options: Mapping[str, Any] = field(default_factory=dict)  # username, password, ca_file, ...
     failure: Optional[str] = None  # the configuration could not be read (see load_budget_config_or_refuse)
+    deadline_mode: str = "thread"  # thread | store: see ResilientStore
 
-    def open_raw_store(self, clock: Callable[[], float] = time.time) -> BudgetStore:
-        """Open the configured store itself. Raises ConfigError naming the file, ``store.url`` and the reason."""
+    def _bounded_options(self) -> Mapping[str, Any]:
+        """Store timeouts equal to the deadline, for ``deadline_mode: store``."""
+        if self.deadline_mode != "store":
+            return {}
+        if self.store_url.startswith("sqlite://"):
+            return {"timeout": self.deadline}
+        return {"redis_timeout": self.deadline}
+
+    def open_raw_store(self, clock: Callable[[], float] = time.time, bounded: bool = False) -> BudgetStore:
+        """Open the configured store itself. Raises ConfigError naming the file, ``store.url`` and the reason.
+        ``bounded``: with the store's timeouts set to the deadline (``deadline_mode: store``)."""
         if self.failure is not None:
             raise ConfigError(self.failure)
+        extra = dict(self._bounded_options()) if bounded else {}
+        redis_options = dict(self.redis_options)
+        if "redis_timeout" in extra:
+            redis_options["timeout"] = extra.pop("redis_timeout")
         try:
             return open_store(self.store_url, clock=clock, base_dir=self.base_dir, redis_prefix=self.redis_prefix,
-                              redis_options=self.redis_options)
+                              redis_options=redis_options, sqlite_timeout=extra.get("timeout"))
         except ConfigError as exc:
             raise ConfigError(f"{self.source}: store.url: {exc}") from None
         except Exception as exc:  # sqlite3.DatabaseError (not a database), OSError (permissions), ...
@@ -116,17 +131,18 @@ class BudgetConfig:
             return self.open_raw_store(clock)  # nothing to wait for, nothing to lose
         if self.on_store_error == "open":
             try:
-                store: Any = self.open_raw_store(clock)
+                store: Any = self.open_raw_store(clock, bounded=True)
             except ConfigError as exc:
                 if _cannot_reach(exc):
-                    store = lambda: self.open_raw_store(clock)  # noqa: E731 - retried by the probe
+                    store = lambda: self.open_raw_store(clock, bounded=True)  # noqa: E731 - retried by the probe
                 else:
                     raise
         else:
-            store = lambda: self.open_raw_store(clock)  # noqa: E731
+            store = lambda: self.open_raw_store(clock, bounded=True)  # noqa: E731
         return ResilientStore(
             store, name=self.store_name, deadline=self.deadline, failures=self.failures,
             probe_interval=self.probe_interval, journal=self.journal, on_store_error=self.on_store_error,
+            mode=self.deadline_mode,
         )
 
     @property
@@ -163,6 +179,7 @@ def open_store(
     base_dir: Optional[str] = None,
     redis_prefix: str = "ai_cost:budget",
     redis_options: Optional[Mapping[str, Any]] = None,
+    sqlite_timeout: Optional[float] = None,
 ) -> BudgetStore:
     """``memory://``, ``sqlite:///absolute/path.db`` or ``sqlite://relative.db``, ``redis://``,
     ``rediss://`` (TLS), ``unix://``."""
@@ -183,6 +200,8 @@ def open_store(
             raise ConfigError(f"store url {url!r} has no file path; write sqlite:///absolute/path/budgets.db")
         if base_dir and not os.path.isabs(path):
             path = os.path.join(base_dir, path)
+        if sqlite_timeout is not None:
+            return SQLiteBudgetStore(path, clock=clock, timeout=sqlite_timeout)
         return SQLiteBudgetStore(path, clock=clock)
     if url.startswith(("redis://", "rediss://", "unix://")):
         options = dict(redis_options or {})
@@ -410,11 +429,15 @@ def parse_budget_config(document: Any, source: str = "<config>", base_dir: Optio
                 if not os.path.isfile(value):
                     raise (root / "store" / name).error(f"no such file: {value}")
             redis_options[name] = value
+    deadline_mode = store.get("deadline_mode", "thread")
+    if deadline_mode not in ("thread", "store"):
+        raise (root / "store" / "deadline_mode").error(f"must be thread or store, not {deadline_mode!r}")
     if "password" in redis_options and "password_env" in redis_options:
         raise (root / "store" / "password_env").error("give password or password_env, not both")
     return BudgetConfig(
         tuple(budgets), url, hold_ttl, on_error, prefix, base_dir, raise_on_block, source,
         deadline=deadline, failures=failures, probe_interval=probe, journal=journal, redis_options=redis_options,
+        deadline_mode=deadline_mode,
     )
 
 
