@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/bench_budgets.py --quick      # ~15 s smoke test
     .venv/bin/python benchmarks/bench_budgets.py --profile redis   # where a store's check spends its time
     .venv/bin/python benchmarks/bench_budgets.py --inflight 1000   # book level with 1000 concurrent holds
+    .venv/bin/python benchmarks/bench_budgets.py --resilient  # SQLite and Redis inside ResilientStore, as a
+                                                              # configuration file opens them (deadline, breaker)
 
 A budget check is ``BudgetBook.reserve`` at span start plus ``settle`` when the call ends: both run on
 the call's path. Two levels, each measured in one process, in one run:
@@ -136,7 +138,8 @@ def redis_server(directory: str):
 class Stores:
     """Opens a fresh store of a kind on demand; owns the temporary directory and the Redis server."""
 
-    def __init__(self, kinds, stack: contextlib.ExitStack):
+    def __init__(self, kinds, stack: contextlib.ExitStack, resilient: bool = False):
+        self.resilient = resilient
         self.dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-budgets-"))
         self.redis_url = None
         self.redis_version = None
@@ -146,6 +149,15 @@ class Stores:
             self.redis_url, _proc = stack.enter_context(redis_server(self.dir))
 
     def open(self, kind: str):
+        store = self._open(kind)
+        if self.resilient and kind != "memory":
+            from otel_ai_cost.budgets._resilient import ResilientStore
+
+            # As BudgetConfig.open_store wraps it: each operation on a worker thread, within the deadline.
+            store = ResilientStore(store, name=kind, journal=False)
+        return store
+
+    def _open(self, kind: str):
         self._n += 1
         if kind == "memory":
             from otel_ai_cost.budgets import MemoryBudgetStore
@@ -869,6 +881,8 @@ def main():
     ap.add_argument("--inflight", type=int, default=0,
                     help="book level: holds of other (concurrent) calls left in flight on the budget")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--resilient", action="store_true",
+                    help="wrap SQLite and Redis in ResilientStore, as a configuration file's store is")
     ap.add_argument("--profile", choices=STORES,
                     help="cProfile + perf-counter split of one store's check instead of timing")
     ap.add_argument("--top", type=int, default=25, help="rows of --profile output")
@@ -886,7 +900,7 @@ def main():
             stores = Stores([a.profile], stack)
             profile(stores, a.profile, a.calls or 2000, a.top)
             return
-        stores = Stores(kinds, stack)
+        stores = Stores(kinds, stack, resilient=a.resilient)
         t0 = time.perf_counter()
         blocks, calls, warm = size["sdk"]
         sdk, captured = run_sdk(stores, kinds, a.blocks or blocks, a.calls or calls, warm, a.gc_off, log)

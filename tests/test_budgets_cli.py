@@ -499,3 +499,48 @@ def test_show_a_budget_without_partitions_and_without_ledger_lines(app, capsys):
     assert re.search(r"per: +- \(one budget for every call it covers\)", out)
     assert line_of(out, "-", "$100.00").split()[1:5] == ["$100.00", "$0.50", "$0.00", "$99.50"]
     assert "ledger" not in out
+
+
+# --- issue 8.3d: which holds are stale ---------------------------------------------------------------
+
+
+def _hold_and_die(path: str, held) -> None:
+    import time as _time
+
+    store = SQLiteBudgetStore(path)
+    config = load_budget_config(Path(path).parent / "otel-ai-cost.yaml")
+    book = BudgetBook(config.budgets, store, hold_ttl=3600)
+    assert book.reserve(call("dead"), "0.75").decision.allowed
+    held.set()
+    _time.sleep(60)
+
+
+def test_show_says_which_holds_are_stale(app, capsys, tmp_path):
+    import multiprocessing
+    import os
+    import signal
+    import time as _time
+
+    from otel_ai_cost.budgets._ttl import stale_after
+
+    fork = multiprocessing.get_context("fork")
+    held = fork.Event()
+    child = fork.Process(target=_hold_and_die, args=(str(tmp_path / "budgets.db"), held))
+    child.start()
+    assert held.wait(20)
+    os.kill(child.pid, signal.SIGKILL)  # its hold stays until hold_ttl
+    child.join(10)
+    assert app.reserve(call("alive"), "0.5").decision.allowed  # this process: running, recent
+    # A hold placed longer ago than any SDK call lasts (by a store whose clock is that far back).
+    old = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=lambda: _time.time() - stale_after() - 120)
+    BudgetBook(app.budgets, old, hold_ttl=86400).reserve(call("old"), "0.25")
+    old.close()
+
+    code, out, err = run(capsys, "budget", "show", "tenants")
+    assert code == 0, err
+    section = out.split("holds in flight: ")[1].splitlines()
+    assert section[0] == "3 ($1.50); 2 stale ($1.00), counted until they expire"
+    lines = {line.split()[1]: line for line in section[1:4]}
+    assert f"STALE: process {child.pid} is not running" in lines["dead"] and "$0.75" in lines["dead"]
+    assert "STALE: older than the longest SDK call" in lines["old"]
+    assert "STALE" not in lines["alive"] and f":{os.getpid()}," in lines["alive"]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from otel_ai_cost.budgets._resilient import unwrap
+from otel_ai_cost.budgets._ttl import default_hold_ttl
 from otel_ai_cost.budgets import (
     MemoryBudgetStore,
     SQLiteBudgetStore,
@@ -63,7 +65,7 @@ def test_full_configuration(tmp_path):
     assert forever.window == lifetime()
     assert (config.hold_ttl, config.on_store_error) == (300.0, "closed")
     book = config.book()
-    assert isinstance(book.store, SQLiteBudgetStore)
+    assert isinstance(unwrap(book.store), SQLiteBudgetStore)  # inside the ResilientStore
     assert Path(book.store.path) == tmp_path / "budgets.db"  # relative to the configuration file
     assert book.reserve({"gen_ai.provider.name": "openai", "gen_ai.request.model": "o3"}, "1").decision.allowed
     book.store.close()
@@ -73,10 +75,12 @@ def test_defaults(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     config = load_budget_config(write(tmp_path, "budgets:\n  - {id: b, limit_usd: 1, window: lifetime}\n"))
     expected = "sqlite:///" + str(tmp_path / "state" / "otel-ai-cost" / "budgets.db").lstrip("/")
-    assert (config.store_url, config.hold_ttl, config.on_store_error) == (expected, 900.0, "open")
+    # hold_ttl None: derived from the installed SDKs' request timeouts (issue 8.3d), not a flat 15 minutes.
+    assert (config.store_url, config.hold_ttl, config.on_store_error) == (expected, None, "open")
+    assert config.book().hold_ttl == default_hold_ttl()
     assert config.raise_on_block is False
     store = config.open_store()  # the embedded default: a SQLite file that survives restarts
-    assert isinstance(store, SQLiteBudgetStore)
+    assert isinstance(unwrap(store), SQLiteBudgetStore)
     assert (tmp_path / "state" / "otel-ai-cost" / "budgets.db").exists()
     store.close()
     assert isinstance(open_store("memory://"), MemoryBudgetStore)
@@ -160,3 +164,45 @@ def test_open_store_urls(tmp_path):
     store.close()
     with pytest.raises(ConfigError, match="sqlite:///absolute"):
         open_store("sqlite://")
+
+
+# --- issue 8.3d: the default hold_ttl comes from the SDKs' request timeouts ------------------------
+
+
+def test_sdk_timeouts_match_the_installed_sdks():
+    from otel_ai_cost.budgets._ttl import SDK_TIMEOUTS
+
+    import anthropic._constants
+    import groq._constants
+    import openai._constants
+
+    for name, module in (("openai", openai._constants), ("anthropic", anthropic._constants), ("groq", groq._constants)):
+        expected = SDK_TIMEOUTS[name]
+        assert module.DEFAULT_TIMEOUT.read == expected.timeout, name
+        assert module.DEFAULT_MAX_RETRIES + 1 == expected.attempts, name
+        assert module.MAX_RETRY_DELAY == expected.backoff, name
+
+
+def test_default_hold_ttl_is_the_slowest_default_call_plus_a_margin():
+    from otel_ai_cost.budgets._ttl import MARGIN, default_hold_ttl, hold_ttl_for, stale_after
+
+    # openai: 3 attempts of 600 s, 2 waits of at most 8 s between them.
+    assert stale_after(["openai"]) == 3 * 600 + 2 * 8
+    assert default_hold_ttl(["openai"]) == 3 * 600 + 2 * 8 + MARGIN
+    assert default_hold_ttl(["groq"]) == 3 * 60 + 2 * 8 + MARGIN  # 4 min, not 15
+    assert default_hold_ttl() == max(default_hold_ttl([m]) for m in ("openai", "anthropic", "groq", "botocore"))
+    assert hold_ttl_for(timeout=20, max_retries=0) == 20 + MARGIN  # a client with timeout=20, max_retries=0
+    from otel_ai_cost.budgets import BudgetBook
+
+    assert BudgetBook([]).hold_ttl == default_hold_ttl()
+
+
+def test_hold_ttl_auto_and_durations(tmp_path):
+    config = load_budget_config(write(tmp_path, "store:\n  hold_ttl: auto\n  deadline: 250ms\n"))
+    assert (config.hold_ttl, config.deadline) == (None, 0.25)
+    with pytest.raises(ConfigError, match=r"store.deadline: must be more than 0"):
+        load_budget_config(write(tmp_path, "store:\n  deadline: 0\n"))
+    with pytest.raises(ConfigError, match=r"store.failures: must be a positive integer"):
+        load_budget_config(write(tmp_path, "store:\n  failures: none\n"))
+    with pytest.raises(ConfigError, match=r"store.journal: must be auto, false or a file path"):
+        load_budget_config(write(tmp_path, "store:\n  journal: 3\n"))

@@ -26,6 +26,7 @@ import otel_ai_cost
 from _fake_openai import FakeOpenAI
 from otel_ai_cost import AICostSpanProcessor, BudgetExceededError, ConfigError
 from otel_ai_cost import processor as processor_module
+from otel_ai_cost.budgets._resilient import unwrap
 from otel_ai_cost.budgets import (
     Budget, BudgetBook, MemoryBudgetStore, SQLiteBudgetStore, Threshold, block, downgrade, lifetime, throttle, warn,
 )
@@ -453,7 +454,7 @@ def test_budgets_from_the_configuration_file_survive_a_restart(tmp_path, monkeyp
         first.close()
     second = Pipeline(settings=Settings.from_env())  # a new process would read the same file
     try:
-        assert isinstance(second.processor.budget_book.store, SQLiteBudgetStore)
+        assert isinstance(unwrap(second.processor.budget_book.store), SQLiteBudgetStore)
         store = second.processor.budget_book.store
         window = second.processor.budget_book.usage("tenants", "acme").window_key
         assert store.spent("tenants", "acme", [window]).spent == spent

@@ -62,7 +62,7 @@ def assert_consistent(store, budget="b", key="k"):
     sums: Counter = Counter()
     queue = {}
     for rid, value in holds.items():
-        amount, expires, window = value.split("|", 2)
+        amount, expires, window = value.split("|")[:3]
         sums[window] += int(amount)
         queue[rid] = float(expires)
     reserved = {w: int(v) for w, v in c.hgetall(store._key("reserved", budget, key)).items()}

@@ -442,3 +442,77 @@ def test_a_reservation_placed_again_is_released_whole(make_store):
     assert store.spent("b", "k", ["w"]).reserved in (3 * USD, 5 * USD)  # stores may keep both
     store.release("again")
     assert store.spent("b", "k", ["w"]) == Usage(0, 0)
+
+
+# --- issue 8.3c: settles are atomic and overflow-proof ------------------------------------------------
+
+from otel_ai_cost.budgets._store import MAX_NANOS  # noqa: E402
+
+HUGE = 10**30  # nano-dollars: far past int64 (SQLite INTEGER, Redis HINCRBY) and exact doubles
+
+
+def test_a_settle_above_int64_settles_clamped_and_frees_the_hold(make_store):
+    """Before: SQLite raised OverflowError and rolled back, keeping the hold; Redis's script stopped
+    half-way. Now the amount is counted as MAX_NANOS, the hold is gone, the ledger says what was asked."""
+    store = make_store(Clock())
+    store.reserve([hold(limit=None, amount=USD)], "huge", ttl=60)
+    store.settle("huge", {("b", "k", "w"): HUGE})
+    assert store.spent("b", "k", ["w"]) == Usage(MAX_NANOS, 0)
+    (entry,) = store.ledger(kind="settle")
+    assert entry.amount_nanos == MAX_NANOS and entry.attributes["clamped_from_nanos"] == str(HUGE)
+    assert entry.attributes.get("late") is None  # it took its hold
+
+
+def test_a_settle_of_several_slots_with_one_overflowing_is_all_or_nothing(make_store):
+    store = make_store(Clock())
+    store.reserve([hold(budget="a", limit=None), hold(budget="b", limit=None)], "two", ttl=60)
+    store.settle("two", {("a", "k", "w"): 3 * USD, ("b", "k", "w"): HUGE})
+    assert store.spent("a", "k", ["w"]) == Usage(3 * USD, 0)
+    assert store.spent("b", "k", ["w"]) == Usage(MAX_NANOS, 0)
+    assert sorted(e.budget_id for e in store.ledger(kind="settle")) == ["a", "b"]
+
+
+def test_spend_saturates_instead_of_overflowing(make_store):
+    store = make_store(Clock())
+    for i in range(3):
+        store.settle(f"s{i}", {("b", "k", "w"): MAX_NANOS})  # each alone fits; their sum would not
+    assert store.spent("b", "k", ["w"]).spent == MAX_NANOS
+    assert not store.reserve([hold(limit=10 * USD)], "after", ttl=60).ok  # a saturated budget blocks
+    assert store.reserve([hold(limit=None, amount=HUGE)], "shadow", ttl=60).ok  # a huge hold is clamped too
+    assert store.spent("b", "k", ["w"]).reserved == MAX_NANOS
+
+
+def test_a_huge_hold_is_refused_by_a_limited_budget(make_store):
+    store = make_store(Clock())
+    result = store.reserve([hold(limit=10 * USD, amount=HUGE)], "huge", ttl=60)
+    assert not result.ok and result.refused == (0,)
+    assert store.spent("b", "k", ["w"]) == Usage(0, 0)
+
+
+def test_settle_once_ignores_a_second_settle_of_the_same_reservation(make_store):
+    store = make_store(Clock())
+    store.reserve([hold(amount=USD)], "r", ttl=60)
+    store.settle("r", {("b", "k", "w"): 2 * USD}, once=True)
+    store.settle("r", {("b", "k", "w"): 2 * USD}, {"journaled": True}, once=True)  # a replay: nothing
+    assert store.spent("b", "k", ["w"]) == Usage(2 * USD, 0)
+    assert len(store.ledger(kind="settle")) == 1
+    store.settle("r", {("b", "k", "w"): USD})  # without once, as before: a late settle adds
+    assert store.spent("b", "k", ["w"]).spent == 3 * USD
+
+
+def test_holds_list_who_placed_them_and_when(make_store):
+    import os
+    import socket
+
+    clock = Clock()
+    store = make_store(clock)
+    store.reserve([hold(amount=USD)], "first", ttl=60)
+    clock.now += 5
+    store.reserve([hold(key="other", amount=2 * USD)], "second", ttl=60)
+    holds = store.holds("b")
+    assert [(h.reservation_id, h.key, h.amount_nanos, h.placed_at, h.expires_at) for h in holds] == [
+        ("first", "k", USD, clock.now - 5, clock.now + 55), ("second", "other", 2 * USD, clock.now, clock.now + 60)]
+    assert {h.holder for h in holds} == {f"{socket.gethostname()}:{os.getpid()}"}
+    assert [h.reservation_id for h in store.holds("b", "other")] == ["second"]
+    clock.now += 56
+    assert [h.reservation_id for h in store.holds("b")] == ["second"]  # the first one expired

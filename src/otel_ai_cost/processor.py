@@ -463,9 +463,10 @@ def _load_file_config(path: Optional[str]) -> Optional["BudgetConfig"]:
     """The parsed configuration file. Raises ConfigError naming the file, the key and the reason."""
     if not path:
         return None
-    from .budgets import load_budget_config
+    from .budgets._config import load_budget_config_or_refuse
 
-    return load_budget_config(path)
+    # A file that asks for on_store_error: closed refuses every call when it cannot be read (issue 8.2).
+    return load_budget_config_or_refuse(path)
 
 
 class _EnrichedSpan(ReadableSpan):

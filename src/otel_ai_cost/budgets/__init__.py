@@ -18,6 +18,7 @@ from ._book import BudgetBlockedError, BudgetBook, BudgetOutcome, BudgetUsage, D
 from ._config import BudgetConfig, load_budget_config, open_store, parse_budget_config
 from ._memory import MemoryBudgetStore
 from ._model import Action, Budget, Threshold, block, downgrade, throttle, warn
+from ._resilient import ResilientStore
 from ._sqlite import SQLiteBudgetStore
 from ._unknown import (
     DEFAULT_UNKNOWN_MODEL,
@@ -26,7 +27,18 @@ from ._unknown import (
     block_unknown,
     price_unknown_as,
 )
-from ._store import ALL_KEYS, LEDGER_KINDS, BudgetStore, Control, HoldRequest, LedgerEntry, ReserveResult, Usage
+from ._store import (
+    ALL_KEYS,
+    LEDGER_KINDS,
+    BudgetStore,
+    Control,
+    HoldInfo,
+    HoldRequest,
+    LedgerEntry,
+    ReserveResult,
+    StoreUnavailableError,
+    Usage,
+)
 from ._windows import calendar, lifetime, rolling
 
 
@@ -53,13 +65,16 @@ __all__ = [
     "BudgetUsage",
     "Control",
     "Decision",
+    "HoldInfo",
     "HoldRequest",
     "LedgerEntry",
     "MemoryBudgetStore",
     "RedisBudgetStore",
     "Reservation",
     "ReserveResult",
+    "ResilientStore",
     "SQLiteBudgetStore",
+    "StoreUnavailableError",
     "Threshold",
     "UnknownModelPolicy",
     "Usage",

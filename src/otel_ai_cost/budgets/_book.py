@@ -19,7 +19,17 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Opt
 
 from ..errors import BudgetExceededError, ConfigError
 from ._model import NANOS_PER_USD, Budget, Threshold, from_nanos, to_nanos
-from ._store import ALL_KEYS, BudgetStore, Control, Controls, HoldRequest, LedgerEntry, Slot, new_id
+from ._store import (
+    ALL_KEYS,
+    BudgetStore,
+    Control,
+    Controls,
+    HoldRequest,
+    LedgerEntry,
+    Slot,
+    StoreUnavailableError,
+    new_id,
+)
 from ._unknown import DEFAULT_UNKNOWN_MODEL, UnknownCall, UnknownModelPolicy, strictest, warned_models
 from ._windows import WindowSpan
 
@@ -96,6 +106,7 @@ class Decision:
     reason: Optional[str] = None
     unknown: Optional[UnknownModelPolicy] = None
     unknown_model: Optional[str] = None  # the request model, when the catalog does not know it
+    detail: Optional[str] = None  # reason store_error: what failed
 
     @property
     def allowed(self) -> bool:
@@ -139,6 +150,8 @@ class BudgetBlockedError(BudgetExceededError):
         o = decision.deciding
         if o is None:
             message = "the call was refused because the budget store is unavailable (fail closed)"
+            if decision.detail:
+                message += f": {decision.detail}"
             self.budget_id = self.key = self.window_key = None
             self.limit = self.spent = self.reserved = None
         else:
@@ -302,7 +315,7 @@ class BudgetBook:
         store: Optional[BudgetStore] = None,
         *,
         clock: Callable[[], float] = time.time,
-        hold_ttl: float = 900.0,
+        hold_ttl: Optional[float] = None,
         on_store_error: str = "open",
         ledger_attributes: Sequence[str] = DEFAULT_LEDGER_ATTRIBUTES,
         override_refresh: float = 1.0,
@@ -317,6 +330,10 @@ class BudgetBook:
             raise ConfigError(f"budget ids must be unique; repeated: {', '.join(duplicates)}")
         if on_store_error not in ("open", "closed"):
             raise ConfigError(f"on_store_error must be 'open' or 'closed', not {on_store_error!r}")
+        if hold_ttl is None:
+            from ._ttl import default_hold_ttl
+
+            hold_ttl = default_hold_ttl()
         if not hold_ttl > 0:
             raise ConfigError(f"hold_ttl must be a positive number of seconds, not {hold_ttl!r}")
         if isinstance(override_refresh, bool) or not (
@@ -449,11 +466,13 @@ class BudgetBook:
             return self._refuse_unknown(rid, planned, policies, unknown, audit, estimate_usd, applied)
         try:
             result = self.store.reserve([p.request for p in planned], rid, self.hold_ttl, audit)
-        except Exception:
-            _logger.warning("budget store failed; failing %s", self.on_store_error, exc_info=True)
+        except Exception as exc:
+            if not isinstance(exc, StoreUnavailableError):  # that one's store logs each change of state once
+                _logger.warning("budget store failed; failing %s", self.on_store_error, exc_info=True)
             action = "allow" if self.on_store_error == "open" else "block"
+            detail = str(exc) or type(exc).__name__
             decision = Decision(action, estimate_usd, reason="store_error", unknown=applied,
-                                unknown_model=unknown.model if unknown else None)
+                                unknown_model=unknown.model if unknown else None, detail=detail)
             return Reservation(rid, decision, slots, unknown=unknown, policies=policies)
         outcomes = []
         notable = False  # any decision besides allow, to log
@@ -727,6 +746,8 @@ class BudgetBook:
         reservation.done = True
         try:
             self.store.settle(reservation.id, amounts, self.settle_attributes(reservation, actual, attributes))
+        except StoreUnavailableError:
+            _logger.debug("budget store unavailable: reservation %s not settled", reservation.id, exc_info=True)
         except Exception:
             _logger.warning("budget store failed to settle reservation %s", reservation.id, exc_info=True)
 
@@ -751,5 +772,7 @@ class BudgetBook:
         reservation.done = True
         try:
             self.store.release(reservation.id)
+        except StoreUnavailableError:
+            _logger.debug("budget store unavailable: reservation %s not released", reservation.id, exc_info=True)
         except Exception:
             _logger.warning("budget store failed to release reservation %s", reservation.id, exc_info=True)

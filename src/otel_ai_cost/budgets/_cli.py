@@ -186,7 +186,7 @@ def _opened(config: BudgetConfig) -> Iterator[BudgetStore]:
     """The configured store; its failures become ConfigErrors naming the store."""
     store = None
     try:
-        store = config.open_store()
+        store = config.open_raw_store()  # an operator's command: the store itself, errors as they come
         yield store
     except _store_errors() as exc:
         raise ConfigError(f"budget store {_safe_url(config.store_url)}: {exc}") from exc
@@ -491,6 +491,11 @@ def _show(args: argparse.Namespace) -> int:
         else:
             shown = _usage_rows(config, store, [budget])
         _print_usage(shown, with_budget=False)
+        if hasattr(store, "holds"):  # which holds are stale (issue 8.3d)
+            from ._holds import hold_lines
+
+            for line in hold_lines(store.holds(budget.id, key), _money):
+                print(line, file=out)
 
         if args.last:
             entries = store.ledger(budget_id=budget.id, key=key if key else None, last=args.last)

@@ -16,8 +16,17 @@
     on_unknown_model: {price_as: {input: 10, output: 30}}   # for budgets without their own (the default)
     store:
       url: sqlite:///var/lib/otel-ai-cost/budgets.db   # or redis://..., rediss://..., memory://
-      hold_ttl: 15m
-      on_store_error: open                           # or closed
+      hold_ttl: auto          # the default: the slowest call of the installed SDKs (see _ttl), or 15m, ...
+      on_store_error: open    # or closed
+      deadline: 1s            # all the store work of one call, in all
+      failures: 3             # errors in a row that mark the store unavailable (a missed deadline: at once)
+      probe_interval: 1s      # how often an unavailable store is tried again
+      journal: auto           # settles made while the store is unavailable: a file, or false
+      deadline_mode: thread   # or store: bounded by the store's own timeouts, no worker thread (faster)
+      # Redis: AUTH and TLS (or in the URL: redis://user:password@host, rediss://...)
+      username: otel-ai-cost  # an ACL user (Redis 6+)
+      password_env: REDIS_PASSWORD   # or password: ... (kept out of logs)
+      ca_file: /etc/ssl/redis-ca.pem # rediss:// only; cert_file / key_file: a client certificate
     raise_on_block: false   # let the processor raise for other instrumentations' spans
 
 Without a ``store`` section the budgets live in SQLite, in ``default_store_url()``: a file in the
@@ -28,6 +37,7 @@ Every error names the file, the key path (``budgets[2].window.tz``) and what to 
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -38,6 +48,7 @@ import yaml
 
 from ..errors import ConfigError
 from ._book import BudgetBook
+from ._resilient import DEFAULT_DEADLINE, DEFAULT_FAILURES, DEFAULT_PROBE_INTERVAL, ResilientStore, UnavailableStore
 from ._model import Action, Budget, Threshold
 from ._store import BudgetStore
 from ._unknown import UnknownModelPolicy, parse_unknown_model
@@ -45,7 +56,13 @@ from ._windows import CALENDAR_UNITS, calendar, lifetime, parse_duration, rollin
 
 _BUDGET_KEYS = {"id", "limit_usd", "window", "per", "select", "thresholds", "shadow", "on_unknown_model"}
 _THRESHOLD_KEYS = {"at", "action", "model", "seconds"}
-_STORE_KEYS = {"url", "hold_ttl", "on_store_error", "prefix"}
+_STORE_KEYS = {
+    "url", "hold_ttl", "on_store_error", "prefix", "deadline", "failures", "probe_interval", "journal",
+    "username", "password", "password_env", "ca_file", "cert_file", "key_file", "deadline_mode",
+}
+_REDIS_KEYS = ("username", "password", "password_env", "ca_file", "cert_file", "key_file")
+# The budget that refuses every call when the configuration file is broken and asks for on_store_error: closed.
+CONFIG_ERROR_BUDGET = "configuration-error"
 # The top-level keys of the configuration file (OTEL_AI_COST_CONFIG).
 TOP_LEVEL_KEYS = {"budgets", "store", "raise_on_block", "on_unknown_model"}
 
@@ -56,26 +73,92 @@ def default_store_url() -> str:
     return "sqlite:///" + os.path.join(state, "otel-ai-cost", "budgets.db").lstrip("/")
 
 
+def safe_url(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", url)
+
+
 @dataclass(frozen=True)
 class BudgetConfig:
     budgets: Tuple[Budget, ...]
     store_url: str = field(default_factory=default_store_url)
-    hold_ttl: float = 900.0
+    hold_ttl: Optional[float] = None  # None: derived from the installed SDKs' request timeouts (_ttl)
     on_store_error: str = "open"
     redis_prefix: str = "ai_cost:budget"
     base_dir: Optional[str] = None  # relative SQLite paths are relative to the configuration file
     raise_on_block: bool = False
     source: str = "<config>"  # the file, for error messages
     on_unknown_model: Optional[UnknownModelPolicy] = None  # None: DEFAULT_UNKNOWN_MODEL
+    deadline: float = DEFAULT_DEADLINE
+    failures: int = DEFAULT_FAILURES
+    probe_interval: float = DEFAULT_PROBE_INTERVAL
+    journal: Union[bool, str] = True  # True: a file in the user's state directory; False: none
+    redis_options: Mapping[str, Any] = field(default_factory=dict)  # username, password, ca_file, ...
+    failure: Optional[str] = None  # the configuration could not be read (see load_budget_config_or_refuse)
+    deadline_mode: str = "thread"  # thread | store: see ResilientStore
 
-    def open_store(self, clock: Callable[[], float] = time.time) -> BudgetStore:
-        """Open the configured store. Raises ConfigError naming the file, ``store.url`` and the reason."""
+    def _bounded_options(self) -> Mapping[str, Any]:
+        """Store timeouts equal to the deadline, for ``deadline_mode: store``."""
+        if self.deadline_mode != "store":
+            return {}
+        if self.store_url.startswith("sqlite://"):
+            return {"timeout": self.deadline}
+        return {"redis_timeout": self.deadline}
+
+    def open_raw_store(self, clock: Callable[[], float] = time.time, bounded: bool = False) -> BudgetStore:
+        """Open the configured store itself. Raises ConfigError naming the file, ``store.url`` and the reason.
+        ``bounded``: with the store's timeouts set to the deadline (``deadline_mode: store``)."""
+        if self.failure is not None:
+            raise ConfigError(self.failure)
+        extra = dict(self._bounded_options()) if bounded else {}
+        redis_options = dict(self.redis_options)
+        if "redis_timeout" in extra:
+            redis_options["timeout"] = extra.pop("redis_timeout")
         try:
-            return open_store(self.store_url, clock=clock, base_dir=self.base_dir, redis_prefix=self.redis_prefix)
+            return open_store(self.store_url, clock=clock, base_dir=self.base_dir, redis_prefix=self.redis_prefix,
+                              redis_options=redis_options, sqlite_timeout=extra.get("timeout"))
         except ConfigError as exc:
             raise ConfigError(f"{self.source}: store.url: {exc}") from None
         except Exception as exc:  # sqlite3.DatabaseError (not a database), OSError (permissions), ...
-            raise ConfigError(f"{self.source}: store.url: cannot open {self.store_url!r}: {exc}") from None
+            raise ConfigError(f"{self.source}: store.url: cannot open {safe_url(self.store_url)!r}: {exc}") from None
+
+    def open_store(self, clock: Callable[[], float] = time.time) -> BudgetStore:
+        """The configured store, inside a ResilientStore (one deadline per call, circuit breaker,
+        journal). A store that cannot be opened now is unavailable, not an error: with
+        ``on_store_error: closed`` every call under a budget is refused, with the reason, until it
+        opens. With ``open``, a store that cannot be opened raises ConfigError (as a configuration
+        mistake: a path that cannot be created, no redis package); one that fails later (Redis, which
+        connects at the first call, or a locked SQLite file) lets calls through and journals their spend."""
+        if self.failure is not None:
+            return UnavailableStore(f"of {self.source}", self.failure)
+        if self.store_url == "memory://":
+            return self.open_raw_store(clock)  # nothing to wait for, nothing to lose
+        if self.on_store_error == "open":
+            try:
+                store: Any = self.open_raw_store(clock, bounded=True)
+            except ConfigError as exc:
+                if _cannot_reach(exc):
+                    store = lambda: self.open_raw_store(clock, bounded=True)  # noqa: E731 - retried by the probe
+                else:
+                    raise
+        else:
+            store = lambda: self.open_raw_store(clock, bounded=True)  # noqa: E731
+        return ResilientStore(
+            store, name=self.store_name, deadline=self.deadline, failures=self.failures,
+            probe_interval=self.probe_interval, journal=self.journal, on_store_error=self.on_store_error,
+            mode=self.deadline_mode,
+        )
+
+    @property
+    def store_name(self) -> str:
+        """The store as logs name it: its URL without password (and the Redis prefix if not the default)."""
+        url = self.store_url
+        if url.startswith("sqlite://") and self.base_dir and not url[len("sqlite://"):].startswith("/"):
+            url = "sqlite:///" + os.path.abspath(os.path.join(self.base_dir, url[len("sqlite://"):])).lstrip("/")
+        name = safe_url(url)
+        if url.startswith(("redis://", "rediss://", "unix://")) and self.redis_prefix != "ai_cost:budget":
+            name += f" (prefix {self.redis_prefix})"
+        return name
 
     def book(self, clock: Callable[[], float] = time.time) -> BudgetBook:
         return BudgetBook(
@@ -88,11 +171,20 @@ class BudgetConfig:
         )
 
 
+def _cannot_reach(error: ConfigError) -> bool:
+    """A store that failed to open for a reason that passes (another process holds the SQLite file's
+    lock), not a configuration mistake (a path that cannot be created, a file that is not a database,
+    no redis package), which fails open mode at start as a ConfigError."""
+    return "database is locked" in str(error)
+
+
 def open_store(
     url: str,
     clock: Callable[[], float] = time.time,
     base_dir: Optional[str] = None,
     redis_prefix: str = "ai_cost:budget",
+    redis_options: Optional[Mapping[str, Any]] = None,
+    sqlite_timeout: Optional[float] = None,
 ) -> BudgetStore:
     """``memory://``, ``sqlite:///absolute/path.db`` or ``sqlite://relative.db``, ``redis://``,
     ``rediss://`` (TLS), ``unix://``."""
@@ -113,14 +205,26 @@ def open_store(
             raise ConfigError(f"store url {url!r} has no file path; write sqlite:///absolute/path/budgets.db")
         if base_dir and not os.path.isabs(path):
             path = os.path.join(base_dir, path)
+        if sqlite_timeout is not None:
+            return SQLiteBudgetStore(path, clock=clock, timeout=sqlite_timeout)
         return SQLiteBudgetStore(path, clock=clock)
     if url.startswith(("redis://", "rediss://", "unix://")):
+        options = dict(redis_options or {})
+        env = options.pop("password_env", None)
+        if env:
+            if not os.environ.get(env):
+                raise ConfigError(f"store.password_env: the environment variable {env} is not set")
+            options["password"] = os.environ[env]
         try:
             from ._redis import RedisBudgetStore
 
-            return RedisBudgetStore(url, clock=clock, prefix=redis_prefix)
-        except ImportError as exc:
-            raise ConfigError(f"store url {url!r} needs the redis client: pip install redis") from exc
+            return RedisBudgetStore(url, clock=clock, prefix=redis_prefix, **options)
+        except ImportError as exc:  # the redis client, imported by the store
+            raise ConfigError(
+                f"store url {safe_url(url)!r} needs the redis client: pip install 'otel-ai-cost[redis]'"
+            ) from exc
+        except ValueError as exc:
+            raise ConfigError(f"store url {safe_url(url)!r}: {exc}") from None
     raise ConfigError(f"store url {url!r} is not memory://, sqlite://..., redis://... or rediss://...")
 
 
@@ -294,24 +398,81 @@ def parse_budget_config(document: Any, source: str = "<config>", base_dir: Optio
         raise (root / "store" / "url").error(f"must be a string, not {url!r}")
     if not url.startswith(("memory://", "sqlite://", "redis://", "rediss://", "unix://")):
         raise (root / "store" / "url").error(f"{url!r} is not memory://, sqlite:///path, redis://... or rediss://...")
-    hold_ttl = 900.0
-    if "hold_ttl" in store:
-        try:
-            hold_ttl = parse_duration(store["hold_ttl"]).total_seconds()
-        except ValueError as exc:
-            raise (root / "store" / "hold_ttl").error(str(exc)) from None
+    hold_ttl: Optional[float] = None
+    if store.get("hold_ttl", "auto") != "auto":
+        hold_ttl = _seconds(store["hold_ttl"], root / "store" / "hold_ttl", "15m, 90s or auto")
     on_error = store.get("on_store_error", "open")
     if on_error not in ("open", "closed"):
         raise (root / "store" / "on_store_error").error(f"must be open or closed, not {on_error!r}")
     prefix = store.get("prefix", "ai_cost:budget")
     if not isinstance(prefix, str) or not prefix:
         raise (root / "store" / "prefix").error(f"must be a non-empty string, not {prefix!r}")
+    deadline = DEFAULT_DEADLINE
+    if "deadline" in store:
+        deadline = _seconds(store["deadline"], root / "store" / "deadline", "1s or 500ms")
+    probe = DEFAULT_PROBE_INTERVAL
+    if "probe_interval" in store:
+        probe = _seconds(store["probe_interval"], root / "store" / "probe_interval", "1s")
+    failures = store.get("failures", DEFAULT_FAILURES)
+    if not isinstance(failures, int) or isinstance(failures, bool) or failures < 1:
+        raise (root / "store" / "failures").error(f"must be a positive integer, not {failures!r}")
+    journal: Union[bool, str] = True
+    if "journal" in store:
+        value = store["journal"]
+        if value is False or value == "off":
+            journal = False
+        elif value is True or value == "auto":
+            journal = True
+        elif isinstance(value, str) and value:
+            journal = value if os.path.isabs(value) or not base_dir else os.path.join(base_dir, value)
+        else:
+            raise (root / "store" / "journal").error(f"must be auto, false or a file path, not {value!r}")
+    redis_options = {}
+    for name in _REDIS_KEYS:
+        if name in store:
+            value = store[name]
+            if not isinstance(value, str) or not value:
+                raise (root / "store" / name).error("must be a non-empty string")
+            if not url.startswith(("redis://", "rediss://", "unix://")):
+                raise (root / "store" / name).error(f"applies to a Redis store only, and the url is {safe_url(url)!r}")
+            if name.endswith("_file"):
+                if not url.startswith("rediss://"):
+                    raise (root / "store" / name).error("a CA file or client certificate needs TLS: use rediss://")
+                if base_dir and not os.path.isabs(value):
+                    value = os.path.join(base_dir, value)
+                if not os.path.isfile(value):
+                    raise (root / "store" / name).error(f"no such file: {value}")
+            redis_options[name] = value
+    deadline_mode = store.get("deadline_mode", "thread")
+    if deadline_mode not in ("thread", "store"):
+        raise (root / "store" / "deadline_mode").error(f"must be thread or store, not {deadline_mode!r}")
+    if "password" in redis_options and "password_env" in redis_options:
+        raise (root / "store" / "password_env").error("give password or password_env, not both")
     unknown_model = None
     if document.get("on_unknown_model") is not None:
         unknown_model = _unknown_policy(document["on_unknown_model"], root / "on_unknown_model")
     return BudgetConfig(
-        tuple(budgets), url, hold_ttl, on_error, prefix, base_dir, raise_on_block, source, unknown_model
+        tuple(budgets), url, hold_ttl, on_error, prefix, base_dir, raise_on_block, source,
+        deadline=deadline, failures=failures, probe_interval=probe, journal=journal, redis_options=redis_options,
+        deadline_mode=deadline_mode, on_unknown_model=unknown_model,
     )
+
+
+def _seconds(value: Any, where: _Where, example: str) -> float:
+    """A duration: 90s, 15m, 500ms, or a number of seconds."""
+    text = value.strip() if isinstance(value, str) else value
+    try:
+        if isinstance(text, str) and text.endswith("ms") and text[:-2].strip().replace(".", "", 1).isdigit():
+            seconds = float(text[:-2]) / 1000
+        elif isinstance(text, (int, float)) and not isinstance(text, bool):
+            seconds = float(text)
+        else:
+            seconds = parse_duration(text).total_seconds()
+    except ValueError as exc:
+        raise where.error(f"{exc} (e.g. {example})") from None
+    if not seconds > 0:
+        raise where.error(f"must be more than 0, not {value!r}")
+    return seconds
 
 
 def load_budget_config(path: Union[str, Path]) -> BudgetConfig:
@@ -326,3 +487,47 @@ def load_budget_config(path: Union[str, Path]) -> BudgetConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     return parse_budget_config(document, str(path), base_dir=str(path.parent))
+
+
+_CLOSED_LINE = re.compile(r"^\s*on_store_error\s*:\s*[\"']?closed[\"']?\s*(#.*)?$", re.MULTILINE)
+
+
+def _asks_for_closed(text: str) -> bool:
+    """Whether a configuration file that could not be read asks for on_store_error: closed (read as
+    YAML if it parses, else line by line)."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return bool(_CLOSED_LINE.search(text))
+    store = document.get("store") if isinstance(document, Mapping) else None
+    if isinstance(store, Mapping):
+        return store.get("on_store_error") == "closed"
+    return bool(_CLOSED_LINE.search(text))
+
+
+def load_budget_config_or_refuse(path: Union[str, Path]) -> BudgetConfig:
+    """``load_budget_config`` for the processor: a file that cannot be read raises ConfigError, unless
+    it asks for ``on_store_error: closed``. Then budgets must not silently turn off: the result refuses
+    every GenAI call (one budget, ``configuration-error``, over a store that is unavailable with the
+    error as its reason) until the file is fixed and the application restarted; one log line says so."""
+    try:
+        return load_budget_config(path)
+    except ConfigError as exc:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError:
+            raise exc from None
+        if not _asks_for_closed(text):
+            raise
+        error = str(exc)
+    import logging
+
+    logging.getLogger("otel_ai_cost.budgets").error(
+        "otel-ai-cost: %s. The file asks for on_store_error: closed, so every GenAI call is refused"
+        " (BudgetExceededError) until it is fixed and the application restarted.", error,
+    )
+    refuse_all = Budget(CONFIG_ERROR_BUDGET, Decimal(0), lifetime())
+    return BudgetConfig(
+        (refuse_all,), "memory://", None, "closed", source=str(path), journal=False,
+        failure=f"the configuration cannot be read: {error}", probe_interval=3600.0,
+    )

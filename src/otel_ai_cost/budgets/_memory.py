@@ -14,17 +14,25 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ._store import (
+    MAX_NANOS,
     Control,
     Controls,
+    HoldInfo,
     HoldRequest,
     LedgerEntry,
     ReserveResult,
     Slot,
     Usage,
+    clamp,
+    clamped_attributes,
     debit,
     filter_ledger,
+    holder,
     new_id,
 )
+
+# How many reservation ids a settle with ``once`` remembers.
+_SETTLED_CAP = 100_000
 
 
 @dataclass
@@ -32,6 +40,8 @@ class _Hold:
     slot: Slot
     amount: int
     expires_at: float
+    placed_at: float = 0.0
+    holder: str = ""
 
 
 def _window_keys(window_keys: Sequence[str]) -> Tuple[str, ...]:
@@ -49,6 +59,7 @@ class MemoryBudgetStore:
         self._seq = itertools.count()
         self._controls: Controls = {}
         self._ledger: "collections.deque[LedgerEntry]" = collections.deque(maxlen=ledger_size)
+        self._settled: "collections.OrderedDict[str, None]" = collections.OrderedDict()  # settles with once
 
     def _log(self, now: float, kind: str, slot: Slot, amount: int, rid: str, attributes: Any = None) -> None:
         self._ledger.append(LedgerEntry(now, kind, slot[0], slot[1], slot[2], amount, rid, dict(attributes or {})))
@@ -124,8 +135,9 @@ class MemoryBudgetStore:
                 return ReserveResult(False, usage, refused)
             holds = self._holds.setdefault(reservation_id, [])
             expires_at = now + ttl
+            me = holder()
             for r in requests:
-                hold = _Hold(r.slot, r.amount, expires_at)
+                hold = _Hold(r.slot, clamp(r.amount), expires_at, now, me)
                 holds.append(hold)
                 self._reserved[hold.slot] = self._reserved.get(hold.slot, 0) + hold.amount
                 self._log(now, "reserve", r.slot, r.amount, reservation_id, attributes)
@@ -137,8 +149,17 @@ class MemoryBudgetStore:
         reservation_id: str,
         actual: Mapping[Slot, int],
         attributes: Optional[Mapping[str, Any]] = None,
+        *,
+        once: bool = False,
     ) -> None:
+        attributes = clamped_attributes(attributes, actual.values())
         with self._lock:
+            if once:
+                if reservation_id in self._settled:
+                    return  # settled already (a journaled settle replayed after the first one landed)
+                self._settled[reservation_id] = None
+                if len(self._settled) > _SETTLED_CAP:
+                    self._settled.popitem(last=False)
             now = self._clock()
             holds = self._holds.pop(reservation_id, [])
             for hold in holds:
@@ -146,7 +167,8 @@ class MemoryBudgetStore:
             held = {h.slot for h in holds}
             for slot, amount in actual.items():
                 by_window = self._spend.setdefault((slot[0], slot[1]), {})
-                by_window[slot[2]] = by_window.get(slot[2], 0) + amount
+                by_window[slot[2]] = min(by_window.get(slot[2], 0) + clamp(amount), MAX_NANOS)
+                amount = clamp(amount)
                 extra = dict(attributes or {})
                 if slot not in held:
                     extra["late"] = True  # the hold had expired or was never placed
@@ -164,6 +186,19 @@ class MemoryBudgetStore:
         with self._lock:
             self._expire(self._clock())
             return self._usage(budget_id, key, window_keys)
+
+    def holds(self, budget_id: str, key: Optional[str] = None) -> List[HoldInfo]:
+        """The live holds of a budget (of one partition with ``key``), oldest first."""
+        with self._lock:
+            self._expire(self._clock())
+            found = [
+                HoldInfo(rid, h.slot[0], h.slot[1], h.slot[2], h.amount, h.expires_at, h.placed_at or None,
+                         h.holder or None)
+                for rid, holds in self._holds.items()
+                for h in holds
+                if h.slot[0] == budget_id and (key is None or h.slot[1] == key)
+            ]
+        return sorted(found, key=lambda h: (h.placed_at or 0, h.reservation_id))
 
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         with self._lock:

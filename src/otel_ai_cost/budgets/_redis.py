@@ -51,12 +51,16 @@ from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, T
 from ._store import (
     Control,
     Controls,
+    HoldInfo,
     HoldRequest,
     LedgerEntry,
     ReserveResult,
     Slot,
     Usage,
+    clamp,
+    clamped_attributes,
     dumps,
+    holder,
     ledger_filter,
     new_id,
 )
@@ -66,14 +70,24 @@ local function log(ledger, now, kind, budget, key, window, amount, rid, attrs)
   redis.call('XADD', ledger, '*', 'time', now, 'kind', kind, 'budget', budget, 'key', key,
              'window', window, 'amount', amount, 'rid', rid, 'attrs', attrs)
 end
-local function parse(value)  -- a hold: amount, expires_at, window
-  return string.match(value, '^(%d+)|([^|]+)|(.*)$')
+local function parse(value)  -- a hold: amount, expires_at, window[, placed_at, holder]
+  return string.match(value, '^(%d+)|([^|]+)|([^|]*)')
+end
+-- Add amount (a non-negative integer string) to a hash field, saturating at MAX_NANOS: HINCRBY fails
+-- past int64, which would stop a script half-way.
+local MAX_NANOS = 9007199254740991
+local function incr(hash, field, amount)
+  if tonumber(redis.call('HGET', hash, field) or '0') + tonumber(amount) > MAX_NANOS then
+    redis.call('HSET', hash, field, string.format('%d', MAX_NANOS))
+  else
+    redis.call('HINCRBY', hash, field, amount)
+  end
 end
 -- Add a hold's amount to the sum of its window (sign 1), or take it away (sign -1), dropping a sum
 -- that reaches 0.
 local function add(reserved, window, amount, sign)
   if sign > 0 then
-    redis.call('HINCRBY', reserved, window, amount)
+    incr(reserved, window, amount)
   elseif redis.call('HINCRBY', reserved, window, amount == '0' and '0' or '-' .. amount) <= 0 then
     redis.call('HDEL', reserved, window)
   end
@@ -133,15 +147,15 @@ end
 
 # KEYS: ledger, index, then per request: holds, spend, reserved, expiries.
 # ARGV: now, expires_at, reservation id, attributes json, index ttl ms, n, attributes json of a frozen block,
-#       expire batch, final ("1": decide even if more holds are due than one script expires),
+#       expire batch, final ("1": decide even if more holds are due than one script expires), holder,
 #       then per request: budget, key, window, limit (-1: none; -2: frozen, refuse), amount,
 #       prune prefix ("": none), prune before, #counted, counted...
 # Reply: {1 placed | 0 refused | -1 more holds are due: run again}, then per request: spent, reserved, over.
 _RESERVE = _COMMON + """
 local now, expires, rid, attrs, index_ttl, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-local frozen_attrs, batch, final = ARGV[7], tonumber(ARGV[8]), ARGV[9] == '1'
+local frozen_attrs, batch, final, who = ARGV[7], tonumber(ARGV[8]), ARGV[9] == '1', ARGV[10]
 local ledger, index = KEYS[1], KEYS[2]
-local requests, p = {}, 10
+local requests, p = {}, 11
 for i = 1, n do
   local k = 4 * i - 1
   local r = {holds = KEYS[k], spend = KEYS[k + 1], reserved = KEYS[k + 2], expiries = KEYS[k + 3],
@@ -189,7 +203,7 @@ for i, r in ipairs(requests) do
       log(ledger, now, 'block', r.budget, r.key, r.window, r.amount, rid, r.limit == -2 and frozen_attrs or attrs)
     end
   else
-    local value = r.amount .. '|' .. expires .. '|' .. r.window
+    local value = r.amount .. '|' .. expires .. '|' .. r.window .. '|' .. now .. '|' .. who
     if redis.call('HSETNX', r.holds, rid, value) == 0 then  -- the same reservation again here: replace its hold
       unhold(r.holds, r.reserved, r.expiries, rid)
       redis.call('HSET', r.holds, rid, value)
@@ -207,19 +221,26 @@ end
 return reply
 """
 
-# KEYS: ledger, index, then per slot: holds, spend, reserved, expiries.
-# ARGV: now, reservation id, attributes json, late attributes json, n, then per slot: budget, key, window, amount.
+# KEYS: ledger, index, settled (the marker of a settle with once), then per slot: holds, spend, reserved,
+#       expiries.
+# ARGV: now, reservation id, attributes json, late attributes json, n, once ms ("0": not once), then per
+#       slot: budget, key, window, amount (0 <= amount <= MAX_NANOS).
+# Nothing here can fail half-way: amounts are in range and counters saturate (see incr).
+# Reply: n, or -1 when a settle with once found its marker (settled already: nothing done).
 _SETTLE = _COMMON + """
-local now, rid, attrs, late, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local p = 6
+local now, rid, attrs, late, n, once = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+if once ~= '0' and not redis.call('SET', KEYS[3], now, 'NX', 'PX', once) then
+  return -1
+end
+local p = 7
 for i = 1, n do
-  local k = 4 * i - 1
+  local k = 4 * i
   local holds, spend, reserved, expiries = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local budget, key, window, amount = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]
   p = p + 4
   sync(holds, reserved, expiries)
   local held = unhold(holds, reserved, expiries, rid)
-  redis.call('HINCRBY', spend, window, amount)
+  incr(spend, window, amount)
   log(KEYS[1], now, 'settle', budget, key, window, amount, rid, held and attrs or late)
 end
 redis.call('DEL', KEYS[2])
@@ -329,6 +350,8 @@ def _now(clock: Callable[[], float]) -> str:
 
 # Seconds: connect and command timeout unless the URL says otherwise.
 DEFAULT_TIMEOUT = 1.0
+# Seconds a settle with ``once`` is remembered: covers a journal replayed the next day.
+SETTLED_TTL = 86400.0
 
 # The most holds of one (budget, key) that one script expires; a call runs its script again while more
 # are due, at most _MAX_ROUNDS times (then it decides counting the rest as held, which only refuses more).
@@ -344,24 +367,56 @@ class RedisBudgetStore:
         prefix: str = "ai_cost:budget",
         client: Any = None,
         expire_batch: int = EXPIRE_BATCH,
+        *,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        ca_file: Optional[str] = None,
+        cert_file: Optional[str] = None,
+        key_file: Optional[str] = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        settled_ttl: float = SETTLED_TTL,
     ) -> None:
-        """``url`` as the redis client's ``from_url`` takes it: ``redis://:password@host:6379/0``,
-        ``rediss://`` for TLS (``?ssl_cert_reqs=required&ssl_ca_certs=...``), ``unix://``.
+        """``url`` as the redis client's ``from_url`` takes it: ``redis://[[user]:password@]host:6379/0``,
+        ``rediss://`` for TLS, ``unix://``. Options given here override the URL's user and password:
+
+        - ``username`` / ``password``: AUTH; with a username, an ACL user (Redis 6+);
+        - ``ca_file``: the CA (PEM) that signed the server's certificate (default: the system's);
+          ``cert_file`` / ``key_file``: a client certificate, for servers with ``tls-auth-clients``.
+          They need ``rediss://``.
 
         A call never waits long on an unreachable store: connecting and each command time out
-        after ``DEFAULT_TIMEOUT`` seconds (override with ``?socket_timeout=...&socket_connect_timeout=...``
-        in the URL), and the book then fails open or closed as configured.
+        after ``timeout`` seconds (``?socket_timeout=...&socket_connect_timeout=...`` in the URL win),
+        and the book then fails open or closed as configured.
 
         ``expire_batch``: the most holds of one (budget, key) a single script expires (see the module's
-        docstring); it bounds how long one script can block the server after many holds ended at once."""
+        docstring); it bounds how long one script can block the server after many holds ended at once.
+        ``settled_ttl``: how long (seconds) a settle with ``once`` is remembered (one small key per call)."""
         import redis  # optional dependency: pip install redis
+
+        tls = {"ssl_ca_certs": ca_file, "ssl_certfile": cert_file, "ssl_keyfile": key_file}
+        tls = {k: v for k, v in tls.items() if v}
+        if tls and not url.startswith("rediss://"):
+            raise ValueError("a CA file or client certificate needs TLS: write the URL as rediss://host:port")
+        if tls.get("ssl_certfile") and not tls.get("ssl_keyfile"):
+            tls["ssl_keyfile"] = tls["ssl_certfile"]  # one PEM with both
+        auth = {k: v for k, v in (("username", username), ("password", password)) if v is not None}
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         self._client = client or redis.Redis.from_url(
             url,
             decode_responses=True,
-            socket_timeout=DEFAULT_TIMEOUT,
-            socket_connect_timeout=DEFAULT_TIMEOUT,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # No retries in the client (redis-py retries a timed-out command up to 10 times): a store
+            # that does not answer is the circuit breaker's business (ResilientStore).
+            retry=Retry(NoBackoff(), 0),
+            **tls,
         )
+        if auth and client is None:
+            # Explicit options win over the URL's (from_url lets the URL's win over keyword arguments).
+            self._client.connection_pool.connection_kwargs.update(auth)
+        self._settled_ttl = float(settled_ttl)
         self._clock = clock
         self._prefix = prefix
         if expire_batch < 1:
@@ -403,13 +458,16 @@ class RedisBudgetStore:
         frozen = dumps({**(attributes or {}), "frozen": True}) if any(r.frozen for r in requests) else ""
         args: List[Any] = [
             repr(now), repr(now + ttl), reservation_id, dumps(attributes), index_ttl_ms, len(requests), frozen,
-            self._expire_batch, "0",
+            self._expire_batch, "0", holder(),
         ]
         for r in requests:
             keys += self._hold_keys(r.budget_id, r.key)
             prefix, before = r.prune or ("", 0)
-            limit = -2 if r.frozen else -1 if r.limit is None else r.limit
-            args += [r.budget_id, r.key, r.window_key, limit, r.amount, prefix, before, len(r.counted)]
+            limit = -2 if r.frozen else -1 if r.limit is None else clamp(r.limit)
+            amount = clamp(r.amount)
+            if r.amount > amount and r.limit is not None:
+                limit = 0 if limit != -2 else limit  # more than any store counts: refuse it
+            args += [r.budget_id, r.key, r.window_key, limit, amount, prefix, before, len(r.counted)]
             args += list(r.counted)
         for round_ in range(_MAX_ROUNDS):
             if round_ == _MAX_ROUNDS - 1:
@@ -426,13 +484,20 @@ class RedisBudgetStore:
         reservation_id: str,
         actual: Mapping[Slot, int],
         attributes: Optional[Mapping[str, Any]] = None,
+        *,
+        once: bool = False,
     ) -> None:
-        keys = [self._ledger_key, self._index_key(reservation_id)]
-        late = {**dict(attributes or {}), "late": True}
-        args: List[Any] = [_now(self._clock), reservation_id, dumps(attributes), dumps(late), len(actual)]
+        """One script: amounts are clamped to MAX_NANOS and counters saturate, so it never stops
+        half-way. ``once``: do nothing if this reservation was settled with ``once`` in the last
+        ``settled_ttl`` seconds (a journaled settle replayed after the first one landed)."""
+        attributes = clamped_attributes(attributes, actual.values())
+        keys = [self._ledger_key, self._index_key(reservation_id), f"{self._prefix}:settled:{reservation_id}"]
+        late = {**attributes, "late": True}
+        once_ms = int(self._settled_ttl * 1000) if once else 0
+        args: List[Any] = [_now(self._clock), reservation_id, dumps(attributes), dumps(late), len(actual), once_ms]
         for (budget_id, key, window_key), amount in actual.items():
             keys += self._hold_keys(budget_id, key)
-            args += [budget_id, key, window_key, int(amount)]
+            args += [budget_id, key, window_key, clamp(amount)]
         self._settle(keys=keys, args=args)
 
     def release(self, reservation_id: str) -> None:
@@ -448,6 +513,27 @@ class RedisBudgetStore:
             if not int(more):
                 break
         return Usage(int(spent), int(reserved))
+
+    def holds(self, budget_id: str, key: Optional[str] = None) -> List[HoldInfo]:
+        """The live holds of a budget (of one partition with ``key``), oldest first. Scans the
+        budget's keys when ``key`` is None (an operator's command)."""
+        if key is not None:
+            names = [self._key("holds", budget_id, key)]
+        else:
+            names = list(self._client.scan_iter(match=_glob_escape(self._key("holds", budget_id, "")) + "*", count=1000))
+        head = len(self._key("holds", budget_id, ""))
+        now = float(self._clock())
+        found = []
+        for name in names:
+            for rid, value in self._client.hgetall(name).items():
+                parts = value.split("|")
+                expires = float(parts[1])
+                if expires <= now:
+                    continue  # due: the next reserve or read expires it
+                placed = float(parts[3]) if len(parts) > 3 and parts[3] else None
+                who = parts[4] if len(parts) > 4 and parts[4] else None
+                found.append(HoldInfo(rid, budget_id, name[head:], parts[2], int(parts[0]), expires, placed, who))
+        return sorted(found, key=lambda h: (h.placed_at or 0, h.reservation_id))
 
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         pipe = self._client.pipeline(transaction=True)
@@ -619,7 +705,7 @@ class RedisBudgetStore:
                 found.append(key)
                 continue
             for value in holds:
-                amount, expires, window = value.split("|", 2)
+                amount, expires, window = value.split("|")[:3]
                 if float(expires) > now and window in windows and int(amount) > 0:
                     found.append(key)
                     break

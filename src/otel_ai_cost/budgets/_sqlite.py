@@ -15,17 +15,25 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from ._store import (
+    MAX_NANOS,
     Control,
     Controls,
+    HoldInfo,
     HoldRequest,
     LedgerEntry,
     ReserveResult,
     Slot,
     Usage,
+    clamp,
+    clamped_attributes,
     debit,
     dumps,
+    holder,
     new_id,
 )
+
+# How long a settle with ``once`` is remembered (seconds): far longer than any outage it covers.
+SETTLED_KEEP = 7 * 86400
 
 
 def _window_keys(window_keys: Sequence[str]) -> Tuple[str, ...]:
@@ -49,6 +57,10 @@ CREATE TABLE IF NOT EXISTS ledger (
     reservation_id TEXT NOT NULL, attributes TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ledger_by_budget ON ledger (budget_id, time);
+CREATE TABLE IF NOT EXISTS settled (
+    reservation_id TEXT PRIMARY KEY, time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS settled_by_time ON settled (time);
 CREATE TABLE IF NOT EXISTS controls (
     budget_id TEXT NOT NULL, key TEXT NOT NULL, limit_nanos INTEGER, frozen INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (budget_id, key)
@@ -68,6 +80,11 @@ class SQLiteBudgetStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            # Files made by a version without them: when a hold was placed, and by which process.
+            columns = {row[1] for row in db.execute("PRAGMA table_info(holds)")}
+            for column, kind in (("placed_at", "REAL"), ("holder", "TEXT")):
+                if column not in columns:
+                    db.execute(f"ALTER TABLE holds ADD COLUMN {column} {kind}")
 
     def _connect(self) -> None:
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
@@ -154,17 +171,19 @@ class SQLiteBudgetStore:
                 for i in refused:
                     r = requests[i]
                     why = dumps({**(attributes or {}), "frozen": True}) if r.frozen else attrs
-                    self._log(db, now, "block", r.slot, r.amount, reservation_id, why)
+                    self._log(db, now, "block", r.slot, clamp(r.amount), reservation_id, why)
                 return ReserveResult(False, usage, refused)
+            me = holder()
             for r in requests:
                 db.execute(
-                    "INSERT INTO holds (reservation_id, budget_id, key, window_key, amount, expires_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)"
+                    "INSERT INTO holds (reservation_id, budget_id, key, window_key, amount, expires_at, placed_at,"
+                    " holder) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (reservation_id, budget_id, key, window_key)"
-                    " DO UPDATE SET amount = amount + excluded.amount, expires_at = excluded.expires_at",
-                    (reservation_id, *r.slot, r.amount, now + ttl),
+                    f" DO UPDATE SET amount = MIN(amount + excluded.amount, {MAX_NANOS}),"
+                    " expires_at = excluded.expires_at",
+                    (reservation_id, *r.slot, clamp(r.amount), now + ttl, now, me),
                 )
-                self._log(db, now, "reserve", r.slot, r.amount, reservation_id, attrs)
+                self._log(db, now, "reserve", r.slot, clamp(r.amount), reservation_id, attrs)
             return ReserveResult(True, usage)
 
     def settle(
@@ -172,9 +191,23 @@ class SQLiteBudgetStore:
         reservation_id: str,
         actual: Mapping[Slot, int],
         attributes: Optional[Mapping[str, Any]] = None,
+        *,
+        once: bool = False,
     ) -> None:
+        """Amounts are clamped to MAX_NANOS and spend saturates there, so the transaction cannot fail on
+        an overflow (and roll back, keeping the hold). ``once``: do nothing if this reservation was
+        settled with ``once`` before (a journaled settle replayed after the first one landed)."""
+        attributes = clamped_attributes(attributes, actual.values())
         with self._transaction() as db:
             now = self._clock()
+            if once:
+                if db.execute(
+                    "INSERT INTO settled (reservation_id, time) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (reservation_id, now),
+                ).rowcount == 0:
+                    return
+                if int(now) % 64 == 0:  # now and then, forget the oldest
+                    db.execute("DELETE FROM settled WHERE time < ?", (now - SETTLED_KEEP,))
             held = {
                 tuple(row)
                 for row in db.execute(
@@ -183,9 +216,11 @@ class SQLiteBudgetStore:
             }
             db.execute("DELETE FROM holds WHERE reservation_id = ?", (reservation_id,))
             for slot, amount in actual.items():
+                amount = clamp(amount)
                 db.execute(
                     "INSERT INTO spend (budget_id, key, window_key, amount) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (budget_id, key, window_key) DO UPDATE SET amount = amount + excluded.amount",
+                    " ON CONFLICT (budget_id, key, window_key)"
+                    f" DO UPDATE SET amount = MIN(amount + excluded.amount, {MAX_NANOS})",
                     (*slot, amount),
                 )
                 extra = dict(attributes or {})
@@ -208,6 +243,21 @@ class SQLiteBudgetStore:
         with self._transaction() as db:
             self._expire(db, self._clock())
             return self._usage(db, budget_id, key, window_keys)
+
+    def holds(self, budget_id: str, key: Optional[str] = None) -> List[HoldInfo]:
+        """The live holds of a budget (of one partition with ``key``), oldest first."""
+        with self._transaction() as db:
+            self._expire(db, self._clock())
+            sql = (
+                "SELECT reservation_id, budget_id, key, window_key, amount, expires_at, placed_at, holder"
+                " FROM holds WHERE budget_id = ?"
+            )
+            params: List[Any] = [budget_id]
+            if key is not None:
+                sql += " AND key = ?"
+                params.append(key)
+            rows = db.execute(sql + " ORDER BY placed_at, reservation_id", params).fetchall()
+        return [HoldInfo(*row) for row in rows]
 
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         with self._transaction() as db:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import (
@@ -56,6 +57,63 @@ ADMIN_KINDS = ("set_limit", "clear_limit", "freeze", "unfreeze", "adjust", "rese
 # has a partition "" (calls without the per attribute count in "(unattributed)"), and the only
 # partition of a budget without ``per`` is "".
 ALL_KEYS = ""
+
+
+# The largest amount a store counts, in nano-dollars: 2**53 - 1 (about 9 million USD), exact as a
+# double (Redis's Lua numbers) and far from int64 overflow (SQLite's INTEGER, Redis's HINCRBY) when
+# two are added. Amounts above it (a response reporting absurd usage) are counted as this much, and
+# counters saturate at it, so a settle never fails half-way: the store records the clamped amount
+# and the amount asked for (attribute ``clamped_from_nanos``).
+MAX_NANOS = 2**53 - 1
+
+
+def clamp(amount: int) -> int:
+    """An amount as a store counts it: 0 ≤ amount ≤ MAX_NANOS."""
+    amount = int(amount)
+    return 0 if amount < 0 else MAX_NANOS if amount > MAX_NANOS else amount
+
+
+def clamped_attributes(attributes: Optional[Mapping[str, Any]], amounts: Iterable[int]) -> Dict[str, Any]:
+    """``attributes`` plus ``clamped_from_nanos`` when any amount is out of range (as a string:
+    JSON numbers lose digits past 2**53)."""
+    extra = dict(attributes or {})
+    over = [int(a) for a in amounts if int(a) > MAX_NANOS or int(a) < 0]
+    if over:
+        extra["clamped_from_nanos"] = str(max(over, key=abs))
+    return extra
+
+
+class StoreUnavailableError(RuntimeError):
+    """The budget store cannot be used now (it did not open, or its circuit breaker is open).
+    ``reason`` names the failure."""
+
+    def __init__(self, store: str, reason: str) -> None:
+        self.store, self.reason = store, reason
+        super().__init__(f"budget store {store} is unavailable: {reason}")
+
+
+def holder() -> str:
+    """Who places a hold: ``host:pid``, so that ``budget show`` can tell holds of dead processes."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class HoldInfo:
+    """A hold in flight, as ``budget show`` lists it. ``placed_at`` and ``holder`` are None for
+    holds placed by a version that did not record them."""
+
+    reservation_id: str
+    budget_id: str
+    key: str
+    window_key: str
+    amount_nanos: int
+    expires_at: float
+    placed_at: Optional[float] = None
+    holder: Optional[str] = None
+
+    @property
+    def amount(self) -> Decimal:
+        return from_nanos(self.amount_nanos)
 
 
 @dataclass(frozen=True)

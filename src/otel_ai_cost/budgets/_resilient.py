@@ -1,0 +1,644 @@
+"""A budget store that fails fast and loses no spend: one deadline per call, a circuit breaker, a journal.
+
+``ResilientStore`` wraps a store (or the function that opens one) and changes how it fails, not what
+it does:
+
+- **One deadline per call.** The store work of one LLM call (the controls read that precedes its
+  reserve, the reserve, the decisions it records, its settle or release) shares ``deadline`` seconds
+  (1 s by default) in all. Each operation runs on a worker thread and the caller waits at most what is
+  left of the call's deadline, whatever the store does (a Redis that accepts connections and never
+  answers, a SQLite file locked by another process).
+- **A circuit breaker.** A deadline missed, or ``failures`` errors in a row, opens it: the store is
+  *down*. While down, no call waits on the store: a reserve fails at once (the book then fails open or
+  closed), the controls are the last read, settles and releases go to the journal. A background thread
+  probes the store every ``probe_interval`` seconds; when it answers, the journal is replayed and the
+  store is *up* again.
+- **A journal.** Settles and releases that the store could not take (down, failed, or out of time)
+  are appended to a local SQLite file (``_journal.Journal``) and replayed, oldest first, exactly once
+  when the store is back: the store's ``settle(..., once=True)`` ignores a settle it has taken before,
+  so a settle that timed out on the way but landed is not counted twice. Replayed settles carry
+  ``journaled: true`` in the ledger.
+- **A store that does not open** (a SQLite path that cannot be created, Redis without the ``redis``
+  package, a wrong password) is down from the start, with the reason; the probe keeps trying to open it.
+
+Each change of state is logged once (down with the reason; up again with what was replayed), not once
+per call. Operators' commands (``ledger``, ``adjust``, ...) are not bounded by the deadline (a report
+may read a long ledger) but fail at once, with the reason, while the store is down.
+"""
+from __future__ import annotations
+
+import collections
+import inspect
+import logging
+import os
+import queue
+import threading
+import time
+from decimal import Decimal
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+from ._journal import Journal, journal_path
+from ._model import from_nanos
+from ._store import BudgetStore, Controls, HoldRequest, LedgerEntry, ReserveResult, Slot, StoreUnavailableError
+
+_logger = logging.getLogger("otel_ai_cost.budgets")
+
+DEFAULT_DEADLINE = 1.0
+DEFAULT_FAILURES = 3
+DEFAULT_PROBE_INTERVAL = 1.0
+# Errors that are the caller's (bad arguments), not the store's: they do not count as store failures.
+_CALLER_ERRORS = (ValueError, TypeError, KeyError)
+_USED_CAP = 100_000  # reservations whose store time is tracked, waiting for their settle
+
+
+class _Timeout(Exception):
+    pass
+
+
+class _Runner:
+    """A few daemon worker threads; ``run(fn, timeout)`` waits for ``fn()`` at most ``timeout`` seconds.
+
+    A worker stuck in a hung store stays stuck (until the store's own socket timeout), so more
+    workers start while all are busy, up to ``size``; daemon threads never hold up the exit.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._jobs: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._threads = 0
+        self._idle = 0
+        self._pid = os.getpid()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            job = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+            if job is None:
+                return
+            fn, box, done = job
+            try:
+                box.append((True, fn()))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                box.append((False, exc))
+            done.release()
+
+    def run(self, fn: Callable[[], Any], timeout: float) -> Any:
+        if timeout <= 0:
+            raise _Timeout()
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's workers do not exist here
+                self._jobs, self._threads, self._idle, self._pid = queue.SimpleQueue(), 0, 0, os.getpid()
+            if self._idle == 0 and self._threads < self._size:
+                self._threads += 1
+                threading.Thread(target=self._work, name="otel-ai-cost-store", daemon=True).start()
+        box: List[Any] = []
+        done = threading.Lock()  # released by the worker: a cheaper hand-off than an Event
+        done.acquire()
+        self._jobs.put((fn, box, done))
+        if not done.acquire(timeout=timeout):
+            raise _Timeout()
+        ok, value = box[0]
+        if ok:
+            return value
+        raise value
+
+    def stop(self) -> None:
+        with self._lock:
+            for _ in range(self._threads):
+                self._jobs.put(None)
+            self._threads = 0
+
+
+def _describe(exc: BaseException) -> str:
+    from ..errors import ConfigError
+
+    text = str(exc).strip()
+    if isinstance(exc, ConfigError) and text:
+        return text  # names the file, the key and the reason already
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """A store's own timeout: redis-py's TimeoutError, the builtin one, SQLite's busy timeout."""
+    if isinstance(exc, TimeoutError) or type(exc).__name__ == "TimeoutError":
+        return True
+    return "database is locked" in str(exc) or "timed out" in str(exc).lower()
+
+
+def _accepts_once(store: Any) -> bool:
+    try:
+        return "once" in inspect.signature(store.settle).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class ResilientStore:
+    """See the module docstring. ``store``: a BudgetStore, or a function that opens one.
+
+    ``name``: how logs and errors name the store (no password). ``journal``: a path, True for
+    ``journal_path(name)`` in the user's state directory, or False to drop what the store cannot
+    take (as before: the spend of calls made while it is down is lost).
+
+    ``mode``: ``thread`` (the default) runs each operation on a worker thread, so the store work of a
+    call is bounded by one deadline in all, whatever the store does (about 70-170 µs per operation for
+    the hand-off on a 2-CPU machine); ``store`` runs it on the calling thread, bounded by the store's
+    own timeouts, which must be set to the deadline (``BudgetConfig`` does: Redis socket timeouts,
+    SQLite busy timeout): a hung store still costs the first call one deadline and the next ones
+    nothing, but an operation is not cut short (a DNS lookup, a hung file system), and a call whose
+    first operations are slow but answer can take up to a deadline per operation.
+    """
+
+    def __init__(
+        self,
+        store: Union[BudgetStore, Callable[[], BudgetStore]],
+        *,
+        name: str,
+        deadline: float = DEFAULT_DEADLINE,
+        failures: int = DEFAULT_FAILURES,
+        probe_interval: float = DEFAULT_PROBE_INTERVAL,
+        journal: Union[bool, str] = True,
+        on_store_error: str = "open",
+        mode: str = "thread",
+    ) -> None:
+        if mode not in ("thread", "store"):
+            raise ValueError(f"mode must be thread or store, not {mode!r}")
+        self.mode = mode
+        if not deadline > 0:
+            raise ValueError(f"deadline must be a positive number of seconds, not {deadline!r}")
+        if failures < 1:
+            raise ValueError(f"failures must be at least 1, not {failures!r}")
+        self.name = name
+        self.deadline = float(deadline)
+        self.failures = int(failures)
+        self.probe_interval = float(probe_interval)
+        self.on_store_error = on_store_error
+        self.journal: Optional[Journal] = None
+        if journal:
+            self.journal = Journal(journal_path(name) if journal is True else str(journal))
+        self._runner = _Runner()
+        self._lock = threading.Lock()
+        self._down_since: Optional[float] = None
+        self._reason: Optional[str] = None
+        self._errors = 0  # failures in a row
+        self._warned_failing = False
+        self._controls: Controls = {}
+        self._used: "collections.OrderedDict[str, float]" = collections.OrderedDict()
+        self._local = threading.local()
+        self._closed = threading.Event()
+        self._prober: Optional[threading.Thread] = None
+        self._again = False
+        self._went_up_from: Optional[float] = None
+        self._journaled = {"settle": 0, "release": 0}
+        self._journaled_nanos = 0
+        self.replayed = {"settle": 0, "release": 0}
+        self._pid = os.getpid()
+        self._inner: Optional[BudgetStore] = None
+        self._opener: Optional[Callable[[], BudgetStore]] = None
+        if hasattr(store, "reserve"):
+            self._set_inner(store)  # type: ignore[arg-type]
+        else:
+            self._opener = store  # type: ignore[assignment]
+            try:
+                self._set_inner(self._runner.run(self._opener, self.deadline))
+            except _Timeout:
+                self._go_down(f"it did not open within {self.deadline:g} s")
+            except Exception as exc:  # noqa: BLE001 - the reason is kept and logged once
+                self._go_down(f"it cannot be opened: {_describe(exc)}")
+        if self._inner is not None and self.journal is not None and self.journal.pending():
+            self._start_prober(replay_only=True)  # a previous process left settles to replay
+
+    def _set_inner(self, store: BudgetStore) -> None:
+        self._inner = store
+        self._once = _accepts_once(store)
+
+    # -- state ------------------------------------------------------------------------------------
+
+    @property
+    def inner(self) -> Optional[BudgetStore]:
+        return self._inner
+
+    @property
+    def down(self) -> bool:
+        return self._down_since is not None
+
+    @property
+    def reason(self) -> Optional[str]:
+        return self._reason
+
+    def _policy(self) -> str:
+        if self.on_store_error == "closed":
+            return "calls under a budget are refused (on_store_error: closed)"
+        kept = f"their spend is journaled to {self.journal.path}" if self.journal else "their spend is not recorded"
+        return f"calls go ahead (on_store_error: open) and {kept}"
+
+    def _go_down(self, reason: str) -> None:
+        with self._lock:
+            if self._down_since is not None or self._closed.is_set():
+                return
+            self._down_since, self._reason = time.monotonic(), reason
+        _logger.warning(
+            "otel-ai-cost: budget store %s is unavailable: %s. Until it answers, %s; retrying every %g s.",
+            self.name, reason, self._policy(), self.probe_interval,
+        )
+        self._start_prober()
+
+    def _failed(self, reason: str, timeout: bool = False) -> None:
+        with self._lock:
+            self._errors += 1
+            opens = timeout or self._errors >= self.failures
+            first = not self._warned_failing
+            self._warned_failing = True
+        if opens:
+            self._go_down(reason)
+        elif first:
+            _logger.warning(
+                "otel-ai-cost: budget store %s failed: %s (the store is marked unavailable after %d failures in a"
+                " row; reported once)", self.name, reason, self.failures,
+            )
+        else:
+            _logger.debug("otel-ai-cost: budget store %s failed again: %s", self.name, reason)
+
+    def _succeeded(self) -> None:
+        if self._errors:
+            with self._lock:
+                self._errors = 0
+
+    def _unavailable(self) -> StoreUnavailableError:
+        return StoreUnavailableError(self.name, self._reason or "unknown")
+
+    def _start_prober(self, replay_only: bool = False) -> None:
+        with self._lock:
+            self._again = True  # a prober about to finish looks again
+            if self._prober is not None and self._prober.is_alive():
+                return
+            self._prober = threading.Thread(
+                target=self._probe, args=(replay_only,), name="otel-ai-cost-store-probe", daemon=True
+            )
+            self._prober.start()
+
+    def _probe(self, replay_only: bool) -> None:
+        with self._lock:
+            self._again = False
+        while not self._closed.is_set():
+            if not replay_only:
+                if self._closed.wait(self.probe_interval):
+                    return
+                try:
+                    if self._inner is None:
+                        self._set_inner(self._runner.run(self._opener, self.deadline))  # type: ignore[arg-type]
+                    self._controls = self._runner.run(self._inner.controls, self.deadline) or {}  # type: ignore
+                except Exception as exc:  # noqa: BLE001 - still down
+                    _logger.debug("otel-ai-cost: budget store %s still unavailable: %s", self.name, _describe(exc))
+                    continue
+            try:
+                replayed = self._replay()
+            except Exception as exc:  # noqa: BLE001 - the store failed again during the replay
+                _logger.debug("otel-ai-cost: replay to budget store %s failed: %s", self.name, _describe(exc))
+                replay_only = False
+                continue
+            if self._went_up_from is None:  # never down: settles left by a failure or a previous process
+                if replayed:
+                    _logger.info("otel-ai-cost: budget store %s: replayed from the journal: %s", self.name, replayed)
+                with self._lock:
+                    if not self._again:
+                        self._prober = None
+                        return
+                    self._again = False
+                replay_only = True
+                continue
+            since = self._went_up_from
+            took = time.monotonic() - since if since is not None else 0.0
+            _logger.warning(
+                "otel-ai-cost: budget store %s is available again after %.1f s%s.",
+                self.name, took, f"; replayed from the journal: {replayed}" if replayed else "",
+            )
+            return
+
+    def _up_locked(self) -> None:
+        """Mark the store up (with the lock held); ``_went_up_from``: when it went down, or None if it was up."""
+        self._went_up_from = self._down_since
+        if self._down_since is not None:
+            self._down_since, self._reason, self._errors = None, None, 0
+            self._warned_failing = False
+            self._prober = None
+
+    def _replay(self) -> str:
+        """Replay the journal into the store, oldest first, until it is empty; the last check and the
+        state change happen under the lock, so no entry is journaled after it. Returns what was
+        replayed, for the log."""
+        counts = {"settle": 0, "release": 0}
+        nanos = 0
+        if self.journal is None:
+            with self._lock:
+                self._up_locked()
+            return ""
+        store = self._inner
+        assert store is not None
+        while True:
+            entries = self.journal.claim()
+            if not entries:
+                with self._lock:
+                    entries = self.journal.claim()
+                    if not entries:
+                        self._up_locked()
+                        break
+            for i, entry in enumerate(entries):
+                try:
+                    if entry.op == "settle":
+                        attributes = {**entry.attributes, "journaled": True}
+                        if self._once:
+                            self._runner.run(
+                                lambda: store.settle(entry.reservation_id, entry.actual, attributes, once=True),
+                                self.deadline,
+                            )
+                        else:
+                            self._runner.run(lambda: store.settle(entry.reservation_id, entry.actual, attributes),
+                                             self.deadline)
+                        nanos += max(entry.actual.values(), default=0)
+                    else:
+                        self._runner.run(lambda: store.release(entry.reservation_id), self.deadline)
+                except BaseException:
+                    self.journal.unclaim([e.id for e in entries[i:]])
+                    raise
+                self.journal.done(entry.id)
+                counts[entry.op] = counts.get(entry.op, 0) + 1
+                self.replayed[entry.op] = self.replayed.get(entry.op, 0) + 1
+        parts = []
+        if counts["settle"]:
+            parts.append(f"{counts['settle']} settle(s) (${from_nanos(nanos).normalize():f})")
+        if counts["release"]:
+            parts.append(f"{counts['release']} release(s)")
+        return ", ".join(parts)
+
+    # -- the deadline -------------------------------------------------------------------------------
+
+    def _forked(self) -> None:
+        """In a child of a fork (a pre-forking server), the parent's probe thread does not exist: start
+        ours if the store is down."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._lock = threading.Lock()
+            self._prober = None
+            if self._down_since is not None:
+                self._start_prober()
+
+    def _carry(self) -> float:
+        return getattr(self._local, "carry", 0.0)
+
+    def _run(self, fn: Callable[[], Any], budget: float) -> Any:
+        """Run ``fn`` on the store within ``budget`` seconds; failures count for the breaker and are
+        raised as StoreUnavailableError (caller errors as they are)."""
+        if self._down_since is not None:
+            raise self._unavailable()
+        try:
+            if self.mode == "thread":
+                result = self._runner.run(fn, budget)
+            else:
+                result = self._inline(fn, budget)
+        except _Timeout:
+            reason = f"no answer within the call's deadline ({self.deadline:g} s)"
+            self._failed(reason, timeout=True)
+            raise StoreUnavailableError(self.name, reason) from None
+        except _CALLER_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            reason = _describe(exc)
+            self._failed(reason)
+            raise StoreUnavailableError(self.name, reason) from None
+        self._succeeded()
+        return result
+
+    @staticmethod
+    def _inline(fn: Callable[[], Any], budget: float) -> Any:
+        """Mode ``store``: on the calling thread, the store's own timeouts (set to the deadline) bound
+        the operation; its timeout errors count as a missed deadline."""
+        if budget <= 0:
+            raise _Timeout()
+        try:
+            return fn()
+        except Exception as exc:
+            if _is_timeout(exc):
+                raise _Timeout() from exc
+            raise
+
+    def _take_used(self, reservation_id: str, pop: bool) -> float:
+        with self._lock:
+            return self._used.pop(reservation_id, 0.0) if pop else self._used.get(reservation_id, 0.0)
+
+    def _add_used(self, reservation_id: str, seconds: float) -> None:
+        with self._lock:
+            self._used[reservation_id] = self._used.get(reservation_id, 0.0) + seconds
+            if len(self._used) > _USED_CAP:
+                self._used.popitem(last=False)
+
+    # -- the call path: bounded by the deadline -------------------------------------------------------
+
+    def controls(self) -> Controls:
+        """The controls in force; the last read while the store is down or out of time (never raises)."""
+        if self._down_since is not None or self._inner is None:
+            return dict(self._controls)
+        start = time.monotonic()
+        try:
+            controls = self._run(self._inner.controls, self.deadline - self._carry())
+            self._controls = controls or {}
+            return controls
+        except StoreUnavailableError:
+            return dict(self._controls)
+        finally:
+            self._local.carry = time.monotonic() - start  # counted in the deadline of the reserve that follows
+
+    def reserve(
+        self,
+        requests: Sequence[HoldRequest],
+        reservation_id: str,
+        ttl: float,
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> ReserveResult:
+        self._forked()
+        carry, self._local.carry = self._carry(), 0.0
+        if self._down_since is not None or self._inner is None:
+            raise self._unavailable()
+        store = self._inner
+        start = time.monotonic()
+        try:
+            return self._run(lambda: store.reserve(requests, reservation_id, ttl, attributes), self.deadline - carry)
+        except StoreUnavailableError as exc:
+            if "no answer" in exc.reason and self.journal is not None:
+                # The hold may still land: free it when the store is back (a release is a no-op otherwise).
+                self._journal("release", reservation_id)
+            raise
+        finally:
+            self._add_used(reservation_id, carry + time.monotonic() - start)
+
+    def record(self, entries: Sequence[LedgerEntry]) -> None:
+        """Decisions (warn, downgrade, ...) for the ledger; dropped while the store is down."""
+        if not entries or self._down_since is not None or self._inner is None:
+            return
+        rid = entries[0].reservation_id
+        store = self._inner
+        start = time.monotonic()
+        try:
+            self._run(lambda: store.record(entries), self.deadline - self._take_used(rid, pop=False))
+        except StoreUnavailableError:
+            pass  # the state change is logged; these ledger lines are lost, the spend is not
+        finally:
+            self._add_used(rid, time.monotonic() - start)
+
+    def settle(
+        self,
+        reservation_id: str,
+        actual: Mapping[Slot, int],
+        attributes: Optional[Mapping[str, Any]] = None,
+        *,
+        once: bool = True,
+    ) -> None:
+        self._forked()
+        used = self._take_used(reservation_id, pop=True)
+        store = self._inner
+        if self._down_since is None and store is not None:
+            try:
+                if self._once:
+                    self._run(lambda: store.settle(reservation_id, actual, attributes, once=once),
+                              self.deadline - used)
+                else:
+                    self._run(lambda: store.settle(reservation_id, actual, attributes), self.deadline - used)
+                return
+            except StoreUnavailableError:
+                if self.journal is None:
+                    raise
+        elif self.journal is None:
+            raise self._unavailable()
+        self._journal("settle", reservation_id, dict(actual), dict(attributes or {}))
+
+    def release(self, reservation_id: str) -> None:
+        used = self._take_used(reservation_id, pop=True)
+        store = self._inner
+        if self._down_since is None and store is not None:
+            try:
+                self._run(lambda: store.release(reservation_id), self.deadline - used)
+                return
+            except StoreUnavailableError:
+                if self.journal is None:
+                    raise
+        elif self.journal is None:
+            raise self._unavailable()
+        self._journal("release", reservation_id)
+
+    def _journal(self, op: str, reservation_id: str, actual: Optional[Dict[Slot, int]] = None,
+                 attributes: Optional[Dict[str, Any]] = None) -> None:
+        assert self.journal is not None
+        try:
+            with self._lock:  # see _replay: nothing is journaled between its last check and going up
+                self.journal.append(op, reservation_id, actual, attributes)
+                self._journaled[op] += 1
+                if actual:
+                    self._journaled_nanos += max(actual.values())
+        except Exception as exc:  # noqa: BLE001 - the journal failed too: say so once per outage
+            self._journal_failed(exc)
+            raise StoreUnavailableError(self.name, f"{self._reason}; the journal failed too: {_describe(exc)}") from None
+        if self._down_since is None and self._inner is not None:
+            self._start_prober(replay_only=True)  # the store is up: replay at once
+
+    _journal_warned = False
+
+    def _journal_failed(self, exc: BaseException) -> None:
+        if not self._journal_warned:
+            self._journal_warned = True
+            _logger.warning("otel-ai-cost: the budget journal %s cannot be written (%s): spend of calls made while"
+                            " the store is unavailable is lost (reported once)",
+                            self.journal.path if self.journal else "", _describe(exc))
+
+    def journaled(self) -> Dict[str, Any]:
+        """What this process journaled so far: settles, releases and the settled amount (USD)."""
+        return {**self._journaled, "usd": from_nanos(self._journaled_nanos)}
+
+    # -- reads and operators' commands: fail at once while down, no deadline --------------------------
+
+    def _direct(self) -> BudgetStore:
+        if self._down_since is not None or self._inner is None:
+            raise self._unavailable()
+        return self._inner
+
+    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]):
+        return self._direct().spent(budget_id, key, window_keys)
+
+    def holds(self, budget_id: str, key: Optional[str] = None):
+        return self._direct().holds(budget_id, key)  # type: ignore[attr-defined]
+
+    def ledger(self, *args: Any, **kwargs: Any) -> List[LedgerEntry]:
+        return self._direct().ledger(*args, **kwargs)
+
+    def set_limit(self, *args: Any, **kwargs: Any) -> Optional[int]:
+        return self._direct().set_limit(*args, **kwargs)
+
+    def set_frozen(self, *args: Any, **kwargs: Any) -> bool:
+        return self._direct().set_frozen(*args, **kwargs)
+
+    def adjust(self, *args: Any, **kwargs: Any) -> int:
+        return self._direct().adjust(*args, **kwargs)
+
+    def reset(self, *args: Any, **kwargs: Any) -> int:
+        return self._direct().reset(*args, **kwargs)
+
+    def partitions(self, budget_id: str, window_keys: Sequence[str]) -> List[str]:
+        return self._direct().partitions(budget_id, window_keys)
+
+    def __getattr__(self, name: str) -> Any:
+        inner = self.__dict__.get("_inner")
+        if inner is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._inner is not None:
+            try:
+                self._inner.close()
+            finally:
+                if self.journal is not None:
+                    self.journal.close()
+        self._runner.stop()
+
+
+class UnavailableStore:
+    """A store that never opens (the configuration could not be read): every reserve fails with the
+    reason, so a book that fails closed refuses every call; nothing is held, settled or journaled."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name, self.reason = name, reason
+
+    def reserve(self, *args: Any, **kwargs: Any) -> ReserveResult:
+        raise StoreUnavailableError(self.name, self.reason)
+
+    def controls(self) -> Controls:
+        return {}
+
+    def settle(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def release(self, reservation_id: str) -> None:
+        pass
+
+    def record(self, entries: Sequence[LedgerEntry]) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def unavailable(*args: Any, **kwargs: Any) -> Any:
+            raise StoreUnavailableError(self.name, self.reason)
+
+        return unavailable
+
+    def close(self) -> None:
+        pass
+
+
+def unwrap(store: Any) -> Any:
+    """The store inside a ResilientStore (the store itself otherwise)."""
+    return store.inner if isinstance(store, ResilientStore) else store
