@@ -619,6 +619,7 @@ class EventStreamProxy(c._StreamProxyBase):
         if self._self_iterator is None:
             self._self_iterator = iter(self.__wrapped__)
         iterator = self._self_iterator
+        state.reading += 1
         try:
             item = next(iterator)
         except StopIteration:
@@ -627,6 +628,9 @@ class EventStreamProxy(c._StreamProxyBase):
         except BaseException as exc:  # a stream error event, a broken connection, an interrupt
             self._self_end(exc)
             raise
+        finally:
+            state.reading -= 1
+            state.last_active = time.monotonic()
         state.observe_safely(item)
         return item
 
@@ -652,6 +656,7 @@ class AsyncEventStreamProxy(c._StreamProxyBase):
         if self._self_iterator is None:
             self._self_iterator = self.__wrapped__.__aiter__()
         iterator = self._self_iterator
+        state.reading += 1
         try:
             item = await iterator.__anext__()
         except StopAsyncIteration:
@@ -660,6 +665,9 @@ class AsyncEventStreamProxy(c._StreamProxyBase):
         except BaseException as exc:  # a stream error event, a broken connection, a cancellation
             self._self_end(exc)
             raise
+        finally:
+            state.reading -= 1
+            state.last_active = time.monotonic()
         state.observe_safely(item)
         return item
 
