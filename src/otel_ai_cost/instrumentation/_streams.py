@@ -64,6 +64,10 @@ class StreamState:
     stream is idle.
     """
 
+    # Message content accumulated from the chunks read (``_content.Accumulator``), only when
+    # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT asks for it; None otherwise.
+    content: Any = None
+
     def __init__(self, operation: Operation) -> None:
         self.operation = operation
         self.first_chunk_at: Optional[float] = None
@@ -79,6 +83,12 @@ class StreamState:
     def observe_safely(self, item: Any) -> bool:
         if self.first_chunk_at is None:
             self.first_chunk_at = time.perf_counter()
+        if self.content is not None:
+            try:
+                self.content.add(item)
+            except Exception as exc:
+                log_once(f"{type(self).__name__} content", exc)
+                self.content = None
         try:
             return bool(self.observe(item))
         except Exception as exc:
@@ -98,7 +108,13 @@ class StreamState:
         except Exception as exc:
             log_once(f"{type(self).__name__}.outcome", exc)
             outcome = Outcome()
-        self.operation.finish(outcome, error=error, extra=self._extra())
+        extra = self._extra()
+        if self.content is not None:
+            try:
+                extra.update(self.content.attributes())
+            except Exception as exc:
+                log_once(f"{type(self).__name__} content", exc)
+        self.operation.finish(outcome, error=error, extra=extra)
 
 
 class _Tracked:

@@ -28,7 +28,8 @@ Streams are returned behind a transparent proxy that observes the events as the 
 (never ahead) and ends the span exactly once: exhaustion, ``close()``, an error, or garbage
 collection of an abandoned stream.
 
-Message content is never recorded.
+Message content is never recorded: content capture is not supported for bedrock; with
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` the instrumentor says so once (in the log).
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _common as c
+from . import _content
 from ._common import Operation, Outcome, StreamState, as_num, log_once, safe
 
 # Converse / ConverseStream appeared in botocore 1.34.116 (May 2024).
@@ -976,6 +978,7 @@ class BedrockInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
+        _content.not_supported("bedrock")  # says so once when content capture is asked for
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.bedrock", kwargs)
         config = c.Config(telemetry, kwargs.get("catalog"))
         self._wrapped = []

@@ -35,7 +35,8 @@ of a server-side tool (``toolUsePromptTokenCount``) cannot be known before the c
 estimated. The SDK's own tokenizer (``google.genai.local_tokenizer``) downloads its model at run
 time, so it is not used.
 
-Message content is never recorded.
+Message content (system instruction, input and output messages of generate_content) is recorded
+only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` (see ``_content``).
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _common as c
+from . import _content, _content_google
 from ._common import Operation, Outcome, StreamState, as_num, log_once, safe
 
 # 1.20.0 is the oldest version checked: older ones drop thoughtsTokenCount / toolUsePromptTokenCount
@@ -615,7 +617,10 @@ def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any])
         estimate_input=estimate,
     )
     name = f"{operation} {model}" if model else operation
-    return Operation(config.telemetry, request, name, attrs, catalog=config.catalog), call_kwargs
+    op = Operation(config.telemetry, request, name, attrs, catalog=config.catalog)
+    if kind != "embed":
+        _content.record_input(op, _content_google.generate_input, contents, gen_config)
+    return op, call_kwargs
 
 
 def _with_requested_tier(op: Operation, outcome: Outcome) -> Outcome:
@@ -635,7 +640,11 @@ class _Call(c.Call):
         self.is_async = is_async
 
     def outcome(self, response: Any) -> Outcome:
-        outcome = embed_outcome(response) if self.kind == "embed" else generate_outcome(response)
+        if self.kind == "embed":
+            outcome = embed_outcome(response)
+        else:
+            outcome = generate_outcome(response)
+            _content.add_output(outcome, self.operation, _content_google.generate_output, response, _finish_reason)
         return _with_requested_tier(self.operation, outcome)
 
     def handle_result(self, result: Any) -> Any:
@@ -643,6 +652,8 @@ class _Call(c.Call):
             try:
                 proxy = c.AsyncStreamProxy if self.is_async else c.StreamProxy
                 state = GenerateStreamState(self.operation)
+                state.content = _content.stream_accumulator(
+                    self.operation, lambda: _content_google.GenerateAccumulator(_finish_reason))
                 wrapped = proxy(result, state)
                 scope = _STREAM_SCOPE.get()
                 if scope is not None:  # read through generate_content_stream: it ends with it
