@@ -33,13 +33,11 @@ import threading
 from typing import Any, Dict, List, Optional
 
 from .. import _semconv as sc
+from .._gen_ai import GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_SYSTEM_INSTRUCTIONS
 
 logger = logging.getLogger("otel_ai_cost.instrumentation")
 
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-GEN_AI_SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
-GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
-GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
 TRUNCATED = sc.AI_COST_CONTENT_TRUNCATED
 
 MAX_CHARS = 16384
