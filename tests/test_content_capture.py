@@ -274,3 +274,30 @@ def test_providers_without_capture_are_silent_when_not_asked(monkeypatch, caplog
         instrumentor.instrument(tracer_provider=tracer_provider)
         instrumentor.uninstrument()
     assert not [r for r in caplog.records if ENV in r.getMessage()]
+
+
+def test_a_variable_set_after_instrument_is_said_at_the_first_call(monkeypatch, caplog, tracer_provider):
+    import groq
+    import httpx
+
+    from _fake_groq import FakeAPI
+    from otel_ai_cost.instrumentation.groq import GroqInstrumentor
+
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setattr(_content, "_logged", set())
+    instrumentor = GroqInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider)
+    try:
+        monkeypatch.setenv(ENV, "true")
+        body = {"id": "c", "object": "chat.completion", "created": 1, "model": "llama-3.1-8b-instant",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+        fake = FakeAPI().reply(body).reply(body)
+        client = groq.Groq(api_key="test", http_client=httpx.Client(transport=fake.transport()), max_retries=0)
+        with caplog.at_level(logging.WARNING, logger="otel_ai_cost.instrumentation"):
+            for _ in range(2):
+                client.chat.completions.create(model="llama-3.1-8b-instant", messages=[{"role": "user", "content": "Hi"}])
+    finally:
+        instrumentor.uninstrument()
+    said = [r.getMessage() for r in caplog.records if "not supported for groq" in r.getMessage()]
+    assert len(said) == 1

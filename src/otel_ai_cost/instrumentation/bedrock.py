@@ -825,6 +825,7 @@ def _failed_body(error: BaseException) -> Any:
 
 
 def _prepare(config: c.Config, client: Any, api_operation: str, params: Mapping[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+    _content.not_supported("bedrock")  # the variable may be set after instrument()
     call_params = dict(params)
     model_id = call_params.get("modelId") if isinstance(call_params.get("modelId"), str) else None
     if api_operation in (CONVERSE, CONVERSE_STREAM):

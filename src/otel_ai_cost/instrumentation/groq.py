@@ -433,6 +433,7 @@ class _AsyncRawResponseProxy(_RawResponseProxy):
 
 
 def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+    _content.not_supported("groq")  # the variable may be set after instrument()
     client = get(instance, "_client")
     call_kwargs = dict(kwargs)
     if kind == "chat":

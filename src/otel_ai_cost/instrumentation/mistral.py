@@ -360,6 +360,7 @@ class _Call(c.Call):
 
 
 def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+    _content.not_supported("mistral")  # the variable may be set after instrument()
     call_kwargs = dict(kwargs)
     if kind == "embeddings":
         materialize(call_kwargs, "inputs")
