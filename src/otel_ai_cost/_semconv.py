@@ -107,6 +107,12 @@ AI_COST_BUDGET_DECISIONS: Final = "ai_cost.budget.decisions"
 AI_COST_BUDGET_DECISIONS_UNIT: Final = "{decision}"
 
 
+# --- semconv/content.yaml
+
+# Whether message content captured on the span was cut to otel-ai-cost's bounds.
+AI_COST_CONTENT_TRUNCATED: Final = "ai_cost.content.truncated"
+
+
 # --- semconv/cost.yaml
 
 # Cost of this one GenAI operation, in the currency given by `gen_ai.usage.cost.currency`.

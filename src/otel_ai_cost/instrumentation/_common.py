@@ -1,4 +1,4 @@
-"""Span, metric and stream helpers shared by the provider instrumentors.
+"""Span and metric helpers shared by the provider instrumentors.
 
 An instrumentor describes its call as an ``LLMRequest`` plus the request attributes, starts an
 ``Operation`` (the span is started inside ``pending_request`` so ``AICostSpanProcessor.on_start``
@@ -12,7 +12,8 @@ Also here, for every provider module: the small readers of SDK objects (``get``,
 the output estimate of a stream that ends without usage (``CharCounter``, ``estimated_usage``),
 the wrap / unwrap bookkeeping of ``_instrument`` / ``_uninstrument``, and the wrapper factories
 (``sync_call_wrapper`` / ``async_call_wrapper``) of the providers whose calls follow the plain
-prepare -> budget decision -> call -> result shape.
+prepare -> budget decision -> call -> result shape. The stream proxies, and the reaper that ends
+the spans of abandoned streams, are in ``_streams`` (importable from here too).
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ import dataclasses
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Iterator as _IteratorABC
 from collections.abc import Mapping as _MappingABC
 from dataclasses import dataclass
@@ -776,221 +776,18 @@ def async_call_wrapper(site: str, prepare: Callable[[Any, Dict[str, Any]], Any],
     return wrapper
 
 
-class StreamState:
-    """What a stream proxy accumulates while the user reads: everything needed to end the span.
-
-    Subclasses implement ``observe(item) -> bool`` (True hides the item from the caller) and
-    ``outcome()``. Kept apart from the proxy so a ``weakref.finalize`` on the proxy can end the span
-    without keeping the proxy alive.
-    """
-
-    def __init__(self, operation: Operation) -> None:
-        self.operation = operation
-        self.first_chunk_at: Optional[float] = None
-
-    def observe(self, item: Any) -> bool:  # pragma: no cover - overridden
-        return False
-
-    def outcome(self) -> Outcome:  # pragma: no cover - overridden
-        return Outcome()
-
-    def observe_safely(self, item: Any) -> bool:
-        if self.first_chunk_at is None:
-            self.first_chunk_at = time.perf_counter()
-        try:
-            return bool(self.observe(item))
-        except Exception as exc:
-            log_once(f"{type(self).__name__}.observe", exc)
-            return False
-
-    def _extra(self) -> Dict[str, Any]:
-        if self.first_chunk_at is None:
-            return {}
-        return {GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: self.first_chunk_at - self.operation.start}
-
-    def end(self, error: Optional[BaseException] = None) -> None:
-        if self.operation.ended:
-            return
-        try:
-            outcome = self.outcome()
-        except Exception as exc:
-            log_once(f"{type(self).__name__}.outcome", exc)
-            outcome = Outcome()
-        self.operation.finish(outcome, error=error, extra=self._extra())
+# The stream proxies and the reaper live in ``_streams``; their names stay importable from here.
+_STREAM_NAMES = frozenset({
+    "StreamState", "StreamProxy", "AsyncStreamProxy", "_StreamProxyBase", "end_stream_proxy",
+    "end_when_collected", "flush_abandoned_streams", "set_stream_idle_timeout",
+})
 
 
-class _Reaper:
-    """Ends the spans of abandoned streams (and unread raw responses) on a background thread.
+def __getattr__(name: str) -> Any:
+    if name in _STREAM_NAMES:
+        from . import _streams
 
-    A stream proxy's finalizer can run inside the garbage collector, at any allocation of any
-    thread, including one that holds a lock of the budget store, the span processor or the metrics
-    SDK; ending the span there (which settles the budget and records metrics) could wait on that
-    same lock forever. So the finalizer only queues the stream's state (``SimpleQueue.put`` is
-    safe in finalizers) and this thread ends it. Started by the first stream proxy, never from a
-    finalizer; drained at interpreter exit.
-    """
-
-    def __init__(self) -> None:
-        import queue
-
-        self._queue: "queue.SimpleQueue[Callable[[], Any]]" = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        with self._lock:
-            if self._thread is None:
-                import atexit
-
-                thread = threading.Thread(target=self._run, name="otel-ai-cost-stream-reaper", daemon=True)
-                thread.start()
-                self._thread = thread
-                atexit.register(self.drain, 2.0)
-
-    def put(self, end: Callable[[], Any]) -> None:
-        self._queue.put(end)  # no lock taken: safe from a finalizer
-
-    def _run(self) -> None:
-        while True:
-            end = self._queue.get()
-            try:
-                end()
-            except Exception as exc:  # noqa: BLE001 - never let the reaper die
-                log_once("stream finalizer", exc)
-
-    def drain(self, timeout: float = 5.0) -> bool:
-        """Wait until everything queued so far has been ended (the queue is FIFO: a marker)."""
-        if self._thread is None:
-            return True
-        done = threading.Event()
-        self._queue.put(done.set)
-        return done.wait(timeout)
-
-
-_reaper = _Reaper()
-
-
-def flush_abandoned_streams(timeout: float = 5.0) -> bool:
-    """End the spans (and settle the budgets) of the streams abandoned so far; for tests and exit."""
-    return _reaper.drain(timeout)
-
-
-def end_when_collected(obj: Any, end: Callable[[], Any]) -> "weakref.finalize":
-    """Call ``end`` on the reaper thread once ``obj`` is garbage collected (detach it when ended otherwise)."""
-    _reaper.start()
-    return weakref.finalize(obj, _defer, end)
-
-
-def _defer(end: Callable[[], Any]) -> None:
-    try:
-        _reaper.put(end)
-    except Exception as exc:  # runs from the garbage collector: never raise
-        log_once("stream finalizer", exc)
-
-
-class _StreamProxyBase(wrapt.ObjectProxy):
-    """What the sync and async stream proxies share: the state, and ending the span exactly once."""
-
-    def __init__(self, wrapped: Any, state: StreamState) -> None:
-        super().__init__(wrapped)
-        self._self_state = state
-        self._self_finalizer = end_when_collected(self, state.end)
-
-    def _self_end(self, error: Optional[BaseException] = None) -> None:
-        self._self_finalizer.detach()
-        self._self_state.end(error)
-
-
-class StreamProxy(_StreamProxyBase):
-    """Transparent proxy over an SDK ``Stream``: ends the span exactly once.
-
-    Ends on exhaustion, ``close()`` / context exit, an exception while iterating (with
-    ``error.type``), and garbage collection of an abandoned stream.
-    """
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        state = self._self_state
-        wrapped = self.__wrapped__
-        while True:
-            try:
-                item = wrapped.__next__()
-            except StopIteration:
-                self._self_end()
-                raise
-            except BaseException as exc:  # cancellation ends the span too
-                self._self_end(exc)
-                raise
-            if not state.observe_safely(item):
-                return item
-
-    def __enter__(self):
-        self.__wrapped__.__enter__()
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            return self.__wrapped__.__exit__(exc_type, exc, tb)
-        finally:
-            self._self_end()
-
-    def close(self) -> None:
-        try:
-            self.__wrapped__.close()
-        finally:
-            self._self_end()
-
-
-class AsyncStreamProxy(_StreamProxyBase):
-    """The ``AsyncStream`` counterpart of ``StreamProxy``."""
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self):
-        state = self._self_state
-        wrapped = self.__wrapped__
-        while True:
-            try:
-                item = await wrapped.__anext__()
-            except StopAsyncIteration:
-                self._self_end()
-                raise
-            except BaseException as exc:  # cancellation ends the span too
-                self._self_end(exc)
-                raise
-            if not state.observe_safely(item):
-                return item
-
-    async def __aenter__(self):
-        await self.__wrapped__.__aenter__()
-        return self
-
-    async def __aexit__(self, exc_type, exc, tb):
-        try:
-            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
-        finally:
-            self._self_end()
-
-    async def close(self) -> None:
-        try:
-            await self.__wrapped__.close()
-        finally:
-            self._self_end()
-
-    async def aclose(self) -> None:
-        """Async generators (google-genai streams) close with ``aclose()``."""
-        try:
-            await self.__wrapped__.aclose()
-        finally:
-            self._self_end()
-
-
-def end_stream_proxy(obj: Any) -> None:
-    """End the span of a stream proxy, if ``obj`` is one (used by SDK helpers that bypass ``close``)."""
-    if isinstance(obj, (StreamProxy, AsyncStreamProxy)):
-        obj._self_end()
+        value = getattr(_streams, name)
+        globals()[name] = value  # later lookups are plain module attributes
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

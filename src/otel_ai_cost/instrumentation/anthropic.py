@@ -29,7 +29,8 @@ its usage from the body the HTTP response already holds (read by ``.json()``, ``
 no usage and no cost, so neither budgets nor cost enrichment count it; the counted tokens are
 recorded as ``ai_cost.count_tokens.input_tokens`` once the semconv registry declares that name.
 
-Message content is never recorded.
+Message content (system, input and output messages) is recorded only when
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` (see ``_content``).
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _common as c
+from . import _content, _content_anthropic
 from ._common import (
     CharCounter, Operation, Outcome, StreamState, as_int, as_num, as_str, get, given, host_port, log_once, safe,
 )
@@ -433,6 +435,7 @@ def _wrap_stream(stream: Any, operation: Operation) -> Any:
     """The stream behind a proxy that ends the span; the stream itself (span ended) if unknown."""
     Stream, AsyncStream = _stream_types()
     state = MessageStreamState(operation)
+    state.content = _content.stream_accumulator(operation, _content_anthropic.MessageAccumulator)
     if isinstance(stream, AsyncStream):
         return c.AsyncStreamProxy(stream, state)
     if isinstance(stream, Stream):
@@ -562,6 +565,7 @@ class _Call:
     def finish_with(self, message: Any) -> None:
         try:
             outcome = message_outcome(message)
+            _content.add_output(outcome, self.operation, _content_anthropic.message_output, message)
         except Exception as exc:
             log_once("anthropic response", exc)
             outcome = Outcome()
@@ -667,6 +671,9 @@ def _prepare(config: c.Config, instance: Any, kwargs: Dict[str, Any], stream: bo
     )
     name = f"chat {model}" if model else "chat"
     op = Operation(config.telemetry, request, name, attrs, catalog=config.catalog)
+    system = call_kwargs.get("system")
+    _content.record_input(op, _content_anthropic.messages_input, call_kwargs.get("messages"),
+                          system if given(system) else None)
     return _Call(op, stream), call_kwargs
 
 

@@ -28,7 +28,8 @@ Streams are returned behind a transparent proxy that observes the events as the 
 (never ahead) and ends the span exactly once: exhaustion, ``close()``, an error, or garbage
 collection of an abandoned stream.
 
-Message content is never recorded.
+Message content is never recorded: content capture is not supported for bedrock; with
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` the instrumentor says so once (in the log).
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _common as c
+from . import _content
 from ._common import Operation, Outcome, StreamState, as_num, log_once, safe
 
 # Converse / ConverseStream appeared in botocore 1.34.116 (May 2024).
@@ -619,6 +621,7 @@ class EventStreamProxy(c._StreamProxyBase):
         if self._self_iterator is None:
             self._self_iterator = iter(self.__wrapped__)
         iterator = self._self_iterator
+        state.reading += 1
         try:
             item = next(iterator)
         except StopIteration:
@@ -627,6 +630,9 @@ class EventStreamProxy(c._StreamProxyBase):
         except BaseException as exc:  # a stream error event, a broken connection, an interrupt
             self._self_end(exc)
             raise
+        finally:
+            state.reading -= 1
+            state.last_active = time.monotonic()
         state.observe_safely(item)
         return item
 
@@ -652,6 +658,7 @@ class AsyncEventStreamProxy(c._StreamProxyBase):
         if self._self_iterator is None:
             self._self_iterator = self.__wrapped__.__aiter__()
         iterator = self._self_iterator
+        state.reading += 1
         try:
             item = await iterator.__anext__()
         except StopAsyncIteration:
@@ -660,6 +667,9 @@ class AsyncEventStreamProxy(c._StreamProxyBase):
         except BaseException as exc:  # a stream error event, a broken connection, a cancellation
             self._self_end(exc)
             raise
+        finally:
+            state.reading -= 1
+            state.last_active = time.monotonic()
         state.observe_safely(item)
         return item
 
@@ -815,6 +825,7 @@ def _failed_body(error: BaseException) -> Any:
 
 
 def _prepare(config: c.Config, client: Any, api_operation: str, params: Mapping[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+    _content.not_supported("bedrock")  # the variable may be set after instrument()
     call_params = dict(params)
     model_id = call_params.get("modelId") if isinstance(call_params.get("modelId"), str) else None
     if api_operation in (CONVERSE, CONVERSE_STREAM):
@@ -968,6 +979,7 @@ class BedrockInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
+        _content.not_supported("bedrock")  # says so once when content capture is asked for
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.bedrock", kwargs)
         config = c.Config(telemetry, kwargs.get("catalog"))
         self._wrapped = []

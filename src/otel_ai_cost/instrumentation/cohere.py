@@ -19,7 +19,8 @@ counts the message texts (billed units include no template tokens), each tool de
 name, description and parameters (name, type, description) + 2, each assistant tool call as its
 name and arguments + 1, each tool result + 1. Calibrated on the recorded requests.
 
-Message content is never recorded.
+Message content is never recorded: content capture is not supported for cohere; with
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` the instrumentor says so once (in the log).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _common as c
+from . import _content
 from ._common import (
     CharCounter, Operation, Outcome, StreamState, as_int, as_num, as_str, estimated_usage, get, log_once,
     materialize, safe,
@@ -354,6 +356,7 @@ class _Call(c.Call):
 
 
 def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+    _content.not_supported("cohere")  # the variable may be set after instrument()
     call_kwargs = dict(kwargs)
     if kind == "embeddings":
         materialize(call_kwargs, "texts")
@@ -440,6 +443,7 @@ class CohereInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
+        _content.not_supported("cohere")  # says so once when content capture is asked for
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.cohere", kwargs)
         config = c.Config(telemetry, kwargs.get("catalog"))
         self._wrapped = []

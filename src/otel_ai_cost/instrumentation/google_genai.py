@@ -35,22 +35,27 @@ of a server-side tool (``toolUsePromptTokenCount``) cannot be known before the c
 estimated. The SDK's own tokenizer (``google.genai.local_tokenizer``) downloads its model at run
 time, so it is not used.
 
-Message content is never recorded.
+Message content (system instruction, input and output messages of generate_content) is recorded
+only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` (see ``_content``).
 """
 from __future__ import annotations
 
 import base64
+import functools
 import time
+from contextvars import ContextVar
 from collections.abc import Iterator as _IteratorABC
 from typing import Any, Collection, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
+import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _common as c
-from ._common import Operation, Outcome, StreamState, as_num, log_once
+from . import _content, _content_google
+from ._common import Operation, Outcome, StreamState, as_num, log_once, safe
 
 # 1.20.0 is the oldest version checked: older ones drop thoughtsTokenCount / toolUsePromptTokenCount
 # from the response (1.0.0 does), so their thinking and tool-use tokens could not be billed.
@@ -612,7 +617,10 @@ def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any])
         estimate_input=estimate,
     )
     name = f"{operation} {model}" if model else operation
-    return Operation(config.telemetry, request, name, attrs, catalog=config.catalog), call_kwargs
+    op = Operation(config.telemetry, request, name, attrs, catalog=config.catalog)
+    if kind != "embed":
+        _content.record_input(op, _content_google.generate_input, contents, gen_config)
+    return op, call_kwargs
 
 
 def _with_requested_tier(op: Operation, outcome: Outcome) -> Outcome:
@@ -632,14 +640,25 @@ class _Call(c.Call):
         self.is_async = is_async
 
     def outcome(self, response: Any) -> Outcome:
-        outcome = embed_outcome(response) if self.kind == "embed" else generate_outcome(response)
+        if self.kind == "embed":
+            outcome = embed_outcome(response)
+        else:
+            outcome = generate_outcome(response)
+            _content.add_output(outcome, self.operation, _content_google.generate_output, response, _finish_reason)
         return _with_requested_tier(self.operation, outcome)
 
     def handle_result(self, result: Any) -> Any:
         if self.kind == "stream":
             try:
                 proxy = c.AsyncStreamProxy if self.is_async else c.StreamProxy
-                return proxy(result, GenerateStreamState(self.operation))
+                state = GenerateStreamState(self.operation)
+                state.content = _content.stream_accumulator(
+                    self.operation, lambda: _content_google.GenerateAccumulator(_finish_reason))
+                wrapped = proxy(result, state)
+                scope = _STREAM_SCOPE.get()
+                if scope is not None:  # read through generate_content_stream: it ends with it
+                    scope.append(state)
+                return wrapped
             except Exception as exc:  # noqa: BLE001
                 log_once("google_genai stream", exc)
                 self.finish_without_response()
@@ -673,6 +692,91 @@ def _async_wrapper(config: c.Config, kind: str):
 
 
 # ---------------------------------------------------------------------------------------------
+# The public generate_content_stream: its close ends the spans of the requests it streamed
+#
+# The SDK's public stream is a generator over generators over the per-request stream we proxy,
+# iterated with ``for`` / ``async for``, which never close what they iterate: closing the public
+# stream only drops the inner ones, and the async SDK leaves their closing to the event loop, a
+# turn or more later. So the public stream is proxied too; while the user reads it, the requests
+# it sends register their stream state (``_STREAM_SCOPE``), and its ``close()`` / ``aclose()``
+# (or its being dropped) ends them, before returning.
+
+_STREAM_SCOPE: "ContextVar[Optional[List[StreamState]]]" = ContextVar("otel_ai_cost_genai_stream_scope", default=None)
+
+
+def _end_all(states: List[StreamState]) -> None:
+    for state in list(states):
+        state.end()
+
+
+class _PublicStreamBase(wrapt.ObjectProxy):
+    def __init__(self, wrapped: Any) -> None:
+        super().__init__(wrapped)
+        self._self_states: List[StreamState] = []
+        self._self_finalizer = c.end_when_collected(self, functools.partial(_end_all, self._self_states), watch=False)
+
+    def _self_end(self) -> None:
+        self._self_finalizer.detach()
+        _end_all(self._self_states)
+
+
+class PublicStreamProxy(_PublicStreamBase):
+    """``Models.generate_content_stream``'s generator: ``close()`` ends its requests' spans."""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        token = _STREAM_SCOPE.set(self._self_states)
+        try:
+            return self.__wrapped__.__next__()
+        except BaseException:  # exhausted, failed or interrupted: nothing more is read
+            self._self_end()
+            raise
+        finally:
+            _STREAM_SCOPE.reset(token)
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_end()
+
+
+class AsyncPublicStreamProxy(_PublicStreamBase):
+    """``AsyncModels.generate_content_stream``'s async generator: ``aclose()`` ends its requests' spans."""
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        token = _STREAM_SCOPE.set(self._self_states)
+        try:
+            return await self.__wrapped__.__anext__()
+        except BaseException:
+            self._self_end()
+            raise
+        finally:
+            _STREAM_SCOPE.reset(token)
+
+    async def aclose(self) -> None:
+        try:
+            await self.__wrapped__.aclose()
+        finally:
+            self._self_end()
+
+
+def _public_stream_wrapper(wrapped, instance, args, kwargs):
+    result = wrapped(*args, **kwargs)
+    return safe("google_genai public stream", PublicStreamProxy, result, default=result)
+
+
+async def _async_public_stream_wrapper(wrapped, instance, args, kwargs):
+    result = await wrapped(*args, **kwargs)
+    return safe("google_genai public stream", AsyncPublicStreamProxy, result, default=result)
+
+
+# ---------------------------------------------------------------------------------------------
 # The instrumentor
 
 
@@ -700,6 +804,11 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):
                     continue
                 factory = _async_wrapper if is_async else _sync_wrapper
                 c.wrap(_MODULE, path, factory(config, kind), self._wrapped)
+                if kind == "stream" and path.endswith("._generate_content_stream"):
+                    public = path.replace("._generate_content_stream", ".generate_content_stream")
+                    if c.resolve(_MODULE, public) is not None:
+                        c.wrap(_MODULE, public, _async_public_stream_wrapper if is_async else _public_stream_wrapper,
+                               self._wrapped)
                 break
 
     def _uninstrument(self, **kwargs: Any) -> None:

@@ -29,7 +29,8 @@ time): a chat or embeddings request that did not come through a current ``create
 object cached before ``instrument()``) is instrumented there, from the request body; and a wrapper
 of an earlier ``instrument()`` (cached, then ``uninstrument()``) calls the SDK untouched.
 
-Message content is never recorded.
+Message content is never recorded: content capture is not supported for groq; with
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` the instrumentor says so once (in the log).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from . import _common as c
+from . import _content
 from ._stainless import RequestRouter
 from ._chat_format import (
     OPENAI_API_TYPE,
@@ -431,6 +433,7 @@ class _AsyncRawResponseProxy(_RawResponseProxy):
 
 
 def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+    _content.not_supported("groq")  # the variable may be set after instrument()
     client = get(instance, "_client")
     call_kwargs = dict(kwargs)
     if kind == "chat":
@@ -495,6 +498,7 @@ class GroqInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
+        _content.not_supported("groq")  # says so once when content capture is asked for
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.groq", kwargs)
         config = c.Config(telemetry, kwargs.get("catalog"))
         self._wrapped = []

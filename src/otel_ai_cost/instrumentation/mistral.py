@@ -15,7 +15,8 @@
   ``[AVAILABLE_TOOLS]...[/AVAILABLE_TOOLS]`` around the JSON tool definitions. Calibrated on the
   recorded requests (``benchmarks/estimation_error_mistral_cohere_groq.py``).
 
-Message content is never recorded.
+Message content is never recorded: content capture is not supported for mistral; with
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` the instrumentor says so once (in the log).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _common as c
+from . import _content
 from ._chat_format import finish_reasons
 from ._common import (
     CharCounter, Operation, Outcome, StreamState, as_int, as_num, as_str, estimated_usage, get, log_once,
@@ -358,6 +360,7 @@ class _Call(c.Call):
 
 
 def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+    _content.not_supported("mistral")  # the variable may be set after instrument()
     call_kwargs = dict(kwargs)
     if kind == "embeddings":
         materialize(call_kwargs, "inputs")
@@ -399,6 +402,7 @@ class MistralInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
+        _content.not_supported("mistral")  # says so once when content capture is asked for
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.mistral", kwargs)
         config = c.Config(telemetry, kwargs.get("catalog"))
         self._wrapped = []

@@ -20,7 +20,8 @@ time): a request to a wrapped endpoint (``/chat/completions``, ``/responses``, `
 ``instrument()``) is instrumented there, from the request body; and a wrapper of an earlier
 ``instrument()`` (cached, then ``uninstrument()``) calls the SDK untouched.
 
-Message content is never recorded: this instrumentor does not implement content capture.
+Message content (chat completions and Responses: system instructions, input and output messages) is
+recorded only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` (see ``_content``).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _common as c
+from . import _content, _content_openai
 from ._stainless import RequestRouter
 from ._chat_format import (  # noqa: F401 - the openai.* request attribute names are also public here
     GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
@@ -590,6 +592,10 @@ class _AsyncRawResponseProxy(_RawResponseProxy):
 # One call
 
 
+# Output message content (only built when capture is asked for, see ``_content``).
+_OUTPUT_CONTENT = {"chat": _content_openai.chat_output, "responses": _content_openai.responses_output}
+
+
 class _Call(c.Call):
     """The instrumented state of one SDK call, between request and response."""
 
@@ -610,11 +616,21 @@ class _Call(c.Call):
         usage = c.estimated_usage(self.operation.request, c.CharCounter(), "raw response input estimate")
         self.operation.finish(Outcome(usage=usage, usage_source=sc.AiCostUsageSourceValues.ESTIMATED))
 
+    def outcome(self, response: Any) -> Outcome:
+        outcome = super().outcome(response)
+        convert = _OUTPUT_CONTENT.get(self.kind)
+        if convert is not None:
+            _content.add_output(outcome, self.operation, convert, response)
+        return outcome
+
     def wrap_stream(self, stream: Any) -> Any:
         if self.kind == "responses":
             state: StreamState = ResponsesStreamState(self.operation)
+            state.content = _content.stream_accumulator(self.operation, _content_openai.ResponsesAccumulator)
         else:
             state = ChatStreamState(self.operation, self.hide_usage_chunk, self.usage_expected)
+            if self.kind == "chat":
+                state.content = _content.stream_accumulator(self.operation, _content_openai.ChatAccumulator)
         proxy = _wrap_stream(stream, state)
         if proxy is None:
             self.finish_without_response()
@@ -730,6 +746,12 @@ def _prepare(config: _Config, kind: str, instance: Any, kwargs: Dict[str, Any]) 
     )
     name = f"{operation} {model}" if model else operation
     op = Operation(config.telemetry, request, name, attrs, catalog=config.catalog)
+    if kind == "chat":
+        _content.record_input(op, _content_openai.chat_input, call_kwargs.get("messages"))
+    elif kind == "responses":
+        instructions = call_kwargs.get("instructions")
+        _content.record_input(op, _content_openai.responses_input, call_kwargs.get("input"),
+                              instructions if given(instructions) else None)
     return _Call(op, kind, is_stream, hide_usage_chunk, is_stream and _usage_requested(call_kwargs)), call_kwargs
 
 

@@ -1,0 +1,406 @@
+"""Stream proxies, and the reaper that ends the spans of streams nobody closed.
+
+A streamed call's span ends exactly once, with what the user read (never a chunk more):
+
+- when the stream is exhausted, fails, or is closed: ``close()`` / ``aclose()``, ``with`` /
+  ``async with`` exit; synchronously, before ``close()`` returns, so the budget hold is settled
+  when the caller's next call is checked;
+- when the stream is dropped unclosed. A proxy whose last reference goes away (``del``, a closed
+  generator of the SDK that was iterating it, as google-genai's ``generate_content_stream`` does)
+  is ended at once, in the thread that dropped it. A proxy dropped inside a reference cycle is
+  ended when the garbage collector frees it, and not later than the idle bound: the reaper thread
+  looks at the streams idle for ``idle_timeout`` seconds (no chunk read, no read in progress) and
+  runs one ``gc.collect()`` for them (at most one per ``idle_timeout``); the ones that were garbage
+  are ended there, the ones still referenced stay open (the user may read on). So the span of a
+  dropped stream ends within ``2 * idle_timeout`` plus one tick (default 30 s: within about 65 s),
+  without anyone calling ``gc.collect()``.
+
+Ending a span settles the budget and records metrics, which take locks (the budget store, the span
+processor, the metrics SDK). A finalizer that runs inside the garbage collector may run on any
+thread, at any allocation, also while that thread holds one of those locks; so a finalizer running
+during a collection (``gc.callbacks`` marks the collecting thread) only queues the end for the
+reaper thread, while a finalizer run by a plain reference drop (outside any collection) ends the span
+in place.
+"""
+from __future__ import annotations
+
+import gc
+import queue
+import threading
+import time
+import weakref
+from typing import Any, Callable, Dict, Optional
+
+import wrapt
+
+from ._common import GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, Operation, Outcome, log_once
+
+DEFAULT_IDLE_TIMEOUT = 30.0
+
+# ---------------------------------------------------------------------------------------------
+# Is the current thread inside a garbage collection?
+
+_collecting_thread: Optional[int] = None
+
+
+def _on_gc(phase: str, info: Dict[str, Any]) -> None:
+    global _collecting_thread
+    _collecting_thread = threading.get_ident() if phase == "start" else None
+
+
+gc.callbacks.append(_on_gc)
+
+
+def _in_collection() -> bool:
+    return _collecting_thread is not None and _collecting_thread == threading.get_ident()
+
+
+class StreamState:
+    """What a stream proxy accumulates while the user reads: everything needed to end the span.
+
+    Subclasses implement ``observe(item) -> bool`` (True hides the item from the caller) and
+    ``outcome()``. Kept apart from the proxy so a ``weakref.finalize`` on the proxy can end the span
+    without keeping the proxy alive. ``last_active`` / ``reading`` tell the reaper whether the
+    stream is idle.
+    """
+
+    # Message content accumulated from the chunks read (``_content.Accumulator``), only when
+    # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT asks for it; None otherwise.
+    content: Any = None
+
+    def __init__(self, operation: Operation) -> None:
+        self.operation = operation
+        self.first_chunk_at: Optional[float] = None
+        self.last_active = time.monotonic()
+        self.reading = 0
+
+    def observe(self, item: Any) -> bool:  # pragma: no cover - overridden
+        return False
+
+    def outcome(self) -> Outcome:  # pragma: no cover - overridden
+        return Outcome()
+
+    def observe_safely(self, item: Any) -> bool:
+        if self.first_chunk_at is None:
+            self.first_chunk_at = time.perf_counter()
+        if self.content is not None:
+            try:
+                self.content.add(item)
+            except Exception as exc:
+                log_once(f"{type(self).__name__} content", exc)
+                self.content = None
+        try:
+            return bool(self.observe(item))
+        except Exception as exc:
+            log_once(f"{type(self).__name__}.observe", exc)
+            return False
+
+    def _extra(self) -> Dict[str, Any]:
+        if self.first_chunk_at is None:
+            return {}
+        return {GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: self.first_chunk_at - self.operation.start}
+
+    def end(self, error: Optional[BaseException] = None) -> None:
+        if self.operation.ended:
+            return
+        try:
+            outcome = self.outcome()
+        except Exception as exc:
+            log_once(f"{type(self).__name__}.outcome", exc)
+            outcome = Outcome()
+        extra = self._extra()
+        if self.content is not None:
+            try:
+                extra.update(self.content.attributes())
+            except Exception as exc:
+                log_once(f"{type(self).__name__} content", exc)
+        self.operation.finish(outcome, error=error, extra=extra)
+
+
+class _Tracked:
+    """A live finalizer the reaper watches: its stream state (None for a raw response) and when it
+    was last looked at."""
+
+    __slots__ = ("finalizer", "state", "since")
+
+    def __init__(self, finalizer: "weakref.finalize", state: Optional[StreamState]) -> None:
+        self.finalizer = finalizer
+        self.state = state
+        self.since = time.monotonic()
+
+    def idle_since(self) -> Optional[float]:
+        """When it went idle, or None while a read is in progress."""
+        state = self.state
+        if state is None:
+            return self.since
+        if state.reading:
+            return None
+        return max(self.since, state.last_active)
+
+
+def _noop() -> None:
+    pass
+
+
+class _Reaper:
+    """Ends the spans of abandoned streams (and unread raw responses) on a background thread.
+
+    Runs what finalizers queued from inside a garbage collection (``SimpleQueue.put`` is safe
+    there), and bounds the life of dropped streams the collector has not freed yet (see the module
+    doc). Started by the first stream proxy, never from a finalizer; drained at interpreter exit.
+    """
+
+    def __init__(self) -> None:
+        self._queue: "queue.SimpleQueue[Callable[[], Any]]" = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        self._tracked: Dict[int, _Tracked] = {}
+        self._waiting_forever = False
+        self._last_collect = float("-inf")
+        self._next_check = 0.0
+        self.idle_timeout = DEFAULT_IDLE_TIMEOUT
+        self.collections = 0  # gc.collect() runs made for idle streams (observability, tests)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                import atexit
+
+                thread = threading.Thread(target=self._run, name="otel-ai-cost-stream-reaper", daemon=True)
+                thread.start()
+                self._thread = thread
+                atexit.register(self.drain, 2.0)
+
+    def put(self, end: Callable[[], Any]) -> None:
+        self._queue.put(end)  # no lock taken: safe from a finalizer
+
+    def track(self, finalizer: "weakref.finalize", state: Optional[StreamState]) -> None:
+        self._tracked[id(finalizer)] = _Tracked(finalizer, state)  # one dict store: atomic
+        if self._waiting_forever:
+            self._queue.put(_noop)  # wake the reaper so it starts counting
+
+    def forget(self, finalizer: "weakref.finalize") -> None:
+        self._tracked.pop(id(finalizer), None)
+
+    def _tick(self) -> float:
+        return min(max(self.idle_timeout / 4, 0.02), 5.0)
+
+    def _run(self) -> None:
+        while True:
+            timeout: Optional[float] = self._tick()
+            if not self._tracked:
+                self._waiting_forever = True
+                if not self._tracked:  # a track() between the test and the flag put a wake-up
+                    timeout = None
+            try:
+                end = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                end = None
+            finally:
+                self._waiting_forever = False
+            if end is not None:
+                try:
+                    end()
+                except Exception as exc:  # noqa: BLE001 - never let the reaper die
+                    log_once("stream finalizer", exc)
+            try:
+                self._check_idle()
+            except Exception as exc:  # noqa: BLE001
+                log_once("stream reaper", exc)
+
+    def _check_idle(self) -> None:
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + self._tick()
+        bound = self.idle_timeout
+        idle = []
+        for key, tracked in self._tracked.copy().items():
+            if not tracked.finalizer.alive:
+                self._tracked.pop(key, None)
+                continue
+            since = tracked.idle_since()
+            if since is not None and now - since >= bound:
+                idle.append(tracked)
+        if not idle or now - self._last_collect < bound:
+            return
+        # Idle streams nobody may hold any more: a collection frees the dropped ones (their
+        # finalizers queue their ends, run next by this thread); the ones still referenced
+        # survive and are looked at again after another bound.
+        self._last_collect = now
+        self.collections += 1
+        gc.collect()
+        after = time.monotonic()
+        for tracked in idle:
+            tracked.since = after
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far has been ended (the queue is FIFO: a marker)."""
+        if self._thread is None:
+            return True
+        done = threading.Event()
+        self._queue.put(done.set)
+        return done.wait(timeout)
+
+
+_reaper = _Reaper()
+
+
+def flush_abandoned_streams(timeout: float = 5.0) -> bool:
+    """End the spans (and settle the budgets) of the streams abandoned so far; for tests and exit."""
+    return _reaper.drain(timeout)
+
+
+def set_stream_idle_timeout(seconds: float) -> float:
+    """Set the idle bound of dropped streams (see the module doc); returns the previous one."""
+    value = float(seconds)
+    if not value > 0:
+        raise ValueError(f"stream idle timeout must be a positive number of seconds, got {seconds!r}")
+    previous = _reaper.idle_timeout
+    _reaper.idle_timeout = value
+    _reaper._next_check = 0.0
+    _reaper.put(_noop)  # the reaper picks up the new tick
+    return previous
+
+
+def end_when_collected(obj: Any, end: Callable[[], Any], state: Optional[StreamState] = None,
+                       watch: bool = True) -> "weakref.finalize":
+    """Call ``end`` once ``obj`` is garbage collected (detach the finalizer when ended otherwise).
+
+    In place when ``obj`` is dropped outside a garbage collection, else on the reaper thread. With
+    ``watch``, a dropped ``obj`` the collector has not freed is found by the reaper's idle check
+    (idle since ``state.last_active``, or since its creation without a state).
+    """
+    _reaper.start()
+    finalizer = weakref.finalize(obj, _finalized, end)  # also run at exit: no span is left open
+    if watch:
+        _reaper.track(finalizer, state)
+    return finalizer
+
+
+def _finalized(end: Callable[[], Any]) -> None:
+    try:
+        if _in_collection():
+            _reaper.put(end)
+            return
+        end()
+    except Exception as exc:  # runs from a finalizer: never raise
+        log_once("stream finalizer", exc)
+
+
+class _StreamProxyBase(wrapt.ObjectProxy):
+    """What the sync and async stream proxies share: the state, and ending the span exactly once."""
+
+    def __init__(self, wrapped: Any, state: StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        self._self_finalizer = end_when_collected(self, state.end, state)
+
+    def _self_end(self, error: Optional[BaseException] = None) -> None:
+        finalizer = self._self_finalizer
+        finalizer.detach()
+        _reaper.forget(finalizer)
+        self._self_state.end(error)
+
+
+class StreamProxy(_StreamProxyBase):
+    """Transparent proxy over an SDK ``Stream`` (or generator): ends the span exactly once.
+
+    Ends on exhaustion, ``close()`` / context exit, an exception while iterating (with
+    ``error.type``), and when the stream is dropped (see the module doc).
+    """
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        state = self._self_state
+        wrapped = self.__wrapped__
+        while True:
+            state.reading += 1
+            try:
+                item = wrapped.__next__()
+            except StopIteration:
+                self._self_end()
+                raise
+            except BaseException as exc:  # cancellation ends the span too
+                self._self_end(exc)
+                raise
+            finally:
+                state.reading -= 1
+                state.last_active = time.monotonic()
+            if not state.observe_safely(item):
+                return item
+
+    def __enter__(self):
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_end()
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_end()
+
+
+class AsyncStreamProxy(_StreamProxyBase):
+    """The ``AsyncStream`` (or async generator) counterpart of ``StreamProxy``."""
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        state = self._self_state
+        wrapped = self.__wrapped__
+        while True:
+            state.reading += 1
+            try:
+                item = await wrapped.__anext__()
+            except StopAsyncIteration:
+                self._self_end()
+                raise
+            except BaseException as exc:  # cancellation ends the span too
+                self._self_end(exc)
+                raise
+            finally:
+                state.reading -= 1
+                state.last_active = time.monotonic()
+            if not state.observe_safely(item):
+                return item
+
+    async def __aenter__(self):
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb):
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_end()
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_end()
+
+    async def aclose(self) -> None:
+        """Async generators (google-genai streams) close with ``aclose()``."""
+        try:
+            await self.__wrapped__.aclose()
+        finally:
+            self._self_end()
+
+
+def end_stream_proxy(obj: Any) -> None:
+    """End the span of a stream proxy, if ``obj`` is one (used by SDK helpers that bypass ``close``)."""
+    if isinstance(obj, (StreamProxy, AsyncStreamProxy)):
+        obj._self_end()
