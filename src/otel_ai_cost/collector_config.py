@@ -29,7 +29,8 @@ LIMITATIONS = (
     "only the semconv token names (and the deprecated prompt/completion and cache_creation names); "
     "no OpenLLMetry llm.usage.* or OpenInference llm.token_count.* names, no agent/tool span detection "
     "beyond gen_ai.operation.name",
-    "no partial or unpriced status, no telemetry of its own; malformed counts make the statement fail (error_mode: ignore)",
+    "token counts sent as strings must be plain digits (no spaces); unreadable counts are taken as absent, silently",
+    "no partial or unpriced status, no no_usage status, no telemetry of its own",
     "every span is compared with every model's condition: cost grows with the catalog's size",
 )
 
