@@ -318,15 +318,15 @@ RAW_APP = textwrap.dedent("""
     tracer = provider.get_tracer("e2e.raw")
     with tracer.start_as_current_span("agent run", attributes={
             "openinference.span.kind": "AGENT", "llm.model_name": "gpt-4o", "llm.provider": "openai",
-            "llm.token_count.prompt": 4000, "llm.token_count.completion": 600, "tenant.id": "acme"}):
+            "llm.token_count.prompt": 4000, "llm.token_count.completion": 600, "tenant.id": "initech"}):
         tracer.start_span("openinference llm", kind=SpanKind.INTERNAL, attributes={
             "openinference.span.kind": "LLM", "llm.provider": "openai", "llm.model_name": "gpt-4o",
             "llm.token_count.prompt": 2000, "llm.token_count.prompt_details.cache_read": 1024,
-            "llm.token_count.completion": 300, "tenant.id": "acme"}).end()
+            "llm.token_count.completion": 300, "tenant.id": "initech"}).end()
         tracer.start_span("openai.chat", kind=SpanKind.CLIENT, attributes={
             "llm.request.type": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
             "gen_ai.usage.prompt_tokens": "2000", "gen_ai.usage.cache_read_input_tokens": 1024,
-            "gen_ai.usage.completion_tokens": 300.0, "tenant.id": "acme"}).end()
+            "gen_ai.usage.completion_tokens": 300.0, "tenant.id": "initech"}).end()
         tracer.start_span("chat my-finetune", kind=SpanKind.CLIENT, attributes={
             "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "ft:acme-0001",
             "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10, "tenant.id": "globex"}).end()
@@ -376,9 +376,13 @@ def test_readme_jaeger_queries(stack: Stack, demo_spans: Any, official_spans: An
         assert params.pop("service") == "my-service", query
         tags = json.loads(params.pop("tags"))
         key = json.dumps(tags, sort_keys=True)
-        results[key] = [span for svc in ("e2e-demo", "e2e-official", "e2e-raw") for span in stack.spans(svc, tags)]
-        for span in results[key]:
-            assert all(span["attrs"].get(k) == v for k, v in tags.items()), (query, span["attrs"])
+        results[key] = []
+        for svc in ("e2e-demo", "e2e-official", "e2e-raw"):
+            for trace in stack.traces(svc, tags):  # Jaeger returns the whole traces that have a matching span
+                spans = [{**sp, "attrs": {t["key"]: t["value"] for t in sp["tags"]}} for sp in trace["spans"]]
+                matching = [sp for sp in spans if all(sp["attrs"].get(k) == v for k, v in tags.items())]
+                assert matching, (query, trace["traceID"])
+                results[key] += matching
     by_tags = results
     unknown = by_tags[json.dumps({"ai_cost.pricing.status": "unknown_model"}, sort_keys=True)]
     assert {s["attrs"].get("gen_ai.request.model") for s in unknown} >= {"ft:acme-0001"}
@@ -386,8 +390,8 @@ def test_readme_jaeger_queries(stack: Stack, demo_spans: Any, official_spans: An
     assert blocked and all(s["attrs"]["ai_cost.budget.decision"] == "block" for s in blocked)
     gpt4o = by_tags[json.dumps({"ai_cost.pricing.model": "gpt-4o"}, sort_keys=True)]
     assert gpt4o and all(s["attrs"]["ai_cost.pricing.model"] == "gpt-4o" for s in gpt4o)
-    acme = by_tags[json.dumps({"tenant.id": "acme", "ai_cost.pricing.status": "priced"}, sort_keys=True)]
-    assert {s["operationName"] for s in acme} >= {"openinference llm", "openai.chat"}
+    initech = by_tags[json.dumps({"tenant.id": "initech", "ai_cost.pricing.status": "priced"}, sort_keys=True)]
+    assert {s["operationName"] for s in initech} >= {"openinference llm", "openai.chat"}
 
 
 def _metric_points(path: Path, name: str) -> List[Dict[str, Any]]:
@@ -409,11 +413,11 @@ def test_cost_metrics_and_processor_telemetry(stack: Stack, demo_spans: Any, off
                                              raw_spans: Dict[str, Dict[str, Any]]) -> None:
     def cost_points() -> List[Dict[str, Any]]:
         pts = _metric_points(stack.metrics_file, "ai_cost.client.cost") if stack.metrics_file.exists() else []
-        return pts if any(p["attrs"].get("tenant.id") == "acme" for p in pts) else []
+        return pts if any(p["attrs"].get("tenant.id") == "initech" for p in pts) else []
 
     points = _wait("cost metrics", cost_points, 30, log=stack.collector_log)
-    acme = sum(p["value"] for p in points if p["attrs"].get("tenant.id") == "acme")
-    assert math.isclose(acme, 2 * 0.00672, rel_tol=1e-9)
+    initech = sum(p["value"] for p in points if p["attrs"].get("tenant.id") == "initech")
+    assert math.isclose(initech, 2 * 0.00672, rel_tol=1e-9)
     models = {p["attrs"]["ai_cost.pricing.model"] for p in points}
     assert {"gpt-4o", "text-embedding-3-small"} <= models
     unknown = _metric_points(stack.metrics_file, "ai_cost.client.unknown_model_operations")
