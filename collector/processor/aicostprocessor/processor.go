@@ -173,6 +173,7 @@ func (p *pricer) priceSpan(attrs pcommon.Map, f *spans.Facts, t *tally) {
 		return
 	}
 	amount := c.Total.Float64()
+	attrs.EnsureCapacity(attrs.Len() + 8 + int(cost.NumComponents)) // one growth, not one per attribute
 	attrs.PutDouble(attrAmount, amount)
 	attrs.PutStr(attrCurrency, "USD")
 	attrs.PutStr(attrSource, "local")

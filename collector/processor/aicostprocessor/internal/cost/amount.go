@@ -33,10 +33,17 @@ func (a Amount) divmod10() (Amount, uint64) {
 	return Amount{qhi, qlo}, r
 }
 
+// FemtoPerUSDFloat is 10^15, exact as a double.
+const FemtoPerUSDFloat = 1e15
+
 var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
 // Float64 is the USD amount as the nearest double (correctly rounded, as Python's float(Decimal)).
 func (a Amount) Float64() float64 {
+	if a.hi == 0 && a.lo <= 1<<53 {
+		// Both operands are exact doubles, so the one IEEE division rounds correctly.
+		return float64(a.lo) / FemtoPerUSDFloat
+	}
 	exact := a
 	exp := 15
 	for exp > 0 && !a.IsZero() {
