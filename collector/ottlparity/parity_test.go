@@ -179,18 +179,18 @@ var expressible = []string{
 
 // The rest: where the README says the OTTL config falls short.
 var inexpressible = map[string]string{
-	"openinference LLM gpt-4o":                 "OpenInference names",
-	"openllmetry openai.chat gpt-4o":           "no gen_ai.operation.name (OpenLLMetry)",
-	"openllmetry older llm.usage names":        "OpenLLMetry llm.usage.* names",
+	"openinference LLM gpt-4o":                  "OpenInference names",
+	"openllmetry openai.chat gpt-4o":            "no gen_ai.operation.name (OpenLLMetry)",
+	"openllmetry older llm.usage names":         "OpenLLMetry llm.usage.* names",
 	"chat gpt-4o (counts as string and double)": "count strings with spaces",
-	"chat claude-sonnet-4-5 above 200k":        "context tiers",
-	"chat claude-sonnet-4 web search":          "web-search fees",
-	"chat gpt-5 flex with reasoning":           "service tiers",
-	"chat gpt-4o batch (gen_ai.openai name)":   "service tiers",
-	"chat azure deployment prod-gpt4o":         "Azure deployment names",
-	"chat bedrock inference profile ARN":       "Bedrock ARNs",
-	"chat provider/model prefix, no provider":  "provider/ prefixes, no provider",
-	"chat no usage":                            "no_usage status",
+	"chat claude-sonnet-4-5 above 200k":         "context tiers",
+	"chat claude-sonnet-4 web search":           "web-search fees",
+	"chat gpt-5 flex with reasoning":            "service tiers",
+	"chat gpt-4o batch (gen_ai.openai name)":    "service tiers",
+	"chat azure deployment prod-gpt4o":          "Azure deployment names",
+	"chat bedrock inference profile ARN":        "Bedrock ARNs",
+	"chat provider/model prefix, no provider":   "provider/ prefixes, no provider",
+	"chat no usage":                             "no_usage status",
 }
 
 func TestOTTLParity(t *testing.T) {
