@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="See, estimate and control what LLM calls cost, natively in OpenTelemetry.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", metavar="{demo,estimate,prices,budget,report}")
+    commands = parser.add_subparsers(dest="command", metavar="{demo,estimate,prices,budget,report,collector-config}")
     commands.required = True
 
     demo = commands.add_parser("demo", help="run an instrumented sample app against a local fake OpenAI API")
@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .budgets._cli import register as register_budgets  # `budget ...` and `report`
 
     register_budgets(commands)
+
+    from .collector_config import register as register_collector_config  # `collector-config`
+
+    register_collector_config(commands)
     return parser
 
 

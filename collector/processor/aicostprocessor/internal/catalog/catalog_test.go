@@ -1,0 +1,141 @@
+package catalog
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The embedded catalog is the Python package's file, byte for byte. If this fails, run
+// `go generate ./...` in collector/processor/aicostprocessor (CI runs this test).
+func TestEmbeddedCatalogIsThePythonPackagesFile(t *testing.T) {
+	python := filepath.Join("..", "..", "..", "..", "..", "src", "otel_ai_cost", "pricing", "data", "catalog.json")
+	want, err := os.ReadFile(python)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(bundled, want) {
+		t.Fatalf("internal/catalog/catalog.json differs from %s: run `go generate ./...` in collector/processor/aicostprocessor", python)
+	}
+}
+
+func TestBundledLoads(t *testing.T) {
+	c, err := Load(nil, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Len() < 1000 || c.Version == "" {
+		t.Fatalf("%v", c)
+	}
+}
+
+func TestResolution(t *testing.T) {
+	c, err := Load(nil, true, map[string]string{"prod-gpt4o": "gpt-4o", "loop-a": "loop-b", "loop-b": "loop-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ model, provider, want string }{
+		{"gpt-4o", "openai", "openai/gpt-4o"},
+		{"gpt-4o", "", "openai/gpt-4o"},                                          // provider preference
+		{"gpt-4o-2024-08-06", "openai", "openai/gpt-4o-2024-08-06"},              // own snapshot entry
+		{"gpt-4o-2099-01-01", "openai", "openai/gpt-4o"},                         // unknown dated snapshot -> base id
+		{"claude-sonnet-4-0", "anthropic", "anthropic/claude-sonnet-4-20250514"}, // alias
+		{"claude-3-5-haiku-latest", "anthropic", "anthropic/claude-3-5-haiku-20241022"},
+		{"anthropic/claude-3-5-haiku-latest", "", "anthropic/claude-3-5-haiku-20241022"}, // provider/ prefix
+		{"openai/gpt-4o-mini", "", "openai/gpt-4o-mini"},
+		{"prod-gpt4o", "azure.ai.openai", "azure.ai.openai/gpt-4o"}, // Azure deployment
+		{"prod-gpt4o", "", "azure.ai.openai/gpt-4o"},
+		{"prod-gpt4o", "openai", ""}, // deployments are Azure's only
+		{"loop-a", "azure.ai.openai", ""},
+		{"us.anthropic.claude-3-7-sonnet-20250219-v1:0", "aws.bedrock", "aws.bedrock/us.anthropic.claude-3-7-sonnet-20250219-v1:0"},
+		{"arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0", "aws.bedrock", "aws.bedrock/us.anthropic.claude-3-7-sonnet-20250219-v1:0"},
+		{"gemini-2.5-pro", "gcp.gen_ai", "gcp.gemini/gemini-2.5-pro"}, // provider group
+		{"gemini-2.5-pro", "vertex_ai", "gcp.vertex_ai/gemini-2.5-pro"},
+		{"no-such-model", "openai", ""},
+		{"gpt-4o", "ollama", ""}, // a provider the catalog does not price
+		{"", "openai", ""},
+	} {
+		m := c.Resolve(tc.model, tc.provider)
+		got := ""
+		if m != nil {
+			got = m.Provider + "/" + m.ID
+		}
+		if got != tc.want {
+			t.Errorf("Resolve(%q, %q) = %q, want %q", tc.model, tc.provider, got, tc.want)
+		}
+		if again := c.Resolve(tc.model, tc.provider); again != m {
+			t.Errorf("memoised Resolve(%q, %q) differs", tc.model, tc.provider)
+		}
+	}
+}
+
+func TestUserFileOverridesWholeEntry(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ours.json")
+	doc := `{"schema_version": 1, "models": [
+	  {"id": "gpt-4o", "provider": "openai", "prices": {"input": "2", "output": "8"}},
+	  {"id": "our-llama", "provider": "openai", "aliases": ["llama-ours"], "prices": {"input": "0.1"}}]}`
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load([]string{path}, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(c.Version, "+user") {
+		t.Errorf("version %q", c.Version)
+	}
+	m := c.Resolve("gpt-4o", "openai")
+	if m.Prices.Femto[Input] != 2_000_000_000 || m.Prices.Has[CacheRead] || len(m.ServiceTiers) != 0 {
+		t.Errorf("gpt-4o not replaced whole: %+v", m.Prices)
+	}
+	if c.Resolve("llama-ours", "openai") == nil {
+		t.Error("user alias not found")
+	}
+}
+
+func TestMalformedFilesNameFileKeyAndReason(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, doc, key, reason string }{
+		{"number-price", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": 2.5}}]}`,
+			"models[0].prices.input", "not a JSON number"},
+		{"negative-price", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": "-1"}}]}`,
+			"models[0].prices.input", "non-negative decimal string"},
+		{"unknown-field", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"inptu": "1"}}]}`,
+			"models[0].prices.inptu", "unknown property"},
+		{"missing-prices", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai"}]}`,
+			"models[0]", `"prices" is a required property`},
+		{"bad-provider", `{"schema_version": 1, "models": [{"id": "m", "provider": "Open AI", "prices": {"input": "1"}}]}`,
+			"models[0].provider", "does not match"},
+		{"duplicate-alias", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": "1"}}, {"id": "n", "provider": "openai", "aliases": ["m"], "prices": {"input": "1"}}]}`,
+			"models[1].aliases[0]", "already used by models[0]"},
+		{"tiers-not-ascending", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": "1"}, "context_tiers": [{"above_input_tokens": 200000, "prices": {"input": "2"}}, {"above_input_tokens": 100000, "prices": {"input": "3"}}]}]}`,
+			"models[0].context_tiers[1].above_input_tokens", "strictly ascending"},
+		{"too-precise", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": "0.0000000001"}}]}`,
+			"models[0].prices.input", "more than 9 decimal places"},
+		{"schema-version", `{"schema_version": 2, "models": []}`, "schema_version", "must be 1"},
+		{"not-json", "{\"schema_version\": 1,\n \"models\": [}", "line 2 column", "invalid JSON"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name+".json")
+			if err := os.WriteFile(path, []byte(tc.doc), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load([]string{path}, true, nil)
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v", err)
+			}
+			if ce.File != path || !strings.HasPrefix(ce.Key, tc.key) || !strings.Contains(ce.Reason, tc.reason) {
+				t.Fatalf("got %q", err)
+			}
+		})
+	}
+	_, err := Load([]string{filepath.Join(dir, "missing.json")}, true, nil)
+	if err == nil || !strings.Contains(err.Error(), "missing.json: (file): cannot read pricing file") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
