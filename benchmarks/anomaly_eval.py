@@ -23,12 +23,12 @@ from otel_ai_cost.anomalies._traffic import Traffic  # noqa: E402
 # context is also a token spike; a retried 429 is also an error spike; a new model's price shows as
 # a cost spike).
 ACCEPT = {
-    "cost_spike": {"cost_spike"},
-    "token_spike": {"token_spike"},
+    "cost_spike": {"cost_spike", "runaway_trace"},
+    "token_spike": {"token_spike", "runaway_trace"},
     "volume_spike": {"volume_spike"},
     "runaway_trace": {"runaway_trace", "token_spike", "cost_spike", "volume_spike"},
     "retry_storm": {"retry_storm", "error_spike", "volume_spike"},
-    "new_model": {"new_model", "cost_spike", "token_spike", "volume_spike"},
+    "new_model": {"new_model", "cost_spike", "token_spike", "volume_spike", "runaway_trace"},
     "error_spike": {"error_spike"},
 }
 

@@ -30,7 +30,7 @@ TAU_SLOW = 1800.0
 ALPHA_FAST = 0.3
 ALPHA_SLOW = 0.02
 ALPHA_ERR_FAST = 0.1
-WARM_CALLS = 30
+WARM_CALLS = 50
 LN2 = math.log(2.0)
 FAST_NOISE = math.sqrt(ALPHA_FAST / (2 - ALPHA_FAST))
 METRICS = ("cost_per_call", "input_tokens_per_call", "output_tokens_per_call")
@@ -49,13 +49,13 @@ def _severity(ratio: float) -> str:
 class _Key:
     """The baselines of one (model, dimension, value)."""
 
-    __slots__ = ("t", "first", "n", "cf", "cs", "rdev", "nm", "mu", "dv", "fa", "es", "ef", "cool",
+    __slots__ = ("t", "first", "n", "cf", "cs", "tf", "ts", "rdev", "nm", "mu", "dv", "fa", "es", "ef", "cool",
                  "hour", "hcount", "season")
 
     def __init__(self, now: float) -> None:
         self.t = self.first = now
         self.n = 0
-        self.cf = self.cs = self.rdev = 0.0
+        self.cf = self.cs = self.tf = self.ts = self.rdev = 0.0
         self.nm = [0, 0, 0]
         self.mu = [0.0, 0.0, 0.0]
         self.dv = [0.0, 0.0, 0.0]
@@ -71,7 +71,7 @@ class _Key:
         same hour of the week once a week of history exists, whichever is higher."""
         age = now - self.first
         warm = 1.0 - math.exp(-age / TAU_SLOW) if age > 0 else 0.0
-        rate = self.cs / TAU_SLOW / warm if warm > 0 else 0.0
+        rate = self.ts / TAU_SLOW / warm if warm > 0 else 0.0
         if self.season is not None and age > 7 * 86400:
             seasonal = self.season[int(now // 3600) % WEEK_HOURS] / 60.0
             if seasonal > rate:
@@ -79,13 +79,13 @@ class _Key:
         return rate * TAU_FAST
 
     def state(self) -> list:
-        return [self.t, self.first, self.n, self.cf, self.cs, self.rdev, self.nm, self.mu, self.dv, self.fa,
+        return [self.t, self.first, self.n, self.cf, self.cs, self.tf, self.ts, self.rdev, self.nm, self.mu, self.dv, self.fa,
                 self.es, self.ef, self.hour, self.hcount, self.season]
 
     @classmethod
     def from_state(cls, s: list) -> "_Key":
         k = cls(s[0])
-        (k.t, k.first, k.n, k.cf, k.cs, k.rdev, k.nm, k.mu, k.dv, k.fa, k.es, k.ef, k.hour, k.hcount,
+        (k.t, k.first, k.n, k.cf, k.cs, k.tf, k.ts, k.rdev, k.nm, k.mu, k.dv, k.fa, k.es, k.ef, k.hour, k.hcount,
          k.season) = s
         return k
 
@@ -150,14 +150,14 @@ class AnomalyDetector:
         self,
         *,
         dimensions: Sequence[str] = DEFAULT_DIMENSIONS,
-        cross_model_dims: Sequence[str] = (SERVICE,),
-        volume_dims: Sequence[str] = (PROMPT, TENANT, SERVICE),
+        cross_model_dims: Sequence[str] = (SERVICE, TENANT),
+        volume_dims: Sequence[str] = (TENANT, SERVICE),
         new_model_dims: Sequence[str] = (SERVICE, TENANT, PROMPT),
         trace_key_dims: Sequence[str] = ("gen_ai.agent.name", SERVICE),
         max_keys: int = 10_000,
         max_traces: int = 10_000,
         max_fingerprints: int = 20_000,
-        spike_deviations: float = 5.0,
+        spike_deviations: float = 6.0,
         min_spike_ratio: float = 2.0,
         volume_ratio: float = 3.0,
         volume_deviations: float = 6.0,
@@ -245,19 +245,22 @@ class AnomalyDetector:
                 if len(table) > self.max_keys:
                     self._evict_keys(now)
             keys.append((kid, k, vol))
+        trace_finding = None
+        new_run = True  # calls per minute count runs (traces): the calls inside one are the trace's business
+        if r.trace_id:
+            new_run = r.trace_id not in self._traces
+            trace_finding = self._trace(r)
         candidates: List[tuple] = []  # (type, metric index, strength, ratio, kid, key, observed, baseline)
         for kid, k, vol in keys:
-            self._update(kid, k, now, logs, err, vol, candidates)
+            self._update(kid, k, now, logs, err, vol, new_run, candidates)
         if candidates:
             findings += self._resolve(r, keys, candidates)
         if self.new_model_dims:
             f = self._new_model(r, logs[0])
             if f is not None:
                 findings.append(f)
-        if r.trace_id:
-            f = self._trace(r)
-            if f is not None:
-                findings.append(f)
+        if trace_finding is not None:
+            findings.append(trace_finding)
         f = self._repeat(r)
         if f is not None:
             findings.append(f)
@@ -266,33 +269,40 @@ class AnomalyDetector:
     def _key_ids(self, model: str, dims: Mapping[str, str]):
         yield (model, "*", "*"), False
         for dim, value in dims.items():
-            yield (model, dim, value), dim in self.volume_dims
+            yield (model, dim, value), False
             if dim in self.cross_model_dims:
+                # Calls per minute are checked over every model: one model's share of a key is burstier.
                 yield ("*", dim, value), dim in self.volume_dims
 
-    def _update(self, kid, k: _Key, now: float, logs, err: float, vol: bool, out: list) -> None:
+    def _update(self, kid, k: _Key, now: float, logs, err: float, vol: bool, new_run: bool, out: list) -> None:
         dt = now - k.t
         if dt > 0:
-            k.cf *= math.exp(-dt / TAU_FAST)
-            k.cs *= math.exp(-dt / TAU_SLOW)
+            df = math.exp(-dt / TAU_FAST)
+            k.cf *= df
+            if vol:
+                k.tf *= df
+                k.ts *= math.exp(-dt / TAU_SLOW)
             k.t = now
         hour = int(now // 3600)
         if hour != k.hour:
             self._roll_hour(k, hour, now)
         k.hcount += 1
         k.n += 1
-        # calls per minute
-        if k.n > 50 and now - k.first >= TAU_SLOW:
-            expected = k.expected_fast(now)
-            scale = max(1.25 * k.rdev, math.sqrt(expected))
-            dev = k.cf + 1 - expected
-            k.rdev += 0.01 * (min(abs(dev), 4 * scale) - k.rdev)
-            if vol:
-                threshold = max(self.volume_ratio * expected, expected + self.volume_deviations * scale + 5)
-                if k.cf + 1 > threshold:
-                    out.append((VOLUME_SPIKE, -1, (k.cf + 1 - expected) / (threshold - expected),
-                                (k.cf + 1) / max(expected, 1e-9), kid, k, (k.cf + 1) * 60 / TAU_FAST,
+        # runs (traces) per minute, on the every-model keys of volume_dims
+        if vol and new_run:
+            if k.n > 50 and now - k.first >= TAU_SLOW:
+                expected = k.expected_fast(now)
+                scale = max(1.25 * k.rdev, math.sqrt(expected))
+                dev = k.tf + 1 - expected
+                threshold = max(self.volume_ratio * expected, expected + self.volume_deviations * scale + 3)
+                if k.tf + 1 > threshold:
+                    out.append((VOLUME_SPIKE, -1, (k.tf + 1 - expected) / (threshold - expected),
+                                (k.tf + 1) / max(expected, 1e-9), kid, k, (k.tf + 1) * 60 / TAU_FAST,
                                 expected * 60 / TAU_FAST))
+                else:  # the burstiness is learned from normal traffic only
+                    k.rdev += 0.01 * (min(abs(dev), 3 * scale) - k.rdev)
+            k.tf += 1
+            k.ts += 1
         k.cf += 1
         k.cs += 1
         # errors
@@ -407,9 +417,11 @@ class AnomalyDetector:
             e = self._excess(ctype, i, o, base, ref)
             share = min(1.0, max(0.0, e / total)) if total > 0 else 0.0
             shares.append((share, self._rank.get(dim, len(self._rank)), dim, value))
+        top = max((s[0] for s in shares), default=0.0)
+        if top < 0.5 and model_scope != "*":
+            return Cause(MODEL, r.model, 1.0)  # no one attribution value explains it: the model does
         if not shares:
             return Cause(MODEL, r.model, 1.0)
-        top = max(s[0] for s in shares)
         # The most specific dimension within 0.1 of the largest share.
         share, _, dim, value = min((s for s in shares if s[0] >= top - 0.1), key=lambda s: s[1])
         return Cause(dim, value, share)
@@ -424,8 +436,8 @@ class AnomalyDetector:
 
     @staticmethod
     def _excess(ctype: str, i: int, o: _Key, base: float, ref: _Key) -> float:
-        if i == -1:  # calls above expectation in the fast window
-            return o.cf - o.expected_fast(o.t)
+        if i == -1:  # runs above expectation in the fast window
+            return o.tf - o.expected_fast(o.t)
         if i == -2:
             return o.cf * (o.ef - base)
         return o.cf * (math.exp(o.fa[i]) - base)
