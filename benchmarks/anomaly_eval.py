@@ -85,7 +85,7 @@ def evaluate(args) -> int:
         found = [first[i.id] for i in incs if i.id in first]
         recall = len(found) / len(incs) if incs else float("nan")
         precision = tp[kind] / (tp[kind] + fp[kind]) if tp[kind] + fp[kind] else float("nan")
-        right = sum(1 for i in incs if i.id in first and first[i.id][1].cause.value == i.value)
+        right = sum(1 for i in incs if i.id in first and first[i.id][1].cause.value.lstrip("0") == i.value.lstrip("0"))
         delays = [n for n, _ in found]
         delay = f"{statistics.median(delays):.0f} / {max(delays)}" if delays else "-"
         print(f"| {kind} | {len(incs)} | {recall:.2f} | {precision:.2f} | {fp[kind]} | {right}/{len(found)} | {delay} |")

@@ -160,7 +160,7 @@ class AnomalyDetector:
         spike_deviations: float = 6.0,
         min_spike_ratio: float = 2.0,
         volume_ratio: float = 3.0,
-        volume_deviations: float = 6.0,
+        volume_deviations: float = 4.0,
         error_rate: float = 0.4,
         retry_repeats: int = 4,
         retry_window: float = 60.0,
@@ -413,16 +413,17 @@ class AnomalyDetector:
             else:
                 if okid[0] == "*":
                     continue
+                if ref is not k and o.cf >= 0.95 * ref.cf:
+                    continue  # a value that covers all of the model's calls explains nothing more
                 dim, value = okid[1], okid[2]
             e = self._excess(ctype, i, o, base, ref)
             share = min(1.0, max(0.0, e / total)) if total > 0 else 0.0
             shares.append((share, self._rank.get(dim, len(self._rank)), dim, value))
         top = max((s[0] for s in shares), default=0.0)
-        if top < 0.5 and model_scope != "*":
-            return Cause(MODEL, r.model, 1.0)  # no one attribution value explains it: the model does
-        if not shares:
-            return Cause(MODEL, r.model, 1.0)
-        # The most specific dimension within 0.1 of the largest share.
+        if top < 0.5:
+            # No one value explains it: the model, or the every-model key's own value.
+            return Cause(MODEL, r.model, 1.0) if model_scope != "*" else Cause(kid[1], kid[2], 1.0)
+        # The first dimension (in ``dimensions`` order) within 0.1 of the largest share.
         share, _, dim, value = min((s for s in shares if s[0] >= top - 0.1), key=lambda s: s[1])
         return Cause(dim, value, share)
 
