@@ -49,13 +49,14 @@ def _severity(ratio: float) -> str:
 class _Key:
     """The baselines of one (model, dimension, value)."""
 
-    __slots__ = ("t", "first", "n", "cf", "cs", "tf", "ts", "rdev", "nm", "mu", "dv", "fa", "es", "ef", "cool",
+    __slots__ = ("t", "first", "n", "cf", "cs", "tf", "ts", "rdev", "sums", "nm", "mu", "dv", "fa", "es", "ef", "cool",
                  "hour", "hcount", "season")
 
     def __init__(self, now: float) -> None:
         self.t = self.first = now
         self.n = 0
         self.cf = self.cs = self.tf = self.ts = self.rdev = 0.0
+        self.sums = [0.0, 0.0, 0.0, 0.0]  # decayed (fast) sums of cost, input, output tokens and errors
         self.nm = [0, 0, 0]
         self.mu = [0.0, 0.0, 0.0]
         self.dv = [0.0, 0.0, 0.0]
@@ -79,13 +80,13 @@ class _Key:
         return rate * TAU_FAST
 
     def state(self) -> list:
-        return [self.t, self.first, self.n, self.cf, self.cs, self.tf, self.ts, self.rdev, self.nm, self.mu, self.dv, self.fa,
+        return [self.t, self.first, self.n, self.cf, self.cs, self.tf, self.ts, self.rdev, self.sums, self.nm, self.mu, self.dv, self.fa,
                 self.es, self.ef, self.hour, self.hcount, self.season]
 
     @classmethod
     def from_state(cls, s: list) -> "_Key":
         k = cls(s[0])
-        (k.t, k.first, k.n, k.cf, k.cs, k.tf, k.ts, k.rdev, k.nm, k.mu, k.dv, k.fa, k.es, k.ef, k.hour, k.hcount,
+        (k.t, k.first, k.n, k.cf, k.cs, k.tf, k.ts, k.rdev, k.sums, k.nm, k.mu, k.dv, k.fa, k.es, k.ef, k.hour, k.hcount,
          k.season) = s
         return k
 
@@ -233,6 +234,7 @@ class AnomalyDetector:
         ]
         if r.error:
             logs = [None, None, None]
+        lin = (0.0, 0.0, 0.0, 1.0) if r.error else (r.cost or 0.0, r.input_tokens or 0, r.output_tokens or 0, 0.0)
         err = 1.0 if r.error else 0.0
         model = r.model
         dims = r.dims
@@ -252,7 +254,7 @@ class AnomalyDetector:
             trace_finding = self._trace(r)
         candidates: List[tuple] = []  # (type, metric index, strength, ratio, kid, key, observed, baseline)
         for kid, k, vol in keys:
-            self._update(kid, k, now, logs, err, vol, new_run, candidates)
+            self._update(kid, k, now, logs, lin, err, vol, new_run, candidates)
         if candidates:
             findings += self._resolve(r, keys, candidates)
         if self.new_model_dims:
@@ -274,15 +276,25 @@ class AnomalyDetector:
                 # Calls per minute are checked over every model: one model's share of a key is burstier.
                 yield ("*", dim, value), dim in self.volume_dims
 
-    def _update(self, kid, k: _Key, now: float, logs, err: float, vol: bool, new_run: bool, out: list) -> None:
+    def _update(self, kid, k: _Key, now: float, logs, lin, err: float, vol: bool, new_run: bool, out: list) -> None:
         dt = now - k.t
+        sums = k.sums
         if dt > 0:
             df = math.exp(-dt / TAU_FAST)
             k.cf *= df
+            sums[0] = sums[0] * df + lin[0]
+            sums[1] = sums[1] * df + lin[1]
+            sums[2] = sums[2] * df + lin[2]
+            sums[3] = sums[3] * df + lin[3]
             if vol:
                 k.tf *= df
                 k.ts *= math.exp(-dt / TAU_SLOW)
             k.t = now
+        else:
+            sums[0] += lin[0]
+            sums[1] += lin[1]
+            sums[2] += lin[2]
+            sums[3] += lin[3]
         hour = int(now // 3600)
         if hour != k.hour:
             self._roll_hour(k, hour, now)
@@ -299,8 +311,8 @@ class AnomalyDetector:
                     out.append((VOLUME_SPIKE, -1, (k.tf + 1 - expected) / (threshold - expected),
                                 (k.tf + 1) / max(expected, 1e-9), kid, k, (k.tf + 1) * 60 / TAU_FAST,
                                 expected * 60 / TAU_FAST))
-                else:  # the burstiness is learned from normal traffic only
-                    k.rdev += 0.01 * (min(abs(dev), 3 * scale) - k.rdev)
+                elif k.tf + 1 < 2 * expected + 3:  # the burstiness is learned from normal traffic only
+                    k.rdev += 0.01 * (min(abs(dev), 3 * math.sqrt(expected) + 3) - k.rdev)
             k.tf += 1
             k.ts += 1
         k.cf += 1
@@ -407,8 +419,8 @@ class AnomalyDetector:
             if okid == (model_scope, "*", "*"):
                 continue
             if model_scope == "*":
-                if okid[0] == "*" or okid[1:] != kid[1:]:
-                    continue
+                if okid[0] == "*" or okid[1:] != kid[1:] or o.cf >= 0.95 * ref.cf:
+                    continue  # (a model that covers all of the key's calls explains nothing more)
                 dim, value = MODEL, okid[0]
             else:
                 if okid[0] == "*":
@@ -440,8 +452,8 @@ class AnomalyDetector:
         if i == -1:  # runs above expectation in the fast window
             return o.tf - o.expected_fast(o.t)
         if i == -2:
-            return o.cf * (o.ef - base)
-        return o.cf * (math.exp(o.fa[i]) - base)
+            return o.sums[3] - o.cf * base
+        return o.sums[i] - o.cf * base
 
     # -- new models ----------------------------------------------------------------------------
 
@@ -497,7 +509,9 @@ class AnomalyDetector:
             return None
         stats = self._trace_stats.get(tr.tkey)
         thr_calls, thr_cost = self._trace_thresholds(stats)
-        over_calls, over_cost = tr.calls / thr_calls, tr.cost / thr_cost
+        over_calls = tr.calls / thr_calls
+        # A single expensive call is a cost or token spike; a run is runaway by cost from 3 calls on.
+        over_cost = tr.cost / thr_cost if tr.calls >= 3 else 0.0
         if over_calls <= 1 and over_cost <= 1:
             return None
         strength = max(over_calls, over_cost)
