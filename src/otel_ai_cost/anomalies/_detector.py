@@ -322,7 +322,8 @@ class AnomalyDetector:
         k.ef += ALPHA_ERR_FAST * (err - k.ef)
         if err and k.n >= WARM_CALLS and k.ef >= self.error_rate and k.ef >= 4 * k.es + 0.05:
             out.append((ERROR_SPIKE, -2, k.ef / self.error_rate, k.ef / max(k.es, 1e-3), kid, k, k.ef, k.es))
-        k.es += a * (err - k.es)
+        if k.ef < self.error_rate:  # the baseline does not learn an ongoing spike
+            k.es += a * (err - k.es)
         # cost and tokens per call
         nm, mu, dv, fa = k.nm, k.mu, k.dv, k.fa
         for i in (0, 1, 2):
@@ -413,6 +414,8 @@ class AnomalyDetector:
         if ref is None:
             ref = k
         base = self._baseline_value(ctype, i, ref)
+        if i == -2:  # the firing key's error baseline is frozen during the spike; the model's may not be
+            base = min(base, k.es)
         total = self._excess(ctype, i, ref, base, ref)
         shares: List[Tuple[float, int, str, str]] = []
         for okid, o, _v in keys:
