@@ -192,6 +192,7 @@ class AnomalyDetector:
         self.new_model_min_calls, self.new_model_min_age = new_model_min_calls, new_model_min_age
         self.cooldown, self.spike_memory = cooldown, spike_memory
         self.block_types = frozenset(block_types)
+        self._spike_k = spike_deviations * FAST_NOISE
         self._rank = {d: i for i, d in enumerate(self.dimensions)}
         self._keys: Dict[Tuple[str, str, str], _Key] = {}
         self._models: Dict[Tuple[str, str], list] = {}  # (dim, value) -> [n, first, {model}, log-cost mean]
@@ -318,14 +319,15 @@ class AnomalyDetector:
         k.cf += 1
         k.cs += 1
         # errors
-        a = 1.0 / k.n if k.n < 100 else 0.01
-        k.ef += ALPHA_ERR_FAST * (err - k.ef)
-        if err and k.n >= WARM_CALLS and k.ef >= self.error_rate and k.ef >= 4 * k.es + 0.05:
-            out.append((ERROR_SPIKE, -2, k.ef / self.error_rate, k.ef / max(k.es, 1e-3), kid, k, k.ef, k.es))
-        if k.ef < self.error_rate:  # the baseline does not learn an ongoing spike
-            k.es += a * (err - k.es)
+        ef = k.ef = k.ef + ALPHA_ERR_FAST * (err - k.ef)
+        rate = self.error_rate
+        if err and k.n >= WARM_CALLS and ef >= rate and ef >= 4 * k.es + 0.05:
+            out.append((ERROR_SPIKE, -2, ef / rate, ef / max(k.es, 1e-3), kid, k, ef, k.es))
+        if ef < rate:  # the baseline does not learn an ongoing spike
+            k.es += (1.0 / k.n if k.n < 100 else 0.01) * (err - k.es)
         # cost and tokens per call
         nm, mu, dv, fa = k.nm, k.mu, k.dv, k.fa
+        min_log, dev_k = self.min_spike_log, self._spike_k
         for i in (0, 1, 2):
             x = logs[i]
             if x is None:
@@ -334,22 +336,27 @@ class AnomalyDetector:
             if n == 1:
                 mu[i] = fa[i] = x
                 continue
+            m = mu[i]
             f = fa[i] = fa[i] + ALPHA_FAST * (x - fa[i])
-            scale = max(1.25 * dv[i], 0.05)
-            d = x - mu[i]
+            scale = 1.25 * dv[i]
+            if scale < 0.05:
+                scale = 0.05
+            d = x - m
             if n > WARM_CALLS:
-                threshold = max(self.min_spike_log, self.spike_deviations * scale * FAST_NOISE)
-                excess = f - mu[i]
-                if excess > threshold:
+                threshold = dev_k * scale
+                if threshold < min_log:
+                    threshold = min_log
+                if f - m > threshold:
+                    excess = f - m
                     out.append((TOKEN_SPIKE if i else COST_SPIKE, i, excess / threshold, math.exp(excess), kid, k,
-                                math.exp(f), math.exp(mu[i])))
+                                math.exp(f), math.exp(m)))
                 lim = 3 * scale
                 d = lim if d > lim else -lim if d < -lim else d
                 a = ALPHA_SLOW
             else:
                 a = 1.0 / n
-            mu[i] += a * d
-            dv[i] += a * (abs(d) - dv[i])
+            mu[i] = m + a * d
+            dv[i] += a * ((d if d >= 0 else -d) - dv[i])
 
     @staticmethod
     def _roll_hour(k: _Key, hour: int, now: float) -> None:
