@@ -4,6 +4,76 @@
 from typing import Final
 
 
+# --- semconv/anomaly.yaml
+
+# The kind of anomaly the operation triggered, the most severe when it triggered several.
+AI_COST_ANOMALY_TYPE: Final = "ai_cost.anomaly.type"
+
+
+class AiCostAnomalyTypeValues:
+    """Values of ``ai_cost.anomaly.type``."""
+
+    # Cost per call rose well above its baseline while the token counts did not explain it.
+    COST_SPIKE: Final = "cost_spike"
+    # Input or output tokens per call rose well above their baseline.
+    TOKEN_SPIKE: Final = "token_spike"
+    # Calls per minute rose well above their (seasonal) baseline.
+    VOLUME_SPIKE: Final = "volume_spike"
+    # One trace (agent run) made more calls or spent more than its baseline allows.
+    RUNAWAY_TRACE: Final = "runaway_trace"
+    # The same request was sent again and again within a short time.
+    RETRY_STORM: Final = "retry_storm"
+    # A model never seen before for an established attribution key.
+    NEW_MODEL: Final = "new_model"
+    # The error rate rose well above its baseline.
+    ERROR_SPIKE: Final = "error_spike"
+
+
+# How serious the anomaly is.
+AI_COST_ANOMALY_SEVERITY: Final = "ai_cost.anomaly.severity"
+
+
+class AiCostAnomalySeverityValues:
+    """Values of ``ai_cost.anomaly.severity``."""
+
+    # Worth knowing; no action needed.
+    INFO: Final = "info"
+    # Probably wasteful; look at it.
+    WARNING: Final = "warning"
+    # Spending far above normal; act now.
+    CRITICAL: Final = "critical"
+
+
+# How far beyond its threshold the anomaly is, from 0 to 1 (0.63 at the threshold).
+AI_COST_ANOMALY_SCORE: Final = "ai_cost.anomaly.score"
+
+# The root cause, as `<dimension>=<value>`, the attribution value that contributes most to the
+# anomaly.
+AI_COST_ANOMALY_CAUSE: Final = "ai_cost.anomaly.cause"
+
+# The share (0 to 1) of the anomaly's excess that the cause accounts for.
+AI_COST_ANOMALY_CAUSE_SHARE: Final = "ai_cost.anomaly.cause_share"
+
+# What was measured, in the unit of `ai_cost.anomaly.observed` and `ai_cost.anomaly.baseline`.
+AI_COST_ANOMALY_METRIC: Final = "ai_cost.anomaly.metric"
+
+# The value observed for `ai_cost.anomaly.metric` when the anomaly was found.
+AI_COST_ANOMALY_OBSERVED: Final = "ai_cost.anomaly.observed"
+
+# The baseline `ai_cost.anomaly.observed` was compared with.
+AI_COST_ANOMALY_BASELINE: Final = "ai_cost.anomaly.baseline"
+
+# The baseline the anomaly was found on, as `<model>/<dimension>=<value>` (`*` for every model).
+AI_COST_ANOMALY_KEY: Final = "ai_cost.anomaly.key"
+
+# The operation triggered an anomaly finding; one event per finding. Span event.
+AI_COST_ANOMALY: Final = "ai_cost.anomaly"
+
+# Anomaly findings, by type and severity. Instrument: counter.
+AI_COST_ANOMALIES: Final = "ai_cost.anomalies"
+AI_COST_ANOMALIES_UNIT: Final = "{finding}"
+
+
 # --- semconv/budget.yaml
 
 # What the budgets decided for the operation, the strictest decision of the matching budgets.
