@@ -14,8 +14,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 @pytest.fixture(scope="session", autouse=True)
 def _cache_home(tmp_path_factory):
     """Caches (the tokenizer tables) go to a folder of the test run, never to the user's home;
-    subprocesses the tests start inherit it."""
+    subprocesses the tests start inherit it. The collector's Go caches are the exception."""
     previous = os.environ.get("XDG_CACHE_HOME")
+    # The Go module and build caches of the collector tests stay where they survive between runs.
+    os.environ.setdefault(
+        "OTEL_AI_COST_GO_CACHE",
+        os.path.join(previous or os.path.join(os.path.expanduser("~"), ".cache"), "otel-ai-cost", "go"),
+    )
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
     yield
     if previous is None:
