@@ -48,7 +48,8 @@ def redis_server(
     password if one is required, or ``rediss://`` trusting a self-signed certificate with ``tls``."""
     binary = shutil.which("redis-server")
     if binary is None:
-        raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
+        raise RuntimeError("redis-server is not on PATH: run the tests with ./scripts/test, which provides one "
+                           "(scripts/_redis.sh), or apt-get install -y redis-server")
     errors = []
     for _ in range(attempts):  # the port may be taken between choosing it and binding it
         port = _free_port()
