@@ -461,7 +461,7 @@ def test_cli_validate(tmp_path, capsys):
     assert run_cli("validate", str(good)) == 0
     assert capsys.readouterr().out.strip() == "ok: 2 models"
     bad = _write(tmp_path / "bad.json", [_entry("a", "openai", "-1")])
-    assert run_cli("validate", str(bad)) == 1
+    assert run_cli("validate", str(bad)) == 2  # bad input (issue 8, item 8)
     err = capsys.readouterr().err
     assert str(bad) in err and "models[0].prices.input" in err
 
