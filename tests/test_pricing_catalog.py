@@ -446,6 +446,8 @@ def test_cli_show_unknown_model_exits_1(clean_env, capsys):
 def test_cli_list(clean_env, capsys):
     assert run_cli("list", "--provider", "anthropic") == 0
     lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("PROVIDER\t")  # the header (issue 8, item 7)
+    lines = lines[1:]
     assert lines and all(line.startswith("anthropic\t") for line in lines)
     assert any("\tclaude-sonnet-4-20250514\t" in line for line in lines)
 

@@ -95,12 +95,21 @@ def _list(args: argparse.Namespace) -> int:
         return 2
     models = [m for m in catalog.entries() if args.provider is None or m.provider == args.provider]
     if args.json:
-        json.dump({"catalog_version": catalog.version, "models": [model_to_dict(m) for m in models]}, sys.stdout, indent=1)
+        from ._catalog import SCHEMA_VERSION
+
+        # A catalog document: `prices validate` accepts it, OTEL_AI_COST_PRICING_FILES can load it.
+        document = {"schema_version": SCHEMA_VERSION, "catalog_version": catalog.version, "currency": "USD",
+                    "models": [model_to_dict(m) for m in models]}
+        json.dump(document, sys.stdout, indent=1)
         print()
         return 0
+    print("PROVIDER\tMODEL\tMODE\tINPUT_USD_PER_1M_TOKENS\tOUTPUT_USD_PER_1M_TOKENS")
     for m in models:
-        print(f"{m.provider}\t{m.id}\t{m.mode}\tinput={m.prices.input}\toutput={m.prices.output}")
-    print(f"{len(models)} models (catalog {catalog.version})", file=sys.stderr)
+        price_in = "-" if m.prices.input is None else m.prices.input
+        price_out = "-" if m.prices.output is None else m.prices.output
+        print(f"{m.provider}\t{m.id}\t{m.mode}\t{price_in}\t{price_out}")
+    print(f"{len(models)} models (catalog {catalog.version}); prices in USD per 1,000,000 tokens "
+          "(`prices show MODEL` for every price of one model)", file=sys.stderr)
     return 0
 
 
