@@ -44,3 +44,4 @@ def test_the_test_command_provides_redis_server_when_path_has_none(tmp_path):
     assert lines[0] == str(venv / "bin" / "redis-server")
     assert lines[1].startswith("Redis server v=")
     assert "using " + str(venv / "bin" / "redis-server") in done.stderr
+
