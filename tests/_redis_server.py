@@ -75,7 +75,8 @@ def redis_server(
     certificate (``tls-auth-clients yes``), ``url.client_cert``; the URL does not name it."""
     binary = shutil.which("redis-server")
     if binary is None:
-        raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
+        raise RuntimeError("redis-server is not on PATH: run the tests with ./scripts/test, which provides one "
+                           "(scripts/_redis.sh), or apt-get install -y redis-server")
     errors = []
     for _ in range(attempts):  # the port may be taken between choosing it and binding it
         port = _free_port()

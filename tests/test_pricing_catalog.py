@@ -446,6 +446,8 @@ def test_cli_show_unknown_model_exits_1(clean_env, capsys):
 def test_cli_list(clean_env, capsys):
     assert run_cli("list", "--provider", "anthropic") == 0
     lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("PROVIDER\t")  # the header (issue 8, item 7)
+    lines = lines[1:]
     assert lines and all(line.startswith("anthropic\t") for line in lines)
     assert any("\tclaude-sonnet-4-20250514\t" in line for line in lines)
 
@@ -461,7 +463,7 @@ def test_cli_validate(tmp_path, capsys):
     assert run_cli("validate", str(good)) == 0
     assert capsys.readouterr().out.strip() == "ok: 2 models"
     bad = _write(tmp_path / "bad.json", [_entry("a", "openai", "-1")])
-    assert run_cli("validate", str(bad)) == 1
+    assert run_cli("validate", str(bad)) == 2  # bad input (issue 8, item 8)
     err = capsys.readouterr().err
     assert str(bad) in err and "models[0].prices.input" in err
 

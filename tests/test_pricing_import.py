@@ -292,7 +292,7 @@ def test_cli_import_to_stdout(capsys):
     assert "18 models from 21 entries" in captured.err
 
 
-def test_cli_import_malformed_file_exits_1(tmp_path, capsys):
+def test_cli_import_malformed_file_exits_2(tmp_path, capsys):
     path = _litellm_file(tmp_path, {"litellm_provider": "openai", "input_cost_per_token": -1})
-    assert run_cli("import", str(path)) == 1
+    assert run_cli("import", str(path)) == 2  # bad input (issue 8, item 8)
     assert "['gpt-x'].input_cost_per_token" in capsys.readouterr().err

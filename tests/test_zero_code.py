@@ -346,8 +346,8 @@ def test_budgets_from_the_configuration_file_block_before_sending(tmp_path, fake
 def test_malformed_variable_is_reported_by_name(tmp_path, receiver):
     result = run_instrumented(tmp_path, OTHER_INSTRUMENTATION_APP, receiver, OTEL_AI_COST_ESTIMATE="maybe")
     assert "OTEL_AI_COST_ESTIMATE: expected true or false, got 'maybe'" in result.stderr
-    assert "ConfigError" in result.stderr
-    # opentelemetry-instrument reports the failure and runs the app on, without cost tracking.
+    # One log line, no traceback (issue 8, item 6); the app runs on, without cost tracking.
+    assert "Traceback" not in result.stderr and "Failed to auto initialize" not in result.stderr
     assert "done" in result.stdout
     span = receiver.wait_for(span_named("chat gpt-4o-mini", "opentelemetry.instrumentation.openai_v2"), timeout=15)
     assert "gen_ai.usage.cost.amount" not in span["attributes"]
@@ -411,11 +411,15 @@ def test_register_warns_once_without_an_sdk_provider(monkeypatch, caplog):
     assert "not an OpenTelemetry SDK TracerProvider" in caplog.records[0].getMessage()
 
 
-def test_register_raises_config_error_naming_the_variable(global_provider, monkeypatch):
+def test_register_logs_the_bad_variable_and_stays_off(global_provider, monkeypatch, caplog):
     monkeypatch.setenv("OTEL_AI_COST_OUTPUT_ESTIMATE", "lots")
-    with pytest.raises(ConfigError, match="^OTEL_AI_COST_OUTPUT_ESTIMATE: "):
-        _zero_code.register_processor()
+    monkeypatch.setattr(_zero_code, "_logged_off", set())
+    with caplog.at_level("INFO", logger="otel_ai_cost._zero_code"):
+        assert _zero_code.register_processor() is None
     assert processors(global_provider) == ()
+    (record,) = caplog.records
+    assert record.getMessage().startswith("otel-ai-cost: OTEL_AI_COST_OUTPUT_ESTIMATE: ")
+    assert "'lots'" in record.getMessage() and "otel-ai-cost is off" in record.getMessage()
 
 
 def test_wrapping_survives_changed_sdk_internals(caplog):
@@ -425,3 +429,53 @@ def test_wrapping_survives_changed_sdk_internals(caplog):
     with caplog.at_level("WARNING", logger="otel_ai_cost._zero_code"):
         assert _zero_code.wrap_exporters(Odd()) == 0  # type: ignore[arg-type]
     assert "could not wrap" in caplog.records[0].getMessage()
+
+
+# --- issue 8, item 6: off means off; every bad value the same ------------------------------
+
+
+def test_enabled_false_leaves_no_span_or_cost_of_ours(tmp_path, fake_openai, receiver):
+    result = run_instrumented(tmp_path, PLAIN_APP, receiver, FAKE_OPENAI_BASE_URL=fake_openai.base_url,
+                              OTEL_AI_COST_ENABLED="false")
+    assert result.returncode == 0, result.stderr
+    assert "chat: Hello! How can I help you today?" in result.stdout
+    assert len(fake_openai.requests) == 2  # the app's calls went out untouched
+    other = run_instrumented(tmp_path, OTHER_INSTRUMENTATION_APP, receiver, OTEL_AI_COST_ENABLED="false")
+    assert other.returncode == 0, other.stderr
+    span = receiver.wait_for(span_named("chat gpt-4o-mini", "opentelemetry.instrumentation.openai_v2"), timeout=15)
+    spans = receiver.wait_for(lambda s: s, timeout=5)
+    assert not [s for s in spans if s["scope"].startswith("otel_ai_cost")]  # no span of ours
+    assert not [k for s in spans for k in s["attributes"] if k.startswith(("ai_cost.", "gen_ai.usage.cost"))]
+    assert "gen_ai.usage.cost.amount" not in span["attributes"]
+    assert "Traceback" not in result.stderr + other.stderr
+
+
+@pytest.mark.parametrize("variable, value, reason", [
+    ("OTEL_AI_COST_ENABLED", "perhaps", "expected true or false"),
+    ("OTEL_AI_COST_ESTIMATE", "maybe", "expected true or false"),
+    ("OTEL_AI_COST_ENRICH_EXPORT", "2", "expected true or false"),
+    ("OTEL_AI_COST_RAISE_ON_BLOCK", "sometimes", "expected true or false"),
+    ("OTEL_AI_COST_OPENAI_INCLUDE_USAGE", "yes please", "expected true or false"),
+    ("OTEL_AI_COST_BAGGAGE_KEYS", "tenant id", "whitespace"),
+    ("OTEL_AI_COST_OUTPUT_ESTIMATE", "lots", "expected 'max_tokens' or 'expected:N'"),
+    ("OTEL_AI_COST_AZURE_DEPLOYMENTS", "prod", "expected DEPLOYMENT=MODEL"),
+    ("OTEL_AI_COST_PRICING_FILES", "/nonexistent/prices.json", "no such file"),
+    ("OTEL_AI_COST_CONFIG", "/nonexistent/otel-ai-cost.yaml", "/nonexistent/otel-ai-cost.yaml"),
+])
+def test_every_bad_variable_is_one_log_line_and_otel_ai_cost_off(tmp_path, fake_openai, receiver, variable,
+                                                                 value, reason):
+    result = run_instrumented(tmp_path, PLAIN_APP, receiver, FAKE_OPENAI_BASE_URL=fake_openai.base_url,
+                              **{variable: value})
+    assert result.returncode == 0, result.stderr
+    assert "chat: Hello! How can I help you today?" in result.stdout  # the app is unaffected
+    assert "stream: Once upon a time." in result.stdout
+    ours = [line for line in result.stderr.splitlines() if "otel-ai-cost" in line or "OTEL_AI_COST" in line]
+    assert len(ours) == 1, result.stderr
+    assert variable in ours[0] and reason in ours[0] and "otel-ai-cost is off" in ours[0]
+    assert "Traceback" not in result.stderr and "Failed to auto initialize" not in result.stderr
+    assert len(fake_openai.requests) == 2
+    # No span of ours: the instrumentors wrapped nothing (or were undone).
+    import time
+
+    time.sleep(1.0)
+    assert not [s for s in receiver.spans if s["scope"].startswith("otel_ai_cost")]

@@ -1,44 +1,134 @@
 """The zero-code path: ``opentelemetry-instrument python app.py`` registers AICostSpanProcessor.
 
-``register_processor`` is the ``opentelemetry_post_instrument`` entry point. opentelemetry-instrument
-calls it with no arguments after the distro, the configurator (which sets the global SDK
-TracerProvider and its BatchSpanProcessor) and the instrumentors have run.
+Two entry points, which opentelemetry-instrument calls with no arguments, in this order:
 
-A malformed ``OTEL_AI_COST_*`` value raises ConfigError from here, on purpose: the configuration
-is wrong, and raising is how the OpenTelemetry startup sequence reports that. opentelemetry-instrument
-logs it with the message naming the variable ("Failed to auto initialize OpenTelemetry" followed
-by the ConfigError) and, by default, runs the application on without cost tracking; with
-``initialize(swallow_exceptions=False)`` startup stops. Logging and silently disabling would hide
-a typo until someone notices costs are missing.
+- ``check_configuration`` (``opentelemetry_pre_instrument``), after the distro and the configurator
+  (which sets the global SDK TracerProvider) and before the instrumentors: it reads every
+  ``OTEL_AI_COST_*`` variable and the pricing files they name. ``OTEL_AI_COST_ENABLED=false``, or
+  any bad value, switches otel-ai-cost off for the process: our instrumentors then wrap nothing
+  and no processor is registered, so no span, cost attribute or budget of ours appears. A bad value
+  is reported in one log line naming the variable, the value and the reason (no traceback, not
+  "Failed to auto initialize OpenTelemetry"), and the application runs on untouched.
+- ``register_processor`` (``opentelemetry_post_instrument``), after the instrumentors: adds the
+  processor (and wraps the exporters). If the processor cannot be built (a configuration file it
+  reads is malformed), the same: one log line, our instrumentors are undone, the application runs on.
+
+In code, by contrast, a malformed value raises ConfigError from the constructor or ``instrument()``:
+the code asked for otel-ai-cost and gets told at once what is wrong.
 """
 from __future__ import annotations
 
 import logging
 import weakref
-from typing import Any, Optional
+from typing import Any, List, Optional, Set, Tuple
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
-from .config import Settings
+from .config import ENV_CONFIG, ENV_ENABLED, Settings, check_environment
+from .config import zero_code_state as _state
+from .errors import ConfigError
 from .processor import AICostSpanProcessor, CostEnrichingSpanExporter
 
 _logger = logging.getLogger(__name__)
 
 _registered: "weakref.WeakKeyDictionary[TracerProvider, AICostSpanProcessor]" = weakref.WeakKeyDictionary()
 _warned_no_sdk = False
+_logged_off: Set[str] = set()
+
+OFF_NOTE = "otel-ai-cost is off (no spans, cost attributes or budgets of its own); the application runs on"
+
+
+
+
+def _problem() -> Tuple[Optional[Settings], Optional[str]]:
+    """(settings, None) when otel-ai-cost is on; (None, why) when it is off."""
+    try:
+        settings = check_environment()
+        if not settings.enabled:
+            return None, f"{ENV_ENABLED}=false"
+        from .pricing import default_catalog
+
+        default_catalog()  # the pricing files' content, and OTEL_AI_COST_AZURE_DEPLOYMENTS
+        return settings, None
+    except ConfigError as exc:  # CatalogError included; the message names the variable or file
+        return None, str(exc)
+
+
+def _report_off(reason: str) -> None:
+    if reason in _logged_off:
+        return
+    _logged_off.add(reason)
+    if reason == f"{ENV_ENABLED}=false":
+        _logger.info("otel-ai-cost: %s: otel-ai-cost is off", reason)
+    else:
+        _logger.error("otel-ai-cost: %s; %s", reason, OFF_NOTE)
+
+
+def check_configuration(*_args: Any, **_kwargs: Any) -> bool:
+    """The ``opentelemetry_pre_instrument`` entry point: decide, before the instrumentors run,
+    whether otel-ai-cost is on in this process. Never raises; returns True when it is on."""
+    try:
+        _, reason = _problem()
+    except Exception as exc:  # noqa: BLE001 - a bug of ours must not stop the application
+        reason = f"internal error while reading the configuration: {exc!r}"
+    _state.checked, _state.off = True, reason
+    if reason is not None:
+        _report_off(reason)
+    return reason is None
+
+
+def switch_off(reason: str) -> None:
+    """Turn otel-ai-cost off after the instrumentors ran: log once, and undo our instrumentors."""
+    _state.off = reason
+    _report_off(reason)
+    for instrumentor in _our_instrumentors():
+        try:
+            instrumentor.uninstrument()
+        except Exception:  # noqa: BLE001
+            _logger.debug("otel-ai-cost: could not uninstrument %r", instrumentor, exc_info=True)
+
+
+def _our_instrumentors() -> List[Any]:
+    """The instrumented instances of our instrumentor classes (BaseInstrumentor is a singleton)."""
+    import sys
+
+    from opentelemetry.util._importlib_metadata import entry_points
+
+    found = []
+    for entry_point in entry_points(group="opentelemetry_instrumentor"):
+        module_name, _, attribute = entry_point.value.partition(":")
+        module = sys.modules.get(module_name) if module_name.startswith("otel_ai_cost.") else None
+        cls = getattr(module, attribute, None) if module is not None else None
+        instance = getattr(cls, "_instance", None)
+        if instance is not None and instance.is_instrumented_by_opentelemetry:
+            found.append(instance)
+    return found
 
 
 def register_processor(*_args: Any, **_kwargs: Any) -> Optional[AICostSpanProcessor]:
     """Add AICostSpanProcessor to the global SDK TracerProvider, configured from the environment.
 
-    Returns the processor (None when disabled or when there is no SDK provider). Idempotent: a
+    Returns the processor (None when otel-ai-cost is off or when there is no SDK provider). Never
+    raises: a bad value or file is logged in one line and otel-ai-cost stays off. Idempotent: a
     second call on the same provider adds nothing and returns the first processor.
     """
+    try:
+        return _register()
+    except Exception as exc:  # noqa: BLE001 - a bug of ours must not stop the application
+        _logger.error("otel-ai-cost: could not register the processor; %s", OFF_NOTE, exc_info=True)
+        switch_off(f"internal error: {exc!r}")
+        return None
+
+
+def _register() -> Optional[AICostSpanProcessor]:
     global _warned_no_sdk
-    settings = Settings.from_env()
-    if not settings.enabled:
+    if _state.checked and _state.off is not None:
+        return None  # check_configuration switched it off (and said why)
+    settings, reason = _problem()
+    if reason is not None or settings is None:
+        switch_off(reason or "off")
         return None
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
@@ -54,7 +144,12 @@ def register_processor(*_args: Any, **_kwargs: Any) -> Optional[AICostSpanProces
     existing = _registered.get(provider)
     if existing is not None:
         return existing
-    processor = AICostSpanProcessor(settings=settings)
+    try:
+        processor = AICostSpanProcessor(settings=settings)
+    except ConfigError as exc:  # e.g. the budgets file of OTEL_AI_COST_CONFIG; the message names it
+        named = f"{ENV_CONFIG}: {exc}" if settings.config_file and str(exc).startswith(settings.config_file) else str(exc)
+        switch_off(named)
+        return None
     provider.add_span_processor(processor)
     _registered[provider] = processor
     if settings.enrich_export:

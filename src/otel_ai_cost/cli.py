@@ -113,6 +113,11 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(sys.stdout)
 
 
+def _one_line(message: str) -> str:
+    """A message (e.g. a YAML parser's, with its caret lines) on one line."""
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip() and line.strip() != "^")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -163,12 +168,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:  # CatalogError included
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into e.g. `head`, which exited early
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter quiet at exit
+        return 1
+    except OSError as exc:  # a file named on the command line: missing, unreadable, unwritable
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - never a traceback: one line, and a non-zero exit code
+        print(f"{PROG}: internal error: {type(exc).__name__}: {exc} (please report it)", file=sys.stderr)
         return 1
 
 

@@ -23,6 +23,8 @@ ENV_ENRICH_EXPORT = "OTEL_AI_COST_ENRICH_EXPORT"
 ENV_OUTPUT_ESTIMATE = "OTEL_AI_COST_OUTPUT_ESTIMATE"
 ENV_CONFIG = "OTEL_AI_COST_CONFIG"
 ENV_RAISE_ON_BLOCK = "OTEL_AI_COST_RAISE_ON_BLOCK"
+ENV_AZURE_DEPLOYMENTS = "OTEL_AI_COST_AZURE_DEPLOYMENTS"  # read by otel_ai_cost.pricing
+ENV_OPENAI_INCLUDE_USAGE = "OTEL_AI_COST_OPENAI_INCLUDE_USAGE"  # read by the OpenAI instrumentor
 
 # Every variable the package reads, here or elsewhere; anything else with the prefix is a typo.
 KNOWN_VARIABLES = frozenset(
@@ -35,8 +37,8 @@ KNOWN_VARIABLES = frozenset(
         ENV_OUTPUT_ESTIMATE,
         ENV_CONFIG,
         ENV_RAISE_ON_BLOCK,
-        "OTEL_AI_COST_AZURE_DEPLOYMENTS",  # read by otel_ai_cost.pricing
-        "OTEL_AI_COST_OPENAI_INCLUDE_USAGE",  # read by the OpenAI instrumentor
+        ENV_AZURE_DEPLOYMENTS,
+        ENV_OPENAI_INCLUDE_USAGE,
     }
 )
 
@@ -167,6 +169,54 @@ class Settings:
 
     def replace(self, **changes: Any) -> "Settings":
         return replace(self, **changes)
+
+
+def check_environment(environ: Optional[Mapping[str, str]] = None) -> Settings:
+    """``Settings.from_env`` plus every ``OTEL_AI_COST_*`` variable read elsewhere in the package.
+
+    Raises ConfigError naming the first malformed variable, its value and the reason, so that a bad
+    value is found in one place, at configuration time, whichever variable it is: the booleans, the
+    keys and the output estimate (here), ``OTEL_AI_COST_OPENAI_INCLUDE_USAGE`` (the OpenAI
+    instrumentor), ``OTEL_AI_COST_AZURE_DEPLOYMENTS`` and each file of ``OTEL_AI_COST_PRICING_FILES``
+    (the pricing catalog; a file's content is checked when the catalog loads it). With
+    ``OTEL_AI_COST_ENABLED=false`` nothing else is read: otel-ai-cost is off.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(ENV_ENABLED)
+    if raw is not None and raw.strip() and not parse_bool(raw, ENV_ENABLED):
+        return Settings(enabled=False)
+    settings = Settings.from_env(env)
+    raw = env.get(ENV_OPENAI_INCLUDE_USAGE)
+    if raw is not None and raw.strip():
+        parse_bool(raw, ENV_OPENAI_INCLUDE_USAGE)
+    raw = env.get(ENV_AZURE_DEPLOYMENTS)
+    if raw is not None and raw.strip():
+        from .pricing._catalog import parse_azure_deployments
+
+        parse_azure_deployments(raw, ENV_AZURE_DEPLOYMENTS)
+    raw = env.get(ENV_PRICING_FILES)
+    if raw is not None and raw.strip():
+        for item in raw.split(os.pathsep):
+            if item.strip() and not os.path.isfile(item):
+                reason = "is a directory" if os.path.isdir(item) else "no such file"
+                raise ConfigError(f"{ENV_PRICING_FILES}: bad item {item!r}: {reason}")
+    return settings
+
+
+class ZeroCodeState:
+    """What the zero-code check (``_zero_code.check_configuration``) decided for this process."""
+
+    checked = False  # it ran (the process runs under opentelemetry-instrument)
+    off: Optional[str] = None  # why otel-ai-cost is off, or None when it is on
+
+
+zero_code_state = ZeroCodeState()
+
+
+def instrumentation_off() -> Optional[bool]:
+    """For our instrumentors: True when the zero-code check switched otel-ai-cost off, False when it
+    found it on, None when it did not run in this process (code: the instrumentor checks itself)."""
+    return (zero_code_state.off is not None) if zero_code_state.checked else None
 
 
 def unknown_variables(environ: Mapping[str, str]) -> List[str]:

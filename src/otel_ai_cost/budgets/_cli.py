@@ -128,8 +128,9 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         "report",
         parents=[common],
         help="spend by model, tenant, user, day or budget over a period, from the budget ledger",
-        description="Spend over a period from the settle entries of the budget ledger, with the number of calls "
-        "and of calls a budget refused. A call that matches several budgets counts once (with --by budget, once "
+        description="Spend over a period from the settle entries of the budget ledger, with the number of calls, "
+        "of calls a budget refused (BLOCKED) and the operator adjustments (ADJUSTED: `budget adjust`, negative "
+        "for a credit), listed with their notes. A call that matches several budgets counts once (with --by budget, once "
         "in each of its budgets; the total still counts it once). WHEN is a date (2026-11-01: midnight in --tz; "
         "as --until, the end of that day), a date and time (2026-11-01T12:00, with or without an offset), or a "
         "duration before now (7d, 12h). The period is --since (default: the start of the current month) up to "
@@ -655,7 +656,8 @@ def _report(args: argparse.Namespace) -> int:
     since, until = _period(args, tz)
     config = _config(args)
     with _opened(config) as store:
-        report = build_report(store, since.timestamp(), until.timestamp(), by, args.tz)
+        per = {b.id: b.per for b in config.budgets}
+        report = build_report(store, since.timestamp(), until.timestamp(), by, args.tz, per=per)
     {"table": _report_table, "csv": _report_csv, "json": _report_json}[args.format](report, since, until)
     return 0
 
@@ -668,30 +670,62 @@ def _report_table(report: Report, since: datetime, until: datetime) -> None:
     print(f"spend from {since.isoformat(timespec='seconds')} to {until.isoformat(timespec='seconds')}, "
           f"by {', '.join(report.by)}")
     total = report.total.spend
-    headers = [name.upper() for name in report.by] + ["CALLS", "BLOCKED", "SPEND", "SHARE"]
-    rows = [
-        list(r.group) + [str(r.calls), str(r.blocked), _money(r.spend), _percent(r.spend, total) if total else "-"]
-        for r in report.rows
-    ]
-    t = report.total
-    rows.append(["TOTAL"] + [""] * (len(report.by) - 1) + [str(t.calls), str(t.blocked), _money(t.spend),
-                                                          "100.0%" if total else "-"])
+    # The ADJUSTED column is there when the period has `budget adjust` entries.
+    with_adjusted = bool(report.adjustments)
+    headers = [name.upper() for name in report.by] + ["CALLS", "BLOCKED", "SPEND"] + (
+        ["ADJUSTED"] if with_adjusted else []) + ["SHARE"]
+
+    def cells(r: Any, share: str) -> List[str]:
+        adjusted = [_money(r.adjusted) if r.adjustments else "-"] if with_adjusted else []
+        return [str(r.calls), str(r.blocked), _money(r.spend)] + adjusted + [share]
+
+    rows = [list(r.group) + cells(r, _percent(r.spend, total) if total else "-") for r in report.rows]
+    rows.append(["TOTAL"] + [""] * (len(report.by) - 1) + cells(report.total, "100.0%" if total else "-"))
     n = len(report.by)
-    _table(headers, rows, right=range(n, n + 4))
+    _table(headers, rows, right=range(n, n + len(headers) - len(report.by)))
     if "budget" in report.by or "key" in report.by:
         print("(a call that matches several budgets counts in each of them; the total counts it once)")
+    if report.adjustments:
+        print("(ADJUSTED: `budget adjust` changes, negative for credits and refunds; SPEND is what calls cost)")
+        print(f"adjustments ({len(report.adjustments)}):")
+        for e in report.adjustments:
+            print(f"  {_adjustment_text(e, report.tz)}")
+
+
+def _adjustment_text(e: LedgerEntry, tz: str) -> str:
+    key = f" --key {e.key}" if e.key else ""
+    parts = [_time(e.time, zone(tz) if tz != "UTC" else timezone.utc), f"{e.budget_id}{key}", _money(e.amount)]
+    requested = e.attributes.get("requested_nanos")
+    if requested is not None and requested != e.amount_nanos:
+        parts[-1] += f" (asked {_money(from_nanos(requested))}: the spend cannot go below zero)"
+    if e.attributes.get("note"):
+        parts.append(f"note={e.attributes['note']!r}")
+    if e.attributes.get("actor"):
+        parts.append(f"by {e.attributes['actor']}")
+    return "  ".join(parts)
 
 
 def _report_csv(report: Report, since: datetime, until: datetime) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(list(report.by) + ["calls", "blocked", "spend_usd"])
+    with_adjusted = bool(report.adjustments)  # the adjusted_usd column: when the period has adjustments
+    writer.writerow(list(report.by) + ["calls", "blocked", "spend_usd"] + (["adjusted_usd"] if with_adjusted else []))
     for r in report.rows:
-        writer.writerow(list(r.group) + [r.calls, r.blocked, _usd_number(r.spend)])
+        writer.writerow(list(r.group) + [r.calls, r.blocked, _usd_number(r.spend)]
+                        + ([_usd_number(r.adjusted)] if with_adjusted else []))
 
 
 def _report_json(report: Report, since: datetime, until: datetime) -> None:
     def row(r: Any, group: Dict[str, str]) -> Dict[str, Any]:
-        return {**group, "calls": r.calls, "blocked": r.blocked, "spend_usd": float(r.spend)}
+        out = {**group, "calls": r.calls, "blocked": r.blocked, "spend_usd": float(r.spend)}
+        if report.adjustments:  # as in the table and CSV: when the period has adjustments
+            out.update(adjustments=r.adjustments, adjusted_usd=float(r.adjusted))
+        return out
+
+    def adjustment(e: LedgerEntry) -> Dict[str, Any]:
+        requested = e.attributes.get("requested_nanos", e.amount_nanos)
+        return {"time": _time(e.time), "budget": e.budget_id, "key": e.key, "amount_usd": float(e.amount),
+                "requested_usd": float(from_nanos(requested)), "note": e.attributes.get("note"),
+                "actor": e.attributes.get("actor")}
 
     document = {
         "since": since.isoformat(),
@@ -700,6 +734,7 @@ def _report_json(report: Report, since: datetime, until: datetime) -> None:
         "by": list(report.by),
         "rows": [row(r, dict(zip(report.by, r.group))) for r in report.rows],
         "total": row(report.total, {}),
+        "adjustments": [adjustment(e) for e in report.adjustments],
     }
     json.dump(document, sys.stdout, indent=1)
     print()

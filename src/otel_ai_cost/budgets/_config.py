@@ -49,7 +49,7 @@ import yaml
 from ..errors import ConfigError
 from ._book import BudgetBook
 from ._resilient import DEFAULT_DEADLINE, DEFAULT_FAILURES, DEFAULT_PROBE_INTERVAL, ResilientStore, UnavailableStore
-from ._model import Action, Budget, Threshold
+from ._model import Action, Budget, Threshold, threshold_problem
 from ._store import BudgetStore
 from ._unknown import UnknownModelPolicy, parse_unknown_model
 from ._windows import CALENDAR_UNITS, calendar, lifetime, parse_duration, rolling
@@ -298,8 +298,9 @@ def _threshold(value: Any, where: _Where) -> Threshold:
         if required not in item:
             raise (where / required).error("missing; a threshold needs `at` (0.8 for 80%) and `action`")
     at = _decimal(item["at"], where / "at", "the fraction of the limit")
-    if at <= 0:
-        raise (where / "at").error(f"must be positive (0.8 for 80%), not {item['at']!r}")
+    problem = threshold_problem(at)
+    if problem:
+        raise (where / "at").error(f"{item['at']!r} {problem}")
     kind = item["action"]
     if kind not in ("warn", "block", "downgrade", "throttle"):
         raise (where / "action").error(f"{kind!r} is not one of warn, block, downgrade, throttle")

@@ -66,6 +66,25 @@ def throttle(seconds: float) -> Action:
     return Action("throttle", seconds=seconds)
 
 
+def threshold_problem(at: Decimal) -> Optional[str]:
+    """Why ``at`` is not a threshold (a fraction of the limit in (0, 1]), or None if it is one.
+
+    A threshold above 1 is refused rather than guessed at: ``at: 80`` is almost certainly 80%
+    written as a percentage, and reading it as 0.8 would silently change what a budget does; a
+    threshold past the limit is never needed (raise ``limit_usd`` instead).
+    """
+    if not at.is_finite() or not at > 0:
+        return "must be a positive fraction of the limit (0.8 for 80%)"
+    if at > 1:
+        if at <= 100:
+            hint = f"write {format((at / 100).normalize(), 'f')} for {format(at.normalize(), 'f')}%"
+        else:
+            hint = "write 0.8 for 80%"
+        return (f"is above 1: thresholds are fractions of the limit, not percentages ({hint}); "
+                "to allow spending past the limit, raise limit_usd")
+    return None
+
+
 @dataclass(frozen=True)
 class Threshold:
     """``action`` applies once a call would take the spend to ``at`` times the limit (``block``: past it)."""
@@ -77,9 +96,10 @@ class Threshold:
         try:
             at = Decimal(str(self.at))
         except (InvalidOperation, ValueError):
-            raise ConfigError(f"threshold fraction {self.at!r} is not a number (write 0.8 for 80%)") from None
-        if not at > 0 or not at.is_finite():
-            raise ConfigError(f"threshold fraction {self.at!r} must be positive (write 0.8 for 80%)")
+            raise ConfigError(f"threshold at {self.at!r} is not a number (write 0.8 for 80%)") from None
+        problem = threshold_problem(at)
+        if problem:
+            raise ConfigError(f"threshold at {self.at!r} {problem}")
         object.__setattr__(self, "at", at)
         if not isinstance(self.action, Action):
             raise ConfigError(f"threshold action {self.action!r} must be an Action (warn(), block(), ...)")

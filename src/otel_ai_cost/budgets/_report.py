@@ -8,6 +8,12 @@ written with the audit attributes of the call, and from its settle entry (``gen_
 there wins over ``gen_ai.request.model`` for the model). ``blocked`` counts the calls an enforced
 budget refused (shadow budgets' refusals are not counted); ``unknown_model`` the calls to models the
 catalog does not know, counted by their budgets' ``on_unknown_model`` policy.
+
+Operator adjustments (``budget adjust``: a cost the budgets did not see, or negative, a credit or
+refund) are not calls: they are summed apart, in ``adjusted``, each in the group of its budget and
+partition (with ``per`` given, a partition of a ``per: tenant.id`` budget counts for that tenant;
+groups an adjustment has no value for, such as the model, read ``(adjustment)``). The applied
+amount is counted: a credit larger than the spend it corrects is floored at zero by the store.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ GROUPS: Dict[str, Optional[str]] = {
     "key": None,
 }
 NONE = "(none)"
+ADJUSTMENT = "(adjustment)"
 # How long before the period the reserve entries of the calls settled in it are looked for first.
 DEFAULT_LOOKBACK = 86400.0
 
@@ -66,10 +73,16 @@ class ReportRow:
     # Calls to models the catalog does not know, counted by an on_unknown_model policy (their spend
     # is the policy's price: the stated fallback, another model's, or $0 when allowed unmetered).
     unknown_model: int = 0
+    adjustments: int = 0
+    adjusted_nanos: int = 0  # the sum of the operator adjustments applied (negative: credits)
 
     @property
     def spend(self) -> Decimal:
         return from_nanos(self.spend_nanos)
+
+    @property
+    def adjusted(self) -> Decimal:
+        return from_nanos(self.adjusted_nanos)
 
 
 @dataclass
@@ -80,6 +93,8 @@ class Report:
     tz: str
     rows: List[ReportRow] = field(default_factory=list)
     total: ReportRow = field(default_factory=lambda: ReportRow(()))
+    # The adjust entries of the period, oldest first (for the notes and who made them).
+    adjustments: List[LedgerEntry] = field(default_factory=list)
 
 
 def _value(name: str, entry: LedgerEntry, attributes: Mapping[str, Any], tz: ZoneInfo) -> str:
@@ -96,6 +111,15 @@ def _value(name: str, entry: LedgerEntry, attributes: Mapping[str, Any], tz: Zon
     return NONE if value is None or value == "" else str(value)
 
 
+def _adjustment_value(name: str, entry: LedgerEntry, per: Mapping[str, Optional[str]], tz: ZoneInfo) -> str:
+    if name in ("day", "budget", "key"):
+        return _value(name, entry, {}, tz)
+    attribute = None if name == "model" else GROUPS.get(name) or name
+    if attribute is not None and attribute == per.get(entry.budget_id) and entry.key:
+        return entry.key
+    return ADJUSTMENT
+
+
 def aggregate(
     entries: Iterable[LedgerEntry],
     call_attributes: Mapping[str, Mapping[str, Any]],
@@ -103,17 +127,32 @@ def aggregate(
     tz: str = "UTC",
     since: float = float("-inf"),
     until: float = float("inf"),
+    per: Optional[Mapping[str, Optional[str]]] = None,
 ) -> Report:
-    """Group the settle and block entries timed in [since, until). ``call_attributes``: reservation id
-    -> the attributes of its reserve (or block) entry."""
+    """Group the settle, block and adjust entries timed in [since, until). ``call_attributes``:
+    reservation id -> the attributes of its reserve (or block) entry; ``per``: budget id -> its
+    ``per`` attribute, to put an adjustment of a partition in that attribute's group."""
     by = check_groups(by)
     zone_info = zone(tz)
     rows: Dict[Tuple[str, ...], ReportRow] = {}
     seen = set()  # (kind, reservation id, group): each call counts once per group
     total = ReportRow(())
     total_seen = set()
+    adjustments: List[LedgerEntry] = []
     for e in entries:
-        if e.kind not in ("settle", "block") or not since <= e.time < until:
+        if not since <= e.time < until:
+            continue
+        if e.kind == "adjust":
+            adjustments.append(e)
+            group = tuple(_adjustment_value(name, e, per or {}, zone_info) for name in by)
+            row = rows.get(group)
+            if row is None:
+                row = rows[group] = ReportRow(group)
+            for target in (row, total):
+                target.adjustments += 1
+                target.adjusted_nanos += e.amount_nanos
+            continue
+        if e.kind not in ("settle", "block"):
             continue
         if e.kind == "block" and e.attributes.get("shadow") is True:
             continue  # a shadow budget's refusal changed nothing
@@ -136,8 +175,9 @@ def aggregate(
                     target.unknown_model += 1
             else:
                 target.blocked += 1
-    ordered = sorted(rows.values(), key=lambda r: (-r.spend_nanos, -r.calls, -r.blocked, r.group))
-    return Report(by, since, until, tz, ordered, total)
+    ordered = sorted(rows.values(), key=lambda r: (-r.spend_nanos, -r.calls, -r.blocked, r.adjusted_nanos, r.group))
+    adjustments.sort(key=lambda e: e.time)
+    return Report(by, since, until, tz, ordered, total, adjustments)
 
 
 def build_report(
@@ -147,12 +187,13 @@ def build_report(
     by: Sequence[str],
     tz: str = "UTC",
     lookback: float = DEFAULT_LOOKBACK,
+    per: Optional[Mapping[str, Optional[str]]] = None,
 ) -> Report:
     """Read the ledger of ``store`` for [since, until) and group it (see ``aggregate``)."""
     by = check_groups(by)
     zone(tz)
-    entries = store.ledger(kinds=("settle", "block"), since=since, until=until)
-    wanted = {e.reservation_id for e in entries}
+    entries = store.ledger(kinds=("settle", "block", "adjust"), since=since, until=until)
+    wanted = {e.reservation_id for e in entries if e.kind != "adjust"}
     attributes: Dict[str, Mapping[str, Any]] = {}
 
     def collect(found: Iterable[LedgerEntry]) -> None:
@@ -164,4 +205,4 @@ def build_report(
         collect(store.ledger(kinds=("reserve", "block"), since=since - lookback, until=until))
         if wanted - attributes.keys():  # calls reserved long before they settled
             collect(store.ledger(kinds=("reserve", "block"), until=since - lookback))
-    return aggregate(entries, attributes, by, tz, since, until)
+    return aggregate(entries, attributes, by, tz, since, until, per)

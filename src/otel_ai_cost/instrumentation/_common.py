@@ -299,6 +299,23 @@ class Config:
         self.catalog = catalog
 
 
+def switched_off(instrumentor: Any) -> bool:
+    """True when otel-ai-cost is off, so ``instrument()`` must wrap nothing: ``OTEL_AI_COST_ENABLED=false``
+    or, under opentelemetry-instrument, a bad ``OTEL_AI_COST_*`` value (the zero-code check logged it).
+
+    In code, a bad value raises ConfigError here, naming the variable, as the processor does. Leaves
+    the instrumentor with nothing to undo (``_uninstrument`` works on empty lists).
+    """
+    instrumentor._wrapped = []
+    instrumentor._patched = []
+    from ..config import check_environment, instrumentation_off
+
+    decided = instrumentation_off()
+    if decided is not None:
+        return decided
+    return not check_environment().enabled
+
+
 def telemetry_from(name: str, instrument_kwargs: Mapping[str, Any]) -> "Telemetry":
     """The ``Telemetry`` of instrumentor ``name`` from its ``instrument()`` keyword arguments."""
     return Telemetry(name, package_version(), instrument_kwargs.get("tracer_provider"),

@@ -1215,6 +1215,8 @@ class AnthropicInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
+        if c.switched_off(self):  # OTEL_AI_COST_ENABLED=false, or a bad OTEL_AI_COST_* value
+            return
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.anthropic", kwargs)
         config = c.Config(telemetry, kwargs.get("catalog"))
         # Resolve (import) every target first: the Bedrock / Vertex beta classes copy the

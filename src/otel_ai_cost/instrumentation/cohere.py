@@ -443,6 +443,8 @@ class CohereInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
+        if c.switched_off(self):  # OTEL_AI_COST_ENABLED=false, or a bad OTEL_AI_COST_* value
+            return
         _content.not_supported("cohere")  # says so once when content capture is asked for
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.cohere", kwargs)
         config = c.Config(telemetry, kwargs.get("catalog"))

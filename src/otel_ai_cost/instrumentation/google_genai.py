@@ -795,6 +795,8 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
+        if c.switched_off(self):  # OTEL_AI_COST_ENABLED=false, or a bad OTEL_AI_COST_* value
+            return
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.google_genai", kwargs)
         config = c.Config(telemetry, kwargs.get("catalog"))
         self._wrapped = []

@@ -402,6 +402,8 @@ class MistralInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
+        if c.switched_off(self):  # OTEL_AI_COST_ENABLED=false, or a bad OTEL_AI_COST_* value
+            return
         _content.not_supported("mistral")  # says so once when content capture is asked for
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.mistral", kwargs)
         config = c.Config(telemetry, kwargs.get("catalog"))

@@ -850,6 +850,8 @@ class OpenAIInstrumentor(BaseInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
+        if c.switched_off(self):  # OTEL_AI_COST_ENABLED=false, or a bad OTEL_AI_COST_* value
+            return
         include = kwargs.get("include_stream_usage")
         if include is None:
             include = include_usage_from_env()

@@ -74,9 +74,9 @@ def _describe(model: ModelPrice, out: TextIO) -> None:
 def _show(args: argparse.Namespace) -> int:
     try:
         catalog = _catalog()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except ConfigError as exc:  # a bad OTEL_AI_COST_PRICING_FILES file or value: bad input
+        print(f"otel-ai-cost: error: {exc}", file=sys.stderr)
+        return 2
     model = catalog.resolve(args.model, args.provider)
     if model is None:
         where = f" for provider {args.provider!r}" if args.provider else ""
@@ -90,17 +90,26 @@ def _show(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     try:
         catalog = _catalog()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except ConfigError as exc:  # a bad OTEL_AI_COST_PRICING_FILES file or value: bad input
+        print(f"otel-ai-cost: error: {exc}", file=sys.stderr)
+        return 2
     models = [m for m in catalog.entries() if args.provider is None or m.provider == args.provider]
     if args.json:
-        json.dump({"catalog_version": catalog.version, "models": [model_to_dict(m) for m in models]}, sys.stdout, indent=1)
+        from ._catalog import SCHEMA_VERSION
+
+        # A catalog document: `prices validate` accepts it, OTEL_AI_COST_PRICING_FILES can load it.
+        document = {"schema_version": SCHEMA_VERSION, "catalog_version": catalog.version, "currency": "USD",
+                    "models": [model_to_dict(m) for m in models]}
+        json.dump(document, sys.stdout, indent=1)
         print()
         return 0
+    print("PROVIDER\tMODEL\tMODE\tINPUT_USD_PER_1M_TOKENS\tOUTPUT_USD_PER_1M_TOKENS")
     for m in models:
-        print(f"{m.provider}\t{m.id}\t{m.mode}\tinput={m.prices.input}\toutput={m.prices.output}")
-    print(f"{len(models)} models (catalog {catalog.version})", file=sys.stderr)
+        price_in = "-" if m.prices.input is None else m.prices.input
+        price_out = "-" if m.prices.output is None else m.prices.output
+        print(f"{m.provider}\t{m.id}\t{m.mode}\t{price_in}\t{price_out}")
+    print(f"{len(models)} models (catalog {catalog.version}); prices in USD per 1,000,000 tokens "
+          "(`prices show MODEL` for every price of one model)", file=sys.stderr)
     return 0
 
 
@@ -108,8 +117,8 @@ def _validate(args: argparse.Namespace) -> int:
     try:
         _, models = read_catalog_file(args.file)
     except CatalogError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        print(f"otel-ai-cost: error: {exc}", file=sys.stderr)
+        return 2
     print(f"ok: {len(models)} models")
     return 0
 
@@ -120,8 +129,8 @@ def _import(args: argparse.Namespace) -> int:
         result = import_litellm(args.file, source_label=args.source, effective_date=today.isoformat(),
                                 catalog_version=today.strftime("%Y.%m.%d"))
     except CatalogError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        print(f"otel-ai-cost: error: {exc}", file=sys.stderr)
+        return 2
     text = dump_document(result.document)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:

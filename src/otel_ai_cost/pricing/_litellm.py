@@ -217,6 +217,14 @@ def import_litellm(path: "os.PathLike[str] | str", *, source_label: str, effecti
         raise CatalogError(f"{file}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}") from exc
     if not isinstance(raw, dict):
         raise CatalogError(f"{file}: (top level): a LiteLLM price file is a JSON object of model name -> entry")
+    if "schema_version" in raw and isinstance(raw.get("models"), list):
+        raise CatalogError(f"{file}: (top level): not a LiteLLM price file: this is already an otel-ai-cost catalog "
+                           "(schema_version, models); check it with `otel-ai-cost prices validate` instead")
+    entries = [e for k, e in raw.items() if k != "sample_spec"]
+    if entries and all(isinstance(e, dict) and "litellm_provider" not in e for e in entries):
+        raise CatalogError(f"{file}: (top level): not a LiteLLM price file: no entry has a litellm_provider key "
+                           "(expected LiteLLM's model_prices_and_context_window.json: model name -> "
+                           '{"litellm_provider": ..., "input_cost_per_token": ...})')
 
     result = ImportResult(document={})
     chosen: Dict[Tuple[str, str], Tuple[str, Dict[str, Any]]] = {}
