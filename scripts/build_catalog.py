@@ -79,6 +79,10 @@ def read_provider(path: Path) -> List[Dict[str, Any]]:
             raise CatalogError(f"{file}: {where}: expected a mapping")
         if "provider" in model:
             raise CatalogError(f"{file}: {where}.provider: not allowed here (the file's provider applies)")
+        source = model.get("source")
+        if not isinstance(source, str) or not source.startswith(("https://", "litellm ")):
+            raise CatalogError(f"{file}: {where}.source: required, where the price comes from: an https:// URL "
+                               f"or \"litellm <version>\", got {source!r}")
         if not _date(model.get("prices_checked")):
             raise CatalogError(f"{file}: {where}.prices_checked: required, a date YYYY-MM-DD as a string, "
                                f"got {model.get('prices_checked')!r}")
