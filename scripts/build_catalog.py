@@ -1,112 +1,143 @@
 #!/usr/bin/env python3
-"""Build the bundled pricing catalog: LiteLLM price file -> our format + our corrections.
+"""Build the bundled pricing catalog from its reviewed source: pricing/*.yaml -> catalog.json.
 
-    python scripts/build_catalog.py path/to/litellm-model-prices.json --litellm-version 1.109.1
+    python scripts/build_catalog.py            # write src/otel_ai_cost/pricing/data/catalog.json
+    python scripts/build_catalog.py --check    # exit 1 if catalog.json is not what the YAML gives
 
-Writes src/otel_ai_cost/pricing/data/catalog.json sorted by (provider, id), so the same inputs
-always give the same bytes. ``--check`` compares instead of writing (exit 1 if out of date).
+pricing/catalog.yaml holds the catalog header; every other pricing/<provider>.yaml holds one
+provider: ``provider``, ``pricing_url`` and ``models``. Each model is a catalog entry (id, mode,
+aliases, prices, service_tiers, context_tiers, limits, source, effective_date) plus review fields
+that stay in the YAML: ``prices_checked`` (date someone last checked the price against its source)
+and ``history`` (dated changes, each with source and reason). Models are written sorted by
+(provider, id), so the same YAML always gives the same bytes. Proposals from LiteLLM's table:
+scripts/propose_prices.py.
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime as _dt
-import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Optional
+
+import yaml
 
 from otel_ai_cost.errors import CatalogError
 from otel_ai_cost.pricing._catalog import dump_document, validate_document
-from otel_ai_cost.pricing._litellm import import_litellm
 
-DATA = Path(__file__).resolve().parent.parent / "src" / "otel_ai_cost" / "pricing" / "data"
-ACTIONS = ("add", "update", "add_aliases")
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "pricing"
+OUTPUT = ROOT / "src" / "otel_ai_cost" / "pricing" / "data" / "catalog.json"
+HEADER = "catalog.yaml"
+PROVIDER_KEYS = {"provider", "pricing_url", "models"}
+REVIEW_KEYS = ("prices_checked", "history")
+HISTORY_REQUIRED = ("date", "source", "reason")
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def apply_corrections(document: Dict[str, Any], corrections_path: Path) -> List[str]:
-    """Apply corrections.json to an imported catalog document in place; return one line per correction."""
-    file = str(corrections_path)
+def _load(path: Path) -> Any:
     try:
-        raw = json.loads(corrections_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CatalogError(f"{file}: (file): cannot read corrections: {exc}") from exc
-    items = raw.get("corrections") if isinstance(raw, dict) else None
-    if not isinstance(items, list):
-        raise CatalogError(f"{file}: corrections: expected a list of corrections")
-    index = {(m["provider"], m["id"]): m for m in document["models"]}
-    log: List[str] = []
-    for i, item in enumerate(items):
-        where = f"corrections[{i}]"
-        if not isinstance(item, dict):
-            raise CatalogError(f"{file}: {where}: expected an object")
-        for key in ("action", "provider", "id", "source", "date", "reason"):
-            if not isinstance(item.get(key), str) or not item[key]:
-                raise CatalogError(f"{file}: {where}.{key}: required (every correction has a source, a date and a reason)")
-        if item["action"] not in ACTIONS:
-            raise CatalogError(f"{file}: {where}.action: must be one of {', '.join(ACTIONS)}, got {item['action']!r}")
-        key = (item["provider"], item["id"])
-        existing = index.get(key)
-        if item["action"] == "add":
-            if existing is not None:
-                raise CatalogError(f"{file}: {where}: {key[0]}/{key[1]} is already in the import; "
-                                   "use action update, or drop this correction if the import is now right")
-            model = {"id": item["id"], "provider": item["provider"], **copy.deepcopy(item.get("model", {}))}
-            document["models"].append(model)
-            index[key] = model
-        else:
-            if existing is None:
-                raise CatalogError(f"{file}: {where}: {key[0]}/{key[1]} is not in the import; use action add")
-            model = existing
-            if item["action"] == "update":
-                for field, value in copy.deepcopy(item.get("set", {})).items():
-                    if field == "prices":
-                        model["prices"].update(value)
-                    else:
-                        model[field] = value
-            else:
-                model["aliases"] = list(model.get("aliases", [])) + list(item.get("aliases", []))
-        if item["action"] == "add" or not model.get("source"):
-            model["source"] = item["source"]
-        elif item["source"] not in model["source"].split("; "):
-            # An update changes some prices: the entry keeps the source of the others too.
-            model["source"] = f"{model['source']}; {item['source']}"
-        model["effective_date"] = item["date"]
-        log.append(f"{item['action']} {key[0]}/{key[1]}: {item['reason']}")
-    return log
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except OSError as exc:
+        raise CatalogError(f"{path}: (file): cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "(file)"
+        raise CatalogError(f"{path}: {where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from exc
 
 
-def build(litellm_file: Path, *, corrections: Optional[Path], litellm_version: str, effective_date: str,
-          catalog_version: str) -> Mapping[str, Any]:
-    result = import_litellm(litellm_file, source_label=f"litellm {litellm_version}",
-                            effective_date=effective_date, catalog_version=catalog_version)
-    print(result.summary(), file=sys.stderr)
-    document = result.document
-    if corrections is not None:
-        for line in apply_corrections(document, corrections):
-            print(f"correction: {line}", file=sys.stderr)
-    document["models"].sort(key=lambda m: (m["provider"], m["id"]))
-    validate_document(document, str(corrections or litellm_file))
+def _date(value: Any) -> bool:
+    try:
+        _dt.date.fromisoformat(value)
+        return isinstance(value, str)
+    except (TypeError, ValueError):
+        return False
+
+
+def read_provider(path: Path) -> List[Dict[str, Any]]:
+    """One provider file -> its catalog entries; CatalogError names file, key path and reason."""
+    file = str(path)
+    raw = _load(path)
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{file}: (top level): expected a mapping with provider, pricing_url and models")
+    for key in sorted(PROVIDER_KEYS - set(raw)):
+        raise CatalogError(f"{file}: {key}: required")
+    for key in sorted(set(raw) - PROVIDER_KEYS):
+        raise CatalogError(f"{file}: {key}: unknown key (allowed: {', '.join(sorted(PROVIDER_KEYS))})")
+    provider, url, models = raw["provider"], raw["pricing_url"], raw["models"]
+    if not isinstance(provider, str) or path.stem != provider:
+        raise CatalogError(f"{file}: provider: must be the file's name {path.stem!r}, got {provider!r}")
+    if not isinstance(url, str) or not url.startswith("https://"):
+        raise CatalogError(f"{file}: pricing_url: must be an https:// URL, got {url!r}")
+    if not isinstance(models, list) or not models:
+        raise CatalogError(f"{file}: models: expected a non-empty list")
+    entries = []
+    for i, model in enumerate(models):
+        where = f"models[{i}]"
+        if not isinstance(model, dict):
+            raise CatalogError(f"{file}: {where}: expected a mapping")
+        if "provider" in model:
+            raise CatalogError(f"{file}: {where}.provider: not allowed here (the file's provider applies)")
+        source = model.get("source")
+        if not isinstance(source, str) or not source.startswith(("https://", "litellm ")):
+            raise CatalogError(f"{file}: {where}.source: required, where the price comes from: an https:// URL "
+                               f"or \"litellm <version>\", got {source!r}")
+        if not _date(model.get("prices_checked")):
+            raise CatalogError(f"{file}: {where}.prices_checked: required, a date YYYY-MM-DD as a string, "
+                               f"got {model.get('prices_checked')!r}")
+        history = model.get("history", [])
+        if not isinstance(history, list):
+            raise CatalogError(f"{file}: {where}.history: expected a list of dated changes")
+        for j, change in enumerate(history):
+            if not isinstance(change, dict):
+                raise CatalogError(f"{file}: {where}.history[{j}]: expected a mapping")
+            for key in HISTORY_REQUIRED:
+                if not isinstance(change.get(key), str) or not change[key]:
+                    raise CatalogError(f"{file}: {where}.history[{j}].{key}: required (every change has a date, "
+                                       "a source and a reason)")
+            if not _date(change["date"]):
+                raise CatalogError(f"{file}: {where}.history[{j}].date: must be YYYY-MM-DD, got {change['date']!r}")
+        entry: Dict[str, Any] = {}
+        for key, value in model.items():
+            if key in REVIEW_KEYS:
+                continue
+            entry[key] = value
+            if key == "id":
+                entry["provider"] = provider
+        entries.append(entry)
+    # The catalog's own checks (schema, unique ids/aliases, ascending tiers), on this file's entries so
+    # an error's models[i] is the i-th model of this file.
+    validate_document({"schema_version": 1, "currency": "USD", "models": entries}, file)
+    return entries
+
+
+def build(source: Path = SOURCE) -> Dict[str, Any]:
+    header = _load(source / HEADER)
+    if not isinstance(header, dict) or "models" in header:
+        raise CatalogError(f"{source / HEADER}: (top level): expected the catalog header "
+                           "(schema_version, catalog_version, currency, imported_from) without models")
+    document: Dict[str, Any] = dict(header)
+    models: List[Dict[str, Any]] = []
+    files = sorted(p for p in source.glob("*.yaml") if p.name != HEADER)
+    if not files:
+        raise CatalogError(f"{source}: (directory): no provider files")
+    for path in files:
+        models.extend(read_provider(path))
+    models.sort(key=lambda m: (m["provider"], m["id"]))
+    document["models"] = models
+    validate_document(document, str(source))
     return document
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("litellm_file", type=Path, help="LiteLLM model_prices_and_context_window.json")
-    parser.add_argument("--litellm-version", default="1.109.1", help="version of the LiteLLM file (recorded as the source)")
-    parser.add_argument("--effective-date", default=_dt.datetime.now(_dt.timezone.utc).date().isoformat(),
-                        help="date the imported prices were taken, YYYY-MM-DD (default: today, UTC)")
-    parser.add_argument("--catalog-version", help="default: the effective date as YYYY.MM.DD")
-    parser.add_argument("--corrections", type=Path, default=DATA / "corrections.json")
-    parser.add_argument("--no-corrections", action="store_true")
-    parser.add_argument("-o", "--output", type=Path, default=DATA / "catalog.json")
+    parser.add_argument("--source", type=Path, default=SOURCE, help="folder of provider YAML files (default: pricing/)")
+    parser.add_argument("-o", "--output", type=Path, default=OUTPUT)
     parser.add_argument("--check", action="store_true", help="exit 1 if OUTPUT differs from what would be written")
     args = parser.parse_args(argv)
-    version = args.catalog_version or args.effective_date.replace("-", ".")
     try:
-        document = build(args.litellm_file, corrections=None if args.no_corrections else args.corrections,
-                         litellm_version=args.litellm_version, effective_date=args.effective_date,
-                         catalog_version=version)
+        document = build(args.source)
     except CatalogError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -114,7 +145,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.check:
         current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
         if current != text:
-            print(f"{args.output} is out of date: run scripts/build_catalog.py", file=sys.stderr)
+            print(f"{args.output} is out of date with {args.source}: run scripts/build_catalog.py", file=sys.stderr)
             return 1
         return 0
     args.output.write_text(text, encoding="utf-8")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -190,79 +189,7 @@ def test_litellm_bad_json(tmp_path):
         _import(path)
 
 
-# --- build script -----------------------------------------------------------------------------
-
-
-def _build_module():
-    spec = importlib.util.spec_from_file_location("build_catalog", ROOT / "scripts" / "build_catalog.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_build_applies_corrections_and_is_byte_stable(tmp_path):
-    build = _build_module()
-    out1, out2 = tmp_path / "one.json", tmp_path / "two.json"
-    args = [str(SMALL), "--corrections", str(FIXTURES / "corrections.json"), "--effective-date", "2026-11-23"]
-    assert build.main(args + ["-o", str(out1)]) == 0
-    assert build.main(args + ["-o", str(out2)]) == 0
-    assert out1.read_bytes() == out2.read_bytes()
-    assert build.main(args + ["-o", str(out1), "--check"]) == 0
-
-    doc = json.loads(out1.read_text())
-    assert doc["catalog_version"] == "2026.11.23" and doc["imported_from"] == "litellm 1.109.1"
-    keys = [(m["provider"], m["id"]) for m in doc["models"]]
-    assert keys == sorted(keys)
-    catalog = Catalog.load(out1, include_default=False)
-    added = catalog.resolve("claude-3-5-sonnet-latest")
-    assert (added.id, added.source, added.effective_date) == (
-        "claude-3-5-sonnet-20241022", "https://docs.anthropic.com/en/docs/about-claude/pricing", "2026-11-23")
-    gpt4o = catalog.resolve("gpt-4o", "openai")
-    assert (gpt4o.prices.input, gpt4o.prices.cache_read, gpt4o.effective_date) == (Decimal("2.5"), Decimal("1.25"), "2026-11-22")
-    assert catalog.resolve("gemini-2.5-pro-latest").id == "gemini-2.5-pro"
-
-
-def test_build_check_fails_when_out_of_date(tmp_path):
-    build = _build_module()
-    out = tmp_path / "catalog.json"
-    out.write_text("{}", encoding="utf-8")
-    assert build.main([str(SMALL), "--no-corrections", "--effective-date", "2026-11-23", "-o", str(out), "--check"]) == 1
-
-
-@pytest.mark.parametrize("correction,reason", [
-    ({"action": "add", "provider": "openai", "id": "x", "date": "2026-11-23", "reason": "r"}, "corrections[0].source: required"),
-    ({"action": "add", "provider": "openai", "id": "gpt-4o", "source": "s", "date": "d", "reason": "r"}, "already in the import"),
-    ({"action": "update", "provider": "openai", "id": "nope", "source": "s", "date": "d", "reason": "r"}, "not in the import"),
-    ({"action": "remove", "provider": "openai", "id": "gpt-4o", "source": "s", "date": "d", "reason": "r"}, "must be one of"),
-])
-def test_bad_corrections_are_errors(tmp_path, correction, reason):
-    build = _build_module()
-    path = tmp_path / "corrections.json"
-    path.write_text(json.dumps({"schema_version": 1, "corrections": [correction]}), encoding="utf-8")
-    document = _import().document
-    with pytest.raises(CatalogError) as info:
-        build.apply_corrections(document, path)
-    assert str(path) in str(info.value) and reason in str(info.value)
-
-
-def test_bundled_corrections_all_have_source_date_and_reason():
-    raw = json.loads((ROOT / "src/otel_ai_cost/pricing/data/corrections.json").read_text())
-    assert raw["corrections"]
-    for item in raw["corrections"]:
-        assert item["source"].startswith("https://") and item["date"] and item["reason"], item
-
-
-def test_bundled_catalog_contains_the_corrections():
-    catalog = Catalog.load()
-    raw = json.loads((ROOT / "src/otel_ai_cost/pricing/data/corrections.json").read_text())
-    for item in raw["corrections"]:
-        entry = catalog.resolve(item["id"], item["provider"])
-        assert entry is not None and entry.effective_date == item["date"], item
-        # An added entry has the correction's source; an updated one keeps its own source too.
-        sources = entry.source.split("; ")
-        assert (sources == [item["source"]]) if item["action"] == "add" else (item["source"] in sources), item
-        for alias in item.get("model", {}).get("aliases", []) + item.get("aliases", []):
-            assert catalog.resolve(alias, item["provider"]) is entry
+# The catalog build (pricing/*.yaml -> catalog.json) and its corrections history: test_pricing_source.py.
 
 
 # --- prices import ----------------------------------------------------------------------------
