@@ -412,7 +412,7 @@ def _metric_points(path: Path, name: str) -> List[Dict[str, Any]]:
 def test_cost_metrics_and_processor_telemetry(stack: Stack, demo_spans: Any, official_spans: Any,
                                              raw_spans: Dict[str, Dict[str, Any]]) -> None:
     def cost_points() -> List[Dict[str, Any]]:
-        pts = _metric_points(stack.metrics_file, "ai_cost.client.cost") if stack.metrics_file.exists() else []
+        pts = _metric_points(stack.metrics_file, "ai_cost.spans.cost") if stack.metrics_file.exists() else []
         return pts if any(p["attrs"].get("tenant.id") == "initech" for p in pts) else []
 
     points = _wait("cost metrics", cost_points, 30, log=stack.collector_log)
@@ -420,7 +420,7 @@ def test_cost_metrics_and_processor_telemetry(stack: Stack, demo_spans: Any, off
     assert math.isclose(initech, 2 * 0.00672, rel_tol=1e-9)
     models = {p["attrs"]["ai_cost.pricing.model"] for p in points}
     assert {"gpt-4o", "text-embedding-3-small"} <= models
-    unknown = _metric_points(stack.metrics_file, "ai_cost.client.unknown_model_operations")
+    unknown = _metric_points(stack.metrics_file, "ai_cost.spans.unknown_model_operations")
     assert any(p["attrs"]["gen_ai.request.model"] == "ft:acme-0001" and p["value"] >= 1 for p in unknown)
 
     telemetry = _get(f"http://127.0.0.1:{stack.telemetry}/metrics")

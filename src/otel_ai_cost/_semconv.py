@@ -280,6 +280,16 @@ class AiCostEstimateOutputBasisValues:
 AI_COST_CLIENT_COST: Final = "ai_cost.client.cost"
 AI_COST_CLIENT_COST_UNIT: Final = "{USD}"
 
+# Cost in USD of GenAI client operations, counted by the collector from their spans. Instrument:
+# counter.
+AI_COST_SPANS_COST: Final = "ai_cost.spans.cost"
+AI_COST_SPANS_COST_UNIT: Final = "{USD}"
+
+# GenAI operations the collector could not price because the catalog does not know their model.
+# Instrument: counter.
+AI_COST_SPANS_UNKNOWN_MODEL_OPERATIONS: Final = "ai_cost.spans.unknown_model_operations"
+AI_COST_SPANS_UNKNOWN_MODEL_OPERATIONS_UNIT: Final = "{operation}"
+
 
 # --- semconv/pricing.yaml
 
