@@ -130,14 +130,23 @@ class AICostSpanProcessor(SpanProcessor):
         if raise_on_block is not None:
             settings = settings.replace(raise_on_block=raise_on_block)
         self.settings = settings
-        self.catalog: "Catalog" = catalog if catalog is not None else load_catalog(settings)
+        # Holds of other instrumentations' spans, settled from their usage in on_end.
+        self._foreign_holds: "OrderedDict[Tuple[int, int], Hold]" = OrderedDict()
+        self._foreign_lock = threading.Lock()
+        self._enforcer: Optional["BudgetEnforcer"] = None
+        if not settings.enabled:  # OTEL_AI_COST_ENABLED=false: a processor that does nothing
+            self.catalog = catalog  # type: ignore[assignment]
+            self._baggage_keys = frozenset()
+            self.budget_book = None
+            self._owns_store = False
+            return
+        self.catalog = catalog if catalog is not None else load_catalog(settings)
         self._baggage_keys = frozenset(settings.baggage_keys)
         file_config = _load_file_config(settings.config_file)
         self.budget_book = _budget_book(file_config, budgets, budget_store, budget_book)
         # A store the processor opened itself (from the file or the default) is closed at shutdown.
         self._owns_store = self.budget_book is not None and budget_book is None and budget_store is None
         file_raise = file_config.raise_on_block if file_config is not None else False
-        self._enforcer: Optional["BudgetEnforcer"] = None
         if self.budget_book is not None or before_request is not None:
             from .budgets._enforcer import BudgetEnforcer
 
@@ -150,13 +159,12 @@ class AICostSpanProcessor(SpanProcessor):
                 meter_provider=meter_provider,
                 catalog=self.catalog,
             )
-        # Holds of other instrumentations' spans, settled from their usage in on_end.
-        self._foreign_holds: "OrderedDict[Tuple[int, int], Hold]" = OrderedDict()
-        self._foreign_lock = threading.Lock()
 
     # -- SpanProcessor ----------------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
+        if not self.settings.enabled:
+            return
         try:
             self._on_start(span, parent_context)
         except BudgetExceededError:
@@ -512,8 +520,17 @@ class CostEnrichingSpanExporter(SpanExporter):
     def __init__(self, exporter: SpanExporter, catalog: Optional["Catalog"] = None) -> None:
         self.exporter = exporter
         self._catalog = catalog
+        import os
+
+        from .config import ENV_ENABLED, parse_bool
+
+        # OTEL_AI_COST_ENABLED=false: spans pass through unchanged (a malformed value raises ConfigError).
+        raw = os.environ.get(ENV_ENABLED, "")
+        self._enabled = not raw.strip() or parse_bool(raw, ENV_ENABLED)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if not self._enabled:
+            return self.exporter.export(spans)
         return self.exporter.export([self._enrich_or_original(span) for span in spans])
 
     def shutdown(self) -> None:
