@@ -175,3 +175,14 @@ def test_an_unreadable_or_non_json_file_is_one_error(tmp_path, capsys):
     assert err.startswith(f"otel-ai-cost: error: {path}: line 2 column ") and "invalid JSON" in err
     assert prices_main(["prices", "validate", str(tmp_path / "missing.json")]) == 2
     assert "cannot read pricing file" in capsys.readouterr().err
+
+
+def test_the_readme_example_price_file_loads(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Price files", 1)[1].split("\n## ", 1)[0]
+    example = section.split("```json\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.json"
+    path.write_text(example, encoding="utf-8")
+    model = Catalog.load(path).resolve("acme-chat-latest", "openai")
+    assert (model.id, model.prices.input, model.service_tiers["batch"].output) == ("acme-chat", Decimal("0.15"), Decimal("0.3"))
+    assert "catalog.schema.json" in section
