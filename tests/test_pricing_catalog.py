@@ -351,7 +351,9 @@ def _doc(**model_changes: Any) -> Dict[str, Any]:
 
 @pytest.mark.parametrize("doc,key,reason", [
     (_doc(prices={"input": "-1"}), "models[1].prices.input", "non-negative"),
-    (_doc(prices={"input": 2.5}), "models[1].prices.input", "string"),
+    (_doc(prices={"input": -2.5}), "models[1].prices.input", "non-negative, got -2.5"),  # numbers are allowed
+    (_doc(prices={"input": True}), "models[1].prices.input", "not true"),
+    (_doc(prices={"input": float("nan")}), "models[1].prices.input", "finite"),
     (_doc(prices={"input": "2.5e-6"}), "models[1].prices.input", "non-negative decimal string"),
     (_doc(prices={"input": "cheap"}), "models[1].prices.input", "'cheap'"),
     (_doc(prices={"inptu": "1"}), "models[1].prices", "inptu"),

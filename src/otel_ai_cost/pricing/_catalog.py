@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 from decimal import Decimal
@@ -76,44 +77,126 @@ def _model_hint(doc: Any, path: Sequence[Any]) -> str:
     if len(path) >= 2 and path[0] == "models" and isinstance(path[1], int):
         try:
             entry = doc["models"][path[1]]
+            if entry.get("id") is None:
+                return ""
             return f" (model {entry.get('provider')}/{entry.get('id')})"
         except (AttributeError, IndexError, KeyError, TypeError):
             return ""
     return ""
 
 
-def validate_document(doc: Any, file: str) -> None:
-    """Raise CatalogError naming file, key and reason if ``doc`` is not a valid catalog."""
-    from jsonschema.exceptions import best_match
+def _price_reason(value: Any) -> str:
+    """Why a price value is not a price (the schema's anyOf error says nothing useful)."""
+    if isinstance(value, bool):
+        return f"price must be a non-negative number or decimal string such as 2.5 or \"2.5\", not {json.dumps(value)}"
+    if isinstance(value, (int, float)):
+        return f"price must be non-negative, got {value!r}"
+    if isinstance(value, str):
+        return f"price must be a non-negative decimal string such as \"2.5\" (or a JSON number), got {value!r}"
+    return f"price must be a non-negative number or decimal string such as 2.5 or \"2.5\", got {value!r}"
 
-    error = best_match(_schema_validator().iter_errors(doc))
-    if error is not None:
+
+def _path_order(path: Sequence[Any]) -> Tuple[Tuple[int, Any], ...]:
+    return tuple((0, p) if isinstance(p, int) else (1, str(p)) for p in path)
+
+
+def _schema_errors(doc: Any, file: str) -> List[Tuple[Tuple[Tuple[int, Any], ...], CatalogError]]:
+    found = []
+    for error in _schema_validator().iter_errors(doc):
         path = list(error.absolute_path)
-        is_price = bool(path) and path[-1] in PRICE_FIELDS
-        if is_price and error.validator == "pattern":
-            reason = f"price must be a non-negative decimal string such as \"2.5\", got {error.instance!r}"
-        elif is_price and error.validator == "type":
-            reason = f"price must be a decimal string such as \"2.5\" (not a JSON number), got {error.instance!r}"
+        if bool(path) and path[-1] in PRICE_FIELDS and error.validator == "anyOf":
+            reason = _price_reason(error.instance)
         else:
             reason = error.message
-        raise _error(file, _key(path), reason + _model_hint(doc, path))
+        found.append((_path_order(path), _error(file, _key(path), reason + _model_hint(doc, path))))
+    return found
+
+
+def _price_sets(entry: Mapping[str, Any], i: int) -> Iterable[Tuple[List[Any], Any]]:
+    """(JSON path, prices object) of every price set in model entry ``i``, whatever its shape."""
+    yield ["models", i, "prices"], entry.get("prices")
+    tiers = entry.get("service_tiers")
+    if isinstance(tiers, dict):
+        for tier, prices in tiers.items():
+            yield ["models", i, "service_tiers", tier], prices
+    contexts = entry.get("context_tiers")
+    for j, ctx in enumerate(contexts if isinstance(contexts, list) else ()):
+        if isinstance(ctx, dict):
+            yield ["models", i, "context_tiers", j, "prices"], ctx.get("prices")
+            tiers = ctx.get("service_tiers")
+            if isinstance(tiers, dict):
+                for tier, prices in tiers.items():
+                    yield ["models", i, "context_tiers", j, "service_tiers", tier], prices
+
+
+def _semantic_errors(doc: Any, file: str) -> List[Tuple[Tuple[Tuple[int, Any], ...], CatalogError]]:
+    """What the schema cannot say: unique ids and aliases, ascending tiers, no NaN or Infinity.
+
+    Runs on documents that may also break the schema, so every access checks the shape first.
+    """
+    found = []
+
+    def add(path: Sequence[Any], key: str, reason: str) -> None:
+        found.append((_path_order(path), _error(file, key, reason)))
+
+    models = doc.get("models") if isinstance(doc, dict) else None
     seen: Dict[Tuple[str, str], str] = {}
-    for i, entry in enumerate(doc["models"]):
+    for i, entry in enumerate(models if isinstance(models, list) else ()):
+        if not isinstance(entry, dict):
+            continue
         where = f"models[{i}]"
-        for name, key in [(entry["id"], f"{where}.id")] + [
-            (alias, f"{where}.aliases[{j}]") for j, alias in enumerate(entry.get("aliases", ()))
-        ]:
-            first = seen.get((entry["provider"], name))
+        provider = entry.get("provider")
+        aliases = entry.get("aliases")
+        names = [(entry.get("id"), f"{where}.id", ["models", i, "id"])] + [
+            (alias, f"{where}.aliases[{j}]", ["models", i, "aliases", j])
+            for j, alias in enumerate(aliases if isinstance(aliases, list) else ())
+        ]
+        for name, key, path in names:
+            if not isinstance(name, str) or not isinstance(provider, str):
+                continue
+            first = seen.get((provider, name))
             if first is not None:
-                raise _error(file, key, f"{name!r} is already used by {first} in provider {entry['provider']!r}; "
-                                        "ids and aliases must be unique within a provider")
-            seen[(entry["provider"], name)] = where
+                add(path, key, f"{name!r} is already used by {first} in provider {provider!r}; "
+                               "ids and aliases must be unique within a provider")
+            else:
+                seen[(provider, name)] = where
+        contexts = entry.get("context_tiers")
         previous = 0
-        for j, tier in enumerate(entry.get("context_tiers", ())):
-            if tier["above_input_tokens"] <= previous:
-                raise _error(file, f"{where}.context_tiers[{j}].above_input_tokens",
-                             f"thresholds must be strictly ascending, got {tier['above_input_tokens']} after {previous}")
-            previous = tier["above_input_tokens"]
+        for j, tier in enumerate(contexts if isinstance(contexts, list) else ()):
+            above = tier.get("above_input_tokens") if isinstance(tier, dict) else None
+            if not isinstance(above, int) or isinstance(above, bool):
+                continue
+            if above <= previous:
+                add(["models", i, "context_tiers", j, "above_input_tokens"], f"{where}.context_tiers[{j}].above_input_tokens",
+                    f"thresholds must be strictly ascending, got {above} after {previous}")
+            previous = above
+        for path, prices in _price_sets(entry, i):
+            if not isinstance(prices, dict):
+                continue
+            for name, value in prices.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    # Python's json module reads NaN and Infinity; the schema's minimum lets NaN through.
+                    add(path + [name], _key(path + [name]),
+                        f"price must be a finite non-negative number, got {value!r}"
+                        f" (model {provider}/{entry.get('id')})")
+    return found
+
+
+def document_errors(doc: Any, file: str) -> List[CatalogError]:
+    """Every problem in a decoded catalog document, in document order; each names file, key and reason."""
+    found = _schema_errors(doc, file) + _semantic_errors(doc, file)
+    found.sort(key=lambda item: item[0])  # stable: schema errors before semantic ones at the same key
+    return [error for _, error in found]
+
+
+def validate_document(doc: Any, file: str) -> None:
+    """Raise CatalogError naming file, key and reason if ``doc`` is not a valid catalog.
+
+    Raises for the first problem in document order (``document_errors`` lists them all).
+    """
+    errors = document_errors(doc, file)
+    if errors:
+        raise errors[0]
 
 
 # Many entries share a price ("0.15", "0.6", ...): one Decimal per distinct value, and one PriceSet
@@ -122,19 +205,32 @@ _DECIMALS: Dict[str, Decimal] = {}
 _PRICE_SETS: Dict[Tuple[Tuple[str, str], ...], PriceSet] = {}
 
 
-def _decimal(value: str) -> Decimal:
-    number = _DECIMALS.get(value)
+def _price_text(value: Union[str, int, float]) -> str:
+    """A price as written in the file: "0.15" -> "0.15", 0.15 -> "0.15" (repr, not the binary float), 2 -> "2"."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return repr(value)  # the shortest text that reads back as this float: what the file said
+    return str(value)
+
+
+def _decimal(text: str) -> Decimal:
+    number = _DECIMALS.get(text)
     if number is None:
-        number = _DECIMALS[value] = Decimal(value)
+        number = Decimal(text)
+        if number == 0:
+            number = Decimal(0)  # -0.0 is a valid JSON number; a price of "-0" would read oddly
+        number = _DECIMALS[text] = number
     return number
 
 
-def _price_set(raw: Mapping[str, str]) -> PriceSet:
-    # The schema pattern already guarantees a non-negative plain decimal.
-    key = tuple(sorted((name, str(value)) for name, value in raw.items()))
+def _price_set(raw: Mapping[str, Union[str, int, float]]) -> PriceSet:
+    # validate_document already guarantees a non-negative finite decimal string or number.
+    texts = {name: _price_text(value) for name, value in raw.items()}
+    key = tuple(sorted(texts.items()))
     prices = _PRICE_SETS.get(key)
     if prices is None:
-        prices = _PRICE_SETS[key] = PriceSet(**{name: _decimal(str(value)) for name, value in raw.items()})
+        prices = _PRICE_SETS[key] = PriceSet(**{name: _decimal(text) for name, text in texts.items()})
     return prices
 
 
@@ -203,6 +299,13 @@ def parse_document(doc: Any, file: str) -> Tuple[Dict[str, Any], List[ModelPrice
 
 
 def read_catalog_file(path: PathLike) -> Tuple[Dict[str, Any], List[ModelPrice]]:
+    """Read, validate and parse a pricing file; CatalogError for the first problem found."""
+    file = os.fspath(path)
+    return parse_document(read_document(file), file)
+
+
+def read_document(path: PathLike) -> Any:
+    """The decoded JSON of a pricing file, not yet validated; CatalogError if unreadable or not JSON."""
     file = os.fspath(path)
     try:
         text = Path(file).read_text(encoding="utf-8")
@@ -212,7 +315,7 @@ def read_catalog_file(path: PathLike) -> Tuple[Dict[str, Any], List[ModelPrice]]
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CatalogError(f"{file}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}") from exc
-    return parse_document(doc, file)
+    return doc
 
 
 def dump_document(doc: Mapping[str, Any]) -> str:

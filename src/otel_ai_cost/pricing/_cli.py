@@ -8,7 +8,8 @@ import sys
 from typing import Any, List, Optional, TextIO
 
 from ..errors import CatalogError, ConfigError
-from ._catalog import Catalog, default_catalog, dump_document, model_to_dict, read_catalog_file
+from ._catalog import (Catalog, default_catalog, document_errors, dump_document, model_to_dict, parse_document,
+                       read_document)
 from ._litellm import import_litellm
 from ._model import PRICE_FIELDS, ModelPrice, PriceSet
 
@@ -114,11 +115,20 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    # Every problem, one per line (file: key: reason), so a file is fixed in one pass; loading at
+    # run time stops at the first of them, with the same message.
     try:
-        _, models = read_catalog_file(args.file)
+        doc = read_document(args.file)
     except CatalogError as exc:
         print(f"otel-ai-cost: error: {exc}", file=sys.stderr)
         return 2
+    errors = document_errors(doc, args.file)
+    if errors:
+        for error in errors:
+            print(f"otel-ai-cost: error: {error}", file=sys.stderr)
+        print(f"{len(errors)} error{'s' if len(errors) != 1 else ''} in {args.file}", file=sys.stderr)
+        return 2
+    _, models = parse_document(doc, args.file)
     print(f"ok: {len(models)} models")
     return 0
 
