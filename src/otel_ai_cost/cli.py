@@ -110,7 +110,7 @@ def _estimate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(sys.stdout)
+    return run_demo(sys.stdout, console=args.console)
 
 
 def _one_line(message: str) -> str:
@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     demo = commands.add_parser("demo", help="run an instrumented sample app against a local fake OpenAI API")
+    demo.add_argument("--console", action="store_true",
+                      help="also print one priced span in full, as OpenTelemetry's ConsoleSpanExporter prints it")
     demo.set_defaults(func=_demo)
 
     estimate = commands.add_parser(
