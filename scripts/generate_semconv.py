@@ -1,7 +1,7 @@
-"""Generate src/otel_ai_cost/_semconv.py from the registry in semconv/.
+"""Generate src/otel_ai_cost/_semconv.py and semconv/attributes.md from the registry in semconv/.
 
-    python scripts/generate_semconv.py          # rewrite the module
-    python scripts/generate_semconv.py --check  # exit 1 if the module on disk is out of date
+    python scripts/generate_semconv.py          # rewrite the module and the Markdown table
+    python scripts/generate_semconv.py --check  # exit 1 if either file on disk is out of date
 
 The registry (Weaver definition/2 files, semconv/*.yaml except manifest.yaml) is the single source
 of truth for attribute and metric names; Weaver cannot run here, so this small script stands in
@@ -22,6 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 SEMCONV_DIR = ROOT / "semconv"
 OUTPUT = ROOT / "src" / "otel_ai_cost" / "_semconv.py"
+OUTPUT_MD = ROOT / "semconv" / "attributes.md"
 MANIFEST = "manifest.yaml"
 SECTION = "# --- "
 
@@ -151,29 +152,91 @@ def render(semconv_dir: Path = SEMCONV_DIR) -> str:
     return HEADER + "\n\n" + _join(chunks) + "\n"
 
 
+def _cell(text: Any) -> str:
+    """One Markdown table cell: whitespace (YAML folding) collapsed, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _type_cell(attr_type: Any) -> str:
+    if isinstance(attr_type, dict):
+        values = ", ".join(f"`{m.get('value', m['id'])}`" for m in attr_type.get("members") or [])
+        return f"enum: {values}"
+    return f"`{attr_type}`"
+
+
+def _refs(item: Dict[str, Any]) -> str:
+    refs = []
+    for ref in item.get("attributes") or []:
+        level = ref.get("requirement_level")
+        level = level if isinstance(level, str) else next(iter(level), "") if isinstance(level, dict) else ""
+        refs.append(f"`{ref.get('ref')}`" + (f" ({level})" if level else ""))
+    upstream = ((item.get("annotations") or {}).get("ai_cost") or {}).get("upstream_attributes") or []
+    refs += [f"`{name}` (GenAI registry)" for name in upstream]
+    return ", ".join(refs)
+
+
+def render_markdown(semconv_dir: Path = SEMCONV_DIR) -> str:
+    """Return the text of semconv/attributes.md: every attribute, event and metric of the registry."""
+    render(semconv_dir)  # the same checks as the module: complete definitions, no duplicates
+    attributes, events, metrics = [], [], []
+    for file, doc in load_registry(semconv_dir):
+        for attr in doc.get("attributes") or []:
+            attributes.append(f"| `{attr['key']}` | {_type_cell(attr['type'])} | {_cell(attr['brief'])} | "
+                              f"{_cell(attr.get('stability', ''))} | `{file}` |")
+        for event in doc.get("events") or []:
+            events.append(f"| `{event['name']}` | {_cell(event['brief'])} | {_refs(event)} | `{file}` |")
+        for metric in doc.get("metrics") or []:
+            metrics.append(f"| `{metric['name']}` | {metric['instrument']} | `{metric['unit']}` | "
+                           f"{_cell(metric['brief'])} | {_refs(metric)} | `{file}` |")
+    lines = [
+        "<!-- Generated from semconv/*.yaml by scripts/generate_semconv.py. Do not edit. -->",
+        "# otel-ai-cost attributes, events and metrics",
+        "",
+        "Every name declared in this registry. The `gen_ai.*` names not listed here come from the",
+        "OpenTelemetry GenAI semantic conventions.",
+        "",
+        f"## Attributes ({len(attributes)})",
+        "",
+        "| Attribute | Type | Description | Stability | File |",
+        "|---|---|---|---|---|",
+        *attributes,
+    ]
+    if events:
+        lines += ["", f"## Span events ({len(events)})", "",
+                  "| Event | Description | Attributes | File |", "|---|---|---|---|", *events]
+    if metrics:
+        lines += ["", f"## Metrics ({len(metrics)})", "",
+                  "| Metric | Instrument | Unit | Description | Attributes | File |",
+                  "|---|---|---|---|---|---|", *metrics]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the generated module is out of date")
     args = parser.parse_args(argv)
     try:
-        text = render()
+        outputs = [(OUTPUT, render()), (OUTPUT_MD, render_markdown())]
     except RegistryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    relative = OUTPUT.relative_to(ROOT)
-    if args.check:
-        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
-        if current != text:
-            print(
-                f"{relative} is out of date with semconv/; run `python scripts/generate_semconv.py`",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"{relative} is up to date")
-        return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {relative}")
-    return 0
+    stale = 0
+    for output, text in outputs:
+        relative = output.relative_to(ROOT)
+        if args.check:
+            current = output.read_text(encoding="utf-8") if output.exists() else ""
+            if current != text:
+                print(
+                    f"{relative} is out of date with semconv/; run `python scripts/generate_semconv.py`",
+                    file=sys.stderr,
+                )
+                stale = 1
+            else:
+                print(f"{relative} is up to date")
+        else:
+            output.write_text(text, encoding="utf-8")
+            print(f"wrote {relative}")
+    return stale
 
 
 if __name__ == "__main__":

@@ -152,3 +152,69 @@ def test_console_entry_points() -> None:
                             input=PROMPT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "estimated cost: $" in result.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_fake_openai_serves_the_sdk_until_ctrl_c() -> None:
+    import os
+    import signal
+
+    import openai
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    proc = subprocess.Popen([sys.executable, "-m", "otel_ai_cost", "fake-openai", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = []
+        while not any("OPENAI_BASE_URL=" in line for line in lines):
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            assert line, f"exited early: {proc.wait(10)}: {''.join(lines)}{proc.stderr.read()}"  # type: ignore[union-attr]
+            lines.append(line)
+        base_url = re.search(r"OPENAI_BASE_URL=(\S+)", "".join(lines)).group(1)  # type: ignore[union-attr]
+        assert base_url == f"http://127.0.0.1:{port}/v1"
+
+        client = openai.OpenAI(base_url=base_url, api_key="sk-fake", max_retries=0,
+                               http_client=openai.DefaultHttpxClient(trust_env=False))
+        try:
+            reply = client.chat.completions.create(
+                model="gpt-4o-mini", max_tokens=20, messages=[{"role": "user", "content": PROMPT}])
+            chunks = list(client.chat.completions.create(
+                model="gpt-4o-mini", max_tokens=20, stream=True, stream_options={"include_usage": True},
+                messages=[{"role": "user", "content": PROMPT}]))
+        finally:
+            client.close()
+        assert reply.model == "gpt-4o-mini-2024-07-18"
+        assert reply.usage is not None and reply.usage.prompt_tokens > 0
+        assert 0 < reply.usage.completion_tokens <= 20
+        assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == reply.usage.prompt_tokens
+
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "stopped" in out
+    assert "Traceback" not in err
+
+
+def test_fake_openai_on_a_port_in_use_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = _run(capsys, "fake-openai", "--port", str(port))
+    assert code == 2
+    assert f"--port {port}: cannot listen on 127.0.0.1:{port}" in err
+    assert out == ""

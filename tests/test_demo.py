@@ -393,3 +393,55 @@ def test_python_m_demo_offline(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert "warning threshold" not in result.stderr  # the budget warning is in the report, not logged twice
 
+
+
+_VARYING = {"server.port", "gen_ai.response.id", "openai.response.system_fingerprint"}
+
+
+def _console_span(output: str) -> Dict[str, Any]:
+    marker = "as ConsoleSpanExporter prints it:\n"
+    assert marker in output, output[-2000:]
+    text = output.split(marker, 1)[1]
+    span, _ = json.JSONDecoder().raw_decode(text)
+    return span
+
+
+def test_demo_console_prints_the_readme_span_in_full(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from otel_ai_cost.cli import main
+
+    _clean_env(monkeypatch)
+    _refuse_network(monkeypatch)
+    assert main(["demo", "--console"]) == 0
+    span = _console_span(capsys.readouterr().out)
+
+    # ConsoleSpanExporter's document: the whole span, not only its attributes.
+    assert span["name"] == "chat gpt-4o-mini"
+    assert span["kind"] == "SpanKind.CLIENT"
+    assert re.fullmatch(r"0x[0-9a-f]{32}", span["context"]["trace_id"])
+    assert span["resource"]["attributes"]["service.name"] == demo_app.SERVICE_NAME
+    attributes = span["attributes"]
+    assert attributes["ai_cost.pricing.status"] == "priced"
+    expected = (attributes["gen_ai.usage.input_tokens"] * MINI_INPUT
+                + attributes["gen_ai.usage.output_tokens"] * MINI_OUTPUT) / 1_000_000
+    assert Decimal(str(attributes["gen_ai.usage.cost.amount"])) == expected
+
+    # The README's "A priced span" shows these attributes: the same keys, the same values but for the varying ones.
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## A priced span", 1)[1].split("\n## ", 1)[0]
+    assert "otel-ai-cost demo\n--console" in section or "otel-ai-cost demo --console" in section
+    shown = json.loads(section.split("```json\n", 1)[1].split("```", 1)[0])
+    assert list(shown) == list(attributes)
+    assert {k: v for k, v in shown.items() if k not in _VARYING} == {
+        k: v for k, v in attributes.items() if k not in _VARYING}
+
+
+def test_demo_without_console_prints_no_span_json(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from otel_ai_cost.cli import main
+
+    _clean_env(monkeypatch)
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "ConsoleSpanExporter" not in out
+    assert '"trace_id"' not in out

@@ -262,14 +262,71 @@ def test_names_imported_from_semconv_exist():
 
 def test_check_mode(tmp_path, monkeypatch, capsys):
     out = tmp_path / "_semconv.py"
+    table = tmp_path / "attributes.md"
     monkeypatch.setattr(generator, "ROOT", tmp_path)
     monkeypatch.setattr(generator, "OUTPUT", out)
+    monkeypatch.setattr(generator, "OUTPUT_MD", table)
     out.write_text("# stale\n")
     assert generator.main(["--check"]) == 1
     assert "out of date" in capsys.readouterr().err
     assert generator.main([]) == 0
     assert generator.main(["--check"]) == 0
     assert out.read_text() == generator.render()
+    assert table.read_text() == generator.render_markdown()
+
+
+def test_check_mode_fails_on_a_stale_markdown_table(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "_semconv.py"
+    table = tmp_path / "attributes.md"
+    monkeypatch.setattr(generator, "ROOT", tmp_path)
+    monkeypatch.setattr(generator, "OUTPUT", out)
+    monkeypatch.setattr(generator, "OUTPUT_MD", table)
+    out.write_text(generator.render())
+    table.write_text(generator.render_markdown().replace("| `ai_cost.usage.source` |", "| `ai_cost.usage.src` |"))
+    assert generator.main(["--check"]) == 1
+    err = capsys.readouterr().err
+    assert "attributes.md is out of date" in err
+    assert "_semconv.py is out of date" not in err
+
+
+# --- generated Markdown table
+
+
+def test_generated_markdown_table_is_current():
+    assert (SEMCONV / "attributes.md").read_text() == generator.render_markdown(), (
+        "semconv/attributes.md is out of date: run `python scripts/generate_semconv.py`"
+    )
+
+
+def _table_rows(text: str) -> Dict[str, List[str]]:
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| `"):
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            rows[cells[0].strip("`")] = cells
+    return rows
+
+
+def test_markdown_table_lists_every_declared_name_once():
+    text = generator.render_markdown()
+    rows = _table_rows(text)
+    assert set(rows) == _declared_names()
+    assert len([line for line in text.splitlines() if line.startswith("| `")]) == len(_declared_names())
+    for attr in _attributes():
+        cells = rows[attr["key"]]
+        assert " ".join(attr["brief"].split()) == cells[2].replace("\\|", "|")
+        if isinstance(attr["type"], dict):
+            assert cells[1] == "enum: " + ", ".join(f"`{m['value']}`" for m in attr["type"]["members"])
+        else:
+            assert cells[1] == f"`{attr['type']}`"
+    for metric in _metrics():
+        assert rows[metric["name"]][2] == f"`{metric['unit']}`"
+
+
+def test_markdown_table_escapes_pipes(tmp_path):
+    attr = {"key": "ai_cost.x", "type": "string", "brief": "A | B,\n  folded.", "stability": "development"}
+    _write(tmp_path, "a.yaml", {"file_format": "definition/2", "attributes": [attr]})
+    assert "| `ai_cost.x` | `string` | A \\| B, folded. | development | `a.yaml` |" in generator.render_markdown(tmp_path)
 
 
 def _write(directory: Path, name: str, doc: dict) -> None:

@@ -110,7 +110,31 @@ def _estimate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(sys.stdout)
+    return run_demo(sys.stdout, console=args.console)
+
+
+def _fake_openai(args: argparse.Namespace) -> int:
+    import time
+
+    from .demo import FakeOpenAIServer
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: must be between 0 and 65535")
+    try:
+        server = FakeOpenAIServer(port=args.port, keep_requests=False)
+    except OSError as exc:
+        raise ConfigError(f"--port {args.port}: cannot listen on 127.0.0.1:{args.port}: "
+                          f"{exc.strerror or exc}") from exc
+    with server:
+        print(f"fake OpenAI API listening at {server.base_url} (loopback only; Ctrl-C stops it)")
+        print("Point the OpenAI SDK at it (any API key is accepted):")
+        print(f"  export OPENAI_BASE_URL={server.base_url} OPENAI_API_KEY=sk-fake", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopped", flush=True)
+    return 0
 
 
 def _one_line(message: str) -> str:
@@ -124,11 +148,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="See, estimate and control what LLM calls cost, natively in OpenTelemetry.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", metavar="{demo,estimate,prices,budget,report,collector-config}")
+    commands = parser.add_subparsers(dest="command", metavar="{demo,fake-openai,estimate,prices,budget,report,collector-config}")
     commands.required = True
 
     demo = commands.add_parser("demo", help="run an instrumented sample app against a local fake OpenAI API")
+    demo.add_argument("--console", action="store_true",
+                      help="also print one priced span in full, as OpenTelemetry's ConsoleSpanExporter prints it")
     demo.set_defaults(func=_demo)
+
+    fake = commands.add_parser(
+        "fake-openai",
+        help="run the demo's fake OpenAI-compatible API on loopback, for your own tries",
+        description="Serve the demo's fake OpenAI API (chat completions, Responses, embeddings, streams; "
+        "realistic usage) on 127.0.0.1 until Ctrl-C, and print the OPENAI_BASE_URL to use.",
+    )
+    fake.add_argument("--port", type=int, default=0, metavar="N", help="port to listen on (default: a free one)")
+    fake.set_defaults(func=_fake_openai)
 
     estimate = commands.add_parser(
         "estimate",

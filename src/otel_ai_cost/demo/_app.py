@@ -553,8 +553,25 @@ def _otlp_processor(out: TextIO) -> Any:
     return BatchSpanProcessor(OTLPSpanExporter())
 
 
-def run_demo(out: Optional[TextIO] = None) -> int:
-    """Run the demo, print its report to ``out`` (standard output); 0 when every call went as expected."""
+def print_console_span(spans: Sequence[ReadableSpan], out: TextIO) -> None:
+    """Print the first priced GenAI span in full, as OpenTelemetry's ConsoleSpanExporter prints it (JSON)."""
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    priced = [s for s in genai_spans(spans) if (s.attributes or {}).get(sc.AI_COST_PRICING_STATUS) == "priced"]
+    if not priced:
+        print("  (no priced span to print)", file=out)
+        return
+    print("", file=out)
+    print(f"  The first priced span ({priced[0].name}), as ConsoleSpanExporter prints it:", file=out)
+    ConsoleSpanExporter(out=out).export([priced[0]])
+    out.flush()
+
+
+def run_demo(out: Optional[TextIO] = None, console: bool = False) -> int:
+    """Run the demo, print its report to ``out`` (standard output); 0 when every call went as expected.
+
+    With ``console``, also print the first priced span in full (ConsoleSpanExporter's JSON).
+    """
     out = out if out is not None else sys.stdout
     try:
         from openai import DefaultHttpxClient, OpenAI
@@ -611,6 +628,8 @@ def run_demo(out: Optional[TextIO] = None) -> int:
             meter_provider.shutdown()
     print("", file=out)
     print(f"  Spans exported: {len(exporter.get_finished_spans())}", file=out)
+    if console:
+        print_console_span(exporter.get_finished_spans(), out)
     print("", file=out)
     print(_HINT.format(service=resource.attributes.get("service.name", SERVICE_NAME)), file=out)
     for error in errors:

@@ -433,14 +433,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(404, _error(f"Invalid URL (GET {self.path})", "invalid_request_error", None))
 
     def do_POST(self) -> None:  # noqa: N802
-        self.server.requests.append(self.path)  # type: ignore[attr-defined]
+        keep = self.server.keep_requests  # type: ignore[attr-defined]
+        if keep:
+            self.server.requests.append(self.path)  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
             body = json.loads(raw or b"{}")
             if not isinstance(body, dict):
                 raise ValueError("not an object")
-            self.server.bodies.append((self.path, body))  # type: ignore[attr-defined]
+            if keep:
+                self.server.bodies.append((self.path, body))  # type: ignore[attr-defined]
         except ValueError:
             self._send_json(400, _error(
                 "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
@@ -507,9 +510,11 @@ class FakeOpenAIServer:
     ...     client = openai.OpenAI(base_url=server.base_url, api_key="sk-fake")
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, keep_requests: bool = True) -> None:
+        """``keep_requests=False`` (a long-running server) keeps no record in ``requests`` / ``received``."""
         self._httpd = ThreadingHTTPServer((host, port), _Handler)
         self._httpd.daemon_threads = True
+        self._httpd.keep_requests = keep_requests  # type: ignore[attr-defined]
         self._httpd.requests = []  # type: ignore[attr-defined]
         self._httpd.bodies = []  # type: ignore[attr-defined]
         self._thread: Optional[threading.Thread] = None
