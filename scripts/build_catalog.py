@@ -109,7 +109,25 @@ def read_provider(path: Path) -> List[Dict[str, Any]]:
     # The catalog's own checks (schema, unique ids/aliases, ascending tiers), on this file's entries so
     # an error's models[i] is the i-th model of this file.
     validate_document({"schema_version": 1, "currency": "USD", "models": entries}, file)
+    # User price files may give prices as JSON numbers; the reviewed source keeps them as decimal
+    # strings, exactly as reviewed (a YAML float would be re-read) and as the collector's loader reads them.
+    for i, entry in enumerate(entries):
+        for where, prices in _price_sets(entry):
+            for name, value in prices.items():
+                if not isinstance(value, str):
+                    raise CatalogError(f"{file}: models[{i}].{where}{name}: price must be a decimal string "
+                                       f"(quote it: '{value}'), not {type(value).__name__}")
     return entries
+
+
+def _price_sets(entry: Dict[str, Any]):
+    yield "prices.", entry.get("prices", {})
+    for tier, prices in entry.get("service_tiers", {}).items():
+        yield f"service_tiers.{tier}.", prices
+    for j, tier in enumerate(entry.get("context_tiers", ())):
+        yield f"context_tiers[{j}].prices.", tier.get("prices", {})
+        for name, prices in tier.get("service_tiers", {}).items():
+            yield f"context_tiers[{j}].service_tiers.{name}.", prices
 
 
 def build(source: Path = SOURCE) -> Dict[str, Any]:
