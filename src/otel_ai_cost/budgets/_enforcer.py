@@ -232,9 +232,10 @@ class BudgetEnforcer:
                 decision = reservation.decision
             elif reservation.decision.unknown is not None:
                 # The hook decided; the span still says how the budgets counted the unknown model.
-                unknown_attributes = reservation.decision.span_attributes()
-                unknown_attributes.pop(sc.AI_COST_BUDGET_DECISION, None)
-                span.set_attributes({k: v for k, v in unknown_attributes.items() if "unknown" in k or "priced" in k})
+                applied = reservation.decision.unknown
+                span.set_attribute(sc.AI_COST_BUDGET_UNKNOWN_MODEL, applied.action)
+                if applied.priced_as is not None:
+                    span.set_attribute(sc.AI_COST_BUDGET_PRICED_AS, applied.priced_as)
             if reservation.slots:
                 # A call the budgets refused can still go ahead (the hook allowed it, or another
                 # instrumentation's call that cannot be stopped): its spend is recorded all the same.

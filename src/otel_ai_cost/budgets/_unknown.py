@@ -196,9 +196,6 @@ class UnknownCall:
     usage: Optional["Usage"]
     catalog: "Catalog"
 
-    def policy_for(self, budget_policy: Optional[UnknownModelPolicy], default: UnknownModelPolicy) -> UnknownModelPolicy:
-        return budget_policy if budget_policy is not None else default
-
 
 _STRICTNESS = {"block": 2, "price_as": 1, "allow": 0}
 

@@ -35,7 +35,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import _semconv as sc
 from .._request import LLMRequest, pending_request
-from ..cost import Usage
+from ..cost import Usage, bound_usage, usage_limits
 from .._gen_ai import (  # noqa: F401 - re-exported for the provider modules
     GEN_AI_OPERATION_NAME,
     GEN_AI_PROVIDER_NAME,
@@ -606,8 +606,6 @@ class Operation:
     def _bounded(self, outcome: Outcome, attrs: Dict[str, Any]) -> Outcome:
         """The outcome with its usage bounded by what the model and the request allow (see
         ``cost.bound_usage``); a count that could not be true is lowered, flagged and logged once."""
-        from ..cost import bound_usage, usage_limits
-
         usage = outcome.usage
         assert usage is not None
         try:
@@ -616,14 +614,15 @@ class Operation:
                 from ..pricing import default_catalog
 
                 catalog = default_catalog()
-            max_input, max_output = usage_limits(
-                catalog, outcome.response_model or self.request.model, self.request.provider,
-                self.request.max_output_tokens,
-            )
-            if max_input is None and outcome.response_model and self.request.model:
-                max_input, max_output = usage_limits(
-                    catalog, self.request.model, self.request.provider, self.request.max_output_tokens
-                )
+            # The limits of the billed snapshot, else of the requested model (as the cost engine looks them up).
+            max_input = max_output = None
+            for model in (outcome.response_model, self.request.model):
+                if model:
+                    max_input, max_output = usage_limits(
+                        catalog, model, self.request.provider, self.request.max_output_tokens
+                    )
+                    if max_input is not None:
+                        break
             bounded, clamped = bound_usage(usage, max_input=max_input, max_output=max_output)
         except Exception as exc:
             log_once("bound_usage", exc)
