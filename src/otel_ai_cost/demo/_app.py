@@ -529,7 +529,7 @@ _HINT = """\
     OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 otel-ai-cost demo
   then open http://localhost:16686 (service "{service}").
   In your own app, no code change:
-    pip install 'otel-ai-cost[openai]' && opentelemetry-instrument python app.py
+    pip install './otel-ai-cost[openai]' && opentelemetry-instrument python app.py   # from a clone
   and every OpenAI call carries gen_ai.usage.* tokens and gen_ai.usage.cost.amount in USD."""
 
 
@@ -586,7 +586,7 @@ def run_demo(out: Optional[TextIO] = None, console: bool = False) -> int:
         from ..processor import AICostSpanProcessor
     except ImportError as exc:
         print(f"otel-ai-cost: error: the demo cannot start: {exc}. "
-              "Install the OpenAI extra: pip install 'otel-ai-cost[openai]'", file=out)
+              "Install the OpenAI extra from the checkout: pip install './otel-ai-cost[openai]'", file=out)
         return 1
 
     # The demo brings its own budgets: a budget configuration file (OTEL_AI_COST_CONFIG) is not used,
