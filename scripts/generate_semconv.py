@@ -4,8 +4,10 @@
     python scripts/generate_semconv.py --check  # exit 1 if either file on disk is out of date
 
 The registry (Weaver definition/2 files, semconv/*.yaml except manifest.yaml) is the single source
-of truth for attribute and metric names; Weaver cannot run here, so this small script stands in
-for `weaver registry generate`.
+of truth for our attribute and metric names; Weaver cannot run here, so this small script stands in
+for `weaver registry generate`. The upstream OpenTelemetry names the code reads or writes
+(`gen_ai.*`, `server.*`, `error.type`, `openai.*`) are listed in semconv/upstream/gen_ai.yaml and
+generated into the same module, so that no module spells one itself.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ SEMCONV_DIR = ROOT / "semconv"
 OUTPUT = ROOT / "src" / "otel_ai_cost" / "_semconv.py"
 OUTPUT_MD = ROOT / "semconv" / "attributes.md"
 MANIFEST = "manifest.yaml"
+UPSTREAM = Path("upstream") / "gen_ai.yaml"
 SECTION = "# --- "
 
 HEADER = '''\
@@ -116,6 +119,39 @@ def _event_chunk(file: str, event: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def load_upstream(semconv_dir: Path) -> Dict[str, Any]:
+    path = semconv_dir / UPSTREAM
+    if not path.exists():
+        return {}
+    with path.open(encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+def _upstream_chunks(doc: Dict[str, Any], claim: Any) -> List[str]:
+    """Constants for the upstream names: one per attribute (a values class where the list gives
+    values) and one per metric with its unit."""
+    where = f"semconv/{UPSTREAM.as_posix()}"
+    chunks = [f"{SECTION}{where} (OpenTelemetry semantic conventions, not ours)"]
+    for attr in doc.get("attributes") or []:
+        key = attr.get("key")
+        if not key or not attr.get("brief"):
+            raise RegistryError(f"{where}: attribute {key or '?'} needs a `key` and a `brief`")
+        brief = attr["brief"]
+        if attr.get("deprecated"):
+            brief += f" Deprecated: read from other instrumentations, never written; use {attr['deprecated']}."
+        claim(constant_name(key), f"{where}: {key}")
+        chunks.append("\n".join(_comment(brief) + [f"{constant_name(key)}: Final = {literal(key)}"]))
+        if attr.get("values"):
+            claim(class_name(key), f"{where}: {key}")
+            lines = [f"class {class_name(key)}:", f'    """Values of ``{key}``."""', ""]
+            lines += [f"    {constant_name(v)}: Final = {literal(v)}" for v in attr["values"]]
+            chunks.append("\n".join(lines))
+    for metric in doc.get("metrics") or []:
+        chunks.append(_metric_chunk(UPSTREAM.as_posix(), metric))
+        claim(constant_name(metric["name"]), f"{where}: {metric['name']}")
+    return chunks
+
+
 def _join(chunks: List[str]) -> str:
     # PEP 8: two blank lines around a class (and, for readability, before a file's section).
     out = chunks[0]
@@ -149,6 +185,9 @@ def render(semconv_dir: Path = SEMCONV_DIR) -> str:
             chunks.append(_metric_chunk(file, metric))
             claim(constant_name(metric["name"]), f"semconv/{file}: {metric['name']}")
             claim(constant_name(metric["name"]) + "_UNIT", f"semconv/{file}: {metric['name']}")
+    upstream = load_upstream(semconv_dir)
+    if upstream:
+        chunks += _upstream_chunks(upstream, claim)
     return HEADER + "\n\n" + _join(chunks) + "\n"
 
 
@@ -208,6 +247,14 @@ def render_markdown(semconv_dir: Path = SEMCONV_DIR) -> str:
         lines += ["", f"## Metrics ({len(metrics)})", "",
                   "| Metric | Instrument | Unit | Description | Attributes | File |",
                   "|---|---|---|---|---|---|", *metrics]
+    upstream = load_upstream(semconv_dir)
+    if upstream:
+        names = [f"`{a['key']}`" + (" (deprecated, read only)" if a.get("deprecated") else "")
+                 for a in upstream.get("attributes") or []]
+        names += [f"`{m['name']}` (metric)" for m in upstream.get("metrics") or []]
+        lines += ["", f"## Upstream names the code uses ({len(names)})", "",
+                  f"From the OpenTelemetry semantic conventions ({upstream.get('source', '')}), listed in "
+                  f"`semconv/{UPSTREAM.as_posix()}`: " + ", ".join(names) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -27,7 +27,7 @@ from otel_ai_cost import AICostSpanProcessor, BudgetExceededError
 from otel_ai_cost import _semconv as sc
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime, throttle
 from otel_ai_cost.config import Settings
-from otel_ai_cost.instrumentation import _common
+from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation import anthropic as anthropic_instrumentation
 from otel_ai_cost.instrumentation.anthropic import AnthropicInstrumentor, estimate_messages_input
 
@@ -238,7 +238,7 @@ def test_an_abandoned_stream_ends_its_span_when_collected(instrumented, span_exp
     assert span_exporter.get_finished_spans() == ()
     del stream
     gc.collect()
-    assert _common.flush_abandoned_streams()
+    assert _core.flush_abandoned_streams()
     _, a = _only(span_exporter)
     assert a["gen_ai.usage.input_tokens"] == 12
 
@@ -249,7 +249,7 @@ def test_a_closed_stream_ends_its_span_once(instrumented, span_exporter):
     stream.close()
     stream.close()
     gc.collect()
-    _common.flush_abandoned_streams()
+    _core.flush_abandoned_streams()
     assert len(span_exporter.get_finished_spans()) == 1
 
 
@@ -354,7 +354,7 @@ def test_a_raw_response_ended_without_its_body_is_charged_the_input_estimate(ins
     raw = client.messages.with_raw_response.create(model=MODEL, max_tokens=100, messages=MESSAGES, stream=True)
     del raw
     gc.collect()
-    assert _common.flush_abandoned_streams()
+    assert _core.flush_abandoned_streams()
     spans = span_exporter.get_finished_spans()
     assert len(spans) == 3
     for span in spans:

@@ -27,7 +27,7 @@ from otel_ai_cost._request import current_request
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime
 from otel_ai_cost.budgets._model import to_nanos
 from otel_ai_cost.config import Settings
-from otel_ai_cost.instrumentation import _common
+from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation import bedrock
 from otel_ai_cost.instrumentation.bedrock import BedrockInstrumentor, model_family
 
@@ -256,7 +256,7 @@ def test_an_abandoned_stream_ends_its_span_when_collected_without_reading_ahead(
         assert first == {"messageStart": {"role": "assistant"}}
         del response
         gc.collect()
-        assert _common.flush_abandoned_streams(5.0)
+        assert _core.flush_abandoned_streams(5.0)
     span, attrs = one_span(span_exporter)
     # The user never read the metadata event, so neither did we: no usage, no cost, no error.
     assert "gen_ai.usage.input_tokens" not in attrs
@@ -272,7 +272,7 @@ def test_closing_a_stream_ends_its_span_once(bedrock_instrumentor, span_exporter
         stream.close()
         stream.close()
         gc.collect()
-        _common.flush_abandoned_streams(5.0)
+        _core.flush_abandoned_streams(5.0)
     assert len(span_exporter.get_finished_spans()) == 1
 
 

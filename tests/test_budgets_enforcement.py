@@ -508,7 +508,7 @@ def test_a_stream_collected_while_the_store_is_locked_does_not_deadlock(pipeline
     import gc
     import threading
 
-    from otel_ai_cost.instrumentation import _common
+    from otel_ai_cost.instrumentation import _core
 
     store = MemoryBudgetStore()
     p = pipeline(budgets=[Budget("team", estimate * 10, lifetime())], budget_store=store)
@@ -526,7 +526,7 @@ def test_a_stream_collected_while_the_store_is_locked_does_not_deadlock(pipeline
     worker.start()
     worker.join(10)
     assert not worker.is_alive(), "the stream's finalizer waited on the store lock its own thread held"
-    assert _common.flush_abandoned_streams()
+    assert _core.flush_abandoned_streams()
     (span,) = p.spans()
     assert span.attributes["ai_cost.usage.source"] == "estimated"
     assert store.spent("team", "", ["lifetime"]) == type(store.spent("team", "", ["lifetime"]))(nanos_of(span), 0)

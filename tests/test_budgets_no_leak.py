@@ -32,7 +32,7 @@ from _fake_openai import FakeOpenAI, chat_chunks, chat_completion, sse
 from otel_ai_cost import BudgetExceededError
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, SQLiteBudgetStore, Usage, block, lifetime, warn
 from otel_ai_cost.config import Settings
-from otel_ai_cost.instrumentation import _common
+from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
 from otel_ai_cost.processor import AICostSpanProcessor
 
@@ -244,7 +244,7 @@ def test_no_hold_is_left_behind_after_10000_mixed_calls(tmp_path):
     with instrumented(budgets=budgets, budget_store=store) as (processor, exporter):
         asyncio.run(_run_mix(kinds, sync_fake, async_fake, server))
         gc.collect()  # the finalizers of the streams dropped half-way end their spans
-        assert _common.flush_abandoned_streams()
+        assert _core.flush_abandoned_streams()
         elapsed = time.perf_counter() - started
         spans = exporter.get_finished_spans()
         closing = check_every_hold_closed_once(store)

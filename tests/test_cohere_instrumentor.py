@@ -26,7 +26,7 @@ from opentelemetry.trace import StatusCode
 
 from _cassettes import Cassette
 from _fake_groq import FakeAPI, cassette_transport, make_pipeline_factory, sse
-from otel_ai_cost.instrumentation import _common
+from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation import cohere as cohere_instrumentation
 from otel_ai_cost.instrumentation.cohere import CohereInstrumentor, estimate_chat, estimate_embed
 
@@ -234,7 +234,7 @@ def test_abandoned_stream_ends_its_span_once(instrument, span_exporter):
     next(stream)
     del stream
     gc.collect()
-    assert _common.flush_abandoned_streams()
+    assert _core.flush_abandoned_streams()
     (span,) = span_exporter.get_finished_spans()
     a = span.attributes
     assert a["ai_cost.usage.source"] == "estimated"
@@ -330,7 +330,7 @@ def test_a_stream_dropped_before_its_first_read_sent_nothing_and_costs_nothing(i
     stream = _sync(fake.transport()).chat_stream(model="command-r-08-2024", messages=MESSAGES)
     del stream
     gc.collect()
-    assert _common.flush_abandoned_streams()
+    assert _core.flush_abandoned_streams()
     assert fake.requests == []
     (span,) = span_exporter.get_finished_spans()
     assert "gen_ai.usage.input_tokens" not in span.attributes

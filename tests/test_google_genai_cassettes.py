@@ -205,7 +205,7 @@ async def test_async_streams_replay_with_the_usage_of_the_last_chunk(google_gena
 
 def test_a_stream_abandoned_after_one_chunk_ends_its_span_with_the_usage_read(
         google_genai_instrumentor, span_exporter, fake):
-    from otel_ai_cost.instrumentation._common import flush_abandoned_streams
+    from otel_ai_cost.instrumentation import flush_abandoned_streams
 
     path = ARIZE + "test_validate_token_counts_stream.yaml"
     (interaction,) = fake.serve_cassette(path)

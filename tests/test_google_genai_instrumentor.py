@@ -272,7 +272,7 @@ def test_closing_a_stream_ends_its_span_once(google_genai_instrumentor, span_exp
     next(stream)
     stream.close()
     gc.collect()
-    from otel_ai_cost.instrumentation._common import flush_abandoned_streams
+    from otel_ai_cost.instrumentation import flush_abandoned_streams
 
     assert flush_abandoned_streams(5.0)
     span = only_span(span_exporter)
@@ -294,7 +294,7 @@ def test_a_stream_read_to_the_end_has_the_final_usage_and_finish_reason(google_g
 
 
 async def test_an_async_stream_abandoned_is_ended_when_collected(google_genai_instrumentor, span_exporter, fake):
-    from otel_ai_cost.instrumentation._common import flush_abandoned_streams
+    from otel_ai_cost.instrumentation import flush_abandoned_streams
 
     fake.queue_sse(_stream_events())
     client = fake.gemini_client()

@@ -24,7 +24,7 @@ from opentelemetry.trace import StatusCode
 
 from _cassettes import Cassette
 from _fake_groq import FakeAPI, cassette_transport, make_pipeline_factory, sse
-from otel_ai_cost.instrumentation import _common
+from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation import groq as groq_instrumentation
 from otel_ai_cost.instrumentation.groq import GroqInstrumentor, estimate_chat
 
@@ -243,7 +243,7 @@ def test_abandoned_stream_ends_its_span_once_with_estimated_usage(instrument, sp
     next(stream)
     del stream
     gc.collect()
-    assert _common.flush_abandoned_streams()
+    assert _core.flush_abandoned_streams()
     (span,) = span_exporter.get_finished_spans()
     a = span.attributes
     assert a["ai_cost.usage.source"] == "estimated"
@@ -357,7 +357,7 @@ def test_with_streaming_response_dropped_unread_settles_the_input_estimate(instr
     assert raw.headers
     del raw, manager
     gc.collect()
-    assert _common.flush_abandoned_streams()
+    assert _core.flush_abandoned_streams()
     (span,) = span_exporter.get_finished_spans()
     assert span.attributes["ai_cost.usage.source"] == "estimated"
     assert span.attributes["gen_ai.usage.input_tokens"] == estimate_chat("openai/gpt-oss-20b", MESSAGES).tokens

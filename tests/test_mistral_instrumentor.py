@@ -29,7 +29,7 @@ from opentelemetry.trace import StatusCode
 
 from _cassettes import Cassette
 from _fake_groq import FakeAPI, cassette_transport, make_pipeline_factory, sse
-from otel_ai_cost.instrumentation import _common
+from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation import mistral as mistral_instrumentation
 from otel_ai_cost.instrumentation.mistral import MistralInstrumentor, estimate_chat, estimate_embeddings
 
@@ -205,7 +205,7 @@ def test_abandoned_stream_ends_its_span_once(instrument, span_exporter):
     next(stream)
     del stream
     gc.collect()
-    assert _common.flush_abandoned_streams()
+    assert _core.flush_abandoned_streams()
     (span,) = span_exporter.get_finished_spans()
     a = span.attributes
     assert a["ai_cost.usage.source"] == "estimated"

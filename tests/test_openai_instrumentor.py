@@ -20,7 +20,7 @@ from _fake_openai import FakeOpenAI, chat_completion, sse, chat_chunks
 from otel_ai_cost import _semconv as sc
 from otel_ai_cost._request import current_request
 from otel_ai_cost.errors import ConfigError
-from otel_ai_cost.instrumentation import _common
+from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation.openai import (
     OpenAIInstrumentor, include_usage_from_env, provider_from_host,
 )
@@ -341,7 +341,7 @@ def test_with_streaming_response_never_parsed(openai_instrumentor, span_exporter
         assert resp.status_code == 200
     del resp
     gc.collect()
-    assert _common.flush_abandoned_streams()
+    assert _core.flush_abandoned_streams()
     attrs, _ = _one_span(span_exporter)
     # The request was sent and its input billed: the input estimate is settled, marked estimated.
     assert attrs["ai_cost.usage.source"] == "estimated"
@@ -356,7 +356,7 @@ def test_with_streaming_response_stream_outlives_the_response_object(openai_inst
     stream = resp.parse()
     del resp
     gc.collect()
-    assert _common.flush_abandoned_streams()
+    assert _core.flush_abandoned_streams()
     assert span_exporter.get_finished_spans() == ()  # the stream, not the response, owns the span
     assert all(chunk.choices for chunk in stream)
     attrs, _ = _one_span(span_exporter)
@@ -499,7 +499,7 @@ def test_metrics(openai_instrumentor, span_exporter, metric_reader):
     points = {p.attributes["gen_ai.token.type"]: p for p in tokens.data.data_points}
     assert set(points) == {"input", "output"}
     assert points["input"].sum == 20 and points["output"].sum == 10
-    assert tuple(points["input"].explicit_bounds) == _common.TOKEN_USAGE_BUCKETS
+    assert tuple(points["input"].explicit_bounds) == _core.TOKEN_USAGE_BUCKETS
     assert points["input"].attributes["gen_ai.request.model"] == "gpt-4o-mini"
     assert points["input"].attributes["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
     assert points["input"].attributes["gen_ai.provider.name"] == "openai"
@@ -509,7 +509,7 @@ def test_metrics(openai_instrumentor, span_exporter, metric_reader):
     assert duration.unit == "s"
     by_error = {p.attributes.get("error.type"): p for p in duration.data.data_points}
     assert set(by_error) == {None, "InternalServerError"}
-    assert tuple(by_error[None].explicit_bounds) == _common.DURATION_BUCKETS
+    assert tuple(by_error[None].explicit_bounds) == _core.DURATION_BUCKETS
 
     cost = metrics[sc.AI_COST_CLIENT_COST]
     assert cost.unit == sc.AI_COST_CLIENT_COST_UNIT
@@ -525,7 +525,7 @@ def test_time_to_first_chunk_metric_for_streams(openai_instrumentor, span_export
     assert ttfc.unit == "s"
     (point,) = ttfc.data.data_points
     assert point.count == 1
-    assert tuple(point.explicit_bounds) == _common.DURATION_BUCKETS
+    assert tuple(point.explicit_bounds) == _core.DURATION_BUCKETS
     span_ttfc = span_exporter.get_finished_spans()[0].attributes["gen_ai.response.time_to_first_chunk"]
     assert point.sum == pytest.approx(span_ttfc)
     assert point.attributes["gen_ai.request.model"] == "gpt-4o-mini"

@@ -12,7 +12,7 @@ import httpx2
 import openai
 import pytest
 
-from otel_ai_cost.instrumentation import _common
+from otel_ai_cost.instrumentation import _core
 from opentelemetry.trace import StatusCode
 
 from _fake_openai import (
@@ -138,7 +138,7 @@ def test_abandoned_stream_ends_span_once_on_gc(openai_instrumentor, span_exporte
     assert span_exporter.get_finished_spans() == ()
     del stream
     gc.collect()
-    assert _common.flush_abandoned_streams()
+    assert _core.flush_abandoned_streams()
     attrs, span = _one_span(span_exporter)
     assert span.status.status_code == StatusCode.UNSET
     assert "error.type" not in attrs
@@ -146,7 +146,7 @@ def test_abandoned_stream_ends_span_once_on_gc(openai_instrumentor, span_exporte
     assert attrs["ai_cost.usage.source"] == "estimated"
     assert attrs["gen_ai.usage.output_tokens"] == 1
     gc.collect()
-    assert _common.flush_abandoned_streams()
+    assert _core.flush_abandoned_streams()
     assert len(span_exporter.get_finished_spans()) == 1
 
 
@@ -161,7 +161,7 @@ def test_stream_closed_early(openai_instrumentor, span_exporter):
     assert stream.response.is_closed
     del stream
     gc.collect()
-    assert _common.flush_abandoned_streams()
+    assert _core.flush_abandoned_streams()
     assert len(span_exporter.get_finished_spans()) == 1
 
 

@@ -32,7 +32,7 @@ from _fake_openai import FakeOpenAI
 from otel_ai_cost import AICostSpanProcessor
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, lifetime
 from otel_ai_cost.config import Settings
-from otel_ai_cost.instrumentation import _streams
+from otel_ai_cost.instrumentation._core import _streams
 
 IDLE_TIMEOUT = 0.2
 BOUND = 2 * IDLE_TIMEOUT + IDLE_TIMEOUT / 4  # 2 x idle timeout + one tick (idle / 4): the stated bound

@@ -354,3 +354,205 @@ AI_COST_USAGE_WEB_SEARCH_REQUESTS: Final = "ai_cost.usage.web_search_requests"
 # budgets: the `gen_ai.usage.*` attribute of each count lowered, or, for counts without one, its
 # name (`audio_input_tokens`, `image_output_tokens`, `images`, ...).
 AI_COST_USAGE_CLAMPED: Final = "ai_cost.usage.clamped"
+
+
+# --- semconv/upstream/gen_ai.yaml (OpenTelemetry semantic conventions, not ours)
+
+# The name of the operation being performed.
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+
+
+class GenAiOperationNameValues:
+    """Values of ``gen_ai.operation.name``."""
+
+    CHAT: Final = "chat"
+    TEXT_COMPLETION: Final = "text_completion"
+    GENERATE_CONTENT: Final = "generate_content"
+    EMBEDDINGS: Final = "embeddings"
+    CREATE_AGENT: Final = "create_agent"
+    INVOKE_AGENT: Final = "invoke_agent"
+    EXECUTE_TOOL: Final = "execute_tool"
+
+
+# The Generative AI provider as identified by the client instrumentation.
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+
+
+class GenAiProviderNameValues:
+    """Values of ``gen_ai.provider.name``."""
+
+    OPENAI: Final = "openai"
+    ANTHROPIC: Final = "anthropic"
+    AWS_BEDROCK: Final = "aws.bedrock"
+    AZURE_AI_INFERENCE: Final = "azure.ai.inference"
+    AZURE_AI_OPENAI: Final = "azure.ai.openai"
+    COHERE: Final = "cohere"
+    DEEPSEEK: Final = "deepseek"
+    GCP_GEMINI: Final = "gcp.gemini"
+    GCP_GEN_AI: Final = "gcp.gen_ai"
+    GCP_VERTEX_AI: Final = "gcp.vertex_ai"
+    GROQ: Final = "groq"
+    IBM_WATSONX_AI: Final = "ibm.watsonx.ai"
+    MISTRAL_AI: Final = "mistral_ai"
+    PERPLEXITY: Final = "perplexity"
+    X_AI: Final = "x_ai"
+
+
+# The name of the model a request is being made to.
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+
+# The maximum number of tokens the model generates for a request.
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+
+# The temperature setting for the request.
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+
+# The top_p sampling setting for the request.
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+
+# The top_k sampling setting for the request.
+GEN_AI_REQUEST_TOP_K: Final = "gen_ai.request.top_k"
+
+# The sequences the model stops generating at.
+GEN_AI_REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+
+# The seed of the request.
+GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
+
+# The number of candidate completions to return.
+GEN_AI_REQUEST_CHOICE_COUNT: Final = "gen_ai.request.choice.count"
+
+# The frequency penalty setting for the request.
+GEN_AI_REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
+
+# The presence penalty setting for the request.
+GEN_AI_REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
+
+# Whether the response was requested as a stream.
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+
+# The encoding formats requested in an embeddings operation.
+GEN_AI_REQUEST_ENCODING_FORMATS: Final = "gen_ai.request.encoding_formats"
+
+# The number of dimensions the embeddings should have.
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = "gen_ai.embeddings.dimension.count"
+
+# The content type requested by the client (text
+GEN_AI_OUTPUT_TYPE: Final = "gen_ai.output.type"
+
+# The name of the model that generated the response.
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+
+# The unique identifier of the completion.
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+
+# The reasons the model stopped generating tokens
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+
+# Seconds from the request to the first chunk of a streamed response.
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+
+# The number of tokens used in the input (prompt).
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+
+# The number of tokens used in the output (completion).
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+
+# The number of input tokens served from a provider-managed cache.
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+
+# The number of input tokens written to a provider-managed cache.
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+
+# The number of output tokens used for reasoning.
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+
+# The type of token being counted (metric attribute).
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+
+
+class GenAiTokenTypeValues:
+    """Values of ``gen_ai.token.type``."""
+
+    INPUT: Final = "input"
+    OUTPUT: Final = "output"
+
+
+# The chat history provided to the model as input (opt-in content).
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+
+# The messages returned by the model (opt-in content).
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+
+# The system message or instructions provided to the model (opt-in content).
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+
+# Human-readable name of the GenAI agent.
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+
+# The unique identifier of a conversation (session or thread).
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+
+# The name of the prompt template used.
+GEN_AI_PROMPT_NAME: Final = "gen_ai.prompt.name"
+
+# The OpenAI API used (chat_completions or responses).
+OPENAI_API_TYPE: Final = "openai.api.type"
+
+
+class OpenaiApiTypeValues:
+    """Values of ``openai.api.type``."""
+
+    CHAT_COMPLETIONS: Final = "chat_completions"
+    RESPONSES: Final = "responses"
+
+
+# The service tier requested.
+OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
+
+# The service tier used for the response.
+OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
+
+# A fingerprint of the backend configuration that served the request.
+OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
+
+# GenAI server address.
+SERVER_ADDRESS: Final = "server.address"
+
+# GenAI server port.
+SERVER_PORT: Final = "server.port"
+
+# The class of error the operation ended with.
+ERROR_TYPE: Final = "error.type"
+
+# The provider name before v1.37.0. Deprecated: read from other instrumentations, never written;
+# use gen_ai.provider.name.
+GEN_AI_SYSTEM: Final = "gen_ai.system"
+
+# The input tokens before v1.27.0. Deprecated: read from other instrumentations, never written; use
+# gen_ai.usage.input_tokens.
+GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
+
+# The output tokens before v1.27.0. Deprecated: read from other instrumentations, never written;
+# use gen_ai.usage.output_tokens.
+GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
+
+# The cache-write input tokens in v1.41.0. Deprecated: read from other instrumentations, never
+# written; use gen_ai.usage.cache_write.input_tokens.
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+
+# The service tier of an OpenAI response before v1.37.0. Deprecated: read from other
+# instrumentations, never written; use openai.response.service_tier.
+GEN_AI_OPENAI_RESPONSE_SERVICE_TIER: Final = "gen_ai.openai.response.service_tier"
+
+# Number of input and output tokens used. Instrument: histogram.
+GEN_AI_CLIENT_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+GEN_AI_CLIENT_TOKEN_USAGE_UNIT: Final = "{token}"
+
+# GenAI operation duration. Instrument: histogram.
+GEN_AI_CLIENT_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+GEN_AI_CLIENT_OPERATION_DURATION_UNIT: Final = "s"
+
+# Time to receive the first chunk of a streamed response. Instrument: histogram.
+GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
+GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK_UNIT: Final = "s"

@@ -13,7 +13,7 @@ import sys
 from decimal import Decimal
 from typing import Any, Dict, Iterable, List, Optional, TextIO, Tuple
 
-from . import _gen_ai as gen_ai
+from . import _semconv as gen_ai
 from . import _semconv as sc
 from .cost import _price_chain
 from .pricing import Catalog, default_catalog

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from decimal import Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
-from . import _gen_ai as gen_ai
+from . import _semconv as gen_ai
 from . import _semconv as sc
 from .pricing._model import ContextTier, ModelPrice, PriceSet
 

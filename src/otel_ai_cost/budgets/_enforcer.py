@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 from opentelemetry.trace import Span, Status, StatusCode
 
 from .. import _semconv as sc
-from .._gen_ai import ERROR_TYPE, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL
+from .._semconv import ERROR_TYPE, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL
 from ..errors import BudgetExceededError
 from ._book import BudgetBook, BudgetOutcome, Reservation
 from ._model import Action

@@ -10,12 +10,9 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional
 
 from ..cost import Usage
-from . import _common as c
-from ._common import as_int, as_num, get, given, host_port
+from .. import _semconv as sc
+from ._core import as_int, as_num, get, given, host_port
 
-OPENAI_API_TYPE = "openai.api.type"
-OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
-GEN_AI_EMBEDDINGS_DIMENSION_COUNT = "gen_ai.embeddings.dimension.count"
 
 
 def output_type_from_format(fmt: Any) -> Optional[str]:
@@ -33,17 +30,17 @@ def request_attributes(operation: str, api_type: Optional[str], provider: str, m
                        client: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
     """The attributes every request has: operation, provider, model, server."""
     attrs: Dict[str, Any] = {
-        c.GEN_AI_OPERATION_NAME: operation,
-        c.GEN_AI_PROVIDER_NAME: provider,
+        sc.GEN_AI_OPERATION_NAME: operation,
+        sc.GEN_AI_PROVIDER_NAME: provider,
     }
     if api_type:
-        attrs[OPENAI_API_TYPE] = api_type
+        attrs[sc.OPENAI_API_TYPE] = api_type
     if isinstance(model, str):
-        attrs[c.GEN_AI_REQUEST_MODEL] = model
+        attrs[sc.GEN_AI_REQUEST_MODEL] = model
     host, port = host_port(client)
     if host:
-        attrs[c.SERVER_ADDRESS] = host
-        attrs[c.SERVER_PORT] = port
+        attrs[sc.SERVER_ADDRESS] = host
+        attrs[sc.SERVER_PORT] = port
     return attrs
 
 
@@ -57,39 +54,39 @@ def max_tokens(kwargs: Mapping[str, Any], *names: str) -> Optional[int]:
 
 
 def sampling_attributes(kwargs: Mapping[str, Any], attrs: Dict[str, Any]) -> None:
-    for key, attr in (("temperature", c.GEN_AI_REQUEST_TEMPERATURE), ("top_p", c.GEN_AI_REQUEST_TOP_P),
-                      ("frequency_penalty", c.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-                      ("presence_penalty", c.GEN_AI_REQUEST_PRESENCE_PENALTY)):
+    for key, attr in (("temperature", sc.GEN_AI_REQUEST_TEMPERATURE), ("top_p", sc.GEN_AI_REQUEST_TOP_P),
+                      ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+                      ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY)):
         value = as_num(kwargs.get(key))
         if value is not None:
             attrs[attr] = value
     tier = kwargs.get("service_tier")
     if isinstance(tier, str) and tier != "auto":
-        attrs[OPENAI_REQUEST_SERVICE_TIER] = tier
+        attrs[sc.OPENAI_REQUEST_SERVICE_TIER] = tier
 
 
 def chat_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
     attrs = request_attributes("chat", "chat_completions", provider, kwargs.get("model"), client, kwargs)
     max_out = max_tokens(kwargs, "max_completion_tokens", "max_tokens")
     if max_out is not None:
-        attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_out
+        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_out
     sampling_attributes(kwargs, attrs)
     stop = kwargs.get("stop")
     if isinstance(stop, str):
-        attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
     elif given(stop) and isinstance(stop, (list, tuple)):
-        attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
     seed = as_int(kwargs.get("seed"))
     if seed is not None:
-        attrs[c.GEN_AI_REQUEST_SEED] = seed
+        attrs[sc.GEN_AI_REQUEST_SEED] = seed
     n = as_int(kwargs.get("n"))
     if n is not None and n != 1:
-        attrs[c.GEN_AI_REQUEST_CHOICE_COUNT] = n
+        attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = n
     output_type = output_type_from_format(kwargs.get("response_format")) if given(kwargs.get("response_format")) else None
     if output_type:
-        attrs[c.GEN_AI_OUTPUT_TYPE] = output_type
+        attrs[sc.GEN_AI_OUTPUT_TYPE] = output_type
     if kwargs.get("stream") is True:
-        attrs[c.GEN_AI_REQUEST_STREAM] = True
+        attrs[sc.GEN_AI_REQUEST_STREAM] = True
     return attrs
 
 
@@ -97,10 +94,10 @@ def embeddings_request_attributes(provider: str, client: Any, kwargs: Mapping[st
     attrs = request_attributes("embeddings", None, provider, kwargs.get("model"), client, kwargs)
     fmt = kwargs.get("encoding_format")
     if isinstance(fmt, str):
-        attrs[c.GEN_AI_REQUEST_ENCODING_FORMATS] = [fmt]
+        attrs[sc.GEN_AI_REQUEST_ENCODING_FORMATS] = [fmt]
     dims = as_int(kwargs.get("dimensions"))
     if dims is not None:
-        attrs[GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dims
+        attrs[sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dims
     return attrs
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
-from ._common import get
+from ._core import get
 from ._content import Accumulator, Bounds
 
 # stop_reason -> the conventions' finish reasons (others are kept as given).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
-from ._common import get
+from ._core import get
 from ._content import Accumulator, Bounds
 
 # OpenAI finish reasons -> the conventions' values (others are kept as given).

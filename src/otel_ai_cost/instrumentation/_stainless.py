@@ -12,7 +12,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from ._common import get, resolve, safe, wrap
+from ._core import get, resolve, safe, wrap
 
 
 class _ClientShim:
@@ -49,7 +49,7 @@ class RequestRouter:
     # -- the method wrappers ------------------------------------------------------------------
 
     def method_wrapper(self, config: Any, inner: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
-        """``inner`` (a ``_common`` call wrapper) run only while ``config`` is in force, flagged so
+        """``inner`` (a ``_core`` call wrapper) run only while ``config`` is in force, flagged so
         that the ``request`` it makes is not instrumented again. ``.inner`` is kept for ``request``."""
         if is_async:
             async def async_wrapper(wrapped, instance, args, kwargs):

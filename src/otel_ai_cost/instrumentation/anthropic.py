@@ -49,15 +49,14 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
-from . import _common as c
+from . import _core as c
 from . import _content, _content_anthropic
-from ._common import (
+from ._core import (
     CharCounter, Operation, Outcome, StreamState, as_int, as_num, as_str, get, given, host_port, log_once, safe,
 )
 
 _INSTRUMENTS = ("anthropic >= 0.40.0, < 3",)
 
-GEN_AI_REQUEST_TOP_K = "gen_ai.request.top_k"
 # The count a count_tokens call returned goes on its span once the registry declares
 # ``ai_cost.count_tokens.input_tokens`` (semconv/usage.yaml, then scripts/generate_semconv.py).
 AI_COST_COUNT_TOKENS_INPUT_TOKENS: Optional[str] = getattr(sc, "AI_COST_COUNT_TOKENS_INPUT_TOKENS", None)
@@ -111,35 +110,35 @@ def provider_from_client(client: Any) -> str:
 
 
 def request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any], operation: str = "chat") -> Dict[str, Any]:
-    attrs: Dict[str, Any] = {c.GEN_AI_OPERATION_NAME: operation, c.GEN_AI_PROVIDER_NAME: provider}
+    attrs: Dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: operation, sc.GEN_AI_PROVIDER_NAME: provider}
     model = kwargs.get("model")
     if isinstance(model, str):
-        attrs[c.GEN_AI_REQUEST_MODEL] = model
+        attrs[sc.GEN_AI_REQUEST_MODEL] = model
     max_tokens = as_int(kwargs.get("max_tokens"))
     if max_tokens is not None:
-        attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     # anthropic < 2 takes temperature / top_p / top_k as arguments; 2.x only through extra_body.
     extra = kwargs.get("extra_body")
     sampling = {**extra, **kwargs} if isinstance(extra, Mapping) else kwargs
-    for key, attr in (("temperature", c.GEN_AI_REQUEST_TEMPERATURE), ("top_p", c.GEN_AI_REQUEST_TOP_P)):
+    for key, attr in (("temperature", sc.GEN_AI_REQUEST_TEMPERATURE), ("top_p", sc.GEN_AI_REQUEST_TOP_P)):
         value = as_num(sampling.get(key))
         if value is not None:
             attrs[attr] = value
     top_k = as_int(sampling.get("top_k"))
     if top_k is not None:
-        attrs[GEN_AI_REQUEST_TOP_K] = top_k
+        attrs[sc.GEN_AI_REQUEST_TOP_K] = top_k
     stop = kwargs.get("stop_sequences")
     if given(stop) and isinstance(stop, (list, tuple)):
-        attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
     fmt = get(kwargs.get("output_config"), "format") if given(kwargs.get("output_config")) else None
     if (given(fmt) and get(fmt, "type") == "json_schema") or given(kwargs.get("output_format")):
-        attrs[c.GEN_AI_OUTPUT_TYPE] = "json"
+        attrs[sc.GEN_AI_OUTPUT_TYPE] = "json"
     if kwargs.get("stream") is True:
-        attrs[c.GEN_AI_REQUEST_STREAM] = True
+        attrs[sc.GEN_AI_REQUEST_STREAM] = True
     host, port = host_port(client)
     if host:
-        attrs[c.SERVER_ADDRESS] = host
-        attrs[c.SERVER_PORT] = port
+        attrs[sc.SERVER_ADDRESS] = host
+        attrs[sc.SERVER_PORT] = port
     return attrs
 
 
@@ -209,10 +208,10 @@ def message_usage(usage: Any) -> Optional[Usage]:
 
 
 def message_outcome(message: Any) -> Outcome:
-    attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: as_str(get(message, "id"))}
+    attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: as_str(get(message, "id"))}
     reason = as_str(get(message, "stop_reason"))
     if reason:
-        attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
     fields = _usage_fields(get(message, "usage"))
     return Outcome(
         usage=usage_from_fields(fields),
@@ -411,9 +410,9 @@ class MessageStreamState(StreamState):
         return False
 
     def outcome(self) -> Outcome:
-        attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: self.response_id}
+        attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
         if self.stop_reason:
-            attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [self.stop_reason]
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.stop_reason]
         usage = usage_from_fields(self.fields)
         source = sc.AiCostUsageSourceValues.PROVIDER
         if usage is None:
@@ -649,7 +648,7 @@ def _outcome_from_body(call: "_Call", http: Any) -> Optional[Outcome]:
     return message_outcome(message) if isinstance(message, dict) else None
 
 
-def _prepare(config: c.Config, instance: Any, kwargs: Dict[str, Any], stream: bool) -> Tuple[_Call, Dict[str, Any]]:
+def _prepare(config: c.WrapContext, instance: Any, kwargs: Dict[str, Any], stream: bool) -> Tuple[_Call, Dict[str, Any]]:
     """Build the request attributes and the LLMRequest, and start the span."""
     client = get(instance, "_client")
     provider = provider_from_client(client)
@@ -658,7 +657,7 @@ def _prepare(config: c.Config, instance: Any, kwargs: Dict[str, Any], stream: bo
     _materialize(call_kwargs, "tools")
     _materialize(call_kwargs, "system")
     attrs = request_attributes(provider, client, {**call_kwargs, "stream": True} if stream else call_kwargs)
-    model = attrs.get(c.GEN_AI_REQUEST_MODEL)
+    model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
     tier = call_kwargs.get("service_tier")
     request = LLMRequest(
         provider=provider,
@@ -686,7 +685,7 @@ _async_sleep = c.async_sleep
 _ACTIVE: ContextVar[bool] = ContextVar("otel_ai_cost_anthropic_active", default=False)
 
 
-def _sync_create_wrapper(config: c.Config):
+def _sync_create_wrapper(config: c.WrapContext):
     def wrapper(wrapped, instance, args, kwargs):
         if _ACTIVE.get():
             return wrapped(*args, **kwargs)
@@ -715,7 +714,7 @@ def _sync_create_wrapper(config: c.Config):
     return wrapper
 
 
-def _async_create_wrapper(config: c.Config):
+def _async_create_wrapper(config: c.WrapContext):
     async def wrapper(wrapped, instance, args, kwargs):
         if _ACTIVE.get():
             return await wrapped(*args, **kwargs)
@@ -831,7 +830,7 @@ class _AsyncStreamManagerProxy(wrapt.ObjectProxy):
             safe("anthropic stream exit", c.end_stream_proxy, self._self_holder.get("proxy"))
 
 
-def _sync_stream_wrapper(config: c.Config):
+def _sync_stream_wrapper(config: c.WrapContext):
     def wrapper(wrapped, instance, args, kwargs):
         if _ACTIVE.get():
             return wrapped(*args, **kwargs)
@@ -884,7 +883,7 @@ class _AsyncStreamRequest:
     "never awaited" warning behind; the SDK's own coroutine is closed if it is never sent.
     """
 
-    def __init__(self, config: c.Config, wrapped: Any, instance: Any, args: Any, kwargs: Dict[str, Any],
+    def __init__(self, config: c.WrapContext, wrapped: Any, instance: Any, args: Any, kwargs: Dict[str, Any],
                  original: Any) -> None:
         self._config = config
         self._wrapped = wrapped
@@ -935,7 +934,7 @@ class _AsyncStreamRequest:
         return proxy
 
 
-def _async_stream_wrapper(config: c.Config):
+def _async_stream_wrapper(config: c.WrapContext):
     def wrapper(wrapped, instance, args, kwargs):
         if _ACTIVE.get():
             return wrapped(*args, **kwargs)
@@ -958,12 +957,12 @@ def _async_stream_wrapper(config: c.Config):
 # -- count_tokens ---------------------------------------------------------------------------------
 
 
-def _start_count_tokens(config: c.Config, instance: Any, kwargs: Mapping[str, Any]) -> Any:
+def _start_count_tokens(config: c.WrapContext, instance: Any, kwargs: Mapping[str, Any]) -> Any:
     client = get(instance, "_client")
     provider = provider_from_client(client)
     attrs = request_attributes(provider, client, kwargs)
-    attrs.pop(c.GEN_AI_OPERATION_NAME, None)  # not an inference: no budget, no cost, no usage
-    model = attrs.get(c.GEN_AI_REQUEST_MODEL)
+    attrs.pop(sc.GEN_AI_OPERATION_NAME, None)  # not an inference: no budget, no cost, no usage
+    model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
     name = f"count_tokens {model}" if model else "count_tokens"
     return config.telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
 
@@ -971,7 +970,7 @@ def _start_count_tokens(config: c.Config, instance: Any, kwargs: Mapping[str, An
 def _end_count_tokens(span: Any, result: Any = None, error: Optional[BaseException] = None) -> None:
     try:
         if error is not None:
-            span.set_attribute(c.ERROR_TYPE, c.error_type(error))
+            span.set_attribute(sc.ERROR_TYPE, c.error_type(error))
             span.set_status(Status(StatusCode.ERROR, str(error)))
         else:
             tokens = as_int(get(result, "input_tokens"))
@@ -981,7 +980,7 @@ def _end_count_tokens(span: Any, result: Any = None, error: Optional[BaseExcepti
         span.end()
 
 
-def _count_tokens_wrapper(config: c.Config, is_async: bool):
+def _count_tokens_wrapper(config: c.WrapContext, is_async: bool):
     if is_async:
         async def async_wrapper(wrapped, instance, args, kwargs):
             span = safe("anthropic count_tokens", _start_count_tokens, config, instance, kwargs)
@@ -1218,7 +1217,7 @@ class AnthropicInstrumentor(BaseInstrumentor):
         if c.switched_off(self):  # OTEL_AI_COST_ENABLED=false, or a bad OTEL_AI_COST_* value
             return
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.anthropic", kwargs)
-        config = c.Config(telemetry, kwargs.get("catalog"))
+        config = c.WrapContext(telemetry, kwargs.get("catalog"))
         # Resolve (import) every target first: the Bedrock / Vertex beta classes copy the
         # first-party functions when their module is imported, and must copy the unwrapped ones.
         targets = [(m, p, k, a) for m, p, k, a in _TARGETS if c.resolve(m, p) is not None]

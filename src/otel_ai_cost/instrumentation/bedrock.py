@@ -44,16 +44,16 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
-from . import _common as c
+from .. import _semconv as sc
+from . import _core as c
 from . import _content
-from ._common import Operation, Outcome, StreamState, as_num, log_once, safe
+from ._core import Operation, Outcome, StreamState, as_num, log_once, safe
 
 # Converse / ConverseStream appeared in botocore 1.34.116 (May 2024).
 _INSTRUMENTS = ("botocore >= 1.34.116, < 2",)
 
 PROVIDER = "aws.bedrock"
 SERVICE = "bedrock-runtime"
-GEN_AI_REQUEST_TOP_K = "gen_ai.request.top_k"
 
 CONVERSE = "Converse"
 CONVERSE_STREAM = "ConverseStream"
@@ -163,16 +163,16 @@ def _json_body(body: Any) -> Optional[Dict[str, Any]]:
 def _set_sampling(attrs: Dict[str, Any], max_tokens: Any, temperature: Any, top_p: Any, top_k: Any,
                   stop: Any) -> None:
     if _int(max_tokens) is not None and not isinstance(max_tokens, str):
-        attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    for value, key in ((temperature, c.GEN_AI_REQUEST_TEMPERATURE), (top_p, c.GEN_AI_REQUEST_TOP_P),
-                       (top_k, GEN_AI_REQUEST_TOP_K)):
+        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    for value, key in ((temperature, sc.GEN_AI_REQUEST_TEMPERATURE), (top_p, sc.GEN_AI_REQUEST_TOP_P),
+                       (top_k, sc.GEN_AI_REQUEST_TOP_K)):
         number = as_num(value)
         if number is not None:
             attrs[key] = number
     if isinstance(stop, str):
-        attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
     elif isinstance(stop, (list, tuple)):
-        attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
 
 
 def converse_attributes(params: Mapping[str, Any]) -> Dict[str, Any]:
@@ -412,7 +412,7 @@ def body_attributes(body: Mapping[str, Any]) -> Tuple[Optional[str], Dict[str, A
     if not isinstance(response_id, str):
         response_id = body.get("generation_id") if isinstance(body.get("generation_id"), str) else None
     if response_id:
-        attrs[c.GEN_AI_RESPONSE_ID] = response_id
+        attrs[sc.GEN_AI_RESPONSE_ID] = response_id
     reasons: List[str] = []
     for key in ("stop_reason", "stopReason", "finish_reason"):
         if isinstance(body.get(key), str):
@@ -424,7 +424,7 @@ def body_attributes(body: Mapping[str, Any]) -> Tuple[Optional[str], Dict[str, A
                 if isinstance(item.get(key), str):
                     reasons.append(item[key])
     if reasons:
-        attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
     return model, attrs
 
 
@@ -442,7 +442,7 @@ def converse_outcome(result: Mapping[str, Any]) -> Outcome:
     attrs: Dict[str, Any] = {}
     stop = result.get("stopReason")
     if isinstance(stop, str):
-        attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [stop]
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [stop]
     tier = _service_tier(result.get("serviceTier"))
     return Outcome(usage=converse_usage(result.get("usage")), service_tier=tier, attributes=attrs)
 
@@ -490,7 +490,7 @@ class ConverseStreamState(StreamState):
     def outcome(self) -> Outcome:
         attrs: Dict[str, Any] = {}
         if self.finish_reasons:
-            attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
         return Outcome(usage=self.usage, service_tier=self.tier, attributes=attrs)
 
 
@@ -596,9 +596,9 @@ class InvokeStreamState(StreamState):
                                    self.write_1h)
         attrs: Dict[str, Any] = {}
         if self.response_id:
-            attrs[c.GEN_AI_RESPONSE_ID] = self.response_id
+            attrs[sc.GEN_AI_RESPONSE_ID] = self.response_id
         if self.finish_reasons:
-            attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
         return Outcome(usage=usage, response_model=self.model, service_tier=self.tier, attributes=attrs)
 
 
@@ -606,7 +606,7 @@ class InvokeStreamState(StreamState):
 # Stream proxies over botocore's EventStream (iterable, not an iterator) and aiobotocore's
 
 
-class EventStreamProxy(c._StreamProxyBase):
+class EventStreamProxy(c.StreamProxyBase):
     """Transparent proxy over a botocore ``EventStream``: observes each event the user reads."""
 
     def __init__(self, wrapped: Any, state: StreamState) -> None:
@@ -643,7 +643,7 @@ class EventStreamProxy(c._StreamProxyBase):
             self._self_end()
 
 
-class AsyncEventStreamProxy(c._StreamProxyBase):
+class AsyncEventStreamProxy(c.StreamProxyBase):
     """The aiobotocore ``AioEventStream`` counterpart of ``EventStreamProxy``."""
 
     def __init__(self, wrapped: Any, state: StreamState) -> None:
@@ -824,7 +824,7 @@ def _failed_body(error: BaseException) -> Any:
     return _failed_body_class()(error)
 
 
-def _prepare(config: c.Config, client: Any, api_operation: str, params: Mapping[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+def _prepare(config: c.WrapContext, client: Any, api_operation: str, params: Mapping[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
     _content.not_supported("bedrock")  # the variable may be set after instrument()
     call_params = dict(params)
     model_id = call_params.get("modelId") if isinstance(call_params.get("modelId"), str) else None
@@ -841,22 +841,22 @@ def _prepare(config: c.Config, client: Any, api_operation: str, params: Mapping[
 
         def estimate() -> TokenCount:
             return estimate_invoke_input(model_id, body)
-    start: Dict[str, Any] = {c.GEN_AI_OPERATION_NAME: operation, c.GEN_AI_PROVIDER_NAME: PROVIDER}
+    start: Dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: operation, sc.GEN_AI_PROVIDER_NAME: PROVIDER}
     if model_id:
-        start[c.GEN_AI_REQUEST_MODEL] = model_id
+        start[sc.GEN_AI_REQUEST_MODEL] = model_id
     host, port = _endpoint(client)
     if host:
-        start[c.SERVER_ADDRESS] = host
-        start[c.SERVER_PORT] = port
+        start[sc.SERVER_ADDRESS] = host
+        start[sc.SERVER_PORT] = port
     start.update(attrs)
     if api_operation in (CONVERSE_STREAM, INVOKE_STREAM):
-        start[c.GEN_AI_REQUEST_STREAM] = True
+        start[sc.GEN_AI_REQUEST_STREAM] = True
     tier = call_params.get("serviceTier")
     request = LLMRequest(
         provider=PROVIDER,
         operation=operation,
         model=model_id,
-        max_output_tokens=attrs.get(c.GEN_AI_REQUEST_MAX_TOKENS),
+        max_output_tokens=attrs.get(sc.GEN_AI_REQUEST_MAX_TOKENS),
         service_tier=_service_tier(tier),
         estimate_input=estimate,
     )
@@ -886,7 +886,7 @@ def _model_key(api_operation: str) -> Optional[str]:
     return "modelId" if api_operation in (CONVERSE, CONVERSE_STREAM) else None
 
 
-def _sync_wrapper(config: c.Config):
+def _sync_wrapper(config: c.WrapContext):
     def wrapper(wrapped, instance, args, kwargs):
         target = _targets(instance, args, kwargs)
         if target is None:
@@ -925,7 +925,7 @@ async def _async_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-def _async_wrapper(config: c.Config):
+def _async_wrapper(config: c.WrapContext):
     async def wrapper(wrapped, instance, args, kwargs):
         target = _targets(instance, args, kwargs)
         if target is None:
@@ -983,7 +983,7 @@ class BedrockInstrumentor(BaseInstrumentor):
             return
         _content.not_supported("bedrock")  # says so once when content capture is asked for
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.bedrock", kwargs)
-        config = c.Config(telemetry, kwargs.get("catalog"))
+        config = c.WrapContext(telemetry, kwargs.get("catalog"))
         self._wrapped = []
         for module, path, is_async in _TARGETS:
             if c.resolve(module, path) is None:

@@ -33,9 +33,9 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
-from . import _common as c
+from . import _core as c
 from . import _content
-from ._common import (
+from ._core import (
     CharCounter, Operation, Outcome, StreamState, as_int, as_num, as_str, estimated_usage, get, log_once,
     materialize, safe,
 )
@@ -196,45 +196,45 @@ def _server(instance: Any) -> Tuple[Optional[str], Optional[int]]:
 
 
 def request_attributes(operation: str, instance: Any, kwargs: Mapping[str, Any], stream: bool) -> Dict[str, Any]:
-    attrs: Dict[str, Any] = {c.GEN_AI_OPERATION_NAME: operation, c.GEN_AI_PROVIDER_NAME: PROVIDER}
+    attrs: Dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: operation, sc.GEN_AI_PROVIDER_NAME: PROVIDER}
     model = kwargs.get("model")
     if isinstance(model, str):
-        attrs[c.GEN_AI_REQUEST_MODEL] = model
+        attrs[sc.GEN_AI_REQUEST_MODEL] = model
     host, port = _server(instance)
     if host:
-        attrs[c.SERVER_ADDRESS], attrs[c.SERVER_PORT] = host, port
+        attrs[sc.SERVER_ADDRESS], attrs[sc.SERVER_PORT] = host, port
     if operation == "embeddings":
         formats = kwargs.get("embedding_types")
         if isinstance(formats, (list, tuple)):
-            attrs[c.GEN_AI_REQUEST_ENCODING_FORMATS] = [str(f) for f in formats if isinstance(f, str)]
+            attrs[sc.GEN_AI_REQUEST_ENCODING_FORMATS] = [str(f) for f in formats if isinstance(f, str)]
         dims = as_int(kwargs.get("output_dimension"))
         if dims is not None:
-            attrs["gen_ai.embeddings.dimension.count"] = dims
+            attrs[sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dims
         return attrs
     max_tokens = as_int(kwargs.get("max_tokens"))
     if max_tokens is not None:
-        attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    for key, attr in (("temperature", c.GEN_AI_REQUEST_TEMPERATURE), ("p", c.GEN_AI_REQUEST_TOP_P),
-                      ("frequency_penalty", c.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-                      ("presence_penalty", c.GEN_AI_REQUEST_PRESENCE_PENALTY)):
+        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    for key, attr in (("temperature", sc.GEN_AI_REQUEST_TEMPERATURE), ("p", sc.GEN_AI_REQUEST_TOP_P),
+                      ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+                      ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY)):
         value = as_num(kwargs.get(key))
         if value is not None:
             attrs[attr] = value
     top_k = as_int(kwargs.get("k"))
     if top_k is not None:
-        attrs["gen_ai.request.top_k"] = top_k
+        attrs[sc.GEN_AI_REQUEST_TOP_K] = top_k
     stop = kwargs.get("stop_sequences")
     if isinstance(stop, (list, tuple)):
-        attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
     seed = as_int(kwargs.get("seed"))
     if seed is not None:
-        attrs[c.GEN_AI_REQUEST_SEED] = seed
+        attrs[sc.GEN_AI_REQUEST_SEED] = seed
     fmt = _plain(kwargs.get("response_format"))
     kind = fmt.get("type") if isinstance(fmt, Mapping) else get(fmt, "type")
     if kind in ("json_object", "json_schema", "json"):
-        attrs[c.GEN_AI_OUTPUT_TYPE] = "json"
+        attrs[sc.GEN_AI_OUTPUT_TYPE] = "json"
     if stream:
-        attrs[c.GEN_AI_REQUEST_STREAM] = True
+        attrs[sc.GEN_AI_REQUEST_STREAM] = True
     return attrs
 
 
@@ -263,10 +263,10 @@ def cohere_usage(usage: Any) -> Optional[Usage]:
 
 
 def chat_outcome(response: Any) -> Outcome:
-    attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))}
+    attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))}
     reason = get(response, "finish_reason")
     if reason is not None:
-        attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [str(reason)]
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [str(reason)]
     return Outcome(usage=cohere_usage(get(response, "usage")), attributes=attrs)
 
 
@@ -274,7 +274,7 @@ def embeddings_outcome(response: Any) -> Outcome:
     usage = cohere_usage(get(response, "meta"))
     if usage is not None:
         usage = Usage(input_tokens=usage.input_tokens, output_tokens=0)
-    return Outcome(usage=usage, attributes={c.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))})
+    return Outcome(usage=usage, attributes={sc.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))})
 
 
 class CohereStreamState(StreamState):
@@ -319,9 +319,9 @@ class CohereStreamState(StreamState):
         super().end(error)
 
     def outcome(self) -> Outcome:
-        attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: self.response_id}
+        attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
         if self.finish_reason:
-            attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reason]
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reason]
         usage, source = self.usage, sc.AiCostUsageSourceValues.PROVIDER
         if usage is None:
             usage = estimated_usage(self.operation.request, self.counter)
@@ -355,7 +355,7 @@ class _Call(c.Call):
         return result
 
 
-def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+def _prepare(config: c.WrapContext, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
     _content.not_supported("cohere")  # the variable may be set after instrument()
     call_kwargs = dict(kwargs)
     if kind == "embeddings":
@@ -366,20 +366,20 @@ def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any])
         materialize(call_kwargs, "messages")
         attrs = request_attributes("chat", instance, call_kwargs, kind != "chat")
         operation, max_out = "chat", as_int(call_kwargs.get("max_tokens"))
-    model = attrs.get(c.GEN_AI_REQUEST_MODEL)
+    model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
     request = LLMRequest(provider=PROVIDER, operation=operation, model=model, max_output_tokens=max_out,
                          estimate_input=_lazy_estimate(kind, call_kwargs))
     name = f"{operation} {model}" if model else operation
     return _Call(Operation(config.telemetry, request, name, attrs, catalog=config.catalog), kind), call_kwargs
 
 
-def _sync_wrapper(config: c.Config, kind: str):
+def _sync_wrapper(config: c.WrapContext, kind: str):
     # ``_prepare`` and ``time`` are looked up at call time (tests replace them on this module).
     return c.sync_call_wrapper(f"cohere {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
                                lambda delay: time.sleep(delay))
 
 
-def _async_wrapper(config: c.Config, kind: str):
+def _async_wrapper(config: c.WrapContext, kind: str):
     return c.async_call_wrapper(f"cohere {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
                                 lambda delay: c.async_sleep(delay))
 
@@ -406,7 +406,7 @@ class _AsyncEvents:
     aclose = close
 
 
-def _async_stream_wrapper(config: c.Config, kind: str):
+def _async_stream_wrapper(config: c.WrapContext, kind: str):
     """``AsyncV2Client.chat_stream`` is an async generator function: called without ``await``."""
 
     def wrapper(wrapped, instance, args, kwargs):
@@ -447,7 +447,7 @@ class CohereInstrumentor(BaseInstrumentor):
             return
         _content.not_supported("cohere")  # says so once when content capture is asked for
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.cohere", kwargs)
-        config = c.Config(telemetry, kwargs.get("catalog"))
+        config = c.WrapContext(telemetry, kwargs.get("catalog"))
         self._wrapped = []
         for path, kind, is_async in _METHODS:
             if c.resolve(_MODULE, path) is None:

@@ -53,9 +53,10 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
-from . import _common as c
+from .. import _semconv as sc
+from . import _core as c
 from . import _content, _content_google
-from ._common import Operation, Outcome, StreamState, as_num, log_once, safe
+from ._core import Operation, Outcome, StreamState, as_num, log_once, safe
 
 # 1.20.0 is the oldest version checked: older ones drop thoughtsTokenCount / toolUsePromptTokenCount
 # from the response (1.0.0 does), so their thinking and tool-use tokens could not be billed.
@@ -66,8 +67,6 @@ VERTEX_AI = "gcp.vertex_ai"
 GENERATE_CONTENT = "generate_content"
 EMBEDDINGS = "embeddings"
 
-GEN_AI_REQUEST_TOP_K = "gen_ai.request.top_k"
-GEN_AI_EMBEDDINGS_DIMENSION_COUNT = "gen_ai.embeddings.dimension.count"
 
 _MODULE = "google.genai.models"
 # kind -> candidate (class.method) paths, first found is wrapped (the public method on SDKs that
@@ -105,7 +104,7 @@ _TILE = 768
 
 
 # ---------------------------------------------------------------------------------------------
-# Small helpers (``_get`` and ``_int`` differ from ``_common.get`` / ``as_int``: the SDK accepts
+# Small helpers (``_get`` and ``_int`` differ from ``_core.get`` / ``as_int``: the SDK accepts
 # camelCase dict keys, and its JSON numbers may be integral floats)
 
 
@@ -206,49 +205,49 @@ def _host_port(instance: Any, config: Any) -> Tuple[Optional[str], Optional[int]
 def request_attributes(operation: str, instance: Any, model: Optional[str], config: Any,
                        stream: bool = False) -> Dict[str, Any]:
     attrs: Dict[str, Any] = {
-        c.GEN_AI_OPERATION_NAME: operation,
-        c.GEN_AI_PROVIDER_NAME: provider_of(instance),
+        sc.GEN_AI_OPERATION_NAME: operation,
+        sc.GEN_AI_PROVIDER_NAME: provider_of(instance),
     }
     if model:
-        attrs[c.GEN_AI_REQUEST_MODEL] = model
+        attrs[sc.GEN_AI_REQUEST_MODEL] = model
     host, port = _host_port(instance, config)
     if host:
-        attrs[c.SERVER_ADDRESS] = host
-        attrs[c.SERVER_PORT] = port
+        attrs[sc.SERVER_ADDRESS] = host
+        attrs[sc.SERVER_PORT] = port
     if operation == EMBEDDINGS:
         dims = _int(_get(config, "output_dimensionality"))
         if dims is not None:
-            attrs[GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dims
+            attrs[sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dims
         return attrs
     max_tokens = _int(_get(config, "max_output_tokens"))
     if max_tokens is not None:
-        attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    for key, attr in (("temperature", c.GEN_AI_REQUEST_TEMPERATURE), ("top_p", c.GEN_AI_REQUEST_TOP_P),
-                      ("frequency_penalty", c.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-                      ("presence_penalty", c.GEN_AI_REQUEST_PRESENCE_PENALTY)):
+        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    for key, attr in (("temperature", sc.GEN_AI_REQUEST_TEMPERATURE), ("top_p", sc.GEN_AI_REQUEST_TOP_P),
+                      ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+                      ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY)):
         value = as_num(_get(config, key))
         if value is not None:
             attrs[attr] = value
     top_k = as_num(_get(config, "top_k"))
     if top_k is not None:
-        attrs[GEN_AI_REQUEST_TOP_K] = int(top_k) if top_k.is_integer() else top_k
+        attrs[sc.GEN_AI_REQUEST_TOP_K] = int(top_k) if top_k.is_integer() else top_k
     stop = _get(config, "stop_sequences")
     if isinstance(stop, (list, tuple)):
-        attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
     seed = _int(_get(config, "seed"))
     if seed is not None:
-        attrs[c.GEN_AI_REQUEST_SEED] = seed
+        attrs[sc.GEN_AI_REQUEST_SEED] = seed
     n = _int(_get(config, "candidate_count"))
     if n is not None and n != 1:
-        attrs[c.GEN_AI_REQUEST_CHOICE_COUNT] = n
+        attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = n
     mime = _get(config, "response_mime_type")
     if isinstance(mime, str):
         if mime == "application/json":
-            attrs[c.GEN_AI_OUTPUT_TYPE] = "json"
+            attrs[sc.GEN_AI_OUTPUT_TYPE] = "json"
         elif mime == "text/plain":
-            attrs[c.GEN_AI_OUTPUT_TYPE] = "text"
+            attrs[sc.GEN_AI_OUTPUT_TYPE] = "text"
     if stream:
-        attrs[c.GEN_AI_REQUEST_STREAM] = True
+        attrs[sc.GEN_AI_REQUEST_STREAM] = True
     return attrs
 
 
@@ -315,10 +314,10 @@ def generate_outcome(response: Any) -> Outcome:
     attrs: Dict[str, Any] = {}
     response_id = _get(response, "response_id")
     if isinstance(response_id, str):
-        attrs[c.GEN_AI_RESPONSE_ID] = response_id
+        attrs[sc.GEN_AI_RESPONSE_ID] = response_id
     reasons = [r for r in (_finish_reason(_get(cand, "finish_reason")) for cand in _get(response, "candidates") or ()) if r]
     if reasons:
-        attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
     model = _get(response, "model_version")
     return Outcome(
         usage=usage_from_metadata(meta),
@@ -372,9 +371,9 @@ class GenerateStreamState(StreamState):
     def outcome(self) -> Outcome:
         attrs: Dict[str, Any] = {}
         if self.response_id:
-            attrs[c.GEN_AI_RESPONSE_ID] = self.response_id
+            attrs[sc.GEN_AI_RESPONSE_ID] = self.response_id
         if self.reasons:
-            attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [self.reasons[i] for i in sorted(self.reasons)]
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.reasons[i] for i in sorted(self.reasons)]
         return _with_requested_tier(self.operation, Outcome(
             usage=usage_from_metadata(self.meta), response_model=self.model,
             service_tier=_service_tier(self.meta), attributes=attrs))
@@ -588,7 +587,7 @@ def _materialize(call_kwargs: Dict[str, Any], key: str) -> Any:
     return value
 
 
-def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[Operation, Dict[str, Any]]:
+def _prepare(config: c.WrapContext, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[Operation, Dict[str, Any]]:
     call_kwargs = dict(kwargs)
     model_arg = call_kwargs.get("model")
     model = bare_model(model_arg)
@@ -667,7 +666,7 @@ class _Call(c.Call):
         return result
 
 
-def _start(config: c.Config, kind: str, is_async: bool, instance: Any,
+def _start(config: c.WrapContext, kind: str, is_async: bool, instance: Any,
            kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
     op, call_kwargs = _prepare(config, kind, instance, kwargs)
     return _Call(op, kind, is_async), call_kwargs
@@ -678,14 +677,14 @@ def _decide(call: _Call, call_kwargs: Dict[str, Any]) -> Optional[float]:
     return call.operation.apply_decision(call_kwargs)
 
 
-def _sync_wrapper(config: c.Config, kind: str):
+def _sync_wrapper(config: c.WrapContext, kind: str):
     # ``time`` is looked up at call time (tests replace it on this module).
     return c.sync_call_wrapper(f"google_genai {kind}",
                                lambda instance, kwargs: _start(config, kind, False, instance, kwargs),
                                lambda delay: time.sleep(delay), _decide)
 
 
-def _async_wrapper(config: c.Config, kind: str):
+def _async_wrapper(config: c.WrapContext, kind: str):
     return c.async_call_wrapper(f"google_genai {kind}",
                                 lambda instance, kwargs: _start(config, kind, True, instance, kwargs),
                                 lambda delay: c.async_sleep(delay), _decide)
@@ -798,7 +797,7 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):
         if c.switched_off(self):  # OTEL_AI_COST_ENABLED=false, or a bad OTEL_AI_COST_* value
             return
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.google_genai", kwargs)
-        config = c.Config(telemetry, kwargs.get("catalog"))
+        config = c.WrapContext(telemetry, kwargs.get("catalog"))
         self._wrapped = []
         for kind, is_async, paths in _METHODS:
             for path in paths:

@@ -43,19 +43,17 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
-from . import _common as c
+from . import _core as c
 from . import _content
 from ._stainless import RequestRouter
 from ._chat_format import (
-    OPENAI_API_TYPE,
-    OPENAI_REQUEST_SERVICE_TIER,
     chat_request_attributes,
     chat_usage,
     embeddings_request_attributes,
     finish_reasons,
     max_tokens,
 )
-from ._common import (
+from ._core import (
     CharCounter, Operation, Outcome, StreamState, as_int, as_str, estimated_usage, get, given, host_port,
     materialize, safe,
 )
@@ -78,7 +76,7 @@ _METHODS = [
 EXTRA_TOKENS_PER_MESSAGE = 1
 EXTRA_PRIMING_TOKENS = 2
 
-_OPENAI_ONLY_ATTRIBUTES = (OPENAI_API_TYPE, OPENAI_REQUEST_SERVICE_TIER)
+_OPENAI_ONLY_ATTRIBUTES = (sc.OPENAI_API_TYPE, sc.OPENAI_REQUEST_SERVICE_TIER)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,10 +119,10 @@ def _lazy_estimate(kind: str, kwargs: Mapping[str, Any]):
 
 
 def chat_outcome(completion: Any) -> Outcome:
-    attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: as_str(get(completion, "id"))}
+    attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: as_str(get(completion, "id"))}
     reasons = finish_reasons(get(completion, "choices"))
     if reasons:
-        attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
     return Outcome(
         usage=chat_usage(get(completion, "usage")),
         response_model=as_str(get(completion, "model")),
@@ -186,9 +184,9 @@ class GroqStreamState(StreamState):
         return False
 
     def outcome(self) -> Outcome:
-        attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: self.response_id}
+        attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
         if self.finish_reasons:
-            attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
         usage = chat_usage(self.usage_obj) if self.usage_obj is not None else None
         source = sc.AiCostUsageSourceValues.PROVIDER
         if usage is None:
@@ -432,7 +430,7 @@ class _AsyncRawResponseProxy(_RawResponseProxy):
             self._self_closed()
 
 
-def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+def _prepare(config: c.WrapContext, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
     _content.not_supported("groq")  # the variable may be set after instrument()
     client = get(instance, "_client")
     call_kwargs = dict(kwargs)
@@ -446,11 +444,11 @@ def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any])
         attrs = embeddings_request_attributes(PROVIDER, client, call_kwargs)
         max_out = None
         operation = "embeddings"
-    if c.SERVER_ADDRESS not in attrs:
+    if sc.SERVER_ADDRESS not in attrs:
         host, port = host_port(client)
         if host:
-            attrs[c.SERVER_ADDRESS], attrs[c.SERVER_PORT] = host, port
-    model = attrs.get(c.GEN_AI_REQUEST_MODEL)
+            attrs[sc.SERVER_ADDRESS], attrs[sc.SERVER_PORT] = host, port
+    model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
     request = LLMRequest(provider=PROVIDER, operation=operation, model=model, max_output_tokens=max_out,
                          estimate_input=_lazy_estimate(kind, call_kwargs))
     name = f"{operation} {model}" if model else operation
@@ -502,7 +500,7 @@ class GroqInstrumentor(BaseInstrumentor):
             return
         _content.not_supported("groq")  # says so once when content capture is asked for
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.groq", kwargs)
-        config = c.Config(telemetry, kwargs.get("catalog"))
+        config = c.WrapContext(telemetry, kwargs.get("catalog"))
         self._wrapped = []
         _router.current = config
         for module, path, kind, is_async in _METHODS:

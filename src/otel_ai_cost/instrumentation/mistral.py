@@ -30,10 +30,10 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
-from . import _common as c
+from . import _core as c
 from . import _content
 from ._chat_format import finish_reasons
-from ._common import (
+from ._core import (
     CharCounter, Operation, Outcome, StreamState, as_int, as_num, as_str, estimated_usage, get, log_once,
     materialize,
 )
@@ -199,43 +199,43 @@ def _server(instance: Any, kwargs: Mapping[str, Any]) -> Tuple[Optional[str], Op
 
 
 def request_attributes(operation: str, instance: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
-    attrs: Dict[str, Any] = {c.GEN_AI_OPERATION_NAME: operation, c.GEN_AI_PROVIDER_NAME: PROVIDER}
+    attrs: Dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: operation, sc.GEN_AI_PROVIDER_NAME: PROVIDER}
     model = kwargs.get("model")
     if isinstance(model, str):
-        attrs[c.GEN_AI_REQUEST_MODEL] = model
+        attrs[sc.GEN_AI_REQUEST_MODEL] = model
     host, port = _server(instance, kwargs)
     if host:
-        attrs[c.SERVER_ADDRESS], attrs[c.SERVER_PORT] = host, port
+        attrs[sc.SERVER_ADDRESS], attrs[sc.SERVER_PORT] = host, port
     if operation == "embeddings":
         dims = as_int(kwargs.get("output_dimension"))
         if dims is not None:
-            attrs["gen_ai.embeddings.dimension.count"] = dims
+            attrs[sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dims
         return attrs
     max_tokens = as_int(kwargs.get("max_tokens"))
     if max_tokens is not None:
-        attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    for key, attr in (("temperature", c.GEN_AI_REQUEST_TEMPERATURE), ("top_p", c.GEN_AI_REQUEST_TOP_P),
-                      ("frequency_penalty", c.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-                      ("presence_penalty", c.GEN_AI_REQUEST_PRESENCE_PENALTY)):
+        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    for key, attr in (("temperature", sc.GEN_AI_REQUEST_TEMPERATURE), ("top_p", sc.GEN_AI_REQUEST_TOP_P),
+                      ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+                      ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY)):
         value = as_num(kwargs.get(key))
         if value is not None:
             attrs[attr] = value
     stop = kwargs.get("stop")
     if isinstance(stop, str):
-        attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
     elif isinstance(stop, (list, tuple)):
-        attrs[c.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
     seed = as_int(kwargs.get("random_seed"))
     if seed is not None:
-        attrs[c.GEN_AI_REQUEST_SEED] = seed
+        attrs[sc.GEN_AI_REQUEST_SEED] = seed
     n = as_int(kwargs.get("n"))
     if n is not None and n != 1:
-        attrs[c.GEN_AI_REQUEST_CHOICE_COUNT] = n
+        attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = n
     fmt = _plain(kwargs.get("response_format"))
     if isinstance(fmt, Mapping) and fmt.get("type") in ("json_object", "json_schema"):
-        attrs[c.GEN_AI_OUTPUT_TYPE] = "json"
+        attrs[sc.GEN_AI_OUTPUT_TYPE] = "json"
     if operation == "chat" and (kwargs.get("stream") is True or kwargs.get("_otel_stream") is True):
-        attrs[c.GEN_AI_REQUEST_STREAM] = True
+        attrs[sc.GEN_AI_REQUEST_STREAM] = True
     return attrs
 
 
@@ -267,10 +267,10 @@ def mistral_usage(usage: Any) -> Optional[Usage]:
 
 
 def chat_outcome(response: Any) -> Outcome:
-    attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))}
+    attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))}
     reasons = finish_reasons(get(response, "choices"))
     if reasons:
-        attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
     usage = get(response, "usage")
     return Outcome(usage=mistral_usage(usage), response_model=as_str(get(response, "model")),
                    service_tier=as_str(get(usage, "service_tier")), attributes=attrs)
@@ -280,7 +280,7 @@ def embeddings_outcome(response: Any) -> Outcome:
     prompt = as_int(get(get(response, "usage"), "prompt_tokens"))
     return Outcome(usage=Usage(input_tokens=prompt, output_tokens=0) if prompt is not None else None,
                    response_model=as_str(get(response, "model")),
-                   attributes={c.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))})
+                   attributes={sc.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))})
 
 
 class MistralStreamState(StreamState):
@@ -323,9 +323,9 @@ class MistralStreamState(StreamState):
         return False
 
     def outcome(self) -> Outcome:
-        attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: self.response_id}
+        attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
         if self.finish_reasons:
-            attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
         usage = mistral_usage(self.usage_obj) if self.usage_obj is not None else None
         source = sc.AiCostUsageSourceValues.PROVIDER
         if usage is None:
@@ -359,7 +359,7 @@ class _Call(c.Call):
         return result
 
 
-def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
+def _prepare(config: c.WrapContext, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
     _content.not_supported("mistral")  # the variable may be set after instrument()
     call_kwargs = dict(kwargs)
     if kind == "embeddings":
@@ -370,7 +370,7 @@ def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any])
         materialize(call_kwargs, "messages")
         attrs = request_attributes("chat", instance, {**call_kwargs, "_otel_stream": kind == "chat_stream"})
         operation, max_out = "chat", as_int(call_kwargs.get("max_tokens"))
-    model = attrs.get(c.GEN_AI_REQUEST_MODEL)
+    model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
     request = LLMRequest(provider=PROVIDER, operation=operation, model=model, max_output_tokens=max_out,
                          estimate_input=_lazy_estimate(kind, call_kwargs))
     name = f"{operation} {model}" if model else operation
@@ -378,13 +378,13 @@ def _prepare(config: c.Config, kind: str, instance: Any, kwargs: Dict[str, Any])
     return _Call(op, kind), call_kwargs
 
 
-def _sync_wrapper(config: c.Config, kind: str):
+def _sync_wrapper(config: c.WrapContext, kind: str):
     # ``_prepare`` and ``time`` are looked up at call time (tests replace them on this module).
     return c.sync_call_wrapper(f"mistral {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
                                lambda delay: time.sleep(delay))
 
 
-def _async_wrapper(config: c.Config, kind: str):
+def _async_wrapper(config: c.WrapContext, kind: str):
     return c.async_call_wrapper(f"mistral {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
                                 lambda delay: c.async_sleep(delay))
 
@@ -406,7 +406,7 @@ class MistralInstrumentor(BaseInstrumentor):
             return
         _content.not_supported("mistral")  # says so once when content capture is asked for
         telemetry = c.telemetry_from("otel_ai_cost.instrumentation.mistral", kwargs)
-        config = c.Config(telemetry, kwargs.get("catalog"))
+        config = c.WrapContext(telemetry, kwargs.get("catalog"))
         self._wrapped = []
         for modules, path, kind, is_async in _METHODS:
             module = next((m for m in modules if c.resolve(m, path) is not None), None)

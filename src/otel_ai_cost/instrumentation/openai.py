@@ -36,13 +36,10 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
-from . import _common as c
+from . import _core as c
 from . import _content, _content_openai
 from ._stainless import RequestRouter
-from ._chat_format import (  # noqa: F401 - the openai.* request attribute names are also public here
-    GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
-    OPENAI_API_TYPE,
-    OPENAI_REQUEST_SERVICE_TIER,
+from ._chat_format import (
     chat_request_attributes,
     chat_usage,
     embeddings_request_attributes,
@@ -51,7 +48,7 @@ from ._chat_format import (  # noqa: F401 - the openai.* request attribute names
     request_attributes,
     sampling_attributes,
 )
-from ._common import (
+from ._core import (
     CharCounter, Operation, Outcome, StreamState, as_int, as_num, as_str, estimated_usage, get, given,
     host_port, log_once, materialize, safe,
 )
@@ -60,8 +57,6 @@ _INSTRUMENTS = ("openai >= 1.40.0, < 4",)
 
 INCLUDE_USAGE_ENV = "OTEL_AI_COST_OPENAI_INCLUDE_USAGE"
 
-OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
-OPENAI_RESPONSE_SYSTEM_FINGERPRINT = "openai.response.system_fingerprint"
 
 # (module, attribute path) of every method wrapped. Missing ones (older SDKs) are skipped.
 _CHAT = [
@@ -181,8 +176,8 @@ def _usage_requested(call_kwargs: Mapping[str, Any]) -> bool:
 def completions_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
     """Legacy ``completions.create``: the chat attributes, operation ``text_completion``."""
     attrs = chat_request_attributes(provider, client, kwargs)
-    attrs[c.GEN_AI_OPERATION_NAME] = "text_completion"
-    attrs.pop(OPENAI_API_TYPE, None)
+    attrs[sc.GEN_AI_OPERATION_NAME] = "text_completion"
+    attrs.pop(sc.OPENAI_API_TYPE, None)
     return attrs
 
 
@@ -190,15 +185,15 @@ def responses_request_attributes(provider: str, client: Any, kwargs: Mapping[str
     attrs = request_attributes("chat", "responses", provider, kwargs.get("model"), client, kwargs)
     max_out = max_tokens(kwargs, "max_output_tokens")
     if max_out is not None:
-        attrs[c.GEN_AI_REQUEST_MAX_TOKENS] = max_out
+        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_out
     sampling_attributes(kwargs, attrs)
     text = kwargs.get("text")
     if given(text):
         output_type = output_type_from_format(get(text, "format"))
         if output_type:
-            attrs[c.GEN_AI_OUTPUT_TYPE] = output_type
+            attrs[sc.GEN_AI_OUTPUT_TYPE] = output_type
     if kwargs.get("stream") is True:
-        attrs[c.GEN_AI_REQUEST_STREAM] = True
+        attrs[sc.GEN_AI_REQUEST_STREAM] = True
     return attrs
 
 
@@ -227,15 +222,15 @@ def provider_cost(usage: Any) -> Optional[float]:
 
 def chat_outcome(completion: Any) -> Outcome:
     attrs: Dict[str, Any] = {}
-    attrs[c.GEN_AI_RESPONSE_ID] = as_str(get(completion, "id"))
+    attrs[sc.GEN_AI_RESPONSE_ID] = as_str(get(completion, "id"))
     choices = get(completion, "choices")
     if isinstance(choices, (list, tuple)):
         reasons = [r if isinstance(r, str) else "error" for r in (get(ch, "finish_reason") for ch in choices)]
         if reasons:
-            attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
     tier = as_str(get(completion, "service_tier"))
-    attrs[OPENAI_RESPONSE_SERVICE_TIER] = tier
-    attrs[OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = as_str(get(completion, "system_fingerprint"))
+    attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = tier
+    attrs[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = as_str(get(completion, "system_fingerprint"))
     usage_obj = get(completion, "usage")
     return Outcome(
         usage=chat_usage(usage_obj),
@@ -247,15 +242,15 @@ def chat_outcome(completion: Any) -> Outcome:
 
 
 def responses_outcome(response: Any) -> Outcome:
-    attrs: Dict[str, Any] = {c.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))}
+    attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))}
     status = as_str(get(response, "status"))
     if status == "incomplete":
         reason = as_str(get(get(response, "incomplete_details"), "reason"))
-        attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [reason or status]
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [reason or status]
     elif status:
-        attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [status]
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [status]
     tier = as_str(get(response, "service_tier"))
-    attrs[OPENAI_RESPONSE_SERVICE_TIER] = tier
+    attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = tier
     usage_obj = get(response, "usage")
     return Outcome(
         usage=responses_usage(usage_obj),
@@ -452,12 +447,12 @@ class ChatStreamState(StreamState):
 
     def outcome(self) -> Outcome:
         attrs: Dict[str, Any] = {
-            c.GEN_AI_RESPONSE_ID: self.response_id,
-            OPENAI_RESPONSE_SERVICE_TIER: self.service_tier,
-            OPENAI_RESPONSE_SYSTEM_FINGERPRINT: self.fingerprint,
+            sc.GEN_AI_RESPONSE_ID: self.response_id,
+            sc.OPENAI_RESPONSE_SERVICE_TIER: self.service_tier,
+            sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT: self.fingerprint,
         }
         if self.finish_reasons:
-            attrs[c.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
         usage = chat_usage(self.usage_obj) if self.usage_obj is not None else None
         source = sc.AiCostUsageSourceValues.PROVIDER
         if usage is None:
@@ -661,7 +656,7 @@ class _Call(c.Call):
         return result
 
 
-class _Config(c.Config):
+class _Config(c.WrapContext):
     def __init__(self, telemetry: c.Telemetry, include_stream_usage: bool, catalog: Any) -> None:
         super().__init__(telemetry, catalog)
         self.include_stream_usage = include_stream_usage
@@ -734,7 +729,7 @@ def _prepare(config: _Config, kind: str, instance: Any, kwargs: Dict[str, Any]) 
         attrs = embeddings_request_attributes(provider, client, call_kwargs)
         max_out = None
         operation = "embeddings"
-    model = attrs.get(c.GEN_AI_REQUEST_MODEL)
+    model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
     tier = call_kwargs.get("service_tier")
     request = LLMRequest(
         provider=provider,

@@ -33,7 +33,9 @@ from typing import Any, Callable, Dict, Optional
 
 import wrapt
 
-from ._common import GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, Operation, Outcome, log_once
+from ... import _semconv as sc
+from ._log import log_once
+from ._operation import Operation, Outcome
 
 DEFAULT_IDLE_TIMEOUT = 30.0
 
@@ -98,7 +100,7 @@ class StreamState:
     def _extra(self) -> Dict[str, Any]:
         if self.first_chunk_at is None:
             return {}
-        return {GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: self.first_chunk_at - self.operation.start}
+        return {sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: self.first_chunk_at - self.operation.start}
 
     def end(self, error: Optional[BaseException] = None) -> None:
         if self.operation.ended:
@@ -123,7 +125,7 @@ class _Tracked:
 
     __slots__ = ("finalizer", "state", "since")
 
-    def __init__(self, finalizer: "weakref.finalize", state: Optional[StreamState]) -> None:
+    def __init__(self, finalizer: "weakref.finalize[Any, Any]", state: Optional[StreamState]) -> None:
         self.finalizer = finalizer
         self.state = state
         self.since = time.monotonic()
@@ -176,12 +178,12 @@ class _Reaper:
     def put(self, end: Callable[[], Any]) -> None:
         self._queue.put(end)  # no lock taken: safe from a finalizer
 
-    def track(self, finalizer: "weakref.finalize", state: Optional[StreamState]) -> None:
+    def track(self, finalizer: "weakref.finalize[Any, Any]", state: Optional[StreamState]) -> None:
         self._tracked[id(finalizer)] = _Tracked(finalizer, state)  # one dict store: atomic
         if self._waiting_forever:
             self._queue.put(_noop)  # wake the reaper so it starts counting
 
-    def forget(self, finalizer: "weakref.finalize") -> None:
+    def forget(self, finalizer: "weakref.finalize[Any, Any]") -> None:
         self._tracked.pop(id(finalizer), None)
 
     def _tick(self) -> float:
@@ -266,7 +268,7 @@ def set_stream_idle_timeout(seconds: float) -> float:
 
 
 def end_when_collected(obj: Any, end: Callable[[], Any], state: Optional[StreamState] = None,
-                       watch: bool = True) -> "weakref.finalize":
+                       watch: bool = True) -> "weakref.finalize[Any, Any]":
     """Call ``end`` once ``obj`` is garbage collected (detach the finalizer when ended otherwise).
 
     In place when ``obj`` is dropped outside a garbage collection, else on the reaper thread. With
@@ -290,55 +292,77 @@ def _finalized(end: Callable[[], Any]) -> None:
         log_once("stream finalizer", exc)
 
 
-class _StreamProxyBase(wrapt.ObjectProxy):
+class _Read:
+    """The context of one read from the wrapped stream: counts the read in progress (the reaper
+    leaves a stream being read alone) and ends the span when the read ends the stream (``done``:
+    exhausted) or fails (cancellation included: with ``error.type``). It holds the state and the
+    finalizer, never the proxy, so that dropping the proxy frees it at once."""
+
+    __slots__ = ("state", "done", "finalizer")
+
+    def __init__(self, state: StreamState, done: type) -> None:
+        self.state = state
+        self.done = done
+        self.finalizer: Optional["weakref.finalize[Any, Any]"] = None
+
+    def __enter__(self) -> None:
+        self.state.reading += 1
+
+    def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException], tb: Any) -> None:
+        state = self.state
+        try:
+            if exc_type is not None:
+                self.end(None if issubclass(exc_type, self.done) else exc)
+        finally:
+            state.reading -= 1
+            state.last_active = time.monotonic()
+
+    def end(self, error: Optional[BaseException] = None) -> None:
+        finalizer = self.finalizer
+        if finalizer is not None:
+            finalizer.detach()
+            _reaper.forget(finalizer)
+        self.state.end(error)
+
+
+class StreamProxyBase(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """What the sync and async stream proxies share: the state, and ending the span exactly once."""
+
+    _done: type = StopIteration
 
     def __init__(self, wrapped: Any, state: StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        self._self_finalizer = end_when_collected(self, state.end, state)
+        self._self_read = read = _Read(state, self._done)
+        read.finalizer = end_when_collected(self, state.end, state)
 
     def _self_end(self, error: Optional[BaseException] = None) -> None:
-        finalizer = self._self_finalizer
-        finalizer.detach()
-        _reaper.forget(finalizer)
-        self._self_state.end(error)
+        self._self_read.end(error)
 
 
-class StreamProxy(_StreamProxyBase):
+class StreamProxy(StreamProxyBase):
     """Transparent proxy over an SDK ``Stream`` (or generator): ends the span exactly once.
 
     Ends on exhaustion, ``close()`` / context exit, an exception while iterating (with
     ``error.type``), and when the stream is dropped (see the module doc).
     """
 
-    def __iter__(self):
+    def __iter__(self) -> "StreamProxy":
         return self
 
-    def __next__(self):
-        state = self._self_state
-        wrapped = self.__wrapped__
+    def __next__(self) -> Any:
+        read, observe, wrapped = self._self_read, self._self_state.observe_safely, self.__wrapped__
         while True:
-            state.reading += 1
-            try:
+            with read:
                 item = wrapped.__next__()
-            except StopIteration:
-                self._self_end()
-                raise
-            except BaseException as exc:  # cancellation ends the span too
-                self._self_end(exc)
-                raise
-            finally:
-                state.reading -= 1
-                state.last_active = time.monotonic()
-            if not state.observe_safely(item):
+            if not observe(item):
                 return item
 
-    def __enter__(self):
+    def __enter__(self) -> "StreamProxy":
         self.__wrapped__.__enter__()
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         try:
             return self.__wrapped__.__exit__(exc_type, exc, tb)
         finally:
@@ -351,36 +375,27 @@ class StreamProxy(_StreamProxyBase):
             self._self_end()
 
 
-class AsyncStreamProxy(_StreamProxyBase):
+class AsyncStreamProxy(StreamProxyBase):
     """The ``AsyncStream`` (or async generator) counterpart of ``StreamProxy``."""
 
-    def __aiter__(self):
+    _done = StopAsyncIteration
+
+    def __aiter__(self) -> "AsyncStreamProxy":
         return self
 
-    async def __anext__(self):
-        state = self._self_state
-        wrapped = self.__wrapped__
+    async def __anext__(self) -> Any:
+        read, observe, wrapped = self._self_read, self._self_state.observe_safely, self.__wrapped__
         while True:
-            state.reading += 1
-            try:
+            with read:
                 item = await wrapped.__anext__()
-            except StopAsyncIteration:
-                self._self_end()
-                raise
-            except BaseException as exc:  # cancellation ends the span too
-                self._self_end(exc)
-                raise
-            finally:
-                state.reading -= 1
-                state.last_active = time.monotonic()
-            if not state.observe_safely(item):
+            if not observe(item):
                 return item
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> "AsyncStreamProxy":
         await self.__wrapped__.__aenter__()
         return self
 
-    async def __aexit__(self, exc_type, exc, tb):
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         try:
             return await self.__wrapped__.__aexit__(exc_type, exc, tb)
         finally:

@@ -1,0 +1,138 @@
+"""The wrappers of an SDK method: prepare -> budget decision -> (throttle) -> call -> result."""
+from __future__ import annotations
+
+import asyncio
+from contextvars import ContextVar
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from ._log import log_once, safe
+from ._operation import Operation, Outcome
+
+
+async def async_sleep(seconds: float) -> None:
+    """Sleep in whatever event loop runs the SDK (asyncio or trio, as the SDKs themselves do with anyio)."""
+    try:
+        import anyio
+    except ImportError:  # pragma: no cover - the SDKs depend on anyio
+        await asyncio.sleep(seconds)
+        return
+    await anyio.sleep(seconds)
+
+
+class Call:
+    """One instrumented SDK call, between request and response: its ``Operation`` and its kind.
+
+    ``finish_with(response)`` reads the outcome (``outcomes[kind]`` of the subclass, or its own
+    ``outcome``) and ends the span; ``finish_without_response()`` ends it without usage. Subclasses
+    add ``handle_result(result)`` for the wrappers below.
+    """
+
+    outcomes: Mapping[str, Callable[[Any], Outcome]] = {}
+    log_prefix = ""  # of the log site "<prefix><kind> response"
+
+    def __init__(self, operation: Operation, kind: str) -> None:
+        self.operation = operation
+        self.kind = kind
+
+    def outcome(self, response: Any) -> Outcome:
+        return self.outcomes[self.kind](response)
+
+    def finish_with(self, response: Any) -> None:
+        try:
+            outcome = self.outcome(response)
+        except Exception as exc:
+            log_once(f"{self.log_prefix}{self.kind} response", exc)
+            outcome = Outcome()
+        self.operation.finish(outcome)
+
+    def finish_without_response(self) -> None:
+        self.operation.finish(Outcome())
+
+
+Prepare = Callable[[Any, Dict[str, Any]], Any]
+Decide = Callable[[Any, Dict[str, Any]], Optional[float]]
+
+
+def _delay(call: Any, call_kwargs: Dict[str, Any], decide: Optional[Decide]) -> Optional[float]:
+    """Apply the budget decision (raises BudgetExceededError on a block); the throttle delay, if any."""
+    if decide is None:
+        return call.operation.apply_decision(call_kwargs)  # type: ignore[no-any-return]
+    return decide(call, call_kwargs)
+
+
+def _handled(call: Any, result: Any, site: str) -> Any:
+    """What the user gets back: ``call.handle_result(result)``, or the SDK's result untouched when our
+    handling fails (the span then ends without a response)."""
+    try:
+        return call.handle_result(result)
+    except Exception as exc:
+        log_once(site, exc)
+        call.finish_without_response()
+        return result
+
+
+def sync_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any], decide: Optional[Decide] = None,
+                      guard: Optional[ContextVar[bool]] = None) -> Callable[..., Any]:
+    """The ``wrapt`` wrapper of a synchronous SDK method.
+
+    ``prepare(instance, kwargs)`` starts the span and returns ``(call, call_kwargs)``; if it fails
+    the SDK is called untouched. ``call`` has ``operation`` (an ``Operation``),
+    ``handle_result(result)`` (what the user gets back: the result or a proxy) and
+    ``finish_without_response()``. The budget decision (``call.operation.apply_decision``, or
+    ``decide(call, call_kwargs)``) is applied first (a block raises ``BudgetExceededError``, a
+    throttle waits ``sleep(delay)``); the SDK is then called with ``call_kwargs``. An exception
+    (cancellation included) fails the span and propagates; an internal error in ``handle_result``
+    ends the span without a response and returns the SDK's result.
+    ``site`` names the log sites (``"<site> request"``, ``"<site> result"``). With ``guard``, a call
+    made while another wrapped call of the same guard is running (an SDK method that calls another
+    wrapped one) goes through untouched: one span and one budget hold per user call.
+    """
+    request_site, result_site = f"{site} request", f"{site} result"
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        prepared = None if guard is not None and guard.get() else safe(request_site, prepare, instance, kwargs)
+        if prepared is None:
+            return wrapped(*args, **kwargs)
+        call, call_kwargs = prepared
+        delay = _delay(call, call_kwargs, decide)
+        token = guard.set(True) if guard is not None else None
+        try:
+            if delay:
+                sleep(delay)
+            result = wrapped(*args, **call_kwargs)
+        except BaseException as exc:  # interrupts while throttled or in the call end the span too
+            call.operation.fail(exc)
+            raise
+        finally:
+            if token is not None:
+                guard.reset(token)  # type: ignore[union-attr]
+        return _handled(call, result, result_site)
+
+    return wrapper
+
+
+def async_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any], decide: Optional[Decide] = None,
+                       guard: Optional[ContextVar[bool]] = None) -> Callable[..., Any]:
+    """The ``sync_call_wrapper`` of a coroutine SDK method; ``sleep(delay)`` is awaited."""
+    request_site, result_site = f"{site} request", f"{site} result"
+
+    async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        prepared = None if guard is not None and guard.get() else safe(request_site, prepare, instance, kwargs)
+        if prepared is None:
+            return await wrapped(*args, **kwargs)
+        call, call_kwargs = prepared
+        delay = _delay(call, call_kwargs, decide)
+        token = guard.set(True) if guard is not None else None
+        try:
+            if delay:
+                await sleep(delay)
+            result = await wrapped(*args, **call_kwargs)
+        except BaseException as exc:  # a task cancelled while throttled or in the call ends the span too
+            call.operation.fail(exc)
+            raise
+        finally:
+            if token is not None:
+                guard.reset(token)  # type: ignore[union-attr]
+        return _handled(call, result, result_site)
+
+    return wrapper

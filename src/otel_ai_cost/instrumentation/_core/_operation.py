@@ -1,0 +1,305 @@
+"""One instrumented GenAI call: its span, the budget decision applied before the request is sent, and
+``finish`` / ``fail``, which set the usage and cost attributes, record the metrics, settle the budget
+and end the span exactly once."""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from ... import _semconv as sc
+from ..._request import LLMRequest, pending_request
+from ...cost import Usage, bound_usage, usage_limits
+from ._log import error_type, log_once, logger
+from ._telemetry import Telemetry
+
+# Attributes copied from the span onto every metric point.
+_METRIC_ATTRIBUTES = (
+    sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL, sc.SERVER_ADDRESS, sc.SERVER_PORT,
+)
+
+# Operations whose model a budget may swap for a cheaper one: chat models only (an embedding
+# model's vectors live in its own space; a completions-only model has no chat endpoint).
+_DOWNGRADABLE = frozenset({sc.GenAiOperationNameValues.CHAT, sc.GenAiOperationNameValues.GENERATE_CONTENT})
+
+
+@dataclass
+class Outcome:
+    """What an instrumentor read from the response, handed to ``Operation.finish``."""
+
+    usage: Optional[Usage] = None
+    usage_source: str = sc.AiCostUsageSourceValues.PROVIDER
+    response_model: Optional[str] = None
+    service_tier: Optional[str] = None          # the tier the provider says it served
+    provider_cost: Optional[float] = None       # USD reported in the response (OpenRouter usage.cost)
+    attributes: Optional[Dict[str, Any]] = None  # response attributes (id, finish reasons, ...)
+    error_type: Optional[str] = None            # the response itself reports a failure (no exception)
+
+
+def usage_attributes(usage: Usage) -> Dict[str, Any]:
+    attrs: Dict[str, Any] = {
+        sc.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+    }
+    if usage.cache_read_input_tokens:
+        attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_input_tokens
+    if usage.cache_write_input_tokens:
+        attrs[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_input_tokens
+    if usage.reasoning_output_tokens:
+        attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
+    if usage.web_search_requests:
+        attrs[sc.AI_COST_USAGE_WEB_SEARCH_REQUESTS] = usage.web_search_requests
+    return attrs
+
+
+def compute_cost_attributes(outcome: Outcome, *, provider: str, request_model: Optional[str],
+                            catalog: Any = None) -> Dict[str, Any]:
+    """The cost attributes for an outcome: the provider's own cost when it reported one, else local."""
+    if outcome.provider_cost is not None:
+        return {
+            sc.GEN_AI_USAGE_COST_AMOUNT: float(outcome.provider_cost),
+            sc.GEN_AI_USAGE_COST_CURRENCY: "USD",
+            sc.GEN_AI_USAGE_COST_SOURCE: sc.GenAiUsageCostSourceValues.PROVIDER,
+            sc.AI_COST_PRICING_STATUS: sc.AiCostPricingStatusValues.PROVIDER,
+        }
+    if outcome.usage is None:
+        return {sc.AI_COST_PRICING_STATUS: sc.AiCostPricingStatusValues.NO_USAGE}
+    from ...cost import cost_attributes  # imported late: the cost engine may load the catalog
+
+    kwargs: Dict[str, Any] = dict(
+        provider=provider,
+        request_model=request_model,
+        response_model=outcome.response_model,
+        service_tier=outcome.service_tier,
+    )
+    if catalog is not None:
+        kwargs["catalog"] = catalog
+    return dict(cost_attributes(outcome.usage, **kwargs) or {})
+
+
+class Operation:
+    """One instrumented GenAI call: its span, its start time and its metric attributes.
+
+    ``finish`` / ``fail`` end the span; whichever runs first wins, later calls do nothing.
+    """
+
+    def __init__(self, telemetry: Telemetry, request: LLMRequest, name: str,
+                 attributes: Mapping[str, Any], catalog: Any = None) -> None:
+        self.telemetry = telemetry
+        self.request = request
+        self.catalog = catalog
+        self.metric_attributes = {k: attributes[k] for k in _METRIC_ATTRIBUTES if attributes.get(k) is not None}
+        self._lock = threading.Lock()
+        self._ended = False
+        self.start = time.perf_counter()
+        start_attributes = dict(attributes)
+        request.attributes = start_attributes
+        with pending_request(request):
+            self.span = telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=start_attributes)
+        if request.decision is None and not self.span.is_recording():
+            # The sampler dropped the span, so no processor saw it: budgets still hold.
+            from ...processor import start_unrecorded
+
+            start_unrecorded(telemetry.tracer, request, attributes, self.span)
+
+    # -- the budget decision ------------------------------------------------------------------
+
+    def apply_decision(self, call_kwargs: Dict[str, Any], model_key: Optional[str] = "model") -> Optional[float]:
+        """Apply the budget decision made at span start, before the request is sent.
+
+        A block ends the span and raises ``BudgetExceededError``; a downgrade switches
+        ``call_kwargs[model_key]`` (and the span's request model) to the cheaper model, for chat
+        operations only (``model_key=None``: the call cannot be downgraded, and goes ahead
+        unchanged, recorded as allowed); a throttle returns the delay the caller must wait.
+        Anything else returns None.
+        """
+        error: Optional[BaseException] = None
+        delay: Optional[float] = None
+        try:
+            decision = self.request.decision
+            action = getattr(decision, "action", None)
+            if action == "block":
+                error = decision.error()
+                self._end_blocked()
+            elif action == "downgrade" and decision.model:
+                same = decision.model == self.request.model
+                if model_key is None or self.request.operation not in _DOWNGRADABLE or same:
+                    # An embeddings model cannot be swapped for a chat model: the call goes ahead.
+                    self.span.set_attribute(sc.AI_COST_BUDGET_DECISION, sc.AiCostBudgetDecisionValues.ALLOW)
+                    return None
+                self._downgrade(decision.model)
+                call_kwargs[model_key] = decision.model
+            elif action == "throttle" and decision.delay:
+                delay = float(decision.delay)
+        except Exception as exc:
+            log_once("apply_decision", exc)
+            return None
+        if error is not None:
+            raise error
+        return delay
+
+    def _end_blocked(self) -> None:
+        """End the span of a call refused before it was sent (the processor marked it)."""
+        if not self._claim():
+            return
+        hold = self.request.hold
+        if hold is not None:
+            hold.release()
+        try:
+            self.span.end()
+        except Exception as exc:
+            log_once("span.end", exc)
+
+    def _downgrade(self, model: str) -> None:
+        requested = self.request.model
+        self.request.model = model
+        self.metric_attributes[sc.GEN_AI_REQUEST_MODEL] = model
+        self.span.set_attributes({sc.GEN_AI_REQUEST_MODEL: model, sc.AI_COST_BUDGET_REQUESTED_MODEL: requested or ""})
+        self.span.update_name(f"{self.request.operation} {model}")
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def _claim(self) -> bool:
+        with self._lock:
+            if self._ended:
+                return False
+            self._ended = True
+            return True
+
+    def finish(self, outcome: Outcome, *, error: Optional[BaseException] = None,
+               extra: Optional[Mapping[str, Any]] = None) -> None:
+        """Set the response, usage and cost attributes, record the metrics and end the span."""
+        if not self._claim():
+            return
+        span = self.span
+        duration = time.perf_counter() - self.start
+        metric_attrs = dict(self.metric_attributes)
+        cost_amount: Optional[float] = None
+        try:
+            attrs: Dict[str, Any] = {}
+            if outcome.response_model:
+                attrs[sc.GEN_AI_RESPONSE_MODEL] = outcome.response_model
+                metric_attrs[sc.GEN_AI_RESPONSE_MODEL] = outcome.response_model
+            if outcome.attributes:
+                attrs.update({k: v for k, v in outcome.attributes.items() if v is not None})
+            if extra:
+                attrs.update({k: v for k, v in extra.items() if v is not None})
+            if outcome.usage is not None:
+                outcome = self._bounded(outcome, attrs)
+                attrs.update(usage_attributes(outcome.usage or Usage()))  # bounding keeps the usage
+                attrs[sc.AI_COST_USAGE_SOURCE] = outcome.usage_source
+            failed = error is not None or outcome.error_type is not None
+            if not failed or outcome.usage is not None:
+                try:
+                    cost_attrs = compute_cost_attributes(
+                        outcome, provider=self.request.provider, request_model=self.request.model,
+                        catalog=self.catalog,
+                    )
+                except Exception as exc:  # the cost engine must never break the call
+                    log_once("cost_attributes", exc)
+                    cost_attrs = {}
+                attrs.update(cost_attrs)
+                amount = cost_attrs.get(sc.GEN_AI_USAGE_COST_AMOUNT)
+                if isinstance(amount, (int, float)):
+                    cost_amount = float(amount)
+            if error is not None:
+                metric_attrs[sc.ERROR_TYPE] = attrs[sc.ERROR_TYPE] = error_type(error)
+            elif outcome.error_type is not None:
+                metric_attrs[sc.ERROR_TYPE] = attrs[sc.ERROR_TYPE] = outcome.error_type
+            span.set_attributes(attrs)
+            if error is not None:
+                span.set_status(Status(StatusCode.ERROR, str(error)))
+                span.record_exception(error)
+            elif outcome.error_type is not None:
+                span.set_status(Status(StatusCode.ERROR, outcome.error_type))
+        except Exception as exc:
+            log_once("Operation.finish", exc)
+        finally:
+            try:
+                span.end()
+            except Exception as exc:
+                log_once("span.end", exc)
+        first_chunk = extra.get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK) if extra else None
+        self._record_metrics(duration, outcome, metric_attrs, cost_amount, first_chunk)
+        hold = self.request.hold
+        if hold is not None:
+            # Settle the budget with what the call cost; a call that got no usage and no cost
+            # (failed, cancelled before a response) releases its hold.
+            if outcome.usage is None and cost_amount is None:
+                hold.release()
+            else:
+                hold.settle(cost_amount, {sc.GEN_AI_RESPONSE_MODEL: outcome.response_model}, usage=outcome.usage)
+
+    def _bounded(self, outcome: Outcome, attrs: Dict[str, Any]) -> Outcome:
+        """The outcome with its usage bounded by what the model and the request allow (see
+        ``cost.bound_usage``); a count that could not be true is lowered, flagged and logged once."""
+        usage = outcome.usage
+        assert usage is not None
+        try:
+            catalog = self.catalog
+            if catalog is None:
+                from ...pricing import default_catalog
+
+                catalog = default_catalog()
+            # The limits of the billed snapshot, else of the requested model (as the cost engine looks them up).
+            max_input = max_output = None
+            for model in (outcome.response_model, self.request.model):
+                if model:
+                    max_input, max_output = usage_limits(
+                        catalog, model, self.request.provider, self.request.max_output_tokens
+                    )
+                    if max_input is not None:
+                        break
+            bounded, clamped = bound_usage(usage, max_input=max_input, max_output=max_output)
+        except Exception as exc:
+            log_once("bound_usage", exc)
+            return outcome
+        if not clamped:
+            return outcome
+        attrs[sc.AI_COST_USAGE_CLAMPED] = list(clamped)
+        log_clamped(self.request.model, clamped, usage, bounded)
+        return dataclasses.replace(outcome, usage=bounded)
+
+    def fail(self, error: BaseException, outcome: Optional[Outcome] = None) -> None:
+        self.finish(outcome or Outcome(), error=error)
+
+    def _record_metrics(self, duration: float, outcome: Outcome, attrs: Dict[str, Any],
+                        cost_amount: Optional[float], first_chunk: Optional[float] = None) -> None:
+        try:
+            t = self.telemetry
+            t.duration.record(duration, attributes=attrs)
+            if isinstance(first_chunk, float):
+                t.time_to_first_chunk.record(first_chunk, attributes=attrs)
+            if outcome.usage is None and cost_amount is None:
+                return
+            input_attrs, output_attrs, cost_attrs = t.point_attributes(attrs)
+            if outcome.usage is not None:
+                t.token_usage.record(outcome.usage.input_tokens, attributes=input_attrs)
+                t.token_usage.record(outcome.usage.output_tokens, attributes=output_attrs)
+            if cost_amount is not None:
+                t.cost.add(cost_amount, attributes=cost_attrs)
+        except Exception as exc:
+            log_once("record_metrics", exc)
+
+
+_clamp_logged = False
+
+
+def log_clamped(model: Optional[str], clamped: Sequence[str], reported: Usage, bounded: Usage) -> None:
+    """Warn the first time reported usage had to be bounded; later times go to debug."""
+    global _clamp_logged
+    log = logger.debug if _clamp_logged else logger.warning
+    _clamp_logged = True
+    log(
+        "otel-ai-cost: a response of %r reported usage that the model and request cannot produce (%s); "
+        "the span, cost and budgets use the bounded counts (input %s -> %s, output %s -> %s). "
+        "Later cases are logged at debug level.",
+        model, ", ".join(clamped), reported.input_tokens, bounded.input_tokens, reported.output_tokens,
+        bounded.output_tokens,
+    )

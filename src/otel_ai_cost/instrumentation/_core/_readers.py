@@ -1,0 +1,94 @@
+"""Small pure readers of SDK objects (models, dicts, the Stainless sentinels), shared by every provider."""
+from __future__ import annotations
+
+from collections.abc import Iterator as _IteratorABC
+from collections.abc import Mapping as _MappingABC
+from typing import Any, Dict, Optional, Tuple
+
+MISSING = object()
+
+
+def given(value: Any) -> bool:
+    """False for None and the Stainless SDKs' ``NOT_GIVEN`` / ``omit`` sentinels."""
+    if value is None:
+        return False
+    name = type(value).__name__
+    return name not in ("NotGiven", "Omit")
+
+
+def get(obj: Any, name: str) -> Any:
+    """``obj.name`` or ``obj[name]``: attribute first (SDK models), Mapping only as the fallback."""
+    if obj is None:
+        return None
+    if type(obj) is dict:
+        return obj.get(name)
+    try:
+        value = getattr(obj, name, MISSING)
+    except Exception:
+        value = MISSING
+    if value is not MISSING:
+        return value
+    if isinstance(obj, _MappingABC):
+        try:
+            return obj.get(name)
+        except Exception:
+            return None
+    return None
+
+
+def as_int(value: Any) -> Optional[int]:
+    """``value`` if it is an int (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def as_num(value: Any) -> Optional[float]:
+    """``value`` as a float if it is an int or a float (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def as_str(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+def materialize(kwargs: Dict[str, Any], key: str) -> None:
+    """Turn a one-shot iterator argument into a list so the lazy estimate cannot consume it."""
+    value = kwargs.get(key)
+    if isinstance(value, _IteratorABC):
+        kwargs[key] = list(value)
+
+
+# id(base_url) -> (base_url, (host, port)): a client's URL object is immutable and long-lived,
+# so host and port are parsed once per URL, not twice per call. The URL is kept in the value so
+# a reused id() cannot match.
+_HOST_PORT: Dict[int, Tuple[Any, Tuple[Optional[str], Optional[int]]]] = {}
+_HOST_PORT_SIZE = 256
+
+
+def host_port(client: Any) -> Tuple[Optional[str], Optional[int]]:
+    """``server.address`` and ``server.port`` of a Stainless SDK client (openai, groq, anthropic),
+    from its ``base_url``."""
+    url = get(client, "base_url")
+    if url is None or type(url) is str or type(url) is dict:
+        return _parse_host_port(url)
+    hit = _HOST_PORT.get(id(url))
+    if hit is not None and hit[0] is url:
+        return hit[1]
+    result = _parse_host_port(url)
+    if len(_HOST_PORT) >= _HOST_PORT_SIZE:
+        _HOST_PORT.clear()
+    _HOST_PORT[id(url)] = (url, result)
+    return result
+
+
+def _parse_host_port(url: Any) -> Tuple[Optional[str], Optional[int]]:
+    host = as_str(get(url, "host"))
+    if not host:
+        return None, None
+    port = as_int(get(url, "port"))
+    if port is None:
+        port = 443 if get(url, "scheme") == "https" else 80
+    return host, port
