@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from _fake_anthropic import FakeAnthropic
 from _fake_google_genai import FakeGoogleGenAI, generate_response
 from _fake_openai import FakeOpenAI, chat_chunks, sse
-from otel_ai_cost.instrumentation import _content
+from otel_ai_cost.instrumentation._core import _content
 
 ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 CONTENT_KEYS = ("gen_ai.system_instructions", "gen_ai.input.messages", "gen_ai.output.messages")

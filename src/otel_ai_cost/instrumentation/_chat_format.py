@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from ..cost import Usage
 from .. import _semconv as sc
+from ..cost import Usage
 from ._core import as_int, as_num, get, given, host_port
-
 
 
 def output_type_from_format(fmt: Any) -> Optional[str]:

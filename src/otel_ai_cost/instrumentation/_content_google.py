@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ._content import Accumulator, Bounds, modality_of
+from ._core._content import Accumulator, Bounds, modality_of
 
 
 def _get(obj: Any, name: str) -> Any:

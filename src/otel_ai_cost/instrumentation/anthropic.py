@@ -49,10 +49,22 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
+from . import _content_anthropic
 from . import _core as c
-from . import _content, _content_anthropic
 from ._core import (
-    CharCounter, Operation, Outcome, StreamState, as_int, as_num, as_str, get, given, host_port, log_once, safe,
+    CharCounter,
+    Operation,
+    Outcome,
+    StreamState,
+    _content,
+    as_int,
+    as_num,
+    as_str,
+    get,
+    given,
+    host_port,
+    log_once,
+    safe,
 )
 
 _INSTRUMENTS = ("anthropic >= 0.40.0, < 3",)

@@ -42,12 +42,11 @@ from urllib.parse import urlsplit
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
+from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
-from .. import _semconv as sc
 from . import _core as c
-from . import _content
-from ._core import Operation, Outcome, StreamState, as_num, log_once, safe
+from ._core import Operation, Outcome, StreamState, _content, as_num, log_once, safe
 
 # Converse / ConverseStream appeared in botocore 1.34.116 (May 2024).
 _INSTRUMENTS = ("botocore >= 1.34.116, < 2",)

@@ -43,20 +43,20 @@ from __future__ import annotations
 import base64
 import functools
 import time
-from contextvars import ContextVar
 from collections.abc import Iterator as _IteratorABC
+from contextvars import ContextVar
 from typing import Any, Collection, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
+from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
-from .. import _semconv as sc
+from . import _content_google
 from . import _core as c
-from . import _content, _content_google
-from ._core import Operation, Outcome, StreamState, as_num, log_once, safe
+from ._core import Operation, Outcome, StreamState, _content, as_num, log_once, safe
 
 # 1.20.0 is the oldest version checked: older ones drop thoughtsTokenCount / toolUsePromptTokenCount
 # from the response (1.0.0 does), so their thinking and tool-use tokens could not be billed.

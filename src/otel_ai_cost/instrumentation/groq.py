@@ -44,8 +44,6 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from . import _core as c
-from . import _content
-from ._stainless import RequestRouter
 from ._chat_format import (
     chat_request_attributes,
     chat_usage,
@@ -54,9 +52,21 @@ from ._chat_format import (
     max_tokens,
 )
 from ._core import (
-    CharCounter, Operation, Outcome, StreamState, as_int, as_str, estimated_usage, get, given, host_port,
-    materialize, safe,
+    CharCounter,
+    Operation,
+    Outcome,
+    StreamState,
+    _content,
+    as_int,
+    as_str,
+    estimated_usage,
+    get,
+    given,
+    host_port,
+    materialize,
+    safe,
 )
+from ._stainless import RequestRouter
 
 PROVIDER = "groq"
 

@@ -31,10 +31,19 @@ from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
 from . import _core as c
-from . import _content
 from ._chat_format import finish_reasons
 from ._core import (
-    CharCounter, Operation, Outcome, StreamState, as_int, as_num, as_str, estimated_usage, get, log_once,
+    CharCounter,
+    Operation,
+    Outcome,
+    StreamState,
+    _content,
+    as_int,
+    as_num,
+    as_str,
+    estimated_usage,
+    get,
+    log_once,
     materialize,
 )
 

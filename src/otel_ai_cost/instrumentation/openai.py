@@ -36,9 +36,8 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
+from . import _content_openai
 from . import _core as c
-from . import _content, _content_openai
-from ._stainless import RequestRouter
 from ._chat_format import (
     chat_request_attributes,
     chat_usage,
@@ -49,9 +48,23 @@ from ._chat_format import (
     sampling_attributes,
 )
 from ._core import (
-    CharCounter, Operation, Outcome, StreamState, as_int, as_num, as_str, estimated_usage, get, given,
-    host_port, log_once, materialize, safe,
+    CharCounter,
+    Operation,
+    Outcome,
+    StreamState,
+    _content,
+    as_int,
+    as_num,
+    as_str,
+    estimated_usage,
+    get,
+    given,
+    host_port,
+    log_once,
+    materialize,
+    safe,
 )
+from ._stainless import RequestRouter
 
 _INSTRUMENTS = ("openai >= 1.40.0, < 4",)
 

@@ -32,8 +32,8 @@ import os
 import threading
 from typing import Any, Dict, List, Optional
 
-from .. import _semconv as sc
-from .._semconv import GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_SYSTEM_INSTRUCTIONS
+from ... import _semconv as sc
+from ..._semconv import GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_SYSTEM_INSTRUCTIONS
 
 logger = logging.getLogger("otel_ai_cost.instrumentation")
 
@@ -239,7 +239,7 @@ def record_input(operation: Any, convert: Any, *args: Any) -> None:
         if attrs:
             operation.span.set_attributes(attrs)
     except Exception as exc:
-        from ._core import log_once
+        from ._log import log_once
 
         log_once("content capture (input)", exc)
 
@@ -250,7 +250,7 @@ def output_attributes(convert: Any, *args: Any) -> Dict[str, Any]:
         bounds = Bounds()
         return attributes(bounds, outputs=convert(bounds, *args))
     except Exception as exc:
-        from ._core import log_once
+        from ._log import log_once
 
         log_once("content capture (output)", exc)
         return {}
