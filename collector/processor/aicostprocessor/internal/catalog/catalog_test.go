@@ -97,11 +97,41 @@ func TestUserFileOverridesWholeEntry(t *testing.T) {
 	}
 }
 
+func TestNumericPricesEqualTheirDecimalStrings(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "numbers.json")
+	doc := `{"schema_version": 1, "models": [
+	  {"id": "as-numbers", "provider": "openai", "prices": {"input": 2.5, "output": 1e1, "cache_read": 0.075, "per_request": 25e-3}},
+	  {"id": "as-strings", "provider": "openai", "prices": {"input": "2.5", "output": "10", "cache_read": "0.075", "per_request": "0.025"}}]}`
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load([]string{path}, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	numbers, strs := c.Resolve("as-numbers", "openai"), c.Resolve("as-strings", "openai")
+	if numbers == nil || strs == nil {
+		t.Fatal("models not loaded")
+	}
+	if numbers.Prices != strs.Prices {
+		t.Errorf("numbers %+v != strings %+v", numbers.Prices, strs.Prices)
+	}
+	// 2.5 USD per million tokens = 2.5e-6 USD per token = 2,500,000,000 femto-USD.
+	if numbers.Prices.Femto[Input] != 2_500_000_000 {
+		t.Errorf("input = %d femto-USD per token, want 2500000000", numbers.Prices.Femto[Input])
+	}
+}
+
 func TestMalformedFilesNameFileKeyAndReason(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ name, doc, key, reason string }{
-		{"number-price", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": 2.5}}]}`,
-			"models[0].prices.input", "not a JSON number"},
+		{"negative-number-price", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": -2.5}}]}`,
+			"models[0].prices.input", "must be non-negative, got -2.5"},
+		{"too-precise-number", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": 1e-10}}]}`,
+			"models[0].prices.input", "more than 9 decimal places"},
+		{"bool-price", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": true}}]}`,
+			"models[0].prices.input", "number or decimal string"},
 		{"negative-price", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": "-1"}}]}`,
 			"models[0].prices.input", "non-negative decimal string"},
 		{"unknown-field", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"inptu": "1"}}]}`,

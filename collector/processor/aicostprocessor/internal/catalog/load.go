@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"regexp"
 	"sort"
 	"strconv"
@@ -350,8 +351,16 @@ func (p *parser) prices(v any, where, hint string, out *PriceSet) error {
 		}
 		key := join(where, FieldNames[f])
 		s, isString := raw.(string)
-		if !isString {
-			return p.fail(key, "price must be a decimal string such as \"2.5\" (not a JSON number), got %s%s", describe(raw), hint)
+		if n, isNumber := raw.(json.Number); isNumber {
+			// A JSON number, as user price files may give (the Python loader reads them too): its
+			// exact decimal value, so 2.5, 25e-1 and "2.5" are one price.
+			var err error
+			if s, err = numberText(n); err != nil {
+				return p.fail(key, "%v%s", err, hint)
+			}
+		} else if !isString {
+			return p.fail(key, "price must be a non-negative number or decimal string such as 2.5 or \"2.5\", got %s%s",
+				describe(raw), hint)
 		}
 		if !pricePattern.MatchString(s) {
 			return p.fail(key, "price must be a non-negative decimal string such as \"2.5\", got %q%s", s, hint)
@@ -363,6 +372,24 @@ func (p *parser) prices(v any, where, hint string, out *PriceSet) error {
 		out.Has[f], out.Femto[f] = true, femto
 	}
 	return nil
+}
+
+// numberText is a JSON number as a plain decimal string ("25e-1" -> "2.5"), refusing negative
+// numbers and ones with more than 15 decimal places (toFemto then applies the field's own limit).
+func numberText(n json.Number) (string, error) {
+	r, ok := new(big.Rat).SetString(n.String())
+	if !ok {
+		return "", fmt.Errorf("price %s is not a number", n)
+	}
+	if r.Sign() < 0 {
+		return "", fmt.Errorf("price must be non-negative, got %s", n)
+	}
+	if !new(big.Rat).Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(15), nil))).IsInt() {
+		return "", fmt.Errorf("price %s has more than 15 decimal places, which cannot be held exactly", n)
+	}
+	text := r.FloatString(15)
+	text = strings.TrimRight(strings.TrimRight(text, "0"), ".")
+	return text, nil
 }
 
 // toFemto converts a price string to femto-USD per token (token prices, given per million
