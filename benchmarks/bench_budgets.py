@@ -174,6 +174,7 @@ class Stores:
             return store
         if kind == "redis":
             import redis
+
             from otel_ai_cost.budgets import RedisBudgetStore
 
             # The client the store would build from the URL, passed in so PING can use the same one.
@@ -218,6 +219,7 @@ class Arm:
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
         from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
         from otel_ai_cost.processor import AICostSpanProcessor
 

@@ -503,8 +503,9 @@ def main():
             results.append(json.loads(p.stdout.strip().splitlines()[-1]))
             print(f"[{s}: {time.perf_counter() - t0:.1f} s]", file=sys.stderr)
 
-    import openai
     import platform
+
+    import openai
 
     print(f"# bench_openai — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python "
           f"{platform.python_version()}, openai {openai.__version__}, {os.cpu_count()} CPUs")

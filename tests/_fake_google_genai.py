@@ -18,9 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional
 from urllib.parse import parse_qs, urlsplit
 
-from _cassettes import RECORDED, Interaction  # noqa: F401 - RECORDED re-exported for the tests
-
 import yaml
+
+from _cassettes import RECORDED, Interaction  # noqa: F401 - RECORDED re-exported for the tests
 
 
 class Reply:

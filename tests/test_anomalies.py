@@ -11,7 +11,13 @@ import pytest
 
 from otel_ai_cost import _semconv as sc
 from otel_ai_cost.anomalies import (
-    AnomalyDetector, AnomalyMonitor, AnomalyReporter, CallRecord, Finding, finding_attributes, request_fingerprint,
+    AnomalyDetector,
+    AnomalyMonitor,
+    AnomalyReporter,
+    CallRecord,
+    Finding,
+    finding_attributes,
+    request_fingerprint,
 )
 from otel_ai_cost.anomalies._traffic import Traffic
 

@@ -5,16 +5,18 @@ import random
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _redis_server import redis_server  # noqa: E402
-from test_anomalies import START, T0, run, steady  # noqa: E402
-
 from otel_ai_cost.anomalies import (  # noqa: E402
-    AnomalyDetector, BaselineSaver, MemoryBaselineStore, RedisBaselineStore, SQLiteBaselineStore, load_baselines,
+    AnomalyDetector,
+    BaselineSaver,
+    MemoryBaselineStore,
+    RedisBaselineStore,
+    SQLiteBaselineStore,
+    load_baselines,
     save_baselines,
 )
+from test_anomalies import START, T0, run, steady  # noqa: E402
 
 
 def _round_trip(store) -> None:

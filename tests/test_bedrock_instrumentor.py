@@ -27,8 +27,7 @@ from otel_ai_cost._request import current_request
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime
 from otel_ai_cost.budgets._model import to_nanos
 from otel_ai_cost.config import Settings
-from otel_ai_cost.instrumentation import _core
-from otel_ai_cost.instrumentation import bedrock
+from otel_ai_cost.instrumentation import _core, bedrock
 from otel_ai_cost.instrumentation.bedrock import BedrockInstrumentor, model_family
 
 M = Decimal(1_000_000)

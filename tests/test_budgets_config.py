@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from otel_ai_cost.budgets._resilient import unwrap
-from otel_ai_cost.budgets._ttl import default_hold_ttl
 from otel_ai_cost.budgets import (
     MemoryBudgetStore,
     SQLiteBudgetStore,
@@ -21,6 +19,8 @@ from otel_ai_cost.budgets import (
     throttle,
     warn,
 )
+from otel_ai_cost.budgets._resilient import unwrap
+from otel_ai_cost.budgets._ttl import default_hold_ttl
 from otel_ai_cost.errors import ConfigError
 
 FULL = """
@@ -170,11 +170,11 @@ def test_open_store_urls(tmp_path):
 
 
 def test_sdk_timeouts_match_the_installed_sdks():
-    from otel_ai_cost.budgets._ttl import SDK_TIMEOUTS
-
     import anthropic._constants
     import groq._constants
     import openai._constants
+
+    from otel_ai_cost.budgets._ttl import SDK_TIMEOUTS
 
     for name, module in (("openai", openai._constants), ("anthropic", anthropic._constants), ("groq", groq._constants)):
         expected = SDK_TIMEOUTS[name]

@@ -7,14 +7,11 @@ do not depend on today's catalog prices.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import types
 from decimal import Decimal
 
-import httpx2
 import pytest
-from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -25,12 +22,19 @@ from opentelemetry.trace import SpanKind, StatusCode
 import otel_ai_cost
 from _fake_openai import FakeOpenAI
 from otel_ai_cost import AICostSpanProcessor, BudgetExceededError, ConfigError
-from otel_ai_cost import processor as processor_module
-from otel_ai_cost.budgets._resilient import unwrap
 from otel_ai_cost.budgets import (
-    Budget, BudgetBook, MemoryBudgetStore, SQLiteBudgetStore, Threshold, block, downgrade, lifetime, throttle, warn,
+    Budget,
+    BudgetBook,
+    MemoryBudgetStore,
+    SQLiteBudgetStore,
+    Threshold,
+    downgrade,
+    lifetime,
+    throttle,
+    warn,
 )
 from otel_ai_cost.budgets._model import to_nanos
+from otel_ai_cost.budgets._resilient import unwrap
 from otel_ai_cost.config import Settings
 from otel_ai_cost.instrumentation import openai as openai_instrumentation
 from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
@@ -556,7 +560,6 @@ def test_downgrades_apply_to_chat_only_and_parse_is_budgeted_too(pipeline, estim
 
 
 def test_shutdown_closes_only_the_stores_the_processor_opened(tmp_path, estimate):
-    from otel_ai_cost.budgets import load_budget_config
 
     mine = SQLiteBudgetStore(str(tmp_path / "mine.db"))
     processor = AICostSpanProcessor(settings=Settings(), budgets=[Budget("b", "1", lifetime())], budget_store=mine)

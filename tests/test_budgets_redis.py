@@ -14,8 +14,7 @@ from collections import Counter
 import pytest
 
 from _redis_server import redis_server
-from otel_ai_cost.budgets import HoldRequest, Usage
-from otel_ai_cost.budgets import _redis
+from otel_ai_cost.budgets import HoldRequest, Usage, _redis
 from otel_ai_cost.budgets._redis import RedisBudgetStore
 
 USD = 10**9

@@ -16,8 +16,16 @@ from opentelemetry.trace import SpanKind
 from _fake_openai import chat_completion
 from otel_ai_cost import BudgetExceededError, ConfigError
 from otel_ai_cost.budgets import (
-    DEFAULT_UNKNOWN_MODEL, Budget, BudgetBook, MemoryBudgetStore, UnknownModelPolicy, allow_unknown, block_unknown,
-    lifetime, parse_budget_config, price_unknown_as,
+    DEFAULT_UNKNOWN_MODEL,
+    Budget,
+    BudgetBook,
+    MemoryBudgetStore,
+    UnknownModelPolicy,
+    allow_unknown,
+    block_unknown,
+    lifetime,
+    parse_budget_config,
+    price_unknown_as,
 )
 from otel_ai_cost.budgets._model import to_nanos
 from otel_ai_cost.budgets._report import build_report

@@ -13,9 +13,9 @@ import yaml
 from otel_ai_cost import _semconv as sc
 from otel_ai_cost.cli import main
 from otel_ai_cost.collector_config import LIMITATIONS, generate, render
+from otel_ai_cost.cost import usage_from_attributes
 from otel_ai_cost.pricing import Catalog
 from otel_ai_cost.processor import _span_cost_attributes
-from otel_ai_cost.cost import usage_from_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
 STOCK = ROOT / "collector" / "stock-collector.yaml"

@@ -29,7 +29,6 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
-from otel_ai_cost import _semconv as sc
 from otel_ai_cost.cost import usage_from_attributes
 from otel_ai_cost.pricing import default_catalog
 from otel_ai_cost.processor import _span_cost_attributes

@@ -2,8 +2,7 @@ import logging
 
 import pytest
 
-from otel_ai_cost import ConfigError
-from otel_ai_cost import config
+from otel_ai_cost import ConfigError, config
 from otel_ai_cost.config import OutputEstimate, Settings
 
 

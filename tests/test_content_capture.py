@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from _fake_anthropic import FakeAnthropic
 from _fake_google_genai import FakeGoogleGenAI, generate_response
-from _fake_openai import FakeOpenAI, chat_chunks, sse
+from _fake_openai import FakeOpenAI, sse
 from otel_ai_cost.instrumentation._core import _content
 
 ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"

@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 import os
 import subprocess
 import sys
 import threading
 from concurrent import futures
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-
 import grpc
+import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from _fake_google_genai import (  # noqa: F401 - google_genai_instrumentor is a fixture
-    FakeGoogleGenAI, error_body, generate_response, google_genai_instrumentor,
+    FakeGoogleGenAI,
+    error_body,
+    generate_response,
+    google_genai_instrumentor,
 )
 from otel_ai_cost import AICostSpanProcessor, BudgetExceededError
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime, throttle

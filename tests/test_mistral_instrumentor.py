@@ -22,9 +22,11 @@ import httpx
 import pytest
 
 try:  # mistralai 2 and later
-    from mistralai.client import Mistral, errors as mistral_errors
+    from mistralai.client import Mistral
+    from mistralai.client import errors as mistral_errors
 except ImportError:  # mistralai 1.x
-    from mistralai import Mistral, models as mistral_errors
+    from mistralai import Mistral
+    from mistralai import models as mistral_errors
 from opentelemetry.trace import StatusCode
 
 from _cassettes import Cassette

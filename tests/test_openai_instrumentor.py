@@ -16,13 +16,15 @@ import wrapt
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 
-from _fake_openai import FakeOpenAI, chat_completion, sse, chat_chunks
+from _fake_openai import FakeOpenAI, chat_chunks, chat_completion, sse
 from otel_ai_cost import _semconv as sc
 from otel_ai_cost._request import current_request
 from otel_ai_cost.errors import ConfigError
 from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation.openai import (
-    OpenAIInstrumentor, include_usage_from_env, provider_from_host,
+    OpenAIInstrumentor,
+    include_usage_from_env,
+    provider_from_host,
 )
 
 MESSAGES = [{"role": "user", "content": "Say this is a secret test"}]
@@ -656,11 +658,12 @@ async def test_async_with_raw_response_bound_before_instrument_is_instrumented(t
 
 
 def test_a_budget_blocks_a_with_raw_response_bound_before_instrument(tracer_provider, span_exporter):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
     from otel_ai_cost import AICostSpanProcessor, BudgetExceededError
     from otel_ai_cost.budgets import Budget, MemoryBudgetStore, lifetime
     from otel_ai_cost.config import Settings
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     fake = FakeOpenAI()
     raw_chat = fake.client().chat.completions.with_raw_response

@@ -11,13 +11,17 @@ import gc
 import httpx2
 import openai
 import pytest
-
-from otel_ai_cost.instrumentation import _core
 from opentelemetry.trace import StatusCode
 
 from _fake_openai import (
-    AsyncBrokenStream, BrokenStream, FakeOpenAI, chat_chunks, response_object, sse,
+    AsyncBrokenStream,
+    BrokenStream,
+    FakeOpenAI,
+    chat_chunks,
+    response_object,
+    sse,
 )
+from otel_ai_cost.instrumentation import _core
 
 MESSAGES = [{"role": "user", "content": "Say this is a test"}]
 

@@ -12,8 +12,7 @@ import jsonschema
 import pytest
 
 from otel_ai_cost.errors import CatalogError, ConfigError
-from otel_ai_cost.pricing import PRICE_FIELDS, Catalog, ModelPrice, default_catalog
-from otel_ai_cost.pricing import _catalog, _cli
+from otel_ai_cost.pricing import PRICE_FIELDS, Catalog, ModelPrice, _catalog, _cli, default_catalog
 
 DATA = resources.files("otel_ai_cost.pricing").joinpath("data")
 REQUIRED_PROVIDERS = {

@@ -10,8 +10,7 @@ from typing import Any, Dict
 import pytest
 
 from otel_ai_cost.errors import CatalogError
-from otel_ai_cost.pricing import Catalog
-from otel_ai_cost.pricing import _cli
+from otel_ai_cost.pricing import Catalog, _cli
 from otel_ai_cost.pricing._litellm import import_litellm, our_provider, per_million, per_unit
 
 FIXTURES = Path(__file__).parent / "fixtures" / "litellm"

@@ -9,7 +9,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otel_ai_cost import AICostSpanProcessor, CostEnrichingSpanExporter, processor as processor_module
+from otel_ai_cost import AICostSpanProcessor, CostEnrichingSpanExporter
+from otel_ai_cost import processor as processor_module
 from otel_ai_cost._request import LLMRequest, TokenCount, pending_request
 from otel_ai_cost.config import OutputEstimate, Settings
 from otel_ai_cost.pricing import Catalog, ModelPrice, PriceSet

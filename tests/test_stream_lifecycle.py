@@ -27,7 +27,8 @@ import pytest
 from _fake_anthropic import FakeAnthropic
 from _fake_bedrock import FakeBedrock, event_stream_reply
 from _fake_google_genai import FakeGoogleGenAI
-from _fake_groq import FakeAPI, sse as groq_sse
+from _fake_groq import FakeAPI
+from _fake_groq import sse as groq_sse
 from _fake_openai import FakeOpenAI
 from otel_ai_cost import AICostSpanProcessor
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, lifetime

@@ -23,10 +23,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_ai_cost import AICostSpanProcessor, ConfigError, CostEnrichingSpanExporter
-from otel_ai_cost import _zero_code
-
 from _otlp_receiver import OTLPReceiver
+from otel_ai_cost import AICostSpanProcessor, CostEnrichingSpanExporter, _zero_code
 
 BIN = Path(sys.executable).parent
 OPENTELEMETRY_INSTRUMENT = BIN / "opentelemetry-instrument"

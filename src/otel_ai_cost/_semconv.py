@@ -3,7 +3,6 @@
 
 from typing import Final
 
-
 # --- semconv/anomaly.yaml
 
 # The kind of anomaly the operation triggered, the most severe when it triggered several.

@@ -17,11 +17,11 @@ import gzip
 import hashlib
 import importlib.resources
 import io
+import logging
 import os
 import re
 import sys
 import tempfile
-import logging
 import threading
 import zlib
 from typing import TYPE_CHECKING, Any, Optional

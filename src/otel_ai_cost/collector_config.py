@@ -113,7 +113,7 @@ def generate(catalog: Optional[Catalog] = None, providers: Optional[Iterable[str
     p = _cache("p")
     statements: List[str] = [
         f"set({_cache('prov')}, {_attr(gen_ai.GEN_AI_PROVIDER_NAME)})",
-        f"set({_cache('prov')}, {_attr('gen_ai.system')}) where {_cache('prov')} == nil",
+        f"set({_cache('prov')}, {_attr(sc.GEN_AI_SYSTEM)}) where {_cache('prov')} == nil",
     ]
     for old, new in _LEGACY.items():
         statements.append(f"set({_cache('prov')}, {_q(new)}) where {_cache('prov')} == {_q(old)}")

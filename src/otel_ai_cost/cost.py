@@ -41,7 +41,7 @@ Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engi
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 

@@ -9,13 +9,30 @@ See README.md in this folder for the detection rules, the outputs and the backen
 """
 from ._detector import AnomalyDetector
 from ._finding import (
-    COST_SPIKE, ERROR_SPIKE, EVENT_NAME, NEW_MODEL, RETRY_STORM, RUNAWAY_TRACE, SEVERITIES, TOKEN_SPIKE, TYPES,
-    VOLUME_SPIKE, Cause, Finding, finding_attributes, most_severe,
+    COST_SPIKE,
+    ERROR_SPIKE,
+    EVENT_NAME,
+    NEW_MODEL,
+    RETRY_STORM,
+    RUNAWAY_TRACE,
+    SEVERITIES,
+    TOKEN_SPIKE,
+    TYPES,
+    VOLUME_SPIKE,
+    Cause,
+    Finding,
+    finding_attributes,
+    most_severe,
 )
 from ._outputs import AnomalyMonitor, AnomalyReporter
 from ._record import DEFAULT_DIMENSIONS, CallRecord, request_fingerprint
 from ._store import (
-    BaselineSaver, BaselineStore, MemoryBaselineStore, RedisBaselineStore, SQLiteBaselineStore, load_baselines,
+    BaselineSaver,
+    BaselineStore,
+    MemoryBaselineStore,
+    RedisBaselineStore,
+    SQLiteBaselineStore,
+    load_baselines,
     save_baselines,
 )
 

@@ -18,12 +18,21 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from .. import _semconv as sc
 from ._finding import (
-    COST_SPIKE, ERROR_SPIKE, NEW_MODEL, RETRY_STORM, RUNAWAY_TRACE, TOKEN_SPIKE, VOLUME_SPIKE, Cause, Finding,
+    COST_SPIKE,
+    ERROR_SPIKE,
+    NEW_MODEL,
+    RETRY_STORM,
+    RUNAWAY_TRACE,
+    TOKEN_SPIKE,
+    VOLUME_SPIKE,
+    Cause,
+    Finding,
 )
-from ._record import DEFAULT_DIMENSIONS, MODEL, SERVICE, TENANT, PROMPT, TRACE, CallRecord
+from ._record import DEFAULT_DIMENSIONS, MODEL, PROMPT, SERVICE, TENANT, TRACE, CallRecord
 
 TAU_FAST = 60.0
 TAU_SLOW = 1800.0
@@ -154,7 +163,7 @@ class AnomalyDetector:
         cross_model_dims: Sequence[str] = (SERVICE, TENANT),
         volume_dims: Sequence[str] = (TENANT, SERVICE),
         new_model_dims: Sequence[str] = (SERVICE, TENANT, PROMPT),
-        trace_key_dims: Sequence[str] = ("gen_ai.agent.name", SERVICE),
+        trace_key_dims: Sequence[str] = (sc.GEN_AI_AGENT_NAME, SERVICE),
         max_keys: int = 10_000,
         max_traces: int = 10_000,
         max_fingerprints: int = 20_000,

@@ -12,8 +12,8 @@ from .. import _semconv as sc
 TENANT = "tenant.id"
 USER = "enduser.id"
 SERVICE = "service.name"
-PROMPT = "gen_ai.prompt.name"
-MODEL = "gen_ai.request.model"
+PROMPT = sc.GEN_AI_PROMPT_NAME
+MODEL = sc.GEN_AI_REQUEST_MODEL
 TRACE = "trace"
 # The attribution dimensions baselines are kept for. The order is the root-cause tie-break: of two
 # dimensions whose shares of an excess are within 0.1, the first is named (a few calls after the
@@ -52,7 +52,7 @@ class CallRecord:
         """The record of a finished GenAI span's attributes (resource attributes win for
         ``service.name``), or None when the span names no model."""
         resource = resource or {}
-        model = attributes.get(MODEL) or attributes.get("gen_ai.response.model")
+        model = attributes.get(MODEL) or attributes.get(sc.GEN_AI_RESPONSE_MODEL)
         if not isinstance(model, str) or not model:
             return None
         dims: Dict[str, str] = {}
@@ -66,11 +66,11 @@ class CallRecord:
             model=model,
             dims=dims,
             trace_id=trace_id,
-            provider=attributes.get("gen_ai.provider.name"),
+            provider=attributes.get(sc.GEN_AI_PROVIDER_NAME),
             cost=float(cost) if isinstance(cost, (int, float)) else None,
-            input_tokens=_int(attributes.get("gen_ai.usage.input_tokens")),
-            output_tokens=_int(attributes.get("gen_ai.usage.output_tokens")),
-            error="error.type" in attributes,
+            input_tokens=_int(attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS)),
+            output_tokens=_int(attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)),
+            error=sc.ERROR_TYPE in attributes,
             fingerprint=fingerprint,
             estimated_input_tokens=_int(attributes.get(sc.AI_COST_ESTIMATE_INPUT_TOKENS)),
         )

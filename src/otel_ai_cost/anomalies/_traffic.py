@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from .. import _semconv as sc
 from ._record import CallRecord
 
 # USD per million tokens: input, output (cached input costs 10 % of input).
@@ -93,7 +94,7 @@ class Traffic:
             if kind == "cost_spike":
                 inc = Incident(i, kind, start, start + 1200, "tenant.id", rng.choice(TENANTS[:5])[0], rng.uniform(4, 8))
             elif kind == "token_spike":
-                inc = Incident(i, kind, start, start + 1200, "gen_ai.prompt.name", rng.choice(PROMPTS), rng.uniform(3, 6))
+                inc = Incident(i, kind, start, start + 1200, sc.GEN_AI_PROMPT_NAME, rng.choice(PROMPTS), rng.uniform(3, 6))
             elif kind == "volume_spike":
                 inc = Incident(i, kind, start, start + 600, "tenant.id", rng.choice(TENANTS[:5])[0], rng.uniform(6, 10))
             elif kind == "runaway_trace":
@@ -105,7 +106,7 @@ class Traffic:
                 inc = Incident(i, kind, start, start + 1800, "service.name", service, extra={"model": model})
             else:
                 models = sorted({m for s in SERVICES.values() for m, _ in s[1]})
-                inc = Incident(i, kind, start, start + 600, "gen_ai.request.model", rng.choice(models), 0.6)
+                inc = Incident(i, kind, start, start + 600, sc.GEN_AI_REQUEST_MODEL, rng.choice(models), 0.6)
             self.incidents.append(inc)
 
     def active(self, t: float, kind: str) -> List[Incident]:
@@ -187,7 +188,7 @@ class Traffic:
         rng = self.rng
         incident: Optional[Incident] = s["incident"]
         service, model, prompt = s["service"], s["model"], s["prompt"]
-        dims = {"enduser.id": s["user"], "tenant.id": s["tenant"], "service.name": service, "gen_ai.prompt.name": prompt}
+        dims = {"enduser.id": s["user"], "tenant.id": s["tenant"], "service.name": service, sc.GEN_AI_PROMPT_NAME: prompt}
         for inc in self.active(t, "new_model"):
             if inc.value == service:
                 model, incident = str(inc.extra["model"]), incident or inc

@@ -20,13 +20,6 @@ from ._memory import MemoryBudgetStore
 from ._model import Action, Budget, Threshold, block, downgrade, throttle, warn
 from ._resilient import ResilientStore
 from ._sqlite import SQLiteBudgetStore
-from ._unknown import (
-    DEFAULT_UNKNOWN_MODEL,
-    UnknownModelPolicy,
-    allow_unknown,
-    block_unknown,
-    price_unknown_as,
-)
 from ._store import (
     ALL_KEYS,
     LEDGER_KINDS,
@@ -38,6 +31,13 @@ from ._store import (
     ReserveResult,
     StoreUnavailableError,
     Usage,
+)
+from ._unknown import (
+    DEFAULT_UNKNOWN_MODEL,
+    UnknownModelPolicy,
+    allow_unknown,
+    block_unknown,
+    price_unknown_as,
 )
 from ._windows import calendar, lifetime, rolling
 

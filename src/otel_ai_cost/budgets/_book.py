@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
+from .. import _semconv as sc
 from ..errors import BudgetExceededError, ConfigError
 from ._model import NANOS_PER_USD, Budget, Threshold, from_nanos, to_nanos
 from ._store import (
@@ -38,9 +39,9 @@ _logger = logging.getLogger(__name__)
 # Worst first: when several budgets decide, the call gets the strictest decision.
 _SEVERITY = {"allow": 0, "warn": 1, "throttle": 2, "downgrade": 3, "block": 4}
 DEFAULT_LEDGER_ATTRIBUTES = (
-    "gen_ai.provider.name",
-    "gen_ai.operation.name",
-    "gen_ai.request.model",
+    sc.GEN_AI_PROVIDER_NAME,
+    sc.GEN_AI_OPERATION_NAME,
+    sc.GEN_AI_REQUEST_MODEL,
     "tenant.id",
     "enduser.id",
 )
@@ -72,7 +73,6 @@ class BudgetOutcome:
 
     def span_attributes(self) -> Dict[str, Any]:
         """This budget's ``ai_cost.budget.*`` numbers (id, key, window, limit, spent, reserved, shadow)."""
-        from .. import _semconv as sc
 
         return {
             sc.AI_COST_BUDGET_ID: self.budget.id,
@@ -130,7 +130,6 @@ class Decision:
 
     def span_attributes(self) -> Dict[str, Any]:
         """The ``ai_cost.budget.*`` attributes of the deciding budget, for the span."""
-        from .. import _semconv as sc
 
         attributes: Dict[str, Any] = {sc.AI_COST_BUDGET_DECISION: self.action}
         if self.deciding is not None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-from contextlib import contextmanager
 import getpass
 import json
 import os
@@ -26,6 +25,7 @@ import re
 import socket
 import sqlite3
 import sys
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple

@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .. import _semconv as sc
 from ..errors import ConfigError
 from ._model import from_nanos
 from ._store import BudgetStore, LedgerEntry
@@ -30,10 +31,10 @@ from ._store import BudgetStore, LedgerEntry
 # Group name -> the attribute it reads (None: computed from the entry).
 GROUPS: Dict[str, Optional[str]] = {
     "model": None,
-    "provider": "gen_ai.provider.name",
+    "provider": sc.GEN_AI_PROVIDER_NAME,
     "tenant": "tenant.id",
     "user": "enduser.id",
-    "operation": "gen_ai.operation.name",
+    "operation": sc.GEN_AI_OPERATION_NAME,
     "day": None,
     "budget": None,
     "key": None,
@@ -99,7 +100,7 @@ class Report:
 
 def _value(name: str, entry: LedgerEntry, attributes: Mapping[str, Any], tz: ZoneInfo) -> str:
     if name == "model":
-        value = attributes.get("gen_ai.response.model") or attributes.get("gen_ai.request.model")
+        value = attributes.get(sc.GEN_AI_RESPONSE_MODEL) or attributes.get(sc.GEN_AI_REQUEST_MODEL)
     elif name == "day":
         return datetime.fromtimestamp(entry.time, tz).date().isoformat()
     elif name == "budget":
@@ -158,7 +159,7 @@ def aggregate(
             continue  # a shadow budget's refusal changed nothing
         attributes = {**call_attributes.get(e.reservation_id, {}), **e.attributes}
         if e.kind == "block":
-            attributes.pop("gen_ai.response.model", None)
+            attributes.pop(sc.GEN_AI_RESPONSE_MODEL, None)
         group = tuple(_value(name, e, attributes, zone_info) for name in by)
         row = rows.get(group)
         if row is None:

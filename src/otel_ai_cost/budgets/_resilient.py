@@ -34,8 +34,7 @@ import os
 import queue
 import threading
 import time
-from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from ._journal import Journal, journal_path
 from ._model import from_nanos

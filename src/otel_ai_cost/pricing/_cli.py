@@ -8,8 +8,15 @@ import sys
 from typing import Any, List, Optional, TextIO
 
 from ..errors import CatalogError, ConfigError
-from ._catalog import (Catalog, default_catalog, document_errors, dump_document, model_to_dict, parse_document,
-                       read_document)
+from ._catalog import (
+    Catalog,
+    default_catalog,
+    document_errors,
+    dump_document,
+    model_to_dict,
+    parse_document,
+    read_document,
+)
 from ._litellm import import_litellm
 from ._model import PRICE_FIELDS, ModelPrice, PriceSet
 
