@@ -49,7 +49,7 @@ func TestConfig(t *testing.T) {
 	}
 	// A malformed pricing file fails at start, naming the file, the key and the reason.
 	_, err = loadConfig(t, "bad_file")
-	if err == nil || !strings.Contains(err.Error(), "testdata/malformed.json: models[0].prices.input: price must be a decimal string") {
+	if err == nil || !strings.Contains(err.Error(), "testdata/malformed.json: models[0].prices.input: price must be a non-negative decimal string") {
 		t.Fatalf("bad file: %v", err)
 	}
 }
