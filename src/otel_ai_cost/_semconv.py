@@ -3,6 +3,7 @@
 
 from typing import Final
 
+
 # --- semconv/anomaly.yaml
 
 # The kind of anomaly the operation triggered, the most severe when it triggered several.
