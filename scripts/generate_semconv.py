@@ -87,14 +87,18 @@ def _attribute_chunks(file: str, attr: Dict[str, Any]) -> List[str]:
         members = attr_type.get("members") or []
         if not members:
             raise RegistryError(f"semconv/{file}: enum attribute {key} has no `members`; list them")
-        lines = [f"class {class_name(key)}:", f'    """Values of ``{key}``."""', ""]
-        for member in members:
-            value = member.get("value", member["id"])
-            if member.get("brief"):
-                lines += _comment(member["brief"], indent="    ")
-            lines.append(f"    {constant_name(member['id'])}: Final = {literal(value)}")
-        chunks.append("\n".join(lines))
+        chunks.append(_values_class(key, [(m["id"], m.get("value", m["id"]), m.get("brief")) for m in members]))
     return chunks
+
+
+def _values_class(key: str, members: List[Tuple[str, Any, Any]]) -> str:
+    """The class of the values of enum attribute ``key``: one constant per (id, value, brief)."""
+    lines = [f"class {class_name(key)}:", f'    """Values of ``{key}``."""', ""]
+    for member_id, value, brief in members:
+        if brief:
+            lines += _comment(brief, indent="    ")
+        lines.append(f"    {constant_name(member_id)}: Final = {literal(value)}")
+    return "\n".join(lines)
 
 
 def _metric_chunk(file: str, metric: Dict[str, Any]) -> str:
@@ -143,9 +147,7 @@ def _upstream_chunks(doc: Dict[str, Any], claim: Any) -> List[str]:
         chunks.append("\n".join(_comment(brief) + [f"{constant_name(key)}: Final = {literal(key)}"]))
         if attr.get("values"):
             claim(class_name(key), f"{where}: {key}")
-            lines = [f"class {class_name(key)}:", f'    """Values of ``{key}``."""', ""]
-            lines += [f"    {constant_name(v)}: Final = {literal(v)}" for v in attr["values"]]
-            chunks.append("\n".join(lines))
+            chunks.append(_values_class(key, [(v, v, None) for v in attr["values"]]))
     for metric in doc.get("metrics") or []:
         chunks.append(_metric_chunk(UPSTREAM.as_posix(), metric))
         claim(constant_name(metric["name"]), f"{where}: {metric['name']}")

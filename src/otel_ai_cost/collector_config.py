@@ -13,7 +13,6 @@ import sys
 from decimal import Decimal
 from typing import Any, Dict, Iterable, List, Optional, TextIO, Tuple
 
-from . import _semconv as gen_ai
 from . import _semconv as sc
 from .cost import _price_chain
 from .pricing import Catalog, default_catalog
@@ -79,11 +78,11 @@ def _price_row(model: ModelPrice) -> Optional[Dict[str, int]]:
 def _counts() -> List[str]:
     """Statements reading the token counts into the cache as integers (0 when absent)."""
     names = {
-        "in": (gen_ai.GEN_AI_USAGE_PROMPT_TOKENS, gen_ai.GEN_AI_USAGE_INPUT_TOKENS),
-        "out": (gen_ai.GEN_AI_USAGE_COMPLETION_TOKENS, gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS),
-        "cr": (gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,),
-        "cw": (gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, gen_ai.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS),
-        "r": (gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,),
+        "in": (sc.GEN_AI_USAGE_PROMPT_TOKENS, sc.GEN_AI_USAGE_INPUT_TOKENS),
+        "out": (sc.GEN_AI_USAGE_COMPLETION_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS),
+        "cr": (sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,),
+        "cw": (sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS),
+        "r": (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,),
     }
     out: List[str] = []
     for key, attrs in names.items():
@@ -112,14 +111,14 @@ def generate(catalog: Optional[Catalog] = None, providers: Optional[Iterable[str
     catalog = catalog or default_catalog()
     p = _cache("p")
     statements: List[str] = [
-        f"set({_cache('prov')}, {_attr(gen_ai.GEN_AI_PROVIDER_NAME)})",
+        f"set({_cache('prov')}, {_attr(sc.GEN_AI_PROVIDER_NAME)})",
         f"set({_cache('prov')}, {_attr(sc.GEN_AI_SYSTEM)}) where {_cache('prov')} == nil",
     ]
     for old, new in _LEGACY.items():
         statements.append(f"set({_cache('prov')}, {_q(new)}) where {_cache('prov')} == {_q(old)}")
     statements += [
-        f"set({_cache('m')}, {_attr(gen_ai.GEN_AI_REQUEST_MODEL)})",
-        f"set({_cache('m')}, {_attr(gen_ai.GEN_AI_RESPONSE_MODEL)}) where {_attr(gen_ai.GEN_AI_RESPONSE_MODEL)} != nil",
+        f"set({_cache('m')}, {_attr(sc.GEN_AI_REQUEST_MODEL)})",
+        f"set({_cache('m')}, {_attr(sc.GEN_AI_RESPONSE_MODEL)}) where {_attr(sc.GEN_AI_RESPONSE_MODEL)} != nil",
     ]
     statements += _counts()
     # The price table: one statement per catalog entry, matching its id and aliases.
@@ -159,10 +158,10 @@ def generate(catalog: Optional[Catalog] = None, providers: Optional[Iterable[str
         f"set({_attr(sc.AI_COST_PRICING_STATUS)}, \"unknown_model\") where {p} == nil",
         f"set({_attr(sc.AI_COST_PRICING_CATALOG_VERSION)}, {_q(catalog.version)})",
     ]
-    inference = " or ".join(f"{_attr(gen_ai.GEN_AI_OPERATION_NAME)} == {_q(op)}" for op in _INFERENCE)
+    inference = " or ".join(f"{_attr(sc.GEN_AI_OPERATION_NAME)} == {_q(op)}" for op in _INFERENCE)
     usage = " or ".join(f"{_attr(n)} != nil" for n in (
-        gen_ai.GEN_AI_USAGE_INPUT_TOKENS, gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS,
-        gen_ai.GEN_AI_USAGE_PROMPT_TOKENS, gen_ai.GEN_AI_USAGE_COMPLETION_TOKENS))
+        sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS,
+        sc.GEN_AI_USAGE_PROMPT_TOKENS, sc.GEN_AI_USAGE_COMPLETION_TOKENS))
     condition = f"({inference}) and {_attr(sc.GEN_AI_USAGE_COST_AMOUNT)} == nil and ({usage})"
     return {name: {"error_mode": "ignore", "trace_statements": [
         {"context": "span", "conditions": [condition], "statements": statements}]}}

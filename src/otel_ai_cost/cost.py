@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
-from . import _semconv as gen_ai
 from . import _semconv as sc
 from .pricing._model import ContextTier, ModelPrice, PriceSet
 
@@ -143,11 +142,11 @@ _PARTS = (
 _COUNTS = ("images", "requests", "web_search_requests")
 # The span attribute named for a clamped Usage field.
 _CLAMPED_NAMES = {
-    "input_tokens": gen_ai.GEN_AI_USAGE_INPUT_TOKENS,
-    "output_tokens": gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS,
-    "cache_read_input_tokens": gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-    "cache_write_input_tokens": gen_ai.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
-    "reasoning_output_tokens": gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    "input_tokens": sc.GEN_AI_USAGE_INPUT_TOKENS,
+    "output_tokens": sc.GEN_AI_USAGE_OUTPUT_TOKENS,
+    "cache_read_input_tokens": sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    "cache_write_input_tokens": sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    "reasoning_output_tokens": sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
     "web_search_requests": sc.AI_COST_USAGE_WEB_SEARCH_REQUESTS,
 }
 
@@ -499,19 +498,19 @@ def usage_from_attributes(attrs: Mapping[str, Any]) -> Optional[Usage]:
     ``cache_creation.input_tokens``. None when neither input nor output tokens are present.
     """
     try:
-        input_tokens = _first(attrs, gen_ai.GEN_AI_USAGE_INPUT_TOKENS, gen_ai.GEN_AI_USAGE_PROMPT_TOKENS)
-        output_tokens = _first(attrs, gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS, gen_ai.GEN_AI_USAGE_COMPLETION_TOKENS)
+        input_tokens = _first(attrs, sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS)
+        output_tokens = _first(attrs, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_COMPLETION_TOKENS)
         if input_tokens is None and output_tokens is None:
             return None
         cache_write = _first(
-            attrs, gen_ai.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+            attrs, sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
         )
         return Usage(
             input_tokens=input_tokens or 0,
             output_tokens=output_tokens or 0,
-            cache_read_input_tokens=_first(attrs, gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0,
+            cache_read_input_tokens=_first(attrs, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0,
             cache_write_input_tokens=cache_write or 0,
-            reasoning_output_tokens=_first(attrs, gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) or 0,
+            reasoning_output_tokens=_first(attrs, sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) or 0,
             web_search_requests=_first(attrs, sc.AI_COST_USAGE_WEB_SEARCH_REQUESTS) or 0,
         )
     except Exception:  # noqa: BLE001 - a malformed span must not break the exporter

@@ -18,8 +18,6 @@ from opentelemetry import baggage, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
-from opentelemetry.semconv._incubating.attributes import openai_attributes as openai_attrs
 from opentelemetry.trace import SpanKind
 
 from . import _semconv as sc
@@ -207,7 +205,7 @@ class AICostSpanProcessor(SpanProcessor):
         if request is not None and request.extra.get(_CLAIMED):
             request = None
         attributes = span.attributes
-        if request is None and (not attributes or gen_ai.GEN_AI_OPERATION_NAME not in attributes):
+        if request is None and (not attributes or sc.GEN_AI_OPERATION_NAME not in attributes):
             return
         if request is not None:
             request.extra[_CLAIMED] = True
@@ -393,7 +391,7 @@ def _is_foreign_inference(span: Span, context: Optional[Context]) -> bool:
     """A client span of one model call, not nested in one of ours (the same call instrumented twice)."""
     if span.kind is not SpanKind.CLIENT:
         return False
-    if (span.attributes or {}).get(gen_ai.GEN_AI_OPERATION_NAME) not in _INFERENCE_OPERATIONS:
+    if (span.attributes or {}).get(sc.GEN_AI_OPERATION_NAME) not in _INFERENCE_OPERATIONS:
         return False
     parent = trace.get_current_span(context)
     scope = getattr(parent, "instrumentation_scope", None)
@@ -420,7 +418,7 @@ def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:
         return
     hold.settle(
         amount if isinstance(amount, (int, float)) else None,
-        {gen_ai.GEN_AI_RESPONSE_MODEL: _text(attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL))},
+        {sc.GEN_AI_RESPONSE_MODEL: _text(attributes.get(sc.GEN_AI_RESPONSE_MODEL))},
         usage=usage,
     )
 
@@ -551,7 +549,7 @@ class CostEnrichingSpanExporter(SpanExporter):
         attributes = span.attributes
         if (
             not attributes
-            or gen_ai.GEN_AI_OPERATION_NAME not in attributes
+            or sc.GEN_AI_OPERATION_NAME not in attributes
             or sc.GEN_AI_USAGE_COST_AMOUNT in attributes
             or sc.AI_COST_PRICING_STATUS in attributes
         ):
@@ -575,9 +573,9 @@ def _bounded_usage(attributes: Mapping[str, Any], usage: Usage, catalog: Any) ->
         from .pricing import default_catalog
 
         catalog = default_catalog()
-    provider = _text(attributes.get(gen_ai.GEN_AI_PROVIDER_NAME)) or _legacy_provider(_text(attributes.get(gen_ai.GEN_AI_SYSTEM)))
-    model = _text(attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL)) or _text(attributes.get(gen_ai.GEN_AI_REQUEST_MODEL))
-    max_input, max_output = usage_limits(catalog, model, provider, attributes.get(gen_ai.GEN_AI_REQUEST_MAX_TOKENS))
+    provider = _text(attributes.get(sc.GEN_AI_PROVIDER_NAME)) or _legacy_provider(_text(attributes.get(sc.GEN_AI_SYSTEM)))
+    model = _text(attributes.get(sc.GEN_AI_RESPONSE_MODEL)) or _text(attributes.get(sc.GEN_AI_REQUEST_MODEL))
+    max_input, max_output = usage_limits(catalog, model, provider, attributes.get(sc.GEN_AI_REQUEST_MAX_TOKENS))
     bounded, clamped = bound_usage(usage, max_input=max_input, max_output=max_output)
     if clamped and "clamped" not in _logged:
         _logged.add("clamped")
@@ -591,12 +589,12 @@ def _span_cost_attributes(attributes: Mapping[str, Any], usage: Usage, catalog: 
     """The cost attributes for the usage a finished GenAI span (of any instrumentation) reports."""
     return cost_attributes(
         usage,
-        provider=_text(attributes.get(gen_ai.GEN_AI_PROVIDER_NAME))
-        or _legacy_provider(_text(attributes.get(gen_ai.GEN_AI_SYSTEM))),
-        request_model=_text(attributes.get(gen_ai.GEN_AI_REQUEST_MODEL)),
-        response_model=_text(attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL)),
-        service_tier=_text(attributes.get(openai_attrs.OPENAI_RESPONSE_SERVICE_TIER))
-        or _text(attributes.get(gen_ai.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER)),
+        provider=_text(attributes.get(sc.GEN_AI_PROVIDER_NAME))
+        or _legacy_provider(_text(attributes.get(sc.GEN_AI_SYSTEM))),
+        request_model=_text(attributes.get(sc.GEN_AI_REQUEST_MODEL)),
+        response_model=_text(attributes.get(sc.GEN_AI_RESPONSE_MODEL)),
+        service_tier=_text(attributes.get(sc.OPENAI_RESPONSE_SERVICE_TIER))
+        or _text(attributes.get(sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER)),
         catalog=catalog,
     )
 

@@ -22,7 +22,6 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Text
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
 from .. import _semconv as sc
 from ._fake_openai import FakeOpenAIServer
@@ -166,17 +165,17 @@ class CallRow:
         a: Dict[str, Any] = dict(span.attributes or {})
         return cls(
             number=number,
-            operation=str(a.get(gen_ai.GEN_AI_OPERATION_NAME, "")),
-            model=str(a.get(gen_ai.GEN_AI_RESPONSE_MODEL) or a.get(gen_ai.GEN_AI_REQUEST_MODEL) or "?"),
-            input_tokens=a.get(gen_ai.GEN_AI_USAGE_INPUT_TOKENS),
-            cached_tokens=a.get(gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
-            output_tokens=a.get(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS),
-            reasoning_tokens=a.get(gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
+            operation=str(a.get(sc.GEN_AI_OPERATION_NAME, "")),
+            model=str(a.get(sc.GEN_AI_RESPONSE_MODEL) or a.get(sc.GEN_AI_REQUEST_MODEL) or "?"),
+            input_tokens=a.get(sc.GEN_AI_USAGE_INPUT_TOKENS),
+            cached_tokens=a.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+            output_tokens=a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS),
+            reasoning_tokens=a.get(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
             estimate=a.get(sc.AI_COST_ESTIMATE_AMOUNT),
             cost=a.get(sc.GEN_AI_USAGE_COST_AMOUNT),
             pricing_status=a.get(sc.AI_COST_PRICING_STATUS),
             description=description,
-            request_model=a.get(gen_ai.GEN_AI_REQUEST_MODEL),
+            request_model=a.get(sc.GEN_AI_REQUEST_MODEL),
             requested_model=a.get(sc.AI_COST_BUDGET_REQUESTED_MODEL),
             decision=a.get(sc.AI_COST_BUDGET_DECISION),
             warned=any(event.name == sc.AI_COST_BUDGET_WARNING for event in span.events),
@@ -278,7 +277,7 @@ def _tokens(total: Optional[int], part: Optional[int]) -> str:
 
 
 def genai_spans(spans: Sequence[ReadableSpan]) -> List[ReadableSpan]:
-    return [s for s in spans if s.attributes and gen_ai.GEN_AI_OPERATION_NAME in s.attributes]
+    return [s for s in spans if s.attributes and sc.GEN_AI_OPERATION_NAME in s.attributes]
 
 
 def layout(header: Sequence[Tuple[str, ...]], cells: Sequence[Sequence[str]], right: Sequence[int]) -> List[str]:
@@ -472,7 +471,7 @@ def _run_budget_calls(ctx: DemoContext, processor: Any, calls: Sequence[BudgetCa
             if row.decision == "downgrade":
                 notes.append((f"Call {number}, downgrade: sent to {row.request_model} instead of "
                               f"{row.requested_model}; the span says so:",
-                              [f"{gen_ai.GEN_AI_REQUEST_MODEL}={row.request_model}, "
+                              [f"{sc.GEN_AI_REQUEST_MODEL}={row.request_model}, "
                                f"{sc.AI_COST_BUDGET_REQUESTED_MODEL}={row.requested_model}"]))
             if blocked is not None:
                 sent = len(ctx.server.requests) - before_requests
@@ -502,7 +501,7 @@ def _spend_report(ctx: DemoContext, book: Any) -> None:
     for entry in ledger:
         kinds[entry.kind] = kinds.get(entry.kind, 0) + 1
         if entry.kind == "settle":
-            model = str(entry.attributes.get(gen_ai.GEN_AI_RESPONSE_MODEL) or "?")
+            model = str(entry.attributes.get(sc.GEN_AI_RESPONSE_MODEL) or "?")
             by_model.setdefault(model, []).append(entry.amount)
     share = usage.spent / usage.limit if usage.limit else Decimal(0)
     ctx.print()

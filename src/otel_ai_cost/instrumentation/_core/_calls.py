@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-from contextvars import ContextVar
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from ._log import log_once, safe
@@ -53,13 +52,6 @@ Prepare = Callable[[Any, Dict[str, Any]], Any]
 Decide = Callable[[Any, Dict[str, Any]], Optional[float]]
 
 
-def _delay(call: Any, call_kwargs: Dict[str, Any], decide: Optional[Decide]) -> Optional[float]:
-    """Apply the budget decision (raises BudgetExceededError on a block); the throttle delay, if any."""
-    if decide is None:
-        return call.operation.apply_decision(call_kwargs)  # type: ignore[no-any-return]
-    return decide(call, call_kwargs)
-
-
 def _handled(call: Any, result: Any, site: str) -> Any:
     """What the user gets back: ``call.handle_result(result)``, or the SDK's result untouched when our
     handling fails (the span then ends without a response)."""
@@ -71,8 +63,8 @@ def _handled(call: Any, result: Any, site: str) -> Any:
         return result
 
 
-def sync_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any], decide: Optional[Decide] = None,
-                      guard: Optional[ContextVar[bool]] = None) -> Callable[..., Any]:
+def sync_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any],
+                      decide: Optional[Decide] = None) -> Callable[..., Any]:
     """The ``wrapt`` wrapper of a synchronous SDK method.
 
     ``prepare(instance, kwargs)`` starts the span and returns ``(call, call_kwargs)``; if it fails
@@ -83,19 +75,17 @@ def sync_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any]
     throttle waits ``sleep(delay)``); the SDK is then called with ``call_kwargs``. An exception
     (cancellation included) fails the span and propagates; an internal error in ``handle_result``
     ends the span without a response and returns the SDK's result.
-    ``site`` names the log sites (``"<site> request"``, ``"<site> result"``). With ``guard``, a call
-    made while another wrapped call of the same guard is running (an SDK method that calls another
-    wrapped one) goes through untouched: one span and one budget hold per user call.
+    ``site`` names the log sites (``"<site> request"``, ``"<site> result"``).
     """
     request_site, result_site = f"{site} request", f"{site} result"
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        prepared = None if guard is not None and guard.get() else safe(request_site, prepare, instance, kwargs)
+        prepared = safe(request_site, prepare, instance, kwargs)
         if prepared is None:
             return wrapped(*args, **kwargs)
         call, call_kwargs = prepared
-        delay = _delay(call, call_kwargs, decide)
-        token = guard.set(True) if guard is not None else None
+        # raises BudgetExceededError on a block
+        delay = call.operation.apply_decision(call_kwargs) if decide is None else decide(call, call_kwargs)
         try:
             if delay:
                 sleep(delay)
@@ -103,26 +93,23 @@ def sync_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any]
         except BaseException as exc:  # interrupts while throttled or in the call end the span too
             call.operation.fail(exc)
             raise
-        finally:
-            if token is not None:
-                guard.reset(token)  # type: ignore[union-attr]
         return _handled(call, result, result_site)
 
     return wrapper
 
 
-def async_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any], decide: Optional[Decide] = None,
-                       guard: Optional[ContextVar[bool]] = None) -> Callable[..., Any]:
+def async_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any],
+                       decide: Optional[Decide] = None) -> Callable[..., Any]:
     """The ``sync_call_wrapper`` of a coroutine SDK method; ``sleep(delay)`` is awaited."""
     request_site, result_site = f"{site} request", f"{site} result"
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        prepared = None if guard is not None and guard.get() else safe(request_site, prepare, instance, kwargs)
+        prepared = safe(request_site, prepare, instance, kwargs)
         if prepared is None:
             return await wrapped(*args, **kwargs)
         call, call_kwargs = prepared
-        delay = _delay(call, call_kwargs, decide)
-        token = guard.set(True) if guard is not None else None
+        # raises BudgetExceededError on a block
+        delay = call.operation.apply_decision(call_kwargs) if decide is None else decide(call, call_kwargs)
         try:
             if delay:
                 await sleep(delay)
@@ -130,9 +117,6 @@ def async_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any
         except BaseException as exc:  # a task cancelled while throttled or in the call ends the span too
             call.operation.fail(exc)
             raise
-        finally:
-            if token is not None:
-                guard.reset(token)  # type: ignore[union-attr]
         return _handled(call, result, result_site)
 
     return wrapper

@@ -292,52 +292,19 @@ def _finalized(end: Callable[[], Any]) -> None:
         log_once("stream finalizer", exc)
 
 
-class _Read:
-    """The context of one read from the wrapped stream: counts the read in progress (the reaper
-    leaves a stream being read alone) and ends the span when the read ends the stream (``done``:
-    exhausted) or fails (cancellation included: with ``error.type``). It holds the state and the
-    finalizer, never the proxy, so that dropping the proxy frees it at once."""
-
-    __slots__ = ("state", "done", "finalizer")
-
-    def __init__(self, state: StreamState, done: type) -> None:
-        self.state = state
-        self.done = done
-        self.finalizer: Optional["weakref.finalize[Any, Any]"] = None
-
-    def __enter__(self) -> None:
-        self.state.reading += 1
-
-    def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException], tb: Any) -> None:
-        state = self.state
-        try:
-            if exc_type is not None:
-                self.end(None if issubclass(exc_type, self.done) else exc)
-        finally:
-            state.reading -= 1
-            state.last_active = time.monotonic()
-
-    def end(self, error: Optional[BaseException] = None) -> None:
-        finalizer = self.finalizer
-        if finalizer is not None:
-            finalizer.detach()
-            _reaper.forget(finalizer)
-        self.state.end(error)
-
-
 class StreamProxyBase(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """What the sync and async stream proxies share: the state, and ending the span exactly once."""
-
-    _done: type = StopIteration
 
     def __init__(self, wrapped: Any, state: StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        self._self_read = read = _Read(state, self._done)
-        read.finalizer = end_when_collected(self, state.end, state)
+        self._self_finalizer = end_when_collected(self, state.end, state)
 
     def _self_end(self, error: Optional[BaseException] = None) -> None:
-        self._self_read.end(error)
+        finalizer = self._self_finalizer
+        finalizer.detach()
+        _reaper.forget(finalizer)
+        self._self_state.end(error)
 
 
 class StreamProxy(StreamProxyBase):
@@ -351,11 +318,22 @@ class StreamProxy(StreamProxyBase):
         return self
 
     def __next__(self) -> Any:
-        read, observe, wrapped = self._self_read, self._self_state.observe_safely, self.__wrapped__
+        state = self._self_state
+        wrapped = self.__wrapped__
         while True:
-            with read:
+            state.reading += 1
+            try:
                 item = wrapped.__next__()
-            if not observe(item):
+            except StopIteration:
+                self._self_end()
+                raise
+            except BaseException as exc:  # cancellation ends the span too
+                self._self_end(exc)
+                raise
+            finally:
+                state.reading -= 1
+                state.last_active = time.monotonic()
+            if not state.observe_safely(item):
                 return item
 
     def __enter__(self) -> "StreamProxy":
@@ -378,17 +356,26 @@ class StreamProxy(StreamProxyBase):
 class AsyncStreamProxy(StreamProxyBase):
     """The ``AsyncStream`` (or async generator) counterpart of ``StreamProxy``."""
 
-    _done = StopAsyncIteration
-
     def __aiter__(self) -> "AsyncStreamProxy":
         return self
 
     async def __anext__(self) -> Any:
-        read, observe, wrapped = self._self_read, self._self_state.observe_safely, self.__wrapped__
+        state = self._self_state
+        wrapped = self.__wrapped__
         while True:
-            with read:
+            state.reading += 1
+            try:
                 item = await wrapped.__anext__()
-            if not observe(item):
+            except StopAsyncIteration:
+                self._self_end()
+                raise
+            except BaseException as exc:  # cancellation ends the span too
+                self._self_end(exc)
+                raise
+            finally:
+                state.reading -= 1
+                state.last_active = time.monotonic()
+            if not state.observe_safely(item):
                 return item
 
     async def __aenter__(self) -> "AsyncStreamProxy":
