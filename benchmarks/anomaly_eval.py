@@ -88,7 +88,8 @@ def evaluate(args) -> int:
         right = sum(1 for i in incs if i.id in first and first[i.id][1].cause.value.lstrip("0") == i.value.lstrip("0"))
         delays = [n for n, _ in found]
         delay = f"{statistics.median(delays):.0f} / {max(delays)}" if delays else "-"
-        print(f"| {kind} | {len(incs)} | {recall:.2f} | {precision:.2f} | {fp[kind]} | {right}/{len(found)} | {delay} |")
+        print(f"| {kind} | {len(incs)} | {recall:.2f} | {precision:.2f} | {fp[kind]} "
+              f"| {right}/{len(found)} | {delay} |")
         total_fp += fp[kind]
         ok &= recall >= 0.95
     per10k = total_fp / normal * 10_000

@@ -359,7 +359,7 @@ def run_sdk(stores: Stores, kinds, blocks, calls, warm, gc_off, log):
             if unit == "ping":
                 ping = ping_of(redis_arm.store)
                 time_ping(ping, SETTLE)
-                name, xs = "ping", timed_block(lambda n: time_ping(ping, n), calls, gc_off)
+                name, xs = "ping", timed_block(lambda n, ping=ping: time_ping(ping, n), calls, gc_off)
             else:
                 unit.on()
                 runner(SETTLE)

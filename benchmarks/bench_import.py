@@ -159,7 +159,8 @@ def main():
     for key in ("peak RSS MB", "RSS MB"):
         if key in ours and key in bare:
             added = ours[key]["median"] - bare[key]["median"]
-            print(f"Target: ours {key} over bare +{added:.1f} MB (target <= +15 MB): {'met' if added <= 15 else 'MISSED'}")
+            verdict = "met" if added <= 15 else "MISSED"
+            print(f"Target: ours {key} over bare +{added:.1f} MB (target <= +15 MB): {verdict}")
     cold = results.get("cold", {}).get("import otel_ai_cost")
     if cold:
         print(f"Target: import otel_ai_cost {cold['median']:.1f} ms (target < 100 ms): "

@@ -131,13 +131,13 @@ def _timing() -> None:
         start = timeit.default_timer()
         counted = tokens.estimate_chat_input(model, base)
         cold = timeit.default_timer() - start
-        repeated = min(timeit.repeat(lambda: tokens.estimate_chat_input(model, base),
+        repeated = min(timeit.repeat(lambda model=model: tokens.estimate_chat_input(model, base),
                                      number=runs, repeat=5)) / runs
         # Every string new (nothing from the count cache): a distinct copy of the chat per call.
         fresh_chats = [[{**m, "content": f"{m['content']} #{i}"} for m in base]
                        for i in range(5 * runs)]
         chats = iter(fresh_chats)
-        fresh = min(timeit.repeat(lambda: tokens.estimate_chat_input(model, next(chats)),
+        fresh = min(timeit.repeat(lambda model=model, chats=chats: tokens.estimate_chat_input(model, next(chats)),
                                   number=runs, repeat=5)) / runs
         print(f"{model:<16} {counted.tokens:>4} tokens ({counted.method:<9}) first call "
               f"{cold * 1e3:6.1f} ms; then per estimate: "
@@ -147,10 +147,11 @@ def _timing() -> None:
     texts = [m["content"] for m in base]
     for label, encoding in (("(tiktoken)", _tiktoken_offline.build_tiktoken_encoding("o200k_base")),
                             ("(compact BPE)", _tiktoken_offline.get_encoding("o200k_base"))):
-        floor = min(timeit.repeat(lambda: [encoding.encode_ordinary(t) for t in texts],
+        floor = min(timeit.repeat(lambda encoding=encoding: [encoding.encode_ordinary(t) for t in texts],
                                   number=runs, repeat=5)) / runs
         fresh_texts = iter([f"{t} #{i}" for i in range(5 * runs) for t in texts])
-        fresh = min(timeit.repeat(lambda: [encoding.encode_ordinary(next(fresh_texts)) for _ in texts],
+        fresh = min(timeit.repeat(lambda encoding=encoding, fresh_texts=fresh_texts: [
+            encoding.encode_ordinary(next(fresh_texts)) for _ in texts],
                                   number=runs, repeat=5)) / runs
         print(f"{label:<16} encode_ordinary of the 4 message texts: {floor * 1e6:6.1f} µs; "
               f"new texts each time: {fresh * 1e6:6.1f} µs")

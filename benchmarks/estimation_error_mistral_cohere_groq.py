@@ -31,7 +31,8 @@ _ARIZE = ("Arize-ai/openinference/python/instrumentation/openinference-instrumen
 FACTS: List[Tuple[str, str, int, int]] = [
     ("groq", _TL + "opentelemetry-instrumentation-groq/tests/traces/cassettes/test_chat_tracing/"
      "test_chat_streaming_legacy.yaml", 0, 18),
-    ("mistral", _TL + "opentelemetry-instrumentation-mistralai/tests/cassettes/test_chat/test_mistralai_chat_legacy.yaml", 0, 11),
+    ("mistral", _TL + "opentelemetry-instrumentation-mistralai/tests/cassettes/test_chat/"
+     "test_mistralai_chat_legacy.yaml", 0, 11),
     ("mistral", _TL + "opentelemetry-instrumentation-mistralai/tests/cassettes/test_chat/"
      "test_mistralai_streaming_chat_legacy.yaml", 0, 11),
     ("mistral", _TL + "opentelemetry-instrumentation-mistralai/tests/cassettes/test_embeddings/"
@@ -39,7 +40,8 @@ FACTS: List[Tuple[str, str, int, int]] = [
     ("mistral", _ARIZE + "test_synchronous_streaming_chat_completions_emits_expected_span[False].yaml", 0, 26),
     ("mistral", _ARIZE + "test_synchronous_streaming_chat_completions_with_tool_call_response_emits_expected_spans"
      "[False].yaml", 0, 96),
-    ("cohere", _TL + "opentelemetry-instrumentation-cohere/tests/cassettes/test_chat/test_cohere_v2_chat_legacy.yaml", 0, 7),
+    ("cohere", _TL + "opentelemetry-instrumentation-cohere/tests/cassettes/test_chat/"
+     "test_cohere_v2_chat_legacy.yaml", 0, 7),
     ("cohere", _TL + "opentelemetry-instrumentation-cohere/tests/cassettes/test_chat/"
      "test_cohere_v2_chat_legacy_with_streaming.yaml", 0, 7),
     ("cohere", _TL + "opentelemetry-instrumentation-cohere/tests/cassettes/test_chat/"
@@ -48,7 +50,8 @@ FACTS: List[Tuple[str, str, int, int]] = [
      "test_cohere_v2_chat_legacy_with_tool_calls_and_history.yaml", 1, 94),
     ("cohere", _TL + "opentelemetry-instrumentation-cohere/tests/cassettes/test_chat/"
      "test_cohere_v2_chat_legacy_with_tool_calls_and_streaming.yaml", 0, 62),
-    ("cohere", _TL + "opentelemetry-instrumentation-cohere/tests/cassettes/test_embed/test_cohere_v2_embed_legacy.yaml", 0, 208),
+    ("cohere", _TL + "opentelemetry-instrumentation-cohere/tests/cassettes/test_embed/"
+     "test_cohere_v2_embed_legacy.yaml", 0, 208),
     ("cohere", _TL + "opentelemetry-instrumentation-langchain/tests/cassettes/test_chains/test_stream.yaml", 0, 12),
 ]
 
@@ -101,7 +104,8 @@ def main() -> None:
     for provider, (ours_errors, generic_errors) in per_provider.items():
         every[0].extend(ours_errors)
         every[1].extend(generic_errors)
-        print(f"{provider:8} n={len(ours_errors):2d}  ours: {_summary(ours_errors)}   generic: {_summary(generic_errors)}")
+        print(f"{provider:8} n={len(ours_errors):2d}  ours: {_summary(ours_errors)}   "
+              f"generic: {_summary(generic_errors)}")
     print(f"{'all':8} n={len(every[0]):2d}  ours: {_summary(every[0])}   generic: {_summary(every[1])}")
 
 

@@ -97,7 +97,8 @@ def propose_model(ours: Dict[str, Any], theirs: Dict[str, Any], label: str, toda
                 changes.append(f"{field}.{key} {_fmt(old)} -> {_fmt(value)}")
         elif ours.get(field) != theirs[field]:
             if field in protected:
-                kept.append(f"kept: {name}: {field} set by our history {protected[field]}; LiteLLM {_fmt(theirs[field])}")
+                kept.append(f"kept: {name}: {field} set by our history {protected[field]}; "
+                            f"LiteLLM {_fmt(theirs[field])}")
                 continue
             new[field] = copy.deepcopy(theirs[field])
             changes.append(f"{field} {_fmt(ours.get(field))} -> {_fmt(theirs[field])}")
@@ -110,8 +111,10 @@ def propose_model(ours: Dict[str, Any], theirs: Dict[str, Any], label: str, toda
         new["source"] = f"{source}; {label}"
     new["effective_date"] = today
     new["prices_checked"] = today
-    reason = f"{label} gives " + "; ".join(changes) + " (proposed by scripts/propose_prices.py; check against pricing_url)"
-    new["history"] = list(new.get("history", [])) + [{"date": today, "action": "update", "source": label, "reason": reason}]
+    reason = (f"{label} gives " + "; ".join(changes)
+              + " (proposed by scripts/propose_prices.py; check against pricing_url)")
+    entry = {"date": today, "action": "update", "source": label, "reason": reason}
+    new["history"] = list(new.get("history", [])) + [entry]
     return new
 
 
@@ -162,7 +165,8 @@ def propose(litellm_file: Path, *, source: Path, litellm_version: str, today: st
     if missing:
         notes.append(f"{missing} of our models are not in {label} (kept; --verbose lists them)")
     for provider in sorted(by_provider):
-        notes.append(f"no file {source / (provider + '.yaml')}: {len(by_provider[provider])} {provider} models not proposed")
+        no_file = source / (provider + ".yaml")
+        notes.append(f"no file {no_file}: {len(by_provider[provider])} {provider} models not proposed")
     return "".join(diff), notes
 
 
