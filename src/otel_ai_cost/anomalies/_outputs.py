@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Set
 
 from .. import _semconv as sc
 from ._detector import AnomalyDetector
@@ -11,7 +11,7 @@ from ._record import CallRecord
 
 logger = logging.getLogger("otel_ai_cost.anomalies")
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.ERROR}
-_logged: set = set()
+_logged: Set[str] = set()
 
 
 def _log_once(site: str) -> None:
@@ -44,7 +44,8 @@ class AnomalyReporter:
             try:
                 if span.is_recording():
                     top = most_severe(findings)
-                    span.set_attributes(finding_attributes(top))
+                    if top is not None:
+                        span.set_attributes(finding_attributes(top))
                     for f in findings:
                         span.add_event(EVENT_NAME, finding_attributes(f))
             except Exception:  # noqa: BLE001

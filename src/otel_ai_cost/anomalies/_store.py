@@ -67,7 +67,8 @@ class SQLiteBaselineStore:
 
     def load(self, namespace: str) -> Dict[str, Any]:
         with self._lock:
-            rows = self._db.execute("SELECT key, state FROM anomaly_baselines WHERE namespace = ?", (namespace,)).fetchall()
+            rows = self._db.execute("SELECT key, state FROM anomaly_baselines WHERE namespace = ?",
+                                    (namespace,)).fetchall()
         return {k: json.loads(v) for k, v in rows}
 
     def close(self) -> None:
@@ -111,7 +112,7 @@ def save_baselines(detector: Any, store: BaselineStore, namespace: str = "defaul
 
 
 def load_baselines(detector: Any, store: BaselineStore, namespace: str = "default") -> int:
-    return detector.restore(store.load(namespace))
+    return int(detector.restore(store.load(namespace)))
 
 
 class BaselineSaver:

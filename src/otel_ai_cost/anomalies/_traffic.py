@@ -11,7 +11,7 @@ import heapq
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .. import _semconv as sc
 from ._record import CallRecord
@@ -23,6 +23,10 @@ PRICES: Dict[str, Tuple[float, float]] = {
     "gpt-4.1": (2.0, 8.0), "gemini-2.5-pro": (1.25, 10.0), "gpt-4.5-preview": (75.0, 150.0),
     "mistral-large": (2.0, 6.0),
 }
+# the generator's event queue: (time, sequence, kind, payload): the payload is the trace state (a dict)
+# for a "call", the Incident for a "special" or "volume" event
+_Heap = List[Tuple[float, int, str, Any]]
+
 NEW_MODELS = ["claude-opus-4", "o1", "o3", "gpt-4.1", "gemini-2.5-pro", "gpt-4.5-preview", "mistral-large"]
 SERVICES = {
     # name: (weight, [(model, p)], [(prompt, input mean, output mean, cached fraction)], agent?)
@@ -42,7 +46,7 @@ def diurnal(t: float) -> float:
     hour = (t % 86400) / 3600
     day = int((t - EPOCH) // 86400) % 7
     bump = math.sin(math.pi * (hour - 6) / 14) if 6 <= hour <= 20 else 0.0
-    return (0.15 + 0.85 * max(bump, 0.0) ** 1.5) * (0.5 if day >= 5 else 1.0)
+    return (0.15 + 0.85 * float(max(bump, 0.0) ** 1.5)) * (0.5 if day >= 5 else 1.0)
 
 
 @dataclass
@@ -94,7 +98,8 @@ class Traffic:
             if kind == "cost_spike":
                 inc = Incident(i, kind, start, start + 1200, "tenant.id", rng.choice(TENANTS[:5])[0], rng.uniform(4, 8))
             elif kind == "token_spike":
-                inc = Incident(i, kind, start, start + 1200, sc.GEN_AI_PROMPT_NAME, rng.choice(PROMPTS), rng.uniform(3, 6))
+                inc = Incident(i, kind, start, start + 1200, sc.GEN_AI_PROMPT_NAME, rng.choice(PROMPTS),
+                               rng.uniform(3, 6))
             elif kind == "volume_spike":
                 inc = Incident(i, kind, start, start + 600, "tenant.id", rng.choice(TENANTS[:5])[0], rng.uniform(6, 10))
             elif kind == "runaway_trace":
@@ -116,7 +121,7 @@ class Traffic:
 
     def calls(self) -> Iterator[LabelledCall]:
         rng = self.rng
-        heap: List[tuple] = []
+        heap: _Heap = []
         t = self.start
         # Normal traces: a thinned Poisson process; the injected traces are pushed at their start.
         for inc in self.incidents:
@@ -155,7 +160,8 @@ class Traffic:
         self._seq += 1
         return self._seq
 
-    def _start_trace(self, t: float, heap, tenant: Optional[str] = None, incident: Optional[Incident] = None) -> None:
+    def _start_trace(self, t: float, heap: _Heap, tenant: Optional[str] = None,
+                     incident: Optional[Incident] = None) -> None:
         rng = self.rng
         if tenant is None:
             tenant = rng.choices([n for n, _, _ in TENANTS], [w for _, w, _ in TENANTS])[0]
@@ -173,7 +179,7 @@ class Traffic:
                  "left": n, "step": 0, "incident": incident, "agent": agent, "fp": None, "repeat": 0, "error": None}
         heapq.heappush(heap, (t, self._next(), "call", state))
 
-    def _start_special(self, t: float, inc: Incident, heap) -> None:
+    def _start_special(self, t: float, inc: Incident, heap: _Heap) -> None:
         tenant = self.rng.choice(TENANTS[:4])[0]
         state = {"tenant": tenant, "user": self.rng.choice(self.users[tenant]), "service": "agent",
                  "model": "gpt-4o", "prompt": "agent-step", "trace": f"{inc.value:>032}", "left": int(inc.factor),
@@ -184,11 +190,12 @@ class Traffic:
             state["repeat"] = int(inc.factor)
         heapq.heappush(heap, (t, self._next(), "call", state))
 
-    def _emit(self, t: float, s: dict, heap) -> Iterator[LabelledCall]:
+    def _emit(self, t: float, s: Dict[str, Any], heap: _Heap) -> Iterator[LabelledCall]:
         rng = self.rng
         incident: Optional[Incident] = s["incident"]
         service, model, prompt = s["service"], s["model"], s["prompt"]
-        dims = {"enduser.id": s["user"], "tenant.id": s["tenant"], "service.name": service, sc.GEN_AI_PROMPT_NAME: prompt}
+        dims = {"enduser.id": s["user"], "tenant.id": s["tenant"], "service.name": service,
+                sc.GEN_AI_PROMPT_NAME: prompt}
         for inc in self.active(t, "new_model"):
             if inc.value == service:
                 model, incident = str(inc.extra["model"]), incident or inc
@@ -212,10 +219,12 @@ class Traffic:
                 error = error or rng.random() < inc.factor
         price_in, price_out = PRICES[model]
         in_tokens, out_tokens = max(int(in_tokens), 1), max(int(out_tokens), 1)
-        cost = (price_in * in_tokens * (1 - cached) + price_in * 0.1 * in_tokens * cached + price_out * out_tokens) / 1e6
+        cost = (price_in * in_tokens * (1 - cached) + price_in * 0.1 * in_tokens * cached
+                + price_out * out_tokens) / 1e6
         fp = s["fp"] if s["fp"] is not None else rng.getrandbits(64)
         record = CallRecord(
-            time=t, model=model, dims=dims, trace_id=s["trace"], provider="openai" if model.startswith(("gpt", "o")) else "other",
+            time=t, model=model, dims=dims, trace_id=s["trace"],
+            provider="openai" if model.startswith(("gpt", "o")) else "other",
             cost=None if error else cost * cost_factor, input_tokens=None if error else in_tokens,
             output_tokens=None if error else out_tokens, error=error, fingerprint=fp, estimated_input_tokens=in_tokens,
         )

@@ -19,7 +19,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Set, Tuple
 
 from ..errors import ConfigError
 
@@ -129,7 +129,8 @@ def allow_unknown() -> UnknownModelPolicy:
     return UnknownModelPolicy("allow")
 
 
-def price_unknown_as(model: Optional[str] = None, *, input_usd: Any = None, output_usd: Any = None) -> UnknownModelPolicy:
+def price_unknown_as(model: Optional[str] = None, *, input_usd: Any = None,
+                     output_usd: Any = None) -> UnknownModelPolicy:
     """``price_unknown_as("gpt-4o")`` or ``price_unknown_as(input_usd=10, output_usd=30)`` (per million)."""
     return UnknownModelPolicy("price_as", model, input_usd, output_usd)
 
@@ -141,7 +142,8 @@ def parse_unknown_model(value: Any) -> UnknownModelPolicy:
         return value
     if isinstance(value, str):
         if value == "price_as":
-            raise ConfigError("price_as needs what to price as: {price_as: gpt-4o} or {price_as: {input: 10, output: 30}}")
+            raise ConfigError("price_as needs what to price as: {price_as: gpt-4o} or "
+                              "{price_as: {input: 10, output: 30}}")
         return UnknownModelPolicy(value)
     if isinstance(value, Mapping) and set(value) == {"price_as"}:
         target = value["price_as"]
@@ -150,7 +152,8 @@ def parse_unknown_model(value: Any) -> UnknownModelPolicy:
         if isinstance(target, Mapping):
             extra = sorted(str(k) for k in target if k not in ("input", "output"))
             if extra:
-                raise ConfigError(f"price_as: unknown key {extra[0]!r}; expected input and output (USD per million tokens)")
+                raise ConfigError(f"price_as: unknown key {extra[0]!r}; expected input and output "
+                                  "(USD per million tokens)")
             return UnknownModelPolicy("price_as", input_usd=target.get("input"), output_usd=target.get("output"))
         raise ConfigError(f"price_as {target!r}: expected a model name or {{input: 10, output: 30}}")
     raise ConfigError(
@@ -162,7 +165,7 @@ class _WarnedModels:
     """Warn once per unknown model (bounded), so a log is not flooded by a model used on every call."""
 
     def __init__(self, cap: int = 1024) -> None:
-        self._seen: set = set()
+        self._seen: Set[Tuple[Optional[str], Optional[str]]] = set()
         self._cap = cap
         self._lock = threading.Lock()
 

@@ -89,9 +89,9 @@ def our_provider(litellm_provider: Any) -> Optional[Tuple[str, Tuple[str, ...]]]
 @dataclass
 class ImportResult:
     document: Dict[str, Any]                                        # our catalog format, validated
-    models_per_provider: Counter = field(default_factory=Counter)   # our provider -> models written
-    source_entries: Counter = field(default_factory=Counter)        # our provider -> LiteLLM entries read
-    unknown_keys: Counter = field(default_factory=Counter)          # LiteLLM key not mapped -> entries using it
+    models_per_provider: Counter[str] = field(default_factory=Counter)   # our provider -> models written
+    source_entries: Counter[str] = field(default_factory=Counter)        # our provider -> LiteLLM entries read
+    unknown_keys: Counter[str] = field(default_factory=Counter)          # LiteLLM key not mapped -> entries using it
     no_price: List[str] = field(default_factory=list)               # entries with no price we can represent
     merged: List[str] = field(default_factory=list)                 # entries folded into an identical one
     conflicts: List[str] = field(default_factory=list)              # same (provider, id), other prices: dropped
@@ -100,7 +100,8 @@ class ImportResult:
     def summary(self) -> str:
         lines = [f"{sum(self.models_per_provider.values())} models from {sum(self.source_entries.values())} entries"]
         for provider in sorted(self.models_per_provider):
-            lines.append(f"  {provider}: {self.models_per_provider[provider]} models ({self.source_entries[provider]} entries)")
+            models, entries = self.models_per_provider[provider], self.source_entries[provider]
+            lines.append(f"  {provider}: {models} models ({entries} entries)")
         lines.append(f"skipped: {len(self.no_price)} without a per-token/per-image/per-request price, "
                      f"{len(self.merged)} duplicates merged, {len(self.conflicts)} conflicting duplicates, "
                      f"{self.other_providers} entries of other providers")
@@ -129,7 +130,7 @@ def _check_number(value: Any, file: str, key: str) -> float:
 
 
 def _entry_to_model(name: str, entry: Mapping[str, Any], provider: str, prefixes: Tuple[str, ...],
-                    file: str, unknown: Counter, source_label: str, date: str) -> Optional[Dict[str, Any]]:
+                    file: str, unknown: Counter[str], source_label: str, date: str) -> Optional[Dict[str, Any]]:
     model_id = name
     for prefix in prefixes:
         if model_id.startswith(prefix):
@@ -165,7 +166,8 @@ def _entry_to_model(name: str, entry: Mapping[str, Any], provider: str, prefixes
             (tiers.setdefault(tier, {}) if tier else base)[our_field] = text
     if not base:
         return None
-    model: Dict[str, Any] = {"id": model_id, "provider": provider, "mode": entry.get("mode") or "chat", "prices": _ordered(base)}
+    model: Dict[str, Any] = {"id": model_id, "provider": provider, "mode": entry.get("mode") or "chat",
+                             "prices": _ordered(base)}
     if tiers:
         model["service_tiers"] = {t: _ordered(tiers[t]) for t in SERVICE_TIERS if t in tiers}
     ctx = []
@@ -177,7 +179,8 @@ def _entry_to_model(name: str, entry: Mapping[str, Any], provider: str, prefixes
             continue
         item: Dict[str, Any] = {"above_input_tokens": threshold, "prices": _ordered(slot["prices"])}
         if slot["service_tiers"]:
-            item["service_tiers"] = {t: _ordered(slot["service_tiers"][t]) for t in SERVICE_TIERS if t in slot["service_tiers"]}
+            tiered = slot["service_tiers"]
+            item["service_tiers"] = {t: _ordered(tiered[t]) for t in SERVICE_TIERS if t in tiered}
         ctx.append(item)
     if ctx:
         model["context_tiers"] = ctx
@@ -240,7 +243,8 @@ def import_litellm(path: "os.PathLike[str] | str", *, source_label: str, effecti
             continue
         provider, prefixes = mapped
         result.source_entries[provider] += 1
-        model = _entry_to_model(name, entry, provider, prefixes, file, result.unknown_keys, source_label, effective_date)
+        model = _entry_to_model(name, entry, provider, prefixes, file, result.unknown_keys, source_label,
+                                effective_date)
         if model is None:
             result.no_price.append(name)
             continue

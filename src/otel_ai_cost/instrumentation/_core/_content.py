@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ... import _semconv as sc
 from ..._semconv import GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_SYSTEM_INSTRUCTIONS
@@ -47,11 +47,11 @@ _ON = frozenset({"true", "span_only", "span_and_event"})
 _OFF = frozenset({"", "false", "no_content"})
 
 _state_lock = threading.Lock()
-_cached: Optional[tuple] = None  # (raw value, enabled)
-_logged: set = set()
+_cached: Optional[Tuple[Optional[str], bool]] = None  # (raw value, enabled)
+_logged: Set[Tuple[str, Optional[str]]] = set()
 
 
-def _log_once(key: str, message: str, *args: Any) -> None:
+def _log_once(key: Tuple[str, Optional[str]], message: str, *args: Any) -> None:
     with _state_lock:
         if key in _logged:
             return
@@ -116,12 +116,11 @@ class Bounds:
         self.truncated = False
 
     def text(self, value: Any) -> str:
-        if not isinstance(value, str):
-            value = "" if value is None else str(value)
-        if len(value) > MAX_CHARS:
+        text: str = value if isinstance(value, str) else ("" if value is None else str(value))
+        if len(text) > MAX_CHARS:
             self.truncated = True
-            return value[:MAX_CHARS]
-        return value
+            return text[:MAX_CHARS]
+        return text
 
     def value(self, value: Any, depth: int = 0) -> Any:
         """A JSON-like value (tool arguments, results) with its strings cut; SDK models as dicts."""
