@@ -15,14 +15,28 @@ from .._core import Operation, Outcome, StreamState
 from ._attributes import anthropic_1h, as_dict, as_list, converse_usage, metered_usage, service_tier, to_int
 
 
-class ConverseStreamState(StreamState):
-    """Reads a ConverseStream's events: ``messageStop`` (stop reason), ``metadata`` (usage)."""
+class _BedrockStreamState(StreamState):
+    """What both Bedrock stream states keep: the finish reasons read, and the service tier (the
+    one the request asked for until the stream reports its own)."""
 
     def __init__(self, operation: Operation, tier: Optional[str]) -> None:
         super().__init__(operation)
-        self.usage: Optional[Usage] = None
         self.finish_reasons: List[str] = []
         self.tier = tier
+
+    def _attributes(self) -> Dict[str, Any]:
+        attrs: Dict[str, Any] = {}
+        if self.finish_reasons:
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
+        return attrs
+
+
+class ConverseStreamState(_BedrockStreamState):
+    """Reads a ConverseStream's events: ``messageStop`` (stop reason), ``metadata`` (usage)."""
+
+    def __init__(self, operation: Operation, tier: Optional[str]) -> None:
+        super().__init__(operation, tier)
+        self.usage: Optional[Usage] = None
 
     def observe(self, item: Any) -> bool:
         if not isinstance(item, dict):
@@ -39,18 +53,15 @@ class ConverseStreamState(StreamState):
         return False
 
     def outcome(self) -> Outcome:
-        attrs: Dict[str, Any] = {}
-        if self.finish_reasons:
-            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
-        return Outcome(usage=self.usage, service_tier=self.tier, attributes=attrs)
+        return Outcome(usage=self.usage, service_tier=self.tier, attributes=self._attributes())
 
 
-class InvokeStreamState(StreamState):
+class InvokeStreamState(_BedrockStreamState):
     """Reads InvokeModelWithResponseStream chunks: Bedrock's ``amazon-bedrock-invocationMetrics``
     (in the last chunk) first, the model family's own usage events as the fallback."""
 
     def __init__(self, operation: Operation, tier: Optional[str]) -> None:
-        super().__init__(operation)
+        super().__init__(operation, tier)
         self.metered: Optional[Usage] = None
         self.family_input: Optional[int] = None
         self.family_output: Optional[int] = None
@@ -59,8 +70,6 @@ class InvokeStreamState(StreamState):
         self.write_1h = 0
         self.model: Optional[str] = None
         self.response_id: Optional[str] = None
-        self.finish_reasons: List[str] = []
-        self.tier = tier
 
     def observe(self, item: Any) -> bool:
         if not isinstance(item, dict):
@@ -145,11 +154,9 @@ class InvokeStreamState(StreamState):
         if usage is None:
             usage = metered_usage(self.family_input, self.family_output, self.family_read, self.family_write,
                                    self.write_1h)
-        attrs: Dict[str, Any] = {}
+        attrs = self._attributes()
         if self.response_id:
             attrs[sc.GEN_AI_RESPONSE_ID] = self.response_id
-        if self.finish_reasons:
-            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
         return Outcome(usage=usage, response_model=self.model, service_tier=self.tier, attributes=attrs)
 
 
