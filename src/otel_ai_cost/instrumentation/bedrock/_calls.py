@@ -56,8 +56,6 @@ class BedrockCall(c.Call):
     ConverseStream, InvokeModel or InvokeModelWithResponseStream) and the copy of ``api_params``
     that is sent (a budget downgrade edits its ``modelId``)."""
 
-    log_prefix = "bedrock "
-
     def __init__(self, operation: Operation, api_operation: str, params: Dict[str, Any]) -> None:
         super().__init__(operation, api_operation)
         self.params = params
@@ -67,40 +65,37 @@ class BedrockCall(c.Call):
         identical one), a stream behind its proxy; on an internal error the result untouched, the
         span ended without a response."""
         try:
-            return self._handle(result, is_async)
+            if not isinstance(result, dict):
+                self.finish_without_response()
+                return result
+            name = self.kind
+            # The tier the response reports prices the call; else the one the request asked for.
+            requested = self.operation.request.service_tier
+            if name in (CONVERSE, INVOKE):
+                read_error: Optional[BaseException] = None
+                if name == CONVERSE:
+                    outcome = converse_outcome(result)
+                else:
+                    body, read_error = (None, None) if is_async else self._read_body(result)
+                    outcome = invoke_outcome(result, body)
+                outcome.service_tier = outcome.service_tier or requested
+                self.operation.finish(outcome, error=read_error)
+            else:
+                key = "stream" if name == CONVERSE_STREAM else "body"
+                tier = service_tier(result.get("serviceTier")) or requested
+                state: StreamState = (ConverseStreamState(self.operation, tier) if name == CONVERSE_STREAM
+                                      else InvokeStreamState(self.operation, tier))
+                stream = result.get(key)
+                if stream is None:
+                    self.finish_without_response()
+                    return result
+                proxy_class = AsyncEventStreamProxy if is_async else EventStreamProxy
+                result[key] = proxy_class(stream, state)
+            return result
         except Exception as exc:
             log_once(f"bedrock {self.kind} result", exc)
             self.finish_without_response()
             return result
-
-    def _handle(self, result: Any, is_async: bool) -> Any:
-        if not isinstance(result, dict):
-            self.finish_without_response()
-            return result
-        name = self.kind
-        # The tier the response reports prices the call; else the one the request asked for.
-        requested = self.operation.request.service_tier
-        if name in (CONVERSE, INVOKE):
-            read_error: Optional[BaseException] = None
-            if name == CONVERSE:
-                outcome = converse_outcome(result)
-            else:
-                body, read_error = (None, None) if is_async else self._read_body(result)
-                outcome = invoke_outcome(result, body)
-            outcome.service_tier = outcome.service_tier or requested
-            self.operation.finish(outcome, error=read_error)
-        else:
-            key = "stream" if name == CONVERSE_STREAM else "body"
-            tier = service_tier(result.get("serviceTier")) or requested
-            state: StreamState = (ConverseStreamState(self.operation, tier) if name == CONVERSE_STREAM
-                                  else InvokeStreamState(self.operation, tier))
-            stream = result.get(key)
-            if stream is None:
-                self.finish_without_response()
-                return result
-            proxy_class = AsyncEventStreamProxy if is_async else EventStreamProxy
-            result[key] = proxy_class(stream, state)
-        return result
 
     def _read_body(self, result: Dict[str, Any]) -> Tuple[Optional[Dict[str, Any]], Optional[BaseException]]:
         """Read the (already generated, not streamed) InvokeModel body once and give the user an
@@ -270,27 +265,15 @@ def _model_key(api_operation: str) -> Optional[str]:
     return "modelId" if api_operation in (CONVERSE, CONVERSE_STREAM) else None
 
 
-def _start(config: c.WrapContext, instance: Any, args: Tuple[Any, ...],
-           kwargs: Mapping[str, Any]) -> Optional[BedrockCall]:
-    """The started call of a Bedrock operation; None for any other call, or when preparing failed
-    (logged once): the SDK is then called untouched."""
-    target = _targets(instance, args, kwargs)
-    if target is None:
-        return None
-    api_operation, params = target
-    call: Optional[BedrockCall] = safe(f"bedrock {api_operation} request", _prepare, config, instance, api_operation,
-                                       params)
-    return call
-
-
 def sync_wrapper(config: c.WrapContext) -> Callable[..., Any]:
     """The wrapper of ``BaseClient._make_api_call``: prepare -> budget decision -> (throttle) ->
     call -> result. An exception (an interrupt while throttled included) fails the span and
     propagates; only a budget block raises from our side (BudgetExceededError)."""
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(config, instance, args, kwargs)
-        if call is None:
+        target = _targets(instance, args, kwargs)  # None: another service or operation
+        call = None if target is None else safe(f"bedrock {target[0]} request", _prepare, config, instance, *target)
+        if call is None:  # not Bedrock's, or preparing failed (logged once): the SDK untouched
             return wrapped(*args, **kwargs)
         delay = call.operation.apply_decision(call.params, _model_key(call.kind))  # raises on a block
         try:
@@ -310,8 +293,9 @@ def async_wrapper(config: c.WrapContext) -> Callable[..., Any]:
     awaited (a cancellation while throttled fails the span)."""
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(config, instance, args, kwargs)
-        if call is None:
+        target = _targets(instance, args, kwargs)  # None: another service or operation
+        call = None if target is None else safe(f"bedrock {target[0]} request", _prepare, config, instance, *target)
+        if call is None:  # not Bedrock's, or preparing failed (logged once): the SDK untouched
             return await wrapped(*args, **kwargs)
         delay = call.operation.apply_decision(call.params, _model_key(call.kind))  # raises on a block
         try:
