@@ -30,6 +30,10 @@ collection of an abandoned stream.
 
 Message content is never recorded: content capture is not supported for bedrock; with
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` the instrumentor says so once (in the log).
+
+The package: ``_attributes`` (request attributes, response readers, usage and outcomes),
+``_estimate`` (the input estimate), ``_streams`` (stream states and event-stream proxies),
+``_calls`` (one call and the ``_make_api_call`` wrappers); here, the instrumentor.
 """
 from __future__ import annotations
 
