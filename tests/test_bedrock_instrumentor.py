@@ -29,6 +29,7 @@ from otel_ai_cost.budgets._model import to_nanos
 from otel_ai_cost.config import Settings
 from otel_ai_cost.instrumentation import _core, bedrock
 from otel_ai_cost.instrumentation.bedrock import BedrockInstrumentor, model_family
+from otel_ai_cost.instrumentation.bedrock import _calls as bedrock_calls
 
 M = Decimal(1_000_000)
 NOVA = "amazon.nova-micro-v1:0"
@@ -100,7 +101,7 @@ def test_converse_request_attributes_are_set_at_span_start_and_the_estimate_is_l
     tracer_provider.add_span_processor(recorder)
     counted = []
     original = bedrock.estimate_converse_input
-    monkeypatch.setattr(bedrock, "estimate_converse_input", lambda *a: counted.append(a) or original(*a))
+    monkeypatch.setattr(bedrock_calls, "estimate_converse_input", lambda *a: counted.append(a) or original(*a))
     reply = json_reply(converse_path(NOVA), converse_body({"inputTokens": 12, "outputTokens": 7, "totalTokens": 19}))
     with FakeBedrock([reply]) as fake:
         fake.client().converse(
@@ -388,7 +389,7 @@ def test_a_chunked_invoke_body_is_read_at_most_up_to_the_cap(oversized, bedrock_
     reply = json_reply(invoke_path(NOVA), body, token_headers(5, 10) if oversized else None)
     reply.chunked = True  # no Content-Length: the size is unknown until read
     size = len(reply.body)
-    monkeypatch.setattr(bedrock, "_MAX_BODY_READ", 1024 if oversized else size + 10)
+    monkeypatch.setattr(bedrock_calls, "MAX_BODY_READ", 1024 if oversized else size + 10)
     reads = []
     real_read = StreamingBody.read
 
@@ -400,7 +401,7 @@ def test_a_chunked_invoke_body_is_read_at_most_up_to_the_cap(oversized, bedrock_
     with FakeBedrock([reply]) as fake:
         response = fake.client().invoke_model(modelId=NOVA, body=b'{"messages": []}')
         ours = list(reads)
-        assert None not in ours and all(amt <= bedrock._MAX_BODY_READ + 1 for amt in ours)  # never the whole body
+        assert None not in ours and all(amt <= bedrock_calls.MAX_BODY_READ + 1 for amt in ours)  # never the whole body
         if oversized:
             first = response["body"].read(10)
             assert first + response["body"].read() == reply.body  # buffered bytes, then the rest
@@ -468,9 +469,9 @@ def test_an_internal_failure_leaves_the_call_untouched(bedrock_instrumentor, spa
     replies = [json_reply(converse_path(NOVA), converse_body(usage)), json_reply(converse_path(NOVA), converse_body(usage))]
     with FakeBedrock(replies) as fake:
         client = fake.client()
-        monkeypatch.setattr(bedrock, "converse_outcome", broken)
+        monkeypatch.setattr(bedrock_calls, "converse_outcome", broken)
         assert client.converse(modelId=NOVA, messages=MESSAGES)["usage"] == usage
-        monkeypatch.setattr(bedrock, "_prepare", broken)
+        monkeypatch.setattr(bedrock_calls, "_prepare", broken)
         assert client.converse(modelId=NOVA, messages=MESSAGES)["usage"] == usage
         fake.assert_done()
     (span,) = span_exporter.get_finished_spans()  # the first call's span, ended without usage
@@ -638,7 +639,7 @@ def test_a_throttle_delays_the_call(pipeline, monkeypatch):
     from otel_ai_cost.budgets import throttle
 
     slept = []
-    monkeypatch.setattr(bedrock.time, "sleep", slept.append)
+    monkeypatch.setattr(bedrock_calls.time, "sleep", slept.append)
     pipeline([Budget("team", "10", lifetime(), thresholds=[Threshold(Decimal("0.000001"), throttle(1.5))])])
     with FakeBedrock([json_reply(converse_path(NOVA_PRO), converse_body(USAGE))]) as fake:
         fake.client().converse(modelId=NOVA_PRO, messages=MESSAGES, inferenceConfig={"maxTokens": 400})
