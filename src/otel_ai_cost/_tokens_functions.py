@@ -5,10 +5,10 @@ a request's tools.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 
-def render_functions(functions: Iterable[dict]) -> str:
+def render_functions(functions: Iterable[dict[str, Any]]) -> str:
     """Function definitions as the model sees them (a TypeScript-like namespace)."""
     lines = ["namespace functions {", ""]
     for function in functions:
@@ -28,7 +28,7 @@ def render_functions(functions: Iterable[dict]) -> str:
     return "\n".join(lines)
 
 
-def _render_properties(schema: dict, indent: int) -> str:
+def _render_properties(schema: dict[str, Any], indent: int) -> str:
     properties = schema.get("properties")
     if not isinstance(properties, dict):
         return ""
@@ -44,7 +44,7 @@ def _render_properties(schema: dict, indent: int) -> str:
     return "\n".join(" " * indent + line for line in lines)
 
 
-def _render_type(prop: dict, indent: int) -> str:
+def _render_type(prop: dict[str, Any], indent: int) -> str:
     kind = prop.get("type")
     enum = prop.get("enum")
     if kind == "string":
@@ -52,7 +52,7 @@ def _render_type(prop: dict, indent: int) -> str:
     if kind in ("number", "integer"):
         return " | ".join(str(v) for v in enum) if isinstance(enum, list) else "number"
     if kind in ("boolean", "null"):
-        return kind
+        return str(kind)
     if kind == "object":
         return "{\n" + _render_properties(prop, indent + 2) + "\n}"
     if kind == "array":

@@ -64,14 +64,14 @@ def _piece_cost(piece: str) -> float:
 
 # The same split without the capture group, for findall; costs of pre-tokens seen before are cached.
 _PIECES = re.compile(_PRETOKEN.pattern.replace("([^\\W\\d_]+)", "(?:[^\\W\\d_]+)"))
-_PIECE_COSTS: dict = {}
+_PIECE_COSTS: dict[str, float] = {}
 _PIECE_COSTS_SIZE = 16384
 
 
 def heuristic_tokens(text: str) -> int:
     """Estimated cl100k_base token count of ``text`` without a tokenizer."""
     global _PIECE_COSTS
-    pieces = _PIECES.findall(text)
+    pieces: list[str] = _PIECES.findall(text)
     costs = _PIECE_COSTS
     try:
         return round(sum(map(costs.__getitem__, pieces)))  # every pre-token seen before

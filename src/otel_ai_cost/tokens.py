@@ -131,7 +131,7 @@ def _counter(
     """A text -> token count function for ``model`` and the method it uses."""
     name = encoding_for_model(model, default)
     encoding = _tiktoken_offline.get_encoding(name) if name else None
-    if encoding is None:
+    if not name or encoding is None:
         return _heuristic_count, HEURISTIC
     return _cached_counter(name, encoding.count), TIKTOKEN
 
@@ -173,7 +173,7 @@ def count_text(text: str, model: Optional[str] = None) -> TokenCount:
 # ----------------------------------------------------------------------------- shared pieces
 
 
-def _as_dict(obj: Any) -> Optional[dict]:
+def _as_dict(obj: Any) -> Optional[dict[str, Any]]:
     """A message or item as a dict: dicts as they are, pydantic models (SDK objects) dumped."""
     if isinstance(obj, dict):
         return obj
@@ -270,7 +270,7 @@ class _Estimator:
     def tools(self, tools: Any, tool_choice: Any) -> int:
         if not tools:
             return 0
-        functions: list[dict] = []
+        functions: list[dict[str, Any]] = []
         other = 0
         for tool in tools:
             t = _as_dict(tool)
@@ -294,8 +294,8 @@ class _Estimator:
         else:
             choice = _as_dict(tool_choice)
             if choice is not None:
-                function = choice.get("function") if isinstance(choice.get("function"), dict) else choice
-                name = function.get("name")
+                function = choice.get("function")
+                name = (function if isinstance(function, dict) else choice).get("name")
                 if isinstance(name, str):
                     tokens += 4 + self.count(name)
         return tokens
@@ -338,7 +338,7 @@ def estimate_chat_input(
         return _fallback(messages)
 
 
-def _chat_tool_calls(message: dict, est: _Estimator) -> list[tuple[str, str]]:
+def _chat_tool_calls(message: dict[str, Any], est: _Estimator) -> list[tuple[str, str]]:
     calls: list[tuple[str, str]] = []
     for call in message.get("tool_calls") or ():
         c = _as_dict(call)
