@@ -546,7 +546,8 @@ def _otlp_processor(out: TextIO) -> Any:
         else:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
     except ImportError as exc:
-        print(f"  (not exporting to {endpoint}: {exc}; install opentelemetry-exporter-otlp)", file=out)
+        package = "opentelemetry-exporter-otlp-proto-http" if protocol.startswith("http") else "'otel-ai-cost[otlp]'"
+        print(f"  (not exporting to {endpoint}: {exc}; pip install {package})", file=out)
         return None
     print(f"  Also exporting the spans over OTLP ({protocol}) to {endpoint}", file=out)
     return BatchSpanProcessor(OTLPSpanExporter())

@@ -55,7 +55,12 @@ _MEMO_SIZE = 4096
 
 @functools.lru_cache(maxsize=1)
 def _schema_validator() -> Any:
-    import jsonschema
+    try:
+        import jsonschema
+    except ImportError as exc:  # an extra: the bundled catalog is read without it
+        raise CatalogError(
+            "validating a pricing file needs jsonschema: pip install 'otel-ai-cost[jsonschema]'"
+        ) from exc
 
     schema = json.loads(resources.files(__package__).joinpath("data/catalog.schema.json").read_text("utf-8"))
     return jsonschema.Draft202012Validator(schema)
