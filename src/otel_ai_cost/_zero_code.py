@@ -136,7 +136,7 @@ def _register() -> Optional[AICostSpanProcessor]:
             _warned_no_sdk = True
             _logger.warning(
                 "otel-ai-cost: the global tracer provider is %s, not an OpenTelemetry SDK TracerProvider, "
-                "so no cost processor was added. Install otel-ai-cost[distro] (or set OTEL_PYTHON_CONFIGURATOR) "
+                "so no cost processor was added. Install opentelemetry-distro (or set OTEL_PYTHON_CONFIGURATOR) "
                 "so that opentelemetry-instrument configures the SDK.",
                 type(provider).__name__,
             )

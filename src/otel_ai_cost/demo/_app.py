@@ -68,8 +68,8 @@ _HINT = """\
     docker run --rm -p 16686:16686 -p 4317:4317 jaegertracing/jaeger:latest
     OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 otel-ai-cost demo
   then open http://localhost:16686 (service "{service}").
-  In your own app, no code change:
-    pip install './otel-ai-cost[openai]' && opentelemetry-instrument python app.py   # from a clone
+  In your own app, no code change (from a clone; the distro extra configures the SDK):
+    pip install './otel-ai-cost[openai,distro]' && opentelemetry-instrument python app.py
   and every OpenAI call carries gen_ai.usage.* tokens and gen_ai.usage.cost.amount in USD."""
 
 
