@@ -41,7 +41,10 @@ _EXPECTED_SHA256: dict[str, str] = {
 }
 
 _PAT_STR: dict[str, str] = {
-    CL100K_BASE: r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+    CL100K_BASE: (
+        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+        r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+    ),
     O200K_BASE: "|".join(
         [
             r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
@@ -201,7 +204,7 @@ class CompactBPE:
         view.release()
         return cls(name, bytes(blob), offsets, slots)
 
-    def tables(self) -> tuple:
+    def tables(self) -> "tuple[bytes, array.array[int], array.array[int]]":
         return self._blob, self._offsets, self._slots
 
     def _rank(self, piece: bytes) -> int:
@@ -245,15 +248,16 @@ class CompactBPE:
             self._pieces[piece] = ids
         return ids
 
-    def _split(self, text: str) -> list:
+    def _split(self, text: str) -> list[str]:
         split = self._unicode_split
         if split is None:
             import regex
 
             split = self._unicode_split = regex.compile(_PAT_STR[self.name]).findall
-        return split(text)
+        pieces: list[str] = split(text)
+        return pieces
 
-    def _split_text(self, text: str) -> list:
+    def _split_text(self, text: str) -> list[str]:
         if text.isascii():
             return self._split_ascii(text)
         try:

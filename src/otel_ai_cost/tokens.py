@@ -28,18 +28,18 @@ Formulas (each checked against the recorded real responses in ``tests/fixtures/r
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
-import math
-import re
-import struct
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Optional
 
 from otel_ai_cost import _tiktoken_offline
 from otel_ai_cost._request import TokenCount
+from otel_ai_cost._tokens_functions import render_functions as render_functions
+from otel_ai_cost._tokens_heuristic import heuristic_tokens
+from otel_ai_cost._tokens_media import audio_tokens, bare_model, image_tokens, image_url_tokens
+from otel_ai_cost._tokens_media import image_size as image_size  # re-exported (instrumentations)
+from otel_ai_cost._tokens_media import image_size_from_data_uri as image_size_from_data_uri  # re-exported
 
 __all__ = [
     "count_text",
@@ -101,93 +101,6 @@ def _encoding_name(model: str, default: str) -> Optional[str]:
     return default
 
 
-def _bare_model(model: Optional[str]) -> str:
-    return (model or "").strip().lower().rsplit("/", 1)[-1]
-
-
-# ----------------------------------------------------------------------------- heuristic
-
-# An approximation, with the stdlib ``re``, of cl100k_base's pre-tokenizer: a word with at most
-# one leading punctuation character, digit groups of up to 3, punctuation runs, newlines, spaces.
-_PRETOKEN = re.compile(
-    r"'(?i:[sdmt]|ll|ve|re)|(?:[^\r\n\w]|_)?([^\W\d_]+)|\d{1,3}| ?(?:[^\s\w]|_)+[\r\n]*"
-    r"|\s*[\r\n]|\s+(?!\S)|\s+"
-)
-# Calibrated against cl100k_base on 37 English package descriptions (119k tokens) and 28 Python
-# modules (131k tokens), the METADATA and openai/yaml sources in the venv, then checked on prose it
-# was not fitted to (tests/test_tokens.py). A lowercase or Capitalised ASCII word costs 1 token plus
-# 1 per 6 letters beyond 7; camelCase and UPPERCASE words are split at case changes, an uppercase
-# part costing 1 plus 1 per 4 letters beyond the first; a punctuation run costs 1 plus 1/2 per extra
-# character (1/8 when one character repeats, as in "====="); any other pre-token 1.
-# Mean absolute error: 3.7% on the English texts, 2.5% on the code (chars/4: 6.1% and 17.6%).
-_WORD_FREE_LETTERS = 7
-_LETTERS_PER_EXTRA_TOKEN = 6.0
-_UPPERCASE_LETTERS_PER_EXTRA_TOKEN = 4.0
-_EXTRA_PUNCTUATION_COST = 0.5
-_EXTRA_REPEATED_PUNCTUATION_COST = 0.125
-_CASE_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
-
-
-def _word_tokens(length: int) -> float:
-    if length > _WORD_FREE_LETTERS:
-        return 1 + (length - _WORD_FREE_LETTERS) / _LETTERS_PER_EXTRA_TOKEN
-    return 1.0
-
-
-def _piece_cost(piece: str) -> float:
-    """The heuristic cost of one pre-token (as ``_PRETOKEN`` splits it in context)."""
-    match = _PRETOKEN.match(piece)
-    word = match.group(1) if match is not None else None
-    if word is not None:
-        length = len(word)
-        if word.isascii():
-            if length == 1 or word[1:].islower():
-                return _word_tokens(length)
-            cost = 0.0
-            for part in _CASE_PART.findall(word):
-                if part.isupper():
-                    cost += 1 + (len(part) - 1) / _UPPERCASE_LETTERS_PER_EXTRA_TOKEN
-                else:
-                    cost += _word_tokens(len(part))
-            return cost
-        if ord(word[0]) >= 0x2E80:  # CJK and later blocks: about one token per character
-            return length
-        return 1 + length / 3  # other scripts (Cyrillic, Greek, accented Latin): about one per 3 letters
-    first = piece[0]
-    if first.isspace() or first.isdigit() or first == "'":
-        return 1
-    run = piece.strip()
-    if len(run) > 1 and run.count(run[0]) == len(run):
-        return 1 + (len(run) - 1) * _EXTRA_REPEATED_PUNCTUATION_COST
-    return 1 + (len(piece.rstrip("\r\n")) - 1) * _EXTRA_PUNCTUATION_COST
-
-
-# The same split without the capture group, for findall; costs of pre-tokens seen before are cached.
-_PIECES = re.compile(_PRETOKEN.pattern.replace("([^\\W\\d_]+)", "(?:[^\\W\\d_]+)"))
-_PIECE_COSTS: dict = {}
-_PIECE_COSTS_SIZE = 16384
-
-
-def heuristic_tokens(text: str) -> int:
-    """Estimated cl100k_base token count of ``text`` without a tokenizer."""
-    global _PIECE_COSTS
-    pieces = _PIECES.findall(text)
-    costs = _PIECE_COSTS
-    try:
-        return round(sum(map(costs.__getitem__, pieces)))  # every pre-token seen before
-    except KeyError:
-        pass
-    if len(costs) >= _PIECE_COSTS_SIZE:
-        _PIECE_COSTS = costs = {}
-    n = 0.0
-    for piece in pieces:
-        cost = costs.get(piece)
-        if cost is None:
-            cost = costs[piece] = _piece_cost(piece)
-        n += cost
-    return round(n)
-
-
 # ----------------------------------------------------------------------------- counting
 
 
@@ -218,26 +131,26 @@ def _counter(
     """A text -> token count function for ``model`` and the method it uses."""
     name = encoding_for_model(model, default)
     encoding = _tiktoken_offline.get_encoding(name) if name else None
-    if encoding is None:
+    if not name or encoding is None:
         return _heuristic_count, HEURISTIC
-    encode = encoding.count
+    return _cached_counter(name, encoding.count), TIKTOKEN
+
+
+def _cached_counter(name: str, count_uncached: Callable[[str], int]) -> Callable[[str], int]:
+    """A counter of ``name`` (an encoding or HEURISTIC): short texts through ``_cached_count``,
+    longer ones counted by ``count_uncached`` without being kept."""
 
     def count(text: str) -> int:
         if not text:
             return 0
         if len(text) <= _COUNT_CACHE_MAX_CHARS:
             return _cached_count(name, text)
-        return encode(text)
+        return count_uncached(text)
 
-    return count, TIKTOKEN
+    return count
 
 
-def _heuristic_count(text: str) -> int:
-    if not text:
-        return 0
-    if len(text) <= _COUNT_CACHE_MAX_CHARS:
-        return _cached_count(HEURISTIC, text)
-    return heuristic_tokens(text)
+_heuristic_count = _cached_counter(HEURISTIC, heuristic_tokens)
 
 
 def _fallback(payload: Any) -> TokenCount:
@@ -257,158 +170,10 @@ def count_text(text: str, model: Optional[str] = None) -> TokenCount:
         return _fallback(text)
 
 
-# ----------------------------------------------------------------------------- images
-
-_DEFAULT_IMAGE_SIZE = (1024, 1024)
-# (base tokens, tokens per 512px tile) for models that do not use the gpt-4o values (85, 170).
-_TILE_PRICES = (("gpt-4o-mini", 2833, 5667), ("o1", 75, 150), ("o3", 75, 150))
-# Tokens per 32px patch for the models billed by patches (OpenAI vision guide).
-_PATCH_MULTIPLIERS = (
-    ("gpt-4.1-mini", 1.62), ("gpt-4.1-nano", 2.46), ("gpt-5-mini", 1.62), ("gpt-5-nano", 2.46),
-    ("o4-mini", 1.72),
-)
-_MAX_PATCHES = 1536
-
-
-def image_tokens(width: int, height: int, detail: str = "auto", model: Optional[str] = None) -> int:
-    """Input tokens for one image of ``width`` x ``height`` pixels.
-
-    Tile formula: detail "low" costs the base (85). Otherwise ("high", and "auto", where the API
-    may choose either: we assume the dearer) the image is scaled to fit in 2048x2048, then its
-    shortest side scaled down to 768, and each 512px tile costs 170, plus 85. gpt-4o-mini and the
-    o1/o3 models use other constants; gpt-4.1-mini/nano, gpt-5-mini/nano and o4-mini count 32px
-    patches (at most 1536) times a per-model multiplier, whatever the detail.
-    """
-    try:
-        width, height = int(width), int(height)
-    except (TypeError, ValueError, OverflowError):
-        width, height = _DEFAULT_IMAGE_SIZE
-    name = _bare_model(model)
-    for prefix, multiplier in _PATCH_MULTIPLIERS:
-        if name.startswith(prefix):
-            return math.ceil(_patches(width, height) * multiplier)
-    base, tile = 85, 170
-    for prefix, tile_base, tile_price in _TILE_PRICES:
-        if name.startswith(prefix):
-            base, tile = tile_base, tile_price
-            break
-    if detail == "low":
-        return base
-    w, h = float(max(width, 1)), float(max(height, 1))
-    if max(w, h) > 2048:
-        scale = 2048 / max(w, h)
-        w, h = w * scale, h * scale
-    if min(w, h) > 768:
-        scale = 768 / min(w, h)
-        w, h = w * scale, h * scale
-    return base + tile * math.ceil(w / 512) * math.ceil(h / 512)
-
-
-def _patches(width: int, height: int) -> int:
-    w, h = float(max(width, 1)), float(max(height, 1))
-    patches = math.ceil(w / 32) * math.ceil(h / 32)
-    if patches <= _MAX_PATCHES:
-        return patches
-    r = math.sqrt(32 * 32 * _MAX_PATCHES / (w * h))
-    r *= min(math.floor(w * r / 32) / (w * r / 32), math.floor(h * r / 32) / (h * r / 32))
-    return min(_MAX_PATCHES, math.ceil(w * r / 32) * math.ceil(h * r / 32))
-
-
-# Enough base64 for the headers we read; JPEG's size marker can follow a large EXIF block.
-_IMAGE_HEADER_B64_CHARS = 1 << 18
-
-
-def image_size_from_data_uri(url: str) -> Optional[tuple[int, int]]:
-    """(width, height) read from the header of a PNG/JPEG/GIF/WebP ``data:`` URI, or None."""
-    if not url.startswith("data:"):
-        return None
-    comma = url.find(",")
-    if comma < 0 or ";base64" not in url[:comma]:
-        return None
-    chunk = url[comma + 1 : comma + 1 + _IMAGE_HEADER_B64_CHARS]
-    chunk = chunk[: len(chunk) - len(chunk) % 4]
-    try:
-        data = base64.b64decode(chunk)
-    except (binascii.Error, ValueError):
-        return None
-    return image_size(data)
-
-
-def image_size(data: bytes) -> Optional[tuple[int, int]]:
-    """(width, height) from the first bytes of a PNG, GIF, WebP or JPEG file, or None."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return width, height
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        width, height = struct.unpack("<HH", data[6:10])
-        return width, height
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
-        kind = data[12:16]
-        if kind == b"VP8 ":
-            width, height = struct.unpack("<HH", data[26:30])
-            return width & 0x3FFF, height & 0x3FFF
-        if kind == b"VP8L":
-            bits = int.from_bytes(data[21:25], "little")
-            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-        if kind == b"VP8X":
-            return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
-        return None
-    if data[:2] == b"\xff\xd8":
-        return _jpeg_size(data)
-    return None
-
-
-def _jpeg_size(data: bytes) -> Optional[tuple[int, int]]:
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
-        # SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) do not.
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-            return width, height
-        i += 2 + length
-    return None
-
-
-def _image_url_tokens(url: Any, detail: Any, model: Optional[str]) -> int:
-    size = image_size_from_data_uri(url) if isinstance(url, str) else None
-    width, height = size or _DEFAULT_IMAGE_SIZE
-    return image_tokens(width, height, detail if isinstance(detail, str) else "auto", model)
-
-
-# ----------------------------------------------------------------------------- audio
-
-_AUDIO_TOKENS_PER_SECOND = 10
-_COMPRESSED_AUDIO_BYTES_PER_SECOND = 16_000  # 128 kbit/s
-
-
-def _audio_tokens(data: Any, audio_format: Any) -> int:
-    if not isinstance(data, str) or not data:
-        return 0
-    size = len(data) * 3 // 4
-    bytes_per_second = _COMPRESSED_AUDIO_BYTES_PER_SECOND
-    if audio_format == "wav" or data.startswith("UklGR"):  # "RIFF" in base64
-        try:
-            header = base64.b64decode(data[:64])
-            rate = int.from_bytes(header[28:32], "little")
-            if header[:4] == b"RIFF" and rate > 0:
-                bytes_per_second = rate
-                size -= 44
-        except (binascii.Error, ValueError):
-            pass
-    return math.ceil(max(size, 0) / bytes_per_second * _AUDIO_TOKENS_PER_SECOND)
-
-
 # ----------------------------------------------------------------------------- shared pieces
 
 
-def _as_dict(obj: Any) -> Optional[dict]:
+def _as_dict(obj: Any) -> Optional[dict[str, Any]]:
     """A message or item as a dict: dicts as they are, pydantic models (SDK objects) dumped."""
     if isinstance(obj, dict):
         return obj
@@ -450,15 +215,15 @@ class _Estimator:
         if kind == "image_url":
             image = p.get("image_url")
             if isinstance(image, dict):
-                return _image_url_tokens(image.get("url"), image.get("detail"), self.model)
-            return _image_url_tokens(image, None, self.model)
+                return image_url_tokens(image.get("url"), image.get("detail"), self.model)
+            return image_url_tokens(image, None, self.model)
         if kind == "input_image":
-            return _image_url_tokens(p.get("image_url"), p.get("detail"), self.model)
+            return image_url_tokens(p.get("image_url"), p.get("detail"), self.model)
         if kind == "input_audio":
             audio = p.get("input_audio")
             if isinstance(audio, dict):
-                return _audio_tokens(audio.get("data"), audio.get("format"))
-            return _audio_tokens(p.get("data"), p.get("format"))
+                return audio_tokens(audio.get("data"), audio.get("format"))
+            return audio_tokens(p.get("data"), p.get("format"))
         if kind == "refusal":
             return self.count(_text(p.get("refusal")))
         if kind in ("file", "input_file"):
@@ -505,7 +270,7 @@ class _Estimator:
     def tools(self, tools: Any, tool_choice: Any) -> int:
         if not tools:
             return 0
-        functions: list[dict] = []
+        functions: list[dict[str, Any]] = []
         other = 0
         for tool in tools:
             t = _as_dict(tool)
@@ -529,71 +294,14 @@ class _Estimator:
         else:
             choice = _as_dict(tool_choice)
             if choice is not None:
-                function = choice.get("function") if isinstance(choice.get("function"), dict) else choice
-                name = function.get("name")
+                function = choice.get("function")
+                name = (function if isinstance(function, dict) else choice).get("name")
                 if isinstance(name, str):
                     tokens += 4 + self.count(name)
         return tokens
 
     def priming(self) -> int:
-        return 2 if _bare_model(self.model).startswith("gpt-5") else 3
-
-
-# ----------------------------------------------------------------------------- tool definitions
-
-
-def render_functions(functions: Iterable[dict]) -> str:
-    """Function definitions as the model sees them (a TypeScript-like namespace)."""
-    lines = ["namespace functions {", ""]
-    for function in functions:
-        description = function.get("description")
-        if description:
-            lines.append(f"// {description}")
-        name = function.get("name", "")
-        parameters = function.get("parameters")
-        if isinstance(parameters, dict) and parameters.get("properties"):
-            lines.append(f"type {name} = (_: {{")
-            lines.append(_render_properties(parameters, 0))
-            lines.append("}) => any;")
-        else:
-            lines.append(f"type {name} = () => any;")
-        lines.append("")
-    lines.append("} // namespace functions")
-    return "\n".join(lines)
-
-
-def _render_properties(schema: dict, indent: int) -> str:
-    properties = schema.get("properties")
-    if not isinstance(properties, dict):
-        return ""
-    required = schema.get("required") or ()
-    lines = []
-    for name, prop in properties.items():
-        prop = prop if isinstance(prop, dict) else {}
-        description = prop.get("description")
-        if description and indent < 2:
-            lines.append(f"// {description}")
-        optional = "" if name in required else "?"
-        lines.append(f"{name}{optional}: {_render_type(prop, indent)},")
-    return "\n".join(" " * indent + line for line in lines)
-
-
-def _render_type(prop: dict, indent: int) -> str:
-    kind = prop.get("type")
-    enum = prop.get("enum")
-    if kind == "string":
-        return " | ".join(f'"{v}"' for v in enum) if isinstance(enum, list) else "string"
-    if kind in ("number", "integer"):
-        return " | ".join(str(v) for v in enum) if isinstance(enum, list) else "number"
-    if kind in ("boolean", "null"):
-        return kind
-    if kind == "object":
-        return "{\n" + _render_properties(prop, indent + 2) + "\n}"
-    if kind == "array":
-        items = prop.get("items")
-        return f"{_render_type(items, indent)}[]" if isinstance(items, dict) else "any[]"
-    return ""
-
+        return 2 if bare_model(self.model).startswith("gpt-5") else 3
 
 # ----------------------------------------------------------------------------- requests
 
@@ -630,7 +338,7 @@ def estimate_chat_input(
         return _fallback(messages)
 
 
-def _chat_tool_calls(message: dict, est: _Estimator) -> list[tuple[str, str]]:
+def _chat_tool_calls(message: dict[str, Any], est: _Estimator) -> list[tuple[str, str]]:
     calls: list[tuple[str, str]] = []
     for call in message.get("tool_calls") or ():
         c = _as_dict(call)

@@ -258,7 +258,7 @@ def _chat_completion(body: Dict[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
     }
     head = {"id": ident, "created": _CREATED, "model": snapshot}
     if not body.get("stream"):
-        completion = {
+        completion: Dict[str, Any] = {
             "id": ident,
             "object": "chat.completion",
             "created": _CREATED,
@@ -522,6 +522,8 @@ class FakeOpenAIServer:
     @property
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
+        if isinstance(host, bytes):  # typeshed allows bytes addresses; ours is an AF_INET one (str)
+            host = host.decode()
         return f"http://{host}:{port}/v1"
 
     @property

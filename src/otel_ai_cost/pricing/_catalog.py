@@ -55,7 +55,12 @@ _MEMO_SIZE = 4096
 
 @functools.lru_cache(maxsize=1)
 def _schema_validator() -> Any:
-    import jsonschema
+    try:
+        import jsonschema
+    except ImportError as exc:  # an extra: the bundled catalog is read without it
+        raise CatalogError(
+            "validating a pricing file needs jsonschema: pip install 'otel-ai-cost[jsonschema]'"
+        ) from exc
 
     schema = json.loads(resources.files(__package__).joinpath("data/catalog.schema.json").read_text("utf-8"))
     return jsonschema.Draft202012Validator(schema)
@@ -167,7 +172,8 @@ def _semantic_errors(doc: Any, file: str) -> List[Tuple[Tuple[Tuple[int, Any], .
             if not isinstance(above, int) or isinstance(above, bool):
                 continue
             if above <= previous:
-                add(["models", i, "context_tiers", j, "above_input_tokens"], f"{where}.context_tiers[{j}].above_input_tokens",
+                add(["models", i, "context_tiers", j, "above_input_tokens"],
+                    f"{where}.context_tiers[{j}].above_input_tokens",
                     f"thresholds must be strictly ascending, got {above} after {previous}")
             previous = above
         for path, prices in _price_sets(entry, i):
@@ -266,6 +272,11 @@ def _prices_to_dict(prices: PriceSet) -> Dict[str, str]:
     return {name: format_price(getattr(prices, name)) for name in PRICE_FIELDS if getattr(prices, name) is not None}
 
 
+def _service_tiers_to_dict(tiers: Mapping[str, PriceSet]) -> Dict[str, Dict[str, str]]:
+    """Service tier -> prices, in the catalog's tier order."""
+    return {t: _prices_to_dict(tiers[t]) for t in SERVICE_TIERS if t in tiers}
+
+
 def model_to_dict(model: ModelPrice) -> Dict[str, Any]:
     """ModelPrice -> catalog JSON entry, keys in schema order, empty optional keys left out."""
     out: Dict[str, Any] = {"id": model.id, "provider": model.provider, "mode": model.mode}
@@ -273,13 +284,14 @@ def model_to_dict(model: ModelPrice) -> Dict[str, Any]:
         out["aliases"] = list(model.aliases)
     out["prices"] = _prices_to_dict(model.prices)
     if model.service_tiers:
-        out["service_tiers"] = {t: _prices_to_dict(model.service_tiers[t]) for t in SERVICE_TIERS if t in model.service_tiers}
+        out["service_tiers"] = _service_tiers_to_dict(model.service_tiers)
     if model.context_tiers:
         out["context_tiers"] = []
         for tier in model.context_tiers:
-            item: Dict[str, Any] = {"above_input_tokens": tier.above_input_tokens, "prices": _prices_to_dict(tier.prices)}
+            item: Dict[str, Any] = {"above_input_tokens": tier.above_input_tokens,
+                                    "prices": _prices_to_dict(tier.prices)}
             if tier.service_tiers:
-                item["service_tiers"] = {t: _prices_to_dict(tier.service_tiers[t]) for t in SERVICE_TIERS if t in tier.service_tiers}
+                item["service_tiers"] = _service_tiers_to_dict(tier.service_tiers)
             out["context_tiers"].append(item)
     for name in ("max_input_tokens", "max_output_tokens"):
         if getattr(model, name) is not None:
@@ -308,14 +320,11 @@ def read_document(path: PathLike) -> Any:
     """The decoded JSON of a pricing file, not yet validated; CatalogError if unreadable or not JSON."""
     file = os.fspath(path)
     try:
-        text = Path(file).read_text(encoding="utf-8")
+        return json.loads(Path(file).read_text(encoding="utf-8"))
     except OSError as exc:
         raise CatalogError(f"{file}: (file): cannot read pricing file: {exc.strerror or exc}") from exc
-    try:
-        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CatalogError(f"{file}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}") from exc
-    return doc
 
 
 def dump_document(doc: Mapping[str, Any]) -> str:
@@ -344,7 +353,9 @@ def _bundled() -> Tuple[Dict[str, Any], Tuple[ModelPrice, ...]]:
 class Catalog:
     """Model prices indexed for resolution. Built with ``Catalog.load`` or ``default_catalog()``."""
 
-    def __init__(self, models: Iterable[ModelPrice], version: str = "", azure_deployments: Optional[Mapping[str, str]] = None) -> None:
+    def __init__(
+        self, models: Iterable[ModelPrice], version: str = "", azure_deployments: Optional[Mapping[str, str]] = None
+    ) -> None:
         self._version = version
         self._models: Dict[Tuple[str, str], ModelPrice] = {}
         for model in models:

@@ -48,8 +48,18 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
     imp.set_defaults(func=_import)
 
 
-def _catalog() -> Catalog:
-    return default_catalog()
+def _error(problem: object) -> None:
+    print(f"otel-ai-cost: error: {problem}", file=sys.stderr)
+
+
+def _catalog() -> Optional[Catalog]:
+    """The catalog the environment configures, or None once a bad OTEL_AI_COST_PRICING_FILES file or
+    value (bad input: exit code 2) is reported."""
+    try:
+        return default_catalog()
+    except ConfigError as exc:
+        _error(exc)
+        return None
 
 
 def _format_prices(prices: PriceSet) -> str:
@@ -80,10 +90,8 @@ def _describe(model: ModelPrice, out: TextIO) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    try:
-        catalog = _catalog()
-    except ConfigError as exc:  # a bad OTEL_AI_COST_PRICING_FILES file or value: bad input
-        print(f"otel-ai-cost: error: {exc}", file=sys.stderr)
+    catalog = _catalog()
+    if catalog is None:
         return 2
     model = catalog.resolve(args.model, args.provider)
     if model is None:
@@ -96,10 +104,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    try:
-        catalog = _catalog()
-    except ConfigError as exc:  # a bad OTEL_AI_COST_PRICING_FILES file or value: bad input
-        print(f"otel-ai-cost: error: {exc}", file=sys.stderr)
+    catalog = _catalog()
+    if catalog is None:
         return 2
     models = [m for m in catalog.entries() if args.provider is None or m.provider == args.provider]
     if args.json:
@@ -127,12 +133,12 @@ def _validate(args: argparse.Namespace) -> int:
     try:
         doc = read_document(args.file)
     except CatalogError as exc:
-        print(f"otel-ai-cost: error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     errors = document_errors(doc, args.file)
     if errors:
         for error in errors:
-            print(f"otel-ai-cost: error: {error}", file=sys.stderr)
+            _error(error)
         print(f"{len(errors)} error{'s' if len(errors) != 1 else ''} in {args.file}", file=sys.stderr)
         return 2
     _, models = parse_document(doc, args.file)
@@ -146,7 +152,7 @@ def _import(args: argparse.Namespace) -> int:
         result = import_litellm(args.file, source_label=args.source, effective_date=today.isoformat(),
                                 catalog_version=today.strftime("%Y.%m.%d"))
     except CatalogError as exc:
-        print(f"otel-ai-cost: error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     text = dump_document(result.document)
     if args.output:

@@ -1,0 +1,96 @@
+"""The baselines of one key (model, dimension, value), and the constants of the detector's windows.
+
+A key keeps, in log space, a slow baseline (EWMA mean and mean absolute deviation) and a fast EWMA
+of cost, input and output tokens per call; decayed fast and slow call counts with a learned
+burstiness and, after a day, calls per hour of the week; fast and slow error rates. The detector
+(``_detector``) updates keys and turns their excesses into findings.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional
+
+TAU_FAST = 60.0
+TAU_SLOW = 1800.0
+ALPHA_FAST = 0.3
+ALPHA_SLOW = 0.02
+ALPHA_ERR_FAST = 0.1
+WARM_CALLS = 50
+LN2 = math.log(2.0)
+FAST_NOISE = math.sqrt(ALPHA_FAST / (2 - ALPHA_FAST))
+METRICS = ("cost_per_call", "input_tokens_per_call", "output_tokens_per_call")
+WEEK_HOURS = 168
+
+
+def score(strength: float) -> float:
+    """A finding's score in 0..1: 1 - exp(-strength) (0.63 at the threshold)."""
+    return 1.0 - math.exp(-max(strength, 0.0))
+
+
+def severity(ratio: float) -> str:
+    """The severity of an excess ``ratio`` times the baseline."""
+    return "critical" if ratio >= 10 else "warning" if ratio >= 3 else "info"
+
+
+class KeyBaseline:
+    """The baselines of one (model, dimension, value)."""
+
+    __slots__ = ("t", "first", "n", "cf", "cs", "tf", "ts", "rdev", "sums", "nm", "mu", "dv", "fa", "es", "ef",
+                 "cool", "hour", "hcount", "season")
+
+    def __init__(self, now: float) -> None:
+        self.t = self.first = now
+        self.n = 0
+        self.cf = self.cs = self.tf = self.ts = self.rdev = 0.0
+        self.sums = [0.0, 0.0, 0.0, 0.0]  # decayed (fast) sums of cost, input, output tokens and errors
+        self.nm = [0, 0, 0]
+        self.mu = [0.0, 0.0, 0.0]
+        self.dv = [0.0, 0.0, 0.0]
+        self.fa = [0.0, 0.0, 0.0]
+        self.es = self.ef = 0.0
+        self.cool: Optional[Dict[str, float]] = None
+        self.hour = int(now // 3600)
+        self.hcount = 0
+        self.season: Optional[List[float]] = None
+
+    def expected_fast(self, now: float) -> float:
+        """Calls expected in the fast window: the slow rate (corrected for a short history), or the
+        same hour of the week once a week of history exists, whichever is higher."""
+        age = now - self.first
+        warm = 1.0 - math.exp(-age / TAU_SLOW) if age > 0 else 0.0
+        rate = self.ts / TAU_SLOW / warm if warm > 0 else 0.0
+        if self.season is not None and age > 7 * 86400:
+            seasonal = self.season[int(now // 3600) % WEEK_HOURS] / 60.0
+            if seasonal > rate:
+                rate = seasonal
+        return rate * TAU_FAST
+
+    def roll_hour(self, hour: int, now: float) -> None:
+        """Close the hours since the last call into the hour-of-week counts (kept after a day)."""
+        if self.season is None and now - self.first >= 86400:
+            self.season = [0.0] * WEEK_HOURS
+        if self.season is not None:
+            gap = min(hour - self.hour, WEEK_HOURS)
+            for h in range(gap):
+                slot = (self.hour + h) % WEEK_HOURS
+                value = self.hcount if h == 0 else 0
+                old = self.season[slot]
+                self.season[slot] = value if old == 0 else 0.5 * old + 0.5 * value
+        self.hour = hour
+        self.hcount = 0
+
+    def tokens_up(self) -> bool:
+        """Whether the fast input or output tokens per call run well above their baseline."""
+        return any(self.nm[i] > WARM_CALLS and self.fa[i] - self.mu[i] > 0.4 for i in (1, 2))
+
+    def state(self) -> List[Any]:
+        """The baselines as JSON-able values (``from_state`` reads them back)."""
+        return [self.t, self.first, self.n, self.cf, self.cs, self.tf, self.ts, self.rdev, self.sums, self.nm, self.mu,
+                self.dv, self.fa, self.es, self.ef, self.hour, self.hcount, self.season]
+
+    @classmethod
+    def from_state(cls, s: List[Any]) -> "KeyBaseline":
+        k = cls(s[0])
+        (k.t, k.first, k.n, k.cf, k.cs, k.tf, k.ts, k.rdev, k.sums, k.nm, k.mu, k.dv, k.fa, k.es, k.ef, k.hour,
+         k.hcount, k.season) = s
+        return k
