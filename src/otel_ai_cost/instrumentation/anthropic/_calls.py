@@ -196,12 +196,7 @@ def create_wrapper(config: c.WrapContext, is_async: bool) -> Callable[..., Any]:
 # applies the budget decision (a block raises BudgetExceededError from the ``with`` line, before
 # anything is sent) and hands the MessageStream the raw stream behind our proxy, so every helper
 # (text_stream, get_final_message, until_done, close) reads through it. A manager never entered
-# sends nothing and starts no span.
-
-#
-# That request goes through the shared call wrapper, as the SDK method it stands for: the
-# "wrapped" function sends the stored request, or, when the budget downgraded the model, one
-# built for the new model.
+# sends nothing and starts no span. The stand-in request goes through the shared call wrapper.
 
 
 def _api_request_attribute(manager: Any) -> Optional[str]:
@@ -213,46 +208,12 @@ def _api_request_attribute(manager: Any) -> Optional[str]:
     return None
 
 
-def _sync_stream_wrapper(config: c.WrapContext) -> Callable[..., Any]:
-    request = _call_wrapper("anthropic stream", config, False, True)
+class _StreamRequest:
+    """Stands in for the request a MessageStreamManager sends on entry (a callable).
 
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if _ACTIVE.get():
-            return wrapped(*args, **kwargs)
-        kwargs = materialized(kwargs)
-        manager = wrapped(*args, **kwargs)
-        try:
-            attribute = _api_request_attribute(manager)
-            if attribute is None:
-                return manager
-            original = getattr(manager, attribute)
-
-            def send(**call_kwargs: Any) -> Any:
-                if call_kwargs.get("model") != kwargs.get("model"):  # downgraded: a request for the new model
-                    replacement = wrapped(*args, **call_kwargs)
-                    return getattr(replacement, _api_request_attribute(replacement) or "", original)()
-                return original()
-
-            def api_request() -> Any:
-                proxy = request(send, instance, (), kwargs)
-                holder["proxy"] = proxy
-                return proxy
-
-            holder: Dict[str, Any] = {}
-            setattr(manager, attribute, api_request)
-            return StreamManagerProxy(manager, holder)
-        except Exception as exc:
-            log_once("anthropic stream helper", exc)
-        return manager
-
-    return wrapper
-
-
-class _AsyncStreamRequest:
-    """Stands in for the coroutine an AsyncMessageStreamManager awaits on entry.
-
-    An object with ``__await__`` (not a coroutine): a manager never entered leaves no extra
-    "never awaited" warning behind; the SDK's own coroutine is closed if it is never sent.
+    Sent through the shared call wrapper ``request``, as the SDK method it stands for; what that
+    wrapper calls (``_send``) sends the stored request, or, when the budget downgraded the model,
+    one built for the new model. ``holder["proxy"]`` is the stream handed to the MessageStream.
     """
 
     def __init__(self, request: Callable[..., Any], wrapped: Any, instance: Any, args: Any,
@@ -265,6 +226,30 @@ class _AsyncStreamRequest:
         self._original = original
         self.holder: Dict[str, Any] = {}
 
+    def _replacement(self, call_kwargs: Dict[str, Any]) -> Any:
+        """The request for the new model if the budget downgraded it, else None."""
+        if call_kwargs.get("model") == self._kwargs.get("model"):
+            return None
+        replacement = self._wrapped(*self._args, **call_kwargs)
+        name = _api_request_attribute(replacement)
+        return getattr(replacement, name) if name is not None else None
+
+    def _send(self, **call_kwargs: Any) -> Any:
+        return (self._replacement(call_kwargs) or self._original)()
+
+    def __call__(self) -> Any:
+        proxy = self._request(self._send, self._instance, (), self._kwargs)
+        self.holder["proxy"] = proxy
+        return proxy
+
+
+class _AsyncStreamRequest(_StreamRequest):
+    """Stands in for the coroutine an AsyncMessageStreamManager awaits on entry.
+
+    An object with ``__await__`` (not a coroutine): a manager never entered leaves no extra
+    "never awaited" warning behind; the SDK's own coroutine is closed if it is never sent.
+    """
+
     def __await__(self) -> Any:
         return self._run().__await__()
 
@@ -274,13 +259,10 @@ class _AsyncStreamRequest:
             safe("anthropic stream close request", close)
 
     async def _send(self, **call_kwargs: Any) -> Any:
-        send = self._original
-        if call_kwargs.get("model") != self._kwargs.get("model"):  # downgraded: a request for the new model
-            replacement = self._wrapped(*self._args, **call_kwargs)
-            name = _api_request_attribute(replacement)
-            if name is not None:
-                send = getattr(replacement, name)
-                self._close_original()
+        send = self._replacement(call_kwargs)
+        if send is None:
+            return await self._original
+        self._close_original()
         return await send
 
     async def _run(self) -> Any:
@@ -293,8 +275,11 @@ class _AsyncStreamRequest:
         return proxy
 
 
-def _async_stream_wrapper(config: c.WrapContext) -> Callable[..., Any]:
-    request = _call_wrapper("anthropic stream", config, True, True)
+def stream_wrapper(config: c.WrapContext, is_async: bool) -> Callable[..., Any]:
+    """The wrapper of ``messages.stream()``: the manager it returns sends our stand-in request."""
+    request = _call_wrapper("anthropic stream", config, is_async, True)
+    stand_in = _AsyncStreamRequest if is_async else _StreamRequest
+    manager_proxy = AsyncStreamManagerProxy if is_async else StreamManagerProxy
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if _ACTIVE.get():
@@ -303,21 +288,16 @@ def _async_stream_wrapper(config: c.WrapContext) -> Callable[..., Any]:
         manager = wrapped(*args, **kwargs)
         try:
             attribute = _api_request_attribute(manager)
-            if attribute is not None:
-                original = getattr(manager, attribute)
-                stored = _AsyncStreamRequest(request, wrapped, instance, args, kwargs, original)
-                setattr(manager, attribute, stored)
-                return AsyncStreamManagerProxy(manager, stored.holder)
+            if attribute is None:
+                return manager
+            stored = stand_in(request, wrapped, instance, args, kwargs, getattr(manager, attribute))
+            setattr(manager, attribute, stored)
+            return manager_proxy(manager, stored.holder)
         except Exception as exc:
             log_once("anthropic stream helper", exc)
         return manager
 
     return wrapper
-
-
-def stream_wrapper(config: c.WrapContext, is_async: bool) -> Callable[..., Any]:
-    """The wrapper of ``messages.stream()``."""
-    return _async_stream_wrapper(config) if is_async else _sync_stream_wrapper(config)
 
 
 # -- count_tokens ---------------------------------------------------------------------------------
