@@ -187,7 +187,6 @@ def create_wrapper(config: c.WrapContext, is_async: bool) -> Callable[..., Any]:
     return _call_wrapper("anthropic", config, is_async, None)
 
 
-
 # -- the .stream() helpers ---------------------------------------------------------------------
 #
 # ``messages.stream(...)`` returns a MessageStreamManager holding the request to make (a callable,

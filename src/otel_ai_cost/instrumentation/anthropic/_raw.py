@@ -17,6 +17,7 @@ from ._streams import wrap_stream
 if TYPE_CHECKING:
     from ._calls import Call
 
+
 # ObjectProxy is generic in wrapt 2's stubs but cannot be subscripted at run time on wrapt 1.x.
 class _RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """Proxy over a raw SDK response: the span's usage is read when the user calls ``parse()``.
@@ -121,7 +122,6 @@ def _load_raw_response_types() -> Tuple[Any, Any]:
     except ImportError:
         pass
     return tuple(bases), tuple(async_types)
-
 
 
 # ---------------------------------------------------------------------------------------------

@@ -75,8 +75,6 @@ def wrap_stream(stream: Any, operation: Operation) -> Any:
     return stream
 
 
-
-
 def _adopt(message_stream: Any, holder: Dict[str, Any]) -> None:
     """anthropic 0.x: MessageStream builds its own Stream from the response instead of reading the
     one the request returned; put that one behind the proxy, with the same state (same span)."""
@@ -119,8 +117,7 @@ class StreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
             safe("anthropic stream exit", c.end_stream_proxy, self._self_holder.get("proxy"))
 
 
-# ObjectProxy is generic in wrapt 2's stubs but cannot be subscripted at run time on wrapt 1.x.
-class AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+class AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]  # as above
     """The AsyncMessageStreamManager counterpart of ``StreamManagerProxy``."""
 
     def __init__(self, wrapped: Any, holder: Dict[str, Any]) -> None:
