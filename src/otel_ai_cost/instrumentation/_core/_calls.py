@@ -80,8 +80,8 @@ def sync_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any]
 
     With ``guard``, one user call is one span: a call made while ``guard`` is set (an SDK method
     calling another wrapped one, e.g. ``messages.stream`` calling ``create``) goes to the SDK
-    untouched; otherwise ``guard`` is set for the duration of the SDK call. Without it the wrapper
-    does no guard work at all (the common hot path).
+    untouched; otherwise ``guard`` is set for the duration of the SDK call (the wrapper below is
+    handed an SDK call that holds it). Without it the wrapper does no guard work at all.
     """
     request_site, result_site = f"{site} request", f"{site} result"
 
@@ -103,7 +103,7 @@ def sync_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any]
 
     if guard is None:
         return wrapper
-    flag = guard
+    flag = guard  # not Optional in the closures below
 
     def guarded(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if flag.get():
@@ -145,7 +145,7 @@ def async_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any
 
     if guard is None:
         return wrapper
-    flag = guard
+    flag = guard  # not Optional in the closures below
 
     async def guarded(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if flag.get():
