@@ -30,6 +30,8 @@ from otel_ai_cost.config import Settings
 from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation import anthropic as anthropic_instrumentation
 from otel_ai_cost.instrumentation.anthropic import AnthropicInstrumentor, estimate_messages_input
+from otel_ai_cost.instrumentation.anthropic import _calls as anthropic_calls
+from otel_ai_cost.instrumentation.anthropic import _raw as anthropic_raw
 
 M = Decimal(1_000_000)
 MODEL = "claude-sonnet-4-5"   # list price: input 3, output 15, cache read 0.30, write 5m 3.75, 1h 6 ($/1M)
@@ -463,7 +465,7 @@ def test_an_internal_error_reading_the_response_never_breaks_the_call(instrument
     def boom(message):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(anthropic_instrumentation, "message_outcome", boom)
+    monkeypatch.setattr(anthropic_calls, "message_outcome", boom)
     message = FakeAnthropic().client().messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
     assert message.usage.input_tokens == 12
     span, a = _only(span_exporter)
@@ -471,7 +473,7 @@ def test_an_internal_error_reading_the_response_never_breaks_the_call(instrument
 
 
 def test_an_internal_error_preparing_the_request_sends_it_uninstrumented(instrumented, span_exporter, monkeypatch):
-    monkeypatch.setattr(anthropic_instrumentation, "request_attributes", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(anthropic_calls, "request_attributes", lambda *a, **k: 1 / 0)
     fake = FakeAnthropic()
     fake.client().messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
     assert len(fake.requests) == 1 and span_exporter.get_finished_spans() == ()
@@ -587,7 +589,7 @@ def test_a_foreign_wrapt_wrapper_installed_first_is_wrapped_over(tracer_provider
     try:
         proxy_base = next(k for k in type(anthropic.resources.messages.Messages.__dict__["create"]).__mro__
                           if k.__name__ == "ObjectProxy")
-        monkeypatch.setattr(anthropic_instrumentation, "wrapt", types.SimpleNamespace(ObjectProxy=proxy_base))
+        monkeypatch.setattr(anthropic_raw, "wrapt", types.SimpleNamespace(ObjectProxy=proxy_base))
         instrumentor = AnthropicInstrumentor()
         instrumentor.instrument(tracer_provider=tracer_provider)
         try:
@@ -782,7 +784,7 @@ def test_a_downgrade_sends_create_and_stream_helper_to_the_cheaper_model(pipelin
 
 def test_a_throttle_delays_the_call(pipeline, estimate, monkeypatch):
     slept = []
-    monkeypatch.setattr(anthropic_instrumentation, "time", types.SimpleNamespace(sleep=slept.append))
+    monkeypatch.setattr(anthropic_calls, "time", types.SimpleNamespace(sleep=slept.append))
     p = pipeline(
         budgets=[Budget("team", estimate * 2, lifetime(), thresholds=[Threshold(Decimal("0.3"), throttle(1.5))])],
         budget_store=MemoryBudgetStore(),
@@ -822,7 +824,7 @@ async def test_async_throttle_sleeps_before_sending(pipeline, estimate, monkeypa
     async def fake_sleep(seconds):
         slept.append((seconds, len(p.fake.requests)))
 
-    monkeypatch.setattr(anthropic_instrumentation, "_async_sleep", fake_sleep)
+    monkeypatch.setattr(anthropic_calls, "_async_sleep", fake_sleep)
     p = pipeline(
         budgets=[Budget("team", estimate * 2, lifetime(), thresholds=[Threshold(Decimal("0.3"), throttle(2.5))])],
         budget_store=MemoryBudgetStore(),

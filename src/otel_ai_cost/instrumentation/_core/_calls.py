@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextvars import ContextVar
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from ._log import log_once, safe
@@ -64,7 +65,7 @@ def _handled(call: Any, result: Any, site: str) -> Any:
 
 
 def sync_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any],
-                      decide: Optional[Decide] = None) -> Callable[..., Any]:
+                      decide: Optional[Decide] = None, guard: Optional[ContextVar[bool]] = None) -> Callable[..., Any]:
     """The ``wrapt`` wrapper of a synchronous SDK method.
 
     ``prepare(instance, kwargs)`` starts the span and returns ``(call, call_kwargs)``; if it fails
@@ -76,6 +77,11 @@ def sync_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any]
     (cancellation included) fails the span and propagates; an internal error in ``handle_result``
     ends the span without a response and returns the SDK's result.
     ``site`` names the log sites (``"<site> request"``, ``"<site> result"``).
+
+    With ``guard``, one user call is one span: a call made while ``guard`` is set (an SDK method
+    calling another wrapped one, e.g. ``messages.stream`` calling ``create``) goes to the SDK
+    untouched; otherwise ``guard`` is set for the duration of the SDK call (the wrapper below is
+    handed an SDK call that holds it). Without it the wrapper does no guard work at all.
     """
     request_site, result_site = f"{site} request", f"{site} result"
 
@@ -95,12 +101,30 @@ def sync_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any]
             raise
         return _handled(call, result, result_site)
 
-    return wrapper
+    if guard is None:
+        return wrapper
+    flag = guard  # not Optional in the closures below
+
+    def guarded(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if flag.get():
+            return wrapped(*args, **kwargs)
+
+        def sdk_call(*call_args: Any, **call_kwargs: Any) -> Any:
+            token = flag.set(True)
+            try:
+                return wrapped(*call_args, **call_kwargs)
+            finally:
+                flag.reset(token)
+
+        return wrapper(sdk_call, instance, args, kwargs)
+
+    return guarded
 
 
 def async_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any],
-                       decide: Optional[Decide] = None) -> Callable[..., Any]:
-    """The ``sync_call_wrapper`` of a coroutine SDK method; ``sleep(delay)`` is awaited."""
+                       decide: Optional[Decide] = None, guard: Optional[ContextVar[bool]] = None) -> Callable[..., Any]:
+    """The ``sync_call_wrapper`` of a coroutine SDK method; ``sleep(delay)`` is awaited, ``guard``
+    is set while the SDK's coroutine runs."""
     request_site, result_site = f"{site} request", f"{site} result"
 
     async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -119,4 +143,21 @@ def async_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any
             raise
         return _handled(call, result, result_site)
 
-    return wrapper
+    if guard is None:
+        return wrapper
+    flag = guard  # not Optional in the closures below
+
+    async def guarded(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if flag.get():
+            return await wrapped(*args, **kwargs)
+
+        async def sdk_call(*call_args: Any, **call_kwargs: Any) -> Any:
+            token = flag.set(True)
+            try:
+                return await wrapped(*call_args, **call_kwargs)
+            finally:
+                flag.reset(token)
+
+        return await wrapper(sdk_call, instance, args, kwargs)
+
+    return guarded

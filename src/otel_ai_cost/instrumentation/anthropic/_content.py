@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
-from ._core import get
-from ._core._content import Accumulator, Bounds
+from .._core import get
+from .._core._content import Accumulator, Bounds
 
 # stop_reason -> the conventions' finish reasons (others are kept as given).
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_call",

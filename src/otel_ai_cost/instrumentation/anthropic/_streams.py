@@ -1,0 +1,136 @@
+"""Streams of the Messages API: the stream state read as the user reads the events, and the
+proxies of the ``messages.stream()`` helpers' managers."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import wrapt
+
+from ... import _semconv as sc
+from .. import _core as c
+from .._core import CharCounter, Operation, Outcome, StreamState, _content, as_str, get, safe
+from ._attributes import usage_fields, usage_from_fields
+from ._content import MessageAccumulator
+
+
+class MessageStreamState(StreamState):
+    """Reads id, model, stop reason and usage from raw Messages stream events as the user reads them."""
+
+    def __init__(self, operation: Operation) -> None:
+        super().__init__(operation)
+        self.response_id: Optional[str] = None
+        self.model: Optional[str] = None
+        self.stop_reason: Optional[str] = None
+        self.fields: Dict[str, Any] = {}
+        self.counter = CharCounter()
+
+    def observe(self, event: Any) -> bool:
+        kind = get(event, "type")
+        if kind == "content_block_delta":
+            delta = get(event, "delta")
+            self.counter.add(get(delta, "text") or get(delta, "partial_json") or get(delta, "thinking"))
+        elif kind == "message_start":
+            message = get(event, "message")
+            self.response_id = as_str(get(message, "id")) or self.response_id
+            self.model = as_str(get(message, "model")) or self.model
+            usage_fields(get(message, "usage"), self.fields)
+        elif kind == "message_delta":
+            reason = as_str(get(get(event, "delta"), "stop_reason"))
+            if reason:
+                self.stop_reason = reason
+            usage_fields(get(event, "usage"), self.fields)  # the later totals replace the earlier
+        return False
+
+    def outcome(self) -> Outcome:
+        attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
+        if self.stop_reason:
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.stop_reason]
+        usage = usage_from_fields(self.fields)
+        source = sc.AiCostUsageSourceValues.PROVIDER
+        if usage is None:
+            # The request was sent (there is a stream): it is billed for its input even if the
+            # stream was closed before message_start was read.
+            usage = c.estimated_usage(self.operation.request, self.counter, "anthropic stream input estimate")
+            source = sc.AiCostUsageSourceValues.ESTIMATED
+        return Outcome(usage=usage, usage_source=source, response_model=self.model,
+                       service_tier=self.fields.get("service_tier"), attributes=attrs)
+
+
+def _stream_types() -> Tuple[Any, Any]:
+    from anthropic import AsyncStream, Stream
+
+    return Stream, AsyncStream
+
+
+def wrap_stream(stream: Any, operation: Operation) -> Any:
+    """The stream behind a proxy that ends the span; the stream itself (span ended) if unknown."""
+    Stream, AsyncStream = _stream_types()
+    state = MessageStreamState(operation)
+    state.content = _content.stream_accumulator(operation, MessageAccumulator)
+    if isinstance(stream, AsyncStream):
+        return c.AsyncStreamProxy(stream, state)
+    if isinstance(stream, Stream):
+        return c.StreamProxy(stream, state)
+    operation.finish(Outcome())
+    return stream
+
+
+def _adopt(message_stream: Any, holder: Dict[str, Any]) -> None:
+    """anthropic 0.x: MessageStream builds its own Stream from the response instead of reading the
+    one the request returned; put that one behind the proxy, with the same state (same span)."""
+    proxy = holder.get("proxy")
+    raw = getattr(message_stream, "_raw_stream", None)
+    if not isinstance(proxy, (c.StreamProxy, c.AsyncStreamProxy)) or raw is None or raw is proxy:
+        return
+    if isinstance(raw, (c.StreamProxy, c.AsyncStreamProxy)):
+        return
+    Stream, AsyncStream = _stream_types()
+    if isinstance(raw, AsyncStream):
+        adopted: Any = c.AsyncStreamProxy(raw, proxy._self_state)
+    elif isinstance(raw, Stream):
+        adopted = c.StreamProxy(raw, proxy._self_state)
+    else:
+        return
+    proxy._self_finalizer.detach()
+    message_stream._raw_stream = adopted
+    holder["proxy"] = adopted
+
+
+# ObjectProxy is generic in wrapt 2's stubs but cannot be subscripted at run time on wrapt 1.x.
+class StreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """The MessageStreamManager ``stream()`` returned; ends the span when the ``with`` block exits
+    (0.x MessageStream.close() closes the HTTP response directly, not through our proxy)."""
+
+    def __init__(self, wrapped: Any, holder: Dict[str, Any]) -> None:
+        super().__init__(wrapped)
+        self._self_holder = holder
+
+    def __enter__(self) -> Any:
+        stream = self.__wrapped__.__enter__()
+        safe("anthropic stream adopt", _adopt, stream, self._self_holder)
+        return stream
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            safe("anthropic stream exit", c.end_stream_proxy, self._self_holder.get("proxy"))
+
+
+class AsyncStreamManagerProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]  # as above
+    """The AsyncMessageStreamManager counterpart of ``StreamManagerProxy``."""
+
+    def __init__(self, wrapped: Any, holder: Dict[str, Any]) -> None:
+        super().__init__(wrapped)
+        self._self_holder = holder
+
+    async def __aenter__(self) -> Any:
+        stream = await self.__wrapped__.__aenter__()
+        safe("anthropic stream adopt", _adopt, stream, self._self_holder)
+        return stream
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            safe("anthropic stream exit", c.end_stream_proxy, self._self_holder.get("proxy"))
