@@ -40,12 +40,9 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from ._version import package_version
 
-        try:
-            value: Any = version("otel-ai-cost")
-        except PackageNotFoundError:
-            value = "0+unknown"
+        value: Any = package_version()
     elif name in _LAZY:
         value = getattr(import_module(_LAZY[name], __name__), name)
     else:

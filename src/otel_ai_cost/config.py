@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any, List, Mapping, Optional, Set, Tuple
 
+from . import _semconv as sc
 from .errors import ConfigError
 
 _logger = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ _WORST_CASE = "max_tokens"
 
 _warned_unknown: Set[str] = set()
 
+# Output tokens assumed when neither the request's max_tokens nor the model's limit is known.
+DEFAULT_OUTPUT_TOKENS = 1024
+
 
 @dataclass(frozen=True)
 class OutputEstimate:
@@ -80,6 +84,25 @@ class OutputEstimate:
 
     def __str__(self) -> str:
         return _WORST_CASE if self.expected_tokens is None else f"{_EXPECTED}{self.expected_tokens}"
+
+    def tokens(self, max_tokens: Optional[int], model_limit: Optional[int]) -> Tuple[int, str]:
+        """The output tokens to assume for a request, and their basis (``ai_cost.estimate.output_basis``).
+
+        The one rule for the processor's estimate and ``otel-ai-cost estimate``: the expected count
+        (capped by ``max_tokens``) when set, else ``max_tokens``, else the model's limit, else
+        ``DEFAULT_OUTPUT_TOKENS``.
+        """
+        basis = sc.AiCostEstimateOutputBasisValues
+        expected = self.expected_tokens
+        if expected is not None:
+            if max_tokens is not None and max_tokens < expected:
+                return max_tokens, basis.MAX_TOKENS
+            return expected, basis.DEFAULT
+        if max_tokens is not None:
+            return max_tokens, basis.MAX_TOKENS
+        if model_limit is not None:
+            return model_limit, basis.MODEL_LIMIT
+        return DEFAULT_OUTPUT_TOKENS, basis.DEFAULT
 
 
 def parse_bool(value: str, variable: str) -> bool:

@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind
 
 from . import _semconv as sc
 from ._request import LLMRequest, current_request
-from .config import BAGGAGE_PREFIX, Settings
+from .config import BAGGAGE_PREFIX, DEFAULT_OUTPUT_TOKENS, Settings
 from .cost import Usage, bound_usage, compute_cost, cost_attributes, usage_from_attributes, usage_limits
 from .errors import BudgetExceededError, ConfigError
 
@@ -31,10 +31,16 @@ if TYPE_CHECKING:
     from .budgets._enforcer import BudgetEnforcer, Hold
     from .pricing import Catalog
 
-_logger = logging.getLogger(__name__)
+__all__ = [
+    "DEFAULT_OUTPUT_TOKENS",
+    "AICostSpanProcessor",
+    "CostEnrichingSpanExporter",
+    "Estimate",
+    "load_catalog",
+    "start_unrecorded",
+]
 
-# Output tokens assumed when neither the request's max_tokens nor the model's limit is known.
-DEFAULT_OUTPUT_TOKENS = 1024
+_logger = logging.getLogger(__name__)
 
 # Set on LLMRequest.extra once a span has taken the request, so spans started under it later
 # (e.g. an HTTP client span) are not mistaken for the GenAI span.
@@ -311,7 +317,9 @@ class AICostSpanProcessor(SpanProcessor):
             return None
         counted = request.estimate_input()
         price = self.catalog.resolve(request.model, request.provider) if request.model else None
-        output_tokens, output_basis = self._output_tokens(request, price.max_output_tokens if price else None)
+        output_tokens, output_basis = self.settings.output_estimate.tokens(
+            request.max_output_tokens, price.max_output_tokens if price else None
+        )
         amount: Optional[Decimal] = None
         model_id: Optional[str] = None
         if price is not None:
@@ -326,20 +334,6 @@ class AICostSpanProcessor(SpanProcessor):
             amount=amount,
             model_id=model_id,
         )
-
-    def _output_tokens(self, request: LLMRequest, model_limit: Optional[int]) -> Tuple[int, str]:
-        basis = sc.AiCostEstimateOutputBasisValues
-        max_tokens = request.max_output_tokens
-        expected = self.settings.output_estimate.expected_tokens
-        if expected is not None:
-            if max_tokens is not None and max_tokens < expected:
-                return max_tokens, basis.MAX_TOKENS
-            return expected, basis.DEFAULT
-        if max_tokens is not None:
-            return max_tokens, basis.MAX_TOKENS
-        if model_limit is not None:
-            return model_limit, basis.MODEL_LIMIT
-        return DEFAULT_OUTPUT_TOKENS, basis.DEFAULT
 
 
 _FOREIGN_HOLDS_CAP = 10_000
