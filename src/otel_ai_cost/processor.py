@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Mapping, Optional, Sequence, Set, Tuple
 
 from opentelemetry import baggage, trace
 from opentelemetry.context import Context
@@ -21,14 +19,15 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from . import _semconv as sc
+from ._budget_setup import load_file_config, resolve_budget_book
+from ._estimate import Estimate, estimate_request
 from ._request import LLMRequest, current_request
 from .config import BAGGAGE_PREFIX, DEFAULT_OUTPUT_TOKENS, Settings
-from .cost import Usage, bound_usage, compute_cost, cost_attributes, usage_from_attributes, usage_limits
-from .errors import BudgetExceededError, ConfigError
+from .cost import Usage, bound_usage, cost_attributes, usage_from_attributes, usage_limits
+from .errors import BudgetExceededError
 
 if TYPE_CHECKING:
-    from .budgets import Budget, BudgetBook, BudgetConfig, BudgetStore
-    from .budgets._enforcer import BudgetEnforcer, Hold
+    from .budgets import Budget, BudgetBook, BudgetEnforcer, BudgetStore, Hold
     from .pricing import Catalog
 
 __all__ = [
@@ -46,7 +45,7 @@ _logger = logging.getLogger(__name__)
 # (e.g. an HTTP client span) are not mistaken for the GenAI span.
 _CLAIMED = "otel_ai_cost.claimed"
 
-_logged: set = set()
+_logged: Set[str] = set()
 
 
 def _log_once(key: str, message: str, *args: Any) -> None:
@@ -56,29 +55,6 @@ def _log_once(key: str, message: str, *args: Any) -> None:
         return
     _logged.add(key)
     _logger.warning(message + " Later failures of this kind are logged at debug level.", *args, exc_info=True)
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """What a call is expected to cost, computed before it is sent."""
-
-    input_tokens: int
-    output_tokens: int
-    method: str  # how input_tokens was counted: "tiktoken" | "heuristic" | "provider"
-    output_basis: str  # "max_tokens" | "model_limit" | "default"
-    amount: Optional[Decimal] = None  # USD; None when the model is not in the catalog
-    model_id: Optional[str] = None  # catalog entry used for the amount
-
-    def attributes(self) -> Dict[str, Any]:
-        attributes: Dict[str, Any] = {
-            sc.AI_COST_ESTIMATE_INPUT_TOKENS: self.input_tokens,
-            sc.AI_COST_ESTIMATE_OUTPUT_TOKENS: self.output_tokens,
-            sc.AI_COST_ESTIMATE_METHOD: self.method,
-            sc.AI_COST_ESTIMATE_OUTPUT_BASIS: self.output_basis,
-        }
-        if self.amount is not None:
-            attributes[sc.AI_COST_ESTIMATE_AMOUNT] = float(self.amount)
-        return attributes
 
 
 def load_catalog(settings: Settings) -> "Catalog":
@@ -138,21 +114,21 @@ class AICostSpanProcessor(SpanProcessor):
         self._foreign_holds: "OrderedDict[Tuple[int, int], Hold]" = OrderedDict()
         self._foreign_lock = threading.Lock()
         self._enforcer: Optional["BudgetEnforcer"] = None
+        self.catalog: Optional["Catalog"] = catalog
+        self._baggage_keys: FrozenSet[str] = frozenset()
+        self.budget_book: Optional["BudgetBook"] = None
         if not settings.enabled:  # OTEL_AI_COST_ENABLED=false: a processor that does nothing
-            self.catalog = catalog  # type: ignore[assignment]
-            self._baggage_keys = frozenset()
-            self.budget_book = None
             self._owns_store = False
             return
         self.catalog = catalog if catalog is not None else load_catalog(settings)
         self._baggage_keys = frozenset(settings.baggage_keys)
-        file_config = _load_file_config(settings.config_file)
-        self.budget_book = _budget_book(file_config, budgets, budget_store, budget_book)
+        file_config = load_file_config(settings.config_file)
+        self.budget_book = resolve_budget_book(file_config, budgets, budget_store, budget_book)
         # A store the processor opened itself (from the file or the default) is closed at shutdown.
         self._owns_store = self.budget_book is not None and budget_book is None and budget_store is None
         file_raise = file_config.raise_on_block if file_config is not None else False
         if self.budget_book is not None or before_request is not None:
-            from .budgets._enforcer import BudgetEnforcer
+            from .budgets import BudgetEnforcer
 
             self._enforcer = BudgetEnforcer(
                 self.budget_book,
@@ -163,6 +139,11 @@ class AICostSpanProcessor(SpanProcessor):
                 meter_provider=meter_provider,
                 catalog=self.catalog,
             )
+
+    @property
+    def enforcer(self) -> Optional["BudgetEnforcer"]:
+        """The budgets and hooks this processor enforces at span start; None when it has neither."""
+        return self._enforcer
 
     # -- SpanProcessor ----------------------------------------------------------------------
 
@@ -313,27 +294,8 @@ class AICostSpanProcessor(SpanProcessor):
 
         Public so that an instrumentor can run it itself when the sampler drops the span.
         """
-        if request.estimate_input is None:
-            return None
-        counted = request.estimate_input()
-        price = self.catalog.resolve(request.model, request.provider) if request.model else None
-        output_tokens, output_basis = self.settings.output_estimate.tokens(
-            request.max_output_tokens, price.max_output_tokens if price else None
-        )
-        amount: Optional[Decimal] = None
-        model_id: Optional[str] = None
-        if price is not None:
-            usage = Usage(input_tokens=counted.tokens, output_tokens=output_tokens)
-            cost = compute_cost(usage, price, request.service_tier)
-            amount, model_id = cost.total, cost.model_id
-        return Estimate(
-            input_tokens=counted.tokens,
-            output_tokens=output_tokens,
-            method=counted.method,
-            output_basis=output_basis,
-            amount=amount,
-            model_id=model_id,
-        )
+        assert self.catalog is not None, "a disabled processor (OTEL_AI_COST_ENABLED=false) has no catalog"
+        return estimate_request(request, self.catalog, self.settings.output_estimate)
 
 
 _FOREIGN_HOLDS_CAP = 10_000
@@ -361,7 +323,7 @@ def start_unrecorded(tracer: Any, request: LLMRequest, attributes: Mapping[str, 
                   "(SDK internals changed?); budgets are not checked for unsampled calls.")
         return
     for processor in processors:
-        if isinstance(processor, AICostSpanProcessor) and processor._enforcer is not None:
+        if isinstance(processor, AICostSpanProcessor) and processor.enforcer is not None:
             try:
                 processor.start_unrecorded(request, attributes, span, resource)
             except Exception:  # noqa: BLE001
@@ -415,58 +377,6 @@ def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:
         {sc.GEN_AI_RESPONSE_MODEL: _text(attributes.get(sc.GEN_AI_RESPONSE_MODEL))},
         usage=usage,
     )
-
-
-def _budget_book(
-    config: Optional["BudgetConfig"],
-    budgets: Optional[Sequence["Budget"]],
-    store: Optional["BudgetStore"],
-    book: Optional["BudgetBook"],
-) -> Optional["BudgetBook"]:
-    """The budget book from code (``budget_book``, or ``budgets`` + ``budget_store``) or the file."""
-    if book is not None:
-        return book
-    if budgets is None and (config is None or not config.budgets):
-        return None  # no budget: the budgets package is not even imported
-    from .budgets import BudgetBook
-
-    if budgets is not None:
-        if config is not None and config.budgets:
-            raise ConfigError(
-                f"budgets are given both in code (AICostSpanProcessor(budgets=...)) and in {config.source}; "
-                "keep one of the two (the file's store: section still applies to budgets given in code)"
-            )
-        if store is None:
-            store = config.open_store() if config is not None else _default_store()
-        kwargs = {}
-        if config is not None:
-            kwargs = dict(
-                hold_ttl=config.hold_ttl, on_store_error=config.on_store_error, on_unknown_model=config.on_unknown_model
-            )
-        return BudgetBook(budgets, store, **kwargs)
-    if config is not None and config.budgets:
-        return BudgetBook(
-            config.budgets, store if store is not None else config.open_store(),
-            hold_ttl=config.hold_ttl, on_store_error=config.on_store_error, on_unknown_model=config.on_unknown_model,
-        )
-    return None
-
-
-def _default_store() -> "BudgetStore":
-    from .budgets import open_store
-    from .budgets._config import default_store_url
-
-    return open_store(default_store_url())
-
-
-def _load_file_config(path: Optional[str]) -> Optional["BudgetConfig"]:
-    """The parsed configuration file. Raises ConfigError naming the file, the key and the reason."""
-    if not path:
-        return None
-    from .budgets._config import load_budget_config_or_refuse
-
-    # A file that asks for on_store_error: closed refuses every call when it cannot be read (issue 8.2).
-    return load_budget_config_or_refuse(path)
 
 
 class _EnrichedSpan(ReadableSpan):

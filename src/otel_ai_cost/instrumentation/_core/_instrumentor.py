@@ -7,7 +7,7 @@ from typing import Any, List, Mapping, Tuple
 import wrapt
 from opentelemetry.instrumentation.utils import unwrap
 
-from ..._version import package_version
+from ..._version import package_version as package_version  # re-exported by _core
 from ._telemetry import Telemetry
 
 
