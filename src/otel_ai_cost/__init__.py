@@ -6,12 +6,13 @@ load the OpenTelemetry SDK, the pricing catalog or a tokenizer until something n
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, List
 
 from .errors import BudgetExceededError, CatalogError, ConfigError
 
 if TYPE_CHECKING:
     from .attribution import attribute
+    from .config import Settings
     from .cost import Cost, Usage, compute_cost
     from .processor import AICostSpanProcessor, CostEnrichingSpanExporter
 
@@ -22,6 +23,7 @@ __all__ = [
     "ConfigError",
     "Cost",
     "CostEnrichingSpanExporter",
+    "Settings",
     "Usage",
     "__version__",
     "attribute",
@@ -31,6 +33,7 @@ __all__ = [
 _LAZY = {
     "AICostSpanProcessor": ".processor",
     "CostEnrichingSpanExporter": ".processor",
+    "Settings": ".config",
     "Cost": ".cost",
     "Usage": ".cost",
     "compute_cost": ".cost",
@@ -51,5 +54,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def __dir__() -> list:
+def __dir__() -> List[str]:
     return sorted(set(globals()) | set(__all__))

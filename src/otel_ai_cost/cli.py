@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="See, estimate and control what LLM calls cost, natively in OpenTelemetry.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
-    commands = parser.add_subparsers(dest="command", metavar="{demo,fake-openai,estimate,prices,budget,report,collector-config}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="{demo,fake-openai,estimate,prices,budget,report,collector-config}"
+    )
     commands.required = True
 
     demo = commands.add_parser("demo", help="run an instrumented sample app against a local fake OpenAI API")

@@ -8,10 +8,31 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from . import _semconv as sc
 from .errors import ConfigError
+
+__all__ = [
+    "BAGGAGE_PREFIX",
+    "DEFAULT_BAGGAGE_KEYS",
+    "DEFAULT_OUTPUT_TOKENS",
+    "ENV_AZURE_DEPLOYMENTS",
+    "ENV_BAGGAGE_KEYS",
+    "ENV_CONFIG",
+    "ENV_ENABLED",
+    "ENV_ENRICH_EXPORT",
+    "ENV_ESTIMATE",
+    "ENV_OPENAI_INCLUDE_USAGE",
+    "ENV_OUTPUT_ESTIMATE",
+    "ENV_PRICING_FILES",
+    "ENV_RAISE_ON_BLOCK",
+    "KNOWN_VARIABLES",
+    "PREFIX",
+    "OutputEstimate",
+    "Settings",
+    "check_environment",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -118,9 +139,14 @@ def parse_keys(value: str, variable: str) -> Tuple[str, ...]:
     keys = tuple(key.strip() for key in value.split(","))
     for key in keys:
         if not key:
-            raise ConfigError(f"{variable}: empty key in {value!r}: expected a comma-separated list like tenant.id,enduser.id")
+            raise ConfigError(
+                f"{variable}: empty key in {value!r}: expected a comma-separated list like tenant.id,enduser.id"
+            )
         if any(ch.isspace() for ch in key):
-            raise ConfigError(f"{variable}: key {key!r} contains whitespace: expected a comma-separated list like tenant.id,enduser.id")
+            raise ConfigError(
+                f"{variable}: key {key!r} contains whitespace: "
+                "expected a comma-separated list like tenant.id,enduser.id"
+            )
     return keys
 
 
@@ -163,7 +189,7 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         warn_unknown(env)
-        values: dict = {}
+        values: Dict[str, Any] = {}
 
         def get(name: str) -> Optional[str]:
             raw = env.get(name)

@@ -155,7 +155,8 @@ class AICostSpanProcessor(SpanProcessor):
         except BudgetExceededError:
             raise  # only for other instrumentations' spans, when the user opted in (raise_on_block)
         except Exception:  # noqa: BLE001 - a span processor must never break the host application
-            _log_once("on_start", "otel-ai-cost: AICostSpanProcessor.on_start failed on span %r.", getattr(span, "name", None))
+            _log_once("on_start", "otel-ai-cost: AICostSpanProcessor.on_start failed on span %r.",
+                      getattr(span, "name", None))
 
     def on_end(self, span: ReadableSpan) -> None:
         # Our instrumentors settle their own holds when they end the span; the holds of other
@@ -169,7 +170,8 @@ class AICostSpanProcessor(SpanProcessor):
             if hold is not None:
                 _settle_from_span(hold, span, self.catalog)
         except Exception:  # noqa: BLE001
-            _log_once("on_end", "otel-ai-cost: AICostSpanProcessor.on_end failed on span %r.", getattr(span, "name", None))
+            _log_once("on_end", "otel-ai-cost: AICostSpanProcessor.on_end failed on span %r.",
+                      getattr(span, "name", None))
 
     def shutdown(self) -> None:
         with self._foreign_lock:
@@ -445,7 +447,8 @@ class CostEnrichingSpanExporter(SpanExporter):
         try:
             return self.enrich(span)
         except Exception:  # noqa: BLE001 - export the span as it is rather than lose it
-            _log_once("export", "otel-ai-cost: could not add cost to span %r before export.", getattr(span, "name", None))
+            _log_once("export", "otel-ai-cost: could not add cost to span %r before export.",
+                      getattr(span, "name", None))
             return span
 
     def enrich(self, span: ReadableSpan) -> ReadableSpan:
@@ -477,7 +480,7 @@ def _bounded_usage(attributes: Mapping[str, Any], usage: Usage, catalog: Any) ->
         from .pricing import default_catalog
 
         catalog = default_catalog()
-    provider = _text(attributes.get(sc.GEN_AI_PROVIDER_NAME)) or _legacy_provider(_text(attributes.get(sc.GEN_AI_SYSTEM)))
+    provider = _provider(attributes)
     model = _text(attributes.get(sc.GEN_AI_RESPONSE_MODEL)) or _text(attributes.get(sc.GEN_AI_REQUEST_MODEL))
     max_input, max_output = usage_limits(catalog, model, provider, attributes.get(sc.GEN_AI_REQUEST_MAX_TOKENS))
     bounded, clamped = bound_usage(usage, max_input=max_input, max_output=max_output)
@@ -493,8 +496,7 @@ def _span_cost_attributes(attributes: Mapping[str, Any], usage: Usage, catalog: 
     """The cost attributes for the usage a finished GenAI span (of any instrumentation) reports."""
     return cost_attributes(
         usage,
-        provider=_text(attributes.get(sc.GEN_AI_PROVIDER_NAME))
-        or _legacy_provider(_text(attributes.get(sc.GEN_AI_SYSTEM))),
+        provider=_provider(attributes),
         request_model=_text(attributes.get(sc.GEN_AI_REQUEST_MODEL)),
         response_model=_text(attributes.get(sc.GEN_AI_RESPONSE_MODEL)),
         service_tier=_text(attributes.get(sc.OPENAI_RESPONSE_SERVICE_TIER))
@@ -513,8 +515,10 @@ _LEGACY_SYSTEMS = {
 }
 
 
-def _legacy_provider(system: Optional[str]) -> Optional[str]:
-    return _LEGACY_SYSTEMS.get(system, system) if system else None
+def _provider(attributes: Mapping[str, Any]) -> Optional[str]:
+    """A finished span's provider: ``gen_ai.provider.name``, else the deprecated ``gen_ai.system`` renamed."""
+    system = _text(attributes.get(sc.GEN_AI_SYSTEM))
+    return _text(attributes.get(sc.GEN_AI_PROVIDER_NAME)) or (_LEGACY_SYSTEMS.get(system, system) if system else None)
 
 
 def _text(value: Any) -> Optional[str]:

@@ -275,7 +275,9 @@ class BudgetEnforcer:
             usage = Usage(input_tokens=estimate.input_tokens, output_tokens=estimate.output_tokens)
         return UnknownCall(model, provider, usage, self.catalog)
 
-    def _call_before_request(self, span: Span, estimate: Optional["Estimate"], amount: Decimal) -> Optional[AnyDecision]:
+    def _call_before_request(
+        self, span: Span, estimate: Optional["Estimate"], amount: Decimal
+    ) -> Optional[AnyDecision]:
         assert self.before_request is not None
         try:
             return hook_decision(self.before_request(span, estimate), amount)
