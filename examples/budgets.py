@@ -21,9 +21,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import otel_ai_cost
+from otel_ai_cost import AICostSpanProcessor
 from otel_ai_cost.budgets import Budget, SQLiteBudgetStore, Threshold, calendar, downgrade, lifetime, warn
 from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
-from otel_ai_cost.processor import AICostSpanProcessor
 
 MODEL = os.environ.get("OPENAI_MODEL", "gpt-4o")
 

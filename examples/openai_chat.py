@@ -14,8 +14,8 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from otel_ai_cost import AICostSpanProcessor
 from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
-from otel_ai_cost.processor import AICostSpanProcessor
 
 
 def main() -> None:

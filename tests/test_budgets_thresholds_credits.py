@@ -222,6 +222,6 @@ def test_a_credit_larger_than_the_spend_shows_what_was_applied(history, capsys):
 
 
 def _money(value: Decimal) -> str:
-    from otel_ai_cost.budgets._cli import _money as money
+    from otel_ai_cost.budgets._cli_render import money
 
     return money(value)

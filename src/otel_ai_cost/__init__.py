@@ -6,12 +6,13 @@ load the OpenTelemetry SDK, the pricing catalog or a tokenizer until something n
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, List
 
 from .errors import BudgetExceededError, CatalogError, ConfigError
 
 if TYPE_CHECKING:
     from .attribution import attribute
+    from .config import Settings
     from .cost import Cost, Usage, compute_cost
     from .processor import AICostSpanProcessor, CostEnrichingSpanExporter
 
@@ -22,6 +23,7 @@ __all__ = [
     "ConfigError",
     "Cost",
     "CostEnrichingSpanExporter",
+    "Settings",
     "Usage",
     "__version__",
     "attribute",
@@ -31,6 +33,7 @@ __all__ = [
 _LAZY = {
     "AICostSpanProcessor": ".processor",
     "CostEnrichingSpanExporter": ".processor",
+    "Settings": ".config",
     "Cost": ".cost",
     "Usage": ".cost",
     "compute_cost": ".cost",
@@ -40,12 +43,9 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from ._version import package_version
 
-        try:
-            value: Any = version("otel-ai-cost")
-        except PackageNotFoundError:
-            value = "0+unknown"
+        value: Any = package_version()
     elif name in _LAZY:
         value = getattr(import_module(_LAZY[name], __name__), name)
     else:
@@ -54,5 +54,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def __dir__() -> list:
+def __dir__() -> List[str]:
     return sorted(set(globals()) | set(__all__))

@@ -9,13 +9,35 @@ from __future__ import annotations
 import contextlib
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, Protocol
+
+if TYPE_CHECKING:
+    from ._estimate import Estimate
+    from .budgets import Hold
+    from .errors import BudgetExceededError
 
 
 @dataclass(frozen=True)
 class TokenCount:
     tokens: int
     method: str          # "tiktoken" | "heuristic" | "provider"
+
+
+class BudgetDecision(Protocol):
+    """What an instrumentor reads of the budget decision made at span start (a ``budgets.Decision``,
+    or what the ``before_request`` hook decided): the action, the model of a downgrade, the delay of
+    a throttle, and the error to raise for a block."""
+
+    @property
+    def action(self) -> str: ...
+
+    @property
+    def model(self) -> Optional[str]: ...
+
+    @property
+    def delay(self) -> Optional[float]: ...
+
+    def error(self) -> "BudgetExceededError": ...
 
 
 @dataclass
@@ -28,21 +50,23 @@ class LLMRequest:
     estimate_input: Optional[Callable[[], TokenCount]] = None   # lazy input-token count
     attributes: Optional[Mapping[str, Any]] = None  # the span's start attributes (a plain dict)
     # Filled in by the processor at span start:
-    estimate: Any = None                            # otel_ai_cost.processor.Estimate
-    decision: Any = None                            # budget decision (otel_ai_cost.budgets.Decision)
-    hold: Any = None                                # budget hold to settle at the end (budgets.Hold)
-    extra: dict = field(default_factory=dict)
+    estimate: Optional["Estimate"] = None           # what the call is expected to cost
+    decision: Optional[BudgetDecision] = None       # the budgets' (or the before_request hook's) decision
+    hold: Optional["Hold"] = None                   # the budget hold to settle (or release) when the call ends
+    extra: Dict[str, Any] = field(default_factory=dict)  # processor bookkeeping, e.g. that a span took the request
 
 
 _current: ContextVar[Optional[LLMRequest]] = ContextVar("otel_ai_cost_request", default=None)
 
 
 def current_request() -> Optional[LLMRequest]:
+    """The request whose span is starting in this context (set by ``pending_request``), or None."""
     return _current.get()
 
 
 @contextlib.contextmanager
 def pending_request(req: LLMRequest) -> Iterator[LLMRequest]:
+    """Make ``req`` the current request while the instrumentor starts its span."""
     token = _current.set(req)
     try:
         yield req

@@ -24,7 +24,7 @@ from typing import Any, List, Optional, Set, Tuple
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
 from .config import ENV_CONFIG, ENV_ENABLED, Settings, check_environment
 from .config import zero_code_state as _state
@@ -147,7 +147,8 @@ def _register() -> Optional[AICostSpanProcessor]:
     try:
         processor = AICostSpanProcessor(settings=settings)
     except ConfigError as exc:  # e.g. the budgets file of OTEL_AI_COST_CONFIG; the message names it
-        named = f"{ENV_CONFIG}: {exc}" if settings.config_file and str(exc).startswith(settings.config_file) else str(exc)
+        in_file = settings.config_file and str(exc).startswith(settings.config_file)
+        named = f"{ENV_CONFIG}: {exc}" if in_file else str(exc)
         switch_off(named)
         return None
     provider.add_span_processor(processor)
@@ -190,7 +191,9 @@ def wrap_exporters(provider: TracerProvider, catalog: Any = None) -> int:
     return wrapped
 
 
-def _wrapped(exporter: SpanExporter, catalog: Any) -> Optional[CostEnrichingSpanExporter]:
+def _wrapped(exporter: Any, catalog: Any) -> Optional[CostEnrichingSpanExporter]:
+    """``exporter`` wrapped, or None when it is wrapped already. (Any: the SDK types the batch
+    processor's exporter as its internal ``Exporter`` protocol, the simple one's as SpanExporter.)"""
     if isinstance(exporter, CostEnrichingSpanExporter):
         return None
     return CostEnrichingSpanExporter(exporter, catalog=catalog)

@@ -16,6 +16,8 @@ from . import _semconv as sc
 from .config import BAGGAGE_PREFIX
 from .errors import ConfigError
 
+__all__ = ["TENANT_KEY", "USER_KEY", "attribute", "attribution_entries"]
+
 TENANT_KEY = "tenant.id"
 USER_KEY = "enduser.id"
 
@@ -41,7 +43,9 @@ def attribution_entries(
         if not isinstance(key, str) or not key or any(c.isspace() or c in ',;="\\' for c in key):
             raise ConfigError(f"attribute(): {key!r} is not a usable baggage key (no spaces, commas or quotes)")
         if not isinstance(value, (str, int, float, bool)):
-            raise ConfigError(f"attribute(): the value of {key} must be a string or a number, not {type(value).__name__}")
+            raise ConfigError(
+                f"attribute(): the value of {key} must be a string or a number, not {type(value).__name__}"
+            )
         entries[key] = str(value)
     return entries
 

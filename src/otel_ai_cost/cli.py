@@ -8,22 +8,18 @@ import sys
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Sequence
 
+from . import _semconv as sc
+from ._version import package_version
 from .errors import ConfigError
 
 PROG = "otel-ai-cost"
 
-# Output tokens assumed when neither --max-tokens nor the model's limit is known (as the processor does).
-DEFAULT_OUTPUT_TOKENS = 1024
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("otel-ai-cost")
-    except Exception:  # noqa: BLE001 - not installed as a distribution (e.g. run from a checkout)
-        return "unknown"
-
+# How `estimate` names the basis of its output tokens (``OutputEstimate.tokens``).
+_BASIS_TEXT = {
+    sc.AiCostEstimateOutputBasisValues.MAX_TOKENS: "--max-tokens",
+    sc.AiCostEstimateOutputBasisValues.MODEL_LIMIT: "the model's maximum output; bound it with --max-tokens",
+    sc.AiCostEstimateOutputBasisValues.DEFAULT: "a default; bound it with --max-tokens",
+}
 
 def _read_messages(path: str) -> List[Dict[str, Any]]:
     try:
@@ -53,6 +49,7 @@ def _tokens(n: int) -> str:
 
 def _estimate(args: argparse.Namespace) -> int:
     out = sys.stdout
+    from .config import OutputEstimate
     from .cost import Usage, compute_cost
     from .pricing import default_catalog
     from .tokens import estimate_chat_input, estimate_embedding_input
@@ -93,13 +90,8 @@ def _estimate(args: argparse.Namespace) -> int:
         print(f"estimated cost: {_usd(input_only)}", file=out)
         return 0
 
-    if args.max_tokens is not None:
-        output_tokens, basis = args.max_tokens, "--max-tokens"
-    elif price.max_output_tokens is not None:
-        output_tokens, basis = price.max_output_tokens, "the model's maximum output; bound it with --max-tokens"
-    else:
-        output_tokens, basis = DEFAULT_OUTPUT_TOKENS, "a default; bound it with --max-tokens"
-    print(f"output: up to {_tokens(output_tokens)} ({basis})", file=out)
+    output_tokens, basis = OutputEstimate().tokens(args.max_tokens, price.max_output_tokens)  # the worst case
+    print(f"output: up to {_tokens(output_tokens)} ({_BASIS_TEXT[basis]})", file=out)
     worst = compute_cost(Usage(input_tokens=counted.tokens, output_tokens=output_tokens), price).total
     print(price_line, file=out)
     print(f"estimated cost: {_usd(input_only)} (input only) to {_usd(worst)} "
@@ -147,8 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="See, estimate and control what LLM calls cost, natively in OpenTelemetry.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", metavar="{demo,fake-openai,estimate,prices,budget,report,collector-config}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="{demo,fake-openai,estimate,prices,budget,report,collector-config}"
+    )
     commands.required = True
 
     demo = commands.add_parser("demo", help="run an instrumented sample app against a local fake OpenAI API")

@@ -8,9 +8,31 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
+from . import _semconv as sc
 from .errors import ConfigError
+
+__all__ = [
+    "BAGGAGE_PREFIX",
+    "DEFAULT_BAGGAGE_KEYS",
+    "DEFAULT_OUTPUT_TOKENS",
+    "ENV_AZURE_DEPLOYMENTS",
+    "ENV_BAGGAGE_KEYS",
+    "ENV_CONFIG",
+    "ENV_ENABLED",
+    "ENV_ENRICH_EXPORT",
+    "ENV_ESTIMATE",
+    "ENV_OPENAI_INCLUDE_USAGE",
+    "ENV_OUTPUT_ESTIMATE",
+    "ENV_PRICING_FILES",
+    "ENV_RAISE_ON_BLOCK",
+    "KNOWN_VARIABLES",
+    "PREFIX",
+    "OutputEstimate",
+    "Settings",
+    "check_environment",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -53,6 +75,9 @@ _WORST_CASE = "max_tokens"
 
 _warned_unknown: Set[str] = set()
 
+# Output tokens assumed when neither the request's max_tokens nor the model's limit is known.
+DEFAULT_OUTPUT_TOKENS = 1024
+
 
 @dataclass(frozen=True)
 class OutputEstimate:
@@ -81,6 +106,25 @@ class OutputEstimate:
     def __str__(self) -> str:
         return _WORST_CASE if self.expected_tokens is None else f"{_EXPECTED}{self.expected_tokens}"
 
+    def tokens(self, max_tokens: Optional[int], model_limit: Optional[int]) -> Tuple[int, str]:
+        """The output tokens to assume for a request, and their basis (``ai_cost.estimate.output_basis``).
+
+        The one rule for the processor's estimate and ``otel-ai-cost estimate``: the expected count
+        (capped by ``max_tokens``) when set, else ``max_tokens``, else the model's limit, else
+        ``DEFAULT_OUTPUT_TOKENS``.
+        """
+        basis = sc.AiCostEstimateOutputBasisValues
+        expected = self.expected_tokens
+        if expected is not None:
+            if max_tokens is not None and max_tokens < expected:
+                return max_tokens, basis.MAX_TOKENS
+            return expected, basis.DEFAULT
+        if max_tokens is not None:
+            return max_tokens, basis.MAX_TOKENS
+        if model_limit is not None:
+            return model_limit, basis.MODEL_LIMIT
+        return DEFAULT_OUTPUT_TOKENS, basis.DEFAULT
+
 
 def parse_bool(value: str, variable: str) -> bool:
     text = value.strip().lower()
@@ -95,9 +139,14 @@ def parse_keys(value: str, variable: str) -> Tuple[str, ...]:
     keys = tuple(key.strip() for key in value.split(","))
     for key in keys:
         if not key:
-            raise ConfigError(f"{variable}: empty key in {value!r}: expected a comma-separated list like tenant.id,enduser.id")
+            raise ConfigError(
+                f"{variable}: empty key in {value!r}: expected a comma-separated list like tenant.id,enduser.id"
+            )
         if any(ch.isspace() for ch in key):
-            raise ConfigError(f"{variable}: key {key!r} contains whitespace: expected a comma-separated list like tenant.id,enduser.id")
+            raise ConfigError(
+                f"{variable}: key {key!r} contains whitespace: "
+                "expected a comma-separated list like tenant.id,enduser.id"
+            )
     return keys
 
 
@@ -140,7 +189,7 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         warn_unknown(env)
-        values: dict = {}
+        values: Dict[str, Any] = {}
 
         def get(name: str) -> Optional[str]:
             raw = env.get(name)

@@ -51,6 +51,23 @@ from .pricing._model import ContextTier, ModelPrice, PriceSet
 if TYPE_CHECKING:
     from .pricing import Catalog
 
+__all__ = [
+    "COMPONENTS",
+    "MAX_COUNT",
+    "MAX_INPUT_TOKENS",
+    "MAX_OUTPUT_TOKENS",
+    "SERVICE_TIERS",
+    "Cost",
+    "Usage",
+    "bound_usage",
+    "compute_cost",
+    "cost_attributes",
+    "normalize_service_tier",
+    "select_context_tier",
+    "usage_from_attributes",
+    "usage_limits",
+]
+
 logger = logging.getLogger(__name__)
 
 COMPONENTS = (

@@ -1,6 +1,8 @@
 """Errors raised to the user. Every message names what is wrong and where."""
 from __future__ import annotations
 
+__all__ = ["BudgetExceededError", "CatalogError", "ConfigError"]
+
 
 class ConfigError(ValueError):
     """Invalid configuration: a file, a key or an environment value. Raised at configuration time."""

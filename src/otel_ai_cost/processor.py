@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Mapping, Optional, Sequence, Set, Tuple
 
 from opentelemetry import baggage, trace
 from opentelemetry.context import Context
@@ -21,26 +19,33 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from . import _semconv as sc
+from ._budget_setup import load_file_config, resolve_budget_book
+from ._estimate import Estimate, estimate_request
 from ._request import LLMRequest, current_request
-from .config import BAGGAGE_PREFIX, Settings
-from .cost import Usage, bound_usage, compute_cost, cost_attributes, usage_from_attributes, usage_limits
-from .errors import BudgetExceededError, ConfigError
+from .config import BAGGAGE_PREFIX, DEFAULT_OUTPUT_TOKENS, Settings
+from .cost import Usage, bound_usage, cost_attributes, usage_from_attributes, usage_limits
+from .errors import BudgetExceededError
 
 if TYPE_CHECKING:
-    from .budgets import Budget, BudgetBook, BudgetConfig, BudgetStore
-    from .budgets._enforcer import BudgetEnforcer, Hold
+    from .budgets import Budget, BudgetBook, BudgetEnforcer, BudgetStore, Hold
     from .pricing import Catalog
 
-_logger = logging.getLogger(__name__)
+__all__ = [
+    "DEFAULT_OUTPUT_TOKENS",
+    "AICostSpanProcessor",
+    "CostEnrichingSpanExporter",
+    "Estimate",
+    "load_catalog",
+    "start_unrecorded",
+]
 
-# Output tokens assumed when neither the request's max_tokens nor the model's limit is known.
-DEFAULT_OUTPUT_TOKENS = 1024
+_logger = logging.getLogger(__name__)
 
 # Set on LLMRequest.extra once a span has taken the request, so spans started under it later
 # (e.g. an HTTP client span) are not mistaken for the GenAI span.
 _CLAIMED = "otel_ai_cost.claimed"
 
-_logged: set = set()
+_logged: Set[str] = set()
 
 
 def _log_once(key: str, message: str, *args: Any) -> None:
@@ -50,29 +55,6 @@ def _log_once(key: str, message: str, *args: Any) -> None:
         return
     _logged.add(key)
     _logger.warning(message + " Later failures of this kind are logged at debug level.", *args, exc_info=True)
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """What a call is expected to cost, computed before it is sent."""
-
-    input_tokens: int
-    output_tokens: int
-    method: str  # how input_tokens was counted: "tiktoken" | "heuristic" | "provider"
-    output_basis: str  # "max_tokens" | "model_limit" | "default"
-    amount: Optional[Decimal] = None  # USD; None when the model is not in the catalog
-    model_id: Optional[str] = None  # catalog entry used for the amount
-
-    def attributes(self) -> Dict[str, Any]:
-        attributes: Dict[str, Any] = {
-            sc.AI_COST_ESTIMATE_INPUT_TOKENS: self.input_tokens,
-            sc.AI_COST_ESTIMATE_OUTPUT_TOKENS: self.output_tokens,
-            sc.AI_COST_ESTIMATE_METHOD: self.method,
-            sc.AI_COST_ESTIMATE_OUTPUT_BASIS: self.output_basis,
-        }
-        if self.amount is not None:
-            attributes[sc.AI_COST_ESTIMATE_AMOUNT] = float(self.amount)
-        return attributes
 
 
 def load_catalog(settings: Settings) -> "Catalog":
@@ -132,21 +114,21 @@ class AICostSpanProcessor(SpanProcessor):
         self._foreign_holds: "OrderedDict[Tuple[int, int], Hold]" = OrderedDict()
         self._foreign_lock = threading.Lock()
         self._enforcer: Optional["BudgetEnforcer"] = None
+        self.catalog: Optional["Catalog"] = catalog
+        self._baggage_keys: FrozenSet[str] = frozenset()
+        self.budget_book: Optional["BudgetBook"] = None
         if not settings.enabled:  # OTEL_AI_COST_ENABLED=false: a processor that does nothing
-            self.catalog = catalog  # type: ignore[assignment]
-            self._baggage_keys = frozenset()
-            self.budget_book = None
             self._owns_store = False
             return
         self.catalog = catalog if catalog is not None else load_catalog(settings)
         self._baggage_keys = frozenset(settings.baggage_keys)
-        file_config = _load_file_config(settings.config_file)
-        self.budget_book = _budget_book(file_config, budgets, budget_store, budget_book)
+        file_config = load_file_config(settings.config_file)
+        self.budget_book = resolve_budget_book(file_config, budgets, budget_store, budget_book)
         # A store the processor opened itself (from the file or the default) is closed at shutdown.
         self._owns_store = self.budget_book is not None and budget_book is None and budget_store is None
         file_raise = file_config.raise_on_block if file_config is not None else False
         if self.budget_book is not None or before_request is not None:
-            from .budgets._enforcer import BudgetEnforcer
+            from .budgets import BudgetEnforcer
 
             self._enforcer = BudgetEnforcer(
                 self.budget_book,
@@ -158,6 +140,11 @@ class AICostSpanProcessor(SpanProcessor):
                 catalog=self.catalog,
             )
 
+    @property
+    def enforcer(self) -> Optional["BudgetEnforcer"]:
+        """The budgets and hooks this processor enforces at span start; None when it has neither."""
+        return self._enforcer
+
     # -- SpanProcessor ----------------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
@@ -168,7 +155,8 @@ class AICostSpanProcessor(SpanProcessor):
         except BudgetExceededError:
             raise  # only for other instrumentations' spans, when the user opted in (raise_on_block)
         except Exception:  # noqa: BLE001 - a span processor must never break the host application
-            _log_once("on_start", "otel-ai-cost: AICostSpanProcessor.on_start failed on span %r.", getattr(span, "name", None))
+            _log_once("on_start", "otel-ai-cost: AICostSpanProcessor.on_start failed on span %r.",
+                      getattr(span, "name", None))
 
     def on_end(self, span: ReadableSpan) -> None:
         # Our instrumentors settle their own holds when they end the span; the holds of other
@@ -182,7 +170,8 @@ class AICostSpanProcessor(SpanProcessor):
             if hold is not None:
                 _settle_from_span(hold, span, self.catalog)
         except Exception:  # noqa: BLE001
-            _log_once("on_end", "otel-ai-cost: AICostSpanProcessor.on_end failed on span %r.", getattr(span, "name", None))
+            _log_once("on_end", "otel-ai-cost: AICostSpanProcessor.on_end failed on span %r.",
+                      getattr(span, "name", None))
 
     def shutdown(self) -> None:
         with self._foreign_lock:
@@ -296,8 +285,11 @@ class AICostSpanProcessor(SpanProcessor):
         }
 
     def _estimate_or_none(self, request: LLMRequest) -> Optional[Estimate]:
-        try:
-            return self.estimate(request)
+        catalog = self.catalog
+        if catalog is None:  # only a disabled processor has none, and it never gets here
+            return None
+        try:  # estimate_request directly, not through self.estimate: one call less per call
+            return estimate_request(request, catalog, self.settings.output_estimate)
         except Exception:  # noqa: BLE001 - a bad estimate leaves the span without one, never broken
             _log_once("estimate", "otel-ai-cost: could not estimate the cost of a call to %r.", request.model)
             return None
@@ -307,39 +299,8 @@ class AICostSpanProcessor(SpanProcessor):
 
         Public so that an instrumentor can run it itself when the sampler drops the span.
         """
-        if request.estimate_input is None:
-            return None
-        counted = request.estimate_input()
-        price = self.catalog.resolve(request.model, request.provider) if request.model else None
-        output_tokens, output_basis = self._output_tokens(request, price.max_output_tokens if price else None)
-        amount: Optional[Decimal] = None
-        model_id: Optional[str] = None
-        if price is not None:
-            usage = Usage(input_tokens=counted.tokens, output_tokens=output_tokens)
-            cost = compute_cost(usage, price, request.service_tier)
-            amount, model_id = cost.total, cost.model_id
-        return Estimate(
-            input_tokens=counted.tokens,
-            output_tokens=output_tokens,
-            method=counted.method,
-            output_basis=output_basis,
-            amount=amount,
-            model_id=model_id,
-        )
-
-    def _output_tokens(self, request: LLMRequest, model_limit: Optional[int]) -> Tuple[int, str]:
-        basis = sc.AiCostEstimateOutputBasisValues
-        max_tokens = request.max_output_tokens
-        expected = self.settings.output_estimate.expected_tokens
-        if expected is not None:
-            if max_tokens is not None and max_tokens < expected:
-                return max_tokens, basis.MAX_TOKENS
-            return expected, basis.DEFAULT
-        if max_tokens is not None:
-            return max_tokens, basis.MAX_TOKENS
-        if model_limit is not None:
-            return model_limit, basis.MODEL_LIMIT
-        return DEFAULT_OUTPUT_TOKENS, basis.DEFAULT
+        assert self.catalog is not None, "a disabled processor (OTEL_AI_COST_ENABLED=false) has no catalog"
+        return estimate_request(request, self.catalog, self.settings.output_estimate)
 
 
 _FOREIGN_HOLDS_CAP = 10_000
@@ -367,7 +328,7 @@ def start_unrecorded(tracer: Any, request: LLMRequest, attributes: Mapping[str, 
                   "(SDK internals changed?); budgets are not checked for unsampled calls.")
         return
     for processor in processors:
-        if isinstance(processor, AICostSpanProcessor) and processor._enforcer is not None:
+        if isinstance(processor, AICostSpanProcessor) and processor.enforcer is not None:
             try:
                 processor.start_unrecorded(request, attributes, span, resource)
             except Exception:  # noqa: BLE001
@@ -421,58 +382,6 @@ def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:
         {sc.GEN_AI_RESPONSE_MODEL: _text(attributes.get(sc.GEN_AI_RESPONSE_MODEL))},
         usage=usage,
     )
-
-
-def _budget_book(
-    config: Optional["BudgetConfig"],
-    budgets: Optional[Sequence["Budget"]],
-    store: Optional["BudgetStore"],
-    book: Optional["BudgetBook"],
-) -> Optional["BudgetBook"]:
-    """The budget book from code (``budget_book``, or ``budgets`` + ``budget_store``) or the file."""
-    if book is not None:
-        return book
-    if budgets is None and (config is None or not config.budgets):
-        return None  # no budget: the budgets package is not even imported
-    from .budgets import BudgetBook
-
-    if budgets is not None:
-        if config is not None and config.budgets:
-            raise ConfigError(
-                f"budgets are given both in code (AICostSpanProcessor(budgets=...)) and in {config.source}; "
-                "keep one of the two (the file's store: section still applies to budgets given in code)"
-            )
-        if store is None:
-            store = config.open_store() if config is not None else _default_store()
-        kwargs = {}
-        if config is not None:
-            kwargs = dict(
-                hold_ttl=config.hold_ttl, on_store_error=config.on_store_error, on_unknown_model=config.on_unknown_model
-            )
-        return BudgetBook(budgets, store, **kwargs)
-    if config is not None and config.budgets:
-        return BudgetBook(
-            config.budgets, store if store is not None else config.open_store(),
-            hold_ttl=config.hold_ttl, on_store_error=config.on_store_error, on_unknown_model=config.on_unknown_model,
-        )
-    return None
-
-
-def _default_store() -> "BudgetStore":
-    from .budgets import open_store
-    from .budgets._config import default_store_url
-
-    return open_store(default_store_url())
-
-
-def _load_file_config(path: Optional[str]) -> Optional["BudgetConfig"]:
-    """The parsed configuration file. Raises ConfigError naming the file, the key and the reason."""
-    if not path:
-        return None
-    from .budgets._config import load_budget_config_or_refuse
-
-    # A file that asks for on_store_error: closed refuses every call when it cannot be read (issue 8.2).
-    return load_budget_config_or_refuse(path)
 
 
 class _EnrichedSpan(ReadableSpan):
@@ -541,7 +450,8 @@ class CostEnrichingSpanExporter(SpanExporter):
         try:
             return self.enrich(span)
         except Exception:  # noqa: BLE001 - export the span as it is rather than lose it
-            _log_once("export", "otel-ai-cost: could not add cost to span %r before export.", getattr(span, "name", None))
+            _log_once("export", "otel-ai-cost: could not add cost to span %r before export.",
+                      getattr(span, "name", None))
             return span
 
     def enrich(self, span: ReadableSpan) -> ReadableSpan:
@@ -573,7 +483,7 @@ def _bounded_usage(attributes: Mapping[str, Any], usage: Usage, catalog: Any) ->
         from .pricing import default_catalog
 
         catalog = default_catalog()
-    provider = _text(attributes.get(sc.GEN_AI_PROVIDER_NAME)) or _legacy_provider(_text(attributes.get(sc.GEN_AI_SYSTEM)))
+    provider = _provider(attributes)
     model = _text(attributes.get(sc.GEN_AI_RESPONSE_MODEL)) or _text(attributes.get(sc.GEN_AI_REQUEST_MODEL))
     max_input, max_output = usage_limits(catalog, model, provider, attributes.get(sc.GEN_AI_REQUEST_MAX_TOKENS))
     bounded, clamped = bound_usage(usage, max_input=max_input, max_output=max_output)
@@ -589,8 +499,7 @@ def _span_cost_attributes(attributes: Mapping[str, Any], usage: Usage, catalog: 
     """The cost attributes for the usage a finished GenAI span (of any instrumentation) reports."""
     return cost_attributes(
         usage,
-        provider=_text(attributes.get(sc.GEN_AI_PROVIDER_NAME))
-        or _legacy_provider(_text(attributes.get(sc.GEN_AI_SYSTEM))),
+        provider=_provider(attributes),
         request_model=_text(attributes.get(sc.GEN_AI_REQUEST_MODEL)),
         response_model=_text(attributes.get(sc.GEN_AI_RESPONSE_MODEL)),
         service_tier=_text(attributes.get(sc.OPENAI_RESPONSE_SERVICE_TIER))
@@ -609,8 +518,10 @@ _LEGACY_SYSTEMS = {
 }
 
 
-def _legacy_provider(system: Optional[str]) -> Optional[str]:
-    return _LEGACY_SYSTEMS.get(system, system) if system else None
+def _provider(attributes: Mapping[str, Any]) -> Optional[str]:
+    """A finished span's provider: ``gen_ai.provider.name``, else the deprecated ``gen_ai.system`` renamed."""
+    system = _text(attributes.get(sc.GEN_AI_SYSTEM))
+    return _text(attributes.get(sc.GEN_AI_PROVIDER_NAME)) or (_LEGACY_SYSTEMS.get(system, system) if system else None)
 
 
 def _text(value: Any) -> Optional[str]:

@@ -15,7 +15,15 @@ book: ``set_limit``, ``freeze`` / ``unfreeze``, ``adjust``, ``reset``. Every boo
 limits and freezes within its ``override_refresh`` (1 s by default).
 """
 from ._book import BudgetBlockedError, BudgetBook, BudgetOutcome, BudgetUsage, Decision, Reservation
-from ._config import BudgetConfig, load_budget_config, open_store, parse_budget_config
+from ._config import (
+    BudgetConfig,
+    default_store_url,
+    load_budget_config,
+    load_budget_config_or_refuse,
+    open_store,
+    parse_budget_config,
+)
+from ._enforcer import BudgetEnforcer, Hold
 from ._memory import MemoryBudgetStore
 from ._model import Action, Budget, Threshold, block, downgrade, throttle, warn
 from ._resilient import ResilientStore
@@ -42,7 +50,7 @@ from ._unknown import (
 from ._windows import calendar, lifetime, rolling
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type:
     # The Redis store needs the optional `redis` client; import it only when asked for.
     if name == "RedisBudgetStore":
         from ._redis import RedisBudgetStore
@@ -60,11 +68,13 @@ __all__ = [
     "BudgetBlockedError",
     "BudgetBook",
     "BudgetConfig",
+    "BudgetEnforcer",
     "BudgetOutcome",
     "BudgetStore",
     "BudgetUsage",
     "Control",
     "Decision",
+    "Hold",
     "HoldInfo",
     "HoldRequest",
     "LedgerEntry",
@@ -82,10 +92,12 @@ __all__ = [
     "block",
     "block_unknown",
     "calendar",
+    "default_store_url",
     "downgrade",
     "lifetime",
     "price_unknown_as",
     "load_budget_config",
+    "load_budget_config_or_refuse",
     "open_store",
     "parse_budget_config",
     "rolling",

@@ -17,7 +17,6 @@ and the note; running processes apply limits and freezes within their refresh ti
 from __future__ import annotations
 
 import argparse
-import csv
 import getpass
 import json
 import os
@@ -26,20 +25,30 @@ import socket
 import sqlite3
 import sys
 from contextlib import contextmanager
-from datetime import date, datetime, time, timedelta, timezone
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
+from ..config import ENV_CONFIG
 from ..errors import ConfigError
 from ._book import BudgetBook, BudgetUsage
+from ._cli_render import (
+    REPORT_FORMATS,
+    describe_entry,
+    money,
+    percent,
+    print_usage,
+    status_text,
+    threshold_text,
+    time_text,
+    window_label,
+)
 from ._config import BudgetConfig, load_budget_config
 from ._model import Budget, from_nanos
-from ._report import GROUPS, Report, build_report, check_groups, zone
-from ._store import ALL_KEYS, BudgetStore, LedgerEntry
-from ._windows import CalendarWindow, RollingWindow
+from ._report import GROUPS, build_report, check_groups, zone
+from ._store import ALL_KEYS, BudgetStore
 
 PROG = "otel-ai-cost"
-ENV_CONFIG = "OTEL_AI_COST_CONFIG"
 DEFAULT_LAST = 10
 
 
@@ -130,8 +139,8 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         help="spend by model, tenant, user, day or budget over a period, from the budget ledger",
         description="Spend over a period from the settle entries of the budget ledger, with the number of calls, "
         "of calls a budget refused (BLOCKED) and the operator adjustments (ADJUSTED: `budget adjust`, negative "
-        "for a credit), listed with their notes. A call that matches several budgets counts once (with --by budget, once "
-        "in each of its budgets; the total still counts it once). WHEN is a date (2026-11-01: midnight in --tz; "
+        "for a credit), listed with their notes. A call that matches several budgets counts once (with --by budget, "
+        "once in each of its budgets; the total still counts it once). WHEN is a date (2026-11-01: midnight in --tz; "
         "as --until, the end of that day), a date and time (2026-11-01T12:00, with or without an offset), or a "
         "duration before now (7d, 12h). The period is --since (default: the start of the current month) up to "
         "--until (default: now).",
@@ -146,7 +155,7 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         help=f"group by these, in order: {', '.join(GROUPS)}, or an attribute key such as service.name "
         "(default: model)",
     )
-    report.add_argument("--format", choices=("table", "csv", "json"), default="table", help="default: table")
+    report.add_argument("--format", choices=tuple(REPORT_FORMATS), default="table", help="default: table")
     report.add_argument("--tz", metavar="ZONE", default="UTC", help="time zone of dates and days (default: UTC)")
     report.set_defaults(func=_report)
 
@@ -171,8 +180,8 @@ def _config(args: argparse.Namespace) -> BudgetConfig:
     return config
 
 
-def _store_errors() -> Tuple[type, ...]:
-    errors: List[type] = [sqlite3.Error, OSError]
+def _store_errors() -> Tuple[Type[BaseException], ...]:
+    errors: List[Type[BaseException]] = [sqlite3.Error, OSError]
     try:
         import redis
 
@@ -253,111 +262,6 @@ def _audit(args: argparse.Namespace, command: str) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Formatting
-
-
-def _money(value: Decimal) -> str:
-    """$12.50, $0.0123, -$3.00: two decimals at least, six at most."""
-    value = value.quantize(Decimal("0.000001"), rounding=ROUND_HALF_EVEN)
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    text = f"{value:.6f}".rstrip("0")
-    whole, _, fraction = text.partition(".")
-    return f"{sign}${whole}.{fraction.ljust(2, '0')}"
-
-
-def _usd_number(value: Decimal) -> str:
-    """A plain USD number for CSV and JSON: 0.031, 12.5."""
-    text = f"{value:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _percent(spent: Decimal, limit: Decimal) -> str:
-    if limit == 0:
-        return "-" if spent == 0 else "inf%"
-    return f"{spent / limit * 100:.1f}%"
-
-
-def _table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = (), out: Optional[TextIO] = None
-) -> None:
-    out = out or sys.stdout
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
-        return "  ".join(parts).rstrip()
-
-    print(line(headers), file=out)
-    for row in rows:
-        print(line(row), file=out)
-
-
-def _window_label(budget: Budget, window_key: str) -> str:
-    window = budget.window
-    if isinstance(window, CalendarWindow):
-        return f"{window.unit} {window_key} ({window.tz})"
-    if isinstance(window, RollingWindow):
-        return f"rolling {_duration(window.duration)}"
-    return "lifetime"
-
-
-def _duration(duration: timedelta) -> str:
-    seconds = duration.total_seconds()
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
-
-
-def _status(budget: Budget, usage: BudgetUsage) -> str:
-    flags = []
-    if usage.frozen:
-        flags.append("frozen")
-    if usage.overridden:
-        flags.append("limit overridden")
-    if budget.shadow:
-        flags.append("shadow")
-    return ", ".join(flags)
-
-
-def _time(seconds: float, tz: Any = timezone.utc) -> str:
-    moment = datetime.fromtimestamp(seconds, tz)
-    text = moment.isoformat(timespec="seconds")
-    return text.replace("+00:00", "Z") if tz is timezone.utc else text
-
-
-def _describe_entry(e: LedgerEntry) -> str:
-    amount = e.amount
-    if e.kind in ("freeze", "unfreeze"):
-        what = ""
-    elif e.kind == "set_limit":
-        previous = e.attributes.get("previous_limit_nanos")
-        what = f"limit {_money(amount)}" + (f" (was {_money(from_nanos(previous))})" if previous is not None else "")
-    elif e.kind == "clear_limit":
-        what = f"override {_money(amount)} removed" if e.amount_nanos else "no override to remove"
-    else:
-        what = _money(amount)
-    key = e.key if e.key != ALL_KEYS else "*"
-    details = {k: v for k, v in e.attributes.items() if k not in ("previous_limit_nanos", "requested_nanos")}
-    requested = e.attributes.get("requested_nanos")
-    if e.kind == "adjust" and requested is not None and requested != e.amount_nanos:
-        what += f" (asked {_money(from_nanos(requested))})"
-    extra = " ".join(f"{k}={v}" for k, v in sorted(details.items()))
-    parts = [_time(e.time), e.kind.ljust(11), f"key={key}"]
-    if e.window_key:
-        parts.append(f"window={e.window_key}")
-    if what:
-        parts.append(what)
-    parts.append(f"id={e.reservation_id[:12]}")
-    if extra:
-        parts.append(extra)
-    return "  ".join(parts)
-
-
-# ---------------------------------------------------------------------------------------------------
 # budget list / show
 
 
@@ -373,7 +277,7 @@ def _partitions(book: BudgetBook, budget: Budget, store: BudgetStore) -> List[st
 def _usage_row(budget: Budget, usage: BudgetUsage, key_label: str) -> Dict[str, Any]:
     return {
         "budget": budget.id,
-        "window": _window_label(budget, usage.window_key),
+        "window": window_label(budget, usage.window_key),
         "window_key": usage.window_key,
         "per": budget.per,
         "key": key_label,
@@ -381,8 +285,8 @@ def _usage_row(budget: Budget, usage: BudgetUsage, key_label: str) -> Dict[str, 
         "spent": usage.spent,
         "reserved": usage.reserved,
         "remaining": usage.remaining,
-        "used": _percent(usage.spent + usage.reserved, usage.limit),
-        "status": _status(budget, usage),
+        "used": percent(usage.spent + usage.reserved, usage.limit),
+        "status": status_text(budget, usage),
         "overridden": usage.overridden,
         "frozen": usage.frozen,
     }
@@ -400,22 +304,6 @@ def _usage_rows(config: BudgetConfig, store: BudgetStore, budgets: Sequence[Budg
     return rows
 
 
-def _print_usage(rows: Sequence[Dict[str, Any]], with_budget: bool = True) -> None:
-    headers = (["BUDGET", "WINDOW", "PER"] if with_budget else []) + [
-        "KEY", "LIMIT", "SPENT", "RESERVED", "REMAINING", "USED", "STATUS"
-    ]
-    cells = [
-        ([r["budget"], r["window"], r["per"] or "-"] if with_budget else [])
-        + [
-            r["key"], _money(r["limit"]), _money(r["spent"]), _money(r["reserved"]), _money(r["remaining"]), r["used"],
-            r["status"],
-        ]
-        for r in rows
-    ]
-    first = 3 if with_budget else 0
-    _table(headers, cells, right=range(first + 1, first + 6))
-
-
 def _list(args: argparse.Namespace) -> int:
     config = _config(args)
     with _opened(config) as store:
@@ -430,20 +318,8 @@ def _list(args: argparse.Namespace) -> int:
     if not config.budgets:
         print(f"no budgets in {args.config or os.environ.get(ENV_CONFIG)}")
         return 0
-    _print_usage(rows)
+    print_usage(rows)
     return 0
-
-
-def _threshold_text(budget: Budget, limit: Decimal) -> str:
-    parts = []
-    for t in budget.thresholds:
-        action = t.action.kind
-        if action == "downgrade":
-            action = f"downgrade to {t.action.model}"
-        elif action == "throttle":
-            action = f"throttle {t.action.seconds:g}s"
-        parts.append(f"{float(t.at * 100):g}% {action} ({_money(limit * t.at)})")
-    return ", ".join(parts)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -458,8 +334,8 @@ def _show(args: argparse.Namespace) -> int:
         controls = {k: c for (b, k), c in store.controls().items() if b == budget.id}
         scope = key if key is not None else ALL_KEYS
         usage = book.usage(budget.id, scope)
-        window = _window_label(budget, usage.window_key)
-        renews = f", renews at {_time(usage.window_end.timestamp())}" if usage.window_end else ""
+        window = window_label(budget, usage.window_key)
+        renews = f", renews at {time_text(usage.window_end.timestamp())}" if usage.window_end else ""
         print(f"budget {budget.id}", file=out)
         print(f"  window:      {window}{renews}", file=out)
         print(f"  per:         {budget.per or '- (one budget for every call it covers)'}", file=out)
@@ -467,13 +343,13 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  select:      {select}", file=out)
         if budget.shadow:
             print("  shadow:      yes (decisions are recorded, calls are never changed)", file=out)
-        print(f"  limit:       {_money(budget.limit_usd)} in the configuration", file=out)
+        print(f"  limit:       {money(budget.limit_usd)} in the configuration", file=out)
         overrides = [(k, c.limit) for k, c in sorted(controls.items()) if c.limit is not None]
         if overrides:
             def scope_of(k: str) -> str:
                 return k if k != ALL_KEYS else "every partition" if budget.per else "the budget"
 
-            text = "; ".join(f"{_money(from_nanos(limit))} for {scope_of(k)}" for k, limit in overrides)
+            text = "; ".join(f"{money(from_nanos(limit))} for {scope_of(k)}" for k, limit in overrides)
             print(f"  override:    {text}", file=out)
         frozen = [k for k, c in sorted(controls.items()) if c.frozen]
         if frozen:
@@ -483,26 +359,26 @@ def _show(args: argparse.Namespace) -> int:
             print("  frozen:      no", file=out)
         in_force = "" if key is None or not budget.per else f" for {budget.per}={key}"
         origin = "override" if usage.overridden else "configuration"
-        print(f"  in force:    {_money(usage.limit)}{in_force} ({origin})", file=out)
-        print(f"  thresholds:  {_threshold_text(budget, usage.limit)}", file=out)
+        print(f"  in force:    {money(usage.limit)}{in_force} ({origin})", file=out)
+        print(f"  thresholds:  {threshold_text(budget, usage.limit)}", file=out)
 
         print(f"usage ({window}):", file=out)
         if key is not None or budget.per is None:
             shown = [_usage_row(budget, book.usage(budget.id, scope), scope or "-")]
         else:
             shown = _usage_rows(config, store, [budget])
-        _print_usage(shown, with_budget=False)
+        print_usage(shown, with_budget=False)
         if hasattr(store, "holds"):  # which holds are stale (issue 8.3d)
             from ._holds import hold_lines
 
-            for line in hold_lines(store.holds(budget.id, key), _money):
+            for line in hold_lines(store.holds(budget.id, key), money):
                 print(line, file=out)
 
         if args.last:
             entries = store.ledger(budget_id=budget.id, key=key if key else None, last=args.last)
             print(f"ledger (last {len(entries)}):" if entries else "ledger: no entries", file=out)
             for e in entries:
-                print(f"  {_describe_entry(e)}", file=out)
+                print(f"  {describe_entry(e)}", file=out)
     return 0
 
 
@@ -543,15 +419,15 @@ def _set(args: argparse.Namespace) -> int:
         book = _book(config, store)
         previous = book.set_limit(budget.id, limit, key, _audit(args, "set"))
         now = book.usage(budget.id, key)
-    was = f"the override {_money(previous)}" if previous is not None else f"the configured {_money(budget.limit_usd)}"
+    was = f"the override {money(previous)}" if previous is not None else f"the configured {money(budget.limit_usd)}"
     if limit is None:
         if previous is None:
-            print(f"{_who(budget, key)}: no override to clear; the limit in force is {_money(now.limit)}.")
+            print(f"{_who(budget, key)}: no override to clear; the limit in force is {money(now.limit)}.")
         else:
-            print(f"{_who(budget, key)}: override {_money(previous)} cleared; the limit in force is "
-                  f"{_money(now.limit)}. {_refresh_note()}")
+            print(f"{_who(budget, key)}: override {money(previous)} cleared; the limit in force is "
+                  f"{money(now.limit)}. {_refresh_note()}")
     else:
-        print(f"{_who(budget, key)}: limit set to {_money(limit)} (was {was}). {_refresh_note()}")
+        print(f"{_who(budget, key)}: limit set to {money(limit)} (was {was}). {_refresh_note()}")
     return 0
 
 
@@ -564,9 +440,9 @@ def _adjust(args: argparse.Namespace) -> int:
         key = _partition(book, budget, args.key)
         applied = book.adjust(budget.id, amount, key, _audit(args, "adjust"))
         usage = book.usage(budget.id, key)
-    floor = "" if applied == amount else f" (asked {_money(amount)}: the spend cannot go below zero)"
-    print(f"{_who(budget, key)}: spend of {_window_label(budget, usage.window_key)} adjusted by {_money(applied)}"
-          f"{floor}; now spent {_money(usage.spent)} + reserved {_money(usage.reserved)} of {_money(usage.limit)}.")
+    floor = "" if applied == amount else f" (asked {money(amount)}: the spend cannot go below zero)"
+    print(f"{_who(budget, key)}: spend of {window_label(budget, usage.window_key)} adjusted by {money(applied)}"
+          f"{floor}; now spent {money(usage.spent)} + reserved {money(usage.reserved)} of {money(usage.limit)}.")
     return 0
 
 
@@ -602,8 +478,8 @@ def _reset(args: argparse.Namespace) -> int:
         key = _partition(book, budget, args.key)
         removed = book.reset(budget.id, key, _audit(args, "reset"))
         usage = book.usage(budget.id, key)
-    holds = f"; holds in flight ({_money(usage.reserved)}) stay" if usage.reserved else ""
-    print(f"{_who(budget, key)}: removed {_money(removed)} of spend from {_window_label(budget, usage.window_key)}"
+    holds = f"; holds in flight ({money(usage.reserved)}) stay" if usage.reserved else ""
+    print(f"{_who(budget, key)}: removed {money(removed)} of spend from {window_label(budget, usage.window_key)}"
           f"{holds}.")
     return 0
 
@@ -658,83 +534,9 @@ def _report(args: argparse.Namespace) -> int:
     with _opened(config) as store:
         per = {b.id: b.per for b in config.budgets}
         report = build_report(store, since.timestamp(), until.timestamp(), by, args.tz, per=per)
-    {"table": _report_table, "csv": _report_csv, "json": _report_json}[args.format](report, since, until)
+    REPORT_FORMATS[args.format](report, since, until)
     return 0
 
 
 def _split(values: Sequence[str]) -> List[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
-
-
-def _report_table(report: Report, since: datetime, until: datetime) -> None:
-    print(f"spend from {since.isoformat(timespec='seconds')} to {until.isoformat(timespec='seconds')}, "
-          f"by {', '.join(report.by)}")
-    total = report.total.spend
-    # The ADJUSTED column is there when the period has `budget adjust` entries.
-    with_adjusted = bool(report.adjustments)
-    headers = [name.upper() for name in report.by] + ["CALLS", "BLOCKED", "SPEND"] + (
-        ["ADJUSTED"] if with_adjusted else []) + ["SHARE"]
-
-    def cells(r: Any, share: str) -> List[str]:
-        adjusted = [_money(r.adjusted) if r.adjustments else "-"] if with_adjusted else []
-        return [str(r.calls), str(r.blocked), _money(r.spend)] + adjusted + [share]
-
-    rows = [list(r.group) + cells(r, _percent(r.spend, total) if total else "-") for r in report.rows]
-    rows.append(["TOTAL"] + [""] * (len(report.by) - 1) + cells(report.total, "100.0%" if total else "-"))
-    n = len(report.by)
-    _table(headers, rows, right=range(n, n + len(headers) - len(report.by)))
-    if "budget" in report.by or "key" in report.by:
-        print("(a call that matches several budgets counts in each of them; the total counts it once)")
-    if report.adjustments:
-        print("(ADJUSTED: `budget adjust` changes, negative for credits and refunds; SPEND is what calls cost)")
-        print(f"adjustments ({len(report.adjustments)}):")
-        for e in report.adjustments:
-            print(f"  {_adjustment_text(e, report.tz)}")
-
-
-def _adjustment_text(e: LedgerEntry, tz: str) -> str:
-    key = f" --key {e.key}" if e.key else ""
-    parts = [_time(e.time, zone(tz) if tz != "UTC" else timezone.utc), f"{e.budget_id}{key}", _money(e.amount)]
-    requested = e.attributes.get("requested_nanos")
-    if requested is not None and requested != e.amount_nanos:
-        parts[-1] += f" (asked {_money(from_nanos(requested))}: the spend cannot go below zero)"
-    if e.attributes.get("note"):
-        parts.append(f"note={e.attributes['note']!r}")
-    if e.attributes.get("actor"):
-        parts.append(f"by {e.attributes['actor']}")
-    return "  ".join(parts)
-
-
-def _report_csv(report: Report, since: datetime, until: datetime) -> None:
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    with_adjusted = bool(report.adjustments)  # the adjusted_usd column: when the period has adjustments
-    writer.writerow(list(report.by) + ["calls", "blocked", "spend_usd"] + (["adjusted_usd"] if with_adjusted else []))
-    for r in report.rows:
-        writer.writerow(list(r.group) + [r.calls, r.blocked, _usd_number(r.spend)]
-                        + ([_usd_number(r.adjusted)] if with_adjusted else []))
-
-
-def _report_json(report: Report, since: datetime, until: datetime) -> None:
-    def row(r: Any, group: Dict[str, str]) -> Dict[str, Any]:
-        out = {**group, "calls": r.calls, "blocked": r.blocked, "spend_usd": float(r.spend)}
-        if report.adjustments:  # as in the table and CSV: when the period has adjustments
-            out.update(adjustments=r.adjustments, adjusted_usd=float(r.adjusted))
-        return out
-
-    def adjustment(e: LedgerEntry) -> Dict[str, Any]:
-        requested = e.attributes.get("requested_nanos", e.amount_nanos)
-        return {"time": _time(e.time), "budget": e.budget_id, "key": e.key, "amount_usd": float(e.amount),
-                "requested_usd": float(from_nanos(requested)), "note": e.attributes.get("note"),
-                "actor": e.attributes.get("actor")}
-
-    document = {
-        "since": since.isoformat(),
-        "until": until.isoformat(),
-        "tz": report.tz,
-        "by": list(report.by),
-        "rows": [row(r, dict(zip(report.by, r.group))) for r in report.rows],
-        "total": row(report.total, {}),
-        "adjustments": [adjustment(e) for e in report.adjustments],
-    }
-    json.dump(document, sys.stdout, indent=1)
-    print()

@@ -42,13 +42,13 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
 
 import yaml
 
 from ..errors import ConfigError
 from ._book import BudgetBook
-from ._model import Action, Budget, Threshold, threshold_problem
+from ._model import Action, Budget, Threshold, Window, threshold_problem
 from ._resilient import DEFAULT_DEADLINE, DEFAULT_FAILURES, DEFAULT_PROBE_INTERVAL, ResilientStore, UnavailableStore
 from ._store import BudgetStore
 from ._unknown import UnknownModelPolicy, parse_unknown_model
@@ -243,7 +243,7 @@ class _Where:
         return ConfigError(f"{self.source}: {self.path}: {reason}")
 
 
-def _mapping(value: Any, where: _Where, known: set) -> Mapping[str, Any]:
+def _mapping(value: Any, where: _Where, known: Set[str]) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise where.error(f"expected a mapping with keys {', '.join(sorted(known))}, got {type(value).__name__}")
     unknown = sorted(str(k) for k in value if k not in known)
@@ -264,7 +264,7 @@ def _decimal(value: Any, where: _Where, what: str) -> Decimal:
     return number
 
 
-def _window(value: Any, where: _Where):
+def _window(value: Any, where: _Where) -> Window:
     if value == "lifetime" or (isinstance(value, Mapping) and set(value) == {"lifetime"}):
         return lifetime()
     if isinstance(value, Mapping) and "calendar" in value:
@@ -350,7 +350,7 @@ def _budget(value: Any, where: _Where) -> Budget:
             raise (where / "thresholds").error("expected a non-empty list of {at: 0.8, action: warn} entries")
         thresholds = tuple(_threshold(t, where / "thresholds" / i) for i, t in enumerate(thresholds_value))
     selector = _selector(item["select"], where / "select") if item.get("select") is not None else None
-    kwargs: dict = {"thresholds": thresholds} if thresholds is not None else {}
+    kwargs: Dict[str, Any] = {"thresholds": thresholds} if thresholds is not None else {}
     if item.get("on_unknown_model") is not None:
         kwargs["on_unknown_model"] = _unknown_policy(item["on_unknown_model"], where / "on_unknown_model")
     window = _window(item["window"], where / "window")
@@ -384,7 +384,7 @@ def parse_budget_config(document: Any, source: str = "<config>", base_dir: Optio
     if not isinstance(items, list):
         raise (root / "budgets").error("expected a list of budgets")
     budgets: List[Budget] = []
-    seen = {}
+    seen: Dict[str, int] = {}  # budget id -> its index
     for i, item in enumerate(items):
         budget = _budget(item, root / "budgets" / i)
         if budget.id in seen:
@@ -468,7 +468,7 @@ def _seconds(value: Any, where: _Where, example: str) -> float:
         elif isinstance(text, (int, float)) and not isinstance(text, bool):
             seconds = float(text)
         else:
-            seconds = parse_duration(text).total_seconds()
+            seconds = parse_duration(str(text)).total_seconds()
     except ValueError as exc:
         raise where.error(f"{exc} (e.g. {example})") from None
     if not seconds > 0:

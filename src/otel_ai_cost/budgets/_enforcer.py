@@ -11,16 +11,21 @@ import logging
 import threading
 from collections import OrderedDict
 from decimal import Decimal
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Set, Tuple, Union
 
 from opentelemetry.trace import Span, Status, StatusCode
 
 from .. import _semconv as sc
 from .._semconv import ERROR_TYPE, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL
 from ..errors import BudgetExceededError
-from ._book import BudgetBook, BudgetOutcome, Reservation
+from ._book import BudgetBook, BudgetOutcome, Decision, Reservation
 from ._model import Action
 from ._unknown import UnknownCall
+
+if TYPE_CHECKING:
+    from .._estimate import Estimate
+    from ..cost import Usage
+    from ..pricing import Catalog
 
 _logger = logging.getLogger("otel_ai_cost.budgets")
 
@@ -71,12 +76,16 @@ class HookDecision:
         return f"HookDecision({self.action!r}, model={self.model!r}, delay={self.delay!r})"
 
 
-def hook_decision(value: Any, estimate: Decimal) -> Any:
+# What decides a call: the budgets, or the before_request hook.
+AnyDecision = Union[Decision, HookDecision]
+
+
+def hook_decision(value: Any, estimate: Decimal) -> Optional[AnyDecision]:
     """What ``before_request`` returned, as a decision; None lets the budgets decide."""
     if value is None:
         return None
     if hasattr(value, "action") and hasattr(value, "error") and hasattr(value, "span_attributes"):
-        return value  # a budgets.Decision or a HookDecision
+        return value  # type: ignore[no-any-return]  # duck-typed: a budgets.Decision or a HookDecision
     if isinstance(value, Action):
         return HookDecision(value.kind, estimate, value.model, value.seconds)
     if isinstance(value, str):
@@ -108,7 +117,9 @@ class Hold:
             self._done = True
             return True
 
-    def settle(self, amount: Any, attributes: Optional[Mapping[str, Any]] = None, usage: Any = None) -> None:
+    def settle(
+        self, amount: Any, attributes: Optional[Mapping[str, Any]] = None, usage: Optional["Usage"] = None
+    ) -> None:
         """Record the call's actual cost in USD and free the hold.
 
         ``amount`` None: the call could not be priced; it counts 0, or, for a model the catalog does
@@ -174,7 +185,7 @@ class BudgetEnforcer:
         on_blocked: Optional[Hook] = None,
         raise_on_block: bool = False,
         meter_provider: Any = None,
-        catalog: Any = None,
+        catalog: Optional["Catalog"] = None,
     ) -> None:
         self.book = book
         # The catalog the estimate was priced from: a model it does not know is an unknown model.
@@ -190,7 +201,7 @@ class BudgetEnforcer:
         self.raise_on_block = raise_on_block
         self._warned: "OrderedDict[Tuple[str, str, str], None]" = OrderedDict()
         self._warned_lock = threading.Lock()
-        self._hook_failures: set = set()
+        self._hook_failures: Set[str] = set()
         from opentelemetry.metrics import get_meter
 
         meter = get_meter("otel_ai_cost.budgets", meter_provider=meter_provider)
@@ -208,18 +219,18 @@ class BudgetEnforcer:
         attributes: Mapping[str, Any],
         *,
         trace_id: Optional[str],
-        estimate: Any,
+        estimate: Optional["Estimate"],
         foreign: bool = False,
-    ) -> Tuple[Any, Optional[Hold]]:
+    ) -> Tuple[Optional[AnyDecision], Optional[Hold]]:
         """The decision for a call and its hold. ``attributes``: span + resource + baggage, flattened.
 
         ``estimate`` is the processor's Estimate (or None). ``foreign``: the span belongs to another
         instrumentation, which cannot read the decision; a block is enforced only by raising
         (``raise_on_block``), else it is recorded and the call's spend still counts.
         """
-        priced = getattr(estimate, "amount", None)
+        priced = estimate.amount if estimate is not None else None
         amount = max(Decimal(priced), MIN_HOLD) if priced is not None else MIN_HOLD
-        decision = None
+        decision: Optional[AnyDecision] = None
         hold: Optional[Hold] = None
         if self.before_request is not None:
             decision = self._call_before_request(span, estimate, amount)
@@ -247,7 +258,7 @@ class BudgetEnforcer:
         self._mark(span, decision, attributes, enforced)
         return decision, hold
 
-    def _unknown_call(self, attributes: Mapping[str, Any], estimate: Any) -> Optional[UnknownCall]:
+    def _unknown_call(self, attributes: Mapping[str, Any], estimate: Optional["Estimate"]) -> Optional[UnknownCall]:
         """The call's model, when the catalog cannot price it (else None)."""
         if self.catalog is None:
             return None
@@ -264,9 +275,12 @@ class BudgetEnforcer:
             usage = Usage(input_tokens=estimate.input_tokens, output_tokens=estimate.output_tokens)
         return UnknownCall(model, provider, usage, self.catalog)
 
-    def _call_before_request(self, span: Span, estimate: Any, amount: Decimal) -> Any:
+    def _call_before_request(
+        self, span: Span, estimate: Optional["Estimate"], amount: Decimal
+    ) -> Optional[AnyDecision]:
+        assert self.before_request is not None
         try:
-            return hook_decision(self.before_request(span, estimate), amount)  # type: ignore[misc]
+            return hook_decision(self.before_request(span, estimate), amount)
         except Exception:  # noqa: BLE001 - a broken hook must not break the call: the budgets decide
             self._hook_failed("before_request")
             return None
@@ -278,7 +292,7 @@ class BudgetEnforcer:
         self._hook_failures.add(name)
         _logger.warning("otel-ai-cost: the %s hook failed (reported once); the call goes on", name, exc_info=True)
 
-    def _run_hook(self, name: str, hook: Optional[Hook], span: Span, decision: Any) -> None:
+    def _run_hook(self, name: str, hook: Optional[Hook], span: Span, decision: AnyDecision) -> None:
         if hook is None:
             return
         try:
@@ -288,7 +302,7 @@ class BudgetEnforcer:
 
     # -- applying a decision to the span --------------------------------------------------------
 
-    def _mark(self, span: Span, decision: Any, attributes: Mapping[str, Any], enforced: bool) -> None:
+    def _mark(self, span: Span, decision: AnyDecision, attributes: Mapping[str, Any], enforced: bool) -> None:
         span_attributes = decision.span_attributes()
         outcomes = decision.outcomes
         if getattr(decision, "deciding", None) is None and outcomes:
@@ -343,7 +357,7 @@ class BudgetEnforcer:
             outcome.estimate,
         )
 
-    def _count(self, decision: Any, attributes: Mapping[str, Any]) -> None:
+    def _count(self, decision: AnyDecision, attributes: Mapping[str, Any]) -> None:
         if decision.action == "allow":
             return  # counted: the decisions that changed something (an SDK counter add costs ~20 µs)
         point: Dict[str, Any] = {sc.AI_COST_BUDGET_DECISION: decision.action}

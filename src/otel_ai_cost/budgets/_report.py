@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .. import _semconv as sc
@@ -136,9 +136,9 @@ def aggregate(
     by = check_groups(by)
     zone_info = zone(tz)
     rows: Dict[Tuple[str, ...], ReportRow] = {}
-    seen = set()  # (kind, reservation id, group): each call counts once per group
+    seen: Set[Tuple[Any, ...]] = set()  # (kind, reservation id, group): each call counts once per group
     total = ReportRow(())
-    total_seen = set()
+    total_seen: Set[Tuple[Any, ...]] = set()  # (kind, reservation id)
     adjustments: List[LedgerEntry] = []
     for e in entries:
         if not since <= e.time < until:

@@ -7,17 +7,8 @@ from typing import Any, List, Mapping, Tuple
 import wrapt
 from opentelemetry.instrumentation.utils import unwrap
 
+from ..._version import package_version as package_version  # re-exported by _core
 from ._telemetry import Telemetry
-
-
-def package_version() -> str:
-    """The installed otel-ai-cost version (the instrumentation scope's version)."""
-    try:
-        from importlib.metadata import version
-
-        return version("otel-ai-cost")
-    except Exception:
-        return "0.0.0"
 
 
 def resolve(module: str, path: str) -> Any:

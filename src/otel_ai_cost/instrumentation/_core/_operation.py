@@ -121,7 +121,9 @@ class Operation:
         delay: Optional[float] = None
         try:
             decision = self.request.decision
-            action = getattr(decision, "action", None)
+            if decision is None:
+                return None
+            action = decision.action
             if action == "block":
                 error = decision.error()
                 self._end_blocked()

@@ -1,0 +1,64 @@
+"""The estimate made when a GenAI call's span starts: its input tokens counted, its output tokens
+assumed (``OutputEstimate.tokens``), both priced from the catalog before the request is sent."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+from . import _semconv as sc
+from ._request import LLMRequest
+from .config import OutputEstimate
+from .cost import Usage, compute_cost
+
+if TYPE_CHECKING:
+    from .pricing import Catalog
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a call is expected to cost, computed before it is sent."""
+
+    input_tokens: int
+    output_tokens: int
+    method: str  # how input_tokens was counted: "tiktoken" | "heuristic" | "provider"
+    output_basis: str  # "max_tokens" | "model_limit" | "default"
+    amount: Optional[Decimal] = None  # USD; None when the model is not in the catalog
+    model_id: Optional[str] = None  # catalog entry used for the amount
+
+    def attributes(self) -> Dict[str, Any]:
+        attributes: Dict[str, Any] = {
+            sc.AI_COST_ESTIMATE_INPUT_TOKENS: self.input_tokens,
+            sc.AI_COST_ESTIMATE_OUTPUT_TOKENS: self.output_tokens,
+            sc.AI_COST_ESTIMATE_METHOD: self.method,
+            sc.AI_COST_ESTIMATE_OUTPUT_BASIS: self.output_basis,
+        }
+        if self.amount is not None:
+            attributes[sc.AI_COST_ESTIMATE_AMOUNT] = float(self.amount)
+        return attributes
+
+
+def estimate_request(request: LLMRequest, catalog: "Catalog", output: OutputEstimate) -> Optional[Estimate]:
+    """The estimate for a request, or None when its input cannot be counted (no ``estimate_input``).
+
+    Raises what counting or pricing raises: the processor logs it and goes on without an estimate.
+    """
+    if request.estimate_input is None:
+        return None
+    counted = request.estimate_input()
+    price = catalog.resolve(request.model, request.provider) if request.model else None
+    output_tokens, output_basis = output.tokens(request.max_output_tokens, price.max_output_tokens if price else None)
+    amount: Optional[Decimal] = None
+    model_id: Optional[str] = None
+    if price is not None:
+        usage = Usage(input_tokens=counted.tokens, output_tokens=output_tokens)
+        cost = compute_cost(usage, price, request.service_tier)
+        amount, model_id = cost.total, cost.model_id
+    return Estimate(
+        input_tokens=counted.tokens,
+        output_tokens=output_tokens,
+        method=counted.method,
+        output_basis=output_basis,
+        amount=amount,
+        model_id=model_id,
+    )
