@@ -12,13 +12,10 @@ import types
 from decimal import Decimal
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+import conftest
 import otel_ai_cost
 from _fake_openai import FakeOpenAI
 from otel_ai_cost import AICostSpanProcessor, BudgetExceededError, ConfigError
@@ -43,21 +40,12 @@ MESSAGES = [{"role": "user", "content": "Summarise the refund policy in one line
 MAX_TOKENS = 400
 
 
-class Pipeline:
-    """An SDK tracer provider with AICostSpanProcessor (the given budget options), an in-memory exporter
-    and metric reader, and the OpenAI instrumentor; torn down by the fixture."""
+class Pipeline(conftest.Pipeline):
+    """The shared harness (AICostSpanProcessor with the given budget options, in-memory exporter and
+    metric reader) with the OpenAI instrumentor and the real SDK against the fake API."""
 
     def __init__(self, **processor_kwargs):
-        processor_kwargs.setdefault("settings", Settings())
-        self.metrics = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.metrics])
-        self.processor = AICostSpanProcessor(meter_provider=self.meter_provider, **processor_kwargs)
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(self.processor)
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.instrumentor = OpenAIInstrumentor()
-        self.instrumentor.instrument(tracer_provider=self.provider, meter_provider=self.meter_provider)
+        super().__init__(OpenAIInstrumentor(), **processor_kwargs)
         self.fake = FakeOpenAI()
         self.client = self.fake.client()
 
@@ -65,12 +53,6 @@ class Pipeline:
         kwargs.setdefault("model", "gpt-4o")
         kwargs.setdefault("max_tokens", MAX_TOKENS)
         return (client or self.client).chat.completions.create(messages=MESSAGES, **kwargs)
-
-    def spans(self):
-        return self.exporter.get_finished_spans()
-
-    def last(self):
-        return self.spans()[-1]
 
     def decisions(self):
         points = []
@@ -82,35 +64,18 @@ class Pipeline:
                         points += [(dict(p.attributes), p.value) for p in metric.data.data_points]
         return points
 
-    def close(self):
-        self.instrumentor.uninstrument()
-        self.provider.shutdown()
-        self.meter_provider.shutdown()
-
 
 @pytest.fixture
-def pipeline():
-    made = []
-
-    def make(**kwargs):
-        p = Pipeline(**kwargs)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
+def pipeline(closing):
+    return lambda **kwargs: closing(Pipeline(**kwargs))
 
 
 @pytest.fixture(scope="module")
 def estimate() -> Decimal:
     """The worst-case estimate of one MESSAGES call to gpt-4o with MAX_TOKENS, as the processor makes it."""
-    p = Pipeline()
-    try:
+    with Pipeline() as p:
         p.chat()
         return Decimal(str(p.last().attributes["ai_cost.estimate.amount"]))
-    finally:
-        p.close()
 
 
 def nanos_of(span) -> int:
