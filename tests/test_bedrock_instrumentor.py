@@ -14,19 +14,15 @@ import json
 from decimal import Decimal
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import StatusCode
 
+import conftest
 from _fake_bedrock import FakeBedrock, Reply, bedrock_instrumentor, event_stream_reply, json_reply  # noqa: F401
-from otel_ai_cost import AICostSpanProcessor, BudgetExceededError
+from otel_ai_cost import BudgetExceededError
 from otel_ai_cost._request import current_request
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime
 from otel_ai_cost.budgets._model import to_nanos
-from otel_ai_cost.config import Settings
 from otel_ai_cost.instrumentation import _core, bedrock
 from otel_ai_cost.instrumentation.bedrock import BedrockInstrumentor, model_family
 
@@ -535,40 +531,16 @@ def test_uninstrument_restores_botocore(tracer_provider, meter_provider, span_ex
 # --- budgets ----------------------------------------------------------------------------------
 
 
-class Pipeline:
-    """A tracer provider with AICostSpanProcessor (the given budgets), an exporter, and the instrumentor."""
+class Pipeline(conftest.Pipeline):
+    """The shared harness with the given budgets on a memory store, and the Bedrock instrumentor."""
 
     def __init__(self, budgets):
-        self.store = MemoryBudgetStore()
-        self.metrics = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.metrics])
-        self.processor = AICostSpanProcessor(settings=Settings(), budgets=budgets, budget_store=self.store,
-                                             meter_provider=self.meter_provider)
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(self.processor)
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.instrumentor = BedrockInstrumentor()
-        self.instrumentor.instrument(tracer_provider=self.provider, meter_provider=self.meter_provider)
-
-    def close(self):
-        self.instrumentor.uninstrument()
-        self.provider.shutdown()
-        self.meter_provider.shutdown()
+        super().__init__(BedrockInstrumentor(), budgets=budgets, budget_store=MemoryBudgetStore())
 
 
 @pytest.fixture
-def pipeline():
-    made = []
-
-    def make(budgets):
-        p = Pipeline(budgets)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
+def pipeline(closing):
+    return lambda budgets: closing(Pipeline(budgets))
 
 
 NOVA_PRO = "us.amazon.nova-pro-v1:0"
