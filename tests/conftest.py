@@ -96,14 +96,15 @@ def instrument_openai(tracer_provider, meter_provider):
 
 
 class Pipeline:
-    """An SDK tracer provider with AICostSpanProcessor first and an in-memory exporter after it, a
-    meter provider with an in-memory reader, and ``instrumentor`` (an instance, or None) instrumented
-    against both. ``processor_kwargs`` are what the tests vary (``budgets``, ``budget_store``,
-    ``catalog``, ``config_file``, ...); ``settings`` defaults to ``Settings()`` so that the
-    environment of the test run does not leak in. ``close()`` (or leaving ``with``) undoes it all;
-    subclasses add the calls of their SDK."""
+    """An SDK tracer provider (with ``sampler`` and ``resource`` if given) with AICostSpanProcessor
+    first and an in-memory exporter after it, a meter provider with an in-memory reader, and
+    ``instrumentor`` (an instance, or None) instrumented against both. ``processor_kwargs`` are what
+    the tests vary (``budgets``, ``budget_store``, ``catalog``, ``config_file``, ...); ``settings``
+    defaults to ``Settings()`` so that the environment of the test run does not leak in. ``close()``
+    (or leaving ``with``) undoes it all; subclasses add the calls of their SDK."""
 
-    def __init__(self, instrumentor: Any = None, sampler: Any = None, **processor_kwargs: Any) -> None:
+    def __init__(self, instrumentor: Any = None, sampler: Any = None, resource: Any = None,
+                 **processor_kwargs: Any) -> None:
         from otel_ai_cost import AICostSpanProcessor
         from otel_ai_cost.config import Settings
 
@@ -112,7 +113,8 @@ class Pipeline:
         self.meter_provider = MeterProvider(metric_readers=[self.metrics])
         self.processor = AICostSpanProcessor(meter_provider=self.meter_provider, **processor_kwargs)
         self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider() if sampler is None else TracerProvider(sampler=sampler)
+        provider_kwargs = {"sampler": sampler, "resource": resource}
+        self.provider = TracerProvider(**{k: v for k, v in provider_kwargs.items() if v is not None})
         self.provider.add_span_processor(self.processor)
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.instrumentor = instrumentor
