@@ -363,7 +363,8 @@ def test_config_keys_of_the_resilient_store(tmp_path):
 # --- 3c. an absurd usage does not break the settle (store part) -------------------------------------
 
 
-def test_a_response_with_absurd_usage_settles_in_redis_through_the_sdk(tmp_path, redis, pipeline, caplog):
+def test_a_response_with_absurd_usage_settles_in_redis_through_the_sdk(tmp_path, redis_url, redis_prefix, pipeline,
+                                                                       caplog):
     import httpx2
 
     from _fake_openai import chat_completion
@@ -373,7 +374,7 @@ def test_a_response_with_absurd_usage_settles_in_redis_through_the_sdk(tmp_path,
         reply["usage"] = {"prompt_tokens": 10**18, "completion_tokens": 10**18, "total_tokens": 2 * 10**18}
         return httpx2.Response(200, json=reply)
 
-    p = pipeline(write_config(tmp_path, redis))
+    p = pipeline(write_config(tmp_path, redis_url, extra=f'  prefix: "{redis_prefix}"\n'))
     p.fake.chat = absurd
     p.chat()
     store = unwrap(p.store)
