@@ -101,7 +101,7 @@ class Pipeline:
     ``instrumentor`` (an instance, or None) instrumented against both. ``processor_kwargs`` are what
     the tests vary (``budgets``, ``budget_store``, ``catalog``, ``config_file``, ...); ``settings``
     defaults to ``Settings()`` so that the environment of the test run does not leak in. ``close()``
-    (or leaving ``with``) undoes it all; subclasses add the calls of their SDK."""
+    (or ``with contextlib.closing(...)``) undoes it all; subclasses add the calls of their SDK."""
 
     def __init__(self, instrumentor: Any = None, sampler: Any = None, resource: Any = None,
                  **processor_kwargs: Any) -> None:
@@ -138,24 +138,18 @@ class Pipeline:
         self.provider.shutdown()
         self.meter_provider.shutdown()
 
-    def __enter__(self) -> "Pipeline":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
 
 @pytest.fixture
-def closing() -> Iterator[Callable[[Any], Any]]:
-    """``closing(thing)`` returns ``thing`` and closes it after the test, the last made first: a
-    module's ``pipeline`` fixture is ``lambda **kwargs: closing(ItsPipeline(**kwargs))``."""
+def close_later() -> Iterator[Callable[[Any], Any]]:
+    """``close_later(thing)`` returns ``thing`` and closes it after the test, the last made first: a
+    module's ``pipeline`` fixture is ``lambda **kwargs: close_later(ItsPipeline(**kwargs))``."""
     made: List[Any] = []
 
-    def close_later(thing: Any) -> Any:
+    def later(thing: Any) -> Any:
         made.append(thing)
         return thing
 
-    yield close_later
+    yield later
     for thing in reversed(made):
         thing.close()
 

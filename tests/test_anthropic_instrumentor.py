@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import types
+from contextlib import closing
 from decimal import Decimal
 
 import anthropic
@@ -656,14 +657,14 @@ class Pipeline(conftest.Pipeline):
 
 
 @pytest.fixture
-def pipeline(closing):
-    return lambda **kwargs: closing(Pipeline(**kwargs))
+def pipeline(close_later):
+    return lambda **kwargs: close_later(Pipeline(**kwargs))
 
 
 @pytest.fixture(scope="module")
 def estimate() -> Decimal:
     """The processor's estimate of one MESSAGES call to MODEL with max_tokens=400 (no budget)."""
-    with Pipeline() as p:
+    with closing(Pipeline()) as p:
         p.fake.client().messages.create(model=MODEL, max_tokens=400, messages=MESSAGES)
         (span,) = p.spans()
     a = span.attributes

@@ -540,8 +540,8 @@ class Pipeline(conftest.Pipeline):
 
 
 @pytest.fixture
-def pipeline(closing):
-    return lambda budgets: closing(Pipeline(budgets))
+def pipeline(close_later):
+    return lambda budgets: close_later(Pipeline(budgets))
 
 
 NOVA_PRO = "us.amazon.nova-pro-v1:0"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import types
+from contextlib import closing
 from decimal import Decimal
 
 import pytest
@@ -66,14 +67,14 @@ class Pipeline(conftest.Pipeline):
 
 
 @pytest.fixture
-def pipeline(closing):
-    return lambda **kwargs: closing(Pipeline(**kwargs))
+def pipeline(close_later):
+    return lambda **kwargs: close_later(Pipeline(**kwargs))
 
 
 @pytest.fixture(scope="module")
 def estimate() -> Decimal:
     """The worst-case estimate of one MESSAGES call to gpt-4o with MAX_TOKENS, as the processor makes it."""
-    with Pipeline() as p:
+    with closing(Pipeline()) as p:
         p.chat()
         return Decimal(str(p.last().attributes["ai_cost.estimate.amount"]))
 

@@ -93,7 +93,7 @@ def instrumented(sampler: Any = None, **processor_kwargs: Any) -> Iterator[Tuple
     """A provider with the processor (budgets as given) and an in-memory exporter, the SDK instrumented
     (the shared harness). Everything is shut down on exit: the processor unregisters and closes its store.
     """
-    with Pipeline(OpenAIInstrumentor(), sampler=sampler, **processor_kwargs) as p:
+    with contextlib.closing(Pipeline(OpenAIInstrumentor(), sampler=sampler, **processor_kwargs)) as p:
         yield p.processor, p.exporter
 
 

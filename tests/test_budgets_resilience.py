@@ -58,8 +58,8 @@ class Pipeline(conftest.Pipeline):
 
 
 @pytest.fixture
-def pipeline(closing):
-    return lambda config_file: closing(Pipeline(config_file))
+def pipeline(close_later):
+    return lambda config_file: close_later(Pipeline(config_file))
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import io
 import json
 import subprocess
 import sys
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
@@ -87,14 +88,14 @@ def test_the_default_thresholds_warn_at_80_and_95_percent_and_block_at_100(tmp_p
 def test_default_warnings_fire_on_real_calls_past_80_percent(tmp_path):
     """No thresholds given: a call whose hold takes the spend to 75% of the limit gets no warning, one to
     85% and one to 97% get the warning event (the 80% and the 95% threshold)."""
-    with _pipeline(tmp_path, limit=None) as p:
+    with closing(_pipeline(tmp_path, limit=None)) as p:
         p.client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=400)
         estimate = Decimal(str(p.last().attributes["ai_cost.estimate.amount"]))
     # Worst-case holds: the call's hold is its estimate, so with a limit of estimate / 0.85 the call
     # takes the budget to 85%.
     for used, warned, reached in (("0.75", False, None), ("0.85", True, "0.8"), ("0.97", True, "0.95")):
         limit = (estimate / Decimal(used)).quantize(Decimal("0.000000001"))
-        with _pipeline(tmp_path, limit=limit, store=f"w{used}.db") as p:
+        with closing(_pipeline(tmp_path, limit=limit, store=f"w{used}.db")) as p:
             p.client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=400)
             (span,) = p.spans()
             warnings = [e for e in span.events if e.name == "ai_cost.budget.warning"]
@@ -126,10 +127,10 @@ def _pipeline(tmp_path: Path, limit, store: str = "budgets.db") -> Pipeline:
 def history(tmp_path, monkeypatch):
     """Two calls settled, one blocked (its worst case is past the limit), through the real SDK; then
     `budget adjust team 25 --note invoice` and `budget adjust team -20 --note refund`."""
-    with _pipeline(tmp_path, limit=None) as p:
+    with closing(_pipeline(tmp_path, limit=None)) as p:
         p.client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=400)
         estimate = Decimal(str(p.last().attributes["ai_cost.estimate.amount"]))
-    with _pipeline(tmp_path, limit=(estimate * Decimal("1.5")).quantize(Decimal("0.000001"))) as p:
+    with closing(_pipeline(tmp_path, limit=(estimate * Decimal("1.5")).quantize(Decimal("0.000001")))) as p:
         for _ in range(2):
             p.client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=400)
         with pytest.raises(BudgetExceededError):

@@ -420,8 +420,8 @@ class Pipeline(conftest.Pipeline):
 
 
 @pytest.fixture
-def pipeline(fake, closing):
-    return lambda **kwargs: closing(Pipeline(fake, **kwargs))
+def pipeline(fake, close_later):
+    return lambda **kwargs: close_later(Pipeline(fake, **kwargs))
 
 
 def _estimate(pipeline) -> Decimal:
