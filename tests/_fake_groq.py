@@ -8,7 +8,7 @@ they get, so a test can assert that nothing was sent. Loopback only: nothing lea
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, List, Optional, Union
 
 import httpx
 import httpx2
@@ -97,38 +97,3 @@ class FakeAPI:
 
     def sent_json(self, i: int = -1) -> dict:
         return json.loads(self.requests[i].content)
-
-
-def make_pipeline_factory(instrumentor_cls: Callable[[], Any]):
-    """Build (tracer provider with AICostSpanProcessor + exporter, instrumentor) for budget tests."""
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from otel_ai_cost import AICostSpanProcessor
-    from otel_ai_cost.config import Settings
-
-    class Pipeline:
-        def __init__(self, **processor_kwargs: Any) -> None:
-            processor_kwargs.setdefault("settings", Settings())
-            self.metrics = InMemoryMetricReader()
-            self.meter_provider = MeterProvider(metric_readers=[self.metrics])
-            self.processor = AICostSpanProcessor(meter_provider=self.meter_provider, **processor_kwargs)
-            self.exporter = InMemorySpanExporter()
-            self.provider = TracerProvider()
-            self.provider.add_span_processor(self.processor)
-            self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-            self.instrumentor = instrumentor_cls()
-            self.instrumentor.instrument(tracer_provider=self.provider, meter_provider=self.meter_provider)
-
-        def spans(self):
-            return self.exporter.get_finished_spans()
-
-        def close(self) -> None:
-            self.instrumentor.uninstrument()
-            self.provider.shutdown()
-            self.meter_provider.shutdown()
-
-    return Pipeline

@@ -1,7 +1,12 @@
-"""Shared fixtures: in-memory span exporter and metric reader, SDK providers, instrumentation."""
+"""Shared fixtures and harness: in-memory span exporter and metric reader, SDK providers,
+instrumentation; the ``Pipeline`` (processor + exporter + instrumentor), a fake ``Clock``, and one
+redis-server for the whole run (``redis_url``, with ``redis_prefix`` to keep each test's keys apart)."""
 from __future__ import annotations
 
+import itertools
 import os
+from datetime import datetime
+from typing import Any, Callable, Iterator, List, Union
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -9,6 +14,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from _redis_server import RedisURL, redis_server
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -83,3 +90,98 @@ def instrument_openai(tracer_provider, meter_provider):
     yield instrument
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()
+
+
+# --- the harness: tracer provider + AICostSpanProcessor + exporter + instrumentor ---------------
+
+
+class Pipeline:
+    """An SDK tracer provider (with ``sampler`` and ``resource`` if given) with AICostSpanProcessor
+    first and an in-memory exporter after it, a meter provider with an in-memory reader, and
+    ``instrumentor`` (an instance, or None) instrumented against both. ``processor_kwargs`` are what
+    the tests vary (``budgets``, ``budget_store``, ``catalog``, ``config_file``, ...); ``settings``
+    defaults to ``Settings()`` so that the environment of the test run does not leak in. ``close()``
+    (or ``with contextlib.closing(...)``) undoes it all; subclasses add the calls of their SDK."""
+
+    def __init__(self, instrumentor: Any = None, sampler: Any = None, resource: Any = None,
+                 **processor_kwargs: Any) -> None:
+        from otel_ai_cost import AICostSpanProcessor
+        from otel_ai_cost.config import Settings
+
+        processor_kwargs.setdefault("settings", Settings())
+        self.metrics = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.metrics])
+        self.processor = AICostSpanProcessor(meter_provider=self.meter_provider, **processor_kwargs)
+        self.exporter = InMemorySpanExporter()
+        provider_kwargs = {"sampler": sampler, "resource": resource}
+        self.provider = TracerProvider(**{k: v for k, v in provider_kwargs.items() if v is not None})
+        self.provider.add_span_processor(self.processor)
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.instrumentor = instrumentor
+        if instrumentor is not None:
+            instrumentor.instrument(tracer_provider=self.provider, meter_provider=self.meter_provider)
+
+    @property
+    def store(self) -> Any:
+        """The processor's budget store (as the processor wraps it)."""
+        return self.processor.budget_book.store
+
+    def spans(self) -> Any:
+        return self.exporter.get_finished_spans()
+
+    def last(self) -> Any:
+        return self.spans()[-1]
+
+    def close(self) -> None:
+        if self.instrumentor is not None:
+            self.instrumentor.uninstrument()
+        self.provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+@pytest.fixture
+def close_later() -> Iterator[Callable[[Any], Any]]:
+    """``close_later(thing)`` returns ``thing`` and closes it after the test, the last made first: a
+    module's ``pipeline`` fixture is ``lambda **kwargs: close_later(ItsPipeline(**kwargs))``."""
+    made: List[Any] = []
+
+    def later(thing: Any) -> Any:
+        made.append(thing)
+        return thing
+
+    yield later
+    for thing in reversed(made):
+        thing.close()
+
+
+# --- time -----------------------------------------------------------------------------------
+
+
+class Clock:
+    """A fake clock for stores and books: calling it returns ``now`` (seconds since the epoch), which
+    the test sets or moves; it starts at ``now``, a timestamp or an ISO 8601 time."""
+
+    def __init__(self, now: Union[float, str] = 1_800_000_000.0) -> None:
+        self.now = datetime.fromisoformat(now).timestamp() if isinstance(now, str) else float(now)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# --- one redis-server for the run -----------------------------------------------------------
+
+_redis_prefixes = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisURL]:
+    """One real redis-server for every test that only needs a server (tests that hang, kill or
+    secure a server start their own). Tests share it: each keeps its keys under ``redis_prefix``."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix of this test alone on the shared server: no test sees another's data."""
+    return f"test:{request.node.name}:{next(_redis_prefixes)}"

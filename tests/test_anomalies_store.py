@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _redis_server import redis_server  # noqa: E402
 from otel_ai_cost.anomalies import (  # noqa: E402
     AnomalyDetector,
     BaselineSaver,
@@ -50,11 +49,10 @@ def test_sqlite_round_trip(tmp_path):
     reopened.close()
 
 
-def test_redis_round_trip(tmp_path):
-    with redis_server(tmp_path) as url:
-        store = RedisBaselineStore(url, prefix="{ai_cost}:")
-        _round_trip(store)
-        store.close()
+def test_redis_round_trip(redis_url, redis_prefix):
+    store = RedisBaselineStore(redis_url, prefix=f"{{{redis_prefix}}}:")  # a hash tag, as for Redis Cluster
+    _round_trip(store)
+    store.close()
 
 
 def test_restore_keeps_the_richer_baseline():

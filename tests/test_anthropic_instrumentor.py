@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import types
+from contextlib import closing
 from decimal import Decimal
 
 import anthropic
@@ -15,18 +16,13 @@ import httpx2
 import pydantic
 import pytest
 import wrapt
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+import conftest
 from _fake_anthropic import FakeAnthropic
-from otel_ai_cost import AICostSpanProcessor, BudgetExceededError
+from otel_ai_cost import BudgetExceededError
 from otel_ai_cost import _semconv as sc
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime, throttle
-from otel_ai_cost.config import Settings
 from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation import anthropic as anthropic_instrumentation
 from otel_ai_cost.instrumentation.anthropic import AnthropicInstrumentor, estimate_messages_input
@@ -654,52 +650,25 @@ def test_estimate_is_heuristic_and_counts_system_tools_and_thinking():
 # --- budgets -------------------------------------------------------------------------------------
 
 
-class Pipeline:
+class Pipeline(conftest.Pipeline):
+    """The shared harness with the Anthropic instrumentor and the fake Anthropic API."""
+
     def __init__(self, **processor_kwargs):
-        processor_kwargs.setdefault("settings", Settings())
-        self.metrics = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.metrics])
-        self.processor = AICostSpanProcessor(meter_provider=self.meter_provider, **processor_kwargs)
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(self.processor)
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.instrumentor = AnthropicInstrumentor()
-        self.instrumentor.instrument(tracer_provider=self.provider, meter_provider=self.meter_provider)
+        super().__init__(AnthropicInstrumentor(), **processor_kwargs)
         self.fake = FakeAnthropic()
-
-    def spans(self):
-        return self.exporter.get_finished_spans()
-
-    def close(self):
-        self.instrumentor.uninstrument()
-        self.provider.shutdown()
-        self.meter_provider.shutdown()
 
 
 @pytest.fixture
-def pipeline():
-    made = []
-
-    def make(**kwargs):
-        p = Pipeline(**kwargs)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
+def pipeline(close_later):
+    return lambda **kwargs: close_later(Pipeline(**kwargs))
 
 
 @pytest.fixture(scope="module")
 def estimate() -> Decimal:
     """The processor's estimate of one MESSAGES call to MODEL with max_tokens=400 (no budget)."""
-    p = Pipeline()
-    try:
+    with closing(Pipeline()) as p:
         p.fake.client().messages.create(model=MODEL, max_tokens=400, messages=MESSAGES)
         (span,) = p.spans()
-    finally:
-        p.close()
     a = span.attributes
     assert a["ai_cost.estimate.method"] == "heuristic"
     assert a["ai_cost.estimate.input_tokens"] == estimate_messages_input(MODEL, MESSAGES).tokens

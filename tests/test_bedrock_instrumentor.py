@@ -14,19 +14,15 @@ import json
 from decimal import Decimal
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import StatusCode
 
+import conftest
 from _fake_bedrock import FakeBedrock, Reply, bedrock_instrumentor, event_stream_reply, json_reply  # noqa: F401
-from otel_ai_cost import AICostSpanProcessor, BudgetExceededError
+from otel_ai_cost import BudgetExceededError
 from otel_ai_cost._request import current_request
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime
 from otel_ai_cost.budgets._model import to_nanos
-from otel_ai_cost.config import Settings
 from otel_ai_cost.instrumentation import _core, bedrock
 from otel_ai_cost.instrumentation.bedrock import BedrockInstrumentor, model_family
 from otel_ai_cost.instrumentation.bedrock import _calls as bedrock_calls
@@ -231,8 +227,10 @@ def test_an_inference_profile_arn_is_priced_as_its_model(bedrock_instrumentor, s
     ({"type": "default"}, {"type": "flex"}, None),
 ])
 def test_the_service_tier_selects_the_price(reported, requested, priced, bedrock_instrumentor, span_exporter):
-    from otel_ai_cost.pricing import default_catalog
-
+    # Nova Pro's list prices per million input / output tokens by tier (the AWS price list for Bedrock,
+    # us-east-1: https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonBedrock/current/us-east-1/index.json).
+    tier_prices = {None: (Decimal("0.80"), Decimal("3.20")), "priority": (Decimal("1.40"), Decimal("5.60")),
+                   "flex": (Decimal("0.40"), Decimal("1.60"))}
     model = "us.amazon.nova-pro-v1:0"
     extra = {"serviceTier": reported} if reported else {}
     usage = {"inputTokens": 1000, "outputTokens": 100, "totalTokens": 1100}
@@ -240,11 +238,10 @@ def test_the_service_tier_selects_the_price(reported, requested, priced, bedrock
         kwargs = {"serviceTier": requested} if requested else {}
         fake.client().converse(modelId=model, messages=MESSAGES, **kwargs)
     _, attrs = one_span(span_exporter)
-    entry = default_catalog().resolve(model, "aws.bedrock")
-    prices = entry.service_tiers[priced] if priced else entry.prices
+    input_price, output_price = tier_prices[priced]
     assert attrs.get("ai_cost.pricing.service_tier") == priced
-    assert attrs["gen_ai.usage.cost.amount"] == float((1000 * prices.input + 100 * prices.output) / M)
-    assert prices.input != entry.prices.input or priced is None
+    assert attrs["gen_ai.usage.cost.amount"] == float((1000 * input_price + 100 * output_price) / M)
+    assert input_price != tier_prices[None][0] or priced is None
 
 
 def test_an_abandoned_stream_ends_its_span_when_collected_without_reading_ahead(bedrock_instrumentor, span_exporter):
@@ -536,40 +533,16 @@ def test_uninstrument_restores_botocore(tracer_provider, meter_provider, span_ex
 # --- budgets ----------------------------------------------------------------------------------
 
 
-class Pipeline:
-    """A tracer provider with AICostSpanProcessor (the given budgets), an exporter, and the instrumentor."""
+class Pipeline(conftest.Pipeline):
+    """The shared harness with the given budgets on a memory store, and the Bedrock instrumentor."""
 
     def __init__(self, budgets):
-        self.store = MemoryBudgetStore()
-        self.metrics = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.metrics])
-        self.processor = AICostSpanProcessor(settings=Settings(), budgets=budgets, budget_store=self.store,
-                                             meter_provider=self.meter_provider)
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(self.processor)
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.instrumentor = BedrockInstrumentor()
-        self.instrumentor.instrument(tracer_provider=self.provider, meter_provider=self.meter_provider)
-
-    def close(self):
-        self.instrumentor.uninstrument()
-        self.provider.shutdown()
-        self.meter_provider.shutdown()
+        super().__init__(BedrockInstrumentor(), budgets=budgets, budget_store=MemoryBudgetStore())
 
 
 @pytest.fixture
-def pipeline():
-    made = []
-
-    def make(budgets):
-        p = Pipeline(budgets)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
+def pipeline(close_later):
+    return lambda budgets: close_later(Pipeline(budgets))
 
 
 NOVA_PRO = "us.amazon.nova-pro-v1:0"

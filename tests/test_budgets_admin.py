@@ -2,7 +2,6 @@
 three stores and in the book (which reads them from the store with a short cache)."""
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import time
 from datetime import datetime, timedelta
@@ -10,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from _redis_server import redis_server
+from conftest import Clock
 from otel_ai_cost.budgets import (
     Budget,
     BudgetBlockedError,
@@ -29,24 +28,9 @@ from otel_ai_cost.budgets._store import ADMIN_KINDS, ALL_KEYS, LEDGER_KINDS, Con
 from otel_ai_cost.errors import ConfigError
 
 USD = 10**9
-_prefixes = itertools.count()
 FORK = multiprocessing.get_context("fork")
 ACME = {"tenant.id": "acme", "gen_ai.request.model": "gpt-4o", "gen_ai.provider.name": "openai"}
 GLOBEX = {**ACME, "tenant.id": "globex"}
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -54,7 +38,6 @@ def make_store(request, tmp_path):
     """make_store(clock) -> a store; the stores made in one test share their data (another
     connection to the same SQLite file or Redis prefix: as another process would)."""
     opened = []
-    prefix = f"test:admin:{next(_prefixes)}"
 
     def make(clock=None):
         clock = clock or Clock()
@@ -64,7 +47,8 @@ def make_store(request, tmp_path):
         elif request.param == "sqlite":
             store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock)
         else:
-            store = RedisBudgetStore(request.getfixturevalue("redis_url"), clock=clock, prefix=prefix)
+            url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+            store = RedisBudgetStore(url, clock=clock, prefix=prefix)
         opened.append(store)
         return store
 
@@ -473,42 +457,50 @@ def test_override_refresh_must_be_zero_or_more():
 # Real processes: an app process sees a freeze made by the operator within its refresh time
 
 
-def _app(target, refresh, ready, results):
-    store = open_target(target)
-    book = BudgetBook([Budget("shared", "1000", lifetime())], store, override_refresh=refresh)
-    assert book.reserve({}, "0.01").decision.allowed
-    ready.set()
-    start = time.monotonic()
-    while time.monotonic() - start < 10:
+def _app(target, prefix, refresh, now, commands, replies):
+    """The app: a book whose clock is ``now`` (shared with the test, which moves it); one call to
+    start, then one call per command, its decision's reason sent back ("" when allowed)."""
+    store = open_target(target, prefix)
+    book = BudgetBook([Budget("shared", "1000", lifetime())], store, clock=lambda: now.value,
+                      override_refresh=refresh)
+    first = book.reserve({}, "0.01").decision
+    replies.send("" if first.allowed else first.reason)
+    while commands.poll(timeout=30) and commands.recv() == "call":
         decision = book.reserve({}, "0.01").decision
-        if decision.reason == "frozen":
-            results.put(time.time())
-            return
-        time.sleep(0.005)
-    results.put(None)
+        replies.send("" if decision.allowed else decision.reason)
+    store.close()
 
 
-def open_target(target):
+def open_target(target, prefix):
     if target.startswith("redis://"):
-        return RedisBudgetStore(target, prefix="test:admin:processes")
+        return RedisBudgetStore(target, prefix=prefix)
     return SQLiteBudgetStore(target)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_another_process_sees_a_freeze_within_its_refresh_time(backend, tmp_path, request):
+    """Event-driven, no wall-clock bound: the app's clock is moved by its refresh time after the
+    freeze, and its next call is refused as frozen. Waits time out only against a hung child."""
     target = str(tmp_path / "budgets.db") if backend == "sqlite" else request.getfixturevalue("redis_url")
-    operator = open_target(target)
-    refresh = 0.3
-    ready, results = FORK.Event(), FORK.Queue()
-    child = FORK.Process(target=_app, args=(target, refresh, ready, results))
+    prefix = request.getfixturevalue("redis_prefix") if backend == "redis" else ""
+    operator = open_target(target, prefix)
+    refresh = 0.25  # exact in binary, as is the whole second the clock starts at: now + refresh - now == refresh
+    now = FORK.Value("d", float(int(time.time())))
+    commands, to_app = FORK.Pipe(duplex=False)
+    from_app, replies = FORK.Pipe(duplex=False)
+    child = FORK.Process(target=_app, args=(target, prefix, refresh, now, commands, replies))
     child.start()
     try:
-        assert ready.wait(timeout=20)
-        frozen_at = time.time()
+        assert from_app.poll(timeout=30) and from_app.recv() == "", "the app did not start"
         operator.set_frozen("shared", "", True, {"actor": "test"})
-        seen_at = results.get(timeout=20)
+        now.value += refresh  # the app's controls are as old as its refresh time: it reads them again
+        to_app.send("call")
+        assert from_app.poll(timeout=30), "the app did not answer"
+        seen = from_app.recv()
+        to_app.send("stop")
     finally:
-        child.join(timeout=10)
-    assert seen_at is not None, "the app never saw the freeze"
-    assert seen_at - frozen_at < refresh + 0.5
+        child.join(timeout=30)
+        if child.is_alive():
+            child.kill()
+    assert seen == "frozen", "the app did not see the freeze within its refresh time"
     operator.close()

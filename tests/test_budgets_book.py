@@ -1,11 +1,12 @@
 """BudgetBook decisions: thresholds, blocks, shadow budgets, window roll-over, store failures."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
+from conftest import Clock
 from otel_ai_cost.budgets import (
     Budget,
     BudgetBlockedError,
@@ -22,18 +23,11 @@ from otel_ai_cost.budgets import (
 from otel_ai_cost.errors import BudgetExceededError, ConfigError
 
 USD = 10**9
-
-
-class Clock:
-    def __init__(self, iso: str = "2026-11-15T12:00:00+00:00") -> None:
-        self.now = datetime.fromisoformat(iso).timestamp()
-
-    def __call__(self) -> float:
-        return self.now
+NOV_15 = "2026-11-15T12:00:00+00:00"  # the clock's start, mid-month: calendar windows are not at an edge
 
 
 def book_of(*budgets, clock=None, **kwargs):
-    clock = clock or Clock()
+    clock = clock or Clock(NOV_15)
     return BudgetBook(budgets, MemoryBudgetStore(clock), clock=clock, **kwargs)
 
 
@@ -132,7 +126,7 @@ def test_month_rolls_over_at_paris_midnight():
 
 
 def test_rolling_window_forgets_old_spend():
-    clock = Clock()
+    clock = Clock(NOV_15)
     book = book_of(Budget("hourly", "1", rolling(timedelta(hours=1), steps=6)), clock=clock)
     book.settle(book.reserve(ACME, "1"), "1")
     clock.now += 3600

@@ -13,6 +13,7 @@ from typing import Tuple
 
 import pytest
 
+from conftest import Clock
 from otel_ai_cost.budgets import BudgetBook, SQLiteBudgetStore, load_budget_config
 from otel_ai_cost.budgets._report import aggregate
 from otel_ai_cost.budgets._store import LedgerEntry
@@ -332,14 +333,6 @@ def test_budget_without_a_subcommand_is_a_usage_error(capsys):
 # report
 
 NOV_10 = datetime(2026, 11, 10, 12, tzinfo=timezone.utc).timestamp()
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from typing import NamedTuple, Union
 
 import pytest
 
-from _redis_server import redis_server
 from otel_ai_cost.budgets import Budget, BudgetBook, MemoryBudgetStore, SQLiteBudgetStore, Usage, lifetime
 from otel_ai_cost.budgets._redis import RedisBudgetStore
 
@@ -21,15 +21,24 @@ BUDGET = Budget("shared", LIMIT, lifetime())
 FORK = multiprocessing.get_context("fork")  # children open their own connections after the fork
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
+class RedisTarget(NamedTuple):
+    """A Redis store of one test: the shared server and the test's own key prefix."""
+
+    url: str
+    prefix: str
 
 
-def open_store(target: str, clock=time.time):
-    if target.startswith("redis://"):
-        return RedisBudgetStore(target, clock=clock, prefix="test:concurrency")
+Target = Union[str, RedisTarget]  # a SQLite file, or a Redis store
+
+
+@pytest.fixture
+def redis_target(redis_url, redis_prefix) -> RedisTarget:
+    return RedisTarget(redis_url, redis_prefix)
+
+
+def open_store(target: Target, clock=time.time):
+    if isinstance(target, RedisTarget):
+        return RedisBudgetStore(target.url, clock=clock, prefix=target.prefix)
     return SQLiteBudgetStore(target, clock=clock)
 
 
@@ -48,7 +57,7 @@ def spend_in_threads(book: BudgetBook) -> int:
         return sum(pool.map(lambda _: spend_until_blocked(book), range(THREADS)))
 
 
-def _process(target: str, start, results) -> None:
+def _process(target: Target, start, results) -> None:
     store = open_store(target)
     book = BudgetBook([BUDGET], store, hold_ttl=60)
     start.wait()
@@ -56,7 +65,7 @@ def _process(target: str, start, results) -> None:
     store.close()
 
 
-def run_processes(target: str) -> int:
+def run_processes(target: Target) -> int:
     start, results = FORK.Event(), FORK.Queue()
     processes = [FORK.Process(target=_process, args=(target, start, results)) for _ in range(PROCESSES)]
     for p in processes:
@@ -94,15 +103,14 @@ def test_processes_and_threads_never_overspend_a_sqlite_budget(tmp_path):
     store.close()
 
 
-def test_processes_and_threads_never_overspend_a_redis_budget(redis_url):
-    allowed = run_processes(redis_url)
-    store = open_store(redis_url)
+def test_processes_and_threads_never_overspend_a_redis_budget(redis_target):
+    allowed = run_processes(redis_target)
+    store = open_store(redis_target)
     assert_spent_exactly_the_limit(store, allowed)
-    store._client.flushdb()
     store.close()
 
 
-def _hold_and_hang(target: str, held) -> None:
+def _hold_and_hang(target: Target, held) -> None:
     book = BudgetBook([BUDGET], open_store(target), hold_ttl=1.0)
     for _ in range(3):
         assert book.reserve({}, "0.6").decision.allowed
@@ -112,7 +120,7 @@ def _hold_and_hang(target: str, held) -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_holds_of_a_killed_process_expire_after_their_ttl(backend, tmp_path, request):
-    target = str(tmp_path / "budgets.db") if backend == "sqlite" else request.getfixturevalue("redis_url")
+    target = str(tmp_path / "budgets.db") if backend == "sqlite" else request.getfixturevalue("redis_target")
     if backend == "sqlite":
         SQLiteBudgetStore(target).close()
     held = FORK.Event()
@@ -134,8 +142,6 @@ def test_holds_of_a_killed_process_expire_after_their_ttl(backend, tmp_path, req
     assert later.spent("shared", "", ["lifetime"]) == Usage(0, 0)
     assert len(later.ledger(kind="expire")) == 3
     assert BudgetBook([BUDGET], later, clock=lambda: time.time() + offset).reserve({}, "2.00").decision.allowed
-    if backend == "redis":
-        later._client.flushdb()
     for store in (now, later):
         store.close()
 
@@ -174,7 +180,7 @@ def spend_expected_until_blocked(book: BudgetBook) -> int:
         allowed += 1
 
 
-def _expected_process(target: str, start, results) -> None:
+def _expected_process(target: Target, start, results) -> None:
     store = open_store(target)
     book = BudgetBook([BUDGET], store, hold_ttl=60)
     start.wait()
@@ -198,7 +204,7 @@ def largest_in_flight(entries) -> int:
 ROUNDS = 3
 
 
-def race_expected(target: str):
+def race_expected(target: Target):
     """One race: every thread of every process spends until refused. Returns (settled, in flight, seconds)."""
     start, results = FORK.Event(), FORK.Queue()
     processes = [FORK.Process(target=_expected_process, args=(target, start, results)) for _ in range(PROCESSES)]
@@ -225,8 +231,6 @@ def race_expected(target: str):
     assert overshoot <= (ACTUAL - EXPECTED) * in_flight
     assert settled > LIMIT - ACTUAL  # the budget was used up before the calls were refused
     assert len(store.ledger(kind="block")) == calls
-    if isinstance(store, RedisBudgetStore):
-        store._client.flushdb()
     store.close()
     return settled, overshoot, in_flight, elapsed
 
@@ -253,7 +257,6 @@ def test_overshoot_with_expected_output_reservations_on_sqlite(tmp_path, record_
     report_overshoot("sqlite", rounds, record_property)
 
 
-def test_overshoot_with_expected_output_reservations_on_redis(redis_url, record_property):
-    open_store(redis_url)._client.flushdb()
-    rounds = [race_expected(redis_url) for _ in range(ROUNDS)]
+def test_overshoot_with_expected_output_reservations_on_redis(redis_target, record_property):
+    rounds = [race_expected(redis_target._replace(prefix=f"{redis_target.prefix}:{i}")) for i in range(ROUNDS)]
     report_overshoot("redis", rounds, record_property)

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import logging
 import types
+from contextlib import closing
 from decimal import Decimal
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+import conftest
 import otel_ai_cost
 from _fake_openai import FakeOpenAI
 from otel_ai_cost import AICostSpanProcessor, BudgetExceededError, ConfigError
@@ -43,21 +41,12 @@ MESSAGES = [{"role": "user", "content": "Summarise the refund policy in one line
 MAX_TOKENS = 400
 
 
-class Pipeline:
-    """An SDK tracer provider with AICostSpanProcessor (the given budget options), an in-memory exporter
-    and metric reader, and the OpenAI instrumentor; torn down by the fixture."""
+class Pipeline(conftest.Pipeline):
+    """The shared harness (AICostSpanProcessor with the given budget options, in-memory exporter and
+    metric reader) with the OpenAI instrumentor and the real SDK against the fake API."""
 
     def __init__(self, **processor_kwargs):
-        processor_kwargs.setdefault("settings", Settings())
-        self.metrics = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.metrics])
-        self.processor = AICostSpanProcessor(meter_provider=self.meter_provider, **processor_kwargs)
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(self.processor)
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.instrumentor = OpenAIInstrumentor()
-        self.instrumentor.instrument(tracer_provider=self.provider, meter_provider=self.meter_provider)
+        super().__init__(OpenAIInstrumentor(), **processor_kwargs)
         self.fake = FakeOpenAI()
         self.client = self.fake.client()
 
@@ -65,12 +54,6 @@ class Pipeline:
         kwargs.setdefault("model", "gpt-4o")
         kwargs.setdefault("max_tokens", MAX_TOKENS)
         return (client or self.client).chat.completions.create(messages=MESSAGES, **kwargs)
-
-    def spans(self):
-        return self.exporter.get_finished_spans()
-
-    def last(self):
-        return self.spans()[-1]
 
     def decisions(self):
         points = []
@@ -82,35 +65,18 @@ class Pipeline:
                         points += [(dict(p.attributes), p.value) for p in metric.data.data_points]
         return points
 
-    def close(self):
-        self.instrumentor.uninstrument()
-        self.provider.shutdown()
-        self.meter_provider.shutdown()
-
 
 @pytest.fixture
-def pipeline():
-    made = []
-
-    def make(**kwargs):
-        p = Pipeline(**kwargs)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
+def pipeline(close_later):
+    return lambda **kwargs: close_later(Pipeline(**kwargs))
 
 
 @pytest.fixture(scope="module")
 def estimate() -> Decimal:
     """The worst-case estimate of one MESSAGES call to gpt-4o with MAX_TOKENS, as the processor makes it."""
-    p = Pipeline()
-    try:
+    with closing(Pipeline()) as p:
         p.chat()
         return Decimal(str(p.last().attributes["ai_cost.estimate.amount"]))
-    finally:
-        p.close()
 
 
 def nanos_of(span) -> int:
@@ -386,11 +352,10 @@ def test_other_instrumentations_spans_settle_from_their_usage(pipeline):
     with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=FOREIGN) as span:
         span.set_attributes({"gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 500,
                              "gen_ai.response.model": "gpt-4o-mini-2024-07-18"})
-    from otel_ai_cost.cost import Usage, compute_cost
-    from otel_ai_cost.pricing import default_catalog
-
-    cost = compute_cost(Usage(input_tokens=1000, output_tokens=500), default_catalog().resolve("gpt-4o-mini", "openai"))
-    assert store.spent("team", "", ["lifetime"]) == type(store.spent("team", "", ["lifetime"]))(to_nanos(cost.total), 0)
+    # gpt-4o-mini at $0.15/M input, $0.60/M output (https://developers.openai.com/api/docs/pricing):
+    # 1,000 x $0.15/M + 500 x $0.60/M = $0.00015 + $0.0003.
+    cost = Decimal("0.00045")
+    assert store.spent("team", "", ["lifetime"]) == type(store.spent("team", "", ["lifetime"]))(to_nanos(cost), 0)
 
 
 def test_other_instrumentations_spans_are_refused_only_when_opted_in(pipeline, caplog):

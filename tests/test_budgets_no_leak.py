@@ -21,17 +21,14 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import httpx2
 import openai
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import StatusCode
 
 from _fake_openai import FakeOpenAI, chat_chunks, chat_completion, sse
+from conftest import Pipeline
 from otel_ai_cost import BudgetExceededError
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, SQLiteBudgetStore, Usage, block, lifetime, warn
-from otel_ai_cost.config import Settings
 from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
 from otel_ai_cost.processor import AICostSpanProcessor
@@ -93,24 +90,11 @@ class AsyncServer:
 
 @contextlib.contextmanager
 def instrumented(sampler: Any = None, **processor_kwargs: Any) -> Iterator[Tuple[AICostSpanProcessor, InMemorySpanExporter]]:
-    """A provider with the processor (budgets as given) and an in-memory exporter, the SDK instrumented.
-
-    Everything is shut down on exit: the processor unregisters and closes its store.
+    """A provider with the processor (budgets as given) and an in-memory exporter, the SDK instrumented
+    (the shared harness). Everything is shut down on exit: the processor unregisters and closes its store.
     """
-    meter_provider = MeterProvider()
-    processor = AICostSpanProcessor(settings=Settings(), meter_provider=meter_provider, **processor_kwargs)
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=sampler) if sampler is not None else TracerProvider()
-    provider.add_span_processor(processor)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=provider, meter_provider=meter_provider)
-    try:
-        yield processor, exporter
-    finally:
-        instrumentor.uninstrument()
-        provider.shutdown()
-        meter_provider.shutdown()
+    with contextlib.closing(Pipeline(OpenAIInstrumentor(), sampler=sampler, **processor_kwargs)) as p:
+        yield p.processor, p.exporter
 
 
 def store_of(processor: AICostSpanProcessor) -> Any:

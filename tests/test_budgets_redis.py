@@ -3,7 +3,6 @@ with the holds in flight, the sums always equal the holds, expiry is bounded per
 call, and holds written by the previous version (without sums) are migrated on first touch."""
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import os
 import signal
@@ -13,35 +12,19 @@ from collections import Counter
 
 import pytest
 
-from _redis_server import redis_server
+from conftest import Clock
 from otel_ai_cost.budgets import HoldRequest, Usage, _redis
 from otel_ai_cost.budgets._redis import RedisBudgetStore
 
 USD = 10**9
-_prefixes = itertools.count()
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture
-def open_store(redis_url, request):
+def open_store(redis_url, redis_prefix):
     opened = []
-    prefix = f"test:redis:{request.node.name}:{next(_prefixes)}"
 
     def make(clock=None, **kwargs):
-        store = RedisBudgetStore(redis_url, clock=clock or Clock(), prefix=prefix, **kwargs)
+        store = RedisBudgetStore(redis_url, clock=clock or Clock(), prefix=redis_prefix, **kwargs)
         opened.append(store)
         return store
 
@@ -267,8 +250,8 @@ def _hold_many_and_hang(url, prefix, held) -> None:
     time.sleep(60)
 
 
-def test_the_holds_of_a_killed_process_expire_in_batches_and_leave_nothing(redis_url):
-    prefix = f"test:redis:killed:{next(_prefixes)}"
+def test_the_holds_of_a_killed_process_expire_in_batches_and_leave_nothing(redis_url, redis_prefix):
+    prefix = redis_prefix
     fork = multiprocessing.get_context("fork")
     held = fork.Event()
     child = fork.Process(target=_hold_many_and_hang, args=(redis_url, prefix, held))

@@ -15,12 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import conftest
 from _fake_openai import FakeOpenAI
 from _redis_server import redis_server
 from otel_ai_cost import AICostSpanProcessor, BudgetExceededError
@@ -36,26 +32,14 @@ MESSAGES = [{"role": "user", "content": "Say hello."}]
 DEADLINE = 0.5
 
 
-class Pipeline:
-    """The real openai SDK (against the fake API), our instrumentor, AICostSpanProcessor from a config file."""
+class Pipeline(conftest.Pipeline):
+    """The shared harness with AICostSpanProcessor from a config file, our instrumentor, the real
+    openai SDK against the fake API."""
 
     def __init__(self, config_file: Path) -> None:
-        self.metrics = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.metrics])
-        self.processor = AICostSpanProcessor(settings=Settings(), config_file=str(config_file),
-                                             meter_provider=self.meter_provider)
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(self.processor)
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.instrumentor = OpenAIInstrumentor()
-        self.instrumentor.instrument(tracer_provider=self.provider, meter_provider=self.meter_provider)
+        super().__init__(OpenAIInstrumentor(), config_file=str(config_file))
         self.fake = FakeOpenAI()
         self.client = self.fake.client()
-
-    @property
-    def store(self) -> ResilientStore:
-        return self.processor.budget_book.store
 
     def chat(self, **kwargs):
         kwargs.setdefault("model", "gpt-4o-mini")
@@ -72,24 +56,10 @@ class Pipeline:
         return sum((Decimal(str(s.attributes["gen_ai.usage.cost.amount"])) for s in self.exporter.get_finished_spans()
                     if "gen_ai.usage.cost.amount" in s.attributes), Decimal(0))
 
-    def close(self) -> None:
-        self.instrumentor.uninstrument()
-        self.provider.shutdown()
-        self.meter_provider.shutdown()
-
 
 @pytest.fixture
-def pipeline():
-    made = []
-
-    def make(config_file: Path) -> Pipeline:
-        p = Pipeline(config_file)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
+def pipeline(close_later):
+    return lambda config_file: close_later(Pipeline(config_file))
 
 
 @pytest.fixture
@@ -393,7 +363,8 @@ def test_config_keys_of_the_resilient_store(tmp_path):
 # --- 3c. an absurd usage does not break the settle (store part) -------------------------------------
 
 
-def test_a_response_with_absurd_usage_settles_in_redis_through_the_sdk(tmp_path, redis, pipeline, caplog):
+def test_a_response_with_absurd_usage_settles_in_redis_through_the_sdk(tmp_path, redis_url, redis_prefix, pipeline,
+                                                                       caplog):
     import httpx2
 
     from _fake_openai import chat_completion
@@ -403,7 +374,7 @@ def test_a_response_with_absurd_usage_settles_in_redis_through_the_sdk(tmp_path,
         reply["usage"] = {"prompt_tokens": 10**18, "completion_tokens": 10**18, "total_tokens": 2 * 10**18}
         return httpx2.Response(200, json=reply)
 
-    p = pipeline(write_config(tmp_path, redis))
+    p = pipeline(write_config(tmp_path, redis_url, extra=f'  prefix: "{redis_prefix}"\n'))
     p.fake.chat = absurd
     p.chat()
     store = unwrap(p.store)

@@ -1,30 +1,14 @@
 """The three budget stores behave the same: all-or-nothing holds, settle, release, expiry, ledger."""
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from _redis_server import redis_server
+from conftest import Clock
 from otel_ai_cost.budgets import HoldRequest, MemoryBudgetStore, SQLiteBudgetStore, Usage
 from otel_ai_cost.budgets._redis import RedisBudgetStore
 
 USD = 10**9
-_prefixes = itertools.count()
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -39,10 +23,8 @@ def make_store(request, tmp_path):
         elif request.param == "sqlite":
             store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock)
         else:
-            url = request.getfixturevalue("redis_url")
-            store = RedisBudgetStore(url, clock=clock, prefix=f"test:{request.node.name}:{next(_prefixes)}")
-            if opened:
-                store._prefix = opened[0]._prefix
+            url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+            store = RedisBudgetStore(url, clock=clock, prefix=prefix)
         opened.append(store)
         return store
 
@@ -181,8 +163,8 @@ def test_sqlite_store_survives_a_restart(tmp_path):
     reopened.close()
 
 
-def test_redis_keys_do_not_collide_when_ids_contain_colons(redis_url):
-    store = RedisBudgetStore(redis_url, clock=Clock(), prefix="test:colons")
+def test_redis_keys_do_not_collide_when_ids_contain_colons(redis_url, redis_prefix):
+    store = RedisBudgetStore(redis_url, clock=Clock(), prefix=redis_prefix)
     store.reserve([hold(budget="a:b", key="c", amount=10 * USD)], "r1", ttl=60)
     assert store.reserve([hold(budget="a", key="b:c", amount=10 * USD)], "r2", ttl=60).ok
     store.close()

@@ -13,16 +13,15 @@ import io
 import json
 import subprocess
 import sys
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from _fake_openai import FakeOpenAI
-from otel_ai_cost import AICostSpanProcessor, BudgetExceededError, ConfigError
+from conftest import Pipeline
+from otel_ai_cost import BudgetExceededError, ConfigError
 from otel_ai_cost.budgets import Budget, Threshold, lifetime, load_budget_config, warn
 from otel_ai_cost.budgets._model import DEFAULT_THRESHOLDS
 from otel_ai_cost.cli import main
@@ -89,75 +88,55 @@ def test_the_default_thresholds_warn_at_80_and_95_percent_and_block_at_100(tmp_p
 def test_default_warnings_fire_on_real_calls_past_80_percent(tmp_path):
     """No thresholds given: a call whose hold takes the spend to 75% of the limit gets no warning, one to
     85% and one to 97% get the warning event (the 80% and the 95% threshold)."""
-    provider, exporter, instrumentor, client = _pipeline(tmp_path, limit=None)
-    try:
-        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=400)
-        estimate = Decimal(str(exporter.get_finished_spans()[-1].attributes["ai_cost.estimate.amount"]))
-    finally:
-        _close(provider, instrumentor)
+    with closing(_pipeline(tmp_path, limit=None)) as p:
+        p.client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=400)
+        estimate = Decimal(str(p.last().attributes["ai_cost.estimate.amount"]))
     # Worst-case holds: the call's hold is its estimate, so with a limit of estimate / 0.85 the call
     # takes the budget to 85%.
     for used, warned, reached in (("0.75", False, None), ("0.85", True, "0.8"), ("0.97", True, "0.95")):
         limit = (estimate / Decimal(used)).quantize(Decimal("0.000000001"))
-        provider, exporter, instrumentor, client = _pipeline(tmp_path, limit=limit, store=f"w{used}.db")
-        try:
-            client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=400)
-            (span,) = exporter.get_finished_spans()
+        with closing(_pipeline(tmp_path, limit=limit, store=f"w{used}.db")) as p:
+            p.client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=400)
+            (span,) = p.spans()
             warnings = [e for e in span.events if e.name == "ai_cost.budget.warning"]
             assert len(warnings) == (1 if warned else 0), (used, span.events)
             if warned:
                 assert warnings[0].attributes["ai_cost.budget.id"] == "team"
                 budget = Budget("team", limit, lifetime())
                 assert budget.action_at(int(estimate * 10**9)).at == Decimal(reached)
-        finally:
-            _close(provider, instrumentor)
 
 
 # --- adjustments and the report ----------------------------------------------------------------
 
 
-def _pipeline(tmp_path: Path, limit, store: str = "budgets.db"):
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+def _pipeline(tmp_path: Path, limit, store: str = "budgets.db") -> Pipeline:
+    """The shared harness with the OpenAI instrumentor and ``client`` (the SDK against the fake API);
+    with a limit, budget "team" (a calendar month) from a config file on the SQLite ``store``."""
+    settings = Settings()
     if limit is not None:
         config = tmp_path / "otel-ai-cost.yaml"
         config.write_text(f"budgets:\n  - {{id: team, limit_usd: {limit}, window: {{calendar: month}}}}\n"
                           f"store:\n  url: sqlite://{store}\n")
-        provider.add_span_processor(AICostSpanProcessor(settings=Settings(config_file=str(config))))
-    else:
-        provider.add_span_processor(AICostSpanProcessor(settings=Settings()))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    return provider, exporter, instrumentor, FakeOpenAI().client()
-
-
-def _close(provider, instrumentor):
-    instrumentor.uninstrument()
-    provider.shutdown()
+        settings = Settings(config_file=str(config))
+    p = Pipeline(OpenAIInstrumentor(), settings=settings)
+    p.client = FakeOpenAI().client()
+    return p
 
 
 @pytest.fixture
 def history(tmp_path, monkeypatch):
     """Two calls settled, one blocked (its worst case is past the limit), through the real SDK; then
     `budget adjust team 25 --note invoice` and `budget adjust team -20 --note refund`."""
-    provider, exporter, instrumentor, client = _pipeline(tmp_path, limit=None)
-    try:
-        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=400)
-        estimate = Decimal(str(exporter.get_finished_spans()[-1].attributes["ai_cost.estimate.amount"]))
-    finally:
-        _close(provider, instrumentor)
-    provider, exporter, instrumentor, client = _pipeline(tmp_path, limit=(estimate * Decimal("1.5")).quantize(
-        Decimal("0.000001")))
-    try:
+    with closing(_pipeline(tmp_path, limit=None)) as p:
+        p.client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=400)
+        estimate = Decimal(str(p.last().attributes["ai_cost.estimate.amount"]))
+    with closing(_pipeline(tmp_path, limit=(estimate * Decimal("1.5")).quantize(Decimal("0.000001")))) as p:
         for _ in range(2):
-            client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=400)
+            p.client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=400)
         with pytest.raises(BudgetExceededError):
-            client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=4000)
-        spend = sum(Decimal(str(s.attributes["gen_ai.usage.cost.amount"])) for s in exporter.get_finished_spans()
+            p.client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=4000)
+        spend = sum(Decimal(str(s.attributes["gen_ai.usage.cost.amount"])) for s in p.spans()
                     if "gen_ai.usage.cost.amount" in s.attributes)
-    finally:
-        _close(provider, instrumentor)
     monkeypatch.setenv("OTEL_AI_COST_CONFIG", str(tmp_path / "otel-ai-cost.yaml"))
     return spend
 

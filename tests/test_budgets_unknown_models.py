@@ -29,7 +29,7 @@ from otel_ai_cost.budgets import (
 )
 from otel_ai_cost.budgets._model import to_nanos
 from otel_ai_cost.budgets._report import build_report
-from otel_ai_cost.cost import Usage, compute_cost
+from otel_ai_cost.cost import Usage
 from otel_ai_cost.pricing import default_catalog
 from test_budgets_enforcement import Pipeline, pipeline  # noqa: F401 - the fixture
 
@@ -141,8 +141,9 @@ def test_price_as_a_catalog_model_counts_the_usage_at_its_price(pipeline):  # no
     p = unknown_pipeline(pipeline, budgets=[Budget("team", "5", lifetime(), on_unknown_model={"price_as": "gpt-4o"})],
                          budget_store=store)
     p.chat(model=UNKNOWN)
-    gpt4o = default_catalog().resolve("gpt-4o")
-    assert spent(store) == to_nanos(compute_cost(Usage(input_tokens=1200, output_tokens=300), gpt4o).total)
+    # gpt-4o at its list price, $2.50/M input and $10/M output (https://developers.openai.com/api/docs/pricing):
+    # 1,200 x $2.50/M + 300 x $10/M = $0.003 + $0.003.
+    assert spent(store) == to_nanos(Decimal("0.006"))
     assert p.last().attributes["ai_cost.budget.priced_as"] == "gpt-4o"
     (settle,) = store.ledger(kinds=("settle",))
     assert (settle.attributes["unknown_model"], settle.attributes["priced_as"]) == ("price_as", "gpt-4o")

@@ -25,7 +25,8 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from _cassettes import Cassette
-from _fake_groq import FakeAPI, cassette_transport, make_pipeline_factory, sse
+from _fake_groq import FakeAPI, cassette_transport, sse
+from conftest import Pipeline
 from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation import cohere as cohere_instrumentation
 from otel_ai_cost.instrumentation.cohere import CohereInstrumentor, estimate_chat, estimate_embed
@@ -281,8 +282,9 @@ def test_a_blocked_call_raises_before_any_request_is_sent(method):
     from otel_ai_cost import BudgetExceededError
     from otel_ai_cost.budgets import Budget, MemoryBudgetStore, lifetime
 
-    Pipeline = make_pipeline_factory(CohereInstrumentor)
-    p = Pipeline(budgets=[Budget("team", Decimal("0.0001"), lifetime())], budget_store=MemoryBudgetStore())
+    p = Pipeline(CohereInstrumentor(),
+                 budgets=[Budget("team", Decimal("0.0001"), lifetime())],
+                 budget_store=MemoryBudgetStore())
     try:
         fake = FakeAPI()
         kwargs = dict(model="command-a-03-2025", messages=MESSAGES, max_tokens=1000)

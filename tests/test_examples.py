@@ -116,11 +116,10 @@ def test_budgets_example_stops_the_agent_run_before_sending(endpoints, tmp_path,
     # 3.5 steps' worth is refused before the 5th step is sent (each step also holds its worst case).
     usage = {"prompt_tokens": 1000, "completion_tokens": 290, "total_tokens": 1290}
     monkeypatch.setitem(_ANSWER, "completion", {**COMPLETION, "model": "gpt-4o-2024-08-06", "usage": usage})
-    from otel_ai_cost.cost import Usage, compute_cost
-    from otel_ai_cost.pricing import default_catalog
-
-    step = compute_cost(Usage(input_tokens=1000, output_tokens=290), default_catalog().resolve("gpt-4o-2024-08-06", "openai"))
-    env = {**env, "AGENT_RUN_BUDGET_USD": str(step.total * Decimal("3.5"))}
+    # gpt-4o-2024-08-06 at $2.50/M input, $10/M output (https://developers.openai.com/api/docs/pricing):
+    # 1,000 x $2.50/M + 290 x $10/M = $0.0025 + $0.0029 a step.
+    step = Decimal("0.0054")
+    env = {**env, "AGENT_RUN_BUDGET_USD": str(step * Decimal("3.5"))}
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "budgets.py")], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

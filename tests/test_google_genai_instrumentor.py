@@ -16,22 +16,17 @@ from decimal import Decimal
 
 import pytest
 from google.genai import types
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+import conftest
 from _fake_google_genai import (  # noqa: F401 - google_genai_instrumentor is a fixture
     FakeGoogleGenAI,
     error_body,
     generate_response,
     google_genai_instrumentor,
 )
-from otel_ai_cost import AICostSpanProcessor, BudgetExceededError
+from otel_ai_cost import BudgetExceededError
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime, throttle
-from otel_ai_cost.config import Settings
 from otel_ai_cost.instrumentation import google_genai as gg
 from otel_ai_cost.instrumentation.google_genai import GoogleGenAIInstrumentor
 
@@ -410,20 +405,11 @@ def test_the_estimate_counts_text_tools_and_turns():
 # --- budgets ----------------------------------------------------------------------------------
 
 
-class Pipeline:
-    """AICostSpanProcessor with budgets + in-memory exporter + the google-genai instrumentor."""
+class Pipeline(conftest.Pipeline):
+    """The shared harness (AICostSpanProcessor with budgets) with the google-genai instrumentor."""
 
     def __init__(self, fake, **processor_kwargs):
-        processor_kwargs.setdefault("settings", Settings())
-        self.metrics = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.metrics])
-        self.processor = AICostSpanProcessor(meter_provider=self.meter_provider, **processor_kwargs)
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider()
-        self.provider.add_span_processor(self.processor)
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.instrumentor = GoogleGenAIInstrumentor()
-        self.instrumentor.instrument(tracer_provider=self.provider, meter_provider=self.meter_provider)
+        super().__init__(GoogleGenAIInstrumentor(), **processor_kwargs)
         self.fake = fake
         self.client = fake.gemini_client()
 
@@ -432,24 +418,10 @@ class Pipeline:
         return self.client.models.generate_content(model=model, contents="Summarise the refund policy in one line.",
                                                    config=config)
 
-    def close(self):
-        self.instrumentor.uninstrument()
-        self.provider.shutdown()
-        self.meter_provider.shutdown()
-
 
 @pytest.fixture
-def pipeline(fake):
-    made = []
-
-    def make(**kwargs):
-        p = Pipeline(fake, **kwargs)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
+def pipeline(fake, close_later):
+    return lambda **kwargs: close_later(Pipeline(fake, **kwargs))
 
 
 def _estimate(pipeline) -> Decimal:

@@ -23,7 +23,8 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from _cassettes import Cassette
-from _fake_groq import FakeAPI, cassette_transport, make_pipeline_factory, sse
+from _fake_groq import FakeAPI, cassette_transport, sse
+from conftest import Pipeline
 from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation import groq as groq_instrumentation
 from otel_ai_cost.instrumentation.groq import GroqInstrumentor, estimate_chat
@@ -442,8 +443,9 @@ def test_a_blocked_call_raises_before_any_request_is_sent():
     from otel_ai_cost import BudgetExceededError
     from otel_ai_cost.budgets import Budget, MemoryBudgetStore, lifetime
 
-    Pipeline = make_pipeline_factory(GroqInstrumentor)
-    p = Pipeline(budgets=[Budget("team", Decimal("0.0001"), lifetime())], budget_store=MemoryBudgetStore())
+    p = Pipeline(GroqInstrumentor(),
+                 budgets=[Budget("team", Decimal("0.0001"), lifetime())],
+                 budget_store=MemoryBudgetStore())
     try:
         fake = FakeAPI().reply(completion())
         client = _sync_client(fake.transport())
@@ -501,9 +503,9 @@ def test_throttle_and_downgrade_are_applied_before_sending(monkeypatch, action):
 
     slept = []
     monkeypatch.setattr(groq_instrumentation, "time", types.SimpleNamespace(sleep=slept.append))
-    Pipeline = make_pipeline_factory(GroqInstrumentor)
     then = throttle(1.5) if action == "throttle" else downgrade("llama-3.1-8b-instant")
-    p = Pipeline(budgets=[Budget("team", Decimal(1), lifetime(), thresholds=[Threshold(Decimal("0.000001"), then)])],
+    p = Pipeline(GroqInstrumentor(),
+                 budgets=[Budget("team", Decimal(1), lifetime(), thresholds=[Threshold(Decimal("0.000001"), then)])],
                  budget_store=MemoryBudgetStore())
     try:
         fake = FakeAPI().reply(completion(model="llama-3.1-8b-instant"))
@@ -534,8 +536,9 @@ def test_with_raw_response_bound_before_instrument_is_instrumented_and_budgeted(
     client = _sync_client(fake.transport())
     raw_api = client.chat.completions.with_raw_response  # cached by the SDK, bound to the SDK's create
     streaming_api = client.chat.completions.with_streaming_response
-    Pipeline = make_pipeline_factory(GroqInstrumentor)
-    p = Pipeline(budgets=[Budget("team", Decimal("0.0001"), lifetime())], budget_store=MemoryBudgetStore())
+    p = Pipeline(GroqInstrumentor(),
+                 budgets=[Budget("team", Decimal("0.0001"), lifetime())],
+                 budget_store=MemoryBudgetStore())
     try:
         with pytest.raises(BudgetExceededError):
             raw_api.create(model="llama-3.3-70b-versatile", messages=MESSAGES, max_tokens=1000)
@@ -579,9 +582,9 @@ def test_a_downgrade_applies_to_a_with_raw_response_bound_before_instrument(monk
     fake = FakeAPI().reply(completion(model="llama-3.1-8b-instant"))
     client = _sync_client(fake.transport())
     raw_api = client.chat.completions.with_raw_response
-    Pipeline = make_pipeline_factory(GroqInstrumentor)
     then = downgrade("llama-3.1-8b-instant")
-    p = Pipeline(budgets=[Budget("team", Decimal(1), lifetime(), thresholds=[Threshold(Decimal("0.000001"), then)])],
+    p = Pipeline(GroqInstrumentor(),
+                 budgets=[Budget("team", Decimal(1), lifetime(), thresholds=[Threshold(Decimal("0.000001"), then)])],
                  budget_store=MemoryBudgetStore())
     try:
         raw_api.create(model="llama-3.3-70b-versatile", messages=MESSAGES, max_tokens=100).parse()

@@ -30,7 +30,8 @@ except ImportError:  # mistralai 1.x
 from opentelemetry.trace import StatusCode
 
 from _cassettes import Cassette
-from _fake_groq import FakeAPI, cassette_transport, make_pipeline_factory, sse
+from _fake_groq import FakeAPI, cassette_transport, sse
+from conftest import Pipeline
 from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation import mistral as mistral_instrumentation
 from otel_ai_cost.instrumentation.mistral import MistralInstrumentor, estimate_chat, estimate_embeddings
@@ -254,8 +255,9 @@ def test_a_blocked_call_raises_before_any_request_is_sent(streamed):
     from otel_ai_cost import BudgetExceededError
     from otel_ai_cost.budgets import Budget, MemoryBudgetStore, lifetime
 
-    Pipeline = make_pipeline_factory(MistralInstrumentor)
-    p = Pipeline(budgets=[Budget("team", Decimal("0.0001"), lifetime())], budget_store=MemoryBudgetStore())
+    p = Pipeline(MistralInstrumentor(),
+                 budgets=[Budget("team", Decimal("0.0001"), lifetime())],
+                 budget_store=MemoryBudgetStore())
     try:
         fake = FakeAPI()
         client = _client(fake.transport())

@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from conftest import Pipeline
 from otel_ai_cost import AICostSpanProcessor, CostEnrichingSpanExporter
 from otel_ai_cost import processor as processor_module
 from otel_ai_cost._request import LLMRequest, TokenCount, pending_request
@@ -36,13 +37,9 @@ def _reset_log_once(monkeypatch):
 
 
 def make_pipeline(**kwargs):
-    kwargs.setdefault("settings", Settings())
-    ai_cost = AICostSpanProcessor(**kwargs)
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "test"}))
-    provider.add_span_processor(ai_cost)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider.get_tracer("test"), exporter, ai_cost
+    """(tracer, exporter, processor) of the shared harness, without an instrumentor."""
+    p = Pipeline(resource=Resource.create({"service.name": "test"}), **kwargs)
+    return p.provider.get_tracer("test"), p.exporter, p.processor
 
 
 def request(model="gpt-4o", max_output_tokens=500, tokens=1000, method="tiktoken", **kwargs):

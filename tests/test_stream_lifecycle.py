@@ -24,15 +24,14 @@ from typing import Any, Dict, List
 import httpx
 import pytest
 
+import conftest
 from _fake_anthropic import FakeAnthropic
 from _fake_bedrock import FakeBedrock, event_stream_reply
 from _fake_google_genai import FakeGoogleGenAI
 from _fake_groq import FakeAPI
 from _fake_groq import sse as groq_sse
 from _fake_openai import FakeOpenAI
-from otel_ai_cost import AICostSpanProcessor
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, lifetime
-from otel_ai_cost.config import Settings
 from otel_ai_cost.instrumentation._core import _streams
 
 IDLE_TIMEOUT = 0.2
@@ -303,23 +302,12 @@ PROVIDERS = [OpenAIStreams, AnthropicStreams, GoogleGenAIStreams, GroqStreams, M
 # The pipeline: spans exported in memory, a budget whose ledger shows every hold closed
 
 
-class Pipeline:
-    def __init__(self, provider: Any) -> None:
-        from opentelemetry.sdk.metrics import MeterProvider
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+class Pipeline(conftest.Pipeline):
+    """The shared harness with one budget on a memory store, and the provider's instrumentor."""
 
-        self.store = MemoryBudgetStore()
-        self.meter_provider = MeterProvider()
-        self.processor = AICostSpanProcessor(settings=Settings(), meter_provider=self.meter_provider,
-                                             budgets=[Budget("all", "1000", lifetime())], budget_store=self.store)
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(self.processor)
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.instrumentor = provider.instrumentor()
-        self.instrumentor.instrument(tracer_provider=self.tracer_provider, meter_provider=self.meter_provider)
+    def __init__(self, provider: Any) -> None:
+        super().__init__(provider.instrumentor(), budgets=[Budget("all", "1000", lifetime())],
+                         budget_store=MemoryBudgetStore())
 
     def ended(self) -> int:
         return len(self.exporter.get_finished_spans())
@@ -329,11 +317,6 @@ class Pipeline:
         closings = self.store.ledger(kinds=("settle", "release"))
         return len(reserves) >= 1 and sorted(e.reservation_id for e in reserves) == sorted(
             e.reservation_id for e in closings)
-
-    def close(self) -> None:
-        self.instrumentor.uninstrument()
-        self.tracer_provider.shutdown()
-        self.meter_provider.shutdown()
 
 
 @pytest.fixture(params=PROVIDERS, ids=lambda p: p.name)
