@@ -14,8 +14,9 @@ Operators change budgets at run time through the store, from ``otel-ai-cost budg
 book: ``set_limit``, ``freeze`` / ``unfreeze``, ``adjust``, ``reset``. Every book on the store applies
 limits and freezes within its ``override_refresh`` (1 s by default).
 """
-from ._book import BudgetBlockedError, BudgetBook, BudgetOutcome, BudgetUsage, Decision, Reservation
+from ._book import BudgetBook
 from ._config import BudgetConfig, load_budget_config, open_store, parse_budget_config
+from ._decision import BudgetOutcome, BudgetUsage, Decision, Reservation
 from ._memory import MemoryBudgetStore
 from ._model import Action, Budget, Threshold, block, downgrade, throttle, warn
 from ._resilient import ResilientStore
@@ -29,8 +30,8 @@ from ._store import (
     HoldRequest,
     LedgerEntry,
     ReserveResult,
+    Spend,
     StoreUnavailableError,
-    Usage,
 )
 from ._unknown import (
     DEFAULT_UNKNOWN_MODEL,
@@ -57,7 +58,6 @@ __all__ = [
     "LEDGER_KINDS",
     "Action",
     "Budget",
-    "BudgetBlockedError",
     "BudgetBook",
     "BudgetConfig",
     "BudgetOutcome",
@@ -74,10 +74,10 @@ __all__ = [
     "ReserveResult",
     "ResilientStore",
     "SQLiteBudgetStore",
+    "Spend",
     "StoreUnavailableError",
     "Threshold",
     "UnknownModelPolicy",
-    "Usage",
     "allow_unknown",
     "block",
     "block_unknown",

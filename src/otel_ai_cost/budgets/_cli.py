@@ -31,8 +31,9 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from ..errors import ConfigError
-from ._book import BudgetBook, BudgetUsage
+from ._book import BudgetBook
 from ._config import BudgetConfig, load_budget_config
+from ._decision import BudgetUsage
 from ._model import Budget, from_nanos
 from ._report import GROUPS, Report, build_report, check_groups, zone
 from ._store import ALL_KEYS, BudgetStore, LedgerEntry

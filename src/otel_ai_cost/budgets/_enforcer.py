@@ -18,7 +18,8 @@ from opentelemetry.trace import Span, Status, StatusCode
 from .. import _semconv as sc
 from .._semconv import ERROR_TYPE, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL
 from ..errors import BudgetExceededError
-from ._book import BudgetBook, BudgetOutcome, Reservation
+from ._book import BudgetBook
+from ._decision import BudgetOutcome, Reservation
 from ._model import Action
 from ._unknown import UnknownCall
 

@@ -22,7 +22,7 @@ from ._store import (
     LedgerEntry,
     ReserveResult,
     Slot,
-    Usage,
+    Spend,
     clamp,
     clamped_attributes,
     debit,
@@ -97,14 +97,14 @@ class MemoryBudgetStore:
         for window in [w for w in by_window if w.startswith(prefix) and int(w[len(prefix):]) < before]:
             del by_window[window]
 
-    def _usage(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
+    def _usage(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         by_window = self._spend.get((budget_id, key), {})
         if len(window_keys) == 1:
             window = window_keys[0]
-            return Usage(by_window.get(window, 0), self._reserved.get((budget_id, key, window), 0))
+            return Spend(by_window.get(window, 0), self._reserved.get((budget_id, key, window), 0))
         counted = set(window_keys)
         reserved = self._reserved
-        return Usage(
+        return Spend(
             sum(by_window.get(w, 0) for w in counted), sum(reserved.get((budget_id, key, w), 0) for w in counted)
         )
 
@@ -181,7 +181,7 @@ class MemoryBudgetStore:
                 self._unhold(hold)
                 self._log(now, "release", hold.slot, hold.amount, reservation_id)
 
-    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
+    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         window_keys = _window_keys(window_keys)
         with self._lock:
             self._expire(self._clock())

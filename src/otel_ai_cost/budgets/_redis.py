@@ -56,7 +56,7 @@ from ._store import (
     LedgerEntry,
     ReserveResult,
     Slot,
-    Usage,
+    Spend,
     clamp,
     clamped_attributes,
     dumps,
@@ -475,7 +475,7 @@ class RedisBudgetStore:
             reply = self._reserve(keys=keys, args=args)
             if int(reply[0]) != -1:  # -1: more holds were due than one script expires; they are being expired
                 break
-        usage = tuple(Usage(int(reply[1 + 3 * i]), int(reply[2 + 3 * i])) for i in range(len(requests)))
+        usage = tuple(Spend(int(reply[1 + 3 * i]), int(reply[2 + 3 * i])) for i in range(len(requests)))
         refused = tuple(i for i in range(len(requests)) if int(reply[3 + 3 * i]))
         return ReserveResult(bool(int(reply[0])), usage, refused)
 
@@ -504,7 +504,7 @@ class RedisBudgetStore:
         keys = [self._ledger_key, self._index_key(reservation_id)]
         self._release(keys=keys, args=[_now(self._clock), reservation_id, self._prefix])
 
-    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
+    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         window_keys = (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
         keys = [self._ledger_key, *self._hold_keys(budget_id, key)]
         args = [_now(self._clock), budget_id, key, self._expire_batch, *window_keys]
@@ -512,7 +512,7 @@ class RedisBudgetStore:
             spent, reserved, more = self._spent(keys=keys, args=args)
             if not int(more):
                 break
-        return Usage(int(spent), int(reserved))
+        return Spend(int(spent), int(reserved))
 
     def holds(self, budget_id: str, key: Optional[str] = None) -> List[HoldInfo]:
         """The live holds of a budget (of one partition with ``key``), oldest first. Scans the

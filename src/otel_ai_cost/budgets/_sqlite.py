@@ -23,7 +23,7 @@ from ._store import (
     LedgerEntry,
     ReserveResult,
     Slot,
-    Usage,
+    Spend,
     clamp,
     clamped_attributes,
     debit,
@@ -129,7 +129,7 @@ class SQLiteBudgetStore:
             db.execute("DELETE FROM holds WHERE expires_at <= ?", (now,))
 
     @staticmethod
-    def _usage(db: sqlite3.Connection, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
+    def _usage(db: sqlite3.Connection, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         keys = sorted(set(window_keys))
         marks = ",".join("?" * len(keys))
         (spent,) = db.execute(
@@ -140,7 +140,7 @@ class SQLiteBudgetStore:
             f"SELECT COALESCE(SUM(amount), 0) FROM holds WHERE budget_id = ? AND key = ? AND window_key IN ({marks})",
             (budget_id, key, *keys),
         ).fetchone()
-        return Usage(int(spent), int(reserved))
+        return Spend(int(spent), int(reserved))
 
     def reserve(
         self,
@@ -238,7 +238,7 @@ class SQLiteBudgetStore:
             for budget_id, key, window_key, amount in rows:
                 self._log(db, now, "release", (budget_id, key, window_key), amount, reservation_id, "{}")
 
-    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
+    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         window_keys = (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
         with self._transaction() as db:
             self._expire(db, self._clock())

@@ -143,7 +143,7 @@ class HoldRequest:
 
 
 @dataclass(frozen=True)
-class Usage:
+class Spend:
     """Settled spend and amounts held by reservations in flight, in nano-dollars."""
 
     spent: int
@@ -158,7 +158,7 @@ class ReserveResult:
     """
 
     ok: bool
-    usage: Tuple[Usage, ...]
+    usage: Tuple[Spend, ...]
     refused: Tuple[int, ...] = ()
 
 
@@ -289,7 +289,7 @@ class BudgetStore(Protocol):
         """Drop the reservation's holds without recording spend (the call was not made)."""
         ...
 
-    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
+    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         """Settled spend and live holds summed over ``window_keys`` (one key or several)."""
         ...
 
