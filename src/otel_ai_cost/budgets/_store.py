@@ -365,3 +365,38 @@ class BudgetStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class UnavailableStore:
+    """A store that never opens (the configuration could not be read): every reserve fails with the
+    reason, so a book that fails closed refuses every call; nothing is held, settled or journaled."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name, self.reason = name, reason
+
+    def reserve(self, *args: Any, **kwargs: Any) -> ReserveResult:
+        raise StoreUnavailableError(self.name, self.reason)
+
+    def controls(self) -> Controls:
+        return {}
+
+    def settle(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def release(self, reservation_id: str) -> None:
+        pass
+
+    def record(self, entries: Sequence[LedgerEntry]) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def unavailable(*args: Any, **kwargs: Any) -> Any:
+            raise StoreUnavailableError(self.name, self.reason)
+
+        return unavailable
+
+    def close(self) -> None:
+        pass
