@@ -24,17 +24,9 @@ class BudgetExceededError(Exception):
     """
 
     def __init__(
-        self,
-        message: str,
-        decision: object = None,
-        *,
-        budget_id: Optional[str] = None,
-        key: Optional[str] = None,
-        window_key: Optional[str] = None,
-        limit: Optional[Decimal] = None,
-        spent: Optional[Decimal] = None,
-        reserved: Optional[Decimal] = None,
-        estimate: Optional[Decimal] = None,
+        self, message: str, decision: object = None, *, budget_id: Optional[str] = None, key: Optional[str] = None,
+        window_key: Optional[str] = None, limit: Optional[Decimal] = None, spent: Optional[Decimal] = None,
+        reserved: Optional[Decimal] = None, estimate: Optional[Decimal] = None,
     ) -> None:
         super().__init__(message)
         self.decision = decision

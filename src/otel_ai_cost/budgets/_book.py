@@ -276,7 +276,9 @@ class BudgetBook:
             repriced.append(p)
         shown = strictest(policies)
         if shown is not None:
-            what = {"block": "refuse", "allow": "let through, unmetered,"}.get(shown.action, f"price as {shown.priced_as}")
+            what = {"block": "refuse", "allow": "let through, unmetered,"}.get(
+                shown.action, f"price as {shown.priced_as}"
+            )
             warned_models.warn(unknown.model, unknown.provider, what)
         return repriced, tuple(policies)
 

@@ -30,26 +30,12 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, cast
 
+from . import _store as st
 from ._redis_client import DEFAULT_TIMEOUT, connect
 from ._redis_scripts import ADJUST, RELEASE, RESERVE, RESET, SETTLE, SPENT
-from ._store import (
-    Control,
-    Controls,
-    HoldInfo,
-    HoldRequest,
-    LedgerEntry,
-    ReserveResult,
-    Slot,
-    Spend,
-    clamp,
-    clamped_attributes,
-    dumps,
-    holder,
-    ledger_filter,
-    new_id,
-)
+from ._store import Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend, dumps
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
@@ -75,8 +61,18 @@ def _entry(f: Mapping[str, str]) -> LedgerEntry:
     )
 
 
-def _window_keys(window_keys: Sequence[str]) -> Tuple[str, ...]:
-    return (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
+def _fields(e: LedgerEntry) -> Dict[str, str]:
+    """A ledger entry as the fields of its stream entry (``_entry`` reads them back)."""
+    return {
+        "time": repr(float(e.time)),
+        "kind": e.kind,
+        "budget": e.budget_id,
+        "key": e.key,
+        "window": e.window_key,
+        "amount": str(int(e.amount_nanos)),
+        "rid": e.reservation_id,
+        "attrs": dumps(e.attributes),
+    }
 
 
 def _now(clock: Callable[[], float]) -> str:
@@ -92,7 +88,7 @@ EXPIRE_BATCH = 256
 _MAX_ROUNDS = 200
 
 
-class RedisBudgetStore:
+class RedisBudgetStore(st.StoreBase):
     def __init__(
         self,
         url: str = "redis://localhost:6379/0",
@@ -170,13 +166,13 @@ class RedisBudgetStore:
         frozen = dumps({**(attributes or {}), "frozen": True}) if any(r.frozen for r in requests) else ""
         args: List[Any] = [
             repr(now), repr(now + ttl), reservation_id, dumps(attributes), index_ttl_ms, len(requests), frozen,
-            self._expire_batch, "0", holder(),
+            self._expire_batch, "0", st.holder(),
         ]
         for r in requests:
             keys += self._hold_keys(r.budget_id, r.key)
             prefix, before = r.prune or ("", 0)
-            limit = -2 if r.frozen else -1 if r.limit is None else clamp(r.limit)
-            amount = clamp(r.amount)
+            limit = -2 if r.frozen else -1 if r.limit is None else st.clamp(r.limit)
+            amount = st.clamp(r.amount)
             if r.amount > amount and r.limit is not None:
                 limit = 0 if limit != -2 else limit  # more than any store counts: refuse it
             args += [r.budget_id, r.key, r.window_key, limit, amount, prefix, before, len(r.counted)]
@@ -202,14 +198,14 @@ class RedisBudgetStore:
         """One script: amounts are clamped to MAX_NANOS and counters saturate, so it never stops
         half-way. ``once``: do nothing if this reservation was settled with ``once`` in the last
         ``settled_ttl`` seconds (a journaled settle replayed after the first one landed)."""
-        attributes = clamped_attributes(attributes, actual.values())
+        attributes = st.clamped_attributes(attributes, actual.values())
         keys = [self._ledger_key, self._index_key(reservation_id), f"{self._prefix}:settled:{reservation_id}"]
         late = {**attributes, "late": True}
         once_ms = int(self._settled_ttl * 1000) if once else 0
         args: List[Any] = [_now(self._clock), reservation_id, dumps(attributes), dumps(late), len(actual), once_ms]
         for (budget_id, key, window_key), amount in actual.items():
             keys += self._hold_keys(budget_id, key)
-            args += [budget_id, key, window_key, clamp(amount)]
+            args += [budget_id, key, window_key, st.clamp(amount)]
         self._settle(keys=keys, args=args)
 
     def release(self, reservation_id: str) -> None:
@@ -217,7 +213,7 @@ class RedisBudgetStore:
         self._release(keys=keys, args=[_now(self._clock), reservation_id, self._prefix])
 
     def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
-        window_keys = (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
+        window_keys = st.window_tuple(window_keys)
         keys = [self._ledger_key, *self._hold_keys(budget_id, key)]
         args = [_now(self._clock), budget_id, key, self._expire_batch, *window_keys]
         for _ in range(_MAX_ROUNDS):
@@ -229,11 +225,11 @@ class RedisBudgetStore:
     def holds(self, budget_id: str, key: Optional[str] = None) -> List[HoldInfo]:
         """The live holds of a budget (of one partition with ``key``), oldest first. Scans the
         budget's keys when ``key`` is None (an operator's command)."""
+        head = self._key("holds", budget_id, "")
         if key is not None:
             names = [self._key("holds", budget_id, key)]
         else:
-            names = list(self._client.scan_iter(match=_glob_escape(self._key("holds", budget_id, "")) + "*", count=1000))
-        head = len(self._key("holds", budget_id, ""))
+            names = list(self._client.scan_iter(match=_glob_escape(head) + "*", count=1000))
         now = float(self._clock())
         found = []
         for name in names:
@@ -244,40 +240,17 @@ class RedisBudgetStore:
                     continue  # due: the next reserve or read expires it
                 placed = float(parts[3]) if len(parts) > 3 and parts[3] else None
                 who = parts[4] if len(parts) > 4 and parts[4] else None
-                found.append(HoldInfo(rid, budget_id, name[head:], parts[2], int(parts[0]), expires, placed, who))
+                found.append(HoldInfo(rid, budget_id, name[len(head):], parts[2], int(parts[0]), expires, placed, who))
         return sorted(found, key=lambda h: (h.placed_at or 0, h.reservation_id))
 
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         pipe = self._client.pipeline(transaction=True)
         for e in entries:
-            pipe.xadd(
-                self._ledger_key,
-                {
-                    "time": repr(float(e.time)),
-                    "kind": e.kind,
-                    "budget": e.budget_id,
-                    "key": e.key,
-                    "window": e.window_key,
-                    "amount": str(e.amount_nanos),
-                    "rid": e.reservation_id,
-                    "attrs": dumps(e.attributes),
-                },
-            )
+            pipe.xadd(self._ledger_key, _fields(e))
         pipe.execute()
 
-    def ledger(
-        self,
-        budget_id: Optional[str] = None,
-        key: Optional[str] = None,
-        kind: Optional[str] = None,
-        reservation_id: Optional[str] = None,
-        since: Optional[float] = None,
-        until: Optional[float] = None,
-        *,
-        kinds: Optional[Iterable[str]] = None,
-        last: Optional[int] = None,
-    ) -> List[LedgerEntry]:
-        keep = ledger_filter(budget_id, key, kind, reservation_id, since, until, kinds)
+    def read_ledger(self, query: st.LedgerQuery) -> List[LedgerEntry]:
+        keep, last = query.keep(), query.last
         entries: List[LedgerEntry] = []
         if last is not None:  # newest first, until enough pass the filters
             end = "+"
@@ -306,50 +279,35 @@ class RedisBudgetStore:
     def _frozen_key(self) -> str:
         return f"{self._prefix}:controls:frozen"
 
-    def _log_fields(self, kind: str, budget_id: str, key: str, window: str, amount: int, attrs: Any) -> dict:
-        return {
-            "time": _now(self._clock), "kind": kind, "budget": budget_id, "key": key, "window": window,
-            "amount": str(int(amount)), "rid": new_id(), "attrs": dumps(attrs),
-        }
+    def change_control(
+        self,
+        budget_id: str,
+        key: str,
+        field: str,
+        value: st.ControlValue,
+        entry: Callable[[st.ControlValue], st.AdminEntry],
+    ) -> st.ControlValue:
+        """One optimistic transaction: read the field, set it (delete it when it goes back to the default)
+        and log."""
+        limit = field == "limit"
+        hash_key = self._limits_key if limit else self._frozen_key
+        stored = (None if value is None else str(int(value))) if limit else ("1" if value else None)
+        name = _field(budget_id, key)
 
-    def _set_control(self, hash_key: str, budget_id: str, key: str, value: Optional[str], log: Callable) -> Any:
-        """Read the field, set it (None: delete) and log, in one optimistic transaction."""
-        field = _field(budget_id, key)
-
-        def change(pipe: Any) -> Any:
-            previous = pipe.hget(hash_key, field)
+        def change(pipe: Any) -> st.ControlValue:
+            raw = pipe.hget(hash_key, name)
+            previous = (None if raw is None else int(raw)) if limit else raw is not None
             pipe.multi()
-            if value is None:
-                pipe.hdel(hash_key, field)
+            if stored is None:
+                pipe.hdel(hash_key, name)
             else:
-                pipe.hset(hash_key, field, value)
-            pipe.xadd(self._ledger_key, log(previous))
+                pipe.hset(hash_key, name, stored)
+            kind, amount, attrs = entry(previous)
+            pipe.xadd(self._ledger_key, _fields(LedgerEntry(self._clock(), kind, budget_id, key, "", amount,
+                                                            st.new_id(), attrs)))
             return previous
 
-        return self._client.transaction(change, hash_key, value_from_callable=True)
-
-    def set_limit(
-        self, budget_id: str, key: str, limit: Optional[int], attributes: Optional[Mapping[str, Any]] = None
-    ) -> Optional[int]:
-        def log(previous: Optional[str]) -> dict:
-            old = None if previous is None else int(previous)
-            if limit is None:
-                return self._log_fields("clear_limit", budget_id, key, "", old or 0, dict(attributes or {}))
-            attrs = {**(attributes or {}), "previous_limit_nanos": old}
-            return self._log_fields("set_limit", budget_id, key, "", int(limit), attrs)
-
-        value = None if limit is None else str(int(limit))
-        previous = self._set_control(self._limits_key, budget_id, key, value, log)
-        return None if previous is None else int(previous)
-
-    def set_frozen(
-        self, budget_id: str, key: str, frozen: bool, attributes: Optional[Mapping[str, Any]] = None
-    ) -> bool:
-        def log(previous: Optional[str]) -> dict:
-            attrs = {**(attributes or {}), "was_frozen": previous is not None}
-            return self._log_fields("freeze" if frozen else "unfreeze", budget_id, key, "", 0, attrs)
-
-        return self._set_control(self._frozen_key, budget_id, key, "1" if frozen else None, log) is not None
+        return cast(st.ControlValue, self._client.transaction(change, hash_key, value_from_callable=True))
 
     def controls(self) -> Controls:
         pipe = self._client.pipeline(transaction=True)
@@ -378,10 +336,10 @@ class RedisBudgetStore:
         amount: int,
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> int:
-        windows = self._newest_first(_window_keys(window_keys))
+        windows = self._newest_first(st.window_tuple(window_keys))
         attrs = dumps({**(attributes or {}), "requested_nanos": int(amount)})
         keys = [self._ledger_key, self._key("spend", budget_id, key)]
-        args = [_now(self._clock), budget_id, key, new_id(), attrs, str(int(amount)), *windows]
+        args = [_now(self._clock), budget_id, key, st.new_id(), attrs, str(int(amount)), *windows]
         return int(self._adjust(keys=keys, args=args))
 
     def reset(
@@ -391,13 +349,13 @@ class RedisBudgetStore:
         window_keys: Sequence[str],
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> int:
-        windows = self._newest_first(_window_keys(window_keys))
+        windows = self._newest_first(st.window_tuple(window_keys))
         keys = [self._ledger_key, self._key("spend", budget_id, key)]
-        args = [_now(self._clock), budget_id, key, new_id(), dumps(attributes), *windows]
+        args = [_now(self._clock), budget_id, key, st.new_id(), dumps(attributes), *windows]
         return int(self._reset(keys=keys, args=args))
 
     def partitions(self, budget_id: str, window_keys: Sequence[str]) -> List[str]:
-        windows = list(dict.fromkeys(_window_keys(window_keys)))
+        windows = list(dict.fromkeys(st.window_tuple(window_keys)))
         candidates = set()
         for kind in ("spend", "holds"):
             head = self._key(kind, budget_id, "")

@@ -8,15 +8,8 @@ DEFAULT_TIMEOUT = 1.0
 
 
 def connect(
-    url: str,
-    client: Any = None,
-    *,
-    username: Optional[str] = None,
-    password: Optional[str] = None,
-    ca_file: Optional[str] = None,
-    cert_file: Optional[str] = None,
-    key_file: Optional[str] = None,
-    timeout: float = DEFAULT_TIMEOUT,
+    url: str, client: Any, *, username: Optional[str], password: Optional[str], ca_file: Optional[str],
+    cert_file: Optional[str], key_file: Optional[str], timeout: float,
 ) -> Any:
     """A client for ``url`` with these options (``client``, when given, is used as it is, once the
     options are checked). A CA file or a client certificate needs ``rediss://``; ``username`` and

@@ -32,14 +32,25 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
 
 from ._journal import Journal, JournalEntry, journal_path, replay_claimed, replay_summary
 from ._model import from_nanos
 from ._runner import DeadlineMissed, Runner, accepts_once, describe, is_timeout
-from ._store import BudgetStore, Controls, HoldRequest, LedgerEntry, ReserveResult, Slot, StoreUnavailableError
+from ._store import (
+    BudgetStore,
+    Controls,
+    HoldInfo,
+    HoldRequest,
+    LedgerEntry,
+    ReserveResult,
+    Slot,
+    Spend,
+    StoreUnavailableError,
+)
 
 _logger = logging.getLogger("otel_ai_cost.budgets")
+T = TypeVar("T")
 
 DEFAULT_DEADLINE = 1.0
 DEFAULT_FAILURES = 3
@@ -114,7 +125,7 @@ class ResilientStore:
         if hasattr(store, "reserve"):
             self._set_inner(store)  # type: ignore[arg-type]
         else:
-            self._opener = store  # type: ignore[assignment]
+            self._opener = store
             try:
                 self._set_inner(self._runner.run(self._opener, self.deadline))
             except DeadlineMissed:
@@ -295,7 +306,7 @@ class ResilientStore:
     def _carry(self) -> float:
         return getattr(self._local, "carry", 0.0)
 
-    def _run(self, fn: Callable[[], Any], budget: float) -> Any:
+    def _run(self, fn: Callable[[], T], budget: float) -> T:
         """Run ``fn`` on the store within ``budget`` seconds; failures count for the breaker and are
         raised as StoreUnavailableError (caller errors as they are)."""
         if self._down_since is not None:
@@ -319,7 +330,7 @@ class ResilientStore:
         return result
 
     @staticmethod
-    def _inline(fn: Callable[[], Any], budget: float) -> Any:
+    def _inline(fn: Callable[[], T], budget: float) -> T:
         """Mode ``store``: on the calling thread, the store's own timeouts (set to the deadline) bound
         the operation; its timeout errors count as a missed deadline."""
         if budget <= 0:
@@ -468,11 +479,12 @@ class ResilientStore:
             raise self._unavailable()
         return self._inner
 
-    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]):
+    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         return self._direct().spent(budget_id, key, window_keys)
 
-    def holds(self, budget_id: str, key: Optional[str] = None):
-        return self._direct().holds(budget_id, key)  # type: ignore[attr-defined]
+    def holds(self, budget_id: str, key: Optional[str] = None) -> List[HoldInfo]:
+        # Every store has holds; the protocol leaves it out (an operator's command, not a call's).
+        return self._direct().holds(budget_id, key)  # type: ignore[attr-defined, no-any-return]
 
     def ledger(self, *args: Any, **kwargs: Any) -> List[LedgerEntry]:
         return self._direct().ledger(*args, **kwargs)

@@ -6,7 +6,9 @@ import inspect
 import os
 import queue
 import threading
-from typing import Any, Callable, List
+from typing import Any, Callable, List, TypeVar, cast
+
+T = TypeVar("T")
 
 
 class DeadlineMissed(Exception):
@@ -44,7 +46,7 @@ class Runner:
                 box.append((False, exc))
             done.release()
 
-    def run(self, fn: Callable[[], Any], timeout: float) -> Any:
+    def run(self, fn: Callable[[], T], timeout: float) -> T:
         if timeout <= 0:
             raise DeadlineMissed()
         with self._lock:
@@ -61,7 +63,7 @@ class Runner:
             raise DeadlineMissed()
         ok, value = box[0]
         if ok:
-            return value
+            return cast(T, value)
         raise value
 
     def stop(self) -> None:
