@@ -17,9 +17,10 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Opt
 
 from .. import _semconv as sc
 from ..errors import ConfigError
+from ._book_admin import BookAdmin
 from ._decision import BudgetOutcome, BudgetUsage, Decision, Reservation
-from ._model import Amount, Budget, from_nanos, signed_nanos, to_nanos
-from ._store import ALL_KEYS, BudgetStore, HoldRequest, LedgerEntry, Slot, StoreUnavailableError, new_id
+from ._model import Amount, Budget, from_nanos, to_nanos
+from ._store import BudgetStore, HoldRequest, LedgerEntry, Slot, StoreUnavailableError, new_id
 from ._terms import NO_CONTROLS, ControlIndex, Terms
 from ._unknown import DEFAULT_UNKNOWN_MODEL, UnknownCall, UnknownModelPolicy, strictest, warned_models
 from ._windows import WindowSpan
@@ -45,7 +46,7 @@ class _Planned(NamedTuple):  # a tuple: built on every call
     frozen_by: Tuple[str, ...] = ()
 
 
-class BudgetBook:
+class BudgetBook(BookAdmin):
     """Budgets over one store.
 
     ``reserve(attributes, estimate)`` returns a Reservation whose ``decision`` says what to do with
@@ -352,13 +353,6 @@ class BudgetBook:
             except Exception:
                 _logger.warning("budget store failed to record decisions", exc_info=True)
 
-    def budget(self, budget_id: str) -> Budget:
-        """The budget with this id. Raises KeyError naming the budgets there are."""
-        budget = self._by_id.get(budget_id)
-        if budget is None:
-            raise KeyError(f"no budget {budget_id!r}; the budgets are {', '.join(b.id for b in self.budgets)}")
-        return budget
-
     def usage(self, budget_id: str, key: str = "", at: Optional[datetime] = None) -> "BudgetUsage":
         """Where one partition of a budget stands now (or ``at``): limit in force, spend and holds in USD."""
         budget = self.budget(budget_id)
@@ -371,93 +365,6 @@ class BudgetBook:
             budget, key, span.key, span.end, terms.limit_usd, from_nanos(usage.spent), from_nanos(usage.reserved),
             overridden=terms.overridden, frozen=bool(frozen_by),
         )
-
-    # Operators' changes: each is written to the store (and its ledger) at once, so that every book
-    # on the store applies it within its ``override_refresh``.
-
-    def _control_key(self, budget: Budget, key: Optional[str]) -> str:
-        if key is None or key == ALL_KEYS:
-            return ALL_KEYS
-        if budget.per is None:
-            raise ValueError(f"budget {budget.id!r} has no partitions (no per:), so it takes no key")
-        return key
-
-    def _partition(self, budget: Budget, key: Optional[str]) -> str:
-        if budget.per is None:
-            return self._control_key(budget, key)
-        if not key:
-            raise ValueError(f"budget {budget.id!r} is per {budget.per}: name the partition (the key)")
-        return key
-
-    def _changed(self) -> None:
-        self._controls_state = None  # this process sees its own change at once
-
-    def set_limit(
-        self,
-        budget_id: str,
-        limit_usd: Optional[Amount],
-        key: Optional[str] = None,
-        attributes: Optional[Mapping[str, Any]] = None,
-    ) -> Optional[Decimal]:
-        """Use ``limit_usd`` instead of the configured limit (thresholds stay fractions of it) for the
-        partition ``key``, or every partition (None); ``limit_usd`` None goes back to the
-        configuration. Returns the previous override in USD, if any."""
-        budget = self.budget(budget_id)
-        where = self._control_key(budget, key)
-        nanos = None if limit_usd is None else to_nanos(limit_usd)
-        previous = self.store.set_limit(budget.id, where, nanos, attributes)
-        self._changed()
-        return None if previous is None else from_nanos(previous)
-
-    def freeze(
-        self, budget_id: str, key: Optional[str] = None, attributes: Optional[Mapping[str, Any]] = None
-    ) -> bool:
-        """Refuse every call of a partition, or of the whole budget (``key`` None). Returns whether it
-        was frozen already."""
-        budget = self.budget(budget_id)
-        was = self.store.set_frozen(budget.id, self._control_key(budget, key), True, attributes)
-        self._changed()
-        return was
-
-    def unfreeze(
-        self, budget_id: str, key: Optional[str] = None, attributes: Optional[Mapping[str, Any]] = None
-    ) -> bool:
-        """Lift a freeze set with the same ``key``. Returns whether it was frozen."""
-        budget = self.budget(budget_id)
-        was = self.store.set_frozen(budget.id, self._control_key(budget, key), False, attributes)
-        self._changed()
-        return was
-
-    def adjust(
-        self,
-        budget_id: str,
-        amount_usd: Amount,
-        key: Optional[str] = None,
-        attributes: Optional[Mapping[str, Any]] = None,
-    ) -> Decimal:
-        """Add ``amount_usd`` (negative: a credit, refund or correction) to the spend of a partition in
-        its current window. Spend never goes below zero: returns the change applied, in USD."""
-        budget = self.budget(budget_id)
-        partition = self._partition(budget, key)
-        span = budget.window.span(datetime.fromtimestamp(self._clock(), timezone.utc))
-        applied = self.store.adjust(budget.id, partition, span.counted_keys, signed_nanos(amount_usd), attributes)
-        return from_nanos(applied)
-
-    def reset(
-        self, budget_id: str, key: Optional[str] = None, attributes: Optional[Mapping[str, Any]] = None
-    ) -> Decimal:
-        """Zero the spend of a partition in its current window (holds in flight stay). Returns the
-        spend removed, in USD."""
-        budget = self.budget(budget_id)
-        partition = self._partition(budget, key)
-        span = budget.window.span(datetime.fromtimestamp(self._clock(), timezone.utc))
-        return from_nanos(self.store.reset(budget.id, partition, span.counted_keys, attributes))
-
-    def partitions(self, budget_id: str, at: Optional[datetime] = None) -> List[str]:
-        """The partitions of a budget with spend or holds in its current window (or the one ``at``)."""
-        budget = self.budget(budget_id)
-        span = budget.window.span(at or datetime.fromtimestamp(self._clock(), timezone.utc))
-        return self.store.partitions(budget.id, span.counted_keys)
 
     def amounts(self, reservation: Reservation, actual: Optional[Amount], usage: Any = None) -> Dict[Slot, int]:
         """What the call counts in each budget it was held on, in nano-dollars.
