@@ -184,14 +184,8 @@ class MemoryBudgetStore(st.StoreBase):
 
     # Operators' controls and corrections.
 
-    def change_control(
-        self,
-        budget_id: str,
-        key: str,
-        field: str,
-        value: st.ControlValue,
-        entry: Callable[[st.ControlValue], st.AdminEntry],
-    ) -> st.ControlValue:
+    def change_control(self, change: st.ControlChange) -> st.ControlValue:
+        budget_id, key, field, value, entry = change
         with self._lock:
             now = self._clock()
             current = self._controls.get((budget_id, key), Control())

@@ -279,22 +279,16 @@ class RedisBudgetStore(st.StoreBase):
     def _frozen_key(self) -> str:
         return f"{self._prefix}:controls:frozen"
 
-    def change_control(
-        self,
-        budget_id: str,
-        key: str,
-        field: str,
-        value: st.ControlValue,
-        entry: Callable[[st.ControlValue], st.AdminEntry],
-    ) -> st.ControlValue:
+    def change_control(self, change: st.ControlChange) -> st.ControlValue:
         """One optimistic transaction: read the field, set it (delete it when it goes back to the default)
         and log."""
+        budget_id, key, field, value, entry = change
         limit = field == "limit"
         hash_key = self._limits_key if limit else self._frozen_key
         stored = (None if value is None else str(int(value))) if limit else ("1" if value else None)
         name = _field(budget_id, key)
 
-        def change(pipe: Any) -> st.ControlValue:
+        def swap(pipe: Any) -> st.ControlValue:
             raw = pipe.hget(hash_key, name)
             previous = (None if raw is None else int(raw)) if limit else raw is not None
             pipe.multi()
@@ -307,7 +301,7 @@ class RedisBudgetStore(st.StoreBase):
                                                             st.new_id(), attrs)))
             return previous
 
-        return cast(st.ControlValue, self._client.transaction(change, hash_key, value_from_callable=True))
+        return cast(st.ControlValue, self._client.transaction(swap, hash_key, value_from_callable=True))
 
     def controls(self) -> Controls:
         pipe = self._client.pipeline(transaction=True)

@@ -293,14 +293,8 @@ class SQLiteBudgetStore(st.StoreBase):
                 (budget_id, key, control.limit, int(control.frozen)),
             )
 
-    def change_control(
-        self,
-        budget_id: str,
-        key: str,
-        field: str,
-        value: st.ControlValue,
-        entry: Callable[[st.ControlValue], st.AdminEntry],
-    ) -> st.ControlValue:
+    def change_control(self, change: st.ControlChange) -> st.ControlValue:
+        budget_id, key, field, value, entry = change
         with self._transaction() as db:
             now = self._clock()
             current = self._control(db, budget_id, key)

@@ -279,6 +279,17 @@ AdminEntry = Tuple[str, int, Dict[str, Any]]
 ControlValue = Optional[int]
 
 
+class ControlChange(NamedTuple):
+    """An operator's change of one field of a partition's control: ``field`` (``limit`` or ``frozen``)
+    becomes ``value``; ``entry(previous value)`` is what the ledger records (window key "")."""
+
+    budget_id: str
+    key: str
+    field: str
+    value: ControlValue
+    entry: Callable[[ControlValue], AdminEntry]
+
+
 def debit(spend: Mapping[str, int], window_keys: Sequence[str], amount: int) -> Dict[str, int]:
     """How much to take from each window key to remove ``amount`` of spend without going below zero:
     newest window key (the last) first, as a refund of the most recent spend."""
@@ -410,16 +421,8 @@ class StoreBase:
         """The ledger entries that pass ``query``, in the order they were written."""
         raise NotImplementedError
 
-    def change_control(
-        self,
-        budget_id: str,
-        key: str,
-        field: str,
-        value: ControlValue,
-        entry: Callable[[ControlValue], AdminEntry],
-    ) -> ControlValue:
-        """Set the ``field`` (``limit`` or ``frozen``) of a partition's control to ``value`` and write
-        ``entry(previous value)`` to the ledger (window key ""), atomically. Returns the previous value."""
+    def change_control(self, change: ControlChange) -> ControlValue:
+        """Make the change and write its ledger entry, atomically. Returns the field's previous value."""
         raise NotImplementedError
 
     def ledger(
@@ -447,7 +450,7 @@ class StoreBase:
                 return "clear_limit", previous or 0, dict(attributes or {})
             return "set_limit", new, {**(attributes or {}), "previous_limit_nanos": previous}
 
-        return self.change_control(budget_id, key, "limit", new, entry)
+        return self.change_control(ControlChange(budget_id, key, "limit", new, entry))
 
     def set_frozen(
         self, budget_id: str, key: str, frozen: bool, attributes: Optional[Mapping[str, Any]] = None
@@ -455,7 +458,7 @@ class StoreBase:
         def entry(was: ControlValue) -> AdminEntry:
             return "freeze" if frozen else "unfreeze", 0, {**(attributes or {}), "was_frozen": bool(was)}
 
-        return bool(self.change_control(budget_id, key, "frozen", bool(frozen), entry))
+        return bool(self.change_control(ControlChange(budget_id, key, "frozen", bool(frozen), entry)))
 
 
 class UnavailableStore:
