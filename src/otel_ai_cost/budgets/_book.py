@@ -121,7 +121,7 @@ class BudgetBook(BookAdmin):
         # One thread reads them again; the others go on with the last read meanwhile (or, before the
         # first read or with a refresh of 0, wait and read them too).
         if not self._controls_lock.acquire(blocking=state is None or self.override_refresh == 0):
-            return state[1]  # type: ignore[index]
+            return state[1]  # type: ignore[index]  # not None: only a book with a read does not wait
         try:
             state = self._controls_state
             if state is not None and 0 <= now - state[0] < self.override_refresh:

@@ -123,7 +123,7 @@ class ResilientStore:
         self._inner: Optional[BudgetStore] = None
         self._opener: Optional[Callable[[], BudgetStore]] = None
         if hasattr(store, "reserve"):
-            self._set_inner(store)  # type: ignore[arg-type]
+            self._set_inner(store)  # type: ignore[arg-type]  # hasattr does not narrow: a store, not its opener
         else:
             self._opener = store
             try:
@@ -212,9 +212,12 @@ class ResilientStore:
                 if self._closed.wait(self.probe_interval):
                     return
                 try:
-                    if self._inner is None:
-                        self._set_inner(self._runner.run(self._opener, self.deadline))  # type: ignore[arg-type]
-                    self._controls = self._runner.run(self._inner.controls, self.deadline) or {}  # type: ignore
+                    inner = self._inner
+                    if inner is None:
+                        assert self._opener is not None  # a store that did not open came with its opener
+                        inner = self._runner.run(self._opener, self.deadline)
+                        self._set_inner(inner)
+                    self._controls = self._runner.run(inner.controls, self.deadline) or {}
                 except Exception as exc:  # noqa: BLE001 - still down
                     _logger.debug("otel-ai-cost: budget store %s still unavailable: %s", self.name, describe(exc))
                     continue
