@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeV
 
 from ._journal import Journal, JournalEntry, journal_path, replay_claimed, replay_summary
 from ._model import from_nanos
-from ._runner import DeadlineMissed, Runner, accepts_once, describe, is_timeout
+from ._runner import DeadlineMissed, Runner, accepts_once, describe, run_inline
 from ._store import (
     BudgetStore,
     Controls,
@@ -318,7 +318,7 @@ class ResilientStore:
             if self.mode == "thread":
                 result = self._runner.run(fn, budget)
             else:
-                result = self._inline(fn, budget)
+                result = run_inline(fn, budget)
         except DeadlineMissed:
             reason = f"no answer within the call's deadline ({self.deadline:g} s)"
             self._failed(reason, timeout=True)
@@ -331,19 +331,6 @@ class ResilientStore:
             raise StoreUnavailableError(self.name, reason) from None
         self._succeeded()
         return result
-
-    @staticmethod
-    def _inline(fn: Callable[[], T], budget: float) -> T:
-        """Mode ``store``: on the calling thread, the store's own timeouts (set to the deadline) bound
-        the operation; its timeout errors count as a missed deadline."""
-        if budget <= 0:
-            raise DeadlineMissed()
-        try:
-            return fn()
-        except Exception as exc:
-            if is_timeout(exc):
-                raise DeadlineMissed() from exc
-            raise
 
     def _take_used(self, reservation_id: str, pop: bool) -> float:
         with self._lock:

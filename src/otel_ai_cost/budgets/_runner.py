@@ -73,6 +73,19 @@ class Runner:
             self._threads = 0
 
 
+def run_inline(fn: Callable[[], T], budget: float) -> T:
+    """``fn()`` on the calling thread (``ResilientStore`` mode ``store``): the store's own timeouts,
+    set to the deadline, bound the operation; its timeout errors count as a missed deadline."""
+    if budget <= 0:
+        raise DeadlineMissed()
+    try:
+        return fn()
+    except Exception as exc:
+        if is_timeout(exc):
+            raise DeadlineMissed() from exc
+        raise
+
+
 def describe(exc: BaseException) -> str:
     from ..errors import ConfigError
 
