@@ -12,12 +12,11 @@ import pytest
 from conftest import Clock
 from otel_ai_cost.budgets import (
     Budget,
-    BudgetBlockedError,
     BudgetBook,
     HoldRequest,
     MemoryBudgetStore,
+    Spend,
     SQLiteBudgetStore,
-    Usage,
     calendar,
     lifetime,
     rolling,
@@ -25,7 +24,7 @@ from otel_ai_cost.budgets import (
 )
 from otel_ai_cost.budgets._redis import RedisBudgetStore
 from otel_ai_cost.budgets._store import ADMIN_KINDS, ALL_KEYS, LEDGER_KINDS, Control
-from otel_ai_cost.errors import ConfigError
+from otel_ai_cost.errors import BudgetExceededError, ConfigError
 
 USD = 10**9
 FORK = multiprocessing.get_context("fork")
@@ -122,7 +121,7 @@ def test_a_frozen_request_is_refused_whatever_the_spend(make_store):
     result = store.reserve([hold(budget="open"), hold(budget="frozen", frozen=True)], "r1", ttl=60,
                            attributes={"tenant.id": "acme"})
     assert not result.ok and result.refused == (1,)
-    assert store.spent("open", "k", ["w"]) == Usage(0, 0)  # all or nothing
+    assert store.spent("open", "k", ["w"]) == Spend(0, 0)  # all or nothing
     (block,) = store.ledger(kind="block")
     assert (block.budget_id, block.attributes) == ("frozen", {"tenant.id": "acme", "frozen": True})
     assert store.reserve([hold(budget="open")], "r2", ttl=60).ok
@@ -134,11 +133,11 @@ def test_adjust_adds_and_removes_spend_never_below_zero(make_store):
     store.reserve([hold(amount=2 * USD)], "r", ttl=60)
     store.settle("r", {("b", "k", "w"): 2 * USD})
     assert store.adjust("b", "k", ["w"], 3 * USD, {"note": "invoice"}) == 3 * USD
-    assert store.spent("b", "k", ["w"]) == Usage(5 * USD, 0)
+    assert store.spent("b", "k", ["w"]) == Spend(5 * USD, 0)
     assert store.adjust("b", "k", ["w"], -4 * USD) == -4 * USD
-    assert store.spent("b", "k", ["w"]) == Usage(1 * USD, 0)
+    assert store.spent("b", "k", ["w"]) == Spend(1 * USD, 0)
     assert store.adjust("b", "k", ["w"], -5 * USD) == -1 * USD  # floored at zero
-    assert store.spent("b", "k", ["w"]) == Usage(0, 0)
+    assert store.spent("b", "k", ["w"]) == Spend(0, 0)
     assert store.adjust("other", "k", ["w"], -5 * USD) == 0  # nothing to remove
     entries = [(e.amount_nanos, e.attributes) for e in store.ledger(kind="adjust")]
     assert entries == [
@@ -162,7 +161,7 @@ def test_adjust_a_rolling_window_takes_the_newest_spend_first(make_store):
     assert store.adjust("b", "k", windows, -5 * USD) == -5 * USD
     assert [store.spent("b", "k", [w]).spent for w in windows] == [1 * USD, 0, 0]
     assert store.adjust("b", "k", windows, -5 * USD) == -1 * USD
-    assert store.spent("b", "k", windows) == Usage(0, 0)
+    assert store.spent("b", "k", windows) == Spend(0, 0)
     assert store.ledger(kind="adjust")[-1].window_key == "s3"
 
 
@@ -175,13 +174,13 @@ def test_reset_zeroes_the_spend_and_keeps_the_holds(make_store):
     store.reserve([hold(key="other", amount=USD)], "other", ttl=60)
     store.settle("other", {("b", "other", "w"): USD})
     assert store.reset("b", "k", ["w"], {"actor": "ops"}) == 5 * USD
-    assert store.spent("b", "k", ["w"]) == Usage(0, 3 * USD)
-    assert store.spent("b", "other", ["w"]) == Usage(USD, 0)  # other partitions untouched
+    assert store.spent("b", "k", ["w"]) == Spend(0, 3 * USD)
+    assert store.spent("b", "other", ["w"]) == Spend(USD, 0)  # other partitions untouched
     assert store.reset("b", "k", ["w"]) == 0
     resets = [(e.key, e.window_key, e.amount_nanos, e.attributes) for e in store.ledger(kind="reset")]
     assert resets == [("k", "w", 5 * USD, {"actor": "ops"}), ("k", "w", 0, {})]
     store.settle("in-flight", {("b", "k", "w"): 2 * USD})
-    assert store.spent("b", "k", ["w"]) == Usage(2 * USD, 0)
+    assert store.spent("b", "k", ["w"]) == Spend(2 * USD, 0)
 
 
 def test_reset_a_rolling_window_clears_every_counted_step(make_store):
@@ -190,7 +189,7 @@ def test_reset_a_rolling_window_clears_every_counted_step(make_store):
         store.reserve([hold(window=window, limit=None)], window, ttl=60)
         store.settle(window, {("b", "k", window): USD})
     assert store.reset("b", "k", ["s1", "s2"]) == 2 * USD
-    assert store.spent("b", "k", ["s1", "s2"]) == Usage(0, 0)
+    assert store.spent("b", "k", ["s1", "s2"]) == Spend(0, 0)
 
 
 def test_partitions_with_spend_or_live_holds_in_a_window(make_store):
@@ -277,7 +276,7 @@ def test_a_frozen_budget_blocks_every_call(make_store):
     assert (decision.action, decision.reason, decision.budget.id) == ("block", "frozen", "team")
     assert decision.deciding.frozen and decision.deciding.frozen_by == ("",)
     assert not reservation.held
-    assert book.store.spent("tenant", "acme", ["lifetime"]) == Usage(0, 0)  # holds nothing anywhere
+    assert book.store.spent("tenant", "acme", ["lifetime"]) == Spend(0, 0)  # holds nothing anywhere
     message = str(decision.error())
     assert "budget 'team' is frozen" in message and "`otel-ai-cost budget unfreeze team`" in message
     (block,) = book.store.ledger(kind="block")
@@ -291,7 +290,7 @@ def test_a_frozen_partition_blocks_only_its_calls(make_store):
     book = book_on(make_store(), Budget("tenant", "50", lifetime(), per="tenant.id"))
     book.freeze("tenant", "acme")
     error = book.reserve(ACME, "0.01").decision.error()
-    assert isinstance(error, BudgetBlockedError)
+    assert isinstance(error, BudgetExceededError)
     assert "budget 'tenant' for tenant.id=acme is frozen" in str(error)
     assert "`otel-ai-cost budget unfreeze tenant --key acme`" in str(error)
     assert book.reserve(GLOBEX, "0.01").decision.allowed

@@ -9,10 +9,9 @@ import pytest
 from conftest import Clock
 from otel_ai_cost.budgets import (
     Budget,
-    BudgetBlockedError,
     BudgetBook,
     MemoryBudgetStore,
-    Usage,
+    Spend,
     calendar,
     downgrade,
     lifetime,
@@ -76,7 +75,7 @@ def test_blocked_decision_carries_the_numbers_and_raises_budget_exceeded():
         "tenant", "acme", "2026-11", Decimal(10), Decimal(3), Decimal(5), Decimal("2.5")
     )
     error = decision.error()
-    assert isinstance(error, BudgetExceededError) and isinstance(error, BudgetBlockedError)
+    assert isinstance(error, BudgetExceededError)
     assert (error.budget_id, error.limit, error.spent, error.reserved, error.estimate) == (
         "tenant", Decimal(10), Decimal(3), Decimal(5), Decimal("2.5")
     )
@@ -97,7 +96,7 @@ def test_one_budget_blocks_and_the_other_holds_nothing():
     book = book_of(Budget("team", "100", lifetime()), Budget("tenant", "1", lifetime(), per="tenant.id"))
     reservation = book.reserve(ACME, "2")
     assert reservation.decision.action == "block" and reservation.decision.budget.id == "tenant"
-    assert book.store.spent("team", "", ["lifetime"]) == Usage(0, 0)
+    assert book.store.spent("team", "", ["lifetime"]) == Spend(0, 0)
     book.release(reservation)  # nothing to release
     assert [e.kind for e in book.store.ledger()] == ["block"]
 
@@ -141,7 +140,7 @@ def test_settle_records_actual_cost_and_frees_the_rest_of_the_hold():
     assert not book.reserve(ACME, "0.2").decision.allowed
     book.settle(reservation, "0.1")
     book.settle(reservation, "0.1")  # settling twice counts once
-    assert book.store.spent("b", "", ["lifetime"]) == Usage(USD // 10, 0)
+    assert book.store.spent("b", "", ["lifetime"]) == Spend(USD // 10, 0)
     assert book.reserve(ACME, "0.9").decision.allowed
 
 

@@ -11,7 +11,7 @@ from typing import NamedTuple, Union
 
 import pytest
 
-from otel_ai_cost.budgets import Budget, BudgetBook, MemoryBudgetStore, SQLiteBudgetStore, Usage, lifetime
+from otel_ai_cost.budgets import Budget, BudgetBook, MemoryBudgetStore, Spend, SQLiteBudgetStore, lifetime
 from otel_ai_cost.budgets._redis import RedisBudgetStore
 
 LIMIT = Decimal("2.00")
@@ -80,7 +80,7 @@ def run_processes(target: Target) -> int:
 
 def assert_spent_exactly_the_limit(store, allowed: int) -> None:
     assert allowed == LIMIT / ESTIMATE
-    assert store.spent("shared", "", ["lifetime"]) == Usage(int(LIMIT * 10**9), 0)
+    assert store.spent("shared", "", ["lifetime"]) == Spend(int(LIMIT * 10**9), 0)
     settled = sum(e.amount for e in store.ledger(kind="settle"))
     assert settled == LIMIT
     assert len(store.ledger(kind="reserve")) == allowed
@@ -91,7 +91,7 @@ def test_threads_never_overspend_a_memory_budget():
     book = BudgetBook([BUDGET], MemoryBudgetStore())
     allowed = spend_in_threads(book)
     assert allowed == LIMIT / ESTIMATE
-    assert book.store.spent("shared", "", ["lifetime"]) == Usage(int(LIMIT * 10**9), 0)
+    assert book.store.spent("shared", "", ["lifetime"]) == Spend(int(LIMIT * 10**9), 0)
 
 
 def test_processes_and_threads_never_overspend_a_sqlite_budget(tmp_path):
@@ -134,12 +134,12 @@ def test_holds_of_a_killed_process_expire_after_their_ttl(backend, tmp_path, req
     assert child.exitcode == -signal.SIGKILL
 
     now = open_store(target)
-    assert now.spent("shared", "", ["lifetime"]) == Usage(0, 1_800_000_000)
+    assert now.spent("shared", "", ["lifetime"]) == Spend(0, 1_800_000_000)
     assert not BudgetBook([BUDGET], now).reserve({}, "0.3").decision.allowed
 
     offset = 1.5  # past the 1 s TTL, without waiting for it
     later = open_store(target, clock=lambda: time.time() + offset)
-    assert later.spent("shared", "", ["lifetime"]) == Usage(0, 0)
+    assert later.spent("shared", "", ["lifetime"]) == Spend(0, 0)
     assert len(later.ledger(kind="expire")) == 3
     assert BudgetBook([BUDGET], later, clock=lambda: time.time() + offset).reserve({}, "2.00").decision.allowed
     for store in (now, later):
@@ -158,7 +158,7 @@ def test_a_sqlite_store_opened_before_a_fork_works_in_the_child(tmp_path):
     process.start()
     process.join(timeout=20)
     assert process.exitcode == 0
-    assert store.spent("shared", "", ["lifetime"]) == Usage(500_000_000, 500_000_000)
+    assert store.spent("shared", "", ["lifetime"]) == Spend(500_000_000, 500_000_000)
     store.close()
 
 
@@ -221,7 +221,7 @@ def race_expected(target: Target):
     store = open_store(target)
     settled = sum(e.amount for e in store.ledger(kind="settle"))
     assert settled == allowed * ACTUAL
-    assert store.spent("shared", "", ["lifetime"]) == Usage(int(settled * 10**9), 0)
+    assert store.spent("shared", "", ["lifetime"]) == Spend(int(settled * 10**9), 0)
     in_flight = largest_in_flight(store.ledger(kinds=("reserve", "settle", "release", "expire")))
     overshoot = max(settled - LIMIT, Decimal(0))
     calls = PROCESSES * THREADS

@@ -28,7 +28,7 @@ from opentelemetry.trace import StatusCode
 from _fake_openai import FakeOpenAI, chat_chunks, chat_completion, sse
 from conftest import Pipeline
 from otel_ai_cost import BudgetExceededError
-from otel_ai_cost.budgets import Budget, MemoryBudgetStore, SQLiteBudgetStore, Usage, block, lifetime, warn
+from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Spend, SQLiteBudgetStore, block, lifetime, warn
 from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
 from otel_ai_cost.processor import AICostSpanProcessor
@@ -300,7 +300,7 @@ def test_no_hold_is_left_behind_after_10000_mixed_calls(tmp_path):
     expected = sum(ceil_nanos(s.attributes[COST]) for s in spans if COST in s.attributes)
     assert everything.spent == expected == sum(e.amount_nanos for e in settles)
     assert everything.reserved == 0
-    assert no_gpt_4o == Usage(0, 0)  # the blocking budget never held nor spent anything
+    assert no_gpt_4o == Spend(0, 0)  # the blocking budget never held nor spent anything
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 
 from conftest import Clock
-from otel_ai_cost.budgets import HoldRequest, Usage, _redis
+from otel_ai_cost.budgets import HoldRequest, Spend, _redis
 from otel_ai_cost.budgets._redis import RedisBudgetStore
 
 USD = 10**9
@@ -70,7 +70,7 @@ def test_a_reserve_does_not_read_the_holds_in_flight(open_store):
     assert sum(n for name, n in calls.items() if name not in ("evalsha", "info", "config|resetstat")) <= 15
     settle = commands_of(store, lambda: store.settle("new", {("b", "k", "w"): 1}))
     assert "hgetall" not in settle and sum(settle.values()) <= 15
-    assert store.spent("b", "k", "w") == Usage(1, sum(range(2000)))
+    assert store.spent("b", "k", "w") == Spend(1, sum(range(2000)))
     assert_consistent(store)
 
 
@@ -102,7 +102,7 @@ def test_the_sums_always_equal_the_holds(open_store):
             assert_consistent(store, key=key)
     clock.now += 60
     for key in "kj":
-        assert store.spent("b", key, ["v", "w"]) == Usage(store.spent("b", key, ["v", "w"]).spent, 0)
+        assert store.spent("b", key, ["v", "w"]) == Spend(store.spent("b", key, ["v", "w"]).spent, 0)
         assert_consistent(store, key=key)
         for kind in ("holds", "reserved", "expiries"):
             assert not store._client.exists(store._key(kind, "b", key))  # nothing left behind
@@ -120,11 +120,11 @@ def test_one_script_expires_a_bounded_batch_and_the_call_stays_exact(open_store,
     clock.now += 10
     rounds.clear()
     result = store.reserve([hold(limit=1001 + 5, amount=5)], "after", ttl=60)
-    assert result.ok and result.usage == (Usage(0, 1000),)  # the dead holds no longer count
+    assert result.ok and result.usage == (Spend(0, 1000),)  # the dead holds no longer count
     assert len(rounds) == 5  # 50 + 50 + 50 + 50 + 30 expiries, the last script also reserves
     assert len(store.ledger(kind="expire")) == 230
     assert [e.kind for e in store.ledger(last=2)] == ["expire", "reserve"]
-    assert store.spent("b", "k", "w") == Usage(0, 1005)
+    assert store.spent("b", "k", "w") == Spend(0, 1005)
     assert_consistent(store)
 
 
@@ -134,7 +134,7 @@ def test_spent_expires_a_backlog_in_bounded_batches(open_store):
     for i in range(100):
         store.reserve([hold(amount=1)], f"dead{i}", ttl=1)
     clock.now += 1
-    assert store.spent("b", "k", "w") == Usage(0, 0)
+    assert store.spent("b", "k", "w") == Spend(0, 0)
     assert len(store.ledger(kind="expire")) == 100
     assert_consistent(store)
 
@@ -147,10 +147,10 @@ def test_after_too_many_rounds_a_reserve_decides_counting_the_rest_as_held(open_
         store.reserve([hold(amount=1)], f"dead{i}", ttl=1)
     clock.now += 1
     result = store.reserve([hold(limit=100, amount=1)], "r", ttl=60)
-    assert result.ok and result.usage == (Usage(0, 30),)  # 20 expired, 30 still counted: refuses only more
+    assert result.ok and result.usage == (Spend(0, 30),)  # 20 expired, 30 still counted: refuses only more
     assert len(store.ledger(kind="expire")) == 20
-    assert store.spent("b", "k", "w") == Usage(0, 11)  # the next calls expire the rest, as many rounds each
-    assert store.spent("b", "k", "w") == Usage(0, 1)
+    assert store.spent("b", "k", "w") == Spend(0, 11)  # the next calls expire the rest, as many rounds each
+    assert store.spent("b", "k", "w") == Spend(0, 1)
     assert len(store.ledger(kind="expire")) == 50
     assert_consistent(store)
 
@@ -169,16 +169,16 @@ def test_holds_written_by_the_previous_version_are_migrated_on_first_touch(open_
     for i, (window, ttl) in enumerate([("w", 60), ("w", 60), ("v", 60), ("w", 5), ("w", 600)]):
         write_as_the_previous_version(store, f"old{i}", "b", "k", window, (i + 1) * USD, now + ttl)
     write_as_the_previous_version(store, "other", "b", "j", "w", USD, now + 60)
-    assert store.spent("b", "k", ["w"]) == Usage(0, 12 * USD)  # 1 + 2 + 4 + 5
+    assert store.spent("b", "k", ["w"]) == Spend(0, 12 * USD)  # 1 + 2 + 4 + 5
     assert_consistent(store)
     result = store.reserve([hold(limit=20 * USD, amount=8 * USD)], "new", ttl=60)
-    assert result.ok and result.usage == (Usage(0, 12 * USD),)
+    assert result.ok and result.usage == (Spend(0, 12 * USD),)
     store.settle("old0", {("b", "k", "w"): USD})  # held: not late
     store.release("old1")
     store.release("other")  # a partition no reserve or spent touched yet
     clock.now += 10  # old3 expires
-    assert store.spent("b", "k", ["v", "w"]) == Usage(USD, 3 * USD + 5 * USD + 8 * USD)
-    assert store.spent("b", "j", ["w"]) == Usage(0, 0)
+    assert store.spent("b", "k", ["v", "w"]) == Spend(USD, 3 * USD + 5 * USD + 8 * USD)
+    assert store.spent("b", "j", ["w"]) == Spend(0, 0)
     assert [e.attributes for e in store.ledger(kind="settle")] == [{}]
     assert sorted(e.reservation_id for e in store.ledger(kind="release")) == ["old1", "other"]
     assert [e.reservation_id for e in store.ledger(kind="expire")] == ["old3"]
@@ -192,9 +192,9 @@ def test_an_old_hold_settled_before_any_migration_is_taken_once(open_store):
     write_as_the_previous_version(store, "old", "b", "k", "w", 2 * USD, clock.now + 60)
     write_as_the_previous_version(store, "kept", "b", "k", "w", 3 * USD, clock.now + 60)
     store.settle("old", {("b", "k", "w"): USD})
-    assert store.spent("b", "k", "w") == Usage(USD, 3 * USD)
+    assert store.spent("b", "k", "w") == Spend(USD, 3 * USD)
     store.release("kept")
-    assert store.spent("b", "k", "w") == Usage(USD, 0)
+    assert store.spent("b", "k", "w") == Spend(USD, 0)
     assert [e.attributes for e in store.ledger(kind="settle")] == [{}]
     assert_consistent(store)
 
@@ -263,11 +263,11 @@ def test_the_holds_of_a_killed_process_expire_in_batches_and_leave_nothing(redis
         child.join(timeout=10)
     assert child.exitcode == -signal.SIGKILL
     now = RedisBudgetStore(redis_url, prefix=prefix)
-    assert now.spent("b", "k", "w") == Usage(0, sum(range(1, 301)))
+    assert now.spent("b", "k", "w") == Spend(0, sum(range(1, 301)))
     assert_consistent(now)
     later = RedisBudgetStore(redis_url, prefix=prefix, clock=lambda: time.time() + 1.5, expire_batch=64)
     result = later.reserve([hold(limit=USD, amount=USD)], "after", ttl=60)
-    assert result.ok and result.usage == (Usage(0, 0),)
+    assert result.ok and result.usage == (Spend(0, 0),)
     assert len(later.ledger(kind="expire")) == 300
     later.release("after")
     for kind in ("holds", "reserved", "expiries"):

@@ -68,7 +68,7 @@ def test_a_wrong_password_refuses_calls_when_closed_without_showing_the_password
         try:
             with pytest.raises(Exception) as raised:
                 p.chat(model="gpt-4o-mini", max_tokens=20)
-            assert type(raised.value).__name__ == "BudgetBlockedError"
+            assert type(raised.value).__name__ == "BudgetExceededError"
             message = str(raised.value)
             assert "budget store redis://:***@127.0.0.1" in message
             assert "invalid username-password pair" in message or "WRONGPASS" in message

@@ -5,7 +5,7 @@ import pytest
 
 from _redis_server import redis_server
 from conftest import Clock
-from otel_ai_cost.budgets import HoldRequest, MemoryBudgetStore, SQLiteBudgetStore, Usage
+from otel_ai_cost.budgets import HoldRequest, MemoryBudgetStore, Spend, SQLiteBudgetStore
 from otel_ai_cost.budgets._redis import RedisBudgetStore
 
 USD = 10**9
@@ -41,11 +41,11 @@ def test_reserve_until_the_limit(make_store):
     store = make_store(Clock())
     for i in range(3):
         result = store.reserve([hold(amount=3 * USD)], f"r{i}", ttl=60)
-        assert result.ok and result.usage == (Usage(0, 3 * i * USD),)
+        assert result.ok and result.usage == (Spend(0, 3 * i * USD),)
     refused = store.reserve([hold(amount=2 * USD)], "r3", ttl=60)
     assert not refused.ok and refused.refused == (0,)
     assert store.reserve([hold(amount=1 * USD)], "r4", ttl=60).ok  # exactly at the limit is allowed
-    assert store.spent("b", "k", ["w"]) == Usage(0, 10 * USD)
+    assert store.spent("b", "k", ["w"]) == Spend(0, 10 * USD)
 
 
 def test_all_or_nothing_across_budgets(make_store):
@@ -55,23 +55,23 @@ def test_all_or_nothing_across_budgets(make_store):
         [hold(budget="tenant", amount=5 * USD), hold(budget="team", amount=5 * USD)], "second", ttl=60
     )
     assert not result.ok and result.refused == (1,)
-    assert result.usage == (Usage(0, 0), Usage(0, 8 * USD))
-    assert store.spent("tenant", "k", ["w"]) == Usage(0, 0)  # nothing held on the budget that had room
+    assert result.usage == (Spend(0, 0), Spend(0, 8 * USD))
+    assert store.spent("tenant", "k", ["w"]) == Spend(0, 0)  # nothing held on the budget that had room
     assert [(e.kind, e.budget_id) for e in store.ledger(reservation_id="second")] == [("block", "team")]
 
 
 def test_shadow_requests_without_limit_are_never_refused(make_store):
     store = make_store(Clock())
     assert store.reserve([hold(limit=None, amount=50 * USD)], "r", ttl=60).ok
-    assert store.spent("b", "k", ["w"]) == Usage(0, 50 * USD)
+    assert store.spent("b", "k", ["w"]) == Spend(0, 50 * USD)
 
 
 def test_settle_replaces_the_hold_by_the_actual_spend(make_store):
     store = make_store(Clock())
     store.reserve([hold(budget="a", amount=4 * USD), hold(budget="b", amount=4 * USD)], "r", ttl=60)
     store.settle("r", {("a", "k", "w"): 1 * USD, ("b", "k", "w"): 1 * USD}, {"gen_ai.response.model": "gpt-4o"})
-    assert store.spent("a", "k", ["w"]) == Usage(1 * USD, 0)
-    assert store.spent("b", "k", ["w"]) == Usage(1 * USD, 0)
+    assert store.spent("a", "k", ["w"]) == Spend(1 * USD, 0)
+    assert store.spent("b", "k", ["w"]) == Spend(1 * USD, 0)
     settle = store.ledger(budget_id="a", kind="settle")
     assert [(e.amount_nanos, e.attributes) for e in settle] == [(USD, {"gen_ai.response.model": "gpt-4o"})]
     assert str(settle[0].amount) == "1"
@@ -82,7 +82,7 @@ def test_release_drops_the_holds_without_spend(make_store):
     store.reserve([hold(budget="a", amount=4 * USD), hold(budget="b", amount=2 * USD)], "r", ttl=60)
     store.release("r")
     store.release("r")  # twice is harmless
-    assert store.spent("a", "k", ["w"]) == Usage(0, 0)
+    assert store.spent("a", "k", ["w"]) == Spend(0, 0)
     released = sorted((e.budget_id, e.amount_nanos) for e in store.ledger(kind="release"))
     assert released == [("a", 4 * USD), ("b", 2 * USD)]
 
@@ -94,7 +94,7 @@ def test_holds_expire_after_their_ttl(make_store):
     clock.now += 29.9
     assert not store.reserve([hold(amount=2 * USD)], "blocked", ttl=30).ok
     clock.now += 0.1
-    assert store.spent("b", "k", ["w"]) == Usage(0, 0)
+    assert store.spent("b", "k", ["w"]) == Spend(0, 0)
     assert [(e.kind, e.reservation_id, e.amount_nanos) for e in store.ledger(kind="expire")] == [
         ("expire", "dead", 9 * USD)
     ]
@@ -108,7 +108,7 @@ def test_a_late_settle_still_records_the_spend(make_store):
     clock.now += 10
     store.spent("b", "k", ["w"])  # expires the hold
     store.settle("slow", {("b", "k", "w"): 3 * USD})
-    assert store.spent("b", "k", ["w"]) == Usage(3 * USD, 0)
+    assert store.spent("b", "k", ["w"]) == Spend(3 * USD, 0)
     (entry,) = store.ledger(kind="settle")
     assert entry.attributes == {"late": True}
 
@@ -129,7 +129,7 @@ def test_counted_keys_sum_a_rolling_window(make_store):
     store.reserve([hold(window="s2", amount=4 * USD, counted=("s1", "s2"))], "b", ttl=60)
     assert not store.reserve([hold(window="s2", amount=3 * USD, counted=("s1", "s2"))], "c", ttl=60).ok
     assert store.reserve([hold(window="s3", amount=3 * USD, counted=("s2", "s3"))], "d", ttl=60).ok
-    assert store.spent("b", "k", ["s1", "s2", "s3"]) == Usage(4 * USD, 7 * USD)
+    assert store.spent("b", "k", ["s1", "s2", "s3"]) == Spend(4 * USD, 7 * USD)
 
 
 def test_ledger_records_every_change_in_order(make_store):
@@ -158,7 +158,7 @@ def test_sqlite_store_survives_a_restart(tmp_path):
     store.reserve([hold(amount=2 * USD)], "in-flight", ttl=60)
     store.close()
     reopened = SQLiteBudgetStore(path, clock=Clock())
-    assert reopened.spent("b", "k", ["w"]) == Usage(4 * USD, 2 * USD)
+    assert reopened.spent("b", "k", ["w"]) == Spend(4 * USD, 2 * USD)
     assert len(reopened.ledger()) == 3
     reopened.close()
 
@@ -205,7 +205,7 @@ def test_redis_store_connects_over_tls(tmp_path):
         assert url.startswith("rediss://:s3cret@127.0.0.1:")
         store = RedisBudgetStore(url, clock=Clock())
         assert store.reserve([hold()], "r", ttl=60).ok
-        assert store.spent("b", "k", "w") == Usage(0, USD)
+        assert store.spent("b", "k", "w") == Spend(0, USD)
         store.close()
         plain = RedisBudgetStore(url.replace("rediss://", "redis://").split("?")[0], clock=Clock())
         with pytest.raises(redis.ConnectionError):  # the port speaks only TLS
@@ -255,7 +255,7 @@ def test_random_operations_match_a_simple_model(make_store):
             ttl = rng.choice([5, 30])
             result = store.reserve(requests, f"r{step}", ttl=ttl)
             assert (result.ok, result.refused) == (not refused, refused), step
-            assert result.usage == tuple(Usage(spend[r.slot], reserved(r.slot)) for r in requests)
+            assert result.usage == tuple(Spend(spend[r.slot], reserved(r.slot)) for r in requests)
             if result.ok:
                 holds[f"r{step}"] = [(r.slot, r.amount, clock.now + ttl) for r in requests]
         elif op == "settle" and holds:
@@ -281,7 +281,7 @@ def test_random_operations_match_a_simple_model(make_store):
             assert store.reset(s[0], s[1], [s[2]]) == spend[s]
             spend[s] = 0
         for s in slots:
-            assert store.spent(s[0], s[1], [s[2]]) == Usage(spend[s], reserved(s)), (step, op, s)
+            assert store.spent(s[0], s[1], [s[2]]) == Spend(spend[s], reserved(s)), (step, op, s)
     kinds = {e.kind for e in store.ledger()}
     assert {"reserve", "settle", "release", "expire", "block", "adjust", "reset"} <= kinds
 
@@ -335,12 +335,12 @@ def test_many_holds_in_flight_then_reserve(make_store):
         assert store.reserve([hold(window=window, limit=None, amount=i + 1)], f"in{i}", ttl=60).ok
     held_w = sum(i + 1 for i in range(n) if i % 2)
     held_v = sum(i + 1 for i in range(n) if not i % 2)
-    assert store.spent("b", "k", ["w"]) == Usage(0, held_w)
-    assert store.spent("b", "k", ["v", "w"]) == Usage(0, held_v + held_w)
+    assert store.spent("b", "k", ["w"]) == Spend(0, held_w)
+    assert store.spent("b", "k", ["v", "w"]) == Spend(0, held_v + held_w)
     # Exactly at the limit is allowed, one nano-dollar more is not: the sum is exact.
     limit = held_w + 5
     refused = store.reserve([hold(limit=limit, amount=6)], "over", ttl=60)
-    assert (refused.ok, refused.usage) == (False, (Usage(0, held_w),))
+    assert (refused.ok, refused.usage) == (False, (Spend(0, held_w),))
     assert store.reserve([hold(limit=limit, amount=5)], "fits", ttl=60).ok
     # Settle, release and expire some: the sums follow.
     for i in range(1, 200, 2):
@@ -348,9 +348,9 @@ def test_many_holds_in_flight_then_reserve(make_store):
     for i in range(201, 400, 2):
         store.release(f"in{i}")
     gone = sum(i + 1 for i in range(1, 400, 2))
-    assert store.spent("b", "k", ["w"]) == Usage(100, held_w - gone + 5)
+    assert store.spent("b", "k", ["w"]) == Spend(100, held_w - gone + 5)
     clock.now += 60
-    assert store.spent("b", "k", ["v", "w"]) == Usage(100, 0)
+    assert store.spent("b", "k", ["v", "w"]) == Spend(100, 0)
     assert len(store.ledger(kind="expire")) == n + 1 - 200
 
 
@@ -364,7 +364,7 @@ def test_only_the_holds_whose_time_has_come_expire(make_store):
     for elapsed in (9.999, 10, 15, 20, 29, 30):
         clock.now = start + elapsed
         live = sum(ttl for ttl in ttls.values() if ttl > elapsed)
-        assert store.spent("b", "k", ["w"]) == Usage(0, live), elapsed
+        assert store.spent("b", "k", ["w"]) == Spend(0, live), elapsed
         expired = {e.reservation_id for e in store.ledger(kind="expire")}
         assert expired == {rid for rid, ttl in ttls.items() if ttl <= elapsed}, elapsed
     assert len(store.ledger(kind="expire")) == 30  # each once
@@ -381,7 +381,7 @@ def test_settle_release_and_expiry_each_remove_a_hold_once(make_store):
     store.settle("settled", {("b", "k", "w"): 2 * USD})
     store.release("released")
     clock.now += 10
-    assert store.spent("b", "k", ["w"]) == Usage(2 * USD, USD)
+    assert store.spent("b", "k", ["w"]) == Spend(2 * USD, USD)
     # Each again, and the other two ways: none takes anything more off the holds.
     store.settle("settled", {("b", "k", "w"): 0})
     store.release("released")
@@ -390,13 +390,13 @@ def test_settle_release_and_expiry_each_remove_a_hold_once(make_store):
     store.settle("released", {("b", "k", "w"): 0})
     store.settle("expired", {("b", "k", "w"): USD})
     clock.now += 10
-    assert store.spent("b", "k", ["w"]) == Usage(3 * USD, USD)
+    assert store.spent("b", "k", ["w"]) == Spend(3 * USD, USD)
     assert [e.reservation_id for e in store.ledger(kind="expire")] == ["expired"]
     assert [e.reservation_id for e in store.ledger(kind="release")] == ["released"]
     settles = [(e.reservation_id, e.attributes.get("late", False)) for e in store.ledger(kind="settle")]
     assert settles == [("settled", False), ("settled", True), ("released", True), ("expired", True)]
     result = store.reserve([hold(amount=9 * USD)], "next", ttl=60)
-    assert result.usage == (Usage(3 * USD, USD),) and not result.ok
+    assert result.usage == (Spend(3 * USD, USD),) and not result.ok
     assert store.reserve([hold(amount=6 * USD)], "next", ttl=60).ok
 
 
@@ -409,12 +409,12 @@ def test_a_settle_after_the_ttl_before_any_expiry_takes_the_hold_once(make_store
     store.reserve([hold(amount=2 * USD)], "racing", ttl=5)
     clock.now += 10
     store.settle("racing", {("b", "k", "w"): 3 * USD})
-    assert store.spent("b", "k", ["w"]) == Usage(3 * USD, USD)
+    assert store.spent("b", "k", ["w"]) == Spend(3 * USD, USD)
     assert store.ledger(kind="expire") == []
     (entry,) = store.ledger(kind="settle")
     assert entry.attributes == {}
     assert store.reserve([hold(amount=6 * USD)], "fits", ttl=60).ok
-    assert store.spent("b", "k", ["w"]) == Usage(3 * USD, 7 * USD)
+    assert store.spent("b", "k", ["w"]) == Spend(3 * USD, 7 * USD)
 
 
 def test_a_reservation_placed_again_is_released_whole(make_store):
@@ -423,7 +423,7 @@ def test_a_reservation_placed_again_is_released_whole(make_store):
     store.reserve([hold(amount=3 * USD)], "again", ttl=60)
     assert store.spent("b", "k", ["w"]).reserved in (3 * USD, 5 * USD)  # stores may keep both
     store.release("again")
-    assert store.spent("b", "k", ["w"]) == Usage(0, 0)
+    assert store.spent("b", "k", ["w"]) == Spend(0, 0)
 
 
 # --- issue 8.3c: settles are atomic and overflow-proof ------------------------------------------------
@@ -439,7 +439,7 @@ def test_a_settle_above_int64_settles_clamped_and_frees_the_hold(make_store):
     store = make_store(Clock())
     store.reserve([hold(limit=None, amount=USD)], "huge", ttl=60)
     store.settle("huge", {("b", "k", "w"): HUGE})
-    assert store.spent("b", "k", ["w"]) == Usage(MAX_NANOS, 0)
+    assert store.spent("b", "k", ["w"]) == Spend(MAX_NANOS, 0)
     (entry,) = store.ledger(kind="settle")
     assert entry.amount_nanos == MAX_NANOS and entry.attributes["clamped_from_nanos"] == str(HUGE)
     assert entry.attributes.get("late") is None  # it took its hold
@@ -449,8 +449,8 @@ def test_a_settle_of_several_slots_with_one_overflowing_is_all_or_nothing(make_s
     store = make_store(Clock())
     store.reserve([hold(budget="a", limit=None), hold(budget="b", limit=None)], "two", ttl=60)
     store.settle("two", {("a", "k", "w"): 3 * USD, ("b", "k", "w"): HUGE})
-    assert store.spent("a", "k", ["w"]) == Usage(3 * USD, 0)
-    assert store.spent("b", "k", ["w"]) == Usage(MAX_NANOS, 0)
+    assert store.spent("a", "k", ["w"]) == Spend(3 * USD, 0)
+    assert store.spent("b", "k", ["w"]) == Spend(MAX_NANOS, 0)
     assert sorted(e.budget_id for e in store.ledger(kind="settle")) == ["a", "b"]
 
 
@@ -468,7 +468,7 @@ def test_a_huge_hold_is_refused_by_a_limited_budget(make_store):
     store = make_store(Clock())
     result = store.reserve([hold(limit=10 * USD, amount=HUGE)], "huge", ttl=60)
     assert not result.ok and result.refused == (0,)
-    assert store.spent("b", "k", ["w"]) == Usage(0, 0)
+    assert store.spent("b", "k", ["w"]) == Spend(0, 0)
 
 
 def test_settle_once_ignores_a_second_settle_of_the_same_reservation(make_store):
@@ -476,7 +476,7 @@ def test_settle_once_ignores_a_second_settle_of_the_same_reservation(make_store)
     store.reserve([hold(amount=USD)], "r", ttl=60)
     store.settle("r", {("b", "k", "w"): 2 * USD}, once=True)
     store.settle("r", {("b", "k", "w"): 2 * USD}, {"journaled": True}, once=True)  # a replay: nothing
-    assert store.spent("b", "k", ["w"]) == Usage(2 * USD, 0)
+    assert store.spent("b", "k", ["w"]) == Spend(2 * USD, 0)
     assert len(store.ledger(kind="settle")) == 1
     store.settle("r", {("b", "k", "w"): USD})  # without once, as before: a late settle adds
     assert store.spent("b", "k", ["w"]).spent == 3 * USD

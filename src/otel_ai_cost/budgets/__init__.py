@@ -14,7 +14,7 @@ Operators change budgets at run time through the store, from ``otel-ai-cost budg
 book: ``set_limit``, ``freeze`` / ``unfreeze``, ``adjust``, ``reset``. Every book on the store applies
 limits and freezes within its ``override_refresh`` (1 s by default).
 """
-from ._book import BudgetBlockedError, BudgetBook, BudgetOutcome, BudgetUsage, Decision, Reservation
+from ._book import BudgetBook
 from ._config import (
     BudgetConfig,
     default_store_url,
@@ -23,6 +23,7 @@ from ._config import (
     open_store,
     parse_budget_config,
 )
+from ._decision import BudgetOutcome, BudgetUsage, Decision, Reservation
 from ._enforcer import BudgetEnforcer, Hold
 from ._memory import MemoryBudgetStore
 from ._model import Action, Budget, Threshold, block, downgrade, throttle, warn
@@ -37,8 +38,8 @@ from ._store import (
     HoldRequest,
     LedgerEntry,
     ReserveResult,
+    Spend,
     StoreUnavailableError,
-    Usage,
 )
 from ._unknown import (
     DEFAULT_UNKNOWN_MODEL,
@@ -65,7 +66,6 @@ __all__ = [
     "LEDGER_KINDS",
     "Action",
     "Budget",
-    "BudgetBlockedError",
     "BudgetBook",
     "BudgetConfig",
     "BudgetEnforcer",
@@ -84,10 +84,10 @@ __all__ = [
     "ReserveResult",
     "ResilientStore",
     "SQLiteBudgetStore",
+    "Spend",
     "StoreUnavailableError",
     "Threshold",
     "UnknownModelPolicy",
-    "Usage",
     "allow_unknown",
     "block",
     "block_unknown",

@@ -9,28 +9,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import shlex
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from decimal import Decimal
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from .. import _semconv as sc
-from ..errors import BudgetExceededError, ConfigError
-from ._model import NANOS_PER_USD, Budget, Threshold, from_nanos, to_nanos
-from ._store import (
-    ALL_KEYS,
-    BudgetStore,
-    Control,
-    Controls,
-    HoldRequest,
-    LedgerEntry,
-    Slot,
-    StoreUnavailableError,
-    new_id,
-)
+from ..errors import ConfigError
+from ._book_admin import BookAdmin
+from ._decision import BudgetOutcome, BudgetUsage, Decision, Reservation
+from ._model import Amount, Budget, from_nanos, to_nanos
+from ._store import BudgetStore, HoldRequest, LedgerEntry, Slot, StoreUnavailableError, new_id
+from ._terms import NO_CONTROLS, ControlIndex, Terms
 from ._unknown import DEFAULT_UNKNOWN_MODEL, UnknownCall, UnknownModelPolicy, strictest, warned_models
 from ._windows import WindowSpan
 
@@ -46,257 +37,16 @@ DEFAULT_LEDGER_ATTRIBUTES = (
     "enduser.id",
 )
 
-Amount = Union[Decimal, str, int, float]
-
-
-@dataclass(frozen=True)
-class BudgetOutcome:
-    """What one budget decided for a call. Amounts in USD; ``spent`` and ``reserved`` before the call."""
-
-    budget: Budget
-    key: str
-    window_key: str
-    window_end: Optional[datetime]
-    action: str  # allow | warn | downgrade | throttle | block
-    limit: Decimal
-    spent: Decimal
-    reserved: Decimal
-    estimate: Decimal
-    model: Optional[str] = None
-    delay: Optional[float] = None
-    # The freezes that apply: ALL_KEYS ("") for the whole budget, and/or the partition key.
-    frozen_by: Tuple[str, ...] = ()
-
-    @property
-    def shadow(self) -> bool:
-        return self.budget.shadow
-
-    def span_attributes(self) -> Dict[str, Any]:
-        """This budget's ``ai_cost.budget.*`` numbers (id, key, window, limit, spent, reserved, shadow)."""
-
-        return {
-            sc.AI_COST_BUDGET_ID: self.budget.id,
-            sc.AI_COST_BUDGET_KEY: self.key,
-            sc.AI_COST_BUDGET_WINDOW: self.window_key,
-            sc.AI_COST_BUDGET_LIMIT: float(self.limit),
-            sc.AI_COST_BUDGET_SPENT: float(self.spent),
-            sc.AI_COST_BUDGET_RESERVED: float(self.reserved),
-            sc.AI_COST_BUDGET_SHADOW: self.shadow,
-        }
-
-    @property
-    def frozen(self) -> bool:
-        return bool(self.frozen_by)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The decision for a call: the strictest enforced outcome, and every budget's outcome.
-
-    ``budget`` is the budget that decided (None when no budget applies or all allow). ``reason`` is
-    ``store_error`` when the store failed and the book failed open or closed, ``frozen`` when the
-    deciding budget is frozen, ``unknown_model`` when the deciding budget refuses models the catalog
-    does not know. ``unknown``: the ``on_unknown_model`` policy applied (None: the model is known).
-    """
-
-    action: str
-    estimate: Decimal
-    outcomes: Tuple[BudgetOutcome, ...] = ()
-    deciding: Optional[BudgetOutcome] = None
-    reason: Optional[str] = None
-    unknown: Optional[UnknownModelPolicy] = None
-    unknown_model: Optional[str] = None  # the request model, when the catalog does not know it
-    detail: Optional[str] = None  # reason store_error: what failed
-
-    @property
-    def allowed(self) -> bool:
-        return self.action != "block"
-
-    @property
-    def budget(self) -> Optional[Budget]:
-        return self.deciding.budget if self.deciding else None
-
-    @property
-    def model(self) -> Optional[str]:
-        return self.deciding.model if self.deciding else None
-
-    @property
-    def delay(self) -> Optional[float]:
-        return self.deciding.delay if self.deciding else None
-
-    def error(self) -> "BudgetBlockedError":
-        """The exception to raise for a blocked call."""
-        return BudgetBlockedError(self)
-
-    def span_attributes(self) -> Dict[str, Any]:
-        """The ``ai_cost.budget.*`` attributes of the deciding budget, for the span."""
-
-        attributes: Dict[str, Any] = {sc.AI_COST_BUDGET_DECISION: self.action}
-        if self.deciding is not None:
-            attributes.update(self.deciding.span_attributes())
-        if self.unknown is not None:
-            attributes[sc.AI_COST_BUDGET_UNKNOWN_MODEL] = self.unknown.action
-            if self.unknown.priced_as is not None:
-                attributes[sc.AI_COST_BUDGET_PRICED_AS] = self.unknown.priced_as
-        return attributes
-
-
-class BudgetBlockedError(BudgetExceededError):
-    """A budget refused the call. ``decision`` has the budget, its limit, spend, holds and the estimate."""
-
-    def __init__(self, decision: Decision) -> None:
-        self.decision = decision
-        o = decision.deciding
-        if o is None:
-            message = "the call was refused because the budget store is unavailable (fail closed)"
-            if decision.detail:
-                message += f": {decision.detail}"
-            self.budget_id = self.key = self.window_key = None
-            self.limit = self.spent = self.reserved = None
-        else:
-            self.budget_id, self.key, self.window_key = o.budget.id, o.key, o.window_key
-            self.limit, self.spent, self.reserved = o.limit, o.spent, o.reserved
-            who = f" for {o.budget.per}={o.key}" if o.budget.per else ""
-            ends = f"; it renews at {o.window_end.isoformat()}" if o.window_end else ""
-        if o is not None and decision.reason == "unknown_model":
-            who = f" for {o.budget.per}={o.key}" if o.budget.per else ""
-            message = (
-                f"model {decision.unknown_model or '(none)'!r} is not in the pricing catalog and budget "
-                f"{o.budget.id!r}{who} refuses calls it cannot price (on_unknown_model: block). Add the model's "
-                "prices to a price file (OTEL_AI_COST_PRICING_FILES), or set on_unknown_model to "
-                "{price_as: <a known model>} or {price_as: {input: <USD/M>, output: <USD/M>}}."
-            )
-        elif o is not None and o.frozen:
-            commands = " and ".join(
-                f"`otel-ai-cost budget unfreeze {shlex.quote(o.budget.id)}"
-                + (f" --key {shlex.quote(k)}`" if k != ALL_KEYS else "`")
-                for k in o.frozen_by
-            )
-            scope = "" if ALL_KEYS in o.frozen_by else who
-            message = (
-                f"budget {o.budget.id!r}{scope} is frozen: every call it covers is refused until an operator"
-                f" unfreezes it with {commands}."
-            )
-        elif o is not None:
-            message = (
-                f"budget {o.budget.id!r}{who} in window {o.window_key} would be exceeded: spent ${o.spent}"
-                f" + reserved ${o.reserved} + this call's estimate ${o.estimate} > limit ${o.limit}{ends}."
-                " Raise the budget's limit_usd or lower the call's max_tokens."
-            )
-        self.estimate = decision.estimate
-        super().__init__(message)
-
-
-@dataclass(frozen=True)
-class BudgetUsage:
-    """Where one partition of a budget stands in its current window, in USD."""
-
-    budget: Budget
-    key: str
-    window_key: str
-    window_end: Optional[datetime]
-    limit: Decimal  # the limit in force: an operator's override, else the configured limit
-    spent: Decimal
-    reserved: Decimal
-    overridden: bool = False  # ``limit`` is an operator's override, not the configured limit
-    frozen: bool = False  # the budget or this partition is frozen: every call is refused
-
-    @property
-    def remaining(self) -> Decimal:
-        return max(self.limit - self.spent - self.reserved, Decimal(0))
-
-
-@dataclass
-class Reservation:
-    """The holds a call placed; settle it with the actual cost, or release it if the call was not made."""
-
-    id: str
-    decision: Decision
-    slots: Tuple[Slot, ...] = ()
-    held: bool = False
-    done: bool = False
-    # A call to a model the catalog does not know: the policy of each slot's budget, to settle with.
-    unknown: Optional[UnknownCall] = None
-    policies: Tuple[UnknownModelPolicy, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Terms:
-    """A budget's limit in force and its thresholds as spend levels, in nano-dollars."""
-
-    limit_usd: Decimal
-    hard_limit: int  # the lowest block threshold
-    levels: Tuple[Tuple[Decimal, Threshold], ...]  # the other thresholds, lowest first
-    overridden: bool
-
-    @classmethod
-    def of(cls, budget: Budget, limit_nanos: Optional[int] = None) -> "_Terms":
-        effective = budget if limit_nanos is None else dataclasses.replace(budget, limit_usd=from_nanos(limit_nanos))
-        levels = tuple(
-            (effective.limit_usd * t.at * NANOS_PER_USD, t) for t in effective.thresholds if t.action.kind != "block"
-        )
-        return cls(effective.limit_usd, effective.hard_limit_nanos, levels, limit_nanos is not None)
-
-    def action_at(self, projected_nanos: int) -> Optional[Threshold]:
-        """The highest non-block threshold a projected spend reaches (as ``Budget.action_at``)."""
-        reached = None
-        for level, threshold in self.levels:
-            if projected_nanos >= level:
-                reached = threshold
-        return reached
-
-
-class _ControlIndex:
-    """The controls in force, by budget: the whole budget's and each partition's."""
-
-    def __init__(self, controls: Controls) -> None:
-        self.by_budget: Dict[str, Tuple[Optional[Control], Dict[str, Control]]] = {}
-        for (budget_id, key), control in controls.items():
-            whole, keys = self.by_budget.setdefault(budget_id, (None, {}))
-            if key == ALL_KEYS:
-                self.by_budget[budget_id] = (control, keys)
-            else:
-                keys[key] = control
-
-    def resolve(self, budget: Budget, key: str) -> Tuple[Optional[int], Tuple[str, ...]]:
-        """The override limit (nano-dollars; None: the configured one) and the freezes of a partition."""
-        entry = self.by_budget.get(budget.id)
-        if entry is None:
-            return None, ()
-        whole, keys = entry
-        own = keys.get(key) if budget.per is not None and key != ALL_KEYS else None
-        limit = None
-        if own is not None and own.limit is not None:
-            limit = own.limit
-        elif whole is not None:
-            limit = whole.limit
-        frozen_by = tuple(k for k, c in ((ALL_KEYS, whole), (key, own)) if c is not None and c.frozen)
-        return limit, frozen_by
-
-
-_NO_CONTROLS = _ControlIndex({})
-
 
 class _Planned(NamedTuple):  # a tuple: built on every call
     budget: Budget
     request: HoldRequest
     window_end: Optional[datetime]
-    terms: _Terms
+    terms: Terms
     frozen_by: Tuple[str, ...] = ()
 
 
-def _signed_nanos(amount: Amount) -> int:
-    """USD (negative allowed) -> nano-dollars, to the nearest."""
-    try:
-        value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
-    except InvalidOperation:
-        raise ValueError(f"amount {amount!r} is not a number of USD") from None
-    if not value.is_finite():
-        raise ValueError(f"amount {amount!r} must be a finite number of USD")
-    return int((value * NANOS_PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))
-
-
-class BudgetBook:
+class BudgetBook(BookAdmin):
     """Budgets over one store.
 
     ``reserve(attributes, estimate)`` returns a Reservation whose ``decision`` says what to do with
@@ -354,34 +104,34 @@ class BudgetBook:
         self._ledger_keys = keys
         self.override_refresh = float(override_refresh)
         self._by_id = {b.id: b for b in self.budgets}
-        self._base_terms = {b.id: _Terms.of(b) for b in self.budgets}
-        self._override_terms: Dict[Tuple[str, int], _Terms] = {}
+        self._base_terms = {b.id: Terms.of(b) for b in self.budgets}
+        self._override_terms: Dict[Tuple[str, int], Terms] = {}
         # (read at, controls) or None; replaced whole, so readers need no lock.
-        self._controls_state: Optional[Tuple[float, _ControlIndex]] = None
+        self._controls_state: Optional[Tuple[float, ControlIndex]] = None
         self._controls_lock = threading.Lock()
         # budget id -> (computed at, end, span): a window span holds from any instant in it to its end.
         self._spans: Dict[str, Tuple[float, float, WindowSpan]] = {}
 
     # Operators' controls, read from the store.
 
-    def _controls(self, now: float) -> _ControlIndex:
+    def _controls(self, now: float) -> ControlIndex:
         state = self._controls_state
         if state is not None and 0 <= now - state[0] < self.override_refresh:
             return state[1]
         # One thread reads them again; the others go on with the last read meanwhile (or, before the
         # first read or with a refresh of 0, wait and read them too).
         if not self._controls_lock.acquire(blocking=state is None or self.override_refresh == 0):
-            return state[1]  # type: ignore[index]
+            return state[1]  # type: ignore[index]  # not None: only a book with a read does not wait
         try:
             state = self._controls_state
             if state is not None and 0 <= now - state[0] < self.override_refresh:
                 return state[1]
             reader = getattr(self.store, "controls", None)
-            index = state[1] if state is not None else _NO_CONTROLS
+            index = state[1] if state is not None else NO_CONTROLS
             if reader is not None:
                 try:
                     controls = reader()
-                    index = _ControlIndex(controls) if controls else _NO_CONTROLS
+                    index = ControlIndex(controls) if controls else NO_CONTROLS
                 except Exception:
                     _logger.warning("budget store failed to read the budget controls; using the last read",
                                     exc_info=True)
@@ -390,14 +140,14 @@ class BudgetBook:
         finally:
             self._controls_lock.release()
 
-    def _terms(self, budget: Budget, limit_nanos: Optional[int]) -> _Terms:
+    def _terms(self, budget: Budget, limit_nanos: Optional[int]) -> Terms:
         if limit_nanos is None:
             return self._base_terms[budget.id]
         terms = self._override_terms.get((budget.id, limit_nanos))
         if terms is None:
             if len(self._override_terms) > 1024:
                 self._override_terms.clear()
-            terms = self._override_terms[(budget.id, limit_nanos)] = _Terms.of(budget, limit_nanos)
+            terms = self._override_terms[(budget.id, limit_nanos)] = Terms.of(budget, limit_nanos)
         return terms
 
     def _span(self, budget: Budget, now: float) -> WindowSpan:
@@ -527,7 +277,9 @@ class BudgetBook:
             repriced.append(p)
         shown = strictest(policies)
         if shown is not None:
-            what = {"block": "refuse", "allow": "let through, unmetered,"}.get(shown.action, f"price as {shown.priced_as}")
+            what = {"block": "refuse", "allow": "let through, unmetered,"}.get(
+                shown.action, f"price as {shown.priced_as}"
+            )
             warned_models.warn(unknown.model, unknown.provider, what)
         return repriced, tuple(policies)
 
@@ -601,13 +353,6 @@ class BudgetBook:
             except Exception:
                 _logger.warning("budget store failed to record decisions", exc_info=True)
 
-    def budget(self, budget_id: str) -> Budget:
-        """The budget with this id. Raises KeyError naming the budgets there are."""
-        budget = self._by_id.get(budget_id)
-        if budget is None:
-            raise KeyError(f"no budget {budget_id!r}; the budgets are {', '.join(b.id for b in self.budgets)}")
-        return budget
-
     def usage(self, budget_id: str, key: str = "", at: Optional[datetime] = None) -> "BudgetUsage":
         """Where one partition of a budget stands now (or ``at``): limit in force, spend and holds in USD."""
         budget = self.budget(budget_id)
@@ -620,93 +365,6 @@ class BudgetBook:
             budget, key, span.key, span.end, terms.limit_usd, from_nanos(usage.spent), from_nanos(usage.reserved),
             overridden=terms.overridden, frozen=bool(frozen_by),
         )
-
-    # Operators' changes: each is written to the store (and its ledger) at once, so that every book
-    # on the store applies it within its ``override_refresh``.
-
-    def _control_key(self, budget: Budget, key: Optional[str]) -> str:
-        if key is None or key == ALL_KEYS:
-            return ALL_KEYS
-        if budget.per is None:
-            raise ValueError(f"budget {budget.id!r} has no partitions (no per:), so it takes no key")
-        return key
-
-    def _partition(self, budget: Budget, key: Optional[str]) -> str:
-        if budget.per is None:
-            return self._control_key(budget, key)
-        if not key:
-            raise ValueError(f"budget {budget.id!r} is per {budget.per}: name the partition (the key)")
-        return key
-
-    def _changed(self) -> None:
-        self._controls_state = None  # this process sees its own change at once
-
-    def set_limit(
-        self,
-        budget_id: str,
-        limit_usd: Optional[Amount],
-        key: Optional[str] = None,
-        attributes: Optional[Mapping[str, Any]] = None,
-    ) -> Optional[Decimal]:
-        """Use ``limit_usd`` instead of the configured limit (thresholds stay fractions of it) for the
-        partition ``key``, or every partition (None); ``limit_usd`` None goes back to the
-        configuration. Returns the previous override in USD, if any."""
-        budget = self.budget(budget_id)
-        where = self._control_key(budget, key)
-        nanos = None if limit_usd is None else to_nanos(limit_usd)
-        previous = self.store.set_limit(budget.id, where, nanos, attributes)
-        self._changed()
-        return None if previous is None else from_nanos(previous)
-
-    def freeze(
-        self, budget_id: str, key: Optional[str] = None, attributes: Optional[Mapping[str, Any]] = None
-    ) -> bool:
-        """Refuse every call of a partition, or of the whole budget (``key`` None). Returns whether it
-        was frozen already."""
-        budget = self.budget(budget_id)
-        was = self.store.set_frozen(budget.id, self._control_key(budget, key), True, attributes)
-        self._changed()
-        return was
-
-    def unfreeze(
-        self, budget_id: str, key: Optional[str] = None, attributes: Optional[Mapping[str, Any]] = None
-    ) -> bool:
-        """Lift a freeze set with the same ``key``. Returns whether it was frozen."""
-        budget = self.budget(budget_id)
-        was = self.store.set_frozen(budget.id, self._control_key(budget, key), False, attributes)
-        self._changed()
-        return was
-
-    def adjust(
-        self,
-        budget_id: str,
-        amount_usd: Amount,
-        key: Optional[str] = None,
-        attributes: Optional[Mapping[str, Any]] = None,
-    ) -> Decimal:
-        """Add ``amount_usd`` (negative: a credit, refund or correction) to the spend of a partition in
-        its current window. Spend never goes below zero: returns the change applied, in USD."""
-        budget = self.budget(budget_id)
-        partition = self._partition(budget, key)
-        span = budget.window.span(datetime.fromtimestamp(self._clock(), timezone.utc))
-        applied = self.store.adjust(budget.id, partition, span.counted_keys, _signed_nanos(amount_usd), attributes)
-        return from_nanos(applied)
-
-    def reset(
-        self, budget_id: str, key: Optional[str] = None, attributes: Optional[Mapping[str, Any]] = None
-    ) -> Decimal:
-        """Zero the spend of a partition in its current window (holds in flight stay). Returns the
-        spend removed, in USD."""
-        budget = self.budget(budget_id)
-        partition = self._partition(budget, key)
-        span = budget.window.span(datetime.fromtimestamp(self._clock(), timezone.utc))
-        return from_nanos(self.store.reset(budget.id, partition, span.counted_keys, attributes))
-
-    def partitions(self, budget_id: str, at: Optional[datetime] = None) -> List[str]:
-        """The partitions of a budget with spend or holds in its current window (or the one ``at``)."""
-        budget = self.budget(budget_id)
-        span = budget.window.span(at or datetime.fromtimestamp(self._clock(), timezone.utc))
-        return self.store.partitions(budget.id, span.counted_keys)
 
     def amounts(self, reservation: Reservation, actual: Optional[Amount], usage: Any = None) -> Dict[Slot, int]:
         """What the call counts in each budget it was held on, in nano-dollars.

@@ -31,7 +31,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 from ..config import ENV_CONFIG
 from ..errors import ConfigError
-from ._book import BudgetBook, BudgetUsage
+from ._book import BudgetBook
 from ._cli_render import (
     REPORT_FORMATS,
     describe_entry,
@@ -44,6 +44,7 @@ from ._cli_render import (
     window_label,
 )
 from ._config import BudgetConfig, load_budget_config
+from ._decision import BudgetUsage
 from ._model import Budget, from_nanos
 from ._report import GROUPS, build_report, check_groups, zone
 from ._store import ALL_KEYS, BudgetStore

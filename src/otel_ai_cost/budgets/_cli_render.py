@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO
 
-from ._book import BudgetUsage
+from ._decision import BudgetUsage
 from ._model import Budget, from_nanos
 from ._report import Report, zone
 from ._store import ALL_KEYS, LedgerEntry

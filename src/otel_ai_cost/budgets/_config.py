@@ -49,8 +49,8 @@ import yaml
 from ..errors import ConfigError
 from ._book import BudgetBook
 from ._model import Action, Budget, Threshold, Window, threshold_problem
-from ._resilient import DEFAULT_DEADLINE, DEFAULT_FAILURES, DEFAULT_PROBE_INTERVAL, ResilientStore, UnavailableStore
-from ._store import BudgetStore
+from ._resilient import DEFAULT_DEADLINE, DEFAULT_FAILURES, DEFAULT_PROBE_INTERVAL, ResilientStore
+from ._store import BudgetStore, UnavailableStore
 from ._unknown import UnknownModelPolicy, parse_unknown_model
 from ._windows import CALENDAR_UNITS, calendar, lifetime, parse_duration, rolling
 

@@ -18,7 +18,8 @@ from opentelemetry.trace import Span, Status, StatusCode
 from .. import _semconv as sc
 from .._semconv import ERROR_TYPE, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL
 from ..errors import BudgetExceededError
-from ._book import BudgetBook, BudgetOutcome, Decision, Reservation
+from ._book import BudgetBook
+from ._decision import BudgetOutcome, Decision, Reservation
 from ._model import Action
 from ._unknown import UnknownCall
 
@@ -62,12 +63,10 @@ class HookDecision:
         return self.action != "block"
 
     def error(self) -> BudgetExceededError:
-        error = BudgetExceededError(
-            f"the before_request hook refused the call (estimated ${self.estimate}) before it was sent"
+        return BudgetExceededError(
+            f"the before_request hook refused the call (estimated ${self.estimate}) before it was sent",
+            self, estimate=self.estimate,
         )
-        error.decision = self  # type: ignore[attr-defined]
-        error.estimate = self.estimate  # type: ignore[attr-defined]
-        return error
 
     def span_attributes(self) -> Dict[str, Any]:
         return {sc.AI_COST_BUDGET_DECISION: self.action}

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Iterable, List, Optional
+from decimal import Decimal
+from typing import Callable, Iterable, List, Optional
 
 from ._store import HoldInfo
 from ._ttl import stale_after
@@ -46,7 +47,7 @@ def _ago(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def hold_lines(holds: Iterable[HoldInfo], money, now: Optional[float] = None,
+def hold_lines(holds: Iterable[HoldInfo], money: Callable[[Decimal], str], now: Optional[float] = None,
                after: Optional[float] = None) -> List[str]:
     """The ``holds in flight`` section of ``budget show``: one line per hold, stale ones marked."""
     now = time.time() if now is None else now
@@ -56,13 +57,16 @@ def hold_lines(holds: Iterable[HoldInfo], money, now: Optional[float] = None,
         return ["holds in flight: none"]
     reasons = [stale_reason(h, now, after) for h in holds]
     stale = [h for h, r in zip(holds, reasons) if r]
-    total = sum(h.amount for h in holds)
+    total = sum((h.amount for h in holds), Decimal(0))
     head = f"holds in flight: {len(holds)} ({money(total)})"
     if stale:
-        head += (f"; {len(stale)} stale ({money(sum(h.amount for h in stale))}), counted until they expire")
+        stale_total = sum((h.amount for h in stale), Decimal(0))
+        head += f"; {len(stale)} stale ({money(stale_total)}), counted until they expire"
     lines = [head]
     for hold, reason in zip(holds, reasons):
-        placed = f"placed {_ago(now - hold.placed_at)} ago" if hold.placed_at is not None else "placed at an unknown time"
+        placed = (
+            f"placed {_ago(now - hold.placed_at)} ago" if hold.placed_at is not None else "placed at an unknown time"
+        )
         by = f" by {hold.holder}" if hold.holder else ""
         key = f" {hold.key}" if hold.key else ""
         mark = f"  STALE: {reason}" if reason else ""

@@ -15,8 +15,9 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional
 
+from ._model import from_nanos
 from ._store import Slot, new_id
 
 CLAIM_TIMEOUT = 60.0
@@ -135,3 +136,34 @@ class Journal:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def replay_claimed(
+    journal: Journal, entries: List[JournalEntry], apply: Callable[[JournalEntry], None], *tallies: Dict[str, int]
+) -> int:
+    """Give claimed entries to the store (``apply``), oldest first, each deleted once it is taken and
+    counted by op in every tally. When one fails, the rest are unclaimed and the error raised.
+    Returns the nano-dollars settled (the largest amount of each settle)."""
+    nanos = 0
+    for i, entry in enumerate(entries):
+        try:
+            apply(entry)
+        except BaseException:
+            journal.unclaim([e.id for e in entries[i:]])
+            raise
+        if entry.op == "settle":
+            nanos += max(entry.actual.values(), default=0)
+        journal.done(entry.id)
+        for tally in tallies:
+            tally[entry.op] = tally.get(entry.op, 0) + 1
+    return nanos
+
+
+def replay_summary(counts: Mapping[str, int], nanos: int) -> str:
+    """What a replay gave the store, for the log: ``2 settle(s) ($0.03), 1 release(s)``."""
+    parts = []
+    if counts.get("settle"):
+        parts.append(f"{counts['settle']} settle(s) (${from_nanos(nanos).normalize():f})")
+    if counts.get("release"):
+        parts.append(f"{counts['release']} release(s)")
+    return ", ".join(parts)

@@ -11,25 +11,10 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ._store import (
-    MAX_NANOS,
-    Control,
-    Controls,
-    HoldInfo,
-    HoldRequest,
-    LedgerEntry,
-    ReserveResult,
-    Slot,
-    Usage,
-    clamp,
-    clamped_attributes,
-    debit,
-    filter_ledger,
-    holder,
-    new_id,
-)
+from . import _store as st
+from ._store import MAX_NANOS, Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend
 
 # How many reservation ids a settle with ``once`` remembers.
 _SETTLED_CAP = 100_000
@@ -44,11 +29,7 @@ class _Hold:
     holder: str = ""
 
 
-def _window_keys(window_keys: Sequence[str]) -> Tuple[str, ...]:
-    return (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
-
-
-class MemoryBudgetStore:
+class MemoryBudgetStore(st.StoreBase):
     def __init__(self, clock: Callable[[], float] = time.time, ledger_size: int = 100_000) -> None:
         self._clock = clock
         self._lock = threading.Lock()
@@ -97,14 +78,14 @@ class MemoryBudgetStore:
         for window in [w for w in by_window if w.startswith(prefix) and int(w[len(prefix):]) < before]:
             del by_window[window]
 
-    def _usage(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
+    def _usage(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         by_window = self._spend.get((budget_id, key), {})
         if len(window_keys) == 1:
             window = window_keys[0]
-            return Usage(by_window.get(window, 0), self._reserved.get((budget_id, key, window), 0))
+            return Spend(by_window.get(window, 0), self._reserved.get((budget_id, key, window), 0))
         counted = set(window_keys)
         reserved = self._reserved
-        return Usage(
+        return Spend(
             sum(by_window.get(w, 0) for w in counted), sum(reserved.get((budget_id, key, w), 0) for w in counted)
         )
 
@@ -122,22 +103,17 @@ class MemoryBudgetStore:
                 if r.prune:
                     self._prune(r.budget_id, r.key, *r.prune)
             usage = tuple(self._usage(r.budget_id, r.key, r.counted) for r in requests)
-            refused = tuple(
-                i
-                for i, (r, u) in enumerate(zip(requests, usage))
-                if r.frozen or (r.limit is not None and u.spent + u.reserved + r.amount > r.limit)
-            )
+            refused = st.refusals(requests, usage)
             if refused:
                 for i in refused:
                     r = requests[i]
-                    attrs = {**(attributes or {}), "frozen": True} if r.frozen else attributes
-                    self._log(now, "block", r.slot, r.amount, reservation_id, attrs)
+                    self._log(now, "block", r.slot, r.amount, reservation_id, st.block_attributes(attributes, r))
                 return ReserveResult(False, usage, refused)
             holds = self._holds.setdefault(reservation_id, [])
             expires_at = now + ttl
-            me = holder()
+            me = st.holder()
             for r in requests:
-                hold = _Hold(r.slot, clamp(r.amount), expires_at, now, me)
+                hold = _Hold(r.slot, st.clamp(r.amount), expires_at, now, me)
                 holds.append(hold)
                 self._reserved[hold.slot] = self._reserved.get(hold.slot, 0) + hold.amount
                 self._log(now, "reserve", r.slot, r.amount, reservation_id, attributes)
@@ -152,7 +128,7 @@ class MemoryBudgetStore:
         *,
         once: bool = False,
     ) -> None:
-        attributes = clamped_attributes(attributes, actual.values())
+        attributes = st.clamped_attributes(attributes, actual.values())
         with self._lock:
             if once:
                 if reservation_id in self._settled:
@@ -166,13 +142,10 @@ class MemoryBudgetStore:
                 self._unhold(hold)
             held = {h.slot for h in holds}
             for slot, amount in actual.items():
+                amount = st.clamp(amount)
                 by_window = self._spend.setdefault((slot[0], slot[1]), {})
-                by_window[slot[2]] = min(by_window.get(slot[2], 0) + clamp(amount), MAX_NANOS)
-                amount = clamp(amount)
-                extra = dict(attributes or {})
-                if slot not in held:
-                    extra["late"] = True  # the hold had expired or was never placed
-                self._log(now, "settle", slot, amount, reservation_id, extra)
+                by_window[slot[2]] = min(by_window.get(slot[2], 0) + amount, MAX_NANOS)
+                self._log(now, "settle", slot, amount, reservation_id, st.settle_attributes(attributes, slot in held))
 
     def release(self, reservation_id: str) -> None:
         with self._lock:
@@ -181,8 +154,8 @@ class MemoryBudgetStore:
                 self._unhold(hold)
                 self._log(now, "release", hold.slot, hold.amount, reservation_id)
 
-    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
-        window_keys = _window_keys(window_keys)
+    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
+        window_keys = st.window_tuple(window_keys)
         with self._lock:
             self._expire(self._clock())
             return self._usage(budget_id, key, window_keys)
@@ -204,50 +177,23 @@ class MemoryBudgetStore:
         with self._lock:
             self._ledger.extend(entries)
 
-    def ledger(
-        self,
-        budget_id: Optional[str] = None,
-        key: Optional[str] = None,
-        kind: Optional[str] = None,
-        reservation_id: Optional[str] = None,
-        since: Optional[float] = None,
-        until: Optional[float] = None,
-        *,
-        kinds: Optional[Iterable[str]] = None,
-        last: Optional[int] = None,
-    ) -> List[LedgerEntry]:
+    def read_ledger(self, query: st.LedgerQuery) -> List[LedgerEntry]:
         with self._lock:
             entries = list(self._ledger)
-        return filter_ledger(entries, budget_id, key, kind, reservation_id, since, until, kinds, last)
+        return query.apply(entries)
 
     # Operators' controls and corrections.
 
-    def set_limit(
-        self, budget_id: str, key: str, limit: Optional[int], attributes: Optional[Mapping[str, Any]] = None
-    ) -> Optional[int]:
+    def change_control(self, change: st.ControlChange) -> st.ControlValue:
+        budget_id, key, field, value, entry = change
         with self._lock:
             now = self._clock()
             current = self._controls.get((budget_id, key), Control())
-            previous = current.limit
-            self._set_control((budget_id, key), Control(None if limit is None else int(limit), current.frozen))
-            attrs = dict(attributes or {})
-            if limit is None:
-                self._log(now, "clear_limit", (budget_id, key, ""), previous or 0, new_id(), attrs)
-            else:
-                attrs["previous_limit_nanos"] = previous
-                self._log(now, "set_limit", (budget_id, key, ""), int(limit), new_id(), attrs)
+            previous: st.ControlValue = getattr(current, field)
+            self._set_control((budget_id, key), st.with_value(current, field, value))
+            kind, amount, attrs = entry(previous)
+            self._log(now, kind, (budget_id, key, ""), amount, st.new_id(), attrs)
             return previous
-
-    def set_frozen(
-        self, budget_id: str, key: str, frozen: bool, attributes: Optional[Mapping[str, Any]] = None
-    ) -> bool:
-        with self._lock:
-            now = self._clock()
-            current = self._controls.get((budget_id, key), Control())
-            self._set_control((budget_id, key), Control(current.limit, bool(frozen)))
-            attrs = {**(attributes or {}), "was_frozen": current.frozen}
-            self._log(now, "freeze" if frozen else "unfreeze", (budget_id, key, ""), 0, new_id(), attrs)
-            return current.frozen
 
     def _set_control(self, where: Tuple[str, str], control: Control) -> None:
         if control == Control():
@@ -267,7 +213,7 @@ class MemoryBudgetStore:
         amount: int,
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> int:
-        window_keys = _window_keys(window_keys)
+        window_keys = st.window_tuple(window_keys)
         with self._lock:
             now = self._clock()
             by_window = self._spend.setdefault((budget_id, key), {})
@@ -276,12 +222,12 @@ class MemoryBudgetStore:
                 by_window[current] = by_window.get(current, 0) + amount
                 applied = amount
             else:
-                taken = debit(by_window, window_keys, -amount)
+                taken = st.debit(by_window, window_keys, -amount)
                 for window, take in taken.items():
                     by_window[window] -= take
                 applied = -sum(taken.values())
             attrs = {**(attributes or {}), "requested_nanos": int(amount)}
-            self._log(now, "adjust", (budget_id, key, current), applied, new_id(), attrs)
+            self._log(now, "adjust", (budget_id, key, current), applied, st.new_id(), attrs)
             return applied
 
     def reset(
@@ -291,7 +237,7 @@ class MemoryBudgetStore:
         window_keys: Sequence[str],
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> int:
-        window_keys = _window_keys(window_keys)
+        window_keys = st.window_tuple(window_keys)
         with self._lock:
             now = self._clock()
             by_window = self._spend.get((budget_id, key), {})
@@ -299,11 +245,11 @@ class MemoryBudgetStore:
             for window in set(window_keys):
                 if window in by_window:
                     removed += by_window.pop(window)
-            self._log(now, "reset", (budget_id, key, window_keys[-1]), removed, new_id(), dict(attributes or {}))
+            self._log(now, "reset", (budget_id, key, window_keys[-1]), removed, st.new_id(), dict(attributes or {}))
             return removed
 
     def partitions(self, budget_id: str, window_keys: Sequence[str]) -> List[str]:
-        window_keys = _window_keys(window_keys)
+        window_keys = st.window_tuple(window_keys)
         with self._lock:
             self._expire(self._clock())
             keys = {k for (b, k), by_window in self._spend.items() if b == budget_id and any(

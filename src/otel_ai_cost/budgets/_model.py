@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import ConfigError
@@ -18,15 +18,32 @@ UNATTRIBUTED = "(unattributed)"
 PER_TRACE = "trace"
 
 
-def to_nanos(amount: Union[Decimal, str, int, float]) -> int:
-    """USD -> integer nano-dollars, rounded up so that a hold never under-reserves."""
+# An amount of USD as the API takes it.
+Amount = Union[Decimal, str, int, float]
+
+
+def _usd(amount: Amount) -> Decimal:
+    """An amount of USD as a Decimal; ValueError naming it if it is not a number."""
     try:
-        value = Decimal(str(amount)) if not isinstance(amount, Decimal) else amount
+        return Decimal(str(amount)) if not isinstance(amount, Decimal) else amount
     except InvalidOperation:
         raise ValueError(f"amount {amount!r} is not a number of USD") from None
+
+
+def to_nanos(amount: Amount) -> int:
+    """USD -> integer nano-dollars, rounded up so that a hold never under-reserves."""
+    value = _usd(amount)
     if not value.is_finite() or value < 0:
         raise ValueError(f"amount {amount!r} must be a finite, non-negative number of USD")
     return int((value * NANOS_PER_USD).to_integral_value(rounding=ROUND_CEILING))
+
+
+def signed_nanos(amount: Amount) -> int:
+    """USD (negative allowed: a credit or a correction) -> nano-dollars, to the nearest."""
+    value = _usd(amount)
+    if not value.is_finite():
+        raise ValueError(f"amount {amount!r} must be a finite number of USD")
+    return int((value * NANOS_PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 def from_nanos(nanos: int) -> Decimal:

@@ -28,19 +28,29 @@ may read a long ledger) but fail at once, with the reason, while the store is do
 from __future__ import annotations
 
 import collections
-import inspect
 import logging
 import os
-import queue
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
 
-from ._journal import Journal, journal_path
+from ._journal import Journal, JournalEntry, journal_path, replay_claimed, replay_summary
 from ._model import from_nanos
-from ._store import BudgetStore, Controls, HoldRequest, LedgerEntry, ReserveResult, Slot, StoreUnavailableError
+from ._runner import DeadlineMissed, Runner, accepts_once, describe, run_inline
+from ._store import (
+    BudgetStore,
+    Controls,
+    HoldInfo,
+    HoldRequest,
+    LedgerEntry,
+    ReserveResult,
+    Slot,
+    Spend,
+    StoreUnavailableError,
+)
 
 _logger = logging.getLogger("otel_ai_cost.budgets")
+T = TypeVar("T")
 
 DEFAULT_DEADLINE = 1.0
 DEFAULT_FAILURES = 3
@@ -48,91 +58,6 @@ DEFAULT_PROBE_INTERVAL = 1.0
 # Errors that are the caller's (bad arguments), not the store's: they do not count as store failures.
 _CALLER_ERRORS = (ValueError, TypeError, KeyError)
 _USED_CAP = 100_000  # reservations whose store time is tracked, waiting for their settle
-
-
-class _Timeout(Exception):
-    pass
-
-
-class _Runner:
-    """A few daemon worker threads; ``run(fn, timeout)`` waits for ``fn()`` at most ``timeout`` seconds.
-
-    A worker stuck in a hung store stays stuck (until the store's own socket timeout), so more
-    workers start while all are busy, up to ``size``; daemon threads never hold up the exit.
-    """
-
-    def __init__(self, size: int = 8) -> None:
-        self._size = size
-        self._lock = threading.Lock()
-        self._jobs: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-        self._threads = 0
-        self._idle = 0
-        self._pid = os.getpid()
-
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                self._idle += 1
-            job = self._jobs.get()
-            with self._lock:
-                self._idle -= 1
-            if job is None:
-                return
-            fn, box, done = job
-            try:
-                box.append((True, fn()))
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                box.append((False, exc))
-            done.release()
-
-    def run(self, fn: Callable[[], Any], timeout: float) -> Any:
-        if timeout <= 0:
-            raise _Timeout()
-        with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's workers do not exist here
-                self._jobs, self._threads, self._idle, self._pid = queue.SimpleQueue(), 0, 0, os.getpid()
-            if self._idle == 0 and self._threads < self._size:
-                self._threads += 1
-                threading.Thread(target=self._work, name="otel-ai-cost-store", daemon=True).start()
-        box: List[Any] = []
-        done = threading.Lock()  # released by the worker: a cheaper hand-off than an Event
-        done.acquire()
-        self._jobs.put((fn, box, done))
-        if not done.acquire(timeout=timeout):
-            raise _Timeout()
-        ok, value = box[0]
-        if ok:
-            return value
-        raise value
-
-    def stop(self) -> None:
-        with self._lock:
-            for _ in range(self._threads):
-                self._jobs.put(None)
-            self._threads = 0
-
-
-def _describe(exc: BaseException) -> str:
-    from ..errors import ConfigError
-
-    text = str(exc).strip()
-    if isinstance(exc, ConfigError) and text:
-        return text  # names the file, the key and the reason already
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    """A store's own timeout: redis-py's TimeoutError, the builtin one, SQLite's busy timeout."""
-    if isinstance(exc, TimeoutError) or type(exc).__name__ == "TimeoutError":
-        return True
-    return "database is locked" in str(exc) or "timed out" in str(exc).lower()
-
-
-def _accepts_once(store: Any) -> bool:
-    try:
-        return "once" in inspect.signature(store.settle).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 class ResilientStore:
@@ -178,7 +103,7 @@ class ResilientStore:
         self.journal: Optional[Journal] = None
         if journal:
             self.journal = Journal(journal_path(name) if journal is True else str(journal))
-        self._runner = _Runner()
+        self._runner = Runner()
         self._lock = threading.Lock()
         self._down_since: Optional[float] = None
         self._reason: Optional[str] = None
@@ -198,21 +123,21 @@ class ResilientStore:
         self._inner: Optional[BudgetStore] = None
         self._opener: Optional[Callable[[], BudgetStore]] = None
         if hasattr(store, "reserve"):
-            self._set_inner(store)  # type: ignore[arg-type]
+            self._set_inner(store)  # type: ignore[arg-type]  # hasattr does not narrow: a store, not its opener
         else:
-            self._opener = store  # type: ignore[assignment]
+            self._opener = store
             try:
                 self._set_inner(self._runner.run(self._opener, self.deadline))
-            except _Timeout:
+            except DeadlineMissed:
                 self._go_down(f"it did not open within {self.deadline:g} s")
             except Exception as exc:  # noqa: BLE001 - the reason is kept and logged once
-                self._go_down(f"it cannot be opened: {_describe(exc)}")
+                self._go_down(f"it cannot be opened: {describe(exc)}")
         if self._inner is not None and self.journal is not None and self.journal.pending():
             self._start_prober(replay_only=True)  # a previous process left settles to replay
 
     def _set_inner(self, store: BudgetStore) -> None:
         self._inner = store
-        self._once = _accepts_once(store)
+        self._once = accepts_once(store)
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -287,16 +212,19 @@ class ResilientStore:
                 if self._closed.wait(self.probe_interval):
                     return
                 try:
-                    if self._inner is None:
-                        self._set_inner(self._runner.run(self._opener, self.deadline))  # type: ignore[arg-type]
-                    self._controls = self._runner.run(self._inner.controls, self.deadline) or {}  # type: ignore
+                    inner = self._inner
+                    if inner is None:
+                        assert self._opener is not None  # a store that did not open came with its opener
+                        inner = self._runner.run(self._opener, self.deadline)
+                        self._set_inner(inner)
+                    self._controls = self._runner.run(inner.controls, self.deadline) or {}
                 except Exception as exc:  # noqa: BLE001 - still down
-                    _logger.debug("otel-ai-cost: budget store %s still unavailable: %s", self.name, _describe(exc))
+                    _logger.debug("otel-ai-cost: budget store %s still unavailable: %s", self.name, describe(exc))
                     continue
             try:
                 replayed = self._replay()
             except Exception as exc:  # noqa: BLE001 - the store failed again during the replay
-                _logger.debug("otel-ai-cost: replay to budget store %s failed: %s", self.name, _describe(exc))
+                _logger.debug("otel-ai-cost: replay to budget store %s failed: %s", self.name, describe(exc))
                 replay_only = False
                 continue
             if self._went_up_from is None:  # never down: settles left by a failure or a previous process
@@ -345,33 +273,26 @@ class ResilientStore:
                     if not entries:
                         self._up_locked()
                         break
-            for i, entry in enumerate(entries):
-                try:
-                    if entry.op == "settle":
-                        attributes = {**entry.attributes, "journaled": True}
-                        if self._once:
-                            self._runner.run(
-                                lambda: store.settle(entry.reservation_id, entry.actual, attributes, once=True),
-                                self.deadline,
-                            )
-                        else:
-                            self._runner.run(lambda: store.settle(entry.reservation_id, entry.actual, attributes),
-                                             self.deadline)
-                        nanos += max(entry.actual.values(), default=0)
-                    else:
-                        self._runner.run(lambda: store.release(entry.reservation_id), self.deadline)
-                except BaseException:
-                    self.journal.unclaim([e.id for e in entries[i:]])
-                    raise
-                self.journal.done(entry.id)
-                counts[entry.op] = counts.get(entry.op, 0) + 1
-                self.replayed[entry.op] = self.replayed.get(entry.op, 0) + 1
-        parts = []
-        if counts["settle"]:
-            parts.append(f"{counts['settle']} settle(s) (${from_nanos(nanos).normalize():f})")
-        if counts["release"]:
-            parts.append(f"{counts['release']} release(s)")
-        return ", ".join(parts)
+            nanos += replay_claimed(self.journal, entries, lambda entry: self._replay_one(store, entry), counts,
+                                    self.replayed)
+        return replay_summary(counts, nanos)
+
+    def _replay_one(self, store: BudgetStore, entry: JournalEntry) -> None:
+        if entry.op == "settle":
+            attributes = {**entry.attributes, "journaled": True}
+            self._runner.run(self._settler(store, entry.reservation_id, entry.actual, attributes, True), self.deadline)
+        else:
+            self._runner.run(lambda: store.release(entry.reservation_id), self.deadline)
+
+    def _settler(
+        self, store: BudgetStore, reservation_id: str, actual: Mapping[Slot, int],
+        attributes: Optional[Mapping[str, Any]], once: bool,
+    ) -> Callable[[], None]:
+        """The settle to run on the store: with ``once`` if the store takes it."""
+        if self._once:
+            # The protocol has no once; self._once says this store takes it.
+            return lambda: store.settle(reservation_id, actual, attributes, once=once)  # type: ignore[call-arg]
+        return lambda: store.settle(reservation_id, actual, attributes)
 
     # -- the deadline -------------------------------------------------------------------------------
 
@@ -388,7 +309,7 @@ class ResilientStore:
     def _carry(self) -> float:
         return getattr(self._local, "carry", 0.0)
 
-    def _run(self, fn: Callable[[], Any], budget: float) -> Any:
+    def _run(self, fn: Callable[[], T], budget: float) -> T:
         """Run ``fn`` on the store within ``budget`` seconds; failures count for the breaker and are
         raised as StoreUnavailableError (caller errors as they are)."""
         if self._down_since is not None:
@@ -397,32 +318,19 @@ class ResilientStore:
             if self.mode == "thread":
                 result = self._runner.run(fn, budget)
             else:
-                result = self._inline(fn, budget)
-        except _Timeout:
+                result = run_inline(fn, budget)
+        except DeadlineMissed:
             reason = f"no answer within the call's deadline ({self.deadline:g} s)"
             self._failed(reason, timeout=True)
             raise StoreUnavailableError(self.name, reason) from None
         except _CALLER_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001
-            reason = _describe(exc)
+            reason = describe(exc)
             self._failed(reason)
             raise StoreUnavailableError(self.name, reason) from None
         self._succeeded()
         return result
-
-    @staticmethod
-    def _inline(fn: Callable[[], Any], budget: float) -> Any:
-        """Mode ``store``: on the calling thread, the store's own timeouts (set to the deadline) bound
-        the operation; its timeout errors count as a missed deadline."""
-        if budget <= 0:
-            raise _Timeout()
-        try:
-            return fn()
-        except Exception as exc:
-            if _is_timeout(exc):
-                raise _Timeout() from exc
-            raise
 
     def _take_used(self, reservation_id: str, pop: bool) -> float:
         with self._lock:
@@ -499,16 +407,8 @@ class ResilientStore:
         used = self._take_used(reservation_id, pop=True)
         store = self._inner
         if self._down_since is None and store is not None:
-            try:
-                if self._once:
-                    self._run(lambda: store.settle(reservation_id, actual, attributes, once=once),
-                              self.deadline - used)
-                else:
-                    self._run(lambda: store.settle(reservation_id, actual, attributes), self.deadline - used)
+            if self._ran(self._settler(store, reservation_id, actual, attributes, once), used):
                 return
-            except StoreUnavailableError:
-                if self.journal is None:
-                    raise
         elif self.journal is None:
             raise self._unavailable()
         self._journal("settle", reservation_id, dict(actual), dict(attributes or {}))
@@ -517,15 +417,22 @@ class ResilientStore:
         used = self._take_used(reservation_id, pop=True)
         store = self._inner
         if self._down_since is None and store is not None:
-            try:
-                self._run(lambda: store.release(reservation_id), self.deadline - used)
+            if self._ran(lambda: store.release(reservation_id), used):
                 return
-            except StoreUnavailableError:
-                if self.journal is None:
-                    raise
         elif self.journal is None:
             raise self._unavailable()
         self._journal("release", reservation_id)
+
+    def _ran(self, fn: Callable[[], None], used: float) -> bool:
+        """Run a settle or release in what is left of the call's deadline: False if the store could not
+        take it and the journal will (raises without a journal)."""
+        try:
+            self._run(fn, self.deadline - used)
+            return True
+        except StoreUnavailableError:
+            if self.journal is None:
+                raise
+            return False
 
     def _journal(self, op: str, reservation_id: str, actual: Optional[Dict[Slot, int]] = None,
                  attributes: Optional[Dict[str, Any]] = None) -> None:
@@ -538,7 +445,7 @@ class ResilientStore:
                     self._journaled_nanos += max(actual.values())
         except Exception as exc:  # noqa: BLE001 - the journal failed too: say so once per outage
             self._journal_failed(exc)
-            raise StoreUnavailableError(self.name, f"{self._reason}; the journal failed too: {_describe(exc)}") from None
+            raise StoreUnavailableError(self.name, f"{self._reason}; the journal failed too: {describe(exc)}") from None
         if self._down_since is None and self._inner is not None:
             self._start_prober(replay_only=True)  # the store is up: replay at once
 
@@ -549,7 +456,7 @@ class ResilientStore:
             self._journal_warned = True
             _logger.warning("otel-ai-cost: the budget journal %s cannot be written (%s): spend of calls made while"
                             " the store is unavailable is lost (reported once)",
-                            self.journal.path if self.journal else "", _describe(exc))
+                            self.journal.path if self.journal else "", describe(exc))
 
     def journaled(self) -> Dict[str, Any]:
         """What this process journaled so far: settles, releases and the settled amount (USD)."""
@@ -562,11 +469,12 @@ class ResilientStore:
             raise self._unavailable()
         return self._inner
 
-    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]):
+    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         return self._direct().spent(budget_id, key, window_keys)
 
-    def holds(self, budget_id: str, key: Optional[str] = None):
-        return self._direct().holds(budget_id, key)  # type: ignore[attr-defined]
+    def holds(self, budget_id: str, key: Optional[str] = None) -> List[HoldInfo]:
+        # Every store has holds; the protocol leaves it out (an operator's command, not a call's).
+        return self._direct().holds(budget_id, key)  # type: ignore[attr-defined, no-any-return]
 
     def ledger(self, *args: Any, **kwargs: Any) -> List[LedgerEntry]:
         return self._direct().ledger(*args, **kwargs)
@@ -601,41 +509,6 @@ class ResilientStore:
                 if self.journal is not None:
                     self.journal.close()
         self._runner.stop()
-
-
-class UnavailableStore:
-    """A store that never opens (the configuration could not be read): every reserve fails with the
-    reason, so a book that fails closed refuses every call; nothing is held, settled or journaled."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        self.name, self.reason = name, reason
-
-    def reserve(self, *args: Any, **kwargs: Any) -> ReserveResult:
-        raise StoreUnavailableError(self.name, self.reason)
-
-    def controls(self) -> Controls:
-        return {}
-
-    def settle(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def release(self, reservation_id: str) -> None:
-        pass
-
-    def record(self, entries: Sequence[LedgerEntry]) -> None:
-        pass
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-
-        def unavailable(*args: Any, **kwargs: Any) -> Any:
-            raise StoreUnavailableError(self.name, self.reason)
-
-        return unavailable
-
-    def close(self) -> None:
-        pass
 
 
 def unwrap(store: Any) -> Any:

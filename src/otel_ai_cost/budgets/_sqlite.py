@@ -12,32 +12,13 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
-from ._store import (
-    MAX_NANOS,
-    Control,
-    Controls,
-    HoldInfo,
-    HoldRequest,
-    LedgerEntry,
-    ReserveResult,
-    Slot,
-    Usage,
-    clamp,
-    clamped_attributes,
-    debit,
-    dumps,
-    holder,
-    new_id,
-)
+from . import _store as st
+from ._store import MAX_NANOS, Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend, dumps
 
 # How long a settle with ``once`` is remembered (seconds): far longer than any outage it covers.
 SETTLED_KEEP = 7 * 86400
-
-
-def _window_keys(window_keys: Sequence[str]) -> Tuple[str, ...]:
-    return (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spend (
@@ -68,7 +49,7 @@ CREATE TABLE IF NOT EXISTS controls (
 """
 
 
-class SQLiteBudgetStore:
+class SQLiteBudgetStore(st.StoreBase):
     def __init__(self, path: str, clock: Callable[[], float] = time.time, timeout: float = 30.0) -> None:
         self.path = str(path)
         self._clock = clock
@@ -129,7 +110,7 @@ class SQLiteBudgetStore:
             db.execute("DELETE FROM holds WHERE expires_at <= ?", (now,))
 
     @staticmethod
-    def _usage(db: sqlite3.Connection, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
+    def _usage(db: sqlite3.Connection, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         keys = sorted(set(window_keys))
         marks = ",".join("?" * len(keys))
         (spent,) = db.execute(
@@ -140,7 +121,7 @@ class SQLiteBudgetStore:
             f"SELECT COALESCE(SUM(amount), 0) FROM holds WHERE budget_id = ? AND key = ? AND window_key IN ({marks})",
             (budget_id, key, *keys),
         ).fetchone()
-        return Usage(int(spent), int(reserved))
+        return Spend(int(spent), int(reserved))
 
     def reserve(
         self,
@@ -162,18 +143,14 @@ class SQLiteBudgetStore:
                         (r.budget_id, r.key, len(prefix), prefix, len(prefix) + 1, before),
                     )
             usage = tuple(self._usage(db, r.budget_id, r.key, r.counted) for r in requests)
-            refused = tuple(
-                i
-                for i, (r, u) in enumerate(zip(requests, usage))
-                if r.frozen or (r.limit is not None and u.spent + u.reserved + r.amount > r.limit)
-            )
+            refused = st.refusals(requests, usage)
             if refused:
                 for i in refused:
                     r = requests[i]
-                    why = dumps({**(attributes or {}), "frozen": True}) if r.frozen else attrs
-                    self._log(db, now, "block", r.slot, clamp(r.amount), reservation_id, why)
+                    why = dumps(st.block_attributes(attributes, r)) if r.frozen else attrs
+                    self._log(db, now, "block", r.slot, st.clamp(r.amount), reservation_id, why)
                 return ReserveResult(False, usage, refused)
-            me = holder()
+            me = st.holder()
             for r in requests:
                 db.execute(
                     "INSERT INTO holds (reservation_id, budget_id, key, window_key, amount, expires_at, placed_at,"
@@ -181,9 +158,9 @@ class SQLiteBudgetStore:
                     " ON CONFLICT (reservation_id, budget_id, key, window_key)"
                     f" DO UPDATE SET amount = MIN(amount + excluded.amount, {MAX_NANOS}),"
                     " expires_at = excluded.expires_at",
-                    (reservation_id, *r.slot, clamp(r.amount), now + ttl, now, me),
+                    (reservation_id, *r.slot, st.clamp(r.amount), now + ttl, now, me),
                 )
-                self._log(db, now, "reserve", r.slot, clamp(r.amount), reservation_id, attrs)
+                self._log(db, now, "reserve", r.slot, st.clamp(r.amount), reservation_id, attrs)
             return ReserveResult(True, usage)
 
     def settle(
@@ -197,7 +174,7 @@ class SQLiteBudgetStore:
         """Amounts are clamped to MAX_NANOS and spend saturates there, so the transaction cannot fail on
         an overflow (and roll back, keeping the hold). ``once``: do nothing if this reservation was
         settled with ``once`` before (a journaled settle replayed after the first one landed)."""
-        attributes = clamped_attributes(attributes, actual.values())
+        attributes = st.clamped_attributes(attributes, actual.values())
         with self._transaction() as db:
             now = self._clock()
             if once:
@@ -216,16 +193,14 @@ class SQLiteBudgetStore:
             }
             db.execute("DELETE FROM holds WHERE reservation_id = ?", (reservation_id,))
             for slot, amount in actual.items():
-                amount = clamp(amount)
+                amount = st.clamp(amount)
                 db.execute(
                     "INSERT INTO spend (budget_id, key, window_key, amount) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (budget_id, key, window_key)"
                     f" DO UPDATE SET amount = MIN(amount + excluded.amount, {MAX_NANOS})",
                     (*slot, amount),
                 )
-                extra = dict(attributes or {})
-                if tuple(slot) not in held:
-                    extra["late"] = True  # the hold had expired or was never placed
+                extra = st.settle_attributes(attributes, tuple(slot) in held)
                 self._log(db, now, "settle", slot, amount, reservation_id, dumps(extra))
 
     def release(self, reservation_id: str) -> None:
@@ -238,8 +213,8 @@ class SQLiteBudgetStore:
             for budget_id, key, window_key, amount in rows:
                 self._log(db, now, "release", (budget_id, key, window_key), amount, reservation_id, "{}")
 
-    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
-        window_keys = (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
+    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
+        window_keys = st.window_tuple(window_keys)
         with self._transaction() as db:
             self._expire(db, self._clock())
             return self._usage(db, budget_id, key, window_keys)
@@ -265,42 +240,32 @@ class SQLiteBudgetStore:
                 slot = (e.budget_id, e.key, e.window_key)
                 self._log(db, e.time, e.kind, slot, e.amount_nanos, e.reservation_id, dumps(e.attributes))
 
-    def ledger(
-        self,
-        budget_id: Optional[str] = None,
-        key: Optional[str] = None,
-        kind: Optional[str] = None,
-        reservation_id: Optional[str] = None,
-        since: Optional[float] = None,
-        until: Optional[float] = None,
-        *,
-        kinds: Optional[Iterable[str]] = None,
-        last: Optional[int] = None,
-    ) -> List[LedgerEntry]:
+    def read_ledger(self, query: st.LedgerQuery) -> List[LedgerEntry]:
         where: List[str] = []
         params: List[Any] = []
-        columns = (("budget_id", budget_id), ("key", key), ("kind", kind), ("reservation_id", reservation_id))
-        for column, value in columns:
+        equal = (("budget_id", query.budget_id), ("key", query.key), ("kind", query.kind),
+                 ("reservation_id", query.reservation_id))
+        for column, value in equal:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        if since is not None:
+        if query.since is not None:
             where.append("time >= ?")
-            params.append(since)
-        if until is not None:
+            params.append(query.since)
+        if query.until is not None:
             where.append("time < ?")
-            params.append(until)
-        if kinds is not None:
-            kinds = sorted(set(kinds))
+            params.append(query.until)
+        if query.kinds is not None:
+            kinds = sorted(query.kinds)
             where.append(f"kind IN ({','.join('?' * len(kinds))})")
             params.extend(kinds)
         columns = "time, kind, budget_id, key, window_key, amount, reservation_id, attributes"
         sql = f"SELECT id, {columns} FROM ledger"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        if last is not None:  # the last N in the order written, returned oldest first
+        if query.last is not None:  # the last N in the order written, returned oldest first
             sql = f"SELECT {columns} FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY id"
-            params.append(max(int(last), 0))
+            params.append(max(int(query.last), 0))
         else:
             sql = f"SELECT {columns} FROM ({sql}) ORDER BY id"
         with self._lock:
@@ -328,31 +293,16 @@ class SQLiteBudgetStore:
                 (budget_id, key, control.limit, int(control.frozen)),
             )
 
-    def set_limit(
-        self, budget_id: str, key: str, limit: Optional[int], attributes: Optional[Mapping[str, Any]] = None
-    ) -> Optional[int]:
+    def change_control(self, change: st.ControlChange) -> st.ControlValue:
+        budget_id, key, field, value, entry = change
         with self._transaction() as db:
             now = self._clock()
             current = self._control(db, budget_id, key)
-            self._set_control(db, budget_id, key, Control(None if limit is None else int(limit), current.frozen))
-            attrs = dict(attributes or {})
-            if limit is None:
-                self._log(db, now, "clear_limit", (budget_id, key, ""), current.limit or 0, new_id(), dumps(attrs))
-            else:
-                attrs["previous_limit_nanos"] = current.limit
-                self._log(db, now, "set_limit", (budget_id, key, ""), int(limit), new_id(), dumps(attrs))
-            return current.limit
-
-    def set_frozen(
-        self, budget_id: str, key: str, frozen: bool, attributes: Optional[Mapping[str, Any]] = None
-    ) -> bool:
-        with self._transaction() as db:
-            now = self._clock()
-            current = self._control(db, budget_id, key)
-            self._set_control(db, budget_id, key, Control(current.limit, bool(frozen)))
-            attrs = dumps({**(attributes or {}), "was_frozen": current.frozen})
-            self._log(db, now, "freeze" if frozen else "unfreeze", (budget_id, key, ""), 0, new_id(), attrs)
-            return current.frozen
+            previous: st.ControlValue = getattr(current, field)
+            self._set_control(db, budget_id, key, st.with_value(current, field, value))
+            kind, amount, attrs = entry(previous)
+            self._log(db, now, kind, (budget_id, key, ""), amount, st.new_id(), dumps(attrs))
+            return previous
 
     def controls(self) -> Controls:
         with self._lock:
@@ -360,7 +310,9 @@ class SQLiteBudgetStore:
         return {(b, k): Control(limit, bool(frozen)) for b, k, limit, frozen in rows}
 
     @staticmethod
-    def _spend_by_window(db: sqlite3.Connection, budget_id: str, key: str, window_keys: Sequence[str]) -> dict:
+    def _spend_by_window(
+        db: sqlite3.Connection, budget_id: str, key: str, window_keys: Sequence[str]
+    ) -> Dict[str, int]:
         keys = sorted(set(window_keys))
         rows = db.execute(
             f"SELECT window_key, amount FROM spend WHERE budget_id = ? AND key = ?"
@@ -377,7 +329,7 @@ class SQLiteBudgetStore:
         amount: int,
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> int:
-        window_keys = _window_keys(window_keys)
+        window_keys = st.window_tuple(window_keys)
         current = window_keys[-1]
         add = (
             "INSERT INTO spend (budget_id, key, window_key, amount) VALUES (?, ?, ?, ?)"
@@ -389,12 +341,12 @@ class SQLiteBudgetStore:
                 db.execute(add, (budget_id, key, current, int(amount)))
                 applied = int(amount)
             else:
-                taken = debit(self._spend_by_window(db, budget_id, key, window_keys), window_keys, -amount)
+                taken = st.debit(self._spend_by_window(db, budget_id, key, window_keys), window_keys, -amount)
                 for window, take in taken.items():
                     db.execute(add, (budget_id, key, window, -take))
                 applied = -sum(taken.values())
             attrs = dumps({**(attributes or {}), "requested_nanos": int(amount)})
-            self._log(db, now, "adjust", (budget_id, key, current), applied, new_id(), attrs)
+            self._log(db, now, "adjust", (budget_id, key, current), applied, st.new_id(), attrs)
             return applied
 
     def reset(
@@ -404,7 +356,7 @@ class SQLiteBudgetStore:
         window_keys: Sequence[str],
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> int:
-        window_keys = _window_keys(window_keys)
+        window_keys = st.window_tuple(window_keys)
         with self._transaction() as db:
             now = self._clock()
             removed = sum(self._spend_by_window(db, budget_id, key, window_keys).values())
@@ -413,11 +365,11 @@ class SQLiteBudgetStore:
                 f"DELETE FROM spend WHERE budget_id = ? AND key = ? AND window_key IN ({','.join('?' * len(keys))})",
                 (budget_id, key, *keys),
             )
-            self._log(db, now, "reset", (budget_id, key, window_keys[-1]), removed, new_id(), dumps(attributes))
+            self._log(db, now, "reset", (budget_id, key, window_keys[-1]), removed, st.new_id(), dumps(attributes))
             return removed
 
     def partitions(self, budget_id: str, window_keys: Sequence[str]) -> List[str]:
-        keys = sorted(set(_window_keys(window_keys)))
+        keys = sorted(set(st.window_tuple(window_keys)))
         marks = ",".join("?" * len(keys))
         with self._transaction() as db:
             self._expire(db, self._clock())

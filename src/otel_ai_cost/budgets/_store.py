@@ -17,9 +17,11 @@ from typing import (
     Any,
     Callable,
     Dict,
+    FrozenSet,
     Iterable,
     List,
     Mapping,
+    NamedTuple,
     Optional,
     Protocol,
     Sequence,
@@ -143,7 +145,7 @@ class HoldRequest:
 
 
 @dataclass(frozen=True)
-class Usage:
+class Spend:
     """Settled spend and amounts held by reservations in flight, in nano-dollars."""
 
     spent: int
@@ -158,7 +160,7 @@ class ReserveResult:
     """
 
     ok: bool
-    usage: Tuple[Usage, ...]
+    usage: Tuple[Spend, ...]
     refused: Tuple[int, ...] = ()
 
 
@@ -200,48 +202,92 @@ def new_id() -> str:
     return os.urandom(16).hex()
 
 
-def ledger_filter(
-    budget_id: Optional[str] = None,
-    key: Optional[str] = None,
-    kind: Optional[str] = None,
-    reservation_id: Optional[str] = None,
-    since: Optional[float] = None,
-    until: Optional[float] = None,
-    kinds: Optional[Iterable[str]] = None,
-) -> Callable[[LedgerEntry], bool]:
-    """The predicate of ``BudgetStore.ledger``'s filters."""
-    kind_set = None if kinds is None else frozenset(kinds)
+class LedgerQuery(NamedTuple):
+    """The filters of ``BudgetStore.ledger``: ``since`` <= time < ``until``, ``kinds``: any of these
+    kinds; ``last``: only the last N entries that pass the others."""
 
-    def keep(e: LedgerEntry) -> bool:
-        return (
-            (budget_id is None or e.budget_id == budget_id)
-            and (key is None or e.key == key)
-            and (kind is None or e.kind == kind)
-            and (kind_set is None or e.kind in kind_set)
-            and (reservation_id is None or e.reservation_id == reservation_id)
-            and (since is None or e.time >= since)
-            and (until is None or e.time < until)
-        )
+    budget_id: Optional[str] = None
+    key: Optional[str] = None
+    kind: Optional[str] = None
+    reservation_id: Optional[str] = None
+    since: Optional[float] = None
+    until: Optional[float] = None
+    kinds: Optional[FrozenSet[str]] = None
+    last: Optional[int] = None
 
-    return keep
+    def keep(self) -> Callable[[LedgerEntry], bool]:
+        """The predicate of every filter but ``last``."""
+        budget_id, key, kind, reservation_id, since, until, kinds, _ = self
+
+        def keep(e: LedgerEntry) -> bool:
+            return (
+                (budget_id is None or e.budget_id == budget_id)
+                and (key is None or e.key == key)
+                and (kind is None or e.kind == kind)
+                and (kinds is None or e.kind in kinds)
+                and (reservation_id is None or e.reservation_id == reservation_id)
+                and (since is None or e.time >= since)
+                and (until is None or e.time < until)
+            )
+
+        return keep
+
+    def apply(self, entries: Sequence[LedgerEntry]) -> List[LedgerEntry]:
+        """The entries, in their order, that pass every filter."""
+        keep = self.keep()
+        kept = [e for e in entries if keep(e)]
+        if self.last is not None:
+            kept = kept[-self.last:] if self.last > 0 else []
+        return kept
 
 
-def filter_ledger(
-    entries: Sequence[LedgerEntry],
-    budget_id: Optional[str] = None,
-    key: Optional[str] = None,
-    kind: Optional[str] = None,
-    reservation_id: Optional[str] = None,
-    since: Optional[float] = None,
-    until: Optional[float] = None,
-    kinds: Optional[Iterable[str]] = None,
-    last: Optional[int] = None,
-) -> List[LedgerEntry]:
-    keep = ledger_filter(budget_id, key, kind, reservation_id, since, until, kinds)
-    kept = [e for e in entries if keep(e)]
-    if last is not None:
-        kept = kept[-last:] if last > 0 else []
-    return kept
+def window_tuple(window_keys: Sequence[str]) -> Tuple[str, ...]:
+    """``window_keys`` as a tuple; one window key may be given as a string."""
+    return (window_keys,) if isinstance(window_keys, str) else tuple(window_keys)
+
+
+def refusals(requests: Sequence[HoldRequest], spend: Sequence[Spend]) -> Tuple[int, ...]:
+    """The requests a reserve refuses: frozen, or whose spend + holds + amount would pass the limit."""
+    return tuple(
+        i
+        for i, (r, u) in enumerate(zip(requests, spend))
+        if r.frozen or (r.limit is not None and u.spent + u.reserved + r.amount > r.limit)
+    )
+
+
+def block_attributes(attributes: Optional[Mapping[str, Any]], request: HoldRequest) -> Dict[str, Any]:
+    """The ledger attributes of a refused request: the reservation's, and ``frozen`` for a freeze."""
+    return {**(attributes or {}), "frozen": True} if request.frozen else dict(attributes or {})
+
+
+def settle_attributes(attributes: Mapping[str, Any], held: bool) -> Dict[str, Any]:
+    """The ledger attributes of one slot's settle: ``late`` when its hold had expired or was never
+    placed."""
+    return dict(attributes) if held else {**attributes, "late": True}
+
+
+def with_value(control: Control, field: str, value: Optional[int]) -> Control:
+    """``control`` with its ``limit`` or its ``frozen`` (``field``) replaced by ``value``."""
+    if field == "limit":
+        return Control(None if value is None else int(value), control.frozen)
+    return Control(control.limit, bool(value))
+
+
+# What an operator's change of a control writes to the ledger: kind, amount, attributes.
+AdminEntry = Tuple[str, int, Dict[str, Any]]
+# The value of a control's field: a limit in nano-dollars (None: the configured one), or frozen (a bool).
+ControlValue = Optional[int]
+
+
+class ControlChange(NamedTuple):
+    """An operator's change of one field of a partition's control: ``field`` (``limit`` or ``frozen``)
+    becomes ``value``; ``entry(previous value)`` is what the ledger records (window key "")."""
+
+    budget_id: str
+    key: str
+    field: str
+    value: ControlValue
+    entry: Callable[[ControlValue], AdminEntry]
 
 
 def debit(spend: Mapping[str, int], window_keys: Sequence[str], amount: int) -> Dict[str, int]:
@@ -289,7 +335,7 @@ class BudgetStore(Protocol):
         """Drop the reservation's holds without recording spend (the call was not made)."""
         ...
 
-    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Usage:
+    def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         """Settled spend and live holds summed over ``window_keys`` (one key or several)."""
         ...
 
@@ -365,3 +411,86 @@ class BudgetStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class StoreBase:
+    """What the stores share: ``ledger`` reads through ``read_ledger``, and the operators' controls
+    are written through ``change_control``, so that each store only says how it keeps them."""
+
+    def read_ledger(self, query: LedgerQuery) -> List[LedgerEntry]:
+        """The ledger entries that pass ``query``, in the order they were written."""
+        raise NotImplementedError
+
+    def change_control(self, change: ControlChange) -> ControlValue:
+        """Make the change and write its ledger entry, atomically. Returns the field's previous value."""
+        raise NotImplementedError
+
+    def ledger(
+        self,
+        budget_id: Optional[str] = None,
+        key: Optional[str] = None,
+        kind: Optional[str] = None,
+        reservation_id: Optional[str] = None,
+        since: Optional[float] = None,
+        until: Optional[float] = None,
+        *,
+        kinds: Optional[Iterable[str]] = None,
+        last: Optional[int] = None,
+    ) -> List[LedgerEntry]:
+        wanted = None if kinds is None else frozenset(kinds)
+        return self.read_ledger(LedgerQuery(budget_id, key, kind, reservation_id, since, until, wanted, last))
+
+    def set_limit(
+        self, budget_id: str, key: str, limit: Optional[int], attributes: Optional[Mapping[str, Any]] = None
+    ) -> Optional[int]:
+        new = None if limit is None else int(limit)
+
+        def entry(previous: ControlValue) -> AdminEntry:
+            if new is None:
+                return "clear_limit", previous or 0, dict(attributes or {})
+            return "set_limit", new, {**(attributes or {}), "previous_limit_nanos": previous}
+
+        return self.change_control(ControlChange(budget_id, key, "limit", new, entry))
+
+    def set_frozen(
+        self, budget_id: str, key: str, frozen: bool, attributes: Optional[Mapping[str, Any]] = None
+    ) -> bool:
+        def entry(was: ControlValue) -> AdminEntry:
+            return "freeze" if frozen else "unfreeze", 0, {**(attributes or {}), "was_frozen": bool(was)}
+
+        return bool(self.change_control(ControlChange(budget_id, key, "frozen", bool(frozen), entry)))
+
+
+class UnavailableStore:
+    """A store that never opens (the configuration could not be read): every reserve fails with the
+    reason, so a book that fails closed refuses every call; nothing is held, settled or journaled."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name, self.reason = name, reason
+
+    def reserve(self, *args: Any, **kwargs: Any) -> ReserveResult:
+        raise StoreUnavailableError(self.name, self.reason)
+
+    def controls(self) -> Controls:
+        return {}
+
+    def settle(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def release(self, reservation_id: str) -> None:
+        pass
+
+    def record(self, entries: Sequence[LedgerEntry]) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def unavailable(*args: Any, **kwargs: Any) -> Any:
+            raise StoreUnavailableError(self.name, self.reason)
+
+        return unavailable
+
+    def close(self) -> None:
+        pass
