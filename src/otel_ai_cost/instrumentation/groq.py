@@ -34,11 +34,9 @@ Message content is never recorded: content capture is not supported for groq; wi
 """
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any, Collection, Dict, Mapping, Optional, Tuple
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from .. import _semconv as sc
@@ -64,9 +62,8 @@ from ._core import (
     given,
     host_port,
     materialize,
-    safe,
 )
-from ._stainless import RequestRouter
+from ._stainless import RequestRouter, StainlessCall
 
 PROVIDER = "groq"
 
@@ -209,235 +206,13 @@ class GroqStreamState(StreamState):
 _OUTCOMES = {"chat": chat_outcome, "embeddings": embeddings_outcome}
 
 
-def _stream_types() -> Tuple[Any, Any]:
-    from groq import AsyncStream, Stream
-
-    return Stream, AsyncStream
-
-
-def _raw_types() -> Tuple[Any, Any]:
-    try:
-        from groq._response import AsyncAPIResponse, BaseAPIResponse
-
-        return BaseAPIResponse, AsyncAPIResponse
-    except ImportError:  # pragma: no cover - SDKs without it
-        return (), ()
-
-
-class _Call(c.Call):
+class _Call(StainlessCall):
     outcomes = _OUTCOMES
     log_prefix = "groq "
+    sdk = "groq"
 
-    def __init__(self, operation: Operation, kind: str, is_stream: bool) -> None:
-        super().__init__(operation, kind)
-        self.is_stream = is_stream
-
-    def wrap_stream(self, stream: Any) -> Any:
-        Stream, AsyncStream = _stream_types()
-        state = GroqStreamState(self.operation)
-        if isinstance(stream, AsyncStream):
-            return c.AsyncStreamProxy(stream, state)
-        if isinstance(stream, Stream):
-            return c.StreamProxy(stream, state)
-        self.finish_without_response()
-        return stream
-
-    def handle_result(self, result: Any) -> Any:
-        base, async_base = _raw_types()
-        if base and isinstance(result, base):
-            if not self.is_stream:
-                data = _read_body(result)
-                if data is not None:
-                    # with_raw_response: the whole body is already here, so the call is over. The
-                    # span ends now with the usage of those bytes, whatever the user reads later.
-                    _finish_from_body(self, data)
-                    return result
-            cls = _AsyncRawResponseProxy if isinstance(result, async_base) else _SyncRawResponseProxy
-            return cls(result, self)
-        if self.is_stream:
-            return self.wrap_stream(result)
-        self.finish_with(result)
-        return result
-
-
-def _read_body(raw: Any) -> Optional[bytes]:
-    """The body bytes of a raw response if they were already read (never reads the network)."""
-    http = getattr(raw, "http_response", None)
-    try:
-        data = http.content  # httpx raises ResponseNotRead for a body not read yet
-    except Exception:
-        return None
-    return data if isinstance(data, (bytes, bytearray)) else None
-
-
-def _sse_chunks(data: bytes):
-    """The JSON chunks of a server-sent-events body (``data: {...}`` lines)."""
-    import json
-
-    for line in bytes(data).decode("utf-8", "replace").splitlines():
-        if not line.startswith("data:"):
-            continue
-        payload = line[5:].strip()
-        if not payload or payload == "[DONE]":
-            continue
-        try:
-            yield json.loads(payload)
-        except ValueError:
-            continue
-
-
-def _finish_from_body(call: "_Call", data: bytes) -> None:
-    """End the span with what the body the user read says (a JSON response or an SSE stream)."""
-    if call.is_stream:
-        state = GroqStreamState(call.operation)
-        for chunk in _sse_chunks(data):
-            state.observe_safely(chunk)
-        state.end()
-        return
-    import json
-
-    try:
-        body = json.loads(bytes(data))
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        call.finish_with(body)
-    else:
-        _finish_estimated(call)
-
-
-def _finish_estimated(call: "_Call") -> None:
-    """End the span of a response whose body the user never read: the input estimate, marked estimated."""
-    usage = estimated_usage(call.operation.request, CharCounter(), "groq raw response input estimate")
-    call.operation.finish(Outcome(usage=usage, usage_source=sc.AiCostUsageSourceValues.ESTIMATED))
-
-
-def _settle_unparsed(call: "_Call", raw: Any) -> None:
-    """End the span of a raw response closed or dropped without ``parse()``: from the body bytes the
-    user already read (``read()``, ``text()``, ``json()``), else with the input estimate."""
-    if call.operation.ended:
-        return
-    data = _read_body(raw)
-    if data is not None:
-        _finish_from_body(call, data)
-    else:
-        _finish_estimated(call)
-
-
-class _RawResponseProxy(wrapt.ObjectProxy):
-    """A ``with_streaming_response`` (or streamed ``with_raw_response``) result: the span ends when
-    the body is parsed, read (``read()`` / ``text()`` / ``json()``), closed (leaving the ``with``
-    block) or the response dropped."""
-
-    def __init__(self, wrapped: Any, call: _Call) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
-        self._self_parsed: Any = None
-        # References the SDK response, never this proxy (the finalizer must not keep it alive).
-        self._self_finalizer = c.end_when_collected(self, functools.partial(_settle_unparsed, call, wrapped))
-
-    def _self_handle(self, parsed: Any) -> Any:
-        if self._self_parsed is not None:
-            return self._self_parsed
-        self._self_finalizer.detach()
-        call = self._self_call
-        if call.is_stream:
-            self._self_parsed = safe("groq raw stream", call.wrap_stream, parsed, default=parsed)
-        else:
-            safe("groq raw response", call.finish_with, parsed)
-            self._self_parsed = parsed
-        return self._self_parsed
-
-    def _self_body_read(self) -> None:
-        """The user read the whole body without parse(): end the span from those bytes."""
-        if self._self_parsed is not None:
-            return
-        self._self_finalizer.detach()
-        safe("groq raw body", _settle_unparsed, self._self_call, self.__wrapped__)
-
-    def _self_closed(self) -> None:
-        if self._self_parsed is not None:
-            if self._self_call.is_stream:
-                safe("groq raw stream close", c.end_stream_proxy, self._self_parsed)
-            return
-        self._self_finalizer.detach()
-        safe("groq raw close", _settle_unparsed, self._self_call, self.__wrapped__)
-
-    def _self_failed(self, exc: BaseException) -> None:
-        self._self_finalizer.detach()
-        self._self_call.operation.fail(exc)
-
-
-class _SyncRawResponseProxy(_RawResponseProxy):
-    def parse(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            parsed = self.__wrapped__.parse(*args, **kwargs)
-        except BaseException as exc:
-            self._self_failed(exc)
-            raise
-        if args or kwargs.get("to") is not None:
-            return parsed
-        return self._self_handle(parsed)
-
-    def _self_read(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = getattr(self.__wrapped__, method)(*args, **kwargs)
-        except BaseException as exc:  # a broken connection, an interrupt
-            self._self_failed(exc)
-            raise
-        self._self_body_read()
-        return result
-
-    def read(self, *args: Any, **kwargs: Any) -> Any:
-        return self._self_read("read", *args, **kwargs)
-
-    def text(self, *args: Any, **kwargs: Any) -> Any:
-        return self._self_read("text", *args, **kwargs)
-
-    def json(self, *args: Any, **kwargs: Any) -> Any:
-        return self._self_read("json", *args, **kwargs)
-
-    def close(self) -> None:
-        try:
-            self.__wrapped__.close()
-        finally:
-            self._self_closed()
-
-
-class _AsyncRawResponseProxy(_RawResponseProxy):
-    async def parse(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            parsed = await self.__wrapped__.parse(*args, **kwargs)
-        except BaseException as exc:
-            self._self_failed(exc)
-            raise
-        if args or kwargs.get("to") is not None:
-            return parsed
-        return self._self_handle(parsed)
-
-    async def _self_read(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = await getattr(self.__wrapped__, method)(*args, **kwargs)
-        except BaseException as exc:  # a broken connection, a cancellation
-            self._self_failed(exc)
-            raise
-        self._self_body_read()
-        return result
-
-    async def read(self, *args: Any, **kwargs: Any) -> Any:
-        return await self._self_read("read", *args, **kwargs)
-
-    async def text(self, *args: Any, **kwargs: Any) -> Any:
-        return await self._self_read("text", *args, **kwargs)
-
-    async def json(self, *args: Any, **kwargs: Any) -> Any:
-        return await self._self_read("json", *args, **kwargs)
-
-    async def close(self) -> None:
-        try:
-            await self.__wrapped__.close()
-        finally:
-            self._self_closed()
+    def stream_state(self) -> StreamState:
+        return GroqStreamState(self.operation)
 
 
 def _prepare(config: c.WrapContext, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:

@@ -10,8 +10,10 @@ response, so the wrapper receives a ``LegacyAPIResponse``. For a non-streaming c
 already read: the wrapper calls ``parse()`` once, which the SDK caches per type, so the user's own
 ``parse()`` returns the very same object (no second parse). For a streaming call the response is
 returned behind a transparent proxy whose ``parse()`` returns the stream proxy.
-``with_streaming_response`` (body not read yet) gets the same proxy, and the usage is read when
-the user calls ``parse()``; a response closed or dropped unparsed ends its span without usage.
+``with_streaming_response`` (body not read yet) gets the same proxy (``_stainless``), and the usage
+is read when the user calls ``parse()``, or from the bytes when the user reads the whole body
+(``read()`` / ``text()`` / ``json()``); a response closed or dropped unparsed ends its span with the
+input estimate (``ai_cost.usage.source=estimated``).
 
 The SDK caches ``with_raw_response`` / ``with_streaming_response`` per resource object, bound to the
 ``create`` it found the first time. So the clients' ``request`` is wrapped too (looked up at call
@@ -30,7 +32,6 @@ import threading
 import time
 from typing import Any, Collection, Dict, Mapping, Optional, Tuple
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from .. import _semconv as sc
@@ -64,7 +65,7 @@ from ._core import (
     materialize,
     safe,
 )
-from ._stainless import RequestRouter
+from ._stainless import LegacyResponseProxy, RequestRouter, StainlessCall
 
 _INSTRUMENTS = ("openai >= 1.40.0, < 4",)
 
@@ -517,85 +518,6 @@ class ResponsesStreamState(StreamState):
         return outcome
 
 
-def _stream_types():
-    from openai import AsyncStream, Stream
-
-    return Stream, AsyncStream
-
-
-def _wrap_stream(stream: Any, state: StreamState) -> Any:
-    Stream, AsyncStream = _stream_types()
-    if isinstance(stream, AsyncStream):
-        return c.AsyncStreamProxy(stream, state)
-    if isinstance(stream, Stream):
-        return c.StreamProxy(stream, state)
-    return None
-
-
-class _RawResponseProxy(wrapt.ObjectProxy):
-    """Proxy over a raw SDK response whose ``parse()`` result carries the span's usage."""
-
-    def __init__(self, wrapped: Any, call: "_Call", stream: Any = None) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
-        self._self_stream = stream
-        # The body may never be parsed: end the span if the user drops the response unparsed.
-        self._self_finalizer = None if stream is not None else c.end_when_collected(self, call.finish_unparsed)
-
-    def _self_handle(self, parsed: Any) -> Any:
-        call = self._self_call
-        if call.is_stream:
-            if self._self_stream is None:
-                self._self_stream = safe("raw stream", call.wrap_stream, parsed)
-                if self._self_finalizer is not None:
-                    self._self_finalizer.detach()  # the stream proxy now owns the span
-            return self._self_stream if self._self_stream is not None else parsed
-        safe("raw response", call.finish_with, parsed)
-        return parsed
-
-    def _self_closed(self) -> None:
-        if self._self_stream is not None:
-            safe("raw stream close", c.end_stream_proxy, self._self_stream)
-        else:
-            self._self_call.finish_unparsed()
-
-
-class _SyncRawResponseProxy(_RawResponseProxy):
-    def parse(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            parsed = self.__wrapped__.parse(*args, **kwargs)
-        except BaseException as exc:  # cancellation ends the span too
-            self._self_call.operation.fail(exc)
-            raise
-        if args or kwargs.get("to") is not None:
-            return parsed
-        return self._self_handle(parsed)
-
-    def close(self) -> None:
-        try:
-            self.__wrapped__.close()
-        finally:
-            self._self_closed()
-
-
-class _AsyncRawResponseProxy(_RawResponseProxy):
-    async def parse(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            parsed = await self.__wrapped__.parse(*args, **kwargs)
-        except BaseException as exc:  # cancellation ends the span too
-            self._self_call.operation.fail(exc)
-            raise
-        if args or kwargs.get("to") is not None:
-            return parsed
-        return self._self_handle(parsed)
-
-    async def close(self) -> None:
-        try:
-            await self.__wrapped__.close()
-        finally:
-            self._self_closed()
-
-
 # ---------------------------------------------------------------------------------------------
 # One call
 
@@ -604,25 +526,20 @@ class _AsyncRawResponseProxy(_RawResponseProxy):
 _OUTPUT_CONTENT = {"chat": _content_openai.chat_output, "responses": _content_openai.responses_output}
 
 
-class _Call(c.Call):
+class _Call(StainlessCall):
     """The instrumented state of one SDK call, between request and response."""
 
     outcomes = _OUTCOMES
+    sdk = "openai"
+    # with_raw_response is a LegacyAPIResponse (handled below); a with_streaming_response closed or
+    # dropped unparsed ends with the input estimate (see the module doc).
+    uses_held_body = False
 
     def __init__(self, operation: Operation, kind: str, is_stream: bool, hide_usage_chunk: bool,
                  usage_expected: bool = False) -> None:
-        super().__init__(operation, kind)
-        self.is_stream = is_stream
+        super().__init__(operation, kind, is_stream)
         self.hide_usage_chunk = hide_usage_chunk
         self.usage_expected = usage_expected
-
-    def finish_unparsed(self) -> None:
-        """End the span of a raw response closed or dropped without ``parse()``: the request was sent
-        and its input billed, so the input estimate is settled (marked estimated), not nothing."""
-        if self.operation.ended:
-            return
-        usage = c.estimated_usage(self.operation.request, c.CharCounter(), "raw response input estimate")
-        self.operation.finish(Outcome(usage=usage, usage_source=sc.AiCostUsageSourceValues.ESTIMATED))
 
     def outcome(self, response: Any) -> Outcome:
         outcome = super().outcome(response)
@@ -631,7 +548,7 @@ class _Call(c.Call):
             _content.add_output(outcome, self.operation, convert, response)
         return outcome
 
-    def wrap_stream(self, stream: Any) -> Any:
+    def stream_state(self) -> StreamState:
         if self.kind == "responses":
             state: StreamState = ResponsesStreamState(self.operation)
             state.content = _content.stream_accumulator(self.operation, _content_openai.ResponsesAccumulator)
@@ -639,34 +556,19 @@ class _Call(c.Call):
             state = ChatStreamState(self.operation, self.hide_usage_chunk, self.usage_expected)
             if self.kind == "chat":
                 state.content = _content.stream_accumulator(self.operation, _content_openai.ChatAccumulator)
-        proxy = _wrap_stream(stream, state)
-        if proxy is None:
-            self.finish_without_response()
-            return stream
-        return proxy
+        return state
 
     def handle_result(self, result: Any) -> Any:
         """The object handed back to the user for the SDK's ``result``: itself, or a proxy."""
         from openai._legacy_response import LegacyAPIResponse
 
-        try:
-            from openai._response import AsyncAPIResponse, BaseAPIResponse
-        except ImportError:  # pragma: no cover - very old SDKs
-            AsyncAPIResponse = BaseAPIResponse = ()  # type: ignore
-
         if isinstance(result, LegacyAPIResponse):
             if self.is_stream:
-                return _SyncRawResponseProxy(result, self, stream=self.wrap_stream(result.parse()))
+                return LegacyResponseProxy(result, self, stream=self.wrap_stream(result.parse()))
             # The SDK caches parse() per type: the user's parse() gets this same object back.
             self.finish_with(result.parse())
             return result
-        if BaseAPIResponse and isinstance(result, BaseAPIResponse):
-            cls = _AsyncRawResponseProxy if isinstance(result, AsyncAPIResponse) else _SyncRawResponseProxy
-            return cls(result, self)
-        if self.is_stream:
-            return self.wrap_stream(result)
-        self.finish_with(result)
-        return result
+        return super().handle_result(result)
 
 
 class _Config(c.WrapContext):
