@@ -42,22 +42,18 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from . import _core as c
-from ._chat_format import (
+from ._chat import (
+    ChatStreamState,
+    chat_outcome,
     chat_request_attributes,
-    chat_usage,
+    embeddings_outcome,
     embeddings_request_attributes,
-    finish_reasons,
     max_tokens,
 )
 from ._core import (
-    CharCounter,
     Operation,
-    Outcome,
     StreamState,
     _content,
-    as_int,
-    as_str,
-    estimated_usage,
     get,
     given,
     host_port,
@@ -125,85 +121,15 @@ def _lazy_estimate(kind: str, kwargs: Mapping[str, Any]):
 # Response
 
 
-def chat_outcome(completion: Any) -> Outcome:
-    attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: as_str(get(completion, "id"))}
-    reasons = finish_reasons(get(completion, "choices"))
-    if reasons:
-        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
-    return Outcome(
-        usage=chat_usage(get(completion, "usage")),
-        response_model=as_str(get(completion, "model")),
-        service_tier=as_str(get(completion, "service_tier")),
-        attributes=attrs,
-    )
+class GroqStreamState(ChatStreamState):
+    """``ChatStreamState`` of Groq: the usage is in ``usage`` or ``x_groq.usage`` (sent without being
+    asked), reasoning deltas are counted."""
+
+    delta_texts = ("reasoning",)
+    usage_holder = "x_groq"
 
 
-def embeddings_outcome(response: Any) -> Outcome:
-    from ..cost import Usage
-
-    prompt = as_int(get(get(response, "usage"), "prompt_tokens"))
-    return Outcome(
-        usage=Usage(input_tokens=prompt, output_tokens=0) if prompt is not None else None,
-        response_model=as_str(get(response, "model")),
-    )
-
-
-class GroqStreamState(StreamState):
-    """Reads id, model, finish reasons and usage (``x_groq.usage`` or ``usage``) from the chunks."""
-
-    def __init__(self, operation: Operation) -> None:
-        super().__init__(operation)
-        self.response_id: Optional[str] = None
-        self.model: Optional[str] = None
-        self.service_tier: Optional[str] = None
-        self.finish_reasons: Dict[int, str] = {}
-        self.usage_obj: Any = None
-        self.counter = CharCounter()  # Groq always ends a stream with its usage: count cheaply
-
-    def observe(self, chunk: Any) -> bool:
-        if not self.response_id:
-            self.response_id = as_str(get(chunk, "id"))
-        if not self.model:
-            self.model = as_str(get(chunk, "model"))
-        tier = as_str(get(chunk, "service_tier"))
-        if tier:
-            self.service_tier = tier
-        for usage in (get(chunk, "usage"), get(get(chunk, "x_groq"), "usage")):
-            if usage is not None and chat_usage(usage) is not None:
-                self.usage_obj = usage
-                break
-        choices = get(chunk, "choices")
-        if isinstance(choices, (list, tuple)):
-            for choice in choices:
-                index = as_int(get(choice, "index")) or 0
-                reason = get(choice, "finish_reason")
-                if isinstance(reason, str):  # only as reported: a stream closed early has none
-                    self.finish_reasons[index] = reason
-                if self.usage_obj is None:
-                    delta = get(choice, "delta")
-                    add = self.counter.add
-                    add(get(delta, "content"))
-                    add(get(delta, "reasoning"))
-                    for call in get(delta, "tool_calls") or ():
-                        function = get(call, "function")
-                        add(get(function, "name"))
-                        add(get(function, "arguments"))
-        return False
-
-    def outcome(self) -> Outcome:
-        attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
-        if self.finish_reasons:
-            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
-        usage = chat_usage(self.usage_obj) if self.usage_obj is not None else None
-        source = sc.AiCostUsageSourceValues.PROVIDER
-        if usage is None:
-            usage = estimated_usage(self.operation.request, self.counter)
-            source = sc.AiCostUsageSourceValues.ESTIMATED
-        return Outcome(usage=usage, usage_source=source, response_model=self.model,
-                       service_tier=self.service_tier, attributes=attrs)
-
-
-_OUTCOMES = {"chat": chat_outcome, "embeddings": embeddings_outcome}
+_OUTCOMES = {"chat": chat_outcome, "embeddings": embeddings_outcome}  # the chat format's
 
 
 class _Call(StainlessCall):

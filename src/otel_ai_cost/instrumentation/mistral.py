@@ -30,18 +30,15 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
+from . import _chat
 from . import _core as c
-from ._chat_format import finish_reasons
+from ._chat import ChatStreamState, chat_usage, content_text, penalty_attributes, plain, stop_attributes
 from ._core import (
-    CharCounter,
     Operation,
     Outcome,
-    StreamState,
     _content,
     as_int,
-    as_num,
     as_str,
-    estimated_usage,
     get,
     log_once,
     materialize,
@@ -91,40 +88,6 @@ def count_text(text: str) -> int:
     return tokens
 
 
-def _plain(value: Any) -> Any:
-    """An SDK model (pydantic) or a TypedDict message as plain data."""
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        try:
-            return dump(exclude_none=True)
-        except Exception:  # noqa: BLE001
-            return value
-    return value
-
-
-def _content_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, (list, tuple)):
-        parts = []
-        for part in content:
-            part = _plain(part)
-            if isinstance(part, Mapping):
-                text = part.get("text") or part.get("thinking")
-                if isinstance(text, list):
-                    text = _content_text(text)
-                if isinstance(text, str):
-                    parts.append(text)
-                elif part.get("type") not in (None, "text"):
-                    parts.append(json.dumps(part, default=str))
-            elif isinstance(part, str):
-                parts.append(part)
-        return "".join(parts)
-    return str(content)
-
-
 def estimate_chat(model: Optional[str], messages: Any, tools: Any = None) -> TokenCount:
     """Prompt tokens of a Mistral chat request (heuristic plus the instruct template)."""
     from ..tokens import HEURISTIC
@@ -132,19 +95,19 @@ def estimate_chat(model: Optional[str], messages: Any, tools: Any = None) -> Tok
     try:
         tokens = BOS_TOKENS
         for message in messages or ():
-            m = _plain(message)
+            m = plain(message)
             if not isinstance(m, Mapping):
                 tokens += USER_TURN_TOKENS + count_text(str(m))
                 continue
             role = m.get("role")
-            text = _content_text(m.get("content"))
+            text = content_text(m.get("content"))
             tokens += count_text(text)
             if role == "user":
                 tokens += USER_TURN_TOKENS
             elif role == "assistant":
                 tokens += ASSISTANT_TURN_TOKENS
                 for call in m.get("tool_calls") or ():
-                    call = _plain(call)
+                    call = plain(call)
                     function = call.get("function") if isinstance(call, Mapping) else None
                     if isinstance(function, Mapping):
                         args = function.get("arguments")
@@ -154,8 +117,8 @@ def estimate_chat(model: Optional[str], messages: Any, tools: Any = None) -> Tok
                 tokens += TOOL_RESULT_TOKENS
             # system: joined to the first user turn with a blank line, no tokens of its own
         if tools:
-            plain = [_plain(t) for t in tools]
-            tokens += TOOLS_BLOCK_TOKENS + count_text(json.dumps(plain, default=str))
+            definitions = [plain(t) for t in tools]
+            tokens += TOOLS_BLOCK_TOKENS + count_text(json.dumps(definitions, default=str))
         return TokenCount(tokens, HEURISTIC)
     except Exception as exc:  # noqa: BLE001
         log_once("mistral estimate", exc)
@@ -223,24 +186,15 @@ def request_attributes(operation: str, instance: Any, kwargs: Mapping[str, Any])
     max_tokens = as_int(kwargs.get("max_tokens"))
     if max_tokens is not None:
         attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    for key, attr in (("temperature", sc.GEN_AI_REQUEST_TEMPERATURE), ("top_p", sc.GEN_AI_REQUEST_TOP_P),
-                      ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-                      ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY)):
-        value = as_num(kwargs.get(key))
-        if value is not None:
-            attrs[attr] = value
-    stop = kwargs.get("stop")
-    if isinstance(stop, str):
-        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
-    elif isinstance(stop, (list, tuple)):
-        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
+    penalty_attributes(kwargs, attrs)
+    stop_attributes(kwargs.get("stop"), attrs)
     seed = as_int(kwargs.get("random_seed"))
     if seed is not None:
         attrs[sc.GEN_AI_REQUEST_SEED] = seed
     n = as_int(kwargs.get("n"))
     if n is not None and n != 1:
         attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = n
-    fmt = _plain(kwargs.get("response_format"))
+    fmt = plain(kwargs.get("response_format"))
     if isinstance(fmt, Mapping) and fmt.get("type") in ("json_object", "json_schema"):
         attrs[sc.GEN_AI_OUTPUT_TYPE] = "json"
     if operation == "chat" and (kwargs.get("stream") is True or kwargs.get("_otel_stream") is True):
@@ -252,96 +206,35 @@ def request_attributes(operation: str, instance: Any, kwargs: Mapping[str, Any])
 # Usage and responses
 
 
-def _details(usage: Any, *names: str) -> Any:
-    for name in names:
-        value = get(usage, name)
-        if value is not None:
-            return value
-    return None
-
-
 def mistral_usage(usage: Any) -> Optional[Usage]:
-    prompt = as_int(get(usage, "prompt_tokens"))
-    completion = as_int(get(usage, "completion_tokens"))
-    if prompt is None and completion is None:
-        return None
-    prompt_details = _details(usage, "prompt_tokens_details", "prompt_token_details")
-    completion_details = _details(usage, "completion_tokens_details", "completion_token_details")
-    return Usage(
-        input_tokens=prompt or 0,
-        output_tokens=completion or 0,
-        cache_read_input_tokens=as_int(get(prompt_details, "cached_tokens")) or 0,
-        reasoning_output_tokens=as_int(get(completion_details, "reasoning_tokens")) or 0,
-    )
+    """The chat format's usage (either spelling of the details), without audio tokens."""
+    return chat_usage(usage, audio=False)
 
 
 def chat_outcome(response: Any) -> Outcome:
-    attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))}
-    reasons = finish_reasons(get(response, "choices"))
-    if reasons:
-        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
-    usage = get(response, "usage")
-    return Outcome(usage=mistral_usage(usage), response_model=as_str(get(response, "model")),
-                   service_tier=as_str(get(usage, "service_tier")), attributes=attrs)
+    outcome = _chat.chat_outcome(response, mistral_usage)
+    outcome.service_tier = as_str(get(get(response, "usage"), "service_tier"))
+    return outcome
 
 
 def embeddings_outcome(response: Any) -> Outcome:
-    prompt = as_int(get(get(response, "usage"), "prompt_tokens"))
-    return Outcome(usage=Usage(input_tokens=prompt, output_tokens=0) if prompt is not None else None,
-                   response_model=as_str(get(response, "model")),
-                   attributes={sc.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))})
+    outcome = _chat.embeddings_outcome(response)
+    outcome.attributes = {sc.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))}
+    return outcome
 
 
-class MistralStreamState(StreamState):
-    """Reads id, model, finish reasons and the final usage from ``CompletionEvent``s."""
+class MistralStreamState(ChatStreamState):
+    """``ChatStreamState`` of ``CompletionEvent``s (the chunk is the event's ``data``); the service
+    tier is the usage's."""
 
-    def __init__(self, operation: Operation) -> None:
-        super().__init__(operation)
-        self.response_id: Optional[str] = None
-        self.model: Optional[str] = None
-        self.finish_reasons: Dict[int, str] = {}
-        self.usage_obj: Any = None
-        self.counter = CharCounter()
-
-    def observe(self, event: Any) -> bool:
-        chunk = get(event, "data")
-        if chunk is None or isinstance(chunk, (str, bytes)):
-            chunk = event
-        if not self.response_id:
-            self.response_id = as_str(get(chunk, "id"))
-        if not self.model:
-            self.model = as_str(get(chunk, "model"))
-        usage = get(chunk, "usage")
-        if usage is not None and mistral_usage(usage) is not None:
-            self.usage_obj = usage
-        choices = get(chunk, "choices")
-        if isinstance(choices, (list, tuple)):
-            for choice in choices:
-                index = as_int(get(choice, "index")) or 0
-                reason = get(choice, "finish_reason")
-                if isinstance(reason, str):  # only as reported: a stream closed early has none
-                    self.finish_reasons[index] = reason
-                if self.usage_obj is None:
-                    delta = get(choice, "delta")
-                    self.counter.add(_content_text(get(delta, "content")))
-                    for call in get(delta, "tool_calls") or ():
-                        function = get(call, "function")
-                        self.counter.add(get(function, "name"))
-                        args = get(function, "arguments")
-                        self.counter.add(args if isinstance(args, str) else None)
-        return False
+    read_usage = staticmethod(mistral_usage)
+    event_data = True
+    chunk_tier = False
 
     def outcome(self) -> Outcome:
-        attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
-        if self.finish_reasons:
-            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
-        usage = mistral_usage(self.usage_obj) if self.usage_obj is not None else None
-        source = sc.AiCostUsageSourceValues.PROVIDER
-        if usage is None:
-            usage = estimated_usage(self.operation.request, self.counter)
-            source = sc.AiCostUsageSourceValues.ESTIMATED
-        return Outcome(usage=usage, usage_source=source, response_model=self.model,
-                       service_tier=as_str(get(self.usage_obj, "service_tier")), attributes=attrs)
+        outcome = super().outcome()
+        outcome.service_tier = as_str(get(self.usage_obj, "service_tier"))
+        return outcome
 
 
 _OUTCOMES = {"chat": chat_outcome, "embeddings": embeddings_outcome}

@@ -37,9 +37,10 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from .. import _semconv as sc
 from .._request import LLMRequest, TokenCount
 from ..cost import Usage
-from . import _content_openai
+from . import _chat, _content_openai
 from . import _core as c
-from ._chat_format import (
+from ._chat import (
+    ChatStreamState,
     chat_request_attributes,
     chat_usage,
     embeddings_request_attributes,
@@ -235,24 +236,14 @@ def provider_cost(usage: Any) -> Optional[float]:
 
 
 def chat_outcome(completion: Any) -> Outcome:
-    attrs: Dict[str, Any] = {}
-    attrs[sc.GEN_AI_RESPONSE_ID] = as_str(get(completion, "id"))
-    choices = get(completion, "choices")
-    if isinstance(choices, (list, tuple)):
-        reasons = [r if isinstance(r, str) else "error" for r in (get(ch, "finish_reason") for ch in choices)]
-        if reasons:
-            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
-    tier = as_str(get(completion, "service_tier"))
-    attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = tier
+    """The chat format's outcome, plus OpenAI's service tier, system fingerprint and a gateway's cost."""
+    outcome = _chat.chat_outcome(completion)
+    attrs = outcome.attributes if outcome.attributes is not None else {}
+    attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = outcome.service_tier
     attrs[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = as_str(get(completion, "system_fingerprint"))
-    usage_obj = get(completion, "usage")
-    return Outcome(
-        usage=chat_usage(usage_obj),
-        response_model=as_str(get(completion, "model")),
-        service_tier=tier,
-        provider_cost=provider_cost(usage_obj),
-        attributes=attrs,
-    )
+    outcome.attributes = attrs
+    outcome.provider_cost = provider_cost(get(completion, "usage"))
+    return outcome
 
 
 def responses_outcome(response: Any) -> Outcome:
@@ -276,14 +267,9 @@ def responses_outcome(response: Any) -> Outcome:
 
 
 def embeddings_outcome(response: Any) -> Outcome:
-    usage_obj = get(response, "usage")
-    prompt = as_int(get(usage_obj, "prompt_tokens"))
-    usage = Usage(input_tokens=prompt, output_tokens=0) if prompt is not None else None
-    return Outcome(
-        usage=usage,
-        response_model=as_str(get(response, "model")),
-        provider_cost=provider_cost(usage_obj),
-    )
+    outcome = _chat.embeddings_outcome(response)
+    outcome.provider_cost = provider_cost(get(response, "usage"))
+    return outcome
 
 
 _OUTCOMES = {
@@ -345,20 +331,21 @@ class _NoType:
     pass
 
 
-class ChatStreamState(StreamState):
-    """Reads ids, finish reasons and usage from chat completion chunks as the user consumes them."""
+class OpenAIChatStreamState(ChatStreamState):
+    """``ChatStreamState`` of the ``openai`` SDK: a fast path for its own parsed chunks, the system
+    fingerprint, OpenRouter's ``usage.cost``, refusals, legacy completions' ``text``; a choice is
+    ``error`` until its finish reason comes; the final usage chunk asked for on the caller's behalf
+    is hidden."""
+
+    pending_reason = "error"
+    delta_texts = ("refusal",)
+    legacy_text = True
 
     def __init__(self, operation: Operation, hide_usage_chunk: bool, usage_expected: bool = False) -> None:
-        super().__init__(operation)
-        self.hide_usage_chunk = hide_usage_chunk
-        self.response_id: Optional[str] = None
-        self.model: Optional[str] = None
-        self.service_tier: Optional[str] = None
+        counter = (CharCounter() if usage_expected or hide_usage_chunk
+                   else _FallbackCounter(operation.request.model))
+        super().__init__(operation, counter, hide_usage_chunk)
         self.fingerprint: Optional[str] = None
-        self.finish_reasons: Dict[int, str] = {}
-        self.usage_obj: Any = None
-        self.counter: Any = (CharCounter() if usage_expected or hide_usage_chunk
-                             else _FallbackCounter(operation.request.model))
 
     def observe(self, chunk: Any) -> bool:
         if type(chunk) is _sdk_chunk_types()[0]:
@@ -366,7 +353,9 @@ class ChatStreamState(StreamState):
                 return self._observe_sdk_chunk(chunk)
             except AttributeError:  # a field this SDK version lacks: read it the generic way
                 pass
-        return self._observe_any(chunk)
+        if self.fingerprint is None:
+            self.fingerprint = as_str(get(chunk, "system_fingerprint")) or None
+        return super().observe(chunk)
 
     def _observe_sdk_chunk(self, chunk: Any) -> bool:
         """``observe`` for the SDK's own parsed chunk: its fields are plain attributes (no _get)."""
@@ -386,10 +375,10 @@ class ChatStreamState(StreamState):
         if usage_ok:
             self.usage_obj = usage
         if type(choices) is not list:
-            return self._observe_choices(choices, usage_ok)
+            return super().observe(chunk)  # not parsed: the generic path (reads the same fields again)
         for choice in choices:
-            if type(choice) is not choice_type:
-                return self._observe_choices(choices, usage_ok)  # not parsed: the generic path
+            if type(choice) is not choice_type or type(choice.delta) is not delta_type:
+                return super().observe(chunk)
         finish_reasons = self.finish_reasons
         for choice in choices:
             index = choice.index
@@ -401,80 +390,24 @@ class ChatStreamState(StreamState):
                 finish_reasons[index] = "error"
             if self.usage_obj is None:
                 delta = choice.delta
-                if type(delta) is delta_type:
-                    add = self.counter.add
-                    add(delta.content)
-                    add(delta.refusal)
-                    for call in delta.tool_calls or ():
-                        function = get(call, "function")
-                        add(get(function, "name"))
-                        add(get(function, "arguments"))
-                else:
-                    self._count_choice(choice)
+                add = self.counter.add
+                add(delta.content)
+                add(delta.refusal)
+                for call in delta.tool_calls or ():
+                    function = get(call, "function")
+                    add(get(function, "name"))
+                    add(get(function, "arguments"))
         # Only the usage chunk we asked for on the caller's behalf is hidden, and only if it is one.
         return self.hide_usage_chunk and len(choices) == 0 and usage_ok
 
-    def _count_choice(self, choice: Any) -> None:
-        add = self.counter.add
-        delta = get(choice, "delta")
-        add(get(delta, "content"))
-        add(get(delta, "refusal"))
-        if delta is None or type(choice) is dict:
-            add(get(choice, "text"))  # legacy completions (chat choices have a delta)
-        for call in get(delta, "tool_calls") or ():
-            function = get(call, "function")
-            add(get(function, "name"))
-            add(get(function, "arguments"))
-
-    def _observe_choices(self, choices: Any, usage_ok: bool) -> bool:
-        if isinstance(choices, (list, tuple)):
-            finish_reasons = self.finish_reasons
-            for choice in choices:
-                index = as_int(get(choice, "index")) or 0
-                reason = get(choice, "finish_reason")
-                if isinstance(reason, str):
-                    finish_reasons[index] = reason
-                elif index not in finish_reasons:
-                    finish_reasons[index] = "error"
-                if self.usage_obj is None:
-                    self._count_choice(choice)
-            # Only the usage chunk we asked for on the caller's behalf is hidden, and only if it is one.
-            return self.hide_usage_chunk and len(choices) == 0 and usage_ok
-        return False
-
-    def _observe_any(self, chunk: Any) -> bool:
-        if not self.response_id:
-            self.response_id = as_str(get(chunk, "id"))
-        if not self.model:
-            self.model = as_str(get(chunk, "model"))
-        tier = get(chunk, "service_tier")
-        if tier is not None and type(tier) is str:
-            self.service_tier = tier or self.service_tier
-        if self.fingerprint is None:
-            self.fingerprint = as_str(get(chunk, "system_fingerprint")) or None
-        choices = get(chunk, "choices")
-        usage = get(chunk, "usage")
-        usage_ok = usage is not None and chat_usage(usage) is not None
-        if usage_ok:
-            self.usage_obj = usage
-        return self._observe_choices(choices, usage_ok)
-
     def outcome(self) -> Outcome:
-        attrs: Dict[str, Any] = {
-            sc.GEN_AI_RESPONSE_ID: self.response_id,
-            sc.OPENAI_RESPONSE_SERVICE_TIER: self.service_tier,
-            sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT: self.fingerprint,
-        }
-        if self.finish_reasons:
-            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
-        usage = chat_usage(self.usage_obj) if self.usage_obj is not None else None
-        source = sc.AiCostUsageSourceValues.PROVIDER
-        if usage is None:
-            usage = estimated_usage(self.operation.request, self.counter)
-            source = sc.AiCostUsageSourceValues.ESTIMATED
-        return Outcome(usage=usage, usage_source=source, response_model=self.model,
-                       service_tier=self.service_tier, provider_cost=provider_cost(self.usage_obj),
-                       attributes=attrs)
+        outcome = super().outcome()
+        attrs = outcome.attributes if outcome.attributes is not None else {}
+        attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = self.service_tier
+        attrs[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = self.fingerprint
+        outcome.attributes = attrs
+        outcome.provider_cost = provider_cost(self.usage_obj)
+        return outcome
 
 
 _RESPONSE_FINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
@@ -553,7 +486,7 @@ class _Call(StainlessCall):
             state: StreamState = ResponsesStreamState(self.operation)
             state.content = _content.stream_accumulator(self.operation, _content_openai.ResponsesAccumulator)
         else:
-            state = ChatStreamState(self.operation, self.hide_usage_chunk, self.usage_expected)
+            state = OpenAIChatStreamState(self.operation, self.hide_usage_chunk, self.usage_expected)
             if self.kind == "chat":
                 state.content = _content.stream_accumulator(self.operation, _content_openai.ChatAccumulator)
         return state

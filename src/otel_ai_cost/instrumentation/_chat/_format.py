@@ -1,17 +1,15 @@
-"""The OpenAI-compatible chat format: request attributes and usage of ``chat.completions`` and
-``embeddings`` requests, as the ``openai`` SDK and the SDKs that speak the same format (``groq``,
-and the finish reasons of ``mistralai``) send and receive them.
-
-The ``openai.*`` attributes set here are those of the OpenAI API itself; a provider that is not
-OpenAI drops them.
+"""The request attributes of OpenAI-shaped ``chat.completions`` and ``embeddings`` requests, as the
+``openai`` SDK and the SDKs that speak the same format (``groq``; the sampling and stop attributes
+and the content text of ``mistralai``) send them. The ``openai.*`` attributes set here are those
+of the OpenAI API itself; a provider that is not OpenAI drops them.
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, Mapping, Optional
 
-from .. import _semconv as sc
-from ..cost import Usage
-from ._core import as_int, as_num, get, given, host_port
+from ... import _semconv as sc
+from .._core import as_int, as_num, get, given, host_port
 
 
 def output_type_from_format(fmt: Any) -> Optional[str]:
@@ -52,13 +50,27 @@ def max_tokens(kwargs: Mapping[str, Any], *names: str) -> Optional[int]:
     return None
 
 
-def sampling_attributes(kwargs: Mapping[str, Any], attrs: Dict[str, Any]) -> None:
+def penalty_attributes(kwargs: Mapping[str, Any], attrs: Dict[str, Any]) -> None:
+    """temperature, top_p, frequency and presence penalties, where given as numbers."""
     for key, attr in (("temperature", sc.GEN_AI_REQUEST_TEMPERATURE), ("top_p", sc.GEN_AI_REQUEST_TOP_P),
                       ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY),
                       ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY)):
         value = as_num(kwargs.get(key))
         if value is not None:
             attrs[attr] = value
+
+
+def stop_attributes(stop: Any, attrs: Dict[str, Any]) -> None:
+    """``stop``: one string or a list of them."""
+    if isinstance(stop, str):
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
+    elif isinstance(stop, (list, tuple)):
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
+
+
+def sampling_attributes(kwargs: Mapping[str, Any], attrs: Dict[str, Any]) -> None:
+    """The penalty attributes and the OpenAI service tier asked for."""
+    penalty_attributes(kwargs, attrs)
     tier = kwargs.get("service_tier")
     if isinstance(tier, str) and tier != "auto":
         attrs[sc.OPENAI_REQUEST_SERVICE_TIER] = tier
@@ -70,18 +82,15 @@ def chat_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any
     if max_out is not None:
         attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_out
     sampling_attributes(kwargs, attrs)
-    stop = kwargs.get("stop")
-    if isinstance(stop, str):
-        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
-    elif given(stop) and isinstance(stop, (list, tuple)):
-        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
+    stop_attributes(kwargs.get("stop"), attrs)
     seed = as_int(kwargs.get("seed"))
     if seed is not None:
         attrs[sc.GEN_AI_REQUEST_SEED] = seed
     n = as_int(kwargs.get("n"))
     if n is not None and n != 1:
         attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = n
-    output_type = output_type_from_format(kwargs.get("response_format")) if given(kwargs.get("response_format")) else None
+    fmt = kwargs.get("response_format")
+    output_type = output_type_from_format(fmt) if given(fmt) else None
     if output_type:
         attrs[sc.GEN_AI_OUTPUT_TYPE] = output_type
     if kwargs.get("stream") is True:
@@ -100,26 +109,36 @@ def embeddings_request_attributes(provider: str, client: Any, kwargs: Mapping[st
     return attrs
 
 
-def chat_usage(usage: Any) -> Optional[Usage]:
-    """Usage from a chat completion (or completions / embeddings) ``usage`` object."""
-    prompt = as_int(get(usage, "prompt_tokens"))
-    completion = as_int(get(usage, "completion_tokens"))
-    if prompt is None and completion is None:
-        return None
-    prompt_details = get(usage, "prompt_tokens_details")
-    completion_details = get(usage, "completion_tokens_details")
-    return Usage(
-        input_tokens=prompt or 0,
-        output_tokens=completion or 0,
-        cache_read_input_tokens=as_int(get(prompt_details, "cached_tokens")) or 0,
-        reasoning_output_tokens=as_int(get(completion_details, "reasoning_tokens")) or 0,
-        audio_input_tokens=as_int(get(prompt_details, "audio_tokens")) or 0,
-        audio_output_tokens=as_int(get(completion_details, "audio_tokens")) or 0,
-    )
+def plain(value: Any) -> Any:
+    """An SDK model (pydantic) or a TypedDict message as plain data."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return dump(exclude_none=True)
+        except Exception:  # noqa: BLE001
+            return value
+    return value
 
 
-def finish_reasons(choices: Any) -> Optional[list]:
-    """The finish reason of every choice (``error`` where a choice has none); None for no choices."""
-    if not isinstance(choices, (list, tuple)) or not choices:
-        return None
-    return [r if isinstance(r, str) else "error" for r in (get(ch, "finish_reason") for ch in choices)]
+def content_text(content: Any) -> str:
+    """The text of a message's ``content``: a string, or a list of text (or thinking) parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple)):
+        parts = []
+        for part in content:
+            part = plain(part)
+            if isinstance(part, Mapping):
+                text = part.get("text") or part.get("thinking")
+                if isinstance(text, list):
+                    text = content_text(text)
+                if isinstance(text, str):
+                    parts.append(text)
+                elif part.get("type") not in (None, "text"):
+                    parts.append(json.dumps(part, default=str))
+            elif isinstance(part, str):
+                parts.append(part)
+        return "".join(parts)
+    return str(content)
