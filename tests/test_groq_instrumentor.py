@@ -25,8 +25,8 @@ from opentelemetry.trace import StatusCode
 from _cassettes import Cassette
 from _fake_groq import FakeAPI, cassette_transport, make_pipeline_factory, sse
 from otel_ai_cost.instrumentation import _core
-from otel_ai_cost.instrumentation import groq as groq_instrumentation
 from otel_ai_cost.instrumentation.groq import GroqInstrumentor, estimate_chat
+from otel_ai_cost.instrumentation.groq import _calls as groq_instrumentation
 
 M = Decimal(1_000_000)
 STREAM_CASSETTE = ("traceloop/openllmetry/packages/opentelemetry-instrumentation-groq/tests/traces/cassettes/"

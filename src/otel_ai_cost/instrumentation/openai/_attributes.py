@@ -14,15 +14,7 @@ from .._chat import (
     request_attributes,
     sampling_attributes,
 )
-from .._core import (
-    Outcome,
-    as_int,
-    as_num,
-    as_str,
-    get,
-    given,
-    host_port,
-)
+from .._core import Outcome, as_int, as_num, as_str, get, given, host_port
 
 _PROVIDER_BY_HOST = {
     "api.openai.com": "openai",

@@ -7,21 +7,8 @@ from typing import Any, Dict, Tuple
 from ... import _semconv as sc
 from ..._request import LLMRequest
 from .. import _core as c
-from .._chat import (
-    chat_request_attributes,
-    embeddings_request_attributes,
-    max_tokens,
-)
-from .._core import (
-    Operation,
-    Outcome,
-    StreamState,
-    _content,
-    get,
-    given,
-    materialize,
-    safe,
-)
+from .._chat import chat_request_attributes, embeddings_request_attributes, max_tokens
+from .._core import Operation, Outcome, StreamState, _content, get, given, materialize, safe
 from .._stainless import LegacyResponseProxy, RequestRouter, StainlessCall
 from . import _content as _content_openai
 from ._attributes import (

@@ -4,20 +4,8 @@ from __future__ import annotations
 from typing import Any, Optional, Tuple
 
 from ... import _semconv as sc
-from .._chat import (
-    ChatStreamState,
-    chat_usage,
-)
-from .._core import (
-    CharCounter,
-    Operation,
-    Outcome,
-    StreamState,
-    as_str,
-    estimated_usage,
-    get,
-    log_once,
-)
+from .._chat import ChatStreamState, chat_usage
+from .._core import CharCounter, Operation, Outcome, StreamState, as_str, estimated_usage, get, log_once
 from ._attributes import provider_cost, responses_outcome
 
 
