@@ -17,7 +17,7 @@ from ._format import (
     plain,
     request_attributes,
     sampling_attributes,
-    stop_attributes,
+    stop_seed_choices_attributes,
 )
 from ._response import UsageReader, chat_outcome, chat_usage, embeddings_outcome, finish_reasons
 from ._stream import ChatStreamState
@@ -26,5 +26,5 @@ __all__ = [
     "ChatStreamState", "UsageReader",
     "chat_outcome", "chat_request_attributes", "chat_usage", "content_text", "embeddings_outcome",
     "embeddings_request_attributes", "finish_reasons", "max_tokens", "output_type_from_format",
-    "penalty_attributes", "plain", "request_attributes", "sampling_attributes", "stop_attributes",
+    "penalty_attributes", "plain", "request_attributes", "sampling_attributes", "stop_seed_choices_attributes",
 ]

@@ -60,12 +60,19 @@ def penalty_attributes(kwargs: Mapping[str, Any], attrs: Dict[str, Any]) -> None
             attrs[attr] = value
 
 
-def stop_attributes(stop: Any, attrs: Dict[str, Any]) -> None:
-    """``stop``: one string or a list of them."""
+def stop_seed_choices_attributes(kwargs: Mapping[str, Any], attrs: Dict[str, Any], seed_key: str = "seed") -> None:
+    """``stop`` (one string or a list of them), the seed (``seed_key``) and the choice count ``n``."""
+    stop = kwargs.get("stop")
     if isinstance(stop, str):
         attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
     elif isinstance(stop, (list, tuple)):
         attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
+    seed = as_int(kwargs.get(seed_key))
+    if seed is not None:
+        attrs[sc.GEN_AI_REQUEST_SEED] = seed
+    n = as_int(kwargs.get("n"))
+    if n is not None and n != 1:
+        attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = n
 
 
 def sampling_attributes(kwargs: Mapping[str, Any], attrs: Dict[str, Any]) -> None:
@@ -82,13 +89,7 @@ def chat_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any
     if max_out is not None:
         attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_out
     sampling_attributes(kwargs, attrs)
-    stop_attributes(kwargs.get("stop"), attrs)
-    seed = as_int(kwargs.get("seed"))
-    if seed is not None:
-        attrs[sc.GEN_AI_REQUEST_SEED] = seed
-    n = as_int(kwargs.get("n"))
-    if n is not None and n != 1:
-        attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    stop_seed_choices_attributes(kwargs, attrs)
     fmt = kwargs.get("response_format")
     output_type = output_type_from_format(fmt) if given(fmt) else None
     if output_type:

@@ -1,9 +1,10 @@
 """The stream state of OpenAI-shaped chat completion chunks (``openai``, ``groq``, ``mistralai``)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from ... import _semconv as sc
+from ...cost import Usage
 from .._core import CharCounter, Operation, Outcome, StreamState, as_int, as_str, estimated_usage, get
 from ._format import content_text
 from ._response import chat_usage
@@ -19,7 +20,7 @@ class ChatStreamState(StreamState):
     asked for on the caller's behalf.
     """
 
-    read_usage = staticmethod(chat_usage)
+    read_usage: Callable[[Any], Optional[Usage]] = staticmethod(chat_usage)
     # The service tier is the chunk's (Mistral: the usage's, read by the subclass's ``outcome``).
     chunk_tier = True
     # A chunk field whose ``usage`` is read when the chunk has none of its own (Groq: ``x_groq``).

@@ -34,7 +34,7 @@ Message content is never recorded: content capture is not supported for groq; wi
 """
 from __future__ import annotations
 
-from typing import Any, Collection
+from typing import Any, Collection, List
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
@@ -62,7 +62,7 @@ class GroqInstrumentor(BaseInstrumentor):
     ``instrument()`` keyword arguments: ``tracer_provider``, ``meter_provider``, ``catalog``.
     """
 
-    _wrapped: list = []  # BaseInstrumentor is a singleton: see OpenAIInstrumentor
+    _wrapped: List[Any] = []  # BaseInstrumentor is a singleton: see OpenAIInstrumentor
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _INSTRUMENTS

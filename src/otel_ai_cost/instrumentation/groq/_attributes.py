@@ -2,10 +2,11 @@
 ``openai.*`` attributes."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Callable, Dict
 
 from ... import _semconv as sc
 from .._chat import chat_outcome, embeddings_outcome
+from .._core import Outcome
 
 PROVIDER = "groq"
 
@@ -19,4 +20,5 @@ def strip_openai(attrs: Dict[str, Any]) -> Dict[str, Any]:
     return attrs
 
 
-OUTCOMES = {"chat": chat_outcome, "embeddings": embeddings_outcome}  # the chat format's
+# The chat format's outcomes.
+OUTCOMES: Dict[str, Callable[[Any], Outcome]] = {"chat": chat_outcome, "embeddings": embeddings_outcome}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 from ... import _semconv as sc
 from ..._request import LLMRequest
@@ -60,20 +60,21 @@ REQUEST_METHODS = [
 router = RequestRouter("groq", _REQUEST_PATHS)
 
 
-def _sync_wrapper(config, kind: str):
+def _sync_wrapper(config: c.WrapContext, kind: str) -> Callable[..., Any]:
     # ``_prepare`` and ``time`` are looked up at call time (tests replace them on this module).
     inner = c.sync_call_wrapper(f"groq {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
                                 lambda delay: time.sleep(delay))
     return router.method_wrapper(config, inner, is_async=False)
 
 
-def _async_wrapper(config, kind: str):
+def _async_wrapper(config: c.WrapContext, kind: str) -> Callable[..., Any]:
     inner = c.async_call_wrapper(f"groq {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
                                  lambda delay: c.async_sleep(delay))
     return router.method_wrapper(config, inner, is_async=True)
 
 
-def method_wrapper(config, kind: str, is_async: bool):
+def method_wrapper(config: c.WrapContext, kind: str, is_async: bool) -> Callable[..., Any]:
+    """The wrapper of a ``kind`` method (run only while ``config`` is in force, see ``_stainless``)."""
     return (_async_wrapper if is_async else _sync_wrapper)(config, kind)
 
 

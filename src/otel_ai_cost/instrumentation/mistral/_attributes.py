@@ -7,7 +7,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from ... import _semconv as sc
 from ...cost import Usage
 from .. import _chat
-from .._chat import chat_usage, penalty_attributes, plain, stop_attributes
+from .._chat import chat_usage, penalty_attributes, plain, stop_seed_choices_attributes
 from .._core import Outcome, as_int, as_str, get
 
 PROVIDER = "mistral_ai"
@@ -51,13 +51,7 @@ def request_attributes(operation: str, instance: Any, kwargs: Mapping[str, Any])
     if max_tokens is not None:
         attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     penalty_attributes(kwargs, attrs)
-    stop_attributes(kwargs.get("stop"), attrs)
-    seed = as_int(kwargs.get("random_seed"))
-    if seed is not None:
-        attrs[sc.GEN_AI_REQUEST_SEED] = seed
-    n = as_int(kwargs.get("n"))
-    if n is not None and n != 1:
-        attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    stop_seed_choices_attributes(kwargs, attrs, "random_seed")
     fmt = plain(kwargs.get("response_format"))
     if isinstance(fmt, Mapping) and fmt.get("type") in ("json_object", "json_schema"):
         attrs[sc.GEN_AI_OUTPUT_TYPE] = "json"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 from ... import _semconv as sc
 from ..._request import LLMRequest
@@ -49,12 +49,12 @@ def _prepare(config: c.WrapContext, kind: str, instance: Any, kwargs: Dict[str, 
     return _Call(op, kind), call_kwargs
 
 
-def sync_wrapper(config: c.WrapContext, kind: str):
+def sync_wrapper(config: c.WrapContext, kind: str) -> Callable[..., Any]:
     # ``_prepare`` and ``time`` are looked up at call time (tests replace them on this module).
     return c.sync_call_wrapper(f"mistral {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
                                lambda delay: time.sleep(delay))
 
 
-def async_wrapper(config: c.WrapContext, kind: str):
+def async_wrapper(config: c.WrapContext, kind: str) -> Callable[..., Any]:
     return c.async_call_wrapper(f"mistral {kind}", lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
                                 lambda delay: c.async_sleep(delay))

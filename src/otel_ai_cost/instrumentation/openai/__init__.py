@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Collection
+from typing import Any, Collection, List
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
@@ -133,7 +133,7 @@ class OpenAIInstrumentor(BaseInstrumentor):
 
     # BaseInstrumentor is a singleton whose __init__ runs again on every OpenAIInstrumentor(): the
     # list of wrapped methods must not be reset there, or uninstrument() would forget them.
-    _wrapped: list = []
+    _wrapped: List[Any] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _INSTRUMENTS

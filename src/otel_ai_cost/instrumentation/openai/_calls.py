@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 from ... import _semconv as sc
 from ..._request import LLMRequest
@@ -140,7 +140,7 @@ REQUEST_METHODS = [
 router = RequestRouter("openai", _REQUEST_PATHS)
 
 
-def _sync_wrapper(config, kind: str):
+def _sync_wrapper(config: Config, kind: str) -> Callable[..., Any]:
     # ``_prepare`` and ``time`` are looked up at call time (tests replace them on this module).
     inner = c.sync_call_wrapper(kind, lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
                                 lambda delay: time.sleep(delay))
@@ -151,20 +151,21 @@ def _sync_wrapper(config, kind: str):
 _async_sleep = c.async_sleep
 
 
-def _async_wrapper(config, kind: str):
+def _async_wrapper(config: Config, kind: str) -> Callable[..., Any]:
     inner = c.async_call_wrapper(kind, lambda instance, kwargs: _prepare(config, kind, instance, kwargs),
                                  lambda delay: _async_sleep(delay))
     return router.method_wrapper(config, inner, is_async=True)
 
 
-def method_wrapper(config, kind: str, is_async: bool):
+def method_wrapper(config: Config, kind: str, is_async: bool) -> Callable[..., Any]:
+    """The wrapper of a ``kind`` method (run only while ``config`` is in force, see ``_stainless``)."""
     return (_async_wrapper if is_async else _sync_wrapper)(config, kind)
 
 
-def helper_close_wrapper(is_async: bool):
+def helper_close_wrapper(is_async: bool) -> Callable[..., Any]:
     """End our span when an SDK stream helper closes the HTTP response behind our proxy's back."""
     if is_async:
-        async def async_wrapper(wrapped, instance, args, kwargs):
+        async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             try:
                 return await wrapped(*args, **kwargs)
             finally:
@@ -172,7 +173,7 @@ def helper_close_wrapper(is_async: bool):
 
         return async_wrapper
 
-    def wrapper(wrapped, instance, args, kwargs):
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         try:
             return wrapped(*args, **kwargs)
         finally:
