@@ -34,8 +34,8 @@ from otel_ai_cost.budgets import (
 from otel_ai_cost.budgets._model import to_nanos
 from otel_ai_cost.budgets._resilient import unwrap
 from otel_ai_cost.config import Settings
-from otel_ai_cost.instrumentation import openai as openai_instrumentation
 from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
+from otel_ai_cost.instrumentation.openai import _calls as openai_instrumentation
 
 MESSAGES = [{"role": "user", "content": "Summarise the refund policy in one line."}]
 MAX_TOKENS = 400

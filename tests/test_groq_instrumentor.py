@@ -26,8 +26,8 @@ from _cassettes import Cassette
 from _fake_groq import FakeAPI, cassette_transport, sse
 from conftest import Pipeline
 from otel_ai_cost.instrumentation import _core
-from otel_ai_cost.instrumentation import groq as groq_instrumentation
 from otel_ai_cost.instrumentation.groq import GroqInstrumentor, estimate_chat
+from otel_ai_cost.instrumentation.groq import _calls as groq_instrumentation
 
 M = Decimal(1_000_000)
 STREAM_CASSETTE = ("traceloop/openllmetry/packages/opentelemetry-instrumentation-groq/tests/traces/cassettes/"

@@ -33,8 +33,8 @@ from _cassettes import Cassette
 from _fake_groq import FakeAPI, cassette_transport, sse
 from conftest import Pipeline
 from otel_ai_cost.instrumentation import _core
-from otel_ai_cost.instrumentation import mistral as mistral_instrumentation
 from otel_ai_cost.instrumentation.mistral import MistralInstrumentor, estimate_chat, estimate_embeddings
+from otel_ai_cost.instrumentation.mistral import _calls as mistral_instrumentation
 
 M = Decimal(1_000_000)
 TRACELOOP = "traceloop/openllmetry/packages/opentelemetry-instrumentation-mistralai/tests/cassettes/"

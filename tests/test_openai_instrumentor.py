@@ -466,7 +466,7 @@ def test_internal_failure_leaves_the_call_untouched(openai_instrumentor, span_ex
     def boom(*args, **kwargs):
         raise RuntimeError("bug in otel-ai-cost")
 
-    monkeypatch.setattr("otel_ai_cost.instrumentation.openai.chat_request_attributes", boom)
+    monkeypatch.setattr("otel_ai_cost.instrumentation.openai._calls.chat_request_attributes", boom)
     result = FakeOpenAI().client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert result.choices[0].message.content == "Hello there"
     assert span_exporter.get_finished_spans() == ()

@@ -1,4 +1,4 @@
-"""What the Stainless-generated SDKs (``openai``, ``groq``) need besides their method wrappers.
+"""The instrumentation in force, and the clients' ``request`` fallback of the Stainless SDKs.
 
 ``with_raw_response`` / ``with_streaming_response`` are cached per resource object and keep the
 ``create`` they found the first time: a method bound before ``instrument()`` (the SDK's own), or
@@ -10,9 +10,9 @@ through a current wrapper, from the request body.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ._core import get, resolve, safe, wrap
+from .._core import get, resolve, safe, wrap
 
 
 class _ClientShim:
@@ -52,7 +52,7 @@ class RequestRouter:
         """``inner`` (a ``_core`` call wrapper) run only while ``config`` is in force, flagged so
         that the ``request`` it makes is not instrumented again. ``.inner`` is kept for ``request``."""
         if is_async:
-            async def async_wrapper(wrapped, instance, args, kwargs):
+            async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
                 if self.current is not config:  # kept by a with_raw_response bound before
                     return await wrapped(*args, **kwargs)
                 token = self._in_method.set(True)
@@ -64,7 +64,7 @@ class RequestRouter:
             async_wrapper.inner = inner  # type: ignore[attr-defined]
             return async_wrapper
 
-        def wrapper(wrapped, instance, args, kwargs):
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if self.current is not config:
                 return wrapped(*args, **kwargs)
             token = self._in_method.set(True)
@@ -83,14 +83,16 @@ class RequestRouter:
         config: Any,
         methods: Sequence[Tuple[str, str, bool]],
         method_wrapper: Callable[[Any, str, bool], Callable[..., Any]],
-        wrapped: list,
+        wrapped: List[Any],
     ) -> None:
         """Wrap each (module, ``Client.request``, is_async) of ``methods``; ``method_wrapper(config,
         kind, is_async)`` makes the provider's wrapper of a kind (its ``.inner`` does the work)."""
         for module, path, is_async in methods:
             if resolve(module, path) is None:
                 continue
-            kinds = {kind: method_wrapper(config, kind, is_async).inner for _, kind in self.paths}
+            # ``.inner``: set on every wrapper ``method_wrapper`` makes (see there)
+            kinds = {kind: method_wrapper(config, kind, is_async).inner  # type: ignore[attr-defined]
+                     for _, kind in self.paths}
             wrap(module, path, self._request_wrapper(config, kinds, is_async), wrapped)
 
     def _bypassed(self, args: Any, kwargs: Mapping[str, Any]) -> Optional[Tuple[str, Any, Dict[str, Any]]]:
@@ -112,17 +114,18 @@ class RequestRouter:
         return safe(f"{self.name} request", self._bypassed, args, kwargs)
 
     @staticmethod
-    def _sender(wrapped: Any, args: Any, kwargs: Dict[str, Any], options: Any, body: Dict[str, Any]):
+    def _sender(wrapped: Any, args: Any, kwargs: Dict[str, Any], options: Any,
+                body: Dict[str, Any]) -> Callable[..., Any]:
         def send(**call_kwargs: Any) -> Any:
             a, k = (args, kwargs) if call_kwargs == body else _with_body(args, kwargs, options, call_kwargs)
             return wrapped(*a, **k)
 
         return send
 
-    def _request_wrapper(self, config: Any, kind_wrappers: Mapping[str, Any], is_async: bool):
+    def _request_wrapper(self, config: Any, kind_wrappers: Mapping[str, Any], is_async: bool) -> Callable[..., Any]:
         """The clients' ``request``: instruments the requests no current method wrapper saw."""
         if is_async:
-            async def async_wrapper(wrapped, instance, args, kwargs):
+            async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
                 found = self._route(config, args, kwargs)
                 if found is None:
                     return await wrapped(*args, **kwargs)
@@ -136,7 +139,7 @@ class RequestRouter:
 
             return async_wrapper
 
-        def wrapper(wrapped, instance, args, kwargs):
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             found = self._route(config, args, kwargs)
             if found is None:
                 return wrapped(*args, **kwargs)

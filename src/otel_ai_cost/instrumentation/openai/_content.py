@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
-from ._core import get
-from ._core._content import Accumulator, Bounds
+from .._core import get
+from .._core._content import Accumulator, Bounds
 
 # OpenAI finish reasons -> the conventions' values (others are kept as given).
 _FINISH = {"tool_calls": "tool_call", "function_call": "tool_call"}
