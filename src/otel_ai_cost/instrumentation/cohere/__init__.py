@@ -28,9 +28,7 @@ method wrappers).
 """
 from __future__ import annotations
 
-from typing import Any, Collection, List, Optional, Tuple
-
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from typing import List, Optional, Tuple
 
 from .. import _core as c
 from .._core import _content as capture
@@ -59,24 +57,17 @@ _METHODS: List[Tuple[str, str, Optional[bool]]] = [
 ]
 
 
-class CohereInstrumentor(BaseInstrumentor):
+class CohereInstrumentor(c.ProviderInstrumentor):
     """Instruments the ``cohere`` SDK's v2 API: ``chat``, ``chat_stream`` and ``embed``, sync and async.
 
     ``instrument()`` keyword arguments: ``tracer_provider``, ``meter_provider``, ``catalog``.
     """
 
-    _wrapped: List[Tuple[str, str]] = []  # BaseInstrumentor is a singleton: see OpenAIInstrumentor
+    instruments = _INSTRUMENTS
+    scope = "otel_ai_cost.instrumentation.cohere"
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _INSTRUMENTS
-
-    def _instrument(self, **kwargs: Any) -> None:
-        if c.switched_off(self):  # OTEL_AI_COST_ENABLED=false, or a bad OTEL_AI_COST_* value
-            return
+    def wrap_methods(self, config: c.WrapContext) -> None:
         capture.not_supported("cohere")  # says so once when content capture is asked for
-        telemetry = c.telemetry_from("otel_ai_cost.instrumentation.cohere", kwargs)
-        config = c.WrapContext(telemetry, kwargs.get("catalog"))
-        self._wrapped = []
         for path, kind, is_async in _METHODS:
             if c.resolve(_MODULE, path) is None:
                 continue
@@ -85,7 +76,3 @@ class CohereInstrumentor(BaseInstrumentor):
             else:
                 factory = async_wrapper if is_async else sync_wrapper
             c.wrap(_MODULE, path, factory(config, "chat_stream" if is_async is None else kind), self._wrapped)
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        c.unwrap_all(self._wrapped)
-        self._wrapped = []

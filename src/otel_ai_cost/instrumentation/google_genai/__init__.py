@@ -44,9 +44,7 @@ request and the method wrappers), ``_content`` (message content in the GenAI JSO
 """
 from __future__ import annotations
 
-from typing import Any, Collection, List, Tuple
-
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from typing import List, Tuple
 
 from .. import _core as c
 from ._attributes import (
@@ -95,7 +93,7 @@ _METHODS: List[Tuple[str, bool, Tuple[str, ...]]] = [
 ]
 
 
-class GoogleGenAIInstrumentor(BaseInstrumentor):
+class GoogleGenAIInstrumentor(c.ProviderInstrumentor):
     """Instruments the ``google-genai`` SDK (``google.genai.Client``): generate_content (sync, async,
     streamed) and embed_content, on the Gemini API and on Vertex AI.
 
@@ -103,18 +101,10 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):
     pricing catalog; default: the packaged one).
     """
 
-    # BaseInstrumentor is a singleton: the list of wrapped methods must survive a second __init__.
-    _wrapped: List[Tuple[str, str]] = []
+    instruments = _INSTRUMENTS
+    scope = "otel_ai_cost.instrumentation.google_genai"
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _INSTRUMENTS
-
-    def _instrument(self, **kwargs: Any) -> None:
-        if c.switched_off(self):  # OTEL_AI_COST_ENABLED=false, or a bad OTEL_AI_COST_* value
-            return
-        telemetry = c.telemetry_from("otel_ai_cost.instrumentation.google_genai", kwargs)
-        config = c.WrapContext(telemetry, kwargs.get("catalog"))
-        self._wrapped = []
+    def wrap_methods(self, config: c.WrapContext) -> None:
         for kind, is_async, paths in _METHODS:
             for path in paths:
                 if c.resolve(_MODULE, path) is None:
@@ -127,7 +117,3 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):
                         c.wrap(_MODULE, public, async_public_stream_wrapper if is_async else public_stream_wrapper,
                                self._wrapped)
                 break
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        c.unwrap_all(self._wrapped)
-        self._wrapped = []
