@@ -25,7 +25,7 @@ from ._log import error_type, log_once, safe
 from ._operation import Operation, Outcome, compute_cost_attributes, log_clamped, usage_attributes
 from ._provider import ProviderInstrumentor
 from ._readers import MISSING, as_int, as_num, as_str, get, given, host_port, materialize
-from ._request import SAMPLING_NUMBERS, base_attributes, number_attributes, span_name, url_host_port
+from ._request import SAMPLING_NUMBERS, base_attributes, number_attributes, span_name, string_list, url_host_port
 from ._streams import (
     AsyncStreamProxy,
     StreamProxy,
@@ -47,5 +47,6 @@ __all__ = [
     "get", "given", "host_port", "log_clamped", "log_once", "materialize", "package_version", "resolve", "safe",
     "set_stream_idle_timeout", "switched_off", "sync_call_wrapper", "telemetry_from", "unwrap_all",
     "usage_attributes", "wrap",
-    "ProviderInstrumentor", "SAMPLING_NUMBERS", "base_attributes", "number_attributes", "span_name", "url_host_port",
+    "ProviderInstrumentor", "SAMPLING_NUMBERS", "base_attributes", "number_attributes", "span_name", "string_list",
+    "url_host_port",
 ]

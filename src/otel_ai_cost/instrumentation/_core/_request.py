@@ -3,7 +3,7 @@ request has (operation, provider, model, server), the server of a base URL, and 
 numbers. What a provider reads them from (keyword arguments, a config object) stays its own."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from ... import _semconv as sc
@@ -57,10 +57,19 @@ def base_attributes(operation: str, provider: str, model: Any,
 
 
 def number_attributes(attrs: Dict[str, Any], read: Callable[[str], Any],
-                      names: Iterable[Tuple[str, str]] = SAMPLING_NUMBERS) -> None:
-    """Set ``attrs[attribute] = float(read(argument))`` for each ``(argument, attribute)`` of
-    ``names`` whose value is a number (bools are not)."""
+                      names: Iterable[Tuple[str, str]] = SAMPLING_NUMBERS,
+                      convert: Callable[[Any], Any] = as_num) -> None:
+    """Set ``attrs[attribute] = convert(read(argument))`` for each ``(argument, attribute)`` of
+    ``names`` whose converted value is not None (``as_num``: numbers as floats, bools are not
+    numbers; ``as_int`` for counts such as max tokens or a seed)."""
     for key, attr in names:
-        value = as_num(read(key))
+        value = convert(read(key))
         if value is not None:
             attrs[attr] = value
+
+
+def string_list(value: Any) -> Optional[List[str]]:
+    """The strings of a list or tuple argument (stop sequences, formats); None for anything else."""
+    if isinstance(value, (list, tuple)):
+        return [s for s in value if isinstance(s, str)]
+    return None

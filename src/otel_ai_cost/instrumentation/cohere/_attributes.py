@@ -10,10 +10,13 @@ from .._core import Outcome, as_int, as_num, as_str, get
 
 PROVIDER = "cohere"
 _DEFAULT_SERVER = "https://api.cohere.com"
-# Cohere names top_p ``p``.
+# Cohere names top_p ``p`` and top_k ``k``.
 _SAMPLING_NUMBERS = (("temperature", sc.GEN_AI_REQUEST_TEMPERATURE), ("p", sc.GEN_AI_REQUEST_TOP_P),
                      ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY),
                      ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY))
+_CHAT_COUNTS = (("max_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS), ("k", sc.GEN_AI_REQUEST_TOP_K),
+                ("seed", sc.GEN_AI_REQUEST_SEED))
+_EMBEDDINGS_COUNTS = (("output_dimension", sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT),)
 
 
 def plain(value: Any) -> Any:
@@ -42,26 +45,16 @@ def _server(instance: Any) -> Tuple[Optional[str], Optional[int]]:
 def request_attributes(operation: str, instance: Any, kwargs: Mapping[str, Any], stream: bool) -> Dict[str, Any]:
     attrs = c.base_attributes(operation, PROVIDER, kwargs.get("model"), _server(instance))
     if operation == "embeddings":
-        formats = kwargs.get("embedding_types")
-        if isinstance(formats, (list, tuple)):
-            attrs[sc.GEN_AI_REQUEST_ENCODING_FORMATS] = [str(f) for f in formats if isinstance(f, str)]
-        dims = as_int(kwargs.get("output_dimension"))
-        if dims is not None:
-            attrs[sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dims
+        formats = c.string_list(kwargs.get("embedding_types"))
+        if formats is not None:
+            attrs[sc.GEN_AI_REQUEST_ENCODING_FORMATS] = formats
+        c.number_attributes(attrs, kwargs.get, _EMBEDDINGS_COUNTS, as_int)
         return attrs
-    max_tokens = as_int(kwargs.get("max_tokens"))
-    if max_tokens is not None:
-        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    c.number_attributes(attrs, kwargs.get, _CHAT_COUNTS, as_int)
     c.number_attributes(attrs, kwargs.get, _SAMPLING_NUMBERS)
-    top_k = as_int(kwargs.get("k"))
-    if top_k is not None:
-        attrs[sc.GEN_AI_REQUEST_TOP_K] = top_k
-    stop = kwargs.get("stop_sequences")
-    if isinstance(stop, (list, tuple)):
-        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
-    seed = as_int(kwargs.get("seed"))
-    if seed is not None:
-        attrs[sc.GEN_AI_REQUEST_SEED] = seed
+    stop = c.string_list(kwargs.get("stop_sequences"))
+    if stop is not None:
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
     fmt = plain(kwargs.get("response_format"))
     kind = fmt.get("type") if isinstance(fmt, Mapping) else get(fmt, "type")
     if kind in ("json_object", "json_schema", "json"):

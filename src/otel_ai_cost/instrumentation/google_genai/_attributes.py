@@ -27,6 +27,10 @@ _FINISH_REASONS = {
     "MALFORMED_FUNCTION_CALL": "error",
 }
 
+# (config field, attribute) of the counts of a request
+_GENERATE_COUNTS = (("max_output_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS), ("seed", sc.GEN_AI_REQUEST_SEED))
+_EMBEDDINGS_COUNTS = (("output_dimensionality", sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT),)
+
 
 # ---------------------------------------------------------------------------------------------
 # SDK readers. ``field`` and ``integral`` are not the core's ``get`` / ``as_int``: the SDK accepts
@@ -120,28 +124,25 @@ def _host_port(instance: Any, config: Any) -> Tuple[Optional[str], Optional[int]
 def request_attributes(operation: str, instance: Any, model: Optional[str], config: Any,
                        stream: bool = False) -> Dict[str, Any]:
     attrs = c.base_attributes(operation, provider_of(instance), model, _host_port(instance, config))
+
+    def read(key: str) -> Any:
+        return field(config, key)
+
     if operation == EMBEDDINGS:
-        dims = integral(field(config, "output_dimensionality"))
-        if dims is not None:
-            attrs[sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dims
+        c.number_attributes(attrs, read, _EMBEDDINGS_COUNTS, integral)
         return attrs
-    max_tokens = integral(field(config, "max_output_tokens"))
-    if max_tokens is not None:
-        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    c.number_attributes(attrs, lambda key: field(config, key))
-    top_k = as_num(field(config, "top_k"))
+    c.number_attributes(attrs, read, _GENERATE_COUNTS, integral)
+    c.number_attributes(attrs, read)
+    top_k = as_num(read("top_k"))
     if top_k is not None:
         attrs[sc.GEN_AI_REQUEST_TOP_K] = int(top_k) if top_k.is_integer() else top_k
-    stop = field(config, "stop_sequences")
-    if isinstance(stop, (list, tuple)):
-        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [s for s in stop if isinstance(s, str)]
-    seed = integral(field(config, "seed"))
-    if seed is not None:
-        attrs[sc.GEN_AI_REQUEST_SEED] = seed
-    n = integral(field(config, "candidate_count"))
+    stop = c.string_list(read("stop_sequences"))
+    if stop is not None:
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
+    n = integral(read("candidate_count"))
     if n is not None and n != 1:
         attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = n
-    mime = field(config, "response_mime_type")
+    mime = read("response_mime_type")
     if isinstance(mime, str):
         if mime == "application/json":
             attrs[sc.GEN_AI_OUTPUT_TYPE] = "json"
