@@ -30,6 +30,7 @@ from conftest import Pipeline
 from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation import cohere as cohere_instrumentation
 from otel_ai_cost.instrumentation.cohere import CohereInstrumentor, estimate_chat, estimate_embed
+from otel_ai_cost.instrumentation.cohere import _calls as cohere_calls
 
 M = Decimal(1_000_000)
 BASE = "traceloop/openllmetry/packages/opentelemetry-instrumentation-cohere/tests/cassettes/"
@@ -259,7 +260,7 @@ def test_async_stream_closed_early_ends_its_span(instrument, span_exporter):
 
 
 def test_an_internal_error_never_breaks_the_call(instrument, span_exporter, monkeypatch):
-    monkeypatch.setattr(cohere_instrumentation, "_prepare", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(cohere_calls, "_prepare", lambda *a, **k: 1 / 0)
     fake = FakeAPI().reply(_events())
     events = list(_sync(fake.transport()).chat_stream(model="command-r-08-2024", messages=MESSAGES))
     assert len(events) == 5

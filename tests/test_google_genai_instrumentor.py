@@ -29,6 +29,8 @@ from otel_ai_cost import BudgetExceededError
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime, throttle
 from otel_ai_cost.instrumentation import google_genai as gg
 from otel_ai_cost.instrumentation.google_genai import GoogleGenAIInstrumentor
+from otel_ai_cost.instrumentation.google_genai import _attributes as gg_attributes
+from otel_ai_cost.instrumentation.google_genai import _calls as gg_calls
 
 M = Decimal(1_000_000)
 
@@ -122,7 +124,7 @@ def test_chat_sessions_are_instrumented_per_message(google_genai_instrumentor, s
 def test_the_estimate_is_lazy(google_genai_instrumentor, span_exporter, fake, monkeypatch):
     """Without a span processor that needs it, the request is never tokenized."""
     counted = []
-    monkeypatch.setattr(gg, "estimate_generate_input", lambda *a: counted.append(a))
+    monkeypatch.setattr(gg_calls, "estimate_generate_input", lambda *a: counted.append(a))
     fake.queue_json(generate_response({"promptTokenCount": 5, "candidatesTokenCount": 3}, model="gemini-2.0-flash"))
     client = fake.gemini_client()
     client.models.generate_content(model="gemini-2.0-flash", contents="Hi")
@@ -329,7 +331,7 @@ def test_a_failure_reading_the_response_never_breaks_the_call(google_genai_instr
     def broken(meta):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(gg, "usage_from_metadata", broken)
+    monkeypatch.setattr(gg_attributes, "usage_from_metadata", broken)
     fake.queue_json(generate_response({"promptTokenCount": 10, "candidatesTokenCount": 5}, model="gemini-2.0-flash"))
     client = fake.gemini_client()
     with caplog.at_level(logging.WARNING, logger="otel_ai_cost.instrumentation"):
@@ -346,7 +348,7 @@ def test_a_failure_preparing_the_span_sends_the_call_untouched(google_genai_inst
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(gg, "request_attributes", broken)
+    monkeypatch.setattr(gg_calls, "request_attributes", broken)
     fake.queue_json(generate_response({"promptTokenCount": 10, "candidatesTokenCount": 5}, model="gemini-2.0-flash"))
     client = fake.gemini_client()
     assert client.models.generate_content(model="gemini-2.0-flash", contents="Hi").text == "Hello there"
@@ -500,7 +502,7 @@ def test_a_downgrade_sends_the_call_to_the_cheaper_model(pipeline):
 def test_a_throttle_delays_the_call(pipeline, monkeypatch):
     estimate = _estimate(pipeline)
     slept = []
-    monkeypatch.setattr(gg, "time", pytypes.SimpleNamespace(sleep=slept.append))
+    monkeypatch.setattr(gg_calls, "time", pytypes.SimpleNamespace(sleep=slept.append))
     p = pipeline(budgets=[Budget("team", estimate * 2, lifetime(),
                                  thresholds=[Threshold(Decimal("0.3"), throttle(1.5))])],
                  budget_store=MemoryBudgetStore())

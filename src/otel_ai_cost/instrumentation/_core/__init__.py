@@ -11,17 +11,21 @@ call site.
 - ``_log``: ``log_once``, ``safe``, ``error_type``;
 - ``_telemetry``: the tracer and metric instruments of one instrumentor;
 - ``_operation``: ``Operation`` and ``Outcome``;
+- ``_request``: the span name and the request attributes every provider builds alike;
 - ``_calls``: the wrappers of SDK methods of the plain prepare -> decision -> call -> result shape;
 - ``_streams``: the stream proxies, and the reaper that ends the spans of abandoned streams;
 - ``_estimate``: the output estimate of a stream that ends without usage;
-- ``_instrumentor``: wrap / unwrap bookkeeping, the switch-off check, the package version.
+- ``_instrumentor``: wrap / unwrap bookkeeping, the switch-off check, the package version;
+- ``_provider``: ``ProviderInstrumentor``, the ``BaseInstrumentor`` a provider subclasses.
 """
 from ._calls import Call, async_call_wrapper, async_sleep, sync_call_wrapper
 from ._estimate import CharCounter, estimated_usage
 from ._instrumentor import WrapContext, package_version, resolve, switched_off, telemetry_from, unwrap_all, wrap
 from ._log import error_type, log_once, safe
 from ._operation import Operation, Outcome, compute_cost_attributes, log_clamped, usage_attributes
+from ._provider import ProviderInstrumentor
 from ._readers import MISSING, as_int, as_num, as_str, get, given, host_port, materialize
+from ._request import SAMPLING_NUMBERS, base_attributes, number_attributes, span_name, string_list, url_host_port
 from ._streams import (
     AsyncStreamProxy,
     StreamProxy,
@@ -43,4 +47,6 @@ __all__ = [
     "get", "given", "host_port", "log_clamped", "log_once", "materialize", "package_version", "resolve", "safe",
     "set_stream_idle_timeout", "switched_off", "sync_call_wrapper", "telemetry_from", "unwrap_all",
     "usage_attributes", "wrap",
+    "ProviderInstrumentor", "SAMPLING_NUMBERS", "base_attributes", "number_attributes", "span_name", "string_list",
+    "url_host_port",
 ]

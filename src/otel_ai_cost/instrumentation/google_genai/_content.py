@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ._core._content import Accumulator, Bounds, modality_of
-
-
-def _get(obj: Any, name: str) -> Any:
-    from .google_genai import _get as get  # the SDK's dicts may use camelCase keys
-
-    return get(obj, name)
+from .._core._content import Accumulator, Bounds, modality_of
+from ._attributes import field  # the SDK's dicts may use camelCase keys
 
 
 def _items(value: Any) -> List[Any]:
@@ -32,36 +27,36 @@ def part(b: Bounds, p: Any) -> Optional[Dict[str, Any]]:
         return b.text_part(p)
     if isinstance(p, (bytes, bytearray)):
         return b.blob("image", None, bytes(p))
-    text = _get(p, "text")
+    text = field(p, "text")
     if isinstance(text, str):
-        return b.text_part(text, "reasoning" if _get(p, "thought") is True else "text")
-    call = _get(p, "function_call")
+        return b.text_part(text, "reasoning" if field(p, "thought") is True else "text")
+    call = field(p, "function_call")
     if call is not None:
-        return b.tool_call(_get(call, "id"), _get(call, "name"), _get(call, "args"))
-    result = _get(p, "function_response")
+        return b.tool_call(field(call, "id"), field(call, "name"), field(call, "args"))
+    result = field(p, "function_response")
     if result is not None:
-        return b.tool_response(_get(result, "id") or _get(result, "name"), _get(result, "response"))
-    blob = _get(p, "inline_data")
+        return b.tool_response(field(result, "id") or field(result, "name"), field(result, "response"))
+    blob = field(p, "inline_data")
     if blob is not None:
-        mime = _get(blob, "mime_type")
-        return b.blob(modality_of(mime), mime, _get(blob, "data"))
-    file = _get(p, "file_data")
+        mime = field(blob, "mime_type")
+        return b.blob(modality_of(mime), mime, field(blob, "data"))
+    file = field(p, "file_data")
     if file is not None:
-        mime = _get(file, "mime_type")
-        return b.uri(modality_of(mime), mime, _get(file, "file_uri"))
-    code = _get(p, "executable_code")
+        mime = field(file, "mime_type")
+        return b.uri(modality_of(mime), mime, field(file, "file_uri"))
+    code = field(p, "executable_code")
     if code is not None:
         return {"type": "server_tool_call", "id": None, "name": "code_execution",
-                "server_tool_call": {"type": "code_execution", "code": b.text(_get(code, "code"))}}
-    outcome = _get(p, "code_execution_result")
+                "server_tool_call": {"type": "code_execution", "code": b.text(field(code, "code"))}}
+    outcome = field(p, "code_execution_result")
     if outcome is not None:
         return {"type": "server_tool_call_response", "id": None,
-                "server_tool_call_response": {"type": "code_execution", "output": b.text(_get(outcome, "output"))}}
+                "server_tool_call_response": {"type": "code_execution", "output": b.text(field(outcome, "output"))}}
     return {"type": type(p).__name__ if not isinstance(p, dict) else "unknown"}
 
 
 def _parts(b: Bounds, content: Any) -> List[Dict[str, Any]]:
-    parts = _get(content, "parts") if not isinstance(content, (str, bytes, bytearray)) else None
+    parts = field(content, "parts") if not isinstance(content, (str, bytes, bytearray)) else None
     if parts is None:
         one = part(b, content)
         return [one] if one else []
@@ -69,12 +64,12 @@ def _parts(b: Bounds, content: Any) -> List[Dict[str, Any]]:
 
 
 def generate_input(b: Bounds, contents: Any, config: Any) -> Tuple[Any, List[Dict[str, Any]]]:
-    system = _get(config, "system_instruction")
+    system = field(config, "system_instruction")
     system_parts = _parts(b, system) if system is not None else None
     out: List[Dict[str, Any]] = []
     pending: List[Dict[str, Any]] = []  # bare parts / strings: one user message
     for item in _items(contents):
-        if isinstance(item, (str, bytes, bytearray)) or _get(item, "parts") is None:
+        if isinstance(item, (str, bytes, bytearray)) or field(item, "parts") is None:
             one = part(b, item)
             if one:
                 pending.append(one)
@@ -83,7 +78,7 @@ def generate_input(b: Bounds, contents: Any, config: Any) -> Tuple[Any, List[Dic
             out.append({"role": "user", "parts": b.parts(pending)})
             pending = []
         parts = _parts(b, item)
-        role = _role(_get(item, "role"))
+        role = _role(field(item, "role"))
         if role == "user" and parts and all(p.get("type") == "tool_call_response" for p in parts):
             role = "tool"
         out.append({"role": role, "parts": parts})
@@ -94,9 +89,9 @@ def generate_input(b: Bounds, contents: Any, config: Any) -> Tuple[Any, List[Dic
 
 def generate_output(b: Bounds, response: Any, finish: Callable[[Any], Optional[str]]) -> List[Dict[str, Any]]:
     out = []
-    for cand in _items(_get(response, "candidates")):
-        out.append({"role": "assistant", "parts": _parts(b, _get(cand, "content")),
-                    "finish_reason": finish(_get(cand, "finish_reason")) or "error"})
+    for cand in _items(field(response, "candidates")):
+        out.append({"role": "assistant", "parts": _parts(b, field(cand, "content")),
+                    "finish_reason": finish(field(cand, "finish_reason")) or "error"})
     return out
 
 
@@ -108,17 +103,17 @@ class GenerateAccumulator(Accumulator):
         self._finish = finish
 
     def add(self, chunk: Any) -> None:
-        for position, cand in enumerate(_items(_get(chunk, "candidates"))):
-            index = _get(cand, "index")
+        for position, cand in enumerate(_items(field(chunk, "candidates"))):
+            index = field(cand, "index")
             index = index if isinstance(index, int) else position
-            for p in _items(_get(_get(cand, "content"), "parts")):
-                text = _get(p, "text")
+            for p in _items(field(field(cand, "content"), "parts")):
+                text = field(p, "text")
                 if isinstance(text, str):
-                    self.text(index, text, "reasoning" if _get(p, "thought") is True else "text")
+                    self.text(index, text, "reasoning" if field(p, "thought") is True else "text")
                 else:
                     one = part(self.bounds, p)
                     if one:
                         self.part(index, one)
-            reason = self._finish(_get(cand, "finish_reason"))
+            reason = self._finish(field(cand, "finish_reason"))
             if reason:
                 self.finish(index, reason)

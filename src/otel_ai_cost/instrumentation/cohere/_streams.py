@@ -1,0 +1,86 @@
+"""Cohere v2 streams: the state read off the ``chat_stream`` events, and the async generator of
+``AsyncV2Client.chat_stream`` behind its throttle delay."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from ... import _semconv as sc
+from ...cost import Usage
+from .. import _core as c
+from .._core import CharCounter, Operation, Outcome, StreamState, as_str, estimated_usage, get
+from ._attributes import cohere_usage
+
+
+class CohereStreamState(StreamState):
+    """Reads the id (``message-start``), finish reason and usage (``message-end``) from v2 events."""
+
+    def __init__(self, operation: Operation) -> None:
+        super().__init__(operation)
+        self.response_id: Optional[str] = None
+        self.finish_reason: Optional[str] = None
+        self.usage: Optional[Usage] = None
+        self.counter = CharCounter()
+
+    def observe(self, event: Any) -> bool:
+        kind = get(event, "type")
+        if kind == "message-start":
+            self.response_id = as_str(get(event, "id")) or self.response_id
+        elif kind == "message-end":
+            delta = get(event, "delta")
+            reason = get(delta, "finish_reason")
+            if reason is not None:
+                self.finish_reason = str(reason)
+            usage = cohere_usage(get(delta, "usage"))
+            if usage is not None:
+                self.usage = usage
+        elif self.usage is None and kind in ("content-delta", "tool-plan-delta", "tool-call-delta",
+                                             "tool-call-start"):
+            message = get(get(event, "delta"), "message")
+            self.counter.add(get(get(message, "content"), "text"))
+            self.counter.add(get(get(message, "content"), "thinking"))
+            self.counter.add(get(message, "tool_plan"))
+            function = get(get(message, "tool_calls"), "function")
+            self.counter.add(get(function, "name"))
+            self.counter.add(get(function, "arguments"))
+        return False
+
+    def end(self, error: Optional[BaseException] = None) -> None:
+        if self.first_chunk_at is None and not self.operation.ended:
+            # ``chat_stream`` is a generator: the request is sent on the first ``next``. No event means
+            # the request was never sent (a dropped generator) or failed: nothing to charge.
+            self.operation.finish(Outcome(), error=error)
+            return
+        super().end(error)
+
+    def outcome(self) -> Outcome:
+        attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
+        if self.finish_reason:
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reason]
+        usage, source = self.usage, sc.AiCostUsageSourceValues.PROVIDER
+        if usage is None:
+            usage = estimated_usage(self.operation.request, self.counter)
+            source = sc.AiCostUsageSourceValues.ESTIMATED
+        error = "ERROR" if self.finish_reason == "ERROR" else None
+        return Outcome(usage=usage, usage_source=source, attributes=attrs, error_type=error)
+
+
+class AsyncEvents:
+    """The async generator of ``AsyncV2Client.chat_stream``, after an optional throttle delay."""
+
+    def __init__(self, agen: Any, delay: Optional[float]) -> None:
+        self._agen = agen
+        self._delay = delay
+
+    def __aiter__(self) -> "AsyncEvents":
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._delay:
+            delay, self._delay = self._delay, None
+            await c.async_sleep(delay)
+        return await self._agen.__anext__()
+
+    async def close(self) -> None:
+        await self._agen.aclose()
+
+    aclose = close
