@@ -306,7 +306,8 @@ _LOOKUPS = (
 # (id(price), tier name, context-tier threshold) -> (price, used tier, {field: unit price}).
 # Catalog entries are immutable, so the price chain of a (model, tier, context tier) resolves the
 # same way every time; the entry itself is kept in the value so a reused id() cannot match.
-_RESOLVED: Dict[Tuple[int, Optional[str], Optional[int]], Tuple[ModelPrice, Optional[str], Dict[str, Optional[Decimal]]]] = {}
+_Resolved = Tuple[ModelPrice, Optional[str], Dict[str, Optional[Decimal]]]
+_RESOLVED: Dict[Tuple[int, Optional[str], Optional[int]], _Resolved] = {}
 _RESOLVED_SIZE = 1024
 
 

@@ -37,7 +37,9 @@ class Finding:
     score: float  # 0..1; 1 - exp(-strength), strength = observed excess / threshold (0.63 at the threshold)
     severity: str  # info | warning | critical
     cause: Cause
-    metric: str  # cost_per_call, input_tokens_per_call, output_tokens_per_call, calls_per_minute, error_rate, trace_calls, trace_cost, repeats, model
+    # cost_per_call, input_tokens_per_call, output_tokens_per_call, calls_per_minute, error_rate,
+    # trace_calls, trace_cost, repeats, model
+    metric: str
     observed: float
     baseline: float
     key: str  # the baseline: "<model>/<dimension>=<value>", "*" for every model

@@ -58,7 +58,9 @@ class ContextTier:
 class ModelPrice:
     id: str                      # canonical model id, e.g. "gpt-4o"
     provider: str                # gen_ai.provider.name value, e.g. "openai", "aws.bedrock"
-    mode: str                    # chat | embedding | completion | image_generation | audio_transcription | audio_speech | rerank | moderation | responses
+    # chat | embedding | completion | image_generation | audio_transcription | audio_speech | rerank |
+    # moderation | responses
+    mode: str
     prices: PriceSet
     service_tiers: Mapping[str, PriceSet] = field(default_factory=dict)   # "batch", "flex", "priority"
     context_tiers: Tuple[ContextTier, ...] = ()                            # ascending by threshold

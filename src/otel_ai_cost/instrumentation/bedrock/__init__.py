@@ -37,10 +37,6 @@ The package: ``_attributes`` (request attributes, response readers, usage and ou
 """
 from __future__ import annotations
 
-from typing import Any, Collection, List, Tuple
-
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-
 from .. import _core as c
 from .._core import _content
 from ._attributes import (
@@ -88,7 +84,7 @@ _TARGETS = (
 )
 
 
-class BedrockInstrumentor(BaseInstrumentor):
+class BedrockInstrumentor(c.ProviderInstrumentor):
     """Instruments the ``bedrock-runtime`` client of ``botocore`` / ``boto3`` (and of
     ``aiobotocore`` when installed): Converse, ConverseStream, InvokeModel and
     InvokeModelWithResponseStream.
@@ -97,25 +93,13 @@ class BedrockInstrumentor(BaseInstrumentor):
     (a pricing catalog; default: the packaged one).
     """
 
-    # BaseInstrumentor is a singleton: keep the wrapped list on the class (see OpenAIInstrumentor).
-    _wrapped: List[Tuple[str, str]] = []
+    instruments = _INSTRUMENTS
+    scope = "otel_ai_cost.instrumentation.bedrock"
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _INSTRUMENTS
-
-    def _instrument(self, **kwargs: Any) -> None:
-        if c.switched_off(self):  # OTEL_AI_COST_ENABLED=false, or a bad OTEL_AI_COST_* value
-            return
+    def wrap_methods(self, config: c.WrapContext) -> None:
         _content.not_supported("bedrock")  # says so once when content capture is asked for
-        telemetry = c.telemetry_from("otel_ai_cost.instrumentation.bedrock", kwargs)
-        config = c.WrapContext(telemetry, kwargs.get("catalog"))
-        self._wrapped = []
         for module, path, is_async in _TARGETS:
             if c.resolve(module, path) is None:
                 continue
             factory = async_wrapper if is_async else sync_wrapper
             c.wrap(module, path, factory(config), self._wrapped)
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        c.unwrap_all(self._wrapped)
-        self._wrapped = []

@@ -35,9 +35,7 @@ Message content is never recorded: content capture is not supported for groq; wi
 """
 from __future__ import annotations
 
-from typing import Any, Collection, List
-
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from typing import Any
 
 from .. import _core as c
 from .._core import _content
@@ -56,25 +54,18 @@ _METHODS = [
 ]
 
 
-class GroqInstrumentor(BaseInstrumentor):
+class GroqInstrumentor(c.ProviderInstrumentor):
     """Instruments the ``groq`` SDK (sync and async chat completions, streams, embeddings,
     ``with_raw_response``).
 
     ``instrument()`` keyword arguments: ``tracer_provider``, ``meter_provider``, ``catalog``.
     """
 
-    _wrapped: List[Any] = []  # BaseInstrumentor is a singleton: see OpenAIInstrumentor
+    instruments = _INSTRUMENTS
+    scope = "otel_ai_cost.instrumentation.groq"
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _INSTRUMENTS
-
-    def _instrument(self, **kwargs: Any) -> None:
-        if c.switched_off(self):  # OTEL_AI_COST_ENABLED=false, or a bad OTEL_AI_COST_* value
-            return
+    def wrap_methods(self, config: c.WrapContext) -> None:
         _content.not_supported("groq")  # says so once when content capture is asked for
-        telemetry = c.telemetry_from("otel_ai_cost.instrumentation.groq", kwargs)
-        config = c.WrapContext(telemetry, kwargs.get("catalog"))
-        self._wrapped = []
         router.current = config
         for module, path, kind, is_async in _METHODS:
             if c.resolve(module, path) is None:
@@ -84,8 +75,7 @@ class GroqInstrumentor(BaseInstrumentor):
 
     def _uninstrument(self, **kwargs: Any) -> None:
         router.current = None
-        c.unwrap_all(self._wrapped)
-        self._wrapped = []
+        super()._uninstrument(**kwargs)
 
 
 __all__ = [

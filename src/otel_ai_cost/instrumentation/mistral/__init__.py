@@ -20,10 +20,6 @@ Message content is never recorded: content capture is not supported for mistral;
 """
 from __future__ import annotations
 
-from typing import Any, Collection, List
-
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-
 from .. import _core as c
 from .._core import _content
 from ._attributes import OUTCOMES, PROVIDER, chat_outcome, embeddings_outcome, mistral_usage, request_attributes
@@ -46,35 +42,24 @@ _METHODS = [
 ]
 
 
-class MistralInstrumentor(BaseInstrumentor):
+class MistralInstrumentor(c.ProviderInstrumentor):
     """Instruments the ``mistralai`` SDK: ``chat.complete``/``complete_async``, ``chat.stream``/
     ``stream_async`` and ``embeddings.create``/``create_async``.
 
     ``instrument()`` keyword arguments: ``tracer_provider``, ``meter_provider``, ``catalog``.
     """
 
-    _wrapped: List[Any] = []  # BaseInstrumentor is a singleton: see OpenAIInstrumentor
+    instruments = _INSTRUMENTS
+    scope = "otel_ai_cost.instrumentation.mistral"
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _INSTRUMENTS
-
-    def _instrument(self, **kwargs: Any) -> None:
-        if c.switched_off(self):  # OTEL_AI_COST_ENABLED=false, or a bad OTEL_AI_COST_* value
-            return
+    def wrap_methods(self, config: c.WrapContext) -> None:
         _content.not_supported("mistral")  # says so once when content capture is asked for
-        telemetry = c.telemetry_from("otel_ai_cost.instrumentation.mistral", kwargs)
-        config = c.WrapContext(telemetry, kwargs.get("catalog"))
-        self._wrapped = []
         for modules, path, kind, is_async in _METHODS:
             module = next((m for m in modules if c.resolve(m, path) is not None), None)
             if module is None:
                 continue
             factory = async_wrapper if is_async else sync_wrapper
             c.wrap(module, path, factory(config, kind), self._wrapped)
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        c.unwrap_all(self._wrapped)
-        self._wrapped = []
 
 
 __all__ = [
