@@ -121,6 +121,15 @@ def test_unknown_variables_are_named_in_a_warning(caplog):
     assert "OTEL_AI_COST_ENABLED," not in messages[0].split("(known")[0]
 
 
+def test_the_build_scripts_go_cache_variable_is_not_called_unknown(caplog):
+    # scripts/build-collector reads OTEL_AI_COST_GO_CACHE, and tests/conftest.py sets it for them
+    with caplog.at_level(logging.WARNING, logger="otel_ai_cost.config"):
+        Settings.from_env({"OTEL_AI_COST_GO_CACHE": "/tmp/go", "OTEL_AI_COST_ESTIMATES": "true"})
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1
+    assert "OTEL_AI_COST_GO_CACHE" not in messages[0].split("(known")[0]
+
+
 def test_an_unknown_variable_is_warned_about_once(caplog):
     with caplog.at_level(logging.WARNING, logger="otel_ai_cost.config"):
         Settings.from_env({"OTEL_AI_COST_TYPO": "1"})

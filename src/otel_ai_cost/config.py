@@ -63,6 +63,9 @@ KNOWN_VARIABLES = frozenset(
         ENV_OPENAI_INCLUDE_USAGE,
     }
 )
+# Read by the project's build scripts (scripts/build-collector, scripts/test-collector), not by the
+# package: not a typo, but not listed as a setting either.
+SCRIPT_VARIABLES = frozenset({"OTEL_AI_COST_GO_CACHE"})
 
 DEFAULT_BAGGAGE_KEYS: Tuple[str, ...] = ("tenant.id", "enduser.id")
 # Baggage keys with this prefix are always copied onto GenAI spans, whatever BAGGAGE_KEYS says.
@@ -269,7 +272,8 @@ def instrumentation_off() -> Optional[bool]:
 
 
 def unknown_variables(environ: Mapping[str, str]) -> List[str]:
-    return sorted(name for name in environ if name.startswith(PREFIX) and name not in KNOWN_VARIABLES)
+    return sorted(name for name in environ
+                  if name.startswith(PREFIX) and name not in KNOWN_VARIABLES and name not in SCRIPT_VARIABLES)
 
 
 def warn_unknown(environ: Mapping[str, str]) -> None:
