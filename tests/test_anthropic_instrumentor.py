@@ -25,9 +25,9 @@ from otel_ai_cost import _semconv as sc
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime, throttle
 from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation import anthropic as anthropic_instrumentation
+from otel_ai_cost.instrumentation._stainless import _raw as stainless_raw
 from otel_ai_cost.instrumentation.anthropic import AnthropicInstrumentor, estimate_messages_input
 from otel_ai_cost.instrumentation.anthropic import _calls as anthropic_calls
-from otel_ai_cost.instrumentation.anthropic import _raw as anthropic_raw
 
 M = Decimal(1_000_000)
 MODEL = "claude-sonnet-4-5"   # list price: input 3, output 15, cache read 0.30, write 5m 3.75, 1h 6 ($/1M)
@@ -585,7 +585,7 @@ def test_a_foreign_wrapt_wrapper_installed_first_is_wrapped_over(tracer_provider
     try:
         proxy_base = next(k for k in type(anthropic.resources.messages.Messages.__dict__["create"]).__mro__
                           if k.__name__ == "ObjectProxy")
-        monkeypatch.setattr(anthropic_raw, "wrapt", types.SimpleNamespace(ObjectProxy=proxy_base))
+        monkeypatch.setattr(stainless_raw, "wrapt", types.SimpleNamespace(ObjectProxy=proxy_base))
         instrumentor = AnthropicInstrumentor()
         instrumentor.instrument(tracer_provider=tracer_provider)
         try:

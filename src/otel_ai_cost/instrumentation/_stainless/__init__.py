@@ -1,4 +1,4 @@
-"""What the Stainless-generated SDKs (``openai``, ``groq``) share besides the chat format.
+"""What the Stainless-generated SDKs (``openai``, ``groq``, ``anthropic``) share besides the chat format.
 
 - ``_router``: ``RequestRouter``, the instrumentation in force and the clients' ``request`` fallback
   (``with_raw_response`` / ``with_streaming_response`` are cached per resource object, bound to the

@@ -1,7 +1,7 @@
 """Raw responses of the Stainless-generated SDKs: ``with_raw_response`` / ``with_streaming_response``.
 
-The SDK hands back an ``APIResponse`` (or ``AsyncAPIResponse``; ``openai`` also a
-``LegacyAPIResponse``) instead of the parsed result. Its span ends:
+The SDK hands back an ``APIResponse`` (or ``AsyncAPIResponse``; ``openai`` and ``anthropic`` 0.x
+a ``LegacyAPIResponse``, whose body is read at once) instead of the parsed result. Its span ends:
 
 - at once, for a non-streaming response whose body httpx has already read (``with_raw_response``):
   with the usage of those bytes, whatever the user reads later;
@@ -13,8 +13,8 @@ The SDK hands back an ``APIResponse`` (or ``AsyncAPIResponse``; ``openai`` also 
 
 A provider's call class derives from ``StainlessCall`` and supplies only what differs: ``sdk`` (the
 package whose ``Stream`` / ``_response`` types are used), ``stream_state()`` (reads its chunks, from
-the SDK's stream or from the SSE body), and ``outcome`` / ``finish_with`` (reads a parsed result or
-the body's JSON).
+the SDK's stream or from the SSE body), ``outcome`` / ``finish_with`` (reads a parsed result or
+the body's JSON) and, if the response says it better than the request, ``body_is_stream(raw)``.
 """
 from __future__ import annotations
 
@@ -40,13 +40,13 @@ from .._core import (
     safe,
 )
 
-# sdk -> (Stream, AsyncStream, BaseAPIResponse, AsyncAPIResponse), imported once per SDK.
-_TYPES: Dict[str, Tuple[Any, Any, Any, Any]] = {}
+# sdk -> (Stream, AsyncStream, BaseAPIResponse, AsyncAPIResponse, LegacyAPIResponse), imported once per SDK.
+_TYPES: Dict[str, Tuple[Any, Any, Any, Any, Any]] = {}
 
 
-def sdk_types(sdk: str) -> Tuple[Any, Any, Any, Any]:
-    """(Stream, AsyncStream, BaseAPIResponse, AsyncAPIResponse) of the installed ``sdk`` (``()`` for a
-    raw response type the SDK lacks, so ``isinstance`` is False)."""
+def sdk_types(sdk: str) -> Tuple[Any, Any, Any, Any, Any]:
+    """(Stream, AsyncStream, BaseAPIResponse, AsyncAPIResponse, LegacyAPIResponse) of the installed
+    ``sdk`` (``()`` for a raw response type the SDK lacks, so ``isinstance`` is False)."""
     types = _TYPES.get(sdk)
     if types is None:
         module = importlib.import_module(sdk)
@@ -55,7 +55,11 @@ def sdk_types(sdk: str) -> Tuple[Any, Any, Any, Any]:
             raw: Tuple[Any, Any] = (response.BaseAPIResponse, response.AsyncAPIResponse)
         except (ImportError, AttributeError):  # pragma: no cover - SDKs without them
             raw = ((), ())
-        types = _TYPES[sdk] = (module.Stream, module.AsyncStream, *raw)
+        try:
+            legacy: Any = importlib.import_module(f"{sdk}._legacy_response").LegacyAPIResponse
+        except (ImportError, AttributeError):  # groq, anthropic >= 1
+            legacy = ()
+        types = _TYPES[sdk] = (module.Stream, module.AsyncStream, *raw, legacy)
     return types
 
 
@@ -102,7 +106,7 @@ class StainlessCall(Call):
 
     def wrap_stream(self, stream: Any) -> Any:
         """The SDK stream behind a proxy that ends the span; the stream itself (span ended) if unknown."""
-        stream_type, async_stream_type, _, _ = sdk_types(self.sdk)
+        stream_type, async_stream_type, *_ = sdk_types(self.sdk)
         if isinstance(stream, async_stream_type):
             return AsyncStreamProxy(stream, self.stream_state())
         if isinstance(stream, stream_type):
@@ -112,25 +116,35 @@ class StainlessCall(Call):
 
     def handle_result(self, result: Any) -> Any:
         """The object handed back to the user for the SDK's ``result``: itself, or a proxy."""
-        _, _, raw_type, async_raw_type = sdk_types(self.sdk)
+        _, _, raw_type, async_raw_type, legacy_type = sdk_types(self.sdk)
         if raw_type and isinstance(result, raw_type):
             if not self.is_stream and self.uses_held_body:
                 data = held_body(result)
                 if data is not None:
                     # with_raw_response: the whole body is already here, so the call is over. The
                     # span ends now with the usage of those bytes, whatever the user reads later.
-                    self.finish_from_body(data)
+                    self.finish_from_body(result, data)
                     return result
             cls = AsyncAPIResponseProxy if isinstance(result, async_raw_type) else APIResponseProxy
             return cls(result, self)
+        if legacy_type and isinstance(result, legacy_type):
+            if self.is_stream:
+                return LegacyResponseProxy(result, self, stream=self.wrap_stream(result.parse()))
+            # The body is read; the SDK caches parse() per type: the user's parse() gets this same object.
+            self.finish_with(result.parse())
+            return result
         if self.is_stream:
             return self.wrap_stream(result)
         self.finish_with(result)
         return result
 
-    def finish_from_body(self, data: Union[bytes, bytearray]) -> None:
-        """End the span with what the body the user read says (a JSON response or an SSE stream)."""
-        if self.is_stream:
+    def body_is_stream(self, raw: Any) -> bool:
+        """Whether the body of the raw response ``raw`` is an SSE stream (else JSON): the request's word."""
+        return self.is_stream
+
+    def finish_from_body(self, raw: Any, data: Union[bytes, bytearray]) -> None:
+        """End the span with what the body of ``raw`` the user read says (a JSON response or an SSE stream)."""
+        if self.body_is_stream(raw):
             state = self.stream_state()
             for chunk in sse_chunks(data):
                 state.observe_safely(chunk)
@@ -159,7 +173,7 @@ class StainlessCall(Call):
             return
         data = held_body(raw) if body_read or self.uses_held_body else None
         if data is not None:
-            self.finish_from_body(data)
+            self.finish_from_body(raw, data)
         else:
             self.finish_estimated()
 

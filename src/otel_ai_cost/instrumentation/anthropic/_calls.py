@@ -3,7 +3,6 @@
 guarded so that one user call is one span, and ``count_tokens`` (a free call: a plain span)."""
 from __future__ import annotations
 
-import json
 import time
 from contextvars import ContextVar
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
@@ -13,12 +12,12 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from ... import _semconv as sc
 from ..._request import LLMRequest
 from .. import _core as c
-from .._core import CharCounter, Operation, Outcome, _content, as_int, get, given, log_once, safe
+from .._core import Operation, Outcome, StreamState, _content, as_int, get, given, log_once, safe
+from .._stainless import StainlessCall
 from ._attributes import message_outcome, provider_from_client, request_attributes
-from ._content import message_output, messages_input
+from ._content import MessageAccumulator, message_output, messages_input
 from ._estimate import lazy_estimate
-from ._raw import AsyncRawResponseProxy, SyncRawResponseProxy, raw_response_types
-from ._streams import AsyncStreamManagerProxy, MessageStreamState, StreamManagerProxy, wrap_stream
+from ._streams import AsyncStreamManagerProxy, MessageStreamState, StreamManagerProxy
 
 # The count a count_tokens call returned goes on its span once the registry declares
 # ``ai_cost.count_tokens.input_tokens`` (semconv/usage.yaml, then scripts/generate_semconv.py).
@@ -29,95 +28,36 @@ AI_COST_COUNT_TOKENS_INPUT_TOKENS: Optional[str] = getattr(sc, "AI_COST_COUNT_TO
 # One call
 
 
-class Call(c.Call):
+class Call(StainlessCall):
     """One Messages call between request and response; ``is_stream`` for a stream (``stream=True``
-    or the ``stream()`` helpers). The outcome carries the output content when capture is asked for."""
+    or the ``stream()`` helpers). The outcome carries the output content when capture is asked for.
+
+    Raw responses (``with_raw_response`` / ``with_streaming_response``) go through the shared
+    ``_stainless`` proxies: a body the HTTP response already holds settles the span, else the input
+    estimate (``ai_cost.usage.source=estimated``); nothing the user did not read is read.
+    """
 
     log_prefix = "anthropic "
-
-    def __init__(self, operation: Operation, is_stream: bool) -> None:
-        super().__init__(operation, "messages")
-        self.is_stream = is_stream
+    sdk = "anthropic"
 
     def outcome(self, message: Any) -> Outcome:
         outcome = message_outcome(message)
         _content.add_output(outcome, self.operation, message_output, message)
         return outcome
 
-    def finish_unparsed(self, http: Any) -> None:
-        """End the span of a raw response closed or dropped without ``parse()``.
+    def stream_state(self) -> StreamState:
+        state = MessageStreamState(self.operation)
+        state.content = _content.stream_accumulator(self.operation, MessageAccumulator)
+        return state
 
-        The request was sent, so it is charged: with the usage in the body the HTTP response
-        already holds (the user read it with ``.read()`` / ``.json()`` / ``.text()``; nothing is
-        read here), else with the input estimate (``ai_cost.usage.source=estimated``).
-        """
-        if self.operation.ended:
-            return
-        outcome = safe("anthropic unparsed body", _outcome_from_body, self, http) or Outcome()
-        if outcome.usage is None:
-            outcome.usage = c.estimated_usage(self.operation.request, CharCounter(), "anthropic raw input estimate")
-            outcome.usage_source = sc.AiCostUsageSourceValues.ESTIMATED
-        self.operation.finish(outcome)
-
-    def handle_result(self, result: Any) -> Any:
-        """What the user gets back for the SDK's ``result``: itself, or a proxy ending the span."""
-        bases, async_types = raw_response_types()
-        if bases and isinstance(result, bases):
-            if type(result).__name__ == "LegacyAPIResponse" and not self.is_stream:
-                self.finish_with(result.parse())  # the body is read; parse() is cached per type
-                return result
-            is_async = bool(async_types) and isinstance(result, async_types)
-            http = getattr(result, "http_response", None)
-            if not is_async and not self.is_stream and getattr(http, "is_closed", False) is True:
-                # with_raw_response: the body is already read; parse() is cached per type, so the
-                # user's own parse() gets this same object back.
-                self.finish_with(result.parse())
-                return result
-            return (AsyncRawResponseProxy if is_async else SyncRawResponseProxy)(result, self)
-        if self.is_stream:
-            return wrap_stream(result, self.operation)
-        self.finish_with(result)
-        return result
-
-
-def _held_body(http: Any) -> Optional[bytes]:
-    """The body an httpx response already holds (read by the user or the SDK), else None.
-
-    ``Response.content`` raises ``ResponseNotRead`` instead of reading: nothing is read here.
-    """
-    if http is None:
-        return None
-    try:
-        body = http.content
-    except Exception:  # httpx.ResponseNotRead: the body was not read (or was iterated without keeping it)
-        return None
-    return bytes(body) if isinstance(body, (bytes, bytearray)) and body else None
-
-
-def _outcome_from_body(call: Call, http: Any) -> Optional[Outcome]:
-    """The outcome in the body ``http`` holds: a Message (JSON) or the server-sent events of a stream."""
-    body = _held_body(http)
-    if body is None:
-        return None
-    content_type = ""
-    try:
-        content_type = str(http.headers.get("content-type") or "").lower()
-    except Exception:
-        pass
-    if "text/event-stream" in content_type or (call.is_stream and "json" not in content_type):
-        state = MessageStreamState(call.operation)
-        for line in body.decode("utf-8", "replace").splitlines():
-            if not line.startswith("data:"):
-                continue
-            try:
-                event = json.loads(line[5:].strip())
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                state.observe(event)
-        return state.outcome()  # the provider's usage, else the input estimate and the deltas read
-    message = json.loads(body)
-    return message_outcome(message) if isinstance(message, dict) else None
+    def body_is_stream(self, raw: Any) -> bool:
+        """The response's content type decides (an SSE body, or JSON), the request only without one."""
+        content_type = ""
+        try:
+            content_type = str(raw.http_response.headers.get("content-type") or "").lower()
+        except Exception:
+            pass
+        return "text/event-stream" in content_type or (self.is_stream and "json" not in content_type)
 
 
 def materialized(kwargs: Mapping[str, Any]) -> Dict[str, Any]:
@@ -149,7 +89,7 @@ def _prepare(config: c.WrapContext, instance: Any, kwargs: Dict[str, Any], strea
     op = Operation(config.telemetry, request, name, attrs, catalog=config.catalog)
     system = call_kwargs.get("system")
     _content.record_input(op, messages_input, call_kwargs.get("messages"), system if given(system) else None)
-    return Call(op, stream), call_kwargs
+    return Call(op, "messages", stream), call_kwargs
 
 
 # ---------------------------------------------------------------------------------------------

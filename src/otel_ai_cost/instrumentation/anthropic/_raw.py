@@ -1,128 +1,14 @@
-"""Raw responses (``with_raw_response`` / ``with_streaming_response``): the response proxies that
-end the span on ``parse()``, ``close()`` or collection, and the late-binding patch of the SDK's
-raw-response factories and properties. Self-contained: it only needs the stream proxy of
-``_streams`` and the ``Call`` it is handed."""
+"""Raw responses (``with_raw_response`` / ``with_streaming_response``) of clients whose resources
+built them before ``instrument()``: the late-binding patch of the SDK's raw-response factories and
+properties. (The response proxies ending the span are the shared ones of ``_stainless``.)"""
 from __future__ import annotations
 
 import functools
 import weakref
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
-
-import wrapt
+from typing import Any, List, Tuple
 
 from .. import _core as c
-from .._core import log_once, safe
-from ._streams import wrap_stream
-
-if TYPE_CHECKING:
-    from ._calls import Call
-
-
-# ObjectProxy is generic in wrapt 2's stubs but cannot be subscripted at run time on wrapt 1.x.
-class _RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
-    """Proxy over a raw SDK response: the span's usage is read when the user calls ``parse()``.
-
-    A response closed or dropped unparsed (the user read it with ``.json()``, ``.text()``,
-    ``.read()``, ``iter_lines()``, ... or not at all) ends its span with ``Call.finish_unparsed``:
-    the usage from the body the HTTP response already holds, else the input estimate.
-    """
-
-    def __init__(self, wrapped: Any, call: "Call") -> None:
-        super().__init__(wrapped)
-        self._self_call = call
-        self._self_stream: Any = None
-        http = getattr(wrapped, "http_response", None)
-        self._self_http = http
-        # The body may never be parsed: end the span if the user drops the response unparsed
-        # (the callback holds the HTTP response, not this proxy).
-        self._self_finalizer = c.end_when_collected(self, functools.partial(call.finish_unparsed, http))
-
-    def _self_handle(self, parsed: Any) -> Any:
-        call = self._self_call
-        self._self_finalizer.detach()
-        if call.is_stream:
-            if self._self_stream is None:
-                self._self_stream = safe("anthropic raw stream", wrap_stream, parsed, call.operation)
-            return self._self_stream if self._self_stream is not None else parsed
-        safe("anthropic raw response", call.finish_with, parsed)
-        return parsed
-
-    def _self_closed(self) -> None:
-        if self._self_stream is not None:
-            safe("anthropic raw stream close", c.end_stream_proxy, self._self_stream)
-        else:
-            self._self_finalizer.detach()
-            self._self_call.finish_unparsed(self._self_http)  # no-op if parse() ended the span
-
-
-class SyncRawResponseProxy(_RawResponseProxy):
-    def parse(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            parsed = self.__wrapped__.parse(*args, **kwargs)
-        except BaseException as exc:  # cancellation ends the span too
-            self._self_finalizer.detach()
-            self._self_call.operation.fail(exc)
-            raise
-        if args or kwargs.get("to") is not None:
-            return parsed
-        return self._self_handle(parsed)
-
-    def close(self) -> None:
-        try:
-            self.__wrapped__.close()
-        finally:
-            self._self_closed()
-
-
-class AsyncRawResponseProxy(_RawResponseProxy):
-    async def parse(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            parsed = await self.__wrapped__.parse(*args, **kwargs)
-        except BaseException as exc:  # cancellation ends the span too
-            self._self_finalizer.detach()
-            self._self_call.operation.fail(exc)
-            raise
-        if args or kwargs.get("to") is not None:
-            return parsed
-        return self._self_handle(parsed)
-
-    async def close(self) -> None:
-        try:
-            await self.__wrapped__.close()
-        finally:
-            self._self_closed()
-
-
-_RAW_TYPES: Optional[Tuple[Any, Any]] = None
-
-
-def raw_response_types() -> Tuple[Any, Any]:
-    """(raw response types, async raw response types) of the installed SDK (imported once)."""
-    global _RAW_TYPES
-    if _RAW_TYPES is None:
-        _RAW_TYPES = _load_raw_response_types()
-    return _RAW_TYPES
-
-
-def _load_raw_response_types() -> Tuple[Any, Any]:
-    """(BaseAPIResponse, AsyncAPIResponse) of the installed SDK, plus the 0.x legacy response."""
-    bases: List[Any] = []
-    async_types: List[Any] = []
-    try:
-        from anthropic._response import AsyncAPIResponse, BaseAPIResponse
-
-        bases.append(BaseAPIResponse)
-        async_types.append(AsyncAPIResponse)
-    except ImportError:  # pragma: no cover - very old SDKs
-        pass
-    try:  # anthropic 0.x: with_raw_response returns a LegacyAPIResponse
-        from anthropic._legacy_response import LegacyAPIResponse
-
-        bases.append(LegacyAPIResponse)
-    except ImportError:
-        pass
-    return tuple(bases), tuple(async_types)
-
+from .._core import log_once
 
 # ---------------------------------------------------------------------------------------------
 # with_raw_response / with_streaming_response: looked up at call time

@@ -2,15 +2,15 @@
 proxies of the ``messages.stream()`` helpers' managers."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 import wrapt
 
 from ... import _semconv as sc
 from .. import _core as c
-from .._core import CharCounter, Operation, Outcome, StreamState, _content, as_str, get, safe
+from .._core import CharCounter, Operation, Outcome, StreamState, as_str, get, safe
+from .._stainless import sdk_types
 from ._attributes import usage_fields, usage_from_fields
-from ._content import MessageAccumulator
 
 
 class MessageStreamState(StreamState):
@@ -56,25 +56,6 @@ class MessageStreamState(StreamState):
                        service_tier=self.fields.get("service_tier"), attributes=attrs)
 
 
-def _stream_types() -> Tuple[Any, Any]:
-    from anthropic import AsyncStream, Stream
-
-    return Stream, AsyncStream
-
-
-def wrap_stream(stream: Any, operation: Operation) -> Any:
-    """The stream behind a proxy that ends the span; the stream itself (span ended) if unknown."""
-    Stream, AsyncStream = _stream_types()
-    state = MessageStreamState(operation)
-    state.content = _content.stream_accumulator(operation, MessageAccumulator)
-    if isinstance(stream, AsyncStream):
-        return c.AsyncStreamProxy(stream, state)
-    if isinstance(stream, Stream):
-        return c.StreamProxy(stream, state)
-    operation.finish(Outcome())
-    return stream
-
-
 def _adopt(message_stream: Any, holder: Dict[str, Any]) -> None:
     """anthropic 0.x: MessageStream builds its own Stream from the response instead of reading the
     one the request returned; put that one behind the proxy, with the same state (same span)."""
@@ -84,7 +65,7 @@ def _adopt(message_stream: Any, holder: Dict[str, Any]) -> None:
         return
     if isinstance(raw, (c.StreamProxy, c.AsyncStreamProxy)):
         return
-    Stream, AsyncStream = _stream_types()
+    Stream, AsyncStream, *_ = sdk_types("anthropic")
     if isinstance(raw, AsyncStream):
         adopted: Any = c.AsyncStreamProxy(raw, proxy._self_state)
     elif isinstance(raw, Stream):
