@@ -9,7 +9,7 @@ from ..._request import LLMRequest
 from .. import _core as c
 from .._chat import chat_request_attributes, embeddings_request_attributes, max_tokens
 from .._core import Operation, Outcome, StreamState, _content, get, given, materialize, safe
-from .._stainless import LegacyResponseProxy, RequestRouter, StainlessCall
+from .._stainless import RequestRouter, StainlessCall
 from . import _content as _content_openai
 from ._attributes import (
     OUTCOMES,
@@ -32,7 +32,7 @@ class _Call(StainlessCall):
 
     outcomes = OUTCOMES
     sdk = "openai"
-    # with_raw_response is a LegacyAPIResponse (handled below); a with_streaming_response closed or
+    # with_raw_response is a LegacyAPIResponse (StainlessCall.handle_result); a with_streaming_response closed or
     # dropped unparsed ends with the input estimate (see the module doc).
     uses_held_body = False
 
@@ -58,18 +58,6 @@ class _Call(StainlessCall):
             if self.kind == "chat":
                 state.content = _content.stream_accumulator(self.operation, _content_openai.ChatAccumulator)
         return state
-
-    def handle_result(self, result: Any) -> Any:
-        """The object handed back to the user for the SDK's ``result``: itself, or a proxy."""
-        from openai._legacy_response import LegacyAPIResponse
-
-        if isinstance(result, LegacyAPIResponse):
-            if self.is_stream:
-                return LegacyResponseProxy(result, self, stream=self.wrap_stream(result.parse()))
-            # The SDK caches parse() per type: the user's parse() gets this same object back.
-            self.finish_with(result.parse())
-            return result
-        return super().handle_result(result)
 
 
 class Config(c.WrapContext):
