@@ -76,13 +76,7 @@ def chat_input(b: Bounds, messages: Any) -> Tuple[None, List[Dict[str, Any]]]:
             parts = [b.tool_response(get(message, "tool_call_id"), response)]
             role = "tool"
         else:
-            parts = _chat_content_parts(b, get(message, "content"))
-            refusal = get(message, "refusal")
-            if isinstance(refusal, str) and refusal:
-                parts.append(b.text_part(refusal))
-            for call in _items(get(message, "tool_calls")):
-                function = get(call, "function")
-                parts.append(b.tool_call(get(call, "id"), get(function, "name"), get(function, "arguments")))
+            parts = _message_parts(b, message)
             legacy = get(message, "function_call")
             if legacy is not None:
                 parts.append(b.tool_call(None, get(legacy, "name"), get(legacy, "arguments")))
@@ -94,17 +88,23 @@ def chat_input(b: Bounds, messages: Any) -> Tuple[None, List[Dict[str, Any]]]:
     return None, out
 
 
+def _message_parts(b: Bounds, message: Any) -> List[Dict[str, Any]]:
+    """The parts of a chat message: its content, a refusal, its tool calls."""
+    parts = _chat_content_parts(b, get(message, "content"))
+    refusal = get(message, "refusal")
+    if isinstance(refusal, str) and refusal:
+        parts.append(b.text_part(refusal))
+    for call in _items(get(message, "tool_calls")):
+        function = get(call, "function")
+        parts.append(b.tool_call(get(call, "id"), get(function, "name"), get(function, "arguments")))
+    return parts
+
+
 def chat_output(b: Bounds, completion: Any) -> List[Dict[str, Any]]:
     out: List[Dict[str, Any]] = []
     for choice in _items(get(completion, "choices")):
         message = get(choice, "message")
-        parts = _chat_content_parts(b, get(message, "content"))
-        refusal = get(message, "refusal")
-        if isinstance(refusal, str) and refusal:
-            parts.append(b.text_part(refusal))
-        for call in _items(get(message, "tool_calls")):
-            function = get(call, "function")
-            parts.append(b.tool_call(get(call, "id"), get(function, "name"), get(function, "arguments")))
+        parts = _message_parts(b, message)
         role = get(message, "role")
         out.append({"role": role if isinstance(role, str) else "assistant", "parts": b.parts(parts),
                     "finish_reason": _finish(get(choice, "finish_reason"))})
