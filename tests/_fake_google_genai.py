@@ -185,7 +185,7 @@ def error_body(code: int, message: str, status: str) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Fixture (imported by the google-genai test modules)
+# Fixture (a plugin of tests/conftest.py, used by the google-genai test modules)
 
 import pytest  # noqa: E402
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 from opentelemetry.trace import StatusCode
 
-from _fake_bedrock import FakeBedrock, bedrock_instrumentor  # noqa: F401 - fixture
+from _fake_bedrock import FakeBedrock
 
 M = Decimal(1_000_000)
 CONTRIB = "open-telemetry/opentelemetry-python-contrib/instrumentation/opentelemetry-instrumentation-botocore/tests/cassettes/"

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import StatusCode
 
 import conftest
-from _fake_bedrock import FakeBedrock, Reply, bedrock_instrumentor, event_stream_reply, json_reply  # noqa: F401
+from _fake_bedrock import FakeBedrock, Reply, event_stream_reply, json_reply
 from otel_ai_cost import BudgetExceededError
 from otel_ai_cost._request import current_request
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime

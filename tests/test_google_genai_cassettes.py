@@ -18,7 +18,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from opentelemetry.trace import StatusCode
 
-from _fake_google_genai import FakeGoogleGenAI, google_genai_instrumentor  # noqa: F401 - fixture
+from _fake_google_genai import FakeGoogleGenAI
 
 ARIZE = ("Arize-ai/openinference/python/instrumentation/openinference-instrumentation-google-genai/tests/"
          "cassettes/test_instrumentation/")

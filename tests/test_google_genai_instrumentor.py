@@ -19,12 +19,7 @@ from google.genai import types
 from opentelemetry.trace import StatusCode
 
 import conftest
-from _fake_google_genai import (  # noqa: F401 - google_genai_instrumentor is a fixture
-    FakeGoogleGenAI,
-    error_body,
-    generate_response,
-    google_genai_instrumentor,
-)
+from _fake_google_genai import FakeGoogleGenAI, error_body, generate_response
 from otel_ai_cost import BudgetExceededError
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime, throttle
 from otel_ai_cost.instrumentation import google_genai as gg
