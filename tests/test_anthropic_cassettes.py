@@ -248,7 +248,7 @@ def test_every_copied_recording_is_replayed_and_documented():
 def test_the_packaged_catalog_prices_the_recorded_current_models():
     """Only the two models in EXTRA_PRICES come from the test; every other cost uses the packaged catalog."""
     catalog = default_catalog()
-    for (file, index), (_, request_model, response_model, *_rest) in RECORDED.items():
+    for (file, _index), (_, request_model, response_model, *_rest) in RECORDED.items():
         if request_model in {e["id"] for e in EXTRA_PRICES}:
             continue
         provider = "aws.bedrock" if "bedrock" in file else "anthropic"

@@ -345,7 +345,7 @@ def test_a_raw_response_ended_without_its_body_is_charged_the_input_estimate(ins
     with client.messages.with_streaming_response.create(model=MODEL, max_tokens=100, messages=MESSAGES) as unread:
         pass
     with pytest.raises(httpx2.ResponseNotRead):
-        unread.http_response.content
+        _ = unread.http_response.content
     with client.messages.with_streaming_response.create(
             model=MODEL, max_tokens=100, messages=MESSAGES, stream=True) as lines:
         assert any("message_stop" in line for line in lines.iter_lines())
@@ -542,8 +542,8 @@ async def test_raw_responses_first_used_before_instrument_are_instrumented(trace
     client, async_client = fake.client(), fake.async_client()
     # Built (and cached by the SDK) before instrument(): they hold the unwrapped create.
     for resource in (client.messages, client.beta.messages, async_client.messages):
-        resource.with_raw_response, resource.with_streaming_response
-    client.with_raw_response.messages, client.beta.with_streaming_response.messages
+        _ = resource.with_raw_response, resource.with_streaming_response
+    _ = client.with_raw_response.messages, client.beta.with_streaming_response.messages
     instrumentor = AnthropicInstrumentor()
     instrumentor.instrument(tracer_provider=tracer_provider)
     try:

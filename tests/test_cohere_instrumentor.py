@@ -28,7 +28,6 @@ from _cassettes import Cassette
 from _fake_groq import FakeAPI, cassette_transport, sse
 from conftest import Pipeline
 from otel_ai_cost.instrumentation import _core
-from otel_ai_cost.instrumentation import cohere as cohere_instrumentation
 from otel_ai_cost.instrumentation.cohere import CohereInstrumentor, estimate_chat, estimate_embed
 from otel_ai_cost.instrumentation.cohere import _calls as cohere_calls
 

@@ -231,7 +231,7 @@ def _cost_tags(attrs: Dict[str, Any]) -> Dict[str, Any]:
 @pytest.fixture(scope="module")
 def demo_spans(stack: Stack) -> List[Dict[str, Any]]:
     _run_python(stack, "", "e2e-demo", args=[str(Path(sys.executable).parent / "otel-ai-cost"), "demo"])
-    spans = stack.wait_spans("e2e-demo", 10)
+    stack.wait_spans("e2e-demo", 10)
     time.sleep(1.5)  # late batches
     return stack.spans("e2e-demo")
 
