@@ -103,7 +103,8 @@ class FakeGoogleGenAI:
         from google.oauth2.credentials import Credentials
 
         # A static bearer token: no refresh, no metadata server, no network.
-        return genai.Client(vertexai=True, project=project, location=location, credentials=Credentials(token="test-token"),
+        return genai.Client(vertexai=True, project=project, location=location,
+                            credentials=Credentials(token="test-token"),
                             http_options=_http_options(types, self.url, api_version))
 
     # -- queueing -----------------------------------------------------------------------------

@@ -34,8 +34,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Using Claude with .*thinking.type=enabled:UserWarning"),
 ]
 
-A = "Arize-ai/openinference/python/instrumentation/openinference-instrumentation-anthropic/tests/openinference/anthropic/cassettes/test_instrumentor/"
-L = "Arize-ai/openinference/python/instrumentation/openinference-instrumentation-litellm/tests/cassettes/test_instrumentor/"
+A = ("Arize-ai/openinference/python/instrumentation/openinference-instrumentation-anthropic/"
+     "tests/openinference/anthropic/cassettes/test_instrumentor/")
+L = ("Arize-ai/openinference/python/instrumentation/openinference-instrumentation-litellm/"
+     "tests/cassettes/test_instrumentor/")
 P = "pydantic/logfire/tests/otel_integrations/cassettes/test_anthropic/"
 T = "traceloop/openllmetry/packages/opentelemetry-instrumentation-anthropic/tests/cassettes/"
 
@@ -133,7 +135,8 @@ def _client(cassette: Cassette, uri: str, is_async: bool):
         http = httpx2.AsyncClient(transport=transport) if is_async else httpx2.Client(transport=transport)
         return cls(api_key="test", aws_region="us-east-1", http_client=http, max_retries=0)
     if is_async:
-        return anthropic.AsyncAnthropic(api_key="test", http_client=httpx2.AsyncClient(transport=transport), max_retries=0)
+        return anthropic.AsyncAnthropic(api_key="test", http_client=httpx2.AsyncClient(transport=transport),
+                                        max_retries=0)
     return anthropic.Anthropic(api_key="test", http_client=httpx2.Client(transport=transport), max_retries=0)
 
 

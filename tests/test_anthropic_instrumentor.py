@@ -326,7 +326,8 @@ def test_a_streaming_response_read_without_parse_is_charged_from_the_body_it_rea
 
 
 def test_a_streamed_sse_response_read_without_parse_is_charged_from_its_events(instrumented, span_exporter):
-    fake = FakeAnthropic(network_body=True, usage={"input_tokens": 12, "output_tokens": 6, "cache_read_input_tokens": 100})
+    fake = FakeAnthropic(network_body=True,
+                         usage={"input_tokens": 12, "output_tokens": 6, "cache_read_input_tokens": 100})
     with fake.client().messages.with_streaming_response.create(
             model=MODEL, max_tokens=100, messages=MESSAGES, stream=True) as response:
         assert b"message_delta" in response.read()
