@@ -90,7 +90,8 @@ class FakeAnthropic:
                 events.append({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
                 return events
             events.append({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})
-        delta_usage = self.delta_usage if self.delta_usage is not None else {"output_tokens": self.usage["output_tokens"]}
+        delta_usage = (self.delta_usage if self.delta_usage is not None
+                       else {"output_tokens": self.usage["output_tokens"]})
         events += [
             {"type": "content_block_stop", "index": 0},
             {"type": "message_delta", "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},

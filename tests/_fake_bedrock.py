@@ -246,7 +246,7 @@ def _encode_event(event_type: str, payload: bytes) -> bytes:
     return message + struct.pack(">I", zlib.crc32(message) & 0xFFFFFFFF)
 
 
-# -- pytest fixture (imported by the Bedrock test modules; tests/conftest.py is shared) ----------
+# -- pytest fixture (a plugin of tests/conftest.py, used by the Bedrock test modules) -------------
 
 import pytest  # noqa: E402
 

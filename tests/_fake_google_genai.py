@@ -103,7 +103,8 @@ class FakeGoogleGenAI:
         from google.oauth2.credentials import Credentials
 
         # A static bearer token: no refresh, no metadata server, no network.
-        return genai.Client(vertexai=True, project=project, location=location, credentials=Credentials(token="test-token"),
+        return genai.Client(vertexai=True, project=project, location=location,
+                            credentials=Credentials(token="test-token"),
                             http_options=_http_options(types, self.url, api_version))
 
     # -- queueing -----------------------------------------------------------------------------
@@ -185,7 +186,7 @@ def error_body(code: int, message: str, status: str) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Fixture (imported by the google-genai test modules)
+# Fixture (a plugin of tests/conftest.py, used by the google-genai test modules)
 
 import pytest  # noqa: E402
 

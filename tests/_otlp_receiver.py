@@ -45,7 +45,9 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, receiver: "OTLPReceiver") -> None:
         self._receiver = receiver
 
-    def Export(self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any) -> trace_service_pb2.ExportTraceServiceResponse:  # noqa: N802 - gRPC name
+    def Export(  # noqa: N802 - gRPC name
+            self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any,
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
         spans: List[FlatSpan] = []
         for resource_spans in request.resource_spans:
             resource = attributes(resource_spans.resource.attributes)

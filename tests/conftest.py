@@ -17,6 +17,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from _redis_server import RedisURL, redis_server
 
+# The provider fakes' fixtures (``bedrock_instrumentor``, ``google_genai_instrumentor``) are shared by
+# several test modules: registered here, the modules use them as parameters without importing them.
+pytest_plugins = ["_fake_bedrock", "_fake_google_genai"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _cache_home(tmp_path_factory):

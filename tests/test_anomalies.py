@@ -27,7 +27,8 @@ T0 = 1_764_547_200.0
 def steady(rng: random.Random, start: float, seconds: float, *, tenants=("acme", "globex", "initech"),
            model="gpt-4o", rate=2.0, cost_factor: Optional[Dict[str, float]] = None,
            token_factor: Optional[Dict[str, float]] = None, error_rate: Optional[Dict[str, float]] = None,
-           extra_rate: Optional[Dict[str, float]] = None, models: Optional[Dict[str, str]] = None) -> Iterator[CallRecord]:
+           extra_rate: Optional[Dict[str, float]] = None,
+           models: Optional[Dict[str, str]] = None) -> Iterator[CallRecord]:
     """Calls at ``rate``/s from users of a few tenants, one call per trace, lognormal tokens."""
     t = start
     while t < start + seconds:
@@ -121,14 +122,16 @@ def test_new_model_for_an_established_tenant():
     detector = AnomalyDetector()
     assert run(detector, steady(random.Random(1), T0, 7200, models={"acme": "gpt-4o-mini"})) == []
     # globex moves to the model acme has been using: new for globex, not for the service.
-    findings = run(detector, steady(random.Random(6), START, 120, models={"globex": "gpt-4o-mini", "acme": "gpt-4o-mini"}))
+    findings = run(detector, steady(random.Random(6), START, 120,
+                                  models={"globex": "gpt-4o-mini", "acme": "gpt-4o-mini"}))
     new = [f for f in findings if f.type == "new_model"]
     assert len(new) == 1  # once per key, not once per call
     assert new[0].model == "gpt-4o-mini"
     assert (new[0].cause.dimension, new[0].cause.value) == ("tenant.id", "globex")
     # A model no one used before is new for the service first.
     findings = run(detector, steady(random.Random(8), START + 200, 60,
-                                  models={"globex": "gpt-4o-mini", "acme": "gpt-4o-mini", "initech": "gpt-4.5-preview"}))
+                                  models={"globex": "gpt-4o-mini", "acme": "gpt-4o-mini",
+                                          "initech": "gpt-4.5-preview"}))
     assert [(f.cause.dimension, f.cause.value) for f in findings if f.type == "new_model"] == [("service.name", "chat")]
 
 

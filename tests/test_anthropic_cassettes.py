@@ -34,8 +34,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Using Claude with .*thinking.type=enabled:UserWarning"),
 ]
 
-A = "Arize-ai/openinference/python/instrumentation/openinference-instrumentation-anthropic/tests/openinference/anthropic/cassettes/test_instrumentor/"
-L = "Arize-ai/openinference/python/instrumentation/openinference-instrumentation-litellm/tests/cassettes/test_instrumentor/"
+A = ("Arize-ai/openinference/python/instrumentation/openinference-instrumentation-anthropic/"
+     "tests/openinference/anthropic/cassettes/test_instrumentor/")
+L = ("Arize-ai/openinference/python/instrumentation/openinference-instrumentation-litellm/"
+     "tests/cassettes/test_instrumentor/")
 P = "pydantic/logfire/tests/otel_integrations/cassettes/test_anthropic/"
 T = "traceloop/openllmetry/packages/opentelemetry-instrumentation-anthropic/tests/cassettes/"
 
@@ -133,7 +135,8 @@ def _client(cassette: Cassette, uri: str, is_async: bool):
         http = httpx2.AsyncClient(transport=transport) if is_async else httpx2.Client(transport=transport)
         return cls(api_key="test", aws_region="us-east-1", http_client=http, max_retries=0)
     if is_async:
-        return anthropic.AsyncAnthropic(api_key="test", http_client=httpx2.AsyncClient(transport=transport), max_retries=0)
+        return anthropic.AsyncAnthropic(api_key="test", http_client=httpx2.AsyncClient(transport=transport),
+                                        max_retries=0)
     return anthropic.Anthropic(api_key="test", http_client=httpx2.Client(transport=transport), max_retries=0)
 
 
@@ -248,7 +251,7 @@ def test_every_copied_recording_is_replayed_and_documented():
 def test_the_packaged_catalog_prices_the_recorded_current_models():
     """Only the two models in EXTRA_PRICES come from the test; every other cost uses the packaged catalog."""
     catalog = default_catalog()
-    for (file, index), (_, request_model, response_model, *_rest) in RECORDED.items():
+    for (file, _index), (_, request_model, response_model, *_rest) in RECORDED.items():
         if request_model in {e["id"] for e in EXTRA_PRICES}:
             continue
         provider = "aws.bedrock" if "bedrock" in file else "anthropic"

@@ -326,7 +326,8 @@ def test_a_streaming_response_read_without_parse_is_charged_from_the_body_it_rea
 
 
 def test_a_streamed_sse_response_read_without_parse_is_charged_from_its_events(instrumented, span_exporter):
-    fake = FakeAnthropic(network_body=True, usage={"input_tokens": 12, "output_tokens": 6, "cache_read_input_tokens": 100})
+    fake = FakeAnthropic(network_body=True,
+                         usage={"input_tokens": 12, "output_tokens": 6, "cache_read_input_tokens": 100})
     with fake.client().messages.with_streaming_response.create(
             model=MODEL, max_tokens=100, messages=MESSAGES, stream=True) as response:
         assert b"message_delta" in response.read()
@@ -345,7 +346,7 @@ def test_a_raw_response_ended_without_its_body_is_charged_the_input_estimate(ins
     with client.messages.with_streaming_response.create(model=MODEL, max_tokens=100, messages=MESSAGES) as unread:
         pass
     with pytest.raises(httpx2.ResponseNotRead):
-        unread.http_response.content
+        _ = unread.http_response.content
     with client.messages.with_streaming_response.create(
             model=MODEL, max_tokens=100, messages=MESSAGES, stream=True) as lines:
         assert any("message_stop" in line for line in lines.iter_lines())
@@ -542,8 +543,8 @@ async def test_raw_responses_first_used_before_instrument_are_instrumented(trace
     client, async_client = fake.client(), fake.async_client()
     # Built (and cached by the SDK) before instrument(): they hold the unwrapped create.
     for resource in (client.messages, client.beta.messages, async_client.messages):
-        resource.with_raw_response, resource.with_streaming_response
-    client.with_raw_response.messages, client.beta.with_streaming_response.messages
+        _ = resource.with_raw_response, resource.with_streaming_response
+    _ = client.with_raw_response.messages, client.beta.with_streaming_response.messages
     instrumentor = AnthropicInstrumentor()
     instrumentor.instrument(tracer_provider=tracer_provider)
     try:

@@ -16,13 +16,17 @@ from decimal import Decimal
 import pytest
 from opentelemetry.trace import StatusCode
 
-from _fake_bedrock import FakeBedrock, bedrock_instrumentor  # noqa: F401 - fixture
+from _fake_bedrock import FakeBedrock
 
 M = Decimal(1_000_000)
-CONTRIB = "open-telemetry/opentelemetry-python-contrib/instrumentation/opentelemetry-instrumentation-botocore/tests/cassettes/"
-ARIZE = "Arize-ai/openinference/python/instrumentation/openinference-instrumentation-bedrock/tests/openinference/instrumentation/bedrock/cassettes/"
-TRACELOOP_ANTHROPIC = "traceloop/openllmetry/packages/opentelemetry-instrumentation-anthropic/tests/cassettes/test_bedrock_with_raw_response/"
-TRACELOOP_BEDROCK = "traceloop/openllmetry/packages/opentelemetry-instrumentation-bedrock/tests/traces/cassettes/test_anthropic/"
+CONTRIB = ("open-telemetry/opentelemetry-python-contrib/instrumentation/opentelemetry-instrumentation-botocore/"
+           "tests/cassettes/")
+ARIZE = ("Arize-ai/openinference/python/instrumentation/openinference-instrumentation-bedrock/"
+         "tests/openinference/instrumentation/bedrock/cassettes/")
+TRACELOOP_ANTHROPIC = ("traceloop/openllmetry/packages/opentelemetry-instrumentation-anthropic/"
+                       "tests/cassettes/test_bedrock_with_raw_response/")
+TRACELOOP_BEDROCK = ("traceloop/openllmetry/packages/opentelemetry-instrumentation-bedrock/"
+                     "tests/traces/cassettes/test_anthropic/")
 
 # AWS Bedrock on-demand list prices, USD per 1M tokens (aws.amazon.com/bedrock/pricing, us-east-1):
 #   amazon.nova-micro-v1:0: input 0.035, output 0.14          amazon.titan-text-lite-v1: 0.15 / 0.20
@@ -74,7 +78,8 @@ CASES = {
     (CONTRIB + "test_invoke_model_with_response_stream_with_content_tool_call[anthropic.claude].yaml", 0):
         ("chat", 392, 90, 0, 0, "claude-3-5-sonnet-20240620", ["tool_use"], (392 * Decimal(3) + 90 * Decimal(15)) / M),
     (CONTRIB + "test_invoke_model_with_response_stream_with_content_tool_call[anthropic.claude].yaml", 1):
-        ("chat", 603, 146, 0, 0, "claude-3-5-sonnet-20240620", ["end_turn"], (603 * Decimal(3) + 146 * Decimal(15)) / M),
+        ("chat", 603, 146, 0, 0, "claude-3-5-sonnet-20240620", ["end_turn"],
+         (603 * Decimal(3) + 146 * Decimal(15)) / M),
     (TRACELOOP_ANTHROPIC + "test_async_anthropic_bedrock_regular_create.yaml", 0):
         ("chat", 17, 50, 0, 0, "claude-3-haiku-20240307", ["end_turn"], None),
     # Prompt caching: the input-token header (and Anthropic's input_tokens) is the uncached 4.

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import StatusCode
 
 import conftest
-from _fake_bedrock import FakeBedrock, Reply, bedrock_instrumentor, event_stream_reply, json_reply  # noqa: F401
+from _fake_bedrock import FakeBedrock, Reply, event_stream_reply, json_reply
 from otel_ai_cost import BudgetExceededError
 from otel_ai_cost._request import current_request
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime
@@ -128,21 +128,24 @@ def test_converse_request_attributes_are_set_at_span_start_and_the_estimate_is_l
 
 @pytest.mark.parametrize("model_id, body, operation, expected", [
     ("amazon.titan-text-express-v1",
-     {"inputText": "Hi", "textGenerationConfig": {"maxTokenCount": 50, "temperature": 0.5, "topP": 0.9, "stopSequences": ["|"]}},
-     "text_completion", {"gen_ai.request.max_tokens": 50, "gen_ai.request.temperature": 0.5, "gen_ai.request.top_p": 0.9,
-                         "gen_ai.request.stop_sequences": ("|",)}),
+     {"inputText": "Hi",
+      "textGenerationConfig": {"maxTokenCount": 50, "temperature": 0.5, "topP": 0.9, "stopSequences": ["|"]}},
+     "text_completion", {"gen_ai.request.max_tokens": 50, "gen_ai.request.temperature": 0.5,
+                         "gen_ai.request.top_p": 0.9, "gen_ai.request.stop_sequences": ("|",)}),
     ("us.amazon.nova-pro-v1:0",
      {"schemaVersion": "messages-v1", "messages": [{"role": "user", "content": [{"text": "Hi"}]}],
       "inferenceConfig": {"max_new_tokens": 70, "temperature": 0.1, "topP": 0.8, "topK": 20}},
      "chat", {"gen_ai.request.max_tokens": 70, "gen_ai.request.temperature": 0.1, "gen_ai.request.top_p": 0.8,
               "gen_ai.request.top_k": 20.0}),
     ("meta.llama3-1-8b-instruct-v1:0", {"prompt": "Hi", "max_gen_len": 80, "temperature": 0.3, "top_p": 0.7},
-     "text_completion", {"gen_ai.request.max_tokens": 80, "gen_ai.request.temperature": 0.3, "gen_ai.request.top_p": 0.7}),
+     "text_completion",
+     {"gen_ai.request.max_tokens": 80, "gen_ai.request.temperature": 0.3, "gen_ai.request.top_p": 0.7}),
     ("cohere.command-r-plus-v1:0", {"message": "Hi", "max_tokens": 90, "temperature": 0.4, "p": 0.6, "k": 10},
      "chat", {"gen_ai.request.max_tokens": 90, "gen_ai.request.temperature": 0.4, "gen_ai.request.top_p": 0.6,
               "gen_ai.request.top_k": 10.0}),
     ("mistral.mistral-large-2402-v1:0", {"prompt": "<s>[INST] Hi [/INST]", "max_tokens": 60, "top_k": 5, "stop": ["x"]},
-     "text_completion", {"gen_ai.request.max_tokens": 60, "gen_ai.request.top_k": 5.0, "gen_ai.request.stop_sequences": ("x",)}),
+     "text_completion",
+     {"gen_ai.request.max_tokens": 60, "gen_ai.request.top_k": 5.0, "gen_ai.request.stop_sequences": ("x",)}),
     ("eu.anthropic.claude-3-7-sonnet-20250219-v1:0",
      {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100, "temperature": 1, "top_k": 3,
       "stop_sequences": ["s"], "messages": [{"role": "user", "content": "Hi"}]},
@@ -246,7 +249,8 @@ def test_the_service_tier_selects_the_price(reported, requested, priced, bedrock
 
 def test_an_abandoned_stream_ends_its_span_when_collected_without_reading_ahead(bedrock_instrumentor, span_exporter):
     events = [("messageStart", {"role": "assistant"}), ("messageStop", {"stopReason": "end_turn"}),
-              ("metadata", {"usage": {"inputTokens": 5, "outputTokens": 1, "totalTokens": 6}, "metrics": {"latencyMs": 1}})]
+              ("metadata", {"usage": {"inputTokens": 5, "outputTokens": 1, "totalTokens": 6},
+                            "metrics": {"latencyMs": 1}})]
     with FakeBedrock([event_stream_reply(converse_path(NOVA, stream=True), events)]) as fake:
         response = fake.client().converse_stream(modelId=NOVA, messages=MESSAGES)
         first = next(iter(response["stream"]))
@@ -446,7 +450,8 @@ async def test_async_converse_and_streams(bedrock_instrumentor, span_exporter):
 
 def test_other_services_and_operations_are_not_instrumented(bedrock_instrumentor, span_exporter):
     replies = [json_reply("/guardrail/g1/version/1/apply", {"action": "NONE", "outputs": [], "assessments": []}),
-               Reply("GET", "/foundation-models", 200, [("Content-Type", "application/json")], b'{"modelSummaries": []}')]
+               Reply("GET", "/foundation-models", 200, [("Content-Type", "application/json")],
+                     b'{"modelSummaries": []}')]
     with FakeBedrock(replies) as fake:
         fake.client().apply_guardrail(guardrailIdentifier="g1", guardrailVersion="1", source="INPUT",
                                       content=[{"text": {"text": "hi"}}])
@@ -463,7 +468,8 @@ def test_an_internal_failure_leaves_the_call_untouched(bedrock_instrumentor, spa
         raise RuntimeError("bug in otel-ai-cost")
 
     usage = {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}
-    replies = [json_reply(converse_path(NOVA), converse_body(usage)), json_reply(converse_path(NOVA), converse_body(usage))]
+    replies = [json_reply(converse_path(NOVA), converse_body(usage)),
+               json_reply(converse_path(NOVA), converse_body(usage))]
     with FakeBedrock(replies) as fake:
         client = fake.client()
         monkeypatch.setattr(bedrock_calls, "converse_outcome", broken)
@@ -566,7 +572,8 @@ def test_a_blocked_converse_raises_before_anything_is_sent(pipeline):
 
 async def test_blocked_async_calls_and_invoke_model_raise_before_sending(pipeline):
     p = pipeline([Budget("team", "0.000001", lifetime())])
-    body = json.dumps({"schemaVersion": "messages-v1", "messages": MESSAGES, "inferenceConfig": {"max_new_tokens": 400}})
+    body = json.dumps({"schemaVersion": "messages-v1", "messages": MESSAGES,
+                       "inferenceConfig": {"max_new_tokens": 400}})
     with FakeBedrock([]) as fake:
         with pytest.raises(BudgetExceededError):
             fake.client().invoke_model_with_response_stream(modelId=NOVA_PRO, body=body)
@@ -592,9 +599,11 @@ def test_an_allowed_call_settles_its_actual_cost(pipeline):
 
 def test_a_downgrade_swaps_the_converse_model_but_never_an_invoke_body(pipeline):
     p = pipeline([Budget("team", "10", lifetime(), thresholds=[Threshold(Decimal("0.000001"), downgrade(NOVA))])])
-    body = json.dumps({"schemaVersion": "messages-v1", "messages": MESSAGES, "inferenceConfig": {"max_new_tokens": 400}})
+    body = json.dumps({"schemaVersion": "messages-v1", "messages": MESSAGES,
+                       "inferenceConfig": {"max_new_tokens": 400}})
     replies = [json_reply(converse_path(NOVA), converse_body(USAGE)),
-               json_reply(invoke_path(NOVA_PRO), {"usage": {"inputTokens": 12, "outputTokens": 7}}, token_headers(12, 7))]
+               json_reply(invoke_path(NOVA_PRO), {"usage": {"inputTokens": 12, "outputTokens": 7}},
+                          token_headers(12, 7))]
     with FakeBedrock(replies) as fake:
         client = fake.client()
         client.converse(modelId=NOVA_PRO, messages=MESSAGES, inferenceConfig={"maxTokens": 400})

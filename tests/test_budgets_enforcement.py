@@ -8,6 +8,7 @@ do not depend on today's catalog prices.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import types
 from contextlib import closing
 from decimal import Decimal
@@ -102,7 +103,8 @@ def test_a_blocked_call_raises_before_the_request_is_sent_and_its_span_is_export
     assert span.status.status_code is StatusCode.ERROR
     a = span.attributes
     assert a["error.type"] == "BudgetExceededError"
-    assert (a["ai_cost.budget.decision"], a["ai_cost.budget.id"], a["ai_cost.budget.reason"]) == ("block", "team", "threshold")
+    assert (a["ai_cost.budget.decision"], a["ai_cost.budget.id"], a["ai_cost.budget.reason"]) == (
+        "block", "team", "threshold")
     assert a["ai_cost.budget.limit"] == float(estimate / 2)
     assert (a["ai_cost.budget.spent"], a["ai_cost.budget.reserved"]) == (0.0, 0.0)
     assert "gen_ai.usage.input_tokens" not in a  # the call was never made
@@ -172,7 +174,8 @@ def test_a_warning_adds_a_span_event_logs_once_and_calls_the_hook(pipeline, esti
 
 def test_a_downgrade_sends_the_call_to_the_cheaper_model(pipeline, estimate):
     p = pipeline(
-        budgets=[Budget("team", estimate * 2, lifetime(), thresholds=[Threshold(Decimal("0.3"), downgrade("gpt-4o-mini"))])],
+        budgets=[Budget("team", estimate * 2, lifetime(),
+                        thresholds=[Threshold(Decimal("0.3"), downgrade("gpt-4o-mini"))])],
         budget_store=MemoryBudgetStore(),
     )
     p.chat()
@@ -205,7 +208,8 @@ async def test_async_calls_are_blocked_and_throttled_before_sending(pipeline, es
 
     monkeypatch.setattr(openai_instrumentation, "_async_sleep", fake_sleep)
     p = pipeline(
-        budgets=[Budget("team", estimate * Decimal("1.9"), lifetime(), thresholds=[Threshold(Decimal("0.3"), throttle(2))])],
+        budgets=[Budget("team", estimate * Decimal("1.9"), lifetime(),
+                        thresholds=[Threshold(Decimal("0.3"), throttle(2))])],
         budget_store=MemoryBudgetStore(),
     )
     client = p.fake.async_client()
@@ -224,7 +228,8 @@ async def test_async_calls_are_blocked_and_throttled_before_sending(pipeline, es
 
 def test_attribution_reaches_spans_and_budgets_per_tenant(pipeline, estimate):
     store = MemoryBudgetStore()
-    p = pipeline(budgets=[Budget("tenants", estimate * Decimal("1.5"), lifetime(), per="tenant.id")], budget_store=store)
+    p = pipeline(budgets=[Budget("tenants", estimate * Decimal("1.5"), lifetime(), per="tenant.id")],
+                 budget_store=store)
     with otel_ai_cost.attribute(tenant="acme", user="dana", cost_center="cc-7"):
         stream = p.chat(stream=True)  # holds acme's estimate while unread
         with pytest.raises(BudgetExceededError) as raised:
@@ -389,7 +394,8 @@ def test_a_call_instrumented_twice_counts_once(pipeline, estimate):
     store = MemoryBudgetStore()
     p = pipeline(budgets=[Budget("team", "1", lifetime())], budget_store=store)
     tracer = p.provider.get_tracer("opentelemetry.instrumentation.openai_v2")
-    with tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes={**FOREIGN, "gen_ai.request.model": "gpt-4o"}) as outer:
+    with tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT,
+                                      attributes={**FOREIGN, "gen_ai.request.model": "gpt-4o"}) as outer:
         p.chat()
         outer.set_attributes({"gen_ai.usage.input_tokens": 20, "gen_ai.usage.output_tokens": 10})
     ours = next(s for s in p.spans() if s.instrumentation_scope.name.startswith("otel_ai_cost"))
@@ -503,7 +509,8 @@ def test_a_stream_collected_while_the_store_is_locked_does_not_deadlock(pipeline
 
 def test_downgrades_apply_to_chat_only_and_parse_is_budgeted_too(pipeline, estimate):
     p = pipeline(
-        budgets=[Budget("team", "0.000001", lifetime(), thresholds=[Threshold(Decimal("0.000001"), downgrade("gpt-4o-mini"))],
+        budgets=[Budget("team", "0.000001", lifetime(),
+                        thresholds=[Threshold(Decimal("0.000001"), downgrade("gpt-4o-mini"))],
                         selector={"gen_ai.operation.name": "embeddings"}),
                  Budget("zero", "0", lifetime(), selector={"gen_ai.request.model": "gpt-4.1"})],
         budget_store=MemoryBudgetStore(),
@@ -537,7 +544,7 @@ def test_shutdown_closes_only_the_stores_the_processor_opened(tmp_path, estimate
     processor = AICostSpanProcessor(settings=Settings(), config_file=str(path))
     store = processor.budget_book.store
     processor.shutdown()
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.ProgrammingError):  # "Cannot operate on a closed database."
         store.spent("tenants", "acme", ["2026-11"])  # closed with the processor that opened it
 
 

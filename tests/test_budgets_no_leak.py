@@ -89,7 +89,9 @@ class AsyncServer:
 
 
 @contextlib.contextmanager
-def instrumented(sampler: Any = None, **processor_kwargs: Any) -> Iterator[Tuple[AICostSpanProcessor, InMemorySpanExporter]]:
+def instrumented(
+        sampler: Any = None, **processor_kwargs: Any,
+) -> Iterator[Tuple[AICostSpanProcessor, InMemorySpanExporter]]:
     """A provider with the processor (budgets as given) and an in-memory exporter, the SDK instrumented
     (the shared harness). Everything is shut down on exit: the processor unregisters and closes its store.
     """
@@ -420,7 +422,8 @@ def _comparable(span: Any) -> Tuple[Any, ...]:
 def test_shadow_budget_changes_nothing_but_the_records():
     plain_requests, plain_seen, plain_spans, no_ledger = _run_sequence()
     shadow = Budget("shadow", "0", lifetime(), shadow=True)  # would block every call
-    shadow_requests, shadow_seen, shadow_spans, ledger = _run_sequence(budgets=[shadow], budget_store=MemoryBudgetStore())
+    shadow_requests, shadow_seen, shadow_spans, ledger = _run_sequence(budgets=[shadow],
+                                                                       budget_store=MemoryBudgetStore())
 
     assert no_ledger is None
     assert shadow_requests == plain_requests and len(plain_requests) == 8

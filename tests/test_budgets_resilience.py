@@ -20,7 +20,7 @@ import conftest
 from _fake_openai import FakeOpenAI
 from _redis_server import redis_server
 from otel_ai_cost import AICostSpanProcessor, BudgetExceededError
-from otel_ai_cost.budgets import HoldRequest, load_budget_config
+from otel_ai_cost.budgets import HoldRequest, StoreUnavailableError, load_budget_config
 from otel_ai_cost.budgets._model import to_nanos
 from otel_ai_cost.budgets._redis import RedisBudgetStore
 from otel_ai_cost.budgets._resilient import ResilientStore, unwrap
@@ -155,7 +155,8 @@ def test_a_missing_redis_package_refuses_calls_when_closed(tmp_path, pipeline, m
 
 
 @pytest.mark.parametrize("typo, named", [
-    ("budgets:\n  - {id: team, limit_usd: 1O0, window: lifetime}\n", "budgets[0].limit_usd: the limit in USD must be a number"),
+    ("budgets:\n  - {id: team, limit_usd: 1O0, window: lifetime}\n",
+     "budgets[0].limit_usd: the limit in USD must be a number"),
     ("budgetz:\n  - {id: team, limit_usd: 100, window: lifetime}\n", "budgetz: unknown key"),
     ("budgets:\n  - {id: team, limit_usd: 100, window: lifetime\n", "not valid YAML"),
 ])
@@ -392,7 +393,7 @@ def test_a_forked_child_probes_a_store_that_was_down_in_the_parent(tmp_path, red
                            probe_interval=0.1, journal=str(tmp_path / "journal.db"))
     slot = ("team", "", "lifetime")
     redis.process.send_signal(signal.SIGSTOP)
-    with pytest.raises(Exception):
+    with pytest.raises(StoreUnavailableError):  # no answer within the deadline: the store goes down
         store.reserve([HoldRequest(*slot, None, 5)], "r", 60)
     assert store.down
     redis.process.send_signal(signal.SIGCONT)

@@ -181,14 +181,16 @@ def test_the_configuration_file_sets_a_default_and_per_budget_policies(pipeline,
 )
 def test_a_malformed_policy_names_the_file_key_and_reason(value, message):
     document = {"budgets": [{"id": "team", "limit_usd": 5, "window": "lifetime", "on_unknown_model": value}]}
-    with pytest.raises(ConfigError, match="budgets.yaml: budgets\\[0\\].on_unknown_model: .*" + message.replace("(", "\\(")):
+    with pytest.raises(ConfigError,
+                       match="budgets.yaml: budgets\\[0\\].on_unknown_model: .*" + message.replace("(", "\\(")):
         parse_budget_config(document, "budgets.yaml")
     with pytest.raises(ConfigError, match="budgets.yaml: on_unknown_model: "):
         parse_budget_config({"on_unknown_model": value}, "budgets.yaml")
 
 
 def test_price_as_a_model_the_catalog_does_not_know_fails_at_configuration(pipeline):  # noqa: F811
-    with pytest.raises(ConfigError, match="budget 'team': on_unknown_model price_as 'gpt-17' is not a model of the pricing catalog"):
+    with pytest.raises(ConfigError,
+                       match="budget 'team': on_unknown_model price_as 'gpt-17' is not a model of the pricing catalog"):
         pipeline(budgets=[Budget("team", "5", lifetime(), on_unknown_model=price_unknown_as("gpt-17"))],
                  budget_store=MemoryBudgetStore())
 

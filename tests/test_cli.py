@@ -135,7 +135,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert re.fullmatch(r"otel-ai-cost \S+\n", out)
 
 
-@pytest.mark.parametrize("argv", [[], ["nonsense"], ["estimate"], ["estimate", "--model", "gpt-4o", "--max-tokens", "x"],
+@pytest.mark.parametrize("argv", [[], ["nonsense"], ["estimate"],
+                                  ["estimate", "--model", "gpt-4o", "--max-tokens", "x"],
                                   ["estimate", "--model", "gpt-4o", "--text", "a", "--messages", "b.json"]])
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], argv: list) -> None:
     code, _, err = _run(capsys, *argv)

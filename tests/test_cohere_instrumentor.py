@@ -28,7 +28,6 @@ from _cassettes import Cassette
 from _fake_groq import FakeAPI, cassette_transport, sse
 from conftest import Pipeline
 from otel_ai_cost.instrumentation import _core
-from otel_ai_cost.instrumentation import cohere as cohere_instrumentation
 from otel_ai_cost.instrumentation.cohere import CohereInstrumentor, estimate_chat, estimate_embed
 from otel_ai_cost.instrumentation.cohere import _calls as cohere_calls
 
@@ -39,7 +38,8 @@ STREAM = BASE + "test_chat/test_cohere_v2_chat_legacy_with_streaming.yaml"
 TOOLS = BASE + "test_chat/test_cohere_v2_chat_legacy_with_tool_calls_and_history.yaml"
 TOOLS_STREAM = BASE + "test_chat/test_cohere_v2_chat_legacy_with_tool_calls_and_streaming.yaml"
 EMBED = BASE + "test_embed/test_cohere_v2_embed_legacy.yaml"
-CACHED_STREAM = "traceloop/openllmetry/packages/opentelemetry-instrumentation-langchain/tests/cassettes/test_chains/test_stream.yaml"
+CACHED_STREAM = ("traceloop/openllmetry/packages/opentelemetry-instrumentation-langchain/"
+                 "tests/cassettes/test_chains/test_stream.yaml")
 
 # usage.jsonl facts, per (file, interaction): billed (input, output) and, to show the trap, tokens.
 BILLED = {(CHAT, 0): (7, 88), (STREAM, 0): (7, 109), (TOOLS, 0): (62, 28), (TOOLS, 1): (94, 27),

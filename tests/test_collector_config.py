@@ -24,7 +24,8 @@ GOLDEN = ROOT / "collector" / "processor" / "aicostprocessor" / "testdata" / "go
 
 def test_committed_stock_config_is_the_generators_output() -> None:
     assert STOCK.read_text(encoding="utf-8") == render(), (
-        "collector/stock-collector.yaml is stale: run `otel-ai-cost collector-config -o collector/stock-collector.yaml`")
+        "collector/stock-collector.yaml is stale: "
+        "run `otel-ai-cost collector-config -o collector/stock-collector.yaml`")
 
 
 def test_cli_writes_the_config(tmp_path: Path, capsys: Any) -> None:
@@ -50,7 +51,8 @@ def test_prices_are_integer_femto_dollars_with_the_engines_fallbacks(tmp_path: P
     table = [s for s in statements if s.startswith('set(span.cache["p"], {')]
     # cache_read and cache_write fall back to input, reasoning to output.
     assert table == ['set(span.cache["p"], {"id": "m1", "i": 2500000000, "o": 10000000000, "cr": 2500000000, '
-                     '"cw": 2500000000, "r": 10000000000}) where span.cache["prov"] == "openai" and (span.cache["m"] == "m1")']
+                     '"cw": 2500000000, "r": 10000000000}) '
+                     'where span.cache["prov"] == "openai" and (span.cache["m"] == "m1")']
 
 
 def test_limitations_are_in_the_readme() -> None:

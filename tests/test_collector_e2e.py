@@ -56,12 +56,14 @@ def _get(url: str, timeout: float = 5.0) -> Any:
     return json.loads(body) if body[:1] in (b"{", b"[") else body.decode()
 
 
-def _wait(what: str, check: Any, timeout: float, proc: Optional[subprocess.Popen] = None, log: Optional[Path] = None) -> Any:
+def _wait(what: str, check: Any, timeout: float, proc: Optional[subprocess.Popen] = None,
+          log: Optional[Path] = None) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"{what}: process exited with {proc.returncode}:\n{log.read_text()[-4000:] if log else ''}")
+            raise AssertionError(f"{what}: process exited with {proc.returncode}:\n"
+                                 f"{log.read_text()[-4000:] if log else ''}")
         try:
             result = check()
             if result:
@@ -70,7 +72,8 @@ def _wait(what: str, check: Any, timeout: float, proc: Optional[subprocess.Popen
         except Exception as exc:  # noqa: BLE001 - not up yet
             last = exc
         time.sleep(0.25)
-    raise AssertionError(f"{what}: not ready after {timeout}s (last: {last!r})" + (f"\n{log.read_text()[-4000:]}" if log else ""))
+    raise AssertionError(f"{what}: not ready after {timeout}s (last: {last!r})"
+                         + (f"\n{log.read_text()[-4000:]}" if log else ""))
 
 
 JAEGER_CONFIG = """
@@ -153,7 +156,8 @@ class Stack:
                                 self.collector_log, env)
         _wait("otelcol-ai-cost", lambda: "otelcol_" in _get(f"http://127.0.0.1:{self.telemetry}/metrics"),
               60, collector, self.collector_log)
-        _wait("otelcol-ai-cost OTLP", lambda: socket.create_connection(("127.0.0.1", self.otlp_grpc), 1).close() or True,
+        _wait("otelcol-ai-cost OTLP",
+              lambda: socket.create_connection(("127.0.0.1", self.otlp_grpc), 1).close() or True,
               30, collector, self.collector_log)
 
     def _spawn(self, cmd: List[str], log: Path, env: Dict[str, str]) -> subprocess.Popen:
@@ -231,7 +235,7 @@ def _cost_tags(attrs: Dict[str, Any]) -> Dict[str, Any]:
 @pytest.fixture(scope="module")
 def demo_spans(stack: Stack) -> List[Dict[str, Any]]:
     _run_python(stack, "", "e2e-demo", args=[str(Path(sys.executable).parent / "otel-ai-cost"), "demo"])
-    spans = stack.wait_spans("e2e-demo", 10)
+    stack.wait_spans("e2e-demo", 10)
     time.sleep(1.5)  # late batches
     return stack.spans("e2e-demo")
 
@@ -248,8 +252,9 @@ def test_demo_costs_are_kept_as_the_sdk_computed_them(demo_spans: List[Dict[str,
         assert attrs["gen_ai.usage.cost.source"] == "local"
         assert attrs["ai_cost.pricing.catalog_version"] == version
         assert attrs["ai_cost.pricing.status"] in ("priced", "partial")
-        assert attrs["gen_ai.usage.cost.amount"] == sum(v for k, v in attrs.items() if k.startswith("ai_cost.cost.")) or \
-            math.isclose(attrs["gen_ai.usage.cost.amount"], sum(v for k, v in attrs.items() if k.startswith("ai_cost.cost.")), rel_tol=1e-12)
+        assert (attrs["gen_ai.usage.cost.amount"] == sum(v for k, v in attrs.items() if k.startswith("ai_cost.cost."))
+                or math.isclose(attrs["gen_ai.usage.cost.amount"],
+                                sum(v for k, v in attrs.items() if k.startswith("ai_cost.cost.")), rel_tol=1e-12))
     unknown = [s for s in demo_spans if s["attrs"].get("ai_cost.pricing.status") == "unknown_model"]
     assert unknown and all("gen_ai.usage.cost.amount" not in s["attrs"] for s in unknown)
 
@@ -273,7 +278,8 @@ OFFICIAL_APP = textwrap.dedent("""
     with FakeOpenAIServer() as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="sk-fake")
         for model in ("gpt-4o-mini", "gpt-4o", "gpt-4.1-nano"):
-            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Summarise our refund policy for a customer in two sentences."}])
+            client.chat.completions.create(model=model, messages=[
+                {"role": "user", "content": "Summarise our refund policy for a customer in two sentences."}])
         client.embeddings.create(model="text-embedding-3-small", input=["refund policy", "double charge"])
     provider.shutdown()
 """)
@@ -426,4 +432,5 @@ def test_cost_metrics_and_processor_telemetry(stack: Stack, demo_spans: Any, off
     outcomes = {m.group(1): float(m.group(2)) for m in re.finditer(
         r'^otelcol_processor_ai_cost_spans[a-z_]*\{[^}]*outcome="([a-z_]+)"[^}]*\} ([0-9.e+]+)$', telemetry, re.M)}
     assert outcomes.get("priced", 0) >= 6, telemetry[-3000:]
-    assert outcomes.get("kept", 0) >= 5 and outcomes.get("not_inference", 0) >= 1 and outcomes.get("unknown_model", 0) >= 1
+    assert (outcomes.get("kept", 0) >= 5 and outcomes.get("not_inference", 0) >= 1
+            and outcomes.get("unknown_model", 0) >= 1)

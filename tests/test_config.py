@@ -29,7 +29,8 @@ def test_defaults_with_an_empty_environment():
 )
 @pytest.mark.parametrize(
     "variable, field",
-    [("OTEL_AI_COST_ENABLED", "enabled"), ("OTEL_AI_COST_ESTIMATE", "estimate"), ("OTEL_AI_COST_ENRICH_EXPORT", "enrich_export")],
+    [("OTEL_AI_COST_ENABLED", "enabled"), ("OTEL_AI_COST_ESTIMATE", "estimate"),
+     ("OTEL_AI_COST_ENRICH_EXPORT", "enrich_export")],
 )
 def test_booleans(variable, field, raw, expected):
     assert getattr(Settings.from_env({variable: raw}), field) is expected
@@ -58,7 +59,9 @@ def test_baggage_keys():
 
 @pytest.mark.parametrize("raw", ["tenant.id,,team", "tenant.id,", "tenant id"])
 def test_malformed_baggage_keys(raw):
-    with pytest.raises(ConfigError, match=r"^OTEL_AI_COST_BAGGAGE_KEYS: .*expected a comma-separated list like tenant.id,enduser.id$"):
+    with pytest.raises(ConfigError,
+                       match=r"^OTEL_AI_COST_BAGGAGE_KEYS: .*expected a comma-separated list "
+                             r"like tenant.id,enduser.id$"):
         Settings.from_env({"OTEL_AI_COST_BAGGAGE_KEYS": raw})
 
 

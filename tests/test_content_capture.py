@@ -144,9 +144,11 @@ def test_openai_chat_history_with_tools_images_and_a_streamed_tool_call(exporter
     base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
     chunks = [
         {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": calls}, "finish_reason": None}]},
-        {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]},
+        {**base, "choices": [{"index": 0,
+                              "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]},
                               "finish_reason": None}]},
-        {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]},
+        {**base, "choices": [{"index": 0,
+                              "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]},
                               "finish_reason": None}]},
         {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
     ]
@@ -179,7 +181,8 @@ def test_openai_chat_history_with_tools_images_and_a_streamed_tool_call(exporter
 def test_anthropic_tool_use_and_results(exporter, capture):
     messages = [
         {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "tu_1", "name": "weather", "input": {"city": "Paris"}}]},
+        {"role": "assistant",
+         "content": [{"type": "tool_use", "id": "tu_1", "name": "weather", "input": {"city": "Paris"}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu_1", "content": "18 C"}]},
     ]
     FakeAnthropic().client().messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=messages,
@@ -296,7 +299,8 @@ def test_a_variable_set_after_instrument_is_said_at_the_first_call(monkeypatch, 
         client = groq.Groq(api_key="test", http_client=httpx.Client(transport=fake.transport()), max_retries=0)
         with caplog.at_level(logging.WARNING, logger="otel_ai_cost.instrumentation"):
             for _ in range(2):
-                client.chat.completions.create(model="llama-3.1-8b-instant", messages=[{"role": "user", "content": "Hi"}])
+                client.chat.completions.create(model="llama-3.1-8b-instant",
+                                               messages=[{"role": "user", "content": "Hi"}])
     finally:
         instrumentor.uninstrument()
     said = [r.getMessage() for r in caplog.records if "not supported for groq" in r.getMessage()]

@@ -18,7 +18,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from opentelemetry.trace import StatusCode
 
-from _fake_google_genai import FakeGoogleGenAI, google_genai_instrumentor  # noqa: F401 - fixture
+from _fake_google_genai import FakeGoogleGenAI
 
 ARIZE = ("Arize-ai/openinference/python/instrumentation/openinference-instrumentation-google-genai/tests/"
          "cassettes/test_instrumentation/")
@@ -32,14 +32,36 @@ M = Decimal(1_000_000)
 
 # usage.jsonl (shared fixture set), verbatim: what each recorded response reported.
 REPORTED = {
-    (ARIZE + "test_generate_content_with_tool.yaml", 0): {"candidatesTokenCount": 6, "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 6}], "promptTokenCount": 63, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 63}], "serviceTier": "standard", "totalTokenCount": 69},
-    (ARIZE + "test_streaming_content_with_tool.yaml", 0): {"candidatesTokenCount": 6, "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 6}], "promptTokenCount": 63, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 63}], "serviceTier": "standard", "totalTokenCount": 69},
-    (ARIZE + "test_validate_token_counts.yaml", 0): {"candidatesTokenCount": 341, "promptTokenCount": 32, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 32}], "serviceTier": "standard", "thoughtsTokenCount": 103, "toolUsePromptTokenCount": 720, "toolUsePromptTokensDetails": [{"modality": "TEXT", "tokenCount": 720}], "totalTokenCount": 1196},
-    (ARIZE + "test_validate_token_counts_stream.yaml", 0): {"candidatesTokenCount": 477, "promptTokenCount": 32, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 32}], "serviceTier": "standard", "thoughtsTokenCount": 240, "toolUsePromptTokenCount": 764, "toolUsePromptTokensDetails": [{"modality": "TEXT", "tokenCount": 764}], "totalTokenCount": 1513},
-    (CONTRIB + "test_non_streaming[logcontent-gemini-2.5-flash-vertexaiapi-sync-default].yaml", 0): {"candidatesTokenCount": 433, "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 433}], "promptTokenCount": 8, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 8}], "thoughtsTokenCount": 1477, "totalTokenCount": 1918, "trafficType": "ON_DEMAND"},
-    (CONTRIB + "test_streaming[logcontent-gemini-2.5-flash-vertexaiapi-sync-default].yaml", 0): {"candidatesTokenCount": 388, "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 388}], "promptTokenCount": 8, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 8}], "thoughtsTokenCount": 2193, "totalTokenCount": 2589, "trafficType": "ON_DEMAND"},
-    (LOGFIRE + "test_instrument_google_genai.yaml", 0): {"candidatesTokenCount": 9, "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 9}], "promptTokenCount": 42, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 42}], "totalTokenCount": 51},
-    (LOGFIRE + "test_instrument_google_genai.yaml", 1): {"candidatesTokenCount": 9, "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 9}], "promptTokenCount": 58, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 58}], "totalTokenCount": 67},
+    (ARIZE + "test_generate_content_with_tool.yaml", 0): {"candidatesTokenCount": 6,
+        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 6}], "promptTokenCount": 63,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 63}], "serviceTier": "standard",
+        "totalTokenCount": 69},
+    (ARIZE + "test_streaming_content_with_tool.yaml", 0): {"candidatesTokenCount": 6,
+        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 6}], "promptTokenCount": 63,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 63}], "serviceTier": "standard",
+        "totalTokenCount": 69},
+    (ARIZE + "test_validate_token_counts.yaml", 0): {"candidatesTokenCount": 341, "promptTokenCount": 32,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 32}], "serviceTier": "standard",
+        "thoughtsTokenCount": 103, "toolUsePromptTokenCount": 720,
+        "toolUsePromptTokensDetails": [{"modality": "TEXT", "tokenCount": 720}], "totalTokenCount": 1196},
+    (ARIZE + "test_validate_token_counts_stream.yaml", 0): {"candidatesTokenCount": 477, "promptTokenCount": 32,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 32}], "serviceTier": "standard",
+        "thoughtsTokenCount": 240, "toolUsePromptTokenCount": 764,
+        "toolUsePromptTokensDetails": [{"modality": "TEXT", "tokenCount": 764}], "totalTokenCount": 1513},
+    (CONTRIB + "test_non_streaming[logcontent-gemini-2.5-flash-vertexaiapi-sync-default].yaml", 0): {
+        "candidatesTokenCount": 433, "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 433}],
+        "promptTokenCount": 8, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 8}],
+        "thoughtsTokenCount": 1477, "totalTokenCount": 1918, "trafficType": "ON_DEMAND"},
+    (CONTRIB + "test_streaming[logcontent-gemini-2.5-flash-vertexaiapi-sync-default].yaml", 0): {
+        "candidatesTokenCount": 388, "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 388}],
+        "promptTokenCount": 8, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 8}],
+        "thoughtsTokenCount": 2193, "totalTokenCount": 2589, "trafficType": "ON_DEMAND"},
+    (LOGFIRE + "test_instrument_google_genai.yaml", 0): {"candidatesTokenCount": 9,
+        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 9}], "promptTokenCount": 42,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 42}], "totalTokenCount": 51},
+    (LOGFIRE + "test_instrument_google_genai.yaml", 1): {"candidatesTokenCount": 9,
+        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 9}], "promptTokenCount": 58,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 58}], "totalTokenCount": 67},
 }
 
 # (input, output, reasoning) tokens by Gemini's rules, worked out by hand from REPORTED:
@@ -50,7 +72,8 @@ EXPECTED_TOKENS = {
     (ARIZE + "test_streaming_content_with_tool.yaml", 0): (63, 6, 0),
     (ARIZE + "test_validate_token_counts.yaml", 0): (32 + 720, 341 + 103, 103),
     (ARIZE + "test_validate_token_counts_stream.yaml", 0): (32 + 764, 477 + 240, 240),
-    (CONTRIB + "test_non_streaming[logcontent-gemini-2.5-flash-vertexaiapi-sync-default].yaml", 0): (8, 433 + 1477, 1477),
+    (CONTRIB + "test_non_streaming[logcontent-gemini-2.5-flash-vertexaiapi-sync-default].yaml", 0):
+        (8, 433 + 1477, 1477),
     (CONTRIB + "test_streaming[logcontent-gemini-2.5-flash-vertexaiapi-sync-default].yaml", 0): (8, 388 + 2193, 2193),
     (LOGFIRE + "test_instrument_google_genai.yaml", 0): (42, 9, 0),
     (LOGFIRE + "test_instrument_google_genai.yaml", 1): (58, 9, 0),
@@ -66,9 +89,12 @@ EXPECTED_COST = {
     (ARIZE + "test_generate_content_with_tool.yaml", 0): (63 * Decimal("0.10") + 6 * Decimal("0.40")) / M,  # 8.7e-6
     (ARIZE + "test_streaming_content_with_tool.yaml", 0): (63 * Decimal("0.10") + 6 * Decimal("0.40")) / M,
     (ARIZE + "test_validate_token_counts.yaml", 0): (752 * Decimal("0.30") + 444 * Decimal("2.50")) / M,  # 1335.6e-6
-    (ARIZE + "test_validate_token_counts_stream.yaml", 0): (796 * Decimal("0.30") + 717 * Decimal("2.50")) / M,  # 2031.3e-6
-    (CONTRIB + "test_non_streaming[logcontent-gemini-2.5-flash-vertexaiapi-sync-default].yaml", 0): (8 * Decimal("0.30") + 1910 * Decimal("2.50")) / M,  # 4777.4e-6
-    (CONTRIB + "test_streaming[logcontent-gemini-2.5-flash-vertexaiapi-sync-default].yaml", 0): (8 * Decimal("0.30") + 2581 * Decimal("2.50")) / M,  # 6454.9e-6
+    (ARIZE + "test_validate_token_counts_stream.yaml", 0):
+        (796 * Decimal("0.30") + 717 * Decimal("2.50")) / M,  # 2031.3e-6
+    (CONTRIB + "test_non_streaming[logcontent-gemini-2.5-flash-vertexaiapi-sync-default].yaml", 0):
+        (8 * Decimal("0.30") + 1910 * Decimal("2.50")) / M,  # 4777.4e-6
+    (CONTRIB + "test_streaming[logcontent-gemini-2.5-flash-vertexaiapi-sync-default].yaml", 0):
+        (8 * Decimal("0.30") + 2581 * Decimal("2.50")) / M,  # 6454.9e-6
     (LOGFIRE + "test_instrument_google_genai.yaml", 0): (42 * Decimal("0.10") + 9 * Decimal("0.40")) / M,  # 7.8e-6
     (LOGFIRE + "test_instrument_google_genai.yaml", 1): (58 * Decimal("0.10") + 9 * Decimal("0.40")) / M,  # 9.4e-6
 }

@@ -19,12 +19,7 @@ from google.genai import types
 from opentelemetry.trace import StatusCode
 
 import conftest
-from _fake_google_genai import (  # noqa: F401 - google_genai_instrumentor is a fixture
-    FakeGoogleGenAI,
-    error_body,
-    generate_response,
-    google_genai_instrumentor,
-)
+from _fake_google_genai import FakeGoogleGenAI, error_body, generate_response
 from otel_ai_cost import BudgetExceededError
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime, throttle
 from otel_ai_cost.instrumentation import google_genai as gg
@@ -186,7 +181,8 @@ def test_tool_use_prompt_tokens_are_input(google_genai_instrumentor, span_export
 
 def test_audio_input_is_priced_at_the_audio_price(google_genai_instrumentor, span_exporter, fake):
     usage = {"promptTokenCount": 1200, "candidatesTokenCount": 10, "totalTokenCount": 1210,
-             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 200}, {"modality": "AUDIO", "tokenCount": 1000}]}
+             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 200},
+                                     {"modality": "AUDIO", "tokenCount": 1000}]}
     fake.queue_json(generate_response(usage, model="gemini-2.5-flash"))
     client = fake.gemini_client()
     client.models.generate_content(model="gemini-2.5-flash", contents=[

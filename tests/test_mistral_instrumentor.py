@@ -44,7 +44,8 @@ CHAT = TRACELOOP + "test_chat/test_mistralai_chat_legacy.yaml"
 STREAM = TRACELOOP + "test_chat/test_mistralai_streaming_chat_legacy.yaml"
 EMBED = TRACELOOP + "test_embeddings/test_mistral_embeddings_legacy.yaml"
 ARIZE_STREAM = ARIZE + "test_synchronous_streaming_chat_completions_emits_expected_span[False].yaml"
-ARIZE_TOOLS = ARIZE + "test_synchronous_streaming_chat_completions_with_tool_call_response_emits_expected_spans[False].yaml"
+ARIZE_TOOLS = (ARIZE + "test_synchronous_streaming_chat_completions_with_tool_call_response_emits_expected_spans"
+               "[False].yaml")
 
 # usage.jsonl facts for these recordings: (prompt_tokens, completion_tokens).
 RECORDED = {CHAT: (11, 96), STREAM: (11, 80), EMBED: (10, 0), ARIZE_STREAM: (26, 4), ARIZE_TOOLS: (96, 23)}

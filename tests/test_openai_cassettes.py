@@ -37,19 +37,26 @@ M = Decimal(1_000_000)
 #   gpt-5-nano 0.05 / 0.40; text-embedding-3-large 0.143 ($0.000143 per 1K).
 # Reasoning tokens are output tokens and are billed at the output price.
 EXPECTED_COST = {
-    ("test_chat_completion_multiple_choices_streaming.yaml", 0): (26 * Decimal("0.15") + 104 * Decimal("0.60")) / M,  # 66.3e-6
-    ("test_chat_completion_multiple_tools_streaming_with_content.yaml", 0): (75 * Decimal("0.15") + 51 * Decimal("0.60")) / M,  # 41.85e-6
+    ("test_chat_completion_multiple_choices_streaming.yaml", 0):
+        (26 * Decimal("0.15") + 104 * Decimal("0.60")) / M,  # 66.3e-6
+    ("test_chat_completion_multiple_tools_streaming_with_content.yaml", 0):
+        (75 * Decimal("0.15") + 51 * Decimal("0.60")) / M,  # 41.85e-6
     ("test_chat_completion_streaming.yaml", 0): (12 * Decimal(30) + 5 * Decimal(60)) / M,  # 660e-6
-    ("test_chat_completion_tool_calls_with_content.yaml", 0): (75 * Decimal("0.15") + 51 * Decimal("0.60")) / M,  # 41.85e-6
-    ("test_chat_completion_tool_calls_with_content.yaml", 1): (99 * Decimal("0.15") + 25 * Decimal("0.60")) / M,  # 29.85e-6
+    ("test_chat_completion_tool_calls_with_content.yaml", 0):
+        (75 * Decimal("0.15") + 51 * Decimal("0.60")) / M,  # 41.85e-6
+    ("test_chat_completion_tool_calls_with_content.yaml", 1):
+        (99 * Decimal("0.15") + 25 * Decimal("0.60")) / M,  # 29.85e-6
     ("test_chat_completion_with_content.yaml", 0): (12 * Decimal("0.15") + 5 * Decimal("0.60")) / M,  # 4.8e-6
     ("test_embeddings_with_batch_input.yaml", 0): 24 * Decimal("0.02") / M,  # 0.48e-6
     ("test_embeddings_with_content.yaml", 0): 6 * Decimal("0.02") / M,  # 0.12e-6
     ("test_embeddings_with_dimensions.yaml", 0): 8 * Decimal("0.02") / M,  # 0.16e-6
     ("test_responses_create_basic[content_mode0].yaml", 0): (22 * Decimal("0.15") + 6 * Decimal("0.60")) / M,  # 6.9e-6
-    ("test_responses_create_captures_tool_call_content[content_mode0].yaml", 0): (72 * Decimal("0.15") + 8 * Decimal("0.60")) / M,  # 15.6e-6
-    ("test_responses_create_reports_reasoning_tokens[content_mode0].yaml", 0): (44 * Decimal("2.50") + 288 * Decimal(15)) / M,  # 4430e-6
-    ("test_responses_create_streaming[content_mode0].yaml", 0): (22 * Decimal("0.15") + 6 * Decimal("0.60")) / M,  # 6.9e-6
+    ("test_responses_create_captures_tool_call_content[content_mode0].yaml", 0):
+        (72 * Decimal("0.15") + 8 * Decimal("0.60")) / M,  # 15.6e-6
+    ("test_responses_create_reports_reasoning_tokens[content_mode0].yaml", 0):
+        (44 * Decimal("2.50") + 288 * Decimal(15)) / M,  # 4430e-6
+    ("test_responses_create_streaming[content_mode0].yaml", 0):
+        (22 * Decimal("0.15") + 6 * Decimal("0.60")) / M,  # 6.9e-6
     # Azure chat: interaction 0 answered by gpt-35-turbo, 1-4 by gpt-4.1-mini.
     ("azure/test_chat.yaml", 0): (15 * Decimal("0.50") + 24 * Decimal("1.50")) / M,  # 43.5e-6
     ("azure/test_chat.yaml", 1): (16 * Decimal("0.40") + 22 * Decimal("1.60")) / M,  # 41.6e-6
@@ -68,7 +75,8 @@ EXPECTED_COST = {
     ("test_azure_openai_embeddings.yaml", 1): 8 * Decimal("0.143") / M,
     # Prompt caching: interaction 1 read 1024 of its 1149 input tokens from the cache.
     ("test_openai_prompt_caching.yaml", 0): (1149 * Decimal("0.15") + 315 * Decimal("0.60")) / M,  # 361.35e-6
-    ("test_openai_prompt_caching.yaml", 1): (125 * Decimal("0.15") + 1024 * Decimal("0.075") + 353 * Decimal("0.60")) / M,  # 307.35e-6
+    ("test_openai_prompt_caching.yaml", 1):
+        (125 * Decimal("0.15") + 1024 * Decimal("0.075") + 353 * Decimal("0.60")) / M,  # 307.35e-6
     ("test_openai_prompt_caching.yaml", 2): (1149 * Decimal("0.15") + 297 * Decimal("0.60")) / M,  # 350.55e-6
     ("test_openai_prompt_caching.yaml", 3): (1149 * Decimal("0.15") + 339 * Decimal("0.60")) / M,  # 375.75e-6
     ("test_responses_reasoning.yaml", 0): (11 * Decimal("0.05") + 327 * Decimal("0.40")) / M,  # 131.35e-6
@@ -255,7 +263,7 @@ def test_every_recorded_cassette_is_listed():
 def test_cassette_fails_loudly_on_an_unexpected_request():
     cassette = Cassette(next(f for f in BY_FILE if f.endswith("test_chat_completion_with_content.yaml")))
     client = openai.OpenAI(api_key="x", max_retries=0, http_client=httpx2.Client(transport=cassette.transport()))
-    with pytest.raises(Exception):
+    with pytest.raises(AssertionError):  # the cassette's transport refuses the unrecorded request
         client.embeddings.create(model="text-embedding-3-small", input="x")
     with pytest.raises(AssertionError, match="expected POST /v1/chat/completions"):
         cassette.assert_done()

@@ -401,7 +401,8 @@ def test_failed_responses_stream_is_an_error_without_a_guessed_cost(openai_instr
     failed = {**response_object(status="failed", usage=None),
               "error": {"code": "server_error", "message": "The model failed."}}
     events = [
-        {"type": "response.created", "sequence_number": 0, "response": {**failed, "status": "in_progress", "error": None}},
+        {"type": "response.created", "sequence_number": 0,
+         "response": {**failed, "status": "in_progress", "error": None}},
         {"type": "response.failed", "sequence_number": 1, "response": failed},
     ]
 

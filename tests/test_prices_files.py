@@ -184,5 +184,6 @@ def test_the_readme_example_price_file_loads(tmp_path):
     path = tmp_path / "example.json"
     path.write_text(example, encoding="utf-8")
     model = Catalog.load(path).resolve("acme-chat-latest", "openai")
-    assert (model.id, model.prices.input, model.service_tiers["batch"].output) == ("acme-chat", Decimal("0.15"), Decimal("0.3"))
+    assert (model.id, model.prices.input, model.service_tiers["batch"].output) == (
+        "acme-chat", Decimal("0.15"), Decimal("0.3"))
     assert "catalog.schema.json" in section

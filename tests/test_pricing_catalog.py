@@ -145,7 +145,8 @@ def test_spot_check_against_published_list_prices(bundled, model, provider, expe
 
 def test_spot_check_tiers_against_published_list_prices(bundled):
     gemini = bundled.resolve("gemini-2.5-pro", "gcp.gemini")
-    assert [(t.above_input_tokens, t.prices.input, t.prices.output) for t in gemini.context_tiers] == [(200000, D("2.50"), D("15"))]
+    assert [(t.above_input_tokens, t.prices.input, t.prices.output) for t in gemini.context_tiers] == [
+        (200000, D("2.50"), D("15"))]
     gpt5 = bundled.resolve("gpt-5", "openai")
     assert (gpt5.service_tiers["flex"].input, gpt5.service_tiers["flex"].output) == (D("0.625"), D("5"))
     assert (gpt5.service_tiers["batch"].input, gpt5.service_tiers["batch"].output) == (D("0.625"), D("5"))
@@ -204,12 +205,16 @@ def _key(price: Optional[ModelPrice]):
     # provider/model prefixes
     ("openai/gpt-4o", None, ("openai", "gpt-4o")),
     ("azure/gpt-4o", None, ("azure.ai.openai", "gpt-4o")),
-    ("bedrock/anthropic.claude-sonnet-4-20250514-v1:0", None, ("aws.bedrock", "anthropic.claude-sonnet-4-20250514-v1:0")),
+    ("bedrock/anthropic.claude-sonnet-4-20250514-v1:0", None,
+     ("aws.bedrock", "anthropic.claude-sonnet-4-20250514-v1:0")),
     # Bedrock cross-region inference profiles and ARNs
-    ("us.anthropic.claude-sonnet-4-20250514-v1:0", "aws.bedrock", ("aws.bedrock", "anthropic.claude-sonnet-4-20250514-v1:0")),
+    ("us.anthropic.claude-sonnet-4-20250514-v1:0", "aws.bedrock",
+     ("aws.bedrock", "anthropic.claude-sonnet-4-20250514-v1:0")),
     ("eu.anthropic.claude-sonnet-4-20250514-v1:0", None, ("aws.bedrock", "anthropic.claude-sonnet-4-20250514-v1:0")),
-    ("global.anthropic.claude-sonnet-4-20250514-v1:0", None, ("aws.bedrock", "anthropic.claude-sonnet-4-20250514-v1:0")),
-    ("us-gov.anthropic.claude-sonnet-4-20250514-v1:0", None, ("aws.bedrock", "anthropic.claude-sonnet-4-20250514-v1:0")),
+    ("global.anthropic.claude-sonnet-4-20250514-v1:0", None,
+     ("aws.bedrock", "anthropic.claude-sonnet-4-20250514-v1:0")),
+    ("us-gov.anthropic.claude-sonnet-4-20250514-v1:0", None,
+     ("aws.bedrock", "anthropic.claude-sonnet-4-20250514-v1:0")),
     ("arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-20250514-v1:0", None,
      ("aws.bedrock", "anthropic.claude-sonnet-4-20250514-v1:0")),
     # dated snapshots: a priced snapshot is never collapsed; an unpriced one falls back to its model
@@ -366,7 +371,8 @@ def _doc(**model_changes: Any) -> Dict[str, Any]:
     (_doc(effective_date="yesterday"), "models[1].effective_date", "yesterday"),
     ({"schema_version": 2, "models": []}, "schema_version", "1 was expected"),
     ({"models": []}, "(top level)", "schema_version"),
-    ({"schema_version": 1, "models": [{"provider": "openai", "prices": {"input": "1"}}]}, "models[0]", "'id' is a required"),
+    ({"schema_version": 1, "models": [{"provider": "openai", "prices": {"input": "1"}}]}, "models[0]",
+     "'id' is a required"),
 ])
 def test_malformed_file_raises_catalog_error_with_file_key_and_reason(tmp_path, doc, key, reason):
     path = tmp_path / "bad.json"

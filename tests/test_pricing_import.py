@@ -34,7 +34,8 @@ def models(result) -> Dict[tuple, Dict[str, Any]]:
 
 @pytest.mark.parametrize("value,expected", [
     (2.5e-06, "2.5"), (1e-05, "10"), (1.25e-07, "0.125"), (3e-07, "0.3"), (6.25e-08, "0.0625"),
-    (1.0490417e-08, "0.010490417"), (2.125e-06, "2.125"), (3.3e-06, "3.3"), (1.65e-05, "16.5"), (0.0, "0"), (0, "0"), (1.5e-05, "15"),
+    (1.0490417e-08, "0.010490417"), (2.125e-06, "2.125"), (3.3e-06, "3.3"), (1.65e-05, "16.5"), (0.0, "0"),
+    (0, "0"), (1.5e-05, "15"),
 ])
 def test_per_token_floats_become_exact_per_million_strings(value, expected):
     assert per_million(value) == expected
@@ -71,7 +72,8 @@ def test_every_mapped_entry_is_kept_unless_unpriceable_or_a_duplicate(result):
     raw = json.loads(SMALL.read_text())
     mapped = [k for k, v in raw.items() if k != "sample_spec" and our_provider(v.get("litellm_provider"))]
     assert sum(result.source_entries.values()) == len(mapped) == 21
-    assert sum(result.models_per_provider.values()) == len(mapped) - len(result.no_price) - len(result.merged) - len(result.conflicts)
+    assert sum(result.models_per_provider.values()) == (
+        len(mapped) - len(result.no_price) - len(result.merged) - len(result.conflicts))
     assert result.no_price == ["whisper-1"]  # priced per second only: nothing we can represent
     assert sorted(result.merged) == [
         "bedrock/us-east-1/anthropic.claude-3-5-sonnet-20240620-v1:0 (kept anthropic.claude-3-5-sonnet-20240620-v1:0)",
@@ -117,14 +119,16 @@ def test_context_tiers_with_their_own_service_tiers(models):
 
 def test_anthropic_cache_write_prices(models):
     claude = models[("anthropic", "claude-sonnet-4-5")]
-    assert claude["prices"] == {"input": "3", "output": "15", "cache_read": "0.3", "cache_write": "3.75", "cache_write_1h": "6"}
+    assert claude["prices"] == {"input": "3", "output": "15", "cache_read": "0.3", "cache_write": "3.75",
+                                "cache_write_1h": "6"}
     assert claude["context_tiers"][0]["prices"]["cache_write_1h"] == "12"  # _above_1hr_above_200k_tokens
 
 
 def test_audio_reasoning_and_image_fields(models):
     realtime = models[("openai", "gpt-realtime")]
     assert realtime["mode"] == "realtime"
-    assert realtime["prices"] == {"input": "4", "output": "16", "reasoning": "16", "audio_input": "32", "audio_output": "64"}
+    assert realtime["prices"] == {"input": "4", "output": "16", "reasoning": "16", "audio_input": "32",
+                                  "audio_output": "64"}
     assert models[("openai", "gpt-image-1")]["prices"] == {"input": "5", "image_input": "10", "image_output": "40"}
     # LiteLLM prices generated images of a size/quality as input_cost_per_image: USD per image
     assert models[("openai", "low/1024-x-1024/gpt-image-1")]["prices"] == {"per_image": "0.011"}
@@ -153,7 +157,8 @@ def test_imported_document_loads_as_a_catalog(result, tmp_path):
     catalog = Catalog.load(path, include_default=False)
     assert len(catalog) == 18 and catalog.version == "2026.11.23"
     assert catalog.resolve("gpt-4o").prices.input == Decimal("2.5")
-    assert catalog.resolve("us.anthropic.claude-3-5-sonnet-20240620-v1:0").id == "anthropic.claude-3-5-sonnet-20240620-v1:0"
+    assert (catalog.resolve("us.anthropic.claude-3-5-sonnet-20240620-v1:0").id
+            == "anthropic.claude-3-5-sonnet-20240620-v1:0")
 
 
 def _litellm_file(tmp_path: Path, entry: Any, name: str = "gpt-x") -> Path:
@@ -164,9 +169,12 @@ def _litellm_file(tmp_path: Path, entry: Any, name: str = "gpt-x") -> Path:
 
 @pytest.mark.parametrize("entry,key,reason", [
     ({"litellm_provider": "openai", "input_cost_per_token": -1e-06}, "['gpt-x'].input_cost_per_token", "non-negative"),
-    ({"litellm_provider": "openai", "input_cost_per_token": "0.000001"}, "['gpt-x'].input_cost_per_token", "must be a number"),
-    ({"litellm_provider": "openai", "output_cost_per_token_batches": True}, "['gpt-x'].output_cost_per_token_batches", "must be a number"),
-    ({"litellm_provider": "openai", "input_cost_per_token": 1e-06, "max_input_tokens": "lots"}, "['gpt-x'].max_input_tokens", "integer"),
+    ({"litellm_provider": "openai", "input_cost_per_token": "0.000001"}, "['gpt-x'].input_cost_per_token",
+     "must be a number"),
+    ({"litellm_provider": "openai", "output_cost_per_token_batches": True}, "['gpt-x'].output_cost_per_token_batches",
+     "must be a number"),
+    ({"litellm_provider": "openai", "input_cost_per_token": 1e-06, "max_input_tokens": "lots"},
+     "['gpt-x'].max_input_tokens", "integer"),
     ("not an object", "['gpt-x']", "must be an object"),
 ])
 def test_malformed_litellm_entry_raises_catalog_error(tmp_path, entry, key, reason):

@@ -183,7 +183,8 @@ def test_the_before_request_hook_receives_the_span_and_the_estimate():
         return "allow"
 
     provider = TracerProvider()
-    provider.add_span_processor(AICostSpanProcessor(catalog=TEST_CATALOG, settings=Settings(), before_request=before_request))
+    provider.add_span_processor(AICostSpanProcessor(catalog=TEST_CATALOG, settings=Settings(),
+                                                    before_request=before_request))
     req = request(model="big-model", max_output_tokens=7)
     run_call(provider.get_tracer("t"), req)
     assert seen == [("chat big-model", 7)]
@@ -214,7 +215,8 @@ def with_baggage(**entries):
 
 def test_baggage_is_copied_onto_genai_spans():
     tracer, exporter, _ = make_pipeline(catalog=TEST_CATALOG)
-    token = context.attach(with_baggage(**{"tenant.id": "acme", "enduser.id": "u-1", "ai_cost.team": "search", "session": "s"}))
+    token = context.attach(with_baggage(**{"tenant.id": "acme", "enduser.id": "u-1", "ai_cost.team": "search",
+                                           "session": "s"}))
     try:
         run_call(tracer, request(model="big-model"))
     finally:
@@ -240,7 +242,8 @@ def test_configured_baggage_keys_replace_the_defaults_but_ai_cost_keys_always_fl
 def test_genai_spans_of_other_instrumentations_get_baggage_but_no_estimate():
     tracer, exporter, _ = make_pipeline(catalog=TEST_CATALOG)
     ctx = with_baggage(**{"tenant.id": "acme"})
-    span = tracer.start_span("chat gpt-4o", context=ctx, attributes={"gen_ai.operation.name": "chat", "gen_ai.system": "openai"})
+    span = tracer.start_span("chat gpt-4o", context=ctx,
+                             attributes={"gen_ai.operation.name": "chat", "gen_ai.system": "openai"})
     span.end()
     attrs = finished(exporter).attributes
     assert attrs["tenant.id"] == "acme"
@@ -309,7 +312,8 @@ def test_exporter_prices_spans_of_the_official_openai_instrumentation():
     original = openai_v2_span(tracer)
     exported = finished(inner, "chat gpt-4o-mini")
     attrs = exported.attributes
-    assert attrs["gen_ai.usage.cost.amount"] == float(Decimal(19) * Decimal("0.15") / 10**6 + Decimal(10) * Decimal("0.6") / 10**6)
+    assert attrs["gen_ai.usage.cost.amount"] == float(
+        Decimal(19) * Decimal("0.15") / 10**6 + Decimal(10) * Decimal("0.6") / 10**6)
     assert attrs["gen_ai.usage.cost.amount"] == pytest.approx(8.85e-06, rel=1e-15)
     assert attrs["gen_ai.usage.cost.currency"] == "USD"
     assert attrs["gen_ai.usage.cost.source"] == "local"

@@ -326,7 +326,8 @@ def test_markdown_table_lists_every_declared_name_once():
 def test_markdown_table_escapes_pipes(tmp_path):
     attr = {"key": "ai_cost.x", "type": "string", "brief": "A | B,\n  folded.", "stability": "development"}
     _write(tmp_path, "a.yaml", {"file_format": "definition/2", "attributes": [attr]})
-    assert "| `ai_cost.x` | `string` | A \\| B, folded. | development | `a.yaml` |" in generator.render_markdown(tmp_path)
+    assert ("| `ai_cost.x` | `string` | A \\| B, folded. | development | `a.yaml` |"
+            in generator.render_markdown(tmp_path))
 
 
 def _write(directory: Path, name: str, doc: dict) -> None:

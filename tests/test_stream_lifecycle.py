@@ -136,7 +136,8 @@ class GoogleGenAIStreams(OpenAIStreams):
 def _groq_chunks() -> bytes:
     base = {"id": "chatcmpl-s1", "object": "chat.completion.chunk", "created": 1, "model": "openai/gpt-oss-20b"}
     return groq_sse([
-        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Refunds"}, "finish_reason": None}]},
+        {**base,
+         "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Refunds"}, "finish_reason": None}]},
         {**base, "choices": [{"index": 0, "delta": {"content": " within 30 days."}, "finish_reason": None}]},
         {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
          "x_groq": {"id": "req_s1", "usage": {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14}}},
@@ -159,7 +160,8 @@ class GroqStreams(OpenAIStreams):
     def open(self):
         import groq
 
-        client = groq.Groq(api_key="test", http_client=httpx.Client(transport=self.fake.reply(_groq_chunks()).transport()),
+        client = groq.Groq(api_key="test",
+                           http_client=httpx.Client(transport=self.fake.reply(_groq_chunks()).transport()),
                            max_retries=0)
         return client.chat.completions.create(model="openai/gpt-oss-20b", messages=MESSAGES, stream=True)
 
@@ -256,7 +258,8 @@ def _bedrock_events():
     return [("messageStart", {"role": "assistant"}),
             ("contentBlockDelta", {"delta": {"text": "Hi"}, "contentBlockIndex": 0}),
             ("messageStop", {"stopReason": "end_turn"}),
-            ("metadata", {"usage": {"inputTokens": 5, "outputTokens": 1, "totalTokens": 6}, "metrics": {"latencyMs": 1}})]
+            ("metadata", {"usage": {"inputTokens": 5, "outputTokens": 1, "totalTokens": 6},
+                          "metrics": {"latencyMs": 1}})]
 
 
 class BedrockStreams(OpenAIStreams):
@@ -279,14 +282,15 @@ class BedrockStreams(OpenAIStreams):
         self.fake.close()
 
     def open(self):
-        return self.fake.client().converse_stream(modelId=NOVA, messages=[{"role": "user", "content": [{"text": "Hi"}]}])[
-            "stream"]
+        return self.fake.client().converse_stream(
+            modelId=NOVA, messages=[{"role": "user", "content": [{"text": "Hi"}]}])["stream"]
 
     async def aopen(self):
         if self._aio is None:
             self._aio_cm = self.fake.aio_session().create_client("bedrock-runtime", **self.fake.client_kwargs())
             self._aio = await self._aio_cm.__aenter__()
-        response = await self._aio.converse_stream(modelId=NOVA, messages=[{"role": "user", "content": [{"text": "Hi"}]}])
+        response = await self._aio.converse_stream(modelId=NOVA,
+                                                   messages=[{"role": "user", "content": [{"text": "Hi"}]}])
         return response["stream"]
 
     async def aclose_client(self):

@@ -65,7 +65,8 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         self.server.requests.append({"path": self.path, "body": body})
         if self.path != "/v1/chat/completions":
-            self._json(404, {"error": {"message": f"Unknown path {self.path}", "type": "invalid_request_error", "code": None}})
+            self._json(404, {"error": {"message": f"Unknown path {self.path}", "type": "invalid_request_error",
+                                       "code": None}})
             return
         model = body.get("model", "")
         snapshot = "gpt-4o-mini-2024-07-18" if model == "gpt-4o-mini" else model
@@ -79,7 +80,8 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
             "model": snapshot,
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": "Hello! How can I help you today?", "refusal": None, "annotations": []},
+                "message": {"role": "assistant", "content": "Hello! How can I help you today?", "refusal": None,
+                            "annotations": []},
                 "logprobs": None,
                 "finish_reason": "stop",
             }],
@@ -110,7 +112,8 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
                 data["usage"] = None
             return data
 
-        events = [chunk([{"index": 0, "delta": {"role": "assistant", "content": "", "refusal": None}, "logprobs": None, "finish_reason": None}])]
+        events = [chunk([{"index": 0, "delta": {"role": "assistant", "content": "", "refusal": None}, "logprobs": None,
+                          "finish_reason": None}])]
         for word in ("Once", " upon", " a", " time", "."):
             events.append(chunk([{"index": 0, "delta": {"content": word}, "logprobs": None, "finish_reason": None}]))
         events.append(chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]))
@@ -378,7 +381,8 @@ def test_register_adds_the_processor_once_and_wraps_exporters(global_provider, m
     second = _zero_code.register_processor()
     assert isinstance(first, AICostSpanProcessor)
     assert second is first
-    assert [type(p) for p in processors(global_provider)] == [BatchSpanProcessor, SimpleSpanProcessor, AICostSpanProcessor]
+    assert [type(p) for p in processors(global_provider)] == [
+        BatchSpanProcessor, SimpleSpanProcessor, AICostSpanProcessor]
     assert isinstance(batch.span_exporter, CostEnrichingSpanExporter)
     assert isinstance(simple.span_exporter, CostEnrichingSpanExporter)
     assert not isinstance(simple.span_exporter.exporter, CostEnrichingSpanExporter)  # wrapped once
