@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import (
@@ -413,17 +414,17 @@ class BudgetStore(Protocol):
     def close(self) -> None: ...
 
 
-class StoreBase:
+class StoreBase(ABC):
     """What the stores share: ``ledger`` reads through ``read_ledger``, and the operators' controls
     are written through ``change_control``, so that each store only says how it keeps them."""
 
+    @abstractmethod
     def read_ledger(self, query: LedgerQuery) -> List[LedgerEntry]:
         """The ledger entries that pass ``query``, in the order they were written."""
-        raise NotImplementedError
 
+    @abstractmethod
     def change_control(self, change: ControlChange) -> ControlValue:
         """Make the change and write its ledger entry, atomically. Returns the field's previous value."""
-        raise NotImplementedError
 
     def ledger(
         self,

@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import threading
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from ... import _semconv as sc
 from ..._semconv import GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_SYSTEM_INSTRUCTIONS
@@ -198,6 +198,21 @@ class Bounds:
             head, data = url[5:].split(";base64,", 1)
             return self.blob(modality, head or None, data)
         return self.uri(modality, None, url)
+
+
+def items(value: Any) -> List[Any]:
+    """``value`` as a list: nothing for None, a list or tuple as its items, anything else as one item."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def finish_reason(reason: Any, mapping: Mapping[str, str]) -> str:
+    """The conventions' finish reason for a provider's ``reason`` (``mapping``; others kept as given,
+    none at all is "error")."""
+    if not isinstance(reason, str) or not reason:
+        return "error"
+    return mapping.get(reason, reason)
 
 
 def modality_of(mime_type: Any) -> str:

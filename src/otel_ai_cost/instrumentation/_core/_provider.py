@@ -3,6 +3,7 @@ and catalog of its wrappers, and the wrap / unwrap bookkeeping. A provider only 
 versions it instruments, its scope name, and which methods it wraps."""
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, Collection, List, Tuple
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
@@ -34,9 +35,9 @@ class ProviderInstrumentor(BaseInstrumentor):
         self._wrapped = []
         self.wrap_methods(config)
 
+    @abstractmethod
     def wrap_methods(self, config: WrapContext) -> None:
         """Wrap the SDK's methods with wrappers sharing ``config``."""
-        raise NotImplementedError
 
     def _uninstrument(self, **kwargs: Any) -> None:
         unwrap_all(self._wrapped)

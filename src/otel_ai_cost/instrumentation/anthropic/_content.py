@@ -5,23 +5,15 @@ from __future__ import annotations
 from typing import Any, Dict, List, Tuple
 
 from .._core import get
-from .._core._content import Accumulator, Bounds
+from .._core._content import Accumulator, Bounds, finish_reason, items
 
 # stop_reason -> the conventions' finish reasons (others are kept as given).
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_call",
            "refusal": "content_filter"}
 
 
-def _finish(reason: Any) -> str:
-    if not isinstance(reason, str) or not reason:
-        return "error"
-    return _FINISH.get(reason, reason)
 
 
-def _items(value: Any) -> List[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _source(b: Bounds, block: Any, modality: str) -> Dict[str, Any]:
@@ -42,7 +34,7 @@ def block_parts(b: Bounds, content: Any) -> List[Dict[str, Any]]:
     if isinstance(content, str):
         return [b.text_part(content)]
     parts: List[Dict[str, Any]] = []
-    for block in _items(content):
+    for block in items(content):
         kind = get(block, "type")
         if kind == "text":
             parts.append(b.text_part(get(block, "text")))
@@ -74,7 +66,7 @@ def block_parts(b: Bounds, content: Any) -> List[Dict[str, Any]]:
 def messages_input(b: Bounds, messages: Any, system: Any) -> Tuple[Any, List[Dict[str, Any]]]:
     system_parts = block_parts(b, system) if system else None
     out = []
-    for message in _items(messages):
+    for message in items(messages):
         role = get(message, "role")
         parts = block_parts(b, get(message, "content"))
         if role == "user" and parts and all(p.get("type") == "tool_call_response" for p in parts):
@@ -85,7 +77,7 @@ def messages_input(b: Bounds, messages: Any, system: Any) -> Tuple[Any, List[Dic
 
 def message_output(b: Bounds, message: Any) -> List[Dict[str, Any]]:
     return [{"role": "assistant", "parts": b.parts(block_parts(b, get(message, "content"))),
-             "finish_reason": _finish(get(message, "stop_reason"))}]
+             "finish_reason": finish_reason(get(message, "stop_reason"), _FINISH)}]
 
 
 class MessageAccumulator(Accumulator):
@@ -120,6 +112,6 @@ class MessageAccumulator(Accumulator):
             elif dtype == "input_json_delta":
                 self.append_arguments(index, get(delta, "partial_json"))
         elif kind == "message_delta":
-            self.finish(0, _finish(get(get(event, "delta"), "stop_reason")))
+            self.finish(0, finish_reason(get(get(event, "delta"), "stop_reason"), _FINISH))
         elif kind == "message_start":
             self._message(0)

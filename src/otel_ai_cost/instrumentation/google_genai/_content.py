@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .._core._content import Accumulator, Bounds, modality_of
+from .._core._content import Accumulator, Bounds, items, modality_of
 from ._attributes import field  # the SDK's dicts may use camelCase keys
-
-
-def _items(value: Any) -> List[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _role(role: Any) -> str:
@@ -60,7 +54,7 @@ def _parts(b: Bounds, content: Any) -> List[Dict[str, Any]]:
     if parts is None:
         one = part(b, content)
         return [one] if one else []
-    return b.parts([x for x in (part(b, p) for p in _items(parts)) if x])
+    return b.parts([x for x in (part(b, p) for p in items(parts)) if x])
 
 
 def generate_input(b: Bounds, contents: Any, config: Any) -> Tuple[Any, List[Dict[str, Any]]]:
@@ -68,7 +62,7 @@ def generate_input(b: Bounds, contents: Any, config: Any) -> Tuple[Any, List[Dic
     system_parts = _parts(b, system) if system is not None else None
     out: List[Dict[str, Any]] = []
     pending: List[Dict[str, Any]] = []  # bare parts / strings: one user message
-    for item in _items(contents):
+    for item in items(contents):
         if isinstance(item, (str, bytes, bytearray)) or field(item, "parts") is None:
             one = part(b, item)
             if one:
@@ -89,7 +83,7 @@ def generate_input(b: Bounds, contents: Any, config: Any) -> Tuple[Any, List[Dic
 
 def generate_output(b: Bounds, response: Any, finish: Callable[[Any], Optional[str]]) -> List[Dict[str, Any]]:
     out = []
-    for cand in _items(field(response, "candidates")):
+    for cand in items(field(response, "candidates")):
         out.append({"role": "assistant", "parts": _parts(b, field(cand, "content")),
                     "finish_reason": finish(field(cand, "finish_reason")) or "error"})
     return out
@@ -103,10 +97,10 @@ class GenerateAccumulator(Accumulator):
         self._finish = finish
 
     def add(self, chunk: Any) -> None:
-        for position, cand in enumerate(_items(field(chunk, "candidates"))):
+        for position, cand in enumerate(items(field(chunk, "candidates"))):
             index = field(cand, "index")
             index = index if isinstance(index, int) else position
-            for p in _items(field(field(cand, "content"), "parts")):
+            for p in items(field(field(cand, "content"), "parts")):
                 text = field(p, "text")
                 if isinstance(text, str):
                     self.text(index, text, "reasoning" if field(p, "thought") is True else "text")

@@ -5,24 +5,14 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from .._core import get
-from .._core._content import Accumulator, Bounds
+from .._core._content import Accumulator, Bounds, finish_reason, items
 
 # OpenAI finish reasons -> the conventions' values (others are kept as given).
 _FINISH = {"tool_calls": "tool_call", "function_call": "tool_call"}
 
 
-def _finish(reason: Any) -> str:
-    if not isinstance(reason, str) or not reason:
-        return "error"
-    return _FINISH.get(reason, reason)
 
 
-def _items(value: Any) -> List[Any]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -35,7 +25,7 @@ def _chat_content_parts(b: Bounds, content: Any) -> List[Dict[str, Any]]:
     if isinstance(content, str):
         return [b.text_part(content)]
     parts: List[Dict[str, Any]] = []
-    for item in _items(content):
+    for item in items(content):
         if isinstance(item, str):
             parts.append(b.text_part(item))
             continue
@@ -64,14 +54,14 @@ def _chat_content_parts(b: Bounds, content: Any) -> List[Dict[str, Any]]:
 def chat_input(b: Bounds, messages: Any) -> Tuple[None, List[Dict[str, Any]]]:
     """(no separate system instructions: system messages are part of the history, messages)."""
     out: List[Dict[str, Any]] = []
-    for message in _items(messages):
+    for message in items(messages):
         role = get(message, "role")
         role = role if isinstance(role, str) else "user"
         parts: List[Dict[str, Any]]
         if role in ("tool", "function"):
             response = get(message, "content")
             if not isinstance(response, str):
-                texts = [get(p, "text") for p in _items(response)]
+                texts = [get(p, "text") for p in items(response)]
                 response = "".join(t for t in texts if isinstance(t, str))
             parts = [b.tool_response(get(message, "tool_call_id"), response)]
             role = "tool"
@@ -94,7 +84,7 @@ def _message_parts(b: Bounds, message: Any) -> List[Dict[str, Any]]:
     refusal = get(message, "refusal")
     if isinstance(refusal, str) and refusal:
         parts.append(b.text_part(refusal))
-    for call in _items(get(message, "tool_calls")):
+    for call in items(get(message, "tool_calls")):
         function = get(call, "function")
         parts.append(b.tool_call(get(call, "id"), get(function, "name"), get(function, "arguments")))
     return parts
@@ -102,12 +92,12 @@ def _message_parts(b: Bounds, message: Any) -> List[Dict[str, Any]]:
 
 def chat_output(b: Bounds, completion: Any) -> List[Dict[str, Any]]:
     out: List[Dict[str, Any]] = []
-    for choice in _items(get(completion, "choices")):
+    for choice in items(get(completion, "choices")):
         message = get(choice, "message")
         parts = _message_parts(b, message)
         role = get(message, "role")
         out.append({"role": role if isinstance(role, str) else "assistant", "parts": b.parts(parts),
-                    "finish_reason": _finish(get(choice, "finish_reason"))})
+                    "finish_reason": finish_reason(get(choice, "finish_reason"), _FINISH)})
     return out
 
 
@@ -115,13 +105,13 @@ class ChatAccumulator(Accumulator):
     """Chat completion chunks: text and refusal deltas, tool calls by index, finish reasons."""
 
     def add(self, chunk: Any) -> None:
-        for choice in _items(get(chunk, "choices")):
+        for choice in items(get(chunk, "choices")):
             index = get(choice, "index")
             index = index if isinstance(index, int) else 0
             delta = get(choice, "delta")
             self.text(index, get(delta, "content"))
             self.text(index, get(delta, "refusal"))
-            for call in _items(get(delta, "tool_calls")):
+            for call in items(get(delta, "tool_calls")):
                 key = (index, get(call, "index"))
                 function = get(call, "function")
                 if self.keyed(key) is None:
@@ -130,7 +120,7 @@ class ChatAccumulator(Accumulator):
                 self.append_arguments(key, get(function, "arguments"))
             reason = get(choice, "finish_reason")
             if isinstance(reason, str):
-                self.finish(index, _finish(reason))
+                self.finish(index, finish_reason(reason, _FINISH))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,8 +137,8 @@ def _response_item_parts(b: Bounds, item: Any) -> Tuple[Optional[str], List[Dict
     if kind == "function_call_output":
         return "tool", [b.tool_response(get(item, "call_id"), get(item, "output"))]
     if kind == "reasoning":
-        texts = [get(s, "text") for s in _items(get(item, "summary"))]
-        texts += [get(s, "text") for s in _items(get(item, "content"))]
+        texts = [get(s, "text") for s in items(get(item, "summary"))]
+        texts += [get(s, "text") for s in items(get(item, "content"))]
         return "assistant", [b.text_part(t, "reasoning") for t in texts if isinstance(t, str)]
     if kind in (None, "message"):
         role = get(item, "role")
@@ -156,7 +146,7 @@ def _response_item_parts(b: Bounds, item: Any) -> Tuple[Optional[str], List[Dict
         parts: List[Dict[str, Any]] = []
         if isinstance(content, str):
             parts.append(b.text_part(content))
-        for piece in [] if isinstance(content, str) else _items(content):
+        for piece in [] if isinstance(content, str) else items(content):
             ptype = get(piece, "type")
             if ptype in ("input_text", "output_text", "text"):
                 parts.append(b.text_part(get(piece, "text")))
@@ -189,7 +179,7 @@ def _response_item_parts(b: Bounds, item: Any) -> Tuple[Optional[str], List[Dict
 def responses_input(b: Bounds, input_value: Any, instructions: Any) -> Tuple[Any, List[Dict[str, Any]]]:
     system = [b.text_part(instructions)] if isinstance(instructions, str) and instructions else None
     out: List[Dict[str, Any]] = []
-    for item in _items(input_value):
+    for item in items(input_value):
         role, parts = _response_item_parts(b, item)
         if parts:
             out.append({"role": "system" if role == "developer" else role, "parts": b.parts(parts)})
@@ -210,7 +200,7 @@ def _responses_finish(response: Any, has_tool_call: bool) -> str:
 
 def responses_output(b: Bounds, response: Any) -> List[Dict[str, Any]]:
     parts: List[Dict[str, Any]] = []
-    for item in _items(get(response, "output")):
+    for item in items(get(response, "output")):
         _, item_parts = _response_item_parts(b, item)
         parts.extend(item_parts)
     has_tool_call = any(p.get("type") == "tool_call" for p in parts)
