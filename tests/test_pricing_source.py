@@ -53,7 +53,7 @@ def test_build_is_byte_stable_and_check_fails_when_out_of_date(build, tmp_path):
     assert one.read_bytes() == two.read_bytes() == CATALOG.read_bytes()
     doc = json.loads(one.read_text())
     keys = [(m["provider"], m["id"]) for m in doc["models"]]
-    assert keys == sorted(keys) and len(keys) == 1459
+    assert keys == sorted(keys) and len(keys) == 1493
     stale = tmp_path / "stale.json"
     stale.write_text(one.read_text().replace('"input": "2.5"', '"input": "2.6"', 1), encoding="utf-8")
     assert build.main(["-o", str(stale), "--check"]) == 1
@@ -86,7 +86,9 @@ def test_history_entries_are_dated_sourced_and_in_the_built_catalog(provider_doc
                     assert getattr(entry.prices, key) == Decimal(value), (provider, model["id"], key)
                 for alias in change.get("aliases", []):
                     assert catalog.resolve(alias, provider) is entry
-    assert changes == 39  # what corrections.json held when it was folded into the source
+    # 39: what corrections.json held when it was folded into the source; 39 more: dated prices and retired
+    # models (2026-12-04).
+    assert changes == 78
 
 
 # --- validation ------------------------------------------------------------------------------------
