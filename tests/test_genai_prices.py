@@ -134,7 +134,8 @@ def test_every_difference_over_one_percent_is_kept_with_a_reason():
     changed = {key: (kept[key], found[key]) for key in sorted(set(found) & set(kept))
                if tuple(Decimal(v) for v in kept[key]) != tuple(Decimal(v) for v in found[key])}
     assert not new, ("prices that differ from genai-prices by more than 1% (provider, model, field: ours, theirs); "
-                     f"fix ours in pricing/*.yaml with a source, or keep ours in {KEPT_FILE.name} with the reason: {new}")
+                     f"fix ours in pricing/*.yaml with a source, or keep ours in {KEPT_FILE.name} with the reason: "
+                     f"{new}")
     assert not gone, f"these no longer differ from genai-prices: remove them from {KEPT_FILE.name}: {gone}"
     assert not changed, f"the prices of these kept differences changed (kept, now): review them: {changed}"
 

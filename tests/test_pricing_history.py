@@ -143,7 +143,8 @@ def _with(**changes: Any) -> Dict[str, Any]:
     (_with(price_history=[{"effective_from": "2024-06-01", "prices": {"input": "5"}, "mode": "chat"}]),
      "models[0].price_history[0]", "Additional properties"),
     (_with(price_history=[{"effective_from": "2024-06-01", "prices": {"input": "5"}, "context_tiers": [
-        {"above_input_tokens": 200, "prices": {"input": "6"}}, {"above_input_tokens": 100, "prices": {"input": "7"}}]}]),
+        {"above_input_tokens": 200, "prices": {"input": "6"}},
+        {"above_input_tokens": 100, "prices": {"input": "7"}}]}]),
      "models[0].price_history[0].context_tiers[1].above_input_tokens", "strictly ascending"),
 ])
 def test_malformed_dated_prices_fail_at_load(tmp_path, entry, key, reason):
@@ -180,7 +181,8 @@ def test_the_yaml_source_checks_dated_prices_too(tmp_path):
     model["price_history"][0]["effective_from"] = "2024-11-01"
     path.write_text(yaml.safe_dump({"provider": "openai", "pricing_url": "https://openai.com/api/pricing/",
                                     "models": [model]}), encoding="utf-8")
-    with pytest.raises(CatalogError, match=r"openai.yaml: models\[0\].price_history\[0\].effective_from: price periods"):
+    with pytest.raises(CatalogError,
+                       match=r"openai.yaml: models\[0\].price_history\[0\].effective_from: price periods"):
         build.read_provider(path)
 
 
