@@ -332,3 +332,13 @@ def test_retired_models_are_priced_with_a_source(provider, model, price_in, pric
     assert attrs[sc.GEN_AI_USAGE_COST_AMOUNT] == float(expected)
     entry = default_catalog().resolve(model, provider)
     assert entry is not None and source in entry.source, entry.source
+
+
+def test_prices_show_lists_the_earlier_prices(capsys):
+    from otel_ai_cost.cli import main
+
+    assert main(["prices", "show", "gpt-4o", "--provider", "openai"]) == 0
+    out = capsys.readouterr().out
+    assert "prices above in force from 2024-10-02" in out
+    assert "from 2024-05-13: input=$5/1M, output=$15/1M (https://openai.com/index/hello-gpt-4o/)" in out
+    assert "batch: input=$2.5/1M, output=$7.5/1M" in out.split("2024-05-13")[1]
