@@ -76,7 +76,8 @@ def test_at_picks_the_period_in_force_on_the_calls_utc_day(when, input_price):
 def test_call_day_is_the_utc_day():
     assert call_day(_ns(2024, 10, 2)) == "2024-10-02"
     assert call_day(_ns(2024, 10, 2) - 1) == "2024-10-01"
-    assert call_day(None) == dt.datetime.now(UTC).date().isoformat()
+    today = dt.datetime.now(UTC).date().isoformat()
+    assert call_day(None) == call_day(0) == call_day(-5) == call_day(2**100) == today  # no usable start time: now
     with pytest.raises(TypeError):
         call_day(True)  # type: ignore[arg-type]
 

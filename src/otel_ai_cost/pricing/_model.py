@@ -14,6 +14,7 @@ from typing import Mapping, Optional, Tuple, Union
 # When a call was made: epoch nanoseconds (an OpenTelemetry span's start_time), a datetime (naive
 # means UTC), a date, or None for now.
 When = Union[None, int, _dt.datetime, _dt.date]
+_MAX_NS = 253_402_300_800 * 1_000_000_000  # 10000-01-01T00:00:00Z in epoch nanoseconds
 
 # Field names of a PriceSet, in the order they appear in the catalog file.
 PRICE_FIELDS = (
@@ -97,13 +98,17 @@ class ModelPrice:
 
 
 def call_day(when: When) -> str:
-    """The UTC day (YYYY-MM-DD) of a call time, as the catalog's effective_from dates are written."""
-    if when is None:
-        return _dt.datetime.now(_dt.timezone.utc).date().isoformat()
+    """The UTC day (YYYY-MM-DD) of a call time, as the catalog's effective_from dates are written.
+
+    Epoch nanoseconds of 0 or less (a span without a start time) or past year 9999 mean now, as in the
+    collector processor.
+    """
     if isinstance(when, bool):
         raise TypeError("a call time must be epoch nanoseconds, a datetime or a date, not a bool")
-    if isinstance(when, int):
+    if isinstance(when, int) and 0 < when < _MAX_NS:
         return _dt.datetime.fromtimestamp(when // 1_000_000_000, _dt.timezone.utc).date().isoformat()
+    if when is None or isinstance(when, int):
+        return _dt.datetime.now(_dt.timezone.utc).date().isoformat()
     if isinstance(when, _dt.datetime):
         if when.tzinfo is not None:
             when = when.astimezone(_dt.timezone.utc)

@@ -3,7 +3,10 @@
 // model names spans carry to catalog entries, with the same rules as otel_ai_cost.pricing.
 package catalog
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Field is one price of a price set, in the catalog file's order.
 type Field int
@@ -219,9 +222,9 @@ func (m *Model) At(day string) *Model {
 }
 
 // Day is the UTC day (YYYY-MM-DD) of a time in nanoseconds since the Unix epoch, as a span's start
-// time is; 0 (a span without a start time) means now.
+// time is; 0 (a span without a start time) or a time past what int64 holds means now.
 func Day(unixNano uint64) string {
-	if unixNano == 0 {
+	if unixNano == 0 || unixNano > math.MaxInt64 {
 		return time.Now().UTC().Format(time.DateOnly)
 	}
 	return time.Unix(0, int64(unixNano)).UTC().Format(time.DateOnly)
