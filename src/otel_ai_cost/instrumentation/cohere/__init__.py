@@ -45,7 +45,7 @@ content), ``_calls`` (one call and the method wrappers).
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from .. import _core as c
 from .._core import _content as capture
@@ -93,7 +93,7 @@ _METHODS: List[Tuple[str, str, Optional[bool]]] = [
     ("V2Client.chat_stream", "chat_stream", False),
     ("V2Client.embed", "embeddings", False),
     ("AsyncV2Client.chat", "chat", True),
-    ("AsyncV2Client.chat_stream", "chat_stream_async", None),
+    ("AsyncV2Client.chat_stream", "chat_stream", None),
     ("AsyncV2Client.embed", "embeddings", True),
 ]
 
@@ -124,19 +124,12 @@ class CohereInstrumentor(c.ProviderInstrumentor):
 
     def wrap_methods(self, config: c.WrapContext) -> None:
         capture.not_supported("cohere")  # v2: says so once when content capture is asked for
-        for path, kind, is_async in _METHODS:
-            if c.resolve(_MODULE, path) is None:
-                continue
-            if is_async is None:
-                factory = async_stream_wrapper
-            else:
-                factory = async_wrapper if is_async else sync_wrapper
-            c.wrap(_MODULE, path, factory(config, "chat_stream" if is_async is None else kind), self._wrapped)
-        for path, kind, is_async in _V1_METHODS:
-            if c.resolve(_V1_MODULE, path) is None:
-                continue
-            if is_async is None:
-                factory = v1_async_stream_wrapper
-            else:
-                factory = v1_async_wrapper if is_async else v1_sync_wrapper
-            c.wrap(_V1_MODULE, path, factory(config, kind), self._wrapped)
+        tables = ((_MODULE, _METHODS, (sync_wrapper, async_wrapper, async_stream_wrapper)),
+                  (_V1_MODULE, _V1_METHODS, (v1_sync_wrapper, v1_async_wrapper, v1_async_stream_wrapper)))
+        for module, methods, (sync, coroutine, async_stream) in tables:
+            for path, kind, is_async in methods:
+                if c.resolve(module, path) is None:
+                    continue
+                factory: Callable[[c.WrapContext, str], Callable[..., Any]] = (
+                    async_stream if is_async is None else coroutine if is_async else sync)
+                c.wrap(module, path, factory(config, kind), self._wrapped)

@@ -104,11 +104,11 @@ class _V1Call(_Call):
     """One v1 call: its outcome read off ``meta`` (billed units), its content when asked for."""
 
     def outcome(self, response: Any) -> Outcome:
-        if self.kind == "generate":
-            outcome = OUTCOMES["generate"](response)
-            return capture.add_output(outcome, self.operation, v1_content.generate_output, response)
-        outcome = OUTCOMES["v1_chat"](response)
-        return capture.add_output(outcome, self.operation, v1_content.chat_output, response)
+        generate = self.kind == "generate"
+        outcome = OUTCOMES["generate" if generate else "v1_chat"](response)
+        convert = v1_content.generate_output if generate else v1_content.chat_output
+        capture.add_output(outcome, self.operation, convert, response)  # adds to outcome.attributes
+        return outcome
 
     def stream_state(self) -> StreamState:
         state = CohereV1StreamState(self.operation)
