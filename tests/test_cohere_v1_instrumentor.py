@@ -1,7 +1,7 @@
 """The Cohere instrumentor, API v1 (``Client`` / ``AsyncClient``: ``chat``, ``chat_stream``,
 ``generate``, ``generate_stream``), driven through the real ``cohere`` SDK over ``httpx.MockTransport``.
 
-Recorded v1 interactions (openllmetry cassettes, listed in PROVENANCE-mistral-cohere-groq.json) are
+Recorded v1 interactions (openllmetry cassettes, listed in fixtures/recorded/PROVENANCE-cohere-v1.json) are
 replayed: a chat (2024, cohere 5.5.3), a streamed chat (2025, cohere 5.6.1; JSON lines, the usage
 in ``stream-end``'s ``response.meta``) and a generate call. What no recording covers (generate
 streams, error events, tool calls, API errors) is built from the v1 formats the SDK parses (its
@@ -172,6 +172,20 @@ def test_recorded_generate_is_a_text_completion(instrument, span_exporter, use_a
     assert span.attributes["gen_ai.usage.cost.amount"] == 265e-6  # 7 x 1.00 + 129 x 2.00 = 265 per 1M
     assert span.attributes["gen_ai.response.id"] == "64c671fc-c536-41fc-adbd-5f7c81177371"
     assert span.attributes["gen_ai.response.finish_reasons"] == ("COMPLETE",)
+
+
+def test_copied_recordings_match_their_provenance():
+    """Every v1 recording listed in PROVENANCE-cohere-v1.json is here, byte for byte (git blob hash)."""
+    import hashlib
+
+    from _cassettes import RECORDED
+
+    provenance = json.loads((RECORDED / "PROVENANCE-cohere-v1.json").read_text(encoding="utf-8"))
+    assert sorted(provenance) == sorted([CHAT, STREAM, GENERATE])
+    for path, entry in provenance.items():
+        data = (RECORDED / path).read_bytes()
+        assert hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == entry["blob"], path
+        assert path.startswith(entry["repo"] + "/") and path.endswith(entry["path"])
 
 
 def test_the_input_estimate_of_the_recorded_requests():
