@@ -34,10 +34,10 @@ wrapper only), so each call makes one span. ``Client`` binds ``chat`` / ``chat_s
 instance when it is built (its argument checks): a client built before ``instrument()`` keeps the
 unwrapped methods (as for v2): instrument first, as ``opentelemetry-instrument`` does.
 
-Message content: v1 calls record it when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``
-(``_content``: preamble, chat history, message, tool calls and results, the answer; generate's
-prompt and generations). v2 calls do not: with the variable set the instrumentor says so once (in
-the log).
+Message content is recorded only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``
+(``_content``): v2 chat messages and the answer (tool plan, text, tool calls); v1 preamble, chat
+history, message, tool calls and results, the answer; generate's prompt and generations. Embed
+calls record none.
 
 Modules: ``_attributes`` (request attributes, billed usage, outcomes), ``_estimate`` (the input
 estimate), ``_streams`` (the stream states, the async stream's throttle), ``_content`` (v1 message
@@ -48,7 +48,6 @@ from __future__ import annotations
 from typing import Any, Callable, List, Optional, Tuple
 
 from .. import _core as c
-from .._core import _content as capture
 from ._attributes import (
     PROVIDER,
     chat_outcome,
@@ -123,7 +122,6 @@ class CohereInstrumentor(c.ProviderInstrumentor):
     scope = "otel_ai_cost.instrumentation.cohere"
 
     def wrap_methods(self, config: c.WrapContext) -> None:
-        capture.not_supported("cohere")  # v2: says so once when content capture is asked for
         tables = ((_MODULE, _METHODS, (sync_wrapper, async_wrapper, async_stream_wrapper)),
                   (_V1_MODULE, _V1_METHODS, (v1_sync_wrapper, v1_async_wrapper, v1_async_stream_wrapper)))
         for module, methods, (sync, coroutine, async_stream) in tables:

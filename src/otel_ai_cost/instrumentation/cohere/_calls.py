@@ -11,7 +11,7 @@ from ..._request import LLMRequest
 from .. import _core as c
 from .._core import Operation, Outcome, StreamState, as_int, log_once, safe
 from .._core import _content as capture
-from . import _content as v1_content
+from . import _content as content
 from ._attributes import OUTCOMES, PROVIDER, request_attributes
 from ._estimate import lazy_estimate, lazy_v1_estimate
 from ._streams import AsyncEvents, CohereStreamState, CohereV1StreamState
@@ -23,8 +23,16 @@ class _Call(c.Call):
     outcomes = OUTCOMES
     log_prefix = "cohere "
 
+    def outcome(self, response: Any) -> Outcome:
+        outcome = self.outcomes[self.kind](response)
+        if self.kind == "chat":
+            capture.add_output(outcome, self.operation, content.v2_chat_output, response)
+        return outcome
+
     def stream_state(self) -> StreamState:
-        return CohereStreamState(self.operation)
+        state = CohereStreamState(self.operation)
+        state.content = capture.stream_accumulator(self.operation, content.V2ChatAccumulator)
+        return state
 
     def handle_result(self, result: Any) -> Any:
         if self.kind.endswith("_stream"):
@@ -40,7 +48,6 @@ class _Call(c.Call):
 
 def _prepare(config: c.WrapContext, kind: str, instance: Any,
              kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
-    capture.not_supported("cohere")  # the variable may be set after instrument()
     call_kwargs = dict(kwargs)
     if kind == "embeddings":
         c.materialize(call_kwargs, "texts")
@@ -54,6 +61,8 @@ def _prepare(config: c.WrapContext, kind: str, instance: Any,
     request = LLMRequest(provider=PROVIDER, operation=operation, model=model, max_output_tokens=max_out,
                          estimate_input=lazy_estimate(kind, call_kwargs))
     op = Operation(config.telemetry, request, c.span_name(operation, model), attrs, catalog=config.catalog)
+    if operation == "chat":
+        capture.record_input(op, content.v2_chat_input, call_kwargs.get("messages"))
     return _Call(op, kind), call_kwargs
 
 
@@ -106,13 +115,13 @@ class _V1Call(_Call):
     def outcome(self, response: Any) -> Outcome:
         generate = self.kind == "generate"
         outcome = OUTCOMES["generate" if generate else "v1_chat"](response)
-        convert = v1_content.generate_output if generate else v1_content.chat_output
+        convert = content.generate_output if generate else content.chat_output
         capture.add_output(outcome, self.operation, convert, response)  # adds to outcome.attributes
         return outcome
 
     def stream_state(self) -> StreamState:
         state = CohereV1StreamState(self.operation)
-        factory = v1_content.GenerateAccumulator if self.kind == "generate_stream" else v1_content.ChatAccumulator
+        factory = content.GenerateAccumulator if self.kind == "generate_stream" else content.ChatAccumulator
         state.content = capture.stream_accumulator(self.operation, factory)
         return state
 
@@ -130,7 +139,7 @@ def _prepare_v1(config: c.WrapContext, kind: str, instance: Any,
                          max_output_tokens=as_int(call_kwargs.get("max_tokens")),
                          estimate_input=lazy_v1_estimate(kind, call_kwargs))
     op = Operation(config.telemetry, request, c.span_name(operation, model), attrs, catalog=config.catalog)
-    convert = v1_content.generate_input if generate else v1_content.chat_input
+    convert = content.generate_input if generate else content.chat_input
     capture.record_input(op, convert, call_kwargs)
     return _V1Call(op, kind), call_kwargs
 

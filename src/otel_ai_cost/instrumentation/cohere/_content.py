@@ -1,5 +1,8 @@
-"""Message content of Cohere API v1 calls (``chat``, ``generate``), in the GenAI conventions' JSON
-structure (see ``_core._content``). Only built when content capture is asked for.
+"""Message content of Cohere calls (API v2 ``chat``; API v1 ``chat``, ``generate``), in the GenAI
+conventions' JSON structure (see ``_core._content``). Only built when content capture is asked for.
+
+v2 chat: ``messages`` as they are (system messages in the history, as for OpenAI chat), the
+response ``message``'s ``tool_plan`` (a reasoning part), content and tool calls.
 
 v1 chat: ``preamble`` is the system instructions; ``chat_history`` (roles USER, CHATBOT, SYSTEM,
 TOOL) then the turn's ``tool_results`` and ``message`` are the input; the answer is the response's
@@ -107,3 +110,90 @@ class GenerateAccumulator(Accumulator):
             for i in list(self.messages) or [0]:
                 if self._message(i)["finish_reason"] is None:
                     self.finish(i, reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# API v2 chat: ``messages`` (system messages are part of the history, as for OpenAI chat), the
+# response ``message`` (content, ``tool_plan``, ``tool_calls``), the stream's deltas.
+
+_V2_FINISH = {"COMPLETE": "stop", "STOP_SEQUENCE": "stop", "MAX_TOKENS": "length", "TOOL_CALL": "tool_call",
+              "ERROR": "error", "TIMEOUT": "error"}
+
+
+def _v2_content_parts(b: Bounds, content: Any) -> List[Dict[str, Any]]:
+    if isinstance(content, str):
+        return [b.text_part(content)] if content else []
+    parts: List[Dict[str, Any]] = []
+    for item in items(content):
+        kind = get(item, "type")
+        if kind == "text":
+            parts.append(b.text_part(get(item, "text")))
+        elif kind == "thinking":
+            parts.append(b.text_part(get(item, "thinking"), "reasoning"))
+        elif kind == "image_url":
+            parts.append(b.data_url(get(get(item, "image_url"), "url"), "image"))
+        elif kind == "document":
+            parts.append({"type": "document", "content": b.value(get(item, "document"))})
+        else:
+            parts.append({"type": kind if isinstance(kind, str) else "unknown"})
+    return parts
+
+
+def _v2_message_parts(b: Bounds, message: Any) -> List[Dict[str, Any]]:
+    plan = get(message, "tool_plan")
+    parts = [b.text_part(plan, "reasoning")] if isinstance(plan, str) and plan else []
+    parts += _v2_content_parts(b, get(message, "content"))
+    for call in items(get(message, "tool_calls")):
+        function = get(call, "function")
+        parts.append(b.tool_call(get(call, "id"), get(function, "name"), get(function, "arguments")))
+    return parts
+
+
+def v2_chat_input(b: Bounds, messages: Any) -> Tuple[None, List[Dict[str, Any]]]:
+    out: List[Dict[str, Any]] = []
+    for message in items(messages):
+        role = get(message, "role")
+        role = role if isinstance(role, str) else "user"
+        if role == "tool":
+            content = get(message, "content")
+            if not isinstance(content, str):
+                content = [p.get("content") if p.get("type") == "text" else p for p in _v2_content_parts(b, content)]
+            parts = [b.tool_response(get(message, "tool_call_id"), content)]
+        else:
+            parts = _v2_message_parts(b, message)
+        out.append({"role": role, "parts": b.parts(parts)})
+    return None, out
+
+
+def v2_chat_output(b: Bounds, response: Any) -> List[Dict[str, Any]]:
+    return [{"role": "assistant", "parts": b.parts(_v2_message_parts(b, get(response, "message"))),
+             "finish_reason": finish_reason(get(response, "finish_reason"), _V2_FINISH)}]
+
+
+class V2ChatAccumulator(Accumulator):
+    """v2 chat stream events: content and tool-plan deltas, tool calls by index, the finish reason."""
+
+    def add(self, event: Any) -> None:
+        kind = get(event, "type")
+        delta = get(event, "delta")
+        message = get(delta, "message")
+        if kind == "content-delta":
+            content = get(message, "content")
+            self.text(0, get(content, "text"))
+            self.text(0, get(content, "thinking"), "reasoning")
+        elif kind == "tool-plan-delta":
+            self.text(0, get(message, "tool_plan"), "reasoning")
+        elif kind == "tool-call-start":
+            call = get(message, "tool_calls")
+            function = get(call, "function")
+            self.part(0, {"type": "tool_call", "id": get(call, "id"),
+                          "name": self.bounds.text(get(function, "name") or ""),
+                          "_arguments": ""}, ("call", get(event, "index")))
+            self.append_arguments(("call", get(event, "index")), get(function, "arguments"))
+        elif kind == "tool-call-delta":
+            function = get(get(message, "tool_calls"), "function")
+            self.append_arguments(("call", get(event, "index")), get(function, "arguments"))
+        elif kind == "message-end":
+            self.finish(0, finish_reason(get(delta, "finish_reason"), _V2_FINISH))
+        elif kind == "message-start":
+            self._message(0)
