@@ -393,7 +393,8 @@ def test_recorded_tool_round_trip_content(instrument, span_exporter, monkeypatch
               "arguments": {"location": "Tokyo"}},
              {"type": "tool_call", "id": "get_weather_d7arjgsc96yf", "name": "get_weather",
               "arguments": {"location": "Tokyo"}}]
-    question = {"role": "user", "parts": [{"type": "text", "content": "What is the weather and current time in Tokyo?"}]}
+    text = "What is the weather and current time in Tokyo?"
+    question = {"role": "user", "parts": [{"type": "text", "content": text}]}
     assert _content_of(first) == {
         "gen_ai.input.messages": [question],
         "gen_ai.output.messages": [{"role": "assistant", "finish_reason": "tool_call", "parts": [
