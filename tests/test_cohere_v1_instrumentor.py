@@ -528,3 +528,66 @@ def test_generate_content_is_recorded_when_asked_for(instrument, span_exporter, 
         {"role": "assistant", "parts": [{"type": "text", "content": "Within 30 days"}], "finish_reason": "length"}]}
     assert _content_of(streamed) == {"gen_ai.input.messages": prompt, "gen_ai.output.messages": [
         {"role": "assistant", "parts": [{"type": "text", "content": "Within 30 days"}], "finish_reason": "stop"}]}
+
+
+@pytest.mark.parametrize("action", ["throttle", "downgrade"])
+def test_throttle_and_downgrade_are_applied_before_sending(monkeypatch, action):
+    import types
+
+    from otel_ai_cost.budgets import Budget, MemoryBudgetStore, Threshold, downgrade, lifetime, throttle
+    from otel_ai_cost.instrumentation.cohere import _calls as cohere_calls
+
+    slept = []
+    monkeypatch.setattr(cohere_calls, "time", types.SimpleNamespace(sleep=slept.append))
+    then = throttle(1.5) if action == "throttle" else downgrade("command-r-08-2024")
+    p = Pipeline(CohereInstrumentor(),
+                 budgets=[Budget("team", Decimal(1), lifetime(), thresholds=[Threshold(Decimal("0.000001"), then)])],
+                 budget_store=MemoryBudgetStore())
+    try:
+        fake = FakeAPI().reply(_chat_events(meta={"billed_units": {"input_tokens": 3, "output_tokens": 2}}),
+                               content_type=STREAM_JSON)
+        list(_sync(fake.transport()).chat_stream(model="command-a-03-2025", message="Refund window?",
+                                                 max_tokens=100))
+        (span,) = p.spans()
+        assert span.attributes["ai_cost.budget.decision"] == action
+        if action == "throttle":
+            assert slept == [1.5]
+            assert fake.sent_json()["model"] == "command-a-03-2025"
+        else:
+            assert slept == []
+            assert fake.sent_json()["model"] == "command-r-08-2024"
+            assert span.name == "chat command-r-08-2024"
+            # priced as the model that served it: 3 x 0.15 + 2 x 0.60 = 1.65 per 1M
+            assert span.attributes["gen_ai.usage.cost.amount"] == float(
+                (3 * Decimal("0.15") + 2 * Decimal("0.6")) / M)
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("meta, usage", [
+    ({"billed_units": {"input_tokens": 12, "output_tokens": 0}, "tokens": {"input_tokens": 80, "output_tokens": 0}},
+     (12, 0)),
+    ({"tokens": {"input_tokens": 80, "output_tokens": 0}}, None),  # processed, not billed: nothing charged
+])
+def test_a_response_finished_in_error_fails_the_span_and_charges_only_billed_units(
+        instrument, span_exporter, meta, usage):
+    fake = FakeAPI().reply({"response_id": "r-4", "text": "", "finish_reason": "ERROR_LIMIT", "meta": meta})
+    _sync(fake.transport()).chat(model="command", message="Refund window?")
+    (span,) = span_exporter.get_finished_spans()
+    a = span.attributes
+    assert (span.status.status_code, a["error.type"]) == (StatusCode.ERROR, "ERROR_LIMIT")
+    if usage is None:
+        assert "gen_ai.usage.input_tokens" not in a and "gen_ai.usage.cost.amount" not in a
+    else:
+        assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == usage
+        assert a["gen_ai.usage.cost.amount"] == float(12 * COMMAND_IN / M)  # 12e-6
+
+
+def test_meta_tokens_are_the_fallback_when_a_response_reports_no_billed_units(instrument, span_exporter):
+    fake = FakeAPI().reply({"response_id": "r-5", "text": "Within 30 days", "finish_reason": "COMPLETE",
+                            "meta": {"tokens": {"input_tokens": 9, "output_tokens": 4}}})
+    _sync(fake.transport()).chat(model="command", message="Refund window?")
+    (span,) = span_exporter.get_finished_spans()
+    a = span.attributes
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"], a["ai_cost.usage.source"]) == (
+        9, 4, "provider")
