@@ -591,3 +591,32 @@ def test_meta_tokens_are_the_fallback_when_a_response_reports_no_billed_units(in
     a = span.attributes
     assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"], a["ai_cost.usage.source"]) == (
         9, 4, "provider")
+
+
+@pytest.mark.parametrize("method", ["chat", "chat_stream", "generate", "async_chat_stream"])
+def test_an_internal_error_never_breaks_the_call(instrument, span_exporter, monkeypatch, method):
+    from otel_ai_cost.instrumentation.cohere import _calls as cohere_calls
+
+    monkeypatch.setattr(cohere_calls, "_prepare_v1", lambda *a, **k: 1 / 0)
+    chat = {"response_id": "r", "text": "Hi", "finish_reason": "COMPLETE",
+            "meta": {"billed_units": {"input_tokens": 1, "output_tokens": 1}}}
+    generation = {"id": "g", "generations": [{"id": "g", "text": "Hi", "finish_reason": "COMPLETE"}]}
+    if method.endswith("chat_stream"):
+        fake = FakeAPI().reply(_chat_events(), content_type=STREAM_JSON)
+    else:
+        fake = FakeAPI().reply(chat if method == "chat" else generation)
+    if method == "async_chat_stream":
+        client = _async(fake.transport())
+
+        async def run():
+            return [e async for e in client.chat_stream(model="command", message="Hi")]
+
+        assert len(asyncio.run(run())) == 4
+    elif method == "chat_stream":
+        assert len(list(_sync(fake.transport()).chat_stream(model="command", message="Hi"))) == 4
+    elif method == "chat":
+        assert _sync(fake.transport()).chat(model="command", message="Hi").text == "Hi"
+    else:
+        assert _sync(fake.transport()).generate(model="command", prompt="Hi").generations[0].text == "Hi"
+    assert len(fake.requests) == 1
+    assert span_exporter.get_finished_spans() == ()

@@ -40,7 +40,7 @@ history, message, tool calls and results, the answer; generate's prompt and gene
 calls record none.
 
 Modules: ``_attributes`` (request attributes, billed usage, outcomes), ``_estimate`` (the input
-estimate), ``_streams`` (the stream states, the async stream's throttle), ``_content`` (v1 message
+estimate), ``_streams`` (the stream states, the async stream's throttle), ``_content`` (message
 content), ``_calls`` (one call and the method wrappers).
 """
 from __future__ import annotations

@@ -82,8 +82,8 @@ def async_stream_wrapper(config: c.WrapContext, kind: str, v1: bool = False) -> 
     ``generate_stream``) is an async generator function: called without ``await``."""
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        prepare = _prepare_v1 if v1 else _prepare
-        prepared = safe(f"cohere {kind} request", prepare, config, kind, instance, kwargs)
+        prepare = _prepare_v1 if v1 else _prepare  # looked up at call time (tests replace them)
+        prepared = safe(f"cohere {'v1 ' if v1 else ''}{kind} request", prepare, config, kind, instance, kwargs)
         if prepared is None:
             return wrapped(*args, **kwargs)
         call, call_kwargs = prepared
@@ -97,7 +97,7 @@ def async_stream_wrapper(config: c.WrapContext, kind: str, v1: bool = False) -> 
         try:
             return c.AsyncStreamProxy(AsyncEvents(result, delay), call.stream_state())
         except Exception as exc:
-            log_once("cohere async stream", exc)
+            log_once(f"cohere {'v1 ' if v1 else ''}async stream", exc)
             op.finish(Outcome())
             return result
 
