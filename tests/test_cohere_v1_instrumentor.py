@@ -620,3 +620,34 @@ def test_an_internal_error_never_breaks_the_call(instrument, span_exporter, monk
         assert _sync(fake.transport()).generate(model="command", prompt="Hi").generations[0].text == "Hi"
     assert len(fake.requests) == 1
     assert span_exporter.get_finished_spans() == ()
+
+
+def test_tool_calls_and_results_in_the_content_and_the_estimate(instrument, span_exporter, capture):
+    fake = FakeAPI().reply({"response_id": "r-6", "text": "Within 30 days in the EU.", "finish_reason": "MAX_TOKENS",
+                            "meta": {"billed_units": {"input_tokens": 50, "output_tokens": 8}}})
+    call = {"name": "refund_policy", "parameters": {"region": "EU"}}
+    results = [{"call": call, "outputs": [{"days": 30}]}]
+    history = [{"role": "USER", "message": "Refund window in the EU?"},
+               {"role": "CHATBOT", "message": "Let me check.", "tool_calls": [call]},
+               {"role": "TOOL", "tool_results": results}]
+    _sync(fake.transport()).chat(model="command", message="", chat_history=history, tool_results=results)
+    sent = fake.sent_json()
+    assert sent["chat_history"][2]["tool_results"][0]["outputs"] == [{"days": 30}]
+    (span,) = span_exporter.get_finished_spans()
+    tool_call = {"type": "tool_call", "id": None, "name": "refund_policy", "arguments": {"region": "EU"}}
+    response = {"role": "tool", "parts": [{"type": "tool_call_response", "id": None, "response": [{"days": 30}]}]}
+    assert _content_of(span) == {
+        "gen_ai.input.messages": [
+            {"role": "user", "parts": [{"type": "text", "content": "Refund window in the EU?"}]},
+            {"role": "assistant", "parts": [{"type": "text", "content": "Let me check."}, tool_call]},
+            response, response],
+        "gen_ai.output.messages": [{"role": "assistant", "finish_reason": "length", "parts": [
+            {"type": "text", "content": "Within 30 days in the EU."}]}],
+    }
+    # the estimate counts the texts, the call (+1) and both results (+1 each)
+    from otel_ai_cost.instrumentation.cohere import TOOL_CALL_TOKENS, TOOL_RESULT_TOKENS
+    from otel_ai_cost.tokens import heuristic_tokens as h
+
+    expected = (h("Refund window in the EU?") + h("Let me check.") + TOOL_CALL_TOKENS + h("refund_policy")
+                + h(json.dumps({"region": "EU"})) + 2 * (TOOL_RESULT_TOKENS + h(json.dumps([{"days": 30}]))))
+    assert estimate_v1_chat("", chat_history=history, tool_results=results).tokens == expected
