@@ -372,7 +372,9 @@ def _mark_covering(span: Any, context: Optional[Context]) -> None:
     if not isinstance(parent, Span) or not parent.is_recording() or parent.kind is not SpanKind.CLIENT:
         return
     attributes = parent.attributes or {}
-    if attributes.get(sc.GEN_AI_OPERATION_NAME) not in _INFERENCE_OPERATIONS or sc.AI_COST_PRICING_PRICED_ON in attributes:
+    if sc.AI_COST_PRICING_PRICED_ON in attributes:
+        return
+    if attributes.get(sc.GEN_AI_OPERATION_NAME) not in _INFERENCE_OPERATIONS:
         return
     scope = parent.instrumentation_scope
     if scope is not None and scope.name.startswith("otel_ai_cost."):
