@@ -25,6 +25,7 @@ import anthropic
 import httpx2
 import pytest
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -264,6 +265,33 @@ def test_another_instrumentations_span_around_ours_is_not_priced_again(harness):
     assert h.priced() == [ours] and h.total() == STREAMING_COST
     assert h.spent() == type(h.spent())(to_nanos(STREAMING_COST), 0)
     assert h.ledger() == ["reserve", "release", "reserve", "settle"]  # the outer hold is released at ours
+
+
+def test_a_span_started_inside_our_call_is_recognised_whatever_its_parent(harness):
+    """Another instrumentation that starts its GenAI span as a root (an explicit empty context) while
+    our call runs, here from inside the HTTP transport: not our child, still part of our call."""
+    h = harness(AnthropicInstrumentor())
+    fake = FakeAnthropic(usage={"input_tokens": 2000, "output_tokens": 300})
+    tracer = h.provider.get_tracer("some.other.instrumentation")
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        with tracer.start_as_current_span("chat claude-sonnet-4-5", context=Context(), kind=SpanKind.CLIENT,
+                                          attributes={"gen_ai.operation.name": "chat",
+                                                      "gen_ai.provider.name": "anthropic",
+                                                      "gen_ai.request.model": "claude-sonnet-4-5"}) as span:
+            span.set_attributes({"gen_ai.usage.input_tokens": 2000, "gen_ai.usage.output_tokens": 300})
+            return fake.handle(request)
+
+    client = anthropic.Anthropic(api_key="test", max_retries=0,
+                                 http_client=httpx2.Client(transport=httpx2.MockTransport(handle)))
+    client.messages.create(model="claude-sonnet-4-5", max_tokens=1000, messages=[{"role": "user", "content": "Hi"}])
+    (ours,) = [s for s in h.genai() if s.instrumentation_scope.name.startswith("otel_ai_cost.")]
+    (other,) = [s for s in h.genai() if s is not ours]
+    assert other.parent is None and other.context.trace_id != ours.context.trace_id
+    assert other.attributes[PRICED_ON] == format(ours.context.span_id, "016x")
+    cost = (2000 * 3 + 300 * 15) / M  # 0.0105
+    assert h.priced() == [ours] and h.total() == cost
+    assert h.spent() == type(h.spent())(to_nanos(cost), 0) and h.ledger() == ["reserve", "settle"]
 
 
 def test_spans_outside_our_calls_are_not_marked(harness):
