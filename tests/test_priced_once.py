@@ -129,7 +129,7 @@ def harness():
         h.close()
 
 
-def _assert_once(h: Harness, costs: List[Decimal], sdk_scope: str) -> None:
+def _assert_once(h: Harness, costs: List[Decimal], sdk_scope: str, sdk_usage: bool = True) -> None:
     """One priced span per call (ours), the SDK's span of each call kept, marked as priced on ours and
     nested in it; the exported sum, the budget and the cost metric all equal the hand-computed cost."""
     ours = [s for s in h.genai() if s.instrumentation_scope.name.startswith("otel_ai_cost.")]
@@ -140,7 +140,9 @@ def _assert_once(h: Harness, costs: List[Decimal], sdk_scope: str) -> None:
     for mine, sdk in zip(ours, theirs):
         assert sdk.attributes[PRICED_ON] == format(mine.context.span_id, "016x")
         assert sdk.parent is not None and sdk.parent.span_id == mine.context.span_id
-        assert "gen_ai.usage.input_tokens" in sdk.attributes  # the SDK's own record is exported untouched
+        # The SDK's own record is exported untouched (anthropic records no usage for a raw response
+        # whose body was unread when the call returned).
+        assert ("gen_ai.usage.input_tokens" in sdk.attributes) is sdk_usage
         assert COST not in sdk.attributes and "ai_cost.pricing.status" not in sdk.attributes
         assert PRICED_ON not in mine.attributes
     total = sum(costs, Decimal(0))
@@ -164,14 +166,18 @@ def _anthropic(cassette: Cassette, provider: Optional[TracerProvider], is_async:
                                http_client=httpx2.Client(transport=cassette.transport()))
 
 
-def test_anthropic_recorded_calls_are_priced_once(harness):
+@pytest.mark.parametrize("raw", [False, True], ids=["create", "with_raw_response"])
+def test_anthropic_recorded_calls_are_priced_once(harness, raw):
     h = harness(AnthropicInstrumentor())
     cassette = Cassette(CACHING)
     client = _anthropic(cassette, h.provider)
     for interaction in cassette.interactions:
-        client.messages.create(**interaction.request_json)
+        if raw:
+            assert client.messages.with_raw_response.create(**interaction.request_json).parse().usage.output_tokens
+        else:
+            client.messages.create(**interaction.request_json)
     cassette.assert_done()
-    _assert_once(h, CACHING_COSTS, "com.anthropic.sdk.python")
+    _assert_once(h, CACHING_COSTS, "com.anthropic.sdk.python", sdk_usage=not raw)
 
 
 async def test_anthropic_async_recorded_calls_are_priced_once(harness):
