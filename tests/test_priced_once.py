@@ -30,6 +30,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -72,14 +73,14 @@ class Harness:
     """A tracer provider with AICostSpanProcessor (one lifetime budget, in memory) and an in-memory
     exporter behind CostEnrichingSpanExporter, a meter provider, and ``instrumentors`` instrumented."""
 
-    def __init__(self, *instrumentors: Any) -> None:
+    def __init__(self, *instrumentors: Any, sampler: Any = None) -> None:
         self.store = MemoryBudgetStore()
         self.metrics = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.metrics])
         self.processor = AICostSpanProcessor(settings=Settings(), budgets=[Budget("all", "100", lifetime())],
                                              budget_store=self.store, meter_provider=self.meter_provider)
         self.exported = InMemorySpanExporter()
-        self.provider = TracerProvider()
+        self.provider = TracerProvider(sampler=sampler) if sampler is not None else TracerProvider()
         self.provider.add_span_processor(self.processor)
         self.provider.add_span_processor(SimpleSpanProcessor(CostEnrichingSpanExporter(self.exported)))
         self.instrumentors = instrumentors
@@ -120,8 +121,8 @@ class Harness:
 def harness():
     made: List[Harness] = []
 
-    def make(*instrumentors: Any) -> Harness:
-        made.append(Harness(*instrumentors))
+    def make(*instrumentors: Any, sampler: Any = None) -> Harness:
+        made.append(Harness(*instrumentors, sampler=sampler))
         return made[-1]
 
     yield make
@@ -226,6 +227,29 @@ def test_anthropic_web_searches_are_priced_once_with_their_fee(harness):
     cost = (2000 * 3 + 300 * 15) / M + 3 * Decimal(10) / 1000  # 0.0105 + 0.03
     _assert_once(h, [cost], "com.anthropic.sdk.python")
     assert h.priced()[0].attributes["ai_cost.cost.web_search"] == 0.03
+
+
+class _DropChatRoots(Sampler):
+    """Samples every root span but those named ``chat ...`` (ours): the SDK's own span, a root of its
+    own trace before it became our child, would have been sampled and budgeted."""
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any) -> Any:
+        return SamplingResult(Decision.DROP if name.startswith("chat ") else Decision.RECORD_AND_SAMPLE)
+
+    def get_description(self) -> str:
+        return "DropChatRoots"
+
+
+def test_an_unsampled_call_is_budgeted_once(harness):
+    """The sampler drops our span: the SDK's span, its child, shares the decision (one trace per
+    call), and the budget still holds and settles once, from our instrumentor."""
+    h = harness(AnthropicInstrumentor(), sampler=ParentBased(_DropChatRoots()))
+    cassette = Cassette(STREAMING)
+    assert sum(1 for _ in _anthropic(cassette, h.provider).messages.create(**cassette.interactions[0].request_json))
+    cassette.assert_done()
+    assert h.exported.get_finished_spans() == ()
+    assert h.spent() == type(h.spent())(to_nanos(STREAMING_COST), 0)
+    assert h.ledger() == ["reserve", "settle"]
 
 
 def test_anthropic_spans_alone_are_priced_and_budgeted_once(harness):
