@@ -162,7 +162,9 @@ def generate(catalog: Optional[Catalog] = None, providers: Optional[Iterable[str
     usage = " or ".join(f"{_attr(n)} != nil" for n in (
         sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS,
         sc.GEN_AI_USAGE_PROMPT_TOKENS, sc.GEN_AI_USAGE_COMPLETION_TOKENS))
-    condition = f"({inference}) and {_attr(sc.GEN_AI_USAGE_COST_AMOUNT)} == nil and ({usage})"
+    # A span marked priced_on belongs to a call priced on another span (the SDK's own tracing).
+    condition = (f"({inference}) and {_attr(sc.GEN_AI_USAGE_COST_AMOUNT)} == nil"
+                 f" and {_attr(sc.AI_COST_PRICING_PRICED_ON)} == nil and ({usage})")
     return {name: {"error_mode": "ignore", "trace_statements": [
         {"context": "span", "conditions": [condition], "statements": statements}]}}
 
