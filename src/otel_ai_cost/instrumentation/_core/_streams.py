@@ -36,6 +36,7 @@ import wrapt
 from ... import _semconv as sc
 from ._log import log_once
 from ._operation import Operation, Outcome
+from ._stream_errors import failed_outcome, provider_error_type
 
 DEFAULT_IDLE_TIMEOUT = 30.0
 
@@ -110,6 +111,12 @@ class StreamState:
         except Exception as exc:
             log_once(f"{type(self).__name__}.outcome", exc)
             outcome = Outcome()
+        try:  # the provider ended the stream with an error: one rule for all (``_stream_errors``)
+            kind = outcome.error_type or (provider_error_type(error) if error is not None else None)
+            if kind is not None:
+                outcome = failed_outcome(outcome, kind)
+        except Exception as exc:
+            log_once(f"{type(self).__name__} stream error", exc)
         extra = self._extra()
         if self.content is not None:
             try:
