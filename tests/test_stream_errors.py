@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from decimal import Decimal
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -54,15 +53,18 @@ from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
 
 M = Decimal(1_000_000)
 TRACELOOP = "traceloop/openllmetry/packages/"
-GROQ = TRACELOOP + "opentelemetry-instrumentation-groq/tests/traces/cassettes/test_chat_tracing/test_chat_streaming_legacy.yaml"
+GROQ = (TRACELOOP + "opentelemetry-instrumentation-groq/tests/traces/cassettes/test_chat_tracing/"
+        "test_chat_streaming_legacy.yaml")
 ANTHROPIC = (TRACELOOP + "opentelemetry-instrumentation-anthropic/tests/cassettes/test_messages/"
              "test_anthropic_message_streaming_legacy.yaml")
-MISTRAL = TRACELOOP + "opentelemetry-instrumentation-mistralai/tests/cassettes/test_chat/test_mistralai_streaming_chat_legacy.yaml"
-COHERE = TRACELOOP + "opentelemetry-instrumentation-cohere/tests/cassettes/test_chat/test_cohere_v2_chat_legacy_with_streaming.yaml"
+MISTRAL = (TRACELOOP + "opentelemetry-instrumentation-mistralai/tests/cassettes/test_chat/"
+           "test_mistralai_streaming_chat_legacy.yaml")
+COHERE = (TRACELOOP + "opentelemetry-instrumentation-cohere/tests/cassettes/test_chat/"
+          "test_cohere_v2_chat_legacy_with_streaming.yaml")
 GEMINI = ("Arize-ai/openinference/python/instrumentation/openinference-instrumentation-google-genai/tests/cassettes/"
           "test_instrumentation/test_validate_token_counts_stream.yaml")
-OPENAI_CHAT = ("open-telemetry/opentelemetry-python-contrib/instrumentation-genai/opentelemetry-instrumentation-openai-v2/"
-               "tests/cassettes/test_chat_completion_streaming.yaml")
+OPENAI_CHAT = ("open-telemetry/opentelemetry-python-contrib/instrumentation-genai/"
+               "opentelemetry-instrumentation-openai-v2/tests/cassettes/test_chat_completion_streaming.yaml")
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -201,6 +203,22 @@ def test_groq_usage_reported_before_the_error_is_kept_and_settled(budgeted):
     assert_settled(p, held, cost)
 
 
+
+def test_groq_raw_stream_body_read_with_an_error_event(budgeted):
+    # with_streaming_response, the body read as text: the SDK raises nothing, the span still ends
+    # with the provider's error and no estimated usage.
+    events, request = recorded_events(GROQ)
+    body = b"".join(events[:10]) + GROQ_ERROR
+    p = budgeted(GroqInstrumentor(), catalog=_groq_catalog())
+    held = Held(p)
+    client = groq.Groq(api_key="test", max_retries=0,
+                       http_client=httpx.Client(transport=FakeAPI(network=True).reply(body).transport()))
+    with client.chat.completions.with_streaming_response.create(**request) as raw:
+        held()
+        assert raw.read() == body
+    assert_no_usage(failed_span(p, "internal_server_error"))
+    assert_settled(p, held, Decimal(0))
+
 # platform.openai.com/docs/guides/error-codes: a chat stream reports a failure as a chunk holding
 # an ``error`` object (no event name).
 OPENAI_ERROR = sse_event({"error": {"message": "The server had an error while processing your request.",
@@ -214,7 +232,8 @@ def _openai_client(body: bytes, async_: bool = False) -> Any:
     if async_:
         return openai.AsyncOpenAI(api_key="test", max_retries=0,
                                   http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
-    return openai.OpenAI(api_key="test", max_retries=0, http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+    return openai.OpenAI(api_key="test", max_retries=0,
+                         http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
 
 
 def test_openai_chat_error_chunk_has_no_usage_async(budgeted):
@@ -383,23 +402,24 @@ def test_anthropic_overloaded_after_message_start_keeps_its_usage_with_the_strea
 GEMINI_ERROR = b'data: {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}\r\n\r\n'
 
 
-def _gemini_run(body: bytes, after_first: Optional[Callable[[], None]] = None) -> Seen:
+def _gemini_run(body: bytes, after_first: Optional[Callable[[], None]] = None, vertex: bool = False) -> Seen:
     with FakeGoogleGenAI() as fake:
         fake.queue(Reply(200, body, [("Content-Type", "text/event-stream")]))
-        client = fake.gemini_client()
+        client = fake.vertex_client() if vertex else fake.gemini_client()
         return consume(client.models.generate_content_stream(model="gemini-2.5-flash", contents="Sum primes"),
                        after_first)
 
 
-def test_gemini_error_chunk_first_has_no_usage(budgeted):
+@pytest.mark.parametrize("vertex", [False, True], ids=["gemini", "vertex"])
+def test_gemini_error_chunk_first_has_no_usage(budgeted, vertex):
     events, _ = recorded_events(GEMINI)
     body = GEMINI_ERROR + events[0]
     from google.genai import errors
 
-    baseline = _gemini_run(body)
+    baseline = _gemini_run(body, vertex=vertex)
     assert baseline[:2] == (0, errors.ServerError)
     p = budgeted(GoogleGenAIInstrumentor())
-    assert _gemini_run(body) == baseline
+    assert _gemini_run(body, vertex=vertex) == baseline
     assert_no_usage(failed_span(p, "UNAVAILABLE"))
     spend = p.store.spent("team", "", ["lifetime"])
     assert (spend.spent, spend.reserved) == (0, 0)
@@ -449,6 +469,31 @@ def test_bedrock_converse_stream_exception_event(budgeted, kind):
     assert_no_usage(failed_span(p, kind))
     assert_settled(p, held, Decimal(0))
 
+
+
+def test_bedrock_invoke_stream_throttling_exception(budgeted):
+    from botocore.exceptions import EventStreamError
+
+    # InvokeModelWithResponseStream relays Anthropic's events as chunks; then a throttlingException.
+    events = [("chunk", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+              ("throttlingException", {"message": "Too many tokens, please wait before trying again."})]
+    model = "anthropic.claude-3-haiku-20240307-v1:0"
+    body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100,
+                       "messages": [{"role": "user", "content": "Hi"}]})
+
+    def run(after_first: Optional[Callable[[], None]] = None) -> Seen:
+        with FakeBedrock([event_stream_reply(f"/model/{model}/invoke-with-response-stream", events,
+                                             invoke=True)]) as fake:
+            stream = fake.client().invoke_model_with_response_stream(modelId=model, body=body)["body"]
+            return consume(stream, after_first)
+
+    baseline = run()
+    assert baseline[:2] == (1, EventStreamError)
+    p = budgeted(BedrockInstrumentor())
+    held = Held(p)
+    assert run(held) == baseline
+    assert_no_usage(failed_span(p, "throttlingException"))
+    assert_settled(p, held, Decimal(0))
 
 # --- Mistral ------------------------------------------------------------------------------------
 

@@ -72,6 +72,14 @@ def provider_error_type(error: BaseException) -> Optional[str]:
     return None
 
 
+def error_event_type(chunk: Any) -> Optional[str]:
+    """The error type of a stream chunk that is an error object (``{"error": {...}}``, Anthropic's
+    ``{"type": "error", "error": {...}}``), read from a body the user read raw; None for any other."""
+    if isinstance(chunk, Mapping) and isinstance(chunk.get("error"), Mapping):
+        return _kind(chunk)
+    return None
+
+
 def failed_outcome(outcome: Outcome, kind: str) -> Outcome:
     """``outcome`` of a stream that ended with the provider's error ``kind``: an error, and no usage
     but what the provider reported."""

@@ -70,6 +70,8 @@ class StreamState:
     # Message content accumulated from the chunks read (``_content.Accumulator``), only when
     # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT asks for it; None otherwise.
     content: Any = None
+    # The provider's type of an error event found in a body read raw (the SDK raised nothing).
+    error_kind: Optional[str] = None
 
     def __init__(self, operation: Operation) -> None:
         self.operation = operation
@@ -112,7 +114,9 @@ class StreamState:
             log_once(f"{type(self).__name__}.outcome", exc)
             outcome = Outcome()
         try:  # the provider ended the stream with an error: one rule for all (``_stream_errors``)
-            kind = outcome.error_type or (provider_error_type(error) if error is not None else None)
+            kind = outcome.error_type or self.error_kind
+            if kind is None and error is not None:
+                kind = provider_error_type(error)
             if kind is not None:
                 outcome = failed_outcome(outcome, kind)
         except Exception as exc:
