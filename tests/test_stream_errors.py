@@ -440,6 +440,25 @@ def test_gemini_error_after_a_chunk_keeps_the_usage_it_reported(budgeted):
     assert_settled(p, held, cost)
 
 
+
+def test_gemini_http_error_of_a_stream_is_not_a_stream_error(budgeted):
+    # google-genai sends a stream's request when it is first read: an HTTP 429 then comes through
+    # the stream, and is the SDK's exception class as for any call, not an error inside the stream.
+    from _fake_google_genai import error_body
+    from google.genai import errors
+
+    def run() -> Seen:
+        with FakeGoogleGenAI() as fake:
+            fake.queue_json(error_body(429, "Resource has been exhausted", "RESOURCE_EXHAUSTED"), status=429)
+            client = fake.gemini_client()
+            return consume(client.models.generate_content_stream(model="gemini-2.5-flash", contents="Sum primes"))
+
+    baseline = run()
+    assert baseline[:2] == (0, errors.ClientError)
+    p = budgeted(GoogleGenAIInstrumentor())
+    assert run() == baseline
+    assert_no_usage(failed_span(p, "ClientError"))
+
 # --- Bedrock ------------------------------------------------------------------------------------
 
 NOVA = "amazon.nova-micro-v1:0"

@@ -60,7 +60,12 @@ def provider_error_type(error: BaseException) -> Optional[str]:
         return None
     details = getattr(error, "details", None)
     if isinstance(details, Mapping) and isinstance(details.get("error"), Mapping):
-        # google-genai APIError for a stream chunk ``{"error": {"code", "message", "status"}}``.
+        # google-genai APIError for a stream chunk ``{"error": {"code", "message", "status"}}`` (its
+        # response is the stream's, status 200); not one for the HTTP status of a stream that the SDK
+        # sends only when first read.
+        http_status = getattr(getattr(error, "response", None), "status_code", None)
+        if isinstance(http_status, int) and http_status >= 400:
+            return None
         status = getattr(error, "status", None)
         return status if isinstance(status, str) and status else _kind(details)
     response = getattr(error, "response", None)
