@@ -37,7 +37,7 @@ from opentelemetry.trace import StatusCode
 
 from _cassettes import Cassette
 from _fake_bedrock import FakeBedrock, event_stream_reply
-from _fake_google_genai import FakeGoogleGenAI, Reply
+from _fake_google_genai import FakeGoogleGenAI, Reply, error_body
 from _fake_groq import FakeAPI
 from _fake_openai import recorded_responses_stream
 from conftest import Pipeline
@@ -444,7 +444,6 @@ def test_gemini_error_after_a_chunk_keeps_the_usage_it_reported(budgeted):
 def test_gemini_http_error_of_a_stream_is_not_a_stream_error(budgeted):
     # google-genai sends a stream's request when it is first read: an HTTP 429 then comes through
     # the stream, and is the SDK's exception class as for any call, not an error inside the stream.
-    from _fake_google_genai import error_body
     from google.genai import errors
 
     def run() -> Seen:
