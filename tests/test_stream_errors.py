@@ -182,7 +182,7 @@ def test_groq_error_event_before_any_usage_has_no_usage_and_releases_the_hold(bu
     held = Held(p)
     assert _groq_run(body, request, held) == baseline  # the SDK raises what it raises uninstrumented
     a = failed_span(p, "internal_server_error")
-    assert_no_usage(a)  # today's estimate of the text read is not billed usage
+    assert_no_usage(a)  # a count of the text read is not billed usage
     assert_settled(p, held, Decimal(0))
 
 

@@ -170,12 +170,12 @@ class ResponsesStreamState(StreamState):
         final = self.final if self.final is not None else self.response
         outcome = responses_outcome(final) if final is not None else Outcome()
         if self.final_kind == "response.failed":
-            # The stream ended normally but the response failed (``StreamState.end`` then keeps only
-            # the usage the response reports).
             outcome.error_type = str(get(get(final, "error"), "code") or "response.failed")
         elif self.error_code is not None and self.final_kind is None:
             outcome.error_type = self.error_code
-        # response.incomplete is no error: the response reports the usage billed.
+        if outcome.error_type is not None:
+            return outcome  # failed: only the usage the response reports, no guess (``_core._stream_errors``)
+        # response.incomplete is no error: its response reports the usage billed.
         if self.final is None or outcome.usage is None:
             outcome.usage = estimated_usage(self.operation.request, self.counter)
             outcome.usage_source = sc.AiCostUsageSourceValues.ESTIMATED
