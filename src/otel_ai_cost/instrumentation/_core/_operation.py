@@ -40,7 +40,7 @@ class Outcome:
     service_tier: Optional[str] = None          # the tier the provider says it served
     provider_cost: Optional[float] = None       # USD reported in the response (OpenRouter usage.cost)
     attributes: Optional[Dict[str, Any]] = None  # response attributes (id, finish reasons, ...)
-    error_type: Optional[str] = None            # the response itself reports a failure (no exception)
+    error_type: Optional[str] = None            # the provider's type of a failure it reported (response, stream)
 
 
 def usage_attributes(usage: Usage) -> Dict[str, Any]:
@@ -238,10 +238,10 @@ class Operation:
                 amount = cost_attrs.get(sc.GEN_AI_USAGE_COST_AMOUNT)
                 if isinstance(amount, (int, float)):
                     cost_amount = float(amount)
-            if error is not None:
-                metric_attrs[sc.ERROR_TYPE] = attrs[sc.ERROR_TYPE] = error_type(error)
-            elif outcome.error_type is not None:
+            if outcome.error_type is not None:  # the provider's own error type wins over the exception's class
                 metric_attrs[sc.ERROR_TYPE] = attrs[sc.ERROR_TYPE] = outcome.error_type
+            elif error is not None:
+                metric_attrs[sc.ERROR_TYPE] = attrs[sc.ERROR_TYPE] = error_type(error)
             span.set_attributes(attrs)
             if error is not None:
                 span.set_status(Status(StatusCode.ERROR, str(error)))
