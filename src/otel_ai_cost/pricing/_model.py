@@ -15,6 +15,7 @@ PRICE_FIELDS = (
     "input",            # uncached input tokens
     "output",           # output tokens (text)
     "cache_read",       # input tokens read from the prompt cache
+    "cache_read_audio", # audio input tokens read from the prompt cache, when priced apart from cache_read
     "cache_write",      # input tokens written to the cache (Anthropic: 5-minute TTL)
     "cache_write_1h",   # input tokens written to the cache with a 1-hour TTL
     "reasoning",        # reasoning/thinking output tokens, when priced apart from output
@@ -33,6 +34,7 @@ class PriceSet:
     input: Optional[Decimal] = None
     output: Optional[Decimal] = None
     cache_read: Optional[Decimal] = None
+    cache_read_audio: Optional[Decimal] = None
     cache_write: Optional[Decimal] = None
     cache_write_1h: Optional[Decimal] = None
     reasoning: Optional[Decimal] = None

@@ -182,7 +182,10 @@ def usage_from_metadata(meta: Any) -> Optional[Usage]:
     prompt_details = field(meta, "prompt_tokens_details")
     cache_details = field(meta, "cache_tokens_details")
     output_details = field(meta, "candidates_tokens_details") or field(meta, "response_tokens_details")
-    audio_in = max(_modality_count(prompt_details, "AUDIO") - _modality_count(cache_details, "AUDIO"), 0)
+    # Audio: all of it, and its cached part (priced at the cached-audio price); images: the uncached
+    # part (cached images are cache reads); text and video: the rest of the input, at the text price.
+    audio_in = _modality_count(prompt_details, "AUDIO")
+    cached_audio = min(_modality_count(cache_details, "AUDIO"), audio_in)
     image_in = max(_modality_count(prompt_details, "IMAGE") - _modality_count(cache_details, "IMAGE"), 0)
     return Usage(
         input_tokens=(prompt or 0) + tool_prompt,
@@ -190,6 +193,7 @@ def usage_from_metadata(meta: Any) -> Optional[Usage]:
         cache_read_input_tokens=cached,
         reasoning_output_tokens=thoughts,
         audio_input_tokens=audio_in,
+        cache_read_audio_input_tokens=cached_audio,
         image_input_tokens=image_in,
         audio_output_tokens=_modality_count(output_details, "AUDIO"),
         image_output_tokens=_modality_count(output_details, "IMAGE"),
