@@ -11,6 +11,7 @@ const (
 	Input Field = iota
 	Output
 	CacheRead
+	CacheReadAudio
 	CacheWrite
 	CacheWrite1h
 	Reasoning
@@ -26,7 +27,7 @@ const (
 
 // FieldNames are the catalog file's names of the fields.
 var FieldNames = [NumFields]string{
-	"input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning", "audio_input",
+	"input", "output", "cache_read", "cache_read_audio", "cache_write", "cache_write_1h", "reasoning", "audio_input",
 	"audio_output", "image_input", "image_output", "per_image", "per_request", "web_search",
 }
 
@@ -78,13 +79,14 @@ type Model struct {
 
 // fallbacks: a missing field is priced at the first of these the chain has (otel_ai_cost.cost).
 var fallbacks = [NumFields][]Field{
-	CacheRead:    {Input},
-	CacheWrite:   {Input},
-	CacheWrite1h: {CacheWrite, Input},
-	Reasoning:    {Output},
-	AudioInput:   {Input},
-	AudioOutput:  {Output},
-	ImageInput:   {Input},
+	CacheRead:      {Input},
+	CacheReadAudio: {CacheRead, Input},
+	CacheWrite:     {Input},
+	CacheWrite1h:   {CacheWrite, Input},
+	Reasoning:      {Output},
+	AudioInput:     {Input},
+	AudioOutput:    {Output},
+	ImageInput:     {Input},
 }
 
 // noFallback are the fields compute_cost looks up raw (a missing price means "not priced apart").
