@@ -17,6 +17,7 @@ Costs are worked out by hand from the stated list prices (USD per 1M tokens), in
 """
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import httpx2
@@ -108,7 +109,14 @@ RESPONSES_EXPECTED = (1952 * GPT_6_SOL["input"] + 2048 * GPT_6_SOL["cache_read"]
 def _responses_fake(reply) -> FakeOpenAI:
     fake = FakeOpenAI(chat=lambda body: pytest.fail("only the Responses API is called"))
     original = fake.handle
-    fake.handle = lambda request: reply() if request.url.path.endswith("/responses") else original(request)
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        if not request.url.path.endswith("/responses"):
+            return original(request)
+        fake.requests.append(json.loads(request.read()))
+        return reply()
+
+    fake.handle = handle  # type: ignore[method-assign]
     return fake
 
 
@@ -143,6 +151,25 @@ def test_responses_stream_cache_writes_come_from_the_final_response(openai_instr
     assert a["ai_cost.usage.source"] == "provider"
     assert a["gen_ai.usage.cache_write.input_tokens"] == 4000
     assert _amount(a) == RESPONSES_EXPECTED
+
+
+def test_responses_12_hour_cache_writes_are_priced_at_their_price(openai_instrumentor, span_exporter):
+    usage = {"input_tokens": 10000, "output_tokens": 100, "total_tokens": 10100,
+             "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 6000,
+                                      "cache_write_tokens_details": {"ttl_30m_tokens": 4000, "ttl_12h_tokens": 2000}},
+             "output_tokens_details": {"reasoning_tokens": 0}}
+    body = response_object(model="gpt-6-sol", usage=usage)
+    fake = _responses_fake(lambda: httpx2.Response(200, json=body))
+    fake.client().responses.create(model="gpt-6-sol", input="Hi", prompt_cache_options={"ttl": "12h"})
+    assert fake.requests[0]["prompt_cache_options"] == {"ttl": "12h"}
+    a = _span(span_exporter)
+    assert a["gen_ai.usage.cache_write.input_tokens"] == 6000
+    # gpt-6-sol 12-hour retention writes: $5 per 1M (2x input; OpenAI list price as LiteLLM 1.109.1
+    # transcribes it, cache_creation_input_token_cost_above_12hr). 4000 uncached x $2 + 4000 30-minute
+    # writes x $2.50 + 2000 12-hour writes x $5 + 100 out x $10 = 0.029
+    assert _amount(a, "ai_cost.cost.cache_write") == (4000 * Decimal("2.5") + 2000 * Decimal(5)) / M
+    assert _amount(a) == (4000 * Decimal(2) + 4000 * Decimal("2.5") + 2000 * Decimal(5) + 100 * Decimal(10)) / M
+    assert _amount(a) == Decimal("0.029")
 
 
 # --- OpenAI cached audio ----------------------------------------------------------------------

@@ -11,8 +11,9 @@ Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engi
     input only when ``image_input`` is priced; its cost is then added to ``input`` too, at its price).
   - ``cache_read``: text cache reads (cache_read - cached audio) at ``cache_read``.
   - ``cache_read_audio``: cached audio at ``cache_read_audio``.
-  - ``cache_write``: 5-minute writes (cache_write - cache_write_1h) at ``cache_write`` plus 1-hour
-    writes at ``cache_write_1h``.
+  - ``cache_write``: default-TTL writes (cache_write - cache_write_1h - cache_write_12h; Anthropic's
+    5 minutes, OpenAI's 30 minutes) at ``cache_write`` plus 1-hour writes at ``cache_write_1h`` plus
+    12-hour writes (OpenAI's ``ttl_12h_tokens``) at ``cache_write_12h``.
   - ``output``: output - reasoning - audio_output - image_output (image output only when
     ``image_output`` is priced; otherwise it stays in output).
   - ``reasoning``: reasoning tokens at ``reasoning``, else at ``output``; always its own component
@@ -35,7 +36,7 @@ Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engi
   Image input (``image_input_tokens``) counts uncached image tokens only; cached images are cache reads.
 * Fallbacks for a missing price field: cache_read -> input; cache_read_audio -> cache_read -> input;
   cache_write -> input;
-  cache_write_1h -> cache_write -> input; reasoning -> output; audio_input -> input;
+  cache_write_1h -> cache_write -> input; cache_write_12h -> cache_write -> input; reasoning -> output; audio_input -> input;
   audio_output -> output; image_input -> input. A part whose price is missing with no fallback
   (e.g. output tokens on an embedding entry without an output price, images without ``per_image``)
   is charged nothing (a component with no priced part at all is named in ``Cost.unpriced``); the
@@ -118,6 +119,7 @@ _FALLBACKS: Dict[str, Tuple[str, ...]] = {
     "cache_read_audio": ("cache_read", "input"),
     "cache_write": ("input",),
     "cache_write_1h": ("cache_write", "input"),
+    "cache_write_12h": ("cache_write", "input"),
     "reasoning": ("output",),
     "audio_input": ("input",),
     "audio_output": ("output",),
@@ -142,8 +144,9 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
-    cache_write_input_tokens: int = 0        # all cache writes (5-minute + 1-hour)
+    cache_write_input_tokens: int = 0        # all cache writes (default TTL + 1-hour + 12-hour)
     cache_write_1h_input_tokens: int = 0     # the 1-hour part of cache_write_input_tokens
+    cache_write_12h_input_tokens: int = 0    # the 12-hour part of cache_write_input_tokens
     reasoning_output_tokens: int = 0
     audio_input_tokens: int = 0              # all audio input, cached or not
     cache_read_audio_input_tokens: int = 0   # the cached part of audio_input_tokens (also in cache_read)
@@ -165,6 +168,7 @@ _PARTS = (
     ("cache_read_input_tokens", "input_tokens"),
     ("cache_write_input_tokens", "input_tokens"),
     ("cache_write_1h_input_tokens", "cache_write_input_tokens"),
+    ("cache_write_12h_input_tokens", "cache_write_input_tokens"),
     ("audio_input_tokens", "input_tokens"),
     ("cache_read_audio_input_tokens", "audio_input_tokens"),
     ("cache_read_audio_input_tokens", "cache_read_input_tokens"),
@@ -317,6 +321,7 @@ def _count(value: Any) -> int:
 # The field names compute_cost reads: (name, looked up with fallbacks) pairs.
 _LOOKUPS = (
     ("input", True), ("cache_read", True), ("cache_read_audio", True), ("cache_write", True), ("cache_write_1h", True),
+    ("cache_write_12h", True),
     ("output", True), ("reasoning", True), ("audio_input", True), ("audio_output", True),
     ("per_image", True), ("per_request", True), ("image_input", False), ("image_output", False),
     ("web_search", False),
@@ -397,17 +402,19 @@ def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = 
 
         cache_read = _count(usage.cache_read_input_tokens)
         cache_write_1h = _count(usage.cache_write_1h_input_tokens)
-        cache_write_5m = max(_count(usage.cache_write_input_tokens) - cache_write_1h, 0)
+        cache_write_12h = _count(usage.cache_write_12h_input_tokens)
+        cache_write_5m = max(_count(usage.cache_write_input_tokens) - cache_write_1h - cache_write_12h, 0)
+        cache_write_all = cache_write_5m + cache_write_1h + cache_write_12h
         audio_input = _count(usage.audio_input_tokens)
         image_input_price = unit["image_input"]
         image_input = _count(usage.image_input_tokens) if image_input_price is not None else 0
         cached_audio = min(
             max(_count(usage.cache_read_audio_input_tokens),
-                cache_read + cache_write_5m + cache_write_1h + audio_input + image_input - input_tokens),
+                cache_read + cache_write_all + audio_input + image_input - input_tokens),
             cache_read, audio_input,
         )
         text_input = max(
-            input_tokens - cache_read - cache_write_5m - cache_write_1h - (audio_input - cached_audio)
+            input_tokens - cache_read - cache_write_all - (audio_input - cached_audio)
             - image_input, 0
         )
 
@@ -426,10 +433,11 @@ def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = 
             charge("cache_read", [(cache_read - cached_audio, unit["cache_read"], _MILLION)])
         if cached_audio > 0:
             charge("cache_read_audio", [(cached_audio, unit["cache_read_audio"], _MILLION)])
-        if cache_write_5m > 0 or cache_write_1h > 0:
+        if cache_write_all > 0:
             charge("cache_write", [
                 (cache_write_5m, unit["cache_write"], _MILLION),
                 (cache_write_1h, unit["cache_write_1h"], _MILLION),
+                (cache_write_12h, unit["cache_write_12h"], _MILLION),
             ])
         charge("output", [(text_output, unit["output"], _MILLION)])
         if reasoning > 0:

@@ -28,6 +28,7 @@ PRICE_KEYS: Mapping[str, str] = {
     "cache_read_input_audio_token_cost": "cache_read_audio",
     "cache_creation_input_token_cost": "cache_write",
     "cache_creation_input_token_cost_above_1hr": "cache_write_1h",
+    "cache_creation_input_token_cost_above_12hr": "cache_write_12h",
     "output_cost_per_reasoning_token": "reasoning",
     "input_cost_per_audio_token": "audio_input",
     "output_cost_per_audio_token": "audio_output",

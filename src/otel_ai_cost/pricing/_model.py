@@ -18,6 +18,7 @@ PRICE_FIELDS = (
     "cache_read_audio", # audio input tokens read from the prompt cache, when priced apart from cache_read
     "cache_write",      # input tokens written to the cache (Anthropic: 5-minute TTL)
     "cache_write_1h",   # input tokens written to the cache with a 1-hour TTL
+    "cache_write_12h",  # input tokens written to the cache with a 12-hour TTL (OpenAI's extended retention)
     "reasoning",        # reasoning/thinking output tokens, when priced apart from output
     "audio_input",      # audio input tokens
     "audio_output",     # audio output tokens
@@ -37,6 +38,7 @@ class PriceSet:
     cache_read_audio: Optional[Decimal] = None
     cache_write: Optional[Decimal] = None
     cache_write_1h: Optional[Decimal] = None
+    cache_write_12h: Optional[Decimal] = None
     reasoning: Optional[Decimal] = None
     audio_input: Optional[Decimal] = None
     audio_output: Optional[Decimal] = None

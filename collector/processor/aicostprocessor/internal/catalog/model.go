@@ -14,6 +14,7 @@ const (
 	CacheReadAudio
 	CacheWrite
 	CacheWrite1h
+	CacheWrite12h
 	Reasoning
 	AudioInput
 	AudioOutput
@@ -27,7 +28,7 @@ const (
 
 // FieldNames are the catalog file's names of the fields.
 var FieldNames = [NumFields]string{
-	"input", "output", "cache_read", "cache_read_audio", "cache_write", "cache_write_1h", "reasoning", "audio_input",
+	"input", "output", "cache_read", "cache_read_audio", "cache_write", "cache_write_1h", "cache_write_12h", "reasoning", "audio_input",
 	"audio_output", "image_input", "image_output", "per_image", "per_request", "web_search",
 }
 
@@ -83,6 +84,7 @@ var fallbacks = [NumFields][]Field{
 	CacheReadAudio: {CacheRead, Input},
 	CacheWrite:     {Input},
 	CacheWrite1h:   {CacheWrite, Input},
+	CacheWrite12h:  {CacheWrite, Input},
 	Reasoning:      {Output},
 	AudioInput:     {Input},
 	AudioOutput:    {Output},

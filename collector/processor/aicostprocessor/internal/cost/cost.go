@@ -39,6 +39,7 @@ type Usage struct {
 	CacheReadInputTokens      int64
 	CacheWriteInputTokens     int64 // all cache writes (5-minute + 1-hour)
 	CacheWrite1hInputTokens   int64 // the 1-hour part of CacheWriteInputTokens
+	CacheWrite12hInputTokens  int64 // the 12-hour part of CacheWriteInputTokens (OpenAI)
 	ReasoningOutputTokens     int64
 	AudioInputTokens          int64 // all audio input, cached or not
 	CacheReadAudioInputTokens int64 // the cached part of AudioInputTokens (also in CacheReadInputTokens)
@@ -118,7 +119,9 @@ func Compute(u *Usage, m *catalog.Model, serviceTier string) Cost {
 
 	cacheRead := count(u.CacheReadInputTokens)
 	cacheWrite1h := count(u.CacheWrite1hInputTokens)
-	cacheWrite5m := sub(count(u.CacheWriteInputTokens), cacheWrite1h)
+	cacheWrite12h := count(u.CacheWrite12hInputTokens)
+	cacheWrite5m := sub(count(u.CacheWriteInputTokens), cacheWrite1h, cacheWrite12h)
+	cacheWriteAll := cacheWrite5m + cacheWrite1h + cacheWrite12h
 	audioInput := count(u.AudioInputTokens)
 	var imageInput uint64
 	if unit.Has[catalog.ImageInput] {
@@ -127,11 +130,11 @@ func Compute(u *Usage, m *catalog.Model, serviceTier string) Cost {
 	// Cached audio: as reported, or at least the overlap the totals force (the cache holds text
 	// first), at most min(cacheRead, audioInput) (otel_ai_cost.cost).
 	cachedAudio := count(u.CacheReadAudioInputTokens)
-	if sum := cacheRead + cacheWrite5m + cacheWrite1h + audioInput + imageInput; sum > input && sum-input > cachedAudio {
+	if sum := cacheRead + cacheWriteAll + audioInput + imageInput; sum > input && sum-input > cachedAudio {
 		cachedAudio = sum - input
 	}
 	cachedAudio = min(cachedAudio, cacheRead, audioInput)
-	textInput := sub(input, cacheRead, cacheWrite5m, cacheWrite1h, audioInput-cachedAudio, imageInput)
+	textInput := sub(input, cacheRead, cacheWriteAll, audioInput-cachedAudio, imageInput)
 
 	output := count(u.OutputTokens)
 	reasoning := count(u.ReasoningOutputTokens)
@@ -149,8 +152,9 @@ func Compute(u *Usage, m *catalog.Model, serviceTier string) Cost {
 	if cachedAudio > 0 {
 		c.charge(CacheReadAudio, p(catalog.CacheReadAudio, cachedAudio))
 	}
-	if cacheWrite5m > 0 || cacheWrite1h > 0 {
-		c.charge(CacheWrite, p(catalog.CacheWrite, cacheWrite5m), p(catalog.CacheWrite1h, cacheWrite1h))
+	if cacheWriteAll > 0 {
+		c.charge(CacheWrite, p(catalog.CacheWrite, cacheWrite5m), p(catalog.CacheWrite1h, cacheWrite1h),
+			p(catalog.CacheWrite12h, cacheWrite12h))
 	}
 	c.charge(Output, p(catalog.Output, textOutput))
 	if reasoning > 0 {
