@@ -32,15 +32,15 @@ Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engi
   Cached audio = max(cache_read_audio, the overlap the totals force: cache_read + cache_write +
   audio_input + image_input - input), at most min(cache_read, audio_input). A provider that reports
   cached tokens and audio tokens but not which cached tokens are audio (OpenAI chat completions) is
-  thus read as "the cache holds text first": the split that costs the most, never an underestimate.
+  thus read as "the cache holds text first": of the splits the counts allow, the costliest at every
+  listed price (uncached audio is the dearest input), so never an underestimate.
   Image input (``image_input_tokens``) counts uncached image tokens only; cached images are cache reads.
 * Fallbacks for a missing price field: cache_read -> input; cache_read_audio -> cache_read -> input;
-  cache_write -> input;
-  cache_write_1h -> cache_write -> input; cache_write_12h -> cache_write -> input; reasoning -> output; audio_input -> input;
-  audio_output -> output; image_input -> input. A part whose price is missing with no fallback
-  (e.g. output tokens on an embedding entry without an output price, images without ``per_image``)
-  is charged nothing (a component with no priced part at all is named in ``Cost.unpriced``); the
-  rest of the request is still priced.
+  cache_write -> input; cache_write_1h -> cache_write -> input; cache_write_12h -> cache_write -> input;
+  reasoning -> output; audio_input -> input; audio_output -> output; image_input -> input. A part
+  whose price is missing with no fallback (e.g. output tokens on an embedding entry without an
+  output price, images without ``per_image``) is charged nothing (a component with no priced part
+  at all is named in ``Cost.unpriced``); the rest of the request is still priced.
 * Service tier: "batch", "flex" and "priority" select ``ModelPrice.service_tiers[tier]``; OpenAI's
   "default", "auto", "standard", "scale" and None mean base prices, as does a tier the entry does not
   price. ``Cost.service_tier`` names the tier whose prices were used (None for base).
