@@ -293,3 +293,36 @@ def test_gemini_stream_prices_the_last_usage_by_modality(google_genai_instrument
                 + 40 * Decimal("0.40")) / M
     assert _amount(a) == expected == Decimal("0.000401")
     assert _amount(a, "ai_cost.cost.cache_read_audio") == 1000 * Decimal("0.03") / M
+
+
+def test_gemini_multimodal_embeddings_price_each_modality(google_genai_instrumentor, span_exporter, fake_gemini):
+    # embedContent response with the UsageMetadata per modality (the documented UsageMetadata format).
+    fake_gemini.queue_json({"embeddings": [{"values": [0.1, 0.2]}],
+                            "usageMetadata": {"promptTokenCount": 8000, "totalTokenCount": 8000,
+                                              "promptTokensDetails": [
+                                                  {"modality": "TEXT", "tokenCount": 1000},
+                                                  {"modality": "IMAGE", "tokenCount": 1000},
+                                                  {"modality": "VIDEO", "tokenCount": 3000},
+                                                  {"modality": "AUDIO", "tokenCount": 3000}]}})
+    client = fake_gemini.gemini_client()
+    client.models.embed_content(model="gemini-embedding-2", contents=["A clip of the meeting"])
+    a = _span(span_exporter)
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (8000, 0)
+    # gemini-embedding-2, Gemini API paid tier (https://ai.google.dev/gemini-api/docs/pricing, as
+    # LiteLLM 1.109.1 lists it): text $0.20, image $0.45, video $12, audio $6.50 per 1M tokens.
+    assert _amount(a, "ai_cost.cost.input") == (1000 * Decimal("0.20") + 1000 * Decimal("0.45")
+                                                + 3000 * Decimal(12)) / M
+    assert _amount(a, "ai_cost.cost.audio_input") == 3000 * Decimal("6.5") / M
+    assert _amount(a) == Decimal("0.05615")  # 0.03665 input + 0.0195 audio
+
+
+def test_gemini_video_without_its_own_price_is_text(google_genai_instrumentor, span_exporter, fake_gemini):
+    usage = {"promptTokenCount": 4000, "candidatesTokenCount": 10, "totalTokenCount": 4010,
+             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 290}, {"modality": "VIDEO", "tokenCount": 3710}]}
+    fake_gemini.queue_json(generate_response(usage, model="gemini-2.5-flash"))
+    client = fake_gemini.gemini_client()
+    client.models.generate_content(model="gemini-2.5-flash", contents="Describe the video.")
+    a = _span(span_exporter)
+    # gemini-2.5-flash: Google prices text, image and video input alike ($0.30 per 1M), output $2.50.
+    assert _amount(a) == (4000 * Decimal("0.30") + 10 * Decimal("2.50")) / M
+    assert "ai_cost.cost.audio_input" not in a

@@ -7,8 +7,9 @@ Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engi
   sum of ``Cost.breakdown``. Floats appear only in span attributes.
 * Components (keys of ``Cost.breakdown``, the suffixes of the ``ai_cost.cost.*`` attributes):
 
-  - ``input``: uncached input = input - cache_read - cache_write - uncached audio - image_input (image
-    input only when ``image_input`` is priced; its cost is then added to ``input`` too, at its price).
+  - ``input``: uncached input = input - cache_read - cache_write - uncached audio - image_input -
+    video_input (image / video input only when ``image_input`` / ``video_input`` is priced; their
+    cost is then added to ``input`` too, at their prices; otherwise they are text input).
   - ``cache_read``: text cache reads (cache_read - cached audio) at ``cache_read``.
   - ``cache_read_audio``: cached audio at ``cache_read_audio``.
   - ``cache_write``: default-TTL writes (cache_write - cache_write_1h - cache_write_12h; Anthropic's
@@ -30,11 +31,12 @@ Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engi
   OpenAI's ``prompt_tokens_details.audio_tokens`` and Gemini's ``promptTokensDetails`` AUDIO do);
   ``cache_read_audio_input_tokens`` is its cached part, also counted in ``cache_read_input_tokens``.
   Cached audio = max(cache_read_audio, the overlap the totals force: cache_read + cache_write +
-  audio_input + image_input - input), at most min(cache_read, audio_input). A provider that reports
+  audio_input + image_input + video_input - input), at most min(cache_read, audio_input). A provider that reports
   cached tokens and audio tokens but not which cached tokens are audio (OpenAI chat completions) is
   thus read as "the cache holds text first": of the splits the counts allow, the costliest at every
   listed price (uncached audio is the dearest input), so never an underestimate.
-  Image input (``image_input_tokens``) counts uncached image tokens only; cached images are cache reads.
+  Image and video input (``image_input_tokens``, ``video_input_tokens``) count uncached tokens only;
+  cached images and video are cache reads.
 * Fallbacks for a missing price field: cache_read -> input; cache_read_audio -> cache_read -> input;
   cache_write -> input; cache_write_1h -> cache_write -> input; cache_write_12h -> cache_write -> input;
   reasoning -> output; audio_input -> input; audio_output -> output; image_input -> input. A part
@@ -151,7 +153,8 @@ class Usage:
     audio_input_tokens: int = 0              # all audio input, cached or not
     cache_read_audio_input_tokens: int = 0   # the cached part of audio_input_tokens (also in cache_read)
     audio_output_tokens: int = 0
-    image_input_tokens: int = 0
+    image_input_tokens: int = 0              # uncached image input
+    video_input_tokens: int = 0              # uncached video input
     image_output_tokens: int = 0
     images: int = 0                          # generated images (priced per image)
     requests: int = 1
@@ -173,6 +176,7 @@ _PARTS = (
     ("cache_read_audio_input_tokens", "audio_input_tokens"),
     ("cache_read_audio_input_tokens", "cache_read_input_tokens"),
     ("image_input_tokens", "input_tokens"),
+    ("video_input_tokens", "input_tokens"),
     ("reasoning_output_tokens", "output_tokens"),
     ("audio_output_tokens", "output_tokens"),
     ("image_output_tokens", "output_tokens"),
@@ -324,6 +328,7 @@ _LOOKUPS = (
     ("cache_write_12h", True),
     ("output", True), ("reasoning", True), ("audio_input", True), ("audio_output", True),
     ("per_image", True), ("per_request", True), ("image_input", False), ("image_output", False),
+    ("video_input", False),
     ("web_search", False),
 )
 # (id(price), tier name, context-tier threshold) -> (price, used tier, {field: unit price}).
@@ -408,14 +413,16 @@ def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = 
         audio_input = _count(usage.audio_input_tokens)
         image_input_price = unit["image_input"]
         image_input = _count(usage.image_input_tokens) if image_input_price is not None else 0
+        video_input_price = unit["video_input"]
+        video_input = _count(usage.video_input_tokens) if video_input_price is not None else 0
         cached_audio = min(
             max(_count(usage.cache_read_audio_input_tokens),
-                cache_read + cache_write_all + audio_input + image_input - input_tokens),
+                cache_read + cache_write_all + audio_input + image_input + video_input - input_tokens),
             cache_read, audio_input,
         )
         text_input = max(
             input_tokens - cache_read - cache_write_all - (audio_input - cached_audio)
-            - image_input, 0
+            - image_input - video_input, 0
         )
 
         output_tokens = _count(usage.output_tokens)
@@ -428,6 +435,7 @@ def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = 
         charge("input", [
             (text_input, unit["input"], _MILLION),
             (image_input, image_input_price, _MILLION),
+            (video_input, video_input_price, _MILLION),
         ])
         if cache_read > cached_audio:
             charge("cache_read", [(cache_read - cached_audio, unit["cache_read"], _MILLION)])

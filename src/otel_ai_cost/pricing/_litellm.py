@@ -34,6 +34,7 @@ PRICE_KEYS: Mapping[str, str] = {
     "output_cost_per_audio_token": "audio_output",
     "input_cost_per_image_token": "image_input",
     "output_cost_per_image_token": "image_output",
+    "input_cost_per_video_token": "video_input",
     "output_cost_per_image": "per_image",
     "input_cost_per_request": "per_request",
 }

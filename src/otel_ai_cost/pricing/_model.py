@@ -24,6 +24,7 @@ PRICE_FIELDS = (
     "audio_output",     # audio output tokens
     "image_input",      # image input tokens, when priced apart from text input
     "image_output",     # image output tokens (image generation models priced per token)
+    "video_input",      # video input tokens, when priced apart from text input
     "per_image",        # USD per generated image (not per million)
     "per_request",      # USD per request (not per million)
     "web_search",       # USD per server-side web search the provider ran (not per million)
@@ -44,6 +45,7 @@ class PriceSet:
     audio_output: Optional[Decimal] = None
     image_input: Optional[Decimal] = None
     image_output: Optional[Decimal] = None
+    video_input: Optional[Decimal] = None
     per_image: Optional[Decimal] = None
     per_request: Optional[Decimal] = None
     web_search: Optional[Decimal] = None

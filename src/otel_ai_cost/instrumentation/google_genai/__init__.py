@@ -20,8 +20,8 @@ Usage (the traps of ``usageMetadata``):
 - ``cachedContentTokenCount`` IS part of ``promptTokenCount``: it is the cache-read subset.
 - Input modalities (``promptTokensDetails`` / ``cacheTokensDetails``, per modality): uncached AUDIO
   at the audio input price, cached AUDIO at the cached-audio price (else the cache-read price);
-  IMAGE at the image input price where the catalog has one; TEXT, VIDEO (and IMAGE otherwise) at
-  the text prices, as Google prices them. Audio / image output tokens (``candidatesTokensDetails``)
+  IMAGE and VIDEO at the image / video input price where the catalog has one (multimodal embedding
+  models), else, as Google prices them for generate_content, at the text price, like TEXT. Audio / image output tokens (``candidatesTokensDetails``)
   at theirs where the catalog has one.
 - The input total (prompt + tool-use prompt, cache included) selects the "> 200k tokens" context
   tier of the catalog, as Google bills long prompts.

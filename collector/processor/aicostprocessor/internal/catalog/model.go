@@ -20,6 +20,7 @@ const (
 	AudioOutput
 	ImageInput
 	ImageOutput
+	VideoInput
 	PerImage
 	PerRequest
 	WebSearch
@@ -29,7 +30,7 @@ const (
 // FieldNames are the catalog file's names of the fields.
 var FieldNames = [NumFields]string{
 	"input", "output", "cache_read", "cache_read_audio", "cache_write", "cache_write_1h", "cache_write_12h", "reasoning", "audio_input",
-	"audio_output", "image_input", "image_output", "per_image", "per_request", "web_search",
+	"audio_output", "image_input", "image_output", "video_input", "per_image", "per_request", "web_search",
 }
 
 // PerUnit reports whether a field is USD per unit (an image, a request, a search) rather than
@@ -92,7 +93,7 @@ var fallbacks = [NumFields][]Field{
 }
 
 // noFallback are the fields compute_cost looks up raw (a missing price means "not priced apart").
-var noFallback = [NumFields]bool{ImageInput: true, ImageOutput: true, WebSearch: true}
+var noFallback = [NumFields]bool{ImageInput: true, ImageOutput: true, VideoInput: true, WebSearch: true}
 
 func (m *Model) prepare() {
 	for ti, tier := range ServiceTierNames {

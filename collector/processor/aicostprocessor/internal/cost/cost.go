@@ -44,7 +44,8 @@ type Usage struct {
 	AudioInputTokens          int64 // all audio input, cached or not
 	CacheReadAudioInputTokens int64 // the cached part of AudioInputTokens (also in CacheReadInputTokens)
 	AudioOutputTokens         int64
-	ImageInputTokens          int64
+	ImageInputTokens          int64 // uncached image input
+	VideoInputTokens          int64 // uncached video input
 	ImageOutputTokens         int64
 	Images                    int64
 	Requests                  int64 // 1 for one call
@@ -127,14 +128,18 @@ func Compute(u *Usage, m *catalog.Model, serviceTier string) Cost {
 	if unit.Has[catalog.ImageInput] {
 		imageInput = count(u.ImageInputTokens)
 	}
+	var videoInput uint64
+	if unit.Has[catalog.VideoInput] {
+		videoInput = count(u.VideoInputTokens)
+	}
 	// Cached audio: as reported, or at least the overlap the totals force (the cache holds text
 	// first), at most min(cacheRead, audioInput) (otel_ai_cost.cost).
 	cachedAudio := count(u.CacheReadAudioInputTokens)
-	if sum := cacheRead + cacheWriteAll + audioInput + imageInput; sum > input && sum-input > cachedAudio {
+	if sum := cacheRead + cacheWriteAll + audioInput + imageInput + videoInput; sum > input && sum-input > cachedAudio {
 		cachedAudio = sum - input
 	}
 	cachedAudio = min(cachedAudio, cacheRead, audioInput)
-	textInput := sub(input, cacheRead, cacheWriteAll, audioInput-cachedAudio, imageInput)
+	textInput := sub(input, cacheRead, cacheWriteAll, audioInput-cachedAudio, imageInput, videoInput)
 
 	output := count(u.OutputTokens)
 	reasoning := count(u.ReasoningOutputTokens)
@@ -145,7 +150,7 @@ func Compute(u *Usage, m *catalog.Model, serviceTier string) Cost {
 	}
 	textOutput := sub(output, reasoning, audioOutput, imageOutput)
 
-	c.charge(Input, p(catalog.Input, textInput), p(catalog.ImageInput, imageInput))
+	c.charge(Input, p(catalog.Input, textInput), p(catalog.ImageInput, imageInput), p(catalog.VideoInput, videoInput))
 	if cacheRead > cachedAudio {
 		c.charge(CacheRead, p(catalog.CacheRead, cacheRead-cachedAudio))
 	}
