@@ -318,7 +318,8 @@ def test_gemini_multimodal_embeddings_price_each_modality(google_genai_instrumen
 
 def test_gemini_video_without_its_own_price_is_text(google_genai_instrumentor, span_exporter, fake_gemini):
     usage = {"promptTokenCount": 4000, "candidatesTokenCount": 10, "totalTokenCount": 4010,
-             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 290}, {"modality": "VIDEO", "tokenCount": 3710}]}
+             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 290},
+                                     {"modality": "VIDEO", "tokenCount": 3710}]}
     fake_gemini.queue_json(generate_response(usage, model="gemini-2.5-flash"))
     client = fake_gemini.gemini_client()
     client.models.generate_content(model="gemini-2.5-flash", contents="Describe the video.")
@@ -326,3 +327,14 @@ def test_gemini_video_without_its_own_price_is_text(google_genai_instrumentor, s
     # gemini-2.5-flash: Google prices text, image and video input alike ($0.30 per 1M), output $2.50.
     assert _amount(a) == (4000 * Decimal("0.30") + 10 * Decimal("2.50")) / M
     assert "ai_cost.cost.audio_input" not in a
+
+
+def test_cached_audio_is_bounded_by_both_of_its_totals():
+    from otel_ai_cost.cost import bound_usage
+
+    bounded, clamped = bound_usage(Usage(input_tokens=100, output_tokens=1, cache_read_input_tokens=10,
+                                         audio_input_tokens=50, cache_read_audio_input_tokens=30))
+    assert bounded.cache_read_audio_input_tokens == 10  # at most the cache reads (and the audio)
+    assert clamped == ("cache_read_audio_input_tokens",)
+    bounded, _ = bound_usage(Usage(input_tokens=100, cache_write_input_tokens=20, cache_write_12h_input_tokens=40))
+    assert bounded.cache_write_12h_input_tokens == 20

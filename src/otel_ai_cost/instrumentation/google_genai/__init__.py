@@ -21,8 +21,8 @@ Usage (the traps of ``usageMetadata``):
 - Input modalities (``promptTokensDetails`` / ``cacheTokensDetails``, per modality): uncached AUDIO
   at the audio input price, cached AUDIO at the cached-audio price (else the cache-read price);
   IMAGE and VIDEO at the image / video input price where the catalog has one (multimodal embedding
-  models), else, as Google prices them for generate_content, at the text price, like TEXT. Audio / image output tokens (``candidatesTokensDetails``)
-  at theirs where the catalog has one.
+  models), else, as Google prices them for generate_content, at the text price, like TEXT.
+  Audio / image output tokens (``candidatesTokensDetails``) at theirs where the catalog has one.
 - The input total (prompt + tool-use prompt, cache included) selects the "> 200k tokens" context
   tier of the catalog, as Google bills long prompts.
 - A stream reports the running usage on every chunk: the last one reported is the call's.
