@@ -394,8 +394,8 @@ def test_warnings_are_logged_once_per_threshold_key_and_window(caplog):
         span.end()
 
     with caplog.at_level(logging.WARNING, logger="otel_ai_cost.budgets"):
-        for day in range(2):
-            for _ in range(10):  # the 10th call would pass 100% only with its hold: $0.9 + $0.000000001
+        for _day in range(2):
+            for _ in range(10):  # the 10th: $0.9 spent + its $0.000000001 hold, under the $1 limit
                 call("acme")
                 call("globex")
                 clock.now += 60
@@ -409,3 +409,55 @@ def test_warnings_are_logged_once_per_threshold_key_and_window(caplog):
             assert ["of 50%" in mine[0], "of 80%" in mine[1], len(mine)] == [True, True, 2], mine
     events = [e for s in exporter.get_finished_spans() for e in s.events if e.name == "ai_cost.budget.warning"]
     assert len(events) == 2 * 2 * 5  # calls 6 to 10 of each tenant and day: on every call
+
+
+# --- what budget show and report say ------------------------------------------------------------
+
+
+def test_budget_show_and_report_tell_expired_charges_from_settled_calls(tmp_path, capsys, monkeypatch):
+    import json
+
+    from otel_ai_cost.cli import main
+
+    path = write(tmp_path, "budgets:\n  - {id: team, limit_usd: 10, window: lifetime}\nstore: {url: sqlite://b.db}\n")
+    monkeypatch.setenv("OTEL_AI_COST_CONFIG", str(path))
+    config = load_budget_config(path)
+    before = lambda: time.time() - 100  # noqa: E731 - the calls were made 100 s ago, with a 10 s hold_ttl
+    book = BudgetBook(config.budgets, SQLiteBudgetStore(str(tmp_path / "b.db"), clock=before), clock=before,
+                      hold_ttl=10)
+    book.settle(book.reserve({"gen_ai.request.model": "gpt-4o"}, "0.4"), "0.3")
+    book.reserve({"gen_ai.request.model": "gpt-4o"}, "0.25")  # its process died
+    slow = book.reserve({"gen_ai.request.model": "gpt-4o"}, "1")  # settles after its hold expired
+
+    assert main(["budget", "show", "team", "--last", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "  on expiry:   charge_estimate (a hold its call never settled is charged to its window" in out
+    assert usage_row(out)[:4] == ["$10.00", "$1.55", "$0.00", "$8.45"]  # 0.3 + 0.25 + 1 charged
+    charges = [line for line in out.splitlines() if " expire_charge " in line]
+    assert len(charges) == 2 and any("$0.25" in line for line in charges) and any("$1.00" in line for line in charges)
+
+    book.settle(slow, "0.6")  # the actual cost replaces the $1 charged
+    assert main(["budget", "show", "team", "--last", "1"]) == 0
+    out = capsys.readouterr().out
+    assert usage_row(out)[:2] == ["$10.00", "$1.15"]
+    assert "$0.60 (replaces the $1.00 charged when its hold expired)" in out
+
+    assert main(["report", "--since", "1d", "--by", "budget", "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert row == {"budget": "team", "calls": 3, "expired": 2, "blocked": 0, "spend_usd": 1.15}
+    assert main(["report", "--since", "1d", "--by", "budget"]) == 0
+    table = capsys.readouterr().out
+    assert line_of(table, "team").split() == ["team", "3", "2", "0", "$1.15", "100.0%"]
+    assert "EXPIRED" in table.splitlines()[1]
+
+
+def usage_row(out: str) -> list:
+    """The cells of budget show's usage row of a budget without per (key "-"), after the key."""
+    (row,) = [line for line in out.splitlines() if line.startswith("-  ")]
+    return row.split()[1:]
+
+
+def line_of(out: str, *words: str) -> str:
+    lines = [line for line in out.splitlines() if all(w in line.split() for w in words)]
+    assert len(lines) == 1, (words, out)
+    return lines[0]
