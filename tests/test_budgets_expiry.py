@@ -461,3 +461,24 @@ def line_of(out: str, *words: str) -> str:
     lines = [line for line in out.splitlines() if all(w in line.split() for w in words)]
     assert len(lines) == 1, (words, out)
     return lines[0]
+
+
+def test_holds_placed_by_a_previous_version_are_dropped_at_expiry(tmp_path, redis_url, redis_prefix):
+    """A hold without a policy (placed by a version that dropped expired holds) is dropped, as that
+    version would have done: SQLite's on_expired column NULL, Redis's hold value of five fields."""
+    clock = Clock()
+    sqlite = SQLiteBudgetStore(str(tmp_path / "b.db"), clock=clock)
+    redis = RedisBudgetStore(redis_url, clock=clock, prefix=redis_prefix)
+    for store in (sqlite, redis):
+        assert store.reserve([hold(2 * USD)], "old", ttl=10).ok
+        assert store.reserve([hold(3 * USD)], "new", ttl=10).ok
+    sqlite._db.execute("UPDATE holds SET on_expired = NULL WHERE reservation_id = 'old'")
+    holds_key = redis._key("holds", "b", "k")
+    value = redis._client.hget(holds_key, "old")
+    redis._client.hset(holds_key, "old", value.rsplit("|", 1)[0])
+    clock.now += 10
+    for store in (sqlite, redis):
+        assert store.spent("b", "k", ["w"]) == Spend(3 * USD, 0)
+        ended = sorted((e.kind, e.reservation_id) for e in store.ledger(kinds=("expire", "expire_charge")))
+        assert ended == [("expire", "old"), ("expire_charge", "new")]
+        store.close()

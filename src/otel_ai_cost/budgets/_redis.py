@@ -23,7 +23,8 @@ Keys, under the prefix:
   ("1"), whose fields are "<len(budget)>:<budget>:<key>".
 
 To use Redis Cluster, give a prefix with a hash tag (``{ai_cost}``) so that every key lives in one
-slot, as a multi-budget reservation must (a release also reaches the holds keys named in its index).
+slot, as a multi-budget reservation must (a release also reaches the holds keys named in its index, and
+an expiry the ``charged`` hash of its reservation).
 
 The scripts, and how they expire holds and migrate the holds of a previous version, are in
 ``_redis_scripts``; the client (URL, AUTH, TLS, timeouts) is made in ``_redis_client``.
