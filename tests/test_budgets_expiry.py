@@ -482,3 +482,29 @@ def test_holds_placed_by_a_previous_version_are_dropped_at_expiry(tmp_path, redi
         ended = sorted((e.kind, e.reservation_id) for e in store.ledger(kinds=("expire", "expire_charge")))
         assert ended == [("expire", "old"), ("expire_charge", "new")]
         store.close()
+
+
+def test_the_report_counts_a_late_call_once_under_budgets_of_both_policies():
+    """A call under a charge_estimate budget and a release budget, settled after its holds expired:
+    each budget counts it once at its actual cost, and so does the total."""
+    clock = Clock()
+    store = MemoryBudgetStore(clock)
+    book = BudgetBook(
+        # dropped first: its (plain, late) settle is the first of the call's entries the total sees
+        [Budget("dropped", 10, lifetime(), on_expired_hold="release"), Budget("charged", 10, lifetime())],
+        store, clock=clock, hold_ttl=5,
+    )
+    late = book.reserve({"gen_ai.request.model": "gpt-4o"}, "2")
+    left = book.reserve({"gen_ai.request.model": "gpt-4o"}, "0.5")  # never settled
+    clock.now += 5
+    assert (book.usage("charged").spent, book.usage("dropped").spent) == (Decimal("2.5"), 0)
+    book.settle(late, "0.75")
+    assert (book.usage("charged").spent, book.usage("dropped").spent) == (Decimal("1.25"), Decimal("0.75"))
+    assert left.id in {e.reservation_id for e in store.ledger(kind="expire_charge")}
+    report = build_report(store, clock.now - 60, clock.now + 60, ["budget"])
+    rows = {r.group: (r.calls, r.expired, r.spend_nanos) for r in report.rows}
+    # charged: 0.75 (the late call) + 0.5 (left); dropped: 0.75; the total: each call once.
+    assert rows == {("charged",): (2, 2, 1_250_000_000), ("dropped",): (1, 0, 750_000_000)}
+    assert (report.total.calls, report.total.expired, report.total.spend_nanos) == (2, 2, 1_250_000_000)
+    by_model = build_report(store, clock.now - 60, clock.now + 60, ["model"])
+    assert [(r.group, r.calls, r.spend_nanos) for r in by_model.rows] == [(("gpt-4o",), 2, 1_250_000_000)]

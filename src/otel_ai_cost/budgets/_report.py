@@ -19,7 +19,9 @@ A hold charged when it expired unsettled (``on_expired_hold: charge_estimate``: 
 the call in flight) is an ``expire_charge`` entry: it counts as a call, at its estimate, and in
 ``expired``. If the call's settle comes after all (attribute ``expired_charge_nanos``), the settle's
 amount replaces the estimate: it adds the difference, not another call; a release that comes after it
-takes the estimate back. Spend is thus what the stores counted, entry by entry.
+takes the estimate back (so does the settle of a budget of the same call whose policy was
+``release``, in the total and in groups that count both budgets' entries as one call). Spend is thus
+what the stores counted, entry by entry.
 """
 from __future__ import annotations
 
@@ -130,6 +132,35 @@ def _adjustment_value(name: str, entry: LedgerEntry, per: Mapping[str, Optional[
     return ADJUSTMENT
 
 
+def _count(
+    e: LedgerEntry, target: ReportRow, call: Tuple[Any, ...], charged: Any, pending: Dict[Tuple[Any, ...], int]
+) -> None:
+    """Count one entry of a call (``call``: its reservation id, and group) in ``target``. ``charged``:
+    the entry's ``expired_charge_nanos``; ``pending``: the estimates counted at expiry in this report,
+    which a settle or release of the same call replaces (also the settle of a budget of the call whose
+    policy was ``release``, which carries no ``expired_charge_nanos``)."""
+    if e.kind == "expire_charge":
+        target.calls += 1
+        target.expired += 1
+        target.spend_nanos += e.amount_nanos
+        pending[call] = e.amount_nanos
+        return
+    if e.kind == "block":
+        target.blocked += 1
+        return
+    counted = pending.pop(call, None)
+    replaced = int(charged) if charged is not None else counted
+    if e.kind == "release":  # a call charged at expiry, then released: the charge is taken back
+        target.spend_nanos -= replaced or 0
+    elif replaced is not None:  # a settle after the charge at expiry: the actual cost replaces the estimate
+        target.spend_nanos += e.amount_nanos - replaced
+    else:
+        target.calls += 1
+        target.spend_nanos += e.amount_nanos
+        if e.attributes.get("unknown_model"):
+            target.unknown_model += 1
+
+
 def aggregate(
     entries: Iterable[LedgerEntry],
     call_attributes: Mapping[str, Mapping[str, Any]],
@@ -149,6 +180,7 @@ def aggregate(
     seen: Set[Tuple[Any, ...]] = set()  # (kind, reservation id, group): each call counts once per group
     total = ReportRow(())
     total_seen: Set[Tuple[Any, ...]] = set()  # (kind, reservation id)
+    pending: Dict[Tuple[Any, ...], int] = {}  # (reservation id[, group]) -> its estimate counted at expiry
     adjustments: List[LedgerEntry] = []
     for e in entries:
         if not since <= e.time < until:
@@ -175,24 +207,11 @@ def aggregate(
         row = rows.get(group)
         if row is None:
             row = rows[group] = ReportRow(group)
-        for counted, target, marker in ((seen, row, (e.kind, e.reservation_id, group)),
-                                        (total_seen, total, (e.kind, e.reservation_id))):
-            if marker in counted:
-                continue
-            counted.add(marker)
-            if e.kind == "release":  # a call charged at expiry, then released: the charge is taken back
-                target.spend_nanos -= int(charged or 0)
-            elif charged is not None:  # its settle came after its charge at expiry: the actual cost replaces it
-                target.spend_nanos += e.amount_nanos - int(charged)
-            elif e.kind in ("settle", "expire_charge"):
-                target.calls += 1
-                target.spend_nanos += e.amount_nanos
-                if e.kind == "expire_charge":
-                    target.expired += 1
-                elif e.attributes.get("unknown_model"):
-                    target.unknown_model += 1
-            else:
-                target.blocked += 1
+        for counted, target, call in ((seen, row, (e.reservation_id, group)), (total_seen, total, (e.reservation_id,))):
+            marker = (e.kind, *call)
+            if marker not in counted:
+                counted.add(marker)
+                _count(e, target, call, charged, pending)
     ordered = sorted(rows.values(), key=lambda r: (-r.spend_nanos, -r.calls, -r.blocked, r.adjusted_nanos, r.group))
     adjustments.sort(key=lambda e: e.time)
     return Report(by, since, until, tz, ordered, total, adjustments)
