@@ -346,8 +346,11 @@ def test_the_budget_file_sets_the_policy(tmp_path):
     )))
     assert config.on_expired_hold == "release"
     assert [b.on_expired_hold for b in config.budgets] == [None, "charge_estimate"]
-    book = config.book()
-    assert book.on_expired_hold == "release"
+    assert config.book().on_expired_hold == "release"
+    from otel_ai_cost._budget_setup import resolve_budget_book
+
+    book = resolve_budget_book(config, None, MemoryBudgetStore(), None)  # what the processor builds from the file
+    assert book is not None and book.on_expired_hold == "release"
     assert load_budget_config(write(tmp_path, "budgets: []\n")).on_expired_hold == "charge_estimate"
 
 
@@ -508,3 +511,66 @@ def test_the_report_counts_a_late_call_once_under_budgets_of_both_policies():
     assert (report.total.calls, report.total.expired, report.total.spend_nanos) == (2, 2, 1_250_000_000)
     by_model = build_report(store, clock.now - 60, clock.now + 60, ["model"])
     assert [(r.group, r.calls, r.spend_nanos) for r in by_model.rows] == [(("gpt-4o",), 2, 1_250_000_000)]
+
+
+# --- the same through the real OpenAI SDK and the processor -------------------------------------
+
+SDK_MESSAGES = [{"role": "user", "content": "Summarise the refund policy in one line."}]
+SDK_MAX_TOKENS = (100, 200, 400)  # one call in flight each
+
+
+def _sdk_calls_in_flight_then_killed(target: Target, started) -> None:
+    import conftest
+    from _fake_openai import FakeOpenAI
+    from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
+
+    book = BudgetBook([Budget("team", 50, lifetime())], open_store(target), hold_ttl=1.0)
+    pipeline = conftest.Pipeline(OpenAIInstrumentor(), budget_book=book)
+    never = threading.Event()
+    fake = FakeOpenAI(chat=lambda body: (started.put(body["max_tokens"]), never.wait())[1])  # sent, never answered
+    client = fake.client()
+    for max_tokens in SDK_MAX_TOKENS:
+        threading.Thread(target=client.chat.completions.create, daemon=True,
+                         kwargs={"model": "gpt-4o", "messages": SDK_MESSAGES, "max_tokens": max_tokens}).start()
+    never.wait(120)
+    pipeline.close()
+
+
+def sdk_estimates() -> list:
+    """The processor's estimate of each call (span attribute ai_cost.estimate.amount), in nano-dollars,
+    made unbudgeted against a fake that answers."""
+    import conftest
+    from _fake_openai import FakeOpenAI
+    from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
+
+    pipeline = conftest.Pipeline(OpenAIInstrumentor())
+    client = FakeOpenAI().client()
+    try:
+        for max_tokens in SDK_MAX_TOKENS:
+            client.chat.completions.create(model="gpt-4o", messages=SDK_MESSAGES, max_tokens=max_tokens)
+        return [round(Decimal(str(s.attributes["ai_cost.estimate.amount"])) * USD) for s in pipeline.spans()]
+    finally:
+        pipeline.close()
+
+
+def test_sdk_calls_in_flight_in_a_killed_process_are_charged_at_their_estimates(target):
+    estimates = sdk_estimates()
+    # gpt-4o: $10 per million output tokens (pricing/openai.yaml); the estimates bound output by
+    # max_tokens, so 100 more max_tokens is $0.001 more, with the same input.
+    assert [b - a for a, b in zip(estimates, estimates[1:])] == [1_000_000, 2_000_000]
+    started = FORK.Queue()
+    child = FORK.Process(target=_sdk_calls_in_flight_then_killed, args=(target, started))
+    child.start()
+    try:
+        assert sorted(started.get(timeout=30) for _ in SDK_MAX_TOKENS) == list(SDK_MAX_TOKENS)  # all 3 sent
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(timeout=10)
+    assert child.exitcode == -signal.SIGKILL
+    now = open_store(target)
+    assert now.spent("team", "", ["lifetime"]) == Spend(0, sum(estimates))
+    later = open_store(target, clock=lambda: time.time() + 1.5)
+    assert later.spent("team", "", ["lifetime"]) == Spend(sum(estimates), 0)
+    assert sorted(e.amount_nanos for e in later.ledger(kind="expire_charge")) == estimates
+    for store in (now, later):
+        store.close()
