@@ -328,6 +328,10 @@ AI_COST_PRICING_SERVICE_TIER: Final = "ai_cost.pricing.service_tier"
 # Input token threshold of the context tier whose prices were used.
 AI_COST_PRICING_CONTEXT_TIER: Final = "ai_cost.pricing.context_tier"
 
+# The span ID (16 lowercase hex digits) of the span otel-ai-cost prices this call on; the cost of
+# the call is on that span, not on this one.
+AI_COST_PRICING_PRICED_ON: Final = "ai_cost.pricing.priced_on"
+
 
 # --- semconv/usage.yaml
 

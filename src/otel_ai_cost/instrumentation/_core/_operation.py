@@ -3,16 +3,19 @@
 and end the span exactly once."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ... import _semconv as sc
-from ..._request import LLMRequest, pending_request
+from ..._request import LLMRequest, calling, pending_request
 from ...cost import Usage, bound_usage, usage_limits
 from ._log import error_type, log_once, logger
 from ._telemetry import Telemetry
@@ -105,6 +108,31 @@ class Operation:
             from ...processor import start_unrecorded
 
             start_unrecorded(telemetry.tracer, request, attributes, self.span)
+
+    @contextlib.contextmanager
+    def calling(self) -> Iterator[None]:
+        """Around the SDK method: the call's span is the current span, so the spans started inside
+        (the SDK's own tracing, an HTTP client's) are its children and share its sampling decision,
+        and the call is marked (``_request.calling``) so that ``AICostSpanProcessor`` recognises
+        them as part of this call whatever their parent (``ai_cost.pricing.priced_on``)."""
+        token: Any = None
+        span_id = 0
+        try:
+            context = self.span.get_span_context()
+            if context.is_valid:  # a no-op tracer's span must not replace the caller's current span
+                span_id = context.span_id
+                token = otel_context.attach(trace.set_span_in_context(self.span))
+        except Exception as exc:
+            log_once("Operation.calling", exc)
+        try:
+            if span_id:
+                with calling(format(span_id, "016x")):
+                    yield
+            else:
+                yield
+        finally:
+            if token is not None:
+                otel_context.detach(token)
 
     # -- the budget decision ------------------------------------------------------------------
 
