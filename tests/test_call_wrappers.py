@@ -3,6 +3,7 @@ re-entrancy guard makes one user call one span, and is reset whatever the call d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from contextvars import ContextVar
 from typing import Any, Dict, List, Optional
 
@@ -21,6 +22,9 @@ class FakeOperation:
 
     def fail(self, exc: BaseException) -> None:
         self.events.append(f"fail {type(exc).__name__}")
+
+    def calling(self) -> Any:
+        return contextlib.nullcontext()
 
 
 class FakeCall:

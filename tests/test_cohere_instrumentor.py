@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 from decimal import Decimal
 
 import cohere
@@ -363,3 +364,81 @@ def test_request_attributes_and_response(instrument, span_exporter):
     assert (a["gen_ai.response.id"], a["gen_ai.response.finish_reasons"]) == ("r-1", ("MAX_TOKENS",))
     assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (9, 3)
     assert a["gen_ai.usage.cost.amount"] == float((9 * Decimal("2.5") + 3 * Decimal("10")) / M)  # 52.5e-6
+
+
+# --- content capture (opt-in) ---------------------------------------------------------------------
+
+
+def _content_of(span):
+    return {k: json.loads(v) for k, v in span.attributes.items()
+            if k in ("gen_ai.system_instructions", "gen_ai.input.messages", "gen_ai.output.messages")}
+
+
+def test_no_content_is_recorded_unless_asked_for(instrument, span_exporter, monkeypatch):
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    cassette = Cassette(TOOLS)
+    client = _sync(cassette_transport(cassette))
+    for i in range(2):
+        client.chat(**_body(cassette, i)[0])
+    assert all(_content_of(s) == {} for s in span_exporter.get_finished_spans())
+
+
+def test_recorded_tool_round_trip_content(instrument, span_exporter, monkeypatch):
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    instrument(catalog=_catalog_with_command_r())
+    cassette = Cassette(TOOLS)
+    client = _sync(cassette_transport(cassette))
+    for i in range(2):
+        client.chat(**_body(cassette, i)[0])
+    first, second = span_exporter.get_finished_spans()
+    calls = [{"type": "tool_call", "id": "get_time_dp3men9jrvhf", "name": "get_time",
+              "arguments": {"location": "Tokyo"}},
+             {"type": "tool_call", "id": "get_weather_d7arjgsc96yf", "name": "get_weather",
+              "arguments": {"location": "Tokyo"}}]
+    text = "What is the weather and current time in Tokyo?"
+    question = {"role": "user", "parts": [{"type": "text", "content": text}]}
+    assert _content_of(first) == {
+        "gen_ai.input.messages": [question],
+        "gen_ai.output.messages": [{"role": "assistant", "finish_reason": "tool_call", "parts": [
+            {"type": "reasoning", "content": "I will search for the current time and weather in Tokyo."}] + calls}],
+    }
+    assert _content_of(second)["gen_ai.input.messages"] == [
+        question, {"role": "assistant", "parts": calls},
+        {"role": "tool", "parts": [{"type": "tool_call_response", "id": "get_time_dp3men9jrvhf",
+                                    "response": "4:20 PM"}]},
+        {"role": "tool", "parts": [{"type": "tool_call_response", "id": "get_weather_d7arjgsc96yf",
+                                    "response": "Sunny 20 degrees Celsius"}]}]
+    assert _content_of(second)["gen_ai.output.messages"] == [{"role": "assistant", "finish_reason": "stop", "parts": [
+        {"type": "text",
+         "content": "The current time in Tokyo is 4:20 PM and the weather is sunny with a temperature of 20°C."}]}]
+
+
+def test_recorded_streamed_tool_call_content(instrument, span_exporter, monkeypatch):
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    cassette = Cassette(TOOLS_STREAM)
+    events = list(_sync(cassette_transport(cassette)).chat_stream(**_body(cassette)[0]))
+    (span,) = span_exporter.get_finished_spans()
+    (message,) = _content_of(span)["gen_ai.output.messages"]
+    assert message["finish_reason"] == "tool_call"
+    get = _core.get  # the SDK's event models (dicts in older SDKs)
+    plan = "".join(get(get(e.delta, "message"), "tool_plan") for e in events if e.type == "tool-plan-delta")
+    assert plan and message["parts"][0] == {"type": "reasoning", "content": plan}
+    calls = [p for p in message["parts"] if p["type"] == "tool_call"]
+    started = [get(get(e.delta, "message"), "tool_calls") for e in events if e.type == "tool-call-start"]
+    assert [(c["id"], c["name"]) for c in calls] == [(get(s, "id"), get(get(s, "function"), "name")) for s in started]
+    assert all(c["arguments"] == {"location": "Tokyo"} for c in calls)
+
+
+def test_a_stream_closed_early_records_only_what_was_read(instrument, span_exporter, monkeypatch):
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    fake = FakeAPI().reply(_events())
+    stream = _sync(fake.transport()).chat_stream(model="command-r-08-2024", messages=MESSAGES)
+    for _ in range(3):
+        next(stream)
+    stream.close()
+    (span,) = span_exporter.get_finished_spans()
+    assert _content_of(span) == {
+        "gen_ai.input.messages": [{"role": "user", "parts": [{"type": "text", "content": MESSAGES[0]["content"]}]}],
+        "gen_ai.output.messages": [{"role": "assistant", "parts": [{"type": "text", "content": "Within 30 days"}],
+                                    "finish_reason": "error"}],
+    }

@@ -249,7 +249,7 @@ def test_a_bad_value_is_said_once_and_records_nothing(exporter, monkeypatch, cap
     assert all(not _content_of(s) for s in exporter.get_finished_spans())
 
 
-@pytest.mark.parametrize("name", ["groq", "mistral", "cohere", "bedrock"])
+@pytest.mark.parametrize("name", ["groq", "mistral", "bedrock"])
 def test_providers_without_capture_say_so_once(name, monkeypatch, caplog, tracer_provider):
     import importlib
 

@@ -27,6 +27,7 @@ USAGE_KEYS = set(Usage.__dataclass_fields__)
 COMPONENT_ATTRIBUTE = {
     "input": sc.AI_COST_COST_INPUT,
     "cache_read": sc.AI_COST_COST_CACHE_READ,
+    "cache_read_audio": sc.AI_COST_COST_CACHE_READ_AUDIO,
     "cache_write": sc.AI_COST_COST_CACHE_WRITE,
     "output": sc.AI_COST_COST_OUTPUT,
     "reasoning": sc.AI_COST_COST_REASONING,

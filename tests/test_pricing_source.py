@@ -86,9 +86,9 @@ def test_history_entries_are_dated_sourced_and_in_the_built_catalog(provider_doc
                     assert getattr(entry.prices, key) == Decimal(value), (provider, model["id"], key)
                 for alias in change.get("aliases", []):
                     assert catalog.resolve(alias, provider) is entry
-    # 39: what corrections.json held when it was folded into the source; 39 more: dated prices and retired
-    # models (2026-12-04), 8 corrections found comparing with genai-prices.
-    assert changes == 86
+    # The 39 corrections.json held when it was folded into the source, + ft:gpt-4o-2024-11-20 (2026-12-04),
+    # + 47 for dated prices, retired models and 8 corrections found comparing with genai-prices (2026-12-04).
+    assert changes == 87
 
 
 # --- validation ------------------------------------------------------------------------------------

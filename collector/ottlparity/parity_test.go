@@ -170,6 +170,7 @@ var expressible = []string{
 	"chat unknown model",
 	"chat cost from the provider",
 	"chat cost from the Python package",
+	"chat claude-sonnet-4 (the SDK's own span, priced on ours)", // priced_on: left as it is
 	"invoke_agent planner (repeats its children's tokens)",
 	"execute_tool search",
 	"GET /health (not GenAI)",

@@ -72,3 +72,25 @@ def pending_request(req: LLMRequest) -> Iterator[LLMRequest]:
         yield req
     finally:
         _current.reset(token)
+
+
+# The span ID (16 hex digits) of the otel-ai-cost span whose SDK call is running in this context:
+# set by the call wrappers (``instrumentation._core``) around the SDK method, read by the processor
+# at the start of any other span (the SDK's own, an HTTP client's, another GenAI instrumentation's),
+# which is then part of that call and marked ``ai_cost.pricing.priced_on`` (never priced twice).
+_calling: ContextVar[Optional[str]] = ContextVar("otel_ai_cost_calling", default=None)
+
+
+def calling_span_id() -> Optional[str]:
+    """The span ID of the otel-ai-cost span whose SDK call runs in this context, or None."""
+    return _calling.get()
+
+
+@contextlib.contextmanager
+def calling(span_id: str) -> Iterator[None]:
+    """Mark the SDK call of the otel-ai-cost span ``span_id`` as running in this context."""
+    token = _calling.set(span_id)
+    try:
+        yield
+    finally:
+        _calling.reset(token)

@@ -207,8 +207,11 @@ class GenAiUsageCostSourceValues:
 # Cost in USD of the uncached input tokens.
 AI_COST_COST_INPUT: Final = "ai_cost.cost.input"
 
-# Cost in USD of the input tokens read from the prompt cache.
+# Cost in USD of the input tokens read from the prompt cache (text and images; cached audio apart).
 AI_COST_COST_CACHE_READ: Final = "ai_cost.cost.cache_read"
+
+# Cost in USD of the audio input tokens read from the prompt cache.
+AI_COST_COST_CACHE_READ_AUDIO: Final = "ai_cost.cost.cache_read_audio"
 
 # Cost in USD of the input tokens written to the prompt cache.
 AI_COST_COST_CACHE_WRITE: Final = "ai_cost.cost.cache_write"
@@ -327,6 +330,10 @@ AI_COST_PRICING_SERVICE_TIER: Final = "ai_cost.pricing.service_tier"
 
 # Input token threshold of the context tier whose prices were used.
 AI_COST_PRICING_CONTEXT_TIER: Final = "ai_cost.pricing.context_tier"
+
+# The span ID (16 lowercase hex digits) of the span otel-ai-cost prices this call on; the cost of
+# the call is on that span, not on this one.
+AI_COST_PRICING_PRICED_ON: Final = "ai_cost.pricing.priced_on"
 
 
 # --- semconv/usage.yaml

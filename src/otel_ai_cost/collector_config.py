@@ -24,7 +24,9 @@ LIMITATIONS = (
     "gen_ai.provider.name (or gen_ai.system) must be present; no provider preference when it is absent",
     "the response model is used when present, else the request model (no fallback from one to the other)",
     "base prices only: no service tiers (batch, flex, priority), no context tiers (> 200k input)",
-    "text tokens only: no audio, image, per-image, per-request or web-search prices; no 1-hour cache writes",
+    "text tokens only: no audio, image, video, per-image, per-request or web-search prices; no 1-hour or 12-hour "
+    "cache write prices (all writes at the cache-write price); all cache reads at the text cache-read price "
+    "(no ai_cost.cost.cache_read_audio)",
     "only the semconv token names (and the deprecated prompt/completion and cache_creation names); "
     "no OpenLLMetry llm.usage.* or OpenInference llm.token_count.* names, no agent/tool span detection "
     "beyond gen_ai.operation.name",
@@ -162,7 +164,9 @@ def generate(catalog: Optional[Catalog] = None, providers: Optional[Iterable[str
     usage = " or ".join(f"{_attr(n)} != nil" for n in (
         sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS,
         sc.GEN_AI_USAGE_PROMPT_TOKENS, sc.GEN_AI_USAGE_COMPLETION_TOKENS))
-    condition = f"({inference}) and {_attr(sc.GEN_AI_USAGE_COST_AMOUNT)} == nil and ({usage})"
+    # A span marked priced_on belongs to a call priced on another span (the SDK's own tracing).
+    condition = (f"({inference}) and {_attr(sc.GEN_AI_USAGE_COST_AMOUNT)} == nil"
+                 f" and {_attr(sc.AI_COST_PRICING_PRICED_ON)} == nil and ({usage})")
     return {name: {"error_mode": "ignore", "trace_statements": [
         {"context": "span", "conditions": [condition], "statements": statements}]}}
 

@@ -7,28 +7,42 @@ Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engi
   sum of ``Cost.breakdown``. Floats appear only in span attributes.
 * Components (keys of ``Cost.breakdown``, the suffixes of the ``ai_cost.cost.*`` attributes):
 
-  - ``input``: uncached input = input - cache_read - cache_write - audio_input - image_input (image
-    input only when ``image_input`` is priced; its cost is then added to ``input`` too, at its price).
-  - ``cache_read``: cache reads at ``cache_read``.
-  - ``cache_write``: 5-minute writes (cache_write - cache_write_1h) at ``cache_write`` plus 1-hour
-    writes at ``cache_write_1h``.
+  - ``input``: uncached input = input - cache_read - cache_write - uncached audio - image_input -
+    video_input (image / video input only when ``image_input`` / ``video_input`` is priced; their
+    cost is then added to ``input`` too, at their prices; otherwise they are text input).
+  - ``cache_read``: text cache reads (cache_read - cached audio) at ``cache_read``.
+  - ``cache_read_audio``: cached audio at ``cache_read_audio``.
+  - ``cache_write``: default-TTL writes (cache_write - cache_write_1h - cache_write_12h; Anthropic's
+    5 minutes, OpenAI's 30 minutes) at ``cache_write`` plus 1-hour writes at ``cache_write_1h`` plus
+    12-hour writes (OpenAI's ``ttl_12h_tokens``) at ``cache_write_12h``.
   - ``output``: output - reasoning - audio_output - image_output (image output only when
     ``image_output`` is priced; otherwise it stays in output).
   - ``reasoning``: reasoning tokens at ``reasoning``, else at ``output``; always its own component
     so users see what thinking cost.
-  - ``audio_input`` / ``audio_output``: audio tokens at their prices.
+  - ``audio_input`` / ``audio_output``: uncached audio input (audio_input - cached audio) and audio
+    output tokens at their prices.
   - ``image``: ``per_image`` x images + image output tokens at ``image_output``.
   - ``request``: ``per_request`` x requests.
   - ``web_search``: ``web_search`` x server-side web searches (Anthropic's web search tool).
 
   A component appears when it has a non-zero token (or unit) count and a price; its value may be 0
   (a free model). Zero usage gives an empty breakdown and a total of 0.
-* Fallbacks for a missing price field: cache_read -> input; cache_write -> input;
-  cache_write_1h -> cache_write -> input; reasoning -> output; audio_input -> input;
-  audio_output -> output; image_input -> input. A part whose price is missing with no fallback
-  (e.g. output tokens on an embedding entry without an output price, images without ``per_image``)
-  is charged nothing (a component with no priced part at all is named in ``Cost.unpriced``); the
-  rest of the request is still priced.
+* Audio input: ``audio_input_tokens`` counts every audio token of the input, cached or not (as
+  OpenAI's ``prompt_tokens_details.audio_tokens`` and Gemini's ``promptTokensDetails`` AUDIO do);
+  ``cache_read_audio_input_tokens`` is its cached part, also counted in ``cache_read_input_tokens``.
+  Cached audio = max(cache_read_audio, the overlap the totals force: cache_read + cache_write +
+  audio_input + image_input + video_input - input), at most min(cache_read, audio_input). A provider that reports
+  cached tokens and audio tokens but not which cached tokens are audio (OpenAI chat completions) is
+  thus read as "the cache holds text first": of the splits the counts allow, the costliest at every
+  listed price (uncached audio is the dearest input), so never an underestimate.
+  Image and video input (``image_input_tokens``, ``video_input_tokens``) count uncached tokens only;
+  cached images and video are cache reads.
+* Fallbacks for a missing price field: cache_read -> input; cache_read_audio -> cache_read -> input;
+  cache_write -> input; cache_write_1h -> cache_write -> input; cache_write_12h -> cache_write -> input;
+  reasoning -> output; audio_input -> input; audio_output -> output; image_input -> input. A part
+  whose price is missing with no fallback (e.g. output tokens on an embedding entry without an
+  output price, images without ``per_image``) is charged nothing (a component with no priced part
+  at all is named in ``Cost.unpriced``); the rest of the request is still priced.
 * Service tier: "batch", "flex" and "priority" select ``ModelPrice.service_tiers[tier]``; OpenAI's
   "default", "auto", "standard", "scale" and None mean base prices, as does a tier the entry does not
   price. ``Cost.service_tier`` names the tier whose prices were used (None for base).
@@ -75,6 +89,7 @@ logger = logging.getLogger(__name__)
 COMPONENTS = (
     "input",
     "cache_read",
+    "cache_read_audio",
     "cache_write",
     "output",
     "reasoning",
@@ -88,6 +103,7 @@ COMPONENTS = (
 _COMPONENT_ATTRIBUTES = {
     "input": sc.AI_COST_COST_INPUT,
     "cache_read": sc.AI_COST_COST_CACHE_READ,
+    "cache_read_audio": sc.AI_COST_COST_CACHE_READ_AUDIO,
     "cache_write": sc.AI_COST_COST_CACHE_WRITE,
     "output": sc.AI_COST_COST_OUTPUT,
     "reasoning": sc.AI_COST_COST_REASONING,
@@ -104,8 +120,10 @@ _BASE_TIER_NAMES = frozenset({"", "default", "auto", "standard", "scale"})
 
 _FALLBACKS: Dict[str, Tuple[str, ...]] = {
     "cache_read": ("input",),
+    "cache_read_audio": ("cache_read", "input"),
     "cache_write": ("input",),
     "cache_write_1h": ("cache_write", "input"),
+    "cache_write_12h": ("cache_write", "input"),
     "reasoning": ("output",),
     "audio_input": ("input",),
     "audio_output": ("output",),
@@ -130,12 +148,15 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
-    cache_write_input_tokens: int = 0        # all cache writes (5-minute + 1-hour)
+    cache_write_input_tokens: int = 0        # all cache writes (default TTL + 1-hour + 12-hour)
     cache_write_1h_input_tokens: int = 0     # the 1-hour part of cache_write_input_tokens
+    cache_write_12h_input_tokens: int = 0    # the 12-hour part of cache_write_input_tokens
     reasoning_output_tokens: int = 0
-    audio_input_tokens: int = 0
+    audio_input_tokens: int = 0              # all audio input, cached or not
+    cache_read_audio_input_tokens: int = 0   # the cached part of audio_input_tokens (also in cache_read)
     audio_output_tokens: int = 0
-    image_input_tokens: int = 0
+    image_input_tokens: int = 0              # uncached image input
+    video_input_tokens: int = 0              # uncached video input
     image_output_tokens: int = 0
     images: int = 0                          # generated images (priced per image)
     requests: int = 1
@@ -152,8 +173,12 @@ _PARTS = (
     ("cache_read_input_tokens", "input_tokens"),
     ("cache_write_input_tokens", "input_tokens"),
     ("cache_write_1h_input_tokens", "cache_write_input_tokens"),
+    ("cache_write_12h_input_tokens", "cache_write_input_tokens"),
     ("audio_input_tokens", "input_tokens"),
+    ("cache_read_audio_input_tokens", "audio_input_tokens"),
+    ("cache_read_audio_input_tokens", "cache_read_input_tokens"),
     ("image_input_tokens", "input_tokens"),
+    ("video_input_tokens", "input_tokens"),
     ("reasoning_output_tokens", "output_tokens"),
     ("audio_output_tokens", "output_tokens"),
     ("image_output_tokens", "output_tokens"),
@@ -197,9 +222,10 @@ def bound_usage(
         if not value and type(value) is int:
             values[name] = 0
             continue
-        bounded = min(_count(value), values[total])
+        # A part listed under two totals (cached audio) is bounded by both.
+        bounded = min(values.get(name, _count(value)), values[total])
         values[name] = bounded
-        if bounded != value:
+        if bounded != value and name not in clamped:
             clamped.append(name)
     for name in _COUNTS:
         value = getattr(usage, name)
@@ -300,9 +326,11 @@ def _count(value: Any) -> int:
 
 # The field names compute_cost reads: (name, looked up with fallbacks) pairs.
 _LOOKUPS = (
-    ("input", True), ("cache_read", True), ("cache_write", True), ("cache_write_1h", True),
+    ("input", True), ("cache_read", True), ("cache_read_audio", True), ("cache_write", True), ("cache_write_1h", True),
+    ("cache_write_12h", True),
     ("output", True), ("reasoning", True), ("audio_input", True), ("audio_output", True),
     ("per_image", True), ("per_request", True), ("image_input", False), ("image_output", False),
+    ("video_input", False),
     ("web_search", False),
 )
 # (id(price), tier name, context-tier threshold) -> (price, used tier, {field: unit price}).
@@ -386,12 +414,22 @@ def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = 
 
         cache_read = _count(usage.cache_read_input_tokens)
         cache_write_1h = _count(usage.cache_write_1h_input_tokens)
-        cache_write_5m = max(_count(usage.cache_write_input_tokens) - cache_write_1h, 0)
+        cache_write_12h = _count(usage.cache_write_12h_input_tokens)
+        cache_write_5m = max(_count(usage.cache_write_input_tokens) - cache_write_1h - cache_write_12h, 0)
+        cache_write_all = cache_write_5m + cache_write_1h + cache_write_12h
         audio_input = _count(usage.audio_input_tokens)
         image_input_price = unit["image_input"]
         image_input = _count(usage.image_input_tokens) if image_input_price is not None else 0
+        video_input_price = unit["video_input"]
+        video_input = _count(usage.video_input_tokens) if video_input_price is not None else 0
+        cached_audio = min(
+            max(_count(usage.cache_read_audio_input_tokens),
+                cache_read + cache_write_all + audio_input + image_input + video_input - input_tokens),
+            cache_read, audio_input,
+        )
         text_input = max(
-            input_tokens - cache_read - cache_write_5m - cache_write_1h - audio_input - image_input, 0
+            input_tokens - cache_read - cache_write_all - (audio_input - cached_audio)
+            - image_input - video_input, 0
         )
 
         output_tokens = _count(usage.output_tokens)
@@ -404,19 +442,23 @@ def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = 
         charge("input", [
             (text_input, unit["input"], _MILLION),
             (image_input, image_input_price, _MILLION),
+            (video_input, video_input_price, _MILLION),
         ])
-        if cache_read > 0:
-            charge("cache_read", [(cache_read, unit["cache_read"], _MILLION)])
-        if cache_write_5m > 0 or cache_write_1h > 0:
+        if cache_read > cached_audio:
+            charge("cache_read", [(cache_read - cached_audio, unit["cache_read"], _MILLION)])
+        if cached_audio > 0:
+            charge("cache_read_audio", [(cached_audio, unit["cache_read_audio"], _MILLION)])
+        if cache_write_all > 0:
             charge("cache_write", [
                 (cache_write_5m, unit["cache_write"], _MILLION),
                 (cache_write_1h, unit["cache_write_1h"], _MILLION),
+                (cache_write_12h, unit["cache_write_12h"], _MILLION),
             ])
         charge("output", [(text_output, unit["output"], _MILLION)])
         if reasoning > 0:
             charge("reasoning", [(reasoning, unit["reasoning"], _MILLION)])
-        if audio_input > 0:
-            charge("audio_input", [(audio_input, unit["audio_input"], _MILLION)])
+        if audio_input > cached_audio:
+            charge("audio_input", [(audio_input - cached_audio, unit["audio_input"], _MILLION)])
         if audio_output > 0:
             charge("audio_output", [(audio_output, unit["audio_output"], _MILLION)])
         images = _count(usage.images)

@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind
 from . import _semconv as sc
 from ._budget_setup import load_file_config, resolve_budget_book
 from ._estimate import Estimate, estimate_request
-from ._request import LLMRequest, current_request
+from ._request import LLMRequest, calling_span_id, current_request
 from .config import BAGGAGE_PREFIX, DEFAULT_OUTPUT_TOKENS, Settings
 from .cost import Usage, bound_usage, cost_attributes, usage_from_attributes, usage_limits
 from .errors import BudgetExceededError
@@ -193,6 +193,11 @@ class AICostSpanProcessor(SpanProcessor):
         request = current_request()
         if request is not None and request.extra.get(_CLAIMED):
             request = None
+        priced_on = calling_span_id() if request is None else None
+        if priced_on is not None:
+            # Another instrumentation's span inside one of our calls (the SDK's own tracing, an
+            # HTTP client): part of that call, which our span prices and budgets.
+            span.set_attribute(sc.AI_COST_PRICING_PRICED_ON, priced_on)
         attributes = span.attributes
         if request is None and (not attributes or sc.GEN_AI_OPERATION_NAME not in attributes):
             return
@@ -203,7 +208,7 @@ class AICostSpanProcessor(SpanProcessor):
             span.set_attributes(attribution)
         resource = span.resource.attributes if span.resource is not None else {}
         if request is None:
-            if self._enforcer is not None:
+            if self._enforcer is not None and priced_on is None:
                 self._start_foreign(span, parent_context, resource)
             return
         # The instrumentor's own dict of start attributes is cheaper to read than the span's.
@@ -238,6 +243,7 @@ class AICostSpanProcessor(SpanProcessor):
             if estimate is not None:
                 request.estimate = estimate
                 span.set_attributes(estimate.attributes())
+        _mark_covering(span, context)
         if self._enforcer is None:
             return
         if self._foreign_holds:
@@ -359,6 +365,25 @@ def _is_foreign_inference(span: Span, context: Optional[Context]) -> bool:
     return not (scope is not None and scope.name.startswith("otel_ai_cost."))
 
 
+def _mark_covering(span: Any, context: Optional[Context]) -> None:
+    """Another instrumentation's span of one model call around the start of ours (the same call,
+    instrumented twice): mark it ``ai_cost.pricing.priced_on`` ours, so it is not priced again."""
+    parent = trace.get_current_span(context)
+    if not isinstance(parent, Span) or not parent.is_recording() or parent.kind is not SpanKind.CLIENT:
+        return
+    attributes = parent.attributes or {}
+    if sc.AI_COST_PRICING_PRICED_ON in attributes:
+        return
+    if attributes.get(sc.GEN_AI_OPERATION_NAME) not in _INFERENCE_OPERATIONS:
+        return
+    scope = parent.instrumentation_scope
+    if scope is not None and scope.name.startswith("otel_ai_cost."):
+        return
+    own = span.get_span_context()
+    if own.is_valid:
+        parent.set_attribute(sc.AI_COST_PRICING_PRICED_ON, format(own.span_id, "016x"))
+
+
 def _selector_attributes(attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> Dict[str, Any]:
     """What budget selectors see: the span's attributes (with the attribution copied from baggage:
     the configured keys and ``ai_cost.*``), then the resource's, which win: an incoming ``baggage``
@@ -422,7 +447,10 @@ class CostEnrichingSpanExporter(SpanExporter):
     """Wraps an exporter and adds cost to finished GenAI spans that carry usage but no cost.
 
     For spans of other instrumentations (the official openai-v2, OpenLLMetry, ...), whose spans
-    are immutable by the time a processor's ``on_end`` sees them. Other spans pass through as is.
+    are immutable by the time a processor's ``on_end`` sees them. Other spans pass through as is,
+    and so do the spans ``AICostSpanProcessor`` marked ``ai_cost.pricing.priced_on``: they belong to
+    a call one of our instrumentors prices on its own span (e.g. the spans anthropic and mistralai
+    emit themselves), so that call's cost is counted once.
     """
 
     def __init__(self, exporter: SpanExporter, catalog: Optional["Catalog"] = None) -> None:
@@ -463,6 +491,7 @@ class CostEnrichingSpanExporter(SpanExporter):
             or sc.GEN_AI_OPERATION_NAME not in attributes
             or sc.GEN_AI_USAGE_COST_AMOUNT in attributes
             or sc.AI_COST_PRICING_STATUS in attributes
+            or sc.AI_COST_PRICING_PRICED_ON in attributes  # the call is priced on another span (ours)
         ):
             return span
         usage = usage_from_attributes(attributes)

@@ -49,10 +49,11 @@ const (
 	outNoUsage
 	outKept
 	outNotInference
+	outPricedElsewhere
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"priced", "partial", "unpriced", "unknown_model", "no_usage", "kept", "not_inference"}
+var outcomeNames = [numOutcomes]string{"priced", "partial", "unpriced", "unknown_model", "no_usage", "kept", "not_inference", "priced_elsewhere"}
 
 type pricer struct {
 	cfg     *Config
@@ -137,6 +138,10 @@ func (p *pricer) priceSpan(attrs pcommon.Map, start pcommon.Timestamp, f *spans.
 		return
 	case spans.Aggregate:
 		t.n[outNotInference][malformed]++
+		return
+	}
+	if f.PricedOn { // the call's cost is on the span it names: left as it is
+		t.n[outPricedElsewhere][malformed]++
 		return
 	}
 	if f.HasAmount && !p.recompute(f.Source) {

@@ -184,7 +184,7 @@ func TestGoldenSpans(t *testing.T) {
 		}
 	}
 	// Spans that are not one model call are left exactly as they came.
-	for _, name := range []string{"invoke_agent planner (repeats its children's tokens)", "execute_tool search", "openinference AGENT", "openllmetry workflow", "GET /health (not GenAI)", "chat cost from the provider", "chat cost from the Python package"} {
+	for _, name := range []string{"invoke_agent planner (repeats its children's tokens)", "execute_tool search", "openinference AGENT", "openllmetry workflow", "GET /health (not GenAI)", "chat cost from the provider", "chat cost from the Python package", "chat claude-sonnet-4 (the SDK's own span, priced on ours)"} {
 		var s inputSpan
 		for _, x := range in.Spans {
 			if x.Name == name {
@@ -216,7 +216,7 @@ func TestGoldenSpans(t *testing.T) {
 	}
 	wantCounts := map[string]int64{
 		"priced/false": 19, "priced/true": 1, "unknown_model/false": 1, "no_usage/false": 1,
-		"kept/false": 2, "not_inference/false": 4,
+		"kept/false": 2, "not_inference/false": 4, "priced_elsewhere/false": 1,
 	}
 	if !reflect.DeepEqual(counts, wantCounts) {
 		t.Errorf("telemetry counts %v, want %v", counts, wantCounts)

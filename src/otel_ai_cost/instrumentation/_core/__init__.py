@@ -14,6 +14,7 @@ call site.
 - ``_request``: the span name and the request attributes every provider builds alike;
 - ``_calls``: the wrappers of SDK methods of the plain prepare -> decision -> call -> result shape;
 - ``_streams``: the stream proxies, and the reaper that ends the spans of abandoned streams;
+- ``_stream_errors``: the one rule for streams the provider ends with an error;
 - ``_estimate``: the output estimate of a stream that ends without usage;
 - ``_instrumentor``: wrap / unwrap bookkeeping, the switch-off check, the package version;
 - ``_provider``: ``ProviderInstrumentor``, the ``BaseInstrumentor`` a provider subclasses.
@@ -26,6 +27,7 @@ from ._operation import Operation, Outcome, compute_cost_attributes, log_clamped
 from ._provider import ProviderInstrumentor
 from ._readers import MISSING, as_int, as_num, as_str, get, given, host_port, materialize
 from ._request import SAMPLING_NUMBERS, base_attributes, number_attributes, span_name, string_list, url_host_port
+from ._stream_errors import error_event_type, failed_outcome, provider_error_type
 from ._streams import (
     AsyncStreamProxy,
     StreamProxy,
@@ -43,8 +45,10 @@ __all__ = [
     "AsyncStreamProxy", "Call", "CharCounter", "Operation", "Outcome", "StreamProxy", "StreamProxyBase",
     "StreamState", "Telemetry", "WrapContext",
     "as_int", "as_num", "as_str", "async_call_wrapper", "async_sleep", "compute_cost_attributes",
-    "end_stream_proxy", "end_when_collected", "error_type", "estimated_usage", "flush_abandoned_streams",
-    "get", "given", "host_port", "log_clamped", "log_once", "materialize", "package_version", "resolve", "safe",
+    "end_stream_proxy", "end_when_collected", "error_event_type", "error_type", "estimated_usage",
+    "failed_outcome", "flush_abandoned_streams",
+    "get", "given", "host_port", "log_clamped", "log_once", "materialize", "package_version", "provider_error_type",
+    "resolve", "safe",
     "set_stream_idle_timeout", "switched_off", "sync_call_wrapper", "telemetry_from", "unwrap_all",
     "usage_attributes", "wrap",
     "ProviderInstrumentor", "SAMPLING_NUMBERS", "base_attributes", "number_attributes", "span_name", "string_list",

@@ -73,7 +73,9 @@ def sync_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any]
     ``handle_result(result)`` (what the user gets back: the result or a proxy) and
     ``finish_without_response()``. The budget decision (``call.operation.apply_decision``, or
     ``decide(call, call_kwargs)``) is applied first (a block raises ``BudgetExceededError``, a
-    throttle waits ``sleep(delay)``); the SDK is then called with ``call_kwargs``. An exception
+    throttle waits ``sleep(delay)``); the SDK is then called with ``call_kwargs``, inside
+    ``call.operation.calling()`` (the call's span current and the call marked, so that the SDK's
+    own spans are recognised as part of it and never priced or budgeted twice). An exception
     (cancellation included) fails the span and propagates; an internal error in ``handle_result``
     ends the span without a response and returns the SDK's result.
     ``site`` names the log sites (``"<site> request"``, ``"<site> result"``).
@@ -95,7 +97,8 @@ def sync_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any]
         try:
             if delay:
                 sleep(delay)
-            result = wrapped(*args, **call_kwargs)
+            with call.operation.calling():  # spans started inside are part of this call
+                result = wrapped(*args, **call_kwargs)
         except BaseException as exc:  # interrupts while throttled or in the call end the span too
             call.operation.fail(exc)
             raise
@@ -137,7 +140,8 @@ def async_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any
         try:
             if delay:
                 await sleep(delay)
-            result = await wrapped(*args, **call_kwargs)
+            with call.operation.calling():  # spans started inside are part of this call
+                result = await wrapped(*args, **call_kwargs)
         except BaseException as exc:  # a task cancelled while throttled or in the call ends the span too
             call.operation.fail(exc)
             raise

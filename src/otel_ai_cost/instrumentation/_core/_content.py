@@ -20,8 +20,8 @@ stream accumulates at most ``MAX_CHARS`` characters per text / tool-call part, a
 A span whose content was cut says so with ``ai_cost.content.truncated``.
 
 Supported: OpenAI chat completions and Responses, Anthropic messages, google-genai
-generate_content (sync, async and streamed). The other providers log once, when the variable asks
-for content, that they do not capture it.
+generate_content, Cohere chat (API v2 and v1) and generate (v1), sync, async and streamed. The other
+providers log once, when the variable asks for content, that they do not capture it.
 """
 from __future__ import annotations
 

@@ -3,16 +3,19 @@
 and end the span exactly once."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ... import _semconv as sc
-from ..._request import LLMRequest, pending_request
+from ..._request import LLMRequest, calling, pending_request
 from ...cost import Usage, bound_usage, usage_limits
 from ._log import error_type, log_once, logger
 from ._telemetry import Telemetry
@@ -37,7 +40,7 @@ class Outcome:
     service_tier: Optional[str] = None          # the tier the provider says it served
     provider_cost: Optional[float] = None       # USD reported in the response (OpenRouter usage.cost)
     attributes: Optional[Dict[str, Any]] = None  # response attributes (id, finish reasons, ...)
-    error_type: Optional[str] = None            # the response itself reports a failure (no exception)
+    error_type: Optional[str] = None            # the provider's type of a failure it reported (response, stream)
 
 
 def usage_attributes(usage: Usage) -> Dict[str, Any]:
@@ -107,6 +110,31 @@ class Operation:
             from ...processor import start_unrecorded
 
             start_unrecorded(telemetry.tracer, request, attributes, self.span)
+
+    @contextlib.contextmanager
+    def calling(self) -> Iterator[None]:
+        """Around the SDK method: the call's span is the current span, so the spans started inside
+        (the SDK's own tracing, an HTTP client's) are its children and share its sampling decision,
+        and the call is marked (``_request.calling``) so that ``AICostSpanProcessor`` recognises
+        them as part of this call whatever their parent (``ai_cost.pricing.priced_on``)."""
+        token: Any = None
+        span_id = 0
+        try:
+            context = self.span.get_span_context()
+            if context.is_valid:  # a no-op tracer's span must not replace the caller's current span
+                span_id = context.span_id
+                token = otel_context.attach(trace.set_span_in_context(self.span))
+        except Exception as exc:
+            log_once("Operation.calling", exc)
+        try:
+            if span_id:
+                with calling(format(span_id, "016x")):
+                    yield
+            else:
+                yield
+        finally:
+            if token is not None:
+                otel_context.detach(token)
 
     # -- the budget decision ------------------------------------------------------------------
 
@@ -212,10 +240,10 @@ class Operation:
                 amount = cost_attrs.get(sc.GEN_AI_USAGE_COST_AMOUNT)
                 if isinstance(amount, (int, float)):
                     cost_amount = float(amount)
-            if error is not None:
-                metric_attrs[sc.ERROR_TYPE] = attrs[sc.ERROR_TYPE] = error_type(error)
-            elif outcome.error_type is not None:
+            if outcome.error_type is not None:  # the provider's own error type wins over the exception's class
                 metric_attrs[sc.ERROR_TYPE] = attrs[sc.ERROR_TYPE] = outcome.error_type
+            elif error is not None:
+                metric_attrs[sc.ERROR_TYPE] = attrs[sc.ERROR_TYPE] = error_type(error)
             span.set_attributes(attrs)
             if error is not None:
                 span.set_status(Status(StatusCode.ERROR, str(error)))

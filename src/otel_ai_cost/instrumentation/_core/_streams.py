@@ -36,6 +36,7 @@ import wrapt
 from ... import _semconv as sc
 from ._log import log_once
 from ._operation import Operation, Outcome
+from ._stream_errors import failed_outcome, provider_error_type
 
 DEFAULT_IDLE_TIMEOUT = 30.0
 
@@ -69,6 +70,8 @@ class StreamState:
     # Message content accumulated from the chunks read (``_content.Accumulator``), only when
     # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT asks for it; None otherwise.
     content: Any = None
+    # The provider's type of an error event found in a body read raw (the SDK raised nothing).
+    error_kind: Optional[str] = None
 
     def __init__(self, operation: Operation) -> None:
         self.operation = operation
@@ -110,6 +113,14 @@ class StreamState:
         except Exception as exc:
             log_once(f"{type(self).__name__}.outcome", exc)
             outcome = Outcome()
+        try:  # the provider ended the stream with an error: one rule for all (``_stream_errors``)
+            kind = outcome.error_type or self.error_kind
+            if kind is None and error is not None:
+                kind = provider_error_type(error)
+            if kind is not None:
+                outcome = failed_outcome(outcome, kind)
+        except Exception as exc:
+            log_once(f"{type(self).__name__} stream error", exc)
         extra = self._extra()
         if self.content is not None:
             try:

@@ -36,6 +36,7 @@ from .._core import (
     StreamState,
     end_stream_proxy,
     end_when_collected,
+    error_event_type,
     estimated_usage,
     safe,
 )
@@ -147,6 +148,10 @@ class StainlessCall(Call):
         if self.body_is_stream(raw):
             state = self.stream_state()
             for chunk in sse_chunks(data):
+                kind = error_event_type(chunk)
+                if kind is not None:  # the SDK would raise here: the stream ends with the provider's error
+                    state.error_kind = kind
+                    break
                 state.observe_safely(chunk)
             state.end()
             return

@@ -279,7 +279,8 @@ def sync_wrapper(config: c.WrapContext) -> Callable[..., Any]:
         try:
             if delay:
                 time.sleep(delay)  # interrupted while throttled: the call is never sent
-            result = wrapped(call.kind, call.params)
+            with call.operation.calling():  # spans started inside (botocore's own instrumentation) are part of it
+                result = wrapped(call.kind, call.params)
         except BaseException as exc:
             call.operation.fail(exc)
             raise
@@ -301,7 +302,8 @@ def async_wrapper(config: c.WrapContext) -> Callable[..., Any]:
         try:
             if delay:
                 await c.async_sleep(delay)  # cancelled while throttled: the call is never sent
-            result = await wrapped(call.kind, call.params)
+            with call.operation.calling():
+                result = await wrapped(call.kind, call.params)
         except BaseException as exc:
             call.operation.fail(exc)
             raise

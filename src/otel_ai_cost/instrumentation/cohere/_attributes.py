@@ -104,3 +104,50 @@ def embeddings_outcome(response: Any) -> Outcome:
 
 
 OUTCOMES: Dict[str, Callable[[Any], Outcome]] = {"chat": chat_outcome, "embeddings": embeddings_outcome}
+
+
+# ---------------------------------------------------------------------------------------------
+# API v1 (``Client.chat`` / ``generate``): the same request names, ``meta`` instead of ``usage``
+
+# v1 finish reasons that say the generation failed (FinishReason: ERROR, ERROR_TOXIC, ERROR_LIMIT).
+V1_ERROR_REASONS = frozenset({"ERROR", "ERROR_TOXIC", "ERROR_LIMIT"})
+
+
+def billed_usage(meta: Any) -> Optional[Usage]:
+    """The billed units of a v1 ``meta`` only (no ``tokens`` fallback): what a failed stream may charge."""
+    counts = get(meta, "billed_units")
+    inp = _units(get(counts, "input_tokens"))
+    out = _units(get(counts, "output_tokens"))
+    if inp is None and out is None:
+        return None
+    return Usage(input_tokens=inp or 0, output_tokens=out or 0)
+
+
+def v1_response_id(response: Any) -> Optional[str]:
+    """A v1 chat response's id: ``response_id`` (``generation_id`` when there is none)."""
+    return as_str(get(response, "response_id")) or as_str(get(response, "generation_id"))
+
+
+def v1_outcome(response_id: Optional[str], reasons: Any, meta: Any) -> Outcome:
+    """A v1 outcome: usage from ``meta`` (billed units; ``tokens`` only without them), and an
+    ``error.type`` when a finish reason says the generation failed (then billed units only)."""
+    attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: response_id}
+    finish = [str(r) for r in reasons if r is not None]
+    if finish:
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = finish
+    failed = next((r for r in finish if r in V1_ERROR_REASONS), None)
+    usage = billed_usage(meta) if failed else cohere_usage(meta)
+    return Outcome(usage=usage, attributes=attrs, error_type=failed)
+
+
+def v1_chat_outcome(response: Any) -> Outcome:
+    return v1_outcome(v1_response_id(response), [get(response, "finish_reason")], get(response, "meta"))
+
+
+def generate_outcome(response: Any) -> Outcome:
+    generations = get(response, "generations")
+    reasons = [get(g, "finish_reason") for g in generations] if isinstance(generations, (list, tuple)) else []
+    return v1_outcome(as_str(get(response, "id")), reasons, get(response, "meta"))
+
+
+OUTCOMES.update({"v1_chat": v1_chat_outcome, "generate": generate_outcome})

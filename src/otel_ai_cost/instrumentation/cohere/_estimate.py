@@ -113,3 +113,91 @@ def lazy_estimate(kind: str, kwargs: Mapping[str, Any]) -> Callable[[], TokenCou
                                  tools if isinstance(tools, (list, tuple)) else None,
                                  documents if isinstance(documents, (list, tuple)) else None)
     return estimate
+
+
+# ---------------------------------------------------------------------------------------------
+# API v1: ``message`` + ``preamble`` + ``chat_history``, v1 tools (``parameter_definitions``),
+# ``tool_results``, ``documents``; ``generate``'s ``prompt``. Same weights as v2.
+
+
+def _json_tokens(value: Any) -> int:
+    value = plain(value)
+    return _count(value if isinstance(value, str) else json.dumps(value, default=str))
+
+
+def _v1_tool_tokens(tool: Any) -> int:
+    tool = plain(tool)
+    if not isinstance(tool, Mapping):
+        return 0
+    tokens = TOOL_DEFINITION_TOKENS + _count(tool.get("name")) + _count(tool.get("description"))
+    params = plain(tool.get("parameter_definitions"))
+    if isinstance(params, Mapping):
+        for name, schema in params.items():
+            schema = plain(schema)
+            tokens += _count(str(name))
+            if isinstance(schema, Mapping):
+                tokens += _count(schema.get("type") if isinstance(schema.get("type"), str) else "")
+                tokens += _count(schema.get("description"))
+    return tokens
+
+
+def _v1_calls_tokens(calls: Any) -> int:
+    tokens = 0
+    for call in calls or () if isinstance(calls, (list, tuple)) else ():
+        call = plain(call)
+        if isinstance(call, Mapping):
+            tokens += TOOL_CALL_TOKENS + _count(call.get("name")) + _json_tokens(call.get("parameters") or {})
+    return tokens
+
+
+def _v1_results_tokens(results: Any) -> int:
+    tokens = 0
+    for result in results or () if isinstance(results, (list, tuple)) else ():
+        result = plain(result)
+        if isinstance(result, Mapping):
+            tokens += TOOL_RESULT_TOKENS + _json_tokens(result.get("outputs") or [])
+    return tokens
+
+
+def estimate_v1_chat(message: Any, preamble: Any = None, chat_history: Any = None, tools: Any = None,
+                     tool_results: Any = None, documents: Any = None) -> TokenCount:
+    """Billed input tokens of a Cohere v1 chat request (the v2 heuristic, on the v1 fields)."""
+    from ...tokens import HEURISTIC
+
+    try:
+        tokens = _count(message) + _count(preamble)
+        for entry in chat_history or () if isinstance(chat_history, (list, tuple)) else ():
+            entry = plain(entry)
+            if not isinstance(entry, Mapping):
+                continue
+            tokens += _count(entry.get("message"))
+            tokens += _v1_calls_tokens(entry.get("tool_calls"))
+            tokens += _v1_results_tokens(entry.get("tool_results"))
+        for tool in tools or () if isinstance(tools, (list, tuple)) else ():
+            tokens += _v1_tool_tokens(tool)
+        tokens += _v1_results_tokens(tool_results)
+        for document in documents or () if isinstance(documents, (list, tuple)) else ():
+            tokens += _json_tokens(document)
+        return TokenCount(tokens, HEURISTIC)
+    except Exception as exc:  # noqa: BLE001
+        log_once("cohere v1 estimate", exc)
+        return TokenCount(0, HEURISTIC)
+
+
+def estimate_generate(prompt: Any) -> TokenCount:
+    """Billed input tokens of a v1 ``generate`` request: its prompt."""
+    from ...tokens import HEURISTIC
+
+    return TokenCount(_count(prompt), HEURISTIC)
+
+
+def lazy_v1_estimate(kind: str, kwargs: Mapping[str, Any]) -> Callable[[], TokenCount]:
+    """The input estimate of a v1 call (``generate*`` or ``chat*``), computed only when asked for."""
+    if kind.startswith("generate"):
+        def estimate() -> TokenCount:
+            return estimate_generate(kwargs.get("prompt"))
+    else:
+        def estimate() -> TokenCount:
+            return estimate_v1_chat(kwargs.get("message"), kwargs.get("preamble"), kwargs.get("chat_history"),
+                                    kwargs.get("tools"), kwargs.get("tool_results"), kwargs.get("documents"))
+    return estimate

@@ -1,14 +1,15 @@
-"""Cohere v2 streams: the state read off the ``chat_stream`` events, and the async generator of
-``AsyncV2Client.chat_stream`` behind its throttle delay."""
+"""Cohere streams: the state read off the v2 ``chat_stream`` events and off the v1 ``chat_stream`` /
+``generate_stream`` events, and the async generator of an async ``*_stream`` behind its throttle
+delay."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from ... import _semconv as sc
 from ...cost import Usage
 from .. import _core as c
 from .._core import CharCounter, Operation, Outcome, StreamState, as_str, estimated_usage, get
-from ._attributes import cohere_usage
+from ._attributes import V1_ERROR_REASONS, billed_usage, cohere_usage, v1_response_id
 
 
 class CohereStreamState(StreamState):
@@ -62,6 +63,78 @@ class CohereStreamState(StreamState):
             source = sc.AiCostUsageSourceValues.ESTIMATED
         error = "ERROR" if self.finish_reason == "ERROR" else None
         return Outcome(usage=usage, usage_source=source, attributes=attrs, error_type=error)
+
+
+class CohereV1StreamState(StreamState):
+    """Reads a v1 stream's events as the user reads them (nothing is buffered).
+
+    ``chat_stream``: ``stream-start`` (``generation_id``), ``text-generation`` / ``tool-calls-chunk``
+    (counted for the fallback estimate), ``stream-end`` (``finish_reason``, ``response`` with its
+    ``response_id`` and ``meta``). ``generate_stream``: ``text-generation``, ``stream-end``
+    (``finish_reason``, ``response.id``; ``response.meta`` when the API sends it, an extra field of
+    the SDK model), ``stream-error`` (``finish_reason``, ``err``).
+
+    A stream that ends in an error (a ``stream-error`` event, an ERROR* finish reason) has error
+    status and ``error.type`` the finish reason, and usage and cost only when the provider reported
+    billed units; a stream that ends otherwise without ``meta`` is estimated.
+    """
+
+    def __init__(self, operation: Operation) -> None:
+        super().__init__(operation)
+        self.response_id: Optional[str] = None
+        self.finish_reasons: List[str] = []
+        self.meta: Any = None
+        self.error: Optional[str] = None
+        self.counter = CharCounter()
+
+    def observe(self, event: Any) -> bool:
+        kind = get(event, "event_type")
+        if kind == "text-generation":
+            self.counter.add(get(event, "text"))
+        elif kind == "tool-calls-chunk":
+            self.counter.add(get(event, "text"))
+            delta = get(event, "tool_call_delta")
+            self.counter.add(get(delta, "name"))
+            self.counter.add(get(delta, "parameters"))
+        elif kind == "stream-start":
+            self.response_id = as_str(get(event, "generation_id")) or self.response_id
+        elif kind == "stream-end":
+            response = get(event, "response")
+            self.response_id = v1_response_id(response) or as_str(get(response, "id")) or self.response_id
+            self.meta = get(response, "meta")
+            self._finish(get(event, "finish_reason"))
+        elif kind == "stream-error":
+            self._finish(get(event, "finish_reason") or "ERROR")
+            self.error = self.error or (self.finish_reasons[-1] if self.finish_reasons else "ERROR")
+        return False
+
+    def _finish(self, reason: Any) -> None:
+        if reason is None:
+            return
+        reason = str(reason)
+        if reason not in self.finish_reasons:
+            self.finish_reasons.append(reason)
+        if reason in V1_ERROR_REASONS and self.error is None:
+            self.error = reason
+
+    def end(self, error: Optional[BaseException] = None) -> None:
+        if self.first_chunk_at is None and not self.operation.ended:
+            # A generator: the request is sent on the first ``next``. No event read: never sent, or failed.
+            self.operation.finish(Outcome(), error=error)
+            return
+        super().end(error)
+
+    def outcome(self) -> Outcome:
+        attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
+        if self.finish_reasons:
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
+        if self.error is not None:
+            return Outcome(usage=billed_usage(self.meta), attributes=attrs, error_type=self.error)
+        usage, source = cohere_usage(self.meta), sc.AiCostUsageSourceValues.PROVIDER
+        if usage is None:
+            usage = estimated_usage(self.operation.request, self.counter)
+            source = sc.AiCostUsageSourceValues.ESTIMATED
+        return Outcome(usage=usage, usage_source=source, attributes=attrs)
 
 
 class AsyncEvents:

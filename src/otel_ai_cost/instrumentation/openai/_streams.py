@@ -146,6 +146,7 @@ class ResponsesStreamState(StreamState):
         self.response: Any = None
         self.final: Any = None
         self.final_kind: Optional[str] = None
+        self.error_code: Optional[str] = None  # an ``error`` event's code
         # The Responses API always ends a stream with the final response and its usage.
         self.counter = CharCounter()
 
@@ -161,15 +162,20 @@ class ResponsesStreamState(StreamState):
         elif kind in ("response.output_text.delta", "response.refusal.delta",
                       "response.function_call_arguments.delta"):
             self.counter.add(get(event, "delta"))
+        elif kind == "error":
+            self.error_code = as_str(get(event, "code")) or "error"
         return False
 
     def outcome(self) -> Outcome:
         final = self.final if self.final is not None else self.response
         outcome = responses_outcome(final) if final is not None else Outcome()
         if self.final_kind == "response.failed":
-            # The stream ended normally but the response failed: an error, and no guessed usage.
             outcome.error_type = str(get(get(final, "error"), "code") or "response.failed")
-            return outcome
+        elif self.error_code is not None and self.final_kind is None:
+            outcome.error_type = self.error_code
+        if outcome.error_type is not None:
+            return outcome  # failed: only the usage the response reports, no guess (``_core._stream_errors``)
+        # response.incomplete is no error: its response reports the usage billed.
         if self.final is None or outcome.usage is None:
             outcome.usage = estimated_usage(self.operation.request, self.counter)
             outcome.usage_source = sc.AiCostUsageSourceValues.ESTIMATED

@@ -16,13 +16,16 @@ const (
 	Input Field = iota
 	Output
 	CacheRead
+	CacheReadAudio
 	CacheWrite
 	CacheWrite1h
+	CacheWrite12h
 	Reasoning
 	AudioInput
 	AudioOutput
 	ImageInput
 	ImageOutput
+	VideoInput
 	PerImage
 	PerRequest
 	WebSearch
@@ -31,8 +34,8 @@ const (
 
 // FieldNames are the catalog file's names of the fields.
 var FieldNames = [NumFields]string{
-	"input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning", "audio_input",
-	"audio_output", "image_input", "image_output", "per_image", "per_request", "web_search",
+	"input", "output", "cache_read", "cache_read_audio", "cache_write", "cache_write_1h", "cache_write_12h", "reasoning", "audio_input",
+	"audio_output", "image_input", "image_output", "video_input", "per_image", "per_request", "web_search",
 }
 
 // PerUnit reports whether a field is USD per unit (an image, a request, a search) rather than
@@ -87,17 +90,19 @@ type Model struct {
 
 // fallbacks: a missing field is priced at the first of these the chain has (otel_ai_cost.cost).
 var fallbacks = [NumFields][]Field{
-	CacheRead:    {Input},
-	CacheWrite:   {Input},
-	CacheWrite1h: {CacheWrite, Input},
-	Reasoning:    {Output},
-	AudioInput:   {Input},
-	AudioOutput:  {Output},
-	ImageInput:   {Input},
+	CacheRead:      {Input},
+	CacheReadAudio: {CacheRead, Input},
+	CacheWrite:     {Input},
+	CacheWrite1h:   {CacheWrite, Input},
+	CacheWrite12h:  {CacheWrite, Input},
+	Reasoning:      {Output},
+	AudioInput:     {Input},
+	AudioOutput:    {Output},
+	ImageInput:     {Input},
 }
 
 // noFallback are the fields compute_cost looks up raw (a missing price means "not priced apart").
-var noFallback = [NumFields]bool{ImageInput: true, ImageOutput: true, WebSearch: true}
+var noFallback = [NumFields]bool{ImageInput: true, ImageOutput: true, VideoInput: true, WebSearch: true}
 
 func (m *Model) prepare() {
 	for ti, tier := range ServiceTierNames {

@@ -56,9 +56,9 @@ func usageFromVector(t testing.TB, name string, raw map[string]int64) Usage {
 	fields := map[string]*int64{
 		"input_tokens": &u.InputTokens, "output_tokens": &u.OutputTokens,
 		"cache_read_input_tokens": &u.CacheReadInputTokens, "cache_write_input_tokens": &u.CacheWriteInputTokens,
-		"cache_write_1h_input_tokens": &u.CacheWrite1hInputTokens, "reasoning_output_tokens": &u.ReasoningOutputTokens,
-		"audio_input_tokens": &u.AudioInputTokens, "audio_output_tokens": &u.AudioOutputTokens,
-		"image_input_tokens": &u.ImageInputTokens, "image_output_tokens": &u.ImageOutputTokens,
+		"cache_write_1h_input_tokens": &u.CacheWrite1hInputTokens, "cache_write_12h_input_tokens": &u.CacheWrite12hInputTokens, "reasoning_output_tokens": &u.ReasoningOutputTokens,
+		"audio_input_tokens": &u.AudioInputTokens, "cache_read_audio_input_tokens": &u.CacheReadAudioInputTokens, "audio_output_tokens": &u.AudioOutputTokens,
+		"image_input_tokens": &u.ImageInputTokens, "video_input_tokens": &u.VideoInputTokens, "image_output_tokens": &u.ImageOutputTokens,
 		"images": &u.Images, "requests": &u.Requests, "web_search_requests": &u.WebSearchRequests,
 	}
 	for k, v := range raw {

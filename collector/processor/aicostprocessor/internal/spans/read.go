@@ -93,6 +93,9 @@ type Facts struct {
 	HasAmount bool   // gen_ai.usage.cost.amount already present
 	Source    string // gen_ai.usage.cost.source
 	HasOurs   bool   // any ai_cost.cost.* / ai_cost.pricing.* attribute present
+	// ai_cost.pricing.priced_on present: the span belongs to a call otel-ai-cost prices on another
+	// span (an SDK's own span, an HTTP client span); pricing it would count the call twice.
+	PricedOn bool
 }
 
 // Read fills f from a span's attributes in one pass.
@@ -159,6 +162,8 @@ func Read(attrs pcommon.Map, f *Facts) {
 			f.HasAmount = true
 		case "gen_ai.usage.cost.source":
 			f.Source = str(v)
+		case "ai_cost.pricing.priced_on":
+			f.PricedOn = true
 		default:
 			if strings.HasPrefix(k, "ai_cost.cost.") || strings.HasPrefix(k, "ai_cost.pricing.") {
 				f.HasOurs = true
