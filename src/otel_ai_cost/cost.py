@@ -393,11 +393,8 @@ def _charge(breakdown: Dict[str, Decimal], unpriced: List[str], component: str,
 
 
 def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = None, at: When = None) -> Cost:
-    """Exact cost of one request priced by one catalog entry. See the module docstring for the rules.
-
-    ``at``: when the call was made (epoch nanoseconds as a span's start_time, a datetime or date; None:
-    now); an entry with dated prices charges the prices in force on that UTC day.
-    """
+    """Exact cost of one request priced by one catalog entry, at the prices in force when the call was
+    made (``at``: epoch ns as a span's start_time, a datetime or date; None: now). See the module docstring."""
     price = price.at(at)
     input_tokens = _count(usage.input_tokens)
     tier_name = normalize_service_tier(service_tier)
@@ -500,8 +497,7 @@ def cost_attributes(
     at: When = None,
 ) -> Dict[str, Any]:
     """Span attributes for the cost of one call. Never raises: on an internal error, logs once and returns {}.
-
-    ``at`` is when the call was made (the span's start time; None: now), for models whose price changed.
+    ``at``: when the call was made (the span's start time; None: now), for models whose price changed.
 
     The response model is looked up first (it names the snapshot that was billed), then the request
     model. An unknown model yields ``ai_cost.pricing.status = unknown_model`` and no amount.
