@@ -343,3 +343,16 @@ def test_prices_show_lists_the_earlier_prices(capsys):
     assert "prices above in force from 2024-10-02" in out
     assert "from 2024-05-13: input=$5/1M, output=$15/1M (https://openai.com/index/hello-gpt-4o/)" in out
     assert "batch: input=$2.5/1M, output=$7.5/1M" in out.split("2024-05-13")[1]
+
+
+def test_the_generated_ottl_config_carries_the_prices_in_force_today():
+    # OTTL has no rule for the call's day: the stock-collector config prices with today's period, not with
+    # a price announced for later. A model whose $2/M -> $4/M change is dated 2099: today it is $2/M
+    # = 2,000,000,000 femto-USD per token.
+    from otel_ai_cost.collector_config import generate
+
+    future = {"id": "m-dated", "provider": "openai", "prices": {"input": "4", "output": "8"},
+              "effective_from": "2099-01-01",
+              "price_history": [{"effective_from": "2024-01-01", "prices": {"input": "2", "output": "4"}}]}
+    text = json.dumps(generate(Catalog([model_from_dict(future)], "test")))
+    assert '\\"id\\": \\"m-dated\\", \\"i\\": 2000000000, \\"o\\": 4000000000' in text, text
