@@ -101,7 +101,7 @@ def _entries(catalog: Catalog, providers: Optional[Iterable[str]]) -> List[Tuple
     for model in catalog.entries():
         if wanted is not None and model.provider not in wanted:
             continue
-        row = _price_row(model)
+        row = _price_row(model.at())  # dated prices: the ones in force today (OTTL has no day rule)
         if row is not None:
             out.append((model, row))
     return out

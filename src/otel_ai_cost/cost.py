@@ -50,6 +50,8 @@ Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engi
   (input including cache) prices the whole request, as Anthropic and Gemini bill "> 200k".
 * Each field is looked up, first found wins: context tier's service tier, context tier, service tier,
   base; then the fallbacks above apply to the result.
+* Dated prices: an entry with ``price_history`` charges the period in force on the UTC day of the call
+  (``at``: the span's start time), see ``ModelPrice.at``.
 * Derived counts that come out negative (a provider reporting cache_read > input) are clamped to 0.
 """
 from __future__ import annotations
@@ -60,7 +62,7 @@ from decimal import Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from . import _semconv as sc
-from .pricing._model import ContextTier, ModelPrice, PriceSet
+from .pricing._model import ContextTier, ModelPrice, PriceSet, When
 
 if TYPE_CHECKING:
     from .pricing import Catalog
@@ -390,8 +392,10 @@ def _charge(breakdown: Dict[str, Decimal], unpriced: List[str], component: str,
         unpriced.append(component)
 
 
-def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = None) -> Cost:
-    """Exact cost of one request priced by one catalog entry. See the module docstring for the rules."""
+def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = None, at: When = None) -> Cost:
+    """Exact cost of one request priced by one catalog entry, at the prices in force when the call was
+    made (``at``: epoch ns as a span's start_time, a datetime or date; None: now). See the module docstring."""
+    price = price.at(at)
     input_tokens = _count(usage.input_tokens)
     tier_name = normalize_service_tier(service_tier)
     context_tier = select_context_tier(price, input_tokens)
@@ -490,8 +494,10 @@ def cost_attributes(
     response_model: Optional[str],
     service_tier: Optional[str] = None,
     catalog: Optional["Catalog"] = None,
+    at: When = None,
 ) -> Dict[str, Any]:
     """Span attributes for the cost of one call. Never raises: on an internal error, logs once and returns {}.
+    ``at``: when the call was made (the span's start time; None: now), for models whose price changed.
 
     The response model is looked up first (it names the snapshot that was billed), then the request
     model. An unknown model yields ``ai_cost.pricing.status = unknown_model`` and no amount.
@@ -515,7 +521,7 @@ def cost_attributes(
                 sc.AI_COST_PRICING_STATUS: "unknown_model",
                 sc.AI_COST_PRICING_CATALOG_VERSION: catalog.version,
             }
-        cost = compute_cost(usage, price, service_tier)
+        cost = compute_cost(usage, price, service_tier, at)
         if cost.unpriced and not cost.total:
             # Usage the catalog cannot price at all: say so rather than report a silent $0.
             return {

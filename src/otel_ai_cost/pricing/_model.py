@@ -6,9 +6,15 @@ in ``otel_ai_cost.cost``.
 """
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Mapping, Optional, Tuple
+from typing import Mapping, Optional, Tuple, Union
+
+# When a call was made: epoch nanoseconds (an OpenTelemetry span's start_time), a datetime (naive
+# means UTC), a date, or None for now.
+When = Union[None, int, _dt.datetime, _dt.date]
+_MAX_NS = 253_402_300_800 * 1_000_000_000  # 10000-01-01T00:00:00Z in epoch nanoseconds
 
 # Field names of a PriceSet, in the order they appear in the catalog file.
 PRICE_FIELDS = (
@@ -75,3 +81,42 @@ class ModelPrice:
     max_output_tokens: Optional[int] = None
     source: str = ""
     effective_date: str = ""
+    # Dated prices. ``effective_from`` (YYYY-MM-DD, UTC) is the day the prices above took effect;
+    # ``price_history`` holds the earlier price periods, oldest first, each a ModelPrice of the same model
+    # with its own prices, tiers, source and effective_from. ``at`` picks the period in force.
+    effective_from: str = ""
+    price_history: Tuple["ModelPrice", ...] = ()
+
+    def at(self, when: When = None) -> "ModelPrice":
+        """The price period in force on the UTC day of ``when`` (None: today).
+
+        A call before the first known period is priced at the first period.
+        """
+        if not self.price_history:
+            return self
+        day = call_day(when)
+        if day >= self.effective_from:
+            return self
+        for period in reversed(self.price_history):
+            if day >= period.effective_from:
+                return period
+        return self.price_history[0]
+
+
+def call_day(when: When) -> str:
+    """The UTC day (YYYY-MM-DD) of a call time, as the catalog's effective_from dates are written.
+
+    Epoch nanoseconds of 0 or less (a span without a start time) or past year 9999 mean now, as in the
+    collector processor.
+    """
+    if isinstance(when, bool):
+        raise TypeError("a call time must be epoch nanoseconds, a datetime or a date, not a bool")
+    if isinstance(when, int) and 0 < when < _MAX_NS:
+        return _dt.datetime.fromtimestamp(when // 1_000_000_000, _dt.timezone.utc).date().isoformat()
+    if when is None or isinstance(when, int):
+        return _dt.datetime.now(_dt.timezone.utc).date().isoformat()
+    if isinstance(when, _dt.datetime):
+        if when.tzinfo is not None:
+            when = when.astimezone(_dt.timezone.utc)
+        return when.date().isoformat()
+    return when.isoformat()
