@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 from . import _semconv as sc
 from ._request import LLMRequest
 from .config import OutputEstimate
-from .cost import Usage, compute_cost
+from .cost import estimate_cost
 
 if TYPE_CHECKING:
     from .pricing import Catalog
@@ -51,9 +51,7 @@ def estimate_request(request: LLMRequest, catalog: "Catalog", output: OutputEsti
     amount: Optional[Decimal] = None
     model_id: Optional[str] = None
     if price is not None:
-        usage = Usage(input_tokens=counted.tokens, output_tokens=output_tokens)
-        cost = compute_cost(usage, price, request.service_tier)
-        amount, model_id = cost.total, cost.model_id
+        amount, model_id = estimate_cost(price, request.service_tier, counted.tokens, output_tokens)
     return Estimate(
         input_tokens=counted.tokens,
         output_tokens=output_tokens,

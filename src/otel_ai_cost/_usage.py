@@ -78,6 +78,18 @@ _CLAMPED_NAMES = {
 }
 
 
+def _other_counts(usage: Usage) -> Tuple[Any, ...]:
+    """The counts other than input, output, cache reads, reasoning and requests (zero in most calls:
+    a zero, of any type, is never lowered below)."""
+    return (usage.cache_write_input_tokens, usage.cache_write_1h_input_tokens, usage.cache_write_12h_input_tokens,
+            usage.audio_input_tokens, usage.cache_read_audio_input_tokens, usage.audio_output_tokens,
+            usage.image_input_tokens, usage.video_input_tokens, usage.image_output_tokens, usage.images,
+            usage.web_search_requests)
+
+
+_ZEROS = (0,) * 11
+
+
 def bound_usage(
     usage: Usage, *, max_input: Optional[int] = None, max_output: Optional[int] = None
 ) -> Tuple[Usage, Tuple[str, ...]]:
@@ -88,6 +100,15 @@ def bound_usage(
     negative or not an int becomes 0, a detail count at most its total. Returns ``usage`` itself when
     nothing was lowered (the common case: no copy).
     """
+    input_limit = max_input if max_input and max_input > 0 else MAX_INPUT_TOKENS
+    output_limit = max_output if max_output and max_output > 0 else MAX_OUTPUT_TOKENS
+    inp, out, cached, reasoning, requests = (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
+                                              usage.reasoning_output_tokens, usage.requests)
+    if (type(inp) is int and type(out) is int and type(cached) is int and type(reasoning) is int
+            and type(requests) is int and 0 <= inp <= input_limit and 0 <= out <= output_limit
+            and 0 <= cached <= inp and 0 <= reasoning <= out and 0 <= requests <= MAX_COUNT
+            and _other_counts(usage) == _ZEROS):
+        return usage, ()  # the common case, checked without the loops below: nothing to lower
     limits = {
         "input_tokens": max_input if max_input and max_input > 0 else MAX_INPUT_TOKENS,
         "output_tokens": max_output if max_output and max_output > 0 else MAX_OUTPUT_TOKENS,
