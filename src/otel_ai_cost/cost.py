@@ -84,6 +84,7 @@ from ._usage import (
     usage_from_attributes,
     usage_limits,
 )
+from .pricing._catalog import default_catalog as _default_catalog
 from .pricing._model import ContextTier, ModelPrice, PriceSet, When
 
 if TYPE_CHECKING:
@@ -466,9 +467,7 @@ def cost_attributes(
     global _logged_failure
     try:
         if catalog is None:
-            from .pricing import default_catalog
-
-            catalog = default_catalog()
+            catalog = _default_catalog()
         if usage is None:
             return {sc.AI_COST_PRICING_STATUS: "no_usage"}
         price: Optional[ModelPrice] = None
