@@ -2,6 +2,8 @@
 assumed (``OutputEstimate.tokens``), both priced from the catalog before the request is sent."""
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Dict, Optional
@@ -26,6 +28,13 @@ class Estimate:
     amount: Optional[Decimal] = None  # USD; None when the model is not in the catalog
     model_id: Optional[str] = None  # catalog entry used for the amount
 
+    # Written out (kept by the dataclass, checked below): one dict update per estimate instead of the
+    # frozen __init__'s object.__setattr__ per field.
+    def __init__(self, input_tokens: int, output_tokens: int, method: str, output_basis: str,
+                 amount: Optional[Decimal] = None, model_id: Optional[str] = None) -> None:
+        self.__dict__.update(input_tokens=input_tokens, output_tokens=output_tokens, method=method,
+                             output_basis=output_basis, amount=amount, model_id=model_id)
+
     def attributes(self) -> Dict[str, Any]:
         attributes: Dict[str, Any] = {
             sc.AI_COST_ESTIMATE_INPUT_TOKENS: self.input_tokens,
@@ -36,6 +45,16 @@ class Estimate:
         if self.amount is not None:
             attributes[sc.AI_COST_ESTIMATE_AMOUNT] = float(self.amount)
         return attributes
+
+
+def _check_init() -> None:
+    params = list(inspect.signature(Estimate.__init__).parameters.values())[1:]
+    expected = [(f.name, None if f.default is dataclasses.MISSING else f.default) for f in dataclasses.fields(Estimate)]
+    if [(p.name, None if p.default is p.empty else p.default) for p in params] != expected:  # pragma: no cover - caught by any test run
+        raise AssertionError(f"Estimate.__init__ does not match the Estimate fields: {expected}")
+
+
+_check_init()
 
 
 def estimate_request(request: LLMRequest, catalog: "Catalog", output: OutputEstimate) -> Optional[Estimate]:

@@ -227,9 +227,13 @@ class Operation:
                 attrs[sc.GEN_AI_RESPONSE_MODEL] = outcome.response_model
                 metric_attrs[sc.GEN_AI_RESPONSE_MODEL] = outcome.response_model
             if outcome.attributes:
-                attrs.update({k: v for k, v in outcome.attributes.items() if v is not None})
+                for key, value in outcome.attributes.items():
+                    if value is not None:
+                        attrs[key] = value
             if extra:
-                attrs.update({k: v for k, v in extra.items() if v is not None})
+                for key, value in extra.items():
+                    if value is not None:
+                        attrs[key] = value
             if outcome.usage is not None:
                 outcome = self._bounded(outcome, attrs)
                 add_usage_attributes(attrs, outcome.usage or Usage())  # bounding keeps the usage
@@ -311,17 +315,18 @@ class Operation:
                         cost_amount: Optional[float], first_chunk: Optional[float] = None) -> None:
         try:
             t = self.telemetry
-            t.duration.record(duration, attributes=attrs)
+            context = otel_context.get_current()  # once, not once per point (what the SDK does without it)
+            t.duration.record(duration, attributes=attrs, context=context)
             if isinstance(first_chunk, float):
-                t.time_to_first_chunk.record(first_chunk, attributes=attrs)
+                t.time_to_first_chunk.record(first_chunk, attributes=attrs, context=context)
             if outcome.usage is None and cost_amount is None:
                 return
             input_attrs, output_attrs, cost_attrs = t.point_attributes(attrs)
             if outcome.usage is not None:
-                t.token_usage.record(outcome.usage.input_tokens, attributes=input_attrs)
-                t.token_usage.record(outcome.usage.output_tokens, attributes=output_attrs)
+                t.token_usage.record(outcome.usage.input_tokens, attributes=input_attrs, context=context)
+                t.token_usage.record(outcome.usage.output_tokens, attributes=output_attrs, context=context)
             if cost_amount is not None:
-                t.cost.add(cost_amount, attributes=cost_attrs)
+                t.cost.add(cost_amount, attributes=cost_attrs, context=context)
         except Exception as exc:
             log_once("record_metrics", exc)
 
