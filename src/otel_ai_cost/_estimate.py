@@ -48,9 +48,12 @@ class Estimate:
 
 
 def _check_init() -> None:
+    """The written-out ``Estimate.__init__`` takes exactly the fields, with their defaults, in order."""
     params = list(inspect.signature(Estimate.__init__).parameters.values())[1:]
-    expected = [(f.name, None if f.default is dataclasses.MISSING else f.default) for f in dataclasses.fields(Estimate)]
-    if [(p.name, None if p.default is p.empty else p.default) for p in params] != expected:  # pragma: no cover - caught by any test run
+    expected = [(f.name, None if f.default is dataclasses.MISSING else f.default)
+                for f in dataclasses.fields(Estimate)]
+    got = [(p.name, None if p.default is p.empty else p.default) for p in params]
+    if got != expected:  # pragma: no cover - caught by any test run
         raise AssertionError(f"Estimate.__init__ does not match the Estimate fields: {expected}")
 
 

@@ -3,8 +3,8 @@ produce), and the usage read from another instrumentation's span attributes. Pri
 which re-exports these names."""
 from __future__ import annotations
 
-import logging
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
 

@@ -6,7 +6,6 @@ from typing import Any, Callable, Mapping
 from ..._request import TokenCount
 from .._core import given
 
-
 _TOKENS: Any = None
 
 
@@ -31,14 +30,16 @@ def lazy_estimate(kind: str, kwargs: Mapping[str, Any]) -> Callable[[], TokenCou
 
     if kind == "chat":
         def estimate() -> TokenCount:
-            return _tokens().estimate_chat_input(model, kwargs.get("messages") or [], tools())
+            counted: TokenCount = _tokens().estimate_chat_input(model, kwargs.get("messages") or [], tools())
+            return counted
     elif kind == "responses":
         def estimate() -> TokenCount:
             instructions = kwargs.get("instructions")
-            return _tokens().estimate_responses_input(
+            counted: TokenCount = _tokens().estimate_responses_input(
                 model, kwargs.get("input") if given(kwargs.get("input")) else "",
                 instructions if given(instructions) else None, tools(),
             )
+            return counted
     elif kind == "completions":
         def estimate() -> TokenCount:
             from ...tokens import count_text
