@@ -24,13 +24,18 @@ _EXTRA_ONLY: Dict[Tuple[type, str], bool] = {}
 _EXTRA_ONLY_SIZE = 1024
 
 
+def _pydantic_getattr_only(cls: type) -> bool:
+    """Whether the only ``__getattr__`` of ``cls`` is pydantic's own (extra fields, then AttributeError)."""
+    return all("__getattr__" not in vars(k) for k in cls.__mro__ if not k.__module__.startswith("pydantic."))
+
+
 def _extra_only(cls: type, name: str) -> bool:
     key = (cls, name)
     known = _EXTRA_ONLY.get(key)
     if known is None:
         fields = getattr(cls, "__pydantic_fields__", None)
         known = (isinstance(fields, dict) and name not in fields and not name.startswith("_")
-                 and not hasattr(cls, name) and "__pydantic_extra__" in getattr(cls, "__slots__", ()))
+                 and not hasattr(cls, name) and _pydantic_getattr_only(cls))
         if len(_EXTRA_ONLY) >= _EXTRA_ONLY_SIZE:
             _EXTRA_ONLY.clear()
         _EXTRA_ONLY[key] = known
