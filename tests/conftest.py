@@ -3,6 +3,7 @@ instrumentation; the ``Pipeline`` (processor + exporter + instrumentor), a fake 
 redis-server for the whole run (``redis_url``, with ``redis_prefix`` to keep each test's keys apart)."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from datetime import datetime
@@ -78,22 +79,33 @@ def openai_instrumentor(tracer_provider, meter_provider, monkeypatch):
     instrumentor.uninstrument()
 
 
-@pytest.fixture
-def instrument_openai(tracer_provider, meter_provider):
-    """Instrument with custom keyword arguments: ``instrument_openai(include_stream_usage=False)``."""
-    from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
+@contextlib.contextmanager
+def instrumenting(instrumentor, tracer_provider, meter_provider, *, start=False):
+    """``run(**kwargs)``: (re)instrument ``instrumentor`` with the test's providers and ``kwargs``
+    (``start``: once now, with none); uninstrumented when the block ends. For fixtures."""
 
-    instrumentor = OpenAIInstrumentor()
-
-    def instrument(**kwargs):
+    def run(**kwargs):
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **kwargs)
         return instrumentor
 
-    yield instrument
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
+    if start:
+        run()
+    try:
+        yield run
+    finally:
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+
+
+@pytest.fixture
+def instrument_openai(tracer_provider, meter_provider):
+    """Instrument with custom keyword arguments: ``instrument_openai(include_stream_usage=False)``."""
+    from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
+
+    with instrumenting(OpenAIInstrumentor(), tracer_provider, meter_provider) as run:
+        yield run
 
 
 # --- the harness: tracer provider + AICostSpanProcessor + exporter + instrumentor ---------------
