@@ -201,3 +201,31 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisURL]:
 def redis_prefix(request: pytest.FixtureRequest) -> str:
     """A key prefix of this test alone on the shared server: no test sees another's data."""
     return f"test:{request.node.name}:{next(_redis_prefixes)}"
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_store(request, tmp_path):
+    """make_store(clock=None) -> a budget store of each kind in turn; the stores made in one test share
+    their data (another connection to the same SQLite file or Redis prefix: as another process would)."""
+    from otel_ai_cost.budgets import MemoryBudgetStore, SQLiteBudgetStore
+    from otel_ai_cost.budgets._redis import RedisBudgetStore
+
+    opened = []
+
+    def make(clock=None):
+        clock = clock or Clock()
+        if request.param == "memory":
+            store = opened[0] if opened else MemoryBudgetStore(clock)
+            store._clock = clock
+        elif request.param == "sqlite":
+            store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock)
+        else:
+            url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+            store = RedisBudgetStore(url, clock=clock, prefix=prefix)
+        opened.append(store)
+        return store
+
+    make.backend = request.param
+    yield make
+    for store in opened:
+        store.close()
