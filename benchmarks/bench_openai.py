@@ -445,9 +445,17 @@ def _run_scenario(scenario, arm_names, blocks, calls, warm, gc_off, stores) -> d
             "check": span_summary(arm),
             "notes": arm.notes,
         })
+    redis_arm = next((a for a in arms if a.base == "ours+redis"), None)
+    ping_us = None
+    if redis_arm is not None:  # the loopback round trip, on the store's own client, after the blocks
+        import bench_budgets
+
+        xs = bench_budgets.time_ping(bench_budgets.ping_of(redis_arm.store), max(calls, 50))
+        ping_us = statistics.median(xs) / 1e3
     for arm in arms:
         arm.shutdown()
-    return {"scenario": scenario, "title": SCENARIO_TITLES[scenario], "blocks": blocks, "calls": calls,
+    return {"scenario": scenario, "redis_ping_us": ping_us, "title": SCENARIO_TITLES[scenario],
+            "blocks": blocks, "calls": calls,
             "gc_off": gc_off, "rows": rows}
 
 
@@ -548,6 +556,7 @@ def main():
     ap.add_argument("--arms", default=",".join(DEFAULT_ARMS), help=f"comma list from {','.join(ALL_ARMS)}")
     ap.add_argument("--blocks", type=int, help="blocks per arm (overrides the size preset)")
     ap.add_argument("--calls", type=int, help="calls per block (overrides the size preset)")
+    ap.add_argument("--warm", type=int, help="warm-up calls per arm (overrides the size preset)")
     ap.add_argument("--gc-off", action="store_true", help="disable gc inside timed blocks")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--profile", metavar="ARM", help="cProfile ARM against bare instead of timing")
@@ -567,7 +576,7 @@ def main():
 
     def sizes(s):
         blocks, calls, warm = SIZES[size][s]
-        return a.blocks or blocks, a.calls or calls, warm
+        return a.blocks or blocks, a.calls or calls, a.warm if a.warm is not None else warm
 
     if a.scenario:
         res = run_scenario(a.scenario, arms, *sizes(a.scenario), a.gc_off)
@@ -581,6 +590,7 @@ def main():
             cmd = [sys.executable, os.path.abspath(__file__), "--scenario", s, "--child", "--arms", ",".join(arms)]
             cmd += ["--quick"] * a.quick + ["--gc-off"] * a.gc_off
             cmd += ["--blocks", str(a.blocks)] * bool(a.blocks) + ["--calls", str(a.calls)] * bool(a.calls)
+            cmd += ["--warm", str(a.warm)] * (a.warm is not None)
             t0 = time.perf_counter()
             p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
             if p.returncode:
