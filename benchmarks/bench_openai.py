@@ -4,13 +4,18 @@
     .venv/bin/python benchmarks/bench_openai.py --quick    # ~15 s
     .venv/bin/python benchmarks/bench_openai.py --scenario sync --profile ours   # where time goes
 
-Arms (every instrumented arm gets its own SDK TracerProvider with a BatchSpanProcessor, the
-processor users run, exporting to a null exporter, and its own MeterProvider with an
-InMemoryMetricReader):
+Arms (every instrumented arm gets its own SDK TracerProvider and its own MeterProvider with an
+InMemoryMetricReader). An arm is NAME or NAME/simple: the default `batch` variant exports through a
+BatchSpanProcessor to a null exporter (what users run), `/simple` through a SimpleSpanProcessor to
+the SDK's InMemorySpanExporter (export on the call's path; emptied after every block, untimed):
 
     bare        no instrumentation: the class method is the SDK's own (checked before every block)
     ours        otel_ai_cost OpenAIInstrumentor + AICostSpanProcessor (cost estimate at start,
-                usage + cost at end)
+                usage + cost at end), the processor recording into the arm's MeterProvider
+    ours+memory, ours+sqlite, ours+redis
+                ours with one budget matching every call (bench_budgets.py's) in that store; Redis
+                on a redis-server the run starts on 127.0.0.1. Also paired with ours of the same
+                variant ("over_ours_us"): what the budget check adds
     ours-noproc ours without AICostSpanProcessor (diagnostic, not in the default set)
     ours-nometrics  ours with a no-op MeterProvider (diagnostic, not in the default set)
     floor       the least any span-and-metrics instrumentation pays here: a wrapt wrapper that
@@ -18,8 +23,10 @@ InMemoryMetricReader):
                 the 3 standard histogram points (duration, input/output tokens). For streams the
                 span closes when create() returns, so it is a floor for the call, not per chunk.
     otel-genai  opentelemetry-instrumentation-genai-openai (the official OTel GenAI one), defaults
-    otel-v2     opentelemetry-instrumentation-openai-v2 (contrib), defaults; not in the default set:
-                2.4b0 imports `httpx`, which openai 3 (built on httpx2) no longer installs
+    otel-v2     opentelemetry-instrumentation-openai-v2 (contrib), defaults. Only in the benchmark
+                venv (benchmarks/setup-venv.sh): 2.4b0 imports `httpx` (openai 3 is built on
+                httpx2) and needs opentelemetry-util-genai < 1.2b0, while otel-genai needs >= 1.3b0,
+                so otel-v2 and otel-genai never share a run. bench_all.py runs the issue-12 set.
 
 Method: one process per scenario (the parent runs one child per scenario); inside it the arms
 alternate in short blocks (--calls per block, order rotated every block), switched with
