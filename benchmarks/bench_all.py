@@ -43,7 +43,7 @@ LABELS = {"bare": "bare SDK call (median)", "floor": "floor: 1 span + 3 metric p
 STARTUP_ARMS = ("bare", "floor", "otel-v2", "ours", "ours+memory", "ours+sqlite")
 # (blocks, calls per block, warm-up calls per arm) with 13 arms per scenario
 SIZES = {
-    "full": {"sync": (12, 150, 60), "async": (12, 150, 60), "stream": (10, 15, 6), "startup_runs": 5},
+    "full": {"sync": (10, 120, 60), "async": (10, 120, 60), "stream": (16, 12, 6), "startup_runs": 3},
     "quick": {"sync": (4, 50, 20), "async": (4, 50, 20), "stream": (3, 6, 3), "startup_runs": 1},
 }
 TARGETS = {"ratio_floor": 1.3, "stream_pct": 3.0, "memory": 20.0, "sqlite": 120.0, "rss_mb": 15.0,
@@ -91,7 +91,8 @@ def _us(x) -> str:
 
 
 def _ratio(a, b) -> str:
-    return "—" if a is None or not b or b <= 0 else f"{a / b:.2f}×"
+    """a ÷ b, or — when either is missing or not positive (an added time below 0 is the noise)."""
+    return "—" if a is None or b is None or a <= 0 or b <= 0 else f"{a / b:.2f}×"
 
 
 def summarize(results: dict, startup: dict) -> dict:

@@ -85,8 +85,9 @@ def test_table_rows_columns_and_ratios():
     assert arms["ours"]["pct_of_bare"] == 2.0
 
 
-def test_a_ratio_over_a_non_positive_floor_is_not_a_number():
+def test_a_ratio_of_a_non_positive_added_time_is_not_a_number():
     bench_all = _bench_all()
     assert bench_all._ratio(200.0, -5.0) == "—"
     assert bench_all._ratio(None, 100.0) == "—"
+    assert bench_all._ratio(-2.0, 100.0) == "—"
     assert bench_all._ratio(150.0, 100.0) == "1.50×"
