@@ -111,6 +111,24 @@ def summarize(results: dict, startup: dict) -> dict:
     return out
 
 
+def problems(summary: dict, arms) -> list[str]:
+    """What makes a run invalid: an arm that did not run or exported nothing, a budget arm whose
+    last span was not decided by its budget, or that left a hold."""
+    out = []
+    for s, sc in summary["scenarios"].items():
+        for name in arms[1:]:
+            r = sc["arms"].get(name)
+            if r is None:
+                out.append(f"{s}: arm {name} did not run")
+                continue
+            if not r.get("spans"):
+                out.append(f"{s}: arm {name} exported no span")
+            b = r.get("budget")
+            if name.startswith("ours+") and (not b or b["decision"] != "allow" or b["reserved_usd"] != "0"):
+                out.append(f"{s}: arm {name}: budget check not as expected: {b}")
+    return out
+
+
 def table(summary: dict, variants=VARIANTS) -> str:
     sc = summary["scenarios"]
     st = summary["startup"]
@@ -215,11 +233,15 @@ def main():
           f"(streams: {summary['scenarios']['stream']['blocks']} x {summary['scenarios']['stream']['calls']}), "
           f"{time.perf_counter() - t_all:.0f} s. Cells: {' / '.join(variants)} span processor.\n")
     print(table(summary, variants))
+    bad = problems(summary, arms)
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"date": when, "python": versions[0], "openai": versions[1], "otel_sdk": versions[2],
-                       "load": load, "variants": list(variants), "summary": summary, "raw": results},
+                       "load": load, "variants": list(variants), "problems": bad, "summary": summary,
+                       "raw": results},
                       f, indent=2, default=str)
+    if bad:
+        raise SystemExit("invalid run:\n" + "\n".join(bad))
 
 
 if __name__ == "__main__":

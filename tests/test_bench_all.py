@@ -40,6 +40,8 @@ def _results(bench_all):
             added = ADDED[base] + (10.0 if variant == "simple" else 0.0)
             rows.append({"arm": spec, "median_us": bare + added, "added_us": added,
                          "over_ours_us": OVER_OURS.get(base), "check": {"spans": 5}})
+            if base.startswith("ours+"):
+                rows[-1]["check"]["budget"] = {"decision": "allow", "reserved_usd": "0", "spent_usd": "0.01"}
         results[scenario] = {"rows": rows, "blocks": 2, "calls": 3, "redis_ping_us": 40.0}
     return results
 
@@ -91,3 +93,16 @@ def test_a_ratio_of_a_non_positive_added_time_is_not_a_number():
     assert bench_all._ratio(None, 100.0) == "—"
     assert bench_all._ratio(-2.0, 100.0) == "—"
     assert bench_all._ratio(150.0, 100.0) == "1.50×"
+
+
+def test_a_run_with_a_missing_arm_or_an_unsettled_hold_is_invalid():
+    bench_all = _bench_all()
+    arms = bench_all.arm_specs()
+    results = _results(bench_all)
+    assert bench_all.problems(bench_all.summarize(results, STARTUP), arms) == []
+    results["sync"]["rows"] = [r for r in results["sync"]["rows"] if r["arm"] != "otel-v2/simple"]
+    results["async"]["rows"][-1]["check"]["budget"]["reserved_usd"] = "0.002"
+    found = bench_all.problems(bench_all.summarize(results, STARTUP), arms)
+    assert found == ["sync: arm otel-v2/simple did not run",
+                     f"async: arm {results['async']['rows'][-1]['arm']}: budget check not as expected: "
+                     f"{results['async']['rows'][-1]['check']['budget']}"]
