@@ -34,7 +34,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 from ..config import ENV_CONFIG, ENV_LEDGER
 from ..ledger._cli import PERIODS, VIEWS, period
 from ..ledger._report import DIMENSIONS, check_dimensions
-from ..ledger._store import default_ledger_url
+from ..ledger._store import default_ledger_url, parse_ledger_url
 from ..errors import ConfigError
 from ._book import BudgetBook
 from ._cli_render import (
@@ -144,11 +144,12 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         parents=[common],
         help="spend by model, provider, tenant, user, service, day... over a period, from the call ledger "
         "(or, --source budgets, the budget ledger)",
-        description="Spend over a period. --source calls (the default, unless --config or $OTEL_AI_COST_CONFIG "
-        "names a budgets file and no --ledger is given): from the call ledger, one row per priced call "
+        description="Spend over a period. --source calls: from the call ledger, one row per priced call "
         f"(--ledger, default ${ENV_LEDGER} or {default_ledger_url()}), with calls, failures, cost per successful "
         "call, cache savings, estimate error, the top calls and traces (--view) and a month-end forecast; "
-        "--format focus writes FOCUS 1.2 rows. --source budgets: from the settle entries of the budget ledger, "
+        "--format focus writes FOCUS 1.2 rows. Without --source: calls when --ledger or $OTEL_AI_COST_LEDGER is "
+        "given, else budgets when --config or $OTEL_AI_COST_CONFIG is, else calls when the default ledger file "
+        "exists, else budgets. --source budgets: from the settle entries of the budget ledger, "
         "with the number of calls, "
         "of calls a budget refused (BLOCKED) and the operator adjustments (ADJUSTED: `budget adjust`, negative "
         "for a credit), listed with their notes. A call that matches several budgets counts once (with --by budget, "
@@ -555,9 +556,13 @@ def _period(args: argparse.Namespace, tz: Any) -> Tuple[datetime, datetime]:
 def _source(args: argparse.Namespace) -> str:
     if args.source:
         return str(args.source)
-    if args.ledger:
+    ledger = os.environ.get(ENV_LEDGER, "").strip()
+    if args.ledger or (ledger and ledger.lower() != "off"):
         return "calls"
-    return "budgets" if (args.config or os.environ.get(ENV_CONFIG)) else "calls"
+    if args.config or os.environ.get(ENV_CONFIG):
+        return "budgets"
+    default = parse_ledger_url(default_ledger_url())
+    return "calls" if default is not None and os.path.isfile(default) else "budgets"
 
 
 def _report(args: argparse.Namespace) -> int:
