@@ -43,7 +43,8 @@ class Pipeline(conftest.Pipeline):
 
     def __init__(self, ledger_path: Path, **kwargs):
         super().__init__(OpenAIInstrumentor(), resource=Resource.create({"service.name": "checkout"}), **kwargs)
-        self.ledger = LedgerSpanExporter(f"sqlite://{ledger_path}", baggage_keys=("tenant.id", "enduser.id", "team.name"))
+        self.ledger = LedgerSpanExporter(f"sqlite://{ledger_path}",
+                                         baggage_keys=("tenant.id", "enduser.id", "team.name"))
         self.provider.add_span_processor(SimpleSpanProcessor(self.ledger))
         self.client = FakeOpenAI().client()
 
@@ -73,7 +74,8 @@ def test_a_real_call_is_one_row_with_the_span_s_cost_usage_estimate_and_attribut
         "openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18")
     assert row["operation"] == "chat"
     # The fake's usage: 20 prompt tokens (8 cached), 10 completion tokens (4 reasoning).
-    assert (row["input_tokens"], row["output_tokens"], row["cache_read_tokens"], row["reasoning_tokens"]) == (20, 10, 8, 4)
+    tokens = (row["input_tokens"], row["output_tokens"], row["cache_read_tokens"], row["reasoning_tokens"])
+    assert tokens == (20, 10, 8, 4)
     assert Decimal(row["cost"]) == Decimal(str(a[sc.GEN_AI_USAGE_COST_AMOUNT]))
     assert json.loads(row["breakdown"]) == {k: repr(v) for k, v in a.items() if k.startswith("ai_cost.cost.")}
     assert Decimal(row["estimate"]) == Decimal(str(a[sc.AI_COST_ESTIMATE_AMOUNT]))
@@ -94,7 +96,8 @@ def test_a_failed_call_without_usage_is_no_row_and_a_failed_priced_call_is_marke
     path = tmp_path / "calls.db"
     with closing(Pipeline(path)) as p:
         p.chat()
-        fake = FakeOpenAI(chat=lambda body: httpx2.Response(500, json={"error": {"message": "boom", "type": "server_error"}}))
+        error = {"error": {"message": "boom", "type": "server_error"}}
+        fake = FakeOpenAI(chat=lambda body: httpx2.Response(500, json=error))
         p.client = fake.client()
         with pytest.raises(openai.InternalServerError):
             p.chat()
@@ -105,7 +108,8 @@ def test_a_failed_call_without_usage_is_no_row_and_a_failed_priced_call_is_marke
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     with provider.get_tracer("t").start_as_current_span("chat") as s:  # a stream cut after its usage came
-        s.set_attributes({sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_USAGE_COST_AMOUNT: 0.5, sc.ERROR_TYPE: "ReadError"})
+        s.set_attributes({sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_USAGE_COST_AMOUNT: 0.5,
+                          sc.ERROR_TYPE: "ReadError"})
     provider.shutdown()
     assert [(r["ok"], r["error_type"]) for r in rows(path)] == [(1, None), (0, "ReadError")]
 
@@ -284,7 +288,8 @@ def test_retention_deletes_the_calls_older_than_the_setting(tmp_path):
 
 
 @pytest.mark.parametrize("variable, value, message", [
-    ("OTEL_AI_COST_LEDGER", "postgres://db/ledger", "OTEL_AI_COST_LEDGER: expected sqlite:///absolute/path/calls.db or off"),
+    ("OTEL_AI_COST_LEDGER", "postgres://db/ledger",
+     "OTEL_AI_COST_LEDGER: expected sqlite:///absolute/path/calls.db or off"),
     ("OTEL_AI_COST_LEDGER", "sqlite://", "OTEL_AI_COST_LEDGER: expected"),
     ("OTEL_AI_COST_LEDGER_RETENTION_DAYS", "-3", "OTEL_AI_COST_LEDGER_RETENTION_DAYS: expected a positive number"),
     ("OTEL_AI_COST_LEDGER_RETENTION_DAYS", "ninety", "OTEL_AI_COST_LEDGER_RETENTION_DAYS: expected a positive"),

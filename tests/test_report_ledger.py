@@ -107,9 +107,10 @@ def test_cache_savings_are_the_cached_tokens_at_the_input_minus_the_cache_price(
     rows = {r["model"]: r for r in doc["rows"]}
     # The fake's usage reads 8 tokens from the cache on every call. Prices per million
     # (https://developers.openai.com/api/docs/pricing): gpt-4o-mini-2024-07-18 input 0.15, cached 0.075;
-    # the fake answers every call with that model. 4 calls in the mini group... all 5 are that model:
+    # the fake answers every call (gpt-4o asked or not) with that model, so all 5 calls are in its row.
     assert set(rows) == {"gpt-4o-mini-2024-07-18"}
-    assert Decimal(rows["gpt-4o-mini-2024-07-18"]["cache_savings"]) == 5 * 8 * (Decimal("0.15") - Decimal("0.075")) / 10**6
+    saved = 5 * 8 * (Decimal("0.15") - Decimal("0.075")) / 10**6
+    assert Decimal(rows["gpt-4o-mini-2024-07-18"]["cache_savings"]) == saved
 
 
 def test_table_and_csv_show_the_same_totals(ledger, capsys):
@@ -117,9 +118,11 @@ def test_table_and_csv_show_the_same_totals(ledger, capsys):
     total = sum(cost(s) for s in spans)
     table = run(capsys, "report", "--ledger", url, "--by", "tenant")
     assert "TOTAL" in table and f"${total:,.6f}" in table and "acme" in table
-    rows = list(csv.DictReader(io.StringIO(run(capsys, "report", "--ledger", url, "--by", "tenant", "--format", "csv"))))
+    text = run(capsys, "report", "--ledger", url, "--by", "tenant", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
     assert sum(Decimal(r["cost"]) for r in rows) == total
-    traces = list(csv.DictReader(io.StringIO(run(capsys, "report", "--ledger", url, "--view", "traces", "--format", "csv"))))
+    text = run(capsys, "report", "--ledger", url, "--view", "traces", "--format", "csv")
+    traces = list(csv.DictReader(io.StringIO(text)))
     assert len(traces) == 5 and sum(Decimal(r["cost"]) for r in traces) == total
 
 
@@ -235,7 +238,8 @@ def test_the_budget_ledger_report_stays_reachable(tmp_path, capsys, monkeypatch)
     """With --config (or $OTEL_AI_COST_CONFIG) and no --ledger the report reads the budget ledger, as
     before; --source budgets asks for it whatever is set; --format focus is for the call ledger only."""
     config = tmp_path / "b.yaml"
-    config.write_text(f"store:\n  url: sqlite://{tmp_path}/budgets.db\nbudgets:\n  - id: team\n    limit_usd: 5\n    window: {{calendar: month}}\n")
+    config.write_text(f"store:\n  url: sqlite://{tmp_path}/budgets.db\n"
+                      "budgets:\n  - id: team\n    limit_usd: 5\n    window: {calendar: month}\n")
     monkeypatch.delenv("OTEL_AI_COST_LEDGER", raising=False)
     doc = json.loads(run(capsys, "report", "--config", str(config), "--format", "json"))
     assert "spend_usd" in doc["total"] and "source" not in doc  # the budget ledger's report

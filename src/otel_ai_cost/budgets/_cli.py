@@ -32,10 +32,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 from ..config import ENV_CONFIG, ENV_LEDGER
+from ..errors import ConfigError
 from ..ledger._cli import PERIODS, VIEWS, period
 from ..ledger._report import DIMENSIONS, check_dimensions
 from ..ledger._store import default_ledger_url, parse_ledger_url
-from ..errors import ConfigError
 from ._book import BudgetBook
 from ._cli_render import (
     REPORT_FORMATS,

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ..errors import ConfigError
 from ._focus import COLUMNS as FOCUS_COLUMNS
 from ._focus import FOCUS_VERSION, focus_rows, timestamp
-from ._report import CallReport, Call, Forecast, SpendRow, build_call_report, forecast
+from ._report import Call, CallReport, Forecast, SpendRow, build_call_report, forecast
 from ._store import ENV_LEDGER, default_ledger_url, parse_ledger_url, read_rows
 
 PERIODS = ("day", "week", "month", "mtd", "qtd")

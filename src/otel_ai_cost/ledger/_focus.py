@@ -83,7 +83,8 @@ def focus_row(call: Call) -> Optional[Dict[str, Any]]:
         "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based", "PricingCategory": "Standard",
         "ChargeDescription": f"{vendor} {model} {call.operation or 'call'}: {call.input_tokens} input and "
                              f"{call.output_tokens} output tokens",
-        "ChargePeriodStart": timestamp(call.start_time), "ChargePeriodEnd": timestamp(max(call.end_time, call.start_time)),
+        "ChargePeriodStart": timestamp(call.start_time),
+        "ChargePeriodEnd": timestamp(max(call.end_time, call.start_time)),
         "ConsumedQuantity": str(tokens), "ConsumedUnit": "Tokens",
         "PricingQuantity": str(tokens), "PricingUnit": "Tokens",
         "InvoiceIssuerName": vendor, "ProviderName": vendor, "PublisherName": vendor,

@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from zoneinfo import ZoneInfo
 
-from .. import _semconv as sc
 from ..errors import ConfigError
 
 ZERO = Decimal(0)
@@ -127,9 +126,11 @@ def cache_savings(call: Call, catalog: Any) -> Optional[Decimal]:
     if price is None:
         return None
     prices = price.at(int(call.start_time * 1e9)).prices
-    if prices.input is None or prices.cache_read is None:
+    full: Optional[Decimal] = prices.input
+    cached: Optional[Decimal] = prices.cache_read
+    if full is None or cached is None:
         return None
-    return call.cache_read_tokens * (prices.input - prices.cache_read) / _MILLION
+    return call.cache_read_tokens * (full - cached) / _MILLION
 
 
 @dataclass

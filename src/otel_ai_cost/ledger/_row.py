@@ -97,7 +97,8 @@ def to_row(span: ReadableSpan, baggage_keys: Sequence[str] = DEFAULT_BAGGAGE_KEY
     values: Dict[str, Any] = {
         "trace_id": format(span.context.trace_id, "032x"), "span_id": format(span.context.span_id, "016x"),
         "start_time": (span.start_time or 0) / 1e9, "end_time": (span.end_time or span.start_time or 0) / 1e9,
-        "service": _text(resource.get("service.name")), "provider": _text(get(sc.GEN_AI_PROVIDER_NAME) or get(sc.GEN_AI_SYSTEM)),
+        "service": _text(resource.get("service.name")),
+        "provider": _text(get(sc.GEN_AI_PROVIDER_NAME) or get(sc.GEN_AI_SYSTEM)),
         "request_model": _text(get(sc.GEN_AI_REQUEST_MODEL)), "response_model": _text(get(sc.GEN_AI_RESPONSE_MODEL)),
         "operation": _text(get(sc.GEN_AI_OPERATION_NAME)),
         "input_tokens": input_tokens if input_tokens is not None else _int(get(sc.GEN_AI_USAGE_PROMPT_TOKENS)),

@@ -46,7 +46,8 @@ def parse_ledger_url(value: str, variable: str = ENV_LEDGER) -> Optional[str]:
     if not path:
         raise ConfigError(f"{variable}: expected sqlite:///absolute/path/calls.db or off, got {value!r}")
     if os.path.isdir(path):
-        raise ConfigError(f"{variable}: {path!r} is a directory; name the ledger file, e.g. {path.rstrip('/')}/calls.db")
+        raise ConfigError(
+            f"{variable}: {path!r} is a directory; name the ledger file, e.g. {path.rstrip('/')}/calls.db")
     return path
 
 
