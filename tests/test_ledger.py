@@ -326,3 +326,25 @@ def test_zero_code_adds_the_ledger_by_default_next_to_the_budget_store(tmp_path,
     provider.shutdown()
     assert [r["cost"] for r in rows(Path(exporter.path))] == ["2.0"]
     assert add_ledger(TracerProvider(), Settings(ledger="off")) is None
+
+
+def test_a_forked_worker_writes_its_own_rows(tmp_path):
+    path = tmp_path / "calls.db"
+    exporter = LedgerSpanExporter(f"sqlite://{path}", flush_interval=0.01)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    _genai_span(tracer, 1.0)
+    exporter.force_flush()
+    pid = os.fork()
+    if pid == 0:  # the worker of a pre-fork server: the parent's writer thread is not here
+        code = 1
+        try:
+            _genai_span(tracer, 2.0)
+            code = 0 if exporter.force_flush(10000) and exporter.written == 2 else 3  # 1 inherited
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    provider.shutdown()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sorted(r["cost"] for r in rows(path)) == ["1.0", "2.0"]

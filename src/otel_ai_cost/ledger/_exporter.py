@@ -8,6 +8,7 @@ transaction per batch. When the queue is full, or the disk fails, the rows are d
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -70,6 +71,13 @@ class LedgerSpanExporter(SpanExporter):
         self._closed = False
         self._connection: Optional[sqlite3.Connection] = None
         self._last_purge = 0.0
+        self._start()
+
+    def _start(self) -> None:
+        # A forked child (a pre-fork server's worker) has no writer thread: export starts its own.
+        self._pid = os.getpid()
+        self._connection = None
+        self._queue = queue.Queue(maxsize=self._queue.maxsize)
         self._thread = threading.Thread(target=self._run, name="otel-ai-cost-ledger", daemon=True)
         self._thread.start()
 
@@ -88,6 +96,10 @@ class LedgerSpanExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._closed:
             return SpanExportResult.FAILURE
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._start()
         for span in spans:
             try:
                 row = to_row(span, self._baggage_keys)
