@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Sequence
 
+from .. import _semconv as sc
 from ._report import Call
 
 FOCUS_VERSION = "1.2"
@@ -68,8 +69,8 @@ def focus_row(call: Call) -> Optional[Dict[str, Any]]:
     if call.service_tier:
         sku = f"{sku}:{call.service_tier}"
     tags = {key: value for key, value in (("tenant.id", call.tenant), ("enduser.id", call.user),
-                                          ("ai_cost.cost_center", call.cost_center),
-                                          ("gen_ai.operation.name", call.operation)) if value}
+                                          (sc.AI_COST_COST_CENTER, call.cost_center),
+                                          (sc.GEN_AI_OPERATION_NAME, call.operation)) if value}
     tags.update(call.attributes)
     cost = str(call.cost)
     service = call.service or "unknown_service"
