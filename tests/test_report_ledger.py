@@ -141,6 +141,17 @@ MANDATORY = {
 CONDITIONAL_FILLED = {"ConsumedQuantity": "decimal", "ConsumedUnit": "string", "ResourceId": "string",
                       "ResourceName": "string", "ResourceType": "string", "SkuId": "string", "Tags": "json",
                       "ChargeFrequency": "string", "ServiceSubcategory": "string", "SubAccountId": "string"}
+# Allowed values (FOCUS_Spec specification/columns/servicecategory.md, chargecategory.md, chargefrequency.md,
+# pricingcategory.md).
+SERVICE_CATEGORIES = {
+    "AI and Machine Learning", "Analytics", "Business Applications", "Compute", "Databases", "Developer Tools",
+    "Multicloud", "Identity", "Integration", "Internet of Things", "Management and Governance", "Media",
+    "Migration", "Mobile", "Networking", "Security", "Storage", "Web", "Other",
+}
+ALLOWED = {"ServiceCategory": SERVICE_CATEGORIES,
+           "ChargeCategory": {"Usage", "Purchase", "Tax", "Credit", "Adjustment"},
+           "ChargeFrequency": {"One-Time", "Recurring", "Usage-Based"},
+           "PricingCategory": {"Standard", "Dynamic", "Committed", "Other"}}
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
 
@@ -173,6 +184,8 @@ def test_focus_rows_have_the_v1_2_columns_with_their_types_and_the_spans_costs(l
     for row in rows:
         for name, kind in {**MANDATORY, **CONDITIONAL_FILLED}.items():
             assert check_type(kind, row[name]), (name, row[name])
+        for name, values in ALLOWED.items():
+            assert row[name] in values, (name, row[name])
         assert row["ChargeCategory"] == "Usage" and row["ChargeFrequency"] == "Usage-Based"
         assert row["ServiceCategory"] == "AI and Machine Learning" and row["ServiceSubcategory"] == "Generative AI"
         assert row["BilledCost"] == row["EffectiveCost"] == row["ListCost"] == row["ContractedCost"]
