@@ -266,3 +266,26 @@ def test_the_budget_ledger_report_stays_reachable(tmp_path, capsys, monkeypatch)
     assert "spend_usd" in doc["total"]
     assert main(["report", "--config", str(config), "--source", "budgets", "--format", "focus"]) == 2
     assert "--format focus" in capsys.readouterr().err
+
+
+def test_groups_by_cost_center_and_a_baggage_key_and_counts_unpriced_and_failed_calls():
+    from dataclasses import replace
+
+    from otel_ai_cost.ledger._report import build_call_report
+    from otel_ai_cost.pricing import default_catalog
+
+    t = datetime(2026, 11, 3, tzinfo=ZoneInfo("UTC"))
+    base = _call(t, "1.5")
+    calls = [
+        replace(base, cost_center="cc-1", attributes={"team.name": "search"}),
+        replace(base, cost_center="cc-1", attributes={"team.name": "search"}, ok=False, error_type="ReadError"),
+        replace(base, cost_center="cc-2", cost=None, pricing_status="unknown_model"),
+    ]
+    report = build_call_report(calls, ["cost_center", "team.name"], 0, 2e9, catalog=default_catalog())
+    rows = {r.group: r for r in report.rows}
+    cc1 = rows[("cc-1", "search")]
+    assert (cc1.calls, cc1.succeeded, cc1.cost) == (2, 1, Decimal(3))
+    assert cc1.cost_per_success == Decimal(3)  # both calls were paid; one succeeded
+    cc2 = rows[("cc-2", "(none)")]
+    assert (cc2.calls, cc2.unpriced, cc2.cost, cc2.cost_per_success) == (1, 1, Decimal(0), Decimal(0))
+    assert (report.total.calls, report.total.cost) == (3, Decimal(3))
