@@ -348,3 +348,11 @@ def test_a_forked_worker_writes_its_own_rows(tmp_path):
     provider.shutdown()
     assert os.waitstatus_to_exitcode(status) == 0
     assert sorted(r["cost"] for r in rows(path)) == ["1.0", "2.0"]
+
+
+def test_settings_in_code_check_the_ledger_values():
+    with pytest.raises(ConfigError, match="ledger: expected sqlite:///absolute/path/calls.db or off, got 'calls.db'"):
+        Settings(ledger="calls.db")
+    with pytest.raises(ConfigError, match="ledger_retention_days: expected a positive number of days"):
+        Settings(ledger_retention_days=0)
+    assert Settings(ledger="off", ledger_retention_days=7).ledger_retention_days == 7

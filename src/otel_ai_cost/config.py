@@ -203,6 +203,12 @@ class Settings:
             object.__setattr__(self, "baggage_keys", tuple(self.baggage_keys))
         if self.pricing_files is not None and not isinstance(self.pricing_files, tuple):
             object.__setattr__(self, "pricing_files", tuple(self.pricing_files))
+        if self.ledger is not None:
+            from .ledger._store import parse_ledger_url
+
+            parse_ledger_url(self.ledger, "ledger")
+        if self.ledger_retention_days is not None:
+            parse_days(str(self.ledger_retention_days), "ledger_retention_days")
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any) -> "Settings":
