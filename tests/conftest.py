@@ -34,11 +34,18 @@ def _cache_home(tmp_path_factory):
         os.path.join(previous or os.path.join(os.path.expanduser("~"), ".cache"), "otel-ai-cost", "go"),
     )
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    # The default call ledger and budget store (XDG_STATE_HOME) go to the test run's folder too.
+    previous_state = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
     yield
     if previous is None:
         os.environ.pop("XDG_CACHE_HOME", None)
     else:
         os.environ["XDG_CACHE_HOME"] = previous
+    if previous_state is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = previous_state
 
 
 @pytest.fixture
