@@ -23,7 +23,7 @@ RECORDED = Path(__file__).parent / "fixtures" / "recorded"
 def fresh_state(monkeypatch, tmp_path):
     """Forget loaded encodings and cached counts before and after the test; an empty disk cache."""
     for thread in threading.enumerate():
-        if thread.name == "otel-ai-cost-warm-up":  # started by an earlier test's instrument()
+        if thread.name in ("otel-ai-cost-warm-up", "otel-ai-cost-tokenizer"):  # an earlier test's loads
             thread.join(timeout=30)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     _tiktoken_offline.reset()
@@ -116,7 +116,7 @@ def test_missing_data_falls_back_to_heuristic(fresh_state, monkeypatch):
     def missing(name):
         raise FileNotFoundError(name)
 
-    monkeypatch.setattr(_tiktoken_offline, "_read_bpe_bytes", missing)
+    monkeypatch.setattr(_tiktoken_offline, "_read_gz", missing)
     assert tokens.count_text("hello world", "gpt-4o").method == "heuristic"
 
 

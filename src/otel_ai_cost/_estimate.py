@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from . import _semconv as sc
+from . import _tiktoken_offline
 from ._request import LLMRequest
 from .config import OutputEstimate
 from .cost import Usage, compute_cost
@@ -38,14 +39,22 @@ class Estimate:
         return attributes
 
 
-def estimate_request(request: LLMRequest, catalog: "Catalog", output: OutputEstimate) -> Optional[Estimate]:
+def estimate_request(
+    request: LLMRequest, catalog: "Catalog", output: OutputEstimate, wait: bool = True
+) -> Optional[Estimate]:
     """The estimate for a request, or None when its input cannot be counted (no ``estimate_input``).
+
+    ``wait=False``: a tokenizer not loaded yet is not waited for; it loads in the background and this
+    estimate counts with the heuristic (``method`` says so). The processor passes it when no budget or
+    hook reads the estimate: the call is never held up by a tokenizer load. Budgets wait (at most one
+    load, shared): the money they hold is counted as every later call's is, never under-estimated by
+    the heuristic.
 
     Raises what counting or pricing raises: the processor logs it and goes on without an estimate.
     """
     if request.estimate_input is None:
         return None
-    counted = request.estimate_input()
+    counted = request.estimate_input() if wait else _tiktoken_offline.without_waiting(request.estimate_input)
     price = catalog.resolve(request.model, request.provider) if request.model else None
     output_tokens, output_basis = output.tokens(request.max_output_tokens, price.max_output_tokens if price else None)
     amount: Optional[Decimal] = None
