@@ -12,9 +12,9 @@ from decimal import Decimal
 from typing import Any, Iterator, List
 
 import pytest
+
 from _fake_openai import FakeOpenAI
 from conftest import Pipeline
-
 from otel_ai_cost import _tiktoken_offline, tokens
 from otel_ai_cost._request import TokenCount
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, lifetime
@@ -123,7 +123,8 @@ def test_counts_made_while_loading_are_not_kept_as_the_tokenizers(gate):
     _tiktoken_offline.get_encoding("o200k_base")
     expected = len(_tiktoken_offline.build_tiktoken_encoding("o200k_base").encode_ordinary(CONTENT))
     # The same text again (the count cache is keyed by encoding): tiktoken's count, waited for or not.
-    assert _tiktoken_offline.without_waiting(lambda: tokens.count_text(CONTENT, MODEL)) == TokenCount(expected, "tiktoken")
+    again = _tiktoken_offline.without_waiting(lambda: tokens.count_text(CONTENT, MODEL))
+    assert again == TokenCount(expected, "tiktoken")
     assert tokens.count_text(CONTENT, MODEL) == TokenCount(expected, "tiktoken")
 
 
@@ -170,7 +171,8 @@ def test_a_background_load_that_fails_leaves_the_heuristic(gate, monkeypatch, ca
         assert _tiktoken_offline.get_encoding("o200k_base") is None  # the load under way, over: failed
         client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=10)
         assert [s.attributes["ai_cost.estimate.method"] for s in p.spans()] == ["heuristic", "heuristic"]
-        assert [s.attributes["ai_cost.estimate.input_tokens"] for s in p.spans()] == [_heuristic_chat_tokens(CONTENT)] * 2
+        heuristic = _heuristic_chat_tokens(CONTENT)
+        assert [s.attributes["ai_cost.estimate.input_tokens"] for s in p.spans()] == [heuristic, heuristic]
     assert len([r for r in caplog.records if "cannot load tokenizer o200k_base" in r.getMessage()]) == 1
     assert gate.calls == ["o200k_base"]  # tried once
 
@@ -206,7 +208,8 @@ def test_the_file_parsed_in_pieces_cut_anywhere_gives_the_same_tables(monkeypatc
     whole = _tiktoken_offline.CompactBPE.parse("cl100k_base", data)
     monkeypatch.setattr(_tiktoken_offline, "_BATCH", 4093)  # pieces cut inside lines, a prime size
     cut = _tiktoken_offline.CompactBPE.parse("cl100k_base", data)
-    streamed = _tiktoken_offline.CompactBPE.parse_lines("cl100k_base", _tiktoken_offline._checked_bpe_lines("cl100k_base"))
+    pieces = _tiktoken_offline._checked_bpe_lines("cl100k_base")
+    streamed = _tiktoken_offline.CompactBPE.parse_lines("cl100k_base", pieces)
     for other in (cut, streamed):
         blob, offsets, slots = other.tables()
         assert blob == whole.tables()[0]

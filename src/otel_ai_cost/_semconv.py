@@ -255,7 +255,9 @@ class AiCostEstimateMethodValues:
 
     # Counted with the model's tiktoken encoding and the chat message overhead.
     TIKTOKEN: Final = "tiktoken"
-    # Approximated from the text length, for models without a public tokenizer.
+    # Approximated from the text: for models without a public tokenizer, and for OpenAI models
+    # while their tokenizer is still loading (the first calls of a process, when no budget or hook
+    # needs the estimate) or when it cannot be loaded.
     HEURISTIC: Final = "heuristic"
 
 
