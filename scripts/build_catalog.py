@@ -6,7 +6,8 @@
 
 pricing/catalog.yaml holds the catalog header; every other pricing/<provider>.yaml holds one
 provider: ``provider``, ``pricing_url`` and ``models``. Each model is a catalog entry (id, mode,
-aliases, prices, service_tiers, context_tiers, limits, source, effective_date) plus review fields
+aliases, prices, service_tiers, context_tiers, limits, source, effective_date, and dated prices:
+effective_from with price_history, see src/otel_ai_cost/pricing/_history.py) plus review fields
 that stay in the YAML: ``prices_checked`` (date someone last checked the price against its source)
 and ``history`` (dated changes, each with source and reason). Models are written sorted by
 (provider, id), so the same YAML always gives the same bytes. Proposals from LiteLLM's table:
@@ -121,13 +122,15 @@ def read_provider(path: Path) -> List[Dict[str, Any]]:
 
 
 def _price_sets(entry: Dict[str, Any]):
-    yield "prices.", entry.get("prices", {})
-    for tier, prices in entry.get("service_tiers", {}).items():
-        yield f"service_tiers.{tier}.", prices
-    for j, tier in enumerate(entry.get("context_tiers", ())):
-        yield f"context_tiers[{j}].prices.", tier.get("prices", {})
-        for name, prices in tier.get("service_tiers", {}).items():
-            yield f"context_tiers[{j}].service_tiers.{name}.", prices
+    periods = [("", entry)] + [(f"price_history[{k}].", p) for k, p in enumerate(entry.get("price_history", ()))]
+    for base, period in periods:
+        yield f"{base}prices.", period.get("prices", {})
+        for tier, prices in period.get("service_tiers", {}).items():
+            yield f"{base}service_tiers.{tier}.", prices
+        for j, tier in enumerate(period.get("context_tiers", ())):
+            yield f"{base}context_tiers[{j}].prices.", tier.get("prices", {})
+            for name, prices in tier.get("service_tiers", {}).items():
+                yield f"{base}context_tiers[{j}].service_tiers.{name}.", prices
 
 
 def build(source: Path = SOURCE) -> Dict[str, Any]:

@@ -58,7 +58,7 @@ def make_store(request, tmp_path):
 
 
 def hold(budget="b", key="k", window="w", limit=10 * USD, amount=USD, counted=(), frozen=False):
-    return HoldRequest(budget, key, window, limit, amount, counted, None, frozen)
+    return HoldRequest(budget, key, window, limit, amount, counted, None, frozen, on_expired="release")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -111,7 +111,9 @@ def test_processes_and_threads_never_overspend_a_redis_budget(redis_target):
 
 
 def _hold_and_hang(target: Target, held) -> None:
-    book = BudgetBook([BUDGET], open_store(target), hold_ttl=1.0)
+    # release: the holds are dropped at their TTL (charge_estimate, the default, is tested in
+    # test_budgets_expiry.py)
+    book = BudgetBook([BUDGET], open_store(target), hold_ttl=1.0, on_expired_hold="release")
     for _ in range(3):
         assert book.reserve({}, "0.6").decision.allowed
     held.set()

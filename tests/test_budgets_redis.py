@@ -33,8 +33,9 @@ def open_store(redis_url, redis_prefix):
         store.close()
 
 
-def hold(budget="b", key="k", window="w", limit=None, amount=USD):
-    return HoldRequest(budget, key, window, limit, amount)
+def hold(budget="b", key="k", window="w", limit=None, amount=USD, on_expired="release"):
+    # release: these tests check what an expiry removes; charge_estimate is tested in test_budgets_expiry.py
+    return HoldRequest(budget, key, window, limit, amount, on_expired=on_expired)
 
 
 def assert_consistent(store, budget="b", key="k"):

@@ -33,8 +33,10 @@ def make_store(request, tmp_path):
         store.close()
 
 
-def hold(budget="b", key="k", window="w", limit=10 * USD, amount=USD, counted=()):
-    return HoldRequest(budget, key, window, limit, amount, counted)
+def hold(budget="b", key="k", window="w", limit=10 * USD, amount=USD, counted=(), on_expired="release"):
+    # release: these tests check what an expiry removes; charge_estimate (the book's default) is
+    # tested in test_budgets_expiry.py
+    return HoldRequest(budget, key, window, limit, amount, counted, on_expired=on_expired)
 
 
 def test_reserve_until_the_limit(make_store):
@@ -225,9 +227,10 @@ def test_recorded_decisions_join_the_ledger(make_store):
 
 
 def test_random_operations_match_a_simple_model(make_store):
-    """Reserve, settle, release, expire, adjust and reset in a random order: the store's spend and holds
-    always equal those of a plain recomputation, and a reservation is refused exactly when it would
-    pass a limit or a budget is frozen."""
+    """Reserve, settle, release, expire (charged or dropped, by each hold's on_expired), adjust and reset
+    in a random order: the store's spend and holds always equal those of a plain recomputation, and a
+    reservation is refused exactly when it would pass a limit or a budget is frozen. A settle or
+    release after a charge at expiry takes that charge back (never below zero)."""
     import random
 
     rng = random.Random(20261123)
@@ -235,17 +238,34 @@ def test_random_operations_match_a_simple_model(make_store):
     store = make_store(clock)
     slots = [(b, k, "w") for b in ("a", "b") for k in ("x", "y")]
     spend = {s: 0 for s in slots}
-    holds = {}  # reservation id -> [(slot, amount, expires_at)]
+    holds = {}  # reservation id -> [(slot, amount, expires_at, on_expired)]
+    gone = {}  # reservation id -> the slots of its holds that expired
+    charged = {}  # reservation id -> slot -> amount charged at expiry
 
     def reserved(slot):
-        return sum(a for hs in holds.values() for s, a, e in hs if s == slot and e > clock.now)
+        return sum(a for hs in holds.values() for s, a, e, _ in hs if s == slot and e > clock.now)
 
-    for step in range(300):
+    def expire():
+        for rid in list(holds):
+            if holds[rid][0][2] <= clock.now:  # one TTL per reservation
+                for s, a, _, policy in holds.pop(rid):
+                    gone.setdefault(rid, []).append(s)
+                    if policy == "charge_estimate":
+                        spend[s] += a
+                        charged.setdefault(rid, {})[s] = a
+
+    def uncharge(rid, s):
+        amount = charged.get(rid, {}).pop(s, None)
+        if amount is not None:
+            spend[s] -= min(spend[s], amount)
+
+    for step in range(400):
         op = rng.choice(["reserve", "reserve", "reserve", "settle", "release", "tick", "adjust", "reset"])
         if op == "reserve":
+            policy = rng.choice(["charge_estimate", "release"])
             requests = [
                 HoldRequest(s[0], s[1], s[2], rng.choice([None, 5 * USD, 8 * USD]), rng.randint(1, 3) * USD // 2,
-                            frozen=rng.random() < 0.05)
+                            frozen=rng.random() < 0.05, on_expired=policy)
                 for s in rng.sample(slots, rng.choice([1, 2]))
             ]
             refused = tuple(
@@ -257,19 +277,24 @@ def test_random_operations_match_a_simple_model(make_store):
             assert (result.ok, result.refused) == (not refused, refused), step
             assert result.usage == tuple(Spend(spend[r.slot], reserved(r.slot)) for r in requests)
             if result.ok:
-                holds[f"r{step}"] = [(r.slot, r.amount, clock.now + ttl) for r in requests]
-        elif op == "settle" and holds:
-            rid = rng.choice(sorted(holds))
-            actual = {s: rng.randint(0, 4) * USD // 4 for s, _, _ in holds.pop(rid)}
+                holds[f"r{step}"] = [(r.slot, r.amount, clock.now + ttl, policy) for r in requests]
+        elif op == "settle" and (holds or gone):
+            rid = rng.choice(sorted(set(holds) | set(gone)))
+            ended = [h[0] for h in holds.pop(rid)] if rid in holds else gone.pop(rid)
+            actual = {s: rng.randint(0, 4) * USD // 4 for s in ended}
             store.settle(rid, actual)
             for s, amount in actual.items():
+                uncharge(rid, s)
                 spend[s] += amount
-        elif op == "release" and holds:
-            rid = rng.choice(sorted(holds))
-            del holds[rid]
+        elif op == "release" and (holds or gone):
+            rid = rng.choice(sorted(set(holds) | set(gone)))
+            ended = [h[0] for h in holds.pop(rid)] if rid in holds else gone.pop(rid)
             store.release(rid)
+            for s in ended:
+                uncharge(rid, s)
         elif op == "tick":
             clock.now += rng.choice([1, 4, 10])
+            expire()
         elif op == "adjust":
             s = rng.choice(slots)
             amount = rng.randint(-6, 6) * USD // 2
@@ -283,7 +308,9 @@ def test_random_operations_match_a_simple_model(make_store):
         for s in slots:
             assert store.spent(s[0], s[1], [s[2]]) == Spend(spend[s], reserved(s)), (step, op, s)
     kinds = {e.kind for e in store.ledger()}
-    assert {"reserve", "settle", "release", "expire", "block", "adjust", "reset"} <= kinds
+    assert {"reserve", "settle", "release", "expire", "expire_charge", "block", "adjust", "reset"} <= kinds
+    reconciled = [e for e in store.ledger(kinds=("settle", "release")) if "expired_charge_nanos" in e.attributes]
+    assert {e.kind for e in reconciled} == {"settle", "release"}
 
 
 def test_the_memory_store_keeps_a_bounded_ledger():

@@ -10,8 +10,8 @@ format (docs.cohere.com/reference/chat and chat-stream).
 
 List prices (USD per 1M tokens, cohere.com/pricing and the packaged catalog):
   command-r-08-2024 0.15 in / 0.60 out; embed-english-light-v3.0 0.10;
-  ``command`` and ``command-r`` (model aliases the catalog does not list): priced through a user
-  catalog entry at command-r-08-2024's prices in the tool-call test, else ``unknown_model``.
+  ``command`` (legacy) 1.00 in / 2.00 out; ``command-r`` 0.15 / 0.60 (also priced through a user catalog
+  entry at command-r-08-2024's prices in the tool-call test).
 """
 from __future__ import annotations
 
@@ -105,7 +105,9 @@ def test_sync_chat_reports_the_billed_units(instrument, span_exporter):
     _assert_chat_span(span, CHAT, 0, "command")
     assert span.attributes["gen_ai.response.id"] == "83e3e297-264b-478e-9b22-5058386292ed"
     assert span.attributes["gen_ai.response.finish_reasons"] == ("COMPLETE",)
-    assert span.attributes["ai_cost.pricing.status"] == "unknown_model"  # "command" is not in the catalog
+    # "command" (a legacy model) is priced at $1/$2 per M (cohere.com/pricing): 7 billed in + 88 billed out.
+    assert span.attributes["ai_cost.pricing.status"] == "priced"
+    assert span.attributes["gen_ai.usage.cost.amount"] == float((7 * Decimal(1) + 88 * Decimal(2)) / M)  # 183e-6
 
 
 def test_sync_stream_reads_message_end_usage(instrument, span_exporter):

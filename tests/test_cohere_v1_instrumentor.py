@@ -11,9 +11,8 @@ types ``StreamedChatResponse``, ``GenerateStreamedResponse``, ``NonStreamedChatR
 Usage is the billed units (``meta.billed_units``), not ``meta.tokens``: the recorded stream bills 7
 input tokens where ``tokens.input_tokens`` is 69.
 
-Prices (USD per 1M tokens). The recordings use model ``command``, which the packaged catalog does
-not list (retired): a test catalog prices it at Command's list price, 1.00 in / 2.00 out
-(cohere.com/pricing, 2024; the catalog's command-nightly has the same). The packaged catalog:
+Prices (USD per 1M tokens), all from the packaged catalog. The recordings use model ``command``
+(retired), priced at Command's list price, 1.00 in / 2.00 out (cohere.com/pricing, 2024);
 command-r-08-2024 0.15 / 0.60, command-a-03-2025 2.50 / 10.00.
 """
 from __future__ import annotations
@@ -48,14 +47,6 @@ COMMAND_IN, COMMAND_OUT = Decimal("1.00"), Decimal("2.00")  # Command, cohere.co
 ENV = _content.CAPTURE_ENV
 
 
-def _catalog_with_command():
-    from otel_ai_cost.pricing import Catalog, default_catalog
-    from otel_ai_cost.pricing._catalog import model_from_dict
-
-    entry = model_from_dict({"id": "command", "provider": "cohere", "prices": {"input": "1", "output": "2"}})
-    return Catalog(list(default_catalog().entries()) + [entry])
-
-
 def _command_cost(file):
     billed_in, billed_out = BILLED[file]
     return float((billed_in * COMMAND_IN + billed_out * COMMAND_OUT) / M)
@@ -71,7 +62,7 @@ def instrument(tracer_provider, meter_provider):
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **kwargs)
         return instrumentor
 
-    run(catalog=_catalog_with_command())
+    run()
     yield run
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()

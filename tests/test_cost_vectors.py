@@ -7,6 +7,7 @@ STILL disagree, so fixing the catalog fails here until the flag is removed.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from decimal import Decimal
@@ -26,6 +27,7 @@ USAGE_KEYS = set(Usage.__dataclass_fields__)
 COMPONENT_ATTRIBUTE = {
     "input": sc.AI_COST_COST_INPUT,
     "cache_read": sc.AI_COST_COST_CACHE_READ,
+    "cache_read_audio": sc.AI_COST_COST_CACHE_READ_AUDIO,
     "cache_write": sc.AI_COST_COST_CACHE_WRITE,
     "output": sc.AI_COST_COST_OUTPUT,
     "reasoning": sc.AI_COST_COST_REASONING,
@@ -45,6 +47,12 @@ def _usage(case: Dict[str, Any]) -> Usage:
     return Usage(**case["usage"])
 
 
+def _at(case: Dict[str, Any]) -> Optional[dt.datetime]:
+    """When the call was made (the span's start time), for dated prices; None: now."""
+    at = case.get("at")
+    return dt.datetime.fromisoformat(at.replace("Z", "+00:00")) if at else None
+
+
 def _disagreements(case: Dict[str, Any]) -> List[str]:
     """Every way the engine + bundled catalog differ from the hand-computed expectation."""
     expected = case["expected"]
@@ -56,6 +64,7 @@ def _disagreements(case: Dict[str, Any]) -> List[str]:
         response_model=None,
         service_tier=case.get("service_tier"),
         catalog=catalog,
+        at=_at(case),
     )
     problems: List[str] = []
     if expected.get("status") == "unknown_model":
@@ -66,7 +75,7 @@ def _disagreements(case: Dict[str, Any]) -> List[str]:
     price = catalog.resolve(case["model"], case["provider"])
     if price is None:
         return [f"model {case['model']!r} ({case['provider']}) is not in the catalog"]
-    cost = compute_cost(_usage(case), price, case.get("service_tier"))
+    cost = compute_cost(_usage(case), price, case.get("service_tier"), at=_at(case))
     total = Decimal(expected["total"])
     breakdown = {k: Decimal(v) for k, v in expected["breakdown"].items()}
     if cost.total != total:
@@ -110,6 +119,8 @@ def test_case_is_well_formed(case: Dict[str, Any]) -> None:
     assert set(case["usage"]) <= USAGE_KEYS
     assert all(isinstance(v, int) and v >= 0 for v in case["usage"].values())
     assert case["note"].strip()
+    if "at" in case:  # an RFC 3339 UTC time: the call's start
+        assert case["at"].endswith("Z") and _at(case) is not None
     expected = case["expected"]
     if expected.get("status") == "unknown_model":
         return
@@ -129,6 +140,19 @@ GAPS = [c for c in CASES if c.get("known_catalog_gap")]
 def test_vector(case: Dict[str, Any]) -> None:
     problems = _disagreements(case)
     assert not problems, f"{case['name']}: " + "; ".join(problems) + f"\n  note: {case['note']}"
+
+
+def test_dated_cases_cover_before_at_and_after_a_change() -> None:
+    # The same model and usage priced differently by the call's day: the `at` of a case matters.
+    dated = [c for c in CASES if "at" in c]
+    assert len(dated) >= 10
+    totals = {c["expected"]["total"] for c in dated if c["model"] == "gpt-4o" and not c.get("service_tier")}
+    assert totals == {"0.02", "0.0125"}
+    catalog = default_catalog()
+    gpt_4o = catalog.resolve("gpt-4o", "openai")
+    assert gpt_4o is not None and gpt_4o.price_history
+    now = compute_cost(Usage(input_tokens=1000, output_tokens=1000), gpt_4o).total
+    assert now == Decimal("0.0125")  # no time: the prices in force today
 
 
 @pytest.mark.parametrize("case", GAPS, ids=_id)

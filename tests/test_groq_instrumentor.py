@@ -7,8 +7,8 @@ format (console.groq.com/docs/api-reference: the OpenAI chat completion object p
 ``usage.prompt_tokens_details.cached_tokens`` and ``usage.completion_tokens_details.reasoning_tokens``).
 
 Groq list prices used below (groq.com/pricing, USD per 1M tokens):
-  llama3-8b-8192 (retired; last listed 0.05 in / 0.08 out) -- not in the packaged catalog, so it is
-  priced through a user catalog entry; openai/gpt-oss-20b 0.075 in / 0.0375 cached / 0.30 out;
+  llama3-8b-8192 (retired; last listed 0.05 in / 0.08 out) -- in the packaged catalog, and also priced
+  through a user catalog entry in one test; openai/gpt-oss-20b 0.075 in / 0.0375 cached / 0.30 out;
   llama-3.3-70b-versatile 0.59 / 0.79.
 """
 from __future__ import annotations
@@ -122,7 +122,7 @@ def _assert_recorded_stream_span(span):
 # --- recorded stream -------------------------------------------------------------------------
 
 
-def test_recorded_stream_reads_x_groq_usage_and_says_unknown_model(instrument, span_exporter):
+def test_recorded_stream_reads_x_groq_usage_and_is_priced_from_the_bundled_catalog(instrument, span_exporter):
     cassette = Cassette(STREAM_CASSETTE)
     client = _sync_client(cassette_transport(cassette))
     stream = client.chat.completions.create(**cassette.interactions[0].request_json)
@@ -132,9 +132,9 @@ def test_recorded_stream_reads_x_groq_usage_and_says_unknown_model(instrument, s
     assert "stream_options" not in cassette.requests[0].content.decode()  # nothing added to the request
     (span,) = span_exporter.get_finished_spans()
     _assert_recorded_stream_span(span)
-    # llama3-8b-8192 is retired and not in the packaged catalog: no silent zero.
-    assert span.attributes["ai_cost.pricing.status"] == "unknown_model"
-    assert "gen_ai.usage.cost.amount" not in span.attributes
+    # llama3-8b-8192 is retired; the bundled catalog prices it at Groq's published $0.05/$0.08 per M.
+    assert span.attributes["ai_cost.pricing.status"] == "priced"
+    assert span.attributes["gen_ai.usage.cost.amount"] == float((18 * Decimal("0.05") + 73 * Decimal("0.08")) / M)
 
 
 def test_recorded_stream_priced_from_a_user_catalog_async(instrument, span_exporter):

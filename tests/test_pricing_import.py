@@ -230,3 +230,31 @@ def test_cli_import_malformed_file_exits_2(tmp_path, capsys):
     path = _litellm_file(tmp_path, {"litellm_provider": "openai", "input_cost_per_token": -1})
     assert run_cli("import", str(path)) == 2  # bad input (issue 8, item 8)
     assert "['gpt-x'].input_cost_per_token" in capsys.readouterr().err
+
+
+def test_cached_audio_12_hour_writes_and_video_prices(tmp_path):
+    # Key names as LiteLLM 1.109.1 spells them (its gpt-6-sol, gemini/gemini-2.5-flash and gemini-embedding-2).
+    table = {
+        "gpt-6-sol": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 2e-06,
+                      "output_cost_per_token": 1e-05, "cache_read_input_token_cost": 2e-07,
+                      "cache_creation_input_token_cost": 2.5e-06, "cache_creation_input_token_cost_above_12hr": 5e-06,
+                      "cache_creation_input_token_cost_above_12hr_above_272k_tokens": 1e-05,
+                      "input_cost_per_token_above_272k_tokens": 4e-06},
+        "gemini/gemini-2.5-flash": {"litellm_provider": "gemini", "input_cost_per_token": 3e-07,
+                                    "cache_read_input_token_cost": 3e-08, "cache_read_input_audio_token_cost": 1e-07,
+                                    "cache_read_input_audio_token_cost_priority": 1.8e-07,
+                                    "input_cost_per_audio_token": 1e-06, "output_cost_per_token": 2.5e-06},
+        "gemini/gemini-embedding-2": {"litellm_provider": "gemini", "mode": "embedding", "input_cost_per_token": 2e-07,
+                                      "input_cost_per_video_token": 1.2e-05},
+    }
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(table), encoding="utf-8")
+    result = _import(path)
+    models = {m["id"]: m for m in result.document["models"]}
+    assert not result.unknown_keys
+    assert models["gpt-6-sol"]["prices"] == {"input": "2", "output": "10", "cache_read": "0.2", "cache_write": "2.5",
+                                             "cache_write_12h": "5"}
+    assert models["gpt-6-sol"]["context_tiers"][0]["prices"] == {"input": "4", "cache_write_12h": "10"}
+    assert models["gemini-2.5-flash"]["prices"]["cache_read_audio"] == "0.1"
+    assert models["gemini-2.5-flash"]["service_tiers"] == {"priority": {"cache_read_audio": "0.18"}}
+    assert models["gemini-embedding-2"]["prices"] == {"input": "0.2", "video_input": "12"}

@@ -53,7 +53,7 @@ def test_build_is_byte_stable_and_check_fails_when_out_of_date(build, tmp_path):
     assert one.read_bytes() == two.read_bytes() == CATALOG.read_bytes()
     doc = json.loads(one.read_text())
     keys = [(m["provider"], m["id"]) for m in doc["models"]]
-    assert keys == sorted(keys) and len(keys) == 1459
+    assert keys == sorted(keys) and len(keys) == 1498
     stale = tmp_path / "stale.json"
     stale.write_text(one.read_text().replace('"input": "2.5"', '"input": "2.6"', 1), encoding="utf-8")
     assert build.main(["-o", str(stale), "--check"]) == 1
@@ -86,7 +86,10 @@ def test_history_entries_are_dated_sourced_and_in_the_built_catalog(provider_doc
                     assert getattr(entry.prices, key) == Decimal(value), (provider, model["id"], key)
                 for alias in change.get("aliases", []):
                     assert catalog.resolve(alias, provider) is entry
-    assert changes == 39  # what corrections.json held when it was folded into the source
+    # The 39 corrections.json held when it was folded into the source, + ft:gpt-4o-2024-11-20 (2026-12-04),
+    # + 47 for dated prices, retired models and 8 corrections found comparing with genai-prices (2026-12-04),
+    # + 5 legacy Bedrock models in the recorded replays (Claude 3 Haiku / 3 Sonnet / 2.0, Command R / R+).
+    assert changes == 92
 
 
 # --- validation ------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ def resolve_budget_book(
     return BudgetBook(
         budgets if budgets is not None else config.budgets, store,
         hold_ttl=config.hold_ttl, on_store_error=config.on_store_error, on_unknown_model=config.on_unknown_model,
+        on_expired_hold=config.on_expired_hold,
     )
 
 

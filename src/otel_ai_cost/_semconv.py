@@ -207,8 +207,11 @@ class GenAiUsageCostSourceValues:
 # Cost in USD of the uncached input tokens.
 AI_COST_COST_INPUT: Final = "ai_cost.cost.input"
 
-# Cost in USD of the input tokens read from the prompt cache.
+# Cost in USD of the input tokens read from the prompt cache (text and images; cached audio apart).
 AI_COST_COST_CACHE_READ: Final = "ai_cost.cost.cache_read"
+
+# Cost in USD of the audio input tokens read from the prompt cache.
+AI_COST_COST_CACHE_READ_AUDIO: Final = "ai_cost.cost.cache_read_audio"
 
 # Cost in USD of the input tokens written to the prompt cache.
 AI_COST_COST_CACHE_WRITE: Final = "ai_cost.cost.cache_write"

@@ -24,7 +24,9 @@ LIMITATIONS = (
     "gen_ai.provider.name (or gen_ai.system) must be present; no provider preference when it is absent",
     "the response model is used when present, else the request model (no fallback from one to the other)",
     "base prices only: no service tiers (batch, flex, priority), no context tiers (> 200k input)",
-    "text tokens only: no audio, image, per-image, per-request or web-search prices; no 1-hour cache writes",
+    "text tokens only: no audio, image, video, per-image, per-request or web-search prices; no 1-hour or 12-hour "
+    "cache write prices (all writes at the cache-write price); all cache reads at the text cache-read price "
+    "(no ai_cost.cost.cache_read_audio)",
     "only the semconv token names (and the deprecated prompt/completion and cache_creation names); "
     "no OpenLLMetry llm.usage.* or OpenInference llm.token_count.* names, no agent/tool span detection "
     "beyond gen_ai.operation.name",
@@ -99,7 +101,7 @@ def _entries(catalog: Catalog, providers: Optional[Iterable[str]]) -> List[Tuple
     for model in catalog.entries():
         if wanted is not None and model.provider not in wanted:
             continue
-        row = _price_row(model)
+        row = _price_row(model.at())  # dated prices: the ones in force today (OTTL has no day rule)
         if row is not None:
             out.append((model, row))
     return out

@@ -7,28 +7,42 @@ Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engi
   sum of ``Cost.breakdown``. Floats appear only in span attributes.
 * Components (keys of ``Cost.breakdown``, the suffixes of the ``ai_cost.cost.*`` attributes):
 
-  - ``input``: uncached input = input - cache_read - cache_write - audio_input - image_input (image
-    input only when ``image_input`` is priced; its cost is then added to ``input`` too, at its price).
-  - ``cache_read``: cache reads at ``cache_read``.
-  - ``cache_write``: 5-minute writes (cache_write - cache_write_1h) at ``cache_write`` plus 1-hour
-    writes at ``cache_write_1h``.
+  - ``input``: uncached input = input - cache_read - cache_write - uncached audio - image_input -
+    video_input (image / video input only when ``image_input`` / ``video_input`` is priced; their
+    cost is then added to ``input`` too, at their prices; otherwise they are text input).
+  - ``cache_read``: text cache reads (cache_read - cached audio) at ``cache_read``.
+  - ``cache_read_audio``: cached audio at ``cache_read_audio``.
+  - ``cache_write``: default-TTL writes (cache_write - cache_write_1h - cache_write_12h; Anthropic's
+    5 minutes, OpenAI's 30 minutes) at ``cache_write`` plus 1-hour writes at ``cache_write_1h`` plus
+    12-hour writes (OpenAI's ``ttl_12h_tokens``) at ``cache_write_12h``.
   - ``output``: output - reasoning - audio_output - image_output (image output only when
     ``image_output`` is priced; otherwise it stays in output).
   - ``reasoning``: reasoning tokens at ``reasoning``, else at ``output``; always its own component
     so users see what thinking cost.
-  - ``audio_input`` / ``audio_output``: audio tokens at their prices.
+  - ``audio_input`` / ``audio_output``: uncached audio input (audio_input - cached audio) and audio
+    output tokens at their prices.
   - ``image``: ``per_image`` x images + image output tokens at ``image_output``.
   - ``request``: ``per_request`` x requests.
   - ``web_search``: ``web_search`` x server-side web searches (Anthropic's web search tool).
 
   A component appears when it has a non-zero token (or unit) count and a price; its value may be 0
   (a free model). Zero usage gives an empty breakdown and a total of 0.
-* Fallbacks for a missing price field: cache_read -> input; cache_write -> input;
-  cache_write_1h -> cache_write -> input; reasoning -> output; audio_input -> input;
-  audio_output -> output; image_input -> input. A part whose price is missing with no fallback
-  (e.g. output tokens on an embedding entry without an output price, images without ``per_image``)
-  is charged nothing (a component with no priced part at all is named in ``Cost.unpriced``); the
-  rest of the request is still priced.
+* Audio input: ``audio_input_tokens`` counts every audio token of the input, cached or not (as
+  OpenAI's ``prompt_tokens_details.audio_tokens`` and Gemini's ``promptTokensDetails`` AUDIO do);
+  ``cache_read_audio_input_tokens`` is its cached part, also counted in ``cache_read_input_tokens``.
+  Cached audio = max(cache_read_audio, the overlap the totals force: cache_read + cache_write +
+  audio_input + image_input + video_input - input), at most min(cache_read, audio_input). A provider that reports
+  cached tokens and audio tokens but not which cached tokens are audio (OpenAI chat completions) is
+  thus read as "the cache holds text first": of the splits the counts allow, the costliest at every
+  listed price (uncached audio is the dearest input), so never an underestimate.
+  Image and video input (``image_input_tokens``, ``video_input_tokens``) count uncached tokens only;
+  cached images and video are cache reads.
+* Fallbacks for a missing price field: cache_read -> input; cache_read_audio -> cache_read -> input;
+  cache_write -> input; cache_write_1h -> cache_write -> input; cache_write_12h -> cache_write -> input;
+  reasoning -> output; audio_input -> input; audio_output -> output; image_input -> input. A part
+  whose price is missing with no fallback (e.g. output tokens on an embedding entry without an
+  output price, images without ``per_image``) is charged nothing (a component with no priced part
+  at all is named in ``Cost.unpriced``); the rest of the request is still priced.
 * Service tier: "batch", "flex" and "priority" select ``ModelPrice.service_tiers[tier]``; OpenAI's
   "default", "auto", "standard", "scale" and None mean base prices, as does a tier the entry does not
   price. ``Cost.service_tier`` names the tier whose prices were used (None for base).
@@ -36,6 +50,8 @@ Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engi
   (input including cache) prices the whole request, as Anthropic and Gemini bill "> 200k".
 * Each field is looked up, first found wins: context tier's service tier, context tier, service tier,
   base; then the fallbacks above apply to the result.
+* Dated prices: an entry with ``price_history`` charges the period in force on the UTC day of the call
+  (``at``: the span's start time), see ``ModelPrice.at``.
 * Derived counts that come out negative (a provider reporting cache_read > input) are clamped to 0.
 """
 from __future__ import annotations
@@ -43,10 +59,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from . import _semconv as sc
-from .pricing._model import ContextTier, ModelPrice, PriceSet
+from ._usage import (
+    MAX_COUNT,
+    MAX_INPUT_TOKENS,
+    MAX_OUTPUT_TOKENS,
+    Usage,
+    _count,
+    bound_usage,
+    usage_from_attributes,
+    usage_limits,
+)
+from .pricing._model import ContextTier, ModelPrice, PriceSet, When
 
 if TYPE_CHECKING:
     from .pricing import Catalog
@@ -73,6 +99,7 @@ logger = logging.getLogger(__name__)
 COMPONENTS = (
     "input",
     "cache_read",
+    "cache_read_audio",
     "cache_write",
     "output",
     "reasoning",
@@ -86,6 +113,7 @@ COMPONENTS = (
 _COMPONENT_ATTRIBUTES = {
     "input": sc.AI_COST_COST_INPUT,
     "cache_read": sc.AI_COST_COST_CACHE_READ,
+    "cache_read_audio": sc.AI_COST_COST_CACHE_READ_AUDIO,
     "cache_write": sc.AI_COST_COST_CACHE_WRITE,
     "output": sc.AI_COST_COST_OUTPUT,
     "reasoning": sc.AI_COST_COST_REASONING,
@@ -102,8 +130,10 @@ _BASE_TIER_NAMES = frozenset({"", "default", "auto", "standard", "scale"})
 
 _FALLBACKS: Dict[str, Tuple[str, ...]] = {
     "cache_read": ("input",),
+    "cache_read_audio": ("cache_read", "input"),
     "cache_write": ("input",),
     "cache_write_1h": ("cache_write", "input"),
+    "cache_write_12h": ("cache_write", "input"),
     "reasoning": ("output",),
     "audio_input": ("input",),
     "audio_output": ("output",),
@@ -115,111 +145,6 @@ _ZERO = Decimal(0)
 _ONE = Decimal(1)
 # Enough digits that no product or sum of realistic counts and prices is ever rounded.
 _EXACT = Context(prec=60)
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token usage normalised to the GenAI semconv rules.
-
-    input_tokens INCLUDES cache reads and cache writes; output_tokens INCLUDES reasoning tokens.
-    The detail fields are subsets of those totals.
-    """
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cache_write_input_tokens: int = 0        # all cache writes (5-minute + 1-hour)
-    cache_write_1h_input_tokens: int = 0     # the 1-hour part of cache_write_input_tokens
-    reasoning_output_tokens: int = 0
-    audio_input_tokens: int = 0
-    audio_output_tokens: int = 0
-    image_input_tokens: int = 0
-    image_output_tokens: int = 0
-    images: int = 0                          # generated images (priced per image)
-    requests: int = 1
-    web_search_requests: int = 0             # web searches the provider ran server-side (priced per search)
-
-
-# The bounds of reported usage when neither the request nor the catalog gives one: above any context
-# window or output limit offered today, far below what would poison a budget.
-MAX_INPUT_TOKENS = 10_000_000
-MAX_OUTPUT_TOKENS = 1_000_000
-MAX_COUNT = 10_000  # images generated, requests, web searches in one call
-# (detail field, its total): a detail count is part of its total.
-_PARTS = (
-    ("cache_read_input_tokens", "input_tokens"),
-    ("cache_write_input_tokens", "input_tokens"),
-    ("cache_write_1h_input_tokens", "cache_write_input_tokens"),
-    ("audio_input_tokens", "input_tokens"),
-    ("image_input_tokens", "input_tokens"),
-    ("reasoning_output_tokens", "output_tokens"),
-    ("audio_output_tokens", "output_tokens"),
-    ("image_output_tokens", "output_tokens"),
-)
-_COUNTS = ("images", "requests", "web_search_requests")
-# The span attribute named for a clamped Usage field.
-_CLAMPED_NAMES = {
-    "input_tokens": sc.GEN_AI_USAGE_INPUT_TOKENS,
-    "output_tokens": sc.GEN_AI_USAGE_OUTPUT_TOKENS,
-    "cache_read_input_tokens": sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-    "cache_write_input_tokens": sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
-    "reasoning_output_tokens": sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-    "web_search_requests": sc.AI_COST_USAGE_WEB_SEARCH_REQUESTS,
-}
-
-
-def bound_usage(
-    usage: Usage, *, max_input: Optional[int] = None, max_output: Optional[int] = None
-) -> Tuple[Usage, Tuple[str, ...]]:
-    """``usage`` bounded by what the model and the request allow, and the names of the counts lowered.
-
-    ``max_input``: the model's context window; ``max_output``: the request's ``max_tokens``, else
-    the model's output limit (None: ``MAX_INPUT_TOKENS`` / ``MAX_OUTPUT_TOKENS``). A count that is
-    negative or not an int becomes 0, a detail count at most its total. Returns ``usage`` itself when
-    nothing was lowered (the common case: no copy).
-    """
-    limits = {
-        "input_tokens": max_input if max_input and max_input > 0 else MAX_INPUT_TOKENS,
-        "output_tokens": max_output if max_output and max_output > 0 else MAX_OUTPUT_TOKENS,
-    }
-    values = {}
-    clamped = []
-    for name in ("input_tokens", "output_tokens"):
-        value = getattr(usage, name)
-        bounded = min(_count(value), limits[name])
-        values[name] = bounded
-        if bounded != value:
-            clamped.append(name)
-    for name, total in _PARTS:
-        value = getattr(usage, name)
-        if not value and type(value) is int:
-            values[name] = 0
-            continue
-        bounded = min(_count(value), values[total])
-        values[name] = bounded
-        if bounded != value:
-            clamped.append(name)
-    for name in _COUNTS:
-        value = getattr(usage, name)
-        bounded = min(_count(value), MAX_COUNT)
-        values[name] = bounded
-        if bounded != value:
-            clamped.append(name)
-    if not clamped:
-        return usage, ()
-    return Usage(**values), tuple(_CLAMPED_NAMES.get(name, name) for name in clamped)
-
-
-def usage_limits(
-    catalog: Optional["Catalog"], model: Optional[str], provider: Optional[str], max_tokens: Any = None
-) -> Tuple[Optional[int], Optional[int]]:
-    """(max input, max output) tokens for a call: the model's limits, the request's ``max_tokens`` first."""
-    price = catalog.resolve(model, provider) if catalog is not None and model else None
-    max_input = price.max_input_tokens if price is not None else None
-    max_output = max_tokens if type(max_tokens) is int and max_tokens > 0 else None
-    if max_output is None and price is not None:
-        max_output = price.max_output_tokens
-    return max_input, max_output
 
 
 @dataclass(frozen=True)
@@ -284,23 +209,13 @@ class _Prices:
         return None
 
 
-def _count(value: Any) -> int:
-    """A token count as a non-negative int; anything else counts as 0."""
-    if type(value) is int:
-        return value if value > 0 else 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            value = int(value)
-        except (TypeError, ValueError, OverflowError):
-            return 0
-    return value if value > 0 else 0
-
-
 # The field names compute_cost reads: (name, looked up with fallbacks) pairs.
 _LOOKUPS = (
-    ("input", True), ("cache_read", True), ("cache_write", True), ("cache_write_1h", True),
+    ("input", True), ("cache_read", True), ("cache_read_audio", True), ("cache_write", True), ("cache_write_1h", True),
+    ("cache_write_12h", True),
     ("output", True), ("reasoning", True), ("audio_input", True), ("audio_output", True),
     ("per_image", True), ("per_request", True), ("image_input", False), ("image_output", False),
+    ("video_input", False),
     ("web_search", False),
 )
 # (id(price), tier name, context-tier threshold) -> (price, used tier, {field: unit price}).
@@ -362,8 +277,10 @@ def _charge(breakdown: Dict[str, Decimal], unpriced: List[str], component: str,
         unpriced.append(component)
 
 
-def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = None) -> Cost:
-    """Exact cost of one request priced by one catalog entry. See the module docstring for the rules."""
+def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = None, at: When = None) -> Cost:
+    """Exact cost of one request priced by one catalog entry, at the prices in force when the call was
+    made (``at``: epoch ns as a span's start_time, a datetime or date; None: now). See the module docstring."""
+    price = price.at(at)
     input_tokens = _count(usage.input_tokens)
     tier_name = normalize_service_tier(service_tier)
     context_tier = select_context_tier(price, input_tokens)
@@ -379,12 +296,22 @@ def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = 
 
         cache_read = _count(usage.cache_read_input_tokens)
         cache_write_1h = _count(usage.cache_write_1h_input_tokens)
-        cache_write_5m = max(_count(usage.cache_write_input_tokens) - cache_write_1h, 0)
+        cache_write_12h = _count(usage.cache_write_12h_input_tokens)
+        cache_write_5m = max(_count(usage.cache_write_input_tokens) - cache_write_1h - cache_write_12h, 0)
+        cache_write_all = cache_write_5m + cache_write_1h + cache_write_12h
         audio_input = _count(usage.audio_input_tokens)
         image_input_price = unit["image_input"]
         image_input = _count(usage.image_input_tokens) if image_input_price is not None else 0
+        video_input_price = unit["video_input"]
+        video_input = _count(usage.video_input_tokens) if video_input_price is not None else 0
+        cached_audio = min(
+            max(_count(usage.cache_read_audio_input_tokens),
+                cache_read + cache_write_all + audio_input + image_input + video_input - input_tokens),
+            cache_read, audio_input,
+        )
         text_input = max(
-            input_tokens - cache_read - cache_write_5m - cache_write_1h - audio_input - image_input, 0
+            input_tokens - cache_read - cache_write_all - (audio_input - cached_audio)
+            - image_input - video_input, 0
         )
 
         output_tokens = _count(usage.output_tokens)
@@ -397,19 +324,23 @@ def compute_cost(usage: Usage, price: ModelPrice, service_tier: Optional[str] = 
         charge("input", [
             (text_input, unit["input"], _MILLION),
             (image_input, image_input_price, _MILLION),
+            (video_input, video_input_price, _MILLION),
         ])
-        if cache_read > 0:
-            charge("cache_read", [(cache_read, unit["cache_read"], _MILLION)])
-        if cache_write_5m > 0 or cache_write_1h > 0:
+        if cache_read > cached_audio:
+            charge("cache_read", [(cache_read - cached_audio, unit["cache_read"], _MILLION)])
+        if cached_audio > 0:
+            charge("cache_read_audio", [(cached_audio, unit["cache_read_audio"], _MILLION)])
+        if cache_write_all > 0:
             charge("cache_write", [
                 (cache_write_5m, unit["cache_write"], _MILLION),
                 (cache_write_1h, unit["cache_write_1h"], _MILLION),
+                (cache_write_12h, unit["cache_write_12h"], _MILLION),
             ])
         charge("output", [(text_output, unit["output"], _MILLION)])
         if reasoning > 0:
             charge("reasoning", [(reasoning, unit["reasoning"], _MILLION)])
-        if audio_input > 0:
-            charge("audio_input", [(audio_input, unit["audio_input"], _MILLION)])
+        if audio_input > cached_audio:
+            charge("audio_input", [(audio_input - cached_audio, unit["audio_input"], _MILLION)])
         if audio_output > 0:
             charge("audio_output", [(audio_output, unit["audio_output"], _MILLION)])
         images = _count(usage.images)
@@ -448,8 +379,10 @@ def cost_attributes(
     response_model: Optional[str],
     service_tier: Optional[str] = None,
     catalog: Optional["Catalog"] = None,
+    at: When = None,
 ) -> Dict[str, Any]:
     """Span attributes for the cost of one call. Never raises: on an internal error, logs once and returns {}.
+    ``at``: when the call was made (the span's start time; None: now), for models whose price changed.
 
     The response model is looked up first (it names the snapshot that was billed), then the request
     model. An unknown model yields ``ai_cost.pricing.status = unknown_model`` and no amount.
@@ -473,7 +406,7 @@ def cost_attributes(
                 sc.AI_COST_PRICING_STATUS: "unknown_model",
                 sc.AI_COST_PRICING_CATALOG_VERSION: catalog.version,
             }
-        cost = compute_cost(usage, price, service_tier)
+        cost = compute_cost(usage, price, service_tier, at)
         if cost.unpriced and not cost.total:
             # Usage the catalog cannot price at all: say so rather than report a silent $0.
             return {
@@ -507,44 +440,3 @@ def cost_attributes(
         else:
             logger.debug("cost computation failed", exc_info=True)
         return {}
-
-
-def usage_from_attributes(attrs: Mapping[str, Any]) -> Optional[Usage]:
-    """Usage read from the ``gen_ai.usage.*`` attributes of a span made by another instrumentation.
-
-    Reads the cache-write count from ``cache_write.input_tokens`` or its older name
-    ``cache_creation.input_tokens``. None when neither input nor output tokens are present.
-    """
-    try:
-        input_tokens = _first(attrs, sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS)
-        output_tokens = _first(attrs, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_COMPLETION_TOKENS)
-        if input_tokens is None and output_tokens is None:
-            return None
-        cache_write = _first(
-            attrs, sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
-        )
-        return Usage(
-            input_tokens=input_tokens or 0,
-            output_tokens=output_tokens or 0,
-            cache_read_input_tokens=_first(attrs, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0,
-            cache_write_input_tokens=cache_write or 0,
-            reasoning_output_tokens=_first(attrs, sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) or 0,
-            web_search_requests=_first(attrs, sc.AI_COST_USAGE_WEB_SEARCH_REQUESTS) or 0,
-        )
-    except Exception:  # noqa: BLE001 - a malformed span must not break the exporter
-        logger.debug("could not read usage attributes", exc_info=True)
-        return None
-
-
-def _first(attrs: Mapping[str, Any], *names: str) -> Optional[int]:
-    """The first of ``names`` present in ``attrs`` as a non-negative int count."""
-    for name in names:
-        value = attrs.get(name)
-        if value is None or isinstance(value, bool):
-            continue
-        try:
-            count = int(value)
-        except (TypeError, ValueError, OverflowError):
-            continue
-        return count if count > 0 else 0
-    return None

@@ -399,7 +399,8 @@ def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:
     usage = usage_from_attributes(attributes) if not isinstance(amount, (int, float)) else None
     if usage is not None:
         usage, _ = _bounded_usage(attributes, usage, catalog)
-        amount = (_span_cost_attributes(attributes, usage, catalog) or {}).get(sc.GEN_AI_USAGE_COST_AMOUNT)
+        amount = (_span_cost_attributes(attributes, usage, catalog, span.start_time) or {}).get(
+            sc.GEN_AI_USAGE_COST_AMOUNT)
     if not isinstance(amount, (int, float)) and usage is None:
         hold.release()  # no usage reported: the call failed or cost nothing we can know
         return
@@ -498,7 +499,7 @@ class CostEnrichingSpanExporter(SpanExporter):
         if usage is None:
             return span
         bounded, clamped = _bounded_usage(attributes, usage, self._catalog)
-        added = _span_cost_attributes(attributes, bounded, self._catalog)
+        added = _span_cost_attributes(attributes, bounded, self._catalog, span.start_time)
         if added and clamped:
             added[sc.AI_COST_USAGE_CLAMPED] = list(clamped)
         if not added:
@@ -525,8 +526,10 @@ def _bounded_usage(attributes: Mapping[str, Any], usage: Usage, catalog: Any) ->
     return bounded, clamped
 
 
-def _span_cost_attributes(attributes: Mapping[str, Any], usage: Usage, catalog: Any) -> Optional[Dict[str, Any]]:
-    """The cost attributes for the usage a finished GenAI span (of any instrumentation) reports."""
+def _span_cost_attributes(attributes: Mapping[str, Any], usage: Usage, catalog: Any,
+                          start_time: Optional[int] = None) -> Optional[Dict[str, Any]]:
+    """The cost attributes for the usage a finished GenAI span (of any instrumentation) reports,
+    at the prices in force at the span's start time."""
     return cost_attributes(
         usage,
         provider=_provider(attributes),
@@ -535,6 +538,7 @@ def _span_cost_attributes(attributes: Mapping[str, Any], usage: Usage, catalog: 
         service_tier=_text(attributes.get(sc.OPENAI_RESPONSE_SERVICE_TIER))
         or _text(attributes.get(sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER)),
         catalog=catalog,
+        at=start_time,
     )
 
 

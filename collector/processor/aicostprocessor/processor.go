@@ -107,7 +107,8 @@ func (p *pricer) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Tr
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j).Spans()
 			for k := 0; k < ss.Len(); k++ {
-				p.priceSpan(ss.At(k).Attributes(), &f, &t)
+				span := ss.At(k)
+				p.priceSpan(span.Attributes(), span.StartTimestamp(), &f, &t)
 			}
 		}
 	}
@@ -124,8 +125,9 @@ func (p *pricer) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Tr
 	return td, nil
 }
 
-// priceSpan adds the cost attributes to one span's attributes; the outcome goes to t.
-func (p *pricer) priceSpan(attrs pcommon.Map, f *spans.Facts, t *tally) {
+// priceSpan adds the cost attributes to one span's attributes, at the prices in force at the span's
+// start; the outcome goes to t.
+func (p *pricer) priceSpan(attrs pcommon.Map, start pcommon.Timestamp, f *spans.Facts, t *tally) {
 	spans.Read(attrs, f)
 	malformed := 0
 	if f.Malformed {
@@ -167,6 +169,9 @@ func (p *pricer) priceSpan(attrs pcommon.Map, f *spans.Facts, t *tally) {
 		attrs.PutStr(attrCatalog, p.catalog.Version)
 		t.n[outUnknownModel][malformed]++
 		return
+	}
+	if len(model.History) > 0 {
+		model = model.At(catalog.Day(uint64(start)))
 	}
 	c := cost.Compute(&f.Usage, model, f.Tier)
 	status := c.Status()

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
@@ -311,5 +312,44 @@ func TestSortedKeysOfGolden(t *testing.T) {
 	sort.Strings(b)
 	if !reflect.DeepEqual(a, b) {
 		t.Errorf("spans_out.json names %v, input names %v", b, a)
+	}
+}
+
+func TestDatedPricesUseTheSpanStartTime(t *testing.T) {
+	// gpt-4o cost $5/$15 per M before 2024-10-02 (UTC) and $2.50/$10 from then (the catalog's price_history):
+	// the processor prices a span at the period in force when it started, not when it is processed.
+	p, sink := newTestProcessor(t, createDefaultConfig().(*Config), nil)
+	td := ptrace.NewTraces()
+	ss := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	starts := map[string]time.Time{
+		"before": time.Date(2024, 10, 1, 23, 59, 59, 0, time.UTC),
+		"on":     time.Date(2024, 10, 2, 0, 0, 0, 0, time.UTC),
+		"unset":  {},
+	}
+	for name, start := range starts {
+		span := ss.AppendEmpty()
+		span.SetName(name)
+		span.SetKind(ptrace.SpanKindClient)
+		if !start.IsZero() {
+			span.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+			span.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Second)))
+		}
+		a := span.Attributes()
+		a.PutStr("gen_ai.operation.name", "chat")
+		a.PutStr("gen_ai.provider.name", "openai")
+		a.PutStr("gen_ai.request.model", "gpt-4o")
+		a.PutInt("gen_ai.usage.input_tokens", 1000)
+		a.PutInt("gen_ai.usage.output_tokens", 1000)
+	}
+	if err := p.ConsumeTraces(context.Background(), td); err != nil {
+		t.Fatal(err)
+	}
+	got := spansByName(sink.AllTraces()[0])
+	// 1000 x $5/M + 1000 x $15/M = 0.02; 1000 x $2.50/M + 1000 x $10/M = 0.0125; no start time: now.
+	for name, want := range map[string]float64{"before": 0.02, "on": 0.0125, "unset": 0.0125} {
+		a, _ := got[name].Attributes().Get("gen_ai.usage.cost.amount")
+		if a.Double() != want {
+			t.Errorf("%s: amount %v, want %v", name, a.Double(), want)
+		}
 	}
 }

@@ -19,7 +19,7 @@ from .. import _semconv as sc
 from ..errors import ConfigError
 from ._book_admin import BookAdmin
 from ._decision import BudgetOutcome, BudgetUsage, Decision, Reservation
-from ._model import Amount, Budget, from_nanos, to_nanos
+from ._model import CHARGE_ESTIMATE, Amount, Budget, check_on_expired_hold, from_nanos, to_nanos
 from ._store import BudgetStore, HoldRequest, LedgerEntry, Slot, StoreUnavailableError, new_id
 from ._terms import NO_CONTROLS, ControlIndex, Terms
 from ._unknown import DEFAULT_UNKNOWN_MODEL, UnknownCall, UnknownModelPolicy, strictest, warned_models
@@ -55,7 +55,9 @@ class BudgetBook(BookAdmin):
     ``clock``) the operators' controls read from the store are used before they are read again; 0
     reads them on every call. ``on_unknown_model``: what a call to a model the catalog does not
     know counts, for budgets without their own policy (default ``DEFAULT_UNKNOWN_MODEL``: priced
-    at a stated fallback, warned once per model).
+    at a stated fallback, warned once per model). ``on_expired_hold``: what a hold that reaches
+    ``hold_ttl`` unsettled does, for budgets without their own: ``charge_estimate`` (the default:
+    its amount counts as spend in the window it was taken in) or ``release`` (dropped).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class BudgetBook(BookAdmin):
         ledger_attributes: Sequence[str] = DEFAULT_LEDGER_ATTRIBUTES,
         override_refresh: float = 1.0,
         on_unknown_model: Optional[UnknownModelPolicy] = None,
+        on_expired_hold: str = CHARGE_ESTIMATE,
     ) -> None:
         from ._memory import MemoryBudgetStore
 
@@ -94,6 +97,10 @@ class BudgetBook(BookAdmin):
 
             on_unknown_model = parse_unknown_model(on_unknown_model)
         self.on_unknown_model: UnknownModelPolicy = on_unknown_model or DEFAULT_UNKNOWN_MODEL
+        try:
+            self.on_expired_hold = check_on_expired_hold(on_expired_hold)
+        except ValueError as exc:
+            raise ConfigError(f"on_expired_hold {exc}") from None
         self.store = store if store is not None else MemoryBudgetStore(clock=clock)
         self._clock = clock
         self.hold_ttl = float(hold_ttl)
@@ -171,7 +178,8 @@ class BudgetBook(BookAdmin):
             terms = self._terms(budget, limit_nanos)
             limit = None if budget.shadow else terms.hard_limit
             frozen = bool(frozen_by) and not budget.shadow
-            request = HoldRequest(budget.id, key, span.key, limit, estimate, span.counted_keys, span.prune, frozen)
+            request = HoldRequest(budget.id, key, span.key, limit, estimate, span.counted_keys, span.prune, frozen,
+                                  budget.on_expired_hold or self.on_expired_hold)
             planned.append(_Planned(budget, request, span.end, terms, frozen_by))
         return planned
 
@@ -228,7 +236,7 @@ class BudgetBook(BookAdmin):
         for i, (p, usage) in enumerate(zip(planned, result.usage)):
             budget, terms = p.budget, p.terms
             projected = usage.spent + usage.reserved + p.request.amount
-            action, model, delay = "allow", None, None
+            action, model, delay, level = "allow", None, None, None
             refuses_unknown = bool(policies) and policies[i].action == "block"
             if i in result.refused or (
                 budget.shadow and (p.frozen_by or refuses_unknown or projected > terms.hard_limit)
@@ -238,12 +246,13 @@ class BudgetBook(BookAdmin):
                 threshold = terms.action_at(projected)
                 if threshold is not None:
                     action, model, delay = threshold.action.kind, threshold.action.model, threshold.action.seconds
+                    level = threshold.at
             notable = notable or action != "allow"
             outcomes.append(
                 BudgetOutcome(
                     budget, p.request.key, p.request.window_key, p.window_end, action, terms.limit_usd,
                     from_nanos(usage.spent), from_nanos(usage.reserved), from_nanos(p.request.amount), model, delay,
-                    p.frozen_by,
+                    p.frozen_by, level,
                 )
             )
         enforced = [o for o in outcomes if not o.shadow and o.action != "allow"]

@@ -362,6 +362,9 @@ def _show(args: argparse.Namespace) -> int:
         origin = "override" if usage.overridden else "configuration"
         print(f"  in force:    {money(usage.limit)}{in_force} ({origin})", file=out)
         print(f"  thresholds:  {threshold_text(budget, usage.limit)}", file=out)
+        policy = budget.on_expired_hold or config.on_expired_hold
+        what = "charged to its window at its estimate" if policy == "charge_estimate" else "dropped"
+        print(f"  on expiry:   {policy} (a hold its call never settled is {what} at hold_ttl)", file=out)
 
         print(f"usage ({window}):", file=out)
         if key is not None or budget.per is None:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextI
 from ._decision import BudgetUsage
 from ._model import Budget, from_nanos
 from ._report import Report, zone
-from ._store import ALL_KEYS, LedgerEntry
+from ._store import ALL_KEYS, EXPIRED_CHARGE, LedgerEntry
 from ._windows import CalendarWindow, RollingWindow
 
 
@@ -108,10 +108,16 @@ def describe_entry(e: LedgerEntry) -> str:
     else:
         what = money(amount)
     key = e.key if e.key != ALL_KEYS else "*"
-    details = {k: v for k, v in e.attributes.items() if k not in ("previous_limit_nanos", "requested_nanos")}
+    hidden = ("previous_limit_nanos", "requested_nanos", EXPIRED_CHARGE)
+    details = {k: v for k, v in e.attributes.items() if k not in hidden}
     requested = e.attributes.get("requested_nanos")
     if e.kind == "adjust" and requested is not None and requested != e.amount_nanos:
         what += f" (asked {money(from_nanos(requested))})"
+    charged = e.attributes.get(EXPIRED_CHARGE)
+    if charged is not None and e.kind == "settle":
+        what += f" (replaces the {money(from_nanos(int(charged)))} charged when its hold expired)"
+    elif charged is not None:
+        what = f"{money(from_nanos(int(charged)))} charged when its hold expired, taken back"
     extra = " ".join(f"{k}={v}" for k, v in sorted(details.items()))
     parts = [time_text(e.time), e.kind.ljust(11), f"key={key}"]
     if e.window_key:
@@ -166,12 +172,14 @@ def report_table(report: Report, since: datetime, until: datetime) -> None:
     total = report.total.spend
     # The ADJUSTED column is there when the period has `budget adjust` entries.
     with_adjusted = bool(report.adjustments)
-    headers = [name.upper() for name in report.by] + ["CALLS", "BLOCKED", "SPEND"] + (
-        ["ADJUSTED"] if with_adjusted else []) + ["SHARE"]
+    with_expired = bool(report.total.expired)  # the EXPIRED column: when holds were charged at expiry
+    headers = [name.upper() for name in report.by] + ["CALLS"] + (["EXPIRED"] if with_expired else []) + [
+        "BLOCKED", "SPEND"] + (["ADJUSTED"] if with_adjusted else []) + ["SHARE"]
 
     def cells(r: Any, share: str) -> List[str]:
         adjusted = [money(r.adjusted) if r.adjustments else "-"] if with_adjusted else []
-        return [str(r.calls), str(r.blocked), money(r.spend)] + adjusted + [share]
+        expired = [str(r.expired)] if with_expired else []
+        return [str(r.calls)] + expired + [str(r.blocked), money(r.spend)] + adjusted + [share]
 
     rows = [list(r.group) + cells(r, percent(r.spend, total) if total else "-") for r in report.rows]
     rows.append(["TOTAL"] + [""] * (len(report.by) - 1) + cells(report.total, "100.0%" if total else "-"))
@@ -179,6 +187,9 @@ def report_table(report: Report, since: datetime, until: datetime) -> None:
     print_table(headers, rows, right=range(n, n + len(headers) - len(report.by)))
     if "budget" in report.by or "key" in report.by:
         print("(a call that matches several budgets counts in each of them; the total counts it once)")
+    if with_expired:
+        print("(EXPIRED: calls whose hold expired unsettled, their process gone: counted in CALLS and SPEND at "
+              "their estimate, on_expired_hold: charge_estimate)")
     if report.adjustments:
         print("(ADJUSTED: `budget adjust` changes, negative for credits and refunds; SPEND is what calls cost)")
         print(f"adjustments ({len(report.adjustments)}):")
@@ -204,16 +215,20 @@ def report_csv(report: Report, since: datetime, until: datetime) -> None:
     """``report --format csv``: one row per group, USD as plain numbers."""
     writer = csv.writer(sys.stdout, lineterminator="\n")
     with_adjusted = bool(report.adjustments)  # the adjusted_usd column: when the period has adjustments
-    writer.writerow(list(report.by) + ["calls", "blocked", "spend_usd"] + (["adjusted_usd"] if with_adjusted else []))
+    with_expired = bool(report.total.expired)  # the expired column: when holds were charged at expiry
+    writer.writerow(list(report.by) + ["calls"] + (["expired"] if with_expired else []) + ["blocked", "spend_usd"]
+                    + (["adjusted_usd"] if with_adjusted else []))
     for r in report.rows:
-        writer.writerow(list(r.group) + [r.calls, r.blocked, usd_number(r.spend)]
-                        + ([usd_number(r.adjusted)] if with_adjusted else []))
+        writer.writerow(list(r.group) + [r.calls] + ([r.expired] if with_expired else [])
+                        + [r.blocked, usd_number(r.spend)] + ([usd_number(r.adjusted)] if with_adjusted else []))
 
 
 def report_json(report: Report, since: datetime, until: datetime) -> None:
     """``report --format json``: the period, the rows, the total and the adjustments."""
     def row(r: Any, group: Dict[str, str]) -> Dict[str, Any]:
         out = {**group, "calls": r.calls, "blocked": r.blocked, "spend_usd": float(r.spend)}
+        if report.total.expired:  # as in the table and CSV: when holds were charged at expiry
+            out["expired"] = r.expired
         if report.adjustments:  # as in the table and CSV: when the period has adjustments
             out.update(adjustments=r.adjustments, adjusted_usd=float(r.adjusted))
         return out

@@ -13,7 +13,9 @@
           - {at: 1.0, action: block}
         shadow: false
         on_unknown_model: block    # or allow, or {price_as: gpt-4o}, or {price_as: {input: 10, output: 30}}
+        on_expired_hold: release   # a hold left by a dead process: charge_estimate (counted) or release (dropped)
     on_unknown_model: {price_as: {input: 10, output: 30}}   # for budgets without their own (the default)
+    on_expired_hold: charge_estimate   # or release; a budget may have its own (see below)
     store:
       url: sqlite:///var/lib/otel-ai-cost/budgets.db   # or redis://..., rediss://..., memory://
       hold_ttl: auto          # the default: the slowest call of the installed SDKs (see _ttl), or 15m, ...
@@ -48,13 +50,15 @@ import yaml
 
 from ..errors import ConfigError
 from ._book import BudgetBook
-from ._model import Action, Budget, Threshold, Window, threshold_problem
+from ._model import CHARGE_ESTIMATE, Action, Budget, Threshold, Window, check_on_expired_hold, threshold_problem
 from ._resilient import DEFAULT_DEADLINE, DEFAULT_FAILURES, DEFAULT_PROBE_INTERVAL, ResilientStore
 from ._store import BudgetStore, UnavailableStore
 from ._unknown import UnknownModelPolicy, parse_unknown_model
 from ._windows import CALENDAR_UNITS, calendar, lifetime, parse_duration, rolling
 
-_BUDGET_KEYS = {"id", "limit_usd", "window", "per", "select", "thresholds", "shadow", "on_unknown_model"}
+_BUDGET_KEYS = {
+    "id", "limit_usd", "window", "per", "select", "thresholds", "shadow", "on_unknown_model", "on_expired_hold",
+}
 _THRESHOLD_KEYS = {"at", "action", "model", "seconds"}
 _STORE_KEYS = {
     "url", "hold_ttl", "on_store_error", "prefix", "deadline", "failures", "probe_interval", "journal",
@@ -64,7 +68,7 @@ _REDIS_KEYS = ("username", "password", "password_env", "ca_file", "cert_file", "
 # The budget that refuses every call when the configuration file is broken and asks for on_store_error: closed.
 CONFIG_ERROR_BUDGET = "configuration-error"
 # The top-level keys of the configuration file (OTEL_AI_COST_CONFIG).
-TOP_LEVEL_KEYS = {"budgets", "store", "raise_on_block", "on_unknown_model"}
+TOP_LEVEL_KEYS = {"budgets", "store", "raise_on_block", "on_unknown_model", "on_expired_hold"}
 
 
 def default_store_url() -> str:
@@ -89,6 +93,7 @@ class BudgetConfig:
     raise_on_block: bool = False
     source: str = "<config>"  # the file, for error messages
     on_unknown_model: Optional[UnknownModelPolicy] = None  # None: DEFAULT_UNKNOWN_MODEL
+    on_expired_hold: str = CHARGE_ESTIMATE  # for budgets without their own
     deadline: float = DEFAULT_DEADLINE
     failures: int = DEFAULT_FAILURES
     probe_interval: float = DEFAULT_PROBE_INTERVAL
@@ -168,6 +173,7 @@ class BudgetConfig:
             hold_ttl=self.hold_ttl,
             on_store_error=self.on_store_error,
             on_unknown_model=self.on_unknown_model,
+            on_expired_hold=self.on_expired_hold,
         )
 
 
@@ -353,11 +359,20 @@ def _budget(value: Any, where: _Where) -> Budget:
     kwargs: Dict[str, Any] = {"thresholds": thresholds} if thresholds is not None else {}
     if item.get("on_unknown_model") is not None:
         kwargs["on_unknown_model"] = _unknown_policy(item["on_unknown_model"], where / "on_unknown_model")
+    if item.get("on_expired_hold") is not None:
+        kwargs["on_expired_hold"] = _on_expired_hold(item["on_expired_hold"], where / "on_expired_hold")
     window = _window(item["window"], where / "window")
     try:
         return Budget(budget_id, limit, window, per, selector, shadow=shadow, **kwargs)
     except ConfigError as exc:
         raise where.error(str(exc)) from None
+
+
+def _on_expired_hold(value: Any, where: _Where) -> str:
+    try:
+        return check_on_expired_hold(value)
+    except ValueError as exc:
+        raise where.error(f"{exc} (what a hold left by a call that never settled does at its TTL)") from None
 
 
 def _unknown_policy(value: Any, where: _Where) -> UnknownModelPolicy:
@@ -452,10 +467,13 @@ def parse_budget_config(document: Any, source: str = "<config>", base_dir: Optio
     unknown_model = None
     if document.get("on_unknown_model") is not None:
         unknown_model = _unknown_policy(document["on_unknown_model"], root / "on_unknown_model")
+    on_expired_hold = CHARGE_ESTIMATE
+    if document.get("on_expired_hold") is not None:
+        on_expired_hold = _on_expired_hold(document["on_expired_hold"], root / "on_expired_hold")
     return BudgetConfig(
         tuple(budgets), url, hold_ttl, on_error, prefix, base_dir, raise_on_block, source,
         deadline=deadline, failures=failures, probe_interval=probe, journal=journal, redis_options=redis_options,
-        deadline_mode=deadline_mode, on_unknown_model=unknown_model,
+        deadline_mode=deadline_mode, on_unknown_model=unknown_model, on_expired_hold=on_expired_hold,
     )
 
 

@@ -32,6 +32,8 @@ class BudgetOutcome:
     delay: Optional[float] = None
     # The freezes that apply: ALL_KEYS ("") for the whole budget, and/or the partition key.
     frozen_by: Tuple[str, ...] = ()
+    # The threshold the call reached (its ``at``, a fraction of the limit), for warn, downgrade, throttle.
+    threshold: Optional[Decimal] = None
 
     @property
     def shadow(self) -> bool:

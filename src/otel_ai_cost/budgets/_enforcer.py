@@ -198,7 +198,8 @@ class BudgetEnforcer:
         self.on_warning = on_warning
         self.on_blocked = on_blocked
         self.raise_on_block = raise_on_block
-        self._warned: "OrderedDict[Tuple[str, str, str], None]" = OrderedDict()
+        # (budget id, key, window key) -> the highest warning threshold logged there (this process).
+        self._warned: "OrderedDict[Tuple[str, str, str], Decimal]" = OrderedDict()
         self._warned_lock = threading.Lock()
         self._hook_failures: Set[str] = set()
         from opentelemetry.metrics import get_meter
@@ -340,19 +341,26 @@ class BudgetEnforcer:
             self._run_hook("on_blocked", self.on_blocked, span, decision)
 
     def _log_warning(self, outcome: BudgetOutcome) -> None:
-        """Log a warning once per budget partition and window (every call still gets the span event)."""
+        """Log a warning when a budget partition crosses a warning threshold: once per threshold,
+        partition and window, in this process; a higher threshold, or the same in a new window, logs
+        again. Every call past the threshold still gets the span event."""
         key = (outcome.budget.id, outcome.key, outcome.window_key)
+        level = outcome.threshold if outcome.threshold is not None else Decimal(0)
         with self._warned_lock:
-            if key in self._warned:
+            logged = self._warned.get(key)
+            if logged is not None and level <= logged:
                 return
-            self._warned[key] = None
+            self._warned[key] = level
+            self._warned.move_to_end(key)
             if len(self._warned) > _WARNED_CAP:
                 self._warned.popitem(last=False)
         who = f" for {outcome.budget.per}={outcome.key}" if outcome.budget.per else ""
+        at = f" of {float(level * 100):g}%" if outcome.threshold is not None else ""
         _logger.warning(
-            "otel-ai-cost: budget %r%s in window %s passed a warning threshold: spent $%s + reserved $%s "
-            "of $%s (this call's estimate: $%s)",
-            outcome.budget.id, who, outcome.window_key, outcome.spent, outcome.reserved, outcome.limit,
+            "otel-ai-cost: budget %r%s in window %s passed a warning threshold%s: spent $%s + reserved $%s "
+            "of $%s (this call's estimate: $%s; logged once per threshold and window, the span event is on "
+            "every call)",
+            outcome.budget.id, who, outcome.window_key, at, outcome.spent, outcome.reserved, outcome.limit,
             outcome.estimate,
         )
 

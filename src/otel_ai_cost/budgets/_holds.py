@@ -3,7 +3,8 @@
 A hold is stale when the call that placed it cannot still be running: its process, on this host, is
 gone, or it is older than the longest call the installed SDKs allow with their default timeouts and
 retries (``_ttl.stale_after``). A stale hold still counts against its budget until it expires (its
-``hold_ttl``); ``budget show`` says so, and by when.
+``hold_ttl``), and then, with ``on_expired_hold: charge_estimate`` (the default), its amount is
+charged to its window; ``budget show`` says so, and by when.
 """
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from . import _store as st
 from ._store import MAX_NANOS, Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend
 
-# How many reservation ids a settle with ``once`` remembers.
+# The ledger attributes of an expire_charge entry.
+_CHARGE_ATTRIBUTES = {"on_expired_hold": st.CHARGE_ESTIMATE}
+# How many reservation ids a settle with ``once`` remembers (and charges made at expiry).
 _SETTLED_CAP = 100_000
 
 
@@ -27,6 +29,7 @@ class _Hold:
     expires_at: float
     placed_at: float = 0.0
     holder: str = ""
+    on_expired: str = st.CHARGE_ESTIMATE
 
 
 class MemoryBudgetStore(st.StoreBase):
@@ -41,6 +44,9 @@ class MemoryBudgetStore(st.StoreBase):
         self._controls: Controls = {}
         self._ledger: "collections.deque[LedgerEntry]" = collections.deque(maxlen=ledger_size)
         self._settled: "collections.OrderedDict[str, None]" = collections.OrderedDict()  # settles with once
+        # reservation id -> slot -> the amount charged when its hold expired (until a settle or release
+        # reconciles it; the oldest are forgotten past _SETTLED_CAP).
+        self._charged: "collections.OrderedDict[str, Dict[Slot, int]]" = collections.OrderedDict()
 
     def _log(self, now: float, kind: str, slot: Slot, amount: int, rid: str, attributes: Any = None) -> None:
         self._ledger.append(LedgerEntry(now, kind, slot[0], slot[1], slot[2], amount, rid, dict(attributes or {})))
@@ -63,13 +69,39 @@ class MemoryBudgetStore(st.StoreBase):
             for hold in holds:
                 if hold.expires_at <= now:
                     self._unhold(hold)
-                    self._log(now, "expire", hold.slot, hold.amount, rid)
+                    if hold.on_expired == st.CHARGE_ESTIMATE:
+                        self._add_spend(hold.slot, hold.amount)
+                        self._charged.setdefault(rid, {})[hold.slot] = hold.amount
+                        if len(self._charged) > _SETTLED_CAP:
+                            self._charged.popitem(last=False)
+                        self._log(now, "expire_charge", hold.slot, hold.amount, rid, _CHARGE_ATTRIBUTES)
+                    else:
+                        self._log(now, "expire", hold.slot, hold.amount, rid)
                 else:
                     kept.append(hold)
             if kept:
                 self._holds[rid] = kept
             else:
                 del self._holds[rid]
+
+    def _add_spend(self, slot: Slot, amount: int) -> None:
+        by_window = self._spend.setdefault((slot[0], slot[1]), {})
+        by_window[slot[2]] = min(by_window.get(slot[2], 0) + amount, MAX_NANOS)
+
+    def _uncharge(self, reservation_id: str, slot: Slot) -> Optional[int]:
+        """Take back the charge made when this reservation's hold on ``slot`` expired; returns the
+        amount taken back, or None if there was none."""
+        charged = self._charged.get(reservation_id)
+        if not charged or slot not in charged:
+            return None
+        amount = charged.pop(slot)
+        if not charged:
+            del self._charged[reservation_id]
+        by_window = self._spend.get((slot[0], slot[1]), {})
+        taken = st.uncharge(by_window.get(slot[2], 0), amount)
+        if taken:
+            by_window[slot[2]] -= taken
+        return taken
 
     def _prune(self, budget_id: str, key: str, prefix: str, before: int) -> None:
         by_window = self._spend.get((budget_id, key))
@@ -113,7 +145,7 @@ class MemoryBudgetStore(st.StoreBase):
             expires_at = now + ttl
             me = st.holder()
             for r in requests:
-                hold = _Hold(r.slot, st.clamp(r.amount), expires_at, now, me)
+                hold = _Hold(r.slot, st.clamp(r.amount), expires_at, now, me, r.on_expired)
                 holds.append(hold)
                 self._reserved[hold.slot] = self._reserved.get(hold.slot, 0) + hold.amount
                 self._log(now, "reserve", r.slot, r.amount, reservation_id, attributes)
@@ -143,9 +175,10 @@ class MemoryBudgetStore(st.StoreBase):
             held = {h.slot for h in holds}
             for slot, amount in actual.items():
                 amount = st.clamp(amount)
-                by_window = self._spend.setdefault((slot[0], slot[1]), {})
-                by_window[slot[2]] = min(by_window.get(slot[2], 0) + amount, MAX_NANOS)
-                self._log(now, "settle", slot, amount, reservation_id, st.settle_attributes(attributes, slot in held))
+                charged = None if slot in held else self._uncharge(reservation_id, slot)
+                self._add_spend(slot, amount)
+                extra = st.settle_attributes(attributes, slot in held, charged)
+                self._log(now, "settle", slot, amount, reservation_id, extra)
 
     def release(self, reservation_id: str) -> None:
         with self._lock:
@@ -153,6 +186,9 @@ class MemoryBudgetStore(st.StoreBase):
             for hold in self._holds.pop(reservation_id, []):
                 self._unhold(hold)
                 self._log(now, "release", hold.slot, hold.amount, reservation_id)
+            for slot in list(self._charged.get(reservation_id, {})):
+                taken = self._uncharge(reservation_id, slot)
+                self._log(now, "release", slot, taken or 0, reservation_id, {st.EXPIRED_CHARGE: taken})
 
     def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         window_keys = st.window_tuple(window_keys)

@@ -102,6 +102,20 @@ def threshold_problem(at: Decimal) -> Optional[str]:
     return None
 
 
+# What a hold that reaches its TTL unsettled does (``on_expired_hold``): CHARGE_ESTIMATE adds its amount
+# to the spend of the window it was taken in (ledger: expire_charge), RELEASE drops it (ledger: expire).
+CHARGE_ESTIMATE = "charge_estimate"
+RELEASE = "release"
+ON_EXPIRED_HOLD = (CHARGE_ESTIMATE, RELEASE)
+
+
+def check_on_expired_hold(value: Any) -> str:
+    """``value`` if it is an ``on_expired_hold`` policy; ValueError naming the choices otherwise."""
+    if not isinstance(value, str) or value not in ON_EXPIRED_HOLD:
+        raise ValueError(f"must be charge_estimate or release, not {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Threshold:
     """``action`` applies once a call would take the spend to ``at`` times the limit (``block``: past it)."""
@@ -148,6 +162,9 @@ class Budget:
     added when the given thresholds have no block. A ``shadow`` budget records its decisions but
     never changes a call. ``on_unknown_model`` (``block``, ``allow`` or a ``price_as`` policy) says
     what a call to a model the pricing catalog does not know counts; None: the book's default.
+    ``on_expired_hold`` (``charge_estimate`` or ``release``) says what a hold of this budget does
+    when it reaches its TTL unsettled (its process died with the call in flight): charged to the
+    spend of its window, or dropped; None: the book's default (``charge_estimate``).
     """
 
     id: str
@@ -158,6 +175,7 @@ class Budget:
     thresholds: Tuple[Threshold, ...] = DEFAULT_THRESHOLDS
     shadow: bool = False
     on_unknown_model: Optional[UnknownModelPolicy] = None
+    on_expired_hold: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id.strip():
@@ -180,6 +198,11 @@ class Budget:
                 object.__setattr__(self, "on_unknown_model", parse_unknown_model(self.on_unknown_model))
             except ConfigError as exc:
                 raise ConfigError(f"budget {self.id!r}: on_unknown_model: {exc}") from None
+        if self.on_expired_hold is not None:
+            try:
+                check_on_expired_hold(self.on_expired_hold)
+            except ValueError as exc:
+                raise ConfigError(f"budget {self.id!r}: on_expired_hold {exc}") from None
         thresholds = tuple(_as_threshold(t) for t in self.thresholds)
         if not any(t.action.kind == "block" for t in thresholds):
             thresholds += (Threshold(Decimal("1"), block()),)

@@ -15,12 +15,16 @@ Keys, under the prefix:
 - ``spend:<len(budget)>:<budget>:<key>``: hash of settled spend, window key -> nano-dollars;
 - ``reservation:<id>``: per reservation, an index of its holds (holds key -> [budget, key, window]),
   for release; it outlives the holds by an hour;
+- ``charged:<id>``: per reservation whose holds were charged at expiry (``on_expired_hold:
+  charge_estimate``), holds key -> [amount, budget, key, window], so that a settle or release that
+  comes after takes the charge back; kept ``settled_ttl`` seconds;
 - ``ledger``: one stream;
 - ``controls:limits`` and ``controls:frozen``: the operators' controls, limits (nano-dollars) and frozen
   ("1"), whose fields are "<len(budget)>:<budget>:<key>".
 
 To use Redis Cluster, give a prefix with a hash tag (``{ai_cost}``) so that every key lives in one
-slot, as a multi-budget reservation must (a release also reaches the holds keys named in its index).
+slot, as a multi-budget reservation must (a release also reaches the holds keys named in its index, and
+an expiry the ``charged`` hash of its reservation).
 
 The scripts, and how they expire holds and migrate the holds of a previous version, are in
 ``_redis_scripts``; the client (URL, AUTH, TLS, timeouts) is made in ``_redis_client``.
@@ -119,7 +123,8 @@ class RedisBudgetStore(st.StoreBase):
 
         ``expire_batch``: the most holds of one (budget, key) a single script expires (see
         ``_redis_scripts``); it bounds how long one script can block the server after many holds ended at once.
-        ``settled_ttl``: how long (seconds) a settle with ``once`` is remembered (one small key per call)."""
+        ``settled_ttl``: how long (seconds) a settle with ``once`` is remembered (one small key per call),
+        and a hold charged at expiry, for a settle that comes after it."""
         self._client = connect(
             url, client, username=username, password=password, ca_file=ca_file, cert_file=cert_file,
             key_file=key_file, timeout=timeout,
@@ -148,6 +153,11 @@ class RedisBudgetStore(st.StoreBase):
     def _index_key(self, reservation_id: str) -> str:
         return f"{self._prefix}:reservation:{reservation_id}"
 
+    @property
+    def _charges(self) -> str:
+        """The name of a reservation's charged hash, before its id."""
+        return f"{self._prefix}:charged:"
+
     def _hold_keys(self, budget_id: str, key: str) -> List[str]:
         """holds, spend, reserved, expiries of a (budget, key), as the scripts take them (release derives
         reserved and expiries from holds: the names differ only by the kind)."""
@@ -166,7 +176,7 @@ class RedisBudgetStore(st.StoreBase):
         frozen = dumps({**(attributes or {}), "frozen": True}) if any(r.frozen for r in requests) else ""
         args: List[Any] = [
             repr(now), repr(now + ttl), reservation_id, dumps(attributes), index_ttl_ms, len(requests), frozen,
-            self._expire_batch, "0", st.holder(),
+            self._expire_batch, "0", st.holder(), self._charges, int(self._settled_ttl * 1000),
         ]
         for r in requests:
             keys += self._hold_keys(r.budget_id, r.key)
@@ -177,6 +187,7 @@ class RedisBudgetStore(st.StoreBase):
                 limit = 0 if limit != -2 else limit  # more than any store counts: refuse it
             args += [r.budget_id, r.key, r.window_key, limit, amount, prefix, before, len(r.counted)]
             args += list(r.counted)
+            args.append(st.check_on_expired_hold(r.on_expired))
         for round_ in range(_MAX_ROUNDS):
             if round_ == _MAX_ROUNDS - 1:
                 args[8] = "1"  # decide now
@@ -199,7 +210,8 @@ class RedisBudgetStore(st.StoreBase):
         half-way. ``once``: do nothing if this reservation was settled with ``once`` in the last
         ``settled_ttl`` seconds (a journaled settle replayed after the first one landed)."""
         attributes = st.clamped_attributes(attributes, actual.values())
-        keys = [self._ledger_key, self._index_key(reservation_id), f"{self._prefix}:settled:{reservation_id}"]
+        keys = [self._ledger_key, self._index_key(reservation_id), f"{self._prefix}:settled:{reservation_id}",
+                self._charges + reservation_id]
         late = {**attributes, "late": True}
         once_ms = int(self._settled_ttl * 1000) if once else 0
         args: List[Any] = [_now(self._clock), reservation_id, dumps(attributes), dumps(late), len(actual), once_ms]
@@ -209,13 +221,14 @@ class RedisBudgetStore(st.StoreBase):
         self._settle(keys=keys, args=args)
 
     def release(self, reservation_id: str) -> None:
-        keys = [self._ledger_key, self._index_key(reservation_id)]
+        keys = [self._ledger_key, self._index_key(reservation_id), self._charges + reservation_id]
         self._release(keys=keys, args=[_now(self._clock), reservation_id, self._prefix])
 
     def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         window_keys = st.window_tuple(window_keys)
         keys = [self._ledger_key, *self._hold_keys(budget_id, key)]
-        args = [_now(self._clock), budget_id, key, self._expire_batch, *window_keys]
+        args = [_now(self._clock), budget_id, key, self._expire_batch, self._charges,
+                int(self._settled_ttl * 1000), *window_keys]
         for _ in range(_MAX_ROUNDS):
             spent, reserved, more = self._spent(keys=keys, args=args)
             if not int(more):

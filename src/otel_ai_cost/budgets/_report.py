@@ -14,6 +14,14 @@ refund) are not calls: they are summed apart, in ``adjusted``, each in the group
 partition (with ``per`` given, a partition of a ``per: tenant.id`` budget counts for that tenant;
 groups an adjustment has no value for, such as the model, read ``(adjustment)``). The applied
 amount is counted: a credit larger than the spend it corrects is floored at zero by the store.
+
+A hold charged when it expired unsettled (``on_expired_hold: charge_estimate``: its process died with
+the call in flight) is an ``expire_charge`` entry: it counts as a call, at its estimate, and in
+``expired``. If the call's settle comes after all (attribute ``expired_charge_nanos``), the settle's
+amount replaces the estimate: it adds the difference, not another call; a release that comes after it
+takes the estimate back (so does the settle of a budget of the same call whose policy was
+``release``, in the total and in groups that count both budgets' entries as one call). Spend is thus
+what the stores counted, entry by entry.
 """
 from __future__ import annotations
 
@@ -26,7 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .. import _semconv as sc
 from ..errors import ConfigError
 from ._model import from_nanos
-from ._store import BudgetStore, LedgerEntry
+from ._store import EXPIRED_CHARGE, BudgetStore, LedgerEntry
 
 # Group name -> the attribute it reads (None: computed from the entry).
 GROUPS: Dict[str, Optional[str]] = {
@@ -41,6 +49,8 @@ GROUPS: Dict[str, Optional[str]] = {
 }
 NONE = "(none)"
 ADJUSTMENT = "(adjustment)"
+# The ledger entries a report reads (a release only when it took back a charge made at expiry).
+REPORTED_KINDS = ("settle", "block", "adjust", "expire_charge", "release")
 # How long before the period the reserve entries of the calls settled in it are looked for first.
 DEFAULT_LOOKBACK = 86400.0
 
@@ -76,6 +86,7 @@ class ReportRow:
     unknown_model: int = 0
     adjustments: int = 0
     adjusted_nanos: int = 0  # the sum of the operator adjustments applied (negative: credits)
+    expired: int = 0  # calls whose hold was charged at expiry (counted in calls, at their estimate)
 
     @property
     def spend(self) -> Decimal:
@@ -121,6 +132,35 @@ def _adjustment_value(name: str, entry: LedgerEntry, per: Mapping[str, Optional[
     return ADJUSTMENT
 
 
+def _count(
+    e: LedgerEntry, target: ReportRow, call: Tuple[Any, ...], charged: Any, pending: Dict[Tuple[Any, ...], int]
+) -> None:
+    """Count one entry of a call (``call``: its reservation id, and group) in ``target``. ``charged``:
+    the entry's ``expired_charge_nanos``; ``pending``: the estimates counted at expiry in this report,
+    which a settle or release of the same call replaces (also the settle of a budget of the call whose
+    policy was ``release``, which carries no ``expired_charge_nanos``)."""
+    if e.kind == "expire_charge":
+        target.calls += 1
+        target.expired += 1
+        target.spend_nanos += e.amount_nanos
+        pending[call] = e.amount_nanos
+        return
+    if e.kind == "block":
+        target.blocked += 1
+        return
+    counted = pending.pop(call, None)
+    replaced = int(charged) if charged is not None else counted
+    if e.kind == "release":  # a call charged at expiry, then released: the charge is taken back
+        target.spend_nanos -= replaced or 0
+    elif replaced is not None:  # a settle after the charge at expiry: the actual cost replaces the estimate
+        target.spend_nanos += e.amount_nanos - replaced
+    else:
+        target.calls += 1
+        target.spend_nanos += e.amount_nanos
+        if e.attributes.get("unknown_model"):
+            target.unknown_model += 1
+
+
 def aggregate(
     entries: Iterable[LedgerEntry],
     call_attributes: Mapping[str, Mapping[str, Any]],
@@ -130,7 +170,8 @@ def aggregate(
     until: float = float("inf"),
     per: Optional[Mapping[str, Optional[str]]] = None,
 ) -> Report:
-    """Group the settle, block and adjust entries timed in [since, until). ``call_attributes``:
+    """Group the settle, expire_charge, block and adjust entries (and releases of charged holds) timed
+    in [since, until). ``call_attributes``:
     reservation id -> the attributes of its reserve (or block) entry; ``per``: budget id -> its
     ``per`` attribute, to put an adjustment of a partition in that attribute's group."""
     by = check_groups(by)
@@ -139,6 +180,7 @@ def aggregate(
     seen: Set[Tuple[Any, ...]] = set()  # (kind, reservation id, group): each call counts once per group
     total = ReportRow(())
     total_seen: Set[Tuple[Any, ...]] = set()  # (kind, reservation id)
+    pending: Dict[Tuple[Any, ...], int] = {}  # (reservation id[, group]) -> its estimate counted at expiry
     adjustments: List[LedgerEntry] = []
     for e in entries:
         if not since <= e.time < until:
@@ -153,7 +195,8 @@ def aggregate(
                 target.adjustments += 1
                 target.adjusted_nanos += e.amount_nanos
             continue
-        if e.kind not in ("settle", "block"):
+        charged = e.attributes.get(EXPIRED_CHARGE) if e.kind in ("settle", "release") else None
+        if (e.kind == "release" and charged is None) or e.kind not in ("settle", "block", "expire_charge", "release"):
             continue
         if e.kind == "block" and e.attributes.get("shadow") is True:
             continue  # a shadow budget's refusal changed nothing
@@ -164,18 +207,11 @@ def aggregate(
         row = rows.get(group)
         if row is None:
             row = rows[group] = ReportRow(group)
-        for counted, target, marker in ((seen, row, (e.kind, e.reservation_id, group)),
-                                        (total_seen, total, (e.kind, e.reservation_id))):
-            if marker in counted:
-                continue
-            counted.add(marker)
-            if e.kind == "settle":
-                target.calls += 1
-                target.spend_nanos += e.amount_nanos
-                if e.attributes.get("unknown_model"):
-                    target.unknown_model += 1
-            else:
-                target.blocked += 1
+        for counted, target, call in ((seen, row, (e.reservation_id, group)), (total_seen, total, (e.reservation_id,))):
+            marker = (e.kind, *call)
+            if marker not in counted:
+                counted.add(marker)
+                _count(e, target, call, charged, pending)
     ordered = sorted(rows.values(), key=lambda r: (-r.spend_nanos, -r.calls, -r.blocked, r.adjusted_nanos, r.group))
     adjustments.sort(key=lambda e: e.time)
     return Report(by, since, until, tz, ordered, total, adjustments)
@@ -193,7 +229,7 @@ def build_report(
     """Read the ledger of ``store`` for [since, until) and group it (see ``aggregate``)."""
     by = check_groups(by)
     zone(tz)
-    entries = store.ledger(kinds=("settle", "block", "adjust"), since=since, until=until)
+    entries = store.ledger(kinds=REPORTED_KINDS, since=since, until=until)
     wanted = {e.reservation_id for e in entries if e.kind != "adjust"}
     attributes: Dict[str, Mapping[str, Any]] = {}
 

@@ -17,8 +17,10 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 from . import _store as st
 from ._store import MAX_NANOS, Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend, dumps
 
-# How long a settle with ``once`` is remembered (seconds): far longer than any outage it covers.
+# How long a settle with ``once`` is remembered (seconds): far longer than any outage it covers. A
+# charge made at expiry is remembered as long, for a settle that comes after it.
 SETTLED_KEEP = 7 * 86400
+_CHARGE_ATTRIBUTES = dumps({"on_expired_hold": st.CHARGE_ESTIMATE})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spend (
@@ -42,6 +44,12 @@ CREATE TABLE IF NOT EXISTS settled (
     reservation_id TEXT PRIMARY KEY, time REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS settled_by_time ON settled (time);
+CREATE TABLE IF NOT EXISTS charged (
+    reservation_id TEXT NOT NULL, budget_id TEXT NOT NULL, key TEXT NOT NULL, window_key TEXT NOT NULL,
+    amount INTEGER NOT NULL, time REAL NOT NULL,
+    PRIMARY KEY (reservation_id, budget_id, key, window_key)
+);
+CREATE INDEX IF NOT EXISTS charged_by_time ON charged (time);
 CREATE TABLE IF NOT EXISTS controls (
     budget_id TEXT NOT NULL, key TEXT NOT NULL, limit_nanos INTEGER, frozen INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (budget_id, key)
@@ -61,9 +69,10 @@ class SQLiteBudgetStore(st.StoreBase):
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            # Files made by a version without them: when a hold was placed, and by which process.
+            # Files made by a version without them: when a hold was placed, by which process, and what it
+            # does at expiry (NULL: placed by a version that dropped expired holds; they still are).
             columns = {row[1] for row in db.execute("PRAGMA table_info(holds)")}
-            for column, kind in (("placed_at", "REAL"), ("holder", "TEXT")):
+            for column, kind in (("placed_at", "REAL"), ("holder", "TEXT"), ("on_expired", "TEXT")):
                 if column not in columns:
                     db.execute(f"ALTER TABLE holds ADD COLUMN {column} {kind}")
 
@@ -101,13 +110,58 @@ class SQLiteBudgetStore(st.StoreBase):
         )
 
     def _expire(self, db: sqlite3.Connection, now: float) -> None:
+        """Expire the holds whose time has come, in the transaction that reads them: each is charged
+        (or dropped) once, whichever process gets there first."""
         expired = db.execute(
-            "SELECT reservation_id, budget_id, key, window_key, amount FROM holds WHERE expires_at <= ?", (now,)
+            "SELECT reservation_id, budget_id, key, window_key, amount, on_expired FROM holds WHERE expires_at <= ?",
+            (now,),
         ).fetchall()
-        for rid, budget_id, key, window_key, amount in expired:
-            self._log(db, now, "expire", (budget_id, key, window_key), amount, rid, "{}")
+        for rid, budget_id, key, window_key, amount, on_expired in expired:
+            slot = (budget_id, key, window_key)
+            if on_expired == st.CHARGE_ESTIMATE:
+                self._add_spend(db, slot, amount)
+                db.execute(
+                    "INSERT INTO charged (reservation_id, budget_id, key, window_key, amount, time)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (reservation_id, budget_id, key, window_key)"
+                    " DO UPDATE SET amount = excluded.amount",
+                    (rid, *slot, amount, now),
+                )
+                self._log(db, now, "expire_charge", slot, amount, rid, _CHARGE_ATTRIBUTES)
+            else:
+                self._log(db, now, "expire", slot, amount, rid, "{}")
         if expired:
             db.execute("DELETE FROM holds WHERE expires_at <= ?", (now,))
+            if int(now) % 64 == 0:  # now and then, forget charges no settle came for
+                db.execute("DELETE FROM charged WHERE time < ?", (now - SETTLED_KEEP,))
+
+    @staticmethod
+    def _add_spend(db: sqlite3.Connection, slot: Slot, amount: int) -> None:
+        db.execute(
+            "INSERT INTO spend (budget_id, key, window_key, amount) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (budget_id, key, window_key)"
+            f" DO UPDATE SET amount = MIN(amount + excluded.amount, {MAX_NANOS})",
+            (*slot, amount),
+        )
+
+    @staticmethod
+    def _uncharge(db: sqlite3.Connection, reservation_id: str, slot: Slot) -> Optional[int]:
+        """Take back the charge made when this reservation's hold on ``slot`` expired; returns the
+        amount taken back, or None if there was none."""
+        where = "WHERE reservation_id = ? AND budget_id = ? AND key = ? AND window_key = ?"
+        row = db.execute(f"SELECT amount FROM charged {where}", (reservation_id, *slot)).fetchone()
+        if row is None:
+            return None
+        db.execute(f"DELETE FROM charged {where}", (reservation_id, *slot))
+        have = db.execute(
+            "SELECT amount FROM spend WHERE budget_id = ? AND key = ? AND window_key = ?", slot
+        ).fetchone()
+        taken = st.uncharge(have[0] if have else 0, int(row[0]))
+        if taken:
+            db.execute(
+                "UPDATE spend SET amount = amount - ? WHERE budget_id = ? AND key = ? AND window_key = ?",
+                (taken, *slot),
+            )
+        return taken
 
     @staticmethod
     def _usage(db: sqlite3.Connection, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
@@ -154,11 +208,11 @@ class SQLiteBudgetStore(st.StoreBase):
             for r in requests:
                 db.execute(
                     "INSERT INTO holds (reservation_id, budget_id, key, window_key, amount, expires_at, placed_at,"
-                    " holder) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " holder, on_expired) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (reservation_id, budget_id, key, window_key)"
                     f" DO UPDATE SET amount = MIN(amount + excluded.amount, {MAX_NANOS}),"
-                    " expires_at = excluded.expires_at",
-                    (reservation_id, *r.slot, st.clamp(r.amount), now + ttl, now, me),
+                    " expires_at = excluded.expires_at, on_expired = excluded.on_expired",
+                    (reservation_id, *r.slot, st.clamp(r.amount), now + ttl, now, me, r.on_expired),
                 )
                 self._log(db, now, "reserve", r.slot, st.clamp(r.amount), reservation_id, attrs)
             return ReserveResult(True, usage)
@@ -194,13 +248,10 @@ class SQLiteBudgetStore(st.StoreBase):
             db.execute("DELETE FROM holds WHERE reservation_id = ?", (reservation_id,))
             for slot, amount in actual.items():
                 amount = st.clamp(amount)
-                db.execute(
-                    "INSERT INTO spend (budget_id, key, window_key, amount) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (budget_id, key, window_key)"
-                    f" DO UPDATE SET amount = MIN(amount + excluded.amount, {MAX_NANOS})",
-                    (*slot, amount),
-                )
-                extra = st.settle_attributes(attributes, tuple(slot) in held)
+                was_held = tuple(slot) in held
+                charged = None if was_held else self._uncharge(db, reservation_id, slot)
+                self._add_spend(db, slot, amount)
+                extra = st.settle_attributes(attributes, was_held, charged)
                 self._log(db, now, "settle", slot, amount, reservation_id, dumps(extra))
 
     def release(self, reservation_id: str) -> None:
@@ -212,6 +263,13 @@ class SQLiteBudgetStore(st.StoreBase):
             db.execute("DELETE FROM holds WHERE reservation_id = ?", (reservation_id,))
             for budget_id, key, window_key, amount in rows:
                 self._log(db, now, "release", (budget_id, key, window_key), amount, reservation_id, "{}")
+            charged = db.execute(
+                "SELECT budget_id, key, window_key FROM charged WHERE reservation_id = ?", (reservation_id,)
+            ).fetchall()
+            for slot in charged:
+                taken = self._uncharge(db, reservation_id, tuple(slot))
+                self._log(db, now, "release", tuple(slot), taken or 0, reservation_id,
+                          dumps({st.EXPIRED_CHARGE: taken}))
 
     def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         window_keys = st.window_tuple(window_keys)

@@ -30,12 +30,18 @@ from typing import (
     runtime_checkable,
 )
 
+from ._model import CHARGE_ESTIMATE as CHARGE_ESTIMATE  # the on_expired_hold policies, for the stores
+from ._model import ON_EXPIRED_HOLD as ON_EXPIRED_HOLD
+from ._model import RELEASE as RELEASE
+from ._model import check_on_expired_hold as check_on_expired_hold
 from ._model import from_nanos
 
 # (budget id, key, window key): one counter of spend.
 Slot = Tuple[str, str, str]
 
-# Calls: reserve, settle, release, expire, and the decisions block, warn, downgrade, throttle.
+# Calls: reserve, settle, release, expire (a hold dropped at its TTL), expire_charge (a hold charged at
+# its TTL: its amount added to the spend of its window), and the decisions block, warn, downgrade,
+# throttle.
 # Operators: set_limit, clear_limit (the limit override), freeze, unfreeze, adjust (spend added or
 # removed: amount is the signed change applied), reset (amount is the spend removed).
 LEDGER_KINDS = (
@@ -43,6 +49,7 @@ LEDGER_KINDS = (
     "settle",
     "release",
     "expire",
+    "expire_charge",
     "block",
     "warn",
     "downgrade",
@@ -55,6 +62,17 @@ LEDGER_KINDS = (
     "reset",
 )
 ADMIN_KINDS = ("set_limit", "clear_limit", "freeze", "unfreeze", "adjust", "reset")
+
+# The ledger attribute of a settle or release that replaced a charge made at expiry: the nano-dollars
+# of that charge, taken back from the spend (a settle then adds the actual cost, a release nothing).
+EXPIRED_CHARGE = "expired_charge_nanos"
+
+
+def uncharge(spend: int, charged: int) -> int:
+    """How much of a charge made at expiry a reconcile takes back from a window's spend: all of it,
+    but never more than the spend there (an operator may have reset it meanwhile)."""
+    return min(max(spend, 0), max(charged, 0))
+
 
 # The control key of a whole budget: its controls apply to every partition. A per-key budget never
 # has a partition "" (calls without the per attribute count in "(unattributed)"), and the only
@@ -135,6 +153,7 @@ class HoldRequest:
     counted_keys: Tuple[str, ...] = ()
     prune: Optional[Tuple[str, int]] = None  # see WindowSpan.prune; the store may delete that spend
     frozen: bool = False  # the budget is frozen: refuse the hold whatever the spend (logged as a block)
+    on_expired: str = CHARGE_ESTIMATE  # what the hold does if it reaches its TTL unsettled (ON_EXPIRED_HOLD)
 
     @property
     def slot(self) -> Slot:
@@ -261,10 +280,14 @@ def block_attributes(attributes: Optional[Mapping[str, Any]], request: HoldReque
     return {**(attributes or {}), "frozen": True} if request.frozen else dict(attributes or {})
 
 
-def settle_attributes(attributes: Mapping[str, Any], held: bool) -> Dict[str, Any]:
+def settle_attributes(attributes: Mapping[str, Any], held: bool, charged: Optional[int] = None) -> Dict[str, Any]:
     """The ledger attributes of one slot's settle: ``late`` when its hold had expired or was never
-    placed."""
-    return dict(attributes) if held else {**attributes, "late": True}
+    placed; ``expired_charge_nanos`` when its hold had been charged at expiry (``charged``: the
+    amount that reconcile took back from the spend)."""
+    extra = dict(attributes) if held else {**attributes, "late": True}
+    if charged is not None:
+        extra[EXPIRED_CHARGE] = int(charged)
+    return extra
 
 
 def with_value(control: Control, field: str, value: Optional[int]) -> Control:
@@ -310,7 +333,10 @@ def debit(spend: Mapping[str, int], window_keys: Sequence[str], amount: int) -> 
 class BudgetStore(Protocol):
     """Holds, spend and the ledger. Every method is atomic, across threads and, for the shared
     stores, across processes and hosts. Holds older than their TTL are expired (with a ledger entry)
-    whenever ``reserve`` or ``spent`` reads them."""
+    whenever ``reserve`` or ``spent`` reads them: by their request's ``on_expired`` policy, charged to
+    the spend of their window (``expire_charge``) or dropped (``expire``), exactly once. A settle or
+    release that comes after the charge reconciles it: the charge is taken back (the settle then adds
+    the actual cost), and its ledger entry says how much (``expired_charge_nanos``)."""
 
     def reserve(
         self,
@@ -329,11 +355,13 @@ class BudgetStore(Protocol):
         actual: Mapping[Slot, int],
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> None:
-        """Replace the reservation's holds by the actual spend per slot (even if the holds expired)."""
+        """Replace the reservation's holds by the actual spend per slot (even if the holds expired; a
+        hold charged at expiry has its charge replaced by the actual spend)."""
         ...
 
     def release(self, reservation_id: str) -> None:
-        """Drop the reservation's holds without recording spend (the call was not made)."""
+        """Drop the reservation's holds without recording spend (the call was not made); a hold
+        charged at expiry has its charge taken back."""
         ...
 
     def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:

@@ -1,6 +1,7 @@
 """Read, validate and query pricing catalog files (see ``data/catalog.schema.json``)."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import CatalogError, ConfigError
+from ._history import date_errors
 from ._model import PRICE_FIELDS, ContextTier, ModelPrice, PriceSet
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -119,19 +121,26 @@ def _schema_errors(doc: Any, file: str) -> List[Tuple[Tuple[Tuple[int, Any], ...
 
 def _price_sets(entry: Mapping[str, Any], i: int) -> Iterable[Tuple[List[Any], Any]]:
     """(JSON path, prices object) of every price set in model entry ``i``, whatever its shape."""
-    yield ["models", i, "prices"], entry.get("prices")
-    tiers = entry.get("service_tiers")
-    if isinstance(tiers, dict):
-        for tier, prices in tiers.items():
-            yield ["models", i, "service_tiers", tier], prices
-    contexts = entry.get("context_tiers")
-    for j, ctx in enumerate(contexts if isinstance(contexts, list) else ()):
-        if isinstance(ctx, dict):
-            yield ["models", i, "context_tiers", j, "prices"], ctx.get("prices")
-            tiers = ctx.get("service_tiers")
-            if isinstance(tiers, dict):
-                for tier, prices in tiers.items():
-                    yield ["models", i, "context_tiers", j, "service_tiers", tier], prices
+    periods: List[Tuple[List[Any], Any]] = [(["models", i], entry)]
+    history = entry.get("price_history")
+    for k, period in enumerate(history if isinstance(history, list) else ()):
+        periods.append((["models", i, "price_history", k], period))
+    for base, period in periods:
+        if not isinstance(period, dict):
+            continue
+        yield base + ["prices"], period.get("prices")
+        tiers = period.get("service_tiers")
+        if isinstance(tiers, dict):
+            for tier, prices in tiers.items():
+                yield base + ["service_tiers", tier], prices
+        contexts = period.get("context_tiers")
+        for j, ctx in enumerate(contexts if isinstance(contexts, list) else ()):
+            if isinstance(ctx, dict):
+                yield base + ["context_tiers", j, "prices"], ctx.get("prices")
+                tiers = ctx.get("service_tiers")
+                if isinstance(tiers, dict):
+                    for tier, prices in tiers.items():
+                        yield base + ["context_tiers", j, "service_tiers", tier], prices
 
 
 def _semantic_errors(doc: Any, file: str) -> List[Tuple[Tuple[Tuple[int, Any], ...], CatalogError]]:
@@ -165,17 +174,24 @@ def _semantic_errors(doc: Any, file: str) -> List[Tuple[Tuple[Tuple[int, Any], .
                                "ids and aliases must be unique within a provider")
             else:
                 seen[(provider, name)] = where
-        contexts = entry.get("context_tiers")
-        previous = 0
-        for j, tier in enumerate(contexts if isinstance(contexts, list) else ()):
-            above = tier.get("above_input_tokens") if isinstance(tier, dict) else None
-            if not isinstance(above, int) or isinstance(above, bool):
-                continue
-            if above <= previous:
-                add(["models", i, "context_tiers", j, "above_input_tokens"],
-                    f"{where}.context_tiers[{j}].above_input_tokens",
-                    f"thresholds must be strictly ascending, got {above} after {previous}")
-            previous = above
+        history = entry.get("price_history")
+        periods = [(["models", i], entry)] + [
+            (["models", i, "price_history", k], period)
+            for k, period in enumerate(history if isinstance(history, list) else ()) if isinstance(period, dict)
+        ]
+        for base, period in periods:
+            contexts = period.get("context_tiers")
+            previous = 0
+            for j, tier in enumerate(contexts if isinstance(contexts, list) else ()):
+                above = tier.get("above_input_tokens") if isinstance(tier, dict) else None
+                if not isinstance(above, int) or isinstance(above, bool):
+                    continue
+                if above <= previous:
+                    path = base + ["context_tiers", j, "above_input_tokens"]
+                    add(path, _key(path), f"thresholds must be strictly ascending, got {above} after {previous}")
+                previous = above
+        for path, reason in date_errors(entry, i):
+            add(path, _key(path), reason)
         for path, prices in _price_sets(entry, i):
             if not isinstance(prices, dict):
                 continue
@@ -245,21 +261,32 @@ def _tiers(raw: Mapping[str, Mapping[str, str]]) -> Dict[str, PriceSet]:
 
 
 def model_from_dict(entry: Mapping[str, Any]) -> ModelPrice:
+    model = _period_from_dict(entry, entry)
+    history = entry.get("price_history")
+    if not history:
+        return model
+    periods = tuple(_period_from_dict(entry, period) for period in history)
+    return dataclasses.replace(model, price_history=periods)
+
+
+def _period_from_dict(entry: Mapping[str, Any], period: Mapping[str, Any]) -> ModelPrice:
+    """One price period of a model entry (the entry itself, or one of its price_history items)."""
     return ModelPrice(
         id=entry["id"],
         provider=entry["provider"],
         mode=entry.get("mode", "chat"),
-        prices=_price_set(entry["prices"]),
-        service_tiers=_tiers(entry.get("service_tiers", {})),
+        prices=_price_set(period["prices"]),
+        service_tiers=_tiers(period.get("service_tiers", {})),
         context_tiers=tuple(
             ContextTier(t["above_input_tokens"], _price_set(t["prices"]), _tiers(t.get("service_tiers", {})))
-            for t in entry.get("context_tiers", ())
+            for t in period.get("context_tiers", ())
         ),
         aliases=tuple(entry.get("aliases", ())),
         max_input_tokens=entry.get("max_input_tokens"),
         max_output_tokens=entry.get("max_output_tokens"),
-        source=entry.get("source", ""),
+        source=period.get("source", ""),
         effective_date=entry.get("effective_date", ""),
+        effective_from=period.get("effective_from", ""),
     )
 
 
@@ -277,11 +304,7 @@ def _service_tiers_to_dict(tiers: Mapping[str, PriceSet]) -> Dict[str, Dict[str,
     return {t: _prices_to_dict(tiers[t]) for t in SERVICE_TIERS if t in tiers}
 
 
-def model_to_dict(model: ModelPrice) -> Dict[str, Any]:
-    """ModelPrice -> catalog JSON entry, keys in schema order, empty optional keys left out."""
-    out: Dict[str, Any] = {"id": model.id, "provider": model.provider, "mode": model.mode}
-    if model.aliases:
-        out["aliases"] = list(model.aliases)
+def _period_prices_to_dict(model: ModelPrice, out: Dict[str, Any]) -> Dict[str, Any]:
     out["prices"] = _prices_to_dict(model.prices)
     if model.service_tiers:
         out["service_tiers"] = _service_tiers_to_dict(model.service_tiers)
@@ -293,6 +316,15 @@ def model_to_dict(model: ModelPrice) -> Dict[str, Any]:
             if tier.service_tiers:
                 item["service_tiers"] = _service_tiers_to_dict(tier.service_tiers)
             out["context_tiers"].append(item)
+    return out
+
+
+def model_to_dict(model: ModelPrice) -> Dict[str, Any]:
+    """ModelPrice -> catalog JSON entry, keys in schema order, empty optional keys left out."""
+    out: Dict[str, Any] = {"id": model.id, "provider": model.provider, "mode": model.mode}
+    if model.aliases:
+        out["aliases"] = list(model.aliases)
+    _period_prices_to_dict(model, out)
     for name in ("max_input_tokens", "max_output_tokens"):
         if getattr(model, name) is not None:
             out[name] = getattr(model, name)
@@ -300,6 +332,16 @@ def model_to_dict(model: ModelPrice) -> Dict[str, Any]:
         out["source"] = model.source
     if model.effective_date:
         out["effective_date"] = model.effective_date
+    if model.effective_from:
+        out["effective_from"] = model.effective_from
+    if model.price_history:
+        out["price_history"] = []
+        for period in model.price_history:
+            item: Dict[str, Any] = {"effective_from": period.effective_from}
+            _period_prices_to_dict(period, item)
+            if period.source:
+                item["source"] = period.source
+            out["price_history"].append(item)
     return out
 
 

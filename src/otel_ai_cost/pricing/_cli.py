@@ -87,6 +87,15 @@ def _describe(model: ModelPrice, out: TextIO) -> None:
         print(f"  max tokens: input {model.max_input_tokens}, output {model.max_output_tokens}", file=out)
     print(f"  source: {model.source or '(none)'}", file=out)
     print(f"  effective date: {model.effective_date or '(none)'}", file=out)
+    if model.price_history:
+        print(f"  prices above in force from {model.effective_from}; before (a call is priced by its UTC day):",
+              file=out)
+        for period in reversed(model.price_history):
+            print(f"    from {period.effective_from}: {_format_prices(period.prices)} ({period.source})", file=out)
+            for tier, prices in period.service_tiers.items():
+                print(f"      {tier}: {_format_prices(prices)}", file=out)
+            for ctx in period.context_tiers:
+                print(f"      above {ctx.above_input_tokens} input tokens: {_format_prices(ctx.prices)}", file=out)
 
 
 def _show(args: argparse.Namespace) -> int:

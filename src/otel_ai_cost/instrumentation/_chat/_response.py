@@ -19,21 +19,27 @@ def _details(usage: Any, *names: str) -> Any:
 
 
 def chat_usage(usage: Any, audio: bool = True) -> Optional[Usage]:
-    """Usage from a chat completion (or completions / embeddings) ``usage`` object; cached prompt and
-    reasoning tokens are parts of ``prompt_tokens`` / ``completion_tokens``. ``audio``: read the
-    audio token details (OpenAI's audio models)."""
+    """Usage from a chat completion (or completions / embeddings) ``usage`` object; cached prompt,
+    cache-write (``prompt_tokens_details.cache_write_tokens``) and reasoning tokens are parts of
+    ``prompt_tokens`` / ``completion_tokens``. ``audio``: read the audio token details (OpenAI's
+    audio models): ``audio_tokens`` counts all audio of the prompt, cached or not; the cached audio
+    is read from ``cached_tokens_details.audio_tokens`` where the API reports it (the realtime
+    shape), else the cost engine takes the cache to hold text first (see ``otel_ai_cost.cost``)."""
     prompt = as_int(get(usage, "prompt_tokens"))
     completion = as_int(get(usage, "completion_tokens"))
     if prompt is None and completion is None:
         return None
     prompt_details = _details(usage, "prompt_tokens_details", "prompt_token_details")
     completion_details = _details(usage, "completion_tokens_details", "completion_token_details")
+    cached_audio = as_int(get(get(prompt_details, "cached_tokens_details"), "audio_tokens")) if audio else None
     return Usage(
         input_tokens=prompt or 0,
         output_tokens=completion or 0,
         cache_read_input_tokens=as_int(get(prompt_details, "cached_tokens")) or 0,
+        cache_write_input_tokens=as_int(get(prompt_details, "cache_write_tokens")) or 0,
         reasoning_output_tokens=as_int(get(completion_details, "reasoning_tokens")) or 0,
         audio_input_tokens=(as_int(get(prompt_details, "audio_tokens")) or 0) if audio else 0,
+        cache_read_audio_input_tokens=cached_audio or 0,
         audio_output_tokens=(as_int(get(completion_details, "audio_tokens")) or 0) if audio else 0,
     )
 

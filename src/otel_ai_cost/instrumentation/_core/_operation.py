@@ -60,8 +60,9 @@ def usage_attributes(usage: Usage) -> Dict[str, Any]:
 
 
 def compute_cost_attributes(outcome: Outcome, *, provider: str, request_model: Optional[str],
-                            catalog: Any = None) -> Dict[str, Any]:
-    """The cost attributes for an outcome: the provider's own cost when it reported one, else local."""
+                            catalog: Any = None, at: Optional[int] = None) -> Dict[str, Any]:
+    """The cost attributes for an outcome: the provider's own cost when it reported one, else local
+    (at the prices in force at ``at``, the call's start in epoch nanoseconds; None: now)."""
     if outcome.provider_cost is not None:
         return {
             sc.GEN_AI_USAGE_COST_AMOUNT: float(outcome.provider_cost),
@@ -78,6 +79,7 @@ def compute_cost_attributes(outcome: Outcome, *, provider: str, request_model: O
         request_model=request_model,
         response_model=outcome.response_model,
         service_tier=outcome.service_tier,
+        at=at,
     )
     if catalog is not None:
         kwargs["catalog"] = catalog
@@ -229,7 +231,7 @@ class Operation:
                 try:
                     cost_attrs = compute_cost_attributes(
                         outcome, provider=self.request.provider, request_model=self.request.model,
-                        catalog=self.catalog,
+                        catalog=self.catalog, at=getattr(span, "start_time", None),
                     )
                 except Exception as exc:  # the cost engine must never break the call
                     log_once("cost_attributes", exc)

@@ -18,8 +18,11 @@ Usage (the traps of ``usageMetadata``):
 - ``toolUsePromptTokenCount`` (the prompt of a built-in tool such as code execution or search) is
   NOT part of ``promptTokenCount``: input = prompt + tool-use prompt, billed as input.
 - ``cachedContentTokenCount`` IS part of ``promptTokenCount``: it is the cache-read subset.
-- Audio prompt tokens (``promptTokensDetails``, modality AUDIO, minus the cached audio) are priced
-  at the audio input price; audio / image output tokens at theirs where the catalog has one.
+- Input modalities (``promptTokensDetails`` / ``cacheTokensDetails``, per modality): uncached AUDIO
+  at the audio input price, cached AUDIO at the cached-audio price (else the cache-read price);
+  IMAGE and VIDEO at the image / video input price where the catalog has one (multimodal embedding
+  models), else, as Google prices them for generate_content, at the text price, like TEXT.
+  Audio / image output tokens (``candidatesTokensDetails``) at theirs where the catalog has one.
 - The input total (prompt + tool-use prompt, cache included) selects the "> 200k tokens" context
   tier of the catalog, as Google bills long prompts.
 - A stream reports the running usage on every chunk: the last one reported is the call's.

@@ -182,15 +182,22 @@ def usage_from_metadata(meta: Any) -> Optional[Usage]:
     prompt_details = field(meta, "prompt_tokens_details")
     cache_details = field(meta, "cache_tokens_details")
     output_details = field(meta, "candidates_tokens_details") or field(meta, "response_tokens_details")
-    audio_in = max(_modality_count(prompt_details, "AUDIO") - _modality_count(cache_details, "AUDIO"), 0)
+    # Audio: all of it, and its cached part (priced at the cached-audio price); images and video: the
+    # uncached part (cached ones are cache reads), priced apart where the catalog has their price;
+    # text: the rest of the input.
+    audio_in = _modality_count(prompt_details, "AUDIO")
+    cached_audio = min(_modality_count(cache_details, "AUDIO"), audio_in)
     image_in = max(_modality_count(prompt_details, "IMAGE") - _modality_count(cache_details, "IMAGE"), 0)
+    video_in = max(_modality_count(prompt_details, "VIDEO") - _modality_count(cache_details, "VIDEO"), 0)
     return Usage(
         input_tokens=(prompt or 0) + tool_prompt,
         output_tokens=(candidates or 0) + thoughts,
         cache_read_input_tokens=cached,
         reasoning_output_tokens=thoughts,
         audio_input_tokens=audio_in,
+        cache_read_audio_input_tokens=cached_audio,
         image_input_tokens=image_in,
+        video_input_tokens=video_in,
         audio_output_tokens=_modality_count(output_details, "AUDIO"),
         image_output_tokens=_modality_count(output_details, "IMAGE"),
     )
@@ -244,7 +251,7 @@ def embed_outcome(response: Any) -> Outcome:
     meta = field(response, "usage_metadata")
     prompt = integral(field(meta, "prompt_token_count"))
     if prompt is not None:
-        usage = Usage(input_tokens=prompt)
+        usage = usage_from_metadata(meta)  # multimodal embeddings: audio, image and video have their prices
     else:
         counts = [as_num(field(field(e, "statistics"), "token_count")) for e in field(response, "embeddings") or ()]
         numbers = [n for n in counts if n is not None]

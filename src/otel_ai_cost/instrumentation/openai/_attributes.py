@@ -121,15 +121,21 @@ def responses_request_attributes(provider: str, client: Any, kwargs: Mapping[str
 
 
 def responses_usage(usage: Any) -> Optional[Usage]:
-    """Usage from a Responses API ``usage`` object."""
+    """Usage from a Responses API ``usage`` object; cache reads (``input_tokens_details.cached_tokens``)
+    and writes (``input_tokens_details.cache_write_tokens``, of which ``cache_write_tokens_details.
+    ttl_12h_tokens`` were written with 12-hour retention) are parts of ``input_tokens``."""
     inp = as_int(get(usage, "input_tokens"))
     out = as_int(get(usage, "output_tokens"))
     if inp is None and out is None:
         return None
+    input_details = get(usage, "input_tokens_details")
     return Usage(
         input_tokens=inp or 0,
         output_tokens=out or 0,
-        cache_read_input_tokens=as_int(get(get(usage, "input_tokens_details"), "cached_tokens")) or 0,
+        cache_read_input_tokens=as_int(get(input_details, "cached_tokens")) or 0,
+        cache_write_input_tokens=as_int(get(input_details, "cache_write_tokens")) or 0,
+        cache_write_12h_input_tokens=as_int(get(get(input_details, "cache_write_tokens_details"),
+                                                "ttl_12h_tokens")) or 0,
         reasoning_output_tokens=as_int(get(get(usage, "output_tokens_details"), "reasoning_tokens")) or 0,
     )
 

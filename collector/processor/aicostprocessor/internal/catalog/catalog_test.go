@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The embedded catalog is the Python package's file, byte for byte. If this fails, run
@@ -147,6 +148,18 @@ func TestMalformedFilesNameFileKeyAndReason(t *testing.T) {
 		{"too-precise", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": "0.0000000001"}}]}`,
 			"models[0].prices.input", "more than 9 decimal places"},
 		{"schema-version", `{"schema_version": 2, "models": []}`, "schema_version", "must be 1"},
+		{"history-bad-date", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": "1"}, "effective_from": "2024-10-02", "price_history": [{"effective_from": "2024-02-30", "prices": {"input": "2"}}]}]}`,
+			"models[0].price_history[0].effective_from", "not a calendar date"},
+		{"history-date-format", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": "1"}, "effective_from": "2024/10/02"}]}`,
+			"models[0].effective_from", "must be a date YYYY-MM-DD"},
+		{"history-without-effective-from", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": "1"}, "price_history": [{"effective_from": "2024-05-13", "prices": {"input": "2"}}]}]}`,
+			"models[0].effective_from", "required when price_history is given"},
+		{"history-overlaps-current", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": "1"}, "effective_from": "2024-10-02", "price_history": [{"effective_from": "2024-10-02", "prices": {"input": "2"}}]}]}`,
+			"models[0].price_history[0].effective_from", "price periods overlap"},
+		{"history-out-of-order", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": "1"}, "effective_from": "2024-10-02", "price_history": [{"effective_from": "2024-06-01", "prices": {"input": "2"}}, {"effective_from": "2024-05-01", "prices": {"input": "3"}}]}]}`,
+			"models[0].price_history[1].effective_from", "price periods overlap"},
+		{"history-bad-price", `{"schema_version": 1, "models": [{"id": "m", "provider": "openai", "prices": {"input": "1"}, "effective_from": "2024-10-02", "price_history": [{"effective_from": "2024-06-01", "prices": {"input": "-2"}}]}]}`,
+			"models[0].price_history[0].prices.input", "non-negative decimal string"},
 		{"not-json", "{\"schema_version\": 1,\n \"models\": [}", "line 2 column", "invalid JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,5 +180,29 @@ func TestMalformedFilesNameFileKeyAndReason(t *testing.T) {
 	_, err := Load([]string{filepath.Join(dir, "missing.json")}, true, nil)
 	if err == nil || !strings.Contains(err.Error(), "missing.json: (file): cannot read pricing file") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestDatedPricesPickThePeriodOfTheDay(t *testing.T) {
+	c, err := Load(nil, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Resolve("gpt-4o", "openai")
+	if m == nil || len(m.History) != 1 || m.EffectiveFrom != "2024-10-02" {
+		t.Fatalf("gpt-4o: %+v", m)
+	}
+	// $5/M before 2024-10-02 (UTC), $2.50/M from that day; a day before the first period gets the first.
+	for day, femto := range map[string]uint64{"2023-01-01": 5_000_000_000, "2024-10-01": 5_000_000_000,
+		"2024-10-02": 2_500_000_000, "2026-12-04": 2_500_000_000} {
+		if got := m.At(day).Prices.Femto[Input]; got != femto {
+			t.Errorf("%s: input %d femto-USD per token, want %d", day, got, femto)
+		}
+	}
+	if Day(uint64(time.Date(2024, 10, 1, 23, 59, 59, 999_999_999, time.UTC).UnixNano())) != "2024-10-01" {
+		t.Error("Day is not the UTC day")
+	}
+	if Day(0) != time.Now().UTC().Format(time.DateOnly) {
+		t.Error("Day(0) is not today")
 	}
 }

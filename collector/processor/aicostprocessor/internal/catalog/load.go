@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The Python package's catalog, copied byte for byte by `go generate` (catalog_sync_test.go fails
@@ -175,7 +176,8 @@ func (p *parser) model(raw any, where string) (*Model, error) {
 		return nil, p.fail(where, "must be an object")
 	}
 	if err := p.keys(obj, where, []string{"id", "provider", "prices"}, "id", "provider", "mode", "aliases", "prices",
-		"service_tiers", "context_tiers", "max_input_tokens", "max_output_tokens", "source", "effective_date"); err != nil {
+		"service_tiers", "context_tiers", "max_input_tokens", "max_output_tokens", "source", "effective_date",
+		"effective_from", "price_history"); err != nil {
 		return nil, err
 	}
 	m := &Model{Mode: "chat"}
@@ -216,47 +218,8 @@ func (p *parser) model(raw any, where string) (*Model, error) {
 			m.Aliases = append(m.Aliases, s)
 		}
 	}
-	if err := p.prices(obj["prices"], join(where, "prices"), hint, &m.Prices); err != nil {
+	if err := p.period(obj, where, hint, m); err != nil {
 		return nil, err
-	}
-	if v, ok := obj["service_tiers"]; ok {
-		if m.ServiceTiers, err = p.tiers(v, join(where, "service_tiers"), hint); err != nil {
-			return nil, err
-		}
-	}
-	if v, ok := obj["context_tiers"]; ok {
-		list, ok := v.([]any)
-		if !ok {
-			return nil, p.fail(join(where, "context_tiers"), "must be an array%s", hint)
-		}
-		previous := int64(0)
-		for j, raw := range list {
-			key := fmt.Sprintf("%s.context_tiers[%d]", where, j)
-			tobj, ok := raw.(map[string]any)
-			if !ok {
-				return nil, p.fail(key, "must be an object%s", hint)
-			}
-			if err := p.keys(tobj, key, []string{"above_input_tokens", "prices"}, "above_input_tokens", "prices", "service_tiers"); err != nil {
-				return nil, err
-			}
-			var ct ContextTier
-			if ct.AboveInputTokens, err = p.integer(tobj["above_input_tokens"], key+".above_input_tokens", 1, hint); err != nil {
-				return nil, err
-			}
-			if ct.AboveInputTokens <= previous {
-				return nil, p.fail(key+".above_input_tokens", "thresholds must be strictly ascending, got %d after %d", ct.AboveInputTokens, previous)
-			}
-			previous = ct.AboveInputTokens
-			if err := p.prices(tobj["prices"], key+".prices", hint, &ct.Prices); err != nil {
-				return nil, err
-			}
-			if v, ok := tobj["service_tiers"]; ok {
-				if ct.ServiceTiers, err = p.tiers(v, key+".service_tiers", hint); err != nil {
-					return nil, err
-				}
-			}
-			m.ContextTiers = append(m.ContextTiers, ct)
-		}
 	}
 	for _, k := range []string{"max_input_tokens", "max_output_tokens"} {
 		if v, ok := obj[k]; ok {
@@ -271,13 +234,81 @@ func (p *parser) model(raw any, where string) (*Model, error) {
 		}
 	}
 	if v, ok := obj["effective_date"]; ok {
-		s, ok := v.(string)
-		if !ok || !datePattern.MatchString(s) {
-			return nil, p.fail(join(where, "effective_date"), "must be a date YYYY-MM-DD, got %v%s", v, hint)
+		if _, err := p.day(v, join(where, "effective_date"), hint); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := obj["effective_from"]; ok {
+		if m.EffectiveFrom, err = p.day(v, join(where, "effective_from"), hint); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := obj["price_history"]; ok {
+		if err := p.history(v, where, hint, m); err != nil {
+			return nil, err
 		}
 	}
 	m.prepare()
 	return m, nil
+}
+
+// day reads a calendar date YYYY-MM-DD.
+func (p *parser) day(v any, key, hint string) (string, error) {
+	s, ok := v.(string)
+	if !ok || !datePattern.MatchString(s) {
+		return "", p.fail(key, "must be a date YYYY-MM-DD, got %v%s", describe(v), hint)
+	}
+	if _, err := time.Parse(time.DateOnly, s); err != nil {
+		return "", p.fail(key, "%q is not a calendar date YYYY-MM-DD%s", s, hint)
+	}
+	return s, nil
+}
+
+// history reads price_history: the earlier price periods, oldest first, none overlapping.
+func (p *parser) history(v any, where, hint string, m *Model) error {
+	key := join(where, "price_history")
+	list, ok := v.([]any)
+	if !ok || len(list) == 0 {
+		return p.fail(key, "must be a non-empty array of price periods%s", hint)
+	}
+	if m.EffectiveFrom == "" {
+		return p.fail(join(where, "effective_from"), "required when price_history is given: the day the current prices took effect%s", hint)
+	}
+	previous := ""
+	for k, raw := range list {
+		pkey := fmt.Sprintf("%s[%d]", key, k)
+		obj, ok := raw.(map[string]any)
+		if !ok {
+			return p.fail(pkey, "must be an object%s", hint)
+		}
+		if err := p.keys(obj, pkey, []string{"effective_from", "prices"}, "effective_from", "prices", "service_tiers", "context_tiers", "source"); err != nil {
+			return err
+		}
+		period := &Model{ID: m.ID, Provider: m.Provider, Mode: m.Mode, Aliases: m.Aliases}
+		var err error
+		if period.EffectiveFrom, err = p.day(obj["effective_from"], pkey+".effective_from", hint); err != nil {
+			return err
+		}
+		start := period.EffectiveFrom
+		if previous != "" && start <= previous {
+			return p.fail(pkey+".effective_from", "price periods overlap: %s starts %s, not after the period before it (%s); list price_history oldest first, one period per day%s", pkey, start, previous, hint)
+		}
+		if start >= m.EffectiveFrom {
+			return p.fail(pkey+".effective_from", "price periods overlap: %s starts %s, not before the current prices' effective_from %s%s", pkey, start, m.EffectiveFrom, hint)
+		}
+		previous = start
+		if err := p.period(obj, pkey, hint, period); err != nil {
+			return err
+		}
+		if v, ok := obj["source"]; ok {
+			if _, err := p.str(v, pkey+".source"); err != nil {
+				return err
+			}
+		}
+		period.prepare()
+		m.History = append(m.History, period)
+	}
+	return nil
 }
 
 func (p *parser) str(v any, key string) (string, error) {
@@ -413,4 +444,53 @@ func toFemto(s string, perUnit bool) (uint64, error) {
 		return 0, fmt.Errorf("price %q is too large", s)
 	}
 	return n, nil
+}
+
+// period reads the prices of one price period (a model entry, or one of its price_history items):
+// prices, service_tiers and context_tiers.
+func (p *parser) period(obj map[string]any, where, hint string, m *Model) error {
+	var err error
+	if err := p.prices(obj["prices"], join(where, "prices"), hint, &m.Prices); err != nil {
+		return err
+	}
+	if v, ok := obj["service_tiers"]; ok {
+		if m.ServiceTiers, err = p.tiers(v, join(where, "service_tiers"), hint); err != nil {
+			return err
+		}
+	}
+	if v, ok := obj["context_tiers"]; ok {
+		list, ok := v.([]any)
+		if !ok {
+			return p.fail(join(where, "context_tiers"), "must be an array%s", hint)
+		}
+		previous := int64(0)
+		for j, raw := range list {
+			key := fmt.Sprintf("%s.context_tiers[%d]", where, j)
+			tobj, ok := raw.(map[string]any)
+			if !ok {
+				return p.fail(key, "must be an object%s", hint)
+			}
+			if err := p.keys(tobj, key, []string{"above_input_tokens", "prices"}, "above_input_tokens", "prices", "service_tiers"); err != nil {
+				return err
+			}
+			var ct ContextTier
+			if ct.AboveInputTokens, err = p.integer(tobj["above_input_tokens"], key+".above_input_tokens", 1, hint); err != nil {
+				return err
+			}
+			if ct.AboveInputTokens <= previous {
+				return p.fail(key+".above_input_tokens", "thresholds must be strictly ascending, got %d after %d", ct.AboveInputTokens, previous)
+			}
+			previous = ct.AboveInputTokens
+			if err := p.prices(tobj["prices"], key+".prices", hint, &ct.Prices); err != nil {
+				return err
+			}
+			if v, ok := tobj["service_tiers"]; ok {
+				if ct.ServiceTiers, err = p.tiers(v, key+".service_tiers", hint); err != nil {
+					return err
+				}
+			}
+			m.ContextTiers = append(m.ContextTiers, ct)
+		}
+	}
+	return nil
 }

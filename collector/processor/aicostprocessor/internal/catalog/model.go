@@ -3,6 +3,11 @@
 // model names spans carry to catalog entries, with the same rules as otel_ai_cost.pricing.
 package catalog
 
+import (
+	"math"
+	"time"
+)
+
 // Field is one price of a price set, in the catalog file's order.
 type Field int
 
@@ -11,13 +16,16 @@ const (
 	Input Field = iota
 	Output
 	CacheRead
+	CacheReadAudio
 	CacheWrite
 	CacheWrite1h
+	CacheWrite12h
 	Reasoning
 	AudioInput
 	AudioOutput
 	ImageInput
 	ImageOutput
+	VideoInput
 	PerImage
 	PerRequest
 	WebSearch
@@ -26,8 +34,8 @@ const (
 
 // FieldNames are the catalog file's names of the fields.
 var FieldNames = [NumFields]string{
-	"input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning", "audio_input",
-	"audio_output", "image_input", "image_output", "per_image", "per_request", "web_search",
+	"input", "output", "cache_read", "cache_read_audio", "cache_write", "cache_write_1h", "cache_write_12h", "reasoning", "audio_input",
+	"audio_output", "image_input", "image_output", "video_input", "per_image", "per_request", "web_search",
 }
 
 // PerUnit reports whether a field is USD per unit (an image, a request, a search) rather than
@@ -72,23 +80,29 @@ type Model struct {
 	ServiceTiers map[string]*PriceSet
 	ContextTiers []ContextTier // ascending by threshold
 	Aliases      []string
+	// Dated prices: EffectiveFrom (YYYY-MM-DD, UTC) is the day the prices above took effect; History
+	// holds the earlier price periods, oldest first, each a Model of its own prices. At picks one.
+	EffectiveFrom string
+	History       []*Model
 	// resolved[serviceTierIndex][contextTierIndex+1]
 	resolved [len(ServiceTierNames)][]Resolved
 }
 
 // fallbacks: a missing field is priced at the first of these the chain has (otel_ai_cost.cost).
 var fallbacks = [NumFields][]Field{
-	CacheRead:    {Input},
-	CacheWrite:   {Input},
-	CacheWrite1h: {CacheWrite, Input},
-	Reasoning:    {Output},
-	AudioInput:   {Input},
-	AudioOutput:  {Output},
-	ImageInput:   {Input},
+	CacheRead:      {Input},
+	CacheReadAudio: {CacheRead, Input},
+	CacheWrite:     {Input},
+	CacheWrite1h:   {CacheWrite, Input},
+	CacheWrite12h:  {CacheWrite, Input},
+	Reasoning:      {Output},
+	AudioInput:     {Input},
+	AudioOutput:    {Output},
+	ImageInput:     {Input},
 }
 
 // noFallback are the fields compute_cost looks up raw (a missing price means "not priced apart").
-var noFallback = [NumFields]bool{ImageInput: true, ImageOutput: true, WebSearch: true}
+var noFallback = [NumFields]bool{ImageInput: true, ImageOutput: true, VideoInput: true, WebSearch: true}
 
 func (m *Model) prepare() {
 	for ti, tier := range ServiceTierNames {
@@ -196,4 +210,27 @@ func (m *Model) Unit(serviceTier int, inputTokens int64) (*Resolved, int64) {
 		threshold = m.ContextTiers[ci].AboveInputTokens
 	}
 	return &m.resolved[serviceTier][ci+1], threshold
+}
+
+// At returns the price period in force on a UTC day (YYYY-MM-DD): the latest period that started
+// on or before it. A day before the first known period gets the first period.
+func (m *Model) At(day string) *Model {
+	if len(m.History) == 0 || day >= m.EffectiveFrom {
+		return m
+	}
+	for i := len(m.History) - 1; i >= 0; i-- {
+		if day >= m.History[i].EffectiveFrom {
+			return m.History[i]
+		}
+	}
+	return m.History[0]
+}
+
+// Day is the UTC day (YYYY-MM-DD) of a time in nanoseconds since the Unix epoch, as a span's start
+// time is; 0 (a span without a start time) or a time past what int64 holds means now.
+func Day(unixNano uint64) string {
+	if unixNano == 0 || unixNano > math.MaxInt64 {
+		return time.Now().UTC().Format(time.DateOnly)
+	}
+	return time.Unix(0, int64(unixNano)).UTC().Format(time.DateOnly)
 }

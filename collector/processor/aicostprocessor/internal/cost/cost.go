@@ -12,6 +12,7 @@ type Component int
 const (
 	Input Component = iota
 	CacheRead
+	CacheReadAudio
 	CacheWrite
 	Output
 	Reasoning
@@ -25,7 +26,7 @@ const (
 
 // ComponentNames are the component names.
 var ComponentNames = [NumComponents]string{
-	"input", "cache_read", "cache_write", "output", "reasoning", "audio_input", "audio_output",
+	"input", "cache_read", "cache_read_audio", "cache_write", "output", "reasoning", "audio_input", "audio_output",
 	"image", "request", "web_search",
 }
 
@@ -33,19 +34,22 @@ var ComponentNames = [NumComponents]string{
 // and writes, OutputTokens includes reasoning tokens; the detail fields are subsets of those.
 // Negative counts count as 0.
 type Usage struct {
-	InputTokens             int64
-	OutputTokens            int64
-	CacheReadInputTokens    int64
-	CacheWriteInputTokens   int64 // all cache writes (5-minute + 1-hour)
-	CacheWrite1hInputTokens int64 // the 1-hour part of CacheWriteInputTokens
-	ReasoningOutputTokens   int64
-	AudioInputTokens        int64
-	AudioOutputTokens       int64
-	ImageInputTokens        int64
-	ImageOutputTokens       int64
-	Images                  int64
-	Requests                int64 // 1 for one call
-	WebSearchRequests       int64
+	InputTokens               int64
+	OutputTokens              int64
+	CacheReadInputTokens      int64
+	CacheWriteInputTokens     int64 // all cache writes (5-minute + 1-hour)
+	CacheWrite1hInputTokens   int64 // the 1-hour part of CacheWriteInputTokens
+	CacheWrite12hInputTokens  int64 // the 12-hour part of CacheWriteInputTokens (OpenAI)
+	ReasoningOutputTokens     int64
+	AudioInputTokens          int64 // all audio input, cached or not
+	CacheReadAudioInputTokens int64 // the cached part of AudioInputTokens (also in CacheReadInputTokens)
+	AudioOutputTokens         int64
+	ImageInputTokens          int64 // uncached image input
+	VideoInputTokens          int64 // uncached video input
+	ImageOutputTokens         int64
+	Images                    int64
+	Requests                  int64 // 1 for one call
+	WebSearchRequests         int64
 }
 
 // Cost is the exact cost of one request.
@@ -116,13 +120,26 @@ func Compute(u *Usage, m *catalog.Model, serviceTier string) Cost {
 
 	cacheRead := count(u.CacheReadInputTokens)
 	cacheWrite1h := count(u.CacheWrite1hInputTokens)
-	cacheWrite5m := sub(count(u.CacheWriteInputTokens), cacheWrite1h)
+	cacheWrite12h := count(u.CacheWrite12hInputTokens)
+	cacheWrite5m := sub(count(u.CacheWriteInputTokens), cacheWrite1h, cacheWrite12h)
+	cacheWriteAll := cacheWrite5m + cacheWrite1h + cacheWrite12h
 	audioInput := count(u.AudioInputTokens)
 	var imageInput uint64
 	if unit.Has[catalog.ImageInput] {
 		imageInput = count(u.ImageInputTokens)
 	}
-	textInput := sub(input, cacheRead, cacheWrite5m, cacheWrite1h, audioInput, imageInput)
+	var videoInput uint64
+	if unit.Has[catalog.VideoInput] {
+		videoInput = count(u.VideoInputTokens)
+	}
+	// Cached audio: as reported, or at least the overlap the totals force (the cache holds text
+	// first), at most min(cacheRead, audioInput) (otel_ai_cost.cost).
+	cachedAudio := count(u.CacheReadAudioInputTokens)
+	if sum := cacheRead + cacheWriteAll + audioInput + imageInput + videoInput; sum > input && sum-input > cachedAudio {
+		cachedAudio = sum - input
+	}
+	cachedAudio = min(cachedAudio, cacheRead, audioInput)
+	textInput := sub(input, cacheRead, cacheWriteAll, audioInput-cachedAudio, imageInput, videoInput)
 
 	output := count(u.OutputTokens)
 	reasoning := count(u.ReasoningOutputTokens)
@@ -133,19 +150,23 @@ func Compute(u *Usage, m *catalog.Model, serviceTier string) Cost {
 	}
 	textOutput := sub(output, reasoning, audioOutput, imageOutput)
 
-	c.charge(Input, p(catalog.Input, textInput), p(catalog.ImageInput, imageInput))
-	if cacheRead > 0 {
-		c.charge(CacheRead, p(catalog.CacheRead, cacheRead))
+	c.charge(Input, p(catalog.Input, textInput), p(catalog.ImageInput, imageInput), p(catalog.VideoInput, videoInput))
+	if cacheRead > cachedAudio {
+		c.charge(CacheRead, p(catalog.CacheRead, cacheRead-cachedAudio))
 	}
-	if cacheWrite5m > 0 || cacheWrite1h > 0 {
-		c.charge(CacheWrite, p(catalog.CacheWrite, cacheWrite5m), p(catalog.CacheWrite1h, cacheWrite1h))
+	if cachedAudio > 0 {
+		c.charge(CacheReadAudio, p(catalog.CacheReadAudio, cachedAudio))
+	}
+	if cacheWriteAll > 0 {
+		c.charge(CacheWrite, p(catalog.CacheWrite, cacheWrite5m), p(catalog.CacheWrite1h, cacheWrite1h),
+			p(catalog.CacheWrite12h, cacheWrite12h))
 	}
 	c.charge(Output, p(catalog.Output, textOutput))
 	if reasoning > 0 {
 		c.charge(Reasoning, p(catalog.Reasoning, reasoning))
 	}
-	if audioInput > 0 {
-		c.charge(AudioInput, p(catalog.AudioInput, audioInput))
+	if audioInput > cachedAudio {
+		c.charge(AudioInput, p(catalog.AudioInput, audioInput-cachedAudio))
 	}
 	if audioOutput > 0 {
 		c.charge(AudioOutput, p(catalog.AudioOutput, audioOutput))

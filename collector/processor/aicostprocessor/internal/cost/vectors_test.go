@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/otel-ai-cost/otel-ai-cost/collector/processor/aicostprocessor/internal/catalog"
 )
@@ -19,6 +20,7 @@ type vector struct {
 	Provider    string           `json:"provider"`
 	Model       string           `json:"model"`
 	ServiceTier *string          `json:"service_tier"`
+	At          string           `json:"at"` // RFC 3339 start time of the call, for dated prices
 	Usage       map[string]int64 `json:"usage"`
 	Expected    struct {
 		Status       string            `json:"status"`
@@ -54,9 +56,9 @@ func usageFromVector(t testing.TB, name string, raw map[string]int64) Usage {
 	fields := map[string]*int64{
 		"input_tokens": &u.InputTokens, "output_tokens": &u.OutputTokens,
 		"cache_read_input_tokens": &u.CacheReadInputTokens, "cache_write_input_tokens": &u.CacheWriteInputTokens,
-		"cache_write_1h_input_tokens": &u.CacheWrite1hInputTokens, "reasoning_output_tokens": &u.ReasoningOutputTokens,
-		"audio_input_tokens": &u.AudioInputTokens, "audio_output_tokens": &u.AudioOutputTokens,
-		"image_input_tokens": &u.ImageInputTokens, "image_output_tokens": &u.ImageOutputTokens,
+		"cache_write_1h_input_tokens": &u.CacheWrite1hInputTokens, "cache_write_12h_input_tokens": &u.CacheWrite12hInputTokens, "reasoning_output_tokens": &u.ReasoningOutputTokens,
+		"audio_input_tokens": &u.AudioInputTokens, "cache_read_audio_input_tokens": &u.CacheReadAudioInputTokens, "audio_output_tokens": &u.AudioOutputTokens,
+		"image_input_tokens": &u.ImageInputTokens, "video_input_tokens": &u.VideoInputTokens, "image_output_tokens": &u.ImageOutputTokens,
 		"images": &u.Images, "requests": &u.Requests, "web_search_requests": &u.WebSearchRequests,
 	}
 	for k, v := range raw {
@@ -81,6 +83,17 @@ func disagreements(t *testing.T, cat *catalog.Catalog, v vector) []string {
 	if m == nil {
 		return []string{"model " + v.Model + " (" + v.Provider + ") is not in the catalog"}
 	}
+	// Dated prices: the period in force on the call's UTC day, as the processor picks it from the
+	// span's start time (no time: now).
+	var start uint64
+	if v.At != "" {
+		at, err := time.Parse(time.RFC3339, v.At)
+		if err != nil {
+			t.Fatalf("%s: bad at %q: %v", v.Name, v.At, err)
+		}
+		start = uint64(at.UnixNano())
+	}
+	m = m.At(catalog.Day(start))
 	tier := ""
 	if v.ServiceTier != nil {
 		tier = *v.ServiceTier
@@ -169,6 +182,34 @@ func TestSharedVectors(t *testing.T) {
 		})
 	}
 	t.Logf("%d known catalog gaps still disagree", gaps)
+}
+
+func TestDatedVectorsPriceByDay(t *testing.T) {
+	// The same model and usage cost differently by the call's day: at least one dated vector must
+	// disagree with the prices in force today, or the test of the day's period proves nothing.
+	cat, err := catalog.Load(nil, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	differ := 0
+	for _, v := range loadVectors(t) {
+		if v.At == "" || v.Expected.Status != "" {
+			continue
+		}
+		m := cat.Resolve(v.Model, v.Provider)
+		u := usageFromVector(t, v.Name, v.Usage)
+		tier := ""
+		if v.ServiceTier != nil {
+			tier = *v.ServiceTier
+		}
+		want, _ := ParseAmount(v.Expected.Total)
+		if c := Compute(&u, m.At(catalog.Day(0)), tier); c.Total != want {
+			differ++
+		}
+	}
+	if differ < 5 {
+		t.Fatalf("only %d dated vectors differ from today's prices", differ)
+	}
 }
 
 func TestAmountFloatAndString(t *testing.T) {
