@@ -137,12 +137,14 @@ def run(code: str, *flags: str, env: Optional[dict] = None) -> subprocess.Comple
     return subprocess.run([sys.executable, *flags, "-c", code], capture_output=True, text=True, env=env)
 
 
-def run_once(name: str, cold_cache: bool = False) -> dict:
-    if cold_cache:
-        with tempfile.TemporaryDirectory() as cache:
-            p = run(PROGRAMS[name], env={**os.environ, "XDG_CACHE_HOME": cache})
-    else:
-        p = run(PROGRAMS[name])
+def run_once(name: str, cold_cache: bool = False, src: Optional[str] = None) -> dict:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = src
+    with tempfile.TemporaryDirectory() as cache:
+        if cold_cache:
+            env["XDG_CACHE_HOME"] = cache
+        p = run(PROGRAMS[name], env=env)
     if p.returncode:
         return {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -172,17 +174,27 @@ def main():
     ap.add_argument("--cold-cache", action="store_true",
                     help="an empty XDG_CACHE_HOME per run: the tokenizer is parsed, not read from its cache")
     ap.add_argument("--arms", default=",".join(PROGRAMS), help="comma-separated, of: " + ", ".join(PROGRAMS))
+    ap.add_argument("--src", metavar="LABEL=DIR,...",
+                    help="compare versions: the otel-ai-cost arms run once per DIR (its PYTHONPATH), run by "
+                         "run, e.g. --src before=/tmp/main/src,after=src")
     a = ap.parse_args()
 
-    # the programs alternate run by run, so drift hits them alike
-    arms = [name for name in a.arms.split(",") if name]
-    unknown = set(arms) - set(PROGRAMS)
+    names = [name for name in a.arms.split(",") if name]
+    unknown = set(names) - set(PROGRAMS)
     if unknown:
         raise SystemExit(f"unknown arms: {', '.join(sorted(unknown))}")
-    samples = {name: [] for name in arms}
+    sources = [tuple(item.split("=", 1)) for item in a.src.split(",")] if a.src else []
+    arms: list[tuple[str, str, Optional[str]]] = []  # (label, program, PYTHONPATH)
+    for name in names:
+        if sources and name not in ("bare", "otel-genai"):
+            arms += [(f"{name} [{label}]", name, os.path.abspath(path)) for label, path in sources]
+        else:
+            arms.append((name, name, None))
+    # the programs alternate run by run, so drift hits them alike
+    samples: dict[str, list] = {label: [] for label, _, _ in arms}
     for _ in range(a.runs):
-        for name in arms:
-            samples[name].append(run_once(name, a.cold_cache))
+        for label, name, src in arms:
+            samples[label].append(run_once(name, a.cold_cache, src))
     results = {}
     for name, runs in samples.items():
         errors = [r["error"] for r in runs if "error" in r]
@@ -209,7 +221,7 @@ def main():
             print(f"| {label} | {v['median']:.1f} | {v['min']:.1f} | {v['max']:.1f} |")
 
     bare = results.get("bare", {})
-    for arm in ("ours", "ours+budget"):
+    for arm in [label for label, name, _ in arms if name in ("ours", "ours+budget")]:
         ours = results.get(arm, {})
         if "setup total" in ours:
             total = ours["setup total"]["median"]
