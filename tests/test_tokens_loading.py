@@ -1,6 +1,7 @@
 """The tokenizer's load, off the call's path: a span that starts while it loads is estimated with the
-heuristic and never waits for it, unless a budget needs the estimate (it then waits for the one load
-under way); once loaded, every count is tiktoken's exactly. Through the real openai SDK on a faked
+heuristic and never waits for it; when a budget needs the estimate it waits for a load from the disk
+cache, and holds an upper bound instead of waiting for a first parse; once loaded, every count is
+tiktoken's exactly. Through the real openai SDK on a faked
 transport; loads are held back by a gate, so that "still loading" is a state, not a race."""
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import gzip
 import logging
 import threading
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Iterator, List
 
 import pytest
@@ -128,7 +130,8 @@ def test_counts_made_while_loading_are_not_kept_as_the_tokenizers(gate):
     assert tokens.count_text(CONTENT, MODEL) == TokenCount(expected, "tiktoken")
 
 
-def test_a_budget_waits_for_the_load_under_way_and_holds_the_exact_estimate(gate):
+def test_a_budget_waits_for_a_load_from_the_disk_cache_and_holds_the_exact_estimate(gate):
+    assert _tiktoken_offline._cached_on_disk("o200k_base")  # the run's cache (conftest loaded it)
     _tiktoken_offline.preload("o200k_base")  # as instrument() does: the load is under way
     assert gate.calls == ["o200k_base"]
     store = MemoryBudgetStore()
@@ -150,6 +153,71 @@ def test_a_budget_waits_for_the_load_under_way_and_holds_the_exact_estimate(gate
         assert reserve.amount == expected
         assert Decimal(str(span.attributes["ai_cost.estimate.amount"])) == expected
     assert gate.calls == ["o200k_base"]  # the budget shared the load under way
+
+
+def test_a_budget_does_not_wait_for_a_first_parse_and_holds_an_upper_bound(gate, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no cache: the tokenizer has to be parsed
+    store = MemoryBudgetStore()
+    with pipeline(budgets=[Budget("b", "1000", lifetime())], budget_store=store) as p:
+        client = FakeOpenAI().client()
+        call = _call_in_thread(client)
+        call.join(timeout=30)
+        assert not call.is_alive(), "the call waited for the tokenizer's parse"  # the gate is still closed
+        (span,) = p.spans()
+        # 3 per message + "user" + the content, as UTF-8 bytes, + 3: at least what tiktoken counts.
+        bound = 3 + len(b"user") + len(CONTENT.encode("utf-8")) + 3
+        assert bound > _reference_chat_tokens(CONTENT)
+        assert span.attributes["ai_cost.estimate.method"] == "upper_bound"
+        assert span.attributes["ai_cost.estimate.input_tokens"] == bound
+        (reserve,) = store.ledger(kind="reserve")
+        # gpt-4o-mini: $0.15 / M input, $0.60 / M output (https://openai.com/api/pricing); max_tokens=10.
+        assert reserve.amount == (Decimal(bound) * Decimal("0.15") + 10 * Decimal("0.60")) / 1_000_000
+
+        gate.open()
+        assert _tiktoken_offline.get_encoding("o200k_base") is not None  # the parse went on in the background
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=10)
+        assert p.last().attributes["ai_cost.estimate.method"] == "tiktoken"
+        assert p.last().attributes["ai_cost.estimate.input_tokens"] == _reference_chat_tokens(CONTENT)
+    assert gate.calls == ["o200k_base"]
+
+
+def test_the_upper_bound_is_never_below_tiktokens_count(gate, monkeypatch, tmp_path):
+    gate.open()
+    encoding = _tiktoken_offline.build_tiktoken_encoding("o200k_base")
+    texts = ["", "hello world", CONTENT, "ünïcödé 日本語のテキスト 🎉🎉", "a\ud800b", " " * 50, "x" * 300,
+             (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")]
+    for text in texts:
+        assert tokens._utf8_bytes(text) >= len(encoding.encode_ordinary(text)), text[:40]
+    tools = [{"type": "function", "function": {"name": "f", "description": "adds", "parameters": {
+        "type": "object", "properties": {"a": {"type": "integer"}}}}}]
+    requests = [
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": CONTENT}],
+        [{"role": "user", "content": [{"type": "text", "text": "describe"},
+                                      {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}]}],
+        [{"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                               "function": {"name": "f", "arguments": '{"a": 1}'}}]},
+         {"role": "tool", "tool_call_id": "c1", "content": "42"}],
+    ]
+    exact = [tokens.estimate_chat_input(MODEL, messages, tools=tools) for messages in requests]
+    _forget()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no cache: the bound is counted
+    monkeypatch.setattr(_tiktoken_offline, "preload", lambda name="": None)  # and nothing loads meanwhile
+    bounded = [
+        _tiktoken_offline.counting("upper_bound", lambda m=messages: tokens.estimate_chat_input(MODEL, m, tools=tools))
+        for messages in requests
+    ]
+    assert [e.method for e in exact] == ["tiktoken"] * 3
+    assert [b.method for b in bounded] == ["upper_bound"] * 3
+    assert all(b.tokens >= e.tokens for b, e in zip(bounded, exact)), (bounded, exact)
+
+
+def test_a_tokenizer_that_cannot_load_is_the_heuristic_also_for_budgets(gate, monkeypatch):
+    gate.open()
+    monkeypatch.setitem(_tiktoken_offline._EXPECTED_SHA256, "o200k_base", "0" * 64)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")  # no cache
+    assert _tiktoken_offline.get_encoding("o200k_base") is None  # failed, for good
+    counted = _tiktoken_offline.counting("upper_bound", lambda: tokens.count_text(CONTENT, MODEL))
+    assert counted == TokenCount(tokens.heuristic_tokens(CONTENT), "heuristic")
 
 
 def test_a_budget_loads_the_tokenizer_itself_when_nothing_is_loading(gate):

