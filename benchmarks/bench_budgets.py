@@ -250,15 +250,15 @@ class Arm:
         book = self.processor.budget_book
         seen = {}
 
-        def reserve(attributes, estimate, *, trace_id=None):
+        def reserve(attributes, estimate, *, trace_id=None, **kw):  # kw: e.g. unknown= (the book's options)
             seen["reserve"] = (dict(attributes), estimate, trace_id)
-            r = type(book).reserve(book, attributes, estimate, trace_id=trace_id)
+            r = type(book).reserve(book, attributes, estimate, trace_id=trace_id, **kw)
             seen["decision"] = r.decision
             return r
 
-        def settle(reservation, actual, attributes=None):
+        def settle(reservation, actual, attributes=None, *args, **kw):  # args: e.g. the usage
             seen["settle"] = (actual, dict(attributes or {}))
-            return type(book).settle(book, reservation, actual, attributes)
+            return type(book).settle(book, reservation, actual, attributes, *args, **kw)
 
         enforcer = self.processor._enforcer
 

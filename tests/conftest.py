@@ -3,6 +3,7 @@ instrumentation; the ``Pipeline`` (processor + exporter + instrumentor), a fake 
 redis-server for the whole run (``redis_url``, with ``redis_prefix`` to keep each test's keys apart)."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from datetime import datetime
@@ -91,22 +92,33 @@ def openai_instrumentor(tracer_provider, meter_provider, monkeypatch):
     instrumentor.uninstrument()
 
 
-@pytest.fixture
-def instrument_openai(tracer_provider, meter_provider):
-    """Instrument with custom keyword arguments: ``instrument_openai(include_stream_usage=False)``."""
-    from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
+@contextlib.contextmanager
+def instrumenting(instrumentor, tracer_provider, meter_provider, *, start=False):
+    """``run(**kwargs)``: (re)instrument ``instrumentor`` with the test's providers and ``kwargs``
+    (``start``: once now, with none); uninstrumented when the block ends. For fixtures."""
 
-    instrumentor = OpenAIInstrumentor()
-
-    def instrument(**kwargs):
+    def run(**kwargs):
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **kwargs)
         return instrumentor
 
-    yield instrument
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
+    if start:
+        run()
+    try:
+        yield run
+    finally:
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+
+
+@pytest.fixture
+def instrument_openai(tracer_provider, meter_provider):
+    """Instrument with custom keyword arguments: ``instrument_openai(include_stream_usage=False)``."""
+    from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
+
+    with instrumenting(OpenAIInstrumentor(), tracer_provider, meter_provider) as run:
+        yield run
 
 
 # --- the harness: tracer provider + AICostSpanProcessor + exporter + instrumentor ---------------
@@ -202,3 +214,31 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisURL]:
 def redis_prefix(request: pytest.FixtureRequest) -> str:
     """A key prefix of this test alone on the shared server: no test sees another's data."""
     return f"test:{request.node.name}:{next(_redis_prefixes)}"
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_store(request, tmp_path):
+    """make_store(clock=None) -> a budget store of each kind in turn; the stores made in one test share
+    their data (another connection to the same SQLite file or Redis prefix: as another process would)."""
+    from otel_ai_cost.budgets import MemoryBudgetStore, SQLiteBudgetStore
+    from otel_ai_cost.budgets._redis import RedisBudgetStore
+
+    opened = []
+
+    def make(clock=None):
+        clock = clock or Clock()
+        if request.param == "memory":
+            store = opened[0] if opened else MemoryBudgetStore(clock)
+            store._clock = clock
+        elif request.param == "sqlite":
+            store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock)
+        else:
+            url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+            store = RedisBudgetStore(url, clock=clock, prefix=prefix)
+        opened.append(store)
+        return store
+
+    make.backend = request.param
+    yield make
+    for store in opened:
+        store.close()

@@ -11,28 +11,6 @@ from otel_ai_cost.budgets._redis import RedisBudgetStore
 USD = 10**9
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def make_store(request, tmp_path):
-    """A factory: make_store(clock) -> a store; stores made in one test share their data."""
-    opened = []
-
-    def make(clock):
-        if request.param == "memory":
-            store = opened[0] if opened else MemoryBudgetStore(clock)
-            store._clock = clock
-        elif request.param == "sqlite":
-            store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock)
-        else:
-            url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-            store = RedisBudgetStore(url, clock=clock, prefix=prefix)
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
-
-
 def hold(budget="b", key="k", window="w", limit=10 * USD, amount=USD, counted=(), on_expired="release"):
     # release: these tests check what an expiry removes; charge_estimate (the book's default) is
     # tested in test_budgets_expiry.py
@@ -314,7 +292,6 @@ def test_random_operations_match_a_simple_model(make_store):
 
 
 def test_the_memory_store_keeps_a_bounded_ledger():
-    from otel_ai_cost.budgets import MemoryBudgetStore
     from otel_ai_cost.budgets._store import HoldRequest
 
     store = MemoryBudgetStore(ledger_size=10)
