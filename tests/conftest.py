@@ -48,6 +48,19 @@ def _cache_home(tmp_path_factory):
         os.environ["XDG_STATE_HOME"] = previous_state
 
 
+@pytest.fixture(autouse=True)
+def _tokenizers_loaded(_cache_home):
+    """Every test starts with both tokenizers loaded, as a process is once they have loaded: a span
+    that starts while one is still loading is estimated with the heuristic (never waiting for it),
+    which tests/test_tokens_loading.py tests on purpose. Loaded once (from the disk cache after the
+    first time), and again only after a test that forgot them."""
+    from otel_ai_cost import _tiktoken_offline
+
+    for name in (_tiktoken_offline.O200K_BASE, _tiktoken_offline.CL100K_BASE):
+        if _tiktoken_offline.loaded(name) is None:
+            _tiktoken_offline.get_encoding(name)
+
+
 @pytest.fixture
 def span_exporter():
     return InMemorySpanExporter()

@@ -295,7 +295,9 @@ class AICostSpanProcessor(SpanProcessor):
         if catalog is None:  # only a disabled processor has none, and it never gets here
             return None
         try:  # estimate_request directly, not through self.estimate: one call less per call
-            return estimate_request(request, catalog, self.settings.output_estimate)
+            # A tokenizer still loading: budgets and hooks count an upper bound, others the heuristic.
+            when_loading = "upper_bound" if self._enforcer is not None else "heuristic"
+            return estimate_request(request, catalog, self.settings.output_estimate, when_loading)
         except Exception:  # noqa: BLE001 - a bad estimate leaves the span without one, never broken
             _log_once("estimate", "otel-ai-cost: could not estimate the cost of a call to %r.", request.model)
             return None
