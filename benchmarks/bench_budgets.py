@@ -250,15 +250,15 @@ class Arm:
         book = self.processor.budget_book
         seen = {}
 
-        def reserve(attributes, estimate, *, trace_id=None):
+        def reserve(attributes, estimate, *, trace_id=None, unknown=None):
             seen["reserve"] = (dict(attributes), estimate, trace_id)
-            r = type(book).reserve(book, attributes, estimate, trace_id=trace_id)
+            r = type(book).reserve(book, attributes, estimate, trace_id=trace_id, unknown=unknown)
             seen["decision"] = r.decision
             return r
 
-        def settle(reservation, actual, attributes=None):
+        def settle(reservation, actual, attributes=None, usage=None):
             seen["settle"] = (actual, dict(attributes or {}))
-            return type(book).settle(book, reservation, actual, attributes)
+            return type(book).settle(book, reservation, actual, attributes, usage)
 
         enforcer = self.processor._enforcer
 
@@ -616,7 +616,7 @@ def breakdown(stores: Stores, kind: str, arm: Arm, captured, n: int):
     rows = {k: [] for k in ("select", "decide", "hold.settle")}
     for i in range(n + 50):
         t0 = clock()
-        selected = _selector_attributes(span.attributes, span.resource.attributes, None)
+        selected = _selector_attributes(span.attributes, span.resource.attributes)
         t1 = clock()
         decision, hold = enforcer.decide(span, selected, trace_id=d["trace_id"], estimate=d["estimate"])
         t2 = clock()

@@ -11,7 +11,7 @@ from otel_ai_cost.budgets._redis import RedisBudgetStore
 USD = 10**9
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-queued"])
 def make_store(request, tmp_path):
     """A factory: make_store(clock) -> a store; stores made in one test share their data."""
     opened = []
@@ -24,7 +24,8 @@ def make_store(request, tmp_path):
             store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock)
         else:
             url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-            store = RedisBudgetStore(url, clock=clock, prefix=prefix)
+            queued = {"settle_interval": 0.05} if request.param == "redis-queued" else {}
+            store = RedisBudgetStore(url, clock=clock, prefix=prefix, **queued)
         opened.append(store)
         return store
 

@@ -1,0 +1,168 @@
+"""Settles kept off the call's path: queued, then sent with the next reserve or by a background flusher.
+
+A settle only lowers a call's count from its hold (the estimate, reserved atomically before the
+call) to its actual cost, so sending it a little later never lets a budget overspend: until it
+lands, the hold counts. What must not happen is losing it; so the queue is flushed
+
+- with the next reserve of this process (in the same round trip or transaction: one per call),
+- by a background thread at most ``interval`` seconds after a settle was queued,
+- before every read of the store (spent, holds, ledger, ...: a process reads its own settles),
+- on ``flush()`` (the processor's ``force_flush``), ``close()`` and at interpreter exit.
+
+A settle that cannot be sent (the store is down) stays queued and is sent again with the next flush
+(at most ``cap``; past it the oldest are dropped with a warning). A settle lost for good (the process
+killed, the cap passed) leaves its hold to expire, and the ``on_expired_hold`` policy (by default
+``charge_estimate``) counts its amount: the spend is still never under-counted by more than the
+actual minus the estimate.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+from typing import Callable, Generic, List, Optional, TypeVar
+
+_logger = logging.getLogger("otel_ai_cost.budgets")
+
+T = TypeVar("T")
+
+DEFAULT_INTERVAL = 0.05  # seconds a queued settle waits for a reserve to carry it, at most
+DEFAULT_CAP = 100_000
+
+_queues: "weakref.WeakSet[SettleQueue[object]]" = weakref.WeakSet()
+
+
+def _flush_all() -> None:  # at interpreter exit
+    for queue in list(_queues):
+        queue.close()
+
+
+atexit.register(_flush_all)
+
+
+class SettleQueue(Generic[T]):
+    """Queued settles of one store. ``send(items)`` sends a batch (raising if the store failed)."""
+
+    def __init__(self, send: Callable[[List[T]], None], name: str, interval: float = DEFAULT_INTERVAL,
+                 cap: int = DEFAULT_CAP) -> None:
+        self._send = send
+        self.name = name
+        self.interval = interval
+        self.cap = cap
+        self._items: List[T] = []
+        self._wake = threading.Condition(threading.Lock())
+        self._thread: Optional[threading.Thread] = None
+        self._closed = False
+        self._stop = threading.Event()
+        self._sending = threading.Lock()  # held while a batch is on its way
+        self._failing = False
+        self._pid = os.getpid()
+        _queues.add(self)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _forked(self) -> None:
+        # A child of a fork: the parent sends what it queued; the child starts afresh.
+        self._pid = os.getpid()
+        self._items = []
+        self._wake = threading.Condition(threading.Lock())
+        self._thread = None
+        self._stop = threading.Event()
+        self._sending = threading.Lock()
+
+    def add(self, item: T) -> None:
+        if self._pid != os.getpid():
+            self._forked()
+        if self._closed:
+            self._send([item])  # closed: no flusher left to send it later
+            return
+        with self._wake:
+            self._items.append(item)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=f"otel-ai-cost settles ({self.name})",
+                                                daemon=True)
+                self._thread.start()
+            elif len(self._items) == 1:
+                self._wake.notify()
+
+    def take(self) -> List[T]:
+        """Everything queued (the caller sends it, or ``put_back``s it when it could not). Waits for a
+        batch the flusher is sending: what this process settled lands before what it sends next."""
+        with self._sending:
+            return self._take()
+
+    def _take(self) -> List[T]:
+        if not self._items:
+            return []
+        with self._wake:
+            items, self._items = self._items, []
+        return items
+
+    def put_back(self, items: List[T]) -> None:
+        if not items:
+            return
+        with self._wake:
+            self._items[:0] = items
+            over = len(self._items) - self.cap
+            if over > 0:
+                del self._items[:over]
+        if over > 0:
+            _logger.warning(
+                "otel-ai-cost: budget store %s: %d settles could not be sent and were dropped; their holds count"
+                " as spend at expiry (on_expired_hold)", self.name, over)
+
+    def flush(self) -> None:
+        """Send what is queued now. Raises if the store failed (what was not sent stays queued)."""
+        if self._pid != os.getpid():
+            self._forked()
+        with self._sending:
+            items = self._take()
+            if not items:
+                return
+            try:
+                self._send(items)
+            except BaseException:
+                self.put_back(items)
+                raise
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._items and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+            # Let the next reserve carry them; send them if none came within the interval.
+            if self._stop.wait(self.interval):
+                return  # closed: close() sends them
+            try:
+                self.flush()
+                if self._failing:
+                    self._failing = False
+                    _logger.warning("otel-ai-cost: budget store %s takes the queued settles again", self.name)
+            except Exception:  # noqa: BLE001 - kept queued; sent with the next flush
+                if not self._failing:
+                    self._failing = True
+                    _logger.warning("otel-ai-cost: budget store %s: could not send the queued settles; they stay"
+                                    " queued and are sent when it answers", self.name, exc_info=True)
+                if self._stop.wait(max(self.interval, 1.0)):
+                    return
+
+    def close(self) -> None:
+        """Stop the flusher and send what is queued (a failure is logged: the holds then expire)."""
+        with self._wake:
+            self._closed = True
+            self._stop.set()
+            self._wake.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread() and self._pid == os.getpid():
+            thread.join(timeout=5)
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001
+            _logger.warning("otel-ai-cost: budget store %s: %d queued settles could not be sent at close; their"
+                            " holds count as spend at expiry (on_expired_hold)", self.name, len(self._items),
+                            exc_info=True)
