@@ -9,11 +9,11 @@ lands, the hold counts. What must not happen is losing it; so the queue is flush
 - before every read of the store (spent, holds, ledger, ...: a process reads its own settles),
 - on ``flush()`` (the processor's ``force_flush``), ``close()`` and at interpreter exit.
 
-A settle that cannot be sent (the store is down) stays queued and is sent again with the next flush
-(at most ``cap``; past it the oldest are dropped with a warning). A settle lost for good (the process
-killed, the cap passed) leaves its hold to expire, and the ``on_expired_hold`` policy (by default
-``charge_estimate``) counts its amount: the spend is still never under-counted by more than the
-actual minus the estimate.
+A batch is sent once. One that fails (the store down or out of time) is not sent again: it may have
+landed before the connection broke, and a settle counted twice would over-count. It is logged, and
+its holds expire: the ``on_expired_hold`` policy (by default ``charge_estimate``) then counts each
+hold's amount, as it does for a process killed with settles queued. This is what a settle sent at
+once does when it fails, too.
 """
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ _logger = logging.getLogger("otel_ai_cost.budgets")
 T = TypeVar("T")
 
 DEFAULT_INTERVAL = 0.05  # seconds a queued settle waits for a reserve to carry it, at most
-DEFAULT_CAP = 100_000
 
 _queues: "weakref.WeakSet[SettleQueue[object]]" = weakref.WeakSet()
 
@@ -45,12 +44,10 @@ atexit.register(_flush_all)
 class SettleQueue(Generic[T]):
     """Queued settles of one store. ``send(items)`` sends a batch (raising if the store failed)."""
 
-    def __init__(self, send: Callable[[List[T]], None], name: str, interval: float = DEFAULT_INTERVAL,
-                 cap: int = DEFAULT_CAP) -> None:
+    def __init__(self, send: Callable[[List[T]], None], name: str, interval: float = DEFAULT_INTERVAL) -> None:
         self._send = send
         self.name = name
         self.interval = interval
-        self.cap = cap
         self._items: List[T] = []
         self._wake = threading.Condition(threading.Lock())
         self._thread: Optional[threading.Thread] = None
@@ -89,8 +86,8 @@ class SettleQueue(Generic[T]):
                 self._wake.notify()
 
     def take(self) -> List[T]:
-        """Everything queued (the caller sends it, or ``put_back``s it when it could not). Waits for a
-        batch the flusher is sending: what this process settled lands before what it sends next."""
+        """Everything queued, for the caller to send. Waits for a batch the flusher is sending: what this
+        process settled lands before what it sends next."""
         with self._sending:
             return self._take()
 
@@ -101,21 +98,23 @@ class SettleQueue(Generic[T]):
             items, self._items = self._items, []
         return items
 
-    def put_back(self, items: List[T]) -> None:
-        if not items:
-            return
-        with self._wake:
-            self._items[:0] = items
-            over = len(self._items) - self.cap
-            if over > 0:
-                del self._items[:over]
-        if over > 0:
+    def lost(self, count: int, error: BaseException) -> None:
+        """Say that ``count`` settles failed (logged at the first failure of a run of them)."""
+        if not self._failing:
+            self._failing = True
             _logger.warning(
-                "otel-ai-cost: budget store %s: %d settles could not be sent and were dropped; their holds count"
-                " as spend at expiry (on_expired_hold)", self.name, over)
+                "otel-ai-cost: budget store %s: %d queued settles could not be sent (%s); their holds count as"
+                " spend when they expire (on_expired_hold)", self.name, count, error)
+        else:
+            _logger.debug("otel-ai-cost: budget store %s: %d more settles lost", self.name, count)
+
+    def sent(self) -> None:
+        if self._failing:
+            self._failing = False
+            _logger.warning("otel-ai-cost: budget store %s takes the queued settles again", self.name)
 
     def flush(self) -> None:
-        """Send what is queued now. Raises if the store failed (what was not sent stays queued)."""
+        """Send what is queued now. Raises if the store failed (that batch is lost: see the module doc)."""
         if self._pid != os.getpid():
             self._forked()
         with self._sending:
@@ -124,9 +123,10 @@ class SettleQueue(Generic[T]):
                 return
             try:
                 self._send(items)
-            except BaseException:
-                self.put_back(items)
+            except BaseException as exc:
+                self.lost(len(items), exc)
                 raise
+            self.sent()
 
     def _run(self) -> None:
         while True:
@@ -140,16 +140,8 @@ class SettleQueue(Generic[T]):
                 return  # closed: close() sends them
             try:
                 self.flush()
-                if self._failing:
-                    self._failing = False
-                    _logger.warning("otel-ai-cost: budget store %s takes the queued settles again", self.name)
-            except Exception:  # noqa: BLE001 - kept queued; sent with the next flush
-                if not self._failing:
-                    self._failing = True
-                    _logger.warning("otel-ai-cost: budget store %s: could not send the queued settles; they stay"
-                                    " queued and are sent when it answers", self.name, exc_info=True)
-                if self._stop.wait(max(self.interval, 1.0)):
-                    return
+            except Exception:  # noqa: BLE001 - logged by flush; the holds expire
+                pass
 
     def close(self) -> None:
         """Stop the flusher and send what is queued (a failure is logged: the holds then expire)."""
@@ -162,7 +154,5 @@ class SettleQueue(Generic[T]):
             thread.join(timeout=5)
         try:
             self.flush()
-        except Exception:  # noqa: BLE001
-            _logger.warning("otel-ai-cost: budget store %s: %d queued settles could not be sent at close; their"
-                            " holds count as spend at expiry (on_expired_hold)", self.name, len(self._items),
-                            exc_info=True)
+        except Exception:  # noqa: BLE001 - logged by flush; the holds expire
+            pass

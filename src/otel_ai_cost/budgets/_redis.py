@@ -32,7 +32,6 @@ The scripts, and how they expire holds and migrate the holds of a previous versi
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, cast
@@ -43,7 +42,6 @@ from ._redis_client import DEFAULT_TIMEOUT, connect
 from ._redis_scripts import ADJUST, RELEASE, RESERVE, RESET, SETTLE, SPENT
 from ._store import Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend, dumps
 
-st_logger = logging.getLogger("otel_ai_cost.budgets")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
@@ -130,13 +128,13 @@ class RedisBudgetStore(st.StoreBase):
         ``settled_ttl``: how long (seconds) a settle with ``once`` is remembered (one small key per call),
         and a hold charged at expiry, for a settle that comes after it.
 
-        ``settle_interval`` (seconds, e.g. 0.05): settles leave the call's path (see ``_deferred``): each is queued and sent
-        in the same round trip as the next reserve of this process, or by a background thread after
-        at most this many seconds; every read of the store sends them first, and so do ``flush()``,
+        ``settle_interval`` (seconds, e.g. 0.05): settles leave the call's path (see ``_deferred``): each is
+        queued and sent in the same round trip as the next reserve of this process, or by a background thread
+        after at most this many seconds; every read of the store sends them first, and so do ``flush()``,
         ``close()`` and the interpreter's exit. None (the default) sends each settle at once: one more round
         trip per call, and other processes see the settle as soon as it returns (queued, they see it up to
-        ``settle_interval`` later, the hold counting meanwhile). The no-overspend guarantee does not depend
-        on it: the hold placed by the reserve counts until its settle lands, and a settle lost for good is
+        ``settle_interval`` later, the hold counting meanwhile). The no-overspend guarantee does not depend on
+        it: the hold placed by the reserve counts until its settle lands, and a settle lost for good is
         charged at expiry (``on_expired_hold``)."""
         self._client = connect(
             url, client, username=username, password=password, ca_file=ca_file, cert_file=cert_file,
@@ -182,27 +180,16 @@ class RedisBudgetStore(st.StoreBase):
         return replies
 
     def _send_settles(self, items: List[Tuple[List[Any], List[Any]]]) -> None:
-        self._settled_replies(self._pipeline([(self._settle, keys, args) for keys, args in items]), items)
+        self._settled(self._pipeline([(self._settle, keys, args) for keys, args in items]))
 
-    def _settled_replies(self, replies: Sequence[Any], items: List[Tuple[List[Any], List[Any]]]) -> None:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-
-        failed = [(item, r) for item, r in zip(items, replies) if isinstance(r, Exception)]
-        if not failed:
-            return
-        lost = [r for _, r in failed if not isinstance(r, (RedisConnectionError, RedisTimeoutError))]
-        if lost:  # the server refused the script (not a broken connection): sending it again would not help
-            st_logger.warning("budget store %s: %d settles failed (%s); their holds count at expiry", self._prefix,
-                              len(lost), lost[0])
-        self._put_back([item for item, r in failed if isinstance(r, (RedisConnectionError, RedisTimeoutError))])
-
-    def _put_back(self, items: List[Tuple[List[Any], List[Any]]]) -> None:
+    def _settled(self, replies: Sequence[Any]) -> None:
+        """Check the replies of queued settles: a failed one is lost (see _deferred), and said so."""
+        failed = [r for r in replies if isinstance(r, Exception)]
         queue = self._queue
-        if queue is not None:
-            queue.put_back(items)
-        elif items:  # queueing was turned off meanwhile: send them now
-            self._send_settles(items)
+        if failed and queue is not None:
+            queue.lost(len(failed), failed[0])
+        elif queue is not None:
+            queue.sent()
 
     def defer_settles(self, enabled: bool) -> None:
         """Queue settles off the call's path (True), or send each at once (False: what was queued is sent
@@ -284,10 +271,11 @@ class RedisBudgetStore(st.StoreBase):
         calls: List[Tuple[Any, List[Any], List[Any]]] = [(self._settle, k, a) for k, a in queued]
         try:
             replies = self._pipeline(calls + [(self._reserve, keys, args)])
-        except Exception:
-            self._put_back(queued)
+        except Exception as exc:
+            if self._queue is not None:
+                self._queue.lost(len(queued), exc)  # not sent again: they may have landed
             raise
-        self._settled_replies(replies[:-1], queued)
+        self._settled(replies[:-1])
         if isinstance(replies[-1], Exception):
             raise replies[-1]
         return replies[-1]
