@@ -113,9 +113,17 @@ class StoreUnavailableError(RuntimeError):
         super().__init__(f"budget store {store} is unavailable: {reason}")
 
 
+_holder: Tuple[int, str] = (-1, "")
+
+
 def holder() -> str:
-    """Who places a hold: ``host:pid``, so that ``budget show`` can tell holds of dead processes."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who places a hold: ``host:pid``, so that ``budget show`` can tell holds of dead processes.
+    Read once per process (a fork reads it again)."""
+    global _holder
+    pid = os.getpid()
+    if _holder[0] != pid:
+        _holder = (pid, f"{socket.gethostname()}:{pid}")
+    return _holder[1]
 
 
 @dataclass(frozen=True)
@@ -137,7 +145,7 @@ class HoldInfo:
         return from_nanos(self.amount_nanos)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class HoldRequest:
     """One budget's part of a reservation: hold ``amount`` unless the spend would pass ``limit``.
 
@@ -155,6 +163,15 @@ class HoldRequest:
     frozen: bool = False  # the budget is frozen: refuse the hold whatever the spend (logged as a block)
     on_expired: str = CHARGE_ESTIMATE  # what the hold does if it reaches its TTL unsettled (ON_EXPIRED_HOLD)
 
+    def __init__(
+        self, budget_id: str, key: str, window_key: str, limit: Optional[int], amount: int,
+        counted_keys: Tuple[str, ...] = (), prune: Optional[Tuple[str, int]] = None, frozen: bool = False,
+        on_expired: str = CHARGE_ESTIMATE,
+    ) -> None:
+        # Built on every call: the fields set in one step (a frozen dataclass's own __init__ sets each alone).
+        self.__dict__.update(budget_id=budget_id, key=key, window_key=window_key, limit=limit, amount=amount,
+                             counted_keys=counted_keys, prune=prune, frozen=frozen, on_expired=on_expired)
+
     @property
     def slot(self) -> Slot:
         return (self.budget_id, self.key, self.window_key)
@@ -164,15 +181,18 @@ class HoldRequest:
         return self.counted_keys or (self.window_key,)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Spend:
     """Settled spend and amounts held by reservations in flight, in nano-dollars."""
 
     spent: int
     reserved: int
 
+    def __init__(self, spent: int, reserved: int) -> None:
+        self.__dict__.update(spent=spent, reserved=reserved)  # as HoldRequest
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class ReserveResult:
     """``ok``: every hold was placed. Otherwise none was, and ``refused`` lists the requests over limit.
 
@@ -182,6 +202,9 @@ class ReserveResult:
     ok: bool
     usage: Tuple[Spend, ...]
     refused: Tuple[int, ...] = ()
+
+    def __init__(self, ok: bool, usage: Tuple[Spend, ...], refused: Tuple[int, ...] = ()) -> None:
+        self.__dict__.update(ok=ok, usage=usage, refused=refused)  # as HoldRequest
 
 
 @dataclass(frozen=True)
