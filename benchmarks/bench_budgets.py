@@ -62,8 +62,8 @@ from decimal import Decimal
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _mock  # noqa: E402
 
-STORES = ("memory", "sqlite", "redis", "redisq")
-TARGETS_US = {"memory": 15.0, "sqlite": 200.0}  # redis: RTT + REDIS_SLACK_US
+STORES = ("memory", "sqlite", "sqliteq", "redis", "redisq")
+TARGETS_US = {"memory": 15.0, "sqlite": 200.0, "sqliteq": 200.0}  # redis: RTT + REDIS_SLACK_US
 REDIS_SLACK_US = 50.0
 # (blocks, calls per block, warm-up calls per arm) for the SDK level; (blocks, pairs per block) for the book
 SIZES = {
@@ -163,12 +163,13 @@ class Stores:
             from otel_ai_cost.budgets import MemoryBudgetStore
 
             return MemoryBudgetStore()
-        if kind == "sqlite":
+        if kind in ("sqlite", "sqliteq"):
             from otel_ai_cost.budgets import SQLiteBudgetStore
 
             path = os.path.join(self.dir, f"budgets-{self._n}.db")
             self.sqlite_files.append(path)
-            store = SQLiteBudgetStore(path)
+            # sqliteq: settles queued off the call's path (applied in the next reserve's transaction).
+            store = SQLiteBudgetStore(path, settle_interval=0.05 if kind == "sqliteq" else None)
             mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
             assert mode == "wal", mode
             return store

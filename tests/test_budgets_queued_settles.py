@@ -175,3 +175,64 @@ def test_the_processor_force_flush_and_shutdown_send_the_queued_settles(open_sto
     book.settle(second, Decimal("0.5"))
     processor.shutdown()
     assert other.spent("b", "", [window]) == Spend(3 * USD // 4, 0)
+
+
+# --- SQLite: the queued settles go into the next reserve's transaction ----------------------------
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    from otel_ai_cost.budgets import SQLiteBudgetStore
+
+    opened = []
+
+    def make(clock=None, **kwargs):
+        store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock or Clock(), **kwargs)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+def test_sqlite_a_queued_settle_goes_in_the_next_reserves_transaction(sqlite_store):
+    clock = Clock()
+    queued = sqlite_store(clock, settle_interval=30)
+    other = sqlite_store(clock)
+    statements = []
+    queued._db.set_trace_callback(statements.append)
+    assert queued.reserve([hold()], "r1", ttl=60).ok
+    statements.clear()
+    queued.settle("r1", {SLOT: 3})
+    assert statements == []  # nothing written at the call's end
+    assert other.spent(*SLOT[:2], ["w"]) == Spend(0, USD)  # the hold counts until the settle lands
+    result = queued.reserve([hold(amount=5)], "r2", ttl=60)
+    assert [s for s in statements if s.startswith(("BEGIN", "COMMIT"))] == ["BEGIN IMMEDIATE", "COMMIT"]
+    assert result.ok and result.usage == (Spend(3, 0),)
+    assert other.spent(*SLOT[:2], ["w"]) == Spend(3, 5)
+    settle = other.ledger(kind="settle", reservation_id="r1")
+    assert len(settle) == 1 and settle[0].amount_nanos == 3 and not settle[0].attributes.get("late")
+
+
+def test_sqlite_the_flusher_and_close_apply_the_queued_settles(sqlite_store):
+    flushed = sqlite_store(settle_interval=0.02)
+    closing = sqlite_store(settle_interval=30)
+    other = sqlite_store()
+    assert flushed.reserve([hold()], "r1", ttl=60).ok
+    assert closing.reserve([hold()], "r2", ttl=60).ok
+    flushed.settle("r1", {SLOT: 7})
+    wait_until(lambda: other.spent(*SLOT[:2], ["w"]).spent == 7)
+    closing.settle("r2", {SLOT: 5})
+    assert other.spent(*SLOT[:2], ["w"]) == Spend(7, USD)
+    closing.close()
+    assert other.spent(*SLOT[:2], ["w"]) == Spend(12, 0)
+
+
+def test_sqlite_a_resilient_store_applies_each_settle_at_once(sqlite_store):
+    store = ResilientStore(sqlite_store(settle_interval=30), name="sqlite", journal=False)
+    other = sqlite_store()
+    assert store.reserve([hold()], "r1", ttl=60).ok
+    store.settle("r1", {SLOT: 7})
+    assert other.spent(*SLOT[:2], ["w"]) == Spend(7, 0)
+    store.close()

@@ -11,7 +11,7 @@ from otel_ai_cost.budgets._redis import RedisBudgetStore
 USD = 10**9
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis", "redis-queued"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-queued", "redis", "redis-queued"])
 def make_store(request, tmp_path):
     """A factory: make_store(clock) -> a store; stores made in one test share their data."""
     opened = []
@@ -20,8 +20,9 @@ def make_store(request, tmp_path):
         if request.param == "memory":
             store = opened[0] if opened else MemoryBudgetStore(clock)
             store._clock = clock
-        elif request.param == "sqlite":
-            store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock)
+        elif request.param.startswith("sqlite"):
+            queued = {"settle_interval": 0.05} if request.param == "sqlite-queued" else {}
+            store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock, **queued)
         else:
             url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
             queued = {"settle_interval": 0.05} if request.param == "redis-queued" else {}

@@ -12,9 +12,10 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import _store as st
+from ._deferred import DEFAULT_INTERVAL, SettleQueue
 from ._store import MAX_NANOS, Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend, dumps
 
 # How long a settle with ``once`` is remembered (seconds): far longer than any outage it covers. A
@@ -57,8 +58,19 @@ CREATE TABLE IF NOT EXISTS controls (
 """
 
 
+# A queued settle: reservation id, amounts, ledger attributes (clamped), once, and when it was made.
+_Queued = Tuple[str, Dict[Slot, int], Dict[str, Any], bool, float]
+
+
 class SQLiteBudgetStore(st.StoreBase):
-    def __init__(self, path: str, clock: Callable[[], float] = time.time, timeout: float = 30.0) -> None:
+    """``settle_interval`` (seconds, e.g. 0.05): settles leave the call's path (see ``_deferred``): each is
+    queued and applied in the transaction of the next reserve of this process (one transaction per
+    call), or by a background thread after at most this many seconds; reads apply them first, and so do
+    ``flush()``, ``close()`` and the interpreter's exit. None (the default): each settle is its own
+    transaction, seen by other processes as soon as it returns."""
+
+    def __init__(self, path: str, clock: Callable[[], float] = time.time, timeout: float = 30.0,
+                 settle_interval: Optional[float] = None) -> None:
         self.path = str(path)
         self._clock = clock
         self._timeout = timeout
@@ -75,6 +87,30 @@ class SQLiteBudgetStore(st.StoreBase):
             for column, kind in (("placed_at", "REAL"), ("holder", "TEXT"), ("on_expired", "TEXT")):
                 if column not in columns:
                     db.execute(f"ALTER TABLE holds ADD COLUMN {column} {kind}")
+        self._queue: Optional[SettleQueue[_Queued]] = None
+        if settle_interval is not None:
+            self._queue = SettleQueue(self._apply_settles, f"sqlite {self.path}", interval=float(settle_interval))
+
+    # Queued settles (see _deferred): applied in the next reserve's transaction, or by the flusher.
+
+    def defer_settles(self, enabled: bool) -> None:
+        """Queue settles off the call's path (True), or run each at once (False: what was queued is
+        applied now). A wrapper that must see each settle's failure (ResilientStore) turns it off."""
+        if enabled and self._queue is None:
+            self._queue = SettleQueue(self._apply_settles, f"sqlite {self.path}", interval=DEFAULT_INTERVAL)
+        elif not enabled and self._queue is not None:
+            queue, self._queue = self._queue, None
+            queue.close()
+
+    def flush(self) -> None:
+        """Apply the queued settles now (raises if the store fails)."""
+        if self._queue is not None:
+            self._queue.flush()
+
+    def _apply_settles(self, items: Sequence[_Queued]) -> None:
+        with self._transaction() as db:
+            for item in items:
+                self._settle_in(db, *item)
 
     def _connect(self) -> None:
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
@@ -185,7 +221,30 @@ class SQLiteBudgetStore(st.StoreBase):
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> ReserveResult:
         attrs = dumps(attributes)
+        queue = self._queue
+        queued = queue.take() if queue is not None else []
+        try:
+            return self._reserve(requests, reservation_id, ttl, attributes, attrs, queued)
+        except BaseException:
+            if queued:  # rolled back with the reserve: apply them on their own
+                self._apply_queued_alone(queued)
+            raise
+
+    def _apply_queued_alone(self, queued: List[_Queued]) -> None:
+        try:
+            self._apply_settles(queued)
+        except Exception as exc:  # noqa: BLE001 - the holds expire; on_expired_hold counts them
+            queue = self._queue
+            if queue is not None:
+                queue.lost(len(queued), exc)
+
+    def _reserve(
+        self, requests: Sequence[HoldRequest], reservation_id: str, ttl: float,
+        attributes: Optional[Mapping[str, Any]], attrs: str, queued: List[_Queued],
+    ) -> ReserveResult:
         with self._transaction() as db:
+            for item in queued:  # this process's settles first, in the same transaction
+                self._settle_in(db, *item)
             now = self._clock()
             self._expire(db, now)
             for r in requests:
@@ -228,33 +287,43 @@ class SQLiteBudgetStore(st.StoreBase):
         """Amounts are clamped to MAX_NANOS and spend saturates there, so the transaction cannot fail on
         an overflow (and roll back, keeping the hold). ``once``: do nothing if this reservation was
         settled with ``once`` before (a journaled settle replayed after the first one landed)."""
-        attributes = st.clamped_attributes(attributes, actual.values())
+        clamped = st.clamped_attributes(attributes, actual.values())
+        queue = self._queue
+        if queue is not None:
+            queue.add((reservation_id, dict(actual), clamped, once, self._clock()))
+            return
         with self._transaction() as db:
-            now = self._clock()
-            if once:
-                if db.execute(
-                    "INSERT INTO settled (reservation_id, time) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    (reservation_id, now),
-                ).rowcount == 0:
-                    return
-                if int(now) % 64 == 0:  # now and then, forget the oldest
-                    db.execute("DELETE FROM settled WHERE time < ?", (now - SETTLED_KEEP,))
-            held = {
-                tuple(row)
-                for row in db.execute(
-                    "SELECT budget_id, key, window_key FROM holds WHERE reservation_id = ?", (reservation_id,)
-                )
-            }
-            db.execute("DELETE FROM holds WHERE reservation_id = ?", (reservation_id,))
-            for slot, amount in actual.items():
-                amount = st.clamp(amount)
-                was_held = tuple(slot) in held
-                charged = None if was_held else self._uncharge(db, reservation_id, slot)
-                self._add_spend(db, slot, amount)
-                extra = st.settle_attributes(attributes, was_held, charged)
-                self._log(db, now, "settle", slot, amount, reservation_id, dumps(extra))
+            self._settle_in(db, reservation_id, actual, clamped, once, self._clock())
+
+    def _settle_in(
+        self, db: sqlite3.Connection, reservation_id: str, actual: Mapping[Slot, int], attributes: Dict[str, Any],
+        once: bool, now: float,
+    ) -> None:
+        if once:
+            if db.execute(
+                "INSERT INTO settled (reservation_id, time) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (reservation_id, now),
+            ).rowcount == 0:
+                return
+            if int(now) % 64 == 0:  # now and then, forget the oldest
+                db.execute("DELETE FROM settled WHERE time < ?", (now - SETTLED_KEEP,))
+        held = {
+            tuple(row)
+            for row in db.execute(
+                "SELECT budget_id, key, window_key FROM holds WHERE reservation_id = ?", (reservation_id,)
+            )
+        }
+        db.execute("DELETE FROM holds WHERE reservation_id = ?", (reservation_id,))
+        for slot, amount in actual.items():
+            amount = st.clamp(amount)
+            was_held = tuple(slot) in held
+            charged = None if was_held else self._uncharge(db, reservation_id, slot)
+            self._add_spend(db, slot, amount)
+            extra = st.settle_attributes(attributes, was_held, charged)
+            self._log(db, now, "settle", slot, amount, reservation_id, dumps(extra))
 
     def release(self, reservation_id: str) -> None:
+        self.flush()  # this process's settles first
         with self._transaction() as db:
             now = self._clock()
             rows = db.execute(
@@ -272,6 +341,7 @@ class SQLiteBudgetStore(st.StoreBase):
                           dumps({st.EXPIRED_CHARGE: taken}))
 
     def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
+        self.flush()  # this process's settles first
         window_keys = st.window_tuple(window_keys)
         with self._transaction() as db:
             self._expire(db, self._clock())
@@ -279,6 +349,7 @@ class SQLiteBudgetStore(st.StoreBase):
 
     def holds(self, budget_id: str, key: Optional[str] = None) -> List[HoldInfo]:
         """The live holds of a budget (of one partition with ``key``), oldest first."""
+        self.flush()  # this process's settles first
         with self._transaction() as db:
             self._expire(db, self._clock())
             sql = (
@@ -299,6 +370,7 @@ class SQLiteBudgetStore(st.StoreBase):
                 self._log(db, e.time, e.kind, slot, e.amount_nanos, e.reservation_id, dumps(e.attributes))
 
     def read_ledger(self, query: st.LedgerQuery) -> List[LedgerEntry]:
+        self.flush()  # this process's settles first
         where: List[str] = []
         params: List[Any] = []
         equal = (("budget_id", query.budget_id), ("key", query.key), ("kind", query.kind),
@@ -352,6 +424,7 @@ class SQLiteBudgetStore(st.StoreBase):
             )
 
     def change_control(self, change: st.ControlChange) -> st.ControlValue:
+        self.flush()  # this process's settles first
         budget_id, key, field, value, entry = change
         with self._transaction() as db:
             now = self._clock()
@@ -387,6 +460,7 @@ class SQLiteBudgetStore(st.StoreBase):
         amount: int,
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> int:
+        self.flush()  # this process's settles first
         window_keys = st.window_tuple(window_keys)
         current = window_keys[-1]
         add = (
@@ -414,6 +488,7 @@ class SQLiteBudgetStore(st.StoreBase):
         window_keys: Sequence[str],
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> int:
+        self.flush()  # this process's settles first
         window_keys = st.window_tuple(window_keys)
         with self._transaction() as db:
             now = self._clock()
@@ -427,6 +502,7 @@ class SQLiteBudgetStore(st.StoreBase):
             return removed
 
     def partitions(self, budget_id: str, window_keys: Sequence[str]) -> List[str]:
+        self.flush()  # this process's settles first
         keys = sorted(set(st.window_tuple(window_keys)))
         marks = ",".join("?" * len(keys))
         with self._transaction() as db:
@@ -440,5 +516,7 @@ class SQLiteBudgetStore(st.StoreBase):
         return sorted(row[0] for row in rows)
 
     def close(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
         with self._lock:
             self._db.close()
