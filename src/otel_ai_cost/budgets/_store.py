@@ -220,7 +220,7 @@ class Control:
 Controls = Dict[Tuple[str, str], Control]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class LedgerEntry:
     time: float  # seconds since the epoch, from the store's clock
     kind: str
@@ -230,6 +230,15 @@ class LedgerEntry:
     amount_nanos: int
     reservation_id: str
     attributes: Dict[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self, time: float, kind: str, budget_id: str, key: str, window_key: str, amount_nanos: int,
+        reservation_id: str, attributes: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        self.__dict__.update(  # as HoldRequest
+            time=time, kind=kind, budget_id=budget_id, key=key, window_key=window_key, amount_nanos=amount_nanos,
+            reservation_id=reservation_id, attributes={} if attributes is None else attributes,
+        )
 
     @property
     def amount(self) -> Decimal:
