@@ -137,7 +137,7 @@ class MemoryBudgetStore(st.StoreBase):
             for r in requests:
                 if r.prune:
                     self._prune(r.budget_id, r.key, *r.prune)
-            usage = tuple(self._usage(r.budget_id, r.key, r.counted) for r in requests)
+            usage = tuple([self._usage(r.budget_id, r.key, r.counted) for r in requests])
             refused = st.refusals(requests, usage)
             if refused:
                 for i in refused:

@@ -62,6 +62,14 @@ CREATE TABLE IF NOT EXISTS controls (
 _Queued = Tuple[str, Dict[Slot, int], Dict[str, Any], bool, float]
 
 
+# A settle takes the holds of its reservation: one statement where SQLite has RETURNING (3.35+).
+_SELECT_HOLDS = "SELECT budget_id, key, window_key FROM holds WHERE reservation_id = ?"
+_TAKE_HOLDS = (
+    "DELETE FROM holds WHERE reservation_id = ? RETURNING budget_id, key, window_key"
+    if sqlite3.sqlite_version_info >= (3, 35) else _SELECT_HOLDS
+)
+
+
 class SQLiteBudgetStore(st.StoreBase):
     """``settle_interval`` (seconds, e.g. 0.05): settles leave the call's path (see ``_deferred``): each is
     queued and applied in the transaction of the next reserve of this process (one transaction per
@@ -203,13 +211,11 @@ class SQLiteBudgetStore(st.StoreBase):
     def _usage(db: sqlite3.Connection, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         keys = sorted(set(window_keys))
         marks = ",".join("?" * len(keys))
-        (spent,) = db.execute(
-            f"SELECT COALESCE(SUM(amount), 0) FROM spend WHERE budget_id = ? AND key = ? AND window_key IN ({marks})",
-            (budget_id, key, *keys),
-        ).fetchone()
-        (reserved,) = db.execute(
-            f"SELECT COALESCE(SUM(amount), 0) FROM holds WHERE budget_id = ? AND key = ? AND window_key IN ({marks})",
-            (budget_id, key, *keys),
+        where = f"WHERE budget_id = ? AND key = ? AND window_key IN ({marks})"
+        spent, reserved = db.execute(  # one statement for both sums
+            f"SELECT (SELECT COALESCE(SUM(amount), 0) FROM spend {where}),"
+            f" (SELECT COALESCE(SUM(amount), 0) FROM holds {where})",
+            (budget_id, key, *keys, budget_id, key, *keys),
         ).fetchone()
         return Spend(int(spent), int(reserved))
 
@@ -307,13 +313,9 @@ class SQLiteBudgetStore(st.StoreBase):
                 return
             if int(now) % 64 == 0:  # now and then, forget the oldest
                 db.execute("DELETE FROM settled WHERE time < ?", (now - SETTLED_KEEP,))
-        held = {
-            tuple(row)
-            for row in db.execute(
-                "SELECT budget_id, key, window_key FROM holds WHERE reservation_id = ?", (reservation_id,)
-            )
-        }
-        db.execute("DELETE FROM holds WHERE reservation_id = ?", (reservation_id,))
+        held = {tuple(row) for row in db.execute(_TAKE_HOLDS, (reservation_id,)).fetchall()}
+        if _TAKE_HOLDS is _SELECT_HOLDS:
+            db.execute("DELETE FROM holds WHERE reservation_id = ?", (reservation_id,))
         for slot, amount in actual.items():
             amount = st.clamp(amount)
             was_held = tuple(slot) in held

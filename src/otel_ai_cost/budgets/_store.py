@@ -98,7 +98,8 @@ def clamped_attributes(attributes: Optional[Mapping[str, Any]], amounts: Iterabl
     """``attributes`` plus ``clamped_from_nanos`` when any amount is out of range (as a string:
     JSON numbers lose digits past 2**53)."""
     extra = dict(attributes or {})
-    over = [int(a) for a in amounts if int(a) > MAX_NANOS or int(a) < 0]
+    over = [int(a) for a in amounts if type(a) is not int or not 0 <= a <= MAX_NANOS]
+    over = [a for a in over if a > MAX_NANOS or a < 0]
     if over:
         extra["clamped_from_nanos"] = str(max(over, key=abs))
     return extra
