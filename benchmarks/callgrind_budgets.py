@@ -4,7 +4,7 @@
         .venv/bin/python benchmarks/callgrind_budgets.py ARM CALLS
     .venv/bin/python benchmarks/callgrind_budgets.py --report [CALLS_LOW CALLS_HIGH]  # runs all arms
 
-One process per (arm, calls): ARM is none | memory | sqlite (the SDK call of bench_budgets.py, sync,
+One process per (arm, calls): ARM is none | memory | sqlite | sqliteq (the SDK call of bench_budgets.py, sync,
 mocked transport, one matching budget). ``--report`` runs every arm at two call counts under
 callgrind and prints (instructions(high) - instructions(low)) / (high - low) per arm, so start-up
 cancels, and each budget arm minus none: the instructions the budget path adds to one call.
@@ -19,7 +19,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-ARMS = ("none", "memory", "sqlite")
+ARMS = ("none", "memory", "sqlite", "sqliteq")
 
 
 def run(arm: str, calls: int) -> None:
@@ -40,10 +40,11 @@ def run(arm: str, calls: int) -> None:
         from otel_ai_cost.budgets import MemoryBudgetStore
 
         kw = dict(budgets=[make_budget()], budget_store=MemoryBudgetStore())
-    elif arm == "sqlite":
+    elif arm in ("sqlite", "sqliteq"):
         from otel_ai_cost.budgets import SQLiteBudgetStore
 
-        kw = dict(budgets=[make_budget()], budget_store=SQLiteBudgetStore(os.path.join(tmp, "b.db")))
+        queued = {"settle_interval": 0.05} if arm == "sqliteq" else {}
+        kw = dict(budgets=[make_budget()], budget_store=SQLiteBudgetStore(os.path.join(tmp, "b.db"), **queued))
     mp = MeterProvider(metric_readers=[InMemoryMetricReader()])
     tp = TracerProvider()
     tp.add_span_processor(AICostSpanProcessor(meter_provider=mp, **kw))
