@@ -17,7 +17,11 @@ the call's path. Two levels, each measured in one process, in one run:
        none     the processor without budgets: the baseline
        memory   the processor with one matching budget in MemoryBudgetStore
        sqlite   ... in SQLiteBudgetStore, a file in a temporary directory (WAL, synchronous=NORMAL)
+       sqliteq  ... in SQLiteBudgetStore(settle_interval=0.05): settles queued, applied in the next
+                reserve's transaction (one transaction per call) or by a background flusher
        redis    ... in RedisBudgetStore, against a redis-server this script starts on 127.0.0.1
+       redisq   ... in RedisBudgetStore(settle_interval=0.05): settles queued and pipelined with the
+                next reserve (one round trip per call) or sent by a background flusher
        ping     not a call: redis-py ``PING`` on the Redis store's own client, the loopback round trip
 
 2. Book level: ``BudgetBook.reserve`` + ``BudgetBook.settle`` alone, no SDK, per store, with the

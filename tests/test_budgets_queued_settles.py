@@ -236,3 +236,27 @@ def test_sqlite_a_resilient_store_applies_each_settle_at_once(sqlite_store):
     store.settle("r1", {SLOT: 7})
     assert other.spent(*SLOT[:2], ["w"]) == Spend(7, 0)
     store.close()
+
+
+def test_settles_queued_when_the_interpreter_exits_are_applied(tmp_path):
+    """A process that ends without closing its store (no flush, no close): the atexit hook applies them."""
+    import subprocess
+    import sys
+
+    from otel_ai_cost.budgets import SQLiteBudgetStore
+
+    path = str(tmp_path / "budgets.db")
+    code = (
+        "from otel_ai_cost.budgets import HoldRequest, SQLiteBudgetStore\n"
+        f"store = SQLiteBudgetStore({path!r}, settle_interval=30)\n"
+        f"slot = {SLOT!r}\n"
+        "assert store.reserve([HoldRequest(*slot, None, 10**9)], 'r1', 60).ok\n"
+        "store.settle('r1', {slot: 7})\n"
+        "assert len(store._queue) == 1\n"  # queued, not applied, when the script ends
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    store = SQLiteBudgetStore(path)
+    try:
+        assert store.spent(*SLOT[:2], ["w"]) == Spend(7, 0)
+    finally:
+        store.close()
