@@ -173,7 +173,7 @@ class Stores:
             path = os.path.join(self.dir, f"budgets-{self._n}.db")
             self.sqlite_files.append(path)
             # sqliteq: settles queued off the call's path (applied in the next reserve's transaction).
-            store = SQLiteBudgetStore(path, settle_interval=0.05 if kind == "sqliteq" else None)
+            store = SQLiteBudgetStore(path, **({"settle_interval": 0.05} if kind == "sqliteq" else {}))
             mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
             assert mode == "wal", mode
             return store
