@@ -90,6 +90,8 @@ SETTLED_TTL = 86400.0
 # The most holds of one (budget, key) that one script expires; a call runs its script again while more
 # are due, at most _MAX_ROUNDS times (then it decides counting the rest as held, which only refuses more).
 EXPIRE_BATCH = 256
+# The most queued settles the flusher sends in one pipeline.
+_SETTLE_BATCH = 64
 _MAX_ROUNDS = 200
 
 
@@ -180,7 +182,11 @@ class RedisBudgetStore(st.StoreBase):
         return replies
 
     def _send_settles(self, items: List[Tuple[List[Any], List[Any]]]) -> None:
-        self._settled(self._pipeline([(self._settle, keys, args) for keys, args in items]))
+        # Pipelined, a bounded batch per round trip: the server runs a batch's scripts back to back, and
+        # other clients' commands wait meanwhile.
+        for start in range(0, len(items), _SETTLE_BATCH):
+            batch = items[start:start + _SETTLE_BATCH]
+            self._settled(self._pipeline([(self._settle, keys, args) for keys, args in batch]))
 
     def _settled(self, replies: Sequence[Any]) -> None:
         """Check the replies of queued settles: a failed one is lost (see _deferred), and said so."""
