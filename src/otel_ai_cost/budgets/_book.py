@@ -201,15 +201,20 @@ class BudgetBook(BookAdmin):
     def _matching(self, attributes: Mapping[str, Any]) -> Tuple[Budget, ...]:
         """The budgets whose selector matches these attributes (as ``Budget.matches``), cached by the
         values of the selector keys when they are strings (the usual case)."""
-        values = tuple([attributes.get(k, _MISSING) for k in self._selector_keys])
-        if all(type(v) is str or v is _MISSING for v in values):
-            found = self._matched.get(values)
-            if found is None:
-                if len(self._matched) >= _MATCHED_CAP:
-                    self._matched.clear()
-                found = self._matched[values] = self._match(attributes)
-            return found
-        return self._match(attributes)
+        get = attributes.get
+        values = []
+        for k in self._selector_keys:  # a plain loop: no comprehension frames on the call's path
+            v = get(k, _MISSING)
+            if type(v) is not str and v is not _MISSING:
+                return self._match(attributes)
+            values.append(v)
+        key = tuple(values)
+        found = self._matched.get(key)
+        if found is None:
+            if len(self._matched) >= _MATCHED_CAP:
+                self._matched.clear()
+            found = self._matched[key] = self._match(attributes)
+        return found
 
     def _match(self, attributes: Mapping[str, Any]) -> Tuple[Budget, ...]:
         return tuple(b for b, selector in self._selectors if _selected(selector, attributes))
@@ -256,7 +261,12 @@ class BudgetBook(BookAdmin):
             planned, policies = self._price_unknown(planned, unknown, estimate_nanos)
             applied = strictest(p for p, pl in zip(policies, planned) if not pl.budget.shadow) or strictest(policies)
             estimate_usd = from_nanos(max(p.request.amount for p in planned))
-        audit = {k: str(attributes[k]) for k in self._ledger_keys if k in attributes}
+        audit: Dict[str, Any] = {}
+        get = attributes.get
+        for k in self._ledger_keys:
+            v = get(k, _MISSING)
+            if v is not _MISSING:
+                audit[k] = v if type(v) is str else str(v)
         if trace_id is not None:
             audit["trace_id"] = trace_id
         if applied is not None:

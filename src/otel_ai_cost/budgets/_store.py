@@ -301,11 +301,11 @@ def window_tuple(window_keys: Sequence[str]) -> Tuple[str, ...]:
 
 def refusals(requests: Sequence[HoldRequest], spend: Sequence[Spend]) -> Tuple[int, ...]:
     """The requests a reserve refuses: frozen, or whose spend + holds + amount would pass the limit."""
-    return tuple(
-        i
-        for i, (r, u) in enumerate(zip(requests, spend))
-        if r.frozen or (r.limit is not None and u.spent + u.reserved + r.amount > r.limit)
-    )
+    refused = []
+    for i, (r, u) in enumerate(zip(requests, spend)):
+        if r.frozen or (r.limit is not None and u.spent + u.reserved + r.amount > r.limit):
+            refused.append(i)
+    return tuple(refused)
 
 
 def block_attributes(attributes: Optional[Mapping[str, Any]], request: HoldRequest) -> Dict[str, Any]:
