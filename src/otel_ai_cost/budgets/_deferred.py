@@ -28,6 +28,7 @@ _logger = logging.getLogger("otel_ai_cost.budgets")
 
 T = TypeVar("T")
 
+_IDLE = 30.0  # seconds without a settle after which the flusher thread ends
 DEFAULT_INTERVAL = 0.05  # seconds a queued settle waits for a reserve to carry it, at most
 
 _queues: "weakref.WeakSet[SettleQueue[object]]" = weakref.WeakSet()
@@ -131,9 +132,12 @@ class SettleQueue(Generic[T]):
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._items and not self._closed:
-                    self._wake.wait()
+                if not self._items and not self._closed:
+                    self._wake.wait(_IDLE)
                 if self._closed:
+                    return
+                if not self._items:  # idle: end (the next settle starts another), so a store dropped
+                    self._thread = None  # without close() does not keep a thread
                     return
             # Let the next reserve carry them; send them if none came within the interval.
             if self._stop.wait(self.interval):
