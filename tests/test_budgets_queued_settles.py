@@ -260,3 +260,19 @@ def test_settles_queued_when_the_interpreter_exits_are_applied(tmp_path):
         assert store.spent(*SLOT[:2], ["w"]) == Spend(7, 0)
     finally:
         store.close()
+
+
+def test_the_flusher_thread_ends_when_idle_and_starts_again(sqlite_store, monkeypatch):
+    from otel_ai_cost.budgets import _deferred
+
+    monkeypatch.setattr(_deferred, "_IDLE", 0.05)
+    store = sqlite_store(settle_interval=0.01)
+    other = sqlite_store()
+    assert store.reserve([hold()], "r1", ttl=60).ok
+    store.settle("r1", {SLOT: 7})
+    wait_until(lambda: store._queue._thread is None)  # sent, then idle: the thread is gone
+    assert other.spent(*SLOT[:2], ["w"]) == Spend(7, 0)
+    assert store.reserve([hold()], "r2", ttl=60).ok
+    store.settle("r2", {SLOT: 5})
+    assert store._queue._thread is not None
+    wait_until(lambda: other.spent(*SLOT[:2], ["w"]) == Spend(12, 0))
