@@ -223,29 +223,40 @@ def redis_prefix(request: pytest.FixtureRequest) -> str:
     return f"test:{request.node.name}:{next(_redis_prefixes)}"
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def make_store(request, tmp_path):
-    """make_store(clock=None) -> a budget store of each kind in turn; the stores made in one test share
-    their data (another connection to the same SQLite file or Redis prefix: as another process would)."""
+@contextlib.contextmanager
+def store_factory(request, tmp_path, kind):
+    """make(clock=None) -> a budget store of ``kind`` (memory, sqlite, redis; sqlite-queued and
+    redis-queued: with queued settles); the stores made in one test share their data (another
+    connection to the same SQLite file or Redis prefix: as another process would)."""
     from otel_ai_cost.budgets import MemoryBudgetStore, SQLiteBudgetStore
     from otel_ai_cost.budgets._redis import RedisBudgetStore
 
     opened = []
+    queued = {"settle_interval": 0.05} if kind.endswith("-queued") else {}
 
     def make(clock=None):
         clock = clock or Clock()
-        if request.param == "memory":
+        if kind == "memory":
             store = opened[0] if opened else MemoryBudgetStore(clock)
             store._clock = clock
-        elif request.param == "sqlite":
-            store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock)
+        elif kind.startswith("sqlite"):
+            store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock, **queued)
         else:
             url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-            store = RedisBudgetStore(url, clock=clock, prefix=prefix)
+            store = RedisBudgetStore(url, clock=clock, prefix=prefix, **queued)
         opened.append(store)
         return store
 
-    make.backend = request.param
-    yield make
-    for store in opened:
-        store.close()
+    make.backend = kind
+    try:
+        yield make
+    finally:
+        for store in opened:
+            store.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_store(request, tmp_path):
+    """make_store(clock=None) -> a budget store of each kind in turn (``store_factory``)."""
+    with store_factory(request, tmp_path, request.param) as make:
+        yield make

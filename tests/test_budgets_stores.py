@@ -4,11 +4,18 @@ from __future__ import annotations
 import pytest
 
 from _redis_server import redis_server
-from conftest import Clock
+from conftest import Clock, store_factory
 from otel_ai_cost.budgets import HoldRequest, MemoryBudgetStore, Spend, SQLiteBudgetStore
 from otel_ai_cost.budgets._redis import RedisBudgetStore
 
 USD = 10**9
+
+
+@pytest.fixture(params=["memory", "sqlite", "sqlite-queued", "redis", "redis-queued"])
+def make_store(request, tmp_path):
+    """conftest's make_store, and the SQLite and Redis stores with queued settles (settle_interval)."""
+    with store_factory(request, tmp_path, request.param) as make:
+        yield make
 
 
 def hold(budget="b", key="k", window="w", limit=10 * USD, amount=USD, counted=(), on_expired="release"):

@@ -178,6 +178,7 @@ class AICostSpanProcessor(SpanProcessor):
             holds, self._foreign_holds = list(self._foreign_holds.values()), OrderedDict()
         for hold in holds:
             hold.release()
+        self.force_flush()
         if self.budget_book is not None and self._owns_store:
             try:
                 self.budget_book.store.close()
@@ -185,6 +186,13 @@ class AICostSpanProcessor(SpanProcessor):
                 _log_once("store close", "otel-ai-cost: could not close the budget store.")
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        flush = getattr(self.budget_book.store, "flush", None) if self.budget_book is not None else None
+        if flush is not None:  # settles a store queued off the calls' path (budgets._deferred)
+            try:
+                flush()
+            except Exception:  # noqa: BLE001
+                _log_once("store flush", "otel-ai-cost: could not send the budget store's queued settles.")
+                return False
         return True
 
     # -- the span-start callbacks -----------------------------------------------------------
