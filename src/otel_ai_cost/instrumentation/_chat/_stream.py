@@ -69,6 +69,11 @@ class ChatStreamState(StreamState):
         choices = get(chunk, "choices")
         if not isinstance(choices, (list, tuple)):
             return False
+        return self._observe_choices(choices, usage_ok, len(choices))
+
+    def _observe_choices(self, choices: Any, usage_ok: bool, count: int) -> bool:
+        """Read the finish reasons of ``choices`` (of a chunk with ``count`` choices), and count
+        their text while no usage was seen; True for the usage chunk to hide."""
         finish_reasons = self.finish_reasons
         pending = self.pending_reason
         for choice in choices:
@@ -93,7 +98,7 @@ class ChatStreamState(StreamState):
                 add(get(function, "name"))
                 add(get(function, "arguments"))
         # Only the usage chunk we asked for on the caller's behalf is hidden, and only if it is one.
-        return self.hide_usage_chunk and len(choices) == 0 and usage_ok
+        return self.hide_usage_chunk and count == 0 and usage_ok
 
     def outcome(self) -> Outcome:
         attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}

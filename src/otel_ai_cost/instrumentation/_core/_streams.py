@@ -63,8 +63,9 @@ class StreamState:
 
     Subclasses implement ``observe(item) -> bool`` (True hides the item from the caller) and
     ``outcome()``. Kept apart from the proxy so a ``weakref.finalize`` on the proxy can end the span
-    without keeping the proxy alive. ``last_active`` / ``reading`` tell the reaper whether the
-    stream is idle.
+    without keeping the proxy alive. ``reads`` tells the reaper whether the stream is idle: the proxy
+    bumps it when a read starts and when it returns (odd while a read is in progress), the only
+    per-chunk bookkeeping (no clock read, no lock); the reaper compares it between its checks.
     """
 
     # Message content accumulated from the chunks read (``_content.Accumulator``), only when
@@ -72,12 +73,15 @@ class StreamState:
     content: Any = None
     # The provider's type of an error event found in a body read raw (the SDK raised nothing).
     error_kind: Optional[str] = None
+    # When the first chunk was observed (perf_counter), None before.
+    first_chunk_at: Optional[float] = None
+    # Bumped twice per read (at its start and when it returns): odd while a read is in progress.
+    reads = 0
 
     def __init__(self, operation: Operation) -> None:
         self.operation = operation
-        self.first_chunk_at: Optional[float] = None
-        self.last_active = time.monotonic()
-        self.reading = 0
+        self.first_chunk_at = None
+        self.reads = 0
 
     def observe(self, item: Any) -> bool:  # pragma: no cover - overridden
         return False
@@ -86,6 +90,7 @@ class StreamState:
         return Outcome()
 
     def observe_safely(self, item: Any) -> bool:
+        """``observe`` that never raises (a failure is logged once and the item passed through)."""
         if self.first_chunk_at is None:
             self.first_chunk_at = time.perf_counter()
         if self.content is not None:
@@ -95,10 +100,14 @@ class StreamState:
                 log_once(f"{type(self).__name__} content", exc)
                 self.content = None
         try:
-            return bool(self.observe(item))
+            return self.observe(item)
         except Exception as exc:
-            log_once(f"{type(self).__name__}.observe", exc)
-            return False
+            return self.observe_failed(exc)
+
+    def observe_failed(self, exc: Exception) -> bool:
+        """``observe`` raised: logged once, the item is passed through."""
+        log_once(f"{type(self).__name__}.observe", exc)
+        return False
 
     def _extra(self) -> Dict[str, Any]:
         if self.first_chunk_at is None:
@@ -131,24 +140,32 @@ class StreamState:
 
 
 class _Tracked:
-    """A live finalizer the reaper watches: its stream state (None for a raw response) and when it
-    was last looked at."""
+    """A live finalizer the reaper watches: its stream state (None for a raw response), the state's
+    ``reads`` when last looked at, and since when it has been idle (as far as the reaper knows:
+    its creation, or the previous check before the one that saw ``reads`` change)."""
 
-    __slots__ = ("finalizer", "state", "since")
+    __slots__ = ("finalizer", "state", "since", "reads")
 
     def __init__(self, finalizer: "weakref.finalize[Any, Any]", state: Optional[StreamState]) -> None:
         self.finalizer = finalizer
         self.state = state
         self.since = time.monotonic()
+        self.reads = 0
 
-    def idle_since(self) -> Optional[float]:
-        """When it went idle, or None while a read is in progress."""
+    def idle_since(self, previous_check: float) -> Optional[float]:
+        """When it went idle, or None while a read is in progress. A stream read since the previous
+        check counts as active then (the earliest the read can have returned: the bound stays the
+        one stated, an idle stream is at worst looked at one tick early)."""
         state = self.state
         if state is None:
             return self.since
-        if state.reading:
+        reads = state.reads
+        if reads & 1:
             return None
-        return max(self.since, state.last_active)
+        if reads != self.reads:
+            self.reads = reads
+            self.since = max(self.since, previous_check)
+        return self.since
 
 
 def _noop() -> None:
@@ -171,6 +188,7 @@ class _Reaper:
         self._waiting_forever = False
         self._last_collect = float("-inf")
         self._next_check = 0.0
+        self._last_check = time.monotonic()
         self.idle_timeout = DEFAULT_IDLE_TIMEOUT
         self.collections = 0  # gc.collect() runs made for idle streams (observability, tests)
 
@@ -228,13 +246,14 @@ class _Reaper:
         if now < self._next_check:
             return
         self._next_check = now + self._tick()
+        previous, self._last_check = self._last_check, now
         bound = self.idle_timeout
         idle = []
         for key, tracked in self._tracked.copy().items():
             if not tracked.finalizer.alive:
                 self._tracked.pop(key, None)
                 continue
-            since = tracked.idle_since()
+            since = tracked.idle_since(previous)
             if since is not None and now - since >= bound:
                 idle.append(tracked)
         if not idle or now - self._last_collect < bound:
@@ -284,7 +303,7 @@ def end_when_collected(obj: Any, end: Callable[[], Any], state: Optional[StreamS
 
     In place when ``obj`` is dropped outside a garbage collection, else on the reaper thread. With
     ``watch``, a dropped ``obj`` the collector has not freed is found by the reaper's idle check
-    (idle since ``state.last_active``, or since its creation without a state).
+    (idle since its ``state.reads`` last changed, or since its creation without a state).
     """
     _reaper.start()
     finalizer = weakref.finalize(obj, _finalized, end)  # also run at exit: no span is left open
@@ -303,12 +322,29 @@ def _finalized(end: Callable[[], Any]) -> None:
         log_once("stream finalizer", exc)
 
 
+def _method(obj: Any, name: str) -> Callable[[], Any]:
+    """``obj.name`` bound once (the per-read lookup saved); if ``obj`` lacks it, a callable that
+    looks it up when called (so the read fails the way ``obj.name()`` would)."""
+    try:
+        method: Callable[[], Any] = getattr(obj, name)
+    except AttributeError:
+        return lambda: getattr(obj, name)()
+    return method
+
+
 class StreamProxyBase(wrapt.ObjectProxy):  # type: ignore[type-arg]
-    """What the sync and async stream proxies share: the state, and ending the span exactly once."""
+    """What the sync and async stream proxies share: the state, and ending the span exactly once.
+
+    ``_self_read`` is what a read needs, fetched from the proxy in one attribute lookup (a wrapt
+    proxy's own attributes are slow to read): the state, and the wrapped stream's bound ``__next__``
+    (``__anext__``)."""
+
+    _read_method = "__next__"
 
     def __init__(self, wrapped: Any, state: StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
+        self._self_read = (state, _method(wrapped, self._read_method))
         self._self_finalizer = end_when_collected(self, state.end, state)
 
     def _self_end(self, error: Optional[BaseException] = None) -> None:
@@ -329,22 +365,26 @@ class StreamProxy(StreamProxyBase):
         return self
 
     def __next__(self) -> Any:
-        state = self._self_state
-        wrapped = self.__wrapped__
+        state, read = self._self_read
         while True:
-            state.reading += 1
+            state.reads += 1  # odd: a read in progress (for the reaper)
             try:
-                item = wrapped.__next__()
+                item = read()
             except StopIteration:
                 self._self_end()
                 raise
-            except BaseException as exc:  # cancellation ends the span too
+            except BaseException as exc:  # cancellation ends the span too (ended: ``reads`` is moot)
                 self._self_end(exc)
                 raise
-            finally:
-                state.reading -= 1
-                state.last_active = time.monotonic()
-            if not state.observe_safely(item):
+            state.reads += 1
+            if state.first_chunk_at is not None and state.content is None:  # the plain case, inline
+                try:
+                    hide = state.observe(item)
+                except Exception as exc:
+                    hide = state.observe_failed(exc)
+            else:
+                hide = state.observe_safely(item)
+            if not hide:
                 return item
 
     def __enter__(self) -> "StreamProxy":
@@ -367,26 +407,32 @@ class StreamProxy(StreamProxyBase):
 class AsyncStreamProxy(StreamProxyBase):
     """The ``AsyncStream`` (or async generator) counterpart of ``StreamProxy``."""
 
+    _read_method = "__anext__"
+
     def __aiter__(self) -> "AsyncStreamProxy":
         return self
 
     async def __anext__(self) -> Any:
-        state = self._self_state
-        wrapped = self.__wrapped__
+        state, read = self._self_read
         while True:
-            state.reading += 1
+            state.reads += 1  # odd: a read in progress (for the reaper)
             try:
-                item = await wrapped.__anext__()
+                item = await read()
             except StopAsyncIteration:
                 self._self_end()
                 raise
-            except BaseException as exc:  # cancellation ends the span too
+            except BaseException as exc:  # cancellation ends the span too (ended: ``reads`` is moot)
                 self._self_end(exc)
                 raise
-            finally:
-                state.reading -= 1
-                state.last_active = time.monotonic()
-            if not state.observe_safely(item):
+            state.reads += 1
+            if state.first_chunk_at is not None and state.content is None:  # the plain case, inline
+                try:
+                    hide = state.observe(item)
+                except Exception as exc:
+                    hide = state.observe_failed(exc)
+            else:
+                hide = state.observe_safely(item)
+            if not hide:
                 return item
 
     async def __aenter__(self) -> "AsyncStreamProxy":
