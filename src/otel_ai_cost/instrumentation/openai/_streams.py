@@ -100,34 +100,43 @@ class OpenAIChatStreamState(ChatStreamState):
         if tier and type(tier) is str:
             self.service_tier = tier
         usage_ok = False
-        if usage is not None and chat_usage(usage) is not None:
-            self.usage_obj = usage
-            usage_ok = True
+        if usage is not None:
+            read = chat_usage(usage)
+            if read is not None:
+                self.usage_obj = usage
+                self.usage_read = read
+                usage_ok = True
         if type(choices) is not list:
             return super().observe(chunk)  # not parsed: the generic path (reads the same fields again)
         counter = self.counter if self.usage_obj is None else None
         fast_count = type(counter) is CharCounter
         finish_reasons = self.finish_reasons
-        for position, choice in enumerate(choices):
-            if type(choice) is not _CHOICE:
-                return self._observe_choices(choices[position:], usage_ok, len(choices))
-            values = choice.__dict__
-            delta = values.get("delta")
-            if type(delta) is not _DELTA:
-                return self._observe_choices(choices[position:], usage_ok, len(choices))
-            index = values.get("index")
+        for choice in choices:
+            try:  # every field read before anything is recorded: a miss falls back for this choice on
+                if type(choice) is not _CHOICE:
+                    raise KeyError("choice")
+                values = choice.__dict__
+                delta = values["delta"]
+                index = values["index"]
+                reason = values["finish_reason"]
+                if counter is not None:
+                    if type(delta) is not _DELTA:
+                        raise KeyError("delta")
+                    texts = delta.__dict__
+                    content = texts["content"]
+                    refusal = texts["refusal"]
+                    calls = texts["tool_calls"]
+            except KeyError:
+                rest = choices[next(i for i, c in enumerate(choices) if c is choice):]
+                return self._observe_choices(rest, usage_ok, len(choices))
             if type(index) is not int:
                 index = 0
-            reason = values.get("finish_reason")
             if type(reason) is str:
                 finish_reasons[index] = reason
             elif index not in finish_reasons:
                 finish_reasons[index] = "error"
             if counter is None:
                 continue
-            texts = delta.__dict__
-            content = texts.get("content")
-            refusal = texts.get("refusal")
             if fast_count:
                 if content and type(content) is str:
                     counter.deltas += 1
@@ -137,7 +146,7 @@ class OpenAIChatStreamState(ChatStreamState):
             else:
                 counter.add(content)
                 counter.add(refusal)
-            for call in texts.get("tool_calls") or ():
+            for call in calls or ():
                 function = get(call, "function")
                 counter.add(get(function, "name"))
                 counter.add(get(function, "arguments"))
