@@ -77,11 +77,14 @@ class StreamState:
     first_chunk_at: Optional[float] = None
     # Bumped twice per read (at its start and when it returns): odd while a read is in progress.
     reads = 0
+    # The first chunk was timed and no content is captured: the proxies call ``observe`` directly.
+    plain = False
 
     def __init__(self, operation: Operation) -> None:
         self.operation = operation
         self.first_chunk_at = None
         self.reads = 0
+        self.plain = False
 
     def observe(self, item: Any) -> bool:  # pragma: no cover - overridden
         return False
@@ -93,6 +96,7 @@ class StreamState:
         """``observe`` that never raises (a failure is logged once and the item passed through)."""
         if self.first_chunk_at is None:
             self.first_chunk_at = time.perf_counter()
+            self.plain = self.content is None
         if self.content is not None:
             try:
                 self.content.add(item)
@@ -377,7 +381,7 @@ class StreamProxy(StreamProxyBase):
                 self._self_end(exc)
                 raise
             state.reads += 1
-            if state.first_chunk_at is not None and state.content is None:  # the plain case, inline
+            if state.plain:  # no first chunk to time, no content to capture: ``observe`` inline
                 try:
                     hide = state.observe(item)
                 except Exception as exc:
@@ -425,7 +429,7 @@ class AsyncStreamProxy(StreamProxyBase):
                 self._self_end(exc)
                 raise
             state.reads += 1
-            if state.first_chunk_at is not None and state.content is None:  # the plain case, inline
+            if state.plain:  # no first chunk to time, no content to capture: ``observe`` inline
                 try:
                     hide = state.observe(item)
                 except Exception as exc:

@@ -83,6 +83,7 @@ class OpenAIChatStreamState(ChatStreamState):
         super().__init__(operation, counter, hide_usage_chunk)
         self.fingerprint: Optional[str] = None
         self.head_pending = True  # id, model or fingerprint not read yet
+        self.fast_count = type(self.counter) is CharCounter  # counted inline
         _sdk_chunk_types()
 
     def observe(self, chunk: Any) -> bool:
@@ -109,7 +110,7 @@ class OpenAIChatStreamState(ChatStreamState):
         if type(choices) is not list:
             return super().observe(chunk)  # not parsed: the generic path (reads the same fields again)
         counter = self.counter if self.usage_obj is None else None
-        fast_count = type(counter) is CharCounter
+        fast_count = self.fast_count
         finish_reasons = self.finish_reasons
         for choice in choices:
             try:  # every field read before anything is recorded: a miss falls back for this choice on
