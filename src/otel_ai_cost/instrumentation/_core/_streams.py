@@ -62,7 +62,7 @@ class StreamState:
     """What a stream proxy accumulates while the user reads: everything needed to end the span.
 
     Subclasses implement ``observe(item) -> bool`` (True hides the item from the caller) and
-    ``outcome()``. Kept apart from the proxy so a ``weakref.finalize`` on the proxy can end the span
+    ``outcome()``. Kept apart from the proxy so its finalizer (``Finalizer``) can end the span
     without keeping the proxy alive. ``reads`` tells the reaper whether the stream is idle: the proxy
     bumps it when a read starts and when it returns (odd while a read is in progress), the only
     per-chunk bookkeeping (no clock read, no lock); the reaper compares it between its checks.
@@ -143,18 +143,31 @@ class StreamState:
         self.operation.finish(outcome, error=error, extra=extra)
 
 
-class _Tracked:
-    """A live finalizer the reaper watches: its stream state (None for a raw response), the state's
-    ``reads`` when last looked at, and since when it has been idle (as far as the reaper knows:
-    its creation, or the previous check before the one that saw ``reads`` change)."""
+class Finalizer:
+    """Calls ``end`` once when ``obj`` is garbage collected, unless detached first: what
+    ``weakref.finalize`` does, for one weak reference and one dict entry per stream (the reaper's
+    registry, keyed by the reference's id); the live ones are also ended at interpreter exit, so no
+    span is left open. With ``watch`` the reaper's idle check looks at it: ``state.reads`` when last
+    looked at, and since when it has been idle as far as the reaper knows (its creation, or the
+    previous check before the one that saw ``reads`` change)."""
 
-    __slots__ = ("finalizer", "state", "since", "reads")
+    __slots__ = ("ref", "end", "state", "watch", "since", "reads")
 
-    def __init__(self, finalizer: "weakref.finalize[Any, Any]", state: Optional[StreamState]) -> None:
-        self.finalizer = finalizer
+    def __init__(self, obj: Any, end: Callable[[], Any], state: Optional[StreamState], watch: bool) -> None:
+        self.end = end
         self.state = state
+        self.watch = watch
         self.since = time.monotonic()
         self.reads = 0
+        self.ref = weakref.ref(obj, _collected)
+
+    @property
+    def alive(self) -> bool:
+        return id(self.ref) in _reaper.live
+
+    def detach(self) -> bool:
+        """Never call ``end`` (the span was ended otherwise); True if it was still pending."""
+        return _reaper.release(self) is not None
 
     def idle_since(self, previous_check: float) -> Optional[float]:
         """When it went idle, or None while a read is in progress. A stream read since the previous
@@ -170,6 +183,14 @@ class _Tracked:
             self.reads = reads
             self.since = max(self.since, previous_check)
         return self.since
+
+
+def _collected(ref: "weakref.ref[Any]") -> None:
+    """The weak reference's callback: its object was collected."""
+    finalizer = _reaper.live.pop(id(ref), None)
+    if finalizer is not None:
+        _reaper.tracked.pop(id(ref), None)
+        _finalized(finalizer.end)
 
 
 def _noop() -> None:
@@ -188,7 +209,9 @@ class _Reaper:
         self._queue: "queue.SimpleQueue[Callable[[], Any]]" = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
-        self._tracked: Dict[int, _Tracked] = {}
+        # id(finalizer.ref) -> the pending finalizers; ``tracked``: the ones the idle check watches.
+        self.live: Dict[int, Finalizer] = {}
+        self.tracked: Dict[int, Finalizer] = {}
         self._waiting_forever = False
         self._last_collect = float("-inf")
         self._next_check = 0.0
@@ -206,18 +229,30 @@ class _Reaper:
                 thread = threading.Thread(target=self._run, name="otel-ai-cost-stream-reaper", daemon=True)
                 thread.start()
                 self._thread = thread
+                atexit.register(self.end_live)  # runs after the drain (last in, first out)
                 atexit.register(self.drain, 2.0)
 
     def put(self, end: Callable[[], Any]) -> None:
         self._queue.put(end)  # no lock taken: safe from a finalizer
 
-    def track(self, finalizer: "weakref.finalize[Any, Any]", state: Optional[StreamState]) -> None:
-        self._tracked[id(finalizer)] = _Tracked(finalizer, state)  # one dict store: atomic
-        if self._waiting_forever:
-            self._queue.put(_noop)  # wake the reaper so it starts counting
+    def register(self, finalizer: Finalizer) -> None:
+        key = id(finalizer.ref)
+        self.live[key] = finalizer  # one dict store each: atomic
+        if finalizer.watch:
+            self.tracked[key] = finalizer
+            if self._waiting_forever:
+                self._queue.put(_noop)  # wake the reaper so it starts counting
 
-    def forget(self, finalizer: "weakref.finalize[Any, Any]") -> None:
-        self._tracked.pop(id(finalizer), None)
+    def release(self, finalizer: Finalizer) -> Optional[Finalizer]:
+        key = id(finalizer.ref)
+        self.tracked.pop(key, None)
+        return self.live.pop(key, None)
+
+    def end_live(self) -> None:
+        """At interpreter exit: end what is still pending (as ``weakref.finalize`` does at exit)."""
+        for finalizer in list(self.live.values()):
+            if finalizer.detach():
+                _finalized(finalizer.end)
 
     def _tick(self) -> float:
         return min(max(self.idle_timeout / 4, 0.02), 5.0)
@@ -225,9 +260,9 @@ class _Reaper:
     def _run(self) -> None:
         while True:
             timeout: Optional[float] = self._tick()
-            if not self._tracked:
+            if not self.tracked:
                 self._waiting_forever = True
-                if not self._tracked:  # a track() between the test and the flag put a wake-up
+                if not self.tracked:  # a register() between the test and the flag put a wake-up
                     timeout = None
             try:
                 end = self._queue.get(timeout=timeout)
@@ -253,10 +288,7 @@ class _Reaper:
         previous, self._last_check = self._last_check, now
         bound = self.idle_timeout
         idle = []
-        for key, tracked in self._tracked.copy().items():
-            if not tracked.finalizer.alive:
-                self._tracked.pop(key, None)
-                continue
+        for tracked in self.tracked.copy().values():
             since = tracked.idle_since(previous)
             if since is not None and now - since >= bound:
                 idle.append(tracked)
@@ -302,17 +334,17 @@ def set_stream_idle_timeout(seconds: float) -> float:
 
 
 def end_when_collected(obj: Any, end: Callable[[], Any], state: Optional[StreamState] = None,
-                       watch: bool = True) -> "weakref.finalize[Any, Any]":
+                       watch: bool = True) -> Finalizer:
     """Call ``end`` once ``obj`` is garbage collected (detach the finalizer when ended otherwise).
 
-    In place when ``obj`` is dropped outside a garbage collection, else on the reaper thread. With
-    ``watch``, a dropped ``obj`` the collector has not freed is found by the reaper's idle check
-    (idle since its ``state.reads`` last changed, or since its creation without a state).
+    In place when ``obj`` is dropped outside a garbage collection, else on the reaper thread; at
+    interpreter exit for an ``obj`` still alive. With ``watch``, a dropped ``obj`` the collector has
+    not freed is found by the reaper's idle check (idle since its ``state.reads`` last changed, or
+    since its creation without a state).
     """
     _reaper.start()
-    finalizer = weakref.finalize(obj, _finalized, end)  # also run at exit: no span is left open
-    if watch:
-        _reaper.track(finalizer, state)
+    finalizer = Finalizer(obj, end, state, watch)
+    _reaper.register(finalizer)
     return finalizer
 
 
@@ -352,9 +384,7 @@ class StreamProxyBase(wrapt.ObjectProxy):  # type: ignore[type-arg]
         self._self_finalizer = end_when_collected(self, state.end, state)
 
     def _self_end(self, error: Optional[BaseException] = None) -> None:
-        finalizer = self._self_finalizer
-        finalizer.detach()
-        _reaper.forget(finalizer)
+        self._self_finalizer.detach()
         self._self_state.end(error)
 
 
