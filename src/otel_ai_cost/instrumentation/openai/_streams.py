@@ -1,7 +1,7 @@
 """Stream states of the ``openai`` SDK: chat completion (and legacy completion) chunks, Responses events."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 from ... import _semconv as sc
 from .._chat import ChatStreamState, chat_usage
@@ -36,28 +36,27 @@ class _FallbackCounter:
             log_once("stream token counting", exc)
 
 
-# The installed SDK's ChatCompletionChunk, its Choice and ChoiceDelta, for the fast path (resolved by
-# the first chat stream state; ``_NoType`` for an SDK without them: the generic path only).
+# The installed SDK's ChatCompletionChunk (resolved by the first chat stream state; ``_NoType`` for an
+# SDK without it: the generic path only). The fast path takes the SDK's own chunks; their choices and
+# deltas are read as parsed models (``__dict__``), else the generic way.
 _CHUNK: Any = None
-_CHOICE: Any = None
-_DELTA: Any = None
 
 
 class _NoType:
     pass
 
 
-def _sdk_chunk_types() -> Tuple[Any, Any, Any]:
-    """(ChatCompletionChunk, its Choice, ChoiceDelta) of the installed SDK, for the fast path."""
-    global _CHUNK, _CHOICE, _DELTA
+def _sdk_chunk_type() -> Any:
+    """ChatCompletionChunk of the installed SDK, for the fast path."""
+    global _CHUNK
     if _CHUNK is None:
         try:
-            from openai.types.chat.chat_completion_chunk import ChatCompletionChunk, Choice, ChoiceDelta
+            from openai.types.chat.chat_completion_chunk import ChatCompletionChunk
 
-            _CHUNK, _CHOICE, _DELTA = ChatCompletionChunk, Choice, ChoiceDelta
-        except Exception:  # an SDK without them: every chunk takes the generic path
-            _CHUNK = _CHOICE = _DELTA = _NoType
-    return _CHUNK, _CHOICE, _DELTA
+            _CHUNK = ChatCompletionChunk
+        except Exception:  # an SDK without it: every chunk takes the generic path
+            _CHUNK = _NoType
+    return _CHUNK
 
 
 class OpenAIChatStreamState(ChatStreamState):
@@ -84,7 +83,7 @@ class OpenAIChatStreamState(ChatStreamState):
         self.fingerprint: Optional[str] = None
         self.head_pending = True  # id, model or fingerprint not read yet
         self.fast_count = type(self.counter) is CharCounter  # counted inline
-        _sdk_chunk_types()
+        _sdk_chunk_type()
 
     def observe(self, chunk: Any) -> bool:
         if type(chunk) is not _CHUNK:
@@ -98,7 +97,7 @@ class OpenAIChatStreamState(ChatStreamState):
             return self._observe_generic(chunk)
         if self.head_pending:
             self._read_head(fields)
-        if tier and type(tier) is str:
+        if tier != self.service_tier and tier and type(tier) is str:  # the same tier: nothing to do
             self.service_tier = tier
         usage_ok = False
         if usage is not None:
@@ -113,21 +112,19 @@ class OpenAIChatStreamState(ChatStreamState):
         fast_count = self.fast_count
         finish_reasons = self.finish_reasons
         for choice in choices:
-            try:  # every field read before anything is recorded: a miss falls back for this choice on
-                if type(choice) is not _CHOICE:
-                    raise KeyError("choice")
+            # Every field is read before anything is recorded: a choice or delta that is not a parsed
+            # model with these fields (no ``__dict__``, a field missing) falls back from that choice on.
+            try:
                 values = choice.__dict__
                 delta = values["delta"]
                 index = values["index"]
                 reason = values["finish_reason"]
                 if counter is not None:
-                    if type(delta) is not _DELTA:
-                        raise KeyError("delta")
                     texts = delta.__dict__
                     content = texts["content"]
                     refusal = texts["refusal"]
                     calls = texts["tool_calls"]
-            except KeyError:
+            except (AttributeError, KeyError):
                 rest = choices[next(i for i, c in enumerate(choices) if c is choice):]
                 return self._observe_choices(rest, usage_ok, len(choices))
             if type(index) is not int:
@@ -147,10 +144,11 @@ class OpenAIChatStreamState(ChatStreamState):
             else:
                 counter.add(content)
                 counter.add(refusal)
-            for call in calls or ():
-                function = get(call, "function")
-                counter.add(get(function, "name"))
-                counter.add(get(function, "arguments"))
+            if calls:
+                for call in calls:
+                    function = get(call, "function")
+                    counter.add(get(function, "name"))
+                    counter.add(get(function, "arguments"))
         # Only the usage chunk we asked for on the caller's behalf is hidden, and only if it is one.
         return usage_ok and not choices and self.hide_usage_chunk
 
