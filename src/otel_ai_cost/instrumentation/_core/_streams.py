@@ -152,6 +152,7 @@ class Finalizer:
     previous check before the one that saw ``reads`` change)."""
 
     __slots__ = ("ref", "end", "state", "watch", "since", "reads")
+    ref: "Optional[weakref.ref[Any]]"
 
     def __init__(self, obj: Any, end: Callable[[], Any], state: Optional[StreamState], watch: bool) -> None:
         self.end = end
@@ -163,11 +164,16 @@ class Finalizer:
 
     @property
     def alive(self) -> bool:
-        return id(self.ref) in _reaper.live
+        return self.ref is not None and id(self.ref) in _reaper.live
 
     def detach(self) -> bool:
-        """Never call ``end`` (the span was ended otherwise); True if it was still pending."""
-        return _reaper.release(self) is not None
+        """Never call ``end`` (the span was ended otherwise); True if it was still pending. The weak
+        reference is dropped too (no callback left to run when the object goes)."""
+        if self.ref is None:
+            return False
+        pending = _reaper.release(self) is not None
+        self.ref = None
+        return pending
 
     def idle_since(self, previous_check: float) -> Optional[float]:
         """When it went idle, or None while a read is in progress. A stream read since the previous
@@ -244,7 +250,7 @@ class _Reaper:
                 self._queue.put(_noop)  # wake the reaper so it starts counting
 
     def release(self, finalizer: Finalizer) -> Optional[Finalizer]:
-        key = id(finalizer.ref)
+        key = id(finalizer.ref)  # before the finalizer drops its reference
         self.tracked.pop(key, None)
         return self.live.pop(key, None)
 
