@@ -502,3 +502,21 @@ def test_the_fast_path_counts_text_until_the_usage_arrives():
     assert state.outcome().usage.output_tokens == 5
     state = _state_reading(_FAST_PATH_STREAMS["two choices, one never finishes"], parsed=True)
     assert state.outcome().attributes["gen_ai.response.finish_reasons"] == ["stop", "error"]
+
+
+def test_leaving_a_for_loop_early_keeps_the_stream_open(openai_instrumentor, span_exporter):
+    fake = FakeOpenAI()  # a role chunk, 5 text deltas, the finish chunk, the (hidden) usage chunk
+    stream = fake.client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    seen = []
+    for chunk in stream:
+        seen.append(chunk)
+        if len(seen) == 2:
+            break
+    assert span_exporter.get_finished_spans() == ()  # only the loop was left: the stream reads on
+    seen.append(next(stream))
+    seen.extend(stream)  # a second loop goes on where the first stopped
+    assert [c.choices[0].delta.content for c in seen[1:6]] == fake.parts
+    assert len(seen) == 7
+    attrs, _ = _one_span(span_exporter)
+    assert attrs["ai_cost.usage.source"] == "provider"
+    assert attrs["gen_ai.response.finish_reasons"] == ("stop",)

@@ -29,7 +29,7 @@ import queue
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import wrapt
 
@@ -401,8 +401,31 @@ class StreamProxy(StreamProxyBase):
     ``error.type``), and when the stream is dropped (see the module doc).
     """
 
-    def __iter__(self) -> "StreamProxy":
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        """A generator over the same reads as ``__next__`` (as the SDK's ``Stream.__iter__`` is one):
+        a ``for`` loop resumes it instead of calling ``__next__`` per chunk. Leaving the loop early
+        closes only the generator: the stream stays open for more reads, as it does without us."""
+        state, read = self._self_read
+        while True:
+            state.reads += 1  # odd: a read in progress (for the reaper)
+            try:
+                item = read()
+            except StopIteration:
+                self._self_end()
+                return
+            except BaseException as exc:  # cancellation ends the span too (ended: ``reads`` is moot)
+                self._self_end(exc)
+                raise
+            state.reads += 1
+            if state.plain:  # no first chunk to time, no content to capture: ``observe`` inline
+                try:
+                    hide = state.observe(item)
+                except Exception as exc:
+                    hide = state.observe_failed(exc)
+            else:
+                hide = state.observe_safely(item)
+            if not hide:
+                yield item
 
     def __next__(self) -> Any:
         state, read = self._self_read
