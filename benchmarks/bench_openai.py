@@ -4,13 +4,18 @@
     .venv/bin/python benchmarks/bench_openai.py --quick    # ~15 s
     .venv/bin/python benchmarks/bench_openai.py --scenario sync --profile ours   # where time goes
 
-Arms (every instrumented arm gets its own SDK TracerProvider with a BatchSpanProcessor, the
-processor users run, exporting to a null exporter, and its own MeterProvider with an
-InMemoryMetricReader):
+Arms (every instrumented arm gets its own SDK TracerProvider and its own MeterProvider with an
+InMemoryMetricReader). An arm is NAME or NAME/simple: the default `batch` variant exports through a
+BatchSpanProcessor to a null exporter (what users run), `/simple` through a SimpleSpanProcessor to
+the SDK's InMemorySpanExporter (export on the call's path; emptied after every block, untimed):
 
     bare        no instrumentation: the class method is the SDK's own (checked before every block)
     ours        otel_ai_cost OpenAIInstrumentor + AICostSpanProcessor (cost estimate at start,
-                usage + cost at end)
+                usage + cost at end), the processor recording into the arm's MeterProvider
+    ours+memory, ours+sqlite, ours+redis
+                ours with one budget matching every call (bench_budgets.py's) in that store; Redis
+                on a redis-server the run starts on 127.0.0.1. Also paired with ours of the same
+                variant ("over_ours_us"): what the budget check adds
     ours-noproc ours without AICostSpanProcessor (diagnostic, not in the default set)
     ours-nometrics  ours with a no-op MeterProvider (diagnostic, not in the default set)
     floor       the least any span-and-metrics instrumentation pays here: a wrapt wrapper that
@@ -18,8 +23,10 @@ InMemoryMetricReader):
                 the 3 standard histogram points (duration, input/output tokens). For streams the
                 span closes when create() returns, so it is a floor for the call, not per chunk.
     otel-genai  opentelemetry-instrumentation-genai-openai (the official OTel GenAI one), defaults
-    otel-v2     opentelemetry-instrumentation-openai-v2 (contrib), defaults; not in the default set:
-                2.4b0 imports `httpx`, which openai 3 (built on httpx2) no longer installs
+    otel-v2     opentelemetry-instrumentation-openai-v2 (contrib), defaults. Only in the benchmark
+                venv (benchmarks/setup-venv.sh): 2.4b0 imports `httpx` (openai 3 is built on
+                httpx2) and needs opentelemetry-util-genai < 1.2b0, while otel-genai needs >= 1.3b0,
+                so otel-v2 and otel-genai never share a run. bench_all.py runs the issue-12 set.
 
 Method: one process per scenario (the parent runs one child per scenario); inside it the arms
 alternate in short blocks (--calls per block, order rotated every block), switched with
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import json
@@ -53,7 +61,9 @@ SCENARIO_TITLES = {
     "stream": f"sync stream, {_mock.STREAM_CHUNKS} chunks + usage, all consumed",
 }
 DEFAULT_ARMS = ("bare", "floor", "ours", "otel-genai")
-ALL_ARMS = ("bare", "floor", "ours", "ours-noproc", "ours-nometrics", "otel-v2", "otel-genai")
+ALL_ARMS = ("bare", "floor", "ours", "ours-noproc", "ours-nometrics", "otel-v2", "otel-genai",
+            "ours+memory", "ours+sqlite", "ours+redis")
+VARIANTS = ("batch", "simple")  # an arm is NAME or NAME/simple; see Arm
 # (blocks, calls per block, warm-up calls per arm)
 SIZES = {
     "full": {"sync": (20, 200, 100), "async": (20, 200, 100), "stream": (16, 20, 10)},
@@ -86,38 +96,84 @@ class NullExporter:
         return True
 
 
+def split_spec(spec: str) -> tuple[str, str]:
+    """'ours+memory/simple' -> ('ours+memory', 'simple'); the variant defaults to 'batch'."""
+    base, _, variant = spec.partition("/")
+    variant = variant or "batch"
+    if variant not in VARIANTS:
+        raise SystemExit(f"unknown variant {variant!r} in {spec!r} (one of {', '.join(VARIANTS)})")
+    return base, variant
+
+
+def arm_name(base: str, variant: str) -> str:
+    return base if variant == "batch" else f"{base}/{variant}"
+
+
 class Arm:
-    def __init__(self, name: str):
-        self.name = name
+    """One arm: its own TracerProvider and MeterProvider, and an instrumentor switched on and off.
+
+    ``spec`` is ``NAME`` or ``NAME/VARIANT``: ``batch`` (default) is a BatchSpanProcessor into a
+    null exporter, ``simple`` a SimpleSpanProcessor into the SDK's InMemorySpanExporter (export on
+    the call's path; the harness empties it after every block, outside the timed calls).
+    ``ours+memory`` / ``ours+sqlite`` / ``ours+redis`` are ``ours`` with one budget matching every
+    call in that store (bench_budgets.py's budget and stores; ``stores`` opens them).
+    """
+
+    def __init__(self, spec: str, stores=None):
+        self.base, self.variant = split_spec(spec)
+        self.name = arm_name(self.base, self.variant)
         self.instrumentor = None
         self.exporter = None
+        self.memory_exporter = None
+        self.spans = 0
+        self.last_span = None
+        self.store = None
+        self.processor = None
         self.tp = self.mp = self.reader = None
         self.notes: list[str] = []
+        name = self.base
         if name == "bare":
             return
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-        self.exporter = NullExporter()
-        self.tp = TracerProvider()
-        if name == "ours":
-            from otel_ai_cost.processor import AICostSpanProcessor
-
-            self.tp.add_span_processor(AICostSpanProcessor())
-        self.tp.add_span_processor(BatchSpanProcessor(self.exporter))
         self.reader = InMemoryMetricReader()
         self.mp = MeterProvider(metric_readers=[self.reader])
         if name == "ours-nometrics":
             from opentelemetry.metrics import NoOpMeterProvider
 
             self.mp = NoOpMeterProvider()
-        if name in ("ours", "ours-noproc", "ours-nometrics"):
+        self.tp = TracerProvider()
+        if name == "ours" or name.startswith("ours+"):
+            from otel_ai_cost.processor import AICostSpanProcessor
+
+            kw = {}
+            if name.startswith("ours+"):
+                import bench_budgets
+
+                kind = name.split("+", 1)[1]
+                if stores is None or kind not in bench_budgets.STORES:
+                    raise SystemExit(f"unknown budget store in arm {spec!r}")
+                self.store = stores.open(kind)
+                kw = dict(budgets=[bench_budgets.make_budget()], budget_store=self.store)
+            self.processor = AICostSpanProcessor(meter_provider=self.mp, **kw)
+            self.tp.add_span_processor(self.processor)
+        if self.variant == "simple":
+            self.memory_exporter = InMemorySpanExporter()
+            self.tp.add_span_processor(SimpleSpanProcessor(self.memory_exporter))
+        else:
+            self.exporter = NullExporter()
+            self.tp.add_span_processor(BatchSpanProcessor(self.exporter))
+        if name in ("ours", "ours-noproc", "ours-nometrics") or name.startswith("ours+"):
             from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
         elif name == "floor":
             OpenAIInstrumentor = FloorInstrumentor
         elif name == "otel-v2":
+            # 2.4b0 imports `httpx` and opentelemetry.util.genai.instruments (util-genai < 1.2b0):
+            # run it from the benchmark venv, benchmarks/setup-venv.sh.
             from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
         elif name == "otel-genai":
             from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
@@ -144,10 +200,18 @@ class Arm:
             return
         self.instrumentor.uninstrument()
         self.tp.force_flush()  # drain the batch queue outside the timed blocks
+        if self.memory_exporter is not None:  # keep the count and the last span, drop the rest
+            finished = self.memory_exporter.get_finished_spans()
+            self.spans += len(finished)
+            if finished:
+                self.last_span = finished[-1]
+            self.memory_exporter.clear()
+        elif self.exporter is not None:
+            self.spans, self.last_span = self.exporter.count, self.exporter.last
 
     def shutdown(self):
         if self.tp is not None:
-            self.tp.shutdown()
+            self.tp.shutdown()  # also closes a budget store (AICostSpanProcessor.shutdown)
             getattr(self.mp, "shutdown", lambda: None)()
 
 
@@ -286,30 +350,48 @@ def pct(xs, q):
 
 
 def span_summary(arm: Arm) -> dict:
-    if arm.exporter is None:
+    if arm.instrumentor is None:
         return {}
-    s = arm.exporter.last
+    s = arm.last_span
     attrs = dict(s.attributes) if s is not None else {}
-    keys = sorted(k for k in attrs if "cost" in k or "usage" in k or "token" in k)
+    keys = sorted(k for k in attrs if "cost" in k or "usage" in k or "token" in k or "budget" in k)
     metrics = []
     data = arm.reader.get_metrics_data() if arm.mp is not None and hasattr(arm.mp, "shutdown") else None
     if data:
         for rm in data.resource_metrics:
             for sm in rm.scope_metrics:
                 metrics += [m.name for m in sm.metrics]
-    return {"spans": arm.exporter.count, "span_name": s.name if s else None,
-            "attrs": {k: attrs[k] for k in keys}, "metrics": sorted(set(metrics))}
+    out = {"spans": arm.spans, "span_name": s.name if s else None,
+           "attrs": {k: attrs[k] for k in keys}, "metrics": sorted(set(metrics))}
+    if arm.store is not None:  # every hold settled, and the budget decided the last call
+        import bench_budgets
+
+        usage = arm.processor.budget_book.usage(bench_budgets.BUDGET_ID)
+        out["budget"] = {"decision": attrs.get("ai_cost.budget.decision"), "reserved_usd": str(usage.reserved),
+                         "spent_usd": str(usage.spent)}
+    return out
 
 
 def run_scenario(scenario: str, arm_names, blocks: int, calls: int, warm: int, gc_off: bool) -> dict:
+    with contextlib.ExitStack() as stack:
+        stores = None
+        kinds = {split_spec(n)[0].split("+", 1)[1] for n in arm_names if n.startswith("ours+")}
+        if kinds:  # budget arms: bench_budgets' stores (a temporary directory, a loopback redis-server)
+            import bench_budgets
+
+            stores = bench_budgets.Stores(kinds, stack)
+        return _run_scenario(scenario, arm_names, blocks, calls, warm, gc_off, stores)
+
+
+def _run_scenario(scenario, arm_names, blocks, calls, warm, gc_off, stores) -> dict:
     runner = make_runner(scenario)
     pristine_points = patch_points()
     pristine_create = create_methods()
     arms = []
     for name in arm_names:
         try:
-            arms.append(Arm(name))
-        except ImportError as e:  # e.g. otel-v2 2.4b0 imports `httpx`, which openai 3 dropped
+            arms.append(Arm(name, stores))
+        except ImportError as e:  # otel-v2 2.4b0 outside the benchmark venv (benchmarks/setup-venv.sh)
             print(f"skipping arm {name}: {type(e).__name__}: {e}", file=sys.stderr)
 
     # Check each instrumentation really changes the method, and that uninstrument() restores
@@ -350,9 +432,19 @@ def run_scenario(scenario: str, arm_names, blocks: int, calls: int, warm: int, g
         xs = samples[arm.name]
         med = statistics.median(xs)
         added = statistics.median(m - bm for m, bm in zip(block_medians[arm.name], block_medians["bare"]))
+        # A budget arm is also paired with `ours` of its variant: what the budget adds to ours.
+        ref = arm_name("ours", arm.variant)
+        if arm.store is None or ref not in block_medians:
+            ref = None
+        over_ours = None if ref is None else statistics.median(
+            m - om for m, om in zip(block_medians[arm.name], block_medians[ref])) / 1e3
         rows.append({
             "arm": arm.name,
+            "base": arm.base,
+            "variant": arm.variant,
             "median_us": med / 1e3,
+            "over_ours_us": over_ours,
+            "bare_median_us": statistics.median(base) / 1e3,
             "p90_us": pct(xs, 0.9) / 1e3,
             "added_us": added / 1e3,
             "ratio": med / statistics.median(base),
@@ -360,9 +452,17 @@ def run_scenario(scenario: str, arm_names, blocks: int, calls: int, warm: int, g
             "check": span_summary(arm),
             "notes": arm.notes,
         })
+    redis_arm = next((a for a in arms if a.base == "ours+redis"), None)
+    ping_us = None
+    if redis_arm is not None:  # the loopback round trip, on the store's own client, after the blocks
+        import bench_budgets
+
+        xs = bench_budgets.time_ping(bench_budgets.ping_of(redis_arm.store), max(calls, 50))
+        ping_us = statistics.median(xs) / 1e3
     for arm in arms:
         arm.shutdown()
-    return {"scenario": scenario, "title": SCENARIO_TITLES[scenario], "blocks": blocks, "calls": calls,
+    return {"scenario": scenario, "redis_ping_us": ping_us, "title": SCENARIO_TITLES[scenario],
+            "blocks": blocks, "calls": calls,
             "gc_off": gc_off, "rows": rows}
 
 
@@ -463,6 +563,7 @@ def main():
     ap.add_argument("--arms", default=",".join(DEFAULT_ARMS), help=f"comma list from {','.join(ALL_ARMS)}")
     ap.add_argument("--blocks", type=int, help="blocks per arm (overrides the size preset)")
     ap.add_argument("--calls", type=int, help="calls per block (overrides the size preset)")
+    ap.add_argument("--warm", type=int, help="warm-up calls per arm (overrides the size preset)")
     ap.add_argument("--gc-off", action="store_true", help="disable gc inside timed blocks")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--profile", metavar="ARM", help="cProfile ARM against bare instead of timing")
@@ -482,7 +583,7 @@ def main():
 
     def sizes(s):
         blocks, calls, warm = SIZES[size][s]
-        return a.blocks or blocks, a.calls or calls, warm
+        return a.blocks or blocks, a.calls or calls, a.warm if a.warm is not None else warm
 
     if a.scenario:
         res = run_scenario(a.scenario, arms, *sizes(a.scenario), a.gc_off)
@@ -496,6 +597,7 @@ def main():
             cmd = [sys.executable, os.path.abspath(__file__), "--scenario", s, "--child", "--arms", ",".join(arms)]
             cmd += ["--quick"] * a.quick + ["--gc-off"] * a.gc_off
             cmd += ["--blocks", str(a.blocks)] * bool(a.blocks) + ["--calls", str(a.calls)] * bool(a.calls)
+            cmd += ["--warm", str(a.warm)] * (a.warm is not None)
             t0 = time.perf_counter()
             p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
             if p.returncode:

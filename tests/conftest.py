@@ -3,6 +3,7 @@ instrumentation; the ``Pipeline`` (processor + exporter + instrumentor), a fake 
 redis-server for the whole run (``redis_url``, with ``redis_prefix`` to keep each test's keys apart)."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from datetime import datetime
@@ -33,11 +34,31 @@ def _cache_home(tmp_path_factory):
         os.path.join(previous or os.path.join(os.path.expanduser("~"), ".cache"), "otel-ai-cost", "go"),
     )
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    # The default call ledger and budget store (XDG_STATE_HOME) go to the test run's folder too.
+    previous_state = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
     yield
     if previous is None:
         os.environ.pop("XDG_CACHE_HOME", None)
     else:
         os.environ["XDG_CACHE_HOME"] = previous
+    if previous_state is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = previous_state
+
+
+@pytest.fixture(autouse=True)
+def _tokenizers_loaded(_cache_home):
+    """Every test starts with both tokenizers loaded, as a process is once they have loaded: a span
+    that starts while one is still loading is estimated with the heuristic (never waiting for it),
+    which tests/test_tokens_loading.py tests on purpose. Loaded once (from the disk cache after the
+    first time), and again only after a test that forgot them."""
+    from otel_ai_cost import _tiktoken_offline
+
+    for name in (_tiktoken_offline.O200K_BASE, _tiktoken_offline.CL100K_BASE):
+        if _tiktoken_offline.loaded(name) is None:
+            _tiktoken_offline.get_encoding(name)
 
 
 @pytest.fixture
@@ -78,22 +99,33 @@ def openai_instrumentor(tracer_provider, meter_provider, monkeypatch):
     instrumentor.uninstrument()
 
 
-@pytest.fixture
-def instrument_openai(tracer_provider, meter_provider):
-    """Instrument with custom keyword arguments: ``instrument_openai(include_stream_usage=False)``."""
-    from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
+@contextlib.contextmanager
+def instrumenting(instrumentor, tracer_provider, meter_provider, *, start=False):
+    """``run(**kwargs)``: (re)instrument ``instrumentor`` with the test's providers and ``kwargs``
+    (``start``: once now, with none); uninstrumented when the block ends. For fixtures."""
 
-    instrumentor = OpenAIInstrumentor()
-
-    def instrument(**kwargs):
+    def run(**kwargs):
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **kwargs)
         return instrumentor
 
-    yield instrument
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
+    if start:
+        run()
+    try:
+        yield run
+    finally:
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+
+
+@pytest.fixture
+def instrument_openai(tracer_provider, meter_provider):
+    """Instrument with custom keyword arguments: ``instrument_openai(include_stream_usage=False)``."""
+    from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
+
+    with instrumenting(OpenAIInstrumentor(), tracer_provider, meter_provider) as run:
+        yield run
 
 
 # --- the harness: tracer provider + AICostSpanProcessor + exporter + instrumentor ---------------
@@ -189,3 +221,42 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisURL]:
 def redis_prefix(request: pytest.FixtureRequest) -> str:
     """A key prefix of this test alone on the shared server: no test sees another's data."""
     return f"test:{request.node.name}:{next(_redis_prefixes)}"
+
+
+@contextlib.contextmanager
+def store_factory(request, tmp_path, kind):
+    """make(clock=None) -> a budget store of ``kind`` (memory, sqlite, redis; sqlite-queued and
+    redis-queued: with queued settles); the stores made in one test share their data (another
+    connection to the same SQLite file or Redis prefix: as another process would)."""
+    from otel_ai_cost.budgets import MemoryBudgetStore, SQLiteBudgetStore
+    from otel_ai_cost.budgets._redis import RedisBudgetStore
+
+    opened = []
+    queued = {"settle_interval": 0.05} if kind.endswith("-queued") else {}
+
+    def make(clock=None):
+        clock = clock or Clock()
+        if kind == "memory":
+            store = opened[0] if opened else MemoryBudgetStore(clock)
+            store._clock = clock
+        elif kind.startswith("sqlite"):
+            store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock, **queued)
+        else:
+            url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+            store = RedisBudgetStore(url, clock=clock, prefix=prefix, **queued)
+        opened.append(store)
+        return store
+
+    make.backend = kind
+    try:
+        yield make
+    finally:
+        for store in opened:
+            store.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_store(request, tmp_path):
+    """make_store(clock=None) -> a budget store of each kind in turn (``store_factory``)."""
+    with store_factory(request, tmp_path, request.param) as make:
+        yield make

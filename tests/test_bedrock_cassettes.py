@@ -81,7 +81,8 @@ CASES = {
         ("chat", 603, 146, 0, 0, "claude-3-5-sonnet-20240620", ["end_turn"],
          (603 * Decimal(3) + 146 * Decimal(15)) / M),
     (TRACELOOP_ANTHROPIC + "test_async_anthropic_bedrock_regular_create.yaml", 0):
-        ("chat", 17, 50, 0, 0, "claude-3-haiku-20240307", ["end_turn"], (17 * Decimal("0.25") + 50 * Decimal("1.25")) / M),
+        ("chat", 17, 50, 0, 0, "claude-3-haiku-20240307", ["end_turn"],
+         (17 * Decimal("0.25") + 50 * Decimal("1.25")) / M),
     # Prompt caching: the input-token header (and Anthropic's input_tokens) is the uncached 4.
     (TRACELOOP_BEDROCK + "test_prompt_cache.yaml", 0):
         ("chat", 4 + 18131, 50, 0, 18131, "claude-3-5-haiku-20241022", ["max_tokens"],

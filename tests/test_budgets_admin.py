@@ -32,31 +32,6 @@ ACME = {"tenant.id": "acme", "gen_ai.request.model": "gpt-4o", "gen_ai.provider.
 GLOBEX = {**ACME, "tenant.id": "globex"}
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def make_store(request, tmp_path):
-    """make_store(clock) -> a store; the stores made in one test share their data (another
-    connection to the same SQLite file or Redis prefix: as another process would)."""
-    opened = []
-
-    def make(clock=None):
-        clock = clock or Clock()
-        if request.param == "memory":
-            store = opened[0] if opened else MemoryBudgetStore(clock)
-            store._clock = clock
-        elif request.param == "sqlite":
-            store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock)
-        else:
-            url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-            store = RedisBudgetStore(url, clock=clock, prefix=prefix)
-        opened.append(store)
-        return store
-
-    make.backend = request.param
-    yield make
-    for store in opened:
-        store.close()
-
-
 def hold(budget="b", key="k", window="w", limit=10 * USD, amount=USD, counted=(), frozen=False):
     return HoldRequest(budget, key, window, limit, amount, counted, None, frozen, on_expired="release")
 

@@ -280,8 +280,11 @@ def test_adjust_without_key_lists_the_partitions_with_spend(app, capsys):
     assert code == 2 and "(with spend now: acme)" in err
 
 
-def test_no_configuration_says_what_to_set(capsys, monkeypatch):
+def test_no_configuration_says_what_to_set(capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("OTEL_AI_COST_CONFIG", raising=False)
+    # No call ledger either (``report`` would read the default one when it exists).
+    monkeypatch.delenv("OTEL_AI_COST_LEDGER", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     for argv in (["budget", "list"], ["report"]):
         code, _, err = run(capsys, *argv)
         assert code == 2

@@ -49,28 +49,6 @@ USD = 10**9
 FORK = multiprocessing.get_context("fork")  # children open their own connections after the fork
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def make_store(request, tmp_path):
-    """A factory: make_store(clock) -> a store; stores made in one test share their data."""
-    opened = []
-
-    def make(clock):
-        if request.param == "memory":
-            store = opened[0] if opened else MemoryBudgetStore(clock)
-            store._clock = clock
-        elif request.param == "sqlite":
-            store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock)
-        else:
-            url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-            store = RedisBudgetStore(url, clock=clock, prefix=prefix)
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
-
-
 def hold(amount, window="w", on_expired="charge_estimate", budget="b", key="k"):
     return HoldRequest(budget, key, window, None, amount, on_expired=on_expired)
 

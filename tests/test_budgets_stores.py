@@ -4,33 +4,18 @@ from __future__ import annotations
 import pytest
 
 from _redis_server import redis_server
-from conftest import Clock
+from conftest import Clock, store_factory
 from otel_ai_cost.budgets import HoldRequest, MemoryBudgetStore, Spend, SQLiteBudgetStore
 from otel_ai_cost.budgets._redis import RedisBudgetStore
 
 USD = 10**9
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-queued", "redis", "redis-queued"])
 def make_store(request, tmp_path):
-    """A factory: make_store(clock) -> a store; stores made in one test share their data."""
-    opened = []
-
-    def make(clock):
-        if request.param == "memory":
-            store = opened[0] if opened else MemoryBudgetStore(clock)
-            store._clock = clock
-        elif request.param == "sqlite":
-            store = SQLiteBudgetStore(str(tmp_path / "budgets.db"), clock=clock)
-        else:
-            url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
-            store = RedisBudgetStore(url, clock=clock, prefix=prefix)
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
+    """conftest's make_store, and the SQLite and Redis stores with queued settles (settle_interval)."""
+    with store_factory(request, tmp_path, request.param) as make:
+        yield make
 
 
 def hold(budget="b", key="k", window="w", limit=10 * USD, amount=USD, counted=(), on_expired="release"):
@@ -314,7 +299,6 @@ def test_random_operations_match_a_simple_model(make_store):
 
 
 def test_the_memory_store_keeps_a_bounded_ledger():
-    from otel_ai_cost.budgets import MemoryBudgetStore
     from otel_ai_cost.budgets._store import HoldRequest
 
     store = MemoryBudgetStore(ledger_size=10)

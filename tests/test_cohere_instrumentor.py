@@ -27,7 +27,7 @@ from opentelemetry.trace import StatusCode
 
 from _cassettes import Cassette
 from _fake_groq import FakeAPI, cassette_transport, sse
-from conftest import Pipeline
+from conftest import Pipeline, instrumenting
 from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation.cohere import CohereInstrumentor, estimate_chat, estimate_embed
 from otel_ai_cost.instrumentation.cohere import _calls as cohere_calls
@@ -52,18 +52,8 @@ MESSAGES = [{"role": "user", "content": "Summarise the refund policy in one line
 
 @pytest.fixture
 def instrument(tracer_provider, meter_provider):
-    instrumentor = CohereInstrumentor()
-
-    def run(**kwargs):
-        if instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.uninstrument()
-        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **kwargs)
-        return instrumentor
-
-    run()
-    yield run
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
+    with instrumenting(CohereInstrumentor(), tracer_provider, meter_provider, start=True) as run:
+        yield run
 
 
 def _sync(transport):

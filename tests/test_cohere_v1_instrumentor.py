@@ -29,7 +29,7 @@ from opentelemetry.trace import StatusCode
 
 from _cassettes import Cassette
 from _fake_groq import FakeAPI, cassette_transport
-from conftest import Pipeline
+from conftest import Pipeline, instrumenting
 from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation._core import _content
 from otel_ai_cost.instrumentation.cohere import CohereInstrumentor, estimate_generate, estimate_v1_chat
@@ -54,18 +54,8 @@ def _command_cost(file):
 
 @pytest.fixture
 def instrument(tracer_provider, meter_provider):
-    instrumentor = CohereInstrumentor()
-
-    def run(**kwargs):
-        if instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.uninstrument()
-        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **kwargs)
-        return instrumentor
-
-    run()
-    yield run
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
+    with instrumenting(CohereInstrumentor(), tracer_provider, meter_provider, start=True) as run:
+        yield run
 
 
 def _sync(transport):

@@ -24,7 +24,7 @@ from opentelemetry.trace import StatusCode
 
 from _cassettes import Cassette
 from _fake_groq import FakeAPI, cassette_transport, sse
-from conftest import Pipeline
+from conftest import Pipeline, instrumenting
 from otel_ai_cost.instrumentation import _core
 from otel_ai_cost.instrumentation.groq import GroqInstrumentor, estimate_chat
 from otel_ai_cost.instrumentation.groq import _calls as groq_instrumentation
@@ -39,18 +39,8 @@ MESSAGES = [{"role": "user", "content": "Summarise the refund policy in one line
 
 @pytest.fixture
 def instrument(tracer_provider, meter_provider):
-    instrumentor = GroqInstrumentor()
-
-    def run(**kwargs):
-        if instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.uninstrument()
-        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **kwargs)
-        return instrumentor
-
-    run()
-    yield run
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
+    with instrumenting(GroqInstrumentor(), tracer_provider, meter_provider, start=True) as run:
+        yield run
 
 
 def _catalog_with_llama3():

@@ -421,3 +421,102 @@ def test_failed_responses_stream_is_an_error_without_a_guessed_cost(openai_instr
     assert attrs["error.type"] == "server_error"
     assert "gen_ai.usage.cost.amount" not in attrs
     assert "gen_ai.usage.input_tokens" not in attrs
+
+
+# The SDK's own parsed chunks take a fast path (``OpenAIChatStreamState.observe``); it must read exactly
+# what the generic path reads from the same chunks as plain dicts.
+_BASE = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18"}
+_TOOL = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "refu'}}
+_FAST_PATH_STREAMS = {
+    "two choices, one never finishes": [
+        {**_BASE, "service_tier": "default", "system_fingerprint": "fp_1", "choices": [
+            {"index": 0, "delta": {"role": "assistant", "content": "Hel"}, "finish_reason": None},
+            {"index": 1, "delta": {"role": "assistant", "content": "Hi"}, "finish_reason": None}]},
+        {**_BASE, "service_tier": "default", "system_fingerprint": "fp_1", "choices": [
+            {"index": 0, "delta": {"content": "lo there"}, "finish_reason": "stop"}]},
+    ],
+    "tool calls, a refusal, a tier that changes, a late fingerprint": [
+        {**_BASE, "service_tier": None, "choices": [
+            {"index": 0, "delta": {"role": "assistant", "tool_calls": [_TOOL]}, "finish_reason": None}]},
+        {**_BASE, "service_tier": "flex", "system_fingerprint": "fp_2", "choices": [
+            {"index": 0, "delta": {"refusal": "I can't help with that."}, "finish_reason": None}]},
+        {**_BASE, "service_tier": "", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ],
+    "usage on a content chunk, then more text (not counted)": [
+        {**_BASE, "choices": [{"index": 0, "delta": {"content": "Refunds"}, "finish_reason": None}]},
+        {**_BASE, "choices": [{"index": 0, "delta": {"content": " take 30 days."}, "finish_reason": "stop"}],
+         "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17, "cost": 0.0004}},
+        {**_BASE, "choices": [{"index": 0, "delta": {"content": "ignored"}, "finish_reason": None}]},
+    ],
+    "a choice without a delta": [
+        {**_BASE, "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}]},
+        {**_BASE, "choices": [{"index": 0, "finish_reason": "length"}]},
+    ],
+}
+
+
+def _state_reading(chunks, parsed):
+    from openai._models import construct_type
+    from openai.types.chat import ChatCompletionChunk
+
+    from otel_ai_cost._request import LLMRequest
+    from otel_ai_cost.instrumentation.openai import OpenAIChatStreamState
+
+    class _Operation:  # only what the state reads to build its outcome
+        request = LLMRequest(provider="openai", operation="chat", model="gpt-4o-mini")
+        ended = False
+
+    state = OpenAIChatStreamState(_Operation(), hide_usage_chunk=True, usage_expected=True)
+    for chunk in chunks:
+        item = construct_type(type_=ChatCompletionChunk, value=chunk) if parsed else chunk
+        assert (type(item) is ChatCompletionChunk) is parsed
+        state.observe(item)
+    return state
+
+
+@pytest.mark.parametrize("name", list(_FAST_PATH_STREAMS))
+def test_the_fast_path_for_sdk_chunks_reads_what_the_generic_path_reads(name):
+    chunks = _FAST_PATH_STREAMS[name]
+    fast, generic = _state_reading(chunks, parsed=True), _state_reading(chunks, parsed=False)
+    assert (fast.counter.deltas, fast.counter.chars) == (generic.counter.deltas, generic.counter.chars)
+    fast_outcome, generic_outcome = fast.outcome(), generic.outcome()
+    assert fast_outcome.attributes == generic_outcome.attributes
+    assert fast_outcome.usage == generic_outcome.usage
+    assert fast_outcome.provider_cost == generic_outcome.provider_cost
+    assert (fast_outcome.service_tier, fast_outcome.response_model) == (generic_outcome.service_tier,
+                                                                         generic_outcome.response_model)
+
+
+def test_the_fast_path_counts_text_until_the_usage_arrives():
+    state = _state_reading(_FAST_PATH_STREAMS["tool calls, a refusal, a tier that changes, a late fingerprint"],
+                           parsed=True)
+    # "lookup", '{"q": "refu' and the refusal: 3 deltas, 6 + 11 + 23 characters.
+    assert (state.counter.deltas, state.counter.chars) == (3, 40)
+    attrs = state.outcome().attributes
+    assert attrs["gen_ai.response.finish_reasons"] == ["tool_calls"]
+    assert attrs["openai.response.service_tier"] == "flex"  # the last tier reported; "" and None leave it
+    assert attrs["openai.response.system_fingerprint"] == "fp_2"
+    state = _state_reading(_FAST_PATH_STREAMS["usage on a content chunk, then more text (not counted)"], parsed=True)
+    # "Refunds" only: the chunk that brings the usage, and those after it, are covered by the usage.
+    assert (state.counter.deltas, state.counter.chars) == (1, 7)
+    assert state.outcome().usage.output_tokens == 5
+    state = _state_reading(_FAST_PATH_STREAMS["two choices, one never finishes"], parsed=True)
+    assert state.outcome().attributes["gen_ai.response.finish_reasons"] == ["stop", "error"]
+
+
+def test_leaving_a_for_loop_early_keeps_the_stream_open(openai_instrumentor, span_exporter):
+    fake = FakeOpenAI()  # a role chunk, 5 text deltas, the finish chunk, the (hidden) usage chunk
+    stream = fake.client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    seen = []
+    for chunk in stream:
+        seen.append(chunk)
+        if len(seen) == 2:
+            break
+    assert span_exporter.get_finished_spans() == ()  # only the loop was left: the stream reads on
+    seen.append(next(stream))
+    seen.extend(stream)  # a second loop goes on where the first stopped
+    assert [c.choices[0].delta.content for c in seen[1:6]] == fake.parts
+    assert len(seen) == 7
+    attrs, _ = _one_span(span_exporter)
+    assert attrs["ai_cost.usage.source"] == "provider"
+    assert attrs["gen_ai.response.finish_reasons"] == ("stop",)

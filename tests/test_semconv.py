@@ -157,7 +157,7 @@ def _members(key: str) -> List[str]:
     "key, values",
     [
         ("gen_ai.usage.cost.source", ["provider", "local"]),
-        ("ai_cost.estimate.method", ["tiktoken", "heuristic"]),
+        ("ai_cost.estimate.method", ["tiktoken", "heuristic", "upper_bound"]),
         ("ai_cost.estimate.output_basis", ["max_tokens", "model_limit", "default"]),
         ("ai_cost.pricing.status", ["priced", "unknown_model", "no_usage", "provider", "partial", "unpriced"]),
         ("ai_cost.usage.source", ["provider", "estimated"]),

@@ -381,8 +381,11 @@ def test_register_adds_the_processor_once_and_wraps_exporters(global_provider, m
     second = _zero_code.register_processor()
     assert isinstance(first, AICostSpanProcessor)
     assert second is first
+    # the call ledger (on by default) comes after the processor, its exporter wrapped too
     assert [type(p) for p in processors(global_provider)] == [
-        BatchSpanProcessor, SimpleSpanProcessor, AICostSpanProcessor]
+        BatchSpanProcessor, SimpleSpanProcessor, AICostSpanProcessor, SimpleSpanProcessor]
+    ledger = processors(global_provider)[-1].span_exporter
+    assert isinstance(ledger, CostEnrichingSpanExporter) and type(ledger.exporter).__name__ == "LedgerSpanExporter"
     assert isinstance(batch.span_exporter, CostEnrichingSpanExporter)
     assert isinstance(simple.span_exporter, CostEnrichingSpanExporter)
     assert not isinstance(simple.span_exporter.exporter, CostEnrichingSpanExporter)  # wrapped once

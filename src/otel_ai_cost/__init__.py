@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .attribution import attribute
     from .config import Settings
     from .cost import Cost, Usage, compute_cost
+    from .ledger import LedgerSpanExporter
     from .processor import AICostSpanProcessor, CostEnrichingSpanExporter
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "ConfigError",
     "Cost",
     "CostEnrichingSpanExporter",
+    "LedgerSpanExporter",
     "Settings",
     "Usage",
     "__version__",
@@ -33,6 +35,7 @@ __all__ = [
 _LAZY = {
     "AICostSpanProcessor": ".processor",
     "CostEnrichingSpanExporter": ".processor",
+    "LedgerSpanExporter": ".ledger",
     "Settings": ".config",
     "Cost": ".cost",
     "Usage": ".cost",

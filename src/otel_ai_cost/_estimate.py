@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from . import _semconv as sc
+from . import _tiktoken_offline
 from ._request import LLMRequest
 from .config import OutputEstimate
 from .cost import estimate_cost
@@ -23,7 +24,7 @@ class Estimate:
 
     input_tokens: int
     output_tokens: int
-    method: str  # how input_tokens was counted: "tiktoken" | "heuristic" | "provider"
+    method: str  # how input_tokens was counted: "tiktoken" | "heuristic" | "upper_bound" | "provider"
     output_basis: str  # "max_tokens" | "model_limit" | "default"
     amount: Optional[Decimal] = None  # USD; None when the model is not in the catalog
     model_id: Optional[str] = None  # catalog entry used for the amount
@@ -60,14 +61,24 @@ def _check_init() -> None:
 _check_init()
 
 
-def estimate_request(request: LLMRequest, catalog: "Catalog", output: OutputEstimate) -> Optional[Estimate]:
+def estimate_request(
+    request: LLMRequest, catalog: "Catalog", output: OutputEstimate, when_loading: str = _tiktoken_offline.WAIT
+) -> Optional[Estimate]:
     """The estimate for a request, or None when its input cannot be counted (no ``estimate_input``).
+
+    ``when_loading``: what to do when the request's tokenizer is not loaded yet. ``"wait"`` (the
+    default) waits for it. ``"heuristic"`` never waits: the tokenizer loads in the background and this
+    estimate counts with the heuristic; the processor passes it when no budget or hook reads the
+    estimate, so that the call is never held up. ``"upper_bound"`` (budgets and hooks) waits for a
+    load from the disk cache (a few ms) but not for a first parse of the tokenizer (~0.1-0.3 s): the
+    input is then counted as its UTF-8 bytes, never less than tiktoken's count, so that the money held
+    is never under-estimated (``method`` says which).
 
     Raises what counting or pricing raises: the processor logs it and goes on without an estimate.
     """
     if request.estimate_input is None:
         return None
-    counted = request.estimate_input()
+    counted = _tiktoken_offline.counting(when_loading, request.estimate_input)
     price = catalog.resolve(request.model, request.provider) if request.model else None
     output_tokens, output_basis = output.tokens(request.max_output_tokens, price.max_output_tokens if price else None)
     amount: Optional[Decimal] = None

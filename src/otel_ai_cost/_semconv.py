@@ -258,8 +258,15 @@ class AiCostEstimateMethodValues:
 
     # Counted with the model's tiktoken encoding and the chat message overhead.
     TIKTOKEN: Final = "tiktoken"
-    # Approximated from the text length, for models without a public tokenizer.
+    # Approximated from the text: for models without a public tokenizer, and for OpenAI models
+    # while their tokenizer is still loading (the first calls of a process, when no budget or hook
+    # needs the estimate) or when it cannot be loaded.
     HEURISTIC: Final = "heuristic"
+    # At least the tiktoken count: each text counted as its UTF-8 bytes (a token is never less than
+    # one byte), with the same message overhead. Only for a call that a budget or hook decides on
+    # while its OpenAI tokenizer is parsed for the first time on the machine, so that the money
+    # held is never under-estimated.
+    UPPER_BOUND: Final = "upper_bound"
 
 
 # What `ai_cost.estimate.output_tokens` is based on.

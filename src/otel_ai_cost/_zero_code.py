@@ -153,9 +153,29 @@ def _register() -> Optional[AICostSpanProcessor]:
         return None
     provider.add_span_processor(processor)
     _registered[provider] = processor
+    add_ledger(provider, settings)  # before wrap_exporters: other instrumentations' spans reach it priced
     if settings.enrich_export:
         wrap_exporters(provider, processor.catalog)
     return processor
+
+
+def add_ledger(provider: TracerProvider, settings: Settings) -> Optional[Any]:
+    """The call ledger (``OTEL_AI_COST_LEDGER``, on by default at ``default_ledger_url()``): a
+    LedgerSpanExporter behind a SimpleSpanProcessor (its export only queues). Never raises."""
+    try:
+        from .ledger import LedgerSpanExporter, default_ledger_url
+
+        url = settings.ledger or default_ledger_url()
+        if url.strip().lower() == "off":
+            return None
+        exporter = LedgerSpanExporter(url, retention_days=settings.ledger_retention_days,
+                                      baggage_keys=settings.baggage_keys)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        return exporter
+    except Exception:  # noqa: BLE001 - no ledger, but the application and its cost attributes go on
+        _logger.warning("otel-ai-cost: the call ledger could not be started; calls are not recorded in it",
+                        exc_info=True)
+        return None
 
 
 def wrap_exporters(provider: TracerProvider, catalog: Any = None) -> int:

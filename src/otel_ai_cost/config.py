@@ -23,6 +23,8 @@ __all__ = [
     "ENV_ENABLED",
     "ENV_ENRICH_EXPORT",
     "ENV_ESTIMATE",
+    "ENV_LEDGER",
+    "ENV_LEDGER_RETENTION_DAYS",
     "ENV_OPENAI_INCLUDE_USAGE",
     "ENV_OUTPUT_ESTIMATE",
     "ENV_PRICING_FILES",
@@ -47,6 +49,8 @@ ENV_CONFIG = "OTEL_AI_COST_CONFIG"
 ENV_RAISE_ON_BLOCK = "OTEL_AI_COST_RAISE_ON_BLOCK"
 ENV_AZURE_DEPLOYMENTS = "OTEL_AI_COST_AZURE_DEPLOYMENTS"  # read by otel_ai_cost.pricing
 ENV_OPENAI_INCLUDE_USAGE = "OTEL_AI_COST_OPENAI_INCLUDE_USAGE"  # read by the OpenAI instrumentor
+ENV_LEDGER = "OTEL_AI_COST_LEDGER"  # the call ledger: sqlite:///path or off (zero-code default: on)
+ENV_LEDGER_RETENTION_DAYS = "OTEL_AI_COST_LEDGER_RETENTION_DAYS"
 
 # Every variable the package reads, here or elsewhere; anything else with the prefix is a typo.
 KNOWN_VARIABLES = frozenset(
@@ -61,6 +65,8 @@ KNOWN_VARIABLES = frozenset(
         ENV_RAISE_ON_BLOCK,
         ENV_AZURE_DEPLOYMENTS,
         ENV_OPENAI_INCLUDE_USAGE,
+        ENV_LEDGER,
+        ENV_LEDGER_RETENTION_DAYS,
     }
 )
 # Read by the project's build scripts (scripts/build-collector, scripts/test-collector), not by the
@@ -153,6 +159,16 @@ def parse_keys(value: str, variable: str) -> Tuple[str, ...]:
     return keys
 
 
+def parse_days(value: str, variable: str) -> float:
+    try:
+        days = float(value.strip())
+    except ValueError:
+        days = float("nan")
+    if not days > 0 or days == float("inf"):
+        raise ConfigError(f"{variable}: expected a positive number of days (e.g. 90), got {value!r}")
+    return days
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the processor and the zero-code path do. Build with ``Settings.from_env()`` or directly."""
@@ -171,6 +187,11 @@ class Settings:
     # Raise BudgetExceededError from on_start for blocked spans of other instrumentations.
     # None: as the configuration file says (default false).
     raise_on_block: Optional[bool] = None
+    # The call ledger (OTEL_AI_COST_LEDGER): "sqlite:///path" or "off". None: the zero-code path
+    # writes the default file (otel_ai_cost.ledger.default_ledger_url()); code adds LedgerSpanExporter.
+    ledger: Optional[str] = None
+    # Days of call rows the ledger keeps (OTEL_AI_COST_LEDGER_RETENTION_DAYS); None keeps them all.
+    ledger_retention_days: Optional[float] = None
 
     def __post_init__(self) -> None:
         # Accept the same spellings as the environment in code: Settings(output_estimate="expected:500").
@@ -182,6 +203,12 @@ class Settings:
             object.__setattr__(self, "baggage_keys", tuple(self.baggage_keys))
         if self.pricing_files is not None and not isinstance(self.pricing_files, tuple):
             object.__setattr__(self, "pricing_files", tuple(self.pricing_files))
+        if self.ledger is not None:
+            from .ledger._store import parse_ledger_url
+
+            parse_ledger_url(self.ledger, "ledger")
+        if self.ledger_retention_days is not None:
+            parse_days(str(self.ledger_retention_days), "ledger_retention_days")
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any) -> "Settings":
@@ -216,6 +243,15 @@ class Settings:
         raw = get(ENV_OUTPUT_ESTIMATE)
         if raw is not None:
             values["output_estimate"] = OutputEstimate.parse(raw, ENV_OUTPUT_ESTIMATE)
+        raw = get(ENV_LEDGER)
+        if raw is not None:
+            from .ledger._store import parse_ledger_url
+
+            parse_ledger_url(raw, ENV_LEDGER)  # raises ConfigError naming the variable
+            values["ledger"] = raw.strip()
+        raw = get(ENV_LEDGER_RETENTION_DAYS)
+        if raw is not None:
+            values["ledger_retention_days"] = parse_days(raw, ENV_LEDGER_RETENTION_DAYS)
         values.update(overrides)
         return cls(**values)
 

@@ -178,6 +178,7 @@ class AICostSpanProcessor(SpanProcessor):
             holds, self._foreign_holds = list(self._foreign_holds.values()), OrderedDict()
         for hold in holds:
             hold.release()
+        self.force_flush()
         if self.budget_book is not None and self._owns_store:
             try:
                 self.budget_book.store.close()
@@ -185,6 +186,13 @@ class AICostSpanProcessor(SpanProcessor):
                 _log_once("store close", "otel-ai-cost: could not close the budget store.")
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        flush = getattr(self.budget_book.store, "flush", None) if self.budget_book is not None else None
+        if flush is not None:  # settles a store queued off the calls' path (budgets._deferred)
+            try:
+                flush()
+            except Exception:  # noqa: BLE001
+                _log_once("store flush", "otel-ai-cost: could not send the budget store's queued settles.")
+                return False
         return True
 
     # -- the span-start callbacks -----------------------------------------------------------
@@ -299,7 +307,9 @@ class AICostSpanProcessor(SpanProcessor):
         if catalog is None:  # only a disabled processor has none, and it never gets here
             return None
         try:  # estimate_request directly, not through self.estimate: one call less per call
-            return estimate_request(request, catalog, self.settings.output_estimate)
+            # A tokenizer still loading: budgets and hooks count an upper bound, others the heuristic.
+            when_loading = "upper_bound" if self._enforcer is not None else "heuristic"
+            return estimate_request(request, catalog, self.settings.output_estimate, when_loading)
         except Exception:  # noqa: BLE001 - a bad estimate leaves the span without one, never broken
             _log_once("estimate", "otel-ai-cost: could not estimate the cost of a call to %r.", request.model)
             return None

@@ -56,6 +56,9 @@ _warned: set[str] = set()
 
 TIKTOKEN = "tiktoken"
 HEURISTIC = "heuristic"
+# While an OpenAI tokenizer is parsed for the first time on a machine, the estimate a budget holds
+# money on counts each text's UTF-8 bytes: never less than tiktoken's count (see _tiktoken_offline).
+UPPER_BOUND = "upper_bound"
 
 # ----------------------------------------------------------------------------- model -> encoding
 
@@ -131,9 +134,19 @@ def _counter(
     """A text -> token count function for ``model`` and the method it uses."""
     name = encoding_for_model(model, default)
     encoding = _tiktoken_offline.get_encoding(name) if name else None
-    if not name or encoding is None:
+    if not name:
         return _heuristic_count, HEURISTIC
-    return _cached_counter(name, encoding.count), TIKTOKEN
+    if encoding is not None:
+        return _cached_counter(name, encoding.count), TIKTOKEN
+    if _tiktoken_offline.bounding() and _tiktoken_offline.loading(name):
+        return _utf8_bytes, UPPER_BOUND
+    return _heuristic_count, HEURISTIC
+
+
+def _utf8_bytes(text: str) -> int:
+    """An upper bound of any tiktoken count of ``text``: every token is at least one byte of its UTF-8
+    (lone surrogates, which tiktoken replaces with U+FFFD, are 3 bytes either way)."""
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _cached_counter(name: str, count_uncached: Callable[[str], int]) -> Callable[[str], int]:

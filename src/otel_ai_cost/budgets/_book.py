@@ -13,7 +13,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from .. import _semconv as sc
 from ..errors import ConfigError
@@ -44,6 +44,34 @@ class _Planned(NamedTuple):  # a tuple: built on every call
     window_end: Optional[datetime]
     terms: Terms
     frozen_by: Tuple[str, ...] = ()
+
+
+_MISSING: Any = object()
+_MATCHED_CAP = 4096
+# A budget's selector, prepared: (attribute key, the allowed values as strings).
+_Selector = Tuple[Tuple[str, FrozenSet[str]], ...]
+
+
+def _prepared_selector(budget: Budget) -> _Selector:
+    return tuple(
+        (key, frozenset(str(v) for v in wanted) if isinstance(wanted, (list, tuple, set, frozenset))
+         else frozenset((str(wanted),)))
+        for key, wanted in (budget.selector or {}).items()
+    )
+
+
+def _selected(selector: _Selector, attributes: Mapping[str, Any]) -> bool:
+    """``Budget.matches`` with the selector prepared: every key present with (one of) its values."""
+    for key, allowed in selector:
+        value = attributes.get(key, _MISSING)
+        if value is _MISSING:
+            return False
+        if isinstance(value, (list, tuple)):
+            if not any(str(v) in allowed for v in value):
+                return False
+        elif str(value) not in allowed:
+            return False
+    return True
 
 
 class BudgetBook(BookAdmin):
@@ -118,6 +146,11 @@ class BudgetBook(BookAdmin):
         self._controls_lock = threading.Lock()
         # budget id -> (computed at, end, span): a window span holds from any instant in it to its end.
         self._spans: Dict[str, Tuple[float, float, WindowSpan]] = {}
+        # Budget matching, prepared once: each budget's selector as (key, the allowed values as strings),
+        # and the budgets that match, by the values of every selector key (when they are all strings).
+        self._selectors = tuple((b, _prepared_selector(b)) for b in self.budgets)
+        self._selector_keys = tuple(sorted({k for b in self.budgets for k in (b.selector or {})}))
+        self._matched: Dict[Tuple[Any, ...], Tuple[Budget, ...]] = {}
 
     # Operators' controls, read from the store.
 
@@ -165,13 +198,32 @@ class BudgetBook(BookAdmin):
         self._spans[budget.id] = (now, span.end.timestamp() if span.end is not None else math.inf, span)
         return span
 
+    def _matching(self, attributes: Mapping[str, Any]) -> Tuple[Budget, ...]:
+        """The budgets whose selector matches these attributes (as ``Budget.matches``), cached by the
+        values of the selector keys when they are strings (the usual case)."""
+        get = attributes.get
+        values = []
+        for k in self._selector_keys:  # a plain loop: no comprehension frames on the call's path
+            v = get(k, _MISSING)
+            if type(v) is not str and v is not _MISSING:
+                return self._match(attributes)
+            values.append(v)
+        key = tuple(values)
+        found = self._matched.get(key)
+        if found is None:
+            if len(self._matched) >= _MATCHED_CAP:
+                self._matched.clear()
+            found = self._matched[key] = self._match(attributes)
+        return found
+
+    def _match(self, attributes: Mapping[str, Any]) -> Tuple[Budget, ...]:
+        return tuple(b for b, selector in self._selectors if _selected(selector, attributes))
+
     def _plan(self, attributes: Mapping[str, Any], estimate: int, trace_id: Optional[str]) -> List[_Planned]:
         now = self._clock()
         controls = self._controls(now)
         planned = []
-        for budget in self.budgets:
-            if not budget.matches(attributes):
-                continue
+        for budget in self._matching(attributes):
             span = self._span(budget, now)
             key = budget.key_for(attributes, trace_id)
             limit_nanos, frozen_by = controls.resolve(budget, key) if controls.by_budget else (None, ())
@@ -209,7 +261,12 @@ class BudgetBook(BookAdmin):
             planned, policies = self._price_unknown(planned, unknown, estimate_nanos)
             applied = strictest(p for p, pl in zip(policies, planned) if not pl.budget.shadow) or strictest(policies)
             estimate_usd = from_nanos(max(p.request.amount for p in planned))
-        audit = {k: str(attributes[k]) for k in self._ledger_keys if k in attributes}
+        audit: Dict[str, Any] = {}
+        get = attributes.get
+        for k in self._ledger_keys:
+            v = get(k, _MISSING)
+            if v is not _MISSING:
+                audit[k] = v if type(v) is str else str(v)
         if trace_id is not None:
             audit["trace_id"] = trace_id
         if applied is not None:

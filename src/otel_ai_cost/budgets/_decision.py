@@ -15,7 +15,7 @@ from ._store import ALL_KEYS, Slot
 from ._unknown import UnknownCall, UnknownModelPolicy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class BudgetOutcome:
     """What one budget decided for a call. Amounts in USD; ``spent`` and ``reserved`` before the call."""
 
@@ -34,6 +34,18 @@ class BudgetOutcome:
     frozen_by: Tuple[str, ...] = ()
     # The threshold the call reached (its ``at``, a fraction of the limit), for warn, downgrade, throttle.
     threshold: Optional[Decimal] = None
+
+    def __init__(
+        self, budget: Budget, key: str, window_key: str, window_end: Optional[datetime], action: str,
+        limit: Decimal, spent: Decimal, reserved: Decimal, estimate: Decimal, model: Optional[str] = None,
+        delay: Optional[float] = None, frozen_by: Tuple[str, ...] = (), threshold: Optional[Decimal] = None,
+    ) -> None:
+        # Built on every call: the fields set in one step (a frozen dataclass's own __init__ sets each alone).
+        self.__dict__.update(
+            budget=budget, key=key, window_key=window_key, window_end=window_end, action=action, limit=limit,
+            spent=spent, reserved=reserved, estimate=estimate, model=model, delay=delay, frozen_by=frozen_by,
+            threshold=threshold,
+        )
 
     @property
     def shadow(self) -> bool:
@@ -57,7 +69,7 @@ class BudgetOutcome:
         return bool(self.frozen_by)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Decision:
     """The decision for a call: the strictest enforced outcome, and every budget's outcome.
 
@@ -75,6 +87,17 @@ class Decision:
     unknown: Optional[UnknownModelPolicy] = None
     unknown_model: Optional[str] = None  # the request model, when the catalog does not know it
     detail: Optional[str] = None  # reason store_error: what failed
+
+    def __init__(
+        self, action: str, estimate: Decimal, outcomes: Tuple[BudgetOutcome, ...] = (),
+        deciding: Optional[BudgetOutcome] = None, reason: Optional[str] = None,
+        unknown: Optional[UnknownModelPolicy] = None, unknown_model: Optional[str] = None,
+        detail: Optional[str] = None,
+    ) -> None:
+        self.__dict__.update(  # as BudgetOutcome
+            action=action, estimate=estimate, outcomes=outcomes, deciding=deciding, reason=reason, unknown=unknown,
+            unknown_model=unknown_model, detail=detail,
+        )
 
     @property
     def allowed(self) -> bool:

@@ -48,8 +48,11 @@ class MemoryBudgetStore(st.StoreBase):
         # reconciles it; the oldest are forgotten past _SETTLED_CAP).
         self._charged: "collections.OrderedDict[str, Dict[Slot, int]]" = collections.OrderedDict()
 
-    def _log(self, now: float, kind: str, slot: Slot, amount: int, rid: str, attributes: Any = None) -> None:
-        self._ledger.append(LedgerEntry(now, kind, slot[0], slot[1], slot[2], amount, rid, dict(attributes or {})))
+    def _log(self, now: float, kind: str, slot: Slot, amount: int, rid: str, attributes: Any = None,
+             owned: bool = False) -> None:
+        # owned: ``attributes`` is a dict made for this entry alone (no copy needed).
+        attrs = attributes if owned else dict(attributes or {})
+        self._ledger.append(LedgerEntry(now, kind, slot[0], slot[1], slot[2], amount, rid, attrs))
 
     def _unhold(self, hold: _Hold) -> None:
         left = self._reserved.get(hold.slot, 0) - hold.amount
@@ -134,7 +137,7 @@ class MemoryBudgetStore(st.StoreBase):
             for r in requests:
                 if r.prune:
                     self._prune(r.budget_id, r.key, *r.prune)
-            usage = tuple(self._usage(r.budget_id, r.key, r.counted) for r in requests)
+            usage = tuple([self._usage(r.budget_id, r.key, r.counted) for r in requests])
             refused = st.refusals(requests, usage)
             if refused:
                 for i in refused:
@@ -178,7 +181,7 @@ class MemoryBudgetStore(st.StoreBase):
                 charged = None if slot in held else self._uncharge(reservation_id, slot)
                 self._add_spend(slot, amount)
                 extra = st.settle_attributes(attributes, slot in held, charged)
-                self._log(now, "settle", slot, amount, reservation_id, extra)
+                self._log(now, "settle", slot, amount, reservation_id, extra, owned=True)
 
     def release(self, reservation_id: str) -> None:
         with self._lock:

@@ -37,6 +37,7 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, cast
 
 from . import _store as st
+from ._deferred import DEFAULT_INTERVAL, SettleQueue
 from ._redis_client import DEFAULT_TIMEOUT, connect
 from ._redis_scripts import ADJUST, RELEASE, RESERVE, RESET, SETTLE, SPENT
 from ._store import Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend, dumps
@@ -89,6 +90,8 @@ SETTLED_TTL = 86400.0
 # The most holds of one (budget, key) that one script expires; a call runs its script again while more
 # are due, at most _MAX_ROUNDS times (then it decides counting the rest as held, which only refuses more).
 EXPIRE_BATCH = 256
+# The most queued settles the flusher sends in one pipeline.
+_SETTLE_BATCH = 64
 _MAX_ROUNDS = 200
 
 
@@ -108,6 +111,7 @@ class RedisBudgetStore(st.StoreBase):
         key_file: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
         settled_ttl: float = SETTLED_TTL,
+        settle_interval: Optional[float] = None,
     ) -> None:
         """``url`` as the redis client's ``from_url`` takes it: ``redis://[[user]:password@]host:6379/0``,
         ``rediss://`` for TLS, ``unix://``. Options given here override the URL's user and password:
@@ -124,7 +128,16 @@ class RedisBudgetStore(st.StoreBase):
         ``expire_batch``: the most holds of one (budget, key) a single script expires (see
         ``_redis_scripts``); it bounds how long one script can block the server after many holds ended at once.
         ``settled_ttl``: how long (seconds) a settle with ``once`` is remembered (one small key per call),
-        and a hold charged at expiry, for a settle that comes after it."""
+        and a hold charged at expiry, for a settle that comes after it.
+
+        ``settle_interval`` (seconds, e.g. 0.05): settles leave the call's path (see ``_deferred``): each is
+        queued and sent in the same round trip as the next reserve of this process, or by a background thread
+        after at most this many seconds; every read of the store sends them first, and so do ``flush()``,
+        ``close()`` and the interpreter's exit. None (the default) sends each settle at once: one more round
+        trip per call, and other processes see the settle as soon as it returns (queued, they see it up to
+        ``settle_interval`` later, the hold counting meanwhile). The no-overspend guarantee does not depend on
+        it: the hold placed by the reserve counts until its settle lands, and a settle lost for good is
+        charged at expiry (``on_expired_hold``)."""
         self._client = connect(
             url, client, username=username, password=password, ca_file=ca_file, cert_file=cert_file,
             key_file=key_file, timeout=timeout,
@@ -141,6 +154,62 @@ class RedisBudgetStore(st.StoreBase):
         self._spent = self._client.register_script(SPENT)
         self._adjust = self._client.register_script(ADJUST)
         self._reset = self._client.register_script(RESET)
+        self._queue: Optional[SettleQueue[Tuple[List[Any], List[Any]]]] = None
+        if settle_interval is not None:
+            self._queue = SettleQueue(self._send_settles, f"redis {prefix}", interval=float(settle_interval))
+
+    # Queued settles (see _deferred): sent pipelined, with the next reserve or by the flusher.
+
+    def _pipeline(self, calls: Sequence[Tuple[Any, List[Any], List[Any]]]) -> List[Any]:
+        """Run scripts (Script, keys, args) in one round trip; the replies, an exception for a failed one.
+        A script the server does not have (restarted, SCRIPT FLUSH) is loaded and run again."""
+        from redis.exceptions import NoScriptError
+
+        pipe = self._client.pipeline(transaction=False)
+        for script, keys, args in calls:
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        replies = list(pipe.execute(raise_on_error=False))
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:
+            for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
+                script.sha = self._client.script_load(script.script)
+            again = self._client.pipeline(transaction=False)
+            for i in missing:
+                script, keys, args = calls[i]
+                again.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            for i, reply in zip(missing, again.execute(raise_on_error=False)):
+                replies[i] = reply
+        return replies
+
+    def _send_settles(self, items: List[Tuple[List[Any], List[Any]]]) -> None:
+        # Pipelined, a bounded batch per round trip: the server runs a batch's scripts back to back, and
+        # other clients' commands wait meanwhile.
+        for start in range(0, len(items), _SETTLE_BATCH):
+            batch = items[start:start + _SETTLE_BATCH]
+            self._settled(self._pipeline([(self._settle, keys, args) for keys, args in batch]))
+
+    def _settled(self, replies: Sequence[Any]) -> None:
+        """Check the replies of queued settles: a failed one is lost (see _deferred), and said so."""
+        failed = [r for r in replies if isinstance(r, Exception)]
+        queue = self._queue
+        if failed and queue is not None:
+            queue.lost(len(failed), failed[0])
+        elif queue is not None:
+            queue.sent()
+
+    def defer_settles(self, enabled: bool) -> None:
+        """Queue settles off the call's path (True), or send each at once (False: what was queued is sent
+        now). A wrapper that must see each settle's failure (ResilientStore, to journal it) turns it off."""
+        if enabled and self._queue is None:
+            self._queue = SettleQueue(self._send_settles, f"redis {self._prefix}", interval=DEFAULT_INTERVAL)
+        elif not enabled and self._queue is not None:
+            queue, self._queue = self._queue, None
+            queue.close()
+
+    def flush(self) -> None:
+        """Send the queued settles now (raises if the store fails: they stay queued)."""
+        if self._queue is not None:
+            self._queue.flush()
 
     def _key(self, kind: str, budget_id: str, key: str) -> str:
         # The length prefix keeps ("a:b", "c") and ("a", "b:c") apart.
@@ -188,15 +257,34 @@ class RedisBudgetStore(st.StoreBase):
             args += [r.budget_id, r.key, r.window_key, limit, amount, prefix, before, len(r.counted)]
             args += list(r.counted)
             args.append(st.check_on_expired_hold(r.on_expired))
+        queue = self._queue
+        queued = queue.take() if queue is not None else []
         for round_ in range(_MAX_ROUNDS):
             if round_ == _MAX_ROUNDS - 1:
                 args[8] = "1"  # decide now
-            reply = self._reserve(keys=keys, args=args)
+            if queued:  # the queued settles go first, in the same round trip
+                reply = self._reserve_after(queued, keys, args)
+                queued = []
+            else:
+                reply = self._reserve(keys=keys, args=args)
             if int(reply[0]) != -1:  # -1: more holds were due than one script expires; they are being expired
                 break
         usage = tuple(Spend(int(reply[1 + 3 * i]), int(reply[2 + 3 * i])) for i in range(len(requests)))
         refused = tuple(i for i in range(len(requests)) if int(reply[3 + 3 * i]))
         return ReserveResult(bool(int(reply[0])), usage, refused)
+
+    def _reserve_after(self, queued: List[Tuple[List[Any], List[Any]]], keys: List[Any], args: List[Any]) -> Any:
+        calls: List[Tuple[Any, List[Any], List[Any]]] = [(self._settle, k, a) for k, a in queued]
+        try:
+            replies = self._pipeline(calls + [(self._reserve, keys, args)])
+        except Exception as exc:
+            if self._queue is not None:
+                self._queue.lost(len(queued), exc)  # not sent again: they may have landed
+            raise
+        self._settled(replies[:-1])
+        if isinstance(replies[-1], Exception):
+            raise replies[-1]
+        return replies[-1]
 
     def settle(
         self,
@@ -218,13 +306,19 @@ class RedisBudgetStore(st.StoreBase):
         for (budget_id, key, window_key), amount in actual.items():
             keys += self._hold_keys(budget_id, key)
             args += [budget_id, key, window_key, st.clamp(amount)]
-        self._settle(keys=keys, args=args)
+        queue = self._queue
+        if queue is not None:
+            queue.add((keys, args))
+        else:
+            self._settle(keys=keys, args=args)
 
     def release(self, reservation_id: str) -> None:
+        self.flush()  # this process's settles first
         keys = [self._ledger_key, self._index_key(reservation_id), self._charges + reservation_id]
         self._release(keys=keys, args=[_now(self._clock), reservation_id, self._prefix])
 
     def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
+        self.flush()  # this process's settles first
         window_keys = st.window_tuple(window_keys)
         keys = [self._ledger_key, *self._hold_keys(budget_id, key)]
         args = [_now(self._clock), budget_id, key, self._expire_batch, self._charges,
@@ -238,6 +332,7 @@ class RedisBudgetStore(st.StoreBase):
     def holds(self, budget_id: str, key: Optional[str] = None) -> List[HoldInfo]:
         """The live holds of a budget (of one partition with ``key``), oldest first. Scans the
         budget's keys when ``key`` is None (an operator's command)."""
+        self.flush()  # this process's settles first
         head = self._key("holds", budget_id, "")
         if key is not None:
             names = [self._key("holds", budget_id, key)]
@@ -263,6 +358,7 @@ class RedisBudgetStore(st.StoreBase):
         pipe.execute()
 
     def read_ledger(self, query: st.LedgerQuery) -> List[LedgerEntry]:
+        self.flush()  # this process's settles first
         keep, last = query.keep(), query.last
         entries: List[LedgerEntry] = []
         if last is not None:  # newest first, until enough pass the filters
@@ -295,6 +391,7 @@ class RedisBudgetStore(st.StoreBase):
     def change_control(self, change: st.ControlChange) -> st.ControlValue:
         """One optimistic transaction: read the field, set it (delete it when it goes back to the default)
         and log."""
+        self.flush()  # this process's settles first
         budget_id, key, field, value, entry = change
         limit = field == "limit"
         hash_key = self._limits_key if limit else self._frozen_key
@@ -343,6 +440,7 @@ class RedisBudgetStore(st.StoreBase):
         amount: int,
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> int:
+        self.flush()  # this process's settles first
         windows = self._newest_first(st.window_tuple(window_keys))
         attrs = dumps({**(attributes or {}), "requested_nanos": int(amount)})
         keys = [self._ledger_key, self._key("spend", budget_id, key)]
@@ -356,12 +454,14 @@ class RedisBudgetStore(st.StoreBase):
         window_keys: Sequence[str],
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> int:
+        self.flush()  # this process's settles first
         windows = self._newest_first(st.window_tuple(window_keys))
         keys = [self._ledger_key, self._key("spend", budget_id, key)]
         args = [_now(self._clock), budget_id, key, st.new_id(), dumps(attributes), *windows]
         return int(self._reset(keys=keys, args=args))
 
     def partitions(self, budget_id: str, window_keys: Sequence[str]) -> List[str]:
+        self.flush()  # this process's settles first
         windows = list(dict.fromkeys(st.window_tuple(window_keys)))
         candidates = set()
         for kind in ("spend", "holds"):
@@ -389,4 +489,6 @@ class RedisBudgetStore(st.StoreBase):
         return found
 
     def close(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
         self._client.close()

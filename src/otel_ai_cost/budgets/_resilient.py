@@ -138,6 +138,11 @@ class ResilientStore:
     def _set_inner(self, store: BudgetStore) -> None:
         self._inner = store
         self._once = accepts_once(store)
+        # This store journals a settle the store cannot take by the call's deadline: it must see the
+        # failure, so the inner store sends each settle at once rather than queue it (see _deferred).
+        defer = getattr(store, "defer_settles", None)
+        if defer is not None:
+            defer(False)
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -499,6 +504,12 @@ class ResilientStore:
         if inner is None or name.startswith("__"):
             raise AttributeError(name)
         return getattr(inner, name)
+
+    def flush(self) -> None:
+        """Send what the inner store queued (nothing to do: this store has its settles sent at once)."""
+        flush = getattr(self._inner, "flush", None)
+        if flush is not None and self._down_since is None:
+            flush()
 
     def close(self) -> None:
         self._closed.set()

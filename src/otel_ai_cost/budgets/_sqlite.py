@@ -12,9 +12,10 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import _store as st
+from ._deferred import DEFAULT_INTERVAL, SettleQueue
 from ._store import MAX_NANOS, Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend, dumps
 
 # How long a settle with ``once`` is remembered (seconds): far longer than any outage it covers. A
@@ -57,8 +58,27 @@ CREATE TABLE IF NOT EXISTS controls (
 """
 
 
+# A queued settle: reservation id, amounts, ledger attributes (clamped), once, and when it was made.
+_Queued = Tuple[str, Dict[Slot, int], Dict[str, Any], bool, float]
+
+
+# A settle takes the holds of its reservation: one statement where SQLite has RETURNING (3.35+).
+_SELECT_HOLDS = "SELECT budget_id, key, window_key FROM holds WHERE reservation_id = ?"
+_TAKE_HOLDS = (
+    "DELETE FROM holds WHERE reservation_id = ? RETURNING budget_id, key, window_key"
+    if sqlite3.sqlite_version_info >= (3, 35) else _SELECT_HOLDS
+)
+
+
 class SQLiteBudgetStore(st.StoreBase):
-    def __init__(self, path: str, clock: Callable[[], float] = time.time, timeout: float = 30.0) -> None:
+    """``settle_interval`` (seconds, e.g. 0.05): settles leave the call's path (see ``_deferred``): each is
+    queued and applied in the transaction of the next reserve of this process (one transaction per
+    call), or by a background thread after at most this many seconds; reads apply them first, and so do
+    ``flush()``, ``close()`` and the interpreter's exit. None (the default): each settle is its own
+    transaction, seen by other processes as soon as it returns."""
+
+    def __init__(self, path: str, clock: Callable[[], float] = time.time, timeout: float = 30.0,
+                 settle_interval: Optional[float] = None) -> None:
         self.path = str(path)
         self._clock = clock
         self._timeout = timeout
@@ -75,6 +95,30 @@ class SQLiteBudgetStore(st.StoreBase):
             for column, kind in (("placed_at", "REAL"), ("holder", "TEXT"), ("on_expired", "TEXT")):
                 if column not in columns:
                     db.execute(f"ALTER TABLE holds ADD COLUMN {column} {kind}")
+        self._queue: Optional[SettleQueue[_Queued]] = None
+        if settle_interval is not None:
+            self._queue = SettleQueue(self._apply_settles, f"sqlite {self.path}", interval=float(settle_interval))
+
+    # Queued settles (see _deferred): applied in the next reserve's transaction, or by the flusher.
+
+    def defer_settles(self, enabled: bool) -> None:
+        """Queue settles off the call's path (True), or run each at once (False: what was queued is
+        applied now). A wrapper that must see each settle's failure (ResilientStore) turns it off."""
+        if enabled and self._queue is None:
+            self._queue = SettleQueue(self._apply_settles, f"sqlite {self.path}", interval=DEFAULT_INTERVAL)
+        elif not enabled and self._queue is not None:
+            queue, self._queue = self._queue, None
+            queue.close()
+
+    def flush(self) -> None:
+        """Apply the queued settles now (raises if the store fails)."""
+        if self._queue is not None:
+            self._queue.flush()
+
+    def _apply_settles(self, items: Sequence[_Queued]) -> None:
+        with self._transaction() as db:
+            for item in items:
+                self._settle_in(db, *item)
 
     def _connect(self) -> None:
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
@@ -167,13 +211,11 @@ class SQLiteBudgetStore(st.StoreBase):
     def _usage(db: sqlite3.Connection, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
         keys = sorted(set(window_keys))
         marks = ",".join("?" * len(keys))
-        (spent,) = db.execute(
-            f"SELECT COALESCE(SUM(amount), 0) FROM spend WHERE budget_id = ? AND key = ? AND window_key IN ({marks})",
-            (budget_id, key, *keys),
-        ).fetchone()
-        (reserved,) = db.execute(
-            f"SELECT COALESCE(SUM(amount), 0) FROM holds WHERE budget_id = ? AND key = ? AND window_key IN ({marks})",
-            (budget_id, key, *keys),
+        where = f"WHERE budget_id = ? AND key = ? AND window_key IN ({marks})"
+        spent, reserved = db.execute(  # one statement for both sums
+            f"SELECT (SELECT COALESCE(SUM(amount), 0) FROM spend {where}),"
+            f" (SELECT COALESCE(SUM(amount), 0) FROM holds {where})",
+            (budget_id, key, *keys, budget_id, key, *keys),
         ).fetchone()
         return Spend(int(spent), int(reserved))
 
@@ -185,7 +227,30 @@ class SQLiteBudgetStore(st.StoreBase):
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> ReserveResult:
         attrs = dumps(attributes)
+        queue = self._queue
+        queued = queue.take() if queue is not None else []
+        try:
+            return self._reserve(requests, reservation_id, ttl, attributes, attrs, queued)
+        except BaseException:
+            if queued:  # rolled back with the reserve: apply them on their own
+                self._apply_queued_alone(queued)
+            raise
+
+    def _apply_queued_alone(self, queued: List[_Queued]) -> None:
+        try:
+            self._apply_settles(queued)
+        except Exception as exc:  # noqa: BLE001 - the holds expire; on_expired_hold counts them
+            queue = self._queue
+            if queue is not None:
+                queue.lost(len(queued), exc)
+
+    def _reserve(
+        self, requests: Sequence[HoldRequest], reservation_id: str, ttl: float,
+        attributes: Optional[Mapping[str, Any]], attrs: str, queued: List[_Queued],
+    ) -> ReserveResult:
         with self._transaction() as db:
+            for item in queued:  # this process's settles first, in the same transaction
+                self._settle_in(db, *item)
             now = self._clock()
             self._expire(db, now)
             for r in requests:
@@ -228,33 +293,39 @@ class SQLiteBudgetStore(st.StoreBase):
         """Amounts are clamped to MAX_NANOS and spend saturates there, so the transaction cannot fail on
         an overflow (and roll back, keeping the hold). ``once``: do nothing if this reservation was
         settled with ``once`` before (a journaled settle replayed after the first one landed)."""
-        attributes = st.clamped_attributes(attributes, actual.values())
+        clamped = st.clamped_attributes(attributes, actual.values())
+        queue = self._queue
+        if queue is not None:
+            queue.add((reservation_id, dict(actual), clamped, once, self._clock()))
+            return
         with self._transaction() as db:
-            now = self._clock()
-            if once:
-                if db.execute(
-                    "INSERT INTO settled (reservation_id, time) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    (reservation_id, now),
-                ).rowcount == 0:
-                    return
-                if int(now) % 64 == 0:  # now and then, forget the oldest
-                    db.execute("DELETE FROM settled WHERE time < ?", (now - SETTLED_KEEP,))
-            held = {
-                tuple(row)
-                for row in db.execute(
-                    "SELECT budget_id, key, window_key FROM holds WHERE reservation_id = ?", (reservation_id,)
-                )
-            }
+            self._settle_in(db, reservation_id, actual, clamped, once, self._clock())
+
+    def _settle_in(
+        self, db: sqlite3.Connection, reservation_id: str, actual: Mapping[Slot, int], attributes: Dict[str, Any],
+        once: bool, now: float,
+    ) -> None:
+        if once:
+            if db.execute(
+                "INSERT INTO settled (reservation_id, time) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (reservation_id, now),
+            ).rowcount == 0:
+                return
+            if int(now) % 64 == 0:  # now and then, forget the oldest
+                db.execute("DELETE FROM settled WHERE time < ?", (now - SETTLED_KEEP,))
+        held = {tuple(row) for row in db.execute(_TAKE_HOLDS, (reservation_id,)).fetchall()}
+        if _TAKE_HOLDS is _SELECT_HOLDS:
             db.execute("DELETE FROM holds WHERE reservation_id = ?", (reservation_id,))
-            for slot, amount in actual.items():
-                amount = st.clamp(amount)
-                was_held = tuple(slot) in held
-                charged = None if was_held else self._uncharge(db, reservation_id, slot)
-                self._add_spend(db, slot, amount)
-                extra = st.settle_attributes(attributes, was_held, charged)
-                self._log(db, now, "settle", slot, amount, reservation_id, dumps(extra))
+        for slot, amount in actual.items():
+            amount = st.clamp(amount)
+            was_held = tuple(slot) in held
+            charged = None if was_held else self._uncharge(db, reservation_id, slot)
+            self._add_spend(db, slot, amount)
+            extra = st.settle_attributes(attributes, was_held, charged)
+            self._log(db, now, "settle", slot, amount, reservation_id, dumps(extra))
 
     def release(self, reservation_id: str) -> None:
+        self.flush()  # this process's settles first
         with self._transaction() as db:
             now = self._clock()
             rows = db.execute(
@@ -272,6 +343,7 @@ class SQLiteBudgetStore(st.StoreBase):
                           dumps({st.EXPIRED_CHARGE: taken}))
 
     def spent(self, budget_id: str, key: str, window_keys: Sequence[str]) -> Spend:
+        self.flush()  # this process's settles first
         window_keys = st.window_tuple(window_keys)
         with self._transaction() as db:
             self._expire(db, self._clock())
@@ -279,6 +351,7 @@ class SQLiteBudgetStore(st.StoreBase):
 
     def holds(self, budget_id: str, key: Optional[str] = None) -> List[HoldInfo]:
         """The live holds of a budget (of one partition with ``key``), oldest first."""
+        self.flush()  # this process's settles first
         with self._transaction() as db:
             self._expire(db, self._clock())
             sql = (
@@ -299,6 +372,7 @@ class SQLiteBudgetStore(st.StoreBase):
                 self._log(db, e.time, e.kind, slot, e.amount_nanos, e.reservation_id, dumps(e.attributes))
 
     def read_ledger(self, query: st.LedgerQuery) -> List[LedgerEntry]:
+        self.flush()  # this process's settles first
         where: List[str] = []
         params: List[Any] = []
         equal = (("budget_id", query.budget_id), ("key", query.key), ("kind", query.kind),
@@ -352,6 +426,7 @@ class SQLiteBudgetStore(st.StoreBase):
             )
 
     def change_control(self, change: st.ControlChange) -> st.ControlValue:
+        self.flush()  # this process's settles first
         budget_id, key, field, value, entry = change
         with self._transaction() as db:
             now = self._clock()
@@ -387,6 +462,7 @@ class SQLiteBudgetStore(st.StoreBase):
         amount: int,
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> int:
+        self.flush()  # this process's settles first
         window_keys = st.window_tuple(window_keys)
         current = window_keys[-1]
         add = (
@@ -414,6 +490,7 @@ class SQLiteBudgetStore(st.StoreBase):
         window_keys: Sequence[str],
         attributes: Optional[Mapping[str, Any]] = None,
     ) -> int:
+        self.flush()  # this process's settles first
         window_keys = st.window_tuple(window_keys)
         with self._transaction() as db:
             now = self._clock()
@@ -427,6 +504,7 @@ class SQLiteBudgetStore(st.StoreBase):
             return removed
 
     def partitions(self, budget_id: str, window_keys: Sequence[str]) -> List[str]:
+        self.flush()  # this process's settles first
         keys = sorted(set(st.window_tuple(window_keys)))
         marks = ",".join("?" * len(keys))
         with self._transaction() as db:
@@ -440,5 +518,7 @@ class SQLiteBudgetStore(st.StoreBase):
         return sorted(row[0] for row in rows)
 
     def close(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
         with self._lock:
             self._db.close()

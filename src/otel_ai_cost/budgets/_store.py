@@ -98,7 +98,8 @@ def clamped_attributes(attributes: Optional[Mapping[str, Any]], amounts: Iterabl
     """``attributes`` plus ``clamped_from_nanos`` when any amount is out of range (as a string:
     JSON numbers lose digits past 2**53)."""
     extra = dict(attributes or {})
-    over = [int(a) for a in amounts if int(a) > MAX_NANOS or int(a) < 0]
+    over = [int(a) for a in amounts if type(a) is not int or not 0 <= a <= MAX_NANOS]
+    over = [a for a in over if a > MAX_NANOS or a < 0]
     if over:
         extra["clamped_from_nanos"] = str(max(over, key=abs))
     return extra
@@ -113,9 +114,17 @@ class StoreUnavailableError(RuntimeError):
         super().__init__(f"budget store {store} is unavailable: {reason}")
 
 
+_holder: Tuple[int, str] = (-1, "")
+
+
 def holder() -> str:
-    """Who places a hold: ``host:pid``, so that ``budget show`` can tell holds of dead processes."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who places a hold: ``host:pid``, so that ``budget show`` can tell holds of dead processes.
+    Read once per process (a fork reads it again)."""
+    global _holder
+    pid = os.getpid()
+    if _holder[0] != pid:
+        _holder = (pid, f"{socket.gethostname()}:{pid}")
+    return _holder[1]
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,7 @@ class HoldInfo:
         return from_nanos(self.amount_nanos)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class HoldRequest:
     """One budget's part of a reservation: hold ``amount`` unless the spend would pass ``limit``.
 
@@ -155,6 +164,15 @@ class HoldRequest:
     frozen: bool = False  # the budget is frozen: refuse the hold whatever the spend (logged as a block)
     on_expired: str = CHARGE_ESTIMATE  # what the hold does if it reaches its TTL unsettled (ON_EXPIRED_HOLD)
 
+    def __init__(
+        self, budget_id: str, key: str, window_key: str, limit: Optional[int], amount: int,
+        counted_keys: Tuple[str, ...] = (), prune: Optional[Tuple[str, int]] = None, frozen: bool = False,
+        on_expired: str = CHARGE_ESTIMATE,
+    ) -> None:
+        # Built on every call: the fields set in one step (a frozen dataclass's own __init__ sets each alone).
+        self.__dict__.update(budget_id=budget_id, key=key, window_key=window_key, limit=limit, amount=amount,
+                             counted_keys=counted_keys, prune=prune, frozen=frozen, on_expired=on_expired)
+
     @property
     def slot(self) -> Slot:
         return (self.budget_id, self.key, self.window_key)
@@ -164,15 +182,18 @@ class HoldRequest:
         return self.counted_keys or (self.window_key,)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Spend:
     """Settled spend and amounts held by reservations in flight, in nano-dollars."""
 
     spent: int
     reserved: int
 
+    def __init__(self, spent: int, reserved: int) -> None:
+        self.__dict__.update(spent=spent, reserved=reserved)  # as HoldRequest
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class ReserveResult:
     """``ok``: every hold was placed. Otherwise none was, and ``refused`` lists the requests over limit.
 
@@ -182,6 +203,9 @@ class ReserveResult:
     ok: bool
     usage: Tuple[Spend, ...]
     refused: Tuple[int, ...] = ()
+
+    def __init__(self, ok: bool, usage: Tuple[Spend, ...], refused: Tuple[int, ...] = ()) -> None:
+        self.__dict__.update(ok=ok, usage=usage, refused=refused)  # as HoldRequest
 
 
 @dataclass(frozen=True)
@@ -197,7 +221,7 @@ class Control:
 Controls = Dict[Tuple[str, str], Control]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class LedgerEntry:
     time: float  # seconds since the epoch, from the store's clock
     kind: str
@@ -207,6 +231,15 @@ class LedgerEntry:
     amount_nanos: int
     reservation_id: str
     attributes: Dict[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self, time: float, kind: str, budget_id: str, key: str, window_key: str, amount_nanos: int,
+        reservation_id: str, attributes: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        self.__dict__.update(  # as HoldRequest
+            time=time, kind=kind, budget_id=budget_id, key=key, window_key=window_key, amount_nanos=amount_nanos,
+            reservation_id=reservation_id, attributes={} if attributes is None else attributes,
+        )
 
     @property
     def amount(self) -> Decimal:
@@ -268,11 +301,11 @@ def window_tuple(window_keys: Sequence[str]) -> Tuple[str, ...]:
 
 def refusals(requests: Sequence[HoldRequest], spend: Sequence[Spend]) -> Tuple[int, ...]:
     """The requests a reserve refuses: frozen, or whose spend + holds + amount would pass the limit."""
-    return tuple(
-        i
-        for i, (r, u) in enumerate(zip(requests, spend))
-        if r.frozen or (r.limit is not None and u.spent + u.reserved + r.amount > r.limit)
-    )
+    refused = []
+    for i, (r, u) in enumerate(zip(requests, spend)):
+        if r.frozen or (r.limit is not None and u.spent + u.reserved + r.amount > r.limit):
+            refused.append(i)
+    return tuple(refused)
 
 
 def block_attributes(attributes: Optional[Mapping[str, Any]], request: HoldRequest) -> Dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Dict, Optional, Tuple
 
 from ._model import NANOS_PER_USD, Budget, Threshold, from_nanos
@@ -19,6 +19,8 @@ class Terms:
     hard_limit: int  # the lowest block threshold
     levels: Tuple[Tuple[Decimal, Threshold], ...]  # the other thresholds, lowest first
     overridden: bool
+    # ``levels`` in whole nano-dollars (rounded up: a projected spend reaches a level when it reaches this).
+    steps: Tuple[Tuple[int, Threshold], ...] = ()
 
     @classmethod
     def of(cls, budget: Budget, limit_nanos: Optional[int] = None) -> "Terms":
@@ -26,12 +28,13 @@ class Terms:
         levels = tuple(
             (effective.limit_usd * t.at * NANOS_PER_USD, t) for t in effective.thresholds if t.action.kind != "block"
         )
-        return cls(effective.limit_usd, effective.hard_limit_nanos, levels, limit_nanos is not None)
+        steps = tuple((int(level.to_integral_value(rounding=ROUND_CEILING)), t) for level, t in levels)
+        return cls(effective.limit_usd, effective.hard_limit_nanos, levels, limit_nanos is not None, steps)
 
     def action_at(self, projected_nanos: int) -> Optional[Threshold]:
         """The highest non-block threshold a projected spend reaches (as ``Budget.action_at``)."""
         reached = None
-        for level, threshold in self.levels:
+        for level, threshold in self.steps:
             if projected_nanos >= level:
                 reached = threshold
         return reached

@@ -41,7 +41,8 @@ class ChatStreamState(StreamState):
         self.model: Optional[str] = None
         self.service_tier: Optional[str] = None
         self.finish_reasons: Dict[int, str] = {}
-        self.usage_obj: Any = None
+        self.usage_obj: Any = None  # the last usage object read (with ``usage_read``, what it says)
+        self.usage_read: Optional[Usage] = None
         # A stream expected to end with its usage counts cheaply (see ``CharCounter``).
         self.counter: Any = counter if counter is not None else CharCounter()
 
@@ -60,15 +61,22 @@ class ChatStreamState(StreamState):
                 self.service_tier = tier or self.service_tier
         read_usage = self.read_usage
         usage = get(chunk, "usage")
-        usage_ok = usage is not None and read_usage(usage) is not None
-        if not usage_ok and self.usage_holder is not None:
+        read = read_usage(usage) if usage is not None else None
+        if read is None and self.usage_holder is not None:
             usage = get(get(chunk, self.usage_holder), "usage")
-            usage_ok = usage is not None and read_usage(usage) is not None
+            read = read_usage(usage) if usage is not None else None
+        usage_ok = read is not None
         if usage_ok:
             self.usage_obj = usage
+            self.usage_read = read
         choices = get(chunk, "choices")
         if not isinstance(choices, (list, tuple)):
             return False
+        return self._observe_choices(choices, usage_ok, len(choices))
+
+    def _observe_choices(self, choices: Any, usage_ok: bool, count: int) -> bool:
+        """Read the finish reasons of ``choices`` (of a chunk with ``count`` choices), and count
+        their text while no usage was seen; True for the usage chunk to hide."""
         finish_reasons = self.finish_reasons
         pending = self.pending_reason
         for choice in choices:
@@ -93,13 +101,13 @@ class ChatStreamState(StreamState):
                 add(get(function, "name"))
                 add(get(function, "arguments"))
         # Only the usage chunk we asked for on the caller's behalf is hidden, and only if it is one.
-        return self.hide_usage_chunk and len(choices) == 0 and usage_ok
+        return self.hide_usage_chunk and count == 0 and usage_ok
 
     def outcome(self) -> Outcome:
         attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
         if self.finish_reasons:
             attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
-        usage = self.read_usage(self.usage_obj) if self.usage_obj is not None else None
+        usage = self.usage_read if self.usage_obj is not None else None
         source = sc.AiCostUsageSourceValues.PROVIDER
         if usage is None:
             usage = estimated_usage(self.operation.request, self.counter)

@@ -29,7 +29,7 @@ import queue
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import wrapt
 
@@ -62,9 +62,10 @@ class StreamState:
     """What a stream proxy accumulates while the user reads: everything needed to end the span.
 
     Subclasses implement ``observe(item) -> bool`` (True hides the item from the caller) and
-    ``outcome()``. Kept apart from the proxy so a ``weakref.finalize`` on the proxy can end the span
-    without keeping the proxy alive. ``last_active`` / ``reading`` tell the reaper whether the
-    stream is idle.
+    ``outcome()``. Kept apart from the proxy so its finalizer (``Finalizer``) can end the span
+    without keeping the proxy alive. ``reads`` tells the reaper whether the stream is idle: the proxy
+    bumps it when a read starts and when it returns (odd while a read is in progress), the only
+    per-chunk bookkeeping (no clock read, no lock); the reaper compares it between its checks.
     """
 
     # Message content accumulated from the chunks read (``_content.Accumulator``), only when
@@ -72,12 +73,18 @@ class StreamState:
     content: Any = None
     # The provider's type of an error event found in a body read raw (the SDK raised nothing).
     error_kind: Optional[str] = None
+    # When the first chunk was observed (perf_counter), None before.
+    first_chunk_at: Optional[float] = None
+    # Bumped twice per read (at its start and when it returns): odd while a read is in progress.
+    reads = 0
+    # The first chunk was timed and no content is captured: the proxies call ``observe`` directly.
+    plain = False
 
     def __init__(self, operation: Operation) -> None:
         self.operation = operation
-        self.first_chunk_at: Optional[float] = None
-        self.last_active = time.monotonic()
-        self.reading = 0
+        self.first_chunk_at = None
+        self.reads = 0
+        self.plain = False
 
     def observe(self, item: Any) -> bool:  # pragma: no cover - overridden
         return False
@@ -86,8 +93,10 @@ class StreamState:
         return Outcome()
 
     def observe_safely(self, item: Any) -> bool:
+        """``observe`` that never raises (a failure is logged once and the item passed through)."""
         if self.first_chunk_at is None:
             self.first_chunk_at = time.perf_counter()
+            self.plain = self.content is None
         if self.content is not None:
             try:
                 self.content.add(item)
@@ -95,10 +104,14 @@ class StreamState:
                 log_once(f"{type(self).__name__} content", exc)
                 self.content = None
         try:
-            return bool(self.observe(item))
+            return self.observe(item)
         except Exception as exc:
-            log_once(f"{type(self).__name__}.observe", exc)
-            return False
+            return self.observe_failed(exc)
+
+    def observe_failed(self, exc: Exception) -> bool:
+        """``observe`` raised: logged once, the item is passed through."""
+        log_once(f"{type(self).__name__}.observe", exc)
+        return False
 
     def _extra(self) -> Dict[str, Any]:
         if self.first_chunk_at is None:
@@ -130,25 +143,60 @@ class StreamState:
         self.operation.finish(outcome, error=error, extra=extra)
 
 
-class _Tracked:
-    """A live finalizer the reaper watches: its stream state (None for a raw response) and when it
-    was last looked at."""
+class Finalizer:
+    """Calls ``end`` once when ``obj`` is garbage collected, unless detached first: what
+    ``weakref.finalize`` does, for one weak reference and one dict entry per stream (the reaper's
+    registry, keyed by the reference's id); the live ones are also ended at interpreter exit, so no
+    span is left open. With ``watch`` the reaper's idle check looks at it: ``state.reads`` when last
+    looked at, and since when it has been idle as far as the reaper knows (its creation, or the
+    previous check before the one that saw ``reads`` change)."""
 
-    __slots__ = ("finalizer", "state", "since")
+    __slots__ = ("ref", "end", "state", "watch", "since", "reads")
+    ref: "Optional[weakref.ref[Any]]"
 
-    def __init__(self, finalizer: "weakref.finalize[Any, Any]", state: Optional[StreamState]) -> None:
-        self.finalizer = finalizer
+    def __init__(self, obj: Any, end: Callable[[], Any], state: Optional[StreamState], watch: bool) -> None:
+        self.end = end
         self.state = state
+        self.watch = watch
         self.since = time.monotonic()
+        self.reads = 0
+        self.ref = weakref.ref(obj, _collected)
 
-    def idle_since(self) -> Optional[float]:
-        """When it went idle, or None while a read is in progress."""
+    @property
+    def alive(self) -> bool:
+        return self.ref is not None and id(self.ref) in _reaper.live
+
+    def detach(self) -> bool:
+        """Never call ``end`` (the span was ended otherwise); True if it was still pending. The weak
+        reference is dropped too (no callback left to run when the object goes)."""
+        if self.ref is None:
+            return False
+        pending = _reaper.release(self) is not None
+        self.ref = None
+        return pending
+
+    def idle_since(self, previous_check: float) -> Optional[float]:
+        """When it went idle, or None while a read is in progress. A stream read since the previous
+        check counts as active then (the earliest the read can have returned: the bound stays the
+        one stated, an idle stream is at worst looked at one tick early)."""
         state = self.state
         if state is None:
             return self.since
-        if state.reading:
+        reads = state.reads
+        if reads & 1:
             return None
-        return max(self.since, state.last_active)
+        if reads != self.reads:
+            self.reads = reads
+            self.since = max(self.since, previous_check)
+        return self.since
+
+
+def _collected(ref: "weakref.ref[Any]") -> None:
+    """The weak reference's callback: its object was collected."""
+    finalizer = _reaper.live.pop(id(ref), None)
+    if finalizer is not None:
+        _reaper.tracked.pop(id(ref), None)
+        _finalized(finalizer.end)
 
 
 def _noop() -> None:
@@ -167,10 +215,13 @@ class _Reaper:
         self._queue: "queue.SimpleQueue[Callable[[], Any]]" = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
-        self._tracked: Dict[int, _Tracked] = {}
+        # id(finalizer.ref) -> the pending finalizers; ``tracked``: the ones the idle check watches.
+        self.live: Dict[int, Finalizer] = {}
+        self.tracked: Dict[int, Finalizer] = {}
         self._waiting_forever = False
         self._last_collect = float("-inf")
         self._next_check = 0.0
+        self._last_check = time.monotonic()
         self.idle_timeout = DEFAULT_IDLE_TIMEOUT
         self.collections = 0  # gc.collect() runs made for idle streams (observability, tests)
 
@@ -184,18 +235,30 @@ class _Reaper:
                 thread = threading.Thread(target=self._run, name="otel-ai-cost-stream-reaper", daemon=True)
                 thread.start()
                 self._thread = thread
+                atexit.register(self.end_live)  # runs after the drain (last in, first out)
                 atexit.register(self.drain, 2.0)
 
     def put(self, end: Callable[[], Any]) -> None:
         self._queue.put(end)  # no lock taken: safe from a finalizer
 
-    def track(self, finalizer: "weakref.finalize[Any, Any]", state: Optional[StreamState]) -> None:
-        self._tracked[id(finalizer)] = _Tracked(finalizer, state)  # one dict store: atomic
-        if self._waiting_forever:
-            self._queue.put(_noop)  # wake the reaper so it starts counting
+    def register(self, finalizer: Finalizer) -> None:
+        key = id(finalizer.ref)
+        self.live[key] = finalizer  # one dict store each: atomic
+        if finalizer.watch:
+            self.tracked[key] = finalizer
+            if self._waiting_forever:
+                self._queue.put(_noop)  # wake the reaper so it starts counting
 
-    def forget(self, finalizer: "weakref.finalize[Any, Any]") -> None:
-        self._tracked.pop(id(finalizer), None)
+    def release(self, finalizer: Finalizer) -> Optional[Finalizer]:
+        key = id(finalizer.ref)  # before the finalizer drops its reference
+        self.tracked.pop(key, None)
+        return self.live.pop(key, None)
+
+    def end_live(self) -> None:
+        """At interpreter exit: end what is still pending (as ``weakref.finalize`` does at exit)."""
+        for finalizer in list(self.live.values()):
+            if finalizer.detach():
+                _finalized(finalizer.end)
 
     def _tick(self) -> float:
         return min(max(self.idle_timeout / 4, 0.02), 5.0)
@@ -203,9 +266,9 @@ class _Reaper:
     def _run(self) -> None:
         while True:
             timeout: Optional[float] = self._tick()
-            if not self._tracked:
+            if not self.tracked:
                 self._waiting_forever = True
-                if not self._tracked:  # a track() between the test and the flag put a wake-up
+                if not self.tracked:  # a register() between the test and the flag put a wake-up
                     timeout = None
             try:
                 end = self._queue.get(timeout=timeout)
@@ -228,13 +291,11 @@ class _Reaper:
         if now < self._next_check:
             return
         self._next_check = now + self._tick()
+        previous, self._last_check = self._last_check, now
         bound = self.idle_timeout
         idle = []
-        for key, tracked in self._tracked.copy().items():
-            if not tracked.finalizer.alive:
-                self._tracked.pop(key, None)
-                continue
-            since = tracked.idle_since()
+        for tracked in self.tracked.copy().values():
+            since = tracked.idle_since(previous)
             if since is not None and now - since >= bound:
                 idle.append(tracked)
         if not idle or now - self._last_collect < bound:
@@ -279,17 +340,17 @@ def set_stream_idle_timeout(seconds: float) -> float:
 
 
 def end_when_collected(obj: Any, end: Callable[[], Any], state: Optional[StreamState] = None,
-                       watch: bool = True) -> "weakref.finalize[Any, Any]":
+                       watch: bool = True) -> Finalizer:
     """Call ``end`` once ``obj`` is garbage collected (detach the finalizer when ended otherwise).
 
-    In place when ``obj`` is dropped outside a garbage collection, else on the reaper thread. With
-    ``watch``, a dropped ``obj`` the collector has not freed is found by the reaper's idle check
-    (idle since ``state.last_active``, or since its creation without a state).
+    In place when ``obj`` is dropped outside a garbage collection, else on the reaper thread; at
+    interpreter exit for an ``obj`` still alive. With ``watch``, a dropped ``obj`` the collector has
+    not freed is found by the reaper's idle check (idle since its ``state.reads`` last changed, or
+    since its creation without a state).
     """
     _reaper.start()
-    finalizer = weakref.finalize(obj, _finalized, end)  # also run at exit: no span is left open
-    if watch:
-        _reaper.track(finalizer, state)
+    finalizer = Finalizer(obj, end, state, watch)
+    _reaper.register(finalizer)
     return finalizer
 
 
@@ -303,18 +364,33 @@ def _finalized(end: Callable[[], Any]) -> None:
         log_once("stream finalizer", exc)
 
 
+def _method(obj: Any, name: str) -> Callable[[], Any]:
+    """``obj.name`` bound once (the per-read lookup saved); if ``obj`` lacks it, a callable that
+    looks it up when called (so the read fails the way ``obj.name()`` would)."""
+    try:
+        method: Callable[[], Any] = getattr(obj, name)
+    except AttributeError:
+        return lambda: getattr(obj, name)()
+    return method
+
+
 class StreamProxyBase(wrapt.ObjectProxy):  # type: ignore[type-arg]
-    """What the sync and async stream proxies share: the state, and ending the span exactly once."""
+    """What the sync and async stream proxies share: the state, and ending the span exactly once.
+
+    ``_self_read`` is what a read needs, fetched from the proxy in one attribute lookup (a wrapt
+    proxy's own attributes are slow to read): the state, and the wrapped stream's bound ``__next__``
+    (``__anext__``)."""
+
+    _read_method = "__next__"
 
     def __init__(self, wrapped: Any, state: StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
+        self._self_read = (state, _method(wrapped, self._read_method))
         self._self_finalizer = end_when_collected(self, state.end, state)
 
     def _self_end(self, error: Optional[BaseException] = None) -> None:
-        finalizer = self._self_finalizer
-        finalizer.detach()
-        _reaper.forget(finalizer)
+        self._self_finalizer.detach()
         self._self_state.end(error)
 
 
@@ -325,26 +401,53 @@ class StreamProxy(StreamProxyBase):
     ``error.type``), and when the stream is dropped (see the module doc).
     """
 
-    def __iter__(self) -> "StreamProxy":
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        """A generator over the same reads as ``__next__`` (as the SDK's ``Stream.__iter__`` is one):
+        a ``for`` loop resumes it instead of calling ``__next__`` per chunk. Leaving the loop early
+        closes only the generator: the stream stays open for more reads, as it does without us."""
+        state, read = self._self_read
+        while True:
+            state.reads += 1  # odd: a read in progress (for the reaper)
+            try:
+                item = read()
+            except StopIteration:
+                self._self_end()
+                return
+            except BaseException as exc:  # cancellation ends the span too (ended: ``reads`` is moot)
+                self._self_end(exc)
+                raise
+            state.reads += 1
+            if state.plain:  # no first chunk to time, no content to capture: ``observe`` inline
+                try:
+                    hide = state.observe(item)
+                except Exception as exc:
+                    hide = state.observe_failed(exc)
+            else:
+                hide = state.observe_safely(item)
+            if not hide:
+                yield item
 
     def __next__(self) -> Any:
-        state = self._self_state
-        wrapped = self.__wrapped__
+        state, read = self._self_read
         while True:
-            state.reading += 1
+            state.reads += 1  # odd: a read in progress (for the reaper)
             try:
-                item = wrapped.__next__()
+                item = read()
             except StopIteration:
                 self._self_end()
                 raise
-            except BaseException as exc:  # cancellation ends the span too
+            except BaseException as exc:  # cancellation ends the span too (ended: ``reads`` is moot)
                 self._self_end(exc)
                 raise
-            finally:
-                state.reading -= 1
-                state.last_active = time.monotonic()
-            if not state.observe_safely(item):
+            state.reads += 1
+            if state.plain:  # no first chunk to time, no content to capture: ``observe`` inline
+                try:
+                    hide = state.observe(item)
+                except Exception as exc:
+                    hide = state.observe_failed(exc)
+            else:
+                hide = state.observe_safely(item)
+            if not hide:
                 return item
 
     def __enter__(self) -> "StreamProxy":
@@ -367,26 +470,32 @@ class StreamProxy(StreamProxyBase):
 class AsyncStreamProxy(StreamProxyBase):
     """The ``AsyncStream`` (or async generator) counterpart of ``StreamProxy``."""
 
+    _read_method = "__anext__"
+
     def __aiter__(self) -> "AsyncStreamProxy":
         return self
 
     async def __anext__(self) -> Any:
-        state = self._self_state
-        wrapped = self.__wrapped__
+        state, read = self._self_read
         while True:
-            state.reading += 1
+            state.reads += 1  # odd: a read in progress (for the reaper)
             try:
-                item = await wrapped.__anext__()
+                item = await read()
             except StopAsyncIteration:
                 self._self_end()
                 raise
-            except BaseException as exc:  # cancellation ends the span too
+            except BaseException as exc:  # cancellation ends the span too (ended: ``reads`` is moot)
                 self._self_end(exc)
                 raise
-            finally:
-                state.reading -= 1
-                state.last_active = time.monotonic()
-            if not state.observe_safely(item):
+            state.reads += 1
+            if state.plain:  # no first chunk to time, no content to capture: ``observe`` inline
+                try:
+                    hide = state.observe(item)
+                except Exception as exc:
+                    hide = state.observe_failed(exc)
+            else:
+                hide = state.observe_safely(item)
+            if not hide:
                 return item
 
     async def __aenter__(self) -> "AsyncStreamProxy":

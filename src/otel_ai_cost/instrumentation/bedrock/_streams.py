@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from typing import Any, Dict, List, Optional
 
 from ... import _semconv as sc
@@ -197,15 +196,13 @@ class EventStreamProxy(_EventStreamProxyBase):
         iterator = self._self_iterator
         if iterator is None:
             iterator = self._self_iterator = iter(self.__wrapped__)
-        state.reading += 1
+        state.reads += 1  # odd: a read in progress (for the reaper)
         try:
             item = next(iterator)
         except BaseException as exc:
             self._self_stopped(exc)
             raise
-        finally:
-            state.reading -= 1
-            state.last_active = time.monotonic()
+        state.reads += 1
         state.observe_safely(item)
         return item
 
@@ -222,14 +219,12 @@ class AsyncEventStreamProxy(_EventStreamProxyBase):
         iterator = self._self_iterator
         if iterator is None:
             iterator = self._self_iterator = self.__wrapped__.__aiter__()
-        state.reading += 1
+        state.reads += 1  # odd: a read in progress (for the reaper)
         try:
             item = await iterator.__anext__()
         except BaseException as exc:
             self._self_stopped(exc)
             raise
-        finally:
-            state.reading -= 1
-            state.last_active = time.monotonic()
+        state.reads += 1
         state.observe_safely(item)
         return item

@@ -12,7 +12,18 @@ from .._core import CharCounter, Operation, Outcome, StreamState, as_str, estima
 from ._attributes import V1_ERROR_REASONS, billed_usage, cohere_usage, v1_response_id
 
 
-class CohereStreamState(StreamState):
+class _GeneratorStream(StreamState):
+    """A Cohere stream is a generator: the request is sent on the first ``next``. A stream ended with
+    no event read was never sent (a dropped generator) or failed: nothing to charge."""
+
+    def end(self, error: Optional[BaseException] = None) -> None:
+        if self.first_chunk_at is None and not self.operation.ended:
+            self.operation.finish(Outcome(), error=error)
+            return
+        super().end(error)
+
+
+class CohereStreamState(_GeneratorStream):
     """Reads the id (``message-start``), finish reason and usage (``message-end``) from v2 events."""
 
     def __init__(self, operation: Operation) -> None:
@@ -45,14 +56,6 @@ class CohereStreamState(StreamState):
             self.counter.add(get(function, "arguments"))
         return False
 
-    def end(self, error: Optional[BaseException] = None) -> None:
-        if self.first_chunk_at is None and not self.operation.ended:
-            # ``chat_stream`` is a generator: the request is sent on the first ``next``. No event means
-            # the request was never sent (a dropped generator) or failed: nothing to charge.
-            self.operation.finish(Outcome(), error=error)
-            return
-        super().end(error)
-
     def outcome(self) -> Outcome:
         attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
         if self.finish_reason:
@@ -65,7 +68,7 @@ class CohereStreamState(StreamState):
         return Outcome(usage=usage, usage_source=source, attributes=attrs, error_type=error)
 
 
-class CohereV1StreamState(StreamState):
+class CohereV1StreamState(_GeneratorStream):
     """Reads a v1 stream's events as the user reads them (nothing is buffered).
 
     ``chat_stream``: ``stream-start`` (``generation_id``), ``text-generation`` / ``tool-calls-chunk``
@@ -116,13 +119,6 @@ class CohereV1StreamState(StreamState):
             self.finish_reasons.append(reason)
         if reason in V1_ERROR_REASONS and self.error is None:
             self.error = reason
-
-    def end(self, error: Optional[BaseException] = None) -> None:
-        if self.first_chunk_at is None and not self.operation.ended:
-            # A generator: the request is sent on the first ``next``. No event read: never sent, or failed.
-            self.operation.finish(Outcome(), error=error)
-            return
-        super().end(error)
 
     def outcome(self) -> Outcome:
         attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}

@@ -97,11 +97,11 @@ def include_usage_from_env() -> bool:
 
 
 def _warm_up() -> None:
-    """Build the default tokenizer (o200k, ~300 ms) and import the lazy modules in a daemon thread.
+    """Load the default tokenizer (o200k) and import the lazy modules in a daemon thread.
 
-    Otherwise the user's first request pays for it inside ``on_start``. A request that comes before
-    the warm-up is done waits for it on the tokenizer's lock (never longer than building it inline).
-    Never blocks ``instrument()`` and never raises.
+    A request that comes before the load is done does not wait for a parse (``_tiktoken_offline``):
+    its start estimate uses the heuristic, or, for a budget or hook, waits only for a load from the
+    disk cache and otherwise holds an upper bound. Never blocks ``instrument()`` and never raises.
     """
     try:
         from ... import _tiktoken_offline

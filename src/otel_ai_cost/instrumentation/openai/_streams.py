@@ -1,7 +1,7 @@
 """Stream states of the ``openai`` SDK: chat completion (and legacy completion) chunks, Responses events."""
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional
 
 from ... import _semconv as sc
 from .._chat import ChatStreamState, chat_usage
@@ -36,31 +36,41 @@ class _FallbackCounter:
             log_once("stream token counting", exc)
 
 
-_SDK_CHUNK_TYPES: Optional[Tuple[Any, Any, Any]] = None
-
-
-def _sdk_chunk_types() -> Tuple[Any, Any, Any]:
-    """(ChatCompletionChunk, its Choice, ChoiceDelta) of the installed SDK, for the fast path."""
-    global _SDK_CHUNK_TYPES
-    if _SDK_CHUNK_TYPES is None:
-        try:
-            from openai.types.chat.chat_completion_chunk import ChatCompletionChunk, Choice, ChoiceDelta
-
-            _SDK_CHUNK_TYPES = (ChatCompletionChunk, Choice, ChoiceDelta)
-        except Exception:  # an SDK without them: every chunk takes the generic path
-            _SDK_CHUNK_TYPES = (_NoType, _NoType, _NoType)
-    return _SDK_CHUNK_TYPES
+# The installed SDK's ChatCompletionChunk (resolved by the first chat stream state; ``_NoType`` for an
+# SDK without it: the generic path only). The fast path takes the SDK's own chunks; their choices and
+# deltas are read as parsed models (``__dict__``), else the generic way.
+_CHUNK: Any = None
 
 
 class _NoType:
     pass
 
 
+def _sdk_chunk_type() -> Any:
+    """ChatCompletionChunk of the installed SDK, for the fast path."""
+    global _CHUNK
+    if _CHUNK is None:
+        try:
+            from openai.types.chat.chat_completion_chunk import ChatCompletionChunk
+
+            _CHUNK = ChatCompletionChunk
+        except Exception:  # an SDK without it: every chunk takes the generic path
+            _CHUNK = _NoType
+    return _CHUNK
+
+
 class OpenAIChatStreamState(ChatStreamState):
     """``ChatStreamState`` of the ``openai`` SDK: a fast path for its own parsed chunks, the system
     fingerprint, OpenRouter's ``usage.cost``, refusals, legacy completions' ``text``; a choice is
     ``error`` until its finish reason comes; the final usage chunk asked for on the caller's behalf
-    is hidden."""
+    is hidden.
+
+    The fast path reads the SDK's parsed chunk, choice and delta from their ``__dict__`` (a pydantic
+    model's fields live there; one attribute read per object instead of one per field), reads the
+    id, model and fingerprint only until it has them, the usage only from a chunk that carries one,
+    and counts the text deltas (for the estimate of a stream that ends without usage) only until a
+    usage arrives, inline for the cheap ``CharCounter``.
+    """
 
     pending_reason = "error"
     delta_texts = ("refusal",)
@@ -71,59 +81,90 @@ class OpenAIChatStreamState(ChatStreamState):
                    else _FallbackCounter(operation.request.model))
         super().__init__(operation, counter, hide_usage_chunk)
         self.fingerprint: Optional[str] = None
+        self.head_pending = True  # id, model or fingerprint not read yet
+        self.fast_count = type(self.counter) is CharCounter  # counted inline
+        _sdk_chunk_type()
 
     def observe(self, chunk: Any) -> bool:
-        if type(chunk) is _sdk_chunk_types()[0]:
-            try:
-                return self._observe_sdk_chunk(chunk)
-            except AttributeError:  # a field this SDK version lacks: read it the generic way
-                pass
-        if self.fingerprint is None:
-            self.fingerprint = as_str(get(chunk, "system_fingerprint")) or None
-        return super().observe(chunk)
-
-    def _observe_sdk_chunk(self, chunk: Any) -> bool:
-        """``observe`` for the SDK's own parsed chunk: its fields are plain attributes (no _get)."""
-        _, choice_type, delta_type = _sdk_chunk_types()
-        if not self.response_id:
-            self.response_id = as_str(chunk.id)
-        if not self.model:
-            self.model = as_str(chunk.model)
-        tier = chunk.service_tier
-        if tier is not None and type(tier) is str:
-            self.service_tier = tier or self.service_tier
-        if self.fingerprint is None:
-            self.fingerprint = as_str(chunk.system_fingerprint) or None
-        choices = chunk.choices
-        usage = chunk.usage
-        usage_ok = usage is not None and chat_usage(usage) is not None
-        if usage_ok:
-            self.usage_obj = usage
+        if type(chunk) is not _CHUNK:
+            return self._observe_generic(chunk)
+        fields = chunk.__dict__
+        try:
+            choices = fields["choices"]
+            usage = fields["usage"]
+            tier = fields["service_tier"]
+        except KeyError:  # a field this SDK version lacks: read it the generic way
+            return self._observe_generic(chunk)
+        if self.head_pending:
+            self._read_head(fields)
+        if tier != self.service_tier and tier and type(tier) is str:  # the same tier: nothing to do
+            self.service_tier = tier
+        usage_ok = False
+        if usage is not None:
+            read = chat_usage(usage)
+            if read is not None:
+                self.usage_obj = usage
+                self.usage_read = read
+                usage_ok = True
         if type(choices) is not list:
             return super().observe(chunk)  # not parsed: the generic path (reads the same fields again)
-        for choice in choices:
-            if type(choice) is not choice_type or type(choice.delta) is not delta_type:
-                return super().observe(chunk)
+        counter = self.counter if self.usage_obj is None else None
+        fast_count = self.fast_count
         finish_reasons = self.finish_reasons
         for choice in choices:
-            index = choice.index
-            index = index if type(index) is int and index else 0
-            reason = choice.finish_reason
+            # Every field is read before anything is recorded: a choice or delta that is not a parsed
+            # model with these fields (no ``__dict__``, a field missing) falls back from that choice on.
+            try:
+                values = choice.__dict__
+                delta = values["delta"]
+                index = values["index"]
+                reason = values["finish_reason"]
+                if counter is not None:
+                    texts = delta.__dict__
+                    content = texts["content"]
+                    refusal = texts["refusal"]
+                    calls = texts["tool_calls"]
+            except (AttributeError, KeyError):
+                rest = choices[next(i for i, c in enumerate(choices) if c is choice):]
+                return self._observe_choices(rest, usage_ok, len(choices))
+            if type(index) is not int:
+                index = 0
             if type(reason) is str:
                 finish_reasons[index] = reason
             elif index not in finish_reasons:
                 finish_reasons[index] = "error"
-            if self.usage_obj is None:
-                delta = choice.delta
-                add = self.counter.add
-                add(delta.content)
-                add(delta.refusal)
-                for call in delta.tool_calls or ():
+            if counter is None:
+                continue
+            if fast_count:
+                if content and type(content) is str:
+                    counter.deltas += 1
+                    counter.chars += len(content)
+                if refusal:
+                    counter.add(refusal)
+            else:
+                counter.add(content)
+                counter.add(refusal)
+            if calls:
+                for call in calls:
                     function = get(call, "function")
-                    add(get(function, "name"))
-                    add(get(function, "arguments"))
+                    counter.add(get(function, "name"))
+                    counter.add(get(function, "arguments"))
         # Only the usage chunk we asked for on the caller's behalf is hidden, and only if it is one.
-        return self.hide_usage_chunk and len(choices) == 0 and usage_ok
+        return usage_ok and not choices and self.hide_usage_chunk
+
+    def _read_head(self, fields: Dict[str, Any]) -> None:
+        if not self.response_id:
+            self.response_id = as_str(fields.get("id"))
+        if not self.model:
+            self.model = as_str(fields.get("model"))
+        if self.fingerprint is None:
+            self.fingerprint = as_str(fields.get("system_fingerprint")) or None
+        self.head_pending = not (self.response_id and self.model and self.fingerprint is not None)
+
+    def _observe_generic(self, chunk: Any) -> bool:
+        if self.fingerprint is None:
+            self.fingerprint = as_str(get(chunk, "system_fingerprint")) or None
+        return super().observe(chunk)
 
     def outcome(self) -> Outcome:
         outcome = super().outcome()

@@ -1,0 +1,195 @@
+"""``otel-ai-cost report`` from the call ledger (``--source calls``): rendering and the period.
+
+    otel-ai-cost report [--ledger URL] [--period day|week|month|mtd|qtd | --since WHEN --until WHEN]
+                        [--by DIM ...] [--view spend|calls|traces|forecast] [--top N]
+                        [--format table|csv|json|focus] [--tz ZONE]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ..errors import ConfigError
+from ._focus import COLUMNS as FOCUS_COLUMNS
+from ._focus import FOCUS_VERSION, focus_rows, timestamp
+from ._report import Call, CallReport, Forecast, SpendRow, build_call_report, forecast
+from ._store import ENV_LEDGER, default_ledger_url, parse_ledger_url, read_rows
+
+PERIODS = ("day", "week", "month", "mtd", "qtd")
+VIEWS = ("spend", "calls", "traces", "forecast")
+
+
+def period(name: str, now: datetime) -> Tuple[datetime, datetime]:
+    """day: since midnight today; week: since Monday; month: the last 30 days; mtd / qtd: since the
+    first day of this month / quarter. All up to now, in ``now``'s time zone."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if name == "day":
+        return midnight, now
+    if name == "week":
+        return midnight - timedelta(days=now.weekday()), now
+    if name == "month":
+        return now - timedelta(days=30), now
+    if name == "mtd":
+        return midnight.replace(day=1), now
+    if name == "qtd":
+        return midnight.replace(month=(now.month - 1) // 3 * 3 + 1, day=1), now
+    raise ConfigError(f"--period {name!r}: one of {', '.join(PERIODS)}")
+
+
+def ledger_path(args: argparse.Namespace) -> str:
+    url = args.ledger or os.environ.get(ENV_LEDGER, "").strip() or default_ledger_url()
+    path = parse_ledger_url(url, "--ledger" if args.ledger else ENV_LEDGER)
+    if path is None:
+        raise ConfigError(f"{ENV_LEDGER}=off: there is no call ledger; give --ledger sqlite:///path, or "
+                          "--source budgets for the budget ledger")
+    return path
+
+
+def _money(value: Optional[Decimal]) -> str:
+    return "-" if value is None else f"${value:,.6f}"
+
+
+def _fraction(value: Optional[Decimal]) -> str:
+    return "-" if value is None else f"{value * 100:+.1f}%"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def spend_record(row: SpendRow, by: Sequence[str]) -> Dict[str, Any]:
+    record: Dict[str, Any] = dict(zip(by, row.group))
+    record.update({
+        "calls": row.calls, "succeeded": row.succeeded, "failed": row.calls - row.succeeded, "unpriced": row.unpriced,
+        "cost": row.cost, "cost_per_success": row.cost_per_success,
+        "input_tokens": row.input_tokens, "output_tokens": row.output_tokens,
+        "cache_read_tokens": row.cache_read_tokens, "cache_savings": row.cache_savings,
+        "estimated_calls": row.estimated_calls, "estimate": row.estimate, "estimated_actual": row.estimated_cost,
+        "estimate_error": row.estimate_error,
+    })
+    return record
+
+
+def call_record(call: Call) -> Dict[str, Any]:
+    return {
+        "time": timestamp(call.end_time), "trace_id": call.trace_id, "span_id": call.span_id,
+        "service": call.service, "provider": call.provider, "model": call.model, "operation": call.operation,
+        "tenant": call.tenant, "user": call.user, "input_tokens": call.input_tokens,
+        "output_tokens": call.output_tokens, "cost": call.cost, "estimate": call.estimate,
+    }
+
+
+def trace_record(trace: Dict[str, Any]) -> Dict[str, Any]:
+    return {"trace_id": trace["trace_id"], "start": timestamp(trace["start"]), "calls": trace["calls"],
+            "cost": trace["cost"], "services": ",".join(trace["services"]), "models": ",".join(trace["models"])}
+
+
+def forecast_record(f: Forecast) -> Dict[str, Any]:
+    return {"month": f.month, "spent": f.spent, "days_elapsed": round(f.days_elapsed, 3),
+            "days_in_month": f.days_in_month, "forecast": f.point, "low": f.low, "high": f.high,
+            "full_days": f.full_days, "method": f.method}
+
+
+def _table(records: List[Dict[str, Any]], columns: Sequence[str]) -> None:
+    shown = [[_cell(r.get(c), c) for c in columns] for r in records]
+    widths = [max([len(c)] + [len(row[i]) for row in shown]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for row in shown:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+def _cell(value: Any, column: str) -> str:
+    if value is None:
+        return "-"
+    if column == "estimate_error" and isinstance(value, Decimal):
+        return _fraction(value)
+    if isinstance(value, Decimal):
+        return _money(value)
+    return str(value)
+
+
+SPEND_TABLE = ("calls", "failed", "unpriced", "cost", "cost_per_success", "cache_savings", "estimate_error")
+
+
+def render(report: CallReport, fc: Optional[Forecast], view: str, fmt: str, since: datetime,
+           until: datetime, calls: Sequence[Call]) -> None:
+    out = sys.stdout
+    if fmt == "focus":
+        rows = focus_rows([c for c in calls if report.since <= c.end_time < report.until])
+        writer = csv.DictWriter(out, fieldnames=list(FOCUS_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        return
+    spend = [spend_record(r, report.by) for r in report.rows]
+    total = spend_record(report.total, ())
+    if fmt == "json":
+        document = {
+            "source": "calls", "since": since.isoformat(), "until": until.isoformat(), "tz": report.tz,
+            "currency": report.currency, "by": list(report.by), "rows": spend, "total": total,
+            "top_calls": [call_record(c) for c in report.top_calls],
+            "top_traces": [trace_record(t) for t in report.top_traces],
+            "forecast": forecast_record(fc) if fc is not None else None,
+        }
+        json.dump(document, out, indent=1, default=_plain)
+        print()
+        return
+    records, columns = _view(report, fc, view, spend, total)
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: "" if v is None else _plain(v) for k, v in record.items()})
+        return
+    print(f"call ledger, {since.isoformat(timespec='seconds')} to {until.isoformat(timespec='seconds')} "
+          f"({report.tz}), {report.currency}")
+    if view == "spend":
+        _table(records + [{**{b: "TOTAL" for b in report.by[:1]}, **total}], columns)
+        print("cost_per_success: the cost of all calls (failed ones too) per successful call; estimate_error: "
+              "(estimate - actual) / actual; cache_savings: cache-read tokens at the input price minus the "
+              "cache-read price")
+    else:
+        _table(records, columns)
+        if view == "forecast" and fc is not None:
+            print(fc.method)
+
+
+def _view(report: CallReport, fc: Optional[Forecast], view: str, spend: List[Dict[str, Any]],
+          total: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Sequence[str]]:
+    if view == "calls":
+        records = [call_record(c) for c in report.top_calls]
+        return records, ("time", "trace_id", "span_id", "service", "provider", "model", "tenant", "input_tokens",
+                         "output_tokens", "cost", "estimate")
+    if view == "traces":
+        return [trace_record(t) for t in report.top_traces], ("trace_id", "start", "calls", "cost", "services",
+                                                               "models")
+    if view == "forecast":
+        return ([forecast_record(fc)] if fc else []), ("month", "spent", "days_elapsed", "days_in_month",
+                                                      "forecast", "low", "high", "full_days")
+    return spend, (*report.by, *SPEND_TABLE, "estimate", "estimated_actual", "input_tokens", "output_tokens",
+                   "cache_read_tokens")
+
+
+def run(args: argparse.Namespace, by: Sequence[str], tz: Any, since: datetime, until: datetime) -> int:
+    """The report from the call ledger (the period and the groups are validated by the caller)."""
+    path = ledger_path(args)
+    now = datetime.now(tz)
+    # The forecast reads the month so far, whatever the period.
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    low = min(since, month_start).timestamp()
+    calls = [Call.from_row(r) for r in read_rows(path, low, max(until, now).timestamp() + 1)]
+    report = build_call_report(calls, by, since.timestamp(), until.timestamp(), args.tz, top=args.top)
+    fc = forecast(calls, now)
+    render(report, fc, args.view, args.format, since, until, calls)
+    return 0
+
+
+__all__ = ["FOCUS_VERSION", "PERIODS", "VIEWS", "period", "run"]

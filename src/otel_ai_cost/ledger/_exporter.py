@@ -1,0 +1,216 @@
+"""``LedgerSpanExporter``: a span exporter that writes one ledger row per priced GenAI call.
+
+``export`` only turns the call spans into rows and puts them on a bounded queue: it never waits
+for the disk. A background thread takes the rows off the queue and writes them in batches, one
+transaction per batch. When the queue is full, or the disk fails, the rows are dropped: counted in
+``dropped`` and said in ONE warning line per exporter; the application and its calls go on.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from typing import Any, List, Optional, Sequence, Tuple
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from ..config import DEFAULT_BAGGAGE_KEYS
+from ._row import to_row
+from ._store import connect, parse_ledger_url, purge, write_rows
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_SIZE = 10000
+DEFAULT_BATCH_SIZE = 512
+DEFAULT_FLUSH_INTERVAL = 1.0
+PURGE_EVERY = 3600.0
+_STOP = object()
+
+
+class LedgerSpanExporter(SpanExporter):
+    """Write every priced GenAI call span to the SQLite call ledger at ``url`` (``sqlite:///path``).
+
+    Add it after ``AICostSpanProcessor`` with a ``SimpleSpanProcessor`` (its ``export`` only queues)::
+
+        provider.add_span_processor(AICostSpanProcessor())
+        provider.add_span_processor(SimpleSpanProcessor(LedgerSpanExporter("sqlite:///var/lib/app/calls.db")))
+
+    ``retention_days``: rows of calls older than that are deleted (at start, then hourly); None keeps
+    all. ``baggage_keys``: the attribution keys copied onto spans that the row keeps (besides
+    tenant.id, enduser.id, ai_cost.cost_center and every ``ai_cost.`` baggage key).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        retention_days: Optional[float] = None,
+        baggage_keys: Sequence[str] = DEFAULT_BAGGAGE_KEYS,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+    ) -> None:
+        path = parse_ledger_url(url, "LedgerSpanExporter(url)")
+        if path is None:
+            raise ValueError("LedgerSpanExporter(url='off'): to turn the ledger off, do not add the exporter")
+        if retention_days is not None and retention_days <= 0:
+            raise ValueError(f"retention_days: expected a positive number of days, got {retention_days!r}")
+        self.path = path
+        self.retention_days = retention_days
+        self._baggage_keys = tuple(baggage_keys)
+        self._queue: "queue.Queue[Any]" = queue.Queue(maxsize=max(1, queue_size))
+        self._batch_size = max(1, batch_size)
+        self._interval = flush_interval
+        self._dropped = 0
+        self._written = 0
+        self._lock = threading.Lock()
+        self._warned = False
+        self._closed = False
+        self._connection: Optional[sqlite3.Connection] = None
+        self._last_purge = 0.0
+        self._start()
+
+    def _start(self) -> None:
+        # A forked child (a pre-fork server's worker) has no writer thread: export starts its own.
+        self._pid = os.getpid()
+        self._connection = None
+        self._queue = queue.Queue(maxsize=self._queue.maxsize)
+        self._thread = threading.Thread(target=self._run, name="otel-ai-cost-ledger", daemon=True)
+        self._thread.start()
+
+    @property
+    def dropped(self) -> int:
+        """Rows dropped: the queue was full, or the disk failed."""
+        return self._dropped
+
+    @property
+    def written(self) -> int:
+        """Rows committed to the file (a span already there counts, as it is kept once)."""
+        return self._written
+
+    # --- the call's path -------------------------------------------------------------------------
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._closed:
+            return SpanExportResult.FAILURE
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._start()
+        for span in spans:
+            try:
+                row = to_row(span, self._baggage_keys)
+            except Exception:  # noqa: BLE001 - a bug of ours must not break the export of other spans
+                _logger.debug("otel-ai-cost: ledger could not read a span", exc_info=True)
+                self._drop(1, "a span could not be read")
+                continue
+            if row is None:
+                continue
+            try:
+                self._queue.put_nowait(row)
+            except queue.Full:
+                self._drop(1, f"the queue is full ({self._queue.maxsize} rows waiting)")
+        return SpanExportResult.SUCCESS
+
+    def _drop(self, count: int, why: str) -> None:
+        with self._lock:
+            self._dropped += count
+            warn = not self._warned
+            self._warned = True
+        if warn:
+            _logger.warning(
+                "otel-ai-cost: call ledger %s: dropping rows (%s); the application goes on, further drops are only "
+                "counted (LedgerSpanExporter.dropped)", self.path, why,
+            )
+
+    # --- the writer thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch: List[Tuple[Any, ...]] = []
+            waiters: List[threading.Event] = []
+            try:
+                item = self._queue.get(timeout=self._interval)
+            except queue.Empty:
+                item = None
+            while item is not None:
+                if item is _STOP:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    waiters.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) >= self._batch_size:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    item = None
+            if batch:
+                self._write(batch)
+            self._maybe_purge()
+            for waiter in waiters:
+                waiter.set()
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except sqlite3.Error:
+                pass
+
+    def _write(self, batch: List[Tuple[Any, ...]]) -> None:
+        try:
+            if self._connection is None:
+                self._connection = connect(self.path)
+            write_rows(self._connection, batch)
+            self._written += len(batch)
+        except Exception as exc:  # noqa: BLE001 - a failing disk drops the batch, never the app
+            self._drop(len(batch), f"cannot write: {exc}")
+            if self._connection is not None:
+                try:
+                    self._connection.close()
+                except sqlite3.Error:
+                    pass
+                self._connection = None
+
+    def _maybe_purge(self) -> None:
+        if self.retention_days is None or self._connection is None:
+            return
+        now = time.time()
+        if now - self._last_purge < PURGE_EVERY:
+            return
+        self._last_purge = now
+        try:
+            purge(self._connection, self.retention_days, now)
+        except sqlite3.Error:
+            _logger.debug("otel-ai-cost: call ledger purge failed", exc_info=True)
+
+    # --- flush and shutdown ----------------------------------------------------------------------
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Wait until the rows queued before this call are written (or dropped)."""
+        if self._closed or not self._thread.is_alive():
+            return False
+        done = threading.Event()
+        deadline = time.monotonic() + timeout_millis / 1000
+        while True:
+            try:
+                self._queue.put(done, timeout=max(0.0, deadline - time.monotonic()))
+                break
+            except queue.Full:
+                return False
+        return done.wait(max(0.0, deadline - time.monotonic()))
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self.force_flush()
+        self._closed = True
+        try:
+            self._queue.put(_STOP, timeout=5)
+        except queue.Full:
+            return
+        self._thread.join(timeout=10)

@@ -1,0 +1,281 @@
+"""Reports from the call ledger: spend by any dimension, top calls and traces, estimate error,
+cache savings, cost per successful call and a month-end forecast.
+
+Amounts are summed as Decimals of the spans' ``gen_ai.usage.cost.amount`` as written (exact: the
+total of a report is the sum of the attribute over the calls it covers). A call without a cost
+(``ai_cost.pricing.status`` unknown_model, no_usage, unpriced) counts as a call, in ``unpriced``.
+"""
+from __future__ import annotations
+
+import calendar
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from zoneinfo import ZoneInfo
+
+from ..errors import ConfigError
+
+ZERO = Decimal(0)
+_MILLION = Decimal(1_000_000)
+NONE = "(none)"
+
+# --by name -> the call's column (attribute keys with a dot are looked up in the copied attributes).
+DIMENSIONS: Dict[str, str] = {
+    "model": "model", "request_model": "request_model", "provider": "provider", "tenant": "tenant",
+    "user": "user", "service": "service", "operation": "operation", "cost_center": "cost_center",
+    "day": "day", "week": "week", "month": "month", "pricing_status": "pricing_status",
+    "budget_decision": "budget_decision", "anomaly": "anomaly_type",
+}
+
+
+def check_dimensions(by: Iterable[str]) -> Tuple[str, ...]:
+    names = tuple(by)
+    for name in names:
+        if name not in DIMENSIONS and "." not in name:
+            raise ConfigError(f"--by {name!r}: group by one of {', '.join(DIMENSIONS)}, or an attribute key "
+                              "copied from baggage (with a dot, e.g. team.name)")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--by {' '.join(names)}: a group is repeated")
+    return names
+
+
+def _decimal(text: Optional[str]) -> Optional[Decimal]:
+    return None if text is None else Decimal(text)
+
+
+@dataclass
+class Call:
+    """One ledger row, typed."""
+
+    trace_id: str
+    span_id: str
+    start_time: float
+    end_time: float
+    service: Optional[str]
+    provider: Optional[str]
+    request_model: Optional[str]
+    response_model: Optional[str]
+    operation: Optional[str]
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    cost: Optional[Decimal]
+    currency: str
+    breakdown: Dict[str, Decimal]
+    estimate: Optional[Decimal]
+    pricing_status: Optional[str]
+    pricing_model: Optional[str]
+    service_tier: Optional[str]
+    budget_decision: Optional[str]
+    tenant: Optional[str]
+    user: Optional[str]
+    cost_center: Optional[str]
+    attributes: Dict[str, str]
+    anomaly_type: Optional[str]
+    ok: bool
+    error_type: Optional[str]
+
+    @property
+    def model(self) -> Optional[str]:
+        return self.response_model or self.request_model
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Call":
+        return cls(
+            trace_id=row["trace_id"], span_id=row["span_id"], start_time=row["start_time"], end_time=row["end_time"],
+            service=row["service"], provider=row["provider"], request_model=row["request_model"],
+            response_model=row["response_model"], operation=row["operation"],
+            input_tokens=row["input_tokens"] or 0, output_tokens=row["output_tokens"] or 0,
+            cache_read_tokens=row["cache_read_tokens"] or 0, cache_write_tokens=row["cache_write_tokens"] or 0,
+            reasoning_tokens=row["reasoning_tokens"] or 0, cost=_decimal(row["cost"]),
+            currency=row["currency"] or "USD",
+            breakdown={k: Decimal(v) for k, v in json.loads(row["breakdown"] or "{}").items()},
+            estimate=_decimal(row["estimate"]), pricing_status=row["pricing_status"],
+            pricing_model=row["pricing_model"], service_tier=row["service_tier"],
+            budget_decision=row["budget_decision"], tenant=row["tenant"], user=row["user"],
+            cost_center=row["cost_center"], attributes=json.loads(row["attributes"] or "{}"),
+            anomaly_type=row["anomaly_type"], ok=bool(row["ok"]), error_type=row["error_type"],
+        )
+
+    def value(self, dimension: str, tz: ZoneInfo) -> str:
+        column = DIMENSIONS.get(dimension)
+        if column in ("day", "week", "month"):
+            moment = datetime.fromtimestamp(self.end_time, tz)
+            if column == "day":
+                return moment.date().isoformat()
+            if column == "week":
+                year, week, _ = moment.isocalendar()
+                return f"{year}-W{week:02d}"
+            return f"{moment.year}-{moment.month:02d}"
+        found = getattr(self, column) if column is not None else self.attributes.get(dimension)
+        return NONE if found is None or found == "" else str(found)
+
+
+def cache_savings(call: Call, catalog: Any) -> Optional[Decimal]:
+    """What the call's cache-read tokens saved: those tokens at the input price minus at the cache-read
+    price (the catalog's base prices in force on the call's day; None when either price is unknown)."""
+    if not call.cache_read_tokens:
+        return ZERO
+    model = call.pricing_model or call.model
+    price = catalog.resolve(model, provider=call.provider) if model else None
+    if price is None:
+        return None
+    prices = price.at(int(call.start_time * 1e9)).prices
+    full: Optional[Decimal] = prices.input
+    cached: Optional[Decimal] = prices.cache_read
+    if full is None or cached is None:
+        return None
+    return call.cache_read_tokens * (full - cached) / _MILLION
+
+
+@dataclass
+class SpendRow:
+    group: Tuple[str, ...]
+    calls: int = 0
+    succeeded: int = 0
+    unpriced: int = 0
+    cost: Decimal = ZERO
+    cost_succeeded: Decimal = ZERO
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    estimated_calls: int = 0
+    estimate: Decimal = ZERO  # the estimates of the calls that have both an estimate and a cost
+    estimated_cost: Decimal = ZERO  # the actual cost of those calls
+    cache_savings: Decimal = ZERO
+    cache_savings_unknown: int = 0  # calls with cache reads whose prices the catalog does not have
+
+    def add(self, call: Call, savings: Optional[Decimal]) -> None:
+        self.calls += 1
+        self.input_tokens += call.input_tokens
+        self.output_tokens += call.output_tokens
+        self.cache_read_tokens += call.cache_read_tokens
+        if call.cost is None:
+            self.unpriced += 1
+        else:
+            self.cost += call.cost
+            if call.estimate is not None:
+                self.estimated_calls += 1
+                self.estimate += call.estimate
+                self.estimated_cost += call.cost
+        if call.ok:
+            self.succeeded += 1
+            self.cost_succeeded += call.cost or ZERO
+        if savings is None:
+            self.cache_savings_unknown += 1
+        else:
+            self.cache_savings += savings
+
+    @property
+    def cost_per_success(self) -> Optional[Decimal]:
+        """The cost of all the calls (failed ones included: they were paid too) per successful call."""
+        return self.cost / self.succeeded if self.succeeded else None
+
+    @property
+    def estimate_error(self) -> Optional[Decimal]:
+        """(estimate - actual) / actual over the calls with both: positive when the estimates were high."""
+        return (self.estimate - self.estimated_cost) / self.estimated_cost if self.estimated_cost else None
+
+
+@dataclass
+class CallReport:
+    by: Tuple[str, ...]
+    since: float
+    until: float
+    tz: str
+    rows: List[SpendRow] = field(default_factory=list)
+    total: SpendRow = field(default_factory=lambda: SpendRow(()))
+    top_calls: List[Call] = field(default_factory=list)
+    top_traces: List[Dict[str, Any]] = field(default_factory=list)
+    currency: str = "USD"
+
+
+def build_call_report(calls: Sequence[Call], by: Sequence[str], since: float, until: float, tz: str = "UTC",
+                      top: int = 10, catalog: Any = None) -> CallReport:
+    """Group ``calls`` (those that ended in [since, until)) by ``by``; the ``top`` costliest calls and traces."""
+    by = check_dimensions(by)
+    zone_info = ZoneInfo(tz)
+    if catalog is None:
+        from ..pricing import default_catalog
+
+        catalog = default_catalog()
+    rows: Dict[Tuple[str, ...], SpendRow] = {}
+    total = SpendRow(())
+    traces: Dict[str, Dict[str, Any]] = {}
+    kept = [c for c in calls if since <= c.end_time < until]
+    for call in kept:
+        savings = cache_savings(call, catalog)
+        group = tuple(call.value(name, zone_info) for name in by)
+        row = rows.get(group)
+        if row is None:
+            row = rows[group] = SpendRow(group)
+        row.add(call, savings)
+        total.add(call, savings)
+        trace = traces.setdefault(call.trace_id, {"trace_id": call.trace_id, "calls": 0, "cost": ZERO,
+                                                  "start": call.start_time, "services": set(), "models": set()})
+        trace["calls"] += 1
+        trace["cost"] += call.cost or ZERO
+        trace["start"] = min(trace["start"], call.start_time)
+        trace["services"].add(call.service or NONE)
+        trace["models"].add(call.model or NONE)
+    ordered = sorted(rows.values(), key=lambda r: (-r.cost, -r.calls, r.group))
+    priced = [c for c in kept if c.cost is not None]
+    top_calls = sorted(priced, key=lambda c: (-(c.cost or ZERO), c.end_time))[:max(0, top)]
+    top_traces = sorted(traces.values(), key=lambda t: (-t["cost"], t["start"]))[:max(0, top)]
+    for trace in top_traces:
+        trace["services"] = sorted(trace["services"])
+        trace["models"] = sorted(trace["models"])
+    currencies = {c.currency for c in kept}
+    return CallReport(by, since, until, tz, ordered, total, top_calls, top_traces,
+                      currencies.pop() if len(currencies) == 1 else "USD")
+
+
+@dataclass
+class Forecast:
+    """The month-end forecast: see ``forecast``."""
+
+    month: str
+    spent: Decimal
+    days_elapsed: float
+    days_in_month: int
+    point: Decimal
+    low: Decimal
+    high: Decimal
+    full_days: int
+    method: str
+
+
+FORECAST_METHOD = (
+    "point = spend so far / days elapsed x days in the month (the month-to-date daily rate, carried on); "
+    "range = spend so far + days left x the lowest and the highest daily spend among the full days of the "
+    "month so far (the point when there is no full day yet)"
+)
+
+
+def forecast(calls: Sequence[Call], now: datetime) -> Forecast:
+    """The spend at the end of ``now``'s month (in ``now``'s zone) from the calls of the month so far."""
+    start = datetime(now.year, now.month, 1, tzinfo=now.tzinfo)
+    days_in_month = calendar.monthrange(now.year, now.month)[1]
+    elapsed = max((now - start).total_seconds() / 86400, 1e-9)
+    daily: Dict[date, Decimal] = {}
+    spent = ZERO
+    for call in calls:
+        moment = datetime.fromtimestamp(call.end_time, now.tzinfo)
+        if start <= moment < now and call.cost is not None:
+            spent += call.cost
+            daily[moment.date()] = daily.get(moment.date(), ZERO) + call.cost
+    full = [(start + timedelta(days=i)).date() for i in range(int(elapsed))]
+    left = Decimal(repr(days_in_month - elapsed))
+    point = spent / Decimal(repr(elapsed)) * Decimal(days_in_month)
+    if full:
+        amounts = [daily.get(day, ZERO) for day in full]
+        low, high = spent + left * min(amounts), spent + left * max(amounts)
+    else:
+        low = high = point
+    return Forecast(f"{now.year}-{now.month:02d}", spent, elapsed, days_in_month, point,
+                    min(low, point), max(high, point), len(full), FORECAST_METHOD)
