@@ -514,3 +514,47 @@ def test_cost_attributes_partly_priced_usage_is_marked_partial() -> None:
                             response_model=None, catalog=FakeCatalog({"text-only": text_only}))
     assert attrs[sc.AI_COST_PRICING_STATUS] == "partial"
     assert attrs[sc.GEN_AI_USAGE_COST_AMOUNT] == 0.001  # 1000 x $1/M; the two images have no price
+
+
+# --- the plain-usage path (text, cache reads, reasoning) gives the general path's Decimals -----------
+
+
+_PLAIN_PRICE = ModelPrice(
+    id="plain-model", provider="openai", mode="chat",
+    # $/1M tokens, made up: odd digits so that every product and quotient keeps its exponent visible
+    prices=PriceSet(input=Decimal("2.50"), cache_read=Decimal("1.25"), output=Decimal("10"),
+                    reasoning=Decimal("12.5"), per_request=Decimal("0.0004")),
+    service_tiers={"batch": PriceSet(input=Decimal("1.250"), output=Decimal("5.00"))},
+    context_tiers=(ContextTier(above_input_tokens=1000, prices=PriceSet(input=Decimal("5"), output=Decimal("20"))),),
+)
+
+
+@pytest.mark.parametrize("usage", [
+    Usage(input_tokens=1342, output_tokens=63, cache_read_input_tokens=1024),
+    Usage(input_tokens=900, output_tokens=700, reasoning_output_tokens=600),
+    Usage(input_tokens=0, output_tokens=0),
+    Usage(input_tokens=10**30, output_tokens=3),  # 31 digits: the fast context would round, so general path
+    Usage(input_tokens=5, output_tokens=5, requests=3),
+])
+@pytest.mark.parametrize("tier", [None, "batch"])
+def test_plain_path_gives_the_same_decimals_as_the_general_path(monkeypatch, usage, tier):
+    fast = compute_cost(usage, _PLAIN_PRICE, tier)
+    monkeypatch.setattr(cost_module, "_plain_cost", lambda *args: None)  # force the general path
+    general = compute_cost(usage, _PLAIN_PRICE, tier)
+    assert fast == general
+    # Same values and the same exponents (str shows both): 1342-1024=318 x 2.50 / 1e6 = 0.000795 etc.
+    assert str(fast.total) == str(general.total)
+    assert {k: str(v) for k, v in fast.breakdown.items()} == {k: str(v) for k, v in general.breakdown.items()}
+
+
+def test_plain_path_amounts_by_hand():
+    # 318 uncached x $2.50 + 1024 cached x $1.25 + 63 output x $10, per million; + 1 request x $0.0004
+    cost = compute_cost(Usage(input_tokens=1342, output_tokens=63, cache_read_input_tokens=1024), _PLAIN_PRICE)
+    assert cost.context_tier == 1000  # 1342 > 1000: the context tier's input and output prices
+    assert cost.breakdown == {
+        "input": Decimal(318) * 5 / 10**6,
+        "cache_read": Decimal(1024) * Decimal("1.25") / 10**6,
+        "output": Decimal(63) * 20 / 10**6,
+        "request": Decimal("0.0004"),
+    }
+    assert cost.total == sum(cost.breakdown.values())

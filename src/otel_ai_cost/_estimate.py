@@ -2,6 +2,8 @@
 assumed (``OutputEstimate.tokens``), both priced from the catalog before the request is sent."""
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Dict, Optional
@@ -10,7 +12,7 @@ from . import _semconv as sc
 from . import _tiktoken_offline
 from ._request import LLMRequest
 from .config import OutputEstimate
-from .cost import Usage, compute_cost
+from .cost import estimate_cost
 
 if TYPE_CHECKING:
     from .pricing import Catalog
@@ -27,6 +29,13 @@ class Estimate:
     amount: Optional[Decimal] = None  # USD; None when the model is not in the catalog
     model_id: Optional[str] = None  # catalog entry used for the amount
 
+    # Written out (kept by the dataclass, checked below): one dict update per estimate instead of the
+    # frozen __init__'s object.__setattr__ per field.
+    def __init__(self, input_tokens: int, output_tokens: int, method: str, output_basis: str,
+                 amount: Optional[Decimal] = None, model_id: Optional[str] = None) -> None:
+        self.__dict__.update(input_tokens=input_tokens, output_tokens=output_tokens, method=method,
+                             output_basis=output_basis, amount=amount, model_id=model_id)
+
     def attributes(self) -> Dict[str, Any]:
         attributes: Dict[str, Any] = {
             sc.AI_COST_ESTIMATE_INPUT_TOKENS: self.input_tokens,
@@ -37,6 +46,19 @@ class Estimate:
         if self.amount is not None:
             attributes[sc.AI_COST_ESTIMATE_AMOUNT] = float(self.amount)
         return attributes
+
+
+def _check_init() -> None:
+    """The written-out ``Estimate.__init__`` takes exactly the fields, with their defaults, in order."""
+    params = list(inspect.signature(Estimate.__init__).parameters.values())[1:]
+    expected = [(f.name, None if f.default is dataclasses.MISSING else f.default)
+                for f in dataclasses.fields(Estimate)]
+    got = [(p.name, None if p.default is p.empty else p.default) for p in params]
+    if got != expected:  # pragma: no cover - caught by any test run
+        raise AssertionError(f"Estimate.__init__ does not match the Estimate fields: {expected}")
+
+
+_check_init()
 
 
 def estimate_request(
@@ -62,9 +84,7 @@ def estimate_request(
     amount: Optional[Decimal] = None
     model_id: Optional[str] = None
     if price is not None:
-        usage = Usage(input_tokens=counted.tokens, output_tokens=output_tokens)
-        cost = compute_cost(usage, price, request.service_tier)
-        amount, model_id = cost.total, cost.model_id
+        amount, model_id = estimate_cost(price, request.service_tier, counted.tokens, output_tokens)
     return Estimate(
         input_tokens=counted.tokens,
         output_tokens=output_tokens,

@@ -7,7 +7,7 @@ Token counting is lazy: ``estimate_input`` is only called when something needs t
 from __future__ import annotations
 
 import contextlib
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, Protocol
 
@@ -64,6 +64,15 @@ def current_request() -> Optional[LLMRequest]:
     return _current.get()
 
 
+def set_pending(req: Optional[LLMRequest]) -> Token[Optional[LLMRequest]]:
+    """``pending_request`` without the context manager: the token for ``reset_pending``."""
+    return _current.set(req)
+
+
+def reset_pending(token: Token[Optional[LLMRequest]]) -> None:
+    _current.reset(token)
+
+
 @contextlib.contextmanager
 def pending_request(req: LLMRequest) -> Iterator[LLMRequest]:
     """Make ``req`` the current request while the instrumentor starts its span."""
@@ -84,6 +93,15 @@ _calling: ContextVar[Optional[str]] = ContextVar("otel_ai_cost_calling", default
 def calling_span_id() -> Optional[str]:
     """The span ID of the otel-ai-cost span whose SDK call runs in this context, or None."""
     return _calling.get()
+
+
+def set_calling(span_id: Optional[str]) -> Token[Optional[str]]:
+    """``calling`` without the context manager: the token for ``reset_calling``."""
+    return _calling.set(span_id)
+
+
+def reset_calling(token: Token[Optional[str]]) -> None:
+    _calling.reset(token)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ produce), and the usage read from another instrumentation's span attributes. Pri
 which re-exports these names."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
@@ -45,6 +46,37 @@ class Usage:
     requests: int = 1
     web_search_requests: int = 0             # web searches the provider ran server-side (priced per search)
 
+    # Written out (the dataclass keeps it, and checks the fields below): one update of the instance
+    # dict instead of the generated frozen __init__'s object.__setattr__ per field, a fifth of the cost.
+    def __init__(self, input_tokens: int = 0, output_tokens: int = 0, cache_read_input_tokens: int = 0,
+                 cache_write_input_tokens: int = 0, cache_write_1h_input_tokens: int = 0,
+                 cache_write_12h_input_tokens: int = 0, reasoning_output_tokens: int = 0,
+                 audio_input_tokens: int = 0, cache_read_audio_input_tokens: int = 0, audio_output_tokens: int = 0,
+                 image_input_tokens: int = 0, video_input_tokens: int = 0, image_output_tokens: int = 0,
+                 images: int = 0, requests: int = 1, web_search_requests: int = 0) -> None:
+        self.__dict__.update(
+            input_tokens=input_tokens, output_tokens=output_tokens, cache_read_input_tokens=cache_read_input_tokens,
+            cache_write_input_tokens=cache_write_input_tokens, cache_write_1h_input_tokens=cache_write_1h_input_tokens,
+            cache_write_12h_input_tokens=cache_write_12h_input_tokens, reasoning_output_tokens=reasoning_output_tokens,
+            audio_input_tokens=audio_input_tokens, cache_read_audio_input_tokens=cache_read_audio_input_tokens,
+            audio_output_tokens=audio_output_tokens, image_input_tokens=image_input_tokens,
+            video_input_tokens=video_input_tokens, image_output_tokens=image_output_tokens, images=images,
+            requests=requests, web_search_requests=web_search_requests,
+        )
+
+
+def _check_init() -> None:
+    """The written-out ``Usage.__init__`` takes exactly the fields, with their defaults, in order."""
+    import inspect
+
+    params = list(inspect.signature(Usage.__init__).parameters.values())[1:]
+    expected = [(f.name, f.default) for f in dataclasses.fields(Usage)]
+    if [(p.name, p.default) for p in params] != expected:  # pragma: no cover - caught by any test run
+        raise AssertionError(f"Usage.__init__ does not match the Usage fields: {expected}")
+
+
+_check_init()
+
 
 # The bounds of reported usage when neither the request nor the catalog gives one: above any context
 # window or output limit offered today, far below what would poison a budget.
@@ -78,6 +110,18 @@ _CLAMPED_NAMES = {
 }
 
 
+def _other_counts(usage: Usage) -> Tuple[Any, ...]:
+    """The counts other than input, output, cache reads, reasoning and requests (zero in most calls:
+    a zero, of any type, is never lowered below)."""
+    return (usage.cache_write_input_tokens, usage.cache_write_1h_input_tokens, usage.cache_write_12h_input_tokens,
+            usage.audio_input_tokens, usage.cache_read_audio_input_tokens, usage.audio_output_tokens,
+            usage.image_input_tokens, usage.video_input_tokens, usage.image_output_tokens, usage.images,
+            usage.web_search_requests)
+
+
+_ZEROS = (0,) * 11
+
+
 def bound_usage(
     usage: Usage, *, max_input: Optional[int] = None, max_output: Optional[int] = None
 ) -> Tuple[Usage, Tuple[str, ...]]:
@@ -88,6 +132,15 @@ def bound_usage(
     negative or not an int becomes 0, a detail count at most its total. Returns ``usage`` itself when
     nothing was lowered (the common case: no copy).
     """
+    input_limit = max_input if max_input and max_input > 0 else MAX_INPUT_TOKENS
+    output_limit = max_output if max_output and max_output > 0 else MAX_OUTPUT_TOKENS
+    inp, out, cached, reasoning, requests = (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
+                                              usage.reasoning_output_tokens, usage.requests)
+    if (type(inp) is int and type(out) is int and type(cached) is int and type(reasoning) is int
+            and type(requests) is int and 0 <= inp <= input_limit and 0 <= out <= output_limit
+            and 0 <= cached <= inp and 0 <= reasoning <= out and 0 <= requests <= MAX_COUNT
+            and _other_counts(usage) == _ZEROS):
+        return usage, ()  # the common case, checked without the loops below: nothing to lower
     limits = {
         "input_tokens": max_input if max_input and max_input > 0 else MAX_INPUT_TOKENS,
         "output_tokens": max_output if max_output and max_output > 0 else MAX_OUTPUT_TOKENS,

@@ -206,22 +206,26 @@ class AICostSpanProcessor(SpanProcessor):
             # Another instrumentation's span inside one of our calls (the SDK's own tracing, an
             # HTTP client): part of that call, which our span prices and budgets.
             span.set_attribute(sc.AI_COST_PRICING_PRICED_ON, priced_on)
-        attributes = span.attributes
-        if request is None and (not attributes or sc.GEN_AI_OPERATION_NAME not in attributes):
-            return
-        if request is not None:
+        if request is None:
+            attributes = span.attributes
+            if not attributes or sc.GEN_AI_OPERATION_NAME not in attributes:
+                return
+        else:
             request.extra[_CLAIMED] = True
         attribution = self.attribution(parent_context)
         if attribution:
             span.set_attributes(attribution)
-        resource = span.resource.attributes if span.resource is not None else {}
         if request is None:
             if self._enforcer is not None and priced_on is None:
-                self._start_foreign(span, parent_context, resource)
+                self._start_foreign(span, parent_context, _resource(span))
+            return
+        if self._enforcer is None:  # the estimate, nothing else: no selectors to build
+            self._start_request(span, request, {}, {}, parent_context)
             return
         # The instrumentor's own dict of start attributes is cheaper to read than the span's.
         start = request.attributes if request.attributes is not None else (span.attributes or {})
-        self._start_request(span, request, {**start, **attribution} if attribution else start, resource, parent_context)
+        self._start_request(span, request, {**start, **attribution} if attribution else start, _resource(span),
+                            parent_context)
 
     def start_unrecorded(
         self, request: LLMRequest, attributes: Mapping[str, Any], span: Any, resource: Mapping[str, Any]
@@ -350,6 +354,11 @@ def start_unrecorded(tracer: Any, request: LLMRequest, attributes: Mapping[str, 
             except Exception:  # noqa: BLE001
                 _log_once("unrecorded", "otel-ai-cost: budget check of an unsampled call failed.")
             return  # one processor per call, as for recorded spans
+
+
+def _resource(span: Any) -> Mapping[str, Any]:
+    resource = span.resource
+    return resource.attributes if resource is not None else {}
 
 
 def _trace_id(span: Any) -> Optional[str]:

@@ -6,10 +6,12 @@ of the OpenAI API itself; a provider that is not OpenAI drops them.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ... import _semconv as sc
 from .._core import as_int, as_num, get, given, host_port
+
+Server = Tuple[Optional[str], Optional[int]]
 
 
 def output_type_from_format(fmt: Any) -> Optional[str]:
@@ -24,8 +26,9 @@ def output_type_from_format(fmt: Any) -> Optional[str]:
 
 
 def request_attributes(operation: str, api_type: Optional[str], provider: str, model: Any,
-                       client: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
-    """The attributes every request has: operation, provider, model, server."""
+                       client: Any, kwargs: Mapping[str, Any], server: Optional[Server] = None) -> Dict[str, Any]:
+    """The attributes every request has: operation, provider, model, server (``server``: the client's
+    ``host_port``, when the caller already read it: the SDK's ``base_url`` property costs an import)."""
     attrs: Dict[str, Any] = {
         sc.GEN_AI_OPERATION_NAME: operation,
         sc.GEN_AI_PROVIDER_NAME: provider,
@@ -34,7 +37,7 @@ def request_attributes(operation: str, api_type: Optional[str], provider: str, m
         attrs[sc.OPENAI_API_TYPE] = api_type
     if isinstance(model, str):
         attrs[sc.GEN_AI_REQUEST_MODEL] = model
-    host, port = host_port(client)
+    host, port = server if server is not None else host_port(client)
     if host:
         attrs[sc.SERVER_ADDRESS] = host
         attrs[sc.SERVER_PORT] = port
@@ -83,8 +86,9 @@ def sampling_attributes(kwargs: Mapping[str, Any], attrs: Dict[str, Any]) -> Non
         attrs[sc.OPENAI_REQUEST_SERVICE_TIER] = tier
 
 
-def chat_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
-    attrs = request_attributes("chat", "chat_completions", provider, kwargs.get("model"), client, kwargs)
+def chat_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any],
+                            server: Optional[Server] = None) -> Dict[str, Any]:
+    attrs = request_attributes("chat", "chat_completions", provider, kwargs.get("model"), client, kwargs, server)
     max_out = max_tokens(kwargs, "max_completion_tokens", "max_tokens")
     if max_out is not None:
         attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_out
@@ -99,8 +103,9 @@ def chat_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any
     return attrs
 
 
-def embeddings_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
-    attrs = request_attributes("embeddings", None, provider, kwargs.get("model"), client, kwargs)
+def embeddings_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any],
+                                  server: Optional[Server] = None) -> Dict[str, Any]:
+    attrs = request_attributes("embeddings", None, provider, kwargs.get("model"), client, kwargs, server)
     fmt = kwargs.get("encoding_format")
     if isinstance(fmt, str):
         attrs[sc.GEN_AI_REQUEST_ENCODING_FORMATS] = [fmt]

@@ -3,20 +3,20 @@
 and end the span exactly once."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ... import _semconv as sc
-from ..._request import LLMRequest, calling, pending_request
-from ...cost import Usage, bound_usage, usage_limits
+from ..._request import LLMRequest, reset_calling, reset_pending, set_calling, set_pending
+from ...cost import Usage, bound_usage, cost_attributes, usage_limits
+from ...pricing import default_catalog
 from ._log import error_type, log_once, logger
 from ._telemetry import Telemetry
 
@@ -44,10 +44,14 @@ class Outcome:
 
 
 def usage_attributes(usage: Usage) -> Dict[str, Any]:
-    attrs: Dict[str, Any] = {
-        sc.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
-        sc.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
-    }
+    attrs: Dict[str, Any] = {}
+    add_usage_attributes(attrs, usage)
+    return attrs
+
+
+def add_usage_attributes(attrs: Dict[str, Any], usage: Usage) -> None:
+    attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
+    attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
     if usage.cache_read_input_tokens:
         attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_input_tokens
     if usage.cache_write_input_tokens:
@@ -56,7 +60,6 @@ def usage_attributes(usage: Usage) -> Dict[str, Any]:
         attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
     if usage.web_search_requests:
         attrs[sc.AI_COST_USAGE_WEB_SEARCH_REQUESTS] = usage.web_search_requests
-    return attrs
 
 
 def compute_cost_attributes(outcome: Outcome, *, provider: str, request_model: Optional[str],
@@ -72,18 +75,38 @@ def compute_cost_attributes(outcome: Outcome, *, provider: str, request_model: O
         }
     if outcome.usage is None:
         return {sc.AI_COST_PRICING_STATUS: sc.AiCostPricingStatusValues.NO_USAGE}
-    from ...cost import cost_attributes  # imported late: the cost engine may load the catalog
+    return cost_attributes(outcome.usage, provider=provider, request_model=request_model,
+                           response_model=outcome.response_model, service_tier=outcome.service_tier,
+                           catalog=catalog, at=at)
 
-    kwargs: Dict[str, Any] = dict(
-        provider=provider,
-        request_model=request_model,
-        response_model=outcome.response_model,
-        service_tier=outcome.service_tier,
-        at=at,
-    )
-    if catalog is not None:
-        kwargs["catalog"] = catalog
-    return dict(cost_attributes(outcome.usage, **kwargs) or {})
+
+class _Calling:
+    """``Operation.calling()``: a plain context manager (no generator per call)."""
+
+    __slots__ = ("_span", "_token", "_mark")
+
+    def __init__(self, span: Any) -> None:
+        self._span = span
+        self._token: Any = None
+        self._mark: Any = None
+
+    def __enter__(self) -> None:
+        span_id = 0
+        try:
+            context = self._span.get_span_context()
+            if context.is_valid:  # a no-op tracer's span must not replace the caller's current span
+                span_id = context.span_id
+                self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        except Exception as exc:
+            log_once("Operation.calling", exc)
+        if span_id:
+            self._mark = set_calling(format(span_id, "016x"))
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._mark is not None:
+            reset_calling(self._mark)
+        if self._token is not None:
+            otel_context.detach(self._token)
 
 
 class Operation:
@@ -97,44 +120,29 @@ class Operation:
         self.telemetry = telemetry
         self.request = request
         self.catalog = catalog
-        self.metric_attributes = {k: attributes[k] for k in _METRIC_ATTRIBUTES if attributes.get(k) is not None}
+        self.metric_attributes = {k: v for k in _METRIC_ATTRIBUTES if (v := attributes.get(k)) is not None}
         self._lock = threading.Lock()
         self._ended = False
         self.start = time.perf_counter()
         start_attributes = dict(attributes)
         request.attributes = start_attributes
-        with pending_request(request):
+        token = set_pending(request)  # what pending_request does, without a generator per call
+        try:
             self.span = telemetry.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=start_attributes)
+        finally:
+            reset_pending(token)
         if request.decision is None and not self.span.is_recording():
             # The sampler dropped the span, so no processor saw it: budgets still hold.
             from ...processor import start_unrecorded
 
             start_unrecorded(telemetry.tracer, request, attributes, self.span)
 
-    @contextlib.contextmanager
-    def calling(self) -> Iterator[None]:
+    def calling(self) -> "_Calling":
         """Around the SDK method: the call's span is the current span, so the spans started inside
         (the SDK's own tracing, an HTTP client's) are its children and share its sampling decision,
         and the call is marked (``_request.calling``) so that ``AICostSpanProcessor`` recognises
         them as part of this call whatever their parent (``ai_cost.pricing.priced_on``)."""
-        token: Any = None
-        span_id = 0
-        try:
-            context = self.span.get_span_context()
-            if context.is_valid:  # a no-op tracer's span must not replace the caller's current span
-                span_id = context.span_id
-                token = otel_context.attach(trace.set_span_in_context(self.span))
-        except Exception as exc:
-            log_once("Operation.calling", exc)
-        try:
-            if span_id:
-                with calling(format(span_id, "016x")):
-                    yield
-            else:
-                yield
-        finally:
-            if token is not None:
-                otel_context.detach(token)
+        return _Calling(self.span)
 
     # -- the budget decision ------------------------------------------------------------------
 
@@ -219,12 +227,16 @@ class Operation:
                 attrs[sc.GEN_AI_RESPONSE_MODEL] = outcome.response_model
                 metric_attrs[sc.GEN_AI_RESPONSE_MODEL] = outcome.response_model
             if outcome.attributes:
-                attrs.update({k: v for k, v in outcome.attributes.items() if v is not None})
+                for key, value in outcome.attributes.items():
+                    if value is not None:
+                        attrs[key] = value
             if extra:
-                attrs.update({k: v for k, v in extra.items() if v is not None})
+                for key, value in extra.items():
+                    if value is not None:
+                        attrs[key] = value
             if outcome.usage is not None:
                 outcome = self._bounded(outcome, attrs)
-                attrs.update(usage_attributes(outcome.usage or Usage()))  # bounding keeps the usage
+                add_usage_attributes(attrs, outcome.usage or Usage())  # bounding keeps the usage
                 attrs[sc.AI_COST_USAGE_SOURCE] = outcome.usage_source
             failed = error is not None or outcome.error_type is not None
             if not failed or outcome.usage is not None:
@@ -276,8 +288,6 @@ class Operation:
         try:
             catalog = self.catalog
             if catalog is None:
-                from ...pricing import default_catalog
-
                 catalog = default_catalog()
             # The limits of the billed snapshot, else of the requested model (as the cost engine looks them up).
             max_input = max_output = None
@@ -305,17 +315,18 @@ class Operation:
                         cost_amount: Optional[float], first_chunk: Optional[float] = None) -> None:
         try:
             t = self.telemetry
-            t.duration.record(duration, attributes=attrs)
+            context = otel_context.get_current()  # once, not once per point (what the SDK does without it)
+            t.duration.record(duration, attributes=attrs, context=context)
             if isinstance(first_chunk, float):
-                t.time_to_first_chunk.record(first_chunk, attributes=attrs)
+                t.time_to_first_chunk.record(first_chunk, attributes=attrs, context=context)
             if outcome.usage is None and cost_amount is None:
                 return
             input_attrs, output_attrs, cost_attrs = t.point_attributes(attrs)
             if outcome.usage is not None:
-                t.token_usage.record(outcome.usage.input_tokens, attributes=input_attrs)
-                t.token_usage.record(outcome.usage.output_tokens, attributes=output_attrs)
+                t.token_usage.record(outcome.usage.input_tokens, attributes=input_attrs, context=context)
+                t.token_usage.record(outcome.usage.output_tokens, attributes=output_attrs, context=context)
             if cost_amount is not None:
-                t.cost.add(cost_amount, attributes=cost_attrs)
+                t.cost.add(cost_amount, attributes=cost_attrs, context=context)
         except Exception as exc:
             log_once("record_metrics", exc)
 

@@ -16,12 +16,48 @@ def given(value: Any) -> bool:
     return name not in ("NotGiven", "Omit")
 
 
+# (pydantic model class, name) -> whether ``name`` is neither a field nor a class attribute of it, so
+# that ``getattr`` could only find it among the instance's extra fields, by way of pydantic's
+# ``__getattr__``, which raises (and the exception costs more than the rest of the read) when it is
+# not there: e.g. ``usage.cost`` (a gateway's) or ``cache_write_tokens`` on an OpenAI response.
+_EXTRA_ONLY: Dict[Tuple[type, str], bool] = {}
+_EXTRA_ONLY_SIZE = 1024
+
+
+def _pydantic_getattr_only(cls: type) -> bool:
+    """Whether the only ``__getattr__`` of ``cls`` is pydantic's own (extra fields, then AttributeError)."""
+    return all("__getattr__" not in vars(k) for k in cls.__mro__ if not k.__module__.startswith("pydantic."))
+
+
+def _extra_only(cls: type, name: str) -> bool:
+    key = (cls, name)
+    known = _EXTRA_ONLY.get(key)
+    if known is None:
+        fields = getattr(cls, "__pydantic_fields__", None)
+        known = (isinstance(fields, dict) and name not in fields and not name.startswith("_")
+                 and not hasattr(cls, name) and _pydantic_getattr_only(cls))
+        if len(_EXTRA_ONLY) >= _EXTRA_ONLY_SIZE:
+            _EXTRA_ONLY.clear()
+        _EXTRA_ONLY[key] = known
+    return known
+
+
 def get(obj: Any, name: str) -> Any:
     """``obj.name`` or ``obj[name]``: attribute first (SDK models), Mapping only as the fallback."""
     if obj is None:
         return None
-    if type(obj) is dict:
+    cls = type(obj)
+    if cls is dict:
         return obj.get(name)
+    if _extra_only(cls, name):
+        try:  # what pydantic's __getattr__ would find, without its AttributeError when it is absent
+            value = obj.__dict__.get(name, MISSING)
+            if value is MISSING:
+                extra = obj.__pydantic_extra__
+                value = extra.get(name) if extra else None
+            return value
+        except Exception:
+            return None
     try:
         value = getattr(obj, name, MISSING)
     except Exception:

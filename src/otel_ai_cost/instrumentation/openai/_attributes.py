@@ -2,7 +2,7 @@
 the ``openai`` SDK's calls."""
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ... import _semconv as sc
 from ...cost import Usage
@@ -33,11 +33,12 @@ _PROVIDER_BY_HOST = {
 # Small pure helpers
 
 
-def provider_from_client(client: Any) -> str:
-    """``gen_ai.provider.name`` for an OpenAI client, from its class and base URL."""
+def provider_from_client(client: Any, server: Optional[Tuple[Optional[str], Optional[int]]] = None) -> str:
+    """``gen_ai.provider.name`` for an OpenAI client, from its class and base URL (``server``: its
+    ``host_port``, when the caller already read it)."""
     if type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI"):
         return "azure.ai.openai"
-    host = host_port(client)[0] or ""
+    host = (server if server is not None else host_port(client))[0] or ""
     return provider_from_host(host)
 
 
@@ -92,16 +93,18 @@ def usage_requested(call_kwargs: Mapping[str, Any]) -> bool:
     return False
 
 
-def completions_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+def completions_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any],
+                                   server: Optional[Tuple[Optional[str], Optional[int]]] = None) -> Dict[str, Any]:
     """Legacy ``completions.create``: the chat attributes, operation ``text_completion``."""
-    attrs = chat_request_attributes(provider, client, kwargs)
+    attrs = chat_request_attributes(provider, client, kwargs, server)
     attrs[sc.GEN_AI_OPERATION_NAME] = "text_completion"
     attrs.pop(sc.OPENAI_API_TYPE, None)
     return attrs
 
 
-def responses_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any]) -> Dict[str, Any]:
-    attrs = request_attributes("chat", "responses", provider, kwargs.get("model"), client, kwargs)
+def responses_request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any],
+                                 server: Optional[Tuple[Optional[str], Optional[int]]] = None) -> Dict[str, Any]:
+    attrs = request_attributes("chat", "responses", provider, kwargs.get("model"), client, kwargs, server)
     max_out = max_tokens(kwargs, "max_output_tokens")
     if max_out is not None:
         attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_out

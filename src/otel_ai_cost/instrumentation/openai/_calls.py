@@ -8,7 +8,7 @@ from ... import _semconv as sc
 from ..._request import LLMRequest
 from .. import _core as c
 from .._chat import chat_request_attributes, embeddings_request_attributes, max_tokens
-from .._core import Operation, Outcome, StreamState, _content, get, given, materialize, safe
+from .._core import Operation, Outcome, StreamState, _content, get, given, host_port, materialize, safe
 from .._stainless import RequestRouter, StainlessCall
 from . import _content as _content_openai
 from ._attributes import (
@@ -69,7 +69,8 @@ class Config(c.WrapContext):
 def _prepare(config: Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -> Tuple[_Call, Dict[str, Any]]:
     """Build the request attributes and the LLMRequest, adjust the kwargs, and start the span."""
     client = get(instance, "_client")
-    provider = provider_from_client(client)
+    server = host_port(client)  # once: the SDK's base_url property imports a module at each read
+    provider = provider_from_client(client, server)
     call_kwargs = dict(kwargs)
     is_stream = call_kwargs.get("stream") is True and kind != "embeddings"
     hide_usage_chunk = False
@@ -77,23 +78,23 @@ def _prepare(config: Config, kind: str, instance: Any, kwargs: Dict[str, Any]) -
         materialize(call_kwargs, "messages")
         if is_stream and config.include_stream_usage and may_add_stream_options(provider, client, call_kwargs):
             hide_usage_chunk = add_include_usage(call_kwargs)
-        attrs = chat_request_attributes(provider, client, call_kwargs)
+        attrs = chat_request_attributes(provider, client, call_kwargs, server)
         max_out = max_tokens(call_kwargs, "max_completion_tokens", "max_tokens")
         operation = "chat"
     elif kind == "completions":
         if is_stream and config.include_stream_usage and may_add_stream_options(provider, client, call_kwargs):
             hide_usage_chunk = add_include_usage(call_kwargs)
-        attrs = completions_request_attributes(provider, client, call_kwargs)
+        attrs = completions_request_attributes(provider, client, call_kwargs, server)
         max_out = max_tokens(call_kwargs, "max_tokens")
         operation = "text_completion"
     elif kind == "responses":
         materialize(call_kwargs, "input")
-        attrs = responses_request_attributes(provider, client, call_kwargs)
+        attrs = responses_request_attributes(provider, client, call_kwargs, server)
         max_out = max_tokens(call_kwargs, "max_output_tokens")
         operation = "chat"
     else:
         materialize(call_kwargs, "input")
-        attrs = embeddings_request_attributes(provider, client, call_kwargs)
+        attrs = embeddings_request_attributes(provider, client, call_kwargs, server)
         max_out = None
         operation = "embeddings"
     model = attrs.get(sc.GEN_AI_REQUEST_MODEL)

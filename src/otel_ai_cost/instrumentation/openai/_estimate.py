@@ -6,6 +6,19 @@ from typing import Any, Callable, Mapping
 from ..._request import TokenCount
 from .._core import given
 
+_TOKENS: Any = None
+
+
+def _tokens() -> Any:
+    """The ``tokens`` module, imported on the first estimate (it loads the tokenizer), then kept:
+    an import statement per call costs more than the global."""
+    global _TOKENS
+    if _TOKENS is None:
+        from ... import tokens
+
+        _TOKENS = tokens
+    return _TOKENS
+
 
 def lazy_estimate(kind: str, kwargs: Mapping[str, Any]) -> Callable[[], TokenCount]:
     """The input estimate of a ``kind`` call with ``kwargs``, a function the processor calls when needed."""
@@ -17,18 +30,16 @@ def lazy_estimate(kind: str, kwargs: Mapping[str, Any]) -> Callable[[], TokenCou
 
     if kind == "chat":
         def estimate() -> TokenCount:
-            from ...tokens import estimate_chat_input
-
-            return estimate_chat_input(model, kwargs.get("messages") or [], tools())
+            counted: TokenCount = _tokens().estimate_chat_input(model, kwargs.get("messages") or [], tools())
+            return counted
     elif kind == "responses":
         def estimate() -> TokenCount:
-            from ...tokens import estimate_responses_input
-
             instructions = kwargs.get("instructions")
-            return estimate_responses_input(
+            counted: TokenCount = _tokens().estimate_responses_input(
                 model, kwargs.get("input") if given(kwargs.get("input")) else "",
                 instructions if given(instructions) else None, tools(),
             )
+            return counted
     elif kind == "completions":
         def estimate() -> TokenCount:
             from ...tokens import count_text
