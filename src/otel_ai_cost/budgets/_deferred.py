@@ -160,3 +160,35 @@ class SettleQueue(Generic[T]):
             self.flush()
         except Exception:  # noqa: BLE001 - logged by flush; the holds expire
             pass
+
+
+class QueuedSettles(Generic[T]):
+    """``defer_settles`` and ``flush`` for a store whose settles may be queued: ``_queue`` (None: each
+    settle is sent at once). The store defines ``_send_queued`` (send a batch) and ``_queue_name``."""
+
+    _queue: Optional[SettleQueue[T]] = None
+
+    def _send_queued(self, items: List[T]) -> None:
+        raise NotImplementedError
+
+    def _queue_name(self) -> str:
+        raise NotImplementedError
+
+    def _start_queue(self, interval: Optional[float]) -> None:
+        """Queue settles with ``interval`` (None: send each at once)."""
+        self._queue = None if interval is None else SettleQueue(self._send_queued, self._queue_name(),
+                                                                interval=float(interval))
+
+    def defer_settles(self, enabled: bool) -> None:
+        """Queue settles off the call's path (True), or send each at once (False: what was queued is sent
+        now). A wrapper that must see each settle's failure (ResilientStore, to journal it) turns it off."""
+        if enabled and self._queue is None:
+            self._start_queue(DEFAULT_INTERVAL)
+        elif not enabled and self._queue is not None:
+            queue, self._queue = self._queue, None
+            queue.close()
+
+    def flush(self) -> None:
+        """Send the queued settles now (raises if the store fails: they stay queued)."""
+        if self._queue is not None:
+            self._queue.flush()

@@ -37,7 +37,7 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, cast
 
 from . import _store as st
-from ._deferred import DEFAULT_INTERVAL, SettleQueue
+from ._deferred import QueuedSettles
 from ._redis_client import DEFAULT_TIMEOUT, connect
 from ._redis_scripts import ADJUST, RELEASE, RESERVE, RESET, SETTLE, SPENT
 from ._store import Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend, dumps
@@ -95,7 +95,7 @@ _SETTLE_BATCH = 64
 _MAX_ROUNDS = 200
 
 
-class RedisBudgetStore(st.StoreBase):
+class RedisBudgetStore(st.StoreBase, QueuedSettles[Tuple[List[Any], List[Any]]]):
     def __init__(
         self,
         url: str = "redis://localhost:6379/0",
@@ -154,9 +154,7 @@ class RedisBudgetStore(st.StoreBase):
         self._spent = self._client.register_script(SPENT)
         self._adjust = self._client.register_script(ADJUST)
         self._reset = self._client.register_script(RESET)
-        self._queue: Optional[SettleQueue[Tuple[List[Any], List[Any]]]] = None
-        if settle_interval is not None:
-            self._queue = SettleQueue(self._send_settles, f"redis {prefix}", interval=float(settle_interval))
+        self._start_queue(settle_interval)
 
     # Queued settles (see _deferred): sent pipelined, with the next reserve or by the flusher.
 
@@ -181,7 +179,7 @@ class RedisBudgetStore(st.StoreBase):
                 replies[i] = reply
         return replies
 
-    def _send_settles(self, items: List[Tuple[List[Any], List[Any]]]) -> None:
+    def _send_queued(self, items: List[Tuple[List[Any], List[Any]]]) -> None:
         # Pipelined, a bounded batch per round trip: the server runs a batch's scripts back to back, and
         # other clients' commands wait meanwhile.
         for start in range(0, len(items), _SETTLE_BATCH):
@@ -197,19 +195,8 @@ class RedisBudgetStore(st.StoreBase):
         elif queue is not None:
             queue.sent()
 
-    def defer_settles(self, enabled: bool) -> None:
-        """Queue settles off the call's path (True), or send each at once (False: what was queued is sent
-        now). A wrapper that must see each settle's failure (ResilientStore, to journal it) turns it off."""
-        if enabled and self._queue is None:
-            self._queue = SettleQueue(self._send_settles, f"redis {self._prefix}", interval=DEFAULT_INTERVAL)
-        elif not enabled and self._queue is not None:
-            queue, self._queue = self._queue, None
-            queue.close()
-
-    def flush(self) -> None:
-        """Send the queued settles now (raises if the store fails: they stay queued)."""
-        if self._queue is not None:
-            self._queue.flush()
+    def _queue_name(self) -> str:
+        return f"redis {self._prefix}"
 
     def _key(self, kind: str, budget_id: str, key: str) -> str:
         # The length prefix keeps ("a:b", "c") and ("a", "b:c") apart.

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import _store as st
-from ._deferred import DEFAULT_INTERVAL, SettleQueue
+from ._deferred import QueuedSettles
 from ._store import MAX_NANOS, Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend, dumps
 
 # How long a settle with ``once`` is remembered (seconds): far longer than any outage it covers. A
@@ -70,7 +70,7 @@ _TAKE_HOLDS = (
 )
 
 
-class SQLiteBudgetStore(st.StoreBase):
+class SQLiteBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
     """``settle_interval`` (seconds, e.g. 0.05): settles leave the call's path (see ``_deferred``): each is
     queued and applied in the transaction of the next reserve of this process (one transaction per
     call), or by a background thread after at most this many seconds; reads apply them first, and so do
@@ -95,27 +95,14 @@ class SQLiteBudgetStore(st.StoreBase):
             for column, kind in (("placed_at", "REAL"), ("holder", "TEXT"), ("on_expired", "TEXT")):
                 if column not in columns:
                     db.execute(f"ALTER TABLE holds ADD COLUMN {column} {kind}")
-        self._queue: Optional[SettleQueue[_Queued]] = None
-        if settle_interval is not None:
-            self._queue = SettleQueue(self._apply_settles, f"sqlite {self.path}", interval=float(settle_interval))
+        self._start_queue(settle_interval)
 
     # Queued settles (see _deferred): applied in the next reserve's transaction, or by the flusher.
 
-    def defer_settles(self, enabled: bool) -> None:
-        """Queue settles off the call's path (True), or run each at once (False: what was queued is
-        applied now). A wrapper that must see each settle's failure (ResilientStore) turns it off."""
-        if enabled and self._queue is None:
-            self._queue = SettleQueue(self._apply_settles, f"sqlite {self.path}", interval=DEFAULT_INTERVAL)
-        elif not enabled and self._queue is not None:
-            queue, self._queue = self._queue, None
-            queue.close()
+    def _queue_name(self) -> str:
+        return f"sqlite {self.path}"
 
-    def flush(self) -> None:
-        """Apply the queued settles now (raises if the store fails)."""
-        if self._queue is not None:
-            self._queue.flush()
-
-    def _apply_settles(self, items: Sequence[_Queued]) -> None:
+    def _send_queued(self, items: List[_Queued]) -> None:
         with self._transaction() as db:
             for item in items:
                 self._settle_in(db, *item)
@@ -238,7 +225,7 @@ class SQLiteBudgetStore(st.StoreBase):
 
     def _apply_queued_alone(self, queued: List[_Queued]) -> None:
         try:
-            self._apply_settles(queued)
+            self._send_queued(queued)
         except Exception as exc:  # noqa: BLE001 - the holds expire; on_expired_hold counts them
             queue = self._queue
             if queue is not None:

@@ -404,7 +404,8 @@ class StreamProxy(StreamProxyBase):
     def __iter__(self) -> Iterator[Any]:
         """A generator over the same reads as ``__next__`` (as the SDK's ``Stream.__iter__`` is one):
         a ``for`` loop resumes it instead of calling ``__next__`` per chunk. Leaving the loop early
-        closes only the generator: the stream stays open for more reads, as it does without us."""
+        closes only the generator: the stream stays open for more reads, as it does without us.
+        The body is ``__next__``'s, inlined on purpose: a method call per chunk is what it saves."""
         state, read = self._self_read
         while True:
             state.reads += 1  # odd: a read in progress (for the reaper)
