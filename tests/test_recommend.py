@@ -112,6 +112,7 @@ def test_each_hint_s_saving_is_tokens_times_the_catalog_prices_ranked_by_money(u
     assert "does not record tool use" in first["how"]
     assert support["details"] == {"target": "gpt-4o-mini", "target_cost": str(3 * SUPPORT_MINI),
                                   "input_tokens": 3000, "output_tokens": 150}
+    assert Decimal(cache["cost"]) == 3 * RAG_COST  # all 3 calls; the saving counts the 2 after the first
     assert cache["how"].startswith("upper bound") and cache["details"]["cacheable_input_tokens"] == 4000
     assert Decimal(batch["details"]["batch_cost"]) == 5 * NIGHTLY_BATCH
     assert reserve["details"] == {"reserved_output_tokens": 5 * 4096, "used_output_tokens": 1500,
@@ -142,7 +143,9 @@ def test_csv_and_table_show_the_same_ranked_hints(url, capsys):
     assert lines[2].split()[:7] == ["1", "cheaper_model", "rag", "claude-sonnet-4-5", "3", "$0.022500",
                                     "$0.015000"]
     assert lines[3].strip().startswith("how: ")
-    assert "$0.030368" in lines[10]
+    assert lines[10].split()[:8] == ["5", "max_tokens", "nightly", "gpt-4.1-mini", "5", "$0.033768", "-",
+                                     "$0.030368"]
+    assert lines[2].split()[7] == "-"  # a money hint holds no capacity
 
 
 def test_bad_options_fail_naming_the_option(url, capsys):
@@ -191,3 +194,36 @@ def test_rules_skip_calls_the_ledger_cannot_reprice(tmp_path):
     recorded[0].call.breakdown.pop(sc.AI_COST_COST_AUDIO_INPUT)
     recorded[0].call.ok = False
     assert recommend(recorded, rules=Rules()) == []
+
+
+def test_every_downgrade_pair_is_a_cheaper_model_the_catalog_prices_for_that_provider():
+    from otel_ai_cost.ledger._recommend import DOWNGRADES, family
+    from otel_ai_cost.pricing import default_catalog
+
+    catalog = default_catalog()
+    for (provider, model), target in DOWNGRADES.items():
+        small = catalog.resolve(target, provider=provider)
+        assert small is not None and small.provider == provider, (provider, target)
+        # every catalog entry of the family (dated ones too) costs more than the cheaper model
+        bigs = [e for e in catalog.entries() if e.provider == provider and family(e.id) == model]
+        assert bigs, (provider, model)
+        for big in bigs:
+            assert small.prices.input < big.prices.input and small.prices.output < big.prices.output, big.id
+    assert family("gpt-4o-2024-08-06") == "gpt-4o" and family("claude-sonnet-4-20250514") == "claude-sonnet-4"
+    assert family("gpt-4o-mini") == "gpt-4o-mini"
+
+
+def test_no_cache_hint_without_a_cache_read_price_and_no_batch_hint_for_batch_calls(tmp_path):
+    path = tmp_path / "calls.db"
+    # claude-3-5-haiku on gcp.vertex_ai: $0.80/M input, $4/M output, no cache_read price in the catalog
+    _fill(path, "svc", [("gcp.vertex_ai", "claude-3-5-haiku", 2000, 300, 2000 * Decimal("0.8") / M,
+                         300 * Decimal(4) / M)] * 3)
+    recorded = [Recorded(Call.from_row(r), r["estimate_output_tokens"]) for r in read_rows(str(path))]
+    assert recommend(recorded, rules=Rules(min_batch_calls=1)) == []
+    path = tmp_path / "batch.db"
+    _fill(path, "svc", [("openai", "gpt-4.1-mini", 500, 300, 500 * Decimal("0.4") / M, 300 * Decimal("1.6") / M)] * 2)
+    recorded = [Recorded(Call.from_row(r), r["estimate_output_tokens"]) for r in read_rows(str(path))]
+    assert [h.kind for h in recommend(recorded, rules=Rules(min_batch_calls=2))] == ["batch"]
+    for r in recorded:
+        r.call.service_tier = "batch"
+    assert recommend(recorded, rules=Rules(min_batch_calls=2)) == []

@@ -177,8 +177,9 @@ def prompt_cache(calls: Sequence[Call], catalog: Any, rules: Rules) -> List[Hint
             if cost <= cached:
                 continue
             tokens = sum(c.input_tokens for c in repeats)
+            paid = sum((c.cost or ZERO for c in group), ZERO)
             hints.append(Hint(
-                "prompt_cache", service, provider, model, operation, len(group), cost, cost - cached,
+                "prompt_cache", service, provider, model, operation, len(group), paid, cost - cached,
                 suggestion="put the repeated part of the prompt first and enable prompt caching",
                 how=(f"upper bound: {len(group)} calls with input >= {rules.long_input} tokens and no cache reads; "
                      f"assumes the {len(repeats)} after the first repeat their whole input ({tokens} tokens) as a "

@@ -109,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _table(records: List[Dict[str, Any]]) -> None:
     shown = ("rank", "kind", "service", "model", "calls", "cost", "saving", "held")
-    cells = [[_cell(r[c]) for c in shown] for r in records]
+    # The money hints save money and hold no capacity; max_tokens the other way round.
+    cells = [[_cell(r[c]) if (c, r["kind"] == "max_tokens") not in (("held", False), ("saving", True)) else "-"
+              for c in shown] for r in records]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(shown)]
     print("  ".join(c.ljust(w) for c, w in zip(shown, widths)) + "  suggestion")
     for r, row in zip(records, cells):
