@@ -129,6 +129,17 @@ def test_the_thresholds_decide_which_calls_count(url, capsys):
     assert [(h["kind"], Decimal(h["saving"])) for h in doc["hints"]] == [("prompt_cache", RAG_CACHE_SAVING)]
 
 
+def test_the_period_decides_which_calls_count(url, capsys):
+    doc = json.loads(run(capsys, "recommend", "--ledger", url, "--format", "json", "--since", "2000-01-01",
+                         "--until", "2000-01-31"))
+    assert (doc["calls"], doc["hints"]) == (0, [])
+    doc = json.loads(run(capsys, "recommend", "--ledger", url, "--format", "json", "--since", "1h"))
+    assert doc["calls"] == 12 and len(doc["hints"]) == 4  # the batch group (5 calls) is under 100
+    assert doc["rules"]["min_batch_calls"] == 100
+    doc = json.loads(run(capsys, "recommend", "--ledger", url, "--format", "json", "--reservation-ratio", "14"))
+    assert "max_tokens" not in [h["kind"] for h in doc["hints"]]  # 4096 reserved < 14 x 300 produced
+
+
 def test_csv_and_table_show_the_same_ranked_hints(url, capsys):
     rows = list(csv.DictReader(io.StringIO(run(capsys, "recommend", "--ledger", url, "--format", "csv",
                                                "--min-batch-calls", "5"))))
@@ -153,6 +164,10 @@ def test_bad_options_fail_naming_the_option(url, capsys):
     assert "--period" in capsys.readouterr().err
     assert main(["recommend", "--ledger", url, "--short-output", "-1"]) == 2
     assert "--short-output" in capsys.readouterr().err
+    assert main(["recommend", "--ledger", url, "--min-batch-calls", "0"]) == 2
+    assert "--min-batch-calls 0: must be 1 or more" in capsys.readouterr().err
+    assert main(["recommend", "--ledger", "redis://x"]) == 2
+    assert "--ledger" in capsys.readouterr().err
 
 
 def test_real_openai_calls_through_the_fake_api(tmp_path, capsys):

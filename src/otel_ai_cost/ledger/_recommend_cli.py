@@ -2,6 +2,7 @@
 
     otel-ai-cost recommend [--ledger URL] [--period day|week|month|mtd|qtd | --since WHEN --until WHEN]
                            [--kind KIND ...] [--short-output N] [--long-input N] [--min-batch-calls N]
+                           [--reservation-ratio N]
                            [--format table|csv|json] [--tz ZONE]
 """
 from __future__ import annotations
@@ -10,7 +11,8 @@ import argparse
 import csv
 import json
 import sys
-from datetime import datetime
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Dict, List
 
@@ -48,6 +50,9 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
                    help=f"prompt_cache: a long input is at least N tokens (default {defaults.long_input})")
     p.add_argument("--min-batch-calls", type=int, default=defaults.min_batch_calls, metavar="N",
                    help=f"batch: a group needs at least N calls (default {defaults.min_batch_calls})")
+    p.add_argument("--reservation-ratio", type=int, default=defaults.reservation_ratio, metavar="N",
+                   help="max_tokens: calls that reserved at least N times the output they produced "
+                   f"(default {defaults.reservation_ratio})")
     p.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv or json")
     p.add_argument("--tz", metavar="ZONE", default="UTC", help="time zone of dates (default: UTC)")
     p.set_defaults(func=run)
@@ -59,9 +64,10 @@ def _period(args: argparse.Namespace, tz: Any) -> "tuple[datetime, datetime]":
     if args.since or args.until:
         from ..budgets._cli import _period as since_until
 
-        if not args.since:
-            raise ConfigError("--until: give --since too (or --period)")
-        return since_until(args, tz)
+        since, until = since_until(args, tz)
+        if not args.since:  # --until alone: the 30 days before it
+            since = until - timedelta(days=30)
+        return since, until
     return period(args.period or "month", datetime.now(tz))
 
 
@@ -80,10 +86,11 @@ def run(args: argparse.Namespace) -> int:
 
     tz = zone(args.tz)
     since, until = _period(args, tz)
-    for name in ("short_output", "long_input", "min_batch_calls"):
-        if getattr(args, name) < 0:
-            raise ConfigError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be 0 or more")
-    rules = Rules(short_output=args.short_output, long_input=args.long_input, min_batch_calls=args.min_batch_calls)
+    for name, low in (("short_output", 0), ("long_input", 0), ("min_batch_calls", 1), ("reservation_ratio", 1)):
+        if getattr(args, name) < low:
+            raise ConfigError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be {low} or more")
+    rules = Rules(short_output=args.short_output, long_input=args.long_input, min_batch_calls=args.min_batch_calls,
+                  reservation_ratio=args.reservation_ratio)
     rows = read_rows(ledger_path(args), since.timestamp(), until.timestamp())
     recorded = [Recorded(Call.from_row(r), r["estimate_output_tokens"]) for r in rows]
     hints = [h for h in recommend(recorded, rules=rules) if not args.kind or h.kind in args.kind]
@@ -92,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         saving = sum((h.saving for h in hints), Decimal(0))
         json.dump({"since": since.isoformat(), "until": until.isoformat(), "calls": len(recorded),
-                   "currency": "USD", "total_saving": saving, "hints": records}, out, indent=1, default=_plain)
+                   "currency": "USD", "total_saving": saving, "rules": asdict(rules), "hints": records},
+                  out, indent=1, default=_plain)
         print()
         return 0
     if args.format == "csv":
