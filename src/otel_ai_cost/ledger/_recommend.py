@@ -224,6 +224,8 @@ def max_tokens(recorded: Sequence[Recorded], rules: Rules) -> List[Hint]:
         estimate = sum((c.estimate or ZERO for c in group), ZERO)
         cost = sum((c.cost or ZERO for c in group), ZERO)
         most = max(c.output_tokens for c in group)
+        if estimate <= cost:  # the estimate's input fell short of the actual input: nothing was held
+            continue
         hints.append(Hint(
             "max_tokens", service, provider, model, operation, len(group), estimate, ZERO, held=estimate - cost,
             suggestion=f"lower max_tokens (the most these calls produced: {most} output tokens)",
