@@ -1,4 +1,4 @@
-"""The ``otel-ai-cost`` command: ``demo``, ``estimate``, ``prices``, ``budget``, ``report``."""
+"""The ``otel-ai-cost`` command: ``demo``, ``estimate``, ``prices``, ``budget``, ``report``, ``recommend``."""
 from __future__ import annotations
 
 import argparse
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(
-        dest="command", metavar="{demo,fake-openai,estimate,prices,budget,report,collector-config}"
+        dest="command", metavar="{demo,fake-openai,estimate,prices,budget,report,recommend,collector-config}"
     )
     commands.required = True
 
@@ -181,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .budgets._cli import register as register_budgets  # `budget ...` and `report`
 
     register_budgets(commands)
+
+    from .ledger._recommend_cli import register as register_recommend  # `recommend`
+
+    register_recommend(commands)
 
     from .collector_config import register as register_collector_config  # `collector-config`
 
