@@ -164,26 +164,20 @@ class SettleQueue(Generic[T]):
 
 class QueuedSettles(Generic[T]):
     """``defer_settles`` and ``flush`` for a store whose settles may be queued: ``_queue`` (None: each
-    settle is sent at once). The store defines ``_send_queued`` (send a batch) and ``_queue_name``."""
+    settle is sent at once). The store calls ``_start_queue`` with how to send a batch and its name."""
 
     _queue: Optional[SettleQueue[T]] = None
 
-    def _send_queued(self, items: List[T]) -> None:
-        raise NotImplementedError
-
-    def _queue_name(self) -> str:
-        raise NotImplementedError
-
-    def _start_queue(self, interval: Optional[float]) -> None:
-        """Queue settles with ``interval`` (None: send each at once)."""
-        self._queue = None if interval is None else SettleQueue(self._send_queued, self._queue_name(),
-                                                                interval=float(interval))
+    def _start_queue(self, interval: Optional[float], send: Callable[[List[T]], None], name: str) -> None:
+        """Queue settles with ``interval`` (None: send each at once), sent in batches by ``send``."""
+        self._queue_send, self._queue_name = send, name
+        self._queue = None if interval is None else SettleQueue(send, name, interval=float(interval))
 
     def defer_settles(self, enabled: bool) -> None:
         """Queue settles off the call's path (True), or send each at once (False: what was queued is sent
         now). A wrapper that must see each settle's failure (ResilientStore, to journal it) turns it off."""
         if enabled and self._queue is None:
-            self._start_queue(DEFAULT_INTERVAL)
+            self._start_queue(DEFAULT_INTERVAL, self._queue_send, self._queue_name)
         elif not enabled and self._queue is not None:
             queue, self._queue = self._queue, None
             queue.close()

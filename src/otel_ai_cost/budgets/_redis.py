@@ -154,7 +154,7 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[Tuple[List[Any], List[Any]]])
         self._spent = self._client.register_script(SPENT)
         self._adjust = self._client.register_script(ADJUST)
         self._reset = self._client.register_script(RESET)
-        self._start_queue(settle_interval)
+        self._start_queue(settle_interval, self._send_queued, f"redis {prefix}")
 
     # Queued settles (see _deferred): sent pipelined, with the next reserve or by the flusher.
 
@@ -195,8 +195,6 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[Tuple[List[Any], List[Any]]])
         elif queue is not None:
             queue.sent()
 
-    def _queue_name(self) -> str:
-        return f"redis {self._prefix}"
 
     def _key(self, kind: str, budget_id: str, key: str) -> str:
         # The length prefix keeps ("a:b", "c") and ("a", "b:c") apart.

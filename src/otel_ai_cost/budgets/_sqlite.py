@@ -95,12 +95,9 @@ class SQLiteBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
             for column, kind in (("placed_at", "REAL"), ("holder", "TEXT"), ("on_expired", "TEXT")):
                 if column not in columns:
                     db.execute(f"ALTER TABLE holds ADD COLUMN {column} {kind}")
-        self._start_queue(settle_interval)
+        self._start_queue(settle_interval, self._send_queued, f"sqlite {self.path}")
 
     # Queued settles (see _deferred): applied in the next reserve's transaction, or by the flusher.
-
-    def _queue_name(self) -> str:
-        return f"sqlite {self.path}"
 
     def _send_queued(self, items: List[_Queued]) -> None:
         with self._transaction() as db:
