@@ -27,7 +27,10 @@ from ._baseline import (
     ALPHA_SLOW,
     FAST_NOISE,
     METRICS,
+    MIN_SCALE,
     TAU_FAST,
+    TAU_MID,
+    TAU_RELAX,
     TAU_SLOW,
     WARM_CALLS,
     KeyBaseline,
@@ -41,6 +44,22 @@ from ._repeats import RepeatWatch
 from ._traces import TraceWatch
 
 KeyId = Tuple[str, str, str]  # (model or "*", dimension or "*", value or "*")
+# What a key keeps: cost and token baselines (per-model keys), calls and errors only, or also runs
+# per minute (the every-model keys of ``volume_dims``).
+_METRICS, _COUNTS, _VOLUME = 0, 1, 2
+KeyRef = Tuple[KeyId, KeyBaseline, int]  # a key of a call: its id, its baselines, what it keeps
+_exp, _log = math.exp, math.log
+ALPHA_SPIKE = ALPHA_SLOW / 10  # how fast a key's baseline learns while the key is in a spike
+
+
+class _Shape:
+    """The keys of one (model, dims) and its new-model usage entries, looked up once."""
+
+    __slots__ = ("keys", "usages")
+
+    def __init__(self, keys: List[KeyRef], usages: List[Any]) -> None:
+        self.keys, self.usages = keys, usages
+
 # A key's excess before it is resolved into a finding: (type, metric index (-1 calls per minute,
 # -2 error rate), strength, ratio, key id, key, observed, baseline).
 Candidate = Tuple[str, int, float, float, KeyId, KeyBaseline, float, float]
@@ -87,12 +106,14 @@ class AnomalyDetector:
         self._spike_k = spike_deviations * FAST_NOISE
         self._rank = {d: i for i, d in enumerate(self.dimensions)}
         self._keys: Dict[KeyId, KeyBaseline] = {}
+        self._shapes: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], _Shape] = {}
         self._new_models = NewModelWatch(new_model_dims, new_model_min_calls, new_model_min_age, max_keys)
         self._traces = TraceWatch(
             trace_key_dims, max_traces=max_traces, max_keys=max_keys, trace_idle=trace_idle, trace_warm=trace_warm,
             min_trace_calls=min_trace_calls, default_trace_calls=default_trace_calls,
             max_trace_calls=max_trace_calls, max_trace_cost=max_trace_cost,
         )
+        self._generation = self._new_models.generation
         self._repeats = RepeatWatch(retry_repeats, retry_window, max_fingerprints)
         self._blocked: "OrderedDict[str, Finding]" = OrderedDict()
         self._spikes: Dict[KeyId, Finding] = {}
@@ -124,41 +145,39 @@ class AnomalyDetector:
 
     def _observe(self, r: CallRecord) -> List[Finding]:
         now = r.time
-        findings: List[Finding] = []
-        logs: List[Optional[float]] = [
-            math.log(r.cost) if r.cost else None,
-            math.log(r.input_tokens) if r.input_tokens else None,
-            math.log(r.output_tokens) if r.output_tokens else None,
-        ]
-        if r.error:
-            logs = [None, None, None]
-        lin = (0.0, 0.0, 0.0, 1.0) if r.error else (r.cost or 0.0, r.input_tokens or 0, r.output_tokens or 0, 0.0)
-        err = 1.0 if r.error else 0.0
-        model = r.model
+        err = r.error
+        logs: Optional[Tuple[Optional[float], Optional[float], Optional[float]]] = None
+        if not err:
+            c, i, o = r.cost, r.input_tokens, r.output_tokens
+            logs = (_log(c) if c is not None and c > 0 else None, _log(i) if i is not None and i > 0 else None,
+                    _log(o) if o is not None and o > 0 else None)
         dims = r.dims
-        keys: List[Tuple[KeyId, KeyBaseline, bool]] = []  # (key id, state, volume checked)
-        table = self._keys
-        for kid, vol in self._key_ids(model, dims):
-            k = table.get(kid)
-            if k is None:
-                k = table[kid] = KeyBaseline(now)
-                if len(table) > self.max_keys:
-                    self._evict_keys(now)
-            keys.append((kid, k, vol))
+        if self._generation != self._new_models.generation:
+            self._shapes.clear()
+            self._generation = self._new_models.generation
+        shape_id = (r.model, tuple(dims.items()))
+        shape = self._shapes.get(shape_id)
+        findings: List[Finding] = []
+        if shape is None:
+            shape = self._shape(r, shape_id)
+            if self._new_models.dims:
+                f = self._new_models.observe(r, logs[0] if logs is not None else None)
+                if f is not None:
+                    findings.append(f)
+        elif shape.usages:
+            self._new_models.count(shape.usages, logs[0] if logs is not None else None)
         trace_finding = None
         new_run = True  # calls per minute count runs (traces): the calls inside one are the trace's business
         if r.trace_id:
-            new_run = r.trace_id not in self._traces.traces
-            trace_finding = self._traces.observe(r, r.trace_id)
+            traces = self._traces
+            new_run = r.trace_id not in traces.traces
+            trace_finding = traces.observe(r, r.trace_id)
         candidates: List[Candidate] = []
-        for kid, k, vol in keys:
-            self._update(kid, k, now, logs, lin, err, vol, new_run, candidates)
+        update = self._update
+        for kid, k, kind in shape.keys:
+            update(kid, k, kind, now, logs, err, new_run, candidates)
         if candidates:
-            findings += self._resolve(r, keys, candidates)
-        if self._new_models.dims:
-            f = self._new_models.observe(r, logs[0])
-            if f is not None:
-                findings.append(f)
+            findings += self._resolve(r, shape.keys, candidates)
         if trace_finding is not None:
             self._found(r, trace_finding, findings)
         f = self._repeats.observe(r)
@@ -166,107 +185,157 @@ class AnomalyDetector:
             self._found(r, f, findings)
         return findings
 
+    def _shape(self, r: CallRecord, shape_id: Tuple[str, Tuple[Tuple[str, str], ...]]) -> "_Shape":
+        """The keys of a (model, dims): looked up once, then cached until keys are evicted."""
+        table = self._keys
+        now = r.time
+        keys: List[KeyRef] = []
+        for kid, kind in self._key_ids(r.model, r.dims):
+            k = table.get(kid)
+            if k is None:
+                k = table[kid] = KeyBaseline(now)
+            keys.append((kid, k, kind))
+        if len(table) > self.max_keys:
+            self._evict_keys(now)  # clears the cache; this call's keys are the most recent, kept
+            keys = [(kid, table[kid], kind) for kid, _, kind in keys]
+        if len(self._shapes) >= 4 * self.max_keys:
+            self._shapes.clear()
+        shape = self._shapes[shape_id] = _Shape(keys, self._new_models.entries(r))
+        return shape
+
     def _found(self, r: CallRecord, finding: Finding, findings: List[Finding]) -> None:
         """Add a trace's finding; its trace is blocked when its type is one of ``block_types``."""
         findings.append(finding)
         if finding.type in self.block_types and r.trace_id:
             self._block(r.trace_id, finding)
 
-    def _key_ids(self, model: str, dims: Mapping[str, str]) -> Iterator[Tuple[KeyId, bool]]:
-        yield (model, "*", "*"), False
+    def _key_ids(self, model: str, dims: Mapping[str, str]) -> Iterator[Tuple[KeyId, int]]:
+        yield (model, "*", "*"), _METRICS
         for dim, value in dims.items():
-            yield (model, dim, value), False
+            yield (model, dim, value), _METRICS
             if dim in self.cross_model_dims:
                 # Calls per minute are checked over every model: one model's share of a key is burstier.
-                yield ("*", dim, value), dim in self.volume_dims
+                yield ("*", dim, value), (_VOLUME if dim in self.volume_dims else _COUNTS)
 
-    def _update(self, kid: KeyId, k: KeyBaseline, now: float, logs: Sequence[Optional[float]], lin: Sequence[float],
-                err: float, vol: bool, new_run: bool, out: List[Candidate]) -> None:
+    def _update(self, kid: KeyId, k: KeyBaseline, kind: int, now: float,
+                logs: Optional[Tuple[Optional[float], Optional[float], Optional[float]]], err: bool,
+                new_run: bool, out: List[Candidate]) -> None:
         dt = now - k.t
-        sums = k.sums
+        relax = 0.0  # how much of the fast means' excess is left after a gap (0: no gap)
         if dt > 0:
-            df = math.exp(-dt / TAU_FAST)
-            k.cf *= df
-            sums[0] = sums[0] * df + lin[0]
-            sums[1] = sums[1] * df + lin[1]
-            sums[2] = sums[2] * df + lin[2]
-            sums[3] = sums[3] * df + lin[3]
-            if vol:
+            df = _exp(-dt / TAU_FAST)
+            k.cf = k.cf * df + 1.0
+            if dt > 10.0:
+                relax = _exp(-dt / TAU_RELAX)
+            if kind == _VOLUME:
                 k.tf *= df
-                k.ts *= math.exp(-dt / TAU_SLOW)
+                k.t5 *= _exp(-dt / TAU_MID)
+                k.ts *= _exp(-dt / TAU_SLOW)
             k.t = now
         else:
-            sums[0] += lin[0]
-            sums[1] += lin[1]
-            sums[2] += lin[2]
-            sums[3] += lin[3]
-        hour = int(now // 3600)
-        if hour != k.hour:
-            k.roll_hour(hour, now)
-        k.hcount += 1
-        k.n += 1
-        # runs (traces) per minute, on the every-model keys of volume_dims
-        if vol and new_run:
-            if k.n > 50 and now - k.first >= TAU_SLOW:
-                expected = k.expected_fast(now)
-                scale = max(1.25 * k.rdev, math.sqrt(expected))
-                dev = k.tf + 1 - expected
-                threshold = max(self.volume_ratio * expected, expected + self.volume_deviations * scale + 3)
-                if k.tf + 1 > threshold:
-                    out.append((VOLUME_SPIKE, -1, (k.tf + 1 - expected) / (threshold - expected),
-                                (k.tf + 1) / max(expected, 1e-9), kid, k, (k.tf + 1) * 60 / TAU_FAST,
-                                expected * 60 / TAU_FAST))
-                elif k.tf + 1 < 2 * expected + 3:  # the burstiness is learned from normal traffic only
-                    k.rdev += 0.01 * (min(abs(dev), 3 * math.sqrt(expected) + 3) - k.rdev)
-            k.tf += 1
-            k.ts += 1
-        k.cf += 1
-        k.cs += 1
+            k.cf += 1.0
+        n = k.n = k.n + 1
+        if kind == _VOLUME and new_run:
+            self._volume(kid, k, now, out)
         # errors
-        ef = k.ef = k.ef + ALPHA_ERR_FAST * (err - k.ef)
+        es = k.es
+        ef = k.ef
+        if relax:
+            ef = es + (ef - es) * relax
         rate = self.error_rate
-        if err and k.n >= WARM_CALLS and ef >= rate and ef >= 4 * k.es + 0.05:
-            out.append((ERROR_SPIKE, -2, ef / rate, ef / max(k.es, 1e-3), kid, k, ef, k.es))
-        if ef < rate:  # the baseline does not learn an ongoing spike
-            k.es += (1.0 / k.n if k.n < 100 else 0.01) * (err - k.es)
-        # cost and tokens per call
+        if err:
+            ef += ALPHA_ERR_FAST * (1.0 - ef)
+            if n >= WARM_CALLS and ef >= rate and ef >= 4 * es + 0.05:
+                out.append((ERROR_SPIKE, -2, ef / rate, ef / max(es, 1e-3), kid, k, ef, es))
+            if ef < rate:  # the baseline does not learn an ongoing spike
+                k.es = es + (1.0 / n if n < 100 else 0.01) * (1.0 - es)
+        else:
+            ef -= ALPHA_ERR_FAST * ef
+            if es and ef < rate:
+                k.es = es - (1.0 / n if n < 100 else 0.01) * es
+        k.ef = ef
+        if logs is None or kind != _METRICS:
+            return
+        # cost and tokens per call (log space)
         nm, mu, dv, fa = k.nm, k.mu, k.dv, k.fa
         min_log, dev_k = self.min_spike_log, self._spike_k
         for i in (0, 1, 2):
             x = logs[i]
             if x is None:
                 continue
-            n = nm[i] = nm[i] + 1
-            if n == 1:
+            c = nm[i] = nm[i] + 1
+            if c == 1:
                 mu[i] = fa[i] = x
                 continue
             m = mu[i]
-            f = fa[i] = fa[i] + ALPHA_FAST * (x - fa[i])
-            scale = 1.25 * dv[i]
-            if scale < 0.05:
-                scale = 0.05
+            f = fa[i]
+            if relax:
+                f = m + (f - m) * relax
+            f = fa[i] = f + ALPHA_FAST * (x - f)
             d = x - m
-            if n > WARM_CALLS:
+            scale = dv[i]
+            if scale < MIN_SCALE:
+                scale = MIN_SCALE
+            if c > WARM_CALLS:
                 threshold = dev_k * scale
                 if threshold < min_log:
                     threshold = min_log
-                if f - m > threshold:
-                    excess = f - m
-                    out.append((TOKEN_SPIKE if i else COST_SPIKE, i, excess / threshold, math.exp(excess), kid, k,
-                                math.exp(f), math.exp(m)))
+                excess = f - m
+                if excess > 0.5 * threshold:
+                    # A key in (or entering) a spike: its baseline barely learns, its scale not at all.
+                    if excess > threshold:
+                        out.append((TOKEN_SPIKE if i else COST_SPIKE, i, excess / threshold, _exp(excess), kid, k,
+                                    _exp(f), _exp(m)))
+                    mu[i] = m + ALPHA_SPIKE * (scale if d > scale else -scale if d < -scale else d)
+                    continue
                 lim = 3 * scale
-                d = lim if d > lim else -lim if d < -lim else d
-                a = ALPHA_SLOW
+                if d > lim:
+                    d = lim
+                elif d < -lim:
+                    d = -lim
+                mu[i] = m + ALPHA_SLOW * d
+                dv[i] = scale + ALPHA_SLOW * (1.25 * (d if d >= 0 else -d) - scale)
             else:
-                a = 1.0 / n
-            mu[i] = m + a * d
-            dv[i] += a * ((d if d >= 0 else -d) - dv[i])
+                a = 1.0 / c
+                mu[i] = m + a * d
+                dv[i] += a * (1.25 * (d if d >= 0 else -d) - dv[i])
+
+    def _volume(self, kid: KeyId, k: KeyBaseline, now: float, out: List[Candidate]) -> None:
+        """A new run on a volume key: runs in the last minute and 5 minutes against the expected."""
+        weight = 1.0  # of this run in the slow count
+        if k.n > 50 and now - k.first >= TAU_SLOW:
+            rate = k.expected_rate(now)
+            e1, e5 = rate * TAU_FAST, rate * TAU_MID
+            root = math.sqrt(e1)
+            burst = 1.25 * k.rdev / root if root > 0 else 1.0  # learned overdispersion
+            if burst < 1.0:
+                burst = 1.0
+            o1, o5 = k.tf + 1, k.t5 + 1
+            thr1 = max(self.volume_ratio * e1, e1 + self.volume_deviations * burst * root + 3)
+            thr5 = max(self.volume_ratio * e5, e5 + self.volume_deviations * burst * math.sqrt(e5) + 3)
+            if o1 > thr1 or o5 > thr5:
+                s1, s5 = (o1 - e1) / (thr1 - e1), (o5 - e5) / (thr5 - e5)
+                if s1 >= s5:
+                    out.append((VOLUME_SPIKE, -1, s1, o1 / max(e1, 1e-9), kid, k, o1 * 60 / TAU_FAST, e1 * 60 / TAU_FAST))
+                else:
+                    out.append((VOLUME_SPIKE, -1, s5, o5 / max(e5, 1e-9), kid, k, o5 * 60 / TAU_MID, e5 * 60 / TAU_MID))
+            cap1, cap5 = 2 * e1 + 3, 2 * e5 + 3
+            if o1 < cap1 and o5 < cap5:  # the burstiness is learned from normal traffic only
+                k.rdev += 0.01 * (min(abs(o1 - e1), 3 * root + 3) - k.rdev)
+            else:  # nor does the slow rate learn a spike at full weight
+                weight = min(1.0, cap1 / o1, cap5 / o5)
+        k.tf += 1
+        k.t5 += 1
+        k.ts += weight
+        hour = int(now // 3600)
+        if hour != k.hour:
+            k.roll_hour(hour, now)
+        k.hcount += weight
 
     # -- resolving candidates into findings ----------------------------------------------------
 
-    def _resolve(self, r: CallRecord, keys: Sequence[Tuple[KeyId, KeyBaseline, bool]],
-                 candidates: List[Candidate]) -> List[Finding]:
-        tokens_up = {kid for (t, i, *_rest) in candidates if t == TOKEN_SPIKE for kid in [_rest[2]]}
+    def _resolve(self, r: CallRecord, keys: Sequence[KeyRef], candidates: List[Candidate]) -> List[Finding]:
+        tokens_up = {c[4] for c in candidates if c[0] == TOKEN_SPIKE}
         best: Dict[str, Candidate] = {}
         for c in candidates:
             ctype, kid, k = c[0], c[4], c[5]
@@ -279,7 +348,7 @@ class AnomalyDetector:
         findings = []
         for ctype, c in best.items():
             _, i, strength, ratio, kid, k, observed, baseline = c
-            cause = self._cause(ctype, i, kid, k, keys, r)
+            cause = self._cause(ctype, i, kid, keys, r)
             metric = {-1: "calls_per_minute", -2: "error_rate"}.get(i) or METRICS[i]
             level = ("critical" if observed >= 0.8 else "warning") if ctype == ERROR_SPIKE else severity(ratio)
             finding = Finding(ctype, score(strength), level, cause, metric, observed, baseline,
@@ -296,59 +365,47 @@ class AnomalyDetector:
                     self._spikes.clear()
         return findings
 
-    def _cause(self, ctype: str, i: int, kid: KeyId, k: KeyBaseline, keys: Sequence[Tuple[KeyId, KeyBaseline, bool]],
-               r: CallRecord) -> Cause:
-        """The record's key with the largest share of the excess of the reference population: the
-        model's calls for a per-model key, the key itself for an every-model key (then the model
-        is a candidate dimension)."""
-        model_scope = kid[0]
-        ref = self._keys.get((model_scope, "*", "*")) if model_scope != "*" else k
-        if ref is None:
-            ref = k
-        base = self._baseline_value(ctype, i, ref)
-        if i == -2:  # the firing key's error baseline is frozen during the spike; the model's may not be
-            base = min(base, k.es)
-        total = self._excess(ctype, i, ref, base, ref)
-        shares: List[Tuple[float, int, str, str]] = []
-        for okid, o, _v in keys:
-            if okid == (model_scope, "*", "*"):
-                continue
-            if model_scope == "*":
-                if okid[0] == "*" or okid[1:] != kid[1:] or o.cf >= 0.95 * ref.cf:
-                    continue  # (a model that covers all of the key's calls explains nothing more)
-                dim, value = MODEL, okid[0]
-            else:
-                if okid[0] == "*":
+    def _cause(self, ctype: str, i: int, kid: KeyId, keys: Sequence[KeyRef], r: CallRecord) -> Cause:
+        """The value of the call's keys whose recent calls depart most from its own baseline.
+
+        Each key's excess is measured against its own baseline (so a mix of cheap and dear prompts
+        in a model's calls does not read as an excess); the cause is the key with the largest
+        t-like statistic, lift x sqrt(calls) / scale: a larger population than the cause dilutes
+        the lift, a smaller one (one user of the tenant at fault) has fewer calls. Keys over the
+        same calls (a model used by one prompt only) tie; then the dimension order decides (the
+        model first for error spikes). The share is the key's excess over the model's."""
+        if i == -1:  # runs per minute: the every-model key itself
+            return Cause(kid[1], kid[2], 1.0)
+        model_rank = -1 if ctype == ERROR_SPIKE else len(self._rank)
+        cands: List[Tuple[float, float, float, int, str, str]] = []  # (z, calls, excess, rank, dim, value)
+        ref_excess = 0.0
+        for okid, o, kind in keys:
+            if i >= 0:
+                if kind != _METRICS or o.nm[i] <= WARM_CALLS:
                     continue
-                if ref is not k and o.cf >= 0.95 * ref.cf:
-                    continue  # a value that covers all of the model's calls explains nothing more
-                dim, value = okid[1], okid[2]
-            e = self._excess(ctype, i, o, base, ref)
-            share = min(1.0, max(0.0, e / total)) if total > 0 else 0.0
-            shares.append((share, self._rank.get(dim, len(self._rank)), dim, value))
-        top = max((s[0] for s in shares), default=0.0)
-        if top < 0.5:
-            # No one value explains it: the model, or the every-model key's own value.
-            return Cause(MODEL, r.model, 1.0) if model_scope != "*" else Cause(kid[1], kid[2], 1.0)
-        # The first dimension (in ``dimensions`` order) within 0.1 of the largest share.
-        share, _, dim, value = min((s for s in shares if s[0] >= top - 0.1), key=lambda s: s[1])
+                lift = o.fa[i] - o.mu[i]
+                sig = max(o.dv[i], MIN_SCALE)
+            else:
+                if o.n < WARM_CALLS:
+                    continue
+                lift = o.ef - o.es
+                sig = math.sqrt(max(o.es, 0.01))
+            calls = max(o.cf, 1.0)
+            excess = lift * calls
+            if okid[1] == "*":
+                dim, value, rank = MODEL, okid[0], model_rank
+                ref_excess = excess
+            else:
+                dim, value, rank = okid[1], okid[2], self._rank.get(okid[1], len(self._rank))
+            cands.append((lift * math.sqrt(calls) / sig, calls, excess, rank, dim, value))
+        if not cands:
+            return Cause(MODEL, r.model, 1.0) if kid[0] != "*" else Cause(kid[1], kid[2], 1.0)
+        top = max(cands)
+        # keys over (nearly) the same calls with (nearly) the same statistic: the dimension order
+        z, calls, excess, _, dim, value = min(
+            (c for c in cands if c[0] >= 0.9 * top[0] and abs(c[1] - top[1]) <= 0.05 * top[1]), key=lambda c: c[3])
+        share = 1.0 if dim == MODEL or ref_excess <= 0 else min(1.0, max(0.0, excess / ref_excess))
         return Cause(dim, value, share)
-
-    @staticmethod
-    def _baseline_value(ctype: str, i: int, ref: KeyBaseline) -> float:
-        if i == -1:
-            return 0.0
-        if i == -2:
-            return ref.es
-        return math.exp(ref.mu[i])
-
-    @staticmethod
-    def _excess(ctype: str, i: int, o: KeyBaseline, base: float, ref: KeyBaseline) -> float:
-        if i == -1:  # runs above expectation in the fast window
-            return o.tf - o.expected_fast(o.t)
-        if i == -2:
-            return o.sums[3] - o.cf * base
-        return o.sums[i] - o.cf * base
 
     def _block(self, trace_id: str, finding: Finding) -> None:
         self._blocked[trace_id] = finding
@@ -363,6 +420,7 @@ class AnomalyDetector:
         keep = int(self.max_keys * 0.9)
         ranked = sorted(self._keys.items(), key=lambda kv: kv[1].t + 3600 * math.log1p(kv[1].n), reverse=True)
         self._keys = dict(ranked[:keep])
+        self._shapes.clear()
 
     @property
     def key_count(self) -> int:
@@ -404,13 +462,15 @@ class AnomalyDetector:
                 if kind == "k" and len(parts) == 3:
                     kid = (parts[0], parts[1], parts[2])
                     mine = self._keys.get(kid)
-                    if mine is None or mine.n < s[2]:
-                        self._keys[kid] = KeyBaseline.from_state(list(s))
+                    k = KeyBaseline.from_state(list(s))
+                    if k is not None and (mine is None or mine.n < k.n):
+                        self._keys[kid] = k
                         loaded += 1
                 elif kind == "m" and len(parts) == 2:
                     loaded += self._new_models.restore((parts[0], parts[1]), s)
                 elif kind == "t" and len(parts) == 1:
                     loaded += self._traces.restore(parts[0], s)
+            self._shapes.clear()
             if len(self._keys) > self.max_keys:
                 self._evict_keys(0.0)
         return loaded
