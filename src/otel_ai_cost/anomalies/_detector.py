@@ -49,6 +49,9 @@ KeyId = Tuple[str, str, str]  # (model or "*", dimension or "*", value or "*")
 _METRICS, _COUNTS, _VOLUME = 0, 1, 2
 KeyRef = Tuple[KeyId, KeyBaseline, int]  # a key of a call: its id, its baselines, what it keeps
 _exp, _log = math.exp, math.log
+import os
+CUSUM_DRIFT = float(os.environ.get("CD", "1.0"))  # the CUSUMs of the cause: drift per call, in scales (the metrics)
+CUSUM_ERR = float(os.environ.get("CE", "0.15"))  # and in errors
 ALPHA_SPIKE = ALPHA_SLOW / 10  # how fast a key's baseline learns while the key is in a spike
 
 
@@ -222,14 +225,25 @@ class AnomalyDetector:
                 new_run: bool, out: List[Candidate]) -> None:
         dt = now - k.t
         relax = 0.0  # how much of the fast means' excess is left after a gap (0: no gap)
+        sd = k.sd
         if dt > 0:
-            df = _exp(-dt / TAU_FAST)
-            k.cf = k.cf * df + 1.0
+            dm = _exp(-dt / TAU_MID)
+            k.cf = k.cf * dm + 1.0
+            cu = k.cu
+            if kind == _METRICS:
+                sd[0] *= dm
+                sd[1] *= dm
+                sd[2] *= dm
+                cu[0] *= dm
+                cu[1] *= dm
+                cu[2] *= dm
+            sd[3] *= dm
+            cu[3] *= dm
             if dt > 10.0:
                 relax = _exp(-dt / TAU_RELAX)
             if kind == _VOLUME:
-                k.tf *= df
-                k.t5 *= _exp(-dt / TAU_MID)
+                k.tf *= _exp(-dt / TAU_FAST)
+                k.t5 *= dm
                 k.ts *= _exp(-dt / TAU_SLOW)
             k.t = now
         else:
@@ -243,13 +257,19 @@ class AnomalyDetector:
         if relax:
             ef = es + (ef - es) * relax
         rate = self.error_rate
+        cu = k.cu
         if err:
+            sd[3] += 1.0 - es
+            cu[3] += 1.0 - es - CUSUM_ERR
             ef += ALPHA_ERR_FAST * (1.0 - ef)
             if n >= WARM_CALLS and ef >= rate and ef >= 4 * es + 0.05:
                 out.append((ERROR_SPIKE, -2, ef / rate, ef / max(es, 1e-3), kid, k, ef, es))
             if ef < rate:  # the baseline does not learn an ongoing spike
                 k.es = es + (1.0 / n if n < 100 else 0.01) * (1.0 - es)
         else:
+            sd[3] -= es
+            u = cu[3] - es - CUSUM_ERR
+            cu[3] = u if u > 0 else 0.0
             ef -= ALPHA_ERR_FAST * ef
             if es and ef < rate:
                 k.es = es - (1.0 / n if n < 100 else 0.01) * es
@@ -273,9 +293,12 @@ class AnomalyDetector:
                 f = m + (f - m) * relax
             f = fa[i] = f + ALPHA_FAST * (x - f)
             d = x - m
+            sd[i] += d
             scale = dv[i]
             if scale < MIN_SCALE:
                 scale = MIN_SCALE
+            u = cu[i] + d / scale - CUSUM_DRIFT
+            cu[i] = u if u > 0 else 0.0
             if c > WARM_CALLS:
                 threshold = dev_k * scale
                 if threshold < min_log:
@@ -366,44 +389,38 @@ class AnomalyDetector:
         return findings
 
     def _cause(self, ctype: str, i: int, kid: KeyId, keys: Sequence[KeyRef], r: CallRecord) -> Cause:
-        """The value of the call's keys whose recent calls depart most from its own baseline.
+        """The value of the call's keys with the strongest evidence of a recent rise.
 
-        Each key's excess is measured against its own baseline (so a mix of cheap and dear prompts
-        in a model's calls does not read as an excess); the cause is the key with the largest
-        t-like statistic, lift x sqrt(calls) / scale: a larger population than the cause dilutes
-        the lift, a smaller one (one user of the tenant at fault) has fewer calls. Keys over the
-        same calls (a model used by one prompt only) tie; then the dimension order decides (the
-        model first for error spikes). The share is the key's excess over the model's."""
+        Each key keeps a CUSUM of its calls' deviations from its own baseline (in its own scales,
+        less a drift of one scale per call, decayed over 5 minutes): the calls of the value at
+        fault add to it, a larger population than the cause adds its normal calls, which subtract
+        the drift, a smaller one (one user of the tenant at fault) has fewer of the calls at fault.
+        Keys over the same calls (a model used by one prompt only) tie; then the dimension order
+        decides (the model first for error spikes). The share is the value's part of the model's
+        excess over the last 5 minutes."""
         if i == -1:  # runs per minute: the every-model key itself
             return Cause(kid[1], kid[2], 1.0)
         model_rank = -1 if ctype == ERROR_SPIKE else len(self._rank)
-        cands: List[Tuple[float, float, float, int, str, str]] = []  # (z, calls, excess, rank, dim, value)
+        j = i if i >= 0 else 3
+        cands: List[Tuple[float, int, float, str, str]] = []  # (cusum, rank, excess, dim, value)
         ref_excess = 0.0
         for okid, o, kind in keys:
             if i >= 0:
                 if kind != _METRICS or o.nm[i] <= WARM_CALLS:
                     continue
-                lift = o.fa[i] - o.mu[i]
-                sig = max(o.dv[i], MIN_SCALE)
-            else:
-                if o.n < WARM_CALLS:
-                    continue
-                lift = o.ef - o.es
-                sig = math.sqrt(max(o.es, 0.01))
-            calls = max(o.cf, 1.0)
-            excess = lift * calls
+            elif o.n < WARM_CALLS:
+                continue
             if okid[1] == "*":
                 dim, value, rank = MODEL, okid[0], model_rank
-                ref_excess = excess
+                if okid[0] != "*":
+                    ref_excess = o.sd[j]
             else:
                 dim, value, rank = okid[1], okid[2], self._rank.get(okid[1], len(self._rank))
-            cands.append((lift * math.sqrt(calls) / sig, calls, excess, rank, dim, value))
+            cands.append((o.cu[j], rank, o.sd[j], dim, value))
         if not cands:
             return Cause(MODEL, r.model, 1.0) if kid[0] != "*" else Cause(kid[1], kid[2], 1.0)
-        top = max(cands)
-        # keys over (nearly) the same calls with (nearly) the same statistic: the dimension order
-        z, calls, excess, _, dim, value = min(
-            (c for c in cands if c[0] >= 0.9 * top[0] and abs(c[1] - top[1]) <= 0.05 * top[1]), key=lambda c: c[3])
+        top = max(c[0] for c in cands)
+        _, _, excess, dim, value = min((c for c in cands if c[0] >= 0.97 * top), key=lambda c: c[1])
         share = 1.0 if dim == MODEL or ref_excess <= 0 else min(1.0, max(0.0, excess / ref_excess))
         return Cause(dim, value, share)
 
