@@ -50,18 +50,38 @@ _METRICS, _COUNTS, _VOLUME = 0, 1, 2
 KeyRef = Tuple[KeyId, KeyBaseline, int]  # a key of a call: its id, its baselines, what it keeps
 _exp, _log = math.exp, math.log
 import os
+DEBUG: List[Any] = []
 CUSUM_DRIFT = float(os.environ.get("CD", "1.0"))  # the CUSUMs of the cause: drift per call, in scales (the metrics)
 CUSUM_ERR = float(os.environ.get("CE", "0.15"))  # and in errors
 ALPHA_SPIKE = ALPHA_SLOW / 10  # how fast a key's baseline learns while the key is in a spike
 
 
 class _Shape:
-    """The keys of one (model, dims) and its new-model usage entries, looked up once."""
+    """The keys of one (model, dims), its new-model usage entries, and the key its calls'
+    deviations are measured against for the cause (the model and prompt, else service, else model)."""
 
-    __slots__ = ("keys", "usages")
+    __slots__ = ("keys", "usages", "ref")
 
-    def __init__(self, keys: List[KeyRef], usages: List[Any]) -> None:
-        self.keys, self.usages = keys, usages
+    def __init__(self, keys: List[KeyRef], usages: List[Any], ref: KeyBaseline) -> None:
+        self.keys, self.usages, self.ref = keys, usages, ref
+
+
+def _evidence(ref: KeyBaseline, logs: Optional[Tuple[Optional[float], Optional[float], Optional[float]]],
+              err: bool) -> Tuple[float, ...]:
+    """A call's deviations from ``ref``'s baselines (log metrics, error - error rate) and the
+    increments of the cause's CUSUMs (the deviations in ``ref``'s scales, less the drift)."""
+    d3 = (1.0 if err else 0.0) - ref.es
+    z3 = d3 - CUSUM_ERR if ref.n >= WARM_CALLS else -CUSUM_ERR
+    if logs is None:
+        return (0.0, 0.0, 0.0, d3, -CUSUM_DRIFT, -CUSUM_DRIFT, -CUSUM_DRIFT, z3)
+    d = [0.0, 0.0, 0.0]
+    z = [-CUSUM_DRIFT, -CUSUM_DRIFT, -CUSUM_DRIFT]
+    for i in (0, 1, 2):
+        x = logs[i]
+        if x is not None and ref.nm[i] > WARM_CALLS:
+            d[i] = x - ref.mu[i]
+            z[i] = d[i] / max(ref.dv[i], MIN_SCALE) - CUSUM_DRIFT
+    return (d[0], d[1], d[2], d3, z[0], z[1], z[2], z3)
 
 # A key's excess before it is resolved into a finding: (type, metric index (-1 calls per minute,
 # -2 error rate), strength, ratio, key id, key, observed, baseline).
@@ -177,8 +197,9 @@ class AnomalyDetector:
             trace_finding = traces.observe(r, r.trace_id)
         candidates: List[Candidate] = []
         update = self._update
+        ev = _evidence(shape.ref, logs, err)
         for kid, k, kind in shape.keys:
-            update(kid, k, kind, now, logs, err, new_run, candidates)
+            update(kid, k, kind, now, logs, err, new_run, ev, candidates)
         if candidates:
             findings += self._resolve(r, shape.keys, candidates)
         if trace_finding is not None:
@@ -203,7 +224,9 @@ class AnomalyDetector:
             keys = [(kid, table[kid], kind) for kid, _, kind in keys]
         if len(self._shapes) >= 4 * self.max_keys:
             self._shapes.clear()
-        shape = self._shapes[shape_id] = _Shape(keys, self._new_models.entries(r))
+        ref = next((k for kid, k, _ in keys if kid[1] == PROMPT and kid[0] != "*"),
+                   next((k for kid, k, _ in keys if kid[1] == SERVICE and kid[0] != "*"), keys[0][1]))
+        shape = self._shapes[shape_id] = _Shape(keys, self._new_models.entries(r), ref)
         return shape
 
     def _found(self, r: CallRecord, finding: Finding, findings: List[Finding]) -> None:
@@ -222,7 +245,7 @@ class AnomalyDetector:
 
     def _update(self, kid: KeyId, k: KeyBaseline, kind: int, now: float,
                 logs: Optional[Tuple[Optional[float], Optional[float], Optional[float]]], err: bool,
-                new_run: bool, out: List[Candidate]) -> None:
+                new_run: bool, ev: Sequence[float], out: List[Candidate]) -> None:
         dt = now - k.t
         relax = 0.0  # how much of the fast means' excess is left after a gap (0: no gap)
         sd = k.sd
@@ -248,6 +271,21 @@ class AnomalyDetector:
             k.t = now
         else:
             k.cf += 1.0
+        # the evidence of the cause: the call's deviations (from its model and prompt's baseline)
+        cu = k.cu
+        sd[3] += ev[3]
+        u = cu[3] + ev[7]
+        cu[3] = u if u > 0 else 0.0
+        if kind == _METRICS and logs is not None:
+            sd[0] += ev[0]
+            sd[1] += ev[1]
+            sd[2] += ev[2]
+            u = cu[0] + ev[4]
+            cu[0] = u if u > 0 else 0.0
+            u = cu[1] + ev[5]
+            cu[1] = u if u > 0 else 0.0
+            u = cu[2] + ev[6]
+            cu[2] = u if u > 0 else 0.0
         n = k.n = k.n + 1
         if kind == _VOLUME and new_run:
             self._volume(kid, k, now, out)
@@ -257,19 +295,13 @@ class AnomalyDetector:
         if relax:
             ef = es + (ef - es) * relax
         rate = self.error_rate
-        cu = k.cu
         if err:
-            sd[3] += 1.0 - es
-            cu[3] += 1.0 - es - CUSUM_ERR
             ef += ALPHA_ERR_FAST * (1.0 - ef)
             if n >= WARM_CALLS and ef >= rate and ef >= 4 * es + 0.05:
                 out.append((ERROR_SPIKE, -2, ef / rate, ef / max(es, 1e-3), kid, k, ef, es))
             if ef < rate:  # the baseline does not learn an ongoing spike
                 k.es = es + (1.0 / n if n < 100 else 0.01) * (1.0 - es)
         else:
-            sd[3] -= es
-            u = cu[3] - es - CUSUM_ERR
-            cu[3] = u if u > 0 else 0.0
             ef -= ALPHA_ERR_FAST * ef
             if es and ef < rate:
                 k.es = es - (1.0 / n if n < 100 else 0.01) * es
@@ -293,12 +325,9 @@ class AnomalyDetector:
                 f = m + (f - m) * relax
             f = fa[i] = f + ALPHA_FAST * (x - f)
             d = x - m
-            sd[i] += d
             scale = dv[i]
             if scale < MIN_SCALE:
                 scale = MIN_SCALE
-            u = cu[i] + d / scale - CUSUM_DRIFT
-            cu[i] = u if u > 0 else 0.0
             if c > WARM_CALLS:
                 threshold = dev_k * scale
                 if threshold < min_log:
@@ -420,7 +449,9 @@ class AnomalyDetector:
         if not cands:
             return Cause(MODEL, r.model, 1.0) if kid[0] != "*" else Cause(kid[1], kid[2], 1.0)
         top = max(c[0] for c in cands)
-        _, _, excess, dim, value = min((c for c in cands if c[0] >= 0.97 * top), key=lambda c: c[1])
+        if os.environ.get("DBG"):
+            DEBUG.append((ctype, [(round(c[0], 2), c[3], c[4], round(c[2], 2)) for c in cands]))
+        _, _, excess, dim, value = min((c for c in cands if c[0] >= 0.99 * top), key=lambda c: c[1])
         share = 1.0 if dim == MODEL or ref_excess <= 0 else min(1.0, max(0.0, excess / ref_excess))
         return Cause(dim, value, share)
 
