@@ -39,19 +39,19 @@ from ._baseline import (
 )
 from ._finding import COST_SPIKE, ERROR_SPIKE, RUNAWAY_TRACE, TOKEN_SPIKE, VOLUME_SPIKE, Cause, Finding
 from ._new_models import NewModelWatch
-from ._record import DEFAULT_DIMENSIONS, MODEL, PROMPT, SERVICE, TENANT, CallRecord
+from ._record import DEFAULT_DIMENSIONS, MODEL, PROMPT, SERVICE, TENANT, USER, CallRecord
 from ._repeats import RepeatWatch
 from ._traces import TraceWatch
 
 KeyId = Tuple[str, str, str]  # (model or "*", dimension or "*", value or "*")
-# What a key keeps: cost and token baselines (per-model keys), calls and errors only, or also runs
-# per minute (the every-model keys of ``volume_dims``).
-_METRICS, _COUNTS, _VOLUME = 0, 1, 2
+# What a key keeps: cost and token baselines (per-model keys), calls and errors only, also runs
+# per minute (the every-model keys of ``volume_dims``), or only the evidence of causes.
+_METRICS, _COUNTS, _VOLUME, _EVIDENCE = 0, 1, 2, 3
 KeyRef = Tuple[KeyId, KeyBaseline, int]  # a key of a call: its id, its baselines, what it keeps
 _exp, _log = math.exp, math.log
 import os
 DEBUG: List[Any] = []
-CUSUM_DRIFT = float(os.environ.get("CD", "1.0"))  # the CUSUMs of the cause: drift per call, in scales (the metrics)
+CUSUM_DRIFT = float(os.environ.get("CD", "2.0"))  # the CUSUMs of the cause: drift per call, in scales (the metrics)
 CUSUM_ERR = float(os.environ.get("CE", "0.15"))  # and in errors
 ALPHA_SPIKE = ALPHA_SLOW / 10  # how fast a key's baseline learns while the key is in a spike
 
@@ -116,10 +116,13 @@ class AnomalyDetector:
         new_model_min_calls: int = 100, new_model_min_age: float = 3600.0,  # new models
         cooldown: float = 600.0, spike_memory: float = 600.0,  # one finding per incident; downgrade hints
         block_types: Iterable[str] = (RUNAWAY_TRACE,),
+        # also kept over every model, for the evidence of causes only (a prompt used with several models)
+        evidence_dims: Sequence[str] = (PROMPT,),
     ) -> None:
         self.dimensions = tuple(dimensions)
         self.cross_model_dims = frozenset(cross_model_dims)
         self.volume_dims = frozenset(volume_dims)
+        self.evidence_dims = frozenset(evidence_dims) - self.cross_model_dims
         self.max_keys = max_keys
         self.spike_deviations, self.min_spike_log = spike_deviations, math.log(min_spike_ratio)
         self.volume_ratio, self.volume_deviations = volume_ratio, volume_deviations
@@ -128,6 +131,14 @@ class AnomalyDetector:
         self.block_types = frozenset(block_types)
         self._spike_k = spike_deviations * FAST_NOISE
         self._rank = {d: i for i, d in enumerate(self.dimensions)}
+        # The tie-break of causes, by type: a prompt change moves tokens, a price (a tenant's or a
+        # user's deployment, tier or route) moves cost per call with the tokens unchanged, and
+        # errors come from the provider or model first.
+        self._ranks = {
+            TOKEN_SPIKE: _order(self.dimensions, ()),
+            COST_SPIKE: _order(self.dimensions, (TENANT, USER, SERVICE)),
+            ERROR_SPIKE: _order(self.dimensions, (MODEL, SERVICE, TENANT, USER)),
+        }
         self._keys: Dict[KeyId, KeyBaseline] = {}
         self._shapes: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], _Shape] = {}
         self._new_models = NewModelWatch(new_model_dims, new_model_min_calls, new_model_min_age, max_keys)
@@ -242,6 +253,8 @@ class AnomalyDetector:
             if dim in self.cross_model_dims:
                 # Calls per minute are checked over every model: one model's share of a key is burstier.
                 yield ("*", dim, value), (_VOLUME if dim in self.volume_dims else _COUNTS)
+            elif dim in self.evidence_dims:
+                yield ("*", dim, value), _EVIDENCE
 
     def _update(self, kid: KeyId, k: KeyBaseline, kind: int, now: float,
                 logs: Optional[Tuple[Optional[float], Optional[float], Optional[float]]], err: bool,
@@ -253,14 +266,13 @@ class AnomalyDetector:
             dm = _exp(-dt / TAU_MID)
             k.cf = k.cf * dm + 1.0
             cu = k.cu
-            if kind == _METRICS:
-                sd[0] *= dm
-                sd[1] *= dm
-                sd[2] *= dm
-                cu[0] *= dm
-                cu[1] *= dm
-                cu[2] *= dm
+            sd[0] *= dm
+            sd[1] *= dm
+            sd[2] *= dm
             sd[3] *= dm
+            cu[0] *= dm
+            cu[1] *= dm
+            cu[2] *= dm
             cu[3] *= dm
             if dt > 10.0:
                 relax = _exp(-dt / TAU_RELAX)
@@ -276,7 +288,7 @@ class AnomalyDetector:
         sd[3] += ev[3]
         u = cu[3] + ev[7]
         cu[3] = u if u > 0 else 0.0
-        if kind == _METRICS and logs is not None:
+        if logs is not None:
             sd[0] += ev[0]
             sd[1] += ev[1]
             sd[2] += ev[2]
@@ -287,6 +299,8 @@ class AnomalyDetector:
             u = cu[2] + ev[6]
             cu[2] = u if u > 0 else 0.0
         n = k.n = k.n + 1
+        if kind == _EVIDENCE:
+            return
         if kind == _VOLUME and new_run:
             self._volume(kid, k, now, out)
         # errors
@@ -429,22 +443,19 @@ class AnomalyDetector:
         excess over the last 5 minutes."""
         if i == -1:  # runs per minute: the every-model key itself
             return Cause(kid[1], kid[2], 1.0)
-        model_rank = -1 if ctype == ERROR_SPIKE else len(self._rank)
+        ranks = self._ranks[ctype]
         j = i if i >= 0 else 3
         cands: List[Tuple[float, int, float, str, str]] = []  # (cusum, rank, excess, dim, value)
         ref_excess = 0.0
         for okid, o, kind in keys:
-            if i >= 0:
-                if kind != _METRICS or o.nm[i] <= WARM_CALLS:
-                    continue
-            elif o.n < WARM_CALLS:
+            if o.n < WARM_CALLS:
                 continue
             if okid[1] == "*":
-                dim, value, rank = MODEL, okid[0], model_rank
-                if okid[0] != "*":
-                    ref_excess = o.sd[j]
+                dim, value = MODEL, okid[0]
+                ref_excess = o.sd[j]
             else:
-                dim, value, rank = okid[1], okid[2], self._rank.get(okid[1], len(self._rank))
+                dim, value = okid[1], okid[2]
+            rank = ranks.get(dim, len(ranks))
             cands.append((o.cu[j], rank, o.sd[j], dim, value))
         if not cands:
             return Cause(MODEL, r.model, 1.0) if kid[0] != "*" else Cause(kid[1], kid[2], 1.0)
@@ -522,6 +533,15 @@ class AnomalyDetector:
             if len(self._keys) > self.max_keys:
                 self._evict_keys(0.0)
         return loaded
+
+
+def _order(dimensions: Sequence[str], first: Sequence[str]) -> Dict[str, int]:
+    """Ranks of dimensions: ``first`` (those of them in use) first, then ``dimensions``, then the model."""
+    order = [d for d in first if d in dimensions or d == MODEL]
+    order += [d for d in dimensions if d not in order]
+    if MODEL not in order:
+        order.append(MODEL)
+    return {d: i for i, d in enumerate(order)}
 
 
 def _key_name(kid: KeyId) -> str:
