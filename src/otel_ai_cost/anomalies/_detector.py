@@ -349,7 +349,7 @@ class AnomalyDetector:
                 excess = f - m
                 if excess > 0.5 * threshold:
                     # A key in (or entering) a spike: its baseline barely learns, its scale not at all.
-                    if excess > threshold:
+                    if excess > threshold and d > threshold:  # (the call itself is part of the spike)
                         out.append((TOKEN_SPIKE if i else COST_SPIKE, i, excess / threshold, _exp(excess), kid, k,
                                     _exp(f), _exp(m)))
                     mu[i] = m + ALPHA_SPIKE * (scale if d > scale else -scale if d < -scale else d)
@@ -432,39 +432,64 @@ class AnomalyDetector:
         return findings
 
     def _cause(self, ctype: str, i: int, kid: KeyId, keys: Sequence[KeyRef], r: CallRecord) -> Cause:
-        """The value of the call's keys with the strongest evidence of a recent rise.
+        """The value with the strongest evidence of a recent rise.
 
-        Each key keeps a CUSUM of its calls' deviations from its own baseline (in its own scales,
-        less a drift of one scale per call, decayed over 5 minutes): the calls of the value at
-        fault add to it, a larger population than the cause adds its normal calls, which subtract
-        the drift, a smaller one (one user of the tenant at fault) has fewer of the calls at fault.
-        Keys over the same calls (a model used by one prompt only) tie; then the dimension order
-        decides (the model first for error spikes). The share is the value's part of the model's
-        excess over the last 5 minutes."""
-        if i == -1:  # runs per minute: the every-model key itself
-            return Cause(kid[1], kid[2], 1.0)
+        Every key keeps CUSUMs of its calls' deviations (each call's measured once, against its
+        model and prompt's baseline, in that baseline's scales, less a drift of 2 scales per call
+        (0.15 for errors), decayed over 5 minutes): the calls of the value at fault add to it, a
+        larger population than the cause adds its normal calls, which subtract the drift, a
+        smaller one (one user of the tenant at fault) has fewer of the calls at fault. Candidates:
+        the call's keys, and for a finding on an every-model key, that value's keys of each model
+        (named by the model). Keys over the same calls (a model used by one prompt only) tie; then
+        the order of the type decides (see ``_ranks``). The share is the value's part of the
+        model's excess over the last 5 minutes."""
+        if i == -1:
+            return self._volume_cause(kid, r.time)
         ranks = self._ranks[ctype]
         j = i if i >= 0 else 3
         cands: List[Tuple[float, int, float, str, str]] = []  # (cusum, rank, excess, dim, value)
         ref_excess = 0.0
-        for okid, o, kind in keys:
+        pairs: List[Tuple[KeyId, KeyBaseline]] = [(okid, o) for okid, o, _ in keys]
+        if kid[0] == "*":  # which model holds the every-model key's excess: a rare scan
+            pairs += [(okid, o) for okid, o in self._keys.items() if okid[1:] == kid[1:] and okid[0] != "*"]
+        for okid, o in pairs:
             if o.n < WARM_CALLS:
                 continue
             if okid[1] == "*":
                 dim, value = MODEL, okid[0]
-                ref_excess = o.sd[j]
+                if okid[0] == r.model:
+                    ref_excess = o.sd[j]
+            elif okid[1:] == kid[1:] and kid[0] == "*" and okid[0] != "*":
+                dim, value = MODEL, okid[0]
             else:
                 dim, value = okid[1], okid[2]
-            rank = ranks.get(dim, len(ranks))
-            cands.append((o.cu[j], rank, o.sd[j], dim, value))
+            cands.append((o.cu[j] * _exp(-(r.time - o.t) / TAU_MID), ranks.get(dim, len(ranks)), o.sd[j], dim, value))
         if not cands:
             return Cause(MODEL, r.model, 1.0) if kid[0] != "*" else Cause(kid[1], kid[2], 1.0)
         top = max(c[0] for c in cands)
-        if os.environ.get("DBG"):
-            DEBUG.append((ctype, [(round(c[0], 2), c[3], c[4], round(c[2], 2)) for c in cands]))
         _, _, excess, dim, value = min((c for c in cands if c[0] >= 0.99 * top), key=lambda c: c[1])
         share = 1.0 if dim == MODEL or ref_excess <= 0 else min(1.0, max(0.0, excess / ref_excess))
         return Cause(dim, value, share)
+
+    def _volume_cause(self, kid: KeyId, now: float) -> Cause:
+        """The every-model key of another dimension whose runs in the last minute exceed their
+        expected count by more than the firing key's do (a tenant's burst spread over services), else
+        the firing key itself. A scan of the volume keys, made only when a volume spike is found."""
+        def excess(k: KeyBaseline) -> float:
+            return k.tf * _exp(-(now - k.t) / TAU_FAST) - k.expected_fast(now)
+
+        own = self._keys.get(kid)
+        if own is None:
+            return Cause(kid[1], kid[2], 1.0)
+        mine = excess(own)
+        best, best_excess = kid, mine
+        for okid, o in self._keys.items():
+            if okid[0] == "*" and okid[1] != kid[1] and okid[1] in self.volume_dims and o.n > 50:
+                e = excess(o)
+                if e > best_excess:
+                    best, best_excess = okid, e
+        share = 1.0 if best == kid or best_excess <= 0 else min(1.0, mine / best_excess)
+        return Cause(best[1], best[2], share)
 
     def _block(self, trace_id: str, finding: Finding) -> None:
         self._blocked[trace_id] = finding
