@@ -472,24 +472,25 @@ class AnomalyDetector:
         return Cause(dim, value, share)
 
     def _volume_cause(self, kid: KeyId, now: float) -> Cause:
-        """The every-model key of another dimension whose runs in the last minute exceed their
-        expected count by more than the firing key's do (a tenant's burst spread over services), else
-        the firing key itself. A scan of the volume keys, made only when a volume spike is found."""
-        def excess(k: KeyBaseline) -> float:
-            return k.tf * _exp(-(now - k.t) / TAU_FAST) - k.expected_fast(now)
-
+        """Of the firing key and the every-model keys of the other volume dimensions, the one with
+        the fewest expected runs whose runs in the last minute exceed the expected by at least 80 %
+        of the largest such excess (a tenant's burst spread over services names the tenant; a
+        burst of every tenant of a service, the service). A scan of the volume keys, made only when
+        a volume spike is found."""
         own = self._keys.get(kid)
         if own is None:
             return Cause(kid[1], kid[2], 1.0)
-        mine = excess(own)
-        best, best_excess = kid, mine
-        for okid, o in self._keys.items():
-            if okid[0] == "*" and okid[1] != kid[1] and okid[1] in self.volume_dims and o.n > 50:
-                e = excess(o)
-                if e > best_excess:
-                    best, best_excess = okid, e
-        share = 1.0 if best == kid or best_excess <= 0 else min(1.0, mine / best_excess)
-        return Cause(best[1], best[2], share)
+        cands: List[Tuple[float, float, KeyId]] = []  # (excess, expected, key)
+        for okid, o in [(kid, own)] + [(okid, o) for okid, o in self._keys.items()
+                                       if okid[0] == "*" and okid[1] != kid[1] and okid[1] in self.volume_dims]:
+            if o.n > 50:
+                expected = o.expected_fast(now)
+                cands.append((o.tf * _exp(-(now - o.t) / TAU_FAST) - expected, expected, okid))
+        top = max((c[0] for c in cands), default=0.0)
+        if top <= 0:
+            return Cause(kid[1], kid[2], 1.0)
+        excess, _, best = min((c for c in cands if c[0] >= 0.8 * top), key=lambda c: c[1])
+        return Cause(best[1], best[2], min(1.0, max(0.0, excess / top)))
 
     def _block(self, trace_id: str, finding: Finding) -> None:
         self._blocked[trace_id] = finding
