@@ -39,27 +39,23 @@ def severity(ratio: float) -> str:
 class KeyBaseline:
     """The baselines of one (model, dimension, value).
 
-    ``cf`` / ``tf`` / ``t5`` / ``ts``: calls in the last minute, runs in the last minute, 5 minutes
-    and 30 minutes (decayed counts; runs on the volume keys only). ``mu`` / ``dv`` / ``fa``: per
-    metric, the slow mean, the slow scale (1.25 x the mean absolute deviation) and the fast mean
-    (log space), and ``sd`` their deviations from ``mu`` summed over the last minute (and the
-    errors' from ``es``): what a key contributes to an excess. ``es`` / ``ef``: slow and fast error
-    rates.
+    ``tf`` / ``t5`` / ``ts``: runs in the last minute, 5 minutes and 30 minutes (decayed counts, on
+    the volume keys only). ``mu`` / ``dv`` / ``fa``: per metric, the slow mean, the slow scale (1.25
+    x the mean absolute deviation) and the fast mean (log space). ``es`` / ``ef``: slow and fast
+    error rates.
     """
 
-    __slots__ = ("t", "first", "n", "cf", "tf", "t5", "ts", "rdev", "nm", "mu", "dv", "fa", "sd", "cu", "es", "ef",
+    __slots__ = ("t", "first", "n", "tf", "t5", "ts", "rdev", "nm", "mu", "dv", "fa", "es", "ef",
                  "cool", "hour", "hcount", "season")
 
     def __init__(self, now: float) -> None:
         self.t = self.first = now
         self.n = 0
-        self.cf = self.tf = self.t5 = self.ts = self.rdev = 0.0
+        self.tf = self.t5 = self.ts = self.rdev = 0.0
         self.nm = [0, 0, 0]
         self.mu = [0.0, 0.0, 0.0]
         self.dv = [0.0, 0.0, 0.0]
         self.fa = [0.0, 0.0, 0.0]
-        self.sd = [0.0, 0.0, 0.0, 0.0]  # over the last minute (decayed): the metrics' deviations, errors - es
-        self.cu = [0.0, 0.0, 0.0, 0.0]  # the same as CUSUMs (in scales, less a drift), for the cause
         self.es = self.ef = 0.0
         self.cool: Optional[Dict[str, float]] = None
         self.hour = int(now // 3600)
@@ -102,16 +98,16 @@ class KeyBaseline:
 
     def state(self) -> List[Any]:
         """The baselines as JSON-able values (``from_state`` reads them back)."""
-        return [STATE_VERSION, self.t, self.first, self.n, self.cf, self.tf, self.t5, self.ts, self.rdev, self.nm,
-                self.mu, self.dv, self.fa, self.sd, self.cu, self.es, self.ef, self.hour, self.hcount, self.season]
+        return [STATE_VERSION, self.t, self.first, self.n, self.tf, self.t5, self.ts, self.rdev, self.nm,
+                self.mu, self.dv, self.fa, self.es, self.ef, self.hour, self.hcount, self.season]
 
     @classmethod
     def from_state(cls, s: List[Any]) -> Optional["KeyBaseline"]:
         """The baselines saved by ``state``, or None for a state of another version."""
-        if not s or s[0] != STATE_VERSION or len(s) != 20:
+        if not s or s[0] != STATE_VERSION or len(s) != 17:
             return None
         k = cls(s[1])
-        (_, k.t, k.first, k.n, k.cf, k.tf, k.t5, k.ts, k.rdev, k.nm, k.mu, k.dv, k.fa, k.sd, k.cu, k.es, k.ef, k.hour,
+        (_, k.t, k.first, k.n, k.tf, k.t5, k.ts, k.rdev, k.nm, k.mu, k.dv, k.fa, k.es, k.ef, k.hour,
          k.hcount, k.season) = s
-        k.nm, k.mu, k.dv, k.fa, k.sd, k.cu = list(k.nm), list(k.mu), list(k.dv), list(k.fa), list(k.sd), list(k.cu)
+        k.nm, k.mu, k.dv, k.fa = list(k.nm), list(k.mu), list(k.dv), list(k.fa)
         return k

@@ -37,6 +37,7 @@ from ._baseline import (
     score,
     severity,
 )
+from ._causes import CallRing, order
 from ._finding import COST_SPIKE, ERROR_SPIKE, RUNAWAY_TRACE, TOKEN_SPIKE, VOLUME_SPIKE, Cause, Finding
 from ._new_models import NewModelWatch
 from ._record import DEFAULT_DIMENSIONS, MODEL, PROMPT, SERVICE, TENANT, USER, CallRecord
@@ -44,15 +45,11 @@ from ._repeats import RepeatWatch
 from ._traces import TraceWatch
 
 KeyId = Tuple[str, str, str]  # (model or "*", dimension or "*", value or "*")
-# What a key keeps: cost and token baselines (per-model keys), calls and errors only, also runs
-# per minute (the every-model keys of ``volume_dims``), or only the evidence of causes.
-_METRICS, _COUNTS, _VOLUME, _EVIDENCE = 0, 1, 2, 3
+# What a key keeps: cost and token baselines (per-model keys), calls and errors only, or also runs
+# per minute (the every-model keys of ``volume_dims``).
+_METRICS, _COUNTS, _VOLUME = 0, 1, 2
 KeyRef = Tuple[KeyId, KeyBaseline, int]  # a key of a call: its id, its baselines, what it keeps
 _exp, _log = math.exp, math.log
-import os
-DEBUG: List[Any] = []
-CUSUM_DRIFT = float(os.environ.get("CD", "2.0"))  # the CUSUMs of the cause: drift per call, in scales (the metrics)
-CUSUM_ERR = float(os.environ.get("CE", "0.15"))  # and in errors
 ALPHA_SPIKE = ALPHA_SLOW / 10  # how fast a key's baseline learns while the key is in a spike
 
 
@@ -64,28 +61,6 @@ class _Shape:
 
     def __init__(self, keys: List[KeyRef], usages: List[Any], ref: KeyBaseline) -> None:
         self.keys, self.usages, self.ref = keys, usages, ref
-
-
-def _evidence(ref: KeyBaseline, logs: Optional[Tuple[Optional[float], Optional[float], Optional[float]]],
-              err: bool) -> Tuple[float, ...]:
-    """A call's deviations from ``ref``'s baselines (log metrics, error - error rate) and the
-    increments of the cause's CUSUMs (the deviations in ``ref``'s scales, less the drift)."""
-    d3 = (1.0 if err else 0.0) - ref.es
-    z3 = d3 - CUSUM_ERR if ref.n >= WARM_CALLS else -CUSUM_ERR
-    if logs is None:
-        return (0.0, 0.0, 0.0, d3, -CUSUM_DRIFT, -CUSUM_DRIFT, -CUSUM_DRIFT, z3)
-    d = [0.0, 0.0, 0.0]
-    z = [-CUSUM_DRIFT, -CUSUM_DRIFT, -CUSUM_DRIFT]
-    for i in (0, 1, 2):
-        x = logs[i]
-        if x is not None and ref.nm[i] > WARM_CALLS:
-            d[i] = x - ref.mu[i]
-            z[i] = d[i] / max(ref.dv[i], MIN_SCALE) - CUSUM_DRIFT
-    return (d[0], d[1], d[2], d3, z[0], z[1], z[2], z3)
-
-# A key's excess before it is resolved into a finding: (type, metric index (-1 calls per minute,
-# -2 error rate), strength, ratio, key id, key, observed, baseline).
-Candidate = Tuple[str, int, float, float, KeyId, KeyBaseline, float, float]
 
 
 class AnomalyDetector:
@@ -116,13 +91,11 @@ class AnomalyDetector:
         new_model_min_calls: int = 100, new_model_min_age: float = 3600.0,  # new models
         cooldown: float = 600.0, spike_memory: float = 600.0,  # one finding per incident; downgrade hints
         block_types: Iterable[str] = (RUNAWAY_TRACE,),
-        # also kept over every model, for the evidence of causes only (a prompt used with several models)
-        evidence_dims: Sequence[str] = (PROMPT,),
+        cause_calls: int = 2048,  # the last calls kept for the causes of findings
     ) -> None:
         self.dimensions = tuple(dimensions)
         self.cross_model_dims = frozenset(cross_model_dims)
         self.volume_dims = frozenset(volume_dims)
-        self.evidence_dims = frozenset(evidence_dims) - self.cross_model_dims
         self.max_keys = max_keys
         self.spike_deviations, self.min_spike_log = spike_deviations, math.log(min_spike_ratio)
         self.volume_ratio, self.volume_deviations = volume_ratio, volume_deviations
@@ -135,11 +108,12 @@ class AnomalyDetector:
         # user's deployment, tier or route) moves cost per call with the tokens unchanged, and
         # errors come from the provider or model first.
         self._ranks = {
-            TOKEN_SPIKE: _order(self.dimensions, ()),
-            COST_SPIKE: _order(self.dimensions, (TENANT, USER, SERVICE)),
-            ERROR_SPIKE: _order(self.dimensions, (MODEL, SERVICE, TENANT, USER)),
+            TOKEN_SPIKE: order(self.dimensions, ()),
+            COST_SPIKE: order(self.dimensions, (TENANT, USER, SERVICE)),
+            ERROR_SPIKE: order(self.dimensions, (MODEL, SERVICE, TENANT, USER)),
         }
         self._keys: Dict[KeyId, KeyBaseline] = {}
+        self._ring = CallRing(cause_calls)
         self._shapes: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], _Shape] = {}
         self._new_models = NewModelWatch(new_model_dims, new_model_min_calls, new_model_min_age, max_keys)
         self._traces = TraceWatch(
@@ -208,9 +182,9 @@ class AnomalyDetector:
             trace_finding = traces.observe(r, r.trace_id)
         candidates: List[Candidate] = []
         update = self._update
-        ev = _evidence(shape.ref, logs, err)
+        self._ring.add((now, r.model, dims, logs, err, shape.ref))
         for kid, k, kind in shape.keys:
-            update(kid, k, kind, now, logs, err, new_run, ev, candidates)
+            update(kid, k, kind, now, logs, err, new_run, candidates)
         if candidates:
             findings += self._resolve(r, shape.keys, candidates)
         if trace_finding is not None:
@@ -253,54 +227,21 @@ class AnomalyDetector:
             if dim in self.cross_model_dims:
                 # Calls per minute are checked over every model: one model's share of a key is burstier.
                 yield ("*", dim, value), (_VOLUME if dim in self.volume_dims else _COUNTS)
-            elif dim in self.evidence_dims:
-                yield ("*", dim, value), _EVIDENCE
 
     def _update(self, kid: KeyId, k: KeyBaseline, kind: int, now: float,
                 logs: Optional[Tuple[Optional[float], Optional[float], Optional[float]]], err: bool,
-                new_run: bool, ev: Sequence[float], out: List[Candidate]) -> None:
+                new_run: bool, out: List[Candidate]) -> None:
         dt = now - k.t
         relax = 0.0  # how much of the fast means' excess is left after a gap (0: no gap)
-        sd = k.sd
         if dt > 0:
-            dm = _exp(-dt / TAU_MID)
-            k.cf = k.cf * dm + 1.0
-            cu = k.cu
-            sd[0] *= dm
-            sd[1] *= dm
-            sd[2] *= dm
-            sd[3] *= dm
-            cu[0] *= dm
-            cu[1] *= dm
-            cu[2] *= dm
-            cu[3] *= dm
             if dt > 10.0:
                 relax = _exp(-dt / TAU_RELAX)
             if kind == _VOLUME:
                 k.tf *= _exp(-dt / TAU_FAST)
-                k.t5 *= dm
+                k.t5 *= _exp(-dt / TAU_MID)
                 k.ts *= _exp(-dt / TAU_SLOW)
             k.t = now
-        else:
-            k.cf += 1.0
-        # the evidence of the cause: the call's deviations (from its model and prompt's baseline)
-        cu = k.cu
-        sd[3] += ev[3]
-        u = cu[3] + ev[7]
-        cu[3] = u if u > 0 else 0.0
-        if logs is not None:
-            sd[0] += ev[0]
-            sd[1] += ev[1]
-            sd[2] += ev[2]
-            u = cu[0] + ev[4]
-            cu[0] = u if u > 0 else 0.0
-            u = cu[1] + ev[5]
-            cu[1] = u if u > 0 else 0.0
-            u = cu[2] + ev[6]
-            cu[2] = u if u > 0 else 0.0
         n = k.n = k.n + 1
-        if kind == _EVIDENCE:
-            return
         if kind == _VOLUME and new_run:
             self._volume(kid, k, now, out)
         # errors
@@ -432,44 +373,12 @@ class AnomalyDetector:
         return findings
 
     def _cause(self, ctype: str, i: int, kid: KeyId, keys: Sequence[KeyRef], r: CallRecord) -> Cause:
-        """The value with the strongest evidence of a recent rise.
-
-        Every key keeps CUSUMs of its calls' deviations (each call's measured once, against its
-        model and prompt's baseline, in that baseline's scales, less a drift of 2 scales per call
-        (0.15 for errors), decayed over 5 minutes): the calls of the value at fault add to it, a
-        larger population than the cause adds its normal calls, which subtract the drift, a
-        smaller one (one user of the tenant at fault) has fewer of the calls at fault. Candidates:
-        the call's keys, and for a finding on an every-model key, that value's keys of each model
-        (named by the model). Keys over the same calls (a model used by one prompt only) tie; then
-        the order of the type decides (see ``_ranks``). The share is the value's part of the
-        model's excess over the last 5 minutes."""
+        """The dimension and value holding the excess (see ``_causes``); computed only for a finding."""
         if i == -1:
             return self._volume_cause(kid, r.time)
-        ranks = self._ranks[ctype]
-        j = i if i >= 0 else 3
-        cands: List[Tuple[float, int, float, str, str]] = []  # (cusum, rank, excess, dim, value)
-        ref_excess = 0.0
-        pairs: List[Tuple[KeyId, KeyBaseline]] = [(okid, o) for okid, o, _ in keys]
-        if kid[0] == "*":  # which model holds the every-model key's excess: a rare scan
-            pairs += [(okid, o) for okid, o in self._keys.items() if okid[1:] == kid[1:] and okid[0] != "*"]
-        for okid, o in pairs:
-            if o.n < WARM_CALLS:
-                continue
-            if okid[1] == "*":
-                dim, value = MODEL, okid[0]
-                if okid[0] == r.model:
-                    ref_excess = o.sd[j]
-            elif okid[1:] == kid[1:] and kid[0] == "*" and okid[0] != "*":
-                dim, value = MODEL, okid[0]
-            else:
-                dim, value = okid[1], okid[2]
-            cands.append((o.cu[j] * _exp(-(r.time - o.t) / TAU_MID), ranks.get(dim, len(ranks)), o.sd[j], dim, value))
-        if not cands:
-            return Cause(MODEL, r.model, 1.0) if kid[0] != "*" else Cause(kid[1], kid[2], 1.0)
-        top = max(c[0] for c in cands)
-        _, _, excess, dim, value = min((c for c in cands if c[0] >= 0.99 * top), key=lambda c: c[1])
-        share = 1.0 if dim == MODEL or ref_excess <= 0 else min(1.0, max(0.0, excess / ref_excess))
-        return Cause(dim, value, share)
+        every_model = (kid[1], kid[2]) if kid[0] == "*" else None
+        cause, _ = self._ring.cause(i if i >= 0 else 3, r.time, r.model, r.dims, self._ranks[ctype], every_model)
+        return cause
 
     def _volume_cause(self, kid: KeyId, now: float) -> Cause:
         """Of the firing key and the every-model keys of the other volume dimensions, the one with
@@ -559,15 +468,6 @@ class AnomalyDetector:
             if len(self._keys) > self.max_keys:
                 self._evict_keys(0.0)
         return loaded
-
-
-def _order(dimensions: Sequence[str], first: Sequence[str]) -> Dict[str, int]:
-    """Ranks of dimensions: ``first`` (those of them in use) first, then ``dimensions``, then the model."""
-    order = [d for d in first if d in dimensions or d == MODEL]
-    order += [d for d in dimensions if d not in order]
-    if MODEL not in order:
-        order.append(MODEL)
-    return {d: i for i, d in enumerate(order)}
 
 
 def _key_name(kid: KeyId) -> str:
