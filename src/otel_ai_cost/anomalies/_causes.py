@@ -26,8 +26,9 @@ from ._finding import Cause
 from ._record import MODEL
 
 Logs = Optional[Tuple[Optional[float], Optional[float], Optional[float]]]
-# (time, model, dims, log metrics or None for an error, error, reference key)
-RingCall = Tuple[float, str, Mapping[str, str], Logs, bool, KeyBaseline]
+# (time, model, dims, log metrics or None for an error, error, reference key, the calls' shape: any
+# object shared by the calls of one (model, dims), for memoising which candidates a call belongs to)
+RingCall = Tuple[float, str, Mapping[str, str], Logs, bool, KeyBaseline, object]
 # a candidate: its calls (model scope or None, dimension or MODEL, value), and the dimension and value it names
 Candidate = Tuple[Optional[str], str, str, str, str]
 
@@ -39,7 +40,7 @@ TAU_CAUSE = 300.0
 class CallRing:
     """The last calls, for the causes of findings: O(1) per call."""
 
-    def __init__(self, maxlen: int = 2048, horizon: float = 2 * TAU_CAUSE, tau: float = TAU_CAUSE,
+    def __init__(self, maxlen: int = 1024, horizon: float = 2 * TAU_CAUSE, tau: float = TAU_CAUSE,
                  drift: float = CUSUM_DRIFT, err_drift: float = CUSUM_ERR) -> None:
         self.calls: Deque[RingCall] = deque(maxlen=maxlen)
         self.horizon, self.tau, self.drift, self.err_drift = horizon, tau, drift, err_drift
@@ -52,22 +53,22 @@ class CallRing:
         """The cause of an excess of ``metric`` (0..2: cost, input, output tokens; 3: errors) seen
         on a call of ``model`` with ``dims`` at ``now`` (on the every-model key ``every_model``
         = (dimension, value), if so), and the reference excess (the model's) for its share."""
+        since = now - self.horizon
+        calls = [c for c in self.calls if c[0] >= since]
         cands: List[Candidate] = [(None, MODEL, model, MODEL, model)]
         for dim, value in dims.items():
             cands.append((None, dim, value, dim, value))
             cands.append((model, dim, value, dim, value))
         if every_model is not None:  # which model holds the every-model key's excess
             edim, evalue = every_model
-            models = {c[1] for c in self.calls if c[2].get(edim) == evalue}
+            models = {c[1] for c in calls if c[2].get(edim) == evalue}
             cands += [(m, edim, evalue, MODEL, m) for m in sorted(models)]
         cusum = [0.0] * len(cands)
         excess = [0.0] * len(cands)
         drift = self.err_drift if metric == 3 else self.drift
-        since = now - self.horizon
         tau = self.tau
-        for t, m, d, logs, err, ref in self.calls:
-            if t < since:
-                continue
+        members: Dict[int, List[int]] = {}  # id(shape) -> the candidates its calls belong to
+        for t, m, d, logs, err, ref, shape in calls:
             if metric == 3:
                 if ref.n < WARM_CALLS:
                     continue
@@ -81,25 +82,28 @@ class CallRing:
                     continue
                 dev = x - ref.mu[metric]
                 z = dev / max(ref.dv[metric], MIN_SCALE) - drift
+            mine = members.get(id(shape))
+            if mine is None:
+                mine = members[id(shape)] = [
+                    n for n, (scope, dim, value, _, _) in enumerate(cands)
+                    if (scope is None or m == scope) and (m if dim == MODEL else d.get(dim)) == value]
+            if not mine:
+                continue
             w = math.exp((t - now) / tau)  # the CUSUMs are kept scaled to ``now``
             zw, dw = z * w, dev * w
-            for n, (scope, dim, value, _, _) in enumerate(cands):
-                if scope is not None and m != scope:
-                    continue
-                if (m if dim == MODEL else d.get(dim)) != value:
-                    continue
+            for n in mine:
                 u = cusum[n] + zw
                 cusum[n] = u if u > 0 else 0.0
                 excess[n] += dw
         ref_excess = excess[0]
         top = max(cusum)
+        if top <= 0:  # no evidence (a cold reference): the model, or the every-model key's value
+            dim, value = (MODEL, model) if every_model is None else every_model
+            return Cause(dim, value, 1.0), ref_excess
         # candidates over the same calls tie: the order of the type decides
         tied = [n for n, c in enumerate(cusum) if c >= 0.99 * top]
         n = min(tied, key=lambda n: (ranks.get(cands[n][3], len(ranks)), n))
         dim, value = cands[n][3], cands[n][4]
-        if top <= 0:  # no evidence (a cold reference): the model, or the every-model key's value
-            dim, value = (MODEL, model) if every_model is None else every_model
-            return Cause(dim, value, 1.0), ref_excess
         share = 1.0 if dim == MODEL or ref_excess <= 0 else min(1.0, max(0.0, excess[n] / ref_excess))
         return Cause(dim, value, share), ref_excess
 

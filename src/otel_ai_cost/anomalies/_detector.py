@@ -91,7 +91,7 @@ class AnomalyDetector:
         new_model_min_calls: int = 100, new_model_min_age: float = 3600.0,  # new models
         cooldown: float = 600.0, spike_memory: float = 600.0,  # one finding per incident; downgrade hints
         block_types: Iterable[str] = (RUNAWAY_TRACE,),
-        cause_calls: int = 2048,  # the last calls kept for the causes of findings
+        cause_calls: int = 1024,  # the last calls kept for the causes of findings
     ) -> None:
         self.dimensions = tuple(dimensions)
         self.cross_model_dims = frozenset(cross_model_dims)
@@ -182,7 +182,7 @@ class AnomalyDetector:
             trace_finding = traces.observe(r, r.trace_id)
         candidates: List[Candidate] = []
         update = self._update
-        self._ring.add((now, r.model, dims, logs, err, shape.ref))
+        self._ring.add((now, r.model, dims, logs, err, shape.ref, shape))
         for kid, k, kind in shape.keys:
             update(kid, k, kind, now, logs, err, new_run, candidates)
         if candidates:
