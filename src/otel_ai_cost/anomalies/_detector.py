@@ -48,6 +48,7 @@ KeyId = Tuple[str, str, str]  # (model or "*", dimension or "*", value or "*")
 # What a key keeps: cost and token baselines (per-model keys), calls and errors only, or also runs
 # per minute (the every-model keys of ``volume_dims``).
 _METRICS, _COUNTS, _VOLUME = 0, 1, 2
+_CONTENT = (PROMPT, SERVICE)  # the dimensions of what a call does (finest first), the others say who makes it
 KeyRef = Tuple[KeyId, KeyBaseline, int]  # a key of a call: its id, its baselines, what it keeps
 _exp, _log = math.exp, math.log
 ALPHA_SPIKE = ALPHA_SLOW / 10  # how fast a key's baseline learns while the key is in a spike
@@ -210,7 +211,7 @@ class AnomalyDetector:
         if len(self._shapes) >= 4 * self.max_keys:
             self._shapes.clear()
         ref = next((k for kid, k, _ in keys if kid[1] == PROMPT and kid[0] != "*"),
-                   next((k for kid, k, _ in keys if kid[1] == SERVICE and kid[0] != "*"), keys[0][1]))
+                   next((k for kid, k, _ in keys if kid[1] == SERVICE and kid[0] != "*"), keys[0][1]))  # (see _key_ids)
         shape = self._shapes[shape_id] = _Shape(keys, self._new_models.entries(r), ref)
         return shape
 
@@ -221,9 +222,14 @@ class AnomalyDetector:
             self._block(r.trace_id, finding)
 
     def _key_ids(self, model: str, dims: Mapping[str, str]) -> Iterator[Tuple[KeyId, int]]:
-        yield (model, "*", "*"), _METRICS
+        """The keys of a call. Cost and token baselines are kept on the finest key of what the call
+        does (its model and prompt, else service, else the model alone: the reference of its
+        deviations) and on the keys of who makes it (tenant, user, other dimensions); the model's
+        and the service's coarser keys keep calls and errors only."""
+        content = PROMPT if PROMPT in dims else SERVICE if SERVICE in dims else None
+        yield (model, "*", "*"), (_METRICS if content is None else _COUNTS)
         for dim, value in dims.items():
-            yield (model, dim, value), _METRICS
+            yield (model, dim, value), (_COUNTS if dim in _CONTENT and dim != content else _METRICS)
             if dim in self.cross_model_dims:
                 # Calls per minute are checked over every model: one model's share of a key is burstier.
                 yield ("*", dim, value), (_VOLUME if dim in self.volume_dims else _COUNTS)
