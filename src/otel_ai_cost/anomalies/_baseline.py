@@ -8,7 +8,7 @@ burstiness and, after a day, calls per hour of the week; fast and slow error rat
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 TAU_FAST = 60.0
 TAU_SLOW = 1800.0
@@ -42,10 +42,11 @@ class KeyBaseline:
     ``tf`` / ``t5`` / ``ts``: runs in the last minute, 5 minutes and 30 minutes (decayed counts, on
     the volume keys only). ``mu`` / ``dv`` / ``fa``: per metric, the slow mean, the slow scale (1.25
     x the mean absolute deviation) and the fast mean (log space). ``es`` / ``ef``: slow and fast
-    error rates.
+    error rates as of call ``en`` at time ``et`` (the last error): the calls since had none, which
+    ``error_rates`` accounts for (nothing is done for the error rates on a call without error).
     """
 
-    __slots__ = ("t", "first", "n", "tf", "t5", "ts", "rdev", "nm", "mu", "dv", "fa", "es", "ef",
+    __slots__ = ("t", "first", "n", "tf", "t5", "ts", "rdev", "nm", "mu", "dv", "fa", "es", "ef", "en", "et",
                  "cool", "hour", "hcount", "season")
 
     def __init__(self, now: float) -> None:
@@ -57,6 +58,8 @@ class KeyBaseline:
         self.dv = [0.0, 0.0, 0.0]
         self.fa = [0.0, 0.0, 0.0]
         self.es = self.ef = 0.0
+        self.en = 0
+        self.et = now
         self.cool: Optional[Dict[str, float]] = None
         self.hour = int(now // 3600)
         self.hcount = 0
@@ -92,14 +95,34 @@ class KeyBaseline:
         self.hour = hour
         self.hcount = 0
 
+    def error_rates(self, n: int, now: float) -> Tuple[float, float]:
+        """The fast and slow error rates after call ``n`` at ``now``, no call since ``en`` having
+        had an error: per call, the fast rate loses ALPHA_ERR_FAST of itself and the slow one
+        1 / n of itself (0.01 from the 100th call); over time, the fast one falls back to the slow
+        one (TAU_RELAX)."""
+        ef, es, a = self.ef, self.es, self.en
+        if n > a:
+            hi = n if n < 99 else 99
+            if a < hi:
+                es *= a / hi
+            lo = a if a > 99 else 99
+            if n > lo:
+                es *= 0.99 ** (n - lo)
+            ef *= (1.0 - ALPHA_ERR_FAST) ** (n - a)
+        dt = now - self.et
+        if dt > 10.0:
+            ef = es + (ef - es) * math.exp(-dt / TAU_RELAX)
+        return ef, es
+
     def tokens_up(self) -> bool:
         """Whether the fast input or output tokens per call run well above their baseline."""
         return any(self.nm[i] > WARM_CALLS and self.fa[i] - self.mu[i] > 0.4 for i in (1, 2))
 
     def state(self) -> List[Any]:
         """The baselines as JSON-able values (``from_state`` reads them back)."""
+        ef, es = self.error_rates(self.n, self.t)
         return [STATE_VERSION, self.t, self.first, self.n, self.tf, self.t5, self.ts, self.rdev, self.nm,
-                self.mu, self.dv, self.fa, self.es, self.ef, self.hour, self.hcount, self.season]
+                self.mu, self.dv, self.fa, es, ef, self.hour, self.hcount, self.season]
 
     @classmethod
     def from_state(cls, s: List[Any]) -> Optional["KeyBaseline"]:
@@ -110,4 +133,5 @@ class KeyBaseline:
         (_, k.t, k.first, k.n, k.tf, k.t5, k.ts, k.rdev, k.nm, k.mu, k.dv, k.fa, k.es, k.ef, k.hour,
          k.hcount, k.season) = s
         k.nm, k.mu, k.dv, k.fa = list(k.nm), list(k.mu), list(k.dv), list(k.fa)
+        k.en, k.et = k.n, k.t
         return k

@@ -68,11 +68,15 @@ class CallRing:
         drift = self.err_drift if metric == 3 else self.drift
         tau = self.tau
         members: Dict[int, List[int]] = {}  # id(shape) -> the candidates its calls belong to
+        rates: Dict[int, float] = {}  # id(reference key) -> its slow error rate
         for t, m, d, logs, err, ref, shape in calls:
             if metric == 3:
                 if ref.n < WARM_CALLS:
                     continue
-                dev = (1.0 if err else 0.0) - ref.es
+                es = rates.get(id(ref))
+                if es is None:
+                    es = rates[id(ref)] = ref.error_rates(ref.n, now)[1]
+                dev = (1.0 if err else 0.0) - es
                 z = dev - drift
             else:
                 if logs is None or ref.nm[metric] <= WARM_CALLS:

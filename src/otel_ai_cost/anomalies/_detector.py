@@ -55,13 +55,17 @@ ALPHA_SPIKE = ALPHA_SLOW / 10  # how fast a key's baseline learns while the key 
 
 
 class _Shape:
-    """The keys of one (model, dims), its new-model usage entries, and the key its calls'
-    deviations are measured against for the cause (the model and prompt, else service, else model)."""
+    """The keys of one (model, dims) (all, and by what they keep), its new-model usage entries,
+    and the key its calls' deviations are measured against for the cause (see ``_key_ids``)."""
 
-    __slots__ = ("keys", "usages", "ref")
+    __slots__ = ("keys", "metrics", "metrics_only", "counts", "volume", "usages", "ref")
 
     def __init__(self, keys: List[KeyRef], usages: List[Any], ref: KeyBaseline) -> None:
         self.keys, self.usages, self.ref = keys, usages, ref
+        self.metrics = [(kid, k) for kid, k, kind in keys if kind == _METRICS]
+        self.metrics_only = [k for _, k in self.metrics]
+        self.counts = [k for _, k, kind in keys if kind == _COUNTS]
+        self.volume = [(kid, k) for kid, k, kind in keys if kind == _VOLUME]
 
 
 class AnomalyDetector:
@@ -182,10 +186,22 @@ class AnomalyDetector:
             new_run = r.trace_id not in traces.traces
             trace_finding = traces.observe(r, r.trace_id)
         candidates: List[Candidate] = []
-        update = self._update
         self._ring.add((now, r.model, dims, logs, err, shape.ref, shape))
-        for kid, k, kind in shape.keys:
-            update(kid, k, kind, now, logs, err, new_run, candidates)
+        for k in shape.counts:
+            k.n += 1
+            k.t = now
+        for kid, k in shape.volume:
+            self._volume(kid, k, now, new_run, candidates)
+        if logs is not None:
+            update = self._update
+            for kid, k in shape.metrics:
+                update(kid, k, now, logs, candidates)
+        else:
+            for k in shape.metrics_only:
+                k.n += 1
+                k.t = now
+        if err:
+            self._errors(shape.keys, now, candidates)
         if candidates:
             findings += self._resolve(r, shape.keys, candidates)
         if trace_finding is not None:
@@ -234,41 +250,26 @@ class AnomalyDetector:
                 # Calls per minute are checked over every model: one model's share of a key is burstier.
                 yield ("*", dim, value), (_VOLUME if dim in self.volume_dims else _COUNTS)
 
-    def _update(self, kid: KeyId, k: KeyBaseline, kind: int, now: float,
-                logs: Optional[Tuple[Optional[float], Optional[float], Optional[float]]], err: bool,
-                new_run: bool, out: List[Candidate]) -> None:
-        dt = now - k.t
-        relax = 0.0  # how much of the fast means' excess is left after a gap (0: no gap)
-        if dt > 0:
-            if dt > 10.0:
-                relax = _exp(-dt / TAU_RELAX)
-            if kind == _VOLUME:
-                k.tf *= _exp(-dt / TAU_FAST)
-                k.t5 *= _exp(-dt / TAU_MID)
-                k.ts *= _exp(-dt / TAU_SLOW)
-            k.t = now
-        n = k.n = k.n + 1
-        if kind == _VOLUME and new_run:
-            self._volume(kid, k, now, out)
-        # errors
-        es = k.es
-        ef = k.ef
-        if relax:
-            ef = es + (ef - es) * relax
+    def _errors(self, keys: Sequence[KeyRef], now: float, out: List[Candidate]) -> None:
+        """A call with an error (its keys' call counts already include it)."""
         rate = self.error_rate
-        if err:
+        for kid, k, _ in keys:
+            n = k.n
+            ef, es = k.error_rates(n - 1, now)
             ef += ALPHA_ERR_FAST * (1.0 - ef)
             if n >= WARM_CALLS and ef >= rate and ef >= 4 * es + 0.05:
                 out.append((ERROR_SPIKE, -2, ef / rate, ef / max(es, 1e-3), kid, k, ef, es))
             if ef < rate:  # the baseline does not learn an ongoing spike
-                k.es = es + (1.0 / n if n < 100 else 0.01) * (1.0 - es)
-        else:
-            ef -= ALPHA_ERR_FAST * ef
-            if es and ef < rate:
-                k.es = es - (1.0 / n if n < 100 else 0.01) * es
-        k.ef = ef
-        if logs is None or kind != _METRICS:
-            return
+                es += (1.0 / n if n < 100 else 0.01) * (1.0 - es)
+            k.ef, k.es, k.en, k.et = ef, es, n, now
+
+    def _update(self, kid: KeyId, k: KeyBaseline, now: float,
+                logs: Tuple[Optional[float], Optional[float], Optional[float]], out: List[Candidate]) -> None:
+        """A call without error on a key with cost and token baselines."""
+        dt = now - k.t
+        relax = _exp(-dt / TAU_RELAX) if dt > 10.0 else 0.0  # what is left of the fast means' excess after a gap
+        k.t = now
+        k.n += 1
         # cost and tokens per call (log space)
         nm, mu, dv, fa = k.nm, k.mu, k.dv, k.fa
         min_log, dev_k = self.min_spike_log, self._spike_k
@@ -313,8 +314,17 @@ class AnomalyDetector:
                 mu[i] = m + a * d
                 dv[i] += a * (1.25 * (d if d >= 0 else -d) - dv[i])
 
-    def _volume(self, kid: KeyId, k: KeyBaseline, now: float, out: List[Candidate]) -> None:
-        """A new run on a volume key: runs in the last minute and 5 minutes against the expected."""
+    def _volume(self, kid: KeyId, k: KeyBaseline, now: float, new_run: bool, out: List[Candidate]) -> None:
+        """A call on a volume key; for a new run, runs in the last minute and 5 minutes against the expected."""
+        dt = now - k.t
+        if dt > 0:
+            k.tf *= _exp(-dt / TAU_FAST)
+            k.t5 *= _exp(-dt / TAU_MID)
+            k.ts *= _exp(-dt / TAU_SLOW)
+            k.t = now
+        k.n += 1
+        if not new_run:
+            return
         weight = 1.0  # of this run in the slow count
         if k.n > 50 and now - k.first >= TAU_SLOW:
             rate = k.expected_rate(now)
