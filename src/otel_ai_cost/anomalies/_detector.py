@@ -190,8 +190,12 @@ class AnomalyDetector:
         for k in shape.counts:
             k.n += 1
             k.t = now
-        for kid, k in shape.volume:
-            self._volume(kid, k, now, new_run, candidates)
+        if new_run:
+            for kid, k in shape.volume:
+                self._volume(kid, k, now, candidates)
+        else:
+            for _, k in shape.volume:
+                k.n += 1
         if logs is not None:
             update = self._update
             for kid, k in shape.metrics:
@@ -314,8 +318,9 @@ class AnomalyDetector:
                 mu[i] = m + a * d
                 dv[i] += a * (1.25 * (d if d >= 0 else -d) - dv[i])
 
-    def _volume(self, kid: KeyId, k: KeyBaseline, now: float, new_run: bool, out: List[Candidate]) -> None:
-        """A call on a volume key; for a new run, runs in the last minute and 5 minutes against the expected."""
+    def _volume(self, kid: KeyId, k: KeyBaseline, now: float, out: List[Candidate]) -> None:
+        """A new run on a volume key: runs in the last minute and 5 minutes against the expected
+        (the counts are decayed at new runs only: ``t`` is the last run's time)."""
         dt = now - k.t
         if dt > 0:
             k.tf *= _exp(-dt / TAU_FAST)
@@ -323,11 +328,12 @@ class AnomalyDetector:
             k.ts *= _exp(-dt / TAU_SLOW)
             k.t = now
         k.n += 1
-        if not new_run:
-            return
         weight = 1.0  # of this run in the slow count
-        if k.n > 50 and now - k.first >= TAU_SLOW:
-            rate = k.expected_rate(now)
+        age = now - k.first
+        if k.n > 50 and age >= TAU_SLOW:
+            rate = k.ts / TAU_SLOW / (1.0 - _exp(-age / TAU_SLOW)) if age < 20 * TAU_SLOW else k.ts / TAU_SLOW
+            if k.season is not None and age > 7 * 86400:
+                rate = k.expected_rate(now)
             e1, e5 = rate * TAU_FAST, rate * TAU_MID
             root = math.sqrt(e1)
             burst = 1.25 * k.rdev / root if root > 0 else 1.0  # learned overdispersion
