@@ -104,6 +104,9 @@ class AnomalyDetector:
         self.max_keys = max_keys
         self.spike_deviations, self.min_spike_log = spike_deviations, math.log(min_spike_ratio)
         self.volume_ratio, self.volume_deviations = volume_ratio, volume_deviations
+        # Runs under 2 x expected + 3 are then under both thresholds, max(ratio x e, e + deviations
+        # x sqrt(e) + 3), whatever the expected e: they are not checked further.
+        self._volume_fast = volume_ratio > 2 and 3 / (volume_ratio - 2) <= volume_deviations ** 2
         self.error_rate = error_rate
         self.cooldown, self.spike_memory = cooldown, spike_memory
         self.block_types = frozenset(block_types)
@@ -282,19 +285,16 @@ class AnomalyDetector:
             if x is None:
                 continue
             c = nm[i] = nm[i] + 1
-            if c == 1:
-                mu[i] = fa[i] = x
-                continue
             m = mu[i]
-            f = fa[i]
-            if relax:
-                f = m + (f - m) * relax
-            f = fa[i] = f + ALPHA_FAST * (x - f)
             d = x - m
-            scale = dv[i]
-            if scale < MIN_SCALE:
-                scale = MIN_SCALE
             if c > WARM_CALLS:
+                f = fa[i]
+                if relax:
+                    f = m + (f - m) * relax
+                f = fa[i] = f + ALPHA_FAST * (x - f)
+                scale = dv[i]
+                if scale < MIN_SCALE:
+                    scale = MIN_SCALE
                 threshold = dev_k * scale
                 if threshold < min_log:
                     threshold = min_log
@@ -313,7 +313,10 @@ class AnomalyDetector:
                     d = -lim
                 mu[i] = m + ALPHA_SLOW * d
                 dv[i] = scale + ALPHA_SLOW * (1.25 * (d if d >= 0 else -d) - scale)
-            else:
+            elif c == 1:
+                mu[i] = fa[i] = x
+            else:  # warming up: plain means
+                fa[i] += ALPHA_FAST * (x - fa[i])
                 a = 1.0 / c
                 mu[i] = m + a * d
                 dv[i] += a * (1.25 * (d if d >= 0 else -d) - dv[i])
@@ -335,24 +338,35 @@ class AnomalyDetector:
             if k.season is not None and age > 7 * 86400:
                 rate = k.expected_rate(now)
             e1, e5 = rate * TAU_FAST, rate * TAU_MID
-            root = math.sqrt(e1)
-            burst = 1.25 * k.rdev / root if root > 0 else 1.0  # learned overdispersion
-            if burst < 1.0:
-                burst = 1.0
             o1, o5 = k.tf + 1, k.t5 + 1
-            thr1 = max(self.volume_ratio * e1, e1 + self.volume_deviations * burst * root + 3)
-            thr5 = max(self.volume_ratio * e5, e5 + self.volume_deviations * burst * math.sqrt(e5) + 3)
-            if o1 > thr1 or o5 > thr5:
-                s1, s5 = (o1 - e1) / (thr1 - e1), (o5 - e5) / (thr5 - e5)
-                if s1 >= s5:
-                    out.append((VOLUME_SPIKE, -1, s1, o1 / max(e1, 1e-9), kid, k, o1 * 60 / TAU_FAST, e1 * 60 / TAU_FAST))
-                else:
-                    out.append((VOLUME_SPIKE, -1, s5, o5 / max(e5, 1e-9), kid, k, o5 * 60 / TAU_MID, e5 * 60 / TAU_MID))
-            cap1, cap5 = 2 * e1 + 3, 2 * e5 + 3
-            if o1 < cap1 and o5 < cap5:  # the burstiness is learned from normal traffic only
-                k.rdev += 0.01 * (min(abs(o1 - e1), 3 * root + 3) - k.rdev)
-            else:  # nor does the slow rate learn a spike at full weight
-                weight = min(1.0, cap1 / o1, cap5 / o5)
+            cap1, cap5 = 2 * e1 + 3, 2 * e5 + 3  # (under the thresholds, see __init__)
+            if o1 < cap1 and o5 < cap5 and self._volume_fast:
+                # normal traffic: the burstiness is learned from it only
+                dev = o1 - e1 if o1 > e1 else e1 - o1
+                if dev > 3.0:
+                    lim = 3 * math.sqrt(e1) + 3
+                    if dev > lim:
+                        dev = lim
+                k.rdev += 0.01 * (dev - k.rdev)
+            else:
+                root = math.sqrt(e1)
+                burst = 1.25 * k.rdev / root if root > 0 else 1.0  # learned overdispersion
+                if burst < 1.0:
+                    burst = 1.0
+                thr1 = max(self.volume_ratio * e1, e1 + self.volume_deviations * burst * root + 3)
+                thr5 = max(self.volume_ratio * e5, e5 + self.volume_deviations * burst * math.sqrt(e5) + 3)
+                if o1 > thr1 or o5 > thr5:
+                    s1, s5 = (o1 - e1) / (thr1 - e1), (o5 - e5) / (thr5 - e5)
+                    if s1 >= s5:
+                        out.append((VOLUME_SPIKE, -1, s1, o1 / max(e1, 1e-9), kid, k, o1 * 60 / TAU_FAST,
+                                    e1 * 60 / TAU_FAST))
+                    else:
+                        out.append((VOLUME_SPIKE, -1, s5, o5 / max(e5, 1e-9), kid, k, o5 * 60 / TAU_MID,
+                                    e5 * 60 / TAU_MID))
+                if o1 < cap1 and o5 < cap5:
+                    k.rdev += 0.01 * (min(abs(o1 - e1), 3 * root + 3) - k.rdev)
+                else:  # nor does the slow rate learn a spike at full weight
+                    weight = min(1.0, cap1 / o1, cap5 / o5)
         k.tf += 1
         k.t5 += 1
         k.ts += weight
