@@ -465,7 +465,7 @@ class AnomalyDetector:
     @property
     def fingerprint_count(self) -> int:
         """(request fingerprint, trace or user) pairs watched for repeats: at most ``max_fingerprints``."""
-        return len(self._repeats.repeats)
+        return len(self._repeats)
 
     # -- persistence ---------------------------------------------------------------------------
 

@@ -103,7 +103,12 @@ class TraceWatch:
         traces = self.traces
         tr = traces.get(trace_id)
         if tr is None:
-            tkey = next((r.dims[d] for d in self.trace_key_dims if d in r.dims), "*")
+            tkey = "*"
+            for d in self.trace_key_dims:
+                v = r.dims.get(d)
+                if v is not None:
+                    tkey = v
+                    break
             tr = traces[trace_id] = _Trace(now, tkey, self._thresholds(self.stats.get(tkey)))
             if len(traces) > self.max_traces:
                 self._close(traces.popitem(last=False)[1])
