@@ -62,7 +62,7 @@ class KeyBaseline:
         self.et = now
         self.cool: Optional[Dict[str, float]] = None
         self.hour = int(now // 3600)
-        self.hcount = 0
+        self.hcount = 0.0  # runs this hour (a run during a spike counts for less, see the detector)
         self.season: Optional[List[float]] = None
 
     def expected_rate(self, now: float) -> float:

@@ -50,6 +50,9 @@ KeyId = Tuple[str, str, str]  # (model or "*", dimension or "*", value or "*")
 _METRICS, _COUNTS, _VOLUME = 0, 1, 2
 _CONTENT = (PROMPT, SERVICE)  # the dimensions of what a call does (finest first), the others say who makes it
 KeyRef = Tuple[KeyId, KeyBaseline, int]  # a key of a call: its id, its baselines, what it keeps
+# A key's excess before it is resolved into a finding: (type, metric index (-1 calls per minute,
+# -2 error rate), strength, ratio, key id, key, observed, baseline).
+Candidate = Tuple[str, int, float, float, KeyId, KeyBaseline, float, float]
 _exp, _log = math.exp, math.log
 ALPHA_SPIKE = ALPHA_SLOW / 10  # how fast a key's baseline learns while the key is in a spike
 
