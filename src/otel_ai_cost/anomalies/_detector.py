@@ -136,6 +136,7 @@ class AnomalyDetector:
         self._repeats = RepeatWatch(retry_repeats, retry_window, max_fingerprints)
         self._blocked: "OrderedDict[str, Finding]" = OrderedDict()
         self._spikes: Dict[KeyId, Finding] = {}
+        self._by_cause: Dict[Tuple[str, str, str], Finding] = {}  # (type, dimension, value) -> the last reported
         self._lock = threading.Lock()
 
     # -- the policy hooks ---------------------------------------------------------------------
@@ -399,7 +400,16 @@ class AnomalyDetector:
             level = ("critical" if observed >= 0.8 else "warning") if ctype == ERROR_SPIKE else severity(ratio)
             finding = Finding(ctype, score(strength), level, cause, metric, observed, baseline,
                               _key_name(kid), r.time, r.trace_id, r.model, dict(r.dims))
-            findings.append(finding)
+            # One finding per incident: the same type and cause within the cooldown is not reported again.
+            by_cause = (ctype, cause.dimension, cause.value)
+            earlier = self._by_cause.get(by_cause)
+            if earlier is not None and r.time - earlier.time < self.cooldown:
+                finding = earlier
+            else:
+                if len(self._by_cause) >= self.max_keys:
+                    self._by_cause.clear()
+                self._by_cause[by_cause] = finding
+                findings.append(finding)
             for _, other, _v in keys:  # one finding per incident: the call's other keys cool down too
                 if other.cool is None:
                     other.cool = {}
