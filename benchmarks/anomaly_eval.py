@@ -3,6 +3,12 @@ and the time it adds per call.
 
     .venv/bin/python benchmarks/anomaly_eval.py                 # 4 days, 20 incidents per type, seed 1
     .venv/bin/python benchmarks/anomaly_eval.py --seed 2 --days 6 --per-type 30
+    .venv/bin/python benchmarks/anomaly_eval.py --bench 0 --misses -v   # every miss, wrong cause, false positive
+
+A finding is right for an incident when its type is one ACCEPT allows for the incident's type,
+it falls in the incident (or the 5 minutes after it), and it is on one of the incident's calls or
+names the incident's value (its tenant, prompt, model, trace). Its cause is right when the first
+finding of the incident's type names the value the generator injected.
 """
 from __future__ import annotations
 

@@ -67,9 +67,24 @@ class CallRing:
         excess = [0.0] * len(cands)
         drift = self.err_drift if metric == 3 else self.drift
         tau = self.tau
-        members: Dict[int, List[int]] = {}  # id(shape) -> the candidates its calls belong to
+        pairs = list(dims.items())  # candidate 1 + 2j: pairs[j] over every model, 2 + 2j: within the model
+        by_model = {c[0]: n for n, c in enumerate(cands) if c[3] == MODEL and c[0] is not None}
+        edim, evalue = every_model if every_model is not None else ("", "")
         rates: Dict[int, float] = {}  # id(reference key) -> its slow error rate
-        for t, m, d, logs, err, ref, shape in calls:
+        for t, m, d, logs, err, ref, _ in calls:
+            mine = []  # the candidates this call belongs to
+            own = m == model
+            if own:
+                mine.append(0)
+            for j, (dim, value) in enumerate(pairs):
+                if d.get(dim) == value:
+                    mine.append(1 + 2 * j)
+                    if own:
+                        mine.append(2 + 2 * j)
+            if edim and d.get(edim) == evalue and m in by_model:
+                mine.append(by_model[m])
+            if not mine:
+                continue
             if metric == 3:
                 if ref.n < WARM_CALLS:
                     continue
@@ -86,13 +101,6 @@ class CallRing:
                     continue
                 dev = x - ref.mu[metric]
                 z = dev / max(ref.dv[metric], MIN_SCALE) - drift
-            mine = members.get(id(shape))
-            if mine is None:
-                mine = members[id(shape)] = [
-                    n for n, (scope, dim, value, _, _) in enumerate(cands)
-                    if (scope is None or m == scope) and (m if dim == MODEL else d.get(dim)) == value]
-            if not mine:
-                continue
             w = math.exp((t - now) / tau)  # the CUSUMs are kept scaled to ``now``
             zw, dw = z * w, dev * w
             for n in mine:

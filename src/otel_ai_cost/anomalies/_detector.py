@@ -395,15 +395,21 @@ class AnomalyDetector:
         findings = []
         for ctype, c in best.items():
             _, i, strength, ratio, kid, k, observed, baseline = c
-            cause = self._cause(ctype, i, kid, keys, r)
-            metric = {-1: "calls_per_minute", -2: "error_rate"}.get(i) or METRICS[i]
-            level = ("critical" if observed >= 0.8 else "warning") if ctype == ERROR_SPIKE else severity(ratio)
-            finding = Finding(ctype, score(strength), level, cause, metric, observed, baseline,
-                              _key_name(kid), r.time, r.trace_id, r.model, dict(r.dims))
-            # One finding per incident: the same type and cause within the cooldown is not reported again.
-            by_cause = (ctype, cause.dimension, cause.value)
-            earlier = self._by_cause.get(by_cause)
-            if earlier is not None and r.time - earlier.time < self.cooldown:
+            # One finding per incident: a finding of the type within the cooldown whose cause is one
+            # of this call's values (or its model) holds this one too; else the cause is looked up
+            # and a finding of the same type and cause within the cooldown is not reported again.
+            earlier = self._earlier(ctype, r)
+            if earlier is None:
+                cause = self._cause(ctype, i, kid, keys, r)
+                metric = {-1: "calls_per_minute", -2: "error_rate"}.get(i) or METRICS[i]
+                level = ("critical" if observed >= 0.8 else "warning") if ctype == ERROR_SPIKE else severity(ratio)
+                finding = Finding(ctype, score(strength), level, cause, metric, observed, baseline,
+                                  _key_name(kid), r.time, r.trace_id, r.model, dict(r.dims))
+                by_cause = (ctype, cause.dimension, cause.value)
+                earlier = self._by_cause.get(by_cause)
+                if earlier is not None and r.time - earlier.time >= self.cooldown:
+                    earlier = None
+            if earlier is not None:
                 finding = earlier
             else:
                 if len(self._by_cause) >= self.max_keys:
@@ -420,6 +426,17 @@ class AnomalyDetector:
                 if len(self._spikes) > self.max_keys:
                     self._spikes.clear()
         return findings
+
+    def _earlier(self, ctype: str, r: CallRecord) -> Optional[Finding]:
+        """A finding of ``ctype`` within the cooldown whose cause is the call's model or one of its values."""
+        by_cause = self._by_cause
+        if not by_cause:
+            return None
+        for dim, value in ((MODEL, r.model), *r.dims.items()):
+            f = by_cause.get((ctype, dim, value))
+            if f is not None and r.time - f.time < self.cooldown:
+                return f
+        return None
 
     def _cause(self, ctype: str, i: int, kid: KeyId, keys: Sequence[KeyRef], r: CallRecord) -> Cause:
         """The dimension and value holding the excess (see ``_causes``); computed only for a finding."""
