@@ -39,7 +39,7 @@ from ._baseline import (
 )
 from ._causes import CallRing, order
 from ._finding import COST_SPIKE, ERROR_SPIKE, RUNAWAY_TRACE, TOKEN_SPIKE, VOLUME_SPIKE, Cause, Finding
-from ._new_models import NewModelWatch
+from ._new_models import NewModelWatch, Usage
 from ._record import DEFAULT_DIMENSIONS, MODEL, PROMPT, SERVICE, TENANT, USER, CallRecord
 from ._repeats import RepeatWatch
 from ._traces import TraceWatch
@@ -63,7 +63,7 @@ class _Shape:
 
     __slots__ = ("keys", "metrics", "metrics_only", "counts", "volume", "usages", "ref")
 
-    def __init__(self, keys: List[KeyRef], usages: List[Any], ref: KeyBaseline) -> None:
+    def __init__(self, keys: List[KeyRef], usages: List[Usage], ref: KeyBaseline) -> None:
         self.keys, self.usages, self.ref = keys, usages, ref
         self.metrics = [(kid, k) for kid, k, kind in keys if kind == _METRICS]
         self.metrics_only = [k for _, k in self.metrics]
@@ -125,6 +125,7 @@ class AnomalyDetector:
         }
         self._keys: Dict[KeyId, KeyBaseline] = {}
         self._ring = CallRing(cause_calls)
+        self._ring_calls = self._ring.calls
         self._shapes: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], _Shape] = {}
         self._new_models = NewModelWatch(new_model_dims, new_model_min_calls, new_model_min_age, max_keys)
         self._traces = TraceWatch(
@@ -184,8 +185,13 @@ class AnomalyDetector:
                 f = self._new_models.observe(r, logs[0] if logs is not None else None)
                 if f is not None:
                     findings.append(f)
-        elif shape.usages:
-            self._new_models.count(shape.usages, logs[0] if logs is not None else None)
+        else:  # (NewModelWatch.count, inlined: the model is known to every entry; count the call)
+            log_cost = logs[0] if logs is not None else None
+            for entry in shape.usages:
+                entry.calls += 1
+                if log_cost is not None:
+                    mean = entry.log_cost
+                    entry.log_cost = log_cost if mean is None else mean + 0.02 * (log_cost - mean)
         trace_finding = None
         new_run = True  # calls per minute count runs (traces): the calls inside one are the trace's business
         if r.trace_id:
@@ -193,7 +199,7 @@ class AnomalyDetector:
             new_run = r.trace_id not in traces.traces
             trace_finding = traces.observe(r, r.trace_id)
         candidates: List[Candidate] = []
-        self._ring.add((now, r.model, dims, logs, err, shape.ref, shape))
+        self._ring_calls.append((now, r.model, dims, logs, err, shape.ref, shape))  # (CallRing.add)
         for k in shape.counts:
             k.n += 1
             k.t = now
