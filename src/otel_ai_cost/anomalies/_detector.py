@@ -284,7 +284,7 @@ class AnomalyDetector:
                 logs: Tuple[Optional[float], Optional[float], Optional[float]], out: List[Candidate]) -> None:
         """A call without error on a key with cost and token baselines."""
         dt = now - k.t
-        relax = _exp(-dt / TAU_RELAX) if dt > 10.0 else 0.0  # what is left of the fast means' excess after a gap
+        relax = _exp(-dt / TAU_RELAX) if dt > 60.0 else 0.0  # what is left of the fast means' excess after a gap
         k.t = now
         k.n += 1
         # cost and tokens per call (log space)
