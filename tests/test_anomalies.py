@@ -243,6 +243,18 @@ def test_memory_is_bounded():
     assert ("m0", "tenant.id", "a") in detector._keys
 
 
+def test_an_eviction_keeps_the_keys_of_the_call_that_made_it():
+    detector = AnomalyDetector(max_keys=100)
+    for i in range(3000):  # busy keys: a few values with many calls each
+        detector.observe(CallRecord(time=T0 + i, model=f"m{i % 10}", cost=0.01, input_tokens=10, output_tokens=10,
+                                    dims={"tenant.id": f"t{i % 10}", "enduser.id": f"u{i % 10}"}))
+    for j in range(150):  # then a new user per call: the table overflows, the busy keys outrank the new ones
+        detector.observe(CallRecord(time=T0 + 3000 + j, model="m0", cost=0.01, input_tokens=10, output_tokens=10,
+                                    dims={"tenant.id": "t0", "enduser.id": f"new{j}"}))
+        assert ("m0", "enduser.id", f"new{j}") in detector._keys
+        assert detector.key_count <= 100
+
+
 def test_downgrade_suggestion_follows_a_spike():
     detector = warmed()
     run(detector, steady(random.Random(2), START, 600, cost_factor={"globex": 6.0}))

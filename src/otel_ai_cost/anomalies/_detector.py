@@ -239,8 +239,10 @@ class AnomalyDetector:
                 k = table[kid] = KeyBaseline(now)
             keys.append((kid, k, kind))
         if len(table) > self.max_keys:
-            self._evict_keys(now)  # clears the cache; this call's keys are the most recent, kept
-            keys = [(kid, table[kid], kind) for kid, _, kind in keys]
+            self._evict_keys(now)  # (clears the cache) this call's keys stay, evicted or not
+            table = self._keys
+            for kid, k, _ in keys:
+                table.setdefault(kid, k)
         if len(self._shapes) >= 4 * self.max_keys:
             self._shapes.clear()
         ref = next((k for kid, k, _ in keys if kid[1] == PROMPT and kid[0] != "*"),
