@@ -407,7 +407,7 @@ def _metric_points(path: Path, name: str) -> List[Dict[str, Any]]:
             for sm in rm.get("scopeMetrics", []):
                 for metric in sm.get("metrics", []):
                     if metric["name"] == name:
-                        for dp in metric["sum"]["dataPoints"]:
+                        for dp in (metric.get("sum") or metric["gauge"])["dataPoints"]:
                             attrs = {a["key"]: next(iter(a["value"].values())) for a in dp.get("attributes", [])}
                             value = dp.get("asDouble", dp.get("asInt"))
                             points.append({"attrs": attrs, "value": float(value)})
@@ -429,8 +429,37 @@ def test_cost_metrics_and_processor_telemetry(stack: Stack, demo_spans: Any, off
     assert any(p["attrs"]["gen_ai.request.model"] == "ft:acme-0001" and p["value"] >= 1 for p in unknown)
 
     telemetry = _get(f"http://127.0.0.1:{stack.telemetry}/metrics")
+    # The names dashboards/otel-ai-cost-prometheus.json queries (dashboards/promqlcheck/testdata/series.txt).
     outcomes = {m.group(1): float(m.group(2)) for m in re.finditer(
-        r'^otelcol_processor_ai_cost_spans[a-z_]*\{[^}]*outcome="([a-z_]+)"[^}]*\} ([0-9.e+]+)$', telemetry, re.M)}
+        r'^otelcol_processor_ai_cost_spans\{[^}]*outcome="([a-z_]+)"[^}]*\} ([0-9.e+]+)$', telemetry, re.M)}
     assert outcomes.get("priced", 0) >= 6, telemetry[-3000:]
     assert (outcomes.get("kept", 0) >= 5 and outcomes.get("not_inference", 0) >= 1
             and outcomes.get("unknown_model", 0) >= 1)
+    assert re.search(r'^otelcol_processor_ai_cost_spans\{[^}]*malformed_usage="false"', telemetry, re.M)
+    usd = re.search(r'^otelcol_processor_ai_cost_usd(?:\{[^}]*\})? ([0-9.e+-]+)$', telemetry, re.M)
+    assert usd and float(usd.group(1)) > 0, telemetry[-3000:]
+
+
+def test_budget_gauges_are_the_budget_numbers_of_the_spans(stack: Stack, demo_spans: List[Dict[str, Any]]) -> None:
+    """ai_cost.spans.budget.spent / .limit (signal_to_metrics gauges): per budget, key and window, values
+    the demo's budgeted spans carry (the dashboards chart spent against limit)."""
+    spans: Dict[tuple, List[Dict[str, Any]]] = {}
+    for s in demo_spans:
+        a = s["attrs"]
+        if "ai_cost.budget.limit" in a:
+            key = (a["ai_cost.budget.id"], a["ai_cost.budget.key"], a["ai_cost.budget.window"])
+            spans.setdefault(key, []).append(a)
+    assert spans
+
+    def gauges() -> List[Dict[str, Any]]:
+        return _metric_points(stack.metrics_file, "ai_cost.spans.budget.limit") if stack.metrics_file.exists() else []
+
+    limits = _wait("budget gauges", gauges, 30, log=stack.collector_log)
+    spent = _metric_points(stack.metrics_file, "ai_cost.spans.budget.spent")
+    assert spent
+    for name, points in (("ai_cost.budget.limit", limits), ("ai_cost.budget.spent", spent)):
+        for p in points:
+            key = tuple(p["attrs"][k] for k in ("ai_cost.budget.id", "ai_cost.budget.key", "ai_cost.budget.window"))
+            assert key in spans, (key, sorted(spans))
+            assert p["value"] in {a[name] for a in spans[key]}, (name, p, spans[key])
+    assert {p["value"] for p in limits} == {a["ai_cost.budget.limit"] for group in spans.values() for a in group}

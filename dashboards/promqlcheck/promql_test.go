@@ -531,9 +531,12 @@ func telemetryNames(t *testing.T) map[string]expected {
 	if err := yaml.Unmarshal(raw, &md); err != nil {
 		t.Fatal(err)
 	}
-	// The collector's own metrics carry the otelcol_ prefix; the processor records these attributes
-	// (processor.go).
-	namer := otlptranslator.NewMetricNamer("otelcol", otlptranslator.UnderscoreEscapingWithSuffixes)
+	// The collector's own metrics carry the otelcol_ prefix and, by default, neither a unit nor a
+	// _total suffix (without_units and without_type_suffix default to true for its Prometheus reader:
+	// go.opentelemetry.io/collector/service v0.161.0, telemetry/otelconftelemetry/factory.go;
+	// tests/test_collector_e2e.py reads these names from the running collector). The processor
+	// records these attributes (processor.go).
+	namer := otlptranslator.NewMetricNamer("otelcol", otlptranslator.UnderscoreEscapingWithoutSuffixes)
 	attrs := map[string]map[string]bool{"processor_ai_cost_spans": {"outcome": true, "malformed_usage": true}}
 	out := map[string]expected{}
 	for name, m := range md.Telemetry.Metrics {
