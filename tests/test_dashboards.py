@@ -7,8 +7,9 @@
   scripts/test-collector) loads to parse and evaluate every query with the Prometheus engine. The
   ``collector`` and ``telemetry`` lines are checked there against the naming code Prometheus and the
   collector run (otlptranslator); here every metric and label a query uses must be on some line.
-* Tempo: no Tempo runs here (it is AGPL); every ``span.<attribute>`` a TraceQL query uses must be
-  declared in semconv/ (ours or the upstream names we use) or be an attribution baggage key.
+* Tempo: no Tempo runs here (it is AGPL; dashboards/traceqlcheck parses the queries with Grafana's
+  TraceQL grammar); every ``span.<attribute>`` a TraceQL query uses must be declared in semconv/
+  (ours or the upstream names we use) or be an attribution baggage key.
 """
 from __future__ import annotations
 

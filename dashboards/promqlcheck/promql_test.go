@@ -350,6 +350,65 @@ func TestVariableQueriesFindTheirLabel(t *testing.T) {
 	}
 }
 
+// The PromQL examples of collector/README.md: the code block of its PromQL paragraph (a line
+// starting with spaces continues the one before; `# ...` is a comment) and the inline one after it.
+func readmeQueries(t *testing.T) []query {
+	raw, err := os.ReadFile("../../collector/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	start := strings.Index(text, "**PromQL**")
+	end := strings.Index(text, "The most expensive single calls are a trace query")
+	if start < 0 || end < start {
+		t.Fatal("collector/README.md: no PromQL paragraph")
+	}
+	section := text[start:end]
+	block := section[strings.Index(section, "```\n")+4:]
+	block = block[:strings.Index(block, "```")]
+	var out []query
+	for _, line := range strings.Split(block, "\n") {
+		if i := strings.Index(line, "#"); i >= 0 {
+			line = line[:i]
+		}
+		if strings.HasPrefix(line, " ") && len(out) > 0 {
+			out[len(out)-1].expr += " " + strings.TrimSpace(line)
+		} else if strings.TrimSpace(line) != "" {
+			out = append(out, query{where: "collector/README.md", expr: strings.TrimSpace(line)})
+		}
+	}
+	for _, m := range regexp.MustCompile("`(sum by [^`]*)`").FindAllStringSubmatch(section, -1) {
+		out = append(out, query{where: "collector/README.md", expr: m[1]})
+	}
+	if len(out) < 7 {
+		t.Fatalf("collector/README.md: read %d PromQL examples: %v", len(out), out)
+	}
+	return out
+}
+
+func TestCollectorReadmeQueriesParseAndReturnData(t *testing.T) {
+	all := readSeries(t)
+	known := labelsOf(all)
+	st := loadStorage(t, all)
+	ctx := context.Background()
+	for _, q := range readmeQueries(t) {
+		expr, err := parser.ParseExpr(q.expr)
+		if err != nil {
+			t.Errorf("%s: does not parse: %v: %s", q.where, err, q.expr)
+			continue
+		}
+		checkNames(t, q.where, q.expr, expr, known)
+		pq, err := newEngine().NewInstantQuery(ctx, st, nil, q.expr, start().Add(loaded))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := pq.Exec(ctx); res.Err != nil || empty(res.Value) {
+			t.Errorf("%s: no data (%v): %s", q.where, res.Err, q.expr)
+		}
+		pq.Close()
+	}
+}
+
 // evalAt: the instant query of the panel titled title (its first target), at the end of the data.
 func evalAt(t *testing.T, title string) promql.Vector {
 	all := readSeries(t)
