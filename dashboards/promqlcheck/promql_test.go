@@ -447,8 +447,9 @@ func byLabel(vec promql.Vector, label string) map[string]float64 {
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9*math.Max(1, math.Abs(b)) }
 
 func TestSpendByTenantIsTheCostOfTheRange(t *testing.T) {
-	// series.txt: acme's counter grows by $0.01 a minute, initech's by $0.02, the call without a
-	// tenant by $0.005; over $__range = 1h: $0.60, $1.20 and $0.30.
+	// series.txt: the collector's deltas, a sample a minute: acme $0.01, initech $0.02, the calls
+	// without a tenant $0.005; summed over $__range = 1h (60 samples, the window is left-open):
+	// $0.60, $1.20 and $0.30.
 	got := byLabel(evalAt(t, "Spend in the time range by tenant"), "tenant_id")
 	want := map[string]float64{"acme": 0.60, "initech": 1.20, "": 0.30}
 	for k, v := range want {
