@@ -20,8 +20,7 @@ import conftest
 from _fake_openai import FakeOpenAI
 from otel_ai_cost import AICostSpanProcessor, BudgetExceededError, ConfigError
 from otel_ai_cost import _semconv as sc
-from otel_ai_cost.anomalies import AnomalyDetector, AnomalyMonitor, AnomalyReporter, Finding
-from otel_ai_cost.anomalies import _outputs, _span_feed
+from otel_ai_cost.anomalies import AnomalyDetector, AnomalyMonitor, AnomalyReporter, Finding, _outputs, _span_feed
 from otel_ai_cost.config import Settings
 from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
 
@@ -198,7 +197,8 @@ def test_a_token_spike_downgrades_the_calls_of_the_spiking_key_to_the_cheaper_mo
 def test_a_span_of_another_instrumentation_is_priced_and_gets_the_findings(pipeline):
     found: List[Finding] = []
     # A trace is runaway once its calls cost more than $0.01 (from its 3rd call on).
-    p = pipeline(anomalies=AnomalyMonitor(AnomalyDetector(max_trace_cost=0.01), AnomalyReporter(on_anomaly=found.append)))
+    monitor = AnomalyMonitor(AnomalyDetector(max_trace_cost=0.01), AnomalyReporter(on_anomaly=found.append))
+    p = pipeline(anomalies=monitor)
     other = p.provider.get_tracer("opentelemetry.instrumentation.other_genai")
     attributes = {
         sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "openai", sc.GEN_AI_REQUEST_MODEL: "gpt-4o",

@@ -67,7 +67,8 @@ def resolve_anomalies(
 ) -> Tuple[Optional["SpanFeed"], Optional["AnomalyGate"]]:
     """The anomaly detector's span feed and the on_anomaly policy gate (``anomalies._wiring``), or
     (None, None) when nothing asks for them: the anomalies package is then not even imported."""
-    if option is None and policy is None and settings.anomalies is None and (config is None or config.on_anomaly is None):
+    from_file = config.on_anomaly if config is not None else None
+    if option is None and policy is None and settings.anomalies is None and from_file is None:
         return None, None
     from .anomalies._wiring import resolve_anomalies as resolve
 

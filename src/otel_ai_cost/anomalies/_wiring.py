@@ -49,7 +49,7 @@ def resolve_anomalies(
         raise ConfigError(f"anomalies: expected True, False or an AnomalyMonitor, not {option!r}")
     parsed = parse_anomaly_policy(policy)
     from_file = file_config.on_anomaly if file_config is not None else None
-    if parsed is not None and from_file is not None:
+    if parsed is not None and from_file is not None and file_config is not None:
         raise ConfigError(f"an anomaly policy is given both in code (anomaly_policy=...) and in {file_config.source}"
                           " (on_anomaly); keep one of the two")
     parsed = parsed or from_file

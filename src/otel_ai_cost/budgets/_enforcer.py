@@ -25,9 +25,9 @@ from ._unknown import UnknownCall
 
 if TYPE_CHECKING:
     from .._estimate import Estimate
-    from ._anomaly_policy import AnomalyGate
     from ..cost import Usage
     from ..pricing import Catalog
+    from ._anomaly_policy import AnomalyGate
 
 _logger = logging.getLogger("otel_ai_cost.budgets")
 
