@@ -3,7 +3,7 @@ the span of the call that crossed its threshold (with the cause), and its next c
 it is sent by the ``on_anomaly`` policy."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from .. import _semconv as sc
 from ._budget import _LogCapture
