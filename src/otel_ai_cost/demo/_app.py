@@ -7,7 +7,8 @@ the assistant for one tenant under a per-tenant budget, sized at run time from t
 so that its calls are allowed, warned about, downgraded to a cheaper model and finally blocked, and
 prints what the budget store recorded. Then an agent loops, and the anomaly detector finds the
 runaway run on the span that crossed its threshold, names the cause, and refuses its next call.
-Nothing leaves the machine unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; nothing is written to disk (the budget store is in memory).
+Nothing leaves the machine unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; nothing is written to disk
+(the budget store is in memory).
 """
 from __future__ import annotations
 
