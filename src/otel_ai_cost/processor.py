@@ -81,7 +81,8 @@ class AICostSpanProcessor(SpanProcessor):
     ``Decision``) that replaces the budgets' for this call, or None; ``on_warning(span, decision)``
     and ``on_blocked(span, decision)``. ``raise_on_block`` makes ``on_start`` raise
     ``BudgetExceededError`` for blocked spans of other instrumentations (our instrumentors raise
-    it themselves, before the request is sent).
+    it themselves, before the request is sent). ``anomalies`` (True or an ``AnomalyMonitor``; default
+    ``OTEL_AI_COST_ANOMALIES``) and ``anomaly_policy``: see ``anomalies/_wiring.py``.
     """
 
     def __init__(
