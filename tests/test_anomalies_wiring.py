@@ -320,3 +320,29 @@ on_anomaly: {{runaway_trace: block}}
     # A restart is not blind: the next process starts from the saved baselines.
     with made(AICostSpanProcessor(settings=Settings(), config_file=path)) as again:
         assert again.anomalies is not None and again.anomalies.detector.key_count == keys
+
+
+def test_with_a_redis_budget_store_the_baselines_live_in_redis(pipeline, redis_url, redis_prefix):
+    import redis
+
+    from otel_ai_cost.budgets import Budget, lifetime
+    from otel_ai_cost.budgets._redis import RedisBudgetStore
+
+    store = RedisBudgetStore(redis_url, prefix=redis_prefix)
+    p = pipeline(anomalies=True, budgets=[Budget("everything", 100, lifetime())], budget_store=store)
+    p.chat([{"role": "user", "content": "hello"}])
+    saved = set(p.processor.anomalies.detector.snapshot())
+    p.processor.shutdown()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert {k.decode() for k in client.hkeys(f"{redis_prefix}:anomaly:default")} == saved != set()
+    finally:
+        client.close()
+
+
+def test_a_bad_value_is_found_by_the_zero_code_check():
+    from otel_ai_cost.config import check_environment
+
+    with pytest.raises(ConfigError, match="OTEL_AI_COST_ANOMALIES: expected on or off, got 'maybe'"):
+        check_environment({"OTEL_AI_COST_ANOMALIES": "maybe"})
+    assert check_environment({"OTEL_AI_COST_ANOMALIES": "on"}).anomalies is True
