@@ -6,6 +6,7 @@ baselines kept in the budget store, and a failing detector that never breaks the
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sqlite3
 from contextlib import closing, contextmanager
@@ -346,3 +347,37 @@ def test_a_bad_value_is_found_by_the_zero_code_check():
     with pytest.raises(ConfigError, match="OTEL_AI_COST_ANOMALIES: expected on or off, got 'maybe'"):
         check_environment({"OTEL_AI_COST_ANOMALIES": "maybe"})
     assert check_environment({"OTEL_AI_COST_ANOMALIES": "on"}).anomalies is True
+
+
+def test_zero_code_with_the_variable_on_flags_a_runaway_run_of_another_instrumentation(monkeypatch):
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_ai_cost import _zero_code
+
+    for name in [n for n in os.environ if n.startswith("OTEL_AI_COST_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("OTEL_AI_COST_ANOMALIES", "on")
+    monkeypatch.setenv("OTEL_AI_COST_LEDGER", "off")
+    provider = TracerProvider()
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    processor = _zero_code.register_processor()
+    try:
+        assert processor is not None and processor.anomalies is not None
+        other = provider.get_tracer("opentelemetry.instrumentation.other_genai")
+        attributes = {sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "openai",
+                      sc.GEN_AI_REQUEST_MODEL: "gpt-4o-mini", sc.GEN_AI_USAGE_INPUT_TOKENS: 300,
+                      sc.GEN_AI_USAGE_OUTPUT_TOKENS: 40}
+        with other.start_as_current_span("agent run"):
+            for _ in range(COLD_TRACE_CALLS + 1):
+                with other.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=attributes):
+                    pass
+        calls = [s for s in exporter.get_finished_spans() if s.name == "chat gpt-4o-mini"]
+        assert [s.attributes.get(sc.AI_COST_ANOMALY_TYPE) for s in calls][-2:] == [None, "runaway_trace"]
+        assert calls[-1].attributes[sc.GEN_AI_USAGE_COST_AMOUNT] > 0  # and the exporter priced it
+    finally:
+        provider.shutdown()
