@@ -349,7 +349,7 @@ def test_a_bad_value_is_found_by_the_zero_code_check():
     assert check_environment({"OTEL_AI_COST_ANOMALIES": "on"}).anomalies is True
 
 
-def test_zero_code_with_the_variable_on_flags_a_runaway_run_of_another_instrumentation(monkeypatch):
+def test_zero_code_with_the_variable_on_flags_a_runaway_run_of_another_instrumentation(monkeypatch, tmp_path):
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -360,7 +360,7 @@ def test_zero_code_with_the_variable_on_flags_a_runaway_run_of_another_instrumen
     for name in [n for n in os.environ if n.startswith("OTEL_AI_COST_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("OTEL_AI_COST_ANOMALIES", "on")
-    monkeypatch.setenv("OTEL_AI_COST_LEDGER", "off")
+    monkeypatch.setenv("OTEL_AI_COST_LEDGER", f"sqlite:///{tmp_path / 'calls.db'}")
     provider = TracerProvider()
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
     exporter = InMemorySpanExporter()
@@ -373,11 +373,16 @@ def test_zero_code_with_the_variable_on_flags_a_runaway_run_of_another_instrumen
                       sc.GEN_AI_REQUEST_MODEL: "gpt-4o-mini", sc.GEN_AI_USAGE_INPUT_TOKENS: 300,
                       sc.GEN_AI_USAGE_OUTPUT_TOKENS: 40}
         with other.start_as_current_span("agent run"):
-            for _ in range(COLD_TRACE_CALLS + 1):
-                with other.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=attributes):
+            for step in range(COLD_TRACE_CALLS + 1):  # the conversation grows by 10 tokens a step
+                step_attributes = {**attributes, sc.GEN_AI_USAGE_INPUT_TOKENS: 300 + 10 * step}
+                with other.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=step_attributes):
                     pass
         calls = [s for s in exporter.get_finished_spans() if s.name == "chat gpt-4o-mini"]
         assert [s.attributes.get(sc.AI_COST_ANOMALY_TYPE) for s in calls][-2:] == [None, "runaway_trace"]
         assert calls[-1].attributes[sc.GEN_AI_USAGE_COST_AMOUNT] > 0  # and the exporter priced it
     finally:
         provider.shutdown()
+    # The call ledger's row of that call says so too (it reads the exported span).
+    with closing(sqlite3.connect(tmp_path / "calls.db")) as con:
+        types = [t for (t,) in con.execute("SELECT anomaly_type FROM calls ORDER BY end_time")]
+    assert len(types) == COLD_TRACE_CALLS + 1 and types[-1] == "runaway_trace" and set(types[:-1]) == {None}
