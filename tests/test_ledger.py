@@ -20,6 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -226,12 +228,27 @@ def test_a_process_killed_mid_write_leaves_a_sound_file_with_whole_batches(tmp_p
     assert exporter.written == 1 and exporter.dropped == 0
 
 
+def _dropped_rows(reader):
+    """The ai_cost.ledger.dropped_rows points, {drop reason: rows}."""
+    out = {}
+    for resource_metrics in reader.get_metrics_data().resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name == "ai_cost.ledger.dropped_rows":
+                    assert metric.unit == "{row}" and metric.data.is_monotonic
+                    for point in metric.data.data_points:
+                        out[point.attributes["ai_cost.ledger.drop_reason"]] = point.value
+    return out
+
+
 def test_a_full_queue_drops_rows_with_a_counter_and_one_log_line(tmp_path, caplog):
     path = tmp_path / "calls.db"
     connect(str(path)).close()
     lock = sqlite3.connect(path, isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")  # the disk is stuck: the writer waits on the lock
-    exporter = LedgerSpanExporter(f"sqlite://{path}", queue_size=2, batch_size=1, flush_interval=0.01)
+    reader = InMemoryMetricReader()
+    exporter = LedgerSpanExporter(f"sqlite://{path}", queue_size=2, batch_size=1, flush_interval=0.01,
+                                  meter_provider=MeterProvider(metric_readers=[reader]))
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("t")
@@ -246,13 +263,16 @@ def test_a_full_queue_drops_rows_with_a_counter_and_one_log_line(tmp_path, caplo
     assert dropped_while_stuck >= 7  # at most 2 queued and 1 in the writer's hands
     assert exporter.dropped == dropped_while_stuck
     assert len(rows(path)) == 10 - exporter.dropped == exporter.written
+    assert _dropped_rows(reader) == {"queue_full": exporter.dropped}
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "queue is full" in warnings[0].getMessage()
 
 
 def test_a_failing_disk_drops_rows_and_the_app_goes_on(tmp_path, caplog):
     (tmp_path / "not-a-dir").write_text("a file where the directory should be")
-    exporter = LedgerSpanExporter(f"sqlite://{tmp_path / 'not-a-dir' / 'calls.db'}", flush_interval=0.01)
+    reader = InMemoryMetricReader()
+    exporter = LedgerSpanExporter(f"sqlite://{tmp_path / 'not-a-dir' / 'calls.db'}", flush_interval=0.01,
+                                  meter_provider=MeterProvider(metric_readers=[reader]))
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("t")
@@ -262,6 +282,7 @@ def test_a_failing_disk_drops_rows_and_the_app_goes_on(tmp_path, caplog):
             exporter.force_flush()
     provider.shutdown()
     assert exporter.dropped == 3 and exporter.written == 0
+    assert _dropped_rows(reader) == {"write_failed": 3}
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "cannot write" in warnings[0].getMessage()
 

@@ -3,7 +3,8 @@
 ``export`` only turns the call spans into rows and puts them on a bounded queue: it never waits
 for the disk. A background thread takes the rows off the queue and writes them in batches, one
 transaction per batch. When the queue is full, or the disk fails, the rows are dropped: counted in
-``dropped`` and said in ONE warning line per exporter; the application and its calls go on.
+``dropped`` (and the ``ai_cost.ledger.dropped_rows`` metric, by reason, when a meter provider is
+given) and said in ONE warning line per exporter; the application and its calls go on.
 """
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ import queue
 import sqlite3
 import threading
 import time
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from .. import _semconv as sc
+from .._version import package_version
 from ..config import DEFAULT_BAGGAGE_KEYS
 from ._row import to_row
 from ._store import connect, parse_ledger_url, purge, write_rows
@@ -42,6 +46,7 @@ class LedgerSpanExporter(SpanExporter):
     ``retention_days``: rows of calls older than that are deleted (at start, then hourly); None keeps
     all. ``baggage_keys``: the attribution keys copied onto spans that the row keeps (besides
     tenant.id, enduser.id, ai_cost.cost_center and every ``ai_cost.`` baggage key).
+    ``meter_provider``: where the ``ai_cost.ledger.dropped_rows`` counter goes (None: the global one).
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class LedgerSpanExporter(SpanExporter):
         queue_size: int = DEFAULT_QUEUE_SIZE,
         batch_size: int = DEFAULT_BATCH_SIZE,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        meter_provider: Optional[MeterProvider] = None,
     ) -> None:
         path = parse_ledger_url(url, "LedgerSpanExporter(url)")
         if path is None:
@@ -65,12 +71,18 @@ class LedgerSpanExporter(SpanExporter):
         self._batch_size = max(1, batch_size)
         self._interval = flush_interval
         self._dropped = 0
+        self._dropped_by: Dict[str, int] = {}  # ai_cost.ledger.drop_reason -> rows
         self._written = 0
         self._lock = threading.Lock()
         self._warned = False
         self._closed = False
         self._connection: Optional[sqlite3.Connection] = None
         self._last_purge = 0.0
+        get_meter("otel_ai_cost.ledger", package_version(), meter_provider).create_observable_counter(
+            sc.AI_COST_LEDGER_DROPPED_ROWS, callbacks=[self._observe_dropped],
+            unit=sc.AI_COST_LEDGER_DROPPED_ROWS_UNIT,
+            description="Rows of the call ledger dropped instead of written, by reason.",
+        )
         self._start()
 
     def _start(self) -> None:
@@ -105,19 +117,21 @@ class LedgerSpanExporter(SpanExporter):
                 row = to_row(span, self._baggage_keys)
             except Exception:  # noqa: BLE001 - a bug of ours must not break the export of other spans
                 _logger.debug("otel-ai-cost: ledger could not read a span", exc_info=True)
-                self._drop(1, "a span could not be read")
+                self._drop(1, sc.AiCostLedgerDropReasonValues.UNREADABLE_SPAN, "a span could not be read")
                 continue
             if row is None:
                 continue
             try:
                 self._queue.put_nowait(row)
             except queue.Full:
-                self._drop(1, f"the queue is full ({self._queue.maxsize} rows waiting)")
+                self._drop(1, sc.AiCostLedgerDropReasonValues.QUEUE_FULL,
+                           f"the queue is full ({self._queue.maxsize} rows waiting)")
         return SpanExportResult.SUCCESS
 
-    def _drop(self, count: int, why: str) -> None:
+    def _drop(self, count: int, reason: str, why: str) -> None:
         with self._lock:
             self._dropped += count
+            self._dropped_by[reason] = self._dropped_by.get(reason, 0) + count
             warn = not self._warned
             self._warned = True
         if warn:
@@ -125,6 +139,11 @@ class LedgerSpanExporter(SpanExporter):
                 "otel-ai-cost: call ledger %s: dropping rows (%s); the application goes on, further drops are only "
                 "counted (LedgerSpanExporter.dropped)", self.path, why,
             )
+
+    def _observe_dropped(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            counts = list(self._dropped_by.items())
+        return [Observation(n, {sc.AI_COST_LEDGER_DROP_REASON: reason}) for reason, n in counts]
 
     # --- the writer thread -----------------------------------------------------------------------
 
@@ -168,7 +187,7 @@ class LedgerSpanExporter(SpanExporter):
             write_rows(self._connection, batch)
             self._written += len(batch)
         except Exception as exc:  # noqa: BLE001 - a failing disk drops the batch, never the app
-            self._drop(len(batch), f"cannot write: {exc}")
+            self._drop(len(batch), sc.AiCostLedgerDropReasonValues.WRITE_FAILED, f"cannot write: {exc}")
             if self._connection is not None:
                 try:
                     self._connection.close()
