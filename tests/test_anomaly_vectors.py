@@ -18,7 +18,7 @@ def test_scenario_files_are_up_to_date() -> None:
 
 
 def test_scenarios_hold_every_type_and_stay_small() -> None:
-    types = set()
+    types: set[str] = set()
     size = 0
     for path in VECTORS.glob("*.jsonl"):
         size += path.stat().st_size

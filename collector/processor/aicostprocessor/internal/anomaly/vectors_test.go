@@ -1,0 +1,225 @@
+package anomaly
+
+import (
+	"bufio"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// The scenarios written by scripts/anomaly_vectors.py: calls of the seeded traffic generator and
+// the findings the Python detector gave for each.
+func vectorDir(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "..", "tests", "vectors", "anomalies")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("scenario files: %v", err)
+	}
+	return dir
+}
+
+type vectorHeader struct {
+	Scenario   string             `json:"scenario"`
+	Detector   map[string]float64 `json:"detector"`
+	Parameters map[string]float64 `json:"parameters"`
+	Dimensions []string           `json:"dimensions"`
+}
+
+type vectorFinding struct {
+	Type     string  `json:"type"`
+	Severity string  `json:"severity"`
+	Score    float64 `json:"score"`
+	Cause    string  `json:"cause"`
+	Share    float64 `json:"share"`
+	Metric   string  `json:"metric"`
+	Observed float64 `json:"observed"`
+	Baseline float64 `json:"baseline"`
+	Key      string  `json:"key"`
+}
+
+// VectorCall is one call of a scenario file.
+type VectorCall struct {
+	T        float64         `json:"t"`
+	Model    string          `json:"model"`
+	Trace    string          `json:"trace"`
+	Cost     *float64        `json:"cost"`
+	In       *int64          `json:"in"`
+	Out      *int64          `json:"out"`
+	Est      *int64          `json:"est"`
+	Err      int             `json:"err"`
+	D        []*string       `json:"d"`
+	Findings []vectorFinding `json:"f"`
+}
+
+// Record is the call as the detector sees it.
+func (c *VectorCall) Record(dims []string) Record {
+	r := Record{Time: c.T, Model: c.Model, TraceID: c.Trace, Error: c.Err != 0}
+	if c.Cost != nil {
+		r.Cost = *c.Cost
+	}
+	if c.In != nil {
+		r.InputTokens = *c.In
+		r.EstimatedInputTokens = *c.In
+	}
+	if c.Out != nil {
+		r.OutputTokens = *c.Out
+	}
+	if c.Est != nil {
+		r.EstimatedInputTokens = *c.Est
+	}
+	for i, v := range c.D {
+		if v != nil && *v != "" {
+			r.Dims = append(r.Dims, Dim{dims[i], *v})
+		}
+	}
+	return r
+}
+
+func readScenario(t testing.TB, name string) (vectorHeader, []VectorCall) {
+	f, err := os.Open(filepath.Join(vectorDir(t), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var h vectorHeader
+	var calls []VectorCall
+	for n := 0; sc.Scan(); n++ {
+		if n == 0 {
+			if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
+				t.Fatalf("%s header: %v", name, err)
+			}
+			continue
+		}
+		var c VectorCall
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			t.Fatalf("%s line %d: %v", name, n+1, err)
+		}
+		calls = append(calls, c)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return h, calls
+}
+
+func scenarioOptions(t testing.TB, h vectorHeader) Options {
+	o := Options{Dimensions: h.Dimensions}
+	for k, v := range h.Detector {
+		switch k {
+		case "max_trace_calls":
+			o.MaxTraceCalls = int(v)
+		case "max_trace_cost":
+			o.MaxTraceCost = v
+		default:
+			t.Fatalf("scenario %s: detector argument %s has no Go option", h.Scenario, k)
+		}
+	}
+	return o
+}
+
+func close9(a, b float64) bool {
+	return a == b || math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))
+}
+
+func scenarios(t *testing.T) []string {
+	names, err := filepath.Glob(filepath.Join(vectorDir(t), "*.jsonl"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no scenario files: %v", err)
+	}
+	for i := range names {
+		names[i] = filepath.Base(names[i])
+	}
+	return names
+}
+
+// Every call of every scenario gives the findings the Python detector gave: same types in the same
+// order, severities, causes, metrics and keys; scores, shares, observed and baseline values to 1e-9.
+func TestScenariosGiveThePythonFindings(t *testing.T) {
+	for _, name := range scenarios(t) {
+		t.Run(name, func(t *testing.T) {
+			h, calls := readScenario(t, name)
+			d := New(scenarioOptions(t, h))
+			found, bad := map[string]int{}, 0
+			for n, c := range calls {
+				r := c.Record(h.Dimensions)
+				got := d.Observe(&r)
+				for _, f := range got {
+					found[f.Type]++
+				}
+				if diff := compareFindings(got, c.Findings); diff != "" {
+					bad++
+					t.Errorf("%s call %d (line %d, t=%v, %s trace %s): %s", name, n, n+2, c.T, c.Model, c.Trace, diff)
+					if bad >= 10 {
+						t.Fatal("too many differences")
+					}
+				}
+			}
+			if len(found) == 0 {
+				t.Fatal("no finding at all")
+			}
+			t.Logf("%s: %d calls, findings %v", name, len(calls), found)
+		})
+	}
+}
+
+func compareFindings(got []Finding, want []vectorFinding) string {
+	if len(got) != len(want) {
+		return describe(got) + " want " + describeWant(want)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Type != w.Type || g.Severity != w.Severity || g.Cause.String() != w.Cause || g.Metric != w.Metric ||
+			g.Key != w.Key || !close9(g.Score, w.Score) || !close9(g.Cause.Share, w.Share) ||
+			!close9(g.Observed, w.Observed) || !close9(g.Baseline, w.Baseline) {
+			gj, _ := json.Marshal(g)
+			wj, _ := json.Marshal(w)
+			return "got " + string(gj) + " want " + string(wj)
+		}
+	}
+	return ""
+}
+
+func describe(fs []Finding) string {
+	b, _ := json.Marshal(fs)
+	return string(b)
+}
+
+func describeWant(fs []vectorFinding) string {
+	b, _ := json.Marshal(fs)
+	return string(b)
+}
+
+// The Go constants equal the Python detector's parameters the scenarios were written with.
+func TestParametersMatchPython(t *testing.T) {
+	goValues := map[string]float64{
+		"ALPHA_ERR_FAST": AlphaErrFast, "ALPHA_FAST": AlphaFast, "ALPHA_SLOW": AlphaSlow, "COST_UNIT": CostUnit,
+		"FAST_NOISE": fastNoise, "LN2": math.Ln2, "TAU_FAST": TauFast, "TAU_SLOW": TauSlow,
+		"TRACE_BUCKETS": TraceBuckets, "WARM_CALLS": WarmCalls, "WEEK_HOURS": WeekHours, "cooldown": Cooldown,
+		"default_trace_calls": DefaultTraceCalls, "error_rate": ErrorRate, "max_fingerprints": MaxFingerprints,
+		"max_keys": MaxKeys, "max_traces": MaxTraces, "min_spike_ratio": MinSpikeRatio,
+		"min_trace_calls": MinTraceCalls, "new_model_min_age": NewModelMinAge,
+		"new_model_min_calls": NewModelMinCalls, "retry_repeats": RetryRepeats, "retry_window": RetryWindow,
+		"spike_deviations": SpikeDeviations, "trace_idle": TraceIdle, "trace_warm": TraceWarm,
+		"volume_deviations": VolumeDeviations, "volume_ratio": VolumeRatio,
+		"spike_memory": 600, // the downgrade hint's memory: no policy hooks in the collector
+	}
+	for _, name := range scenarios(t) {
+		h, _ := readScenario(t, name)
+		for k, v := range h.Parameters {
+			g, ok := goValues[k]
+			if !ok {
+				t.Errorf("%s: Python parameter %s = %v has no Go constant in params.go", name, k, v)
+			} else if !close9(g, v) {
+				t.Errorf("%s: Python parameter %s = %v, the Go constant is %v (params.go)", name, k, v, g)
+			}
+		}
+		if len(h.Parameters) < 20 {
+			t.Errorf("%s: only %d parameters in the header", name, len(h.Parameters))
+		}
+	}
+}
