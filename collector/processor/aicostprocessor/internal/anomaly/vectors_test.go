@@ -1,74 +1,24 @@
 package anomaly
 
 import (
-	"bufio"
 	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
+
+	"github.com/otel-ai-cost/otel-ai-cost/collector/processor/aicostprocessor/internal/anomaly/scenariotest"
 )
 
-// The scenarios written by scripts/anomaly_vectors.py: calls of the seeded traffic generator and
-// the findings the Python detector gave for each.
-func vectorDir(t testing.TB) string {
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "..", "tests", "vectors", "anomalies")
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("scenario files: %v", err)
-	}
-	return dir
-}
-
-type vectorHeader struct {
-	Scenario   string             `json:"scenario"`
-	Detector   map[string]float64 `json:"detector"`
-	Parameters map[string]float64 `json:"parameters"`
-	Dimensions []string           `json:"dimensions"`
-}
-
-type vectorFinding struct {
-	Type     string  `json:"type"`
-	Severity string  `json:"severity"`
-	Score    float64 `json:"score"`
-	Cause    string  `json:"cause"`
-	Share    float64 `json:"share"`
-	Metric   string  `json:"metric"`
-	Observed float64 `json:"observed"`
-	Baseline float64 `json:"baseline"`
-	Key      string  `json:"key"`
-}
-
-// VectorCall is one call of a scenario file.
-type VectorCall struct {
-	T        float64         `json:"t"`
-	Model    string          `json:"model"`
-	Trace    string          `json:"trace"`
-	Cost     *float64        `json:"cost"`
-	In       *int64          `json:"in"`
-	Out      *int64          `json:"out"`
-	Est      *int64          `json:"est"`
-	Err      int             `json:"err"`
-	D        []*string       `json:"d"`
-	Findings []vectorFinding `json:"f"`
-}
-
-// Record is the call as the detector sees it.
-func (c *VectorCall) Record(dims []string) Record {
-	r := Record{Time: c.T, Model: c.Model, TraceID: c.Trace, Error: c.Err != 0}
+// Record is the scenario call as the detector sees it.
+func record(c *scenariotest.Call, dims []string) Record {
+	r := Record{Time: c.T, Model: c.Model, TraceID: c.Trace, Error: c.Err != 0, EstimatedInputTokens: c.Estimate()}
 	if c.Cost != nil {
 		r.Cost = *c.Cost
 	}
 	if c.In != nil {
 		r.InputTokens = *c.In
-		r.EstimatedInputTokens = *c.In
 	}
 	if c.Out != nil {
 		r.OutputTokens = *c.Out
-	}
-	if c.Est != nil {
-		r.EstimatedInputTokens = *c.Est
 	}
 	for i, v := range c.D {
 		if v != nil && *v != "" {
@@ -78,36 +28,7 @@ func (c *VectorCall) Record(dims []string) Record {
 	return r
 }
 
-func readScenario(t testing.TB, name string) (vectorHeader, []VectorCall) {
-	f, err := os.Open(filepath.Join(vectorDir(t), name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var h vectorHeader
-	var calls []VectorCall
-	for n := 0; sc.Scan(); n++ {
-		if n == 0 {
-			if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
-				t.Fatalf("%s header: %v", name, err)
-			}
-			continue
-		}
-		var c VectorCall
-		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-			t.Fatalf("%s line %d: %v", name, n+1, err)
-		}
-		calls = append(calls, c)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return h, calls
-}
-
-func scenarioOptions(t testing.TB, h vectorHeader) Options {
+func scenarioOptions(t testing.TB, h scenariotest.Header) Options {
 	o := Options{Dimensions: h.Dimensions}
 	for k, v := range h.Detector {
 		switch k {
@@ -126,27 +47,16 @@ func close9(a, b float64) bool {
 	return a == b || math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))
 }
 
-func scenarios(t *testing.T) []string {
-	names, err := filepath.Glob(filepath.Join(vectorDir(t), "*.jsonl"))
-	if err != nil || len(names) == 0 {
-		t.Fatalf("no scenario files: %v", err)
-	}
-	for i := range names {
-		names[i] = filepath.Base(names[i])
-	}
-	return names
-}
-
 // Every call of every scenario gives the findings the Python detector gave: same types in the same
 // order, severities, causes, metrics and keys; scores, shares, observed and baseline values to 1e-9.
 func TestScenariosGiveThePythonFindings(t *testing.T) {
-	for _, name := range scenarios(t) {
+	for _, name := range scenariotest.Names(t) {
 		t.Run(name, func(t *testing.T) {
-			h, calls := readScenario(t, name)
+			h, calls := scenariotest.Read(t, name)
 			d := New(scenarioOptions(t, h))
 			found, bad := map[string]int{}, 0
 			for n, c := range calls {
-				r := c.Record(h.Dimensions)
+				r := record(&c, h.Dimensions)
 				got := d.Observe(&r)
 				for _, f := range got {
 					found[f.Type]++
@@ -167,7 +77,8 @@ func TestScenariosGiveThePythonFindings(t *testing.T) {
 	}
 }
 
-func compareFindings(got []Finding, want []vectorFinding) string {
+// CompareFindings: "" when got are the Python findings want.
+func compareFindings(got []Finding, want []scenariotest.Finding) string {
 	if len(got) != len(want) {
 		return describe(got) + " want " + describeWant(want)
 	}
@@ -189,7 +100,7 @@ func describe(fs []Finding) string {
 	return string(b)
 }
 
-func describeWant(fs []vectorFinding) string {
+func describeWant(fs []scenariotest.Finding) string {
 	b, _ := json.Marshal(fs)
 	return string(b)
 }
@@ -208,8 +119,8 @@ func TestParametersMatchPython(t *testing.T) {
 		"volume_deviations": VolumeDeviations, "volume_ratio": VolumeRatio,
 		"spike_memory": 600, // the downgrade hint's memory: no policy hooks in the collector
 	}
-	for _, name := range scenarios(t) {
-		h, _ := readScenario(t, name)
+	for _, name := range scenariotest.Names(t) {
+		h, _ := scenariotest.Read(t, name)
 		for k, v := range h.Parameters {
 			g, ok := goValues[k]
 			if !ok {
