@@ -261,3 +261,67 @@ func TestAnomaliesOffByDefault(t *testing.T) {
 		t.Fatalf("%d spans", n)
 	}
 }
+
+// Four identical requests (same model and input tokens) in one trace within 60 s are a retry
+// storm on the fourth span; a finding an SDK already put on a span stays, ours is added as an event.
+func TestRetryStormOnSpansAndTheSDKsFindingStays(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Anomalies.Enabled = true
+	p, sink := newTestProcessor(t, cfg, nil)
+	for _, sdk := range []bool{false, true} {
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "billing")
+		ss := rs.ScopeSpans().AppendEmpty().Spans()
+		tid := pcommon.TraceID{1, 2, 3}
+		if sdk {
+			tid[15] = 1
+		}
+		base := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+		for i := 3; i >= 0; i-- { // out of order in the batch: fed by end time
+			span := ss.AppendEmpty()
+			span.SetName(strconv.Itoa(i))
+			span.SetTraceID(tid)
+			span.SetEndTimestamp(pcommon.NewTimestampFromTime(base.Add(time.Duration(i*5) * time.Second)))
+			a := span.Attributes()
+			a.PutStr("gen_ai.operation.name", "chat")
+			a.PutStr("gen_ai.provider.name", "openai")
+			a.PutStr("gen_ai.request.model", "gpt-4o")
+			a.PutStr("error.type", "429")
+			a.PutInt("ai_cost.estimate.input_tokens", 1234)
+			if sdk && i == 3 {
+				a.PutStr("ai_cost.anomaly.type", "error_spike")
+			}
+		}
+		if err := p.ConsumeTraces(context.Background(), td); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := sink.AllTraces()
+	for n, sdk := range []bool{false, true} {
+		got := spansByName(all[n])
+		for i := 0; i < 3; i++ {
+			if got[strconv.Itoa(i)].Events().Len() != 0 {
+				t.Errorf("span %d: events %d", i, got[strconv.Itoa(i)].Events().Len())
+			}
+		}
+		fourth := got["3"]
+		if fourth.Events().Len() != 1 || attrStr(fourth.Events().At(0).Attributes(), "ai_cost.anomaly.type") != "retry_storm" {
+			t.Fatalf("sdk=%v: events of the fourth span: %d", sdk, fourth.Events().Len())
+		}
+		ev := fourth.Events().At(0).Attributes()
+		tidStr := all[n].ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID().String()
+		if attrStr(ev, "ai_cost.anomaly.cause") != "trace="+tidStr || attrStr(ev, "ai_cost.anomaly.severity") != "warning" ||
+			attrDouble(ev, "ai_cost.anomaly.observed") != 4 || attrStr(ev, "ai_cost.anomaly.key") != "gpt-4o/trace="+tidStr ||
+			attrDouble(ev, "ai_cost.anomaly.score") != 0.6321 { // 1 - exp(-4/4)
+			t.Errorf("sdk=%v: event %v", sdk, ev.AsRaw())
+		}
+		want := "retry_storm"
+		if sdk {
+			want = "error_spike"
+		}
+		if typ := attrStr(fourth.Attributes(), "ai_cost.anomaly.type"); typ != want {
+			t.Errorf("sdk=%v: span ai_cost.anomaly.type %q, want %q", sdk, typ, want)
+		}
+	}
+}
