@@ -56,8 +56,10 @@ func defaultAnomalyConfig() AnomalyConfig {
 	}
 }
 
-// Validate checks the anomaly settings (also when detection is off, so a typo fails at start).
-func (c *AnomalyConfig) Validate() error {
+// validate checks the anomaly settings, also when detection is off, so a typo fails at start; each
+// error names its key (Config.Validate calls it: a Validate method here would be called by the
+// collector too, and report every error twice).
+func (c *AnomalyConfig) validate() error {
 	var errs []error
 	if c.MaxTraceCalls < 0 {
 		errs = append(errs, fmt.Errorf("anomalies.max_trace_calls: %d is negative (0 = no cap)", c.MaxTraceCalls))

@@ -59,7 +59,7 @@ func (cfg *Config) Validate() error {
 			return fmt.Errorf("azure_deployments: bad item %q: %q: expected DEPLOYMENT: MODEL, e.g. my-deploy: gpt-4o", name, model)
 		}
 	}
-	if err := cfg.Anomalies.Validate(); err != nil {
+	if err := cfg.Anomalies.validate(); err != nil {
 		return err
 	}
 	_, err := cfg.loadCatalog()
