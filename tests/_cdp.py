@@ -1,10 +1,11 @@
 """A headless Chromium driven through the DevTools protocol (CDP) over its WebSocket, for the dashboard's
 browser test: Debian's ``chromium`` package, started with ``--remote-debugging-port=0`` and a profile of
 its own, and the ``websockets`` client. It records what the page logs: console errors and warnings,
-uncaught exceptions and failed loads (``Log.entryAdded``)."""
+uncaught exceptions and failed loads (``Log.entryAdded``), and the URLs it requests."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -43,13 +44,15 @@ class Chromium:
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.events: List[Dict[str, Any]] = []
         self._id = 0
+        self._stack = contextlib.ExitStack()
         try:
             port = self._port()
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
                 targets = json.load(response)
             page = next(t for t in targets if t.get("type") == "page")
-            self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=timeout)
-            for domain in ("Page", "Runtime", "Log"):
+            self.ws = self._stack.enter_context(
+                connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=timeout))
+            for domain in ("Page", "Runtime", "Log", "Network"):
                 self.send(f"{domain}.enable")
             self.send("Emulation.setDeviceMetricsOverride",
                       width=width, height=height, deviceScaleFactor=1, mobile=False)
@@ -119,6 +122,11 @@ class Chromium:
                 found.append(f"log {entry['level']}: {entry.get('text')} {entry.get('url', '')}")
         return found
 
+    def requests(self) -> List[str]:
+        """The URLs the page requested so far."""
+        self.send("Runtime.evaluate", expression="0")
+        return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
+
     def screenshot(self, path: Path) -> None:
         """The whole page, as a PNG."""
         metrics = self.send("Page.getLayoutMetrics")
@@ -129,9 +137,7 @@ class Chromium:
         path.write_bytes(base64.b64decode(shot["data"]))
 
     def close(self) -> None:
-        ws = getattr(self, "ws", None)
-        if ws is not None:
-            ws.close()
+        self._stack.close()
         if self.process.poll() is None:
             self.process.terminate()
             try:

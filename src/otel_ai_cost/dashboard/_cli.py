@@ -19,7 +19,7 @@ from ..ledger._cli import ledger_path
 from ..ledger._store import ENV_LEDGER, connect
 from ._budgets import BudgetSource
 from ._data import DEFAULT_JAEGER, DEFAULT_PERIOD, FILTERS, PERIOD_NAMES, Query, Sources, loader
-from ._server import DashboardServer, export_html
+from ._server import DashboardServer, export_html, is_loopback
 
 DEFAULT_PORT = 8417
 
@@ -63,6 +63,8 @@ def sources(args: argparse.Namespace) -> Sources:
     zone(args.tz)
     if args.top < 0:
         raise ConfigError(f"--top {args.top}: must be 0 or more")
+    if not is_loopback(args.host):
+        raise ConfigError(f"--host {args.host!r}: the dashboard listens on loopback only (127.0.0.1, ::1, localhost)")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: must be between 0 and 65535")
     if not args.jaeger.startswith(("http://", "https://")):

@@ -18,7 +18,9 @@
   function approx(value) {
     if (value === null || value === undefined) { return "-"; }
     var n = Number(value);
-    return "$" + (n !== 0 && Math.abs(n) < 0.01 ? n.toPrecision(4) : n.toFixed(4));
+    if (n === 0 || Math.abs(n) >= 0.01) { return "$" + n.toFixed(4); }
+    // 4 significant digits, without an exponent: 0.0000008400
+    return "$" + n.toFixed(Math.min(20, 3 - Math.floor(Math.log10(Math.abs(n)))));
   }
   function percent(value) {
     if (value === null || value === undefined) { return "-"; }
@@ -188,12 +190,15 @@
     ["model", "provider", "tenant"].forEach(spendTable);
 
     $("budgets").textContent = "";
-    $("budget-source").textContent = d.budgets.store ? "store " + d.budgets.store : (d.budgets.note || "");
+    $("budget-source").textContent = d.budgets.store
+      ? "store " + d.budgets.store + " (the store's numbers: the filters do not apply)" : (d.budgets.note || "");
     d.budgets.panels.forEach(budgetPanel);
 
     table("top-calls", [["time", function (r) { return when(r.time); }], ["trace", function (r) { return traceLink(r.trace_id); }],
-                        ["model", "model"], ["tenant", "tenant"], ["tokens in/out", function (r) {
+                        ["service", "service"], ["provider", "provider"], ["model", "model"], ["tenant", "tenant"],
+                        ["user", "user"], ["tokens in/out", function (r) {
                           return r.input_tokens + " / " + r.output_tokens; }, "num"],
+                        ["estimate", function (r) { return money(r.estimate); }, "num"],
                         ["cost", function (r) { return money(r.cost); }, "num"]], d.top_calls);
     table("top-traces", [["trace", function (r) { return traceLink(r.trace_id); }], ["start", function (r) { return when(r.start); }],
                          ["calls", "calls", "num"], ["cost", function (r) { return money(r.cost); }, "num"],
