@@ -76,7 +76,8 @@ def test_the_page_shows_the_demo_s_numbers_and_a_filter_changes_them(browser, le
         assert by_tenant == {t: dollars(ledger.cost(tenant=t)) for t in ("acme", "globex")}
         # Chart.js drew the spend over time: one dataset per model, adding up to the total.
         datasets: List[Dict[str, Any]] = browser.evaluate(
-            "Chart.getChart('chart-over-time').data.datasets.map(d => ({label: d.label, sum: d.data.reduce((a, b) => a + b, 0)}))")
+            "Chart.getChart('chart-over-time').data.datasets.map("
+            "d => ({label: d.label, sum: d.data.reduce((a, b) => a + b, 0)}))")
         assert {d["label"] for d in datasets} == {model_of(r) for r in rows}
         assert sum(d["sum"] for d in datasets) == pytest.approx(float(ledger.cost()), rel=1e-9)
         # The budget: the store's spend, its burn-down chart with a line per threshold.
