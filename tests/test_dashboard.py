@@ -42,6 +42,7 @@ from otel_ai_cost.dashboard import DashboardServer, Query, Sources, document, ex
 from otel_ai_cost.dashboard._budgets import BudgetSource
 from otel_ai_cost.dashboard._data import loader, parse_query, to_json
 from otel_ai_cost.demo import FakeOpenAIServer, run_demo
+from otel_ai_cost.demo._ledger import demo_ledger_path
 from otel_ai_cost.demo._scenario import demo_calls
 from otel_ai_cost.errors import ConfigError
 from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
@@ -331,12 +332,14 @@ def test_the_bundled_chart_js_is_the_one_the_provenance_names():
 def test_the_demo_ends_pointing_at_the_dashboard_and_the_report_of_its_ledger(capsys):
     out = io.StringIO()
     assert run_demo(out) == 0
-    lines = out.getvalue().rstrip().splitlines()
-    dashboard, report = lines[-2].strip(), lines[-1].strip()
+    # The last lines: the two commands, continued on a second line (the demo's output fits 100 columns).
+    commands = out.getvalue().rstrip().replace(" \\\n", " ").splitlines()[-2:]
+    dashboard, report = (" ".join(line.split()) for line in commands)
     match = re.fullmatch(r"otel-ai-cost dashboard --ledger (sqlite:///\S+)", dashboard)
-    assert match is not None, lines[-3:]
+    assert match is not None, commands
     url = match.group(1)
-    assert report == f"otel-ai-cost report --ledger {url} --by model"
+    assert report == f"otel-ai-cost report --by model --ledger {url}"
+    assert url == f"sqlite://{demo_ledger_path()}"
     rows = read_rows(url[len("sqlite://"):])
     assert rows
     code, printed, err = run_cli(capsys, "report", "--ledger", url, "--format", "json")

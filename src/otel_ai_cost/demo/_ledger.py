@@ -7,10 +7,13 @@ import os
 import shlex
 from typing import Any, TextIO
 
+# The path on a line of its own: the demo's output fits 100 columns.
 _LEDGER_HINT = """
-  Every call above is also a row of the demo's call ledger, {path}:
-    otel-ai-cost dashboard --ledger {url}
-    otel-ai-cost report --ledger {url} --by model"""
+  Every call above is also a row of the demo's call ledger; see them as a dashboard or a report:
+    otel-ai-cost dashboard \\
+      --ledger {url}
+    otel-ai-cost report --by model \\
+      --ledger {url}"""
 
 
 def demo_ledger_path() -> str:
@@ -38,4 +41,4 @@ def demo_ledger(out: TextIO) -> Any:
 
 def ledger_hint() -> str:
     url = shlex.quote(f"sqlite://{demo_ledger_path()}")
-    return _LEDGER_HINT.format(path=demo_ledger_path(), url=url)
+    return _LEDGER_HINT.format(url=url)
