@@ -221,6 +221,22 @@ def test_the_budget_panel_is_the_store_s_usage_with_each_threshold_and_the_forec
     assert usd(burn["forecast"]["low"]) <= usd(burn["forecast"]["forecast"]) <= usd(burn["forecast"]["high"])
 
 
+def test_a_store_without_its_configuration_gives_the_spend_by_budget_without_limits(demo_ledger):
+    store = f"sqlite://{demo_ledger.config.parent / 'budgets.db'}"
+    doc = document(Sources(str(demo_ledger.path), BudgetSource.from_options(None, store)), Query("day"))
+    [panel] = doc["budgets"]["panels"]
+    assert (panel["budget"], panel["limit"], panel["thresholds"], panel["status"]) == (
+        "support-monthly", None, [], "not configured")
+    assert usd(panel["burn"]["forecast"]["spent"]) == demo_ledger.cost()
+
+
+def test_no_budget_source_no_panels(demo_ledger, monkeypatch):
+    monkeypatch.delenv("OTEL_AI_COST_CONFIG", raising=False)
+    assert BudgetSource.from_options(None, None) is None
+    doc = document(Sources(str(demo_ledger.path)), Query("day"))
+    assert doc["budgets"]["panels"] == [] and "--config" in doc["budgets"]["note"]
+
+
 def test_a_filter_keeps_the_calls_of_one_value(demo_ledger):
     doc = document(demo_ledger.sources(), Query("day", {"tenant": "globex"}))
     assert usd(doc["total"]["cost"]) == demo_ledger.cost(tenant="globex")
