@@ -125,6 +125,11 @@ def model_of(row: Dict[str, Any]) -> str:
 def fill_demo_ledger(tmp_path: Path) -> DemoLedger:
     from openai import DefaultHttpxClient, OpenAI
 
+    from otel_ai_cost import _tiktoken_offline
+
+    # The tokenizers loaded first, as conftest's _tokenizers_loaded does for each test: the estimates are tiktoken's.
+    for name in (_tiktoken_offline.O200K_BASE, _tiktoken_offline.CL100K_BASE):
+        _tiktoken_offline.get_encoding(name)
     config = tmp_path / "otel-ai-cost.yaml"
     config.write_text(CONFIG)
     path = tmp_path / "calls.db"
@@ -329,6 +334,13 @@ def test_bad_options_fail_at_start_naming_the_option(demo_ledger, capsys, argv, 
         argv = ["--ledger", demo_ledger.url, *argv]
     code, _, err = run_cli(capsys, "dashboard", *argv, "--export", "/dev/null")
     assert code == 2 and message in err
+
+
+def test_a_file_that_is_not_a_ledger_fails_at_start(tmp_path, capsys):
+    path = tmp_path / "notes.db"
+    path.write_text("not a database")
+    code, _, err = run_cli(capsys, "dashboard", "--ledger", f"sqlite://{path}", "--export", str(tmp_path / "x.html"))
+    assert code == 2 and f"call ledger '{path}'" in err and not (tmp_path / "x.html").exists()
 
 
 def test_the_bundled_chart_js_is_the_one_the_provenance_names():

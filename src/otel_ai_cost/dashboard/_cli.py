@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from ..budgets._report import zone
 from ..errors import ConfigError
 from ..ledger._cli import ledger_path
-from ..ledger._store import ENV_LEDGER, connect
+from ..ledger._store import ENV_LEDGER, read_rows
 from ._budgets import BudgetSource
 from ._data import DEFAULT_JAEGER, DEFAULT_PERIOD, FILTERS, PERIOD_NAMES, Query, Sources, loader
 from ._server import DashboardServer, export_html, is_loopback
@@ -70,7 +70,7 @@ def sources(args: argparse.Namespace) -> Sources:
     if not args.jaeger.startswith(("http://", "https://")):
         raise ConfigError(f"--jaeger {args.jaeger!r}: expected an http:// or https:// URL")
     path = ledger_path(args)
-    connect(path, create=False).close()  # no such file: said now, naming it
+    read_rows(path, 0.0, 0.0)  # no such file, not a ledger: said now, naming it
     budgets = BudgetSource.from_options(args.config, args.budgets)
     return Sources(path, budgets, args.tz, args.jaeger, args.top)
 
