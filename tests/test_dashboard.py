@@ -16,6 +16,7 @@ import re
 import sys
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
@@ -249,6 +250,16 @@ def test_a_filter_keeps_the_calls_of_one_value(demo_ledger):
     assert doc["options"]["tenant"] == ["acme", "globex"]  # the choices stay those of the period
     doc = document(demo_ledger.sources(), Query("day", {"model": "gpt-4o-2024-08-06", "tenant": "acme"}))
     assert usd(doc["total"]["cost"]) == demo_ledger.cost(model="gpt-4o-2024-08-06", tenant="acme")
+
+
+def test_report_groups_by_hour_too(demo_ledger, capsys):
+    code, out, err = run_cli(capsys, "report", "--ledger", demo_ledger.url, "--by", "hour", "--format", "json",
+                             "--period", "day")
+    assert code == 0, err
+    hours = {datetime.fromtimestamp(r["end_time"], timezone.utc).strftime("%Y-%m-%dT%H:00") for r in demo_ledger.rows}
+    doc = json.loads(out)
+    assert {r["hour"] for r in doc["rows"]} == hours
+    assert sum(usd(r["cost"]) for r in doc["rows"]) == demo_ledger.cost()
 
 
 def test_the_query_names_a_known_period_and_dimensions():
