@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from contextlib import closing
 from decimal import Decimal
@@ -226,6 +227,39 @@ def test_a_process_killed_mid_write_leaves_a_sound_file_with_whole_batches(tmp_p
     _genai_span(provider.get_tracer("t"), 1.0)
     provider.shutdown()
     assert exporter.written == 1 and exporter.dropped == 0
+
+
+def test_other_instrumentations_spans_are_priced_on_the_writer_thread(tmp_path, monkeypatch):
+    # A span of another instrumentation: usage, no cost (as the official openai-v2 emits). The row has
+    # the cost our engine gives it: gpt-4o-2024-08-06 at $2.50 / $10.00 per million input / output tokens
+    # (pricing/openai.yaml): 1,000 x 2.50e-6 + 500 x 10e-6 = $0.0075. It is priced off the call's
+    # thread: export() only queues the span (enrich_span is never called on the exporting thread).
+    import otel_ai_cost.ledger._exporter as ledger_exporter
+
+    exporting = threading.get_ident()
+    priced_on = []
+    real_enrich = ledger_exporter.enrich_span
+
+    def spy(span, catalog):
+        priced_on.append(threading.get_ident())
+        return real_enrich(span, catalog)
+
+    monkeypatch.setattr(ledger_exporter, "enrich_span", spy)
+    path = tmp_path / "calls.db"
+    exporter = LedgerSpanExporter(f"sqlite://{path}")
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("opentelemetry.instrumentation.openai_v2").start_as_current_span("chat gpt-4o") as s:
+        s.set_attributes({sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "openai",
+                          sc.GEN_AI_REQUEST_MODEL: "gpt-4o", sc.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06",
+                          sc.GEN_AI_USAGE_INPUT_TOKENS: 1000, sc.GEN_AI_USAGE_OUTPUT_TOKENS: 500})
+    with provider.get_tracer("t").start_as_current_span("GET /health") as s:
+        s.set_attribute("http.request.method", "GET")  # not a GenAI span: never queued, never a row
+    provider.shutdown()
+    (row,) = rows(path)
+    assert Decimal(row["cost"]) == Decimal("0.0075")
+    assert row["pricing_status"] == "priced" and row["cost_source"] == "local"
+    assert priced_on and exporting not in priced_on
 
 
 def _dropped_rows(reader):
