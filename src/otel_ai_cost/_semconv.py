@@ -287,6 +287,29 @@ class AiCostEstimateOutputBasisValues:
     DEFAULT: Final = "default"
 
 
+# --- semconv/ledger.yaml
+
+# Why call ledger rows were dropped.
+AI_COST_LEDGER_DROP_REASON: Final = "ai_cost.ledger.drop_reason"
+
+
+class AiCostLedgerDropReasonValues:
+    """Values of ``ai_cost.ledger.drop_reason``."""
+
+    # The ledger's queue was full (the writer fell behind the calls).
+    QUEUE_FULL: Final = "queue_full"
+    # The ledger file could not be written (disk full, read-only, locked past the timeout).
+    WRITE_FAILED: Final = "write_failed"
+    # A call span could not be turned into a row.
+    UNREADABLE_SPAN: Final = "unreadable_span"
+
+
+# Rows of the call ledger (`LedgerSpanExporter`) dropped instead of written, by reason. Instrument:
+# counter.
+AI_COST_LEDGER_DROPPED_ROWS: Final = "ai_cost.ledger.dropped_rows"
+AI_COST_LEDGER_DROPPED_ROWS_UNIT: Final = "{row}"
+
+
 # --- semconv/metrics.yaml
 
 # Cost in USD of GenAI client operations. Instrument: counter.

@@ -519,25 +519,32 @@ class CostEnrichingSpanExporter(SpanExporter):
 
     def enrich(self, span: ReadableSpan) -> ReadableSpan:
         """The span with cost attributes added, or the span itself when it needs none."""
-        attributes = span.attributes
-        if (
-            not attributes
-            or sc.GEN_AI_OPERATION_NAME not in attributes
-            or sc.GEN_AI_USAGE_COST_AMOUNT in attributes
-            or sc.AI_COST_PRICING_STATUS in attributes
-            or sc.AI_COST_PRICING_PRICED_ON in attributes  # the call is priced on another span (ours)
-        ):
-            return span
-        usage = usage_from_attributes(attributes)
-        if usage is None:
-            return span
-        bounded, clamped = _bounded_usage(attributes, usage, self._catalog)
-        added = _span_cost_attributes(attributes, bounded, self._catalog, span.start_time)
-        if added and clamped:
-            added[sc.AI_COST_USAGE_CLAMPED] = list(clamped)
-        if not added:
-            return span
-        return _EnrichedSpan(span, {**attributes, **added})
+        return enrich_span(span, self._catalog)
+
+
+def enrich_span(span: ReadableSpan, catalog: Optional["Catalog"] = None) -> ReadableSpan:
+    """``span`` with the cost attributes of its usage added, when it is another instrumentation's
+    GenAI span that carries usage but no cost; else the span itself (see ``CostEnrichingSpanExporter``).
+    ``catalog`` None: the default catalog. Raises what the cost engine raises."""
+    attributes = span.attributes
+    if (
+        not attributes
+        or sc.GEN_AI_OPERATION_NAME not in attributes
+        or sc.GEN_AI_USAGE_COST_AMOUNT in attributes
+        or sc.AI_COST_PRICING_STATUS in attributes
+        or sc.AI_COST_PRICING_PRICED_ON in attributes  # the call is priced on another span (ours)
+    ):
+        return span
+    usage = usage_from_attributes(attributes)
+    if usage is None:
+        return span
+    bounded, clamped = _bounded_usage(attributes, usage, catalog)
+    added = _span_cost_attributes(attributes, bounded, catalog, span.start_time)
+    if added and clamped:
+        added[sc.AI_COST_USAGE_CLAMPED] = list(clamped)
+    if not added:
+        return span
+    return _EnrichedSpan(span, {**attributes, **added})
 
 
 def _bounded_usage(attributes: Mapping[str, Any], usage: Usage, catalog: Any) -> Tuple[Usage, Tuple[str, ...]]:
