@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from . import _semconv as sc
-from ._budget_setup import load_file_config, resolve_budget_book
+from ._budget_setup import load_file_config, resolve_anomalies, resolve_budget_book
 from ._estimate import Estimate, estimate_request
 from ._request import LLMRequest, calling_span_id, current_request
 from .config import BAGGAGE_PREFIX, DEFAULT_OUTPUT_TOKENS, Settings
@@ -27,6 +27,7 @@ from .cost import Usage, bound_usage, cost_attributes, usage_from_attributes, us
 from .errors import BudgetExceededError
 
 if TYPE_CHECKING:
+    from .anomalies._span_feed import SpanFeed
     from .budgets import Budget, BudgetBook, BudgetEnforcer, BudgetStore, Hold
     from .pricing import Catalog
 
@@ -80,7 +81,8 @@ class AICostSpanProcessor(SpanProcessor):
     ``Decision``) that replaces the budgets' for this call, or None; ``on_warning(span, decision)``
     and ``on_blocked(span, decision)``. ``raise_on_block`` makes ``on_start`` raise
     ``BudgetExceededError`` for blocked spans of other instrumentations (our instrumentors raise
-    it themselves, before the request is sent).
+    it themselves, before the request is sent). ``anomalies`` (True or an ``AnomalyMonitor``; default
+    ``OTEL_AI_COST_ANOMALIES``) and ``anomaly_policy``: see ``anomalies/_wiring.py``.
     """
 
     def __init__(
@@ -99,6 +101,8 @@ class AICostSpanProcessor(SpanProcessor):
         on_blocked: Optional[Callable[..., Any]] = None,
         raise_on_block: Optional[bool] = None,
         meter_provider: Any = None,
+        anomalies: Any = None,
+        anomaly_policy: Any = None,
     ) -> None:
         settings = settings if settings is not None else Settings.from_env()
         if baggage_keys is not None:
@@ -117,6 +121,7 @@ class AICostSpanProcessor(SpanProcessor):
         self.catalog: Optional["Catalog"] = catalog
         self._baggage_keys: FrozenSet[str] = frozenset()
         self.budget_book: Optional["BudgetBook"] = None
+        self.anomalies: Optional["SpanFeed"] = None  # the anomaly detector, fed in _on_ending (anomalies/_wiring.py)
         if not settings.enabled:  # OTEL_AI_COST_ENABLED=false: a processor that does nothing
             self._owns_store = False
             return
@@ -127,7 +132,9 @@ class AICostSpanProcessor(SpanProcessor):
         # A store the processor opened itself (from the file or the default) is closed at shutdown.
         self._owns_store = self.budget_book is not None and budget_book is None and budget_store is None
         file_raise = file_config.raise_on_block if file_config is not None else False
-        if self.budget_book is not None or before_request is not None:
+        self.anomalies, gate = resolve_anomalies(anomalies, anomaly_policy, settings, file_config, self.budget_book,
+                                                 self.catalog, meter_provider)
+        if self.budget_book is not None or before_request is not None or gate is not None:
             from .budgets import BudgetEnforcer
 
             self._enforcer = BudgetEnforcer(
@@ -138,6 +145,7 @@ class AICostSpanProcessor(SpanProcessor):
                 raise_on_block=settings.raise_on_block if settings.raise_on_block is not None else file_raise,
                 meter_provider=meter_provider,
                 catalog=self.catalog,
+                anomaly_gate=gate,
             )
 
     @property
@@ -173,7 +181,14 @@ class AICostSpanProcessor(SpanProcessor):
             _log_once("on_end", "otel-ai-cost: AICostSpanProcessor.on_end failed on span %r.",
                       getattr(span, "name", None))
 
+    def _on_ending(self, span: Span) -> None:
+        # The SDK calls this before any processor's on_end, so the findings are exported with the span.
+        if self.anomalies is not None:
+            self.anomalies.on_ending(span)
+
     def shutdown(self) -> None:
+        if self.anomalies is not None:
+            self.anomalies.close()
         with self._foreign_lock:
             holds, self._foreign_holds = list(self._foreign_holds.values()), OrderedDict()
         for hold in holds:
