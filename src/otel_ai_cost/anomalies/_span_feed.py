@@ -155,14 +155,14 @@ class SpanFeed:
 
     def _price(self, attributes: Mapping[str, Any], start_time: Optional[int]) -> Optional[float]:
         """Another instrumentation's call, priced as the exporter path prices it (processor.py)."""
+        from .._span_pricing import bounded_span_usage, span_cost_attributes
         from ..cost import usage_from_attributes
-        from ..processor import _bounded_usage, _span_cost_attributes
 
         usage = usage_from_attributes(attributes)
         if usage is None:
             return None
-        bounded, _ = _bounded_usage(attributes, usage, self.catalog)
-        added: Dict[str, Any] = _span_cost_attributes(attributes, bounded, self.catalog, start_time) or {}
+        bounded, _ = bounded_span_usage(attributes, usage, self.catalog)
+        added: Dict[str, Any] = span_cost_attributes(attributes, bounded, self.catalog, start_time) or {}
         amount = added.get(sc.GEN_AI_USAGE_COST_AMOUNT)
         return float(amount) if isinstance(amount, (int, float)) else None
 
