@@ -123,9 +123,15 @@ exporters:
     trace_storage: memstore
 """
 
-# Added to collector/config.yaml (the collector merges the two): the metrics to Prometheus's OTLP
-# receiver, and the apps' own OTLP metrics through the same pipeline.
+# Added to collector/config.yaml (the collector merges the two): the processor's anomaly detector on
+# (runaway traces from 3 calls: the demo's agent loop), the metrics to Prometheus's OTLP receiver, and
+# the apps' own OTLP metrics through the same pipeline.
 COLLECTOR_TO_PROMETHEUS = """
+processors:
+  ai_cost:
+    anomalies:
+      enabled: true
+      max_trace_calls: 2
 exporters:
   otlp_http/prometheus:
     endpoint: http://127.0.0.1:{prometheus}/api/v1/otlp
@@ -475,6 +481,9 @@ def test_cost_metrics_and_processor_telemetry(stack: Stack, demo_spans: Any, off
     assert (outcomes.get("kept", 0) >= 5 and outcomes.get("not_inference", 0) >= 1
             and outcomes.get("unknown_model", 0) >= 1)
     assert re.search(r'^otelcol_processor_ai_cost_spans\{[^}]*malformed_usage="false"', telemetry, re.M)
+    anomalies = re.findall(r'^otelcol_processor_ai_cost_anomalies\{ai_cost_anomaly_severity="[a-z]+",'
+                           r'ai_cost_anomaly_type="([a-z_]+)"\} [0-9]+$', telemetry, re.M)
+    assert "runaway_trace" in anomalies, telemetry[-3000:]
     usd = re.search(r'^otelcol_processor_ai_cost_usd(?:\{[^}]*\})? ([0-9.e+-]+)$', telemetry, re.M)
     assert usd and float(usd.group(1)) > 0, telemetry[-3000:]
 

@@ -595,9 +595,12 @@ func telemetryNames(t *testing.T) map[string]expected {
 	// _total suffix (without_units and without_type_suffix default to true for its Prometheus reader:
 	// go.opentelemetry.io/collector/service v0.161.0, telemetry/otelconftelemetry/factory.go;
 	// tests/test_collector_e2e.py reads these names from the running collector). The processor
-	// records these attributes (processor.go).
+	// records these attributes (processor.go, anomalies.go).
 	namer := otlptranslator.NewMetricNamer("otelcol", otlptranslator.UnderscoreEscapingWithoutSuffixes)
-	attrs := map[string]map[string]bool{"processor_ai_cost_spans": {"outcome": true, "malformed_usage": true}}
+	attrs := map[string]map[string]bool{
+		"processor_ai_cost_spans":     {"outcome": true, "malformed_usage": true},
+		"processor_ai_cost_anomalies": {label(t, "ai_cost.anomaly.type"): true, label(t, "ai_cost.anomaly.severity"): true},
+	}
 	out := map[string]expected{}
 	for name, m := range md.Telemetry.Metrics {
 		if m.Sum == nil || !m.Sum.Monotonic {
