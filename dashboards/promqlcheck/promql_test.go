@@ -451,7 +451,7 @@ func TestSpendByTenantIsTheCostOfTheRange(t *testing.T) {
 	// without a tenant $0.005; summed over $__range = 1h (60 samples, the window is left-open):
 	// $0.60, $1.20 and $0.30.
 	got := byLabel(evalAt(t, "Spend in the time range by tenant"), "tenant_id")
-	want := map[string]float64{"acme": 0.60, "initech": 1.20, "": 0.30}
+	want := map[string]float64{"acme": 0.60, "initech": 1.20, "(no tenant)": 0.30}
 	for k, v := range want {
 		if !near(got[k], v) {
 			t.Errorf("tenant %q: got %v, want %v (all: %v)", k, got[k], v, got)
