@@ -516,7 +516,8 @@ def test_budget_gauges_are_the_budget_numbers_of_the_spans(stack: Stack, demo_sp
 # --- the Grafana dashboard's PromQL on a real Prometheus ------------------------------------------
 
 # An app's SDK metrics over OTLP (cumulative, as the SDK exports them) through the collector: a priced
-# call, a call a budget blocks and a runaway trace, twice, a second apart, so that rates have two samples.
+# call, a call a budget blocks and a runaway trace, twice, each run exported on its own (force_flush),
+# so that increase() and rate() have two samples.
 SDK_METRICS_APP = textwrap.dedent("""
     import time
     from decimal import Decimal
@@ -534,7 +535,7 @@ SDK_METRICS_APP = textwrap.dedent("""
     from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
 
     meters = MeterProvider(resource=Resource.create(), metric_readers=[
-        PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=300)])
+        PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=600_000)])
     tracer = TracerProvider(resource=Resource.create())
     cap = Budget("gpt-4o-cap", Decimal("0.000001"), lifetime(), selector={"gen_ai.request.model": "gpt-4o"})
     tracer.add_span_processor(AICostSpanProcessor(meter_provider=meters, settings=Settings(),
@@ -554,7 +555,8 @@ SDK_METRICS_APP = textwrap.dedent("""
                 monitor.observe(CallRecord(time=1_764_547_200.0 + 100 * run + 2 * i, model="gpt-4o",
                                            trace_id=f"t{run}", cost=0.01, input_tokens=2000, output_tokens=300,
                                            dims={"service.name": "agent"}, fingerprint=i), None)
-            time.sleep(1.2)
+            meters.force_flush()
+            time.sleep(0.2)
     meters.shutdown()
     tracer.shutdown()
 """)
