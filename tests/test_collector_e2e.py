@@ -516,9 +516,11 @@ def test_budget_gauges_are_the_budget_numbers_of_the_spans(stack: Stack, demo_sp
 # --- the Grafana dashboard's PromQL on a real Prometheus ------------------------------------------
 
 # An app's SDK metrics over OTLP (cumulative, as the SDK exports them) through the collector: a priced
-# call, a call a budget blocks and a runaway trace, twice, each run exported on its own (force_flush),
-# so that increase() and rate() have two samples.
+# call, a call a budget blocks, a runaway trace and a call ledger whose disk fails, twice, each run
+# exported on its own (force_flush), so that increase() and rate() have two samples.
 SDK_METRICS_APP = textwrap.dedent("""
+    import pathlib
+    import tempfile
     import time
     from decimal import Decimal
     import openai
@@ -527,12 +529,14 @@ SDK_METRICS_APP = textwrap.dedent("""
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from otel_ai_cost import AICostSpanProcessor, BudgetExceededError
     from otel_ai_cost.anomalies import AnomalyDetector, AnomalyMonitor, AnomalyReporter, CallRecord
     from otel_ai_cost.budgets import Budget, MemoryBudgetStore, lifetime
     from otel_ai_cost.config import Settings
     from otel_ai_cost.demo import FakeOpenAIServer
     from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
+    from otel_ai_cost.ledger import LedgerSpanExporter
 
     meters = MeterProvider(resource=Resource.create(), metric_readers=[
         PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=600_000)])
@@ -540,6 +544,10 @@ SDK_METRICS_APP = textwrap.dedent("""
     cap = Budget("gpt-4o-cap", Decimal("0.000001"), lifetime(), selector={"gen_ai.request.model": "gpt-4o"})
     tracer.add_span_processor(AICostSpanProcessor(meter_provider=meters, settings=Settings(),
                                                   budgets=[cap], budget_store=MemoryBudgetStore()))
+    not_a_dir = pathlib.Path(tempfile.mkdtemp()) / "not-a-dir"
+    not_a_dir.write_text("a file where the ledger's directory should be")
+    ledger = LedgerSpanExporter(f"sqlite://{not_a_dir / 'calls.db'}", flush_interval=0.01, meter_provider=meters)
+    tracer.add_span_processor(SimpleSpanProcessor(ledger))
     OpenAIInstrumentor().instrument(tracer_provider=tracer, meter_provider=meters)
     monitor = AnomalyMonitor(AnomalyDetector(default_trace_calls=3), AnomalyReporter(meter_provider=meters))
     messages = [{"role": "user", "content": "Classify the ticket: my invoice is wrong."}]
@@ -555,6 +563,7 @@ SDK_METRICS_APP = textwrap.dedent("""
                 monitor.observe(CallRecord(time=1_764_547_200.0 + 100 * run + 2 * i, model="gpt-4o",
                                            trace_id=f"t{run}", cost=0.01, input_tokens=2000, output_tokens=300,
                                            dims={"service.name": "agent"}, fingerprint=i), None)
+            ledger.force_flush()
             meters.force_flush()
             time.sleep(0.2)
     meters.shutdown()
@@ -587,8 +596,15 @@ def test_every_dashboard_query_returns_data_on_prometheus(stack: Stack, demo_spa
               'ai_cost_spans_unknown_model_operations_total{gen_ai_request_model="ft:acme-0001"}',
               'otelcol_processor_ai_cost_spans{outcome="priced"}', 'otelcol_processor_ai_cost_usd',
               'ai_cost_client_cost_total{job="e2e-sdk-metrics"}', 'ai_cost_anomalies_total',
-              'ai_cost_budget_decisions_total{ai_cost_budget_decision="block"}', 'gen_ai_client_token_usage_bucket']
-    _wait("the metrics in Prometheus", lambda: all(query(n) for n in needed), 60, log=stack.collector_log)
+              'ai_cost_budget_decisions_total{ai_cost_budget_decision="block"}', 'gen_ai_client_token_usage_bucket',
+              'ai_cost_ledger_dropped_rows_total{ai_cost_ledger_drop_reason="write_failed"}',
+              # Scraped by Prometheus 3 (UTF-8 names), the processor's anomaly counter keeps the dots.
+              'otelcol_processor_ai_cost_anomalies{"ai_cost.anomaly.type"="runaway_trace"}']
+    try:
+        _wait("the metrics in Prometheus", lambda: all(query(n) for n in needed), 60)
+    except AssertionError:
+        raise AssertionError(f"not in Prometheus: {[n for n in needed if not query(n)]}\n"
+                             + stack.collector_log.read_text()[-3000:]) from None
     # The collector's cost counter, made cumulative by Prometheus, adds up to the spans' costs (initech:
     # 2 calls of $0.00672, as in test_cost_metrics_and_processor_telemetry).
     initech = query('sum(last_over_time(ai_cost_spans_cost_total{tenant_id="initech"}[15m]))')

@@ -24,6 +24,7 @@ import yaml
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -35,6 +36,7 @@ from otel_ai_cost.attribution import TENANT_KEY, USER_KEY
 from otel_ai_cost.budgets import Budget, MemoryBudgetStore, lifetime
 from otel_ai_cost.config import DEFAULT_BAGGAGE_KEYS, Settings
 from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
+from otel_ai_cost.ledger import LedgerSpanExporter
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards"
@@ -49,7 +51,7 @@ VOLATILE = {"otel_scope_version"}
 GRAFANA_VARIABLES = {"__range", "__rate_interval", "__interval", "__range_s", "__interval_ms"}
 
 _SERIES_LINE = re.compile(r'^(sdk|collector|telemetry) ([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*?)\}(?: (\S+))?$')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"')
+_LABEL = re.compile(r'"?([a-zA-Z_][a-zA-Z0-9_.]*)"?="([^"]*)"')  # a name with dots is quoted
 
 
 def _series(name: str, labels: Dict[str, str]) -> str:
@@ -70,9 +72,10 @@ def _file_series() -> List[Tuple[str, str, Dict[str, str]]]:
 
 
 @pytest.fixture(scope="module")
-def exposition() -> Iterator[str]:
+def exposition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The Prometheus text exposition of our metrics for: a priced chat call (gpt-4o-mini), a call a
-    budget blocks (gpt-4o), and a runaway agent trace the anomaly detector flags."""
+    budget blocks (gpt-4o), a runaway agent trace the anomaly detector flags, and a call ledger whose
+    disk fails (its rows are dropped)."""
     registry = CollectorRegistry()
     meter_provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
     processor = AICostSpanProcessor(
@@ -81,6 +84,11 @@ def exposition() -> Iterator[str]:
     )
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(processor)
+    not_a_dir = tmp_path_factory.mktemp("ledger") / "not-a-dir"
+    not_a_dir.write_text("a file where the ledger's directory should be")
+    ledger = LedgerSpanExporter(f"sqlite://{not_a_dir / 'calls.db'}", flush_interval=0.01,
+                                meter_provider=meter_provider)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(ledger))
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
     try:
@@ -96,6 +104,7 @@ def exposition() -> Iterator[str]:
                                                    cost=0.01, input_tokens=2000, output_tokens=300,
                                                    dims={"service.name": "agent"}, fingerprint=i), None)
         assert [f.type for f in findings] == ["runaway_trace"]
+        assert ledger.force_flush() and ledger.dropped == 1  # the priced call's row
         yield generate_latest(registry).decode()
     finally:
         instrumentor.uninstrument()
@@ -118,6 +127,7 @@ def test_the_exporter_names_our_metrics_as_the_dashboards_expect(exposed: Dict[s
     # Dots become underscores, `{...}` units are dropped, `s` becomes _seconds, counters get _total.
     assert set(exposed) == {
         "ai_cost_client_cost_total", "ai_cost_budget_decisions_total", "ai_cost_anomalies_total",
+        "ai_cost_ledger_dropped_rows_total",
         "gen_ai_client_token_usage_bucket", "gen_ai_client_token_usage_sum", "gen_ai_client_token_usage_count",
         "gen_ai_client_operation_duration_seconds_bucket", "gen_ai_client_operation_duration_seconds_sum",
         "gen_ai_client_operation_duration_seconds_count",
@@ -128,6 +138,8 @@ def test_the_exporter_names_our_metrics_as_the_dashboards_expect(exposed: Dict[s
     assert 'ai_cost_budget_decision="block"' in decision and 'ai_cost_budget_id="gpt-4o-cap"' in decision
     [anomaly] = exposed["ai_cost_anomalies_total"]
     assert 'ai_cost_anomaly_type="runaway_trace"' in anomaly and 'ai_cost_anomaly_severity="warning"' in anomaly
+    [dropped] = exposed["ai_cost_ledger_dropped_rows_total"]
+    assert 'ai_cost_ledger_drop_reason="write_failed"' in dropped
 
 
 def test_the_sdk_lines_of_series_txt_are_the_exposition(exposed: Dict[str, Set[str]]) -> None:
@@ -159,7 +171,7 @@ def _names_in(query: str) -> Tuple[Set[str], Set[str]]:
     metrics: Set[str] = set()
     for body in _BRACES.findall(query):
         for matcher in filter(None, (m.strip() for m in body.split(","))):
-            name = re.match(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*\"(.*)\"$", matcher)
+            name = re.match(r"\"?([a-zA-Z_][a-zA-Z0-9_.]*)\"?\s*(=~|!~|!=|=)\s*\"(.*)\"$", matcher)
             assert name, f"unreadable matcher {matcher!r} in {query!r}"
             if name.group(1) == "__name__":
                 metrics.update(n for n in name.group(3).split("|") if n and not n.endswith(".*"))
@@ -167,7 +179,7 @@ def _names_in(query: str) -> Tuple[Set[str], Set[str]]:
                 labels.add(name.group(1))
     rest = _BRACES.sub("", query)
     for body in _GROUPING.findall(rest):
-        labels.update(n.strip() for n in body.split(",") if n.strip())
+        labels.update(n.strip().strip('"') for n in body.split(",") if n.strip())
     rest = _GROUPING.sub("", rest)
     values = re.match(r"^label_values\((.*),\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$", rest)
     if values:
@@ -196,6 +208,7 @@ def test_prometheus_queries_use_only_exposed_metrics_and_labels(exposed: Dict[st
         used_metrics |= metrics
     # Every metric of ours that Prometheus gets has a panel.
     assert used_metrics >= {"ai_cost_client_cost_total", "ai_cost_budget_decisions_total", "ai_cost_anomalies_total",
+                            "ai_cost_ledger_dropped_rows_total", "otelcol_processor_ai_cost_anomalies",
                             "gen_ai_client_token_usage_sum", "gen_ai_client_operation_duration_seconds_bucket",
                             "ai_cost_spans_cost_total", "ai_cost_spans_unknown_model_operations_total",
                             "ai_cost_spans_budget_spent", "ai_cost_spans_budget_limit"}
