@@ -18,6 +18,10 @@ it does:
   when the store is back: the store's ``settle(..., once=True)`` ignores a settle it has taken before,
   so a settle that timed out on the way but landed is not counted twice. Replayed settles carry
   ``journaled: true`` in the ledger.
+- **Queued settles** (``settle_interval``, the default of the SQLite and Redis stores, see ``_deferred``):
+  a settle is only appended to the store's queue on the call's path and rides with the next reserve
+  (bounded by that call's deadline) or goes with the store's flusher; a batch that fails, wherever it
+  was sent, is handed to the journal like a settle the store could not take.
 - **A store that does not open** (a SQLite path that cannot be created, Redis without the ``redis``
   package, a wrong password) is down from the start, with the reason; the probe keeps trying to open it.
 
