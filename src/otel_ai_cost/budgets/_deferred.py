@@ -37,7 +37,6 @@ _IDLE = 30.0  # seconds without a settle after which the flusher thread ends
 DEFAULT_INTERVAL = 0.05  # seconds a queued settle waits for a reserve to carry it, at most
 
 
-
 class Settle(NamedTuple):
     """A queued settle as ``settle()`` was given it, for a failure handler (a journal)."""
 

@@ -41,7 +41,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeV
 from ._deferred import Settle
 from ._journal import Journal, JournalEntry, journal_path, replay_claimed, replay_summary
 from ._model import from_nanos
-from ._runner import DeadlineMissed, Runner, accepts_once, describe, run_inline
+from ._runner import DeadlineMissed, Runner, accepts_once, describe, is_timeout, run_inline
 from ._store import (
     BudgetStore,
     Controls,
@@ -318,6 +318,9 @@ class ResilientStore:
                       describe(error))
         for settle in settles:
             self._journal("settle", settle.reservation_id, dict(settle.actual), dict(settle.attributes))
+        if self._down_since is None and threading.current_thread().name.startswith("otel-ai-cost settles"):
+            # The store's flusher failed: the breaker counts it (a failure on a call's path is counted there).
+            self._failed(describe(error), timeout=is_timeout(error))
 
     # -- the deadline -------------------------------------------------------------------------------
 
