@@ -31,6 +31,7 @@
       password_env: REDIS_PASSWORD   # or password: ... (kept out of logs)
       ca_file: /etc/ssl/redis-ca.pem # rediss:// only; cert_file / key_file: a client certificate
     raise_on_block: false   # let the processor raise for other instrumentations' spans
+    on_anomaly: {runaway_trace: block, cost_spike: {action: downgrade, model: gpt-4o-mini}}   # see _anomaly_policy
 
 Without a ``store`` section the budgets live in SQLite, in ``default_store_url()``: a file in the
 user's state directory, shared by the processes of this user on this host and kept across restarts.
@@ -50,6 +51,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Uni
 import yaml
 
 from ..errors import ConfigError
+from ._anomaly_policy import AnomalyPolicy, parse_anomaly_policy
 from ._book import BudgetBook
 from ._model import CHARGE_ESTIMATE, Action, Budget, Threshold, Window, check_on_expired_hold, threshold_problem
 from ._resilient import DEFAULT_DEADLINE, DEFAULT_FAILURES, DEFAULT_PROBE_INTERVAL, ResilientStore
@@ -71,7 +73,7 @@ _REDIS_KEYS = ("username", "password", "password_env", "ca_file", "cert_file", "
 # The budget that refuses every call when the configuration file is broken and asks for on_store_error: closed.
 CONFIG_ERROR_BUDGET = "configuration-error"
 # The top-level keys of the configuration file (OTEL_AI_COST_CONFIG).
-TOP_LEVEL_KEYS = {"budgets", "store", "raise_on_block", "on_unknown_model", "on_expired_hold"}
+TOP_LEVEL_KEYS = {"budgets", "store", "raise_on_block", "on_unknown_model", "on_expired_hold", "on_anomaly"}
 
 
 def default_store_url() -> str:
@@ -104,6 +106,7 @@ class BudgetConfig:
     redis_options: Mapping[str, Any] = field(default_factory=dict)  # username, password, ca_file, ...
     failure: Optional[str] = None  # the configuration could not be read (see load_budget_config_or_refuse)
     deadline_mode: str = "thread"  # thread | store: see ResilientStore
+    on_anomaly: Optional[AnomalyPolicy] = None  # what anomaly findings do to the next calls (None: nothing)
     settle: Optional[str] = None  # queued | immediate; None: the store's default (DEFAULT_SETTLE)
 
     def _bounded_options(self) -> Mapping[str, Any]:
@@ -492,6 +495,7 @@ def parse_budget_config(document: Any, source: str = "<config>", base_dir: Optio
         tuple(budgets), url, hold_ttl, on_error, prefix, base_dir, raise_on_block, source,
         deadline=deadline, failures=failures, probe_interval=probe, journal=journal, redis_options=redis_options,
         deadline_mode=deadline_mode, on_unknown_model=unknown_model, on_expired_hold=on_expired_hold, settle=settle,
+        on_anomaly=parse_anomaly_policy(document.get("on_anomaly"), root / "on_anomaly"),
     )
 
 

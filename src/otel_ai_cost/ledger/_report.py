@@ -26,7 +26,7 @@ NONE = "(none)"
 DIMENSIONS: Dict[str, str] = {
     "model": "model", "request_model": "request_model", "provider": "provider", "tenant": "tenant",
     "user": "user", "service": "service", "operation": "operation", "cost_center": "cost_center",
-    "day": "day", "week": "week", "month": "month", "pricing_status": "pricing_status",
+    "hour": "hour", "day": "day", "week": "week", "month": "month", "pricing_status": "pricing_status",
     "budget_decision": "budget_decision", "anomaly": "anomaly_type",
 }
 
@@ -104,8 +104,10 @@ class Call:
 
     def value(self, dimension: str, tz: ZoneInfo) -> str:
         column = DIMENSIONS.get(dimension)
-        if column in ("day", "week", "month"):
+        if column in ("hour", "day", "week", "month"):
             moment = datetime.fromtimestamp(self.end_time, tz)
+            if column == "hour":
+                return moment.strftime("%Y-%m-%dT%H:00")
             if column == "day":
                 return moment.date().isoformat()
             if column == "week":
@@ -259,16 +261,21 @@ FORECAST_METHOD = (
 
 def forecast(calls: Sequence[Call], now: datetime) -> Forecast:
     """The spend at the end of ``now``'s month (in ``now``'s zone) from the calls of the month so far."""
+    return forecast_amounts(((c.end_time, c.cost) for c in calls if c.cost is not None), now)
+
+
+def forecast_amounts(spend: Iterable[Tuple[float, Decimal]], now: datetime) -> Forecast:
+    """``forecast`` of (time, amount) pairs: the calls' costs, or a budget's spend by day."""
     start = datetime(now.year, now.month, 1, tzinfo=now.tzinfo)
     days_in_month = calendar.monthrange(now.year, now.month)[1]
     elapsed = max((now - start).total_seconds() / 86400, 1e-9)
     daily: Dict[date, Decimal] = {}
     spent = ZERO
-    for call in calls:
-        moment = datetime.fromtimestamp(call.end_time, now.tzinfo)
-        if start <= moment < now and call.cost is not None:
-            spent += call.cost
-            daily[moment.date()] = daily.get(moment.date(), ZERO) + call.cost
+    for when, amount in spend:
+        moment = datetime.fromtimestamp(when, now.tzinfo)
+        if start <= moment < now:
+            spent += amount
+            daily[moment.date()] = daily.get(moment.date(), ZERO) + amount
     full = [(start + timedelta(days=i)).date() for i in range(int(elapsed))]
     left = Decimal(repr(days_in_month - elapsed))
     point = spent / Decimal(repr(elapsed)) * Decimal(days_in_month)

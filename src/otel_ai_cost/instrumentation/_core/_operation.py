@@ -221,6 +221,7 @@ class Operation:
         duration = time.perf_counter() - self.start
         metric_attrs = dict(self.metric_attributes)
         cost_amount: Optional[float] = None
+        cost_attrs: Dict[str, Any] = {}
         try:
             attrs: Dict[str, Any] = {}
             if outcome.response_model:
@@ -270,7 +271,7 @@ class Operation:
             except Exception as exc:
                 log_once("span.end", exc)
         first_chunk = extra.get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK) if extra else None
-        self._record_metrics(duration, outcome, metric_attrs, cost_amount, first_chunk)
+        self._record_metrics(duration, outcome, metric_attrs, cost_amount, cost_attrs, first_chunk)
         hold = self.request.hold
         if hold is not None:
             # Settle the budget with what the call cost; a call that got no usage and no cost
@@ -312,7 +313,8 @@ class Operation:
         self.finish(outcome or Outcome(), error=error)
 
     def _record_metrics(self, duration: float, outcome: Outcome, attrs: Dict[str, Any],
-                        cost_amount: Optional[float], first_chunk: Optional[float] = None) -> None:
+                        cost_amount: Optional[float], cost_attrs: Mapping[str, Any],
+                        first_chunk: Optional[float] = None) -> None:
         try:
             t = self.telemetry
             context = otel_context.get_current()  # once, not once per point (what the SDK does without it)
@@ -321,12 +323,13 @@ class Operation:
                 t.time_to_first_chunk.record(first_chunk, attributes=attrs, context=context)
             if outcome.usage is None and cost_amount is None:
                 return
-            input_attrs, output_attrs, cost_attrs = t.point_attributes(attrs)
+            input_attrs, output_attrs, cost_point = t.point_attributes(attrs)
             if outcome.usage is not None:
                 t.token_usage.record(outcome.usage.input_tokens, attributes=input_attrs, context=context)
                 t.token_usage.record(outcome.usage.output_tokens, attributes=output_attrs, context=context)
             if cost_amount is not None:
-                t.cost.add(cost_amount, attributes=cost_attrs, context=context)
+                t.cost.add(cost_amount, cost_point, cost_attrs.get(sc.AI_COST_PRICING_STATUS),
+                           cost_attrs.get(sc.GEN_AI_USAGE_COST_SOURCE))
         except Exception as exc:
             log_once("record_metrics", exc)
 
