@@ -219,7 +219,8 @@ class QueuedSettles(Generic[T]):
         """Queue settles with ``interval`` (None: send each at once), sent by ``send`` in batches of at most
         ``batch``."""
         self._queue_send, self._queue_name, self._settle_of, self._queue_batch = send, name, settle_of, batch
-        self._queue = None if interval is None else self._new_queue(float(interval))
+        self._queue_interval = DEFAULT_INTERVAL if interval is None else float(interval)
+        self._queue = None if interval is None else self._new_queue(self._queue_interval)
 
     def _new_queue(self, interval: float) -> SettleQueue[T]:
         queue = SettleQueue(self._queue_send, self._queue_name, interval=interval, settle_of=self._settle_of,
@@ -236,7 +237,7 @@ class QueuedSettles(Generic[T]):
         """Queue settles off the call's path (True), or send each at once (False: what was queued is sent
         now)."""
         if enabled and self._queue is None:
-            self._queue = self._new_queue(DEFAULT_INTERVAL)
+            self._queue = self._new_queue(self._queue_interval)  # the store's settle_interval, if it had one
         elif not enabled and self._queue is not None:
             queue, self._queue = self._queue, None
             queue.close()

@@ -151,8 +151,10 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
             key_file=key_file, timeout=timeout,
         )
         self._settled_ttl = float(settled_ttl)
+        self._settled_ttl_ms = int(self._settled_ttl * 1000)
         self._clock = clock
         self._prefix = prefix
+        self._charges = f"{prefix}:charged:"  # a reservation's charged hash, before its id
         if expire_batch < 1:
             raise ValueError("expire_batch must be at least 1")
         self._expire_batch = int(expire_batch)
@@ -214,10 +216,6 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
     def _index_key(self, reservation_id: str) -> str:
         return f"{self._prefix}:reservation:{reservation_id}"
 
-    @property
-    def _charges(self) -> str:
-        """The name of a reservation's charged hash, before its id."""
-        return f"{self._prefix}:charged:"
 
     def _hold_keys(self, budget_id: str, key: str) -> List[str]:
         """holds, spend, reserved, expiries of a (budget, key), as the scripts take them (release derives
@@ -237,7 +235,7 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
         frozen = dumps({**(attributes or {}), "frozen": True}) if any(r.frozen for r in requests) else ""
         args: List[Any] = [
             repr(now), repr(now + ttl), reservation_id, dumps(attributes), index_ttl_ms, len(requests), frozen,
-            self._expire_batch, "0", st.holder(), self._charges, int(self._settled_ttl * 1000),
+            self._expire_batch, "0", st.holder(), self._charges, self._settled_ttl_ms,
         ]
         for r in requests:
             keys += self._hold_keys(r.budget_id, r.key)
@@ -295,7 +293,7 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
         keys = [self._ledger_key, self._index_key(reservation_id), f"{self._prefix}:settled:{reservation_id}",
                 self._charges + reservation_id]
         late = {**attributes, "late": True}
-        once_ms = int(self._settled_ttl * 1000) if once else 0
+        once_ms = self._settled_ttl_ms if once else 0
         args: List[Any] = [_now(self._clock), reservation_id, dumps(attributes), dumps(late), len(actual), once_ms]
         for (budget_id, key, window_key), amount in actual.items():
             keys += self._hold_keys(budget_id, key)
@@ -316,7 +314,7 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
         window_keys = st.window_tuple(window_keys)
         keys = [self._ledger_key, *self._hold_keys(budget_id, key)]
         args = [_now(self._clock), budget_id, key, self._expire_batch, self._charges,
-                int(self._settled_ttl * 1000), *window_keys]
+                self._settled_ttl_ms, *window_keys]
         for _ in range(_MAX_ROUNDS):
             spent, reserved, more = self._spent(keys=keys, args=args)
             if not int(more):

@@ -67,10 +67,10 @@ def _settle_of(item: _Queued) -> Settle:
 
 
 # A settle takes the holds of its reservation: one statement where SQLite has RETURNING (3.35+).
-_SELECT_HOLDS = "SELECT budget_id, key, window_key FROM holds WHERE reservation_id = ?"
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 _TAKE_HOLDS = (
-    "DELETE FROM holds WHERE reservation_id = ? RETURNING budget_id, key, window_key"
-    if sqlite3.sqlite_version_info >= (3, 35) else _SELECT_HOLDS
+    "DELETE FROM holds WHERE reservation_id = ? RETURNING budget_id, key, window_key" if _RETURNING
+    else "SELECT budget_id, key, window_key FROM holds WHERE reservation_id = ?"
 )
 
 
@@ -128,10 +128,13 @@ class SQLiteBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
             self._connection().execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # Also when COMMIT itself failed: the connection must not stay inside the transaction
+                # (every later BEGIN would fail). SQLite may have rolled it back already.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     @staticmethod
     def _log(db: sqlite3.Connection, now: float, kind: str, slot: Slot, amount: int, rid: str, attrs: str) -> None:
@@ -306,7 +309,7 @@ class SQLiteBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
             if int(now) % 64 == 0:  # now and then, forget the oldest
                 db.execute("DELETE FROM settled WHERE time < ?", (now - SETTLED_KEEP,))
         held = {tuple(row) for row in db.execute(_TAKE_HOLDS, (reservation_id,)).fetchall()}
-        if _TAKE_HOLDS is _SELECT_HOLDS:
+        if not _RETURNING:
             db.execute("DELETE FROM holds WHERE reservation_id = ?", (reservation_id,))
         for slot, amount in actual.items():
             amount = st.clamp(amount)
