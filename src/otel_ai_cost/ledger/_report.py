@@ -142,7 +142,6 @@ class SpendRow:
     succeeded: int = 0
     unpriced: int = 0
     cost: Decimal = ZERO
-    cost_succeeded: Decimal = ZERO
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
@@ -167,7 +166,6 @@ class SpendRow:
                 self.estimated_cost += call.cost
         if call.ok:
             self.succeeded += 1
-            self.cost_succeeded += call.cost or ZERO
         if savings is None:
             self.cache_savings_unknown += 1
         else:

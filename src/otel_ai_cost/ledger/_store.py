@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from ..errors import ConfigError
 from ._row import COLUMN_NAMES, COLUMNS
@@ -90,23 +90,11 @@ def read_rows(path: str, since: float = float("-inf"), until: float = float("inf
     connection = connect(path, create=False)
     try:
         connection.row_factory = sqlite3.Row
-        low = since if since != float("-inf") else -1e18
-        high = until if until != float("inf") else 1e18
         return list(connection.execute(
             "SELECT * FROM calls WHERE end_time >= ? AND end_time < ? ORDER BY end_time, trace_id, span_id",
-            (low, high)))
+            (since, until)))
     except sqlite3.Error as exc:
         raise ConfigError(f"call ledger {path!r}: {exc}") from exc
     finally:
         connection.close()
 
-
-def iter_chunks(items: Iterable[Any], size: int) -> Iterable[List[Any]]:
-    chunk: List[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
