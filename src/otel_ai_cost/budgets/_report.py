@@ -195,8 +195,10 @@ def aggregate(
                 target.adjustments += 1
                 target.adjusted_nanos += e.amount_nanos
             continue
+        if e.kind not in REPORTED_KINDS:
+            continue
         charged = e.attributes.get(EXPIRED_CHARGE) if e.kind in ("settle", "release") else None
-        if (e.kind == "release" and charged is None) or e.kind not in ("settle", "block", "expire_charge", "release"):
+        if e.kind == "release" and charged is None:  # a release counts only when it takes back a charge
             continue
         if e.kind == "block" and e.attributes.get("shadow") is True:
             continue  # a shadow budget's refusal changed nothing
@@ -230,7 +232,9 @@ def build_report(
     by = check_groups(by)
     zone(tz)
     entries = store.ledger(kinds=REPORTED_KINDS, since=since, until=until)
-    wanted = {e.reservation_id for e in entries if e.kind != "adjust"}
+    # The calls whose attributes are looked up: not adjustments, nor releases that took nothing back.
+    wanted = {e.reservation_id for e in entries
+              if e.kind != "adjust" and (e.kind != "release" or EXPIRED_CHARGE in e.attributes)}
     attributes: Dict[str, Mapping[str, Any]] = {}
 
     def collect(found: Iterable[LedgerEntry]) -> None:
