@@ -32,6 +32,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .. import _semconv as sc
+from .._grouping import NONE, check_by
 from ..errors import ConfigError
 from ._model import from_nanos
 from ._store import EXPIRED_CHARGE, BudgetStore, LedgerEntry
@@ -47,7 +48,6 @@ GROUPS: Dict[str, Optional[str]] = {
     "budget": None,
     "key": None,
 }
-NONE = "(none)"
 ADJUSTMENT = "(adjustment)"
 # The ledger entries a report reads (a release only when it took back a charge made at expiry).
 REPORTED_KINDS = ("settle", "block", "adjust", "expire_charge", "release")
@@ -57,15 +57,7 @@ DEFAULT_LOOKBACK = 86400.0
 
 def check_groups(by: Iterable[str]) -> Tuple[str, ...]:
     """The groups, validated: the names in GROUPS, or an attribute key (with a dot: service.name)."""
-    groups = tuple(by)
-    for name in groups:
-        if name not in GROUPS and "." not in name:
-            raise ConfigError(
-                f"--by {name!r}: group by one of {', '.join(GROUPS)}, or an attribute key such as service.name"
-            )
-    if len(set(groups)) != len(groups):
-        raise ConfigError(f"--by {' '.join(groups)}: a group is repeated")
-    return groups
+    return check_by(by, GROUPS, "an attribute key such as service.name")
 
 
 def zone(name: str) -> ZoneInfo:

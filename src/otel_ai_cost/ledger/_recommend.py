@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import _semconv as sc
+from .._grouping import NONE
 from .._usage import Usage
 from ..cost import compute_cost
 from ._report import ZERO, Call
@@ -110,7 +111,7 @@ def _ns(call: Call) -> int:
 
 
 def _text(value: Optional[str]) -> str:
-    return value if value else "(none)"
+    return value if value else NONE
 
 
 def _groups(calls: Sequence[Call], key: Callable[[Call], Tuple[str, ...]]) -> Dict[Tuple[str, ...], List[Call]]:
@@ -158,7 +159,7 @@ def prompt_cache(calls: Sequence[Call], catalog: Any, rules: Rules) -> List[Hint
     hints = []
     long = [c for c in calls if _priced(c) and c.input_tokens >= rules.long_input and not c.cache_read_tokens]
     for (service, provider, model, operation), group in _groups(long, _model_key).items():
-        price = _price(catalog, model, None if provider == "(none)" else provider)
+        price = _price(catalog, model, None if provider == NONE else provider)
         if price is None or len(group) < rules.min_repeats:
             continue
         repeats = group[1:]  # the first call would write the cache
@@ -193,7 +194,7 @@ def batch(calls: Sequence[Call], catalog: Any, rules: Rules) -> List[Hint]:
     hints = []
     eligible = [c for c in calls if _priced(c) and (c.service_tier or "").lower() != "batch"]
     for (service, provider, model, operation), group in _groups(eligible, _model_key).items():
-        price = _price(catalog, model, None if provider == "(none)" else provider)
+        price = _price(catalog, model, None if provider == NONE else provider)
         if price is None or len(group) < rules.min_batch_calls:
             continue
         if any("batch" not in price.at(_ns(c)).service_tiers for c in group):

@@ -16,11 +16,10 @@ from decimal import Decimal
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from zoneinfo import ZoneInfo
 
-from ..errors import ConfigError
+from .._grouping import NONE, check_by
 
 ZERO = Decimal(0)
 _MILLION = Decimal(1_000_000)
-NONE = "(none)"
 
 # --by name -> the call's column (attribute keys with a dot are looked up in the copied attributes).
 DIMENSIONS: Dict[str, str] = {
@@ -32,14 +31,7 @@ DIMENSIONS: Dict[str, str] = {
 
 
 def check_dimensions(by: Iterable[str]) -> Tuple[str, ...]:
-    names = tuple(by)
-    for name in names:
-        if name not in DIMENSIONS and "." not in name:
-            raise ConfigError(f"--by {name!r}: group by one of {', '.join(DIMENSIONS)}, or an attribute key "
-                              "copied from baggage (with a dot, e.g. team.name)")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"--by {' '.join(names)}: a group is repeated")
-    return names
+    return check_by(by, DIMENSIONS, "an attribute key copied from baggage (with a dot, e.g. team.name)")
 
 
 def _decimal(text: Optional[str]) -> Optional[Decimal]:
