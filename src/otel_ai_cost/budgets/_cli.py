@@ -557,7 +557,7 @@ def _source(args: argparse.Namespace) -> str:
     if args.source:
         return str(args.source)
     ledger = os.environ.get(ENV_LEDGER, "").strip()
-    if args.ledger or (ledger and ledger.lower() != "off"):
+    if args.ledger or (ledger and parse_ledger_url(ledger, ENV_LEDGER) is not None):
         return "calls"
     if args.config or os.environ.get(ENV_CONFIG):
         return "budgets"

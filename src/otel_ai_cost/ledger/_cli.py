@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..config import ENV_LEDGER
 from ..errors import ConfigError
 from ._focus import COLUMNS as FOCUS_COLUMNS
 from ._focus import FOCUS_VERSION, focus_rows, timestamp
 from ._report import Call, CallReport, Forecast, SpendRow, build_call_report, forecast
-from ._store import ENV_LEDGER, default_ledger_url, parse_ledger_url, read_rows
+from ._store import default_ledger_url, parse_ledger_url, read_rows
 
 PERIODS = ("day", "week", "month", "mtd", "qtd")
 VIEWS = ("spend", "calls", "traces", "forecast")

@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Dict, List
 
+from ..config import ENV_LEDGER
 from ..errors import ConfigError
 from ._cli import PERIODS, ledger_path, period
 from ._recommend import KINDS, Hint, Recorded, Rules, recommend
 from ._report import Call
-from ._store import ENV_LEDGER, read_rows
+from ._store import read_rows
 
 FORMATS = ("table", "csv", "json")
 COLUMNS = ("rank", "kind", "service", "provider", "model", "operation", "calls", "cost", "saving", "held",

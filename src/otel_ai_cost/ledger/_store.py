@@ -12,12 +12,13 @@ import sqlite3
 import time
 from typing import Any, List, Optional, Sequence, Tuple
 
+from .._state import sqlite_path, state_url
+from ..config import ENV_LEDGER
 from ..errors import ConfigError
 from ._row import COLUMN_NAMES, COLUMNS
 
 OFF = "off"
 BUSY_TIMEOUT = 10.0
-ENV_LEDGER = "OTEL_AI_COST_LEDGER"
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS calls ("
@@ -32,8 +33,7 @@ _INSERT = (f"INSERT OR IGNORE INTO calls ({', '.join(chr(34) + n + chr(34) for n
 def default_ledger_url() -> str:
     """``sqlite:///$XDG_STATE_HOME/otel-ai-cost/calls.db`` (``~/.local/state/...`` by default): the
     directory of the default SQLite budget store."""
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return "sqlite:///" + os.path.join(state, "otel-ai-cost", "calls.db").lstrip("/")
+    return state_url("calls.db")
 
 
 def parse_ledger_url(value: str, variable: str = ENV_LEDGER) -> Optional[str]:
@@ -42,7 +42,7 @@ def parse_ledger_url(value: str, variable: str = ENV_LEDGER) -> Optional[str]:
     text = value.strip()
     if text.lower() == OFF:
         return None
-    path = text[len("sqlite://"):] if text.startswith("sqlite://") else ""
+    path = sqlite_path(text)
     if not path:
         raise ConfigError(f"{variable}: expected sqlite:///absolute/path/calls.db or off, got {value!r}")
     if os.path.isdir(path):
