@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .._cli_period import PERIODS, period
 from ..budgets._report import zone
 from ..errors import ConfigError
-from ..ledger._cli import PERIODS, call_record, forecast_record, period, spend_record, trace_record
+from ..ledger._cli import call_record, forecast_record, spend_record, trace_record
 from ..ledger._recommend import Recorded, recommend
 from ..ledger._recommend_cli import record as hint_record
 from ..ledger._report import Call, build_call_report, forecast

@@ -11,10 +11,11 @@ import csv
 import json
 import os
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from .._cli_period import PERIODS, period
 from ..config import ENV_LEDGER
 from ..errors import ConfigError
 from ._focus import COLUMNS as FOCUS_COLUMNS
@@ -22,25 +23,7 @@ from ._focus import FOCUS_VERSION, focus_rows, timestamp
 from ._report import Call, CallReport, Forecast, SpendRow, build_call_report, forecast
 from ._store import default_ledger_url, parse_ledger_url, read_rows
 
-PERIODS = ("day", "week", "month", "mtd", "qtd")
 VIEWS = ("spend", "calls", "traces", "forecast")
-
-
-def period(name: str, now: datetime) -> Tuple[datetime, datetime]:
-    """day: since midnight today; week: since Monday; month: the last 30 days; mtd / qtd: since the
-    first day of this month / quarter. All up to now, in ``now``'s time zone."""
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if name == "day":
-        return midnight, now
-    if name == "week":
-        return midnight - timedelta(days=now.weekday()), now
-    if name == "month":
-        return now - timedelta(days=30), now
-    if name == "mtd":
-        return midnight.replace(day=1), now
-    if name == "qtd":
-        return midnight.replace(month=(now.month - 1) // 3 * 3 + 1, day=1), now
-    raise ConfigError(f"--period {name!r}: one of {', '.join(PERIODS)}")
 
 
 def ledger_path(args: argparse.Namespace) -> str:
@@ -50,6 +33,11 @@ def ledger_path(args: argparse.Namespace) -> str:
         raise ConfigError(f"{ENV_LEDGER}=off: there is no call ledger; give --ledger sqlite:///path, or "
                           "--source budgets for the budget ledger")
     return path
+
+
+def add_ledger_option(parser: argparse.ArgumentParser) -> None:
+    """--ledger URL (see ``ledger_path``)."""
+    parser.add_argument("--ledger", metavar="URL", help=f"the call ledger, sqlite:///path (default: ${ENV_LEDGER})")
 
 
 def _money(value: Optional[Decimal]) -> str:

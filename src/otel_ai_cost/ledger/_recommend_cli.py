@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Dict, List
 
-from ..config import ENV_LEDGER
+from .._cli_period import add_period_options, add_tz_option, month_start, period, resolve_period
 from ..errors import ConfigError
-from ._cli import PERIODS, ledger_path, period
+from ._cli import add_ledger_option, ledger_path
 from ._recommend import KINDS, Hint, Recorded, Rules, recommend
 from ._report import Call
 from ._store import read_rows
@@ -39,10 +39,10 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         "hints). Each hint says how its number was computed. Nothing is changed. The period is --period, or "
         "--since/--until (as in `report`), or by default the last 30 days.",
     )
-    p.add_argument("--ledger", metavar="URL", help=f"the call ledger, sqlite:///path (default: ${ENV_LEDGER})")
-    p.add_argument("--period", choices=PERIODS, help="day, week, month (the last 30 days, the default), mtd, qtd")
-    p.add_argument("--since", metavar="WHEN", help="start of the period (a date, date and time, or 7d)")
-    p.add_argument("--until", metavar="WHEN", help="end of the period (default: now)")
+    add_ledger_option(p)
+    add_period_options(p, period_help="day, week, month (the last 30 days, the default), mtd, qtd",
+                       since_help="start of the period (a date, date and time, or 7d)",
+                       until_help="end of the period (default: now)")
     p.add_argument("--kind", action="append", choices=KINDS, help="only these hints (repeatable; default: all)")
     defaults = Rules()
     p.add_argument("--short-output", type=int, default=defaults.short_output, metavar="N",
@@ -55,21 +55,17 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
                    help="max_tokens: calls that reserved at least N times the output they produced "
                    f"(default {defaults.reservation_ratio})")
     p.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv or json")
-    p.add_argument("--tz", metavar="ZONE", default="UTC", help="time zone of dates (default: UTC)")
+    add_tz_option(p, "time zone of dates (default: UTC)")
     p.set_defaults(func=run)
 
 
 def _period(args: argparse.Namespace, tz: Any) -> "tuple[datetime, datetime]":
-    if args.period and (args.since or args.until):
-        raise ConfigError("--period: give either --period or --since/--until, not both")
-    if args.since or args.until:
-        from ..budgets._cli import _period as since_until
-
-        since, until = since_until(args, tz)
-        if not args.since:  # --until alone: the 30 days before it
-            since = until - timedelta(days=30)
-        return since, until
-    return period(args.period or "month", datetime.now(tz))
+    if not (args.period or args.since or args.until):
+        return period("month", datetime.now(tz))
+    since, until = resolve_period(args, tz, month_start)
+    if not args.period and not args.since:  # --until alone: the 30 days before it
+        since = until - timedelta(days=30)
+    return since, until
 
 
 def record(rank: int, hint: Hint) -> Dict[str, Any]:
