@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from contextlib import closing
+from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
 
 import httpx2
@@ -138,6 +139,19 @@ def test_the_period_decides_which_calls_count(url, capsys):
     assert doc["rules"]["min_batch_calls"] == 100
     doc = json.loads(run(capsys, "recommend", "--ledger", url, "--format", "json", "--reservation-ratio", "14"))
     assert "max_tokens" not in [h["kind"] for h in doc["hints"]]  # 4096 reserved < 14 x 300 produced
+
+
+def test_until_alone_is_the_30_days_before_it_even_before_this_month(url, capsys):
+    # --until alone once failed "the period is empty" for a day before the current month: the start of
+    # this month was taken as --since before the 30 days before --until replaced it.
+    doc = json.loads(run(capsys, "recommend", "--ledger", url, "--format", "json", "--until", "2020-03-10"))
+    assert (doc["since"], doc["until"]) == ("2020-02-10T00:00:00+00:00", "2020-03-11T00:00:00+00:00")
+    assert (doc["calls"], doc["hints"]) == (0, [])
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).date()
+    doc = json.loads(run(capsys, "recommend", "--ledger", url, "--format", "json", "--until", tomorrow.isoformat()))
+    until = datetime.combine(tomorrow + timedelta(days=1), time(), timezone.utc)
+    assert (doc["since"], doc["until"]) == ((until - timedelta(days=30)).isoformat(), until.isoformat())
+    assert doc["calls"] == 12
 
 
 def test_csv_and_table_show_the_same_ranked_hints(url, capsys):

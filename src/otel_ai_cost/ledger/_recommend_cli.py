@@ -12,11 +12,10 @@ import csv
 import json
 import sys
 from dataclasses import asdict
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Dict, List
 
-from .._cli_period import add_period_options, add_tz_option, month_start, period, resolve_period
+from .._cli_period import add_period_options, add_tz_option, resolve_period, thirty_days_before
 from ..errors import ConfigError
 from ._cli import add_ledger_option, ledger_path
 from ._recommend import KINDS, Hint, Recorded, Rules, recommend
@@ -59,15 +58,6 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
     p.set_defaults(func=run)
 
 
-def _period(args: argparse.Namespace, tz: Any) -> "tuple[datetime, datetime]":
-    if not (args.period or args.since or args.until):
-        return period("month", datetime.now(tz))
-    since, until = resolve_period(args, tz, month_start)
-    if not args.period and not args.since:  # --until alone: the 30 days before it
-        since = until - timedelta(days=30)
-    return since, until
-
-
 def record(rank: int, hint: Hint) -> Dict[str, Any]:
     return {"rank": rank, "kind": hint.kind, "service": hint.service, "provider": hint.provider, "model": hint.model,
             "operation": hint.operation, "calls": hint.calls, "cost": hint.cost, "saving": hint.saving,
@@ -82,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from ..budgets._report import zone
 
     tz = zone(args.tz)
-    since, until = _period(args, tz)
+    since, until = resolve_period(args, tz, thirty_days_before)  # by default, the last 30 days
     for name, low in (("short_output", 0), ("long_input", 0), ("min_batch_calls", 1), ("reservation_ratio", 1)):
         if getattr(args, name) < low:
             raise ConfigError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be {low} or more")
