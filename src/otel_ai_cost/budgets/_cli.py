@@ -27,12 +27,12 @@ from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
+from .._cli_format import money
 from ..config import ENV_CONFIG
 from ..errors import ConfigError
 from ._book import BudgetBook
 from ._cli_render import (
     describe_entry,
-    money,
     percent,
     print_usage,
     status_text,

@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from .._cli_format import plain, table_lines, usd6
 from .._cli_period import PERIODS, period
 from ..config import ENV_LEDGER
 from ..errors import ConfigError
@@ -40,18 +41,8 @@ def add_ledger_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ledger", metavar="URL", help=f"the call ledger, sqlite:///path (default: ${ENV_LEDGER})")
 
 
-def _money(value: Optional[Decimal]) -> str:
-    return "-" if value is None else f"${value:,.6f}"
-
-
 def _fraction(value: Optional[Decimal]) -> str:
     return "-" if value is None else f"{value * 100:+.1f}%"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
 
 
 def spend_record(row: SpendRow, by: Sequence[str]) -> Dict[str, Any]:
@@ -88,11 +79,8 @@ def forecast_record(f: Forecast) -> Dict[str, Any]:
 
 
 def _table(records: List[Dict[str, Any]], columns: Sequence[str]) -> None:
-    shown = [[_cell(r.get(c), c) for c in columns] for r in records]
-    widths = [max([len(c)] + [len(row[i]) for row in shown]) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
-    for row in shown:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    for line in table_lines(columns, [[_cell(r.get(c), c) for c in columns] for r in records], strip=False):
+        print(line)
 
 
 def _cell(value: Any, column: str) -> str:
@@ -101,7 +89,7 @@ def _cell(value: Any, column: str) -> str:
     if column == "estimate_error" and isinstance(value, Decimal):
         return _fraction(value)
     if isinstance(value, Decimal):
-        return _money(value)
+        return usd6(value)
     return str(value)
 
 
@@ -128,7 +116,7 @@ def render(report: CallReport, fc: Optional[Forecast], view: str, fmt: str, sinc
             "top_traces": [trace_record(t) for t in report.top_traces],
             "forecast": forecast_record(fc) if fc is not None else None,
         }
-        json.dump(document, out, indent=1, default=_plain)
+        json.dump(document, out, indent=1, default=plain)
         print()
         return
     records, columns = _view(report, fc, view, spend, total)
@@ -136,7 +124,7 @@ def render(report: CallReport, fc: Optional[Forecast], view: str, fmt: str, sinc
         writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         for record in records:
-            writer.writerow({k: "" if v is None else _plain(v) for k, v in record.items()})
+            writer.writerow({k: "" if v is None else plain(v) for k, v in record.items()})
         return
     print(f"call ledger, {since.isoformat(timespec='seconds')} to {until.isoformat(timespec='seconds')} "
           f"({report.tz}), {report.currency}")

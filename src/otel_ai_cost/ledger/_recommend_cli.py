@@ -15,6 +15,7 @@ from dataclasses import asdict
 from decimal import Decimal
 from typing import Any, Dict, List
 
+from .._cli_format import plain, table_lines, usd6
 from .._cli_period import add_period_options, add_tz_option, resolve_period, thirty_days_before
 from ..errors import ConfigError
 from ._cli import add_ledger_option, ledger_path
@@ -64,10 +65,6 @@ def record(rank: int, hint: Hint) -> Dict[str, Any]:
             "held": hint.held, "suggestion": hint.suggestion, "how": hint.how, "details": hint.details}
 
 
-def _plain(value: Any) -> Any:
-    return str(value) if isinstance(value, Decimal) else value
-
-
 def run(args: argparse.Namespace) -> int:
     from ..budgets._report import zone
 
@@ -87,14 +84,14 @@ def run(args: argparse.Namespace) -> int:
         saving = sum((h.saving for h in hints), Decimal(0))
         json.dump({"since": since.isoformat(), "until": until.isoformat(), "calls": len(recorded),
                    "currency": "USD", "total_saving": saving, "rules": asdict(rules), "hints": records},
-                  out, indent=1, default=_plain)
+                  out, indent=1, default=plain)
         print()
         return 0
     if args.format == "csv":
         writer = csv.DictWriter(out, fieldnames=list(COLUMNS), lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         for r in records:
-            writer.writerow({k: _plain(v) for k, v in r.items()})
+            writer.writerow({k: plain(v) for k, v in r.items()})
         return 0
     print(f"recommendations from the call ledger, {since.isoformat(timespec='seconds')} to "
           f"{until.isoformat(timespec='seconds')}: {len(recorded)} calls, {len(hints)} hints (USD; nothing applied)")
@@ -107,14 +104,12 @@ def _table(records: List[Dict[str, Any]]) -> None:
     # The money hints save money and hold no capacity; max_tokens the other way round.
     cells = [[_cell(r[c]) if (c, r["kind"] == "max_tokens") not in (("held", False), ("saving", True)) else "-"
               for c in shown] for r in records]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(shown)]
-    print("  ".join(c.ljust(w) for c, w in zip(shown, widths)) + "  suggestion")
-    for r, row in zip(records, cells):
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + r["suggestion"])
+    header, *lines = table_lines(shown, cells, strip=False)
+    print(header + "  suggestion")
+    for r, line in zip(records, lines):
+        print(line + "  " + r["suggestion"])
         print("      how: " + r["how"])
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, Decimal):
-        return f"${value:,.6f}"
-    return str(value)
+    return usd6(value) if isinstance(value, Decimal) else str(value)
