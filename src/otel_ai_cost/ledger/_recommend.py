@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import _semconv as sc
 from .._grouping import NONE
@@ -65,14 +65,6 @@ class Rules:
     min_repeats: int = 2
     min_batch_calls: int = 100
     reservation_ratio: int = 4
-
-
-@dataclass
-class Recorded:
-    """A ledger call and the output tokens its estimate reserved (None: no estimate)."""
-
-    call: Call
-    estimate_output_tokens: Optional[int] = None
 
 
 @dataclass
@@ -213,14 +205,12 @@ def batch(calls: Sequence[Call], catalog: Any, rules: Rules) -> List[Hint]:
     return hints
 
 
-def max_tokens(recorded: Sequence[Recorded], rules: Rules) -> List[Hint]:
+def max_tokens(calls: Sequence[Call], rules: Rules) -> List[Hint]:
     hints = []
-    over = [r for r in recorded if r.call.ok and r.estimate_output_tokens is not None and r.call.estimate is not None
-            and r.call.cost is not None
-            and r.estimate_output_tokens >= rules.reservation_ratio * max(r.call.output_tokens, 1)]
-    by_call = {id(r.call): r for r in over}
-    for (service, provider, model, operation), group in _groups([r.call for r in over], _model_key).items():
-        reserved = sum(by_call[id(c)].estimate_output_tokens or 0 for c in group)
+    over = [c for c in calls if c.ok and c.estimate_output_tokens is not None and c.estimate is not None
+            and c.cost is not None and c.estimate_output_tokens >= rules.reservation_ratio * max(c.output_tokens, 1)]
+    for (service, provider, model, operation), group in _groups(over, _model_key).items():
+        reserved = sum(c.estimate_output_tokens or 0 for c in group)
         used = sum(c.output_tokens for c in group)
         estimate = sum((c.estimate or ZERO for c in group), ZERO)
         cost = sum((c.cost or ZERO for c in group), ZERO)
@@ -237,14 +227,15 @@ def max_tokens(recorded: Sequence[Recorded], rules: Rules) -> List[Hint]:
     return hints
 
 
-def recommend(recorded: Sequence[Recorded], catalog: Any = None, rules: Rules = Rules()) -> List[Hint]:
+def recommend(calls: Iterable[Call], catalog: Any = None, rules: Rules = Rules()) -> List[Hint]:
     """Every hint: the money hints by saving (largest first), then the max_tokens hints by capacity held."""
     if catalog is None:
         from ..pricing import default_catalog
 
         catalog = default_catalog()
-    calls = [r.call for r in recorded]
+    calls = list(calls)
     money = cheaper_model(calls, catalog, rules) + prompt_cache(calls, catalog, rules) + batch(calls, catalog, rules)
     money.sort(key=lambda h: (-h.saving, h.kind, h.service, h.model))
-    capacity = sorted(max_tokens(recorded, rules), key=lambda h: (-h.held, h.service, h.model))
+    capacity = sorted(max_tokens(calls, rules), key=lambda h: (-h.held, h.service, h.model))
     return money + capacity
+

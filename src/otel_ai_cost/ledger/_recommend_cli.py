@@ -19,7 +19,7 @@ from .._cli_format import plain, table_lines, usd6
 from .._cli_period import add_period_options, add_tz_option, resolve_period, thirty_days_before
 from ..errors import ConfigError
 from ._cli import add_ledger_option, ledger_path
-from ._recommend import KINDS, Hint, Recorded, Rules, recommend
+from ._recommend import KINDS, Hint, Rules, recommend
 from ._report import Call
 from ._store import read_rows
 
@@ -75,14 +75,13 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be {low} or more")
     rules = Rules(short_output=args.short_output, long_input=args.long_input, min_batch_calls=args.min_batch_calls,
                   reservation_ratio=args.reservation_ratio)
-    rows = read_rows(ledger_path(args), since.timestamp(), until.timestamp())
-    recorded = [Recorded(Call.from_row(r), r["estimate_output_tokens"]) for r in rows]
-    hints = [h for h in recommend(recorded, rules=rules) if not args.kind or h.kind in args.kind]
+    calls = [Call.from_row(r) for r in read_rows(ledger_path(args), since.timestamp(), until.timestamp())]
+    hints = [h for h in recommend(calls, rules=rules) if not args.kind or h.kind in args.kind]
     records = [record(i, h) for i, h in enumerate(hints, 1)]
     out = sys.stdout
     if args.format == "json":
         saving = sum((h.saving for h in hints), Decimal(0))
-        json.dump({"since": since.isoformat(), "until": until.isoformat(), "calls": len(recorded),
+        json.dump({"since": since.isoformat(), "until": until.isoformat(), "calls": len(calls),
                    "currency": "USD", "total_saving": saving, "rules": asdict(rules), "hints": records},
                   out, indent=1, default=plain)
         print()
@@ -94,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             writer.writerow({k: plain(v) for k, v in r.items()})
         return 0
     print(f"recommendations from the call ledger, {since.isoformat(timespec='seconds')} to "
-          f"{until.isoformat(timespec='seconds')}: {len(recorded)} calls, {len(hints)} hints (USD; nothing applied)")
+          f"{until.isoformat(timespec='seconds')}: {len(calls)} calls, {len(hints)} hints (USD; nothing applied)")
     _table(records)
     return 0
 

@@ -71,6 +71,7 @@ class Call:
     anomaly_type: Optional[str]
     ok: bool
     error_type: Optional[str]
+    estimate_output_tokens: Optional[int] = None  # the output tokens its estimate reserved (None: no estimate)
 
     @property
     def model(self) -> Optional[str]:
@@ -92,6 +93,7 @@ class Call:
             budget_decision=row["budget_decision"], tenant=row["tenant"], user=row["user"],
             cost_center=row["cost_center"], attributes=json.loads(row["attributes"] or "{}"),
             anomaly_type=row["anomaly_type"], ok=bool(row["ok"]), error_type=row["error_type"],
+            estimate_output_tokens=row["estimate_output_tokens"],
         )
 
     def value(self, dimension: str, tz: ZoneInfo) -> str:
