@@ -20,9 +20,9 @@ from .._cli_period import PERIODS, period
 from ..config import ENV_LEDGER
 from ..errors import ConfigError
 from ._focus import COLUMNS as FOCUS_COLUMNS
-from ._focus import FOCUS_VERSION, focus_rows, timestamp
-from ._report import Call, CallReport, Forecast, SpendRow, build_call_report, forecast
-from ._store import default_ledger_url, parse_ledger_url, read_rows
+from ._focus import FOCUS_VERSION, focus_row, timestamp
+from ._report import Call, CallReport, CallReportBuilder, Forecast, MonthForecast, SpendRow
+from ._store import default_ledger_url, iter_rows, parse_ledger_url
 
 VIEWS = ("spend", "calls", "traces", "forecast")
 
@@ -97,15 +97,9 @@ SPEND_TABLE = ("calls", "failed", "unpriced", "cost", "cost_per_success", "cache
 
 
 def render(report: CallReport, fc: Optional[Forecast], view: str, fmt: str, since: datetime,
-           until: datetime, calls: Sequence[Call]) -> None:
+           until: datetime) -> None:
+    """The report as a table, CSV or JSON (``--format focus``: see ``FocusWriter``)."""
     out = sys.stdout
-    if fmt == "focus":
-        rows = focus_rows([c for c in calls if report.since <= c.end_time < report.until])
-        writer = csv.DictWriter(out, fieldnames=list(FOCUS_COLUMNS), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
-        return
     spend = [spend_record(r, report.by) for r in report.rows]
     total = spend_record(report.total, ())
     if fmt == "json":
@@ -155,17 +149,39 @@ def _view(report: CallReport, fc: Optional[Forecast], view: str, spend: List[Dic
                    "cache_read_tokens")
 
 
+class FocusWriter:
+    """``--format focus``: the FOCUS rows of the priced calls, written as they come (the header first)."""
+
+    def __init__(self, out: Any) -> None:
+        self.writer = csv.DictWriter(out, fieldnames=list(FOCUS_COLUMNS), lineterminator="\n")
+        self.writer.writeheader()
+
+    def write(self, call: Call) -> None:
+        row = focus_row(call)
+        if row is not None:
+            self.writer.writerow({k: "" if v is None else v for k, v in row.items()})
+
+
 def run(args: argparse.Namespace, by: Sequence[str], tz: Any, since: datetime, until: datetime) -> int:
-    """The report from the call ledger (the period and the groups are validated by the caller)."""
+    """The report from the call ledger (the period and the groups are validated by the caller), made in
+    one pass over the ledger's rows: no list of the calls."""
     path = ledger_path(args)
     now = datetime.now(tz)
     # The forecast reads the month so far, whatever the period.
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     low = min(since, month_start).timestamp()
-    calls = [Call.from_row(r) for r in read_rows(path, low, max(until, now).timestamp() + 1)]
-    report = build_call_report(calls, by, since.timestamp(), until.timestamp(), args.tz, top=args.top)
-    fc = forecast(calls, now)
-    render(report, fc, args.view, args.format, since, until, calls)
+    rows = iter_rows(path, low, max(until, now).timestamp() + 1)
+    report = CallReportBuilder(by, since.timestamp(), until.timestamp(), args.tz, top=args.top)
+    month = MonthForecast(now)
+    focus = FocusWriter(sys.stdout) if args.format == "focus" else None
+    for row in rows:
+        call = Call.from_row(row)
+        report.add(call)
+        month.add_call(call)
+        if focus is not None and report.covers(call):
+            focus.write(call)
+    if focus is None:
+        render(report.report(), month.result(), args.view, args.format, since, until)
     return 0
 
 

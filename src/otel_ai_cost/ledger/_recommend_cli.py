@@ -19,9 +19,9 @@ from .._cli_format import plain, table_lines, usd6
 from .._cli_period import add_period_options, add_tz_option, resolve_period, thirty_days_before
 from ..errors import ConfigError
 from ._cli import add_ledger_option, ledger_path
-from ._recommend import KINDS, Hint, Rules, recommend
+from ._recommend import KINDS, Hint, Recommender, Rules
 from ._report import Call
-from ._store import read_rows
+from ._store import iter_rows
 
 FORMATS = ("table", "csv", "json")
 COLUMNS = ("rank", "kind", "service", "provider", "model", "operation", "calls", "cost", "saving", "held",
@@ -75,13 +75,17 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be {low} or more")
     rules = Rules(short_output=args.short_output, long_input=args.long_input, min_batch_calls=args.min_batch_calls,
                   reservation_ratio=args.reservation_ratio)
-    calls = [Call.from_row(r) for r in read_rows(ledger_path(args), since.timestamp(), until.timestamp())]
-    hints = [h for h in recommend(calls, rules=rules) if not args.kind or h.kind in args.kind]
+    rows = iter_rows(ledger_path(args), since.timestamp(), until.timestamp())
+    recommender = Recommender(rules=rules)
+    for row in rows:  # one pass: no list of the calls
+        recommender.add(Call.from_row(row))
+    calls = recommender.calls
+    hints = [h for h in recommender.hints() if not args.kind or h.kind in args.kind]
     records = [record(i, h) for i, h in enumerate(hints, 1)]
     out = sys.stdout
     if args.format == "json":
         saving = sum((h.saving for h in hints), Decimal(0))
-        json.dump({"since": since.isoformat(), "until": until.isoformat(), "calls": len(calls),
+        json.dump({"since": since.isoformat(), "until": until.isoformat(), "calls": calls,
                    "currency": "USD", "total_saving": saving, "rules": asdict(rules), "hints": records},
                   out, indent=1, default=plain)
         print()
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             writer.writerow({k: plain(v) for k, v in r.items()})
         return 0
     print(f"recommendations from the call ledger, {since.isoformat(timespec='seconds')} to "
-          f"{until.isoformat(timespec='seconds')}: {len(calls)} calls, {len(hints)} hints (USD; nothing applied)")
+          f"{until.isoformat(timespec='seconds')}: {calls} calls, {len(hints)} hints (USD; nothing applied)")
     _table(records)
     return 0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from .._state import sqlite_path, state_url
 from ..config import ENV_LEDGER
@@ -85,16 +85,30 @@ def purge(connection: sqlite3.Connection, retention_days: float, now: Optional[f
     return cursor.rowcount
 
 
-def read_rows(path: str, since: float = float("-inf"), until: float = float("inf")) -> List[sqlite3.Row]:
-    """The rows of the calls that ended in [since, until), oldest first (read-only use)."""
+def iter_rows(path: str, since: float = float("-inf"), until: float = float("inf")) -> Iterator[sqlite3.Row]:
+    """The rows of the calls that ended in [since, until), oldest first, one at a time from the cursor
+    (read-only use). A file that is not a ledger fails here, as a ConfigError, before the first row."""
     connection = connect(path, create=False)
     try:
         connection.row_factory = sqlite3.Row
-        return list(connection.execute(
+        cursor = connection.execute(
             "SELECT * FROM calls WHERE end_time >= ? AND end_time < ? ORDER BY end_time, trace_id, span_id",
-            (since, until)))
+            (since, until))
+    except sqlite3.Error as exc:
+        connection.close()
+        raise ConfigError(f"call ledger {path!r}: {exc}") from exc
+    return _streamed(connection, cursor, path)
+
+
+def _streamed(connection: sqlite3.Connection, cursor: sqlite3.Cursor, path: str) -> Iterator[sqlite3.Row]:
+    try:
+        yield from cursor
     except sqlite3.Error as exc:
         raise ConfigError(f"call ledger {path!r}: {exc}") from exc
     finally:
         connection.close()
 
+
+def read_rows(path: str, since: float = float("-inf"), until: float = float("inf")) -> List[sqlite3.Row]:
+    """``iter_rows`` as a list."""
+    return list(iter_rows(path, since, until))
