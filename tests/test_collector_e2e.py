@@ -29,9 +29,9 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
+from otel_ai_cost._span_pricing import span_cost_attributes
 from otel_ai_cost.cost import usage_from_attributes
 from otel_ai_cost.pricing import default_catalog
-from otel_ai_cost.processor import _span_cost_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "collector" / "README.md"
@@ -222,7 +222,7 @@ def _run_python(stack: Stack, code: str, service: str, extra_env: Optional[Dict[
 def _python_cost(attrs: Dict[str, Any]) -> Dict[str, Any]:
     usage = usage_from_attributes(attrs)
     assert usage is not None
-    return _span_cost_attributes(attrs, usage, default_catalog())
+    return span_cost_attributes(attrs, usage, default_catalog())
 
 
 def _cost_tags(attrs: Dict[str, Any]) -> Dict[str, Any]:

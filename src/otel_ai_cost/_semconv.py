@@ -134,6 +134,9 @@ class AiCostBudgetReasonValues:
     HOOK: Final = "hook"
     # The model is not in the pricing catalog and a budget's `on_unknown_model` policy is `block`.
     UNKNOWN_MODEL: Final = "unknown_model"
+    # An anomaly finding (a runaway trace, a retry storm, a cost or token spike) and the
+    # configuration's `on_anomaly` policy decided; the message names the finding and its cause.
+    ANOMALY: Final = "anomaly"
 
 
 # The request model is not in the pricing catalog: what the budgets did with the call (the

@@ -26,10 +26,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
+from ._span_pricing import CostEnrichingSpanExporter
 from .config import ENV_CONFIG, ENV_ENABLED, Settings, check_environment
 from .config import zero_code_state as _state
 from .errors import ConfigError
-from .processor import AICostSpanProcessor, CostEnrichingSpanExporter
+from .processor import AICostSpanProcessor
 
 _logger = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ __all__ = [
     "BAGGAGE_PREFIX",
     "DEFAULT_BAGGAGE_KEYS",
     "DEFAULT_OUTPUT_TOKENS",
+    "ENV_ANOMALIES",
     "ENV_AZURE_DEPLOYMENTS",
     "ENV_BAGGAGE_KEYS",
     "ENV_CONFIG",
@@ -51,6 +52,7 @@ ENV_AZURE_DEPLOYMENTS = "OTEL_AI_COST_AZURE_DEPLOYMENTS"  # read by otel_ai_cost
 ENV_OPENAI_INCLUDE_USAGE = "OTEL_AI_COST_OPENAI_INCLUDE_USAGE"  # read by the OpenAI instrumentor
 ENV_LEDGER = "OTEL_AI_COST_LEDGER"  # the call ledger: sqlite:///path or off (zero-code default: on)
 ENV_LEDGER_RETENTION_DAYS = "OTEL_AI_COST_LEDGER_RETENTION_DAYS"
+ENV_ANOMALIES = "OTEL_AI_COST_ANOMALIES"  # the anomaly detector: on or off (default off)
 
 # Every variable the package reads, here or elsewhere; anything else with the prefix is a typo.
 KNOWN_VARIABLES = frozenset(
@@ -67,6 +69,7 @@ KNOWN_VARIABLES = frozenset(
         ENV_OPENAI_INCLUDE_USAGE,
         ENV_LEDGER,
         ENV_LEDGER_RETENTION_DAYS,
+        ENV_ANOMALIES,
     }
 )
 # Read by the project's build scripts (scripts/build-collector, scripts/test-collector), not by the
@@ -144,6 +147,16 @@ def parse_bool(value: str, variable: str) -> bool:
     raise ConfigError(f"{variable}: expected true or false, got {value!r}")
 
 
+def parse_switch(value: str, variable: str) -> bool:
+    """on / off (and the booleans' spellings)."""
+    text = value.strip().lower()
+    if text in _TRUE or text == "on":
+        return True
+    if text in _FALSE or text == "off":
+        return False
+    raise ConfigError(f"{variable}: expected on or off, got {value!r}")
+
+
 def parse_keys(value: str, variable: str) -> Tuple[str, ...]:
     keys = tuple(key.strip() for key in value.split(","))
     for key in keys:
@@ -199,6 +212,9 @@ class Settings:
     ledger: Optional[str] = None
     # Days of call rows the ledger keeps (OTEL_AI_COST_LEDGER_RETENTION_DAYS); None keeps them all.
     ledger_retention_days: Optional[float] = None
+    # The anomaly detector fed from every finished GenAI span (OTEL_AI_COST_ANOMALIES). None: off,
+    # unless the configuration file has an on_anomaly policy.
+    anomalies: Optional[bool] = None
 
     # The environment variable each field was read from (``from_env``), to name it in errors.
     variables: InitVar[Optional[Mapping[str, str]]] = None
@@ -265,6 +281,9 @@ class Settings:
             elif raw is not None:
                 values[key] = raw.strip() if key == "ledger" else raw
                 variables[key] = name
+        raw = get(ENV_ANOMALIES)
+        if raw is not None:
+            values["anomalies"] = parse_switch(raw, ENV_ANOMALIES)
         values.update(overrides)
         return cls(**values, variables=variables)
 

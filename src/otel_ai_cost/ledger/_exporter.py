@@ -24,9 +24,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .. import _semconv as sc
+from .._span_pricing import enrich_span
 from .._version import package_version
 from ..config import DEFAULT_BAGGAGE_KEYS
-from ..processor import enrich_span
 from ._row import to_row
 from ._store import connect, parse_ledger_url, purge, write_rows
 
