@@ -50,6 +50,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Uni
 
 import yaml
 
+from .._state import sqlite_path, state_url
 from ..errors import ConfigError
 from ._anomaly_policy import AnomalyPolicy, parse_anomaly_policy
 from ._book import BudgetBook
@@ -78,8 +79,7 @@ TOP_LEVEL_KEYS = {"budgets", "store", "raise_on_block", "on_unknown_model", "on_
 
 def default_store_url() -> str:
     """``sqlite:///$XDG_STATE_HOME/otel-ai-cost/budgets.db`` (``~/.local/state/...`` by default)."""
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return "sqlite:///" + os.path.join(state, "otel-ai-cost", "budgets.db").lstrip("/")
+    return state_url("budgets.db")
 
 
 def safe_url(url: str) -> str:
@@ -113,7 +113,7 @@ class BudgetConfig:
         """Store timeouts equal to the deadline, for ``deadline_mode: store``."""
         if self.deadline_mode != "store":
             return {}
-        if self.store_url.startswith("sqlite://"):
+        if sqlite_path(self.store_url) is not None:
             return {"timeout": self.deadline}
         return {"redis_timeout": self.deadline}
 
@@ -165,8 +165,9 @@ class BudgetConfig:
     def store_name(self) -> str:
         """The store as logs name it: its URL without password (and the Redis prefix if not the default)."""
         url = self.store_url
-        if url.startswith("sqlite://") and self.base_dir and not url[len("sqlite://"):].startswith("/"):
-            url = "sqlite:///" + os.path.abspath(os.path.join(self.base_dir, url[len("sqlite://"):])).lstrip("/")
+        path = sqlite_path(url)
+        if path is not None and self.base_dir and not path.startswith("/"):
+            url = "sqlite:///" + os.path.abspath(os.path.join(self.base_dir, path)).lstrip("/")
         name = safe_url(url)
         if url.startswith(("redis://", "rediss://", "unix://")) and self.redis_prefix != "ai_cost:budget":
             name += f" (prefix {self.redis_prefix})"
@@ -213,10 +214,10 @@ def open_store(
         from ._memory import MemoryBudgetStore
 
         return MemoryBudgetStore(clock=clock)
-    if url.startswith("sqlite://"):
+    path = sqlite_path(url)
+    if path is not None:
         from ._sqlite import SQLiteBudgetStore
 
-        path = url[len("sqlite://"):]
         if path.startswith("/"):
             try:
                 os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
