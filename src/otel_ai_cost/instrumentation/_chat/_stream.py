@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from ... import _semconv as sc
 from ...cost import Usage
-from .._core import CharCounter, Operation, Outcome, StreamState, as_int, as_str, estimated_usage, get
+from .._core import CharCounter, Operation, Outcome, StreamState, as_int, as_str, estimated_usage, get, get_extra
 from ._format import content_text
 from ._response import chat_usage
 
@@ -56,7 +56,7 @@ class ChatStreamState(StreamState):
         if not self.model:
             self.model = as_str(get(chunk, "model"))
         if self.chunk_tier:
-            tier = get(chunk, "service_tier")
+            tier = get_extra(chunk, "service_tier")  # not a field of Groq's chunk: an extra one at most
             if tier is not None and type(tier) is str:
                 self.service_tier = tier or self.service_tier
         read_usage = self.read_usage

@@ -12,6 +12,11 @@ from .._core import CharCounter, Operation, Outcome, StreamState, as_str, get, s
 from .._stainless import sdk_types
 from ._attributes import usage_fields, usage_from_fields
 
+# A content block delta's type -> its text field (counted for the output estimate); a signature_delta
+# has none.
+_DELTA_TEXT: Dict[Any, Optional[str]] = {"text_delta": "text", "input_json_delta": "partial_json",
+                                          "thinking_delta": "thinking", "signature_delta": None}
+
 
 class MessageStreamState(StreamState):
     """Reads id, model, stop reason and usage from raw Messages stream events as the user reads them."""
@@ -28,7 +33,13 @@ class MessageStreamState(StreamState):
         kind = get(event, "type")
         if kind == "content_block_delta":
             delta = get(event, "delta")
-            self.counter.add(get(delta, "text") or get(delta, "partial_json") or get(delta, "thinking"))
+            delta_kind = get(delta, "type")
+            if delta_kind in _DELTA_TEXT:  # only the field of the delta's type is read
+                name = _DELTA_TEXT[delta_kind]
+                if name is not None:
+                    self.counter.add(get(delta, name))
+            else:  # a type not known here: the first text field it has
+                self.counter.add(get(delta, "text") or get(delta, "partial_json") or get(delta, "thinking"))
         elif kind == "message_start":
             message = get(event, "message")
             self.response_id = as_str(get(message, "id")) or self.response_id

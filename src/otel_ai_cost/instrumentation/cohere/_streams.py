@@ -45,15 +45,17 @@ class CohereStreamState(_GeneratorStream):
             usage = cohere_usage(get(delta, "usage"))
             if usage is not None:
                 self.usage = usage
-        elif self.usage is None and kind in ("content-delta", "tool-plan-delta", "tool-call-delta",
-                                             "tool-call-start"):
-            message = get(get(event, "delta"), "message")
-            self.counter.add(get(get(message, "content"), "text"))
-            self.counter.add(get(get(message, "content"), "thinking"))
-            self.counter.add(get(message, "tool_plan"))
-            function = get(get(message, "tool_calls"), "function")
-            self.counter.add(get(function, "name"))
-            self.counter.add(get(function, "arguments"))
+        elif self.usage is None:  # each delta kind read for the fields it has (an absent one is slow to read)
+            if kind == "content-delta":
+                content = get(get(get(event, "delta"), "message"), "content")
+                self.counter.add(get(content, "text"))
+                self.counter.add(get(content, "thinking"))
+            elif kind == "tool-plan-delta":
+                self.counter.add(get(get(get(event, "delta"), "message"), "tool_plan"))
+            elif kind in ("tool-call-delta", "tool-call-start"):
+                function = get(get(get(get(event, "delta"), "message"), "tool_calls"), "function")
+                self.counter.add(get(function, "name"))
+                self.counter.add(get(function, "arguments"))
         return False
 
     def outcome(self) -> Outcome:

@@ -177,6 +177,14 @@ class OpenAIChatStreamState(ChatStreamState):
 
 
 _RESPONSE_FINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+_DELTA_EVENTS = ("response.output_text.delta", "response.refusal.delta", "response.function_call_arguments.delta")
+
+
+def _is_lifecycle(kind: str) -> bool:
+    """The events that carry the ``response`` (``response.created``, ``response.in_progress``,
+    ``response.queued``, the final ones) are the ``response.<state>`` ones: the others have a part
+    between (``response.output_item.added``, ``response.output_text.done``, ...) or are ``error``."""
+    return kind.startswith("response.") and kind.count(".") == 1
 
 
 class ResponsesStreamState(StreamState):
@@ -192,17 +200,19 @@ class ResponsesStreamState(StreamState):
         self.counter = CharCounter()
 
     def observe(self, event: Any) -> bool:
+        # Dispatched on the type first: an event is read only for the fields its type has (reading
+        # an absent field of an SDK model is the slow part of a read).
         kind = get(event, "type")
-        response = get(event, "response")
-        if response is not None:
-            if kind in _RESPONSE_FINAL_EVENTS:
-                self.final = response
-                self.final_kind = kind
-            elif self.response is None:
-                self.response = response
-        elif kind in ("response.output_text.delta", "response.refusal.delta",
-                      "response.function_call_arguments.delta"):
+        if kind in _DELTA_EVENTS:
             self.counter.add(get(event, "delta"))
+        elif type(kind) is not str or _is_lifecycle(kind):
+            response = get(event, "response")
+            if response is not None:
+                if kind in _RESPONSE_FINAL_EVENTS:
+                    self.final = response
+                    self.final_kind = kind
+                elif self.response is None:
+                    self.response = response
         elif kind == "error":
             self.error_code = as_str(get(event, "code")) or "error"
         return False
