@@ -88,12 +88,27 @@ def cohere_usage(usage: Any) -> Optional[Usage]:
     return None
 
 
-def chat_outcome(response: Any) -> Outcome:
-    attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))}
-    reason = get(response, "finish_reason")
+# v2 finish reasons that say the generation failed (ChatFinishReason: ERROR, TIMEOUT).
+V2_ERROR_REASONS = frozenset({"ERROR", "TIMEOUT"})
+
+
+def v2_outcome(response_id: Optional[str], reason: Any, usage: Any) -> Outcome:
+    """A v2 chat outcome, of a response or a stream (its ``message-end``): usage from ``usage``
+    (billed units; ``tokens`` only without them), and an ``error.type`` when the finish reason says
+    the generation failed (then billed units only), as ``v1_outcome``."""
+    attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: response_id}
+    failed = None
     if reason is not None:
-        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [str(reason)]
-    return Outcome(usage=cohere_usage(get(response, "usage")), attributes=attrs)
+        reason = str(reason)
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
+        if reason in V2_ERROR_REASONS:
+            failed = reason
+    return Outcome(usage=billed_usage(usage) if failed else cohere_usage(usage), attributes=attrs,
+                   error_type=failed)
+
+
+def chat_outcome(response: Any) -> Outcome:
+    return v2_outcome(as_str(get(response, "id")), get(response, "finish_reason"), get(response, "usage"))
 
 
 def embeddings_outcome(response: Any) -> Outcome:
@@ -114,7 +129,8 @@ V1_ERROR_REASONS = frozenset({"ERROR", "ERROR_TOXIC", "ERROR_LIMIT"})
 
 
 def billed_usage(meta: Any) -> Optional[Usage]:
-    """The billed units of a v1 ``meta`` only (no ``tokens`` fallback): what a failed stream may charge."""
+    """The billed units of a v2 ``usage`` or v1 ``meta`` only (no ``tokens`` fallback): what a failed
+    call may charge."""
     counts = get(meta, "billed_units")
     inp = _units(get(counts, "input_tokens"))
     out = _units(get(counts, "output_tokens"))

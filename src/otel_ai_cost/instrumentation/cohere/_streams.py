@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from ... import _semconv as sc
-from ...cost import Usage
 from .. import _core as c
 from .._core import CharCounter, Operation, Outcome, StreamState, as_str, estimated_usage, get
-from ._attributes import V1_ERROR_REASONS, billed_usage, cohere_usage, v1_response_id
+from ._attributes import V1_ERROR_REASONS, billed_usage, cohere_usage, v1_response_id, v2_outcome
 
 
 class _GeneratorStream(StreamState):
@@ -24,13 +23,17 @@ class _GeneratorStream(StreamState):
 
 
 class CohereStreamState(_GeneratorStream):
-    """Reads the id (``message-start``), finish reason and usage (``message-end``) from v2 events."""
+    """Reads the id (``message-start``), finish reason and usage (``message-end``) from v2 events.
+
+    The outcome is the response's (``v2_outcome``): a stream that ends with an ERROR or TIMEOUT
+    finish reason fails the span and charges only the billed units it reports; a stream that ends
+    otherwise without ``message-end`` usage is estimated."""
 
     def __init__(self, operation: Operation) -> None:
         super().__init__(operation)
         self.response_id: Optional[str] = None
         self.finish_reason: Optional[str] = None
-        self.usage: Optional[Usage] = None
+        self.usage: Any = None  # ``message-end``'s ``delta.usage``
         self.counter = CharCounter()
 
     def observe(self, event: Any) -> bool:
@@ -42,7 +45,7 @@ class CohereStreamState(_GeneratorStream):
             reason = get(delta, "finish_reason")
             if reason is not None:
                 self.finish_reason = str(reason)
-            usage = cohere_usage(get(delta, "usage"))
+            usage = get(delta, "usage")
             if usage is not None:
                 self.usage = usage
         elif self.usage is None:  # each delta kind read for the fields it has (an absent one is slow to read)
@@ -59,15 +62,11 @@ class CohereStreamState(_GeneratorStream):
         return False
 
     def outcome(self) -> Outcome:
-        attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
-        if self.finish_reason:
-            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reason]
-        usage, source = self.usage, sc.AiCostUsageSourceValues.PROVIDER
-        if usage is None:
-            usage = estimated_usage(self.operation.request, self.counter)
-            source = sc.AiCostUsageSourceValues.ESTIMATED
-        error = "ERROR" if self.finish_reason == "ERROR" else None
-        return Outcome(usage=usage, usage_source=source, attributes=attrs, error_type=error)
+        outcome = v2_outcome(self.response_id, self.finish_reason or None, self.usage)
+        if outcome.usage is None and outcome.error_type is None:
+            outcome.usage = estimated_usage(self.operation.request, self.counter)
+            outcome.usage_source = sc.AiCostUsageSourceValues.ESTIMATED
+        return outcome
 
 
 class CohereV1StreamState(_GeneratorStream):
