@@ -21,6 +21,8 @@ _DELTA_TEXT: Dict[Any, Optional[str]] = {"text_delta": "text", "input_json_delta
 class MessageStreamState(StreamState):
     """Reads id, model, stop reason and usage from raw Messages stream events as the user reads them."""
 
+    estimate_site = "anthropic stream input estimate"
+
     def __init__(self, operation: Operation) -> None:
         super().__init__(operation)
         self.response_id: Optional[str] = None
@@ -56,13 +58,9 @@ class MessageStreamState(StreamState):
         attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
         if self.stop_reason:
             attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.stop_reason]
-        usage = usage_from_fields(self.fields)
-        source = sc.AiCostUsageSourceValues.PROVIDER
-        if usage is None:
-            # The request was sent (there is a stream): it is billed for its input even if the
-            # stream was closed before message_start was read.
-            usage = c.estimated_usage(self.operation.request, self.counter, "anthropic stream input estimate")
-            source = sc.AiCostUsageSourceValues.ESTIMATED
+        # Without usage: the request was sent (there is a stream), so it is billed for its input even
+        # if the stream was closed before message_start was read.
+        usage, source = self.usage_or_estimated(usage_from_fields(self.fields))
         return Outcome(usage=usage, usage_source=source, response_model=self.model,
                        service_tier=self.fields.get("service_tier"), attributes=attrs)
 

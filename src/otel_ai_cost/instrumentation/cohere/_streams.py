@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 
 from ... import _semconv as sc
 from .. import _core as c
-from .._core import CharCounter, Operation, Outcome, StreamState, as_str, estimated_usage, get
+from .._core import CharCounter, Operation, Outcome, StreamState, as_str, get
 from ._attributes import V1_ERROR_REASONS, billed_usage, cohere_usage, v1_response_id, v2_outcome
 
 
@@ -63,9 +63,8 @@ class CohereStreamState(_GeneratorStream):
 
     def outcome(self) -> Outcome:
         outcome = v2_outcome(self.response_id, self.finish_reason or None, self.usage)
-        if outcome.usage is None and outcome.error_type is None:
-            outcome.usage = estimated_usage(self.operation.request, self.counter)
-            outcome.usage_source = sc.AiCostUsageSourceValues.ESTIMATED
+        if outcome.error_type is None:
+            outcome.usage, outcome.usage_source = self.usage_or_estimated(outcome.usage)
         return outcome
 
 
@@ -127,10 +126,7 @@ class CohereV1StreamState(_GeneratorStream):
             attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
         if self.error is not None:
             return Outcome(usage=billed_usage(self.meta), attributes=attrs, error_type=self.error)
-        usage, source = cohere_usage(self.meta), sc.AiCostUsageSourceValues.PROVIDER
-        if usage is None:
-            usage = estimated_usage(self.operation.request, self.counter)
-            source = sc.AiCostUsageSourceValues.ESTIMATED
+        usage, source = self.usage_or_estimated(cohere_usage(self.meta))
         return Outcome(usage=usage, usage_source=source, attributes=attrs)
 
 

@@ -5,7 +5,7 @@ from typing import Any, Dict, Optional
 
 from ... import _semconv as sc
 from .._chat import ChatStreamState, chat_usage
-from .._core import CharCounter, Operation, Outcome, StreamState, as_str, estimated_usage, get, log_once
+from .._core import CharCounter, Operation, Outcome, StreamState, as_str, get, log_once
 from ._attributes import provider_cost, responses_outcome
 
 
@@ -227,9 +227,9 @@ class ResponsesStreamState(StreamState):
         if outcome.error_type is not None:
             return outcome  # failed: only the usage the response reports, no guess (``_core._stream_errors``)
         # response.incomplete is no error: its response reports the usage billed.
-        if self.final is None or outcome.usage is None:
-            outcome.usage = estimated_usage(self.operation.request, self.counter)
-            outcome.usage_source = sc.AiCostUsageSourceValues.ESTIMATED
+        # Only the final response's usage is billed usage: without it, the estimate.
+        outcome.usage, outcome.usage_source = self.usage_or_estimated(
+            outcome.usage if self.final is not None else None)
         return outcome
 
 
