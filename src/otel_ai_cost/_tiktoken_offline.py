@@ -11,8 +11,10 @@ they are the bytes read (no copy), so the peak of a load is what it keeps. One i
 is shared by every caller. Loading is lazy, thread-safe and attempted once per encoding; on any
 failure the caller gets ``None`` and falls back to the heuristic.
 
-The call's path never waits long for a load: in ``counting(HEURISTIC, ...)`` (the span-start estimate
-when no budget or hook reads it), ``get_encoding`` of an encoding not loaded yet starts loading it on
+The call's path never waits long for a load: in ``counting(HEURISTIC, ...)`` (``without_waiting``: the
+span-start estimate when no budget or hook reads it, and the counts a stream makes while the user
+reads it: each delta of an OpenAI stream that carries no usage, the input estimate of a stream that
+ends without usage), ``get_encoding`` of an encoding not loaded yet starts loading it on
 a background thread and returns ``None`` at once, and the caller counts with the heuristic
 (``ai_cost.estimate.method = heuristic``) until it is ready. In ``counting(UPPER_BOUND, ...)`` (the
 span-start estimate a budget holds money on) it waits for a load from the disk cache (a few ms) but

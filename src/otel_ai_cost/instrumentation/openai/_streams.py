@@ -1,24 +1,33 @@
 """Stream states of the ``openai`` SDK: chat completion (and legacy completion) chunks, Responses events."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from ... import _semconv as sc
+from ..._tiktoken_offline import without_waiting
 from .._chat import ChatStreamState, chat_usage
 from .._core import CharCounter, Operation, Outcome, StreamState, as_str, get, log_once
 from ._attributes import provider_cost, responses_outcome
 
+_COUNT_TEXT: Optional[Callable[..., Any]] = None  # ``tokens.count_text``, imported by the first count
+
 
 def _count_text(text: str, model: Optional[str]) -> int:
-    from ...tokens import count_text
+    global _COUNT_TEXT
+    if _COUNT_TEXT is None:
+        from ...tokens import count_text
 
-    return int(count_text(text, model or "").tokens)
+        _COUNT_TEXT = count_text
+    count_text = _COUNT_TEXT
+    return int(without_waiting(lambda: count_text(text, model or "")).tokens)
 
 
 class _FallbackCounter:
     """Running output-token count of the text deltas, used only when the stream carries no usage.
 
-    When no usage is expected (injection turned off, caller did not ask), every delta is tokenised.
+    When no usage is expected (injection turned off, caller did not ask), every delta is tokenised,
+    never waiting for the tokenizer (``without_waiting``): while it loads (the first ~0.1-0.3 s on a
+    machine) a delta is counted with the heuristic, so that the user's read is never held up.
     """
 
     def __init__(self, model: Optional[str]) -> None:
