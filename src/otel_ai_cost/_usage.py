@@ -12,10 +12,11 @@ from . import _semconv as sc
 
 if TYPE_CHECKING:
     from .pricing import Catalog
+    from .pricing._model import ModelPrice
 
 __all__ = [
-    "MAX_COUNT", "MAX_INPUT_TOKENS", "MAX_OUTPUT_TOKENS", "Usage", "bound_usage", "usage_from_attributes",
-    "usage_limits",
+    "MAX_COUNT", "MAX_INPUT_TOKENS", "MAX_OUTPUT_TOKENS", "Usage", "bound_usage", "price_limits",
+    "usage_from_attributes", "usage_limits",
 ]
 
 logger = logging.getLogger("otel_ai_cost.cost")
@@ -179,6 +180,11 @@ def usage_limits(
 ) -> Tuple[Optional[int], Optional[int]]:
     """(max input, max output) tokens for a call: the model's limits, the request's ``max_tokens`` first."""
     price = catalog.resolve(model, provider) if catalog is not None and model else None
+    return price_limits(price, max_tokens)
+
+
+def price_limits(price: Optional["ModelPrice"], max_tokens: Any = None) -> Tuple[Optional[int], Optional[int]]:
+    """``usage_limits`` of a catalog entry already resolved (None: no model limits)."""
     max_input = price.max_input_tokens if price is not None else None
     max_output = max_tokens if type(max_tokens) is int and max_tokens > 0 else None
     if max_output is None and price is not None:

@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ... import _semconv as sc
 from ..._request import LLMRequest, reset_calling, reset_pending, set_calling, set_pending
-from ...cost import Usage, bound_usage, cost_attributes, usage_limits
+from ...cost import _UNRESOLVED, Usage, bound_usage, cost_attributes, price_limits, resolve_price
 from ...pricing import default_catalog
 from ._log import error_type, log_once, logger
 from ._telemetry import Telemetry
@@ -63,9 +63,10 @@ def add_usage_attributes(attrs: Dict[str, Any], usage: Usage) -> None:
 
 
 def compute_cost_attributes(outcome: Outcome, *, provider: str, request_model: Optional[str],
-                            catalog: Any = None, at: Optional[int] = None) -> Dict[str, Any]:
+                            catalog: Any = None, at: Optional[int] = None, price: Any = _UNRESOLVED) -> Dict[str, Any]:
     """The cost attributes for an outcome: the provider's own cost when it reported one, else local
-    (at the prices in force at ``at``, the call's start in epoch nanoseconds; None: now)."""
+    (at the prices in force at ``at``, the call's start in epoch nanoseconds; None: now), with the
+    catalog entry ``price`` when the caller resolved it (``cost.resolve_price``)."""
     if outcome.provider_cost is not None:
         return {
             sc.GEN_AI_USAGE_COST_AMOUNT: float(outcome.provider_cost),
@@ -77,7 +78,7 @@ def compute_cost_attributes(outcome: Outcome, *, provider: str, request_model: O
         return {sc.AI_COST_PRICING_STATUS: sc.AiCostPricingStatusValues.NO_USAGE}
     return cost_attributes(outcome.usage, provider=provider, request_model=request_model,
                            response_model=outcome.response_model, service_tier=outcome.service_tier,
-                           catalog=catalog, at=at)
+                           catalog=catalog, at=at, price=price)
 
 
 class _Calling:
@@ -235,8 +236,17 @@ class Operation:
                 for key, value in extra.items():
                     if value is not None:
                         attrs[key] = value
+            price: Any = _UNRESOLVED
+            catalog = self.catalog
             if outcome.usage is not None:
-                outcome = self._bounded(outcome, attrs)
+                # One catalog entry for the limits and the price (the billed snapshot, else the request's model).
+                try:
+                    if catalog is None:
+                        catalog = default_catalog()
+                    price = resolve_price(catalog, self.request.provider, outcome.response_model, self.request.model)
+                except Exception as exc:
+                    log_once("resolve_price", exc)
+                outcome = self._bounded(outcome, attrs, None if price is _UNRESOLVED else price)
                 add_usage_attributes(attrs, outcome.usage or Usage())  # bounding keeps the usage
                 attrs[sc.AI_COST_USAGE_SOURCE] = outcome.usage_source
             failed = error is not None or outcome.error_type is not None
@@ -244,7 +254,7 @@ class Operation:
                 try:
                     cost_attrs = compute_cost_attributes(
                         outcome, provider=self.request.provider, request_model=self.request.model,
-                        catalog=self.catalog, at=getattr(span, "start_time", None),
+                        catalog=catalog, at=getattr(span, "start_time", None), price=price,
                     )
                 except Exception as exc:  # the cost engine must never break the call
                     log_once("cost_attributes", exc)
@@ -281,24 +291,14 @@ class Operation:
             else:
                 hold.settle(cost_amount, {sc.GEN_AI_RESPONSE_MODEL: outcome.response_model}, usage=outcome.usage)
 
-    def _bounded(self, outcome: Outcome, attrs: Dict[str, Any]) -> Outcome:
-        """The outcome with its usage bounded by what the model and the request allow (see
-        ``cost.bound_usage``); a count that could not be true is lowered, flagged and logged once."""
+    def _bounded(self, outcome: Outcome, attrs: Dict[str, Any], price: Any) -> Outcome:
+        """The outcome with its usage bounded by what the model (``price``, the catalog entry that
+        prices the call; None: unknown) and the request allow (see ``cost.bound_usage``); a count that
+        could not be true is lowered, flagged and logged once."""
         usage = outcome.usage
         assert usage is not None
         try:
-            catalog = self.catalog
-            if catalog is None:
-                catalog = default_catalog()
-            # The limits of the billed snapshot, else of the requested model (as the cost engine looks them up).
-            max_input = max_output = None
-            for model in (outcome.response_model, self.request.model):
-                if model:
-                    max_input, max_output = usage_limits(
-                        catalog, model, self.request.provider, self.request.max_output_tokens
-                    )
-                    if max_input is not None:
-                        break
+            max_input, max_output = price_limits(price, self.request.max_output_tokens)
             bounded, clamped = bound_usage(usage, max_input=max_input, max_output=max_output)
         except Exception as exc:
             log_once("bound_usage", exc)
