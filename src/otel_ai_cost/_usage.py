@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .pricing._model import ModelPrice
 
 __all__ = [
-    "MAX_COUNT", "MAX_INPUT_TOKENS", "MAX_OUTPUT_TOKENS", "Usage", "bound_usage", "price_limits",
+    "MAX_COUNT", "MAX_INPUT_TOKENS", "MAX_OUTPUT_TOKENS", "Usage", "bound_usage", "check_written_init", "price_limits",
     "usage_from_attributes", "usage_limits",
 ]
 
@@ -66,17 +66,19 @@ class Usage:
         )
 
 
-def _check_init() -> None:
-    """The written-out ``Usage.__init__`` takes exactly the fields, with their defaults, in order."""
+def check_written_init(cls: Any) -> None:
+    """Check (at import) that the written-out ``__init__`` of the dataclass ``cls`` takes exactly its
+    fields, with their defaults (none for a required field), in order: AssertionError otherwise."""
     import inspect
 
-    params = list(inspect.signature(Usage.__init__).parameters.values())[1:]
-    expected = [(f.name, f.default) for f in dataclasses.fields(Usage)]
-    if [(p.name, p.default) for p in params] != expected:  # pragma: no cover - caught by any test run
-        raise AssertionError(f"Usage.__init__ does not match the Usage fields: {expected}")
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    expected = [(f.name, f.default) for f in dataclasses.fields(cls)]
+    got = [(p.name, dataclasses.MISSING if p.default is p.empty else p.default) for p in params]
+    if got != expected:
+        raise AssertionError(f"{cls.__name__}.__init__ does not match the {cls.__name__} fields: {expected}")
 
 
-_check_init()
+check_written_init(Usage)
 
 
 # The bounds of reported usage when neither the request nor the catalog gives one: above any context
