@@ -1,4 +1,4 @@
-"""The output estimate of a stream that ends without usage."""
+"""The output estimate of a stream that ends without usage, and the lazily imported ``tokens`` module."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -8,6 +8,19 @@ from ..._tiktoken_offline import without_waiting
 from ...cost import Usage
 from ._log import log_once
 from ._readers import as_int, get
+
+_TOKENS: Any = None
+
+
+def tokens_module() -> Any:
+    """The ``otel_ai_cost.tokens`` module, imported by the first estimate (not with the instrumentors),
+    then kept: an import statement per call (or per text counted) costs more than the global."""
+    global _TOKENS
+    if _TOKENS is None:
+        from ... import tokens
+
+        _TOKENS = tokens
+    return _TOKENS
 
 
 class CharCounter:

@@ -76,16 +76,18 @@ def _units(value: Any) -> Optional[int]:
     return int(round(number))
 
 
+def _counts_usage(counts: Any) -> Optional[Usage]:
+    """The input and output tokens of a ``billed_units`` or ``tokens`` object (None: neither)."""
+    inp = _units(get(counts, "input_tokens"))
+    out = _units(get(counts, "output_tokens"))
+    if inp is None and out is None:
+        return None
+    return Usage(input_tokens=inp or 0, output_tokens=out or 0)
+
+
 def cohere_usage(usage: Any) -> Optional[Usage]:
     """The billed units of a Cohere ``usage`` (or ``meta``) object; ``tokens`` only as the fallback."""
-    for counts in (get(usage, "billed_units"), get(usage, "tokens")):
-        if counts is None:
-            continue
-        inp = _units(get(counts, "input_tokens"))
-        out = _units(get(counts, "output_tokens"))
-        if inp is not None or out is not None:
-            return Usage(input_tokens=inp or 0, output_tokens=out or 0)
-    return None
+    return _counts_usage(get(usage, "billed_units")) or _counts_usage(get(usage, "tokens"))
 
 
 # v2 finish reasons that say the generation failed (ChatFinishReason: ERROR, TIMEOUT).
@@ -131,12 +133,7 @@ V1_ERROR_REASONS = frozenset({"ERROR", "ERROR_TOXIC", "ERROR_LIMIT"})
 def billed_usage(meta: Any) -> Optional[Usage]:
     """The billed units of a v2 ``usage`` or v1 ``meta`` only (no ``tokens`` fallback): what a failed
     call may charge."""
-    counts = get(meta, "billed_units")
-    inp = _units(get(counts, "input_tokens"))
-    out = _units(get(counts, "output_tokens"))
-    if inp is None and out is None:
-        return None
-    return Usage(input_tokens=inp or 0, output_tokens=out or 0)
+    return _counts_usage(get(meta, "billed_units"))
 
 
 def v1_response_id(response: Any) -> Optional[str]:
