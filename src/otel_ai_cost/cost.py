@@ -153,7 +153,6 @@ _FALLBACKS: Dict[str, Tuple[str, ...]] = {
     "reasoning": ("output",),
     "audio_input": ("input",),
     "audio_output": ("output",),
-    "image_input": ("input",),
 }
 
 _MILLION = Decimal(1_000_000)

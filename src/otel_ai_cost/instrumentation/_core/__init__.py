@@ -23,7 +23,7 @@ from ._calls import Call, async_call_wrapper, async_sleep, sync_call_wrapper
 from ._estimate import CharCounter, estimated_usage, tokens_module
 from ._instrumentor import WrapContext, package_version, resolve, switched_off, telemetry_from, unwrap_all, wrap
 from ._log import error_type, log_once, safe
-from ._operation import Operation, Outcome, compute_cost_attributes, log_clamped, usage_attributes
+from ._operation import Operation, Outcome, compute_cost_attributes, log_clamped
 from ._provider import ProviderInstrumentor
 from ._readers import MISSING, as_int, as_num, as_str, get, get_extra, given, host_port, materialize
 from ._request import SAMPLING_NUMBERS, base_attributes, number_attributes, span_name, string_list, url_host_port
@@ -51,7 +51,7 @@ __all__ = [
     "provider_error_type",
     "resolve", "safe",
     "set_stream_idle_timeout", "switched_off", "sync_call_wrapper", "telemetry_from", "tokens_module", "unwrap_all",
-    "usage_attributes", "wrap",
+    "wrap",
     "ProviderInstrumentor", "SAMPLING_NUMBERS", "base_attributes", "number_attributes", "span_name", "string_list",
     "url_host_port",
 ]

@@ -43,12 +43,6 @@ class Outcome:
     error_type: Optional[str] = None            # the provider's type of a failure it reported (response, stream)
 
 
-def usage_attributes(usage: Usage) -> Dict[str, Any]:
-    attrs: Dict[str, Any] = {}
-    add_usage_attributes(attrs, usage)
-    return attrs
-
-
 def add_usage_attributes(attrs: Dict[str, Any], usage: Usage) -> None:
     attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
     attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
@@ -246,8 +240,10 @@ class Operation:
                     price = resolve_price(catalog, self.request.provider, outcome.response_model, self.request.model)
                 except Exception as exc:
                     log_once("resolve_price", exc)
-                outcome = self._bounded(outcome, attrs, None if price is _UNRESOLVED else price)
-                add_usage_attributes(attrs, outcome.usage or Usage())  # bounding keeps the usage
+                usage = self._bounded(outcome.usage, attrs, None if price is _UNRESOLVED else price)
+                if usage is not outcome.usage:
+                    outcome = dataclasses.replace(outcome, usage=usage)
+                add_usage_attributes(attrs, usage)
                 attrs[sc.AI_COST_USAGE_SOURCE] = outcome.usage_source
             failed = error is not None or outcome.error_type is not None
             if not failed or outcome.usage is not None:
@@ -291,23 +287,21 @@ class Operation:
             else:
                 hold.settle(cost_amount, {sc.GEN_AI_RESPONSE_MODEL: outcome.response_model}, usage=outcome.usage)
 
-    def _bounded(self, outcome: Outcome, attrs: Dict[str, Any], price: Any) -> Outcome:
-        """The outcome with its usage bounded by what the model (``price``, the catalog entry that
-        prices the call; None: unknown) and the request allow (see ``cost.bound_usage``); a count that
-        could not be true is lowered, flagged and logged once."""
-        usage = outcome.usage
-        assert usage is not None
+    def _bounded(self, usage: Usage, attrs: Dict[str, Any], price: Any) -> Usage:
+        """``usage`` bounded by what the model (``price``, the catalog entry that prices the call;
+        None: unknown) and the request allow (see ``cost.bound_usage``); a count that could not be
+        true is lowered, flagged and logged once. ``usage`` itself when nothing is lowered."""
         try:
             max_input, max_output = price_limits(price, self.request.max_output_tokens)
             bounded, clamped = bound_usage(usage, max_input=max_input, max_output=max_output)
         except Exception as exc:
             log_once("bound_usage", exc)
-            return outcome
+            return usage
         if not clamped:
-            return outcome
+            return usage
         attrs[sc.AI_COST_USAGE_CLAMPED] = list(clamped)
         log_clamped(self.request.model, clamped, usage, bounded)
-        return dataclasses.replace(outcome, usage=bounded)
+        return bounded
 
     def fail(self, error: BaseException, outcome: Optional[Outcome] = None) -> None:
         self.finish(outcome or Outcome(), error=error)

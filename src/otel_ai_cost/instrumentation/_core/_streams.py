@@ -176,10 +176,6 @@ class Finalizer:
         self.reads = 0
         self.ref = weakref.ref(obj, _collected)
 
-    @property
-    def alive(self) -> bool:
-        return self.ref is not None and id(self.ref) in _reaper.live
-
     def detach(self) -> bool:
         """Never call ``end`` (the span was ended otherwise); True if it was still pending. The weak
         reference is dropped too (no callback left to run when the object goes)."""
