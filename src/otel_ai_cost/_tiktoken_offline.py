@@ -107,7 +107,7 @@ def build_tiktoken_encoding(name: str) -> "Encoding":
     """tiktoken's own ``Encoding`` from the same data: the reference the compact one is tested against.
 
     Not used on the call's path: it takes ~70 MB (the Python rank table tiktoken keeps plus its Rust
-    maps) where ``CompactBPE`` takes ~10 MB.
+    maps) where ``CompactBPE`` takes ~4.3 MB (o200k_base).
     """
     import base64
 

@@ -131,8 +131,9 @@ def bound_usage(
     """``usage`` bounded by what the model and the request allow, and the names of the counts lowered.
 
     ``max_input``: the model's context window; ``max_output``: the request's ``max_tokens``, else
-    the model's output limit (None: ``MAX_INPUT_TOKENS`` / ``MAX_OUTPUT_TOKENS``). A count that is
-    negative or not an int becomes 0, a detail count at most its total. Returns ``usage`` itself when
+    the model's output limit (None: ``MAX_INPUT_TOKENS`` / ``MAX_OUTPUT_TOKENS``). A count that is not
+    an int is read as ``_count`` reads it (a float truncated, a numeric string parsed, True as 1,
+    anything else 0), a negative one becomes 0, a detail count at most its total. Returns ``usage`` itself when
     nothing was lowered (the common case: no copy).
     """
     input_limit = max_input if max_input and max_input > 0 else MAX_INPUT_TOKENS
@@ -195,7 +196,8 @@ def price_limits(price: Optional["ModelPrice"], max_tokens: Any = None) -> Tuple
 
 
 def _count(value: Any) -> int:
-    """A token count as a non-negative int; anything else counts as 0."""
+    """A token count as a non-negative int: an int as it is (0 if negative); otherwise ``int(value)``
+    (a float truncated, a numeric string such as "12" parsed, True as 1), 0 if that fails."""
     if type(value) is int:
         return value if value > 0 else 0
     if isinstance(value, bool) or not isinstance(value, int):

@@ -39,7 +39,8 @@ Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engi
   cached images and video are cache reads.
 * Fallbacks for a missing price field: cache_read -> input; cache_read_audio -> cache_read -> input;
   cache_write -> input; cache_write_1h -> cache_write -> input; cache_write_12h -> cache_write -> input;
-  reasoning -> output; audio_input -> input; audio_output -> output; image_input -> input. A part
+  reasoning -> output; audio_input -> input; audio_output -> output. (``image_input`` and
+  ``video_input`` have none: unpriced, their tokens stay text input, see ``input`` above.) A part
   whose price is missing with no fallback (e.g. output tokens on an embedding entry without an
   output price, images without ``per_image``) is charged nothing (a component with no priced part
   at all is named in ``Cost.unpriced``); the rest of the request is still priced.

@@ -135,8 +135,10 @@ class Operation:
     def calling(self) -> "_Calling":
         """Around the SDK method: the call's span is the current span, so the spans started inside
         (the SDK's own tracing, an HTTP client's) are its children and share its sampling decision,
-        and the call is marked (``_request.calling``) so that ``AICostSpanProcessor`` recognises
-        them as part of this call whatever their parent (``ai_cost.pricing.priced_on``)."""
+        and the call is marked (``_request.set_calling``) so that ``AICostSpanProcessor`` recognises
+        them as part of this call whatever their parent (``ai_cost.pricing.priced_on``). Only what
+        the method does before it returns: a generator's request (cohere's streams), sent on its
+        first ``next``, is outside."""
         return _Calling(self.span)
 
     # -- the budget decision ------------------------------------------------------------------
