@@ -311,13 +311,18 @@ class CompactBPE:
                 ranks[i - 1] = rank(piece[starts[i - 1]:starts[i + 1]])
         return tuple(rank(piece[a:b]) for a, b in zip(starts, starts[1:]))
 
+    def _ids(self, piece: str) -> tuple[int, ...]:
+        """The token ids of one piece of the split (not cached)."""
+        data = piece.encode("utf-8")
+        whole = self._rank(data)
+        return (whole,) if whole != _NO_RANK else self._merge(data)
+
     def _piece(self, piece: str) -> tuple[int, ...]:
-        """The token ids of one piece of the split, cached (bounded)."""
+        """The token ids of one piece of the split, cached (bounded): for ``encode``; ``count`` keeps
+        only the counts."""
         ids = self._pieces.get(piece)
         if ids is None:
-            data = piece.encode("utf-8")
-            whole = self._rank(data)
-            ids = (whole,) if whole != _NO_RANK else self._merge(data)
+            ids = self._ids(piece)
             if len(self._pieces) >= _PIECE_CACHE_SIZE:
                 self._pieces = {}  # bounded; the pieces of the next texts fill it again
             self._pieces[piece] = ids
@@ -365,7 +370,7 @@ class CompactBPE:
         for piece in pieces:
             n = counts.get(piece)
             if n is None:
-                n = counts[piece] = len(self._piece(piece))
+                n = counts[piece] = len(self._ids(piece))
             total += n
         return total
 
