@@ -133,8 +133,8 @@ def bound_usage(
     ``max_input``: the model's context window; ``max_output``: the request's ``max_tokens``, else
     the model's output limit (None: ``MAX_INPUT_TOKENS`` / ``MAX_OUTPUT_TOKENS``). A count that is not
     an int is read as ``_count`` reads it (a float truncated, a numeric string parsed, True as 1,
-    anything else 0), a negative one becomes 0, a detail count at most its total. Returns ``usage`` itself when
-    nothing was lowered (the common case: no copy).
+    anything else 0), a negative one becomes 0, a detail count at most its total. Returns ``usage``
+    itself when nothing was lowered (the common case: no copy).
     """
     input_limit = max_input if max_input and max_input > 0 else MAX_INPUT_TOKENS
     output_limit = max_output if max_output and max_output > 0 else MAX_OUTPUT_TOKENS
@@ -145,10 +145,7 @@ def bound_usage(
             and 0 <= cached <= inp and 0 <= reasoning <= out and 0 <= requests <= MAX_COUNT
             and _other_counts(usage) == _ZEROS):
         return usage, ()  # the common case, checked without the loops below: nothing to lower
-    limits = {
-        "input_tokens": max_input if max_input and max_input > 0 else MAX_INPUT_TOKENS,
-        "output_tokens": max_output if max_output and max_output > 0 else MAX_OUTPUT_TOKENS,
-    }
+    limits = {"input_tokens": input_limit, "output_tokens": output_limit}
     values = {}
     clamped = []
     for name in ("input_tokens", "output_tokens"):

@@ -120,6 +120,7 @@ class OpenAIChatStreamState(ChatStreamState):
         counter = self.counter if self.usage_obj is None else None
         fast_count = self.fast_count
         finish_reasons = self.finish_reasons
+        pending = self.pending_reason
         for choice in choices:
             # Every field is read before anything is recorded: a choice or delta that is not a parsed
             # model with these fields (no ``__dict__``, a field missing) falls back from that choice on.
@@ -140,8 +141,8 @@ class OpenAIChatStreamState(ChatStreamState):
                 index = 0
             if type(reason) is str:
                 finish_reasons[index] = reason
-            elif index not in finish_reasons:
-                finish_reasons[index] = "error"
+            elif pending is not None and index not in finish_reasons:
+                finish_reasons[index] = pending
             if counter is None:
                 continue
             if fast_count:
