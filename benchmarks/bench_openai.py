@@ -162,7 +162,9 @@ class Arm:
                 kind = name.split("+", 1)[1]
                 if stores is None or kind not in bench_budgets.STORES:
                     raise SystemExit(f"unknown budget store in arm {spec!r}")
-                self.store = stores.open(kind)
+                # Each store as its constructor's defaults make it: RedisBudgetStore queues its settles
+                # (bench_budgets' "redisq"), SQLiteBudgetStore sends each at once ("sqlite").
+                self.store = stores.open("redisq" if kind == "redis" else kind)
                 kw = dict(budgets=[bench_budgets.make_budget()], budget_store=self.store)
             self.processor = AICostSpanProcessor(meter_provider=self.mp, **kw)
             self.tp.add_span_processor(self.processor)

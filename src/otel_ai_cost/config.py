@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from . import _semconv as sc
@@ -182,6 +182,13 @@ def parse_days(value: str, variable: str) -> float:
     return days
 
 
+def _check_ledger(value: str, variable: str) -> None:
+    """Raises ConfigError naming ``variable`` unless ``value`` is a call ledger URL (or off)."""
+    from .ledger._store import parse_ledger_url
+
+    parse_ledger_url(value, variable)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the processor and the zero-code path do. Build with ``Settings.from_env()`` or directly."""
@@ -209,7 +216,10 @@ class Settings:
     # unless the configuration file has an on_anomaly policy.
     anomalies: Optional[bool] = None
 
-    def __post_init__(self) -> None:
+    # The environment variable each field was read from (``from_env``), to name it in errors.
+    variables: InitVar[Optional[Mapping[str, str]]] = None
+
+    def __post_init__(self, variables: Optional[Mapping[str, str]]) -> None:
         # Accept the same spellings as the environment in code: Settings(output_estimate="expected:500").
         if isinstance(self.output_estimate, str):
             object.__setattr__(self, "output_estimate", OutputEstimate.parse(self.output_estimate, "output_estimate"))
@@ -219,11 +229,13 @@ class Settings:
             object.__setattr__(self, "baggage_keys", tuple(self.baggage_keys))
         if self.pricing_files is not None and not isinstance(self.pricing_files, tuple):
             object.__setattr__(self, "pricing_files", tuple(self.pricing_files))
+        names = variables or {}
         if self.ledger is not None:
-            from .ledger._store import parse_ledger_url
-
-            parse_ledger_url(self.ledger, "ledger")
-        if self.ledger_retention_days is not None:
+            _check_ledger(self.ledger, names.get("ledger", "ledger"))
+        if isinstance(self.ledger_retention_days, str):  # as from the environment: "90"
+            object.__setattr__(self, "ledger_retention_days", parse_days(
+                self.ledger_retention_days, names.get("ledger_retention_days", "ledger_retention_days")))
+        elif self.ledger_retention_days is not None:
             parse_days(str(self.ledger_retention_days), "ledger_retention_days")
 
     @classmethod
@@ -259,20 +271,21 @@ class Settings:
         raw = get(ENV_OUTPUT_ESTIMATE)
         if raw is not None:
             values["output_estimate"] = OutputEstimate.parse(raw, ENV_OUTPUT_ESTIMATE)
-        raw = get(ENV_LEDGER)
-        if raw is not None:
-            from .ledger._store import parse_ledger_url
-
-            parse_ledger_url(raw, ENV_LEDGER)  # raises ConfigError naming the variable
-            values["ledger"] = raw.strip()
-        raw = get(ENV_LEDGER_RETENTION_DAYS)
-        if raw is not None:
-            values["ledger_retention_days"] = parse_days(raw, ENV_LEDGER_RETENTION_DAYS)
+        # Checked by __post_init__, naming the variable (an overridden one here: malformed, it still fails).
+        variables: Dict[str, str] = {}
+        for name, key, check in ((ENV_LEDGER, "ledger", _check_ledger),
+                                 (ENV_LEDGER_RETENTION_DAYS, "ledger_retention_days", parse_days)):
+            raw = get(name)
+            if raw is not None and key in overrides:
+                check(raw, name)
+            elif raw is not None:
+                values[key] = raw.strip() if key == "ledger" else raw
+                variables[key] = name
         raw = get(ENV_ANOMALIES)
         if raw is not None:
             values["anomalies"] = parse_switch(raw, ENV_ANOMALIES)
         values.update(overrides)
-        return cls(**values)
+        return cls(**values, variables=variables)
 
     def replace(self, **changes: Any) -> "Settings":
         return replace(self, **changes)

@@ -17,9 +17,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from .._grouping import NONE
 from ..budgets._cli import _opened, _usage_rows
 from ..budgets._config import BudgetConfig, load_budget_config, safe_url
-from ..budgets._report import NONE, build_report
+from ..budgets._report import build_report
 from ..budgets._windows import CalendarWindow
 from ..config import ENV_CONFIG
 from ..errors import ConfigError

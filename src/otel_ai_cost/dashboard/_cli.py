@@ -14,9 +14,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ..budgets._report import zone
+from ..config import ENV_LEDGER
 from ..errors import ConfigError
 from ..ledger._cli import ledger_path
-from ..ledger._store import ENV_LEDGER, read_rows
+from ..ledger._store import read_rows
 from ._budgets import BudgetSource
 from ._data import DEFAULT_JAEGER, DEFAULT_PERIOD, FILTERS, PERIOD_NAMES, Query, Sources, loader
 from ._server import DashboardServer, export_html, is_loopback

@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .._cli_period import PERIODS, period
 from ..budgets._report import zone
 from ..errors import ConfigError
-from ..ledger._cli import PERIODS, call_record, forecast_record, period, spend_record, trace_record
-from ..ledger._recommend import Recorded, recommend
+from ..ledger._cli import call_record, forecast_record, spend_record, trace_record
+from ..ledger._recommend import recommend
 from ..ledger._recommend_cli import record as hint_record
 from ..ledger._report import Call, build_call_report, forecast
 from ..ledger._store import read_rows
@@ -123,14 +124,13 @@ def document(sources: Sources, query: Query, now: Optional[datetime] = None) -> 
     since, until, since_text, until_text = _window(query, now)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
     rows = read_rows(sources.ledger, min(since, month_start), max(until, now.timestamp() + 1))
-    recorded = [Recorded(Call.from_row(r), r["estimate_output_tokens"]) for r in rows]
-    in_period = [r.call for r in recorded if since <= r.call.end_time < until]
+    read = [Call.from_row(r) for r in rows]
+    in_period = [c for c in read if since <= c.end_time < until]
 
     def keep(call: Call) -> bool:
         return all(call.value(dim, tz) == value for dim, value in query.filters.items())
 
-    chosen = [r for r in recorded if keep(r.call)]
-    calls = [r.call for r in chosen]
+    calls = [c for c in read if keep(c)]
 
     def report(by: Sequence[str], of: Sequence[Call] = calls, top: int = 0) -> Any:
         return build_call_report(of, by, since, until, sources.tz, top=top, catalog=catalog)
@@ -141,7 +141,7 @@ def document(sources: Sources, query: Query, now: Optional[datetime] = None) -> 
     anomalous = [c for c in calls if c.anomaly_type]
     anomalies = report(["anomaly"], anomalous)
     latest = sorted((c for c in anomalous if since <= c.end_time < until), key=lambda c: -c.end_time)
-    hints = recommend([r for r in chosen if since <= r.call.end_time < until], catalog)
+    hints = recommend([c for c in calls if since <= c.end_time < until], catalog)
     return {
         "generated": now.isoformat(timespec="seconds"), "ledger": sources.ledger, "tz": sources.tz,
         "currency": main.currency, "jaeger": sources.jaeger,
