@@ -326,6 +326,15 @@ AI_COST_SPANS_COST_UNIT: Final = "{USD}"
 AI_COST_SPANS_UNKNOWN_MODEL_OPERATIONS: Final = "ai_cost.spans.unknown_model_operations"
 AI_COST_SPANS_UNKNOWN_MODEL_OPERATIONS_UNIT: Final = "{operation}"
 
+# Spend in USD settled in a budget window before an operation, from the collector's view of the
+# spans. Instrument: gauge.
+AI_COST_SPANS_BUDGET_SPENT: Final = "ai_cost.spans.budget.spent"
+AI_COST_SPANS_BUDGET_SPENT_UNIT: Final = "{USD}"
+
+# The limit in USD of a budget window, from the collector's view of the spans. Instrument: gauge.
+AI_COST_SPANS_BUDGET_LIMIT: Final = "ai_cost.spans.budget.limit"
+AI_COST_SPANS_BUDGET_LIMIT_UNIT: Final = "{USD}"
+
 
 # --- semconv/pricing.yaml
 
