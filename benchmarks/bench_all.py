@@ -12,7 +12,8 @@ Runs in the benchmark venv (benchmarks/setup-venv.sh; created on first use, neve
    opentelemetry-instrumentation-openai-v2 (`otel-v2`), ours, and ours with one budget in the
    memory, SQLite and Redis stores (a redis-server started on 127.0.0.1 by the child), each in two
    variants: `simple` (SimpleSpanProcessor + InMemorySpanExporter, the issue's table) and `batch`
-   (BatchSpanProcessor into a null exporter, what users run).
+   (BatchSpanProcessor into a null exporter, what users run); and ours with the anomaly detector
+   on (`ours+anomalies`, paired with ours: what the detector adds per call, issue 13).
 2. Start-up and peak RSS per arm in fresh interpreters (_startup.py): import + instrument() (+ ours'
    first AICostSpanProcessor) + the first call, and ru_maxrss after that call, against bare.
 
@@ -34,20 +35,22 @@ sys.path.insert(0, HERE)
 import _startup  # noqa: E402
 
 SCENARIOS = ("sync", "async", "stream")
-BASES = ("floor", "otel-v2", "ours", "ours+memory", "ours+sqlite", "ours+redis")
+BASES = ("floor", "otel-v2", "ours", "ours+memory", "ours+sqlite", "ours+redis", "ours+anomalies")
 VARIANTS = ("simple", "batch")
 LABELS = {"bare": "bare SDK call (median)", "floor": "floor: 1 span + 3 metric points",
           "otel-v2": "official openai-v2 2.4b0", "ours": "**otel-ai-cost**",
           "ours+memory": "otel-ai-cost + memory budget", "ours+sqlite": "otel-ai-cost + SQLite budget",
-          "ours+redis": "otel-ai-cost + Redis budget"}
+          "ours+redis": "otel-ai-cost + Redis budget", "ours+anomalies": "otel-ai-cost + anomalies"}
 STARTUP_ARMS = ("bare", "floor", "otel-v2", "ours", "ours+memory", "ours+sqlite")
-# (blocks, calls per block, warm-up calls per arm) with 13 arms per scenario
+# (blocks, calls per block, warm-up calls per arm) with 15 arms per scenario
 SIZES = {
     "full": {"sync": (10, 120, 60), "async": (10, 120, 60), "stream": (16, 12, 6), "startup_runs": 3},
     "quick": {"sync": (4, 50, 20), "async": (4, 50, 20), "stream": (3, 6, 3), "startup_runs": 1},
 }
 TARGETS = {"ratio_floor": 1.3, "stream_pct": 3.0, "memory": 20.0, "sqlite": 120.0, "rss_mb": 15.0,
-           "startup_ms": 150.0}
+           "startup_ms": 150.0, "anomalies": 10.0}
+# The arms with one budget in a store (bench_budgets.py's), checked for their decision and holds.
+BUDGET_ARMS = ("ours+memory", "ours+sqlite", "ours+redis")
 
 
 def bench_python(setup: bool) -> str:
@@ -124,7 +127,7 @@ def problems(summary: dict, arms) -> list[str]:
             if not r.get("spans"):
                 out.append(f"{s}: arm {name} exported no span")
             b = r.get("budget")
-            if name.startswith("ours+") and (not b or b["decision"] != "allow" or b["reserved_usd"] != "0"):
+            if name.split("/")[0] in BUDGET_ARMS and (not b or b["decision"] != "allow" or b["reserved_usd"] != "0"):
                 out.append(f"{s}: arm {name}: budget check not as expected: {b}")
     return out
 
@@ -187,6 +190,9 @@ def table(summary: dict, variants=VARIANTS) -> str:
             extra = f"; loopback PING {ping:.0f} µs" if ping else ""
         lines.append(f"| **{label} budget − ours** µs ({target}{extra}) | {cell('sync', base, 'over_ours_us')} | "
                      f"{cell('async', base, 'over_ours_us')} | {cell('stream', base, 'over_ours_us')} | | |")
+    anomalies = [cell(s, "ours+anomalies", "over_ours_us") for s in SCENARIOS]
+    lines.append(f"| **anomalies − ours** µs (target ≤ +{t['anomalies']:.0f}) | {anomalies[0]} | {anomalies[1]} | "
+                 f"{anomalies[2]} | | |")
     ours = st.get("ours")
     if ours:
         lines.append(f"| **ours start-up / RSS** (targets < {t['startup_ms']:.0f} ms, ≤ +{t['rss_mb']:.0f} MB) "

@@ -16,11 +16,13 @@ the call's path. Two levels, each measured in one process, in one run:
 
        none     the processor without budgets: the baseline
        memory   the processor with one matching budget in MemoryBudgetStore
-       sqlite   ... in SQLiteBudgetStore, a file in a temporary directory (WAL, synchronous=NORMAL)
+       sqlite   ... in SQLiteBudgetStore(settle_interval=None), a file in a temporary directory (WAL,
+                synchronous=NORMAL), each settle its own transaction (a budget file's ``settle: immediate``)
        sqliteq  ... in SQLiteBudgetStore(settle_interval=0.05): settles queued, applied in the next
                 reserve's transaction (one transaction per call) or by a background flusher
-       redis    ... in RedisBudgetStore, against a redis-server this script starts on 127.0.0.1
-       redisq   ... in RedisBudgetStore(settle_interval=0.05): settles queued and pipelined with the
+       redis    ... in RedisBudgetStore(settle_interval=None) (each settle sent at once: ``settle: immediate``),
+                against a redis-server this script starts on 127.0.0.1
+       redisq   ... in RedisBudgetStore(settle_interval=0.05), the default: settles queued and pipelined with the
                 next reserve (one round trip per call) or sent by a background flusher
        ping     not a call: redis-py ``PING`` on the Redis store's own client, the loopback round trip
 
@@ -173,7 +175,7 @@ class Stores:
             path = os.path.join(self.dir, f"budgets-{self._n}.db")
             self.sqlite_files.append(path)
             # sqliteq: settles queued off the call's path (applied in the next reserve's transaction).
-            store = SQLiteBudgetStore(path, **({"settle_interval": 0.05} if kind == "sqliteq" else {}))
+            store = SQLiteBudgetStore(path, settle_interval=0.05 if kind == "sqliteq" else None)
             mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
             assert mode == "wal", mode
             return store
@@ -186,8 +188,9 @@ class Stores:
             client = redis.Redis.from_url(self.redis_url, decode_responses=True)
             self.redis_version = client.info("server").get("redis_version")
             # redisq: settles queued off the call's path (sent with the next reserve, or by the flusher).
-            queued = {"settle_interval": 0.05} if kind == "redisq" else {}
-            return RedisBudgetStore(client=client, prefix=f"bench{self._n}", **queued)
+            # redis: each settle sent at once (store: settle: immediate); redisq is the default.
+            queued = 0.05 if kind == "redisq" else None
+            return RedisBudgetStore(client=client, prefix=f"bench{self._n}", settle_interval=queued)
         raise SystemExit(f"unknown store {kind!r}")
 
 
@@ -392,6 +395,16 @@ def run_sdk(stores: Stores, kinds, blocks, calls, warm, gc_off, log):
                 m - bm for m, bm in zip(block_p90[name], block_p90["none"])) / 1e3
         rows.append(row)
 
+    # Redis round trips on the call's path (not the background flusher's), counted over untimed calls.
+    trips = {}
+    for arm in arms:
+        if arm.name in ("redis", "redisq"):
+            arm.on()
+            runner(SETTLE)
+            trips[arm.name] = count_round_trips(runner, ROUND_TRIP_CALLS)
+            arm.off()
+            arm.calls += SETTLE + ROUND_TRIP_CALLS
+
     # Checks: every call of a budget arm reserved and settled (no hold left), and its span says so.
     checks = []
     for arm in arms:
@@ -408,10 +421,40 @@ def run_sdk(stores: Stores, kinds, blocks, calls, warm, gc_off, log):
         else:
             ok = decision is None
         line["ok"] = ok and arm.exporter.count == arm.calls
+        if arm.name in trips:
+            line["round_trips_per_call"] = trips[arm.name]
         checks.append(line)
     for arm in arms:
         arm.shutdown()
     return {"blocks": blocks, "calls": calls, "gc_off": gc_off, "rows": rows, "checks": checks}, captured
+
+
+ROUND_TRIP_CALLS = 500
+
+
+def count_round_trips(runner, calls: int) -> float:
+    """Writes to Redis sockets (one per command or pipeline: a round trip each) per call, made on the
+    call's path: by the calling thread or a store worker it waits for, not by the settles' flusher. The
+    controls, read once a second, are in the count."""
+    import threading
+
+    import redis
+
+    connection_class = redis.connection.AbstractConnection
+    real = connection_class.send_packed_command
+    sent = []
+
+    def counting(self, command, check_health=True):
+        if not threading.current_thread().name.startswith("otel-ai-cost settles"):
+            sent.append(1)
+        return real(self, command, check_health)
+
+    connection_class.send_packed_command = counting
+    try:
+        runner(calls)
+    finally:
+        connection_class.send_packed_command = real
+    return len(sent) / calls
 
 
 # --------------------------------------------------------------------------- book level
@@ -864,9 +907,9 @@ def report(sdk, book, meta) -> str:
                      f"settle script at span end): 2 x PING = {2 * s_rtt:.1f} µs at the SDK level, "
                      f"{2 * b_rtt:.1f} µs at the book level, before any work.")
     if s_rtt is not None and "redisq" in srows:
-        notes.append("redisq: RedisBudgetStore(settle_interval=0.05): one round trip on the call's path (the "
-                     "reserve script, with the settles queued since the last reserve in the same pipeline); a "
-                     "background thread sends settles no reserve carried within 50 ms.")
+        notes.append("redisq: RedisBudgetStore(settle_interval=0.05), the default: one round trip on the call's "
+                     "path (the reserve script, with the settles queued since the last reserve in the same pipeline); "
+                     "a background thread sends settles no reserve carried within 50 ms.")
     notes.append("The book level runs in tight loops with warm caches; inside a call the same code takes about "
                  "2-3x longer (`--profile STORE` times it in situ).")
     out.append("\nNotes:\n" + "\n".join(f"- {n}" for n in notes))
@@ -875,6 +918,8 @@ def report(sdk, book, meta) -> str:
         extra = ""
         if "ledger" in c:
             extra = f", ledger {c['ledger']}, reserved left ${c['reserved_usd']}, spent ${c['spent_usd']}"
+        if "round_trips_per_call" in c:
+            extra += f", Redis round trips per call on its path {c['round_trips_per_call']:.3f}"
         out.append(f"- sdk/{c['arm']}: {c['calls']} calls, {c['spans']} spans, span ai_cost.budget.decision="
                    f"{c['decision']}{extra}: {'ok' if c['ok'] else 'FAILED'}")
     for c in book["checks"]:

@@ -16,6 +16,9 @@ the SDK's InMemorySpanExporter (export on the call's path; emptied after every b
                 ours with one budget matching every call (bench_budgets.py's) in that store; Redis
                 on a redis-server the run starts on 127.0.0.1. Also paired with ours of the same
                 variant ("over_ours_us"): what the budget check adds
+    ours+anomalies
+                ours with the anomaly detector on (AICostSpanProcessor(anomalies=True): every ending
+                span fed to it, baselines in memory); also paired with ours ("over_ours_us")
     ours-noproc ours without AICostSpanProcessor (diagnostic, not in the default set)
     ours-nometrics  ours with a no-op MeterProvider (diagnostic, not in the default set)
     floor       the least any span-and-metrics instrumentation pays here: a wrapt wrapper that
@@ -62,7 +65,7 @@ SCENARIO_TITLES = {
 }
 DEFAULT_ARMS = ("bare", "floor", "ours", "otel-genai")
 ALL_ARMS = ("bare", "floor", "ours", "ours-noproc", "ours-nometrics", "otel-v2", "otel-genai",
-            "ours+memory", "ours+sqlite", "ours+redis")
+            "ours+memory", "ours+sqlite", "ours+redis", "ours+anomalies")
 VARIANTS = ("batch", "simple")  # an arm is NAME or NAME/simple; see Arm
 # (blocks, calls per block, warm-up calls per arm)
 SIZES = {
@@ -150,14 +153,18 @@ class Arm:
         if name == "ours" or name.startswith("ours+"):
             from otel_ai_cost.processor import AICostSpanProcessor
 
-            kw = {}
-            if name.startswith("ours+"):
+            kw: dict = {}
+            if name == "ours+anomalies":
+                kw = dict(anomalies=True)
+            elif name.startswith("ours+"):
                 import bench_budgets
 
                 kind = name.split("+", 1)[1]
                 if stores is None or kind not in bench_budgets.STORES:
                     raise SystemExit(f"unknown budget store in arm {spec!r}")
-                self.store = stores.open(kind)
+                # Each store as its constructor's defaults make it: RedisBudgetStore queues its settles
+                # (bench_budgets' "redisq"), SQLiteBudgetStore sends each at once ("sqlite").
+                self.store = stores.open("redisq" if kind == "redis" else kind)
                 kw = dict(budgets=[bench_budgets.make_budget()], budget_store=self.store)
             self.processor = AICostSpanProcessor(meter_provider=self.mp, **kw)
             self.tp.add_span_processor(self.processor)
@@ -375,7 +382,7 @@ def span_summary(arm: Arm) -> dict:
 def run_scenario(scenario: str, arm_names, blocks: int, calls: int, warm: int, gc_off: bool) -> dict:
     with contextlib.ExitStack() as stack:
         stores = None
-        kinds = {split_spec(n)[0].split("+", 1)[1] for n in arm_names if n.startswith("ours+")}
+        kinds = {split_spec(n)[0].split("+", 1)[1] for n in arm_names if n.startswith("ours+")} - {"anomalies"}
         if kinds:  # budget arms: bench_budgets' stores (a temporary directory, a loopback redis-server)
             import bench_budgets
 
@@ -434,7 +441,7 @@ def _run_scenario(scenario, arm_names, blocks, calls, warm, gc_off, stores) -> d
         added = statistics.median(m - bm for m, bm in zip(block_medians[arm.name], block_medians["bare"]))
         # A budget arm is also paired with `ours` of its variant: what the budget adds to ours.
         ref = arm_name("ours", arm.variant)
-        if arm.store is None or ref not in block_medians:
+        if (arm.store is None and arm.base != "ours+anomalies") or ref not in block_medians:
             ref = None
         over_ours = None if ref is None else statistics.median(
             m - om for m, om in zip(block_medians[arm.name], block_medians[ref])) / 1e3

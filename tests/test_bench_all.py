@@ -27,8 +27,8 @@ def _bench_all():
 
 # added µs per base arm in the batch variant; the simple variant adds 10 µs to each
 ADDED = {"floor": 100.0, "otel-v2": 150.0, "ours": 200.0, "ours+memory": 230.0, "ours+sqlite": 300.0,
-         "ours+redis": 450.0}
-OVER_OURS = {"ours+memory": 25.0, "ours+sqlite": 110.0, "ours+redis": 260.0}
+         "ours+redis": 450.0, "ours+anomalies": 208.0}
+OVER_OURS = {"ours+memory": 25.0, "ours+sqlite": 110.0, "ours+redis": 260.0, "ours+anomalies": 8.0}
 
 
 def _results(bench_all):
@@ -40,7 +40,7 @@ def _results(bench_all):
             added = ADDED[base] + (10.0 if variant == "simple" else 0.0)
             rows.append({"arm": spec, "median_us": bare + added, "added_us": added,
                          "over_ours_us": OVER_OURS.get(base), "check": {"spans": 5}})
-            if base.startswith("ours+"):
+            if base in ("ours+memory", "ours+sqlite", "ours+redis"):
                 rows[-1]["check"]["budget"] = {"decision": "allow", "reserved_usd": "0", "spent_usd": "0.01"}
         results[scenario] = {"rows": rows, "blocks": 2, "calls": 3, "redis_ping_us": 40.0}
     return results
@@ -58,9 +58,9 @@ def test_every_arm_runs_in_both_variants():
     bench_all = _bench_all()
     specs = bench_all.arm_specs()
     assert specs[0] == "bare"
-    for base in ("floor", "otel-v2", "ours", "ours+memory", "ours+sqlite", "ours+redis"):
+    for base in ("floor", "otel-v2", "ours", "ours+memory", "ours+sqlite", "ours+redis", "ours+anomalies"):
         assert base in specs and f"{base}/simple" in specs
-    assert len(specs) == 13
+    assert len(specs) == 15
 
 
 def test_table_rows_columns_and_ratios():
@@ -69,7 +69,7 @@ def test_table_rows_columns_and_ratios():
     lines = bench_all.table(summary).splitlines()
     assert lines[0].count("|") == 7  # arm + sync, async, stream, peak RSS, start-up
     rows = {line.split(" | ")[0].lstrip("| "): line for line in lines[2:]}
-    assert len(rows) == 1 + 6 + 6  # bare, six arms, six ratio rows
+    assert len(rows) == 1 + 7 + 7  # bare, seven arms, seven ratio rows
     # cells are simple / batch; the stream cell adds the share of bare's 10,000 µs stream
     assert "| +210 / +200 | +210 / +200 | +210 / +200 (2.1 % / 2.0 %) | +19.0 MB | 400 ms |" in rows[
         "**otel-ai-cost**"]
@@ -80,6 +80,8 @@ def test_table_rows_columns_and_ratios():
     assert "| +25 / +25 | +25 / +25 | +25 / +25 |" in rows["**memory budget − ours** µs (≤ +20)"]
     assert "| +110 / +110 |" in rows["**SQLite budget − ours** µs (≤ +120)"]
     assert "| +260 / +260 |" in rows["**Redis budget − ours** µs (measured; loopback PING 40 µs)"]
+    assert "| +8 / +8 | +8 / +8 | +8 / +8 |" in rows["**anomalies − ours** µs (target ≤ +10)"]
+    assert "| +218 / +208 |" in rows["otel-ai-cost + anomalies"]
     assert "| +21.0 MB | 450 ms |" in rows["otel-ai-cost + memory budget"]
     assert "| — | — |" in rows["otel-ai-cost + Redis budget"]  # no start-up child for Redis
     assert "| +19.0 MB | 400 ms |" in rows["**ours start-up / RSS** (targets < 150 ms, ≤ +15 MB)"]
@@ -101,8 +103,8 @@ def test_a_run_with_a_missing_arm_or_an_unsettled_hold_is_invalid():
     results = _results(bench_all)
     assert bench_all.problems(bench_all.summarize(results, STARTUP), arms) == []
     results["sync"]["rows"] = [r for r in results["sync"]["rows"] if r["arm"] != "otel-v2/simple"]
-    results["async"]["rows"][-1]["check"]["budget"]["reserved_usd"] = "0.002"
+    redis = next(r for r in results["async"]["rows"] if r["arm"] == "ours+redis")
+    redis["check"]["budget"]["reserved_usd"] = "0.002"
     found = bench_all.problems(bench_all.summarize(results, STARTUP), arms)
     assert found == ["sync: arm otel-v2/simple did not run",
-                     f"async: arm {results['async']['rows'][-1]['arm']}: budget check not as expected: "
-                     f"{results['async']['rows'][-1]['check']['budget']}"]
+                     f"async: arm ours+redis: budget check not as expected: {redis['check']['budget']}"]

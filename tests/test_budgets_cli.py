@@ -71,6 +71,7 @@ def spend(book: BudgetBook, tenant: str, estimate: str, actual: str, model: str 
     reservation = book.reserve(call(tenant, model), estimate)
     assert reservation.decision.allowed
     book.settle(reservation, actual, {"gen_ai.response.model": f"{model}-2024-08-06"})
+    book.store.flush()  # the settle is queued (store: settle: queued, the default): the CLI reads what landed
 
 
 def line_of(out: str, *words: str) -> str:

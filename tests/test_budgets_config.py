@@ -88,7 +88,7 @@ def test_defaults(tmp_path, monkeypatch):
 
 def test_unknown_top_level_key_and_raise_on_block(tmp_path):
     with pytest.raises(ConfigError, match=r"otel-ai-cost.yaml: budget: unknown key; expected one of budgets, "
-                                          r"on_expired_hold, on_unknown_model, raise_on_block, store"):
+                                          r"on_anomaly, on_expired_hold, on_unknown_model, raise_on_block, store"):
         load_budget_config(write(tmp_path, "budget: []\n"))
     with pytest.raises(ConfigError, match=r"otel-ai-cost.yaml: raise_on_block: must be true or false"):
         load_budget_config(write(tmp_path, "raise_on_block: maybe\n"))

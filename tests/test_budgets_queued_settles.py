@@ -1,5 +1,5 @@
-"""Redis settles off the call's path (``RedisBudgetStore(settle_interval=...)``): a settle is queued and
-sent in the round trip of the next reserve, or by the background flusher; reads, ``flush``, ``close``
+"""Redis settles off the call's path (``RedisBudgetStore(settle_interval=...)``, the default): a settle
+is queued and sent in the round trip of the next reserve, or by the background flusher; reads, ``flush``, ``close``
 and the processor's ``force_flush`` send it first; a lost settle leaves its hold to be charged at
 expiry. Against a real redis-server (conftest ``redis_url``)."""
 from __future__ import annotations
@@ -144,14 +144,41 @@ def test_a_lost_settle_is_not_sent_twice_and_its_hold_is_charged_at_expiry(open_
     assert [e.kind for e in queued.ledger(reservation_id="r1")] == ["reserve", "expire_charge"]
 
 
-def test_a_resilient_store_sends_each_settle_at_once(open_store):
-    """ResilientStore journals a settle the store cannot take: it turns queueing off."""
+def test_a_resilient_store_keeps_the_settles_queued(open_store, round_trips):
+    """Inside ResilientStore the settle still rides with the next reserve (a batch that fails goes to its
+    journal: tests/test_budgets_queued_resilient.py)."""
     inner = open_store(settle_interval=30)
     store = ResilientStore(inner, name="redis", journal=False)
-    other = open_store()
+    other = open_store(settle_interval=None)
+    inner._client.script_load(inner._settle.script)
     assert store.reserve([hold()], "r1", ttl=60).ok
+    round_trips.clear()
     store.settle("r1", {SLOT: 7})
-    assert other.spent(*SLOT[:2], ["w"]) == Spend(7, 0)
+    assert round_trips == []
+    assert other.spent(*SLOT[:2], ["w"]) == Spend(0, USD)  # the hold counts until the settle lands
+    round_trips.clear()
+    assert store.reserve([hold(amount=5)], "r2", ttl=60).usage == (Spend(7, 0),)
+    assert len(round_trips) == 1  # the settle and the reserve
+    store.close()
+
+
+def test_a_resilient_store_without_journal_leaves_a_failed_batch_to_expire(open_store, monkeypatch):
+    clock = Clock()
+    inner = open_store(clock, settle_interval=30)
+    store = ResilientStore(inner, name="redis", journal=False)
+    assert store.reserve([hold(on_expired="charge_estimate")], "r1", ttl=60).ok
+    store.settle("r1", {SLOT: 7})
+
+    def broken(calls):
+        raise RedisConnectionError("connection reset")
+
+    real = inner._pipeline
+    monkeypatch.setattr(inner, "_pipeline", broken)
+    with pytest.raises(RedisConnectionError):
+        store.flush()  # nowhere to keep it: the failure is the caller's to see
+    monkeypatch.setattr(inner, "_pipeline", real)
+    clock.now += 61
+    assert store.spent(*SLOT[:2], ["w"]) == Spend(USD, 0)  # charged at expiry: no spend lost
     store.close()
 
 
@@ -229,12 +256,14 @@ def test_sqlite_the_flusher_and_close_apply_the_queued_settles(sqlite_store):
     assert other.spent(*SLOT[:2], ["w"]) == Spend(12, 0)
 
 
-def test_sqlite_a_resilient_store_applies_each_settle_at_once(sqlite_store):
+def test_sqlite_a_resilient_store_keeps_the_settles_queued(sqlite_store):
     store = ResilientStore(sqlite_store(settle_interval=30), name="sqlite", journal=False)
     other = sqlite_store()
     assert store.reserve([hold()], "r1", ttl=60).ok
     store.settle("r1", {SLOT: 7})
-    assert other.spent(*SLOT[:2], ["w"]) == Spend(7, 0)
+    assert other.spent(*SLOT[:2], ["w"]) == Spend(0, USD)
+    assert store.reserve([hold(amount=5)], "r2", ttl=60).usage == (Spend(7, 0),)
+    assert other.spent(*SLOT[:2], ["w"]) == Spend(7, 5)
     store.close()
 
 

@@ -24,6 +24,9 @@ def open_store(redis_url, redis_prefix):
     opened = []
 
     def make(clock=None, **kwargs):
+        # Each settle sent at once: these stores stand for processes that see each other's settles as they
+        # return (queued settles, the default: tests/test_budgets_queued_settles.py).
+        kwargs.setdefault("settle_interval", None)
         store = RedisBudgetStore(redis_url, clock=clock or Clock(), prefix=redis_prefix, **kwargs)
         opened.append(store)
         return store

@@ -260,6 +260,7 @@ def test_a_hung_redis_costs_one_deadline_then_nothing(tmp_path, redis, pipeline,
 def test_a_refused_connection_logs_once(tmp_path, redis, pipeline, caplog):
     p = pipeline(write_config(tmp_path, redis))
     p.chat()
+    p.store.flush()  # its settle, queued (settle: queued), lands now: the 20 below are the calls made while down
     redis.process.terminate()
     redis.process.wait()
     for _ in range(20):
@@ -302,8 +303,9 @@ def test_spend_made_while_redis_is_down_is_replayed_exactly_once(tmp_path, redis
 def test_a_settle_that_timed_out_but_landed_is_not_counted_twice(tmp_path, redis):
     """The settle reaches the hung server, the client gives up, the server runs it when it resumes, and
     the journal replays it: the store's settle-once marker makes the replay a no-op."""
-    store = ResilientStore(RedisBudgetStore(redis, prefix="once"), name="redis", deadline=DEADLINE,
-                           probe_interval=0.1, journal=str(tmp_path / "journal.db"))
+    # Each settle sent at once (settle: immediate): the queued path is tests/test_budgets_queued_resilient.py.
+    store = ResilientStore(RedisBudgetStore(redis, prefix="once", settle_interval=None), name="redis",
+                           deadline=DEADLINE, probe_interval=0.1, journal=str(tmp_path / "journal.db"))
     slot = ("team", "", "lifetime")
     assert store.reserve([HoldRequest(*slot, None, 5)], "r1", 60).ok
     os.kill(redis.process.pid, signal.SIGSTOP)
@@ -319,8 +321,8 @@ def test_a_settle_that_timed_out_but_landed_is_not_counted_twice(tmp_path, redis
 
 def test_a_journal_left_by_a_dead_process_is_replayed_at_start(tmp_path, redis):
     journal = str(tmp_path / "journal.db")
-    first = ResilientStore(RedisBudgetStore(redis, prefix="left"), name="redis", deadline=DEADLINE,
-                           probe_interval=0.1, journal=journal)
+    first = ResilientStore(RedisBudgetStore(redis, prefix="left", settle_interval=None), name="redis",
+                           deadline=DEADLINE, probe_interval=0.1, journal=journal)
     slot = ("team", "", "lifetime")
     redis.process.send_signal(signal.SIGSTOP)
     first.settle("gone", {slot: 11})

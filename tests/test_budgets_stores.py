@@ -1,6 +1,8 @@
 """The three budget stores behave the same: all-or-nothing holds, settle, release, expiry, ledger."""
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from _redis_server import redis_server
@@ -148,6 +150,34 @@ def test_sqlite_store_survives_a_restart(tmp_path):
     assert reopened.spent("b", "k", ["w"]) == Spend(4 * USD, 2 * USD)
     assert len(reopened.ledger()) == 3
     reopened.close()
+
+
+def test_sqlite_store_recovers_from_a_failed_commit(tmp_path):
+    # A COMMIT that fails (e.g. the disk fills at commit) must not leave the connection inside the
+    # transaction: the reserve raises, nothing of it is kept, and the next reserve works.
+    path = str(tmp_path / "budgets.db")
+    store = SQLiteBudgetStore(path, clock=Clock())
+    real = store._db
+
+    class FailingCommit:
+        failed = False
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def execute(self, sql, *args):
+            if sql == "COMMIT" and not FailingCommit.failed:
+                FailingCommit.failed = True
+                raise sqlite3.OperationalError("database or disk is full")
+            return real.execute(sql, *args)
+
+    store._db = FailingCommit()
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        store.reserve([hold(amount=3 * USD)], "lost", ttl=60)
+    assert not real.in_transaction
+    assert store.reserve([hold(amount=4 * USD)], "kept", ttl=60).ok
+    assert store.spent("b", "k", ["w"]) == Spend(0, 4 * USD)
+    store.close()
 
 
 def test_redis_keys_do_not_collide_when_ids_contain_colons(redis_url, redis_prefix):

@@ -432,3 +432,68 @@ def test_a_stream_closed_early_records_only_what_was_read(instrument, span_expor
         "gen_ai.output.messages": [{"role": "assistant", "parts": [{"type": "text", "content": "Within 30 days"}],
                                     "finish_reason": "error"}],
     }
+
+
+# --- a v2 generation that failed (finish reason ERROR / TIMEOUT): one rule for responses and streams --
+# As for v1 (tests/test_cohere_v1_instrumentor.py): the span is an error with error.type the finish
+# reason, and only the billed units the provider reported are charged (usage.tokens is what the
+# model processed, not what is billed). command-r-08-2024: $0.15 in / $0.60 out per 1M (cohere.com/pricing).
+R08_IN, R08_OUT = Decimal("0.15"), Decimal("0.60")
+FAILED_USAGE = [
+    ("ERROR", {"billed_units": {"input_tokens": 9, "output_tokens": 3},
+               "tokens": {"input_tokens": 80, "output_tokens": 3}}, (9, 3)),
+    ("TIMEOUT", {"billed_units": {"input_tokens": 9, "output_tokens": 0},
+                 "tokens": {"input_tokens": 80, "output_tokens": 0}}, (9, 0)),
+    ("ERROR", {"tokens": {"input_tokens": 80, "output_tokens": 3}}, None),  # processed, not billed
+    ("TIMEOUT", {"tokens": {"input_tokens": 80, "output_tokens": 0}}, None),
+]
+
+
+def _assert_failed(span, reason, billed):
+    a = span.attributes
+    assert (span.status.status_code, a["error.type"]) == (StatusCode.ERROR, reason)
+    assert a["gen_ai.response.finish_reasons"] == (reason,)
+    if billed is None:
+        assert "gen_ai.usage.input_tokens" not in a and "gen_ai.usage.cost.amount" not in a
+        return
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == billed
+    assert a["ai_cost.usage.source"] == "provider"
+    assert a["gen_ai.usage.cost.amount"] == float((billed[0] * R08_IN + billed[1] * R08_OUT) / M)  # 3.15e-6 / 1.35e-6
+
+
+@pytest.mark.parametrize(("reason", "usage", "billed"), FAILED_USAGE)
+def test_a_v2_response_finished_in_error_fails_the_span_and_charges_only_billed_units(
+        instrument, span_exporter, reason, usage, billed):
+    fake = FakeAPI().reply({"id": "r-9", "finish_reason": reason,
+                            "message": {"role": "assistant", "content": [{"type": "text", "text": "Wit"}]},
+                            "usage": usage})
+    response = _sync(fake.transport()).chat(model="command-r-08-2024", messages=MESSAGES)
+    assert response.finish_reason == reason  # the caller gets the response unchanged
+    (span,) = span_exporter.get_finished_spans()
+    _assert_failed(span, reason, billed)
+
+
+def _failed_events(reason, usage):
+    return sse([
+        {"id": "m-9", "type": "message-start", "delta": {"message": {"role": "assistant", "content": []}}},
+        {"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": "Within 30 days"}}}},
+        {"type": "message-end", "delta": {"finish_reason": reason, "usage": usage}},
+    ], event_names=True)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(("reason", "usage", "billed"), FAILED_USAGE)
+def test_a_v2_stream_finished_in_error_fails_the_span_and_charges_only_billed_units(
+        instrument, span_exporter, reason, usage, billed, use_async):
+    fake = FakeAPI().reply(_failed_events(reason, usage))
+    if use_async:
+        async def run():
+            return [e async for e in _async(fake.transport()).chat_stream(model="command-r-08-2024",
+                                                                          messages=MESSAGES)]
+        events = asyncio.run(run())
+    else:
+        events = list(_sync(fake.transport()).chat_stream(model="command-r-08-2024", messages=MESSAGES))
+    assert [e.type for e in events] == ["message-start", "content-delta", "message-end"]
+    (span,) = span_exporter.get_finished_spans()
+    _assert_failed(span, reason, billed)
+    assert span.attributes["gen_ai.response.id"] == "m-9"

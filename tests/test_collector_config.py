@@ -11,11 +11,11 @@ from typing import Any, Dict
 import yaml
 
 from otel_ai_cost import _semconv as sc
+from otel_ai_cost._span_pricing import span_cost_attributes
 from otel_ai_cost.cli import main
 from otel_ai_cost.collector_config import LIMITATIONS, generate, render
 from otel_ai_cost.cost import usage_from_attributes
 from otel_ai_cost.pricing import Catalog
-from otel_ai_cost.processor import _span_cost_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
 STOCK = ROOT / "collector" / "stock-collector.yaml"
@@ -84,7 +84,7 @@ def test_go_golden_spans_agree_with_the_python_engine() -> None:
         usage = usage_from_attributes(attrs)
         if usage is None:
             continue
-        python = _span_cost_attributes(attrs, usage, catalog)
+        python = span_cost_attributes(attrs, usage, catalog)
         go = {k: v for k, v in expected[span["name"]].items() if k not in attrs}
         assert python.keys() == go.keys(), span["name"]
         for key, value in python.items():

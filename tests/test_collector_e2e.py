@@ -9,6 +9,10 @@ to the collector, which prices them and forwards them to Jaeger; the test reads 
 * raw OTLP spans with OpenInference and OpenLLMetry names, an agent span repeating its children's
   tokens, and an unknown model.
 
+The collector also sends its metrics (signal_to_metrics, and an app's SDK metrics it receives over
+OTLP) to a real Prometheus (v3.7, its OTLP receiver), which scrapes the collector's own telemetry: every
+query of dashboards/otel-ai-cost-prometheus.json must return data there.
+
 Building needs Go; scripts/build-collector caches the programs (first run: minutes; then: instant).
 """
 from __future__ import annotations
@@ -29,9 +33,9 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
+from otel_ai_cost._span_pricing import span_cost_attributes
 from otel_ai_cost.cost import usage_from_attributes
 from otel_ai_cost.pricing import default_catalog
-from otel_ai_cost.processor import _span_cost_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "collector" / "README.md"
@@ -119,12 +123,40 @@ exporters:
     trace_storage: memstore
 """
 
+# Added to collector/config.yaml (the collector merges the two): the processor's anomaly detector on
+# (runaway traces from 3 calls: the demo's agent loop), the metrics to Prometheus's OTLP receiver, and
+# the apps' own OTLP metrics through the same pipeline.
+COLLECTOR_TO_PROMETHEUS = """
+processors:
+  ai_cost:
+    anomalies:
+      enabled: true
+      max_trace_calls: 2
+exporters:
+  otlp_http/prometheus:
+    endpoint: http://127.0.0.1:{prometheus}/api/v1/otlp
+service:
+  pipelines:
+    metrics:
+      receivers: [signal_to_metrics, otlp]
+      exporters: [file/metrics, debug, otlp_http/prometheus]
+"""
+
+PROMETHEUS_CONFIG = """
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: otelcol
+    static_configs:
+      - targets: ["127.0.0.1:{telemetry}"]
+"""
+
 
 class Stack:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         (self.otlp_grpc, self.otlp_http, self.telemetry, self.jaeger_otlp, self.jaeger_http,
-         self.jaeger_grpc, self.jaeger_health) = _free_ports(7)
+         self.jaeger_grpc, self.jaeger_health, self.prometheus) = _free_ports(8)
         self.metrics_file = tmp / "metrics.jsonl"
         self.procs: List[subprocess.Popen] = []
 
@@ -144,6 +176,19 @@ class Stack:
         jaeger = self._spawn([paths["JAEGER"], "--config", str(jaeger_cfg)], jaeger_log, {})
         _wait("jaeger", lambda: "StatusOK" in json.dumps(_get(f"http://127.0.0.1:{self.jaeger_health}/status"))
               or _get(f"http://127.0.0.1:{self.jaeger_health}/status"), 120, jaeger, jaeger_log)
+        prometheus_cfg = self.tmp / "prometheus.yml"
+        prometheus_cfg.write_text(PROMETHEUS_CONFIG.format(telemetry=self.telemetry))
+        prometheus_log = self.tmp / "prometheus.log"
+        # signal_to_metrics makes delta sums: Prometheus's OTLP receiver refuses them unless told what
+        # to do with them; stored as they come (otlp-native-delta-ingestion), sum_over_time adds them up.
+        prometheus = self._spawn([paths["PROMETHEUS"], f"--config.file={prometheus_cfg}",
+                                  f"--web.listen-address=127.0.0.1:{self.prometheus}", "--web.enable-otlp-receiver",
+                                  "--enable-feature=otlp-native-delta-ingestion",
+                                  f"--storage.tsdb.path={self.tmp / 'prometheus-data'}"], prometheus_log, {})
+        _wait("prometheus", lambda: _get(f"http://127.0.0.1:{self.prometheus}/-/ready"), 120, prometheus,
+              prometheus_log)
+        overlay = self.tmp / "to-prometheus.yaml"
+        overlay.write_text(COLLECTOR_TO_PROMETHEUS.format(prometheus=self.prometheus))
         env = {
             "AI_COST_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{self.otlp_grpc}",
             "AI_COST_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{self.otlp_http}",
@@ -152,8 +197,8 @@ class Stack:
             "AI_COST_TELEMETRY_PORT": str(self.telemetry),
         }
         self.collector_log = self.tmp / "otelcol.log"
-        collector = self._spawn([paths["OTELCOL"], "--config", str(ROOT / "collector" / "config.yaml")],
-                                self.collector_log, env)
+        collector = self._spawn([paths["OTELCOL"], "--config", str(ROOT / "collector" / "config.yaml"),
+                                 "--config", str(overlay)], self.collector_log, env)
         _wait("otelcol-ai-cost", lambda: "otelcol_" in _get(f"http://127.0.0.1:{self.telemetry}/metrics"),
               60, collector, self.collector_log)
         _wait("otelcol-ai-cost OTLP",
@@ -222,7 +267,7 @@ def _run_python(stack: Stack, code: str, service: str, extra_env: Optional[Dict[
 def _python_cost(attrs: Dict[str, Any]) -> Dict[str, Any]:
     usage = usage_from_attributes(attrs)
     assert usage is not None
-    return _span_cost_attributes(attrs, usage, default_catalog())
+    return span_cost_attributes(attrs, usage, default_catalog())
 
 
 def _cost_tags(attrs: Dict[str, Any]) -> Dict[str, Any]:
@@ -407,7 +452,7 @@ def _metric_points(path: Path, name: str) -> List[Dict[str, Any]]:
             for sm in rm.get("scopeMetrics", []):
                 for metric in sm.get("metrics", []):
                     if metric["name"] == name:
-                        for dp in metric["sum"]["dataPoints"]:
+                        for dp in (metric.get("sum") or metric["gauge"])["dataPoints"]:
                             attrs = {a["key"]: next(iter(a["value"].values())) for a in dp.get("attributes", [])}
                             value = dp.get("asDouble", dp.get("asInt"))
                             points.append({"attrs": attrs, "value": float(value)})
@@ -429,8 +474,140 @@ def test_cost_metrics_and_processor_telemetry(stack: Stack, demo_spans: Any, off
     assert any(p["attrs"]["gen_ai.request.model"] == "ft:acme-0001" and p["value"] >= 1 for p in unknown)
 
     telemetry = _get(f"http://127.0.0.1:{stack.telemetry}/metrics")
+    # The names dashboards/otel-ai-cost-prometheus.json queries (dashboards/promqlcheck/testdata/series.txt).
     outcomes = {m.group(1): float(m.group(2)) for m in re.finditer(
-        r'^otelcol_processor_ai_cost_spans[a-z_]*\{[^}]*outcome="([a-z_]+)"[^}]*\} ([0-9.e+]+)$', telemetry, re.M)}
+        r'^otelcol_processor_ai_cost_spans\{[^}]*outcome="([a-z_]+)"[^}]*\} ([0-9.e+]+)$', telemetry, re.M)}
     assert outcomes.get("priced", 0) >= 6, telemetry[-3000:]
     assert (outcomes.get("kept", 0) >= 5 and outcomes.get("not_inference", 0) >= 1
             and outcomes.get("unknown_model", 0) >= 1)
+    assert re.search(r'^otelcol_processor_ai_cost_spans\{[^}]*malformed_usage="false"', telemetry, re.M)
+    anomalies = re.findall(r'^otelcol_processor_ai_cost_anomalies\{ai_cost_anomaly_severity="[a-z]+",'
+                           r'ai_cost_anomaly_type="([a-z_]+)"\} [0-9]+$', telemetry, re.M)
+    assert "runaway_trace" in anomalies, telemetry[-3000:]
+    usd = re.search(r'^otelcol_processor_ai_cost_usd(?:\{[^}]*\})? ([0-9.e+-]+)$', telemetry, re.M)
+    assert usd and float(usd.group(1)) > 0, telemetry[-3000:]
+
+
+def test_budget_gauges_are_the_budget_numbers_of_the_spans(stack: Stack, demo_spans: List[Dict[str, Any]]) -> None:
+    """ai_cost.spans.budget.spent / .limit (signal_to_metrics gauges): per budget, key and window, values
+    the demo's budgeted spans carry (the dashboards chart spent against limit)."""
+    spans: Dict[tuple, List[Dict[str, Any]]] = {}
+    for s in demo_spans:
+        a = s["attrs"]
+        if "ai_cost.budget.limit" in a:
+            key = (a["ai_cost.budget.id"], a["ai_cost.budget.key"], a["ai_cost.budget.window"])
+            spans.setdefault(key, []).append(a)
+    assert spans
+
+    def gauges() -> List[Dict[str, Any]]:
+        return _metric_points(stack.metrics_file, "ai_cost.spans.budget.limit") if stack.metrics_file.exists() else []
+
+    limits = _wait("budget gauges", gauges, 30, log=stack.collector_log)
+    spent = _metric_points(stack.metrics_file, "ai_cost.spans.budget.spent")
+    assert spent
+    for name, points in (("ai_cost.budget.limit", limits), ("ai_cost.budget.spent", spent)):
+        for p in points:
+            key = tuple(p["attrs"][k] for k in ("ai_cost.budget.id", "ai_cost.budget.key", "ai_cost.budget.window"))
+            assert key in spans, (key, sorted(spans))
+            assert p["value"] in {a[name] for a in spans[key]}, (name, p, spans[key])
+    assert {p["value"] for p in limits} == {a["ai_cost.budget.limit"] for group in spans.values() for a in group}
+
+
+# --- the Grafana dashboard's PromQL on a real Prometheus ------------------------------------------
+
+# An app's SDK metrics over OTLP (cumulative, as the SDK exports them) through the collector: a priced
+# call, a call a budget blocks, a runaway trace and a call ledger whose disk fails, twice, each run
+# exported on its own (force_flush), so that increase() and rate() have two samples.
+SDK_METRICS_APP = textwrap.dedent("""
+    import pathlib
+    import tempfile
+    import time
+    from decimal import Decimal
+    import openai
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from otel_ai_cost import AICostSpanProcessor, BudgetExceededError
+    from otel_ai_cost.anomalies import AnomalyDetector, AnomalyMonitor, AnomalyReporter, CallRecord
+    from otel_ai_cost.budgets import Budget, MemoryBudgetStore, lifetime
+    from otel_ai_cost.config import Settings
+    from otel_ai_cost.demo import FakeOpenAIServer
+    from otel_ai_cost.instrumentation.openai import OpenAIInstrumentor
+    from otel_ai_cost.ledger import LedgerSpanExporter
+
+    meters = MeterProvider(resource=Resource.create(), metric_readers=[
+        PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=600_000)])
+    tracer = TracerProvider(resource=Resource.create())
+    cap = Budget("gpt-4o-cap", Decimal("0.000001"), lifetime(), selector={"gen_ai.request.model": "gpt-4o"})
+    tracer.add_span_processor(AICostSpanProcessor(meter_provider=meters, settings=Settings(),
+                                                  budgets=[cap], budget_store=MemoryBudgetStore()))
+    not_a_dir = pathlib.Path(tempfile.mkdtemp()) / "not-a-dir"
+    not_a_dir.write_text("a file where the ledger's directory should be")
+    ledger = LedgerSpanExporter(f"sqlite://{not_a_dir / 'calls.db'}", flush_interval=0.01, meter_provider=meters)
+    tracer.add_span_processor(SimpleSpanProcessor(ledger))
+    OpenAIInstrumentor().instrument(tracer_provider=tracer, meter_provider=meters)
+    monitor = AnomalyMonitor(AnomalyDetector(default_trace_calls=3), AnomalyReporter(meter_provider=meters))
+    messages = [{"role": "user", "content": "Classify the ticket: my invoice is wrong."}]
+    with FakeOpenAIServer() as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="sk-fake", max_retries=0)
+        for run in range(2):
+            client.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=20)
+            try:
+                client.chat.completions.create(model="gpt-4o", messages=messages, max_tokens=20)
+            except BudgetExceededError:
+                pass
+            for i in range(4):
+                monitor.observe(CallRecord(time=1_764_547_200.0 + 100 * run + 2 * i, model="gpt-4o",
+                                           trace_id=f"t{run}", cost=0.01, input_tokens=2000, output_tokens=300,
+                                           dims={"service.name": "agent"}, fingerprint=i), None)
+            ledger.force_flush()
+            meters.force_flush()
+            time.sleep(0.2)
+    meters.shutdown()
+    tracer.shutdown()
+""")
+
+# Grafana's variables, for instant queries at the end of the test: the last minutes hold all the data.
+GRAFANA_VARIABLES = {"__range": "15m", "__rate_interval": "10m", "__interval": "15m",
+                     "service": ".*", "provider": ".*", "tenant": ".*"}
+
+
+def _dashboard_queries() -> List[Dict[str, str]]:
+    doc = json.loads((ROOT / "dashboards" / "otel-ai-cost-prometheus.json").read_text(encoding="utf-8"))
+    return [{"panel": p["title"], "expr": re.sub(r"\$\{?(\w+)\}?", lambda m: GRAFANA_VARIABLES[m.group(1)], t["expr"])}
+            for p in doc["panels"] for t in p.get("targets", [])]
+
+
+def test_every_dashboard_query_returns_data_on_prometheus(stack: Stack, demo_spans: Any, official_spans: Any,
+                                                          raw_spans: Any) -> None:
+    _run_python(stack, SDK_METRICS_APP, "e2e-sdk-metrics")
+    prometheus = f"http://127.0.0.1:{stack.prometheus}/api/v1"
+
+    def query(expr: str) -> List[Dict[str, Any]]:
+        answer = _get(f"{prometheus}/query?{urllib.parse.urlencode({'query': expr})}")
+        assert answer["status"] == "success", (expr, answer)
+        return [r for r in answer["data"]["result"] if r["value"][1] not in ("NaN", "+Inf", "-Inf")]
+
+    # Names and labels as Prometheus made them from the collector's OTLP, and its scrape of the telemetry.
+    needed = ['ai_cost_spans_cost_total{tenant_id="initech"}', 'ai_cost_spans_budget_limit',
+              'ai_cost_spans_unknown_model_operations_total{gen_ai_request_model="ft:acme-0001"}',
+              'otelcol_processor_ai_cost_spans{outcome="priced"}', 'otelcol_processor_ai_cost_usd',
+              'ai_cost_client_cost_total{job="e2e-sdk-metrics"}', 'ai_cost_anomalies_total',
+              'ai_cost_budget_decisions_total{ai_cost_budget_decision="block"}', 'gen_ai_client_token_usage_bucket',
+              'ai_cost_ledger_dropped_rows_total{ai_cost_ledger_drop_reason="write_failed"}',
+              # Scraped by Prometheus 3 (UTF-8 names), the processor's anomaly counter keeps the dots.
+              'otelcol_processor_ai_cost_anomalies{"ai_cost.anomaly.type"="runaway_trace"}']
+    try:
+        _wait("the metrics in Prometheus", lambda: all(query(n) for n in needed), 60)
+    except AssertionError:
+        raise AssertionError(f"not in Prometheus: {[n for n in needed if not query(n)]}\n"
+                             + stack.collector_log.read_text()[-3000:]) from None
+    # The collector's cost counter, made cumulative by Prometheus, adds up to the spans' costs (initech:
+    # 2 calls of $0.00672, as in test_cost_metrics_and_processor_telemetry).
+    initech = query('sum(last_over_time(ai_cost_spans_cost_total{tenant_id="initech"}[15m]))')
+    assert math.isclose(float(initech[0]["value"][1]), 2 * 0.00672, rel_tol=1e-9)
+    empty = [q for q in _dashboard_queries() if not query(q["expr"])]
+    assert not empty, "queries without data:\n" + "\n".join(f"{q['panel']}: {q['expr']}" for q in empty)

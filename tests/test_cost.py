@@ -558,3 +558,39 @@ def test_plain_path_amounts_by_hand():
         "request": Decimal("0.0004"),
     }
     assert cost.total == sum(cost.breakdown.values())
+
+
+def test_check_written_init_tells_a_required_field_from_one_defaulting_to_none():
+    # Usage and Estimate write their __init__ out for speed; the import-time check compares it with the fields.
+    import dataclasses
+
+    from otel_ai_cost._usage import check_written_init
+
+    @dataclasses.dataclass
+    class Good:
+        a: int
+        b: Optional[int] = None
+
+        def __init__(self, a: int, b: Optional[int] = None) -> None:
+            self.__dict__.update(a=a, b=b)
+
+    @dataclasses.dataclass
+    class RequiredMadeOptional:
+        a: int
+        b: Optional[int] = None
+
+        def __init__(self, a: Optional[int] = None, b: Optional[int] = None) -> None:
+            self.__dict__.update(a=a, b=b)
+
+    @dataclasses.dataclass
+    class Reordered:
+        a: int = 0
+        b: int = 1
+
+        def __init__(self, b: int = 1, a: int = 0) -> None:
+            self.__dict__.update(a=a, b=b)
+
+    check_written_init(Good)
+    for bad in (RequiredMadeOptional, Reordered):
+        with pytest.raises(AssertionError, match=f"{bad.__name__}.__init__ does not match"):
+            check_written_init(bad)

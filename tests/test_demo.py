@@ -18,7 +18,11 @@ import pytest
 
 from otel_ai_cost.demo import FakeOpenAIServer, run_demo
 from otel_ai_cost.demo import _app as demo_app
+from otel_ai_cost.demo._anomaly import MAX_RUN_CALLS, TRACE_ID, agent_messages
 from otel_ai_cost.demo._app import BUDGET_ID, CHEAPER_MODEL, TENANT, UNKNOWN_MODEL, budget_calls, demo_calls
+
+# The anomaly section's agent run: its calls up to the one that crossed the threshold are sent, the next is refused.
+ANOMALY_SENT = MAX_RUN_CALLS + 1
 
 # gpt-4o-mini list prices, USD per 1M tokens (https://openai.com/api/pricing).
 MINI_INPUT, MINI_CACHED, MINI_OUTPUT = Decimal("0.15"), Decimal("0.075"), Decimal("0.60")
@@ -138,7 +142,7 @@ def test_every_call_has_a_row(demo_output: str) -> None:
     assert sorted(rows) == list(range(1, len(calls) + 1))
     for number, call in enumerate(calls, start=1):
         assert call.description in rows[number][-1]
-    assert f"Spans exported: {len(calls) + len(budget_calls())}" in demo_output
+    assert f"Spans exported: {len(calls) + len(budget_calls()) + ANOMALY_SENT + 1}" in demo_output
 
 
 def test_rows_show_dated_model(demo_output: str) -> None:
@@ -264,7 +268,7 @@ def test_blocked_call_is_refused_before_it_is_sent(demo_run: _Run) -> None:
     assert abs(estimate - Decimal(rows[5][3])) < Decimal("0.000001")
     # The fake API never saw the blocked request: every other call reached it, once.
     assert not [body for _, body in demo_run.received if body.get("messages") == blocked.messages]
-    assert len(demo_run.received) == len(demo_calls()) + len(budget_calls()) - 1
+    assert len(demo_run.received) == len(demo_calls()) + len(budget_calls()) - 1 + ANOMALY_SENT
 
 
 def test_spend_report_from_the_budget_store(demo_output: str) -> None:
@@ -286,6 +290,23 @@ def test_spend_report_from_the_budget_store(demo_output: str) -> None:
     assert "gpt-4o-2024-08-06 $0.000" in by_model[1] and "gpt-4o-mini-2024-07-18 $0.000" in by_model[1]
     assert "(3 calls)" in by_model[1]  # two allowed gpt-4o-mini calls and the downgraded one
     assert "decisions logged: 1 warn, 1 downgrade, 1 block" in budgets
+
+
+def test_the_anomaly_section_shows_the_runaway_run_its_cause_and_the_refused_call(demo_run: _Run) -> None:
+    anomalies = " ".join(demo_run.output.partition("\n  Anomalies:")[2].split())
+    trace_id = format(TRACE_ID, "032x")
+    assert anomalies, demo_run.output
+    assert (f"Call {ANOMALY_SENT} crossed the threshold (trace_calls {ANOMALY_SENT} vs {MAX_RUN_CALLS} allowed): "
+            "its span got the event ai_cost.anomaly and ai_cost.anomaly.type=runaway_trace") in anomalies
+    assert f".cause=trace={trace_id}" in anomalies
+    assert "otel-ai-cost anomaly: runaway_trace (warning" in anomalies  # the log record, shown
+    assert (f"Call {ANOMALY_SENT + 1}, BLOCKED: BudgetExceededError raised before sending, the fake API "
+            "received nothing, ai_cost.budget.reason=anomaly") in anomalies
+    assert f"anomaly runaway_trace (warning) on this trace, cause trace={trace_id}" in anomalies
+    # What the fake API received of the agent's run: its first calls, not the refused one.
+    sent = [body["messages"] for _, body in demo_run.received
+            if body.get("messages", [{}])[0].get("content", "").startswith("You are triage-bot")]
+    assert sent == [agent_messages(step) for step in range(ANOMALY_SENT)]
 
 
 def test_budget_limit_follows_the_catalog_price(demo_output: str, tmp_path: Path,

@@ -14,12 +14,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -226,12 +229,60 @@ def test_a_process_killed_mid_write_leaves_a_sound_file_with_whole_batches(tmp_p
     assert exporter.written == 1 and exporter.dropped == 0
 
 
+def test_other_instrumentations_spans_are_priced_on_the_writer_thread(tmp_path, monkeypatch):
+    # A span of another instrumentation: usage, no cost (as the official openai-v2 emits). The row has
+    # the cost our engine gives it: gpt-4o-2024-08-06 at $2.50 / $10.00 per million input / output tokens
+    # (pricing/openai.yaml): 1,000 x 2.50e-6 + 500 x 10e-6 = $0.0075. It is priced off the call's
+    # thread: export() only queues the span (enrich_span is never called on the exporting thread).
+    import otel_ai_cost.ledger._exporter as ledger_exporter
+
+    exporting = threading.get_ident()
+    priced_on = []
+    real_enrich = ledger_exporter.enrich_span
+
+    def spy(span, catalog):
+        priced_on.append(threading.get_ident())
+        return real_enrich(span, catalog)
+
+    monkeypatch.setattr(ledger_exporter, "enrich_span", spy)
+    path = tmp_path / "calls.db"
+    exporter = LedgerSpanExporter(f"sqlite://{path}")
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("opentelemetry.instrumentation.openai_v2").start_as_current_span("chat gpt-4o") as s:
+        s.set_attributes({sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "openai",
+                          sc.GEN_AI_REQUEST_MODEL: "gpt-4o", sc.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06",
+                          sc.GEN_AI_USAGE_INPUT_TOKENS: 1000, sc.GEN_AI_USAGE_OUTPUT_TOKENS: 500})
+    with provider.get_tracer("t").start_as_current_span("GET /health") as s:
+        s.set_attribute("http.request.method", "GET")  # not a GenAI span: never queued, never a row
+    provider.shutdown()
+    (row,) = rows(path)
+    assert Decimal(row["cost"]) == Decimal("0.0075")
+    assert row["pricing_status"] == "priced" and row["cost_source"] == "local"
+    assert priced_on and exporting not in priced_on
+
+
+def _dropped_rows(reader):
+    """The ai_cost.ledger.dropped_rows points, {drop reason: rows}."""
+    out = {}
+    for resource_metrics in reader.get_metrics_data().resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name == "ai_cost.ledger.dropped_rows":
+                    assert metric.unit == "{row}" and metric.data.is_monotonic
+                    for point in metric.data.data_points:
+                        out[point.attributes["ai_cost.ledger.drop_reason"]] = point.value
+    return out
+
+
 def test_a_full_queue_drops_rows_with_a_counter_and_one_log_line(tmp_path, caplog):
     path = tmp_path / "calls.db"
     connect(str(path)).close()
     lock = sqlite3.connect(path, isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")  # the disk is stuck: the writer waits on the lock
-    exporter = LedgerSpanExporter(f"sqlite://{path}", queue_size=2, batch_size=1, flush_interval=0.01)
+    reader = InMemoryMetricReader()
+    exporter = LedgerSpanExporter(f"sqlite://{path}", queue_size=2, batch_size=1, flush_interval=0.01,
+                                  meter_provider=MeterProvider(metric_readers=[reader]))
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("t")
@@ -246,13 +297,16 @@ def test_a_full_queue_drops_rows_with_a_counter_and_one_log_line(tmp_path, caplo
     assert dropped_while_stuck >= 7  # at most 2 queued and 1 in the writer's hands
     assert exporter.dropped == dropped_while_stuck
     assert len(rows(path)) == 10 - exporter.dropped == exporter.written
+    assert _dropped_rows(reader) == {"queue_full": exporter.dropped}
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "queue is full" in warnings[0].getMessage()
 
 
 def test_a_failing_disk_drops_rows_and_the_app_goes_on(tmp_path, caplog):
     (tmp_path / "not-a-dir").write_text("a file where the directory should be")
-    exporter = LedgerSpanExporter(f"sqlite://{tmp_path / 'not-a-dir' / 'calls.db'}", flush_interval=0.01)
+    reader = InMemoryMetricReader()
+    exporter = LedgerSpanExporter(f"sqlite://{tmp_path / 'not-a-dir' / 'calls.db'}", flush_interval=0.01,
+                                  meter_provider=MeterProvider(metric_readers=[reader]))
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("t")
@@ -262,6 +316,7 @@ def test_a_failing_disk_drops_rows_and_the_app_goes_on(tmp_path, caplog):
             exporter.force_flush()
     provider.shutdown()
     assert exporter.dropped == 3 and exporter.written == 0
+    assert _dropped_rows(reader) == {"write_failed": 3}
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "cannot write" in warnings[0].getMessage()
 

@@ -10,8 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from conftest import Pipeline
-from otel_ai_cost import AICostSpanProcessor, CostEnrichingSpanExporter
-from otel_ai_cost import processor as processor_module
+from otel_ai_cost import AICostSpanProcessor, CostEnrichingSpanExporter, _span_pricing
 from otel_ai_cost._request import LLMRequest, TokenCount, pending_request
 from otel_ai_cost.config import OutputEstimate, Settings
 from otel_ai_cost.pricing import Catalog, ModelPrice, PriceSet
@@ -33,7 +32,7 @@ TEST_CATALOG = Catalog(
 
 @pytest.fixture(autouse=True)
 def _reset_log_once(monkeypatch):
-    monkeypatch.setattr(processor_module, "_logged", set())
+    monkeypatch.setattr(_span_pricing, "_logged", set())
 
 
 def make_pipeline(**kwargs):
@@ -391,7 +390,7 @@ def test_exporter_exports_the_original_span_when_costing_fails(monkeypatch, capl
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(processor_module, "cost_attributes", explode)
+    monkeypatch.setattr(_span_pricing, "cost_attributes", explode)
     inner = InMemorySpanExporter()
     wrapper = CostEnrichingSpanExporter(inner)
     provider = TracerProvider()

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from contextlib import closing
+from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
 
 import httpx2
@@ -24,7 +25,7 @@ from otel_ai_cost import _semconv as sc
 from otel_ai_cost.cli import main
 from otel_ai_cost.config import Settings
 from otel_ai_cost.ledger import LedgerSpanExporter
-from otel_ai_cost.ledger._recommend import Recorded, Rules, recommend
+from otel_ai_cost.ledger._recommend import Rules, recommend
 from otel_ai_cost.ledger._report import Call
 from otel_ai_cost.ledger._store import read_rows
 from test_ledger import Pipeline
@@ -140,6 +141,19 @@ def test_the_period_decides_which_calls_count(url, capsys):
     assert "max_tokens" not in [h["kind"] for h in doc["hints"]]  # 4096 reserved < 14 x 300 produced
 
 
+def test_until_alone_is_the_30_days_before_it_even_before_this_month(url, capsys):
+    # --until alone once failed "the period is empty" for a day before the current month: the start of
+    # this month was taken as --since before the 30 days before --until replaced it.
+    doc = json.loads(run(capsys, "recommend", "--ledger", url, "--format", "json", "--until", "2020-03-10"))
+    assert (doc["since"], doc["until"]) == ("2020-02-10T00:00:00+00:00", "2020-03-11T00:00:00+00:00")
+    assert (doc["calls"], doc["hints"]) == (0, [])
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).date()
+    doc = json.loads(run(capsys, "recommend", "--ledger", url, "--format", "json", "--until", tomorrow.isoformat()))
+    until = datetime.combine(tomorrow + timedelta(days=1), time(), timezone.utc)
+    assert (doc["since"], doc["until"]) == ((until - timedelta(days=30)).isoformat(), until.isoformat())
+    assert doc["calls"] == 12
+
+
 def test_csv_and_table_show_the_same_ranked_hints(url, capsys):
     rows = list(csv.DictReader(io.StringIO(run(capsys, "recommend", "--ledger", url, "--format", "csv",
                                                "--min-batch-calls", "5"))))
@@ -202,12 +216,12 @@ def test_rules_skip_calls_the_ledger_cannot_reprice(tmp_path):
     """A failed call, or one with cost parts the ledger keeps no tokens for, is left out."""
     path = tmp_path / "calls.db"
     _fill(path, "svc", [("openai", "gpt-4o", 1000, 50, 1000 * Decimal("2.5") / M, 50 * Decimal(10) / M)])
-    recorded = [Recorded(Call.from_row(r), r["estimate_output_tokens"]) for r in read_rows(str(path))]
+    recorded = [Call.from_row(r) for r in read_rows(str(path))]
     assert [h.kind for h in recommend(recorded, rules=Rules())] == ["cheaper_model"]
-    recorded[0].call.breakdown[sc.AI_COST_COST_AUDIO_INPUT] = Decimal("0.001")
+    recorded[0].breakdown[sc.AI_COST_COST_AUDIO_INPUT] = Decimal("0.001")
     assert recommend(recorded, rules=Rules()) == []
-    recorded[0].call.breakdown.pop(sc.AI_COST_COST_AUDIO_INPUT)
-    recorded[0].call.ok = False
+    recorded[0].breakdown.pop(sc.AI_COST_COST_AUDIO_INPUT)
+    recorded[0].ok = False
     assert recommend(recorded, rules=Rules()) == []
 
 
@@ -233,12 +247,12 @@ def test_no_cache_hint_without_a_cache_read_price_and_no_batch_hint_for_batch_ca
     # claude-3-5-haiku on gcp.vertex_ai: $0.80/M input, $4/M output, no cache_read price in the catalog
     _fill(path, "svc", [("gcp.vertex_ai", "claude-3-5-haiku", 2000, 300, 2000 * Decimal("0.8") / M,
                          300 * Decimal(4) / M)] * 3)
-    recorded = [Recorded(Call.from_row(r), r["estimate_output_tokens"]) for r in read_rows(str(path))]
+    recorded = [Call.from_row(r) for r in read_rows(str(path))]
     assert recommend(recorded, rules=Rules(min_batch_calls=1)) == []
     path = tmp_path / "batch.db"
     _fill(path, "svc", [("openai", "gpt-4.1-mini", 500, 300, 500 * Decimal("0.4") / M, 300 * Decimal("1.6") / M)] * 2)
-    recorded = [Recorded(Call.from_row(r), r["estimate_output_tokens"]) for r in read_rows(str(path))]
+    recorded = [Call.from_row(r) for r in read_rows(str(path))]
     assert [h.kind for h in recommend(recorded, rules=Rules(min_batch_calls=2))] == ["batch"]
     for r in recorded:
-        r.call.service_tier = "batch"
+        r.service_tier = "batch"
     assert recommend(recorded, rules=Rules(min_batch_calls=2)) == []

@@ -610,3 +610,15 @@ def test_an_unwritable_cache_folder_only_costs_a_parse(fresh_state, monkeypatch,
     blocker.write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     assert tokens.count_text("hello world", "gpt-4o") == TokenCount(2, "tiktoken")
+
+
+def test_counting_keeps_one_cache_entry_per_piece():
+    # count() keeps each new piece's count only; the ids cache is encode()'s (counts are the same).
+    compact = _tiktoken_offline.get_encoding("o200k_base")
+    fresh = _tiktoken_offline.CompactBPE("o200k_base", *compact.tables())
+    text = "Supercalifragilisticexpialidocious internationalization, counted once"
+    reference = _tiktoken_offline.build_tiktoken_encoding("o200k_base")
+    assert fresh.count(text) == len(reference.encode_ordinary(text))
+    assert fresh._pieces == {} and len(fresh._counts) == len(fresh._split_text(text))
+    assert fresh.encode_ordinary(text) == reference.encode_ordinary(text)
+    assert fresh.count(text) == len(fresh.encode_ordinary(text))

@@ -318,3 +318,57 @@ def test_a_corrupted_gz_fails_its_check_after_the_last_piece(monkeypatch):
         for piece in _tiktoken_offline._checked_bpe_lines("cl100k_base"):
             pieces.append(piece)
     assert b"".join(pieces) == data.replace(b" 17\n", b" 17 \n", 1)  # every piece read before the check
+
+
+def _read_stream_in_thread(client: Any, chunks: List[Any]) -> threading.Thread:
+    def read() -> None:
+        chunks.extend(client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True))
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_stream_tokenising_its_deltas_never_waits_for_the_tokenizer(gate, monkeypatch):
+    # No usage asked for (injection off): every delta is tokenised as the user reads it. While the
+    # tokenizer loads (the gate is closed) the deltas are counted with the heuristic, and no read waits.
+    monkeypatch.setenv("OTEL_AI_COST_OPENAI_INCLUDE_USAGE", "false")
+    with pipeline() as p:
+        fake = FakeOpenAI(parts=[CONTENT, " ", CONTENT])
+        chunks: List[Any] = []
+        read = _read_stream_in_thread(fake.client(), chunks)
+        read.join(timeout=30)
+        assert not read.is_alive(), "a read of the stream waited for the tokenizer"  # the gate is still closed
+        assert _tiktoken_offline.loaded("o200k_base") is None  # still loading
+        assert "stream_options" not in fake.requests[0] and chunks
+        (span,) = p.spans()
+        a = span.attributes
+        assert a["ai_cost.usage.source"] == "estimated"
+        heuristic = 2 * tokens.heuristic_tokens(CONTENT) + tokens.heuristic_tokens(" ")
+        assert a["gen_ai.usage.output_tokens"] == heuristic
+        gate.open()
+        exact = tokens.count_text(CONTENT, MODEL).tokens
+        assert exact != tokens.heuristic_tokens(CONTENT)  # so the count above is the heuristic's
+    assert gate.calls == ["o200k_base"]  # loaded once, in the background
+
+
+def test_a_stream_ending_without_usage_or_start_estimate_never_waits_for_the_tokenizer(
+        gate, tracer_provider, meter_provider, span_exporter, monkeypatch):
+    # No AICostSpanProcessor (no start estimate) and a provider that ignores stream_options: the input
+    # is estimated on the user's last read, with the heuristic while the tokenizer loads, without waiting.
+    monkeypatch.delenv("OTEL_AI_COST_OPENAI_INCLUDE_USAGE", raising=False)
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        chunks: List[Any] = []
+        read = _read_stream_in_thread(FakeOpenAI(usage_on_stream=False).client(), chunks)
+        read.join(timeout=30)
+        assert not read.is_alive(), "the end of the stream waited for the tokenizer"  # the gate is still closed
+        assert _tiktoken_offline.loaded("o200k_base") is None  # still loading
+        (span,) = span_exporter.get_finished_spans()
+        a = span.attributes
+        assert a["ai_cost.usage.source"] == "estimated"
+        assert a["gen_ai.usage.input_tokens"] == _heuristic_chat_tokens(CONTENT)
+        assert "ai_cost.estimate.method" not in a  # no processor: no start estimate
+    finally:
+        instrumentor.uninstrument()

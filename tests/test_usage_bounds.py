@@ -142,3 +142,26 @@ def test_the_enriching_exporter_prices_bounded_usage():
     assert span.attributes["gen_ai.usage.cost.amount"] == float(bounded)
     assert list(span.attributes["ai_cost.usage.clamped"]) == ["gen_ai.usage.input_tokens"]
     provider.shutdown()
+
+
+def test_the_limits_are_those_of_the_entry_that_prices_the_call(instrument_openai, span_exporter):
+    # The response names a snapshot in the catalog with an output limit but no context window; the
+    # request's model is not in the catalog. The output is bounded by that entry's max_output_tokens
+    # (the entry the cost is computed from), not by the global 1M bound.
+    from _fake_openai import FakeOpenAI
+    from otel_ai_cost.pricing import Catalog
+    from otel_ai_cost.pricing._catalog import model_from_dict
+
+    # A user entry, priced here: $1 per M input, $2 per M output, at most 100 output tokens.
+    entry = model_from_dict({"id": "house-model-v2", "provider": "openai", "prices": {"input": "1", "output": "2"},
+                             "max_output_tokens": 100})
+    instrument_openai(catalog=Catalog(list(default_catalog().entries()) + [entry]))
+    fake = FakeOpenAI(chat=lambda body: httpx2.Response(200, json=chat_completion(
+        model="house-model-v2", usage={"prompt_tokens": 20, "completion_tokens": 5000, "total_tokens": 5020})))
+    fake.client().chat.completions.create(model="house-alias", messages=[{"role": "user", "content": "hi"}])
+    (span,) = span_exporter.get_finished_spans()
+    a = span.attributes
+    assert a["ai_cost.pricing.model"] == "house-model-v2"
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (20, 100)
+    assert list(a["ai_cost.usage.clamped"]) == ["gen_ai.usage.output_tokens"]
+    assert a["gen_ai.usage.cost.amount"] == float((20 * Decimal(1) + 100 * Decimal(2)) / 1_000_000)  # 220e-6

@@ -381,11 +381,13 @@ def test_register_adds_the_processor_once_and_wraps_exporters(global_provider, m
     second = _zero_code.register_processor()
     assert isinstance(first, AICostSpanProcessor)
     assert second is first
-    # the call ledger (on by default) comes after the processor, its exporter wrapped too
+    # the call ledger (on by default) comes after the processor, not wrapped: it prices other
+    # instrumentations' spans on its own writer thread, off the call's (tests/test_ledger.py)
     assert [type(p) for p in processors(global_provider)] == [
         BatchSpanProcessor, SimpleSpanProcessor, AICostSpanProcessor, SimpleSpanProcessor]
     ledger = processors(global_provider)[-1].span_exporter
-    assert isinstance(ledger, CostEnrichingSpanExporter) and type(ledger.exporter).__name__ == "LedgerSpanExporter"
+    assert type(ledger).__name__ == "LedgerSpanExporter"
+    assert ledger._catalog is first.catalog  # the processor's catalog (OTEL_AI_COST_PRICING_FILE)
     assert isinstance(batch.span_exporter, CostEnrichingSpanExporter)
     assert isinstance(simple.span_exporter, CostEnrichingSpanExporter)
     assert not isinstance(simple.span_exporter.exporter, CostEnrichingSpanExporter)  # wrapped once

@@ -3,12 +3,15 @@ ready ``budget_book``) or from the YAML configuration file. The budgets package 
 when there is a budget."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Tuple
 
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .anomalies._span_feed import SpanFeed
     from .budgets import Budget, BudgetBook, BudgetConfig, BudgetStore
+    from .budgets._anomaly_policy import AnomalyGate
+    from .config import Settings
 
 
 def resolve_budget_book(
@@ -56,3 +59,17 @@ def load_file_config(path: Optional[str]) -> Optional["BudgetConfig"]:
 
     # A file that asks for on_store_error: closed refuses every call when it cannot be read (issue 8.2).
     return load_budget_config_or_refuse(path)
+
+
+def resolve_anomalies(
+    option: Any, policy: Any, settings: "Settings", config: Optional["BudgetConfig"],
+    book: Optional["BudgetBook"], catalog: Any, meter_provider: Any = None,
+) -> Tuple[Optional["SpanFeed"], Optional["AnomalyGate"]]:
+    """The anomaly detector's span feed and the on_anomaly policy gate (``anomalies._wiring``), or
+    (None, None) when nothing asks for them: the anomalies package is then not even imported."""
+    from_file = config.on_anomaly if config is not None else None
+    if option is None and policy is None and settings.anomalies is None and from_file is None:
+        return None, None
+    from .anomalies._wiring import resolve_anomalies as resolve
+
+    return resolve(option, policy, settings, config, book, catalog, meter_provider)

@@ -2,8 +2,6 @@
 assumed (``OutputEstimate.tokens``), both priced from the catalog before the request is sent."""
 from __future__ import annotations
 
-import dataclasses
-import inspect
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Dict, Optional
@@ -11,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 from . import _semconv as sc
 from . import _tiktoken_offline
 from ._request import LLMRequest
+from ._usage import check_written_init
 from .config import OutputEstimate
 from .cost import estimate_cost
 
@@ -48,17 +47,7 @@ class Estimate:
         return attributes
 
 
-def _check_init() -> None:
-    """The written-out ``Estimate.__init__`` takes exactly the fields, with their defaults, in order."""
-    params = list(inspect.signature(Estimate.__init__).parameters.values())[1:]
-    expected = [(f.name, None if f.default is dataclasses.MISSING else f.default)
-                for f in dataclasses.fields(Estimate)]
-    got = [(p.name, None if p.default is p.empty else p.default) for p in params]
-    if got != expected:  # pragma: no cover - caught by any test run
-        raise AssertionError(f"Estimate.__init__ does not match the Estimate fields: {expected}")
-
-
-_check_init()
+check_written_init(Estimate)
 
 
 def estimate_request(

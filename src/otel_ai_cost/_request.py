@@ -96,19 +96,10 @@ def calling_span_id() -> Optional[str]:
 
 
 def set_calling(span_id: Optional[str]) -> Token[Optional[str]]:
-    """``calling`` without the context manager: the token for ``reset_calling``."""
+    """Mark the SDK call of the otel-ai-cost span ``span_id`` as running in this context (None: no
+    call): the token for ``reset_calling``."""
     return _calling.set(span_id)
 
 
 def reset_calling(token: Token[Optional[str]]) -> None:
     _calling.reset(token)
-
-
-@contextlib.contextmanager
-def calling(span_id: str) -> Iterator[None]:
-    """Mark the SDK call of the otel-ai-cost span ``span_id`` as running in this context."""
-    token = _calling.set(span_id)
-    try:
-        yield
-    finally:
-        _calling.reset(token)

@@ -134,6 +134,9 @@ class AiCostBudgetReasonValues:
     HOOK: Final = "hook"
     # The model is not in the pricing catalog and a budget's `on_unknown_model` policy is `block`.
     UNKNOWN_MODEL: Final = "unknown_model"
+    # An anomaly finding (a runaway trace, a retry storm, a cost or token spike) and the
+    # configuration's `on_anomaly` policy decided; the message names the finding and its cause.
+    ANOMALY: Final = "anomaly"
 
 
 # The request model is not in the pricing catalog: what the budgets did with the call (the
@@ -284,6 +287,29 @@ class AiCostEstimateOutputBasisValues:
     DEFAULT: Final = "default"
 
 
+# --- semconv/ledger.yaml
+
+# Why call ledger rows were dropped.
+AI_COST_LEDGER_DROP_REASON: Final = "ai_cost.ledger.drop_reason"
+
+
+class AiCostLedgerDropReasonValues:
+    """Values of ``ai_cost.ledger.drop_reason``."""
+
+    # The ledger's queue was full (the writer fell behind the calls).
+    QUEUE_FULL: Final = "queue_full"
+    # The ledger file could not be written (disk full, read-only, locked past the timeout).
+    WRITE_FAILED: Final = "write_failed"
+    # A call span could not be turned into a row.
+    UNREADABLE_SPAN: Final = "unreadable_span"
+
+
+# Rows of the call ledger (`LedgerSpanExporter`) dropped instead of written, by reason. Instrument:
+# counter.
+AI_COST_LEDGER_DROPPED_ROWS: Final = "ai_cost.ledger.dropped_rows"
+AI_COST_LEDGER_DROPPED_ROWS_UNIT: Final = "{row}"
+
+
 # --- semconv/metrics.yaml
 
 # Cost in USD of GenAI client operations. Instrument: counter.
@@ -299,6 +325,15 @@ AI_COST_SPANS_COST_UNIT: Final = "{USD}"
 # Instrument: counter.
 AI_COST_SPANS_UNKNOWN_MODEL_OPERATIONS: Final = "ai_cost.spans.unknown_model_operations"
 AI_COST_SPANS_UNKNOWN_MODEL_OPERATIONS_UNIT: Final = "{operation}"
+
+# Spend in USD settled in a budget window before an operation, from the collector's view of the
+# spans. Instrument: gauge.
+AI_COST_SPANS_BUDGET_SPENT: Final = "ai_cost.spans.budget.spent"
+AI_COST_SPANS_BUDGET_SPENT_UNIT: Final = "{USD}"
+
+# The limit in USD of a budget window, from the collector's view of the spans. Instrument: gauge.
+AI_COST_SPANS_BUDGET_LIMIT: Final = "ai_cost.spans.budget.limit"
+AI_COST_SPANS_BUDGET_LIMIT_UNIT: Final = "{USD}"
 
 
 # --- semconv/pricing.yaml

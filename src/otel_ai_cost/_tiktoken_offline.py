@@ -11,8 +11,10 @@ they are the bytes read (no copy), so the peak of a load is what it keeps. One i
 is shared by every caller. Loading is lazy, thread-safe and attempted once per encoding; on any
 failure the caller gets ``None`` and falls back to the heuristic.
 
-The call's path never waits long for a load: in ``counting(HEURISTIC, ...)`` (the span-start estimate
-when no budget or hook reads it), ``get_encoding`` of an encoding not loaded yet starts loading it on
+The call's path never waits long for a load: in ``counting(HEURISTIC, ...)`` (``without_waiting``: the
+span-start estimate when no budget or hook reads it, and the counts a stream makes while the user
+reads it: each delta of an OpenAI stream that carries no usage, the input estimate of a stream that
+ends without usage), ``get_encoding`` of an encoding not loaded yet starts loading it on
 a background thread and returns ``None`` at once, and the caller counts with the heuristic
 (``ai_cost.estimate.method = heuristic``) until it is ready. In ``counting(UPPER_BOUND, ...)`` (the
 span-start estimate a budget holds money on) it waits for a load from the disk cache (a few ms) but
@@ -105,7 +107,7 @@ def build_tiktoken_encoding(name: str) -> "Encoding":
     """tiktoken's own ``Encoding`` from the same data: the reference the compact one is tested against.
 
     Not used on the call's path: it takes ~70 MB (the Python rank table tiktoken keeps plus its Rust
-    maps) where ``CompactBPE`` takes ~10 MB.
+    maps) where ``CompactBPE`` takes ~4.3 MB (o200k_base).
     """
     import base64
 
@@ -309,13 +311,18 @@ class CompactBPE:
                 ranks[i - 1] = rank(piece[starts[i - 1]:starts[i + 1]])
         return tuple(rank(piece[a:b]) for a, b in zip(starts, starts[1:]))
 
+    def _ids(self, piece: str) -> tuple[int, ...]:
+        """The token ids of one piece of the split (not cached)."""
+        data = piece.encode("utf-8")
+        whole = self._rank(data)
+        return (whole,) if whole != _NO_RANK else self._merge(data)
+
     def _piece(self, piece: str) -> tuple[int, ...]:
-        """The token ids of one piece of the split, cached (bounded)."""
+        """The token ids of one piece of the split, cached (bounded): for ``encode``; ``count`` keeps
+        only the counts."""
         ids = self._pieces.get(piece)
         if ids is None:
-            data = piece.encode("utf-8")
-            whole = self._rank(data)
-            ids = (whole,) if whole != _NO_RANK else self._merge(data)
+            ids = self._ids(piece)
             if len(self._pieces) >= _PIECE_CACHE_SIZE:
                 self._pieces = {}  # bounded; the pieces of the next texts fill it again
             self._pieces[piece] = ids
@@ -363,7 +370,7 @@ class CompactBPE:
         for piece in pieces:
             n = counts.get(piece)
             if n is None:
-                n = counts[piece] = len(self._piece(piece))
+                n = counts[piece] = len(self._ids(piece))
             total += n
         return total
 

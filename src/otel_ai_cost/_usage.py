@@ -12,10 +12,11 @@ from . import _semconv as sc
 
 if TYPE_CHECKING:
     from .pricing import Catalog
+    from .pricing._model import ModelPrice
 
 __all__ = [
-    "MAX_COUNT", "MAX_INPUT_TOKENS", "MAX_OUTPUT_TOKENS", "Usage", "bound_usage", "usage_from_attributes",
-    "usage_limits",
+    "MAX_COUNT", "MAX_INPUT_TOKENS", "MAX_OUTPUT_TOKENS", "Usage", "bound_usage", "check_written_init", "price_limits",
+    "usage_from_attributes", "usage_limits",
 ]
 
 logger = logging.getLogger("otel_ai_cost.cost")
@@ -65,17 +66,19 @@ class Usage:
         )
 
 
-def _check_init() -> None:
-    """The written-out ``Usage.__init__`` takes exactly the fields, with their defaults, in order."""
+def check_written_init(cls: Any) -> None:
+    """Check (at import) that the written-out ``__init__`` of the dataclass ``cls`` takes exactly its
+    fields, with their defaults (none for a required field), in order: AssertionError otherwise."""
     import inspect
 
-    params = list(inspect.signature(Usage.__init__).parameters.values())[1:]
-    expected = [(f.name, f.default) for f in dataclasses.fields(Usage)]
-    if [(p.name, p.default) for p in params] != expected:  # pragma: no cover - caught by any test run
-        raise AssertionError(f"Usage.__init__ does not match the Usage fields: {expected}")
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    expected = [(f.name, f.default) for f in dataclasses.fields(cls)]
+    got = [(p.name, dataclasses.MISSING if p.default is p.empty else p.default) for p in params]
+    if got != expected:
+        raise AssertionError(f"{cls.__name__}.__init__ does not match the {cls.__name__} fields: {expected}")
 
 
-_check_init()
+check_written_init(Usage)
 
 
 # The bounds of reported usage when neither the request nor the catalog gives one: above any context
@@ -128,9 +131,10 @@ def bound_usage(
     """``usage`` bounded by what the model and the request allow, and the names of the counts lowered.
 
     ``max_input``: the model's context window; ``max_output``: the request's ``max_tokens``, else
-    the model's output limit (None: ``MAX_INPUT_TOKENS`` / ``MAX_OUTPUT_TOKENS``). A count that is
-    negative or not an int becomes 0, a detail count at most its total. Returns ``usage`` itself when
-    nothing was lowered (the common case: no copy).
+    the model's output limit (None: ``MAX_INPUT_TOKENS`` / ``MAX_OUTPUT_TOKENS``). A count that is not
+    an int is read as ``_count`` reads it (a float truncated, a numeric string parsed, True as 1,
+    anything else 0), a negative one becomes 0, a detail count at most its total. Returns ``usage``
+    itself when nothing was lowered (the common case: no copy).
     """
     input_limit = max_input if max_input and max_input > 0 else MAX_INPUT_TOKENS
     output_limit = max_output if max_output and max_output > 0 else MAX_OUTPUT_TOKENS
@@ -141,10 +145,7 @@ def bound_usage(
             and 0 <= cached <= inp and 0 <= reasoning <= out and 0 <= requests <= MAX_COUNT
             and _other_counts(usage) == _ZEROS):
         return usage, ()  # the common case, checked without the loops below: nothing to lower
-    limits = {
-        "input_tokens": max_input if max_input and max_input > 0 else MAX_INPUT_TOKENS,
-        "output_tokens": max_output if max_output and max_output > 0 else MAX_OUTPUT_TOKENS,
-    }
+    limits = {"input_tokens": input_limit, "output_tokens": output_limit}
     values = {}
     clamped = []
     for name in ("input_tokens", "output_tokens"):
@@ -179,6 +180,11 @@ def usage_limits(
 ) -> Tuple[Optional[int], Optional[int]]:
     """(max input, max output) tokens for a call: the model's limits, the request's ``max_tokens`` first."""
     price = catalog.resolve(model, provider) if catalog is not None and model else None
+    return price_limits(price, max_tokens)
+
+
+def price_limits(price: Optional["ModelPrice"], max_tokens: Any = None) -> Tuple[Optional[int], Optional[int]]:
+    """``usage_limits`` of a catalog entry already resolved (None: no model limits)."""
     max_input = price.max_input_tokens if price is not None else None
     max_output = max_tokens if type(max_tokens) is int and max_tokens > 0 else None
     if max_output is None and price is not None:
@@ -187,7 +193,8 @@ def usage_limits(
 
 
 def _count(value: Any) -> int:
-    """A token count as a non-negative int; anything else counts as 0."""
+    """A token count as a non-negative int: an int as it is (0 if negative); otherwise ``int(value)``
+    (a float truncated, a numeric string such as "12" parsed, True as 1), 0 if that fails."""
     if type(value) is int:
         return value if value > 0 else 0
     if isinstance(value, bool) or not isinstance(value, int):

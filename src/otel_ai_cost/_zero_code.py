@@ -26,10 +26,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
+from ._span_pricing import CostEnrichingSpanExporter
 from .config import ENV_CONFIG, ENV_ENABLED, Settings, check_environment
 from .config import zero_code_state as _state
 from .errors import ConfigError
-from .processor import AICostSpanProcessor, CostEnrichingSpanExporter
+from .processor import AICostSpanProcessor
 
 _logger = logging.getLogger(__name__)
 
@@ -153,15 +154,16 @@ def _register() -> Optional[AICostSpanProcessor]:
         return None
     provider.add_span_processor(processor)
     _registered[provider] = processor
-    add_ledger(provider, settings)  # before wrap_exporters: other instrumentations' spans reach it priced
+    add_ledger(provider, settings, processor.catalog)  # it prices other instrumentations' spans itself
     if settings.enrich_export:
         wrap_exporters(provider, processor.catalog)
     return processor
 
 
-def add_ledger(provider: TracerProvider, settings: Settings) -> Optional[Any]:
+def add_ledger(provider: TracerProvider, settings: Settings, catalog: Any = None) -> Optional[Any]:
     """The call ledger (``OTEL_AI_COST_LEDGER``, on by default at ``default_ledger_url()``): a
-    LedgerSpanExporter behind a SimpleSpanProcessor (its export only queues). Never raises."""
+    LedgerSpanExporter behind a SimpleSpanProcessor (its export only queues; it prices other
+    instrumentations' spans with ``catalog`` on its writer thread). Never raises."""
     try:
         from .ledger import LedgerSpanExporter, default_ledger_url
 
@@ -169,7 +171,7 @@ def add_ledger(provider: TracerProvider, settings: Settings) -> Optional[Any]:
         if url.strip().lower() == "off":
             return None
         exporter = LedgerSpanExporter(url, retention_days=settings.ledger_retention_days,
-                                      baggage_keys=settings.baggage_keys)
+                                      baggage_keys=settings.baggage_keys, catalog=catalog)
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         return exporter
     except Exception:  # noqa: BLE001 - no ledger, but the application and its cost attributes go on
@@ -212,8 +214,11 @@ def wrap_exporters(provider: TracerProvider, catalog: Any = None) -> int:
 
 
 def _wrapped(exporter: Any, catalog: Any) -> Optional[CostEnrichingSpanExporter]:
-    """``exporter`` wrapped, or None when it is wrapped already. (Any: the SDK types the batch
-    processor's exporter as its internal ``Exporter`` protocol, the simple one's as SpanExporter.)"""
-    if isinstance(exporter, CostEnrichingSpanExporter):
+    """``exporter`` wrapped, or None when it is wrapped already or is the call ledger (which prices
+    on its writer thread, not on the call's). (Any: the SDK types the batch processor's exporter as
+    its internal ``Exporter`` protocol, the simple one's as SpanExporter.)"""
+    from .ledger import LedgerSpanExporter
+
+    if isinstance(exporter, (CostEnrichingSpanExporter, LedgerSpanExporter)):
         return None
     return CostEnrichingSpanExporter(exporter, catalog=catalog)

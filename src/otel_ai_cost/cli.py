@@ -1,4 +1,5 @@
-"""The ``otel-ai-cost`` command: ``demo``, ``estimate``, ``prices``, ``budget``, ``report``, ``recommend``."""
+"""The ``otel-ai-cost`` command: ``demo``, ``estimate``, ``prices``, ``budget``, ``report``, ``recommend``,
+``dashboard``."""
 from __future__ import annotations
 
 import argparse
@@ -141,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(
-        dest="command", metavar="{demo,fake-openai,estimate,prices,budget,report,recommend,collector-config}"
+        dest="command", metavar="{demo,fake-openai,estimate,prices,budget,report,recommend,dashboard,collector-config}"
     )
     commands.required = True
 
@@ -185,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .ledger._recommend_cli import register as register_recommend  # `recommend`
 
     register_recommend(commands)
+
+    from .dashboard._cli import register as register_dashboard  # `dashboard`
+
+    register_dashboard(commands)
 
     from .collector_config import register as register_collector_config  # `collector-config`
 

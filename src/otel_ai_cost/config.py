@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from . import _semconv as sc
@@ -17,6 +17,7 @@ __all__ = [
     "BAGGAGE_PREFIX",
     "DEFAULT_BAGGAGE_KEYS",
     "DEFAULT_OUTPUT_TOKENS",
+    "ENV_ANOMALIES",
     "ENV_AZURE_DEPLOYMENTS",
     "ENV_BAGGAGE_KEYS",
     "ENV_CONFIG",
@@ -51,6 +52,7 @@ ENV_AZURE_DEPLOYMENTS = "OTEL_AI_COST_AZURE_DEPLOYMENTS"  # read by otel_ai_cost
 ENV_OPENAI_INCLUDE_USAGE = "OTEL_AI_COST_OPENAI_INCLUDE_USAGE"  # read by the OpenAI instrumentor
 ENV_LEDGER = "OTEL_AI_COST_LEDGER"  # the call ledger: sqlite:///path or off (zero-code default: on)
 ENV_LEDGER_RETENTION_DAYS = "OTEL_AI_COST_LEDGER_RETENTION_DAYS"
+ENV_ANOMALIES = "OTEL_AI_COST_ANOMALIES"  # the anomaly detector: on or off (default off)
 
 # Every variable the package reads, here or elsewhere; anything else with the prefix is a typo.
 KNOWN_VARIABLES = frozenset(
@@ -67,6 +69,7 @@ KNOWN_VARIABLES = frozenset(
         ENV_OPENAI_INCLUDE_USAGE,
         ENV_LEDGER,
         ENV_LEDGER_RETENTION_DAYS,
+        ENV_ANOMALIES,
     }
 )
 # Read by the project's build scripts (scripts/build-collector, scripts/test-collector), not by the
@@ -144,6 +147,16 @@ def parse_bool(value: str, variable: str) -> bool:
     raise ConfigError(f"{variable}: expected true or false, got {value!r}")
 
 
+def parse_switch(value: str, variable: str) -> bool:
+    """on / off (and the booleans' spellings)."""
+    text = value.strip().lower()
+    if text in _TRUE or text == "on":
+        return True
+    if text in _FALSE or text == "off":
+        return False
+    raise ConfigError(f"{variable}: expected on or off, got {value!r}")
+
+
 def parse_keys(value: str, variable: str) -> Tuple[str, ...]:
     keys = tuple(key.strip() for key in value.split(","))
     for key in keys:
@@ -169,6 +182,13 @@ def parse_days(value: str, variable: str) -> float:
     return days
 
 
+def _check_ledger(value: str, variable: str) -> None:
+    """Raises ConfigError naming ``variable`` unless ``value`` is a call ledger URL (or off)."""
+    from .ledger._store import parse_ledger_url
+
+    parse_ledger_url(value, variable)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the processor and the zero-code path do. Build with ``Settings.from_env()`` or directly."""
@@ -192,8 +212,14 @@ class Settings:
     ledger: Optional[str] = None
     # Days of call rows the ledger keeps (OTEL_AI_COST_LEDGER_RETENTION_DAYS); None keeps them all.
     ledger_retention_days: Optional[float] = None
+    # The anomaly detector fed from every finished GenAI span (OTEL_AI_COST_ANOMALIES). None: off,
+    # unless the configuration file has an on_anomaly policy.
+    anomalies: Optional[bool] = None
 
-    def __post_init__(self) -> None:
+    # The environment variable each field was read from (``from_env``), to name it in errors.
+    variables: InitVar[Optional[Mapping[str, str]]] = None
+
+    def __post_init__(self, variables: Optional[Mapping[str, str]]) -> None:
         # Accept the same spellings as the environment in code: Settings(output_estimate="expected:500").
         if isinstance(self.output_estimate, str):
             object.__setattr__(self, "output_estimate", OutputEstimate.parse(self.output_estimate, "output_estimate"))
@@ -203,11 +229,13 @@ class Settings:
             object.__setattr__(self, "baggage_keys", tuple(self.baggage_keys))
         if self.pricing_files is not None and not isinstance(self.pricing_files, tuple):
             object.__setattr__(self, "pricing_files", tuple(self.pricing_files))
+        names = variables or {}
         if self.ledger is not None:
-            from .ledger._store import parse_ledger_url
-
-            parse_ledger_url(self.ledger, "ledger")
-        if self.ledger_retention_days is not None:
+            _check_ledger(self.ledger, names.get("ledger", "ledger"))
+        if isinstance(self.ledger_retention_days, str):  # as from the environment: "90"
+            object.__setattr__(self, "ledger_retention_days", parse_days(
+                self.ledger_retention_days, names.get("ledger_retention_days", "ledger_retention_days")))
+        elif self.ledger_retention_days is not None:
             parse_days(str(self.ledger_retention_days), "ledger_retention_days")
 
     @classmethod
@@ -243,17 +271,21 @@ class Settings:
         raw = get(ENV_OUTPUT_ESTIMATE)
         if raw is not None:
             values["output_estimate"] = OutputEstimate.parse(raw, ENV_OUTPUT_ESTIMATE)
-        raw = get(ENV_LEDGER)
+        # Checked by __post_init__, naming the variable (an overridden one here: malformed, it still fails).
+        variables: Dict[str, str] = {}
+        for name, key, check in ((ENV_LEDGER, "ledger", _check_ledger),
+                                 (ENV_LEDGER_RETENTION_DAYS, "ledger_retention_days", parse_days)):
+            raw = get(name)
+            if raw is not None and key in overrides:
+                check(raw, name)
+            elif raw is not None:
+                values[key] = raw.strip() if key == "ledger" else raw
+                variables[key] = name
+        raw = get(ENV_ANOMALIES)
         if raw is not None:
-            from .ledger._store import parse_ledger_url
-
-            parse_ledger_url(raw, ENV_LEDGER)  # raises ConfigError naming the variable
-            values["ledger"] = raw.strip()
-        raw = get(ENV_LEDGER_RETENTION_DAYS)
-        if raw is not None:
-            values["ledger_retention_days"] = parse_days(raw, ENV_LEDGER_RETENTION_DAYS)
+            values["anomalies"] = parse_switch(raw, ENV_ANOMALIES)
         values.update(overrides)
-        return cls(**values)
+        return cls(**values, variables=variables)
 
     def replace(self, **changes: Any) -> "Settings":
         return replace(self, **changes)

@@ -39,7 +39,8 @@ Rules (the shared test vectors in ``tests/vectors/`` hold the Python and Go engi
   cached images and video are cache reads.
 * Fallbacks for a missing price field: cache_read -> input; cache_read_audio -> cache_read -> input;
   cache_write -> input; cache_write_1h -> cache_write -> input; cache_write_12h -> cache_write -> input;
-  reasoning -> output; audio_input -> input; audio_output -> output; image_input -> input. A part
+  reasoning -> output; audio_input -> input; audio_output -> output. (``image_input`` and
+  ``video_input`` have none: unpriced, their tokens stay text input, see ``input`` above.) A part
   whose price is missing with no fallback (e.g. output tokens on an embedding entry without an
   output price, images without ``per_image``) is charged nothing (a component with no priced part
   at all is named in ``Cost.unpriced``); the rest of the request is still priced.
@@ -69,7 +70,7 @@ from decimal import (
     Rounded,
     localcontext,
 )
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 from . import _semconv as sc
 from ._usage import (
@@ -81,6 +82,7 @@ from ._usage import (
     _count,
     _other_counts,
     bound_usage,
+    price_limits,
     usage_from_attributes,
     usage_limits,
 )
@@ -102,6 +104,8 @@ __all__ = [
     "compute_cost",
     "cost_attributes",
     "normalize_service_tier",
+    "price_limits",
+    "resolve_price",
     "select_context_tier",
     "usage_from_attributes",
     "usage_limits",
@@ -150,7 +154,6 @@ _FALLBACKS: Dict[str, Tuple[str, ...]] = {
     "reasoning": ("output",),
     "audio_input": ("input",),
     "audio_output": ("output",),
-    "image_input": ("input",),
 }
 
 _MILLION = Decimal(1_000_000)
@@ -448,6 +451,25 @@ def _priced(usage: Usage, price: ModelPrice, service_tier: Optional[str], at: Wh
 _logged_failure = False
 
 
+def resolve_price(catalog: "Catalog", provider: Optional[str], response_model: Optional[str],
+                  request_model: Optional[str]) -> Optional[ModelPrice]:
+    """The catalog entry that prices a call: the response model's (it names the snapshot that was
+    billed), else the request model's; None when neither is in the catalog."""
+    for model in (response_model, request_model):
+        if model:
+            price = catalog.resolve(model, provider)
+            if price is not None:
+                return price
+    return None
+
+
+class _Unresolved:
+    """``cost_attributes``' default ``price``: not resolved yet (None is a model not in the catalog)."""
+
+
+_UNRESOLVED = _Unresolved()
+
+
 def cost_attributes(
     usage: Optional[Usage],
     *,
@@ -457,12 +479,14 @@ def cost_attributes(
     service_tier: Optional[str] = None,
     catalog: Optional["Catalog"] = None,
     at: When = None,
+    price: "Union[ModelPrice, None, _Unresolved]" = _UNRESOLVED,
 ) -> Dict[str, Any]:
     """Span attributes for the cost of one call. Never raises: on an internal error, logs once and returns {}.
     ``at``: when the call was made (the span's start time; None: now), for models whose price changed.
 
     The response model is looked up first (it names the snapshot that was billed), then the request
-    model. An unknown model yields ``ai_cost.pricing.status = unknown_model`` and no amount.
+    model (``resolve_price``), unless the caller passes the entry it resolved so (``price``; None: not in
+    the catalog). An unknown model yields ``ai_cost.pricing.status = unknown_model`` and no amount.
     """
     global _logged_failure
     try:
@@ -470,12 +494,8 @@ def cost_attributes(
             catalog = _default_catalog()
         if usage is None:
             return {sc.AI_COST_PRICING_STATUS: "no_usage"}
-        price: Optional[ModelPrice] = None
-        for model in (response_model, request_model):
-            if model:
-                price = catalog.resolve(model, provider)
-                if price is not None:
-                    break
+        if isinstance(price, _Unresolved):
+            price = resolve_price(catalog, provider, response_model, request_model)
         if price is None:
             return {
                 sc.AI_COST_PRICING_STATUS: "unknown_model",

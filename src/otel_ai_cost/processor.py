@@ -1,5 +1,6 @@
-"""AICostSpanProcessor (estimate, attribution and budgets at span start) and
-CostEnrichingSpanExporter (cost for finished GenAI spans of other instrumentations).
+"""AICostSpanProcessor: estimate, attribution and budgets at span start, anomalies as a span ends.
+(CostEnrichingSpanExporter, cost for finished GenAI spans of other instrumentations, is in
+``_span_pricing`` and re-exported here.)
 
 Neither ever raises into the SDK: a failure is logged once and the span goes on unchanged. The one
 exception is deliberate and opt-in: ``raise_on_block`` raises BudgetExceededError from ``on_start``
@@ -10,23 +11,31 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Mapping, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Mapping, Optional, Sequence, Tuple
 
 from opentelemetry import baggage, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from . import _semconv as sc
-from ._budget_setup import load_file_config, resolve_budget_book
+from ._budget_setup import load_file_config, resolve_anomalies, resolve_budget_book
 from ._estimate import Estimate, estimate_request
 from ._request import LLMRequest, calling_span_id, current_request
+from ._span_pricing import (
+    CostEnrichingSpanExporter,
+    _log_once,
+    _text,
+    bounded_span_usage,
+    enrich_span,
+    span_cost_attributes,
+)
 from .config import BAGGAGE_PREFIX, DEFAULT_OUTPUT_TOKENS, Settings
-from .cost import Usage, bound_usage, cost_attributes, usage_from_attributes, usage_limits
+from .cost import usage_from_attributes
 from .errors import BudgetExceededError
 
 if TYPE_CHECKING:
+    from .anomalies._span_feed import SpanFeed
     from .budgets import Budget, BudgetBook, BudgetEnforcer, BudgetStore, Hold
     from .pricing import Catalog
 
@@ -35,6 +44,7 @@ __all__ = [
     "AICostSpanProcessor",
     "CostEnrichingSpanExporter",
     "Estimate",
+    "enrich_span",
     "load_catalog",
     "start_unrecorded",
 ]
@@ -44,18 +54,6 @@ _logger = logging.getLogger(__name__)
 # Set on LLMRequest.extra once a span has taken the request, so spans started under it later
 # (e.g. an HTTP client span) are not mistaken for the GenAI span.
 _CLAIMED = "otel_ai_cost.claimed"
-
-_logged: Set[str] = set()
-
-
-def _log_once(key: str, message: str, *args: Any) -> None:
-    """Warn with the traceback the first time; later failures of the same kind go to debug."""
-    if key in _logged:
-        _logger.debug(message, *args, exc_info=True)
-        return
-    _logged.add(key)
-    _logger.warning(message + " Later failures of this kind are logged at debug level.", *args, exc_info=True)
-
 
 def load_catalog(settings: Settings) -> "Catalog":
     """The catalog the settings name. Raises ConfigError (or CatalogError) on a bad file."""
@@ -80,7 +78,8 @@ class AICostSpanProcessor(SpanProcessor):
     ``Decision``) that replaces the budgets' for this call, or None; ``on_warning(span, decision)``
     and ``on_blocked(span, decision)``. ``raise_on_block`` makes ``on_start`` raise
     ``BudgetExceededError`` for blocked spans of other instrumentations (our instrumentors raise
-    it themselves, before the request is sent).
+    it themselves, before the request is sent). ``anomalies`` (True or an ``AnomalyMonitor``; default
+    ``OTEL_AI_COST_ANOMALIES``) and ``anomaly_policy``: see ``anomalies/_wiring.py``.
     """
 
     def __init__(
@@ -99,6 +98,8 @@ class AICostSpanProcessor(SpanProcessor):
         on_blocked: Optional[Callable[..., Any]] = None,
         raise_on_block: Optional[bool] = None,
         meter_provider: Any = None,
+        anomalies: Any = None,
+        anomaly_policy: Any = None,
     ) -> None:
         settings = settings if settings is not None else Settings.from_env()
         if baggage_keys is not None:
@@ -117,6 +118,7 @@ class AICostSpanProcessor(SpanProcessor):
         self.catalog: Optional["Catalog"] = catalog
         self._baggage_keys: FrozenSet[str] = frozenset()
         self.budget_book: Optional["BudgetBook"] = None
+        self.anomalies: Optional["SpanFeed"] = None  # the anomaly detector, fed in _on_ending (anomalies/_wiring.py)
         if not settings.enabled:  # OTEL_AI_COST_ENABLED=false: a processor that does nothing
             self._owns_store = False
             return
@@ -127,7 +129,9 @@ class AICostSpanProcessor(SpanProcessor):
         # A store the processor opened itself (from the file or the default) is closed at shutdown.
         self._owns_store = self.budget_book is not None and budget_book is None and budget_store is None
         file_raise = file_config.raise_on_block if file_config is not None else False
-        if self.budget_book is not None or before_request is not None:
+        self.anomalies, gate = resolve_anomalies(anomalies, anomaly_policy, settings, file_config, self.budget_book,
+                                                 self.catalog, meter_provider)
+        if self.budget_book is not None or before_request is not None or gate is not None:
             from .budgets import BudgetEnforcer
 
             self._enforcer = BudgetEnforcer(
@@ -138,6 +142,7 @@ class AICostSpanProcessor(SpanProcessor):
                 raise_on_block=settings.raise_on_block if settings.raise_on_block is not None else file_raise,
                 meter_provider=meter_provider,
                 catalog=self.catalog,
+                anomaly_gate=gate,
             )
 
     @property
@@ -173,7 +178,14 @@ class AICostSpanProcessor(SpanProcessor):
             _log_once("on_end", "otel-ai-cost: AICostSpanProcessor.on_end failed on span %r.",
                       getattr(span, "name", None))
 
+    def _on_ending(self, span: Span) -> None:
+        # The SDK calls this before any processor's on_end, so the findings are exported with the span.
+        if self.anomalies is not None:
+            self.anomalies.on_ending(span)
+
     def shutdown(self) -> None:
+        if self.anomalies is not None:
+            self.anomalies.close()
         with self._foreign_lock:
             holds, self._foreign_holds = list(self._foreign_holds.values()), OrderedDict()
         for hold in holds:
@@ -416,8 +428,8 @@ def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:
     amount = attributes.get(sc.GEN_AI_USAGE_COST_AMOUNT)
     usage = usage_from_attributes(attributes) if not isinstance(amount, (int, float)) else None
     if usage is not None:
-        usage, _ = _bounded_usage(attributes, usage, catalog)
-        amount = (_span_cost_attributes(attributes, usage, catalog, span.start_time) or {}).get(
+        usage, _ = bounded_span_usage(attributes, usage, catalog)
+        amount = (span_cost_attributes(attributes, usage, catalog, span.start_time) or {}).get(
             sc.GEN_AI_USAGE_COST_AMOUNT)
     if not isinstance(amount, (int, float)) and usage is None:
         hold.release()  # no usage reported: the call failed or cost nothing we can know
@@ -427,155 +439,3 @@ def _settle_from_span(hold: "Hold", span: ReadableSpan, catalog: Any) -> None:
         {sc.GEN_AI_RESPONSE_MODEL: _text(attributes.get(sc.GEN_AI_RESPONSE_MODEL))},
         usage=usage,
     )
-
-
-class _EnrichedSpan(ReadableSpan):
-    """A copy of a finished span with more attributes; keeps the original's dropped counts."""
-
-    def __init__(self, original: ReadableSpan, attributes: Mapping[str, Any]) -> None:
-        super().__init__(
-            name=original.name,
-            context=original.context,
-            parent=original.parent,
-            resource=original.resource,
-            attributes=dict(attributes),
-            events=original.events,
-            links=original.links,
-            kind=original.kind,
-            status=original.status,
-            start_time=original.start_time,
-            end_time=original.end_time,
-            instrumentation_scope=original.instrumentation_scope,
-        )
-        self._original = original
-
-    @property
-    def dropped_attributes(self) -> int:
-        return self._original.dropped_attributes
-
-    @property
-    def dropped_events(self) -> int:
-        return self._original.dropped_events
-
-    @property
-    def dropped_links(self) -> int:
-        return self._original.dropped_links
-
-
-class CostEnrichingSpanExporter(SpanExporter):
-    """Wraps an exporter and adds cost to finished GenAI spans that carry usage but no cost.
-
-    For spans of other instrumentations (the official openai-v2, OpenLLMetry, ...), whose spans
-    are immutable by the time a processor's ``on_end`` sees them. Other spans pass through as is,
-    and so do the spans ``AICostSpanProcessor`` marked ``ai_cost.pricing.priced_on``: they belong to
-    a call one of our instrumentors prices on its own span (e.g. the spans anthropic and mistralai
-    emit themselves), so that call's cost is counted once.
-    """
-
-    def __init__(self, exporter: SpanExporter, catalog: Optional["Catalog"] = None) -> None:
-        self.exporter = exporter
-        self._catalog = catalog
-        import os
-
-        from .config import ENV_ENABLED, parse_bool
-
-        # OTEL_AI_COST_ENABLED=false: spans pass through unchanged (a malformed value raises ConfigError).
-        raw = os.environ.get(ENV_ENABLED, "")
-        self._enabled = not raw.strip() or parse_bool(raw, ENV_ENABLED)
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if not self._enabled:
-            return self.exporter.export(spans)
-        return self.exporter.export([self._enrich_or_original(span) for span in spans])
-
-    def shutdown(self) -> None:
-        self.exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis)
-
-    def _enrich_or_original(self, span: ReadableSpan) -> ReadableSpan:
-        try:
-            return self.enrich(span)
-        except Exception:  # noqa: BLE001 - export the span as it is rather than lose it
-            _log_once("export", "otel-ai-cost: could not add cost to span %r before export.",
-                      getattr(span, "name", None))
-            return span
-
-    def enrich(self, span: ReadableSpan) -> ReadableSpan:
-        """The span with cost attributes added, or the span itself when it needs none."""
-        attributes = span.attributes
-        if (
-            not attributes
-            or sc.GEN_AI_OPERATION_NAME not in attributes
-            or sc.GEN_AI_USAGE_COST_AMOUNT in attributes
-            or sc.AI_COST_PRICING_STATUS in attributes
-            or sc.AI_COST_PRICING_PRICED_ON in attributes  # the call is priced on another span (ours)
-        ):
-            return span
-        usage = usage_from_attributes(attributes)
-        if usage is None:
-            return span
-        bounded, clamped = _bounded_usage(attributes, usage, self._catalog)
-        added = _span_cost_attributes(attributes, bounded, self._catalog, span.start_time)
-        if added and clamped:
-            added[sc.AI_COST_USAGE_CLAMPED] = list(clamped)
-        if not added:
-            return span
-        return _EnrichedSpan(span, {**attributes, **added})
-
-
-def _bounded_usage(attributes: Mapping[str, Any], usage: Usage, catalog: Any) -> Tuple[Usage, Tuple[str, ...]]:
-    """Another instrumentation's usage, bounded as ours is (``cost.bound_usage``) before it is priced,
-    and the counts lowered."""
-    if catalog is None:
-        from .pricing import default_catalog
-
-        catalog = default_catalog()
-    provider = _provider(attributes)
-    model = _text(attributes.get(sc.GEN_AI_RESPONSE_MODEL)) or _text(attributes.get(sc.GEN_AI_REQUEST_MODEL))
-    max_input, max_output = usage_limits(catalog, model, provider, attributes.get(sc.GEN_AI_REQUEST_MAX_TOKENS))
-    bounded, clamped = bound_usage(usage, max_input=max_input, max_output=max_output)
-    if clamped and "clamped" not in _logged:
-        _logged.add("clamped")
-        _logger.warning("otel-ai-cost: a span of another instrumentation reported usage its model and request "
-                        "cannot produce (%s); its cost and budgets use the bounded counts. (Reported once.)",
-                        ", ".join(clamped))
-    return bounded, clamped
-
-
-def _span_cost_attributes(attributes: Mapping[str, Any], usage: Usage, catalog: Any,
-                          start_time: Optional[int] = None) -> Optional[Dict[str, Any]]:
-    """The cost attributes for the usage a finished GenAI span (of any instrumentation) reports,
-    at the prices in force at the span's start time."""
-    return cost_attributes(
-        usage,
-        provider=_provider(attributes),
-        request_model=_text(attributes.get(sc.GEN_AI_REQUEST_MODEL)),
-        response_model=_text(attributes.get(sc.GEN_AI_RESPONSE_MODEL)),
-        service_tier=_text(attributes.get(sc.OPENAI_RESPONSE_SERVICE_TIER))
-        or _text(attributes.get(sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER)),
-        catalog=catalog,
-        at=start_time,
-    )
-
-
-# Values of the deprecated gen_ai.system that were renamed in gen_ai.provider.name (semconv v1.37).
-_LEGACY_SYSTEMS = {
-    "xai": "x_ai",
-    "az.ai.openai": "azure.ai.openai",
-    "az.ai.inference": "azure.ai.inference",
-    "vertex_ai": "gcp.vertex_ai",
-    "gemini": "gcp.gemini",
-}
-
-
-def _provider(attributes: Mapping[str, Any]) -> Optional[str]:
-    """A finished span's provider: ``gen_ai.provider.name``, else the deprecated ``gen_ai.system`` renamed."""
-    system = _text(attributes.get(sc.GEN_AI_SYSTEM))
-    return _text(attributes.get(sc.GEN_AI_PROVIDER_NAME)) or (_LEGACY_SYSTEMS.get(system, system) if system else None)
-
-
-def _text(value: Any) -> Optional[str]:
-    """A string attribute value, or None for anything else (a malformed span must not break export)."""
-    return value if isinstance(value, str) and value else None

@@ -35,6 +35,8 @@ type Config struct {
 	// AzureDeployments maps Azure OpenAI deployment names (what Azure spans carry as the model)
 	// to model ids, e.g. {my-gpt4o: gpt-4o}.
 	AzureDeployments map[string]string `mapstructure:"azure_deployments"`
+	// Anomalies: the anomaly detector, run on every GenAI inference span after pricing (off by default).
+	Anomalies AnomalyConfig `mapstructure:"anomalies"`
 
 	_ struct{}
 }
@@ -56,6 +58,9 @@ func (cfg *Config) Validate() error {
 		if strings.TrimSpace(name) == "" || strings.TrimSpace(model) == "" {
 			return fmt.Errorf("azure_deployments: bad item %q: %q: expected DEPLOYMENT: MODEL, e.g. my-deploy: gpt-4o", name, model)
 		}
+	}
+	if err := cfg.Anomalies.validate(); err != nil {
+		return err
 	}
 	_, err := cfg.loadCatalog()
 	return err

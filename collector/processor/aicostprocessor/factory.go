@@ -21,7 +21,7 @@ func NewFactory() processor.Factory {
 }
 
 func createDefaultConfig() component.Config {
-	return &Config{Override: OverrideNever}
+	return &Config{Override: OverrideNever, Anomalies: defaultAnomalyConfig()}
 }
 
 func createTraces(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {

@@ -60,6 +60,8 @@ type pricer struct {
 	catalog *catalog.Catalog
 	logger  *zap.Logger
 
+	anomalies *watcher // nil when anomaly detection is off
+
 	spans metric.Int64Counter
 	usd   metric.Float64Counter
 	// Attribute sets prepared at start: [outcome][malformed].
@@ -87,6 +89,11 @@ func newPricer(cfg *Config, set component.TelemetrySettings) (*pricer, error) {
 				attribute.String("outcome", outcomeNames[o]), attribute.Bool("malformed_usage", m == 1)))
 		}
 	}
+	if cfg.Anomalies.Enabled {
+		if p.anomalies, err = newWatcher(&cfg.Anomalies, meter, set.Logger, metadata.MetricAnomalies); err != nil {
+			return nil, err
+		}
+	}
 	set.Logger.Info("ai_cost processor ready", zap.String("catalog_version", cat.Version),
 		zap.Int("models", cat.Len()), zap.String("override", string(cfg.Override)))
 	return p, nil
@@ -101,6 +108,7 @@ type tally struct {
 func (p *pricer) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
 	var t tally
 	var f spans.Facts
+	var calls []call // inference spans for the anomaly detector
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		sss := rss.At(i).ScopeSpans()
@@ -109,8 +117,17 @@ func (p *pricer) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Tr
 			for k := 0; k < ss.Len(); k++ {
 				span := ss.At(k)
 				p.priceSpan(span.Attributes(), span.StartTimestamp(), &f, &t)
+				// Every model call once (not an aggregate, not a span whose call is priced on another).
+				if p.anomalies != nil && f.Kind == spans.Inference && !f.PricedOn {
+					if rec, ok := p.anomalies.record(span, rss.At(i).Resource().Attributes(), &f); ok {
+						calls = append(calls, call{span, rec})
+					}
+				}
 			}
 		}
+	}
+	if len(calls) > 0 {
+		p.anomalies.observe(ctx, calls)
 	}
 	for o := outcome(0); o < numOutcomes; o++ {
 		for m := 0; m < 2; m++ {

@@ -13,13 +13,22 @@ import threading
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from .. import _semconv as sc
 from ..errors import ConfigError
 from ._book_admin import BookAdmin
 from ._decision import BudgetOutcome, BudgetUsage, Decision, Reservation
-from ._model import CHARGE_ESTIMATE, Amount, Budget, check_on_expired_hold, from_nanos, to_nanos
+from ._model import (
+    CHARGE_ESTIMATE,
+    Amount,
+    Budget,
+    check_on_expired_hold,
+    from_nanos,
+    prepared_selector,
+    selected,
+    to_nanos,
+)
 from ._store import BudgetStore, HoldRequest, LedgerEntry, Slot, StoreUnavailableError, new_id
 from ._terms import NO_CONTROLS, ControlIndex, Terms
 from ._unknown import DEFAULT_UNKNOWN_MODEL, UnknownCall, UnknownModelPolicy, strictest, warned_models
@@ -48,32 +57,6 @@ class _Planned(NamedTuple):  # a tuple: built on every call
 
 _MISSING: Any = object()
 _MATCHED_CAP = 4096
-# A budget's selector, prepared: (attribute key, the allowed values as strings).
-_Selector = Tuple[Tuple[str, FrozenSet[str]], ...]
-
-
-def _prepared_selector(budget: Budget) -> _Selector:
-    return tuple(
-        (key, frozenset(str(v) for v in wanted) if isinstance(wanted, (list, tuple, set, frozenset))
-         else frozenset((str(wanted),)))
-        for key, wanted in (budget.selector or {}).items()
-    )
-
-
-def _selected(selector: _Selector, attributes: Mapping[str, Any]) -> bool:
-    """``Budget.matches`` with the selector prepared: every key present with (one of) its values."""
-    for key, allowed in selector:
-        value = attributes.get(key, _MISSING)
-        if value is _MISSING:
-            return False
-        if isinstance(value, (list, tuple)):
-            if not any(str(v) in allowed for v in value):
-                return False
-        elif str(value) not in allowed:
-            return False
-    return True
-
-
 class BudgetBook(BookAdmin):
     """Budgets over one store.
 
@@ -148,7 +131,7 @@ class BudgetBook(BookAdmin):
         self._spans: Dict[str, Tuple[float, float, WindowSpan]] = {}
         # Budget matching, prepared once: each budget's selector as (key, the allowed values as strings),
         # and the budgets that match, by the values of every selector key (when they are all strings).
-        self._selectors = tuple((b, _prepared_selector(b)) for b in self.budgets)
+        self._selectors = tuple((b, prepared_selector(b.selector)) for b in self.budgets)
         self._selector_keys = tuple(sorted({k for b in self.budgets for k in (b.selector or {})}))
         self._matched: Dict[Tuple[Any, ...], Tuple[Budget, ...]] = {}
 
@@ -217,7 +200,7 @@ class BudgetBook(BookAdmin):
         return found
 
     def _match(self, attributes: Mapping[str, Any]) -> Tuple[Budget, ...]:
-        return tuple(b for b, selector in self._selectors if _selected(selector, attributes))
+        return tuple(b for b, selector in self._selectors if selected(selector, attributes))
 
     def _plan(self, attributes: Mapping[str, Any], estimate: int, trace_id: Optional[str]) -> List[_Planned]:
         now = self._clock()

@@ -1,5 +1,5 @@
-"""``otel-ai-cost budget ...`` and ``otel-ai-cost report``: see and change budgets in the configured
-store, and report spend from its ledger.
+"""``otel-ai-cost budget ...``: see and change budgets in the configured store (and the registration of
+``otel-ai-cost report``, in ``_cli_report``).
 
     otel-ai-cost budget list [--json]
     otel-ai-cost budget show ID [--key K] [--last N]
@@ -8,9 +8,6 @@ store, and report spend from its ledger.
     otel-ai-cost budget adjust ID AMOUNT_USD [--key K] [--note TEXT]   # AMOUNT_USD may be negative: -20
     otel-ai-cost budget freeze|unfreeze ID [--key K] [--note TEXT]
     otel-ai-cost budget reset ID [--key K] [--note TEXT]
-    otel-ai-cost report [--source calls|budgets] [--ledger URL] [--period day|week|month|mtd|qtd]
-                        [--since WHEN] [--until WHEN] [--by GROUP ...] [--view spend|calls|traces|forecast]
-                        [--top N] [--format table|csv|json|focus] [--tz ZONE]
 
 Every command takes ``--config FILE`` (default: ``$OTEL_AI_COST_CONFIG``), the YAML file with the
 ``budgets:`` and ``store:`` sections. Every change is written to the store's ledger with who made it
@@ -27,20 +24,15 @@ import socket
 import sqlite3
 import sys
 from contextlib import contextmanager
-from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
-from ..config import ENV_CONFIG, ENV_LEDGER
+from .._cli_format import money
+from ..config import ENV_CONFIG
 from ..errors import ConfigError
-from ..ledger._cli import PERIODS, VIEWS, period
-from ..ledger._report import DIMENSIONS, check_dimensions
-from ..ledger._store import default_ledger_url, parse_ledger_url
 from ._book import BudgetBook
 from ._cli_render import (
-    REPORT_FORMATS,
     describe_entry,
-    money,
     percent,
     print_usage,
     status_text,
@@ -48,10 +40,10 @@ from ._cli_render import (
     time_text,
     window_label,
 )
+from ._cli_report import register_report
 from ._config import BudgetConfig, load_budget_config
 from ._decision import BudgetUsage
 from ._model import Budget, from_nanos
-from ._report import GROUPS, build_report, check_groups, zone
 from ._store import ALL_KEYS, BudgetStore
 
 PROG = "otel-ai-cost"
@@ -139,49 +131,7 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
     reset.add_argument("--key", metavar="K", help="the partition of a per-key budget (required for those)")
     reset.set_defaults(func=_reset)
 
-    report = subparsers.add_parser(
-        "report",
-        parents=[common],
-        help="spend by model, provider, tenant, user, service, day... over a period, from the call ledger "
-        "(or, --source budgets, the budget ledger)",
-        description="Spend over a period. --source calls: from the call ledger, one row per priced call "
-        f"(--ledger, default ${ENV_LEDGER} or {default_ledger_url()}), with calls, failures, cost per successful "
-        "call, cache savings, estimate error, the top calls and traces (--view) and a month-end forecast; "
-        "--format focus writes FOCUS 1.2 rows. Without --source: calls when --ledger or $OTEL_AI_COST_LEDGER is "
-        "given, else budgets when --config or $OTEL_AI_COST_CONFIG is, else calls when the default ledger file "
-        "exists, else budgets. --source budgets: from the settle entries of the budget ledger, "
-        "with the number of calls, "
-        "of calls a budget refused (BLOCKED) and the operator adjustments (ADJUSTED: `budget adjust`, negative "
-        "for a credit), listed with their notes. A call that matches several budgets counts once (with --by budget, "
-        "once in each of its budgets; the total still counts it once). WHEN is a date (2026-11-01: midnight in --tz; "
-        "as --until, the end of that day), a date and time (2026-11-01T12:00, with or without an offset), or a "
-        "duration before now (7d, 12h). The period is --period, or --since (default: the start of the current "
-        "month) up to --until (default: now).",
-    )
-    report.add_argument("--source", choices=("calls", "budgets"),
-                        help="calls: the call ledger; budgets: the budget store's ledger (default: see above)")
-    report.add_argument("--ledger", metavar="URL", help=f"the call ledger, sqlite:///path (default: ${ENV_LEDGER})")
-    report.add_argument("--period", choices=PERIODS,
-                        help="day (today), week (since Monday), month (the last 30 days), mtd, qtd; "
-                        "instead of --since/--until")
-    report.add_argument("--since", metavar="WHEN", help="start of the period (default: the start of this month)")
-    report.add_argument("--until", metavar="WHEN", help="end of the period (a date: the end of that day; default: now)")
-    report.add_argument(
-        "--by",
-        metavar="GROUP",
-        nargs="+",
-        action="extend",
-        help=f"group by these, in order: calls: {', '.join(DIMENSIONS)}; budgets: {', '.join(GROUPS)}; or an "
-        "attribute key such as team.name (default: model)",
-    )
-    report.add_argument("--view", choices=VIEWS, default="spend",
-                        help="calls only, for table and csv: spend (default), the top calls, the top traces, "
-                        "the month-end forecast (json has them all)")
-    report.add_argument("--top", metavar="N", type=int, default=10, help="how many top calls and traces (default 10)")
-    report.add_argument("--format", choices=(*REPORT_FORMATS, "focus"), default="table",
-                        help="default: table; focus: FOCUS 1.2 CSV (calls only)")
-    report.add_argument("--tz", metavar="ZONE", default="UTC", help="time zone of dates and days (default: UTC)")
-    report.set_defaults(func=_report)
+    register_report(subparsers, common)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -509,86 +459,3 @@ def _reset(args: argparse.Namespace) -> int:
     print(f"{_who(budget, key)}: removed {money(removed)} of spend from {window_label(budget, usage.window_key)}"
           f"{holds}.")
     return 0
-
-
-# ---------------------------------------------------------------------------------------------------
-# report
-
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _when(text: str, option: str, tz: Any, now: datetime, end_of_day: bool = False) -> datetime:
-    text = text.strip()
-    if _DATE.match(text):
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            raise ConfigError(f"{option} {text!r}: not a date (YYYY-MM-DD)") from None
-        if end_of_day:
-            day += timedelta(days=1)
-        return datetime.combine(day, time(), tz)
-    if re.match(r"^\d+(\.\d+)?[smhdw]$", text):
-        from ._windows import parse_duration
-
-        return now - parse_duration(text)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(
-            f"{option} {text!r}: expected a date (2026-11-01), a date and time (2026-11-01T12:00, optionally with "
-            "an offset) or a duration before now (7d, 12h)"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
-
-
-def _period(args: argparse.Namespace, tz: Any) -> Tuple[datetime, datetime]:
-    now = datetime.now(tz)
-    until = _when(args.until, "--until", tz, now, end_of_day=True) if args.until else now
-    if args.since:
-        since = _when(args.since, "--since", tz, now)
-    else:
-        since = datetime(now.year, now.month, 1, tzinfo=tz)
-    if since >= until:
-        raise ConfigError(f"the period is empty: --since {since.isoformat()} is not before --until {until.isoformat()}")
-    return since, until
-
-
-def _source(args: argparse.Namespace) -> str:
-    if args.source:
-        return str(args.source)
-    ledger = os.environ.get(ENV_LEDGER, "").strip()
-    if args.ledger or (ledger and ledger.lower() != "off"):
-        return "calls"
-    if args.config or os.environ.get(ENV_CONFIG):
-        return "budgets"
-    default = parse_ledger_url(default_ledger_url())
-    return "calls" if default is not None and os.path.isfile(default) else "budgets"
-
-
-def _report(args: argparse.Namespace) -> int:
-    tz = zone(args.tz)
-    if args.period and (args.since or args.until):
-        raise ConfigError("--period: give either --period or --since/--until, not both")
-    if args.top < 0:
-        raise ConfigError(f"--top {args.top}: must be 0 or more")
-    if args.period:
-        since, until = period(args.period, datetime.now(tz))
-    else:
-        since, until = _period(args, tz)
-    if _source(args) == "calls":
-        from ..ledger._cli import run
-
-        return run(args, check_dimensions(_split(args.by or ["model"])), tz, since, until)
-    if args.format == "focus":
-        raise ConfigError("--format focus: FOCUS rows come from the call ledger (--source calls)")
-    by = check_groups(_split(args.by or ["model"]))
-    config = _config(args)
-    with _opened(config) as store:
-        per = {b.id: b.per for b in config.budgets}
-        report = build_report(store, since.timestamp(), until.timestamp(), by, args.tz, per=per)
-    REPORT_FORMATS[args.format](report, since, until)
-    return 0
-
-
-def _split(values: Sequence[str]) -> List[str]:
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]

@@ -6,9 +6,10 @@ import csv
 import json
 import sys
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO
+from decimal import Decimal
+from typing import Any, Callable, Dict, List, Mapping, Sequence
 
+from .._cli_format import money, print_table, usd_number
 from ._decision import BudgetUsage
 from ._model import Budget, from_nanos
 from ._report import Report, zone
@@ -16,45 +17,11 @@ from ._store import ALL_KEYS, EXPIRED_CHARGE, LedgerEntry
 from ._windows import CalendarWindow, RollingWindow
 
 
-def money(value: Decimal) -> str:
-    """$12.50, $0.0123, -$3.00: two decimals at least, six at most."""
-    value = value.quantize(Decimal("0.000001"), rounding=ROUND_HALF_EVEN)
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    text = f"{value:.6f}".rstrip("0")
-    whole, _, fraction = text.partition(".")
-    return f"{sign}${whole}.{fraction.ljust(2, '0')}"
-
-
-def usd_number(value: Decimal) -> str:
-    """A plain USD number for CSV and JSON: 0.031, 12.5."""
-    text = f"{value:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def percent(spent: Decimal, limit: Decimal) -> str:
     """How much of a limit is used, e.g. 42.0%."""
     if limit == 0:
         return "-" if spent == 0 else "inf%"
     return f"{spent / limit * 100:.1f}%"
-
-
-def print_table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = (), out: Optional[TextIO] = None
-) -> None:
-    """Aligned columns (those in ``right`` aligned right), two spaces apart."""
-    out = out or sys.stdout
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
-        return "  ".join(parts).rstrip()
-
-    print(line(headers), file=out)
-    for row in rows:
-        print(line(row), file=out)
 
 
 def window_label(budget: Budget, window_key: str) -> str:
@@ -256,3 +223,10 @@ def report_json(report: Report, since: datetime, until: datetime) -> None:
 REPORT_FORMATS: Mapping[str, Callable[[Report, datetime, datetime], None]] = {
     "table": report_table, "csv": report_csv, "json": report_json,
 }
+
+
+__all__ = [
+    "REPORT_FORMATS", "adjustment_text", "describe_entry", "duration_text", "money", "percent", "print_table",
+    "print_usage", "report_csv", "report_json", "report_table", "status_text", "threshold_text", "time_text",
+    "usd_number", "window_label",
+]

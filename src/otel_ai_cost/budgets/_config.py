@@ -25,11 +25,13 @@
       probe_interval: 1s      # how often an unavailable store is tried again
       journal: auto           # settles made while the store is unavailable: a file, or false
       deadline_mode: thread   # or store: bounded by the store's own timeouts, no worker thread (faster)
+      settle: queued          # the default (SQLite, Redis): settles ride with the next reserve; or immediate
       # Redis: AUTH and TLS (or in the URL: redis://user:password@host, rediss://...)
       username: otel-ai-cost  # an ACL user (Redis 6+)
       password_env: REDIS_PASSWORD   # or password: ... (kept out of logs)
       ca_file: /etc/ssl/redis-ca.pem # rediss:// only; cert_file / key_file: a client certificate
     raise_on_block: false   # let the processor raise for other instrumentations' spans
+    on_anomaly: {runaway_trace: block, cost_spike: {action: downgrade, model: gpt-4o-mini}}   # see _anomaly_policy
 
 Without a ``store`` section the budgets live in SQLite, in ``default_store_url()``: a file in the
 user's state directory, shared by the processes of this user on this host and kept across restarts.
@@ -48,7 +50,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Uni
 
 import yaml
 
+from .._state import sqlite_path, state_url
 from ..errors import ConfigError
+from ._anomaly_policy import AnomalyPolicy, parse_anomaly_policy
 from ._book import BudgetBook
 from ._model import CHARGE_ESTIMATE, Action, Budget, Threshold, Window, check_on_expired_hold, threshold_problem
 from ._resilient import DEFAULT_DEADLINE, DEFAULT_FAILURES, DEFAULT_PROBE_INTERVAL, ResilientStore
@@ -62,19 +66,20 @@ _BUDGET_KEYS = {
 _THRESHOLD_KEYS = {"at", "action", "model", "seconds"}
 _STORE_KEYS = {
     "url", "hold_ttl", "on_store_error", "prefix", "deadline", "failures", "probe_interval", "journal",
-    "username", "password", "password_env", "ca_file", "cert_file", "key_file", "deadline_mode",
+    "username", "password", "password_env", "ca_file", "cert_file", "key_file", "deadline_mode", "settle",
 }
+# ``store: settle:`` by default, per store: queued (off the call's path, see _deferred) or immediate.
+DEFAULT_SETTLE = {"sqlite": "queued", "redis": "queued"}
 _REDIS_KEYS = ("username", "password", "password_env", "ca_file", "cert_file", "key_file")
 # The budget that refuses every call when the configuration file is broken and asks for on_store_error: closed.
 CONFIG_ERROR_BUDGET = "configuration-error"
 # The top-level keys of the configuration file (OTEL_AI_COST_CONFIG).
-TOP_LEVEL_KEYS = {"budgets", "store", "raise_on_block", "on_unknown_model", "on_expired_hold"}
+TOP_LEVEL_KEYS = {"budgets", "store", "raise_on_block", "on_unknown_model", "on_expired_hold", "on_anomaly"}
 
 
 def default_store_url() -> str:
     """``sqlite:///$XDG_STATE_HOME/otel-ai-cost/budgets.db`` (``~/.local/state/...`` by default)."""
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return "sqlite:///" + os.path.join(state, "otel-ai-cost", "budgets.db").lstrip("/")
+    return state_url("budgets.db")
 
 
 def safe_url(url: str) -> str:
@@ -101,12 +106,14 @@ class BudgetConfig:
     redis_options: Mapping[str, Any] = field(default_factory=dict)  # username, password, ca_file, ...
     failure: Optional[str] = None  # the configuration could not be read (see load_budget_config_or_refuse)
     deadline_mode: str = "thread"  # thread | store: see ResilientStore
+    on_anomaly: Optional[AnomalyPolicy] = None  # what anomaly findings do to the next calls (None: nothing)
+    settle: Optional[str] = None  # queued | immediate; None: the store's default (DEFAULT_SETTLE)
 
     def _bounded_options(self) -> Mapping[str, Any]:
         """Store timeouts equal to the deadline, for ``deadline_mode: store``."""
         if self.deadline_mode != "store":
             return {}
-        if self.store_url.startswith("sqlite://"):
+        if sqlite_path(self.store_url) is not None:
             return {"timeout": self.deadline}
         return {"redis_timeout": self.deadline}
 
@@ -121,7 +128,7 @@ class BudgetConfig:
             redis_options["timeout"] = extra.pop("redis_timeout")
         try:
             return open_store(self.store_url, clock=clock, base_dir=self.base_dir, redis_prefix=self.redis_prefix,
-                              redis_options=redis_options, sqlite_timeout=extra.get("timeout"))
+                              redis_options=redis_options, sqlite_timeout=extra.get("timeout"), settle=self.settle)
         except ConfigError as exc:
             raise ConfigError(f"{self.source}: store.url: {exc}") from None
         except Exception as exc:  # sqlite3.DatabaseError (not a database), OSError (permissions), ...
@@ -158,8 +165,9 @@ class BudgetConfig:
     def store_name(self) -> str:
         """The store as logs name it: its URL without password (and the Redis prefix if not the default)."""
         url = self.store_url
-        if url.startswith("sqlite://") and self.base_dir and not url[len("sqlite://"):].startswith("/"):
-            url = "sqlite:///" + os.path.abspath(os.path.join(self.base_dir, url[len("sqlite://"):])).lstrip("/")
+        path = sqlite_path(url)
+        if path is not None and self.base_dir and not path.startswith("/"):
+            url = "sqlite:///" + os.path.abspath(os.path.join(self.base_dir, path)).lstrip("/")
         name = safe_url(url)
         if url.startswith(("redis://", "rediss://", "unix://")) and self.redis_prefix != "ai_cost:budget":
             name += f" (prefix {self.redis_prefix})"
@@ -177,6 +185,13 @@ class BudgetConfig:
         )
 
 
+def _settle_interval(settle: Optional[str], kind: str) -> Optional[float]:
+    """The store's ``settle_interval`` for ``store: settle:`` (None: each settle sent at once)."""
+    from ._deferred import DEFAULT_INTERVAL
+
+    return DEFAULT_INTERVAL if (settle or DEFAULT_SETTLE[kind]) == "queued" else None
+
+
 def _cannot_reach(error: ConfigError) -> bool:
     """A store that failed to open for a reason that passes (another process holds the SQLite file's
     lock), not a configuration mistake (a path that cannot be created, a file that is not a database,
@@ -191,17 +206,18 @@ def open_store(
     redis_prefix: str = "ai_cost:budget",
     redis_options: Optional[Mapping[str, Any]] = None,
     sqlite_timeout: Optional[float] = None,
+    settle: Optional[str] = None,
 ) -> BudgetStore:
     """``memory://``, ``sqlite:///absolute/path.db`` or ``sqlite://relative.db``, ``redis://``,
-    ``rediss://`` (TLS), ``unix://``."""
+    ``rediss://`` (TLS), ``unix://``. ``settle``: queued or immediate (None: ``DEFAULT_SETTLE``)."""
     if url == "memory://":
         from ._memory import MemoryBudgetStore
 
         return MemoryBudgetStore(clock=clock)
-    if url.startswith("sqlite://"):
+    path = sqlite_path(url)
+    if path is not None:
         from ._sqlite import SQLiteBudgetStore
 
-        path = url[len("sqlite://"):]
         if path.startswith("/"):
             try:
                 os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
@@ -211,9 +227,8 @@ def open_store(
             raise ConfigError(f"store url {url!r} has no file path; write sqlite:///absolute/path/budgets.db")
         if base_dir and not os.path.isabs(path):
             path = os.path.join(base_dir, path)
-        if sqlite_timeout is not None:
-            return SQLiteBudgetStore(path, clock=clock, timeout=sqlite_timeout)
-        return SQLiteBudgetStore(path, clock=clock)
+        timeout = {} if sqlite_timeout is None else {"timeout": sqlite_timeout}
+        return SQLiteBudgetStore(path, clock=clock, settle_interval=_settle_interval(settle, "sqlite"), **timeout)
     if url.startswith(("redis://", "rediss://", "unix://")):
         options = dict(redis_options or {})
         env = options.pop("password_env", None)
@@ -224,7 +239,8 @@ def open_store(
         try:
             from ._redis import RedisBudgetStore
 
-            return RedisBudgetStore(url, clock=clock, prefix=redis_prefix, **options)
+            return RedisBudgetStore(url, clock=clock, prefix=redis_prefix,
+                                    settle_interval=_settle_interval(settle, "redis"), **options)
         except ImportError as exc:  # the redis client, imported by the store
             raise ConfigError(
                 f"store url {safe_url(url)!r} needs the redis client: pip install 'otel-ai-cost[redis]'"
@@ -462,6 +478,12 @@ def parse_budget_config(document: Any, source: str = "<config>", base_dir: Optio
     deadline_mode = store.get("deadline_mode", "thread")
     if deadline_mode not in ("thread", "store"):
         raise (root / "store" / "deadline_mode").error(f"must be thread or store, not {deadline_mode!r}")
+    settle = store.get("settle")
+    if settle is not None:
+        if settle not in ("queued", "immediate"):
+            raise (root / "store" / "settle").error(f"must be queued or immediate, not {settle!r}")
+        if url == "memory://" and settle == "queued":
+            raise (root / "store" / "settle").error("applies to SQLite and Redis stores: memory:// settles in place")
     if "password" in redis_options and "password_env" in redis_options:
         raise (root / "store" / "password_env").error("give password or password_env, not both")
     unknown_model = None
@@ -473,7 +495,8 @@ def parse_budget_config(document: Any, source: str = "<config>", base_dir: Optio
     return BudgetConfig(
         tuple(budgets), url, hold_ttl, on_error, prefix, base_dir, raise_on_block, source,
         deadline=deadline, failures=failures, probe_interval=probe, journal=journal, redis_options=redis_options,
-        deadline_mode=deadline_mode, on_unknown_model=unknown_model, on_expired_hold=on_expired_hold,
+        deadline_mode=deadline_mode, on_unknown_model=unknown_model, on_expired_hold=on_expired_hold, settle=settle,
+        on_anomaly=parse_anomaly_policy(document.get("on_anomaly"), root / "on_anomaly"),
     )
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .._estimate import Estimate
     from ..cost import Usage
     from ..pricing import Catalog
+    from ._anomaly_policy import AnomalyGate
 
 _logger = logging.getLogger("otel_ai_cost.budgets")
 
@@ -185,8 +186,11 @@ class BudgetEnforcer:
         raise_on_block: bool = False,
         meter_provider: Any = None,
         catalog: Optional["Catalog"] = None,
+        anomaly_gate: Optional["AnomalyGate"] = None,
     ) -> None:
         self.book = book
+        # The on_anomaly policy (refuse a runaway trace's next call, downgrade on a spike), or None.
+        self.anomaly_gate = anomaly_gate
         # The catalog the estimate was priced from: a model it does not know is an unknown model.
         self.catalog = catalog
         if book is not None and catalog is not None:
@@ -251,6 +255,8 @@ class BudgetEnforcer:
                 # A call the budgets refused can still go ahead (the hook allowed it, or another
                 # instrumentation's call that cannot be stopped): its spend is recorded all the same.
                 hold = Hold(self.book, reservation, enforced=reservation.decision.action != "block")
+        if self.anomaly_gate is not None:
+            decision = self.anomaly_gate.decide(decision, attributes, trace_id, amount)
         if decision is None:
             return None, None
         if decision.action == "allow" and not decision.outcomes and not getattr(decision, "reason", None):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, FrozenSet, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import ConfigError
 from ._unknown import UnknownModelPolicy, parse_unknown_model
@@ -154,6 +154,34 @@ def _as_threshold(item: Any) -> Threshold:
     raise ConfigError(f"threshold {item!r} must be a Threshold or a (fraction, action) pair")
 
 
+# A budget's selector, prepared: (attribute key, the allowed values as strings).
+PreparedSelector = Tuple[Tuple[str, FrozenSet[str]], ...]
+_ABSENT: Any = object()
+
+
+def prepared_selector(selector: Optional[Mapping[str, Any]]) -> PreparedSelector:
+    return tuple(
+        (key, frozenset(str(v) for v in wanted) if isinstance(wanted, (list, tuple, set, frozenset))
+         else frozenset((str(wanted),)))
+        for key, wanted in (selector or {}).items()
+    )
+
+
+def selected(selector: PreparedSelector, attributes: Mapping[str, Any]) -> bool:
+    """Every key of the prepared selector present in ``attributes`` with (one of) its values (a list
+    value matches when any of its items does)."""
+    for key, allowed in selector:
+        value = attributes.get(key, _ABSENT)
+        if value is _ABSENT:
+            return False
+        if isinstance(value, (list, tuple)):
+            if not any(str(v) in allowed for v in value):
+                return False
+        elif str(value) not in allowed:
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class Budget:
     """A spending limit in USD over a window, for the calls ``selector`` matches, per ``per`` value.
@@ -220,15 +248,7 @@ class Budget:
 
     def matches(self, attributes: Mapping[str, Any]) -> bool:
         """True if every selector key is present with (one of) the selected value(s)."""
-        for key, wanted in (self.selector or {}).items():
-            if key not in attributes:
-                return False
-            allowed = {str(v) for v in wanted} if isinstance(wanted, (list, tuple, set, frozenset)) else {str(wanted)}
-            value = attributes[key]
-            values = value if isinstance(value, (list, tuple)) else (value,)
-            if not any(str(v) in allowed for v in values):
-                return False
-        return True
+        return selected(prepared_selector(self.selector), attributes)
 
     def key_for(self, attributes: Mapping[str, Any], trace_id: Optional[str] = None) -> str:
         """The partition of this budget a call counts in: the value of its ``per`` attribute."""

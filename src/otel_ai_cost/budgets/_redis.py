@@ -37,7 +37,7 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, cast
 
 from . import _store as st
-from ._deferred import QueuedSettles
+from ._deferred import DEFAULT_INTERVAL, QueuedSettles, Settle
 from ._redis_client import DEFAULT_TIMEOUT, connect
 from ._redis_scripts import ADJUST, RELEASE, RESERVE, RESET, SETTLE, SPENT
 from ._store import Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend, dumps
@@ -94,8 +94,15 @@ EXPIRE_BATCH = 256
 _SETTLE_BATCH = 64
 _MAX_ROUNDS = 200
 
+# A queued settle: the settle script's keys and args, and the settle as given (for a journal).
+_Queued = Tuple[List[Any], List[Any], Settle]
 
-class RedisBudgetStore(st.StoreBase, QueuedSettles[Tuple[List[Any], List[Any]]]):
+
+def _settle_of(item: _Queued) -> Settle:
+    return item[2]
+
+
+class RedisBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
     def __init__(
         self,
         url: str = "redis://localhost:6379/0",
@@ -111,7 +118,7 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[Tuple[List[Any], List[Any]]])
         key_file: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
         settled_ttl: float = SETTLED_TTL,
-        settle_interval: Optional[float] = None,
+        settle_interval: Optional[float] = DEFAULT_INTERVAL,
     ) -> None:
         """``url`` as the redis client's ``from_url`` takes it: ``redis://[[user]:password@]host:6379/0``,
         ``rediss://`` for TLS, ``unix://``. Options given here override the URL's user and password:
@@ -130,21 +137,24 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[Tuple[List[Any], List[Any]]])
         ``settled_ttl``: how long (seconds) a settle with ``once`` is remembered (one small key per call),
         and a hold charged at expiry, for a settle that comes after it.
 
-        ``settle_interval`` (seconds, e.g. 0.05): settles leave the call's path (see ``_deferred``): each is
-        queued and sent in the same round trip as the next reserve of this process, or by a background thread
-        after at most this many seconds; every read of the store sends them first, and so do ``flush()``,
-        ``close()`` and the interpreter's exit. None (the default) sends each settle at once: one more round
-        trip per call, and other processes see the settle as soon as it returns (queued, they see it up to
-        ``settle_interval`` later, the hold counting meanwhile). The no-overspend guarantee does not depend on
-        it: the hold placed by the reserve counts until its settle lands, and a settle lost for good is
-        charged at expiry (``on_expired_hold``)."""
+        ``settle_interval`` (seconds, 0.05 by default): settles leave the call's path (see ``_deferred``): each
+        is queued and sent in the same round trip as the next reserve of this process (one round trip per
+        call), or by a background thread after at most this many seconds; every read of the store sends them
+        first, and so do ``flush()``, ``close()`` and the interpreter's exit. Other processes see a settle up
+        to ``settle_interval`` later, its hold counting meanwhile. None sends each settle at once (one more
+        round trip per call; a budget file's ``store: settle: immediate``). The no-overspend guarantee does
+        not depend on it: the hold placed by the reserve counts until its settle lands; a queued batch that
+        fails goes to the journal inside a ``ResilientStore`` (replayed once), and is otherwise charged at
+        expiry (``on_expired_hold``)."""
         self._client = connect(
             url, client, username=username, password=password, ca_file=ca_file, cert_file=cert_file,
             key_file=key_file, timeout=timeout,
         )
         self._settled_ttl = float(settled_ttl)
+        self._settled_ttl_ms = int(self._settled_ttl * 1000)
         self._clock = clock
         self._prefix = prefix
+        self._charges = f"{prefix}:charged:"  # a reservation's charged hash, before its id
         if expire_batch < 1:
             raise ValueError("expire_batch must be at least 1")
         self._expire_batch = int(expire_batch)
@@ -154,7 +164,7 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[Tuple[List[Any], List[Any]]])
         self._spent = self._client.register_script(SPENT)
         self._adjust = self._client.register_script(ADJUST)
         self._reset = self._client.register_script(RESET)
-        self._start_queue(settle_interval, self._send_queued, f"redis {prefix}")
+        self._start_queue(settle_interval, self._send_queued, f"redis {prefix}", _settle_of, batch=_SETTLE_BATCH)
 
     # Queued settles (see _deferred): sent pipelined, with the next reserve or by the flusher.
 
@@ -179,19 +189,18 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[Tuple[List[Any], List[Any]]])
                 replies[i] = reply
         return replies
 
-    def _send_queued(self, items: List[Tuple[List[Any], List[Any]]]) -> None:
-        # Pipelined, a bounded batch per round trip: the server runs a batch's scripts back to back, and
-        # other clients' commands wait meanwhile.
-        for start in range(0, len(items), _SETTLE_BATCH):
-            batch = items[start:start + _SETTLE_BATCH]
-            self._settled(self._pipeline([(self._settle, keys, args) for keys, args in batch]))
+    def _send_queued(self, items: List[_Queued]) -> None:
+        # Pipelined, a bounded batch per round trip (the queue cuts them: _SETTLE_BATCH): the server runs a
+        # batch's scripts back to back, and other clients' commands wait meanwhile.
+        self._settled(self._pipeline([(self._settle, keys, args) for keys, args, _ in items]), items)
 
-    def _settled(self, replies: Sequence[Any]) -> None:
-        """Check the replies of queued settles: a failed one is lost (see _deferred), and said so."""
-        failed = [r for r in replies if isinstance(r, Exception)]
+    def _settled(self, replies: Sequence[Any], items: Sequence[_Queued]) -> None:
+        """Check the replies of queued settles: a failed one goes to the queue's failure handler (a journal),
+        or is lost (see _deferred), and said so."""
+        failed = [(item, r) for item, r in zip(items, replies) if isinstance(r, Exception)]
         queue = self._queue
         if failed and queue is not None:
-            queue.lost(len(failed), failed[0])
+            queue.failed([item for item, _ in failed], failed[0][1])
         elif queue is not None:
             queue.sent()
 
@@ -207,10 +216,6 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[Tuple[List[Any], List[Any]]])
     def _index_key(self, reservation_id: str) -> str:
         return f"{self._prefix}:reservation:{reservation_id}"
 
-    @property
-    def _charges(self) -> str:
-        """The name of a reservation's charged hash, before its id."""
-        return f"{self._prefix}:charged:"
 
     def _hold_keys(self, budget_id: str, key: str) -> List[str]:
         """holds, spend, reserved, expiries of a (budget, key), as the scripts take them (release derives
@@ -230,7 +235,7 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[Tuple[List[Any], List[Any]]])
         frozen = dumps({**(attributes or {}), "frozen": True}) if any(r.frozen for r in requests) else ""
         args: List[Any] = [
             repr(now), repr(now + ttl), reservation_id, dumps(attributes), index_ttl_ms, len(requests), frozen,
-            self._expire_batch, "0", st.holder(), self._charges, int(self._settled_ttl * 1000),
+            self._expire_batch, "0", st.holder(), self._charges, self._settled_ttl_ms,
         ]
         for r in requests:
             keys += self._hold_keys(r.budget_id, r.key)
@@ -258,15 +263,15 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[Tuple[List[Any], List[Any]]])
         refused = tuple(i for i in range(len(requests)) if int(reply[3 + 3 * i]))
         return ReserveResult(bool(int(reply[0])), usage, refused)
 
-    def _reserve_after(self, queued: List[Tuple[List[Any], List[Any]]], keys: List[Any], args: List[Any]) -> Any:
-        calls: List[Tuple[Any, List[Any], List[Any]]] = [(self._settle, k, a) for k, a in queued]
+    def _reserve_after(self, queued: List[_Queued], keys: List[Any], args: List[Any]) -> Any:
+        calls: List[Tuple[Any, List[Any], List[Any]]] = [(self._settle, k, a) for k, a, _ in queued]
         try:
             replies = self._pipeline(calls + [(self._reserve, keys, args)])
         except Exception as exc:
             if self._queue is not None:
-                self._queue.lost(len(queued), exc)  # not sent again: they may have landed
+                self._queue.failed(queued, exc)  # not sent again by the queue: they may have landed
             raise
-        self._settled(replies[:-1])
+        self._settled(replies[:-1], queued)
         if isinstance(replies[-1], Exception):
             raise replies[-1]
         return replies[-1]
@@ -278,22 +283,24 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[Tuple[List[Any], List[Any]]])
         attributes: Optional[Mapping[str, Any]] = None,
         *,
         once: bool = False,
+        at_once: bool = False,
     ) -> None:
         """One script: amounts are clamped to MAX_NANOS and counters saturate, so it never stops
         half-way. ``once``: do nothing if this reservation was settled with ``once`` in the last
-        ``settled_ttl`` seconds (a journaled settle replayed after the first one landed)."""
+        ``settled_ttl`` seconds (a journaled settle replayed after the first one landed). ``at_once``: sent
+        now even when settles are queued (a journal replay, which must know it landed)."""
         attributes = st.clamped_attributes(attributes, actual.values())
         keys = [self._ledger_key, self._index_key(reservation_id), f"{self._prefix}:settled:{reservation_id}",
                 self._charges + reservation_id]
         late = {**attributes, "late": True}
-        once_ms = int(self._settled_ttl * 1000) if once else 0
+        once_ms = self._settled_ttl_ms if once else 0
         args: List[Any] = [_now(self._clock), reservation_id, dumps(attributes), dumps(late), len(actual), once_ms]
         for (budget_id, key, window_key), amount in actual.items():
             keys += self._hold_keys(budget_id, key)
             args += [budget_id, key, window_key, st.clamp(amount)]
         queue = self._queue
-        if queue is not None:
-            queue.add((keys, args))
+        if queue is not None and not at_once:
+            queue.add((keys, args, Settle(reservation_id, dict(actual), dict(attributes), once)))
         else:
             self._settle(keys=keys, args=args)
 
@@ -307,7 +314,7 @@ class RedisBudgetStore(st.StoreBase, QueuedSettles[Tuple[List[Any], List[Any]]])
         window_keys = st.window_tuple(window_keys)
         keys = [self._ledger_key, *self._hold_keys(budget_id, key)]
         args = [_now(self._clock), budget_id, key, self._expire_batch, self._charges,
-                int(self._settled_ttl * 1000), *window_keys]
+                self._settled_ttl_ms, *window_keys]
         for _ in range(_MAX_ROUNDS):
             spent, reserved, more = self._spent(keys=keys, args=args)
             if not int(more):

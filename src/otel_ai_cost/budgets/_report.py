@@ -32,6 +32,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .. import _semconv as sc
+from .._grouping import NONE, check_by
 from ..errors import ConfigError
 from ._model import from_nanos
 from ._store import EXPIRED_CHARGE, BudgetStore, LedgerEntry
@@ -47,7 +48,6 @@ GROUPS: Dict[str, Optional[str]] = {
     "budget": None,
     "key": None,
 }
-NONE = "(none)"
 ADJUSTMENT = "(adjustment)"
 # The ledger entries a report reads (a release only when it took back a charge made at expiry).
 REPORTED_KINDS = ("settle", "block", "adjust", "expire_charge", "release")
@@ -57,15 +57,7 @@ DEFAULT_LOOKBACK = 86400.0
 
 def check_groups(by: Iterable[str]) -> Tuple[str, ...]:
     """The groups, validated: the names in GROUPS, or an attribute key (with a dot: service.name)."""
-    groups = tuple(by)
-    for name in groups:
-        if name not in GROUPS and "." not in name:
-            raise ConfigError(
-                f"--by {name!r}: group by one of {', '.join(GROUPS)}, or an attribute key such as service.name"
-            )
-    if len(set(groups)) != len(groups):
-        raise ConfigError(f"--by {' '.join(groups)}: a group is repeated")
-    return groups
+    return check_by(by, GROUPS, "an attribute key such as service.name")
 
 
 def zone(name: str) -> ZoneInfo:
@@ -195,8 +187,10 @@ def aggregate(
                 target.adjustments += 1
                 target.adjusted_nanos += e.amount_nanos
             continue
+        if e.kind not in REPORTED_KINDS:
+            continue
         charged = e.attributes.get(EXPIRED_CHARGE) if e.kind in ("settle", "release") else None
-        if (e.kind == "release" and charged is None) or e.kind not in ("settle", "block", "expire_charge", "release"):
+        if e.kind == "release" and charged is None:  # a release counts only when it takes back a charge
             continue
         if e.kind == "block" and e.attributes.get("shadow") is True:
             continue  # a shadow budget's refusal changed nothing
@@ -230,7 +224,9 @@ def build_report(
     by = check_groups(by)
     zone(tz)
     entries = store.ledger(kinds=REPORTED_KINDS, since=since, until=until)
-    wanted = {e.reservation_id for e in entries if e.kind != "adjust"}
+    # The calls whose attributes are looked up: not adjustments, nor releases that took nothing back.
+    wanted = {e.reservation_id for e in entries
+              if e.kind != "adjust" and (e.kind != "release" or EXPIRED_CHARGE in e.attributes)}
     attributes: Dict[str, Mapping[str, Any]] = {}
 
     def collect(found: Iterable[LedgerEntry]) -> None:

@@ -18,6 +18,10 @@ it does:
   when the store is back: the store's ``settle(..., once=True)`` ignores a settle it has taken before,
   so a settle that timed out on the way but landed is not counted twice. Replayed settles carry
   ``journaled: true`` in the ledger.
+- **Queued settles** (``settle_interval``, the default of the SQLite and Redis stores, see ``_deferred``):
+  a settle is only appended to the store's queue on the call's path and rides with the next reserve
+  (bounded by that call's deadline) or goes with the store's flusher; a batch that fails, wherever it
+  was sent, is handed to the journal like a settle the store could not take.
 - **A store that does not open** (a SQLite path that cannot be created, Redis without the ``redis``
   package, a wrong password) is down from the start, with the reason; the probe keeps trying to open it.
 
@@ -34,9 +38,10 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
 
+from ._deferred import Settle
 from ._journal import Journal, JournalEntry, journal_path, replay_claimed, replay_summary
 from ._model import from_nanos
-from ._runner import DeadlineMissed, Runner, accepts_once, describe, run_inline
+from ._runner import DeadlineMissed, Runner, accepts_once, describe, is_timeout, run_inline
 from ._store import (
     BudgetStore,
     Controls,
@@ -136,13 +141,15 @@ class ResilientStore:
             self._start_prober(replay_only=True)  # a previous process left settles to replay
 
     def _set_inner(self, store: BudgetStore) -> None:
-        self._inner = store
         self._once = accepts_once(store)
-        # This store journals a settle the store cannot take by the call's deadline: it must see the
-        # failure, so the inner store sends each settle at once rather than queue it (see _deferred).
-        defer = getattr(store, "defer_settles", None)
-        if defer is not None:
-            defer(False)
+        # A store that queues settles off the call's path (see _deferred) hands a queued batch that failed
+        # to the journal, which replays it once. One that cannot say which settles failed sends each at once.
+        handler = getattr(store, "on_failed_settles", None)
+        if handler is not None and self._once:
+            handler(self._journal_settles if self.journal is not None else None)
+        elif getattr(store, "defer_settles", None) is not None:
+            store.defer_settles(False)  # type: ignore[attr-defined]  # checked just above
+        self._inner = store
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -285,19 +292,35 @@ class ResilientStore:
     def _replay_one(self, store: BudgetStore, entry: JournalEntry) -> None:
         if entry.op == "settle":
             attributes = {**entry.attributes, "journaled": True}
-            self._runner.run(self._settler(store, entry.reservation_id, entry.actual, attributes, True), self.deadline)
+            # Sent at once, not queued: the entry leaves the journal only once the store took it.
+            settle = self._settler(store, entry.reservation_id, entry.actual, attributes, True, at_once=True)
+            self._runner.run(settle, self.deadline)
         else:
             self._runner.run(lambda: store.release(entry.reservation_id), self.deadline)
 
     def _settler(
         self, store: BudgetStore, reservation_id: str, actual: Mapping[Slot, int],
-        attributes: Optional[Mapping[str, Any]], once: bool,
+        attributes: Optional[Mapping[str, Any]], once: bool, at_once: bool = False,
     ) -> Callable[[], None]:
-        """The settle to run on the store: with ``once`` if the store takes it."""
+        """The settle to run on the store: with ``once`` if the store takes it; ``at_once``: not queued."""
         if self._once:
             # The protocol has no once; self._once says this store takes it.
+            if at_once and getattr(store, "settles_queued", False):
+                return lambda: store.settle(reservation_id, actual, attributes, once=once,  # type: ignore[call-arg]
+                                            at_once=True)
             return lambda: store.settle(reservation_id, actual, attributes, once=once)  # type: ignore[call-arg]
         return lambda: store.settle(reservation_id, actual, attributes)
+
+    def _journal_settles(self, settles: List[Settle], error: BaseException) -> None:
+        """The inner store's queued settles that it could not send (down, out of time, failed): to the
+        journal, replayed once (each has ``once``: a settle of the batch that landed is a no-op then)."""
+        _logger.debug("otel-ai-cost: budget store %s: %d queued settles journaled (%s)", self.name, len(settles),
+                      describe(error))
+        for settle in settles:
+            self._journal("settle", settle.reservation_id, dict(settle.actual), dict(settle.attributes))
+        if self._down_since is None and threading.current_thread().name.startswith("otel-ai-cost settles"):
+            # The store's flusher failed: the breaker counts it (a failure on a call's path is counted there).
+            self._failed(describe(error), timeout=is_timeout(error))
 
     # -- the deadline -------------------------------------------------------------------------------
 
@@ -412,11 +435,28 @@ class ResilientStore:
         used = self._take_used(reservation_id, pop=True)
         store = self._inner
         if self._down_since is None and store is not None:
-            if self._ran(self._settler(store, reservation_id, actual, attributes, once), used):
+            settle = self._settler(store, reservation_id, actual, attributes, once)
+            if self._once and getattr(store, "settles_queued", False):
+                if self._queue_settle(settle):  # appended to the store's queue: no wait, no thread hand-off
+                    return
+            elif self._ran(settle, used):
                 return
         elif self.journal is None:
             raise self._unavailable()
         self._journal("settle", reservation_id, dict(actual), dict(attributes or {}))
+
+    def _queue_settle(self, settle: Callable[[], None]) -> bool:
+        """Queue a settle in the inner store (the call's thread: it only appends, unless the queue was
+        closed). False if it failed and the journal will take it (raises without a journal)."""
+        try:
+            settle()
+            return True
+        except _CALLER_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a closed queue sends at once, and that failed
+            if self.journal is None:
+                raise StoreUnavailableError(self.name, describe(exc)) from None
+            return False
 
     def release(self, reservation_id: str) -> None:
         used = self._take_used(reservation_id, pop=True)
@@ -506,10 +546,16 @@ class ResilientStore:
         return getattr(inner, name)
 
     def flush(self) -> None:
-        """Send what the inner store queued (nothing to do: this store has its settles sent at once)."""
+        """Send what the inner store queued. While the store is down they stay queued (its flusher hands
+        them to the journal if they fail); a batch that fails goes to the journal, so only a failure
+        without a journal raises."""
         flush = getattr(self._inner, "flush", None)
         if flush is not None and self._down_since is None:
-            flush()
+            try:
+                flush()
+            except Exception:
+                if self.journal is None:
+                    raise
 
     def close(self) -> None:
         self._closed.set()

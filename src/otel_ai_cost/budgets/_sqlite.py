@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import _store as st
-from ._deferred import QueuedSettles
+from ._deferred import QueuedSettles, Settle
 from ._store import MAX_NANOS, Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend, dumps
 
 # How long a settle with ``once`` is remembered (seconds): far longer than any outage it covers. A
@@ -62,11 +62,15 @@ CREATE TABLE IF NOT EXISTS controls (
 _Queued = Tuple[str, Dict[Slot, int], Dict[str, Any], bool, float]
 
 
+def _settle_of(item: _Queued) -> Settle:
+    return Settle(item[0], item[1], item[2], item[3])
+
+
 # A settle takes the holds of its reservation: one statement where SQLite has RETURNING (3.35+).
-_SELECT_HOLDS = "SELECT budget_id, key, window_key FROM holds WHERE reservation_id = ?"
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 _TAKE_HOLDS = (
-    "DELETE FROM holds WHERE reservation_id = ? RETURNING budget_id, key, window_key"
-    if sqlite3.sqlite_version_info >= (3, 35) else _SELECT_HOLDS
+    "DELETE FROM holds WHERE reservation_id = ? RETURNING budget_id, key, window_key" if _RETURNING
+    else "SELECT budget_id, key, window_key FROM holds WHERE reservation_id = ?"
 )
 
 
@@ -95,7 +99,7 @@ class SQLiteBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
             for column, kind in (("placed_at", "REAL"), ("holder", "TEXT"), ("on_expired", "TEXT")):
                 if column not in columns:
                     db.execute(f"ALTER TABLE holds ADD COLUMN {column} {kind}")
-        self._start_queue(settle_interval, self._send_queued, f"sqlite {self.path}")
+        self._start_queue(settle_interval, self._send_queued, f"sqlite {self.path}", _settle_of)
 
     # Queued settles (see _deferred): applied in the next reserve's transaction, or by the flusher.
 
@@ -124,10 +128,13 @@ class SQLiteBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
             self._connection().execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # Also when COMMIT itself failed: the connection must not stay inside the transaction
+                # (every later BEGIN would fail). SQLite may have rolled it back already.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     @staticmethod
     def _log(db: sqlite3.Connection, now: float, kind: str, slot: Slot, amount: int, rid: str, attrs: str) -> None:
@@ -215,18 +222,20 @@ class SQLiteBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
         queued = queue.take() if queue is not None else []
         try:
             return self._reserve(requests, reservation_id, ttl, attributes, attrs, queued)
-        except BaseException:
-            if queued:  # rolled back with the reserve: apply them on their own
+        except BaseException as exc:
+            if queued and queue is not None and queue.on_failed is not None:
+                queue.failed(queued, exc)  # rolled back: to the journal, not a second wait on a locked file
+            elif queued:  # rolled back with the reserve: apply them on their own
                 self._apply_queued_alone(queued)
             raise
 
     def _apply_queued_alone(self, queued: List[_Queued]) -> None:
         try:
             self._send_queued(queued)
-        except Exception as exc:  # noqa: BLE001 - the holds expire; on_expired_hold counts them
+        except Exception as exc:  # noqa: BLE001 - to the failure handler (a journal), or the holds expire
             queue = self._queue
             if queue is not None:
-                queue.lost(len(queued), exc)
+                queue.failed(queued, exc)
 
     def _reserve(
         self, requests: Sequence[HoldRequest], reservation_id: str, ttl: float,
@@ -273,13 +282,15 @@ class SQLiteBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
         attributes: Optional[Mapping[str, Any]] = None,
         *,
         once: bool = False,
+        at_once: bool = False,
     ) -> None:
         """Amounts are clamped to MAX_NANOS and spend saturates there, so the transaction cannot fail on
         an overflow (and roll back, keeping the hold). ``once``: do nothing if this reservation was
-        settled with ``once`` before (a journaled settle replayed after the first one landed)."""
+        settled with ``once`` before (a journaled settle replayed after the first one landed). ``at_once``:
+        applied now even when settles are queued (a journal replay, which must know it landed)."""
         clamped = st.clamped_attributes(attributes, actual.values())
         queue = self._queue
-        if queue is not None:
+        if queue is not None and not at_once:
             queue.add((reservation_id, dict(actual), clamped, once, self._clock()))
             return
         with self._transaction() as db:
@@ -298,7 +309,7 @@ class SQLiteBudgetStore(st.StoreBase, QueuedSettles[_Queued]):
             if int(now) % 64 == 0:  # now and then, forget the oldest
                 db.execute("DELETE FROM settled WHERE time < ?", (now - SETTLED_KEEP,))
         held = {tuple(row) for row in db.execute(_TAKE_HOLDS, (reservation_id,)).fetchall()}
-        if _TAKE_HOLDS is _SELECT_HOLDS:
+        if not _RETURNING:
             db.execute("DELETE FROM holds WHERE reservation_id = ?", (reservation_id,))
         for slot, amount in actual.items():
             amount = st.clamp(amount)

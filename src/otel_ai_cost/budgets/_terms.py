@@ -17,19 +17,19 @@ class Terms:
 
     limit_usd: Decimal
     hard_limit: int  # the lowest block threshold
-    levels: Tuple[Tuple[Decimal, Threshold], ...]  # the other thresholds, lowest first
     overridden: bool
-    # ``levels`` in whole nano-dollars (rounded up: a projected spend reaches a level when it reaches this).
-    steps: Tuple[Tuple[int, Threshold], ...] = ()
+    # The other thresholds, lowest first, as spend levels in whole nano-dollars (rounded up: a projected
+    # spend reaches a level when it reaches this).
+    steps: Tuple[Tuple[int, Threshold], ...]
 
     @classmethod
     def of(cls, budget: Budget, limit_nanos: Optional[int] = None) -> "Terms":
         effective = budget if limit_nanos is None else dataclasses.replace(budget, limit_usd=from_nanos(limit_nanos))
-        levels = tuple(
-            (effective.limit_usd * t.at * NANOS_PER_USD, t) for t in effective.thresholds if t.action.kind != "block"
+        steps = tuple(
+            (int((effective.limit_usd * t.at * NANOS_PER_USD).to_integral_value(rounding=ROUND_CEILING)), t)
+            for t in effective.thresholds if t.action.kind != "block"
         )
-        steps = tuple((int(level.to_integral_value(rounding=ROUND_CEILING)), t) for level, t in levels)
-        return cls(effective.limit_usd, effective.hard_limit_nanos, levels, limit_nanos is not None, steps)
+        return cls(effective.limit_usd, effective.hard_limit_nanos, limit_nanos is not None, steps)
 
     def action_at(self, projected_nanos: int) -> Optional[Threshold]:
         """The highest non-block threshold a projected spend reaches (as ``Budget.action_at``)."""

@@ -5,8 +5,11 @@ embeddings, the Responses API, an unpriced self-hosted model) through the real O
 instrumented by otel-ai-cost, and prints what each call cost from the spans it produced. Then runs
 the assistant for one tenant under a per-tenant budget, sized at run time from the catalog prices,
 so that its calls are allowed, warned about, downgraded to a cheaper model and finally blocked, and
-prints what the budget store recorded. Nothing leaves the machine unless
-``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; nothing is written to disk (the budget store is in memory).
+prints what the budget store recorded. Then an agent loops, and the anomaly detector finds the
+runaway run on the span that crossed its threshold, names the cause, and refuses its next call.
+Nothing leaves the machine unless ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; the only file written is
+the demo's call ledger (``demo_ledger_path``, made anew at each run; the budget store is in memory),
+which the demo's last lines point ``otel-ai-cost dashboard`` and ``otel-ai-cost report`` at.
 """
 from __future__ import annotations
 
@@ -19,9 +22,12 @@ from typing import Any, Callable, List, Optional, Sequence, TextIO, Tuple
 from opentelemetry.sdk.trace import ReadableSpan
 
 from .. import _semconv as sc
+from ._anomaly import anomaly_section
 from ._budget import budget_section
 from ._context import CostProcessorSwitch, DemoContext
 from ._fake_openai import FakeOpenAIServer
+from ._ledger import demo_ledger as _demo_ledger
+from ._ledger import ledger_hint
 
 # ``name as name``: re-exported, the tests read the scenario from this module.
 from ._scenario import BUDGET_ID as BUDGET_ID
@@ -61,7 +67,7 @@ def calls_section(ctx: DemoContext) -> None:
 
 
 # The demo's sections, in order.
-SECTIONS: Tuple[Callable[[DemoContext], None], ...] = (calls_section, budget_section)
+SECTIONS: Tuple[Callable[[DemoContext], None], ...] = (calls_section, budget_section, anomaly_section)
 
 _HINT = """\
   These are ordinary OpenTelemetry spans. To see them in Jaeger:
@@ -139,6 +145,9 @@ def run_demo(out: Optional[TextIO] = None, console: bool = False) -> int:
     tracer_provider.add_span_processor(cost_processor)
     exporter = InMemorySpanExporter()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    ledger = _demo_ledger(out)
+    if ledger is not None:
+        tracer_provider.add_span_processor(SimpleSpanProcessor(ledger))
     meter_provider = MeterProvider(resource=resource)
 
     instrumentor = OpenAIInstrumentor()
@@ -173,6 +182,8 @@ def run_demo(out: Optional[TextIO] = None, console: bool = False) -> int:
         print_console_span(exporter.get_finished_spans(), out)
     print("", file=out)
     print(_HINT.format(service=resource.attributes.get("service.name", SERVICE_NAME)), file=out)
+    if ledger is not None:
+        print(ledger_hint(), file=out)
     for error in errors:
         print(f"otel-ai-cost: error: demo call failed: {error}", file=out)
     return 1 if errors else 0

@@ -11,35 +11,20 @@ import csv
 import json
 import os
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from .._cli_format import plain, table_lines, usd6
+from .._cli_period import PERIODS, period
+from ..config import ENV_LEDGER
 from ..errors import ConfigError
 from ._focus import COLUMNS as FOCUS_COLUMNS
-from ._focus import FOCUS_VERSION, focus_rows, timestamp
-from ._report import Call, CallReport, Forecast, SpendRow, build_call_report, forecast
-from ._store import ENV_LEDGER, default_ledger_url, parse_ledger_url, read_rows
+from ._focus import FOCUS_VERSION, focus_row, timestamp
+from ._report import Call, CallReport, CallReportBuilder, Forecast, MonthForecast, SpendRow
+from ._store import default_ledger_url, iter_rows, parse_ledger_url
 
-PERIODS = ("day", "week", "month", "mtd", "qtd")
 VIEWS = ("spend", "calls", "traces", "forecast")
-
-
-def period(name: str, now: datetime) -> Tuple[datetime, datetime]:
-    """day: since midnight today; week: since Monday; month: the last 30 days; mtd / qtd: since the
-    first day of this month / quarter. All up to now, in ``now``'s time zone."""
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if name == "day":
-        return midnight, now
-    if name == "week":
-        return midnight - timedelta(days=now.weekday()), now
-    if name == "month":
-        return now - timedelta(days=30), now
-    if name == "mtd":
-        return midnight.replace(day=1), now
-    if name == "qtd":
-        return midnight.replace(month=(now.month - 1) // 3 * 3 + 1, day=1), now
-    raise ConfigError(f"--period {name!r}: one of {', '.join(PERIODS)}")
 
 
 def ledger_path(args: argparse.Namespace) -> str:
@@ -51,18 +36,13 @@ def ledger_path(args: argparse.Namespace) -> str:
     return path
 
 
-def _money(value: Optional[Decimal]) -> str:
-    return "-" if value is None else f"${value:,.6f}"
+def add_ledger_option(parser: argparse.ArgumentParser) -> None:
+    """--ledger URL (see ``ledger_path``)."""
+    parser.add_argument("--ledger", metavar="URL", help=f"the call ledger, sqlite:///path (default: ${ENV_LEDGER})")
 
 
 def _fraction(value: Optional[Decimal]) -> str:
     return "-" if value is None else f"{value * 100:+.1f}%"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
 
 
 def spend_record(row: SpendRow, by: Sequence[str]) -> Dict[str, Any]:
@@ -99,11 +79,8 @@ def forecast_record(f: Forecast) -> Dict[str, Any]:
 
 
 def _table(records: List[Dict[str, Any]], columns: Sequence[str]) -> None:
-    shown = [[_cell(r.get(c), c) for c in columns] for r in records]
-    widths = [max([len(c)] + [len(row[i]) for row in shown]) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
-    for row in shown:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    for line in table_lines(columns, [[_cell(r.get(c), c) for c in columns] for r in records], strip=False):
+        print(line)
 
 
 def _cell(value: Any, column: str) -> str:
@@ -112,7 +89,7 @@ def _cell(value: Any, column: str) -> str:
     if column == "estimate_error" and isinstance(value, Decimal):
         return _fraction(value)
     if isinstance(value, Decimal):
-        return _money(value)
+        return usd6(value)
     return str(value)
 
 
@@ -120,15 +97,9 @@ SPEND_TABLE = ("calls", "failed", "unpriced", "cost", "cost_per_success", "cache
 
 
 def render(report: CallReport, fc: Optional[Forecast], view: str, fmt: str, since: datetime,
-           until: datetime, calls: Sequence[Call]) -> None:
+           until: datetime) -> None:
+    """The report as a table, CSV or JSON (``--format focus``: see ``FocusWriter``)."""
     out = sys.stdout
-    if fmt == "focus":
-        rows = focus_rows([c for c in calls if report.since <= c.end_time < report.until])
-        writer = csv.DictWriter(out, fieldnames=list(FOCUS_COLUMNS), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
-        return
     spend = [spend_record(r, report.by) for r in report.rows]
     total = spend_record(report.total, ())
     if fmt == "json":
@@ -139,7 +110,7 @@ def render(report: CallReport, fc: Optional[Forecast], view: str, fmt: str, sinc
             "top_traces": [trace_record(t) for t in report.top_traces],
             "forecast": forecast_record(fc) if fc is not None else None,
         }
-        json.dump(document, out, indent=1, default=_plain)
+        json.dump(document, out, indent=1, default=plain)
         print()
         return
     records, columns = _view(report, fc, view, spend, total)
@@ -147,7 +118,7 @@ def render(report: CallReport, fc: Optional[Forecast], view: str, fmt: str, sinc
         writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         for record in records:
-            writer.writerow({k: "" if v is None else _plain(v) for k, v in record.items()})
+            writer.writerow({k: "" if v is None else plain(v) for k, v in record.items()})
         return
     print(f"call ledger, {since.isoformat(timespec='seconds')} to {until.isoformat(timespec='seconds')} "
           f"({report.tz}), {report.currency}")
@@ -178,17 +149,39 @@ def _view(report: CallReport, fc: Optional[Forecast], view: str, spend: List[Dic
                    "cache_read_tokens")
 
 
+class FocusWriter:
+    """``--format focus``: the FOCUS rows of the priced calls, written as they come (the header first)."""
+
+    def __init__(self, out: Any) -> None:
+        self.writer = csv.DictWriter(out, fieldnames=list(FOCUS_COLUMNS), lineterminator="\n")
+        self.writer.writeheader()
+
+    def write(self, call: Call) -> None:
+        row = focus_row(call)
+        if row is not None:
+            self.writer.writerow({k: "" if v is None else v for k, v in row.items()})
+
+
 def run(args: argparse.Namespace, by: Sequence[str], tz: Any, since: datetime, until: datetime) -> int:
-    """The report from the call ledger (the period and the groups are validated by the caller)."""
+    """The report from the call ledger (the period and the groups are validated by the caller), made in
+    one pass over the ledger's rows: no list of the calls."""
     path = ledger_path(args)
     now = datetime.now(tz)
     # The forecast reads the month so far, whatever the period.
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     low = min(since, month_start).timestamp()
-    calls = [Call.from_row(r) for r in read_rows(path, low, max(until, now).timestamp() + 1)]
-    report = build_call_report(calls, by, since.timestamp(), until.timestamp(), args.tz, top=args.top)
-    fc = forecast(calls, now)
-    render(report, fc, args.view, args.format, since, until, calls)
+    rows = iter_rows(path, low, max(until, now).timestamp() + 1)
+    report = CallReportBuilder(by, since.timestamp(), until.timestamp(), args.tz, top=args.top)
+    month = MonthForecast(now)
+    focus = FocusWriter(sys.stdout) if args.format == "focus" else None
+    for row in rows:
+        call = Call.from_row(row)
+        report.add(call)
+        month.add_call(call)
+        if focus is not None and report.covers(call):
+            focus.write(call)
+    if focus is None:
+        render(report.report(), month.result(), args.view, args.format, since, until)
     return 0
 
 

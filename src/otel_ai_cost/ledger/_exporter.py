@@ -1,9 +1,12 @@
 """``LedgerSpanExporter``: a span exporter that writes one ledger row per priced GenAI call.
 
-``export`` only turns the call spans into rows and puts them on a bounded queue: it never waits
-for the disk. A background thread takes the rows off the queue and writes them in batches, one
+``export`` only puts the GenAI spans on a bounded queue: it never waits for the disk, and does no
+more work on the call's thread than a look at one attribute. A background thread takes the spans
+off the queue, prices the ones another instrumentation left without cost (as
+``CostEnrichingSpanExporter`` does), turns them into rows and writes them in batches, one
 transaction per batch. When the queue is full, or the disk fails, the rows are dropped: counted in
-``dropped`` and said in ONE warning line per exporter; the application and its calls go on.
+``dropped`` (and the ``ai_cost.ledger.dropped_rows`` metric, by reason, when a meter provider is
+given) and said in ONE warning line per exporter; the application and its calls go on.
 """
 from __future__ import annotations
 
@@ -13,14 +16,22 @@ import queue
 import sqlite3
 import threading
 import time
-from typing import Any, List, Optional, Sequence, Tuple
+import weakref
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from .. import _semconv as sc
+from .._span_pricing import enrich_span
+from .._version import package_version
 from ..config import DEFAULT_BAGGAGE_KEYS
 from ._row import to_row
 from ._store import connect, parse_ledger_url, purge, write_rows
+
+if TYPE_CHECKING:
+    from ..pricing import Catalog
 
 _logger = logging.getLogger(__name__)
 
@@ -29,6 +40,19 @@ DEFAULT_BATCH_SIZE = 512
 DEFAULT_FLUSH_INTERVAL = 1.0
 PURGE_EVERY = 3600.0
 _STOP = object()
+
+# Every live exporter, restarted in a forked child (a pre-fork server's worker): the child has no
+# writer thread, and a lock the parent's writer held at the fork would never be released there.
+_exporters: "weakref.WeakSet[LedgerSpanExporter]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for exporter in list(_exporters):
+        exporter._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class LedgerSpanExporter(SpanExporter):
@@ -42,6 +66,9 @@ class LedgerSpanExporter(SpanExporter):
     ``retention_days``: rows of calls older than that are deleted (at start, then hourly); None keeps
     all. ``baggage_keys``: the attribution keys copied onto spans that the row keeps (besides
     tenant.id, enduser.id, ai_cost.cost_center and every ``ai_cost.`` baggage key).
+    ``meter_provider``: where the ``ai_cost.ledger.dropped_rows`` counter goes (None: the global one).
+    ``catalog``: prices the spans of other instrumentations that carry usage but no cost (None: the
+    bundled catalog), on the writer thread.
     """
 
     def __init__(
@@ -52,6 +79,8 @@ class LedgerSpanExporter(SpanExporter):
         queue_size: int = DEFAULT_QUEUE_SIZE,
         batch_size: int = DEFAULT_BATCH_SIZE,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        meter_provider: Optional[MeterProvider] = None,
+        catalog: Optional["Catalog"] = None,
     ) -> None:
         path = parse_ledger_url(url, "LedgerSpanExporter(url)")
         if path is None:
@@ -61,25 +90,37 @@ class LedgerSpanExporter(SpanExporter):
         self.path = path
         self.retention_days = retention_days
         self._baggage_keys = tuple(baggage_keys)
-        self._queue: "queue.Queue[Any]" = queue.Queue(maxsize=max(1, queue_size))
+        self._catalog = catalog
+        self._queue_size = max(1, queue_size)
         self._batch_size = max(1, batch_size)
         self._interval = flush_interval
         self._dropped = 0
+        self._dropped_by: Dict[str, int] = {}  # ai_cost.ledger.drop_reason -> rows
         self._written = 0
         self._lock = threading.Lock()
         self._warned = False
         self._closed = False
         self._connection: Optional[sqlite3.Connection] = None
         self._last_purge = 0.0
+        get_meter("otel_ai_cost.ledger", package_version(), meter_provider).create_observable_counter(
+            sc.AI_COST_LEDGER_DROPPED_ROWS, callbacks=[self._observe_dropped],
+            unit=sc.AI_COST_LEDGER_DROPPED_ROWS_UNIT,
+            description="Rows of the call ledger dropped instead of written, by reason.",
+        )
         self._start()
+        _exporters.add(self)
 
     def _start(self) -> None:
-        # A forked child (a pre-fork server's worker) has no writer thread: export starts its own.
-        self._pid = os.getpid()
         self._connection = None
-        self._queue = queue.Queue(maxsize=self._queue.maxsize)
+        self._queue: "queue.Queue[Any]" = queue.Queue(maxsize=self._queue_size)
         self._thread = threading.Thread(target=self._run, name="otel-ai-cost-ledger", daemon=True)
         self._thread.start()
+
+    def _forked(self) -> None:
+        """In a forked child: new lock, queue and writer (what the parent had queued is the parent's)."""
+        self._lock = threading.Lock()
+        if not self._closed:
+            self._start()
 
     @property
     def dropped(self) -> int:
@@ -96,28 +137,31 @@ class LedgerSpanExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._closed:
             return SpanExportResult.FAILURE
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid():
-                    self._start()
         for span in spans:
+            attributes = span.attributes
+            if not attributes or sc.GEN_AI_OPERATION_NAME not in attributes:
+                continue  # not a GenAI span: never a row
             try:
-                row = to_row(span, self._baggage_keys)
-            except Exception:  # noqa: BLE001 - a bug of ours must not break the export of other spans
-                _logger.debug("otel-ai-cost: ledger could not read a span", exc_info=True)
-                self._drop(1, "a span could not be read")
-                continue
-            if row is None:
-                continue
-            try:
-                self._queue.put_nowait(row)
+                self._queue.put_nowait(span)
             except queue.Full:
-                self._drop(1, f"the queue is full ({self._queue.maxsize} rows waiting)")
+                self._drop(1, sc.AiCostLedgerDropReasonValues.QUEUE_FULL,
+                           f"the queue is full ({self._queue.maxsize} spans waiting)")
         return SpanExportResult.SUCCESS
 
-    def _drop(self, count: int, why: str) -> None:
+    def _row(self, span: ReadableSpan) -> Optional[Tuple[Any, ...]]:
+        """The row of a queued span (priced first if it needs it), None when it is no call; a span
+        that cannot be read is dropped (counted)."""
+        try:
+            return to_row(enrich_span(span, self._catalog), self._baggage_keys)
+        except Exception:  # noqa: BLE001 - a bug of ours must not stop the rows of other spans
+            _logger.debug("otel-ai-cost: ledger could not read a span", exc_info=True)
+            self._drop(1, sc.AiCostLedgerDropReasonValues.UNREADABLE_SPAN, "a span could not be read")
+            return None
+
+    def _drop(self, count: int, reason: str, why: str) -> None:
         with self._lock:
             self._dropped += count
+            self._dropped_by[reason] = self._dropped_by.get(reason, 0) + count
             warn = not self._warned
             self._warned = True
         if warn:
@@ -125,6 +169,11 @@ class LedgerSpanExporter(SpanExporter):
                 "otel-ai-cost: call ledger %s: dropping rows (%s); the application goes on, further drops are only "
                 "counted (LedgerSpanExporter.dropped)", self.path, why,
             )
+
+    def _observe_dropped(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            counts = list(self._dropped_by.items())
+        return [Observation(n, {sc.AI_COST_LEDGER_DROP_REASON: reason}) for reason, n in counts]
 
     # --- the writer thread -----------------------------------------------------------------------
 
@@ -143,7 +192,9 @@ class LedgerSpanExporter(SpanExporter):
                 elif isinstance(item, threading.Event):
                     waiters.append(item)
                 else:
-                    batch.append(item)
+                    row = self._row(item)
+                    if row is not None:
+                        batch.append(row)
                 if len(batch) >= self._batch_size:
                     break
                 try:
@@ -168,7 +219,7 @@ class LedgerSpanExporter(SpanExporter):
             write_rows(self._connection, batch)
             self._written += len(batch)
         except Exception as exc:  # noqa: BLE001 - a failing disk drops the batch, never the app
-            self._drop(len(batch), f"cannot write: {exc}")
+            self._drop(len(batch), sc.AiCostLedgerDropReasonValues.WRITE_FAILED, f"cannot write: {exc}")
             if self._connection is not None:
                 try:
                     self._connection.close()

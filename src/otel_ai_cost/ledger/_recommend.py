@@ -29,9 +29,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import _semconv as sc
+from .._grouping import NONE
 from .._usage import Usage
 from ..cost import compute_cost
 from ._report import ZERO, Call
@@ -64,14 +65,6 @@ class Rules:
     min_repeats: int = 2
     min_batch_calls: int = 100
     reservation_ratio: int = 4
-
-
-@dataclass
-class Recorded:
-    """A ledger call and the output tokens its estimate reserved (None: no estimate)."""
-
-    call: Call
-    estimate_output_tokens: Optional[int] = None
 
 
 @dataclass
@@ -110,7 +103,7 @@ def _ns(call: Call) -> int:
 
 
 def _text(value: Optional[str]) -> str:
-    return value if value else "(none)"
+    return value if value else NONE
 
 
 def _groups(calls: Sequence[Call], key: Callable[[Call], Tuple[str, ...]]) -> Dict[Tuple[str, ...], List[Call]]:
@@ -130,120 +123,215 @@ def family(model: str) -> str:
     return _DATED.sub("", model)
 
 
-def cheaper_model(calls: Sequence[Call], catalog: Any, rules: Rules) -> List[Hint]:
-    hints = []
-    short = [c for c in calls if _priced(c) and c.output_tokens <= rules.short_output]
-    for (service, provider, model, operation), group in _groups(short, _model_key).items():
+@dataclass
+class _Group:
+    """One rule's sums over a group of calls (same service, provider, model and operation), added to
+    call by call: no rule keeps the calls themselves."""
+
+    price: Any  # the catalog entry the rule prices the group at (None: the group gives no hint)
+    calls: int = 0
+    paid: Decimal = ZERO  # what the calls cost
+    base: Decimal = ZERO  # prompt_cache: the repeats' cost at the catalog's prices
+    other: Decimal = ZERO  # what the calls would cost as the hint suggests
+    estimate: Decimal = ZERO  # max_tokens: the calls' estimates
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reserved: int = 0  # max_tokens: the output tokens the estimates reserved
+    most: int = 0  # max_tokens: the largest output
+    broken: bool = False  # a call the suggestion cannot apply to (no cache_read / batch price that day)
+
+
+class _Rule:
+    """One rule: ``add`` each call, then ``hints``."""
+
+    def __init__(self, catalog: Any, rules: Rules) -> None:
+        self.catalog = catalog
+        self.rules = rules
+        self.groups: Dict[Tuple[str, ...], _Group] = {}  # in the order of their first call
+
+    def group(self, call: Call) -> _Group:
+        key = _model_key(call)
+        found = self.groups.get(key)
+        if found is None:
+            found = self.groups[key] = _Group(self.price(*key))
+        return found
+
+    def price(self, service: str, provider: str, model: str, operation: str) -> Any:
+        return _price(self.catalog, model, None if provider == NONE else provider)
+
+    def add(self, call: Call) -> None:
+        raise NotImplementedError
+
+    def hints(self) -> List[Hint]:
+        raise NotImplementedError
+
+
+class CheaperModel(_Rule):
+    def price(self, service: str, provider: str, model: str, operation: str) -> Any:
         target = DOWNGRADES.get((provider, family(model)))
-        price = _price(catalog, target, provider) if target else None
-        if target is None or price is None or price.provider != provider:
-            continue
-        cost = sum((c.cost or ZERO for c in group), ZERO)
-        cheaper = sum((compute_cost(_usage(c), price, c.service_tier, at=_ns(c)).total for c in group), ZERO)
-        if cheaper >= cost:
-            continue
-        tokens = (sum(c.input_tokens for c in group), sum(c.output_tokens for c in group))
-        hints.append(Hint(
-            "cheaper_model", service, provider, model, operation, len(group), cost, cost - cheaper,
-            suggestion=f"try {target} for these short-output calls",
-            how=(f"{len(group)} calls with output <= {rules.short_output} tokens (output length only: the ledger "
-                 f"does not record tool use) cost {cost}; the same tokens ({tokens[0]} in, {tokens[1]} out) at "
-                 f"{price.id}'s catalog prices cost {cheaper}"),
-            details={"target": price.id, "target_cost": cheaper, "input_tokens": tokens[0],
-                     "output_tokens": tokens[1]}))
-    return hints
+        price = _price(self.catalog, target, provider) if target else None
+        return price if price is not None and price.provider == provider else None
 
+    def add(self, call: Call) -> None:
+        if not _priced(call) or call.output_tokens > self.rules.short_output:
+            return
+        g = self.group(call)
+        if g.price is None:
+            return
+        g.calls += 1
+        g.paid += call.cost or ZERO
+        g.other += compute_cost(_usage(call), g.price, call.service_tier, at=_ns(call)).total
+        g.input_tokens += call.input_tokens
+        g.output_tokens += call.output_tokens
 
-def prompt_cache(calls: Sequence[Call], catalog: Any, rules: Rules) -> List[Hint]:
-    hints = []
-    long = [c for c in calls if _priced(c) and c.input_tokens >= rules.long_input and not c.cache_read_tokens]
-    for (service, provider, model, operation), group in _groups(long, _model_key).items():
-        price = _price(catalog, model, None if provider == "(none)" else provider)
-        if price is None or len(group) < rules.min_repeats:
-            continue
-        repeats = group[1:]  # the first call would write the cache
-        cost = ZERO
-        cached = ZERO
-        for c in repeats:
-            at = price.at(_ns(c))
-            if at.prices.cache_read is None:
-                break
-            usage = _usage(c)
-            cost += compute_cost(usage, price, c.service_tier, at=_ns(c)).total
-            cached += compute_cost(Usage(
-                input_tokens=c.input_tokens, output_tokens=c.output_tokens, cache_read_input_tokens=c.input_tokens,
-                reasoning_output_tokens=c.reasoning_tokens), price, c.service_tier, at=_ns(c)).total
-        else:
-            if cost <= cached:
+    def hints(self) -> List[Hint]:
+        hints = []
+        for (service, provider, model, operation), g in self.groups.items():
+            if g.price is None or g.other >= g.paid:
                 continue
-            tokens = sum(c.input_tokens for c in repeats)
-            paid = sum((c.cost or ZERO for c in group), ZERO)
+            target, cost, cheaper = g.price.id, g.paid, g.other
             hints.append(Hint(
-                "prompt_cache", service, provider, model, operation, len(group), paid, cost - cached,
+                "cheaper_model", service, provider, model, operation, g.calls, cost, cost - cheaper,
+                suggestion=f"try {DOWNGRADES[(provider, family(model))]} for these short-output calls",
+                how=(f"{g.calls} calls with output <= {self.rules.short_output} tokens (output length only: the "
+                     f"ledger does not record tool use) cost {cost}; the same tokens ({g.input_tokens} in, "
+                     f"{g.output_tokens} out) at {target}'s catalog prices cost {cheaper}"),
+                details={"target": target, "target_cost": cheaper, "input_tokens": g.input_tokens,
+                         "output_tokens": g.output_tokens}))
+        return hints
+
+
+class PromptCache(_Rule):
+    def add(self, call: Call) -> None:
+        if not _priced(call) or call.input_tokens < self.rules.long_input or call.cache_read_tokens:
+            return
+        g = self.group(call)
+        g.calls += 1
+        g.paid += call.cost or ZERO
+        if g.calls == 1 or g.price is None or g.broken:  # the first call would write the cache
+            return
+        if g.price.at(_ns(call)).prices.cache_read is None:
+            g.broken = True
+            return
+        g.base += compute_cost(_usage(call), g.price, call.service_tier, at=_ns(call)).total
+        g.other += compute_cost(Usage(
+            input_tokens=call.input_tokens, output_tokens=call.output_tokens,
+            cache_read_input_tokens=call.input_tokens, reasoning_output_tokens=call.reasoning_tokens),
+            g.price, call.service_tier, at=_ns(call)).total
+        g.input_tokens += call.input_tokens
+
+    def hints(self) -> List[Hint]:
+        hints = []
+        for (service, provider, model, operation), g in self.groups.items():
+            if g.price is None or g.calls < self.rules.min_repeats or g.broken or g.base <= g.other:
+                continue
+            cost, cached, tokens = g.base, g.other, g.input_tokens
+            hints.append(Hint(
+                "prompt_cache", service, provider, model, operation, g.calls, g.paid, cost - cached,
                 suggestion="put the repeated part of the prompt first and enable prompt caching",
-                how=(f"upper bound: {len(group)} calls with input >= {rules.long_input} tokens and no cache reads; "
-                     f"assumes the {len(repeats)} after the first repeat their whole input ({tokens} tokens) as a "
-                     f"cached prefix, billed at {price.id}'s cache_read price instead of input ({cost} -> "
+                how=(f"upper bound: {g.calls} calls with input >= {self.rules.long_input} tokens and no cache "
+                     f"reads; assumes the {g.calls - 1} after the first repeat their whole input ({tokens} tokens) "
+                     f"as a cached prefix, billed at {g.price.id}'s cache_read price instead of input ({cost} -> "
                      f"{cached}); ignores cache-write surcharges and expiry"),
                 details={"cacheable_input_tokens": tokens, "cached_cost": cached}))
-    return hints
+        return hints
 
 
-def batch(calls: Sequence[Call], catalog: Any, rules: Rules) -> List[Hint]:
-    hints = []
-    eligible = [c for c in calls if _priced(c) and (c.service_tier or "").lower() != "batch"]
-    for (service, provider, model, operation), group in _groups(eligible, _model_key).items():
-        price = _price(catalog, model, None if provider == "(none)" else provider)
-        if price is None or len(group) < rules.min_batch_calls:
-            continue
-        if any("batch" not in price.at(_ns(c)).service_tiers for c in group):
-            continue
-        cost = sum((c.cost or ZERO for c in group), ZERO)
-        batched = sum((compute_cost(_usage(c), price, "batch", at=_ns(c)).total for c in group), ZERO)
-        if batched >= cost:
-            continue
-        hints.append(Hint(
-            "batch", service, provider, model, operation, len(group), cost, cost - batched,
-            suggestion="if these calls can wait (up to 24 h), send them through the provider's batch API",
-            how=(f"{len(group)} calls (>= {rules.min_batch_calls}; the ledger does not record streaming or "
-                 f"interactivity: judge whether they can wait) cost {cost}; the same tokens at {price.id}'s "
-                 f"batch-tier catalog prices cost {batched}"),
-            details={"batch_cost": batched}))
-    return hints
+class Batch(_Rule):
+    def add(self, call: Call) -> None:
+        if not _priced(call) or (call.service_tier or "").lower() == "batch":
+            return
+        g = self.group(call)
+        g.calls += 1
+        g.paid += call.cost or ZERO
+        if g.price is None or g.broken:
+            return
+        if "batch" not in g.price.at(_ns(call)).service_tiers:
+            g.broken = True
+            return
+        g.other += compute_cost(_usage(call), g.price, "batch", at=_ns(call)).total
+
+    def hints(self) -> List[Hint]:
+        hints = []
+        for (service, provider, model, operation), g in self.groups.items():
+            if g.price is None or g.calls < self.rules.min_batch_calls or g.broken or g.other >= g.paid:
+                continue
+            cost, batched = g.paid, g.other
+            hints.append(Hint(
+                "batch", service, provider, model, operation, g.calls, cost, cost - batched,
+                suggestion="if these calls can wait (up to 24 h), send them through the provider's batch API",
+                how=(f"{g.calls} calls (>= {self.rules.min_batch_calls}; the ledger does not record streaming or "
+                     f"interactivity: judge whether they can wait) cost {cost}; the same tokens at {g.price.id}'s "
+                     f"batch-tier catalog prices cost {batched}"),
+                details={"batch_cost": batched}))
+        return hints
 
 
-def max_tokens(recorded: Sequence[Recorded], rules: Rules) -> List[Hint]:
-    hints = []
-    over = [r for r in recorded if r.call.ok and r.estimate_output_tokens is not None and r.call.estimate is not None
-            and r.call.cost is not None
-            and r.estimate_output_tokens >= rules.reservation_ratio * max(r.call.output_tokens, 1)]
-    by_call = {id(r.call): r for r in over}
-    for (service, provider, model, operation), group in _groups([r.call for r in over], _model_key).items():
-        reserved = sum(by_call[id(c)].estimate_output_tokens or 0 for c in group)
-        used = sum(c.output_tokens for c in group)
-        estimate = sum((c.estimate or ZERO for c in group), ZERO)
-        cost = sum((c.cost or ZERO for c in group), ZERO)
-        most = max(c.output_tokens for c in group)
-        if estimate <= cost:  # the estimate's input fell short of the actual input: nothing was held
-            continue
-        hints.append(Hint(
-            "max_tokens", service, provider, model, operation, len(group), estimate, ZERO, held=estimate - cost,
-            suggestion=f"lower max_tokens (the most these calls produced: {most} output tokens)",
-            how=(f"{len(group)} calls reserved {reserved} output tokens (max_tokens, >= {rules.reservation_ratio}x "
-                 f"what they produced) and produced {used}; their worst-case estimates ({estimate}) held "
-                 f"{estimate - cost} more budget than they settled (their cost) while they ran: capacity, not money"),
-            details={"reserved_output_tokens": reserved, "used_output_tokens": used, "max_output_tokens": most}))
-    return hints
+class MaxTokens(_Rule):
+    def price(self, service: str, provider: str, model: str, operation: str) -> Any:
+        return None  # no repricing: the estimates and the costs are the ledger's
+
+    def add(self, call: Call) -> None:
+        reserved = call.estimate_output_tokens
+        if (not call.ok or reserved is None or call.estimate is None or call.cost is None
+                or reserved < self.rules.reservation_ratio * max(call.output_tokens, 1)):
+            return
+        g = self.group(call)
+        g.calls += 1
+        g.reserved += reserved
+        g.output_tokens += call.output_tokens
+        g.estimate += call.estimate
+        g.paid += call.cost
+        g.most = max(g.most, call.output_tokens)
+
+    def hints(self) -> List[Hint]:
+        hints = []
+        ratio = self.rules.reservation_ratio
+        for (service, provider, model, operation), g in self.groups.items():
+            estimate, cost = g.estimate, g.paid
+            if estimate <= cost:  # the estimate's input fell short of the actual input: nothing was held
+                continue
+            hints.append(Hint(
+                "max_tokens", service, provider, model, operation, g.calls, estimate, ZERO, held=estimate - cost,
+                suggestion=f"lower max_tokens (the most these calls produced: {g.most} output tokens)",
+                how=(f"{g.calls} calls reserved {g.reserved} output tokens (max_tokens, >= {ratio}x what they "
+                     f"produced) and produced {g.output_tokens}; their worst-case estimates ({estimate}) held "
+                     f"{estimate - cost} more budget than they settled (their cost) while they ran: capacity, "
+                     "not money"),
+                details={"reserved_output_tokens": g.reserved, "used_output_tokens": g.output_tokens,
+                         "max_output_tokens": g.most}))
+        return hints
 
 
-def recommend(recorded: Sequence[Recorded], catalog: Any = None, rules: Rules = Rules()) -> List[Hint]:
-    """Every hint: the money hints by saving (largest first), then the max_tokens hints by capacity held."""
-    if catalog is None:
-        from ..pricing import default_catalog
+class Recommender:
+    """The four rules over calls given one at a time (``add``): nothing is kept per call."""
 
-        catalog = default_catalog()
-    calls = [r.call for r in recorded]
-    money = cheaper_model(calls, catalog, rules) + prompt_cache(calls, catalog, rules) + batch(calls, catalog, rules)
-    money.sort(key=lambda h: (-h.saving, h.kind, h.service, h.model))
-    capacity = sorted(max_tokens(recorded, rules), key=lambda h: (-h.held, h.service, h.model))
-    return money + capacity
+    def __init__(self, catalog: Any = None, rules: Rules = Rules()) -> None:
+        if catalog is None:
+            from ..pricing import default_catalog
+
+            catalog = default_catalog()
+        self.calls = 0
+        self._money = (CheaperModel(catalog, rules), PromptCache(catalog, rules), Batch(catalog, rules))
+        self._capacity = MaxTokens(catalog, rules)
+
+    def add(self, call: Call) -> None:
+        self.calls += 1
+        for rule in self._money:
+            rule.add(call)
+        self._capacity.add(call)
+
+    def hints(self) -> List[Hint]:
+        """Every hint: the money hints by saving (largest first), then the max_tokens hints by capacity held."""
+        money = [h for rule in self._money for h in rule.hints()]
+        money.sort(key=lambda h: (-h.saving, h.kind, h.service, h.model))
+        capacity = sorted(self._capacity.hints(), key=lambda h: (-h.held, h.service, h.model))
+        return money + capacity
+
+
+def recommend(calls: Iterable[Call], catalog: Any = None, rules: Rules = Rules()) -> List[Hint]:
+    """Every hint over ``calls`` (see ``Recommender.hints``)."""
+    recommender = Recommender(catalog, rules)
+    for call in calls:
+        recommender.add(call)
+    return recommender.hints()

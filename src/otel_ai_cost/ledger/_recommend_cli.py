@@ -12,15 +12,16 @@ import csv
 import json
 import sys
 from dataclasses import asdict
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Dict, List
 
+from .._cli_format import plain, table_lines, usd6
+from .._cli_period import add_period_options, add_tz_option, resolve_period, thirty_days_before
 from ..errors import ConfigError
-from ._cli import PERIODS, ledger_path, period
-from ._recommend import KINDS, Hint, Recorded, Rules, recommend
+from ._cli import add_ledger_option, ledger_path
+from ._recommend import KINDS, Hint, Recommender, Rules
 from ._report import Call
-from ._store import ENV_LEDGER, read_rows
+from ._store import iter_rows
 
 FORMATS = ("table", "csv", "json")
 COLUMNS = ("rank", "kind", "service", "provider", "model", "operation", "calls", "cost", "saving", "held",
@@ -38,10 +39,10 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         "hints). Each hint says how its number was computed. Nothing is changed. The period is --period, or "
         "--since/--until (as in `report`), or by default the last 30 days.",
     )
-    p.add_argument("--ledger", metavar="URL", help=f"the call ledger, sqlite:///path (default: ${ENV_LEDGER})")
-    p.add_argument("--period", choices=PERIODS, help="day, week, month (the last 30 days, the default), mtd, qtd")
-    p.add_argument("--since", metavar="WHEN", help="start of the period (a date, date and time, or 7d)")
-    p.add_argument("--until", metavar="WHEN", help="end of the period (default: now)")
+    add_ledger_option(p)
+    add_period_options(p, period_help="day, week, month (the last 30 days, the default), mtd, qtd",
+                       since_help="start of the period (a date, date and time, or 7d)",
+                       until_help="end of the period (default: now)")
     p.add_argument("--kind", action="append", choices=KINDS, help="only these hints (repeatable; default: all)")
     defaults = Rules()
     p.add_argument("--short-output", type=int, default=defaults.short_output, metavar="N",
@@ -54,21 +55,8 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
                    help="max_tokens: calls that reserved at least N times the output they produced "
                    f"(default {defaults.reservation_ratio})")
     p.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv or json")
-    p.add_argument("--tz", metavar="ZONE", default="UTC", help="time zone of dates (default: UTC)")
+    add_tz_option(p, "time zone of dates (default: UTC)")
     p.set_defaults(func=run)
-
-
-def _period(args: argparse.Namespace, tz: Any) -> "tuple[datetime, datetime]":
-    if args.period and (args.since or args.until):
-        raise ConfigError("--period: give either --period or --since/--until, not both")
-    if args.since or args.until:
-        from ..budgets._cli import _period as since_until
-
-        since, until = since_until(args, tz)
-        if not args.since:  # --until alone: the 30 days before it
-            since = until - timedelta(days=30)
-        return since, until
-    return period(args.period or "month", datetime.now(tz))
 
 
 def record(rank: int, hint: Hint) -> Dict[str, Any]:
@@ -77,40 +65,39 @@ def record(rank: int, hint: Hint) -> Dict[str, Any]:
             "held": hint.held, "suggestion": hint.suggestion, "how": hint.how, "details": hint.details}
 
 
-def _plain(value: Any) -> Any:
-    return str(value) if isinstance(value, Decimal) else value
-
-
 def run(args: argparse.Namespace) -> int:
     from ..budgets._report import zone
 
     tz = zone(args.tz)
-    since, until = _period(args, tz)
+    since, until = resolve_period(args, tz, thirty_days_before)  # by default, the last 30 days
     for name, low in (("short_output", 0), ("long_input", 0), ("min_batch_calls", 1), ("reservation_ratio", 1)):
         if getattr(args, name) < low:
             raise ConfigError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be {low} or more")
     rules = Rules(short_output=args.short_output, long_input=args.long_input, min_batch_calls=args.min_batch_calls,
                   reservation_ratio=args.reservation_ratio)
-    rows = read_rows(ledger_path(args), since.timestamp(), until.timestamp())
-    recorded = [Recorded(Call.from_row(r), r["estimate_output_tokens"]) for r in rows]
-    hints = [h for h in recommend(recorded, rules=rules) if not args.kind or h.kind in args.kind]
+    rows = iter_rows(ledger_path(args), since.timestamp(), until.timestamp())
+    recommender = Recommender(rules=rules)
+    for row in rows:  # one pass: no list of the calls
+        recommender.add(Call.from_row(row))
+    calls = recommender.calls
+    hints = [h for h in recommender.hints() if not args.kind or h.kind in args.kind]
     records = [record(i, h) for i, h in enumerate(hints, 1)]
     out = sys.stdout
     if args.format == "json":
         saving = sum((h.saving for h in hints), Decimal(0))
-        json.dump({"since": since.isoformat(), "until": until.isoformat(), "calls": len(recorded),
+        json.dump({"since": since.isoformat(), "until": until.isoformat(), "calls": calls,
                    "currency": "USD", "total_saving": saving, "rules": asdict(rules), "hints": records},
-                  out, indent=1, default=_plain)
+                  out, indent=1, default=plain)
         print()
         return 0
     if args.format == "csv":
         writer = csv.DictWriter(out, fieldnames=list(COLUMNS), lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         for r in records:
-            writer.writerow({k: _plain(v) for k, v in r.items()})
+            writer.writerow({k: plain(v) for k, v in r.items()})
         return 0
     print(f"recommendations from the call ledger, {since.isoformat(timespec='seconds')} to "
-          f"{until.isoformat(timespec='seconds')}: {len(recorded)} calls, {len(hints)} hints (USD; nothing applied)")
+          f"{until.isoformat(timespec='seconds')}: {calls} calls, {len(hints)} hints (USD; nothing applied)")
     _table(records)
     return 0
 
@@ -120,14 +107,12 @@ def _table(records: List[Dict[str, Any]]) -> None:
     # The money hints save money and hold no capacity; max_tokens the other way round.
     cells = [[_cell(r[c]) if (c, r["kind"] == "max_tokens") not in (("held", False), ("saving", True)) else "-"
               for c in shown] for r in records]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(shown)]
-    print("  ".join(c.ljust(w) for c, w in zip(shown, widths)) + "  suggestion")
-    for r, row in zip(records, cells):
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + r["suggestion"])
+    header, *lines = table_lines(shown, cells, strip=False)
+    print(header + "  suggestion")
+    for r, line in zip(records, lines):
+        print(line + "  " + r["suggestion"])
         print("      how: " + r["how"])
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, Decimal):
-        return f"${value:,.6f}"
-    return str(value)
+    return usd6(value) if isinstance(value, Decimal) else str(value)

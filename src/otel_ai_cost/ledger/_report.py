@@ -8,38 +8,31 @@ total of a report is the sum of the attribute over the calls it covers). A call 
 from __future__ import annotations
 
 import calendar
+import heapq
 import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from zoneinfo import ZoneInfo
 
-from ..errors import ConfigError
+from .._grouping import NONE, check_by
 
 ZERO = Decimal(0)
 _MILLION = Decimal(1_000_000)
-NONE = "(none)"
 
 # --by name -> the call's column (attribute keys with a dot are looked up in the copied attributes).
 DIMENSIONS: Dict[str, str] = {
     "model": "model", "request_model": "request_model", "provider": "provider", "tenant": "tenant",
     "user": "user", "service": "service", "operation": "operation", "cost_center": "cost_center",
-    "day": "day", "week": "week", "month": "month", "pricing_status": "pricing_status",
+    "hour": "hour", "day": "day", "week": "week", "month": "month", "pricing_status": "pricing_status",
     "budget_decision": "budget_decision", "anomaly": "anomaly_type",
 }
 
 
 def check_dimensions(by: Iterable[str]) -> Tuple[str, ...]:
-    names = tuple(by)
-    for name in names:
-        if name not in DIMENSIONS and "." not in name:
-            raise ConfigError(f"--by {name!r}: group by one of {', '.join(DIMENSIONS)}, or an attribute key "
-                              "copied from baggage (with a dot, e.g. team.name)")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"--by {' '.join(names)}: a group is repeated")
-    return names
+    return check_by(by, DIMENSIONS, "an attribute key copied from baggage (with a dot, e.g. team.name)")
 
 
 def _decimal(text: Optional[str]) -> Optional[Decimal]:
@@ -79,6 +72,7 @@ class Call:
     anomaly_type: Optional[str]
     ok: bool
     error_type: Optional[str]
+    estimate_output_tokens: Optional[int] = None  # the output tokens its estimate reserved (None: no estimate)
 
     @property
     def model(self) -> Optional[str]:
@@ -100,12 +94,15 @@ class Call:
             budget_decision=row["budget_decision"], tenant=row["tenant"], user=row["user"],
             cost_center=row["cost_center"], attributes=json.loads(row["attributes"] or "{}"),
             anomaly_type=row["anomaly_type"], ok=bool(row["ok"]), error_type=row["error_type"],
+            estimate_output_tokens=row["estimate_output_tokens"],
         )
 
     def value(self, dimension: str, tz: ZoneInfo) -> str:
         column = DIMENSIONS.get(dimension)
-        if column in ("day", "week", "month"):
+        if column in ("hour", "day", "week", "month"):
             moment = datetime.fromtimestamp(self.end_time, tz)
+            if column == "hour":
+                return moment.strftime("%Y-%m-%dT%H:00")
             if column == "day":
                 return moment.date().isoformat()
             if column == "week":
@@ -140,7 +137,6 @@ class SpendRow:
     succeeded: int = 0
     unpriced: int = 0
     cost: Decimal = ZERO
-    cost_succeeded: Decimal = ZERO
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
@@ -165,7 +161,6 @@ class SpendRow:
                 self.estimated_cost += call.cost
         if call.ok:
             self.succeeded += 1
-            self.cost_succeeded += call.cost or ZERO
         if savings is None:
             self.cache_savings_unknown += 1
         else:
@@ -195,44 +190,80 @@ class CallReport:
     currency: str = "USD"
 
 
-def build_call_report(calls: Sequence[Call], by: Sequence[str], since: float, until: float, tz: str = "UTC",
-                      top: int = 10, catalog: Any = None) -> CallReport:
-    """Group ``calls`` (those that ended in [since, until)) by ``by``; the ``top`` costliest calls and traces."""
-    by = check_dimensions(by)
-    zone_info = ZoneInfo(tz)
-    if catalog is None:
-        from ..pricing import default_catalog
+class CallReportBuilder:
+    """A ``CallReport`` made from calls given one at a time (``add``), in the ledger's order: it keeps the
+    groups, the traces and the ``top`` costliest calls, not every call."""
 
-        catalog = default_catalog()
-    rows: Dict[Tuple[str, ...], SpendRow] = {}
-    total = SpendRow(())
-    traces: Dict[str, Dict[str, Any]] = {}
-    kept = [c for c in calls if since <= c.end_time < until]
-    for call in kept:
-        savings = cache_savings(call, catalog)
-        group = tuple(call.value(name, zone_info) for name in by)
-        row = rows.get(group)
+    def __init__(self, by: Sequence[str], since: float, until: float, tz: str = "UTC", top: int = 10,
+                 catalog: Any = None) -> None:
+        self.by = check_dimensions(by)
+        self.since, self.until, self.tz = since, until, tz
+        self._zone = ZoneInfo(tz)
+        if catalog is None:
+            from ..pricing import default_catalog
+
+            catalog = default_catalog()
+        self._catalog = catalog
+        self._rows: Dict[Tuple[str, ...], SpendRow] = {}
+        self._total = SpendRow(())
+        self._traces: Dict[str, Dict[str, Any]] = {}
+        self._top = max(0, top)
+        # The top calls so far as a heap whose root is the one to drop first: (cost, -end time, -order, call)
+        # is kept largest, the order of sorted(calls, key=(-cost, end time))[:top] (ties: the first read).
+        self._heap: List[Tuple[Decimal, float, int, Call]] = []
+        self._read = 0
+        self._currencies: Set[str] = set()
+
+    def covers(self, call: Call) -> bool:
+        """The call ended in [since, until)."""
+        return self.since <= call.end_time < self.until
+
+    def add(self, call: Call) -> None:
+        """Count ``call`` (calls outside [since, until) are left out)."""
+        if not self.covers(call):
+            return
+        savings = cache_savings(call, self._catalog)
+        group = tuple(call.value(name, self._zone) for name in self.by)
+        row = self._rows.get(group)
         if row is None:
-            row = rows[group] = SpendRow(group)
+            row = self._rows[group] = SpendRow(group)
         row.add(call, savings)
-        total.add(call, savings)
-        trace = traces.setdefault(call.trace_id, {"trace_id": call.trace_id, "calls": 0, "cost": ZERO,
-                                                  "start": call.start_time, "services": set(), "models": set()})
+        self._total.add(call, savings)
+        trace = self._traces.setdefault(call.trace_id, {"trace_id": call.trace_id, "calls": 0, "cost": ZERO,
+                                                        "start": call.start_time, "services": set(), "models": set()})
         trace["calls"] += 1
         trace["cost"] += call.cost or ZERO
         trace["start"] = min(trace["start"], call.start_time)
         trace["services"].add(call.service or NONE)
         trace["models"].add(call.model or NONE)
-    ordered = sorted(rows.values(), key=lambda r: (-r.cost, -r.calls, r.group))
-    priced = [c for c in kept if c.cost is not None]
-    top_calls = sorted(priced, key=lambda c: (-(c.cost or ZERO), c.end_time))[:max(0, top)]
-    top_traces = sorted(traces.values(), key=lambda t: (-t["cost"], t["start"]))[:max(0, top)]
-    for trace in top_traces:
-        trace["services"] = sorted(trace["services"])
-        trace["models"] = sorted(trace["models"])
-    currencies = {c.currency for c in kept}
-    return CallReport(by, since, until, tz, ordered, total, top_calls, top_traces,
-                      currencies.pop() if len(currencies) == 1 else "USD")
+        self._currencies.add(call.currency)
+        if call.cost is not None and self._top:
+            self._read += 1
+            entry = (call.cost, -call.end_time, -self._read, call)
+            if len(self._heap) < self._top:
+                heapq.heappush(self._heap, entry)
+            elif entry[:3] > self._heap[0][:3]:
+                heapq.heapreplace(self._heap, entry)
+
+    def report(self) -> CallReport:
+        ordered = sorted(self._rows.values(), key=lambda r: (-r.cost, -r.calls, r.group))
+        top_calls = [entry[3] for entry in sorted(self._heap, key=lambda e: e[:3], reverse=True)]
+        top_traces = sorted(self._traces.values(), key=lambda t: (-t["cost"], t["start"]))[:self._top]
+        for trace in top_traces:
+            trace["services"] = sorted(trace["services"])
+            trace["models"] = sorted(trace["models"])
+        currencies = self._currencies
+        return CallReport(self.by, self.since, self.until, self.tz, ordered, self._total, top_calls, top_traces,
+                          next(iter(currencies)) if len(currencies) == 1 else "USD")
+
+
+def build_call_report(calls: Iterable[Call], by: Sequence[str], since: float, until: float, tz: str = "UTC",
+                      top: int = 10, catalog: Any = None) -> CallReport:
+    """Group ``calls`` (those that ended in [since, until)) by ``by``; the ``top`` costliest calls and traces."""
+    builder = CallReportBuilder(by, since, until, tz, top, catalog)
+    for call in calls:
+        builder.add(call)
+    return builder.report()
 
 
 @dataclass
@@ -257,25 +288,49 @@ FORECAST_METHOD = (
 )
 
 
-def forecast(calls: Sequence[Call], now: datetime) -> Forecast:
+def forecast(calls: Iterable[Call], now: datetime) -> Forecast:
     """The spend at the end of ``now``'s month (in ``now``'s zone) from the calls of the month so far."""
-    start = datetime(now.year, now.month, 1, tzinfo=now.tzinfo)
-    days_in_month = calendar.monthrange(now.year, now.month)[1]
-    elapsed = max((now - start).total_seconds() / 86400, 1e-9)
-    daily: Dict[date, Decimal] = {}
-    spent = ZERO
-    for call in calls:
-        moment = datetime.fromtimestamp(call.end_time, now.tzinfo)
-        if start <= moment < now and call.cost is not None:
-            spent += call.cost
-            daily[moment.date()] = daily.get(moment.date(), ZERO) + call.cost
-    full = [(start + timedelta(days=i)).date() for i in range(int(elapsed))]
-    left = Decimal(repr(days_in_month - elapsed))
-    point = spent / Decimal(repr(elapsed)) * Decimal(days_in_month)
-    if full:
-        amounts = [daily.get(day, ZERO) for day in full]
-        low, high = spent + left * min(amounts), spent + left * max(amounts)
-    else:
-        low = high = point
-    return Forecast(f"{now.year}-{now.month:02d}", spent, elapsed, days_in_month, point,
-                    min(low, point), max(high, point), len(full), FORECAST_METHOD)
+    return forecast_amounts(((c.end_time, c.cost) for c in calls if c.cost is not None), now)
+
+
+def forecast_amounts(spend: Iterable[Tuple[float, Decimal]], now: datetime) -> Forecast:
+    """``forecast`` of (time, amount) pairs: the calls' costs, or a budget's spend by day."""
+    month = MonthForecast(now)
+    for when, amount in spend:
+        month.add(when, amount)
+    return month.result()
+
+
+class MonthForecast:
+    """``forecast`` of amounts given one at a time (``add``): it keeps the daily sums of the month."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.start = datetime(now.year, now.month, 1, tzinfo=now.tzinfo)
+        self.spent = ZERO
+        self.daily: Dict[date, Decimal] = {}
+
+    def add(self, when: float, amount: Decimal) -> None:
+        moment = datetime.fromtimestamp(when, self.now.tzinfo)
+        if self.start <= moment < self.now:
+            self.spent += amount
+            self.daily[moment.date()] = self.daily.get(moment.date(), ZERO) + amount
+
+    def add_call(self, call: Call) -> None:
+        if call.cost is not None:
+            self.add(call.end_time, call.cost)
+
+    def result(self) -> Forecast:
+        now, start, spent, daily = self.now, self.start, self.spent, self.daily
+        days_in_month = calendar.monthrange(now.year, now.month)[1]
+        elapsed = max((now - start).total_seconds() / 86400, 1e-9)
+        full = [(start + timedelta(days=i)).date() for i in range(int(elapsed))]
+        left = Decimal(repr(days_in_month - elapsed))
+        point = spent / Decimal(repr(elapsed)) * Decimal(days_in_month)
+        if full:
+            amounts = [daily.get(day, ZERO) for day in full]
+            low, high = spent + left * min(amounts), spent + left * max(amounts)
+        else:
+            low = high = point
+        return Forecast(f"{now.year}-{now.month:02d}", spent, elapsed, days_in_month, point,
+                        min(low, point), max(high, point), len(full), FORECAST_METHOD)

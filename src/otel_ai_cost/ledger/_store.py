@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
+from .._state import sqlite_path, state_url
+from ..config import ENV_LEDGER
 from ..errors import ConfigError
 from ._row import COLUMN_NAMES, COLUMNS
 
 OFF = "off"
 BUSY_TIMEOUT = 10.0
-ENV_LEDGER = "OTEL_AI_COST_LEDGER"
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS calls ("
@@ -32,8 +33,7 @@ _INSERT = (f"INSERT OR IGNORE INTO calls ({', '.join(chr(34) + n + chr(34) for n
 def default_ledger_url() -> str:
     """``sqlite:///$XDG_STATE_HOME/otel-ai-cost/calls.db`` (``~/.local/state/...`` by default): the
     directory of the default SQLite budget store."""
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return "sqlite:///" + os.path.join(state, "otel-ai-cost", "calls.db").lstrip("/")
+    return state_url("calls.db")
 
 
 def parse_ledger_url(value: str, variable: str = ENV_LEDGER) -> Optional[str]:
@@ -42,7 +42,7 @@ def parse_ledger_url(value: str, variable: str = ENV_LEDGER) -> Optional[str]:
     text = value.strip()
     if text.lower() == OFF:
         return None
-    path = text[len("sqlite://"):] if text.startswith("sqlite://") else ""
+    path = sqlite_path(text)
     if not path:
         raise ConfigError(f"{variable}: expected sqlite:///absolute/path/calls.db or off, got {value!r}")
     if os.path.isdir(path):
@@ -85,28 +85,30 @@ def purge(connection: sqlite3.Connection, retention_days: float, now: Optional[f
     return cursor.rowcount
 
 
-def read_rows(path: str, since: float = float("-inf"), until: float = float("inf")) -> List[sqlite3.Row]:
-    """The rows of the calls that ended in [since, until), oldest first (read-only use)."""
+def iter_rows(path: str, since: float = float("-inf"), until: float = float("inf")) -> Iterator[sqlite3.Row]:
+    """The rows of the calls that ended in [since, until), oldest first, one at a time from the cursor
+    (read-only use). A file that is not a ledger fails here, as a ConfigError, before the first row."""
     connection = connect(path, create=False)
     try:
         connection.row_factory = sqlite3.Row
-        low = since if since != float("-inf") else -1e18
-        high = until if until != float("inf") else 1e18
-        return list(connection.execute(
+        cursor = connection.execute(
             "SELECT * FROM calls WHERE end_time >= ? AND end_time < ? ORDER BY end_time, trace_id, span_id",
-            (low, high)))
+            (since, until))
+    except sqlite3.Error as exc:
+        connection.close()
+        raise ConfigError(f"call ledger {path!r}: {exc}") from exc
+    return _streamed(connection, cursor, path)
+
+
+def _streamed(connection: sqlite3.Connection, cursor: sqlite3.Cursor, path: str) -> Iterator[sqlite3.Row]:
+    try:
+        yield from cursor
     except sqlite3.Error as exc:
         raise ConfigError(f"call ledger {path!r}: {exc}") from exc
     finally:
         connection.close()
 
 
-def iter_chunks(items: Iterable[Any], size: int) -> Iterable[List[Any]]:
-    chunk: List[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def read_rows(path: str, since: float = float("-inf"), until: float = float("inf")) -> List[sqlite3.Row]:
+    """``iter_rows`` as a list."""
+    return list(iter_rows(path, since, until))

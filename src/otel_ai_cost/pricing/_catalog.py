@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import CatalogError, ConfigError
-from ._history import date_errors
+from ._history import date_errors, price_periods
 from ._model import PRICE_FIELDS, ContextTier, ModelPrice, PriceSet
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -121,13 +121,7 @@ def _schema_errors(doc: Any, file: str) -> List[Tuple[Tuple[Tuple[int, Any], ...
 
 def _price_sets(entry: Mapping[str, Any], i: int) -> Iterable[Tuple[List[Any], Any]]:
     """(JSON path, prices object) of every price set in model entry ``i``, whatever its shape."""
-    periods: List[Tuple[List[Any], Any]] = [(["models", i], entry)]
-    history = entry.get("price_history")
-    for k, period in enumerate(history if isinstance(history, list) else ()):
-        periods.append((["models", i, "price_history", k], period))
-    for base, period in periods:
-        if not isinstance(period, dict):
-            continue
+    for base, period in price_periods(entry, i):
         yield base + ["prices"], period.get("prices")
         tiers = period.get("service_tiers")
         if isinstance(tiers, dict):
@@ -174,12 +168,7 @@ def _semantic_errors(doc: Any, file: str) -> List[Tuple[Tuple[Tuple[int, Any], .
                                "ids and aliases must be unique within a provider")
             else:
                 seen[(provider, name)] = where
-        history = entry.get("price_history")
-        periods = [(["models", i], entry)] + [
-            (["models", i, "price_history", k], period)
-            for k, period in enumerate(history if isinstance(history, list) else ()) if isinstance(period, dict)
-        ]
-        for base, period in periods:
+        for base, period in price_periods(entry, i):
             contexts = period.get("context_tiers")
             previous = 0
             for j, tier in enumerate(contexts if isinstance(contexts, list) else ()):

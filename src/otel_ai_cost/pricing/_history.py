@@ -17,6 +17,17 @@ def _is_day(value: Any) -> bool:
         return False
 
 
+def price_periods(entry: Mapping[str, Any], i: int) -> List[Tuple[List[Any], Mapping[str, Any]]]:
+    """(JSON path, period) of the price periods of model entry ``i``: the entry itself (its current
+    prices), then each ``price_history`` item; only the ones that are objects."""
+    found: List[Tuple[List[Any], Mapping[str, Any]]] = [(["models", i], entry)] if isinstance(entry, dict) else []
+    history = entry.get("price_history")
+    for k, period in enumerate(history if isinstance(history, list) else ()):
+        if isinstance(period, dict):
+            found.append((["models", i, "price_history", k], period))
+    return found
+
+
 def date_errors(entry: Mapping[str, Any], i: int) -> Iterable[Tuple[List[Any], str]]:
     """Dated prices: real calendar days, and price periods that start in order, one per day, none overlapping."""
     where = f"models[{i}]"

@@ -6,13 +6,13 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ... import _semconv as sc
 from ...cost import Usage
-from .._core import Outcome, as_int, as_str, get
+from .._core import Outcome, as_int, as_str, get, get_extra
 
 
 def _details(usage: Any, *names: str) -> Any:
     """The first of the ``names`` fields present (Mistral spells some ``prompt_token_details``)."""
     for name in names:
-        value = get(usage, name)
+        value = get_extra(usage, name)
         if value is not None:
             return value
     return None
@@ -31,12 +31,12 @@ def chat_usage(usage: Any, audio: bool = True) -> Optional[Usage]:
         return None
     prompt_details = _details(usage, "prompt_tokens_details", "prompt_token_details")
     completion_details = _details(usage, "completion_tokens_details", "completion_token_details")
-    cached_audio = as_int(get(get(prompt_details, "cached_tokens_details"), "audio_tokens")) if audio else None
+    cached_audio = as_int(get(get_extra(prompt_details, "cached_tokens_details"), "audio_tokens")) if audio else None
     return Usage(
         input_tokens=prompt or 0,
         output_tokens=completion or 0,
         cache_read_input_tokens=as_int(get(prompt_details, "cached_tokens")) or 0,
-        cache_write_input_tokens=as_int(get(prompt_details, "cache_write_tokens")) or 0,
+        cache_write_input_tokens=as_int(get_extra(prompt_details, "cache_write_tokens")) or 0,
         reasoning_output_tokens=as_int(get(completion_details, "reasoning_tokens")) or 0,
         audio_input_tokens=(as_int(get(prompt_details, "audio_tokens")) or 0) if audio else 0,
         cache_read_audio_input_tokens=cached_audio or 0,

@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from ... import _semconv as sc
 from ...cost import Usage
-from .._core import CharCounter, Operation, Outcome, StreamState, as_int, as_str, estimated_usage, get
+from .._core import CharCounter, Operation, Outcome, StreamState, as_int, as_str, get, get_extra
 from ._format import content_text
 from ._response import chat_usage
 
@@ -56,7 +56,7 @@ class ChatStreamState(StreamState):
         if not self.model:
             self.model = as_str(get(chunk, "model"))
         if self.chunk_tier:
-            tier = get(chunk, "service_tier")
+            tier = get_extra(chunk, "service_tier")  # not a field of Groq's chunk: an extra one at most
             if tier is not None and type(tier) is str:
                 self.service_tier = tier or self.service_tier
         read_usage = self.read_usage
@@ -107,10 +107,6 @@ class ChatStreamState(StreamState):
         attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
         if self.finish_reasons:
             attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
-        usage = self.usage_read if self.usage_obj is not None else None
-        source = sc.AiCostUsageSourceValues.PROVIDER
-        if usage is None:
-            usage = estimated_usage(self.operation.request, self.counter)
-            source = sc.AiCostUsageSourceValues.ESTIMATED
+        usage, source = self.usage_or_estimated(self.usage_read if self.usage_obj is not None else None)
         return Outcome(usage=usage, usage_source=source, response_model=self.model,
                        service_tier=self.service_tier, attributes=attrs)

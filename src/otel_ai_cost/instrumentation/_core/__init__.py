@@ -7,7 +7,7 @@ sets the usage and cost attributes, records the metrics and ends the span. Nothi
 the user's call: every helper that touches SDK objects catches its own errors and logs them once per
 call site.
 
-- ``_readers``: small readers of SDK objects (``get``, ``as_int``, ``given``, ``host_port``, ...);
+- ``_readers``: small readers of SDK objects (``get``, ``get_extra``, ``as_int``, ``given``, ``host_port``, ...);
 - ``_log``: ``log_once``, ``safe``, ``error_type``;
 - ``_telemetry``: the tracer and metric instruments of one instrumentor;
 - ``_operation``: ``Operation`` and ``Outcome``;
@@ -20,12 +20,12 @@ call site.
 - ``_provider``: ``ProviderInstrumentor``, the ``BaseInstrumentor`` a provider subclasses.
 """
 from ._calls import Call, async_call_wrapper, async_sleep, sync_call_wrapper
-from ._estimate import CharCounter, estimated_usage
+from ._estimate import CharCounter, estimated_usage, tokens_module
 from ._instrumentor import WrapContext, package_version, resolve, switched_off, telemetry_from, unwrap_all, wrap
 from ._log import error_type, log_once, safe
-from ._operation import Operation, Outcome, compute_cost_attributes, log_clamped, usage_attributes
+from ._operation import Operation, Outcome, compute_cost_attributes, log_clamped
 from ._provider import ProviderInstrumentor
-from ._readers import MISSING, as_int, as_num, as_str, get, given, host_port, materialize
+from ._readers import MISSING, as_int, as_num, as_str, get, get_extra, given, host_port, materialize
 from ._request import SAMPLING_NUMBERS, base_attributes, number_attributes, span_name, string_list, url_host_port
 from ._stream_errors import error_event_type, failed_outcome, provider_error_type
 from ._streams import (
@@ -47,10 +47,11 @@ __all__ = [
     "as_int", "as_num", "as_str", "async_call_wrapper", "async_sleep", "compute_cost_attributes",
     "end_stream_proxy", "end_when_collected", "error_event_type", "error_type", "estimated_usage",
     "failed_outcome", "flush_abandoned_streams",
-    "get", "given", "host_port", "log_clamped", "log_once", "materialize", "package_version", "provider_error_type",
+    "get", "get_extra", "given", "host_port", "log_clamped", "log_once", "materialize", "package_version",
+    "provider_error_type",
     "resolve", "safe",
-    "set_stream_idle_timeout", "switched_off", "sync_call_wrapper", "telemetry_from", "unwrap_all",
-    "usage_attributes", "wrap",
+    "set_stream_idle_timeout", "switched_off", "sync_call_wrapper", "telemetry_from", "tokens_module", "unwrap_all",
+    "wrap",
     "ProviderInstrumentor", "SAMPLING_NUMBERS", "base_attributes", "number_attributes", "span_name", "string_list",
     "url_host_port",
 ]

@@ -75,7 +75,10 @@ def sync_call_wrapper(site: str, prepare: Prepare, sleep: Callable[[float], Any]
     ``decide(call, call_kwargs)``) is applied first (a block raises ``BudgetExceededError``, a
     throttle waits ``sleep(delay)``); the SDK is then called with ``call_kwargs``, inside
     ``call.operation.calling()`` (the call's span current and the call marked, so that the SDK's
-    own spans are recognised as part of it and never priced or budgeted twice). An exception
+    own spans are recognised as part of it and never priced or budgeted twice). A method that
+    returns a generator (cohere's ``chat_stream`` / ``generate_stream``, sync and async) sends its
+    request on the first ``next``, after this returns: the SDK's and HTTP client's spans of that
+    request are then neither children of the call's span nor marked. An exception
     (cancellation included) fails the span and propagates; an internal error in ``handle_result``
     ends the span without a response and returns the SDK's result.
     ``site`` names the log sites (``"<site> request"``, ``"<site> result"``).

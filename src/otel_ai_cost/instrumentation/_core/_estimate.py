@@ -1,12 +1,26 @@
-"""The output estimate of a stream that ends without usage."""
+"""The output estimate of a stream that ends without usage, and the lazily imported ``tokens`` module."""
 from __future__ import annotations
 
 from typing import Any, Optional
 
 from ..._request import LLMRequest
+from ..._tiktoken_offline import without_waiting
 from ...cost import Usage
 from ._log import log_once
 from ._readers import as_int, get
+
+_TOKENS: Any = None
+
+
+def tokens_module() -> Any:
+    """The ``otel_ai_cost.tokens`` module, imported by the first estimate (not with the instrumentors),
+    then kept: an import statement per call (or per text counted) costs more than the global."""
+    global _TOKENS
+    if _TOKENS is None:
+        from ... import tokens
+
+        _TOKENS = tokens
+    return _TOKENS
 
 
 class CharCounter:
@@ -40,7 +54,9 @@ class CharCounter:
 def estimated_usage(request: LLMRequest, counter: Any, site: str = "stream input estimate") -> Optional[Usage]:
     """Usage of a stream that ended without any: the input estimate and ``counter.tokens`` output.
 
-    None only when the counter failed and there is no input estimate either.
+    The input is the processor's start estimate, else counted here without waiting for the tokenizer
+    (``without_waiting``: the heuristic while it loads), since this runs on the user's last read or
+    ``close()``. None only when the counter failed and there is no input estimate either.
     """
     input_tokens = 0
     estimated = as_int(get(request.estimate, "input_tokens"))  # already counted by the processor
@@ -48,7 +64,7 @@ def estimated_usage(request: LLMRequest, counter: Any, site: str = "stream input
         input_tokens = estimated
     elif request.estimate_input is not None:
         try:
-            input_tokens = int(request.estimate_input().tokens)
+            input_tokens = int(without_waiting(request.estimate_input).tokens)
         except Exception as exc:
             log_once(site, exc)
     if counter.failed and not input_tokens:

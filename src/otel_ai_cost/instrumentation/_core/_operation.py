@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ... import _semconv as sc
 from ..._request import LLMRequest, reset_calling, reset_pending, set_calling, set_pending
-from ...cost import Usage, bound_usage, cost_attributes, usage_limits
+from ...cost import _UNRESOLVED, Usage, bound_usage, cost_attributes, price_limits, resolve_price
 from ...pricing import default_catalog
 from ._log import error_type, log_once, logger
 from ._telemetry import Telemetry
@@ -43,12 +43,6 @@ class Outcome:
     error_type: Optional[str] = None            # the provider's type of a failure it reported (response, stream)
 
 
-def usage_attributes(usage: Usage) -> Dict[str, Any]:
-    attrs: Dict[str, Any] = {}
-    add_usage_attributes(attrs, usage)
-    return attrs
-
-
 def add_usage_attributes(attrs: Dict[str, Any], usage: Usage) -> None:
     attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
     attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
@@ -63,9 +57,10 @@ def add_usage_attributes(attrs: Dict[str, Any], usage: Usage) -> None:
 
 
 def compute_cost_attributes(outcome: Outcome, *, provider: str, request_model: Optional[str],
-                            catalog: Any = None, at: Optional[int] = None) -> Dict[str, Any]:
+                            catalog: Any = None, at: Optional[int] = None, price: Any = _UNRESOLVED) -> Dict[str, Any]:
     """The cost attributes for an outcome: the provider's own cost when it reported one, else local
-    (at the prices in force at ``at``, the call's start in epoch nanoseconds; None: now)."""
+    (at the prices in force at ``at``, the call's start in epoch nanoseconds; None: now), with the
+    catalog entry ``price`` when the caller resolved it (``cost.resolve_price``)."""
     if outcome.provider_cost is not None:
         return {
             sc.GEN_AI_USAGE_COST_AMOUNT: float(outcome.provider_cost),
@@ -77,7 +72,7 @@ def compute_cost_attributes(outcome: Outcome, *, provider: str, request_model: O
         return {sc.AI_COST_PRICING_STATUS: sc.AiCostPricingStatusValues.NO_USAGE}
     return cost_attributes(outcome.usage, provider=provider, request_model=request_model,
                            response_model=outcome.response_model, service_tier=outcome.service_tier,
-                           catalog=catalog, at=at)
+                           catalog=catalog, at=at, price=price)
 
 
 class _Calling:
@@ -140,8 +135,10 @@ class Operation:
     def calling(self) -> "_Calling":
         """Around the SDK method: the call's span is the current span, so the spans started inside
         (the SDK's own tracing, an HTTP client's) are its children and share its sampling decision,
-        and the call is marked (``_request.calling``) so that ``AICostSpanProcessor`` recognises
-        them as part of this call whatever their parent (``ai_cost.pricing.priced_on``)."""
+        and the call is marked (``_request.set_calling``) so that ``AICostSpanProcessor`` recognises
+        them as part of this call whatever their parent (``ai_cost.pricing.priced_on``). Only what
+        the method does before it returns: a generator's request (cohere's streams), sent on its
+        first ``next``, is outside."""
         return _Calling(self.span)
 
     # -- the budget decision ------------------------------------------------------------------
@@ -221,6 +218,7 @@ class Operation:
         duration = time.perf_counter() - self.start
         metric_attrs = dict(self.metric_attributes)
         cost_amount: Optional[float] = None
+        cost_attrs: Dict[str, Any] = {}
         try:
             attrs: Dict[str, Any] = {}
             if outcome.response_model:
@@ -234,16 +232,27 @@ class Operation:
                 for key, value in extra.items():
                     if value is not None:
                         attrs[key] = value
+            price: Any = _UNRESOLVED
+            catalog = self.catalog
             if outcome.usage is not None:
-                outcome = self._bounded(outcome, attrs)
-                add_usage_attributes(attrs, outcome.usage or Usage())  # bounding keeps the usage
+                # One catalog entry for the limits and the price (the billed snapshot, else the request's model).
+                try:
+                    if catalog is None:
+                        catalog = default_catalog()
+                    price = resolve_price(catalog, self.request.provider, outcome.response_model, self.request.model)
+                except Exception as exc:
+                    log_once("resolve_price", exc)
+                usage = self._bounded(outcome.usage, attrs, None if price is _UNRESOLVED else price)
+                if usage is not outcome.usage:
+                    outcome = dataclasses.replace(outcome, usage=usage)
+                add_usage_attributes(attrs, usage)
                 attrs[sc.AI_COST_USAGE_SOURCE] = outcome.usage_source
             failed = error is not None or outcome.error_type is not None
             if not failed or outcome.usage is not None:
                 try:
                     cost_attrs = compute_cost_attributes(
                         outcome, provider=self.request.provider, request_model=self.request.model,
-                        catalog=self.catalog, at=getattr(span, "start_time", None),
+                        catalog=catalog, at=getattr(span, "start_time", None), price=price,
                     )
                 except Exception as exc:  # the cost engine must never break the call
                     log_once("cost_attributes", exc)
@@ -270,7 +279,7 @@ class Operation:
             except Exception as exc:
                 log_once("span.end", exc)
         first_chunk = extra.get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK) if extra else None
-        self._record_metrics(duration, outcome, metric_attrs, cost_amount, first_chunk)
+        self._record_metrics(duration, outcome, metric_attrs, cost_amount, cost_attrs, first_chunk)
         hold = self.request.hold
         if hold is not None:
             # Settle the budget with what the call cost; a call that got no usage and no cost
@@ -280,39 +289,28 @@ class Operation:
             else:
                 hold.settle(cost_amount, {sc.GEN_AI_RESPONSE_MODEL: outcome.response_model}, usage=outcome.usage)
 
-    def _bounded(self, outcome: Outcome, attrs: Dict[str, Any]) -> Outcome:
-        """The outcome with its usage bounded by what the model and the request allow (see
-        ``cost.bound_usage``); a count that could not be true is lowered, flagged and logged once."""
-        usage = outcome.usage
-        assert usage is not None
+    def _bounded(self, usage: Usage, attrs: Dict[str, Any], price: Any) -> Usage:
+        """``usage`` bounded by what the model (``price``, the catalog entry that prices the call;
+        None: unknown) and the request allow (see ``cost.bound_usage``); a count that could not be
+        true is lowered, flagged and logged once. ``usage`` itself when nothing is lowered."""
         try:
-            catalog = self.catalog
-            if catalog is None:
-                catalog = default_catalog()
-            # The limits of the billed snapshot, else of the requested model (as the cost engine looks them up).
-            max_input = max_output = None
-            for model in (outcome.response_model, self.request.model):
-                if model:
-                    max_input, max_output = usage_limits(
-                        catalog, model, self.request.provider, self.request.max_output_tokens
-                    )
-                    if max_input is not None:
-                        break
+            max_input, max_output = price_limits(price, self.request.max_output_tokens)
             bounded, clamped = bound_usage(usage, max_input=max_input, max_output=max_output)
         except Exception as exc:
             log_once("bound_usage", exc)
-            return outcome
+            return usage
         if not clamped:
-            return outcome
+            return usage
         attrs[sc.AI_COST_USAGE_CLAMPED] = list(clamped)
         log_clamped(self.request.model, clamped, usage, bounded)
-        return dataclasses.replace(outcome, usage=bounded)
+        return bounded
 
     def fail(self, error: BaseException, outcome: Optional[Outcome] = None) -> None:
         self.finish(outcome or Outcome(), error=error)
 
     def _record_metrics(self, duration: float, outcome: Outcome, attrs: Dict[str, Any],
-                        cost_amount: Optional[float], first_chunk: Optional[float] = None) -> None:
+                        cost_amount: Optional[float], cost_attrs: Mapping[str, Any],
+                        first_chunk: Optional[float] = None) -> None:
         try:
             t = self.telemetry
             context = otel_context.get_current()  # once, not once per point (what the SDK does without it)
@@ -321,12 +319,13 @@ class Operation:
                 t.time_to_first_chunk.record(first_chunk, attributes=attrs, context=context)
             if outcome.usage is None and cost_amount is None:
                 return
-            input_attrs, output_attrs, cost_attrs = t.point_attributes(attrs)
+            input_attrs, output_attrs, cost_point = t.point_attributes(attrs)
             if outcome.usage is not None:
                 t.token_usage.record(outcome.usage.input_tokens, attributes=input_attrs, context=context)
                 t.token_usage.record(outcome.usage.output_tokens, attributes=output_attrs, context=context)
             if cost_amount is not None:
-                t.cost.add(cost_amount, attributes=cost_attrs, context=context)
+                t.cost.add(cost_amount, cost_point, cost_attrs.get(sc.AI_COST_PRICING_STATUS),
+                           cost_attrs.get(sc.GEN_AI_USAGE_COST_SOURCE))
         except Exception as exc:
             log_once("record_metrics", exc)
 

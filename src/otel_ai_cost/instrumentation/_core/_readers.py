@@ -16,10 +16,32 @@ def given(value: Any) -> bool:
     return name not in ("NotGiven", "Omit")
 
 
+def get(obj: Any, name: str) -> Any:
+    """``obj.name`` or ``obj[name]``: attribute first (SDK models), Mapping only as the fallback.
+
+    For a name the SDK model does not declare (an extra field at most), ``get_extra`` is cheaper."""
+    if obj is None:
+        return None
+    if type(obj) is dict:
+        return obj.get(name)
+    try:
+        value = getattr(obj, name, MISSING)
+    except Exception:
+        value = MISSING
+    if value is not MISSING:
+        return value
+    if isinstance(obj, _MappingABC):
+        try:
+            return obj.get(name)
+        except Exception:
+            return None
+    return None
+
+
 # (pydantic model class, name) -> whether ``name`` is neither a field nor a class attribute of it, so
 # that ``getattr`` could only find it among the instance's extra fields, by way of pydantic's
 # ``__getattr__``, which raises (and the exception costs more than the rest of the read) when it is
-# not there: e.g. ``usage.cost`` (a gateway's) or ``cache_write_tokens`` on an OpenAI response.
+# not there.
 _EXTRA_ONLY: Dict[Tuple[type, str], bool] = {}
 _EXTRA_ONLY_SIZE = 1024
 
@@ -42,14 +64,15 @@ def _extra_only(cls: type, name: str) -> bool:
     return known
 
 
-def get(obj: Any, name: str) -> Any:
-    """``obj.name`` or ``obj[name]``: attribute first (SDK models), Mapping only as the fallback."""
+def get_extra(obj: Any, name: str) -> Any:
+    """``get`` for a name that the SDK's model may lack, so that it is at most an extra field (a
+    gateway's ``usage.cost``, ``cached_tokens_details``, a field of a newer API than the SDK): read
+    from the instance's extra fields without pydantic's AttributeError when it is absent. Only at the
+    few sites that read such names: every other read is ``get``'s plain ``getattr``."""
     if obj is None:
         return None
     cls = type(obj)
-    if cls is dict:
-        return obj.get(name)
-    if _extra_only(cls, name):
+    if cls is not dict and _extra_only(cls, name):
         try:  # what pydantic's __getattr__ would find, without its AttributeError when it is absent
             value = obj.__dict__.get(name, MISSING)
             if value is MISSING:
@@ -58,18 +81,7 @@ def get(obj: Any, name: str) -> Any:
             return value
         except Exception:
             return None
-    try:
-        value = getattr(obj, name, MISSING)
-    except Exception:
-        value = MISSING
-    if value is not MISSING:
-        return value
-    if isinstance(obj, _MappingABC):
-        try:
-            return obj.get(name)
-        except Exception:
-            return None
-    return None
+    return get(obj, name)
 
 
 def as_int(value: Any) -> Optional[int]:

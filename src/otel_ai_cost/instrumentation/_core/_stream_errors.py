@@ -4,7 +4,7 @@ A stream ends *failed* when the provider says so inside it: an error event the S
 user reads (OpenAI-compatible ``event: error`` / a chunk's ``error`` object, Anthropic's ``error``
 event, a Gemini / Vertex error chunk, a Bedrock exception event, a Mistral error event), or a final
 event that reports the failure without raising (OpenAI Responses ``response.failed`` / ``error``,
-Cohere ``message-end`` with ``finish_reason: ERROR``). Then the span is an error with
+Cohere ``message-end`` with ``finish_reason`` ERROR or TIMEOUT). Then the span is an error with
 ``error.type`` = the provider's error type, and it carries usage and cost only if the provider
 reported usage in the stream before or with the error (exactly that, source ``provider``): a count
 of what was received is an estimate, kept off the ``gen_ai.usage.*`` names (the estimate made at the

@@ -29,11 +29,13 @@ import queue
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import wrapt
 
 from ... import _semconv as sc
+from ...cost import Usage
+from ._estimate import estimated_usage
 from ._log import log_once
 from ._operation import Operation, Outcome
 from ._stream_errors import failed_outcome, provider_error_type
@@ -79,6 +81,10 @@ class StreamState:
     reads = 0
     # The first chunk was timed and no content is captured: the proxies call ``observe`` directly.
     plain = False
+    # The output counted from the chunks read (``CharCounter`` or the provider's), for the estimate of a
+    # stream that ends without usage (``usage_or_estimated``); and where a failed input estimate is logged.
+    counter: Any = None
+    estimate_site = "stream input estimate"
 
     def __init__(self, operation: Operation) -> None:
         self.operation = operation
@@ -91,6 +97,14 @@ class StreamState:
 
     def outcome(self) -> Outcome:  # pragma: no cover - overridden
         return Outcome()
+
+    def usage_or_estimated(self, usage: Optional[Usage]) -> Tuple[Optional[Usage], str]:
+        """``usage`` as the provider reported it (source ``provider``), else the estimate: the
+        request's input estimate and ``counter``'s output (source ``estimated``)."""
+        if usage is not None:
+            return usage, sc.AiCostUsageSourceValues.PROVIDER
+        return (estimated_usage(self.operation.request, self.counter, self.estimate_site),
+                sc.AiCostUsageSourceValues.ESTIMATED)
 
     def observe_safely(self, item: Any) -> bool:
         """``observe`` that never raises (a failure is logged once and the item passed through)."""
@@ -161,10 +175,6 @@ class Finalizer:
         self.since = time.monotonic()
         self.reads = 0
         self.ref = weakref.ref(obj, _collected)
-
-    @property
-    def alive(self) -> bool:
-        return self.ref is not None and id(self.ref) in _reaper.live
 
     def detach(self) -> bool:
         """Never call ``end`` (the span was ended otherwise); True if it was still pending. The weak

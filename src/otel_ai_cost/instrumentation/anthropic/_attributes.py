@@ -5,7 +5,7 @@ back (see the package docstring).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ... import _semconv as sc
 from ...cost import Usage
@@ -20,8 +20,9 @@ PROVIDER_VERTEX = "gcp.vertex_ai"
 # Small pure helpers
 
 
-def provider_from_client(client: Any) -> str:
-    """``gen_ai.provider.name`` for an Anthropic SDK client: its class first, then its host."""
+def provider_from_client(client: Any, server: Optional[Tuple[Optional[str], Optional[int]]] = None) -> str:
+    """``gen_ai.provider.name`` for an Anthropic SDK client: its class first, then its host
+    (``server``: the client's ``host_port`` when the caller already read it)."""
     try:
         names = {cls.__name__ for cls in type(client).__mro__}
     except Exception:
@@ -30,7 +31,7 @@ def provider_from_client(client: Any) -> str:
         return PROVIDER_BEDROCK
     if names & {"AnthropicVertex", "AsyncAnthropicVertex", "BaseVertexClient"}:
         return PROVIDER_VERTEX
-    host = (host_port(client)[0] or "").lower()
+    host = ((server if server is not None else host_port(client))[0] or "").lower()
     if host.startswith("bedrock-runtime.") and host.endswith(".amazonaws.com"):
         return PROVIDER_BEDROCK
     if host.endswith("aiplatform.googleapis.com"):
@@ -38,8 +39,10 @@ def provider_from_client(client: Any) -> str:
     return PROVIDER
 
 
-def request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any],
-                       operation: str = "chat") -> Dict[str, Any]:
+def request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any], operation: str = "chat",
+                       server: Optional[Tuple[Optional[str], Optional[int]]] = None) -> Dict[str, Any]:
+    """The request attributes (``server``: the client's ``host_port`` when the caller already read it:
+    the SDK's ``base_url`` property costs an import at each read)."""
     attrs: Dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: operation, sc.GEN_AI_PROVIDER_NAME: provider}
     model = kwargs.get("model")
     if isinstance(model, str):
@@ -65,7 +68,7 @@ def request_attributes(provider: str, client: Any, kwargs: Mapping[str, Any],
         attrs[sc.GEN_AI_OUTPUT_TYPE] = "json"
     if kwargs.get("stream") is True:
         attrs[sc.GEN_AI_REQUEST_STREAM] = True
-    host, port = host_port(client)
+    host, port = server if server is not None else host_port(client)
     if host:
         attrs[sc.SERVER_ADDRESS] = host
         attrs[sc.SERVER_PORT] = port

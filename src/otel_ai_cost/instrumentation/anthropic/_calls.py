@@ -71,9 +71,11 @@ def materialized(kwargs: Mapping[str, Any]) -> Dict[str, Any]:
 def _prepare(config: c.WrapContext, instance: Any, kwargs: Dict[str, Any], stream: bool) -> Tuple[Call, Dict[str, Any]]:
     """Build the request attributes and the LLMRequest, and start the span."""
     client = get(instance, "_client")
-    provider = provider_from_client(client)
+    server = c.host_port(client)  # once per call
+    provider = provider_from_client(client, server)
     call_kwargs = materialized(kwargs)
-    attrs = request_attributes(provider, client, {**call_kwargs, "stream": True} if stream else call_kwargs)
+    attrs = request_attributes(provider, client, {**call_kwargs, "stream": True} if stream else call_kwargs,
+                               server=server)
     model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
     tier = call_kwargs.get("service_tier")
     request = LLMRequest(
@@ -244,8 +246,9 @@ def stream_wrapper(config: c.WrapContext, is_async: bool) -> Callable[..., Any]:
 
 def _start_count_tokens(config: c.WrapContext, instance: Any, kwargs: Mapping[str, Any]) -> Span:
     client = get(instance, "_client")
-    provider = provider_from_client(client)
-    attrs = request_attributes(provider, client, kwargs)
+    server = c.host_port(client)
+    provider = provider_from_client(client, server)
+    attrs = request_attributes(provider, client, kwargs, server=server)
     attrs.pop(sc.GEN_AI_OPERATION_NAME, None)  # not an inference: no budget, no cost, no usage
     model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
     name = f"count_tokens {model}" if model else "count_tokens"

@@ -12,9 +12,16 @@ from .._core import CharCounter, Operation, Outcome, StreamState, as_str, get, s
 from .._stainless import sdk_types
 from ._attributes import usage_fields, usage_from_fields
 
+# A content block delta's type -> its text field (counted for the output estimate); a signature_delta
+# has none.
+_DELTA_TEXT: Dict[Any, Optional[str]] = {"text_delta": "text", "input_json_delta": "partial_json",
+                                          "thinking_delta": "thinking", "signature_delta": None}
+
 
 class MessageStreamState(StreamState):
     """Reads id, model, stop reason and usage from raw Messages stream events as the user reads them."""
+
+    estimate_site = "anthropic stream input estimate"
 
     def __init__(self, operation: Operation) -> None:
         super().__init__(operation)
@@ -28,7 +35,13 @@ class MessageStreamState(StreamState):
         kind = get(event, "type")
         if kind == "content_block_delta":
             delta = get(event, "delta")
-            self.counter.add(get(delta, "text") or get(delta, "partial_json") or get(delta, "thinking"))
+            delta_kind = get(delta, "type")
+            if delta_kind in _DELTA_TEXT:  # only the field of the delta's type is read
+                name = _DELTA_TEXT[delta_kind]
+                if name is not None:
+                    self.counter.add(get(delta, name))
+            else:  # a type not known here: the first text field it has
+                self.counter.add(get(delta, "text") or get(delta, "partial_json") or get(delta, "thinking"))
         elif kind == "message_start":
             message = get(event, "message")
             self.response_id = as_str(get(message, "id")) or self.response_id
@@ -45,13 +58,9 @@ class MessageStreamState(StreamState):
         attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
         if self.stop_reason:
             attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.stop_reason]
-        usage = usage_from_fields(self.fields)
-        source = sc.AiCostUsageSourceValues.PROVIDER
-        if usage is None:
-            # The request was sent (there is a stream): it is billed for its input even if the
-            # stream was closed before message_start was read.
-            usage = c.estimated_usage(self.operation.request, self.counter, "anthropic stream input estimate")
-            source = sc.AiCostUsageSourceValues.ESTIMATED
+        # Without usage: the request was sent (there is a stream), so it is billed for its input even
+        # if the stream was closed before message_start was read.
+        usage, source = self.usage_or_estimated(usage_from_fields(self.fields))
         return Outcome(usage=usage, usage_source=source, response_model=self.model,
                        service_tier=self.fields.get("service_tier"), attributes=attrs)
 

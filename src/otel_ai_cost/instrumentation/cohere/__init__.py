@@ -14,7 +14,8 @@ Embeddings report ``meta.billed_units.input_tokens``.
 Streams: ``chat_stream`` is a generator (sync) or an async generator: the request is sent on the
 first ``next``. The usage comes in the final ``message-end`` event (``delta.usage``), the id in
 ``message-start``, the finish reason in ``message-end``. The v2 API does not echo the model: the
-request model prices the call.
+request model prices the call. A v2 response or stream whose finish reason is ERROR or TIMEOUT fails
+the span (``error.type`` the reason) and charges only the billed units the provider reported (as v1).
 
 Estimation (billed input tokens): Cohere's tokenizer is not available offline, so the heuristic
 counts the message texts (billed units include no template tokens), each tool definition as its

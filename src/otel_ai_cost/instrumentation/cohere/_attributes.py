@@ -76,24 +76,41 @@ def _units(value: Any) -> Optional[int]:
     return int(round(number))
 
 
+def _counts_usage(counts: Any) -> Optional[Usage]:
+    """The input and output tokens of a ``billed_units`` or ``tokens`` object (None: neither)."""
+    inp = _units(get(counts, "input_tokens"))
+    out = _units(get(counts, "output_tokens"))
+    if inp is None and out is None:
+        return None
+    return Usage(input_tokens=inp or 0, output_tokens=out or 0)
+
+
 def cohere_usage(usage: Any) -> Optional[Usage]:
     """The billed units of a Cohere ``usage`` (or ``meta``) object; ``tokens`` only as the fallback."""
-    for counts in (get(usage, "billed_units"), get(usage, "tokens")):
-        if counts is None:
-            continue
-        inp = _units(get(counts, "input_tokens"))
-        out = _units(get(counts, "output_tokens"))
-        if inp is not None or out is not None:
-            return Usage(input_tokens=inp or 0, output_tokens=out or 0)
-    return None
+    return _counts_usage(get(usage, "billed_units")) or _counts_usage(get(usage, "tokens"))
+
+
+# v2 finish reasons that say the generation failed (ChatFinishReason: ERROR, TIMEOUT).
+V2_ERROR_REASONS = frozenset({"ERROR", "TIMEOUT"})
+
+
+def v2_outcome(response_id: Optional[str], reason: Any, usage: Any) -> Outcome:
+    """A v2 chat outcome, of a response or a stream (its ``message-end``): usage from ``usage``
+    (billed units; ``tokens`` only without them), and an ``error.type`` when the finish reason says
+    the generation failed (then billed units only), as ``v1_outcome``."""
+    attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: response_id}
+    failed = None
+    if reason is not None:
+        reason = str(reason)
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
+        if reason in V2_ERROR_REASONS:
+            failed = reason
+    return Outcome(usage=billed_usage(usage) if failed else cohere_usage(usage), attributes=attrs,
+                   error_type=failed)
 
 
 def chat_outcome(response: Any) -> Outcome:
-    attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: as_str(get(response, "id"))}
-    reason = get(response, "finish_reason")
-    if reason is not None:
-        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [str(reason)]
-    return Outcome(usage=cohere_usage(get(response, "usage")), attributes=attrs)
+    return v2_outcome(as_str(get(response, "id")), get(response, "finish_reason"), get(response, "usage"))
 
 
 def embeddings_outcome(response: Any) -> Outcome:
@@ -114,13 +131,9 @@ V1_ERROR_REASONS = frozenset({"ERROR", "ERROR_TOXIC", "ERROR_LIMIT"})
 
 
 def billed_usage(meta: Any) -> Optional[Usage]:
-    """The billed units of a v1 ``meta`` only (no ``tokens`` fallback): what a failed stream may charge."""
-    counts = get(meta, "billed_units")
-    inp = _units(get(counts, "input_tokens"))
-    out = _units(get(counts, "output_tokens"))
-    if inp is None and out is None:
-        return None
-    return Usage(input_tokens=inp or 0, output_tokens=out or 0)
+    """The billed units of a v2 ``usage`` or v1 ``meta`` only (no ``tokens`` fallback): what a failed
+    call may charge."""
+    return _counts_usage(get(meta, "billed_units"))
 
 
 def v1_response_id(response: Any) -> Optional[str]:

@@ -7,7 +7,7 @@ import json
 from typing import Any, Callable, Mapping
 
 from ..._request import TokenCount
-from .._core import log_once
+from .._core import log_once, tokens_module
 from ._attributes import plain
 
 TOOL_DEFINITION_TOKENS = 2
@@ -16,9 +16,25 @@ TOOL_RESULT_TOKENS = 1
 
 
 def _count(text: Any) -> int:
-    from ...tokens import heuristic_tokens
+    if not isinstance(text, str) or not text:
+        return 0
+    count: int = tokens_module().heuristic_tokens(text)
+    return count
 
-    return heuristic_tokens(text) if isinstance(text, str) and text else 0
+
+def _heuristic() -> str:
+    method: str = tokens_module().HEURISTIC
+    return method
+
+
+def _parameter_tokens(name: Any, schema: Any) -> int:
+    """One parameter of a tool definition (v2 JSON-schema property, v1 parameter definition): its
+    name, type and description."""
+    tokens = _count(str(name))
+    if isinstance(schema, Mapping):
+        tokens += _count(schema.get("type") if isinstance(schema.get("type"), str) else "")
+        tokens += _count(schema.get("description"))
+    return tokens
 
 
 def _content_tokens(content: Any) -> int:
@@ -50,10 +66,7 @@ def _tool_tokens(tool: Any) -> int:
     props = params.get("properties") if isinstance(params, Mapping) else None
     if isinstance(props, Mapping):
         for name, schema in props.items():
-            tokens += _count(str(name))
-            if isinstance(schema, Mapping):
-                tokens += _count(schema.get("type") if isinstance(schema.get("type"), str) else "")
-                tokens += _count(schema.get("description"))
+            tokens += _parameter_tokens(name, schema)
     elif params:
         tokens += _count(json.dumps(params, default=str))
     return tokens
@@ -61,8 +74,6 @@ def _tool_tokens(tool: Any) -> int:
 
 def estimate_chat(messages: Any, tools: Any = None, documents: Any = None) -> TokenCount:
     """Billed input tokens of a Cohere v2 chat request (calibrated heuristic)."""
-    from ...tokens import HEURISTIC
-
     try:
         tokens = 0
         for message in messages or ():
@@ -86,18 +97,16 @@ def estimate_chat(messages: Any, tools: Any = None, documents: Any = None) -> To
         for document in documents or ():
             document = plain(document)
             tokens += _count(document if isinstance(document, str) else json.dumps(document, default=str))
-        return TokenCount(tokens, HEURISTIC)
+        return TokenCount(tokens, _heuristic())
     except Exception as exc:  # noqa: BLE001
         log_once("cohere estimate", exc)
-        return TokenCount(0, HEURISTIC)
+        return TokenCount(0, _heuristic())
 
 
 def estimate_embed(texts: Any) -> TokenCount:
-    from ...tokens import HEURISTIC
-
     if isinstance(texts, str):
         texts = [texts]
-    return TokenCount(sum(_count(t) for t in texts or () if isinstance(t, str)), HEURISTIC)
+    return TokenCount(sum(_count(t) for t in texts or () if isinstance(t, str)), _heuristic())
 
 
 def lazy_estimate(kind: str, kwargs: Mapping[str, Any]) -> Callable[[], TokenCount]:
@@ -133,11 +142,7 @@ def _v1_tool_tokens(tool: Any) -> int:
     params = plain(tool.get("parameter_definitions"))
     if isinstance(params, Mapping):
         for name, schema in params.items():
-            schema = plain(schema)
-            tokens += _count(str(name))
-            if isinstance(schema, Mapping):
-                tokens += _count(schema.get("type") if isinstance(schema.get("type"), str) else "")
-                tokens += _count(schema.get("description"))
+            tokens += _parameter_tokens(name, plain(schema))
     return tokens
 
 
@@ -162,8 +167,6 @@ def _v1_results_tokens(results: Any) -> int:
 def estimate_v1_chat(message: Any, preamble: Any = None, chat_history: Any = None, tools: Any = None,
                      tool_results: Any = None, documents: Any = None) -> TokenCount:
     """Billed input tokens of a Cohere v1 chat request (the v2 heuristic, on the v1 fields)."""
-    from ...tokens import HEURISTIC
-
     try:
         tokens = _count(message) + _count(preamble)
         for entry in chat_history or () if isinstance(chat_history, (list, tuple)) else ():
@@ -178,17 +181,15 @@ def estimate_v1_chat(message: Any, preamble: Any = None, chat_history: Any = Non
         tokens += _v1_results_tokens(tool_results)
         for document in documents or () if isinstance(documents, (list, tuple)) else ():
             tokens += _json_tokens(document)
-        return TokenCount(tokens, HEURISTIC)
+        return TokenCount(tokens, _heuristic())
     except Exception as exc:  # noqa: BLE001
         log_once("cohere v1 estimate", exc)
-        return TokenCount(0, HEURISTIC)
+        return TokenCount(0, _heuristic())
 
 
 def estimate_generate(prompt: Any) -> TokenCount:
     """Billed input tokens of a v1 ``generate`` request: its prompt."""
-    from ...tokens import HEURISTIC
-
-    return TokenCount(_count(prompt), HEURISTIC)
+    return TokenCount(_count(prompt), _heuristic())
 
 
 def lazy_v1_estimate(kind: str, kwargs: Mapping[str, Any]) -> Callable[[], TokenCount]:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from ... import _semconv as sc
-from ...cost import Usage
 from .. import _core as c
-from .._core import CharCounter, Operation, Outcome, StreamState, as_str, estimated_usage, get
-from ._attributes import V1_ERROR_REASONS, billed_usage, cohere_usage, v1_response_id
+from .._core import CharCounter, Operation, Outcome, StreamState, as_str, get
+from ._attributes import V1_ERROR_REASONS, billed_usage, cohere_usage, v1_response_id, v2_outcome
 
 
 class _GeneratorStream(StreamState):
@@ -24,13 +23,17 @@ class _GeneratorStream(StreamState):
 
 
 class CohereStreamState(_GeneratorStream):
-    """Reads the id (``message-start``), finish reason and usage (``message-end``) from v2 events."""
+    """Reads the id (``message-start``), finish reason and usage (``message-end``) from v2 events.
+
+    The outcome is the response's (``v2_outcome``): a stream that ends with an ERROR or TIMEOUT
+    finish reason fails the span and charges only the billed units it reports; a stream that ends
+    otherwise without ``message-end`` usage is estimated."""
 
     def __init__(self, operation: Operation) -> None:
         super().__init__(operation)
         self.response_id: Optional[str] = None
         self.finish_reason: Optional[str] = None
-        self.usage: Optional[Usage] = None
+        self.usage: Any = None  # ``message-end``'s ``delta.usage``
         self.counter = CharCounter()
 
     def observe(self, event: Any) -> bool:
@@ -42,30 +45,27 @@ class CohereStreamState(_GeneratorStream):
             reason = get(delta, "finish_reason")
             if reason is not None:
                 self.finish_reason = str(reason)
-            usage = cohere_usage(get(delta, "usage"))
+            usage = get(delta, "usage")
             if usage is not None:
                 self.usage = usage
-        elif self.usage is None and kind in ("content-delta", "tool-plan-delta", "tool-call-delta",
-                                             "tool-call-start"):
-            message = get(get(event, "delta"), "message")
-            self.counter.add(get(get(message, "content"), "text"))
-            self.counter.add(get(get(message, "content"), "thinking"))
-            self.counter.add(get(message, "tool_plan"))
-            function = get(get(message, "tool_calls"), "function")
-            self.counter.add(get(function, "name"))
-            self.counter.add(get(function, "arguments"))
+        elif self.usage is None:  # each delta kind read for the fields it has (an absent one is slow to read)
+            if kind == "content-delta":
+                content = get(get(get(event, "delta"), "message"), "content")
+                self.counter.add(get(content, "text"))
+                self.counter.add(get(content, "thinking"))
+            elif kind == "tool-plan-delta":
+                self.counter.add(get(get(get(event, "delta"), "message"), "tool_plan"))
+            elif kind in ("tool-call-delta", "tool-call-start"):
+                function = get(get(get(get(event, "delta"), "message"), "tool_calls"), "function")
+                self.counter.add(get(function, "name"))
+                self.counter.add(get(function, "arguments"))
         return False
 
     def outcome(self) -> Outcome:
-        attrs: Dict[str, Any] = {sc.GEN_AI_RESPONSE_ID: self.response_id}
-        if self.finish_reason:
-            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reason]
-        usage, source = self.usage, sc.AiCostUsageSourceValues.PROVIDER
-        if usage is None:
-            usage = estimated_usage(self.operation.request, self.counter)
-            source = sc.AiCostUsageSourceValues.ESTIMATED
-        error = "ERROR" if self.finish_reason == "ERROR" else None
-        return Outcome(usage=usage, usage_source=source, attributes=attrs, error_type=error)
+        outcome = v2_outcome(self.response_id, self.finish_reason or None, self.usage)
+        if outcome.error_type is None:
+            outcome.usage, outcome.usage_source = self.usage_or_estimated(outcome.usage)
+        return outcome
 
 
 class CohereV1StreamState(_GeneratorStream):
@@ -126,10 +126,7 @@ class CohereV1StreamState(_GeneratorStream):
             attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
         if self.error is not None:
             return Outcome(usage=billed_usage(self.meta), attributes=attrs, error_type=self.error)
-        usage, source = cohere_usage(self.meta), sc.AiCostUsageSourceValues.PROVIDER
-        if usage is None:
-            usage = estimated_usage(self.operation.request, self.counter)
-            source = sc.AiCostUsageSourceValues.ESTIMATED
+        usage, source = self.usage_or_estimated(cohere_usage(self.meta))
         return Outcome(usage=usage, usage_source=source, attributes=attrs)
 
 

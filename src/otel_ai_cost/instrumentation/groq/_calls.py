@@ -8,7 +8,7 @@ from ... import _semconv as sc
 from ..._request import LLMRequest
 from .. import _core as c
 from .._chat import chat_request_attributes, embeddings_request_attributes, max_tokens
-from .._core import Operation, StreamState, _content, get, host_port, materialize
+from .._core import Operation, StreamState, _content, get, materialize
 from .._stainless import RequestRouter, StainlessCall
 from ._attributes import OUTCOMES, PROVIDER, strip_openai
 from ._estimate import lazy_estimate
@@ -38,10 +38,6 @@ def _prepare(config: c.WrapContext, kind: str, instance: Any, kwargs: Dict[str, 
         attrs = embeddings_request_attributes(PROVIDER, client, call_kwargs)
         max_out = None
         operation = "embeddings"
-    if sc.SERVER_ADDRESS not in attrs:
-        host, port = host_port(client)
-        if host:
-            attrs[sc.SERVER_ADDRESS], attrs[sc.SERVER_PORT] = host, port
     model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
     request = LLMRequest(provider=PROVIDER, operation=operation, model=model, max_output_tokens=max_out,
                          estimate_input=lazy_estimate(kind, call_kwargs))

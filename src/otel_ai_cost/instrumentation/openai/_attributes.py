@@ -14,7 +14,7 @@ from .._chat import (
     request_attributes,
     sampling_attributes,
 )
-from .._core import Outcome, as_int, as_num, as_str, get, given, host_port
+from .._core import Outcome, as_int, as_num, as_str, get, get_extra, given, host_port
 
 _PROVIDER_BY_HOST = {
     "api.openai.com": "openai",
@@ -136,8 +136,8 @@ def responses_usage(usage: Any) -> Optional[Usage]:
         input_tokens=inp or 0,
         output_tokens=out or 0,
         cache_read_input_tokens=as_int(get(input_details, "cached_tokens")) or 0,
-        cache_write_input_tokens=as_int(get(input_details, "cache_write_tokens")) or 0,
-        cache_write_12h_input_tokens=as_int(get(get(input_details, "cache_write_tokens_details"),
+        cache_write_input_tokens=as_int(get_extra(input_details, "cache_write_tokens")) or 0,
+        cache_write_12h_input_tokens=as_int(get(get_extra(input_details, "cache_write_tokens_details"),
                                                 "ttl_12h_tokens")) or 0,
         reasoning_output_tokens=as_int(get(get(usage, "output_tokens_details"), "reasoning_tokens")) or 0,
     )
@@ -145,7 +145,7 @@ def responses_usage(usage: Any) -> Optional[Usage]:
 
 def provider_cost(usage: Any) -> Optional[float]:
     """The cost a gateway reported in the usage (OpenRouter's ``usage.cost``, USD)."""
-    return as_num(get(usage, "cost"))
+    return as_num(get_extra(usage, "cost"))
 
 
 def chat_outcome(completion: Any) -> Outcome:

@@ -5,19 +5,7 @@ from typing import Any, Callable, Mapping
 
 from ..._request import TokenCount
 from .._core import given
-
-_TOKENS: Any = None
-
-
-def _tokens() -> Any:
-    """The ``tokens`` module, imported on the first estimate (it loads the tokenizer), then kept:
-    an import statement per call costs more than the global."""
-    global _TOKENS
-    if _TOKENS is None:
-        from ... import tokens
-
-        _TOKENS = tokens
-    return _TOKENS
+from .._core import tokens_module as _tokens
 
 
 def lazy_estimate(kind: str, kwargs: Mapping[str, Any]) -> Callable[[], TokenCount]:
@@ -42,17 +30,15 @@ def lazy_estimate(kind: str, kwargs: Mapping[str, Any]) -> Callable[[], TokenCou
             return counted
     elif kind == "completions":
         def estimate() -> TokenCount:
-            from ...tokens import count_text
-
+            count_text = _tokens().count_text
             prompt = kwargs.get("prompt")
             texts = [prompt] if isinstance(prompt, str) else [p for p in (prompt or []) if isinstance(p, str)]
             return TokenCount(sum(count_text(t, model).tokens for t in texts),
                               count_text(texts[0] if texts else "", model).method)
     else:
         def estimate() -> TokenCount:
-            from ...tokens import estimate_embedding_input
-
-            return estimate_embedding_input(model, kwargs.get("input"))
+            counted: TokenCount = _tokens().estimate_embedding_input(model, kwargs.get("input"))
+            return counted
     return estimate
 
 

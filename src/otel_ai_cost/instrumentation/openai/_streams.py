@@ -1,24 +1,33 @@
 """Stream states of the ``openai`` SDK: chat completion (and legacy completion) chunks, Responses events."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from ... import _semconv as sc
+from ..._tiktoken_offline import without_waiting
 from .._chat import ChatStreamState, chat_usage
-from .._core import CharCounter, Operation, Outcome, StreamState, as_str, estimated_usage, get, log_once
+from .._core import CharCounter, Operation, Outcome, StreamState, as_str, get, log_once
 from ._attributes import provider_cost, responses_outcome
+
+_COUNT_TEXT: Optional[Callable[..., Any]] = None  # ``tokens.count_text``, imported by the first count
 
 
 def _count_text(text: str, model: Optional[str]) -> int:
-    from ...tokens import count_text
+    global _COUNT_TEXT
+    if _COUNT_TEXT is None:
+        from ...tokens import count_text
 
-    return int(count_text(text, model or "").tokens)
+        _COUNT_TEXT = count_text
+    count_text = _COUNT_TEXT
+    return int(without_waiting(lambda: count_text(text, model or "")).tokens)
 
 
 class _FallbackCounter:
     """Running output-token count of the text deltas, used only when the stream carries no usage.
 
-    When no usage is expected (injection turned off, caller did not ask), every delta is tokenised.
+    When no usage is expected (injection turned off, caller did not ask), every delta is tokenised,
+    never waiting for the tokenizer (``without_waiting``): while it loads (the first ~0.1-0.3 s on a
+    machine) a delta is counted with the heuristic, so that the user's read is never held up.
     """
 
     def __init__(self, model: Optional[str]) -> None:
@@ -111,6 +120,7 @@ class OpenAIChatStreamState(ChatStreamState):
         counter = self.counter if self.usage_obj is None else None
         fast_count = self.fast_count
         finish_reasons = self.finish_reasons
+        pending = self.pending_reason
         for choice in choices:
             # Every field is read before anything is recorded: a choice or delta that is not a parsed
             # model with these fields (no ``__dict__``, a field missing) falls back from that choice on.
@@ -131,8 +141,8 @@ class OpenAIChatStreamState(ChatStreamState):
                 index = 0
             if type(reason) is str:
                 finish_reasons[index] = reason
-            elif index not in finish_reasons:
-                finish_reasons[index] = "error"
+            elif pending is not None and index not in finish_reasons:
+                finish_reasons[index] = pending
             if counter is None:
                 continue
             if fast_count:
@@ -177,6 +187,14 @@ class OpenAIChatStreamState(ChatStreamState):
 
 
 _RESPONSE_FINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+_DELTA_EVENTS = ("response.output_text.delta", "response.refusal.delta", "response.function_call_arguments.delta")
+
+
+def _is_lifecycle(kind: str) -> bool:
+    """The events that carry the ``response`` (``response.created``, ``response.in_progress``,
+    ``response.queued``, the final ones) are the ``response.<state>`` ones: the others have a part
+    between (``response.output_item.added``, ``response.output_text.done``, ...) or are ``error``."""
+    return kind.startswith("response.") and kind.count(".") == 1
 
 
 class ResponsesStreamState(StreamState):
@@ -192,17 +210,19 @@ class ResponsesStreamState(StreamState):
         self.counter = CharCounter()
 
     def observe(self, event: Any) -> bool:
+        # Dispatched on the type first: an event is read only for the fields its type has (reading
+        # an absent field of an SDK model is the slow part of a read).
         kind = get(event, "type")
-        response = get(event, "response")
-        if response is not None:
-            if kind in _RESPONSE_FINAL_EVENTS:
-                self.final = response
-                self.final_kind = kind
-            elif self.response is None:
-                self.response = response
-        elif kind in ("response.output_text.delta", "response.refusal.delta",
-                      "response.function_call_arguments.delta"):
+        if kind in _DELTA_EVENTS:
             self.counter.add(get(event, "delta"))
+        elif type(kind) is not str or _is_lifecycle(kind):
+            response = get(event, "response")
+            if response is not None:
+                if kind in _RESPONSE_FINAL_EVENTS:
+                    self.final = response
+                    self.final_kind = kind
+                elif self.response is None:
+                    self.response = response
         elif kind == "error":
             self.error_code = as_str(get(event, "code")) or "error"
         return False
@@ -217,9 +237,9 @@ class ResponsesStreamState(StreamState):
         if outcome.error_type is not None:
             return outcome  # failed: only the usage the response reports, no guess (``_core._stream_errors``)
         # response.incomplete is no error: its response reports the usage billed.
-        if self.final is None or outcome.usage is None:
-            outcome.usage = estimated_usage(self.operation.request, self.counter)
-            outcome.usage_source = sc.AiCostUsageSourceValues.ESTIMATED
+        # Only the final response's usage is billed usage: without it, the estimate.
+        outcome.usage, outcome.usage_source = self.usage_or_estimated(
+            outcome.usage if self.final is not None else None)
         return outcome
 
 

@@ -18,4 +18,6 @@ const TracesStability = component.StabilityLevelAlpha
 const (
 	MetricSpans = "otelcol_processor_ai_cost_spans"
 	MetricUSD   = "otelcol_processor_ai_cost_usd"
+	// MetricAnomalies counts anomaly findings by ai_cost.anomaly.type and ai_cost.anomaly.severity.
+	MetricAnomalies = "otelcol_processor_ai_cost_anomalies"
 )

@@ -271,3 +271,6 @@ func toCount(v pcommon.Value) (int64, bool) {
 	}
 	return n, true
 }
+
+// Count reads a token count attribute as Read does (ints, doubles and strings; negative as 0).
+func Count(v pcommon.Value) (int64, bool) { return toCount(v) }
