@@ -1,17 +1,19 @@
 """The online detector: per (model, attribution key) robust baselines, per trace totals, repeats.
 
 Per key (model, dimension, value), and for every model together on ``cross_model_dims``:
-- cost, input and output tokens per call, in log space: a slow baseline (EWMA mean and mean absolute
-  deviation, updates winsorised at 3 deviations so a spike barely moves it) and a fast EWMA over
-  the last few calls; a spike is the fast mean above the baseline by max(ln 2, 5 deviations of the
-  fast mean);
-- calls: a count decayed over 60 s against the rate of a count decayed over 30 min (and, after a
-  week, the same hour of the week), with a learned burstiness;
-- errors: fast (EWMA 0.1) and slow error rates.
+- cost, input and output tokens per call, in log space, on the finest key of what a call does and
+  on the keys of who makes it: a slow baseline (EWMA mean and scale, updates winsorised at 3
+  scales, barely learning while the key is in a spike) and a fast EWMA over the last few calls
+  (falling back to the baseline after a gap); a spike is the fast mean, and the call, above the
+  baseline by max(ln 2, 6 deviations of the fast mean);
+- runs: counts decayed over 1 and 5 minutes against the rate of a count decayed over 30 minutes
+  (and, after a week, the same hour of the week), with a learned burstiness;
+- errors: fast (EWMA 0.2) and slow error rates, caught up lazily on the calls with an error.
 Per trace: calls and cost against a threshold learned from finished traces (2x their 99.9th
 percentile, at least ``min_trace_calls``). Per request fingerprint and trace (or user): repeats
-within 60 s. Everything is O(1) per call (amortised for evictions); memory is bounded by
-``max_keys``, ``max_traces`` and ``max_fingerprints``.
+within 60 s. The cause of a finding is looked up in a ring of the last calls (``_causes``) when the
+finding is made. Everything is O(1) per call (amortised for evictions); memory is bounded by
+``max_keys``, ``max_traces``, ``max_fingerprints`` and ``cause_calls``.
 """
 from __future__ import annotations
 
