@@ -3,6 +3,12 @@ and the time it adds per call.
 
     .venv/bin/python benchmarks/anomaly_eval.py                 # 4 days, 20 incidents per type, seed 1
     .venv/bin/python benchmarks/anomaly_eval.py --seed 2 --days 6 --per-type 30
+    .venv/bin/python benchmarks/anomaly_eval.py --bench 0 --misses -v   # every miss, wrong cause, false positive
+
+A finding is right for an incident when its type is one ACCEPT allows for the incident's type,
+it falls in the incident (or the 5 minutes after it), and it is on one of the incident's calls or
+names the incident's value (its tenant, prompt, model, trace). Its cause is right when the first
+finding of the incident's type names the value the generator injected.
 """
 from __future__ import annotations
 
@@ -45,6 +51,25 @@ def related(finding, inc, label) -> bool:
     return finding.cause.value == inc.value or inc.value in finding.dims.values()
 
 
+def right_cause(finding, inc) -> bool:
+    return finding.cause.value.lstrip("0") == inc.value.lstrip("0")
+
+
+def print_misses(traffic, first, nearby) -> None:
+    """Every missed incident (with the findings made while it ran) and every wrong cause."""
+    for inc in traffic.incidents:
+        hour = (inc.start - traffic.start) / 3600
+        head = (f"#{inc.id} {inc.type} {inc.dimension}={inc.value} x{inc.factor:.2f} {inc.extra or ''}"
+                f" at +{hour:.1f} h (hour {hour % 24:.1f}), {inc.calls} calls")
+        if inc.id not in first:
+            print("\nMISSED", head)
+            for f, own in nearby[inc.id][:6]:
+                print("   ", "own" if own else "other", f.describe())
+        elif not right_cause(first[inc.id][1], inc):
+            n, f = first[inc.id]
+            print("\nWRONG CAUSE", head, f"\n    after {n} calls:", f.describe())
+
+
 def evaluate(args) -> int:
     traffic = Traffic(seed=args.seed, days=args.days, per_type=args.per_type)
     calls = list(traffic.calls())
@@ -55,6 +80,7 @@ def evaluate(args) -> int:
     tp = defaultdict(int)
     normal = 0
     runaway_after = []
+    nearby = defaultdict(list)  # incident id -> findings of any type during it (for --misses)
     for lc in calls:
         label = lc.incident
         if label is None:
@@ -62,6 +88,10 @@ def evaluate(args) -> int:
         else:
             seen[label.id] += 1
         for f in detector.observe(lc.record):
+            if args.misses:
+                for inc in traffic.incidents:
+                    if inc.start <= f.time <= inc.end + 300:
+                        nearby[inc.id].append((f, label is inc))
             matched = [i for i in traffic.incidents if related(f, i, label)]
             if not matched:
                 fp[f.type] += 1
@@ -85,13 +115,15 @@ def evaluate(args) -> int:
         found = [first[i.id] for i in incs if i.id in first]
         recall = len(found) / len(incs) if incs else float("nan")
         precision = tp[kind] / (tp[kind] + fp[kind]) if tp[kind] + fp[kind] else float("nan")
-        right = sum(1 for i in incs if i.id in first and first[i.id][1].cause.value.lstrip("0") == i.value.lstrip("0"))
+        right = sum(1 for i in incs if i.id in first and right_cause(first[i.id][1], i))
         delays = [n for n, _ in found]
         delay = f"{statistics.median(delays):.0f} / {max(delays)}" if delays else "-"
         print(f"| {kind} | {len(incs)} | {recall:.2f} | {precision:.2f} | {fp[kind]} "
               f"| {right}/{len(found)} | {delay} |")
         total_fp += fp[kind]
         ok &= recall >= 0.95
+    if args.misses:
+        print_misses(traffic, first, nearby)
     per10k = total_fp / normal * 10_000
     print(f"\nfalse positives: {total_fp} on {normal:,} normal calls = {per10k:.2f} per 10,000")
     if runaway_after:
@@ -119,6 +151,7 @@ def main() -> int:
     p.add_argument("--days", type=float, default=4.0)
     p.add_argument("--per-type", type=int, default=20)
     p.add_argument("--bench", type=int, default=3, help="timed runs of observe() over the same calls (0: none)")
+    p.add_argument("--misses", action="store_true", help="print every missed incident and every wrong cause")
     p.add_argument("-v", "--verbose", action="store_true", help="print every false positive")
     return evaluate(p.parse_args())
 

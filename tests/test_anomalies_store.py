@@ -75,3 +75,15 @@ def test_saver_saves_at_close(tmp_path):
     saver.close()
     assert len(store.load("default")) == len(detector.snapshot())
     store.close()
+
+
+def test_restore_skips_baselines_saved_in_another_format():
+    trained = AnomalyDetector()
+    run(trained, steady(random.Random(1), T0, 600))
+    snapshot = trained.snapshot()
+    key = next(k for k in snapshot if k.startswith("k\x1f"))
+    old = dict(snapshot)
+    old[key] = old[key][1:]  # a state without its version, as an earlier release wrote it
+    restarted = AnomalyDetector()
+    assert restarted.restore(old) == len(snapshot) - 1
+    assert key not in restarted.snapshot()

@@ -11,7 +11,7 @@ from ._finding import NEW_MODEL, Cause, Finding
 from ._record import PROMPT, SERVICE, TENANT, CallRecord
 
 
-class _Usage:
+class Usage:
     """The calls of one (dimension, value): how many, since when, with which models, log-cost mean."""
 
     __slots__ = ("calls", "first", "models", "log_cost")
@@ -25,7 +25,36 @@ class NewModelWatch:
         # Checked in a fixed order (service, tenant, prompt): the first dimension that finds it is named.
         self.dims = tuple(d for d in (SERVICE, TENANT, PROMPT, *dims) if d in dims)
         self.min_calls, self.min_age, self.max_entries = min_calls, min_age, max_entries
-        self.usage: Dict[Tuple[str, str], _Usage] = {}
+        self.usage: Dict[Tuple[str, str], Usage] = {}
+        self.generation = 0  # changes when entries are dropped or replaced (callers holding entries drop them)
+
+    def entries(self, r: CallRecord) -> List[Usage]:
+        """The usage entries of a call's dimensions (created as needed), for ``count``."""
+        out = []
+        for dim in self.dims:
+            value = r.dims.get(dim)
+            if value is None:
+                continue
+            entry = self.usage.get((dim, value))
+            if entry is None:
+                entry = self._new_entry((dim, value), r.time)
+            out.append(entry)
+        return out
+
+    def count(self, entries: List[Usage], log_cost: Optional[float]) -> None:
+        """A call of a (model, dims) seen before: its model is known to every entry; count the call."""
+        for entry in entries:
+            entry.calls += 1
+            if log_cost is not None:
+                mean = entry.log_cost
+                entry.log_cost = log_cost if mean is None else mean + 0.02 * (log_cost - mean)
+
+    def _new_entry(self, key: Tuple[str, str], now: float) -> Usage:
+        if len(self.usage) > self.max_entries:
+            self.usage.clear()  # rare: forget which models keys use rather than grow
+            self.generation += 1
+        entry = self.usage[key] = Usage(0, now, set(), None)
+        return entry
 
     def observe(self, r: CallRecord, log_cost: Optional[float]) -> Optional[Finding]:
         found: Optional[Finding] = None
@@ -35,9 +64,7 @@ class NewModelWatch:
                 continue
             entry = self.usage.get((dim, value))
             if entry is None:
-                if len(self.usage) > self.max_entries:
-                    self.usage.clear()  # rare: forget which models keys use rather than grow
-                entry = self.usage[(dim, value)] = _Usage(0, r.time, set(), None)
+                entry = self._new_entry((dim, value), r.time)
             entry.calls += 1
             models = entry.models
             if r.model not in models:
@@ -66,5 +93,6 @@ class NewModelWatch:
         mine = self.usage.get(key)
         if mine is not None and mine.calls >= s[0]:
             return False
-        self.usage[key] = _Usage(s[0], s[1], set(s[2]), s[3])
+        self.usage[key] = Usage(s[0], s[1], set(s[2]), s[3])
+        self.generation += 1
         return True

@@ -66,15 +66,16 @@ def _quantile_top(hist: List[float], q: float, unit: float) -> float:
 
 
 class _Trace:
-    __slots__ = ("calls", "cost", "last", "tkey", "flagged", "escalated")
+    __slots__ = ("calls", "cost", "last", "tkey", "flagged", "escalated", "thr_calls", "thr_cost")
 
-    def __init__(self, now: float, tkey: str) -> None:
+    def __init__(self, now: float, tkey: str, thresholds: Tuple[float, float]) -> None:
         self.calls = 0
         self.cost = 0.0
         self.last = now
         self.tkey = tkey
         self.flagged = False
         self.escalated = False
+        self.thr_calls, self.thr_cost = thresholds  # learned from the traces finished before this one
 
 
 class TraceWatch:
@@ -102,8 +103,13 @@ class TraceWatch:
         traces = self.traces
         tr = traces.get(trace_id)
         if tr is None:
-            tkey = next((r.dims[d] for d in self.trace_key_dims if d in r.dims), "*")
-            tr = traces[trace_id] = _Trace(now, tkey)
+            tkey = "*"
+            for d in self.trace_key_dims:
+                v = r.dims.get(d)
+                if v is not None:
+                    tkey = v
+                    break
+            tr = traces[trace_id] = _Trace(now, tkey, self._thresholds(self.stats.get(tkey)))
             if len(traces) > self.max_traces:
                 self._close(traces.popitem(last=False)[1])
         else:
@@ -111,19 +117,19 @@ class TraceWatch:
         tr.calls += 1
         tr.cost += r.cost or 0.0
         tr.last = now
-        for _ in range(2):  # close idle traces, oldest first: amortised O(1)
-            oldest = next(iter(traces.values()))
-            if oldest.last > now - self.trace_idle:
-                break
+        idle = now - self.trace_idle
+        if next(iter(traces.values())).last <= idle:  # close idle traces, oldest first: amortised O(1)
             self._close(traces.popitem(last=False)[1])
+            if traces and next(iter(traces.values())).last <= idle:
+                self._close(traces.popitem(last=False)[1])
         if tr.escalated:
             return None
-        thr_calls, thr_cost = self._thresholds(self.stats.get(tr.tkey))
-        over_calls = tr.calls / thr_calls
+        thr_calls, thr_cost = tr.thr_calls, tr.thr_cost
         # A single expensive call is a cost or token spike; a run is runaway by cost from 3 calls on.
-        over_cost = tr.cost / thr_cost if tr.calls >= 3 else 0.0
-        if over_calls <= 1 and over_cost <= 1:
+        if tr.calls <= thr_calls and (tr.calls < 3 or tr.cost <= thr_cost):
             return None
+        over_calls = tr.calls / thr_calls
+        over_cost = tr.cost / thr_cost if tr.calls >= 3 else 0.0
         strength = max(over_calls, over_cost)
         if tr.flagged and strength < 3:
             return None
