@@ -142,9 +142,15 @@ service:
       exporters: [file/metrics, debug, otlp_http/prometheus]
 """
 
+# out_of_order_time_window: the collector's exporter sends with several consumers, so two exports of
+# the app's metrics 0.2 s apart can reach Prometheus in either order; without it the older sample is
+# refused and rate()/increase() over the in-process metrics have one sample, so no value.
 PROMETHEUS_CONFIG = """
 global:
   scrape_interval: 1s
+storage:
+  tsdb:
+    out_of_order_time_window: 30m
 scrape_configs:
   - job_name: otelcol
     static_configs:
@@ -609,5 +615,14 @@ def test_every_dashboard_query_returns_data_on_prometheus(stack: Stack, demo_spa
     # 2 calls of $0.00672, as in test_cost_metrics_and_processor_telemetry).
     initech = query('sum(last_over_time(ai_cost_spans_cost_total{tenant_id="initech"}[15m]))')
     assert math.isclose(float(initech[0]["value"][1]), 2 * 0.00672, rel_tol=1e-9)
-    empty = [q for q in _dashboard_queries() if not query(q["expr"])]
+    # rate() and increase() need two samples of a series: the app's later exports reach Prometheus
+    # through the collector's batching a little after the first, so wait for them.
+    def without_data() -> List[Dict[str, str]]:
+        return [q for q in _dashboard_queries() if not query(q["expr"])]
+
+    try:
+        _wait("every dashboard query to return data", lambda: not without_data(), 60)
+    except AssertionError:
+        pass  # the assertion below names the queries
+    empty = without_data()
     assert not empty, "queries without data:\n" + "\n".join(f"{q['panel']}: {q['expr']}" for q in empty)
