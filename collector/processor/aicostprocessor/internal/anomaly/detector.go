@@ -1,6 +1,7 @@
 package anomaly
 
 import (
+	"encoding/binary"
 	"math"
 	"sort"
 	"sync"
@@ -60,6 +61,7 @@ type shape struct {
 	keys   []keyRef
 	usages []*usage
 	ref    *keyBaseline
+	dims   []Dim // a copy of the record's (the ring's calls hold it)
 }
 
 // A key's excess before it is resolved into a finding; i is the metric index (-1 runs per minute,
@@ -87,6 +89,7 @@ type Detector struct {
 	keys       map[keyID]*keyBaseline
 	seq        int
 	shapes     map[string]*shape
+	sid        []byte // the current call's shape id (a buffer kept between calls)
 	generation int
 	ring       callRing
 	byCause    map[causeKey]*Finding // the last finding reported per (type, cause)
@@ -136,20 +139,18 @@ func (d *Detector) Observe(r *Record) []Finding {
 	return d.observe(r)
 }
 
-func shapeID(r *Record) string {
-	n := len(r.Model)
+// shapeID writes the (model, dims) of a record into buf, each string length-prefixed (no two
+// shapes share an id, whatever their values hold).
+func shapeID(buf []byte, r *Record) []byte {
+	buf = binary.AppendUvarint(buf[:0], uint64(len(r.Model)))
+	buf = append(buf, r.Model...)
 	for _, dim := range r.Dims {
-		n += 2 + len(dim.Name) + len(dim.Value)
+		buf = binary.AppendUvarint(buf, uint64(len(dim.Name)))
+		buf = append(buf, dim.Name...)
+		buf = binary.AppendUvarint(buf, uint64(len(dim.Value)))
+		buf = append(buf, dim.Value...)
 	}
-	b := make([]byte, 0, n)
-	b = append(b, r.Model...)
-	for _, dim := range r.Dims {
-		b = append(b, 0x1f)
-		b = append(b, dim.Name...)
-		b = append(b, 0x1e)
-		b = append(b, dim.Value...)
-	}
-	return string(b)
+	return buf
 }
 
 func (d *Detector) observe(r *Record) []Finding {
@@ -169,10 +170,10 @@ func (d *Detector) observe(r *Record) []Finding {
 		clear(d.shapes)
 		d.generation = d.newModels.generation
 	}
-	sid := shapeID(r)
-	sh := d.shapes[sid]
+	d.sid = shapeID(d.sid, r)
+	sh := d.shapes[string(d.sid)] // (no allocation for the lookup)
 	if sh == nil {
-		sh = d.shape(r, sid)
+		sh = d.shape(r, string(d.sid))
 		if len(d.newModels.dims) > 0 {
 			if f := d.newModels.observe(r, logs[0], has[0]); f != nil {
 				findings = append(findings, *f)
@@ -189,7 +190,7 @@ func (d *Detector) observe(r *Record) []Finding {
 		traceFinding = d.traces.observe(r)
 	}
 	var candidates []candidate
-	d.ring.add(ringCall{now, r.Model, r.Dims, logs, has, hasLogs, r.Error, sh.ref}, CauseCalls)
+	d.ring.add(ringCall{now, r.Model, sh.dims, logs, has, hasLogs, r.Error, sh.ref}, CauseCalls)
 	for _, kr := range sh.keys {
 		if kr.kind == kindCounts {
 			kr.k.n++
@@ -301,7 +302,7 @@ func (d *Detector) shape(r *Record, sid string) *shape {
 			}
 		}
 	}
-	sh := &shape{keys: keys, usages: d.newModels.entries(r), ref: ref}
+	sh := &shape{keys: keys, usages: d.newModels.entries(r), ref: ref, dims: append([]Dim(nil), r.Dims...)}
 	d.shapes[sid] = sh
 	return sh
 }

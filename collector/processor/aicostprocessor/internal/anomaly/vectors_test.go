@@ -36,6 +36,12 @@ func scenarioOptions(t testing.TB, h scenariotest.Header) Options {
 			o.MaxTraceCalls = int(v)
 		case "max_trace_cost":
 			o.MaxTraceCost = v
+		case "max_keys":
+			o.MaxKeys = int(v)
+		case "max_traces":
+			o.MaxTraces = int(v)
+		case "max_fingerprints":
+			o.MaxFingerprints = int(v)
 		default:
 			t.Fatalf("scenario %s: detector argument %s has no Go option", h.Scenario, k)
 		}
