@@ -56,6 +56,10 @@ SCENARIOS: Dict[str, Tuple[Dict[str, Any], Dict[str, Any]]] = {
     # runaway traces and retry storms with the configured caps (the collector's max_trace_calls / max_trace_cost)
     "capped": ({"seed": 7, "days": 0.08, "warmup_days": 0.03, "per_type": 2, "types": ["runaway_trace", "retry_storm"]},
                {"max_trace_calls": 20, "max_trace_cost": 0.05}),
+    # tight memory bounds: keys evicted (46 times), traces closed early and fingerprints dropped
+    "bounded": ({"seed": 9, "days": 0.012, "warmup_days": 0.004, "per_type": 1,
+                 "types": ["retry_storm", "runaway_trace"]},
+                {"max_keys": 40, "max_traces": 8, "max_fingerprints": 16}),
 }
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 

@@ -45,8 +45,9 @@ def test_check_fails_on_a_stale_file(tmp_path: Path) -> None:
     anomaly_vectors.OUT = tmp_path
     try:
         (tmp_path / "capped.jsonl").write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
-        (tmp_path / "mixed.jsonl").write_text("\n".join(anomaly_vectors.scenario_lines("mixed")) + "\n",
-                                              encoding="utf-8")
+        for other in ("mixed", "bounded"):
+            (tmp_path / f"{other}.jsonl").write_text("\n".join(anomaly_vectors.scenario_lines(other)) + "\n",
+                                                     encoding="utf-8")
         assert anomaly_vectors.main(["--check"]) == 1
         (tmp_path / "capped.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
         assert anomaly_vectors.main(["--check"]) == 0

@@ -132,6 +132,12 @@ func anomalyProcessorConfig(t *testing.T, h scenariotest.Header) *Config {
 			cfg.Anomalies.MaxTraceCalls = int(v)
 		case "max_trace_cost":
 			cfg.Anomalies.MaxTraceCost = v
+		case "max_keys":
+			cfg.Anomalies.MaxKeys = int(v)
+		case "max_traces":
+			cfg.Anomalies.MaxTraces = int(v)
+		case "max_fingerprints":
+			cfg.Anomalies.MaxFingerprints = int(v)
 		default:
 			t.Fatalf("detector argument %s has no processor setting", k)
 		}

@@ -1,6 +1,7 @@
 package anomaly
 
 import (
+	"encoding/binary"
 	"math"
 	"sort"
 	"sync"
@@ -39,10 +40,28 @@ func (o *Options) withDefaults() Options {
 
 type keyID struct{ model, dim, value string }
 
+// What a key keeps: cost and token baselines (the finest key of what a call does, and the keys of
+// who makes it), calls and errors only (the model's and service's coarser keys), or also runs per
+// minute (the every-model keys of the volume dimensions).
+const (
+	kindMetrics = iota
+	kindCounts
+	kindVolume
+)
+
 type keyRef struct {
-	id  keyID
-	k   *keyBaseline
-	vol bool // runs per minute are checked on it
+	id   keyID
+	k    *keyBaseline
+	kind int
+}
+
+// shape: the keys of one (model, dims), its new-model usage entries, and the key its calls'
+// deviations are measured against for the causes (cached until keys are evicted).
+type shape struct {
+	keys   []keyRef
+	usages []*usage
+	ref    *keyBaseline
+	dims   []Dim // a copy of the record's (the ring's calls hold it)
 }
 
 // A key's excess before it is resolved into a finding; i is the metric index (-1 runs per minute,
@@ -56,30 +75,39 @@ type candidate struct {
 	observed, baseline float64
 }
 
+type causeKey struct{ typ, dim, value string }
+
 // Detector is the online detector. Safe for concurrent use (one lock).
 type Detector struct {
-	mu        sync.Mutex
-	opt       Options
-	rank      map[string]int
-	crossDims map[string]bool
-	volDims   map[string]bool
-	spikeK    float64
-	minLog    float64
-	keys      map[keyID]*keyBaseline
-	seq       int
-	newModels *newModelWatch
-	traces    *traceWatch
-	repeats   *repeatWatch
+	mu         sync.Mutex
+	opt        Options
+	ranks      map[string]map[string]int // per finding type: the tie-break order of causes
+	crossDims  map[string]bool
+	volDims    map[string]bool
+	spikeK     float64
+	minLog     float64
+	keys       map[keyID]*keyBaseline
+	seq        int
+	shapes     map[string]*shape
+	sid        []byte // the current call's shape id (a buffer kept between calls)
+	generation int
+	ring       callRing
+	byCause    map[causeKey]*Finding // the last finding reported per (type, cause)
+	newModels  *newModelWatch
+	traces     *traceWatch
+	repeats    *repeatWatch
 }
 
 // New returns a detector; zero Options fields take their defaults.
 func New(o Options) *Detector {
-	d := &Detector{opt: o.withDefaults(), rank: map[string]int{}, crossDims: map[string]bool{}, volDims: map[string]bool{},
-		spikeK: SpikeDeviations * fastNoise, minLog: math.Log(MinSpikeRatio), keys: map[keyID]*keyBaseline{}}
-	for i, dim := range d.opt.Dimensions {
-		if _, ok := d.rank[dim]; !ok {
-			d.rank[dim] = i
-		}
+	d := &Detector{opt: o.withDefaults(), crossDims: map[string]bool{}, volDims: map[string]bool{},
+		spikeK: SpikeDeviations * fastNoise, minLog: math.Log(MinSpikeRatio), keys: map[keyID]*keyBaseline{},
+		shapes: map[string]*shape{}, byCause: map[causeKey]*Finding{}}
+	dims := d.opt.Dimensions
+	d.ranks = map[string]map[string]int{
+		TokenSpike: causeRanks(dims),
+		CostSpike:  causeRanks(dims, DimTenant, DimUser, DimService),
+		ErrorSpike: causeRanks(dims, DimModel, DimService, DimTenant, DimUser),
 	}
 	for _, dim := range crossModelDims {
 		d.crossDims[dim] = true
@@ -100,10 +128,10 @@ func (d *Detector) Dimensions() []string { return d.opt.Dimensions }
 func (d *Detector) Counts() (keys, traces, fingerprints int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.keys), len(d.traces.traces), len(d.repeats.entries)
+	return len(d.keys), len(d.traces.traces), d.repeats.len()
 }
 
-// Observe feeds one finished call and returns the findings it triggers: spikes, then a new model,
+// Observe feeds one finished call and returns the findings it triggers: a new model, spikes, then
 // a runaway trace and a retry storm.
 func (d *Detector) Observe(r *Record) []Finding {
 	d.mu.Lock()
@@ -111,61 +139,88 @@ func (d *Detector) Observe(r *Record) []Finding {
 	return d.observe(r)
 }
 
+// shapeID writes the (model, dims) of a record into buf, each string length-prefixed (no two
+// shapes share an id, whatever their values hold).
+func shapeID(buf []byte, r *Record) []byte {
+	buf = binary.AppendUvarint(buf[:0], uint64(len(r.Model)))
+	buf = append(buf, r.Model...)
+	for _, dim := range r.Dims {
+		buf = binary.AppendUvarint(buf, uint64(len(dim.Name)))
+		buf = append(buf, dim.Name...)
+		buf = binary.AppendUvarint(buf, uint64(len(dim.Value)))
+		buf = append(buf, dim.Value...)
+	}
+	return buf
+}
+
 func (d *Detector) observe(r *Record) []Finding {
 	now := r.Time
 	var findings []Finding
 	var logs [3]float64
 	var has [3]bool
-	lin := [4]float64{0, 0, 0, 1}
-	errV := 1.0
-	if !r.Error {
-		errV = 0
+	hasLogs := !r.Error
+	if hasLogs {
 		for i, x := range [3]float64{r.Cost, float64(r.InputTokens), float64(r.OutputTokens)} {
-			if x != 0 {
+			if x > 0 {
 				logs[i], has[i] = math.Log(x), true
 			}
 		}
-		lin = [4]float64{r.Cost, float64(r.InputTokens), float64(r.OutputTokens), 0}
 	}
-	keys := make([]keyRef, 0, 1+2*len(r.Dims))
-	add := func(id keyID, vol bool) {
-		k := d.keys[id]
-		if k == nil {
-			k = newKeyBaseline(now, d.seq)
-			d.seq++
-			d.keys[id] = k
-			if len(d.keys) > d.opt.MaxKeys {
-				d.evictKeys()
+	if d.generation != d.newModels.generation {
+		clear(d.shapes)
+		d.generation = d.newModels.generation
+	}
+	d.sid = shapeID(d.sid, r)
+	sh := d.shapes[string(d.sid)] // (no allocation for the lookup)
+	if sh == nil {
+		sh = d.shape(r, string(d.sid))
+		if len(d.newModels.dims) > 0 {
+			if f := d.newModels.observe(r, logs[0], has[0]); f != nil {
+				findings = append(findings, *f)
 			}
 		}
-		keys = append(keys, keyRef{id, k, vol})
-	}
-	add(keyID{r.Model, "*", "*"}, false)
-	for _, dim := range r.Dims {
-		add(keyID{r.Model, dim.Name, dim.Value}, false)
-		if d.crossDims[dim.Name] {
-			// Calls per minute are checked over every model: one model's share of a key is burstier.
-			add(keyID{"*", dim.Name, dim.Value}, d.volDims[dim.Name])
-		}
+	} else {
+		count(sh.usages, logs[0], has[0])
 	}
 	var traceFinding *Finding
-	newRun := true // calls per minute count runs (traces)
+	newRun := true // calls per minute count runs (traces): the calls inside one are the trace's business
 	if r.TraceID != "" {
 		_, open := d.traces.traces[r.TraceID]
 		newRun = !open
 		traceFinding = d.traces.observe(r)
 	}
 	var candidates []candidate
-	for _, kr := range keys {
-		d.update(kr.id, kr.k, now, &logs, &has, &lin, errV, kr.vol, newRun, &candidates)
+	d.ring.add(ringCall{now, r.Model, sh.dims, logs, has, hasLogs, r.Error, sh.ref}, CauseCalls)
+	for _, kr := range sh.keys {
+		if kr.kind == kindCounts {
+			kr.k.n++
+			kr.k.t = now
+		}
+	}
+	for _, kr := range sh.keys {
+		if kr.kind == kindVolume {
+			if newRun {
+				d.volume(kr.id, kr.k, now, &candidates)
+			} else {
+				kr.k.n++
+			}
+		}
+	}
+	for _, kr := range sh.keys {
+		if kr.kind == kindMetrics {
+			if hasLogs {
+				d.update(kr.id, kr.k, now, &logs, &has, &candidates)
+			} else {
+				kr.k.n++
+				kr.k.t = now
+			}
+		}
+	}
+	if r.Error {
+		d.errors(sh.keys, now, &candidates)
 	}
 	if len(candidates) > 0 {
-		findings = append(findings, d.resolve(r, keys, candidates)...)
-	}
-	if len(d.newModels.dims) > 0 {
-		if f := d.newModels.observe(r, logs[0], has[0]); f != nil {
-			findings = append(findings, *f)
-		}
+		findings = append(findings, d.resolve(r, sh.keys, candidates)...)
 	}
 	if traceFinding != nil {
 		findings = append(findings, *traceFinding)
@@ -176,96 +231,156 @@ func (d *Detector) observe(r *Record) []Finding {
 	return findings
 }
 
-func (d *Detector) update(kid keyID, k *keyBaseline, now float64, logs *[3]float64, has *[3]bool, lin *[4]float64,
-	errV float64, vol, newRun bool, out *[]candidate) {
-	dt := now - k.t
-	sums := &k.sums
-	if dt > 0 {
-		df := math.Exp(-dt / TauFast)
-		k.cf *= df
-		for i := range sums {
-			sums[i] = sums[i]*df + lin[i]
+// shape: the keys of a (model, dims), looked up once, then cached until keys are evicted.
+func (d *Detector) shape(r *Record, sid string) *shape {
+	now := r.Time
+	keys := make([]keyRef, 0, 1+2*len(r.Dims))
+	add := func(id keyID, kind int) {
+		k := d.keys[id]
+		if k == nil {
+			k = newKeyBaseline(now, d.seq)
+			d.seq++
+			d.keys[id] = k
 		}
-		if vol {
-			k.tf *= df
-			k.ts *= math.Exp(-dt / TauSlow)
-		}
-		k.t = now
+		keys = append(keys, keyRef{id, k, kind})
+	}
+	// Cost and token baselines are kept on the finest key of what the call does (its model and
+	// prompt, else service, else the model alone) and on the keys of who makes it; the model's and
+	// the service's coarser keys keep calls and errors only.
+	content := ""
+	if _, ok := r.dim(DimPrompt); ok {
+		content = DimPrompt
+	} else if _, ok := r.dim(DimService); ok {
+		content = DimService
+	}
+	if content == "" {
+		add(keyID{r.Model, "*", "*"}, kindMetrics)
 	} else {
-		for i := range sums {
-			sums[i] += lin[i]
+		add(keyID{r.Model, "*", "*"}, kindCounts)
+	}
+	for _, dim := range r.Dims {
+		if (dim.Name == DimPrompt || dim.Name == DimService) && dim.Name != content {
+			add(keyID{r.Model, dim.Name, dim.Value}, kindCounts)
+		} else {
+			add(keyID{r.Model, dim.Name, dim.Value}, kindMetrics)
 		}
-	}
-	if hour := int64(floorDiv(now, 3600)); hour != k.hour {
-		k.rollHour(hour, now)
-	}
-	k.hcount++
-	k.n++
-	// runs (traces) per minute, on the every-model keys of the volume dimensions
-	if vol && newRun {
-		if k.n > volumeMinCalls && now-k.first >= TauSlow {
-			expected := k.expectedFast(now)
-			scale := math.Max(devScale*k.rdev, math.Sqrt(expected))
-			dev := k.tf + 1 - expected
-			threshold := math.Max(VolumeRatio*expected, expected+VolumeDeviations*scale+volumeSlack)
-			if k.tf+1 > threshold {
-				*out = append(*out, candidate{VolumeSpike, -1, (k.tf + 1 - expected) / (threshold - expected),
-					(k.tf + 1) / math.Max(expected, 1e-9), kid, k, (k.tf + 1) * 60 / TauFast, expected * 60 / TauFast})
-			} else if k.tf+1 < 2*expected+volumeSlack { // the burstiness is learned from normal traffic only
-				k.rdev += burstAlpha * (math.Min(math.Abs(dev), 3*math.Sqrt(expected)+3) - k.rdev)
+		if d.crossDims[dim.Name] {
+			// Calls per minute are checked over every model: one model's share of a key is burstier.
+			if d.volDims[dim.Name] {
+				add(keyID{"*", dim.Name, dim.Value}, kindVolume)
+			} else {
+				add(keyID{"*", dim.Name, dim.Value}, kindCounts)
 			}
 		}
-		k.tf++
-		k.ts++
 	}
-	k.cf++
-	k.cs++
-	// errors
-	k.ef = k.ef + AlphaErrFast*(errV-k.ef)
-	ef := k.ef
-	if errV != 0 && k.n >= WarmCalls && ef >= ErrorRate && ef >= errorOverSlow*k.es+errorSlack {
-		*out = append(*out, candidate{ErrorSpike, -2, ef / ErrorRate, ef / math.Max(k.es, errorMinBase), kid, k, ef, k.es})
-	}
-	if ef < ErrorRate { // the baseline does not learn an ongoing spike
-		a := errorSlowAlpha
-		if k.n < errorSlowWarm {
-			a = 1.0 / float64(k.n)
+	if len(d.keys) > d.opt.MaxKeys {
+		d.evictKeys() // (clears the cache) this call's keys stay, evicted or not
+		for _, kr := range keys {
+			if _, ok := d.keys[kr.id]; !ok {
+				kr.k.seq = d.seq
+				d.seq++
+				d.keys[kr.id] = kr.k
+			}
 		}
-		k.es += a * (errV - k.es)
 	}
-	// cost and tokens per call
+	if len(d.shapes) >= 4*d.opt.MaxKeys {
+		clear(d.shapes)
+	}
+	ref := keys[0].k
+	found := false
+	for _, kr := range keys {
+		if kr.id.dim == DimPrompt && kr.id.model != "*" {
+			ref, found = kr.k, true
+			break
+		}
+	}
+	if !found {
+		for _, kr := range keys {
+			if kr.id.dim == DimService && kr.id.model != "*" {
+				ref = kr.k
+				break
+			}
+		}
+	}
+	sh := &shape{keys: keys, usages: d.newModels.entries(r), ref: ref, dims: append([]Dim(nil), r.Dims...)}
+	d.shapes[sid] = sh
+	return sh
+}
+
+// errors: a call with an error (its keys' call counts already include it); the error rates are
+// caught up lazily (nothing is done for them on a call without error).
+func (d *Detector) errors(keys []keyRef, now float64, out *[]candidate) {
+	for _, kr := range keys {
+		k := kr.k
+		n := k.n
+		ef, es := k.errorRates(n-1, now)
+		ef += AlphaErrFast * (1.0 - ef)
+		if n >= WarmCalls && ef >= ErrorRate && ef >= errorOverSlow*es+errorSlack {
+			*out = append(*out, candidate{ErrorSpike, -2, ef / ErrorRate, ef / math.Max(es, errorMinBase), kr.id, k, ef, es})
+		}
+		if ef < ErrorRate { // the baseline does not learn an ongoing spike
+			a := errorSlowAlpha
+			if n < errorSlowWarm {
+				a = 1.0 / float64(n)
+			}
+			es += a * (1.0 - es)
+		}
+		k.ef, k.es, k.en, k.et = ef, es, n, now
+	}
+}
+
+// update: a call without error on a key with cost and token baselines.
+func (d *Detector) update(kid keyID, k *keyBaseline, now float64, logs *[3]float64, has *[3]bool, out *[]candidate) {
+	dt := now - k.t
+	relax := 0.0 // what is left of the fast means' excess after a gap
+	if dt > fastRelaxAfter {
+		relax = math.Exp(-dt / TauRelax)
+	}
+	k.t = now
+	k.n++
 	for i := 0; i < 3; i++ {
 		if !has[i] {
 			continue
 		}
 		x := logs[i]
 		k.nm[i]++
-		n := k.nm[i]
-		if n == 1 {
-			k.mu[i], k.fa[i] = x, x
-			continue
-		}
+		c := k.nm[i]
 		m := k.mu[i]
-		k.fa[i] = k.fa[i] + AlphaFast*(x-k.fa[i])
-		f := k.fa[i]
-		scale := devScale * k.dv[i]
-		if scale < minLogScale {
-			scale = minLogScale
-		}
 		dd := x - m
-		var a float64
-		if n > WarmCalls {
+		switch {
+		case c > WarmCalls:
+			f := k.fa[i]
+			if relax != 0 {
+				f = m + (f-m)*relax
+			}
+			f = f + AlphaFast*(x-f)
+			k.fa[i] = f
+			scale := k.dv[i]
+			if scale < MinScale {
+				scale = MinScale
+			}
 			threshold := d.spikeK * scale
 			if threshold < d.minLog {
 				threshold = d.minLog
 			}
-			if f-m > threshold {
-				excess := f - m
-				typ := CostSpike
-				if i != 0 {
-					typ = TokenSpike
+			excess := f - m
+			if excess > spikeEnter*threshold {
+				// A key in (or entering) a spike: its baseline barely learns, its scale not at all.
+				if excess > threshold && dd > threshold { // (the call itself is part of the spike)
+					typ := CostSpike
+					if i != 0 {
+						typ = TokenSpike
+					}
+					*out = append(*out, candidate{typ, i, excess / threshold, math.Exp(excess), kid, k, math.Exp(f), math.Exp(m)})
 				}
-				*out = append(*out, candidate{typ, i, excess / threshold, math.Exp(excess), kid, k, math.Exp(f), math.Exp(m)})
+				step := dd
+				if dd > scale {
+					step = scale
+				} else if dd < -scale {
+					step = -scale
+				}
+				k.mu[i] = m + alphaSpike*step
+				continue
 			}
 			lim := winsorDevs * scale
 			if dd > lim {
@@ -273,16 +388,23 @@ func (d *Detector) update(kid keyID, k *keyBaseline, now float64, logs *[3]float
 			} else if dd < -lim {
 				dd = -lim
 			}
-			a = AlphaSlow
-		} else {
-			a = 1.0 / float64(n)
+			k.mu[i] = m + AlphaSlow*dd
+			k.dv[i] = scale + AlphaSlow*(devScale*math.Abs(dd)-scale)
+		case c == 1:
+			k.mu[i], k.fa[i] = x, x
+		default: // warming up: plain means
+			k.fa[i] += AlphaFast * (x - k.fa[i])
+			a := 1.0 / float64(c)
+			k.mu[i] = m + a*dd
+			k.dv[i] += a * (devScale*math.Abs(dd) - k.dv[i])
 		}
-		k.mu[i] = m + a*dd
-		k.dv[i] += a * (math.Abs(dd) - k.dv[i])
 	}
 }
 
-// resolve turns the strongest candidate of each type into a finding with its cause.
+// resolve turns the strongest candidate of each type into a finding with its cause; one finding
+// per incident: a finding of the type within the cooldown whose cause is one of this call's values
+// (or its model) holds this one too, and a finding of the same type and cause within the cooldown
+// is not reported again.
 func (d *Detector) resolve(r *Record, keys []keyRef, candidates []candidate) []Finding {
 	tokensUp := map[keyID]bool{}
 	for _, c := range candidates {
@@ -310,26 +432,36 @@ func (d *Detector) resolve(r *Record, keys []keyRef, candidates []candidate) []F
 	var findings []Finding
 	for _, typ := range order {
 		c := best[typ]
-		cause := d.cause(c, keys, r)
-		var metric string
-		switch c.i {
-		case -1:
-			metric = "calls_per_minute"
-		case -2:
-			metric = "error_rate"
-		default:
-			metric = metricNames[c.i]
-		}
-		level := severity(c.ratio)
-		if typ == ErrorSpike {
-			level = "warning"
-			if c.observed >= errorCritical {
-				level = "critical"
+		if d.earlier(typ, r) == nil {
+			cause := d.cause(typ, c, r)
+			var metric string
+			switch c.i {
+			case -1:
+				metric = "calls_per_minute"
+			case -2:
+				metric = "error_rate"
+			default:
+				metric = metricNames[c.i]
+			}
+			level := severity(c.ratio)
+			if typ == ErrorSpike {
+				level = "warning"
+				if c.observed >= errorCritical {
+					level = "critical"
+				}
+			}
+			f := &Finding{Type: typ, Score: score(c.strength), Severity: level, Cause: cause,
+				Metric: metric, Observed: c.observed, Baseline: c.baseline, Key: keyName(c.kid), Time: r.Time,
+				TraceID: r.TraceID, Model: r.Model}
+			ck := causeKey{typ, cause.Dimension, cause.Value}
+			if e := d.byCause[ck]; e == nil || r.Time-e.Time >= Cooldown {
+				if len(d.byCause) >= d.opt.MaxKeys {
+					clear(d.byCause)
+				}
+				d.byCause[ck] = f
+				findings = append(findings, *f)
 			}
 		}
-		findings = append(findings, Finding{Type: typ, Score: score(c.strength), Severity: level, Cause: cause,
-			Metric: metric, Observed: c.observed, Baseline: c.baseline, Key: keyName(c.kid), Time: r.Time,
-			TraceID: r.TraceID, Model: r.Model})
 		ti := typeIndex(typ)
 		for _, kr := range keys { // one finding per incident: the call's other keys cool down too
 			kr.k.cool[ti] = r.Time
@@ -338,102 +470,33 @@ func (d *Detector) resolve(r *Record, keys []keyRef, candidates []candidate) []F
 	return findings
 }
 
-type share struct {
-	share      float64
-	rank       int
-	dim, value string
+// earlier: a finding of typ within the cooldown whose cause is the call's model or one of its values.
+func (d *Detector) earlier(typ string, r *Record) *Finding {
+	if len(d.byCause) == 0 {
+		return nil
+	}
+	if f := d.byCause[causeKey{typ, DimModel, r.Model}]; f != nil && r.Time-f.Time < Cooldown {
+		return f
+	}
+	for _, dim := range r.Dims {
+		if f := d.byCause[causeKey{typ, dim.Name, dim.Value}]; f != nil && r.Time-f.Time < Cooldown {
+			return f
+		}
+	}
+	return nil
 }
 
-// cause: the record's key with the largest share of the excess of the reference population: the
-// model's calls for a per-model key, the key itself for an every-model key (then the model is a
-// candidate dimension).
-func (d *Detector) cause(c candidate, keys []keyRef, r *Record) Cause {
-	kid, k, i := c.kid, c.k, c.i
-	scope := kid.model
-	ref := k
-	if scope != "*" {
-		if m := d.keys[keyID{scope, "*", "*"}]; m != nil {
-			ref = m
-		}
+// cause: the dimension and value holding the excess (causes.go); computed only for a finding.
+func (d *Detector) cause(typ string, c candidate, r *Record) Cause {
+	if c.i == -1 {
+		return d.volumeCause(c.kid, r.Time)
 	}
-	base := baselineValue(i, ref)
-	if i == -2 { // the firing key's error baseline is frozen during the spike; the model's may not be
-		base = math.Min(base, k.es)
+	metric := c.i
+	if metric < 0 {
+		metric = 3
 	}
-	total := excess(i, ref, base)
-	var shares []share
-	for _, kr := range keys {
-		okid, o := kr.id, kr.k
-		if okid == (keyID{scope, "*", "*"}) {
-			continue
-		}
-		var dim, value string
-		if scope == "*" {
-			if okid.model == "*" || okid.dim != kid.dim || okid.value != kid.value || o.cf >= causeCovers*ref.cf {
-				continue // (a model that covers all of the key's calls explains nothing more)
-			}
-			dim, value = DimModel, okid.model
-		} else {
-			if okid.model == "*" {
-				continue
-			}
-			if ref != k && o.cf >= causeCovers*ref.cf {
-				continue // a value that covers all of the model's calls explains nothing more
-			}
-			dim, value = okid.dim, okid.value
-		}
-		e := excess(i, o, base)
-		s := 0.0
-		if total > 0 {
-			s = math.Min(1.0, math.Max(0.0, e/total))
-		}
-		rank, ok := d.rank[dim]
-		if !ok {
-			rank = len(d.rank)
-		}
-		shares = append(shares, share{s, rank, dim, value})
-	}
-	top := 0.0
-	for _, s := range shares {
-		if s.share > top {
-			top = s.share
-		}
-	}
-	if top < causeMinShare {
-		// No one value explains it: the model, or the every-model key's own value.
-		if scope != "*" {
-			return Cause{DimModel, r.Model, 1.0}
-		}
-		return Cause{kid.dim, kid.value, 1.0}
-	}
-	var pick *share
-	for j := range shares { // the first dimension (in Dimensions order) within causeTie of the largest share
-		s := &shares[j]
-		if s.share >= top-causeTie && (pick == nil || s.rank < pick.rank) {
-			pick = s
-		}
-	}
-	return Cause{pick.dim, pick.value, pick.share}
-}
-
-func baselineValue(i int, ref *keyBaseline) float64 {
-	switch i {
-	case -1:
-		return 0
-	case -2:
-		return ref.es
-	}
-	return math.Exp(ref.mu[i])
-}
-
-func excess(i int, o *keyBaseline, base float64) float64 {
-	switch i {
-	case -1: // runs above expectation in the fast window
-		return o.tf - o.expectedFast(o.t)
-	case -2:
-		return o.sums[3] - o.cf*base
-	}
-	return o.sums[i] - o.cf*base
+	every := c.kid.model == "*"
+	return d.ring.cause(metric, r.Time, r.Model, r.Dims, d.ranks[typ], every, c.kid.dim, c.kid.value)
 }
 
 // evictKeys keeps the MaxKeys * 0.9 keys seen most recently, a key's calls counting for recency (an
@@ -452,6 +515,7 @@ func (d *Detector) evictKeys() {
 	sort.SliceStable(all, func(a, b int) bool { return all[a].score > all[b].score })
 	keep := int(float64(d.opt.MaxKeys) * evictKeep)
 	clear(d.keys)
+	clear(d.shapes)
 	for j, e := range all[:keep] {
 		e.k.seq = j
 		d.keys[e.id] = e.k

@@ -19,6 +19,8 @@ type newModelWatch struct {
 	opt   *Options
 	dims  []string
 	usage map[usageKey]*usage
+	// generation changes when entries are dropped (the detector's cached shapes hold entries)
+	generation int
 }
 
 func newNewModelWatch(opt *Options) *newModelWatch {
@@ -46,11 +48,7 @@ func (w *newModelWatch) observe(r *Record, logCost float64, hasLogCost bool) *Fi
 		}
 		e := w.usage[usageKey{dim, value}]
 		if e == nil {
-			if len(w.usage) > w.opt.MaxKeys {
-				clear(w.usage) // rare: forget which models keys use rather than grow
-			}
-			e = &usage{first: r.Time, models: map[string]struct{}{}}
-			w.usage[usageKey{dim, value}] = e
+			e = w.newEntry(usageKey{dim, value}, r.Time)
 		}
 		e.calls++
 		if _, seen := e.models[r.Model]; !seen {
@@ -80,4 +78,45 @@ func (w *newModelWatch) observe(r *Record, logCost float64, hasLogCost bool) *Fi
 		}
 	}
 	return found
+}
+
+func (w *newModelWatch) newEntry(key usageKey, now float64) *usage {
+	if len(w.usage) > w.opt.MaxKeys {
+		clear(w.usage) // rare: forget which models keys use rather than grow
+		w.generation++
+	}
+	e := &usage{first: now, models: map[string]struct{}{}}
+	w.usage[key] = e
+	return e
+}
+
+// entries: the usage entries of a call's dimensions (created as needed), for count.
+func (w *newModelWatch) entries(r *Record) []*usage {
+	var out []*usage
+	for _, dim := range w.dims {
+		value, ok := r.dim(dim)
+		if !ok {
+			continue
+		}
+		e := w.usage[usageKey{dim, value}]
+		if e == nil {
+			e = w.newEntry(usageKey{dim, value}, r.Time)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// count: a call of a (model, dims) seen before: its model is known to every entry; count the call.
+func count(entries []*usage, logCost float64, hasLogCost bool) {
+	for _, e := range entries {
+		e.calls++
+		if hasLogCost {
+			if e.hasLogCost {
+				e.logCost = e.logCost + newModelAlpha*(logCost-e.logCost)
+			} else {
+				e.logCost, e.hasLogCost = logCost, true
+			}
+		}
+	}
 }

@@ -10,11 +10,19 @@ package anomaly
 const (
 	TauFast      = 60.0   // s: the fast window of call counts and decayed sums (TAU_FAST)
 	TauSlow      = 1800.0 // s: the slow window of call counts (TAU_SLOW)
+	TauMid       = 300.0  // s: the second window of runs per minute: sustained spikes at low rates (TAU_MID)
+	TauRelax     = 600.0  // s: a key's fast means fall back to its baseline when it has no calls (TAU_RELAX)
 	AlphaFast    = 0.3    // fast EWMA of log cost / tokens per call (ALPHA_FAST)
 	AlphaSlow    = 0.02   // slow baseline EWMA once warm (ALPHA_SLOW)
-	AlphaErrFast = 0.1    // fast error rate (ALPHA_ERR_FAST)
-	WarmCalls    = 50     // calls before a key's per-call baselines can fire (WARM_CALLS)
-	WeekHours    = 168    // hour-of-week slots (WEEK_HOURS)
+	AlphaErrFast = 0.2    // fast error rate (ALPHA_ERR_FAST)
+	MinScale     = 0.05   // of a log metric: a key whose calls are all alike still has some spread (MIN_SCALE)
+	StateVersion = 2      // of a saved key state (STATE_VERSION; the collector saves none)
+	// fastRelaxAfter: a gap (s) over which a key's fast means relax towards its baseline
+	fastRelaxAfter = 60.0
+	// errorRelaxAfter: a gap (s) since the last error over which the fast error rate relaxes
+	errorRelaxAfter = 10.0
+	WarmCalls       = 50  // calls before a key's per-call baselines can fire (WARM_CALLS)
+	WeekHours       = 168 // hour-of-week slots (WEEK_HOURS)
 	// seasonAfter: a key keeps calls per hour of the week once it is this old (s) ...
 	seasonAfter = 86400.0
 	// ... and uses them once it is this old (s).
@@ -26,8 +34,9 @@ const (
 	SpikeDeviations = 6.0  // fast mean above the baseline by this many deviations of the fast mean (spike_deviations)
 	MinSpikeRatio   = 2.0  // ... and by at least this ratio (min_spike_ratio)
 	devScale        = 1.25 // mean absolute deviation -> standard deviation
-	minLogScale     = 0.05 // the smallest deviation in log space
 	winsorDevs      = 3.0  // baseline updates are clipped at this many deviations
+	spikeEnter      = 0.5  // a fast mean over this share of the threshold: the key is in a spike ...
+	spikeSlowDown   = 10.0 // ... and its baseline learns AlphaSlow / this (ALPHA_SPIKE), its scale not at all
 	tokensUpLog     = 0.4  // fast log tokens this far above the baseline explain a cost spike (tokens_up)
 )
 
@@ -36,8 +45,10 @@ const (
 	VolumeRatio      = 3.0  // fast count over this ratio of the expected count (volume_ratio)
 	VolumeDeviations = 4.0  // ... and over expected + this many deviations + volumeSlack (volume_deviations)
 	volumeSlack      = 3.0  // calls
-	volumeMinCalls   = 50   // calls a key needs (besides TauSlow of age) before volume is checked
+	volumeMinCalls   = 50   // runs a key needs (besides TauSlow of age) before volume is checked
+	volumeWarmSlows  = 20.0 // the slow rate is corrected for a short history until this many TauSlow of age
 	burstAlpha       = 0.01 // learning rate of the burstiness (rdev)
+	volumeCauseShare = 0.8  // volume cause: the narrowest key holding this share of the largest excess
 )
 
 // Errors (error_spike).
@@ -94,10 +105,22 @@ const (
 	evictCallsHours  = 3600.0 // ... ranked by last call + this many seconds per e-fold of calls
 	severityWarning  = 3.0    // ratio to the baseline from which a spike is a warning
 	severityCritical = 10.0   // ... and critical
-	causeMinShare    = 0.5    // below this largest share no one value explains the excess
-	causeTie         = 0.1    // dimensions within this of the largest share: the first in Dimensions order
-	causeCovers      = 0.95   // a value with this share of the reference calls explains nothing more
+	CauseCalls       = 1024   // the last calls kept for the causes of findings (cause_calls)
+	SpikeMemory      = 600.0  // s: the downgrade hint's memory (spike_memory; no policy hooks in the collector)
 )
+
+// Causes: a CUSUM replay of the last calls (_causes.py).
+const (
+	CusumDrift   = 2.0          // per call, in scales of the reference baseline (CUSUM_DRIFT)
+	CusumErr     = 0.15         // per call, errors (CUSUM_ERR)
+	TauCause     = 300.0        // s: the CUSUMs decay over this (TAU_CAUSE)
+	causeHorizon = 2 * TauCause // s: the calls replayed
+	causeTie     = 0.99         // candidates within this share of the largest CUSUM tie
+)
+
+// volumeFast: runs under 2 x expected + volumeSlack are then under both thresholds, whatever the
+// expected: they are not checked further (the Python _volume_fast).
+var volumeFast = VolumeRatio > 2 && volumeSlack/(VolumeRatio-2) <= VolumeDeviations*VolumeDeviations
 
 // Dimension names, and the keys kept for them (AnomalyDetector's keyword defaults).
 const (

@@ -1,6 +1,6 @@
 package anomaly
 
-import "container/list"
+import "math"
 
 // The weak request fingerprint: spans carry no request body, so a repeat is the same model with
 // the same input (or estimated input) tokens within one trace (the Python rule without a
@@ -12,22 +12,26 @@ type repeatKey struct {
 }
 
 type repeatEntry struct {
-	key   repeatKey
 	count int
 	first float64
 }
 
 // repeatWatch: retry storms, the same request RetryRepeats times within RetryWindow seconds in one
-// trace. At most MaxFingerprints entries, the oldest forgotten first.
+// trace. At most MaxFingerprints entries: two generations of maps, the older dropped when the newer
+// is a window old or half full (an entry older than the window is of no use: its count restarts).
 type repeatWatch struct {
-	opt     *Options
-	order   *list.List // of *repeatEntry, by the start of their window
-	entries map[repeatKey]*list.Element
+	opt               *Options
+	current, previous map[repeatKey]*repeatEntry
+	since             float64 // the start of the current generation
+	half              int
 }
 
 func newRepeatWatch(opt *Options) *repeatWatch {
-	return &repeatWatch{opt: opt, order: list.New(), entries: map[repeatKey]*list.Element{}}
+	return &repeatWatch{opt: opt, current: map[repeatKey]*repeatEntry{}, previous: map[repeatKey]*repeatEntry{},
+		since: math.Inf(-1), half: max(1, opt.MaxFingerprints/2)}
 }
+
+func (w *repeatWatch) len() int { return len(w.current) + len(w.previous) }
 
 func (w *repeatWatch) observe(r *Record) *Finding {
 	tokens := r.InputTokens
@@ -38,24 +42,17 @@ func (w *repeatWatch) observe(r *Record) *Finding {
 		return nil
 	}
 	key := repeatKey{r.Model, tokens, r.TraceID}
-	el, ok := w.entries[key]
-	var e *repeatEntry
-	if ok {
-		e = el.Value.(*repeatEntry)
+	now := r.Time
+	e := w.current[key]
+	if e == nil {
+		e = w.previous[key]
 	}
-	if !ok || r.Time-e.first > RetryWindow {
-		if ok {
-			e.count, e.first = 0, r.Time
-			w.order.MoveToBack(el)
-		} else {
-			e = &repeatEntry{key: key, first: r.Time}
-			w.entries[key] = w.order.PushBack(e)
-			if len(w.entries) > w.opt.MaxFingerprints {
-				oldest := w.order.Front()
-				w.order.Remove(oldest)
-				delete(w.entries, oldest.Value.(*repeatEntry).key)
-			}
+	if e == nil || now-e.first > RetryWindow {
+		if now-w.since > RetryWindow || len(w.current) >= w.half {
+			w.previous, w.current, w.since = w.current, map[repeatKey]*repeatEntry{}, now
 		}
+		e = &repeatEntry{first: now}
+		w.current[key] = e
 	}
 	e.count++
 	if e.count != RetryRepeats && e.count != 3*RetryRepeats {

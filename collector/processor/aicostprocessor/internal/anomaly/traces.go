@@ -54,6 +54,8 @@ type openTrace struct {
 	cost, last     float64
 	tkey           string
 	flagged, escal bool
+	thrCalls       float64
+	thrCost        float64
 }
 
 // traceWatch: the open traces (oldest first) and the learned sizes of finished ones.
@@ -83,6 +85,7 @@ func (w *traceWatch) observe(r *Record) *Finding {
 			}
 		}
 		tr = &openTrace{id: r.TraceID, last: now, tkey: tkey}
+		tr.thrCalls, tr.thrCost = w.thresholds(w.stats[tkey]) // learned from the traces finished before this one
 		w.traces[r.TraceID] = w.order.PushBack(tr)
 		if len(w.traces) > w.opt.MaxTraces {
 			w.close(w.order.Front())
@@ -104,14 +107,15 @@ func (w *traceWatch) observe(r *Record) *Finding {
 	if tr.escal {
 		return nil
 	}
-	thrCalls, thrCost := w.thresholds(w.stats[tr.tkey])
+	thrCalls, thrCost := tr.thrCalls, tr.thrCost
+	// a single expensive call is a cost or token spike: a run is runaway by cost from 3 calls on
+	if float64(tr.calls) <= thrCalls && (tr.calls < traceCostMinCalls || tr.cost <= thrCost) {
+		return nil
+	}
 	overCalls := float64(tr.calls) / thrCalls
 	overCost := 0.0
-	if tr.calls >= traceCostMinCalls { // a single expensive call is a cost or token spike
+	if tr.calls >= traceCostMinCalls {
 		overCost = tr.cost / thrCost
-	}
-	if overCalls <= 1 && overCost <= 1 {
-		return nil
 	}
 	strength := math.Max(overCalls, overCost)
 	if tr.flagged && strength < traceEscalate {

@@ -36,6 +36,12 @@ func scenarioOptions(t testing.TB, h scenariotest.Header) Options {
 			o.MaxTraceCalls = int(v)
 		case "max_trace_cost":
 			o.MaxTraceCost = v
+		case "max_keys":
+			o.MaxKeys = int(v)
+		case "max_traces":
+			o.MaxTraces = int(v)
+		case "max_fingerprints":
+			o.MaxFingerprints = int(v)
 		default:
 			t.Fatalf("scenario %s: detector argument %s has no Go option", h.Scenario, k)
 		}
@@ -117,7 +123,8 @@ func TestParametersMatchPython(t *testing.T) {
 		"new_model_min_calls": NewModelMinCalls, "retry_repeats": RetryRepeats, "retry_window": RetryWindow,
 		"spike_deviations": SpikeDeviations, "trace_idle": TraceIdle, "trace_warm": TraceWarm,
 		"volume_deviations": VolumeDeviations, "volume_ratio": VolumeRatio,
-		"spike_memory": 600, // the downgrade hint's memory: no policy hooks in the collector
+		"spike_memory": SpikeMemory, "cause_calls": CauseCalls, "TAU_MID": TauMid, "TAU_RELAX": TauRelax,
+		"MIN_SCALE": MinScale, "STATE_VERSION": StateVersion,
 	}
 	for _, name := range scenariotest.Names(t) {
 		h, _ := scenariotest.Read(t, name)
