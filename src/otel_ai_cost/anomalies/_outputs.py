@@ -19,7 +19,8 @@ def _log_once(site: str) -> None:
         logger.debug("otel-ai-cost: %s failed.", site, exc_info=True)
         return
     _logged.add(site)
-    logger.warning("otel-ai-cost: %s failed; later failures are logged at debug level.", site, exc_info=True)
+    logger.warning("otel-ai-cost: %s failed; the call goes on. Later failures are logged at debug level.", site,
+                   exc_info=True)
 
 
 class AnomalyReporter:

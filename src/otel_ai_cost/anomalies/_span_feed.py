@@ -15,33 +15,20 @@ at export by ``CostEnrichingSpanExporter``) is priced here with the same engine.
 """
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import replace
-from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .. import _semconv as sc
 from ._finding import Finding
-from ._outputs import AnomalyMonitor
+from ._outputs import AnomalyMonitor, _log_once
 from ._record import DEFAULT_DIMENSIONS, CallRecord
-
-_logger = logging.getLogger("otel_ai_cost.anomalies")
 
 # The dimensions of a call's record: the attribution keys, and the agent name (runaway traces are
 # compared with the finished traces of the same agent).
 DIMENSIONS = DEFAULT_DIMENSIONS + (sc.GEN_AI_AGENT_NAME,)
 INFERENCE_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 _BLOCKED = "BudgetExceededError"
-_logged: Set[str] = set()
-
-
-def _log_once(site: str) -> None:
-    if site in _logged:
-        _logger.debug("otel-ai-cost: %s failed.", site, exc_info=True)
-        return
-    _logged.add(site)
-    _logger.warning("otel-ai-cost: %s failed; the call goes on. Later failures are logged at debug level.", site,
-                    exc_info=True)
 
 
 class _EndingSpan:
