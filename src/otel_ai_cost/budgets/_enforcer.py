@@ -99,7 +99,7 @@ def hook_decision(value: Any, estimate: Decimal) -> Optional[AnyDecision]:
 class Hold:
     """The reservation of one call. ``settle`` or ``release`` once; later calls do nothing. Never raises."""
 
-    __slots__ = ("book", "reservation", "enforced", "_lock", "_done")
+    __slots__ = ("book", "reservation", "enforced", "_unclaimed")
 
     def __init__(self, book: BudgetBook, reservation: Reservation, enforced: bool = True) -> None:
         self.book = book
@@ -107,15 +107,14 @@ class Hold:
         # False: the budgets refused the hold, yet the call may go ahead (a hook allowed it, or it
         # belongs to another instrumentation that cannot be stopped); settling records its spend.
         self.enforced = enforced
-        self._lock = threading.Lock()
-        self._done = False
+        # One token, taken by the first settle or release: list.pop is atomic (no lock to make per call).
+        self._unclaimed = [True]
 
     def _claim(self) -> bool:
-        with self._lock:
-            if self._done:
-                return False
-            self._done = True
-            return True
+        try:
+            return self._unclaimed.pop()
+        except IndexError:
+            return False
 
     def settle(
         self, amount: Any, attributes: Optional[Mapping[str, Any]] = None, usage: Optional["Usage"] = None

@@ -10,8 +10,7 @@ import heapq
 import itertools
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import _store as st
 from ._store import MAX_NANOS, Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend
@@ -22,14 +21,18 @@ _CHARGE_ATTRIBUTES = {"on_expired_hold": st.CHARGE_ESTIMATE}
 _SETTLED_CAP = 100_000
 
 
-@dataclass
-class _Hold:
+class _Hold(NamedTuple):  # a tuple: one is made on every call
     slot: Slot
     amount: int
     expires_at: float
     placed_at: float = 0.0
     holder: str = ""
     on_expired: str = st.CHARGE_ESTIMATE
+
+
+# A ledger entry as kept: LedgerEntry's fields as a tuple (cheaper to make on every call); read_ledger
+# makes the LedgerEntry objects.
+_Entry = Tuple[float, str, str, str, str, int, str, Dict[str, Any]]
 
 
 class MemoryBudgetStore(st.StoreBase):
@@ -42,7 +45,7 @@ class MemoryBudgetStore(st.StoreBase):
         self._expiries: List[Tuple[float, int, str]] = []  # heap of (expires_at, seq, reservation id)
         self._seq = itertools.count()
         self._controls: Controls = {}
-        self._ledger: "collections.deque[LedgerEntry]" = collections.deque(maxlen=ledger_size)
+        self._ledger: "collections.deque[Union[_Entry, LedgerEntry]]" = collections.deque(maxlen=ledger_size)
         self._settled: "collections.OrderedDict[str, None]" = collections.OrderedDict()  # settles with once
         # reservation id -> slot -> the amount charged when its hold expired (until a settle or release
         # reconciles it; the oldest are forgotten past _SETTLED_CAP).
@@ -52,7 +55,7 @@ class MemoryBudgetStore(st.StoreBase):
              owned: bool = False) -> None:
         # owned: ``attributes`` is a dict made for this entry alone (no copy needed).
         attrs = attributes if owned else dict(attributes or {})
-        self._ledger.append(LedgerEntry(now, kind, slot[0], slot[1], slot[2], amount, rid, attrs))
+        self._ledger.append((now, kind, slot[0], slot[1], slot[2], amount, rid, attrs))
 
     def _unhold(self, hold: _Hold) -> None:
         left = self._reserved.get(hold.slot, 0) - hold.amount
@@ -147,11 +150,15 @@ class MemoryBudgetStore(st.StoreBase):
             holds = self._holds.setdefault(reservation_id, [])
             expires_at = now + ttl
             me = st.holder()
+            # One copy of the reservation's attributes, shared by its reserve entries (never changed).
+            attrs = dict(attributes) if attributes else {}
+            ledger, reserved = self._ledger, self._reserved
             for r in requests:
-                hold = _Hold(r.slot, st.clamp(r.amount), expires_at, now, me, r.on_expired)
-                holds.append(hold)
-                self._reserved[hold.slot] = self._reserved.get(hold.slot, 0) + hold.amount
-                self._log(now, "reserve", r.slot, r.amount, reservation_id, attributes)
+                slot = (r.budget_id, r.key, r.window_key)
+                amount = r.amount if type(r.amount) is int and 0 <= r.amount <= MAX_NANOS else st.clamp(r.amount)
+                holds.append(_Hold(slot, amount, expires_at, now, me, r.on_expired))
+                reserved[slot] = reserved.get(slot, 0) + amount
+                ledger.append((now, "reserve", r.budget_id, r.key, r.window_key, r.amount, reservation_id, attrs))
             heapq.heappush(self._expiries, (expires_at, next(self._seq), reservation_id))
             return ReserveResult(True, usage)
 
@@ -176,11 +183,15 @@ class MemoryBudgetStore(st.StoreBase):
             for hold in holds:
                 self._unhold(hold)
             held = {h.slot for h in holds}
+            alone = len(actual) == 1  # then the attributes copied above are this entry's own
             for slot, amount in actual.items():
                 amount = st.clamp(amount)
                 charged = None if slot in held else self._uncharge(reservation_id, slot)
                 self._add_spend(slot, amount)
-                extra = st.settle_attributes(attributes, slot in held, charged)
+                if alone and charged is None and slot in held:
+                    extra = attributes
+                else:
+                    extra = st.settle_attributes(attributes, slot in held, charged)
                 self._log(now, "settle", slot, amount, reservation_id, extra, owned=True)
 
     def release(self, reservation_id: str) -> None:
@@ -219,7 +230,7 @@ class MemoryBudgetStore(st.StoreBase):
     def read_ledger(self, query: st.LedgerQuery) -> List[LedgerEntry]:
         with self._lock:
             entries = list(self._ledger)
-        return query.apply(entries)
+        return query.apply([e if isinstance(e, LedgerEntry) else LedgerEntry(*e) for e in entries])
 
     # Operators' controls and corrections.
 
