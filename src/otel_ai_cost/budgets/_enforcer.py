@@ -127,7 +127,7 @@ class Hold:
         if not self._claim():
             return
         try:
-            actual = Decimal(str(amount)) if amount is not None else None
+            actual = None if amount is None else amount if type(amount) is Decimal else Decimal(str(amount))
             if actual is not None and (not actual.is_finite() or actual < 0):
                 actual = Decimal(0)
             extra = {k: str(v) for k, v in (attributes or {}).items() if v is not None}
@@ -320,8 +320,12 @@ class BudgetEnforcer:
         if decision.action == "throttle" and decision.delay:
             span_attributes[sc.AI_COST_BUDGET_DELAY] = float(decision.delay)
         span.set_attributes(span_attributes)
-        if decision.action == "allow" and not any(o.action != "allow" for o in outcomes):
-            return  # the common case: nothing to report, count, or call
+        if decision.action == "allow":
+            for o in outcomes:  # a plain loop: no generator on the common path
+                if o.action != "allow":
+                    break
+            else:
+                return  # the common case: nothing to report, count, or call
         for outcome in outcomes:
             if outcome.shadow and outcome.action != "allow":
                 span.add_event(

@@ -13,12 +13,14 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import _store as st
+from ._quiet import QuietSlot
 from ._store import MAX_NANOS, Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend
 
 # The ledger attributes of an expire_charge entry.
 _CHARGE_ATTRIBUTES = {"on_expired_hold": st.CHARGE_ESTIMATE}
 # How many reservation ids a settle with ``once`` remembers (and charges made at expiry).
 _SETTLED_CAP = 100_000
+_NO_SPEND: Dict[str, int] = {}
 
 
 class _Hold(NamedTuple):  # a tuple: one is made on every call
@@ -162,6 +164,44 @@ class MemoryBudgetStore(st.StoreBase):
             heapq.heappush(self._expiries, (expires_at, next(self._seq), reservation_id))
             return ReserveResult(True, usage)
 
+    def hold_quiet(
+        self, lane: Sequence[QuietSlot], amount: int, reservation_id: str, ttl: float, attributes: Dict[str, Any]
+    ) -> Optional[List[Tuple[int, int]]]:
+        """Hold ``amount`` on every slot of the lane, as ``reserve`` does, if each slot's spend + holds +
+        amount stays at or below its ``quiet_max``; returns each slot's (spend, holds) before the call.
+        Otherwise None, and nothing changed (not even expired holds: ``reserve`` expires them).
+        ``attributes``: the reservation's ledger attributes, a dict the caller made for it."""
+        with self._lock:
+            now = self._clock()
+            expiries = self._expiries
+            if expiries and expiries[0][0] <= now:
+                self._expire(now)
+            spend_of, reserved = self._spend, self._reserved
+            usage = []
+            for q in lane:
+                slot = q.slot
+                if q.prune:
+                    self._prune(slot[0], slot[1], *q.prune)
+                if len(q.counted) == 1:
+                    spent, held = spend_of.get((slot[0], slot[1]), _NO_SPEND).get(slot[2], 0), reserved.get(slot, 0)
+                else:
+                    u = self._usage(slot[0], slot[1], q.counted)
+                    spent, held = u.spent, u.reserved
+                if spent + held + amount > q.quiet_max:
+                    return None
+                usage.append((spent, held))
+            holds = self._holds.setdefault(reservation_id, [])
+            expires_at = now + ttl
+            me = st.holder()
+            ledger = self._ledger
+            for q in lane:
+                slot = q.slot
+                holds.append(_Hold(slot, amount, expires_at, now, me, q.on_expired))
+                reserved[slot] = reserved.get(slot, 0) + amount
+                ledger.append((now, "reserve", slot[0], slot[1], slot[2], amount, reservation_id, attributes))
+            heapq.heappush(expiries, (expires_at, next(self._seq), reservation_id))
+            return usage
+
     def settle(
         self,
         reservation_id: str,
@@ -179,11 +219,17 @@ class MemoryBudgetStore(st.StoreBase):
                 if len(self._settled) > _SETTLED_CAP:
                     self._settled.popitem(last=False)
             now = self._clock()
-            holds = self._holds.pop(reservation_id, [])
-            for hold in holds:
-                self._unhold(hold)
+            holds = self._holds.pop(reservation_id, ())
+            reserved = self._reserved
+            for hold in holds:  # as _unhold, inline: every call settles
+                left = reserved.get(hold.slot, 0) - hold.amount
+                if left:
+                    reserved[hold.slot] = left
+                else:
+                    reserved.pop(hold.slot, None)
             held = {h.slot for h in holds}
             alone = len(actual) == 1  # then the attributes copied above are this entry's own
+            ledger = self._ledger
             for slot, amount in actual.items():
                 amount = st.clamp(amount)
                 charged = None if slot in held else self._uncharge(reservation_id, slot)
@@ -192,7 +238,7 @@ class MemoryBudgetStore(st.StoreBase):
                     extra = attributes
                 else:
                     extra = st.settle_attributes(attributes, slot in held, charged)
-                self._log(now, "settle", slot, amount, reservation_id, extra, owned=True)
+                ledger.append((now, "settle", slot[0], slot[1], slot[2], amount, reservation_id, extra))
 
     def release(self, reservation_id: str) -> None:
         with self._lock:

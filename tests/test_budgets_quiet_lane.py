@@ -1,0 +1,112 @@
+"""The in-memory store's quiet lane (budgets/_quiet.py) decides and records exactly as the general path.
+
+The same sequence of calls runs twice: on MemoryBudgetStore (the book takes the quiet lane for calls
+far from every threshold) and on a subclass (the book never takes it: a subclass may change what
+reserve does). Decisions, span-facing numbers, spend and ledger entries must be the same, with the
+calls crossing warning, downgrade and block thresholds, per-key partitions, a shadow budget, a
+rolling window, an operator's freeze and expired holds on the way.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from conftest import Clock
+from otel_ai_cost.budgets import (
+    Budget,
+    BudgetBook,
+    MemoryBudgetStore,
+    calendar,
+    downgrade,
+    lifetime,
+    rolling,
+    warn,
+)
+
+NOV_15 = "2026-11-15T12:00:00+00:00"
+
+
+class GeneralPathStore(MemoryBudgetStore):
+    """The same store, but not the exact type: the book takes the general path."""
+
+
+def budgets():
+    return [
+        Budget("org", "5", calendar("month"), thresholds=((Decimal("0.5"), warn()), (0.9, downgrade("small")))),
+        Budget("tenant", "4", lifetime(), per="tenant.id", selector={"gen_ai.provider.name": "openai"}),
+        Budget("shadow", "3", lifetime(), shadow=True),
+        Budget("hourly", "6", rolling(timedelta(hours=1), steps=6), selector={"gen_ai.operation.name": "chat"}),
+    ]
+
+
+def run(store_type):
+    clock = Clock(NOV_15)
+    store = store_type(clock)
+    book = BudgetBook(budgets(), store, clock=clock, hold_ttl=600)
+    seen = []
+    for i in range(60):
+        tenant = ("acme", "globex", None)[i % 3]
+        attributes = {"gen_ai.provider.name": "openai" if i % 4 else "anthropic",
+                      "gen_ai.operation.name": "chat" if i % 5 else "embeddings",
+                      "gen_ai.request.model": "gpt-4o"}
+        if tenant:
+            attributes["tenant.id"] = tenant
+        if i == 30:
+            book.store.set_frozen("tenant", "globex", True)
+        if i == 40:
+            book.store.set_frozen("tenant", "globex", False)
+            clock.now += 2 * 3600  # the rolling window forgets, held calls below expire
+        reservation = book.reserve(attributes, Decimal("0.0731") * (1 + i % 4), trace_id=f"{i:032x}")
+        d = reservation.decision
+        seen.append((d.action, d.reason, d.estimate, reservation.slots, reservation.held,
+                     [(o.budget.id, o.key, o.window_key, o.action, o.limit, o.spent, o.reserved, o.estimate,
+                       o.model, o.threshold, o.frozen_by, o.span_attributes()) for o in d.outcomes],
+                     d.span_attributes()))
+        if i % 7 == 3:
+            continue  # never settled: its holds expire after the clock moves
+        if i % 6 == 1:
+            book.release(reservation)
+        else:
+            book.settle(reservation, Decimal("0.13") * (i % 3), {"gen_ai.response.model": "gpt-4o"})
+        clock.now += 1
+    ids = {}  # reservation ids differ between runs: compare them by order of appearance
+    ledger = [(e.time, e.kind, e.budget_id, e.key, e.window_key, e.amount_nanos,
+               ids.setdefault(e.reservation_id, len(ids)), e.attributes)
+              for e in store.ledger() if e.kind not in ("freeze", "unfreeze")]
+    usage = [book.usage(b, k) for b, k in (("org", ""), ("tenant", "acme"), ("tenant", "globex"), ("shadow", ""),
+                                             ("hourly", ""))]
+    return seen, ledger, usage
+
+
+def test_quiet_lane_decides_and_records_as_the_general_path():
+    quiet, general = run(MemoryBudgetStore), run(GeneralPathStore)
+    actions = {s[0] for s in quiet[0]}
+    assert {"allow", "warn", "downgrade", "block"} <= actions  # the sequence crosses the thresholds
+    assert quiet[0] == general[0]
+    assert quiet[1] == general[1]
+    assert quiet[2] == general[2]
+    kinds = {e[1] for e in quiet[1]}
+    assert {"reserve", "settle", "release", "expire_charge", "block", "warn", "downgrade"} <= kinds
+
+
+def test_quiet_lane_takes_the_holds_of_the_general_path():
+    clock = Clock(NOV_15)
+    book = BudgetBook([Budget("b", "1", lifetime())], MemoryBudgetStore(clock), clock=clock)
+    first = book.reserve({}, "0.3")
+    second = book.reserve({}, "0.3")
+    assert [o.reserved for o in second.decision.outcomes] == [Decimal("0.3")]
+    assert book.usage("b").reserved == Decimal("0.6") and first.held and second.held
+    third = book.reserve({}, "0.5")  # 0.6 held + 0.5 > 1: refused, nothing held
+    assert third.decision.action == "block" and book.usage("b").reserved == Decimal("0.6")
+
+
+def test_a_call_that_reaches_a_threshold_exactly_takes_the_general_path():
+    clock = Clock(NOV_15)
+    book = BudgetBook([Budget("b", "1", lifetime(), thresholds=((0.5, warn()),))], MemoryBudgetStore(clock),
+                      clock=clock)
+    below = book.reserve({}, "0.499999999")  # 1 nano-dollar under the warning level: quiet
+    book.release(below)
+    at = book.reserve({}, "0.5")  # exactly at 50% of the limit: the warning applies
+    assert (below.decision.action, at.decision.action) == ("allow", "warn")
+    assert at.decision.deciding is not None and at.decision.deciding.threshold == Decimal("0.5")
+    assert [e.kind for e in book.store.ledger()] == ["reserve", "release", "reserve", "warn"]
