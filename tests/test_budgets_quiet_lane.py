@@ -110,3 +110,36 @@ def test_a_call_that_reaches_a_threshold_exactly_takes_the_general_path():
     assert (below.decision.action, at.decision.action) == ("allow", "warn")
     assert at.decision.deciding is not None and at.decision.deciding.threshold == Decimal("0.5")
     assert [e.kind for e in book.store.ledger()] == ["reserve", "release", "reserve", "warn"]
+
+
+def spans_of(store_type, budget_list):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_ai_cost.budgets import BudgetEnforcer
+    from otel_ai_cost._estimate import Estimate
+
+    clock = Clock(NOV_15)
+    enforcer = BudgetEnforcer(BudgetBook(budget_list, store_type(clock), clock=clock))
+    tracer = TracerProvider().get_tracer("test")
+    seen = []
+    for i in range(40):
+        span = tracer.start_span("chat")
+        attributes = {"gen_ai.provider.name": "openai", "gen_ai.operation.name": "chat", "tenant.id": "acme"}
+        estimate = Estimate(input_tokens=10, output_tokens=20, method="heuristic", output_basis="max_tokens",
+                            amount=Decimal("0.0917") * (1 + i % 3))
+        decision, hold = enforcer.decide(span, attributes, trace_id=f"{i:032x}", estimate=estimate)
+        span.end()
+        seen.append((decision.action, dict(span.attributes), [e.name for e in span.events], span.status.status_code))
+        if hold is not None and i % 2:
+            hold.settle(0.0417 * (i % 4), {"gen_ai.response.model": "gpt-4o"})
+    return seen
+
+
+def test_quiet_lane_sets_the_span_attributes_of_the_general_path():
+    one = [Budget("tenant", "3", calendar("month"), per="tenant.id")]  # the lane of one budget
+    two = one + [Budget("org", "5", lifetime(), thresholds=((0.6, warn()),))]  # outcomes made when read
+    for budget_list in (one, two):
+        quiet, general = spans_of(MemoryBudgetStore, budget_list), spans_of(GeneralPathStore, budget_list)
+        assert {"allow", "warn", "block"} <= {s[0] for s in quiet}
+        assert quiet == general
+        assert all(s[1]["ai_cost.budget.id"] for s in quiet)

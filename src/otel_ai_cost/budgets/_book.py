@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Opt
 from .. import _semconv as sc
 from ..errors import ConfigError
 from ._book_admin import BookAdmin
-from ._decision import BudgetOutcome, BudgetUsage, Decision, Reservation
+from ._decision import BudgetOutcome, BudgetUsage, Decision, QuietDecision, Reservation, usd_of
 from ._model import (
     CHARGE_ESTIMATE,
     Amount,
@@ -58,13 +58,6 @@ class _Planned(NamedTuple):  # a tuple: built on every call
 
 _MISSING: Any = object()
 _MATCHED_CAP = 4096
-_NO_USD = from_nanos(0)
-
-
-def _usd_of(nanos: int) -> Decimal:
-    return from_nanos(nanos) if nanos else _NO_USD
-
-
 class BudgetBook(BookAdmin):
     """Budgets over one store.
 
@@ -310,7 +303,7 @@ class BudgetBook(BookAdmin):
             outcomes.append(
                 BudgetOutcome(
                     budget, p.request.key, p.request.window_key, p.window_end, action, terms.limit_usd,
-                    _usd_of(usage.spent), _usd_of(usage.reserved),
+                    usd_of(usage.spent), usd_of(usage.reserved),
                     held_usd if amount == estimate_nanos else from_nanos(amount), model, delay, p.frozen_by, level,
                 )
             )
@@ -347,7 +340,10 @@ class BudgetBook(BookAdmin):
         """The reservation of a call no budget is near a threshold for, without operators' controls on
         them (see _quiet); None: take the general path (nothing was held)."""
         now = self._clock()
-        if self._controls(now).by_budget:
+        state = self._controls_state  # as _controls, without its call while the last read holds
+        fresh = state is not None and 0 <= now - state[0] < self.override_refresh
+        controls = state[1] if fresh and state is not None else self._controls(now)
+        if controls.by_budget:
             return None
         budgets = self._matching(attributes)
         if not budgets:
@@ -369,12 +365,7 @@ class BudgetBook(BookAdmin):
         usage = hold_quiet(lane.slots, estimate_nanos, rid, self.hold_ttl, self._audit(attributes, trace_id))
         if usage is None:
             return None
-        estimate_usd = from_nanos(estimate_nanos)
-        outcomes = []
-        for o, (spent, reserved) in zip(lane.outcomes, usage):
-            outcomes.append(BudgetOutcome(o.budget, o.key, o.window_key, o.window_end, "allow", o.limit,
-                                          _usd_of(spent), _usd_of(reserved), estimate_usd))
-        return Reservation(rid, Decision("allow", estimate_usd, tuple(outcomes)), lane.held, held=True)
+        return Reservation(rid, QuietDecision(from_nanos(estimate_nanos), lane.outcomes, usage), lane.held, held=True)
 
     def _price_unknown(
         self, planned: List[_Planned], unknown: UnknownCall, estimate_nanos: int
@@ -515,10 +506,15 @@ class BudgetBook(BookAdmin):
         """
         if reservation.done or not reservation.slots or reservation.decision.action == "block":
             return
-        amounts = self.amounts(reservation, actual, usage)
+        if reservation.unknown is None:  # as amounts and settle_attributes for a known model, without the calls
+            nanos = to_nanos(actual) if actual is not None else 0
+            amounts: Mapping[Slot, int] = dict.fromkeys(reservation.slots, nanos)
+        else:
+            amounts = self.amounts(reservation, actual, usage)
+            attributes = self.settle_attributes(reservation, actual, attributes)
         reservation.done = True
         try:
-            self.store.settle(reservation.id, amounts, self.settle_attributes(reservation, actual, attributes))
+            self.store.settle(reservation.id, amounts, attributes)
         except StoreUnavailableError:
             _logger.debug("budget store unavailable: reservation %s not settled", reservation.id, exc_info=True)
         except Exception:

@@ -19,7 +19,7 @@ from .. import _semconv as sc
 from .._semconv import ERROR_TYPE, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL
 from ..errors import BudgetExceededError
 from ._book import BudgetBook
-from ._decision import BudgetOutcome, Decision, Reservation
+from ._decision import BudgetOutcome, Decision, QuietDecision, Reservation
 from ._model import Action
 from ._unknown import UnknownCall
 
@@ -124,7 +124,9 @@ class Hold:
         ``amount`` None: the call could not be priced; it counts 0, or, for a model the catalog does
         not know, what the budgets' ``on_unknown_model`` policies make of ``usage`` (a ``cost.Usage``).
         """
-        if not self._claim():
+        try:
+            self._unclaimed.pop()  # as _claim, inline
+        except IndexError:
             return
         try:
             actual = None if amount is None else amount if type(amount) is Decimal else Decimal(str(amount))
@@ -232,7 +234,10 @@ class BudgetEnforcer:
         (``raise_on_block``), else it is recorded and the call's spend still counts.
         """
         priced = estimate.amount if estimate is not None else None
-        amount = max(Decimal(priced), MIN_HOLD) if priced is not None else MIN_HOLD
+        if priced is None:
+            amount = MIN_HOLD
+        else:
+            amount = max(priced if type(priced) is Decimal else Decimal(priced), MIN_HOLD)
         decision: Optional[AnyDecision] = None
         hold: Optional[Hold] = None
         if self.before_request is not None:
@@ -258,6 +263,11 @@ class BudgetEnforcer:
             decision = self.anomaly_gate.decide(decision, attributes, trace_id, amount)
         if decision is None:
             return None, None
+        if type(decision) is QuietDecision:
+            quiet = decision.quiet_span_attributes()
+            if quiet is not None:  # what _mark sets for this allow, made without the outcomes
+                span.set_attributes(quiet)
+                return decision, hold
         if decision.action == "allow" and not decision.outcomes and not getattr(decision, "reason", None):
             return decision, hold  # no budget applies: leave the span as it is
         self._mark(span, decision, attributes, enforced)

@@ -230,10 +230,15 @@ class MemoryBudgetStore(st.StoreBase):
             held = {h.slot for h in holds}
             alone = len(actual) == 1  # then the attributes copied above are this entry's own
             ledger = self._ledger
+            spend = self._spend
             for slot, amount in actual.items():
-                amount = st.clamp(amount)
+                if type(amount) is not int or not 0 <= amount <= MAX_NANOS:
+                    amount = st.clamp(amount)
                 charged = None if slot in held else self._uncharge(reservation_id, slot)
-                self._add_spend(slot, amount)
+                by_window = spend.get((slot[0], slot[1]))  # as _add_spend, inline
+                if by_window is None:
+                    by_window = spend[(slot[0], slot[1])] = {}
+                by_window[slot[2]] = min(by_window.get(slot[2], 0) + amount, MAX_NANOS)
                 if alone and charged is None and slot in held:
                     extra = attributes
                 else:

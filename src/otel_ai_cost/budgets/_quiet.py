@@ -34,13 +34,14 @@ HoldQuiet = Callable[[Sequence[QuietSlot], int, str, float, Dict[str, Any]], Opt
 
 
 class QuietOutcome(NamedTuple):
-    """What a budget of a lane reports in its BudgetOutcome (besides the spend)."""
+    """What a budget of a lane reports in its BudgetOutcome (besides the spend), and on the span."""
 
     budget: Budget
     key: str
     window_key: str
     window_end: Optional[datetime]
     limit: Decimal
+    limit_float: float  # float(limit): the span attribute
 
 
 class Lane(NamedTuple):
@@ -75,7 +76,7 @@ def make_lane(
         slot = (budget.id, key, span.key)
         slots.append(QuietSlot(slot, span.counted_keys or (span.key,), span.prune, quiet_max(t),
                                budget.on_expired_hold or default_on_expired))
-        outcomes.append(QuietOutcome(budget, key, span.key, span.end, t.limit_usd))
+        outcomes.append(QuietOutcome(budget, key, span.key, span.end, t.limit_usd, float(t.limit_usd)))
     since = max(s[0] for s in spans)
     until = min(s[1] for s in spans)
     return Lane(budgets, since, until, tuple(slots), tuple(outcomes), tuple(s.slot for s in slots))

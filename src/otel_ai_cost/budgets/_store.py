@@ -98,7 +98,7 @@ def clamp(amount: int) -> int:
 def clamped_attributes(attributes: Optional[Mapping[str, Any]], amounts: Iterable[int]) -> Dict[str, Any]:
     """``attributes`` plus ``clamped_from_nanos`` when any amount is out of range (as a string:
     JSON numbers lose digits past 2**53)."""
-    extra = dict(attributes or {})
+    extra = dict(attributes) if attributes else {}
     over = None
     for a in amounts:  # a plain loop: every settle passes here
         if type(a) is not int or not 0 <= a <= MAX_NANOS:
