@@ -141,7 +141,7 @@ class BudgetBook(BookAdmin):
         self._hold_quiet: Optional[HoldQuiet] = (
             store.hold_quiet if isinstance(store, MemoryBudgetStore) and type(store) is MemoryBudgetStore else None
         )
-        self._lanes: Dict[Tuple[int, Tuple[str, ...]], Lane] = {}
+        self._lanes: Dict[Any, Lane] = {}
 
     # Operators' controls, read from the store.
 
@@ -348,24 +348,37 @@ class BudgetBook(BookAdmin):
         budgets = self._matching(attributes)
         if not budgets:
             return None
-        keys = []
-        for b in budgets:  # a plain loop, as _matching
-            keys.append("" if b.per is None else b.key_for(attributes, trace_id))
-        where = (id(budgets), tuple(keys))
-        lane = self._lanes.get(where)
+        lane = self._lanes.get(id(budgets))
         if lane is None or lane.budgets is not budgets or not lane.since <= now < lane.until:
-            for b in budgets:
-                self._span(b, now)
-            lane = make_lane(budgets, keys, [self._spans[b.id] for b in budgets],
-                             [self._base_terms[b.id] for b in budgets], self.on_expired_hold)
-            if len(self._lanes) >= _MATCHED_CAP:
-                self._lanes.clear()
-            self._lanes[where] = lane  # holds ``budgets``: its id is not reused while the lane is kept
+            lane = self._lane(budgets, attributes, trace_id, now)
         rid = new_id()
         usage = hold_quiet(lane.slots, estimate_nanos, rid, self.hold_ttl, self._audit(attributes, trace_id))
         if usage is None:
             return None
         return Reservation(rid, QuietDecision(from_nanos(estimate_nanos), lane.outcomes, usage), lane.held, held=True)
+
+    def _lane(
+        self, budgets: Tuple[Budget, ...], attributes: Mapping[str, Any], trace_id: Optional[str], now: float
+    ) -> Lane:
+        """The quiet lane of these budgets for this call's partitions, made if needed. A lane of budgets
+        without ``per`` is kept under the id of their tuple, else under it and the partition keys."""
+        keys = []
+        for b in budgets:  # a plain loop, as _matching
+            keys.append("" if b.per is None else b.key_for(attributes, trace_id))
+        where: Any = id(budgets)
+        if any(b.per is not None for b in budgets):
+            where = (where, tuple(keys))
+            lane = self._lanes.get(where)
+            if lane is not None and lane.budgets is budgets and lane.since <= now < lane.until:
+                return lane
+        for b in budgets:
+            self._span(b, now)
+        lane = make_lane(budgets, keys, [self._spans[b.id] for b in budgets],
+                         [self._base_terms[b.id] for b in budgets], self.on_expired_hold)
+        if len(self._lanes) >= _MATCHED_CAP:
+            self._lanes.clear()
+        self._lanes[where] = lane  # holds ``budgets``: its id is not reused while the lane is kept
+        return lane
 
     def _price_unknown(
         self, planned: List[_Planned], unknown: UnknownCall, estimate_nanos: int

@@ -132,7 +132,11 @@ class Hold:
             actual = None if amount is None else amount if type(amount) is Decimal else Decimal(str(amount))
             if actual is not None and (not actual.is_finite() or actual < 0):
                 actual = Decimal(0)
-            extra = {k: str(v) for k, v in (attributes or {}).items() if v is not None}
+            extra = {}
+            if attributes:
+                for k, v in attributes.items():  # a plain loop: no comprehension frame on every call
+                    if v is not None:
+                        extra[k] = str(v)
             if self.enforced:
                 self.book.settle(self.reservation, actual, extra, usage)
             elif self.reservation.slots:
