@@ -12,6 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from conftest import Clock
+from otel_ai_cost._estimate import Estimate
 from otel_ai_cost.budgets import (
     Budget,
     BudgetBook,
@@ -116,7 +117,6 @@ def spans_of(store_type, budget_list):
     from opentelemetry.sdk.trace import TracerProvider
 
     from otel_ai_cost.budgets import BudgetEnforcer
-    from otel_ai_cost._estimate import Estimate
 
     clock = Clock(NOV_15)
     enforcer = BudgetEnforcer(BudgetBook(budget_list, store_type(clock), clock=clock))
@@ -143,3 +143,32 @@ def test_quiet_lane_sets_the_span_attributes_of_the_general_path():
         assert {"allow", "warn", "block"} <= {s[0] for s in quiet}
         assert quiet == general
         assert all(s[1]["ai_cost.budget.id"] for s in quiet)
+
+
+def test_start_attributes_are_on_the_span_before_a_hook_and_with_a_quiet_allow():
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_ai_cost.budgets import BudgetEnforcer
+
+    tracer = TracerProvider().get_tracer("test")
+    started = {"ai_cost.estimate.amount": 0.25, "ai_cost.estimate.input_tokens": 10}
+    seen_by_hook = []
+
+    def hook(span, estimate):
+        seen_by_hook.append(span.attributes.get("ai_cost.estimate.amount"))
+
+    for before_request in (None, hook):
+        clock = Clock(NOV_15)
+        book = BudgetBook([Budget("b", "1", lifetime())], MemoryBudgetStore(clock), clock=clock)
+        enforcer = BudgetEnforcer(book, before_request=before_request)
+        for amount, action in (("0.25", "allow"), ("0.6", "warn"), ("0.9", "block")):
+            span = tracer.start_span("chat")
+            estimate = Estimate(input_tokens=10, output_tokens=1, method="heuristic", output_basis="max_tokens",
+                                amount=Decimal(amount))
+            decision, _ = enforcer.decide(span, {}, trace_id=None, estimate=estimate, start_attributes=started)
+            assert decision.action == action
+            attributes = dict(span.attributes)
+            assert list(attributes)[:2] == list(started)  # the estimate's first, as when set before deciding
+            assert attributes["ai_cost.budget.decision"] == action and attributes["ai_cost.budget.id"] == "b"
+            span.end()
+    assert seen_by_hook == [0.25, 0.25, 0.25]

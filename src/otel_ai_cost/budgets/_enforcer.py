@@ -230,13 +230,19 @@ class BudgetEnforcer:
         trace_id: Optional[str],
         estimate: Optional["Estimate"],
         foreign: bool = False,
+        start_attributes: Optional[Mapping[str, Any]] = None,
     ) -> Tuple[Optional[AnyDecision], Optional[Hold]]:
         """The decision for a call and its hold. ``attributes``: span + resource + baggage, flattened.
 
         ``estimate`` is the processor's Estimate (or None). ``foreign``: the span belongs to another
         instrumentation, which cannot read the decision; a block is enforced only by raising
         (``raise_on_block``), else it is recorded and the call's spend still counts.
+        ``start_attributes``: span attributes the caller sets before the decision's (the estimate's);
+        set with them in one call when nothing reads the span meanwhile (no hook, no anomaly gate).
         """
+        if start_attributes and (self.before_request is not None or self.book is None or self.anomaly_gate is not None):
+            span.set_attributes(start_attributes)  # the hook or the gate may read them from the span
+            start_attributes = None
         priced = estimate.amount if estimate is not None else None
         if priced is None:
             amount = MIN_HOLD
@@ -250,7 +256,12 @@ class BudgetEnforcer:
         if self.book is not None:
             # The budgets hold the estimate even when the hook decides, so that the call's spend counts.
             unknown = self._unknown_call(attributes, estimate) if priced is None else None
-            reservation = self.book.reserve(attributes, amount, trace_id=trace_id, unknown=unknown)
+            try:
+                reservation = self.book.reserve(attributes, amount, trace_id=trace_id, unknown=unknown)
+            except BaseException:
+                if start_attributes:
+                    span.set_attributes(start_attributes)
+                raise
             if decision is None:
                 decision = reservation.decision
             elif reservation.decision.unknown is not None:
@@ -270,8 +281,10 @@ class BudgetEnforcer:
         if type(decision) is QuietDecision:
             quiet = decision.quiet_span_attributes()
             if quiet is not None:  # what _mark sets for this allow, made without the outcomes
-                span.set_attributes(quiet)
+                span.set_attributes({**start_attributes, **quiet} if start_attributes else quiet)
                 return decision, hold
+        if start_attributes:
+            span.set_attributes(start_attributes)
         if decision.action == "allow" and not decision.outcomes and not getattr(decision, "reason", None):
             return decision, hold  # no budget applies: leave the span as it is
         self._mark(span, decision, attributes, enforced)

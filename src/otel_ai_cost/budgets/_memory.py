@@ -221,13 +221,15 @@ class MemoryBudgetStore(st.StoreBase):
             now = self._clock()
             holds = self._holds.pop(reservation_id, ())
             reserved = self._reserved
+            held = set()
             for hold in holds:  # as _unhold, inline: every call settles
-                left = reserved.get(hold.slot, 0) - hold.amount
+                slot = hold.slot
+                held.add(slot)
+                left = reserved.get(slot, 0) - hold.amount
                 if left:
-                    reserved[hold.slot] = left
+                    reserved[slot] = left
                 else:
-                    reserved.pop(hold.slot, None)
-            held = {h.slot for h in holds}
+                    reserved.pop(slot, None)
             alone = len(actual) == 1  # then the attributes copied above are this entry's own
             ledger = self._ledger
             spend = self._spend
