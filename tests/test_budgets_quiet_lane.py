@@ -172,3 +172,28 @@ def test_start_attributes_are_on_the_span_before_a_hook_and_with_a_quiet_allow()
             assert attributes["ai_cost.budget.decision"] == action and attributes["ai_cost.budget.id"] == "b"
             span.end()
     assert seen_by_hook == [0.25, 0.25, 0.25]
+
+
+def test_threads_on_the_quiet_lane_never_overspend():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from otel_ai_cost.budgets import block
+
+    # No warning threshold: every call up to the limit takes the quiet lane.
+    book = BudgetBook([Budget("shared", "2", lifetime(), thresholds=((1, block()),))], MemoryBudgetStore())
+
+    def spend_until_blocked(_):
+        allowed = 0
+        while True:
+            reservation = book.reserve({}, "0.01")
+            if not reservation.decision.allowed:
+                return allowed
+            assert type(reservation.decision).__name__ == "QuietDecision"
+            book.settle(reservation, "0.01")
+            allowed += 1
+
+    with ThreadPoolExecutor(8) as pool:
+        allowed = sum(pool.map(spend_until_blocked, range(8)))
+    assert allowed == 200  # $2 / $0.01, exactly
+    assert book.usage("shared").spent == Decimal("2") and book.usage("shared").reserved == 0
+    assert len(book.store.ledger(kind="reserve")) == 200 and len(book.store.ledger(kind="block")) == 8

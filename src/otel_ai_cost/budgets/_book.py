@@ -371,10 +371,8 @@ class BudgetBook(BookAdmin):
             lane = self._lanes.get(where)
             if lane is not None and lane.budgets is budgets and lane.since <= now < lane.until:
                 return lane
-        for b in budgets:
-            self._span(b, now)
-        lane = make_lane(budgets, keys, [self._spans[b.id] for b in budgets],
-                         [self._base_terms[b.id] for b in budgets], self.on_expired_hold)
+        lane = make_lane(budgets, keys, [self._span(b, now) for b in budgets],
+                         [self._base_terms[b.id] for b in budgets], self.on_expired_hold, now)
         if len(self._lanes) >= _MATCHED_CAP:
             self._lanes.clear()
         self._lanes[where] = lane  # holds ``budgets``: its id is not reused while the lane is kept

@@ -9,6 +9,7 @@ takes the general path, which decides (warn, downgrade, throttle, block) exactly
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -64,19 +65,19 @@ def quiet_max(terms: Terms) -> int:
 def make_lane(
     budgets: Tuple[Budget, ...],
     keys: Sequence[str],
-    spans: Sequence[Tuple[float, float, WindowSpan]],
+    spans: Sequence[WindowSpan],
     terms: Sequence[Terms],
     default_on_expired: str,
+    now: float,
 ) -> Lane:
-    """The lane of ``budgets`` with these partition ``keys``, their window ``spans`` (as BudgetBook
-    caches them: computed at, end, span) and base ``terms``."""
+    """The lane of ``budgets`` with these partition ``keys``, their window ``spans`` at ``now`` and
+    base ``terms``. It holds from ``now`` until the first of the windows ends."""
     slots = []
     outcomes = []
-    for budget, key, (_, _, span), t in zip(budgets, keys, spans, terms):
+    for budget, key, span, t in zip(budgets, keys, spans, terms):
         slot = (budget.id, key, span.key)
         slots.append(QuietSlot(slot, span.counted_keys or (span.key,), span.prune, quiet_max(t),
                                budget.on_expired_hold or default_on_expired))
         outcomes.append(QuietOutcome(budget, key, span.key, span.end, t.limit_usd, float(t.limit_usd)))
-    since = max(s[0] for s in spans)
-    until = min(s[1] for s in spans)
-    return Lane(budgets, since, until, tuple(slots), tuple(outcomes), tuple(s.slot for s in slots))
+    until = min(math.inf if s.end is None else s.end.timestamp() for s in spans)
+    return Lane(budgets, now, until, tuple(slots), tuple(outcomes), tuple(s.slot for s in slots))
