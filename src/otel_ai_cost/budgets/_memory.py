@@ -210,7 +210,12 @@ class MemoryBudgetStore(st.StoreBase):
         *,
         once: bool = False,
     ) -> None:
-        attributes = st.clamped_attributes(attributes, actual.values())
+        for a in actual.values():  # clamped_attributes only when an amount is out of range (rare)
+            if type(a) is not int or not 0 <= a <= MAX_NANOS:
+                attributes = st.clamped_attributes(attributes, actual.values())
+                break
+        else:
+            attributes = dict(attributes) if attributes else {}
         with self._lock:
             if once:
                 if reservation_id in self._settled:
