@@ -197,3 +197,24 @@ def test_threads_on_the_quiet_lane_never_overspend():
     assert allowed == 200  # $2 / $0.01, exactly
     assert book.usage("shared").spent == Decimal("2") and book.usage("shared").reserved == 0
     assert len(book.store.ledger(kind="reserve")) == 200 and len(book.store.ledger(kind="block")) == 8
+
+
+def test_start_attributes_stay_on_the_span_when_deciding_fails():
+    import pytest
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_ai_cost.budgets import BudgetEnforcer
+
+    book = BudgetBook([Budget("b", "1", lifetime())], MemoryBudgetStore())
+    enforcer = BudgetEnforcer(book)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the book")
+
+    book.reserve = broken
+    span = TracerProvider().get_tracer("test").start_span("chat")
+    estimate = Estimate(input_tokens=10, output_tokens=1, method="heuristic", output_basis="max_tokens",
+                        amount=Decimal("0.25"))
+    with pytest.raises(RuntimeError):
+        enforcer.decide(span, {}, trace_id=None, estimate=estimate, start_attributes={"ai_cost.estimate.amount": 0.25})
+    assert span.attributes["ai_cost.estimate.amount"] == 0.25

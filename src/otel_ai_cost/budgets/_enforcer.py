@@ -255,10 +255,10 @@ class BudgetEnforcer:
         enforced = not foreign or self.raise_on_block  # can a block stop this call?
         if self.book is not None:
             # The budgets hold the estimate even when the hook decides, so that the call's spend counts.
-            unknown = self._unknown_call(attributes, estimate) if priced is None else None
             try:
+                unknown = self._unknown_call(attributes, estimate) if priced is None else None
                 reservation = self.book.reserve(attributes, amount, trace_id=trace_id, unknown=unknown)
-            except BaseException:
+            except BaseException:  # the span keeps the start attributes whatever fails here
                 if start_attributes:
                     span.set_attributes(start_attributes)
                 raise
