@@ -272,12 +272,13 @@ class Arm:
 
         enforcer = self.processor._enforcer
 
-        def decide(span, attributes, *, trace_id, estimate, foreign=False):
-            seen["decide"] = {"span_attributes": dict(span.attributes or {}),
+        def decide(span, attributes, *, trace_id, estimate, foreign=False, **kw):  # kw: start_attributes
+            started = kw.get("start_attributes") or {}  # the estimate's, set with the decision's
+            seen["decide"] = {"span_attributes": {**dict(span.attributes or {}), **started},
                               "resource": dict(span.resource.attributes),
                               "selected": dict(attributes), "trace_id": trace_id, "estimate": estimate}
             return type(enforcer).decide(enforcer, span, attributes, trace_id=trace_id, estimate=estimate,
-                                         foreign=foreign)
+                                         foreign=foreign, **kw)
 
         book.reserve, book.settle, enforcer.decide = reserve, settle, decide
         try:

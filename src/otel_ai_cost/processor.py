@@ -262,19 +262,22 @@ class AICostSpanProcessor(SpanProcessor):
         context: Optional[Context],
     ) -> None:
         estimate = None
+        estimated = None  # the estimate's span attributes; with budgets, set by decide with the decision's
         if self.settings.estimate or self._enforcer is not None:
             estimate = self._estimate_or_none(request)
             if estimate is not None:
                 request.estimate = estimate
-                span.set_attributes(estimate.attributes())
+                estimated = estimate.attributes()
+                if self._enforcer is None:
+                    span.set_attributes(estimated)
         _mark_covering(span, context)
         if self._enforcer is None:
             return
         if self._foreign_holds:
             self._release_covered(context)
-        selected = _selector_attributes(attributes, resource)
+        selected = {**attributes, **resource}  # _selector_attributes, inline: the resource wins
         request.decision, request.hold = self._enforcer.decide(
-            span, selected, trace_id=_trace_id(span), estimate=estimate
+            span, selected, trace_id=_trace_id(span), estimate=estimate, start_attributes=estimated
         )
 
     def _release_covered(self, context: Optional[Context]) -> None:

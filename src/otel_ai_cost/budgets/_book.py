@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Opt
 from .. import _semconv as sc
 from ..errors import ConfigError
 from ._book_admin import BookAdmin
-from ._decision import BudgetOutcome, BudgetUsage, Decision, Reservation
+from ._decision import BudgetOutcome, BudgetUsage, Decision, QuietDecision, Reservation, usd_of
 from ._model import (
     CHARGE_ESTIMATE,
     Amount,
@@ -29,7 +29,8 @@ from ._model import (
     selected,
     to_nanos,
 )
-from ._store import BudgetStore, HoldRequest, LedgerEntry, Slot, StoreUnavailableError, new_id
+from ._quiet import HoldQuiet, Lane, make_lane
+from ._store import MAX_NANOS, BudgetStore, HoldRequest, LedgerEntry, Slot, StoreUnavailableError, new_id
 from ._terms import NO_CONTROLS, ControlIndex, Terms
 from ._unknown import DEFAULT_UNKNOWN_MODEL, UnknownCall, UnknownModelPolicy, strictest, warned_models
 from ._windows import WindowSpan
@@ -134,6 +135,13 @@ class BudgetBook(BookAdmin):
         self._selectors = tuple((b, prepared_selector(b.selector)) for b in self.budgets)
         self._selector_keys = tuple(sorted({k for b in self.budgets for k in (b.selector or {})}))
         self._matched: Dict[Tuple[Any, ...], Tuple[Budget, ...]] = {}
+        # The quiet lane (see _quiet): only with the in-memory store itself (a subclass may change what
+        # its reserve does).
+        store = self.store
+        self._hold_quiet: Optional[HoldQuiet] = (
+            store.hold_quiet if isinstance(store, MemoryBudgetStore) and type(store) is MemoryBudgetStore else None
+        )
+        self._lanes: Dict[Any, Lane] = {}
 
     # Operators' controls, read from the store.
 
@@ -205,12 +213,17 @@ class BudgetBook(BookAdmin):
     def _plan(self, attributes: Mapping[str, Any], estimate: int, trace_id: Optional[str]) -> List[_Planned]:
         now = self._clock()
         controls = self._controls(now)
+        spans = self._spans
         planned = []
         for budget in self._matching(attributes):
-            span = self._span(budget, now)
-            key = budget.key_for(attributes, trace_id)
-            limit_nanos, frozen_by = controls.resolve(budget, key) if controls.by_budget else (None, ())
-            terms = self._terms(budget, limit_nanos)
+            cached = spans.get(budget.id)  # as _span, without its call on the usual path
+            span = cached[2] if cached is not None and cached[0] <= now < cached[1] else self._span(budget, now)
+            key = "" if budget.per is None else budget.key_for(attributes, trace_id)
+            if controls.by_budget:
+                limit_nanos, frozen_by = controls.resolve(budget, key)
+                terms = self._terms(budget, limit_nanos)
+            else:
+                frozen_by, terms = (), self._base_terms[budget.id]
             limit = None if budget.shadow else terms.hard_limit
             frozen = bool(frozen_by) and not budget.shadow
             request = HoldRequest(budget.id, key, span.key, limit, estimate, span.counted_keys, span.prune, frozen,
@@ -233,7 +246,12 @@ class BudgetBook(BookAdmin):
         it refuses the call). A negative or non-numeric estimate raises ValueError.
         """
         estimate_nanos = to_nanos(estimate)
-        estimate_usd = from_nanos(estimate_nanos)
+        hold_quiet = self._hold_quiet
+        if unknown is None and hold_quiet is not None and estimate_nanos <= MAX_NANOS:
+            quiet = self._reserve_quiet(hold_quiet, attributes, estimate_nanos, trace_id)
+            if quiet is not None:
+                return quiet
+        estimate_usd = held_usd = from_nanos(estimate_nanos)
         planned = self._plan(attributes, estimate_nanos, trace_id)
         rid = new_id()
         if not planned:
@@ -244,25 +262,19 @@ class BudgetBook(BookAdmin):
             planned, policies = self._price_unknown(planned, unknown, estimate_nanos)
             applied = strictest(p for p, pl in zip(policies, planned) if not pl.budget.shadow) or strictest(policies)
             estimate_usd = from_nanos(max(p.request.amount for p in planned))
-        audit: Dict[str, Any] = {}
-        get = attributes.get
-        for k in self._ledger_keys:
-            v = get(k, _MISSING)
-            if v is not _MISSING:
-                audit[k] = v if type(v) is str else str(v)
-        if trace_id is not None:
-            audit["trace_id"] = trace_id
+        audit = self._audit(attributes, trace_id)
         if applied is not None:
             audit["unknown_model"] = applied.action
             if applied.priced_as is not None:
                 audit["priced_as"] = applied.priced_as
-        slots = tuple(p.request.slot for p in planned)
+        requests = [p.request for p in planned]
+        slots = tuple([(r.budget_id, r.key, r.window_key) for r in requests])
         if unknown is not None and any(
             pol.action == "block" and not p.budget.shadow for p, pol in zip(planned, policies)
         ):
             return self._refuse_unknown(rid, planned, policies, unknown, audit, estimate_usd, applied)
         try:
-            result = self.store.reserve([p.request for p in planned], rid, self.hold_ttl, audit)
+            result = self.store.reserve(requests, rid, self.hold_ttl, audit)
         except Exception as exc:
             if not isinstance(exc, StoreUnavailableError):  # that one's store logs each change of state once
                 _logger.warning("budget store failed; failing %s", self.on_store_error, exc_info=True)
@@ -273,16 +285,16 @@ class BudgetBook(BookAdmin):
             return Reservation(rid, decision, slots, unknown=unknown, policies=policies)
         outcomes = []
         notable = False  # any decision besides allow, to log
+        refused = result.refused
         for i, (p, usage) in enumerate(zip(planned, result.usage)):
-            budget, terms = p.budget, p.terms
-            projected = usage.spent + usage.reserved + p.request.amount
+            budget, terms, amount = p.budget, p.terms, p.request.amount
+            projected = usage.spent + usage.reserved + amount
             action, model, delay, level = "allow", None, None, None
-            refuses_unknown = bool(policies) and policies[i].action == "block"
-            if i in result.refused or (
-                budget.shadow and (p.frozen_by or refuses_unknown or projected > terms.hard_limit)
-            ):
+            if (refused and i in refused) or (budget.shadow and (
+                p.frozen_by or (bool(policies) and policies[i].action == "block") or projected > terms.hard_limit
+            )):
                 action = "block"
-            else:
+            elif terms.steps and projected >= terms.steps[0][0]:
                 threshold = terms.action_at(projected)
                 if threshold is not None:
                     action, model, delay = threshold.action.kind, threshold.action.model, threshold.action.seconds
@@ -291,14 +303,16 @@ class BudgetBook(BookAdmin):
             outcomes.append(
                 BudgetOutcome(
                     budget, p.request.key, p.request.window_key, p.window_end, action, terms.limit_usd,
-                    from_nanos(usage.spent), from_nanos(usage.reserved), from_nanos(p.request.amount), model, delay,
-                    p.frozen_by, level,
+                    usd_of(usage.spent), usd_of(usage.reserved),
+                    held_usd if amount == estimate_nanos else from_nanos(amount), model, delay, p.frozen_by, level,
                 )
             )
-        enforced = [o for o in outcomes if not o.shadow and o.action != "allow"]
-        deciding = max(
-            enforced, key=lambda o: (_SEVERITY[o.action], o.frozen, o.spent + o.reserved - o.limit), default=None
-        )
+        deciding = None
+        if notable:
+            enforced = [o for o in outcomes if not o.shadow and o.action != "allow"]
+            deciding = max(
+                enforced, key=lambda o: (_SEVERITY[o.action], o.frozen, o.spent + o.reserved - o.limit), default=None
+            )
         reason = "frozen" if deciding is not None and deciding.frozen else None
         decision = Decision(
             deciding.action if deciding else "allow", estimate_usd, tuple(outcomes), deciding, reason,
@@ -307,6 +321,62 @@ class BudgetBook(BookAdmin):
         if notable:
             self._record_decisions(rid, outcomes, audit, blocked=not result.ok)
         return Reservation(rid, decision, slots, held=result.ok, unknown=unknown, policies=policies)
+
+    def _audit(self, attributes: Mapping[str, Any], trace_id: Optional[str]) -> Dict[str, Any]:
+        """The ledger attributes of a reservation: the ledger keys the call has, and its trace id."""
+        audit: Dict[str, Any] = {}
+        get = attributes.get
+        for k in self._ledger_keys:
+            v = get(k, _MISSING)
+            if v is not _MISSING:
+                audit[k] = v if type(v) is str else str(v)
+        if trace_id is not None:
+            audit["trace_id"] = trace_id
+        return audit
+
+    def _reserve_quiet(
+        self, hold_quiet: HoldQuiet, attributes: Mapping[str, Any], estimate_nanos: int, trace_id: Optional[str]
+    ) -> Optional[Reservation]:
+        """The reservation of a call no budget is near a threshold for, without operators' controls on
+        them (see _quiet); None: take the general path (nothing was held)."""
+        now = self._clock()
+        state = self._controls_state  # as _controls, without its call while the last read holds
+        fresh = state is not None and 0 <= now - state[0] < self.override_refresh
+        controls = state[1] if fresh and state is not None else self._controls(now)
+        if controls.by_budget:
+            return None
+        budgets = self._matching(attributes)
+        if not budgets:
+            return None
+        lane = self._lanes.get(id(budgets))
+        if lane is None or lane.budgets is not budgets or not lane.since <= now < lane.until:
+            lane = self._lane(budgets, attributes, trace_id, now)
+        rid = new_id()
+        usage = hold_quiet(lane.slots, estimate_nanos, rid, self.hold_ttl, self._audit(attributes, trace_id))
+        if usage is None:
+            return None
+        return Reservation(rid, QuietDecision(from_nanos(estimate_nanos), lane.outcomes, usage), lane.held, held=True)
+
+    def _lane(
+        self, budgets: Tuple[Budget, ...], attributes: Mapping[str, Any], trace_id: Optional[str], now: float
+    ) -> Lane:
+        """The quiet lane of these budgets for this call's partitions, made if needed. A lane of budgets
+        without ``per`` is kept under the id of their tuple, else under it and the partition keys."""
+        keys = []
+        for b in budgets:  # a plain loop, as _matching
+            keys.append("" if b.per is None else b.key_for(attributes, trace_id))
+        where: Any = id(budgets)
+        if any(b.per is not None for b in budgets):
+            where = (where, tuple(keys))
+            lane = self._lanes.get(where)
+            if lane is not None and lane.budgets is budgets and lane.since <= now < lane.until:
+                return lane
+        lane = make_lane(budgets, keys, [self._span(b, now) for b in budgets],
+                         [self._base_terms[b.id] for b in budgets], self.on_expired_hold, now)
+        if len(self._lanes) >= _MATCHED_CAP:
+            self._lanes.clear()
+        self._lanes[where] = lane  # holds ``budgets``: its id is not reused while the lane is kept
+        return lane
 
     def _price_unknown(
         self, planned: List[_Planned], unknown: UnknownCall, estimate_nanos: int
@@ -425,8 +495,7 @@ class BudgetBook(BookAdmin):
         default fallback price, so that its spend is never lost.
         """
         if actual is not None or not reservation.policies or reservation.unknown is None or usage is None:
-            nanos = to_nanos(actual) if actual is not None else 0
-            return {slot: nanos for slot in reservation.slots}
+            return dict.fromkeys(reservation.slots, to_nanos(actual) if actual is not None else 0)
         catalog = reservation.unknown.catalog
         amounts = {}
         for slot, policy in zip(reservation.slots, reservation.policies):
@@ -448,10 +517,15 @@ class BudgetBook(BookAdmin):
         """
         if reservation.done or not reservation.slots or reservation.decision.action == "block":
             return
-        amounts = self.amounts(reservation, actual, usage)
+        if reservation.unknown is None:  # as amounts and settle_attributes for a known model, without the calls
+            nanos = to_nanos(actual) if actual is not None else 0
+            amounts: Mapping[Slot, int] = dict.fromkeys(reservation.slots, nanos)
+        else:
+            amounts = self.amounts(reservation, actual, usage)
+            attributes = self.settle_attributes(reservation, actual, attributes)
         reservation.done = True
         try:
-            self.store.settle(reservation.id, amounts, self.settle_attributes(reservation, actual, attributes))
+            self.store.settle(reservation.id, amounts, attributes)
         except StoreUnavailableError:
             _logger.debug("budget store unavailable: reservation %s not settled", reservation.id, exc_info=True)
         except Exception:

@@ -6,11 +6,12 @@ import shlex
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .. import _semconv as sc
 from ..errors import BudgetExceededError
-from ._model import Budget
+from ._model import NANOS_PER_USD, Budget
+from ._quiet import QuietOutcome
 from ._store import ALL_KEYS, Slot
 from ._unknown import UnknownCall, UnknownModelPolicy
 
@@ -139,6 +140,59 @@ class Decision:
         return attributes
 
 
+
+
+class QuietDecision(Decision):
+    """The allow of the quiet lane (``_quiet``): every budget allowed, none near a threshold. Its
+    ``outcomes`` are made when first read; the span's attributes of a one-budget lane are made
+    without them (``quiet_span_attributes``)."""
+
+    def __init__(self, estimate: Decimal, lane: Tuple[QuietOutcome, ...], usage: List[Tuple[int, int]]) -> None:
+        self.__dict__.update(  # as Decision; "outcomes" is the property below
+            action="allow", estimate=estimate, deciding=None, reason=None, unknown=None, unknown_model=None,
+            detail=None, _lane=lane, _usage=usage,
+        )
+
+    @property  # a field of Decision, made when read
+    def outcomes(self) -> Tuple[BudgetOutcome, ...]:
+        made: Optional[Tuple[BudgetOutcome, ...]] = self.__dict__.get("_outcomes")
+        if made is None:
+            estimate = self.estimate
+            made = self.__dict__["_outcomes"] = tuple([
+                BudgetOutcome(o.budget, o.key, o.window_key, o.window_end, "allow", o.limit, usd_of(spent),
+                              usd_of(reserved), estimate)
+                for o, (spent, reserved) in zip(self.__dict__["_lane"], self.__dict__["_usage"])
+            ])
+        return made
+
+    def quiet_span_attributes(self) -> Optional[Dict[str, Any]]:
+        """The span's ``ai_cost.budget.*`` attributes, as BudgetEnforcer sets them for an allow (the
+        decision, then the tightest budget's numbers), for a lane of one budget; None for more."""
+        lane: Tuple[QuietOutcome, ...] = self.__dict__["_lane"]
+        if len(lane) != 1:
+            return None
+        o = lane[0]
+        spent, reserved = self.__dict__["_usage"][0]
+        # n / 10**9 is float(Decimal(n) / 10**9): both are n / 10**9 correctly rounded (the Decimal
+        # quotient is exact for amounts within MAX_NANOS).
+        return {
+            sc.AI_COST_BUDGET_DECISION: "allow",
+            sc.AI_COST_BUDGET_ID: o.budget.id,
+            sc.AI_COST_BUDGET_KEY: o.key,
+            sc.AI_COST_BUDGET_WINDOW: o.window_key,
+            sc.AI_COST_BUDGET_LIMIT: o.limit_float,
+            sc.AI_COST_BUDGET_SPENT: spent / NANOS_PER_USD,
+            sc.AI_COST_BUDGET_RESERVED: reserved / NANOS_PER_USD,
+            sc.AI_COST_BUDGET_SHADOW: o.budget.shadow,
+        }
+
+
+_NO_USD = Decimal(0) / NANOS_PER_USD  # from_nanos(0)
+
+
+def usd_of(nanos: int) -> Decimal:
+    """from_nanos(nanos), with one Decimal for 0."""
+    return Decimal(nanos) / NANOS_PER_USD if nanos else _NO_USD
 
 
 def blocked_message(decision: Decision) -> str:

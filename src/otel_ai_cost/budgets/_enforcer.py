@@ -19,7 +19,7 @@ from .. import _semconv as sc
 from .._semconv import ERROR_TYPE, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL
 from ..errors import BudgetExceededError
 from ._book import BudgetBook
-from ._decision import BudgetOutcome, Decision, Reservation
+from ._decision import BudgetOutcome, Decision, QuietDecision, Reservation
 from ._model import Action
 from ._unknown import UnknownCall
 
@@ -99,7 +99,7 @@ def hook_decision(value: Any, estimate: Decimal) -> Optional[AnyDecision]:
 class Hold:
     """The reservation of one call. ``settle`` or ``release`` once; later calls do nothing. Never raises."""
 
-    __slots__ = ("book", "reservation", "enforced", "_lock", "_done")
+    __slots__ = ("book", "reservation", "enforced", "_unclaimed")
 
     def __init__(self, book: BudgetBook, reservation: Reservation, enforced: bool = True) -> None:
         self.book = book
@@ -107,15 +107,14 @@ class Hold:
         # False: the budgets refused the hold, yet the call may go ahead (a hook allowed it, or it
         # belongs to another instrumentation that cannot be stopped); settling records its spend.
         self.enforced = enforced
-        self._lock = threading.Lock()
-        self._done = False
+        # One token, taken by the first settle or release: list.pop is atomic (no lock to make per call).
+        self._unclaimed = [True]
 
     def _claim(self) -> bool:
-        with self._lock:
-            if self._done:
-                return False
-            self._done = True
-            return True
+        try:
+            return self._unclaimed.pop()
+        except IndexError:
+            return False
 
     def settle(
         self, amount: Any, attributes: Optional[Mapping[str, Any]] = None, usage: Optional["Usage"] = None
@@ -125,13 +124,19 @@ class Hold:
         ``amount`` None: the call could not be priced; it counts 0, or, for a model the catalog does
         not know, what the budgets' ``on_unknown_model`` policies make of ``usage`` (a ``cost.Usage``).
         """
-        if not self._claim():
+        try:
+            self._unclaimed.pop()  # as _claim, inline
+        except IndexError:
             return
         try:
-            actual = Decimal(str(amount)) if amount is not None else None
+            actual = None if amount is None else amount if type(amount) is Decimal else Decimal(str(amount))
             if actual is not None and (not actual.is_finite() or actual < 0):
                 actual = Decimal(0)
-            extra = {k: str(v) for k, v in (attributes or {}).items() if v is not None}
+            extra = {}
+            if attributes:
+                for k, v in attributes.items():  # a plain loop: no comprehension frame on every call
+                    if v is not None:
+                        extra[k] = str(v)
             if self.enforced:
                 self.book.settle(self.reservation, actual, extra, usage)
             elif self.reservation.slots:
@@ -225,15 +230,24 @@ class BudgetEnforcer:
         trace_id: Optional[str],
         estimate: Optional["Estimate"],
         foreign: bool = False,
+        start_attributes: Optional[Mapping[str, Any]] = None,
     ) -> Tuple[Optional[AnyDecision], Optional[Hold]]:
         """The decision for a call and its hold. ``attributes``: span + resource + baggage, flattened.
 
         ``estimate`` is the processor's Estimate (or None). ``foreign``: the span belongs to another
         instrumentation, which cannot read the decision; a block is enforced only by raising
         (``raise_on_block``), else it is recorded and the call's spend still counts.
+        ``start_attributes``: span attributes the caller sets before the decision's (the estimate's);
+        set with them in one call when nothing reads the span meanwhile (no hook, no anomaly gate).
         """
+        if start_attributes and (self.before_request is not None or self.book is None or self.anomaly_gate is not None):
+            span.set_attributes(start_attributes)  # the hook or the gate may read them from the span
+            start_attributes = None
         priced = estimate.amount if estimate is not None else None
-        amount = max(Decimal(priced), MIN_HOLD) if priced is not None else MIN_HOLD
+        if priced is None:
+            amount = MIN_HOLD
+        else:
+            amount = max(priced if type(priced) is Decimal else Decimal(priced), MIN_HOLD)
         decision: Optional[AnyDecision] = None
         hold: Optional[Hold] = None
         if self.before_request is not None:
@@ -241,8 +255,13 @@ class BudgetEnforcer:
         enforced = not foreign or self.raise_on_block  # can a block stop this call?
         if self.book is not None:
             # The budgets hold the estimate even when the hook decides, so that the call's spend counts.
-            unknown = self._unknown_call(attributes, estimate) if priced is None else None
-            reservation = self.book.reserve(attributes, amount, trace_id=trace_id, unknown=unknown)
+            try:
+                unknown = self._unknown_call(attributes, estimate) if priced is None else None
+                reservation = self.book.reserve(attributes, amount, trace_id=trace_id, unknown=unknown)
+            except BaseException:  # the span keeps the start attributes whatever fails here
+                if start_attributes:
+                    span.set_attributes(start_attributes)
+                raise
             if decision is None:
                 decision = reservation.decision
             elif reservation.decision.unknown is not None:
@@ -259,6 +278,13 @@ class BudgetEnforcer:
             decision = self.anomaly_gate.decide(decision, attributes, trace_id, amount)
         if decision is None:
             return None, None
+        if type(decision) is QuietDecision:
+            quiet = decision.quiet_span_attributes()
+            if quiet is not None:  # what _mark sets for this allow, made without the outcomes
+                span.set_attributes({**start_attributes, **quiet} if start_attributes else quiet)
+                return decision, hold
+        if start_attributes:
+            span.set_attributes(start_attributes)
         if decision.action == "allow" and not decision.outcomes and not getattr(decision, "reason", None):
             return decision, hold  # no budget applies: leave the span as it is
         self._mark(span, decision, attributes, enforced)
@@ -321,8 +347,12 @@ class BudgetEnforcer:
         if decision.action == "throttle" and decision.delay:
             span_attributes[sc.AI_COST_BUDGET_DELAY] = float(decision.delay)
         span.set_attributes(span_attributes)
-        if decision.action == "allow" and not any(o.action != "allow" for o in outcomes):
-            return  # the common case: nothing to report, count, or call
+        if decision.action == "allow":
+            for o in outcomes:  # a plain loop: no generator on the common path
+                if o.action != "allow":
+                    break
+            else:
+                return  # the common case: nothing to report, count, or call
         for outcome in outcomes:
             if outcome.shadow and outcome.action != "allow":
                 span.add_event(

@@ -10,26 +10,31 @@ import heapq
 import itertools
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import _store as st
+from ._quiet import QuietSlot
 from ._store import MAX_NANOS, Control, Controls, HoldInfo, HoldRequest, LedgerEntry, ReserveResult, Slot, Spend
 
 # The ledger attributes of an expire_charge entry.
 _CHARGE_ATTRIBUTES = {"on_expired_hold": st.CHARGE_ESTIMATE}
 # How many reservation ids a settle with ``once`` remembers (and charges made at expiry).
 _SETTLED_CAP = 100_000
+_NO_SPEND: Dict[str, int] = {}
 
 
-@dataclass
-class _Hold:
+class _Hold(NamedTuple):  # a tuple: one is made on every call
     slot: Slot
     amount: int
     expires_at: float
     placed_at: float = 0.0
     holder: str = ""
     on_expired: str = st.CHARGE_ESTIMATE
+
+
+# A ledger entry as kept: LedgerEntry's fields as a tuple (cheaper to make on every call); read_ledger
+# makes the LedgerEntry objects.
+_Entry = Tuple[float, str, str, str, str, int, str, Dict[str, Any]]
 
 
 class MemoryBudgetStore(st.StoreBase):
@@ -42,7 +47,7 @@ class MemoryBudgetStore(st.StoreBase):
         self._expiries: List[Tuple[float, int, str]] = []  # heap of (expires_at, seq, reservation id)
         self._seq = itertools.count()
         self._controls: Controls = {}
-        self._ledger: "collections.deque[LedgerEntry]" = collections.deque(maxlen=ledger_size)
+        self._ledger: "collections.deque[Union[_Entry, LedgerEntry]]" = collections.deque(maxlen=ledger_size)
         self._settled: "collections.OrderedDict[str, None]" = collections.OrderedDict()  # settles with once
         # reservation id -> slot -> the amount charged when its hold expired (until a settle or release
         # reconciles it; the oldest are forgotten past _SETTLED_CAP).
@@ -52,7 +57,7 @@ class MemoryBudgetStore(st.StoreBase):
              owned: bool = False) -> None:
         # owned: ``attributes`` is a dict made for this entry alone (no copy needed).
         attrs = attributes if owned else dict(attributes or {})
-        self._ledger.append(LedgerEntry(now, kind, slot[0], slot[1], slot[2], amount, rid, attrs))
+        self._ledger.append((now, kind, slot[0], slot[1], slot[2], amount, rid, attrs))
 
     def _unhold(self, hold: _Hold) -> None:
         left = self._reserved.get(hold.slot, 0) - hold.amount
@@ -147,13 +152,55 @@ class MemoryBudgetStore(st.StoreBase):
             holds = self._holds.setdefault(reservation_id, [])
             expires_at = now + ttl
             me = st.holder()
+            # One copy of the reservation's attributes, shared by its reserve entries (never changed).
+            attrs = dict(attributes) if attributes else {}
+            ledger, reserved = self._ledger, self._reserved
             for r in requests:
-                hold = _Hold(r.slot, st.clamp(r.amount), expires_at, now, me, r.on_expired)
-                holds.append(hold)
-                self._reserved[hold.slot] = self._reserved.get(hold.slot, 0) + hold.amount
-                self._log(now, "reserve", r.slot, r.amount, reservation_id, attributes)
+                slot = (r.budget_id, r.key, r.window_key)
+                amount = r.amount if type(r.amount) is int and 0 <= r.amount <= MAX_NANOS else st.clamp(r.amount)
+                holds.append(_Hold(slot, amount, expires_at, now, me, r.on_expired))
+                reserved[slot] = reserved.get(slot, 0) + amount
+                ledger.append((now, "reserve", r.budget_id, r.key, r.window_key, r.amount, reservation_id, attrs))
             heapq.heappush(self._expiries, (expires_at, next(self._seq), reservation_id))
             return ReserveResult(True, usage)
+
+    def hold_quiet(
+        self, lane: Sequence[QuietSlot], amount: int, reservation_id: str, ttl: float, attributes: Dict[str, Any]
+    ) -> Optional[List[Tuple[int, int]]]:
+        """Hold ``amount`` on every slot of the lane, as ``reserve`` does, if each slot's spend + holds +
+        amount stays at or below its ``quiet_max``; returns each slot's (spend, holds) before the call.
+        Otherwise None, and nothing changed (not even expired holds: ``reserve`` expires them).
+        ``attributes``: the reservation's ledger attributes, a dict the caller made for it."""
+        with self._lock:
+            now = self._clock()
+            expiries = self._expiries
+            if expiries and expiries[0][0] <= now:
+                self._expire(now)
+            spend_of, reserved = self._spend, self._reserved
+            usage = []
+            for q in lane:
+                slot = q.slot
+                if q.prune:
+                    self._prune(slot[0], slot[1], *q.prune)
+                if len(q.counted) == 1:
+                    spent, held = spend_of.get((slot[0], slot[1]), _NO_SPEND).get(slot[2], 0), reserved.get(slot, 0)
+                else:
+                    u = self._usage(slot[0], slot[1], q.counted)
+                    spent, held = u.spent, u.reserved
+                if spent + held + amount > q.quiet_max:
+                    return None
+                usage.append((spent, held))
+            holds = self._holds.setdefault(reservation_id, [])
+            expires_at = now + ttl
+            me = st.holder()
+            ledger = self._ledger
+            for q in lane:
+                slot = q.slot
+                holds.append(_Hold(slot, amount, expires_at, now, me, q.on_expired))
+                reserved[slot] = reserved.get(slot, 0) + amount
+                ledger.append((now, "reserve", slot[0], slot[1], slot[2], amount, reservation_id, attributes))
+            heapq.heappush(expiries, (expires_at, next(self._seq), reservation_id))
+            return usage
 
     def settle(
         self,
@@ -163,7 +210,12 @@ class MemoryBudgetStore(st.StoreBase):
         *,
         once: bool = False,
     ) -> None:
-        attributes = st.clamped_attributes(attributes, actual.values())
+        for a in actual.values():  # clamped_attributes only when an amount is out of range (rare)
+            if type(a) is not int or not 0 <= a <= MAX_NANOS:
+                attributes = st.clamped_attributes(attributes, actual.values())
+                break
+        else:
+            attributes = dict(attributes) if attributes else {}
         with self._lock:
             if once:
                 if reservation_id in self._settled:
@@ -172,16 +224,33 @@ class MemoryBudgetStore(st.StoreBase):
                 if len(self._settled) > _SETTLED_CAP:
                     self._settled.popitem(last=False)
             now = self._clock()
-            holds = self._holds.pop(reservation_id, [])
-            for hold in holds:
-                self._unhold(hold)
-            held = {h.slot for h in holds}
+            holds = self._holds.pop(reservation_id, ())
+            reserved = self._reserved
+            held = set()
+            for hold in holds:  # as _unhold, inline: every call settles
+                slot = hold.slot
+                held.add(slot)
+                left = reserved.get(slot, 0) - hold.amount
+                if left:
+                    reserved[slot] = left
+                else:
+                    reserved.pop(slot, None)
+            alone = len(actual) == 1  # then the attributes copied above are this entry's own
+            ledger = self._ledger
+            spend = self._spend
             for slot, amount in actual.items():
-                amount = st.clamp(amount)
+                if type(amount) is not int or not 0 <= amount <= MAX_NANOS:
+                    amount = st.clamp(amount)
                 charged = None if slot in held else self._uncharge(reservation_id, slot)
-                self._add_spend(slot, amount)
-                extra = st.settle_attributes(attributes, slot in held, charged)
-                self._log(now, "settle", slot, amount, reservation_id, extra, owned=True)
+                by_window = spend.get((slot[0], slot[1]))  # as _add_spend, inline
+                if by_window is None:
+                    by_window = spend[(slot[0], slot[1])] = {}
+                by_window[slot[2]] = min(by_window.get(slot[2], 0) + amount, MAX_NANOS)
+                if alone and charged is None and slot in held:
+                    extra = attributes
+                else:
+                    extra = st.settle_attributes(attributes, slot in held, charged)
+                ledger.append((now, "settle", slot[0], slot[1], slot[2], amount, reservation_id, extra))
 
     def release(self, reservation_id: str) -> None:
         with self._lock:
@@ -219,7 +288,7 @@ class MemoryBudgetStore(st.StoreBase):
     def read_ledger(self, query: st.LedgerQuery) -> List[LedgerEntry]:
         with self._lock:
             entries = list(self._ledger)
-        return query.apply(entries)
+        return query.apply([e if isinstance(e, LedgerEntry) else LedgerEntry(*e) for e in entries])
 
     # Operators' controls and corrections.
 

@@ -32,7 +32,7 @@ def _usd(amount: Amount) -> Decimal:
 
 def to_nanos(amount: Amount) -> int:
     """USD -> integer nano-dollars, rounded up so that a hold never under-reserves."""
-    value = _usd(amount)
+    value = amount if type(amount) is Decimal else _usd(amount)
     if not value.is_finite() or value < 0:
         raise ValueError(f"amount {amount!r} must be a finite, non-negative number of USD")
     return int((value * NANOS_PER_USD).to_integral_value(rounding=ROUND_CEILING))
