@@ -223,6 +223,42 @@ def redis_prefix(request: pytest.FixtureRequest) -> str:
     return f"test:{request.node.name}:{next(_redis_prefixes)}"
 
 
+def kill_once_ready(target: Callable[..., None], *args: Any) -> None:
+    """Run ``target(*args, ready)`` in a forked child and SIGKILL it once it sets ``ready`` (a process
+    that dies holding budget reservations). Children open their own connections after the fork."""
+    import multiprocessing
+    import signal
+
+    fork = multiprocessing.get_context("fork")
+    ready = fork.Event()
+    child = fork.Process(target=target, args=(*args, ready))
+    child.start()
+    try:
+        assert ready.wait(timeout=30), "the child did not place its holds"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(timeout=10)
+    assert child.exitcode == -signal.SIGKILL
+
+
+@pytest.fixture
+def open_redis_store(redis_url: RedisURL, redis_prefix: str) -> Iterator[Callable[..., Any]]:
+    """``make(clock=None, **kwargs)``: a RedisBudgetStore on the shared server under this test's
+    prefix (its own defaults otherwise), closed at the end of the test."""
+    from otel_ai_cost.budgets._redis import RedisBudgetStore
+
+    opened: List[Any] = []
+
+    def make(clock: Any = None, **kwargs: Any) -> Any:
+        store = RedisBudgetStore(redis_url, clock=clock or Clock(), prefix=redis_prefix, **kwargs)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
 @contextlib.contextmanager
 def store_factory(request, tmp_path, kind):
     """make(clock=None) -> a budget store of ``kind`` (memory, sqlite, redis; sqlite-queued and

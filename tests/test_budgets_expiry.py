@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from conftest import Clock
+from conftest import Clock, kill_once_ready
 from otel_ai_cost.budgets import (
     Budget,
     BudgetBook,
@@ -199,15 +199,7 @@ def _call_and_get_killed(target: Target, policy: str, held) -> None:
 
 
 def kill_while_holding(target: Target, policy: str) -> None:
-    held = FORK.Event()
-    child = FORK.Process(target=_call_and_get_killed, args=(target, policy, held))
-    child.start()
-    try:
-        assert held.wait(timeout=30), "the child did not place its holds"
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.join(timeout=10)
-    assert child.exitcode == -signal.SIGKILL
+    kill_once_ready(_call_and_get_killed, target, policy)
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -15,7 +15,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from conftest import Clock
 from otel_ai_cost.budgets import Budget, BudgetBook, HoldRequest, Spend, calendar
-from otel_ai_cost.budgets._redis import RedisBudgetStore
 from otel_ai_cost.budgets._resilient import ResilientStore
 
 USD = 10**9
@@ -23,17 +22,8 @@ SLOT = ("b", "k", "w")
 
 
 @pytest.fixture
-def open_store(redis_url, redis_prefix):
-    opened = []
-
-    def make(clock=None, **kwargs):
-        store = RedisBudgetStore(redis_url, clock=clock or Clock(), prefix=redis_prefix, **kwargs)
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
+def open_store(open_redis_store):
+    return open_redis_store  # RedisBudgetStore's defaults: settles queued
 
 
 def hold(amount=USD, limit=None, on_expired="release"):

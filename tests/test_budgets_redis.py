@@ -3,16 +3,13 @@ with the holds in flight, the sums always equal the holds, expiry is bounded per
 call, and holds written by the previous version (without sums) are migrated on first touch."""
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
 import threading
 import time
 from collections import Counter
 
 import pytest
 
-from conftest import Clock
+from conftest import Clock, kill_once_ready
 from otel_ai_cost.budgets import HoldRequest, Spend, _redis
 from otel_ai_cost.budgets._redis import RedisBudgetStore
 
@@ -20,20 +17,14 @@ USD = 10**9
 
 
 @pytest.fixture
-def open_store(redis_url, redis_prefix):
-    opened = []
-
+def open_store(open_redis_store):
     def make(clock=None, **kwargs):
         # Each settle sent at once: these stores stand for processes that see each other's settles as they
         # return (queued settles, the default: tests/test_budgets_queued_settles.py).
         kwargs.setdefault("settle_interval", None)
-        store = RedisBudgetStore(redis_url, clock=clock or Clock(), prefix=redis_prefix, **kwargs)
-        opened.append(store)
-        return store
+        return open_redis_store(clock, **kwargs)
 
-    yield make
-    for store in opened:
-        store.close()
+    return make
 
 
 def hold(budget="b", key="k", window="w", limit=None, amount=USD, on_expired="release"):
@@ -256,16 +247,7 @@ def _hold_many_and_hang(url, prefix, held) -> None:
 
 def test_the_holds_of_a_killed_process_expire_in_batches_and_leave_nothing(redis_url, redis_prefix):
     prefix = redis_prefix
-    fork = multiprocessing.get_context("fork")
-    held = fork.Event()
-    child = fork.Process(target=_hold_many_and_hang, args=(redis_url, prefix, held))
-    child.start()
-    try:
-        assert held.wait(timeout=30), "the child did not place its holds"
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.join(timeout=10)
-    assert child.exitcode == -signal.SIGKILL
+    kill_once_ready(_hold_many_and_hang, redis_url, prefix)
     now = RedisBudgetStore(redis_url, prefix=prefix)
     assert now.spent("b", "k", "w") == Spend(0, sum(range(1, 301)))
     assert_consistent(now)

@@ -262,6 +262,17 @@ def test_other_instrumentations_spans_are_priced_on_the_writer_thread(tmp_path, 
     assert priced_on and exporting not in priced_on
 
 
+def _metered_ledger(url, **kwargs):
+    """(exporter, metric reader, tracer provider, tracer): a ledger behind a SimpleSpanProcessor whose
+    dropped-rows counter goes to the reader."""
+    reader = InMemoryMetricReader()
+    exporter = LedgerSpanExporter(url, flush_interval=0.01, meter_provider=MeterProvider(metric_readers=[reader]),
+                                  **kwargs)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter, reader, provider, provider.get_tracer("t")
+
+
 def _dropped_rows(reader):
     """The ai_cost.ledger.dropped_rows points, {drop reason: rows}."""
     out = {}
@@ -280,12 +291,7 @@ def test_a_full_queue_drops_rows_with_a_counter_and_one_log_line(tmp_path, caplo
     connect(str(path)).close()
     lock = sqlite3.connect(path, isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")  # the disk is stuck: the writer waits on the lock
-    reader = InMemoryMetricReader()
-    exporter = LedgerSpanExporter(f"sqlite://{path}", queue_size=2, batch_size=1, flush_interval=0.01,
-                                  meter_provider=MeterProvider(metric_readers=[reader]))
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("t")
+    exporter, reader, provider, tracer = _metered_ledger(f"sqlite://{path}", queue_size=2, batch_size=1)
     with caplog.at_level(logging.WARNING, logger="otel_ai_cost.ledger._exporter"):
         for i in range(10):
             _genai_span(tracer, 0.5, i)  # each span's end returns: export only queues
@@ -304,12 +310,7 @@ def test_a_full_queue_drops_rows_with_a_counter_and_one_log_line(tmp_path, caplo
 
 def test_a_failing_disk_drops_rows_and_the_app_goes_on(tmp_path, caplog):
     (tmp_path / "not-a-dir").write_text("a file where the directory should be")
-    reader = InMemoryMetricReader()
-    exporter = LedgerSpanExporter(f"sqlite://{tmp_path / 'not-a-dir' / 'calls.db'}", flush_interval=0.01,
-                                  meter_provider=MeterProvider(metric_readers=[reader]))
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("t")
+    exporter, reader, provider, tracer = _metered_ledger(f"sqlite://{tmp_path / 'not-a-dir' / 'calls.db'}")
     with caplog.at_level(logging.WARNING, logger="otel_ai_cost.ledger._exporter"):
         for i in range(3):
             _genai_span(tracer, 0.5, i)

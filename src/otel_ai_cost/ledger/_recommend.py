@@ -27,6 +27,7 @@ A call is repriced only when every part of its recorded cost is one the ledger k
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -141,7 +142,7 @@ class _Group:
     broken: bool = False  # a call the suggestion cannot apply to (no cache_read / batch price that day)
 
 
-class _Rule:
+class _Rule(ABC):
     """One rule: ``add`` each call, then ``hints``."""
 
     def __init__(self, catalog: Any, rules: Rules) -> None:
@@ -159,11 +160,13 @@ class _Rule:
     def price(self, service: str, provider: str, model: str, operation: str) -> Any:
         return _price(self.catalog, model, None if provider == NONE else provider)
 
+    @abstractmethod
     def add(self, call: Call) -> None:
-        raise NotImplementedError
+        """Count one call of the ledger (in its order)."""
 
+    @abstractmethod
     def hints(self) -> List[Hint]:
-        raise NotImplementedError
+        """The rule's hints over the calls added."""
 
 
 class CheaperModel(_Rule):
