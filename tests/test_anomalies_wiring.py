@@ -1,6 +1,6 @@
 """The anomaly detector wired into AICostSpanProcessor: fed from every finished GenAI span (ours,
-with the real openai SDK on the faked API, and other instrumentations'), its findings on the span
-that triggered them, the on_anomaly policy refusing a runaway trace's next call before it is sent
+with the real openai SDK on the faked API, and other instrumentations') off the calls' path, its
+findings on an ``ai_cost.anomaly`` span, child of the span of the call that triggered them, the on_anomaly policy refusing a runaway trace's next call before it is sent
 and downgrading on a spike, the switches (code, OTEL_AI_COST_ANOMALIES, the configuration file),
 baselines kept in the budget store, and a failing detector that never breaks the call."""
 from __future__ import annotations
@@ -71,8 +71,21 @@ class Pipeline(conftest.Pipeline):
                 messages.append({"role": "assistant", "content": " ".join(["step"] * (step + 1))})
         return refused
 
+    def spans(self) -> Any:
+        self.processor.force_flush()  # (the detector's queued calls: their finding spans are exported)
+        return super().spans()
+
     def call_spans(self) -> List[Any]:
         return [s for s in self.spans() if s.name.startswith("chat ")]
+
+    def finding_spans(self) -> Dict[int, Any]:
+        """The ``ai_cost.anomaly`` spans, by the span id of their parent (the call's span)."""
+        return {s.parent.span_id: s for s in self.spans() if s.name == sc.AI_COST_ANOMALY}
+
+    def flags(self, spans: List[Any]) -> List[Any]:
+        """Per span, its ``ai_cost.anomaly`` child span, or None."""
+        findings = self.finding_spans()
+        return [findings.get(s.context.span_id) for s in spans]
 
 
 @pytest.fixture
@@ -89,7 +102,8 @@ def made(processor: AICostSpanProcessor) -> Iterator[AICostSpanProcessor]:
 
 
 def anomaly_attributes(span: Any) -> Dict[str, Any]:
-    return {k: v for k, v in (span.attributes or {}).items() if k.startswith("ai_cost.anomaly.")}
+    return {k: v for k, v in ((span.attributes if span is not None else None) or {}).items()
+            if k.startswith("ai_cost.anomaly.")}
 
 
 def test_a_runaway_agent_loop_is_flagged_on_its_span_and_its_next_call_refused_before_it_is_sent(pipeline, caplog):
@@ -100,20 +114,28 @@ def test_a_runaway_agent_loop_is_flagged_on_its_span_and_its_next_call_refused_b
         refused = p.agent_loop(COLD_TRACE_CALLS + 20)
 
     calls = p.call_spans()
-    flagged = [i for i, s in enumerate(calls) if s.attributes.get(sc.AI_COST_ANOMALY_TYPE) == "runaway_trace"]
-    assert flagged, "no span carries the runaway finding"
+    flags = p.flags(calls)
+    flagged = [i for i, f in enumerate(flags) if anomaly_attributes(f).get(sc.AI_COST_ANOMALY_TYPE) == "runaway_trace"]
+    assert flagged, "no ai_cost.anomaly span carries the runaway finding"
+    assert len(p.finding_spans()) == 1
     first = flagged[0]
     # Flagged on the call that crossed the threshold (its 51st), well within 5 calls of it.
     assert COLD_TRACE_CALLS <= first <= COLD_TRACE_CALLS + 4
-    span = calls[first]
+    span, finding_span = calls[first], flags[first]
     trace_id = format(span.context.trace_id, "032x")
-    attrs = anomaly_attributes(span)
+    # The finding's span: a child of the call's span in its trace, at the call's end, with no duration.
+    assert finding_span.context.trace_id == span.context.trace_id
+    assert finding_span.start_time == finding_span.end_time == span.end_time
+    assert finding_span.instrumentation_scope.name == "otel_ai_cost.anomalies"
+    attrs = anomaly_attributes(finding_span)
+    assert attrs[sc.AI_COST_ANOMALY_TYPE] == "runaway_trace"
     assert attrs[sc.AI_COST_ANOMALY_CAUSE] == f"trace={trace_id}"
     assert attrs[sc.AI_COST_ANOMALY_METRIC] == "trace_calls"
     assert attrs[sc.AI_COST_ANOMALY_OBSERVED] == first + 1
     assert attrs[sc.AI_COST_ANOMALY_SEVERITY] in ("warning", "critical")
-    assert [e.name for e in span.events] == [sc.AI_COST_ANOMALY]
+    assert [e.name for e in finding_span.events] == [sc.AI_COST_ANOMALY]
     assert span.attributes[sc.GEN_AI_USAGE_COST_AMOUNT] > 0  # the call itself went ahead and was priced
+    assert anomaly_attributes(span) == {}  # the call's span ended before the detector ran
     assert [f.type for f in found] == ["runaway_trace"] and found[0].trace_id == trace_id
     assert any("runaway_trace" in r.getMessage() for r in caplog.records)
 
@@ -130,7 +152,7 @@ def test_a_runaway_agent_loop_is_flagged_on_its_span_and_its_next_call_refused_b
     assert blocked.attributes[sc.AI_COST_BUDGET_REASON] == "anomaly"
     assert blocked.attributes[sc.ERROR_TYPE] == "BudgetExceededError"
     assert format(blocked.context.trace_id, "032x") == trace_id
-    assert sc.AI_COST_ANOMALY_TYPE not in blocked.attributes  # a refused call is not fed to the detector
+    assert flags[first + 1] is None  # a refused call is not fed to the detector
 
     # Another trace (the next agent run) is not refused.
     assert p.agent_loop(3) == []
@@ -140,7 +162,7 @@ def test_without_the_policy_the_runaway_is_reported_and_the_loop_goes_on(pipelin
     p = pipeline(anomalies=True)
     assert p.agent_loop(COLD_TRACE_CALLS + 5) == []
     assert len(p.fake.requests) == COLD_TRACE_CALLS + 5
-    types = [s.attributes.get(sc.AI_COST_ANOMALY_TYPE) for s in p.call_spans()]
+    types = [anomaly_attributes(f).get(sc.AI_COST_ANOMALY_TYPE) for f in p.flags(p.call_spans())]
     assert types.index("runaway_trace") == COLD_TRACE_CALLS
     points = [
         (pt.attributes[sc.AI_COST_ANOMALY_TYPE], pt.value)
@@ -163,7 +185,7 @@ def test_a_retry_storm_is_found_and_with_the_policy_the_trace_is_refused(pipelin
                 break
     calls = p.call_spans()
     # The same request a 4th time within a minute in one trace (AnomalyDetector(retry_repeats=4)).
-    assert calls[3].attributes[sc.AI_COST_ANOMALY_TYPE] == "retry_storm"
+    assert anomaly_attributes(p.flags(calls)[3])[sc.AI_COST_ANOMALY_TYPE] == "retry_storm"
     assert len(p.fake.requests) == 4 and len(refused) == 1
     assert "anomaly retry_storm" in str(refused[0])
 
@@ -181,6 +203,7 @@ def test_a_token_spike_downgrades_the_calls_of_the_spiking_key_to_the_cheaper_mo
         spike = [{"role": "user", "content": " ".join(["word"] * 10_000)}]  # a prompt change: 10x the input
         for _ in range(5):
             p.chat(spike)
+            p.processor.force_flush()  # (what the drain thread does within DRAIN_DELAY)
             if found:
                 break
         assert [f.type for f in found] == ["token_spike"]
@@ -217,9 +240,10 @@ def test_a_span_of_another_instrumentation_is_priced_and_gets_the_findings(pipel
                                          attributes={**attributes, sc.AI_COST_PRICING_PRICED_ON: "00f067aa0ba902b7"}):
             pass
     spans = [s for s in p.spans() if s.instrumentation_scope.name == "opentelemetry.instrumentation.other_genai"]
-    assert [anomaly_attributes(s).get(sc.AI_COST_ANOMALY_TYPE) for s in spans] == [
+    flags = p.flags(spans)
+    assert [anomaly_attributes(f).get(sc.AI_COST_ANOMALY_TYPE) for f in flags] == [
         None, None, "runaway_trace", None, None]
-    third = anomaly_attributes(spans[2])
+    third = anomaly_attributes(flags[2])
     assert third[sc.AI_COST_ANOMALY_METRIC] == "trace_cost"
     # Priced as the exporter path prices it: gpt-4o at $2.50 input / $10 output per million tokens
     # (pricing/openai.yaml, source litellm): 3 x (1000 x 2.5 + 100 x 10) / 1e6 = $0.0105.
@@ -233,10 +257,11 @@ def test_errors_in_the_detector_never_break_the_call(pipeline, monkeypatch, capl
     p = pipeline(anomalies=True)
     monkeypatch.setattr(_outputs, "_logged", set())
 
-    def broken(record):
+    def broken(*args):
         raise RuntimeError("detector bug")
 
-    monkeypatch.setattr(p.processor.anomalies.detector, "observe", broken)
+    monkeypatch.setattr(p.processor.anomalies.detector, "observe_trace", broken)
+    monkeypatch.setattr(p.processor.anomalies.detector, "observe_keys", broken)
     with caplog.at_level(logging.WARNING):
         p.chat([{"role": "user", "content": "hello"}])
         p.chat([{"role": "user", "content": "hello again"}])
@@ -331,6 +356,7 @@ def test_with_a_redis_budget_store_the_baselines_live_in_redis(pipeline, redis_u
     store = RedisBudgetStore(redis_url, prefix=redis_prefix)
     p = pipeline(anomalies=True, budgets=[Budget("everything", 100, lifetime())], budget_store=store)
     p.chat([{"role": "user", "content": "hello"}])
+    p.processor.force_flush()  # (the detector runs off the call's path)
     saved = set(p.processor.anomalies.detector.snapshot())
     p.processor.shutdown()
     client = redis.Redis.from_url(redis_url)
@@ -376,8 +402,12 @@ def test_zero_code_with_the_variable_on_flags_a_runaway_run_of_another_instrumen
                 step_attributes = {**attributes, sc.GEN_AI_USAGE_INPUT_TOKENS: 300 + 10 * step}
                 with other.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=step_attributes):
                     pass
-        calls = [s for s in exporter.get_finished_spans() if s.name == "chat gpt-4o-mini"]
-        assert [s.attributes.get(sc.AI_COST_ANOMALY_TYPE) for s in calls][-2:] == [None, "runaway_trace"]
+        processor.force_flush()  # (what the drain thread does within DRAIN_DELAY)
+        spans = exporter.get_finished_spans()
+        calls = [s for s in spans if s.name == "chat gpt-4o-mini"]
+        findings = {s.parent.span_id: s for s in spans if s.name == sc.AI_COST_ANOMALY}
+        assert list(findings) == [calls[-1].context.span_id]
+        assert findings[calls[-1].context.span_id].attributes[sc.AI_COST_ANOMALY_TYPE] == "runaway_trace"
         assert calls[-1].attributes[sc.GEN_AI_USAGE_COST_AMOUNT] > 0  # and the exporter priced it
     finally:
         provider.shutdown()

@@ -198,6 +198,8 @@ class AICostSpanProcessor(SpanProcessor):
                 _log_once("store close", "otel-ai-cost: could not close the budget store.")
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        if self.anomalies is not None:  # the per-key anomaly rules of the calls queued off their path
+            self.anomalies.flush()
         flush = getattr(self.budget_book.store, "flush", None) if self.budget_book is not None else None
         if flush is not None:  # settles a store queued off the calls' path (budgets._deferred)
             try:

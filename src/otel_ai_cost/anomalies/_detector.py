@@ -18,7 +18,9 @@ finding is made. Everything is O(1) per call (amortised for evictions); memory i
 from __future__ import annotations
 
 import math
+import os
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -44,6 +46,7 @@ from ._finding import COST_SPIKE, ERROR_SPIKE, RUNAWAY_TRACE, TOKEN_SPIKE, VOLUM
 from ._new_models import NewModelWatch, Usage
 from ._record import DEFAULT_DIMENSIONS, MODEL, PROMPT, SERVICE, TENANT, USER, CallRecord
 from ._repeats import RepeatWatch
+from ._snapshot import restore_into, snapshot_of
 from ._traces import TraceWatch
 
 KeyId = Tuple[str, str, str]  # (model or "*", dimension or "*", value or "*")
@@ -61,16 +64,18 @@ ALPHA_SPIKE = ALPHA_SLOW / 10  # how fast a key's baseline learns while the key 
 
 class _Shape:
     """The keys of one (model, dims) (all, and by what they keep), its new-model usage entries,
-    and the key its calls' deviations are measured against for the cause (see ``_key_ids``)."""
+    the key its calls' deviations are measured against for the cause (see ``_key_ids``), and its
+    dims (one dict for the ring's calls of the shape, not one per call)."""
 
-    __slots__ = ("keys", "metrics", "metrics_only", "counts", "volume", "usages", "ref")
+    __slots__ = ("keys", "metrics", "metrics_only", "counts", "volume", "volume_keys", "usages", "ref", "dims")
 
-    def __init__(self, keys: List[KeyRef], usages: List[Usage], ref: KeyBaseline) -> None:
-        self.keys, self.usages, self.ref = keys, usages, ref
+    def __init__(self, keys: List[KeyRef], usages: List[Usage], ref: KeyBaseline, dims: Mapping[str, str]) -> None:
+        self.keys, self.usages, self.ref, self.dims = keys, usages, ref, dict(dims)
         self.metrics = [(kid, k) for kid, k, kind in keys if kind == _METRICS]
         self.metrics_only = [k for _, k in self.metrics]
         self.counts = [k for _, k, kind in keys if kind == _COUNTS]
         self.volume = [(kid, k) for kid, k, kind in keys if kind == _VOLUME]
+        self.volume_keys = [k for _, k in self.volume]
 
 
 class AnomalyDetector:
@@ -140,7 +145,9 @@ class AnomalyDetector:
         self._blocked: "OrderedDict[str, Finding]" = OrderedDict()
         self._spikes: Dict[KeyId, Finding] = {}
         self._by_cause: Dict[Tuple[str, str, str], Finding] = {}  # (type, dimension, value) -> the last reported
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the per-key rules
+        self._trace_lock = threading.Lock()  # the per-trace rules
+        _DETECTORS.add(self)
 
     # -- the policy hooks ---------------------------------------------------------------------
 
@@ -163,10 +170,42 @@ class AnomalyDetector:
     # -- feeding ------------------------------------------------------------------------------
 
     def observe(self, r: CallRecord) -> List[Finding]:
-        with self._lock:
-            return self._observe(r)
+        """The findings call ``r`` triggers: ``observe_keys(r, observe_trace(r))``, its per-key ones first."""
+        new_run, trace_found = self.observe_trace(r)
+        return self.observe_keys(r, new_run) + trace_found
 
-    def _observe(self, r: CallRecord) -> List[Finding]:
+    def observe_trace(self, r: CallRecord) -> Tuple[bool, List[Finding]]:
+        """The per-trace rules of call ``r`` (runaway traces, retry storms): whether it starts a run
+        (``observe_keys``'s ``new_run``) and its findings. Calls go through it in order, and then,
+        in the same order, through ``observe_keys``, which may come later (another thread: the two
+        hold their own locks, and a trace is blocked as soon as this returns)."""
+        with self._trace_lock:
+            return self._observe_trace(r)
+
+    def observe_keys(self, r: CallRecord, new_run: bool) -> List[Finding]:
+        """The per-key rules of call ``r`` (cost, token, volume and error spikes, new models)."""
+        with self._lock:
+            return self._observe_keys(r, new_run)
+
+    def _observe_trace(self, r: CallRecord) -> Tuple[bool, List[Finding]]:
+        """The per-trace rules (under the trace lock): whether the call starts a run (a trace's first
+        call, or a call without a trace), and its runaway-trace and retry-storm findings."""
+        found: List[Finding] = []
+        new_run = True  # calls per minute count runs (traces): the calls inside one are the trace's business
+        trace_id = r.trace_id
+        if trace_id:
+            traces = self._traces
+            new_run = trace_id not in traces.traces
+            f = traces.observe(r, trace_id)
+            if f is not None:
+                self._found(r, f, found)
+        f = self._repeats.observe(r)
+        if f is not None:
+            self._found(r, f, found)
+        return new_run, found
+
+    def _observe_keys(self, r: CallRecord, new_run: bool) -> List[Finding]:
+        """The per-key rules (under the lock)."""
         now = r.time
         err = r.error
         logs: Optional[Tuple[Optional[float], Optional[float], Optional[float]]] = None
@@ -194,14 +233,8 @@ class AnomalyDetector:
                 if log_cost is not None:
                     mean = entry.log_cost
                     entry.log_cost = log_cost if mean is None else mean + 0.02 * (log_cost - mean)
-        trace_finding = None
-        new_run = True  # calls per minute count runs (traces): the calls inside one are the trace's business
-        if r.trace_id:
-            traces = self._traces
-            new_run = r.trace_id not in traces.traces
-            trace_finding = traces.observe(r, r.trace_id)
         candidates: List[Candidate] = []
-        self._ring_calls.append((now, r.model, dims, logs, err, shape.ref, shape))  # (CallRing.add)
+        self._ring_calls.append((now, r.model, shape.dims, logs, err, shape.ref, shape))  # (CallRing.add)
         for k in shape.counts:
             k.n += 1
             k.t = now
@@ -223,11 +256,6 @@ class AnomalyDetector:
             self._errors(shape.keys, now, candidates)
         if candidates:
             findings += self._resolve(r, shape.keys, candidates)
-        if trace_finding is not None:
-            self._found(r, trace_finding, findings)
-        f = self._repeats.observe(r)
-        if f is not None:
-            self._found(r, f, findings)
         return findings
 
     def _shape(self, r: CallRecord, shape_id: Tuple[str, Tuple[Tuple[str, str], ...]]) -> "_Shape":
@@ -249,7 +277,7 @@ class AnomalyDetector:
             self._shapes.clear()
         ref = next((k for kid, k, _ in keys if kid[1] == PROMPT and kid[0] != "*"),
                    next((k for kid, k, _ in keys if kid[1] == SERVICE and kid[0] != "*"), keys[0][1]))  # (see _key_ids)
-        shape = self._shapes[shape_id] = _Shape(keys, self._new_models.entries(r), ref)
+        shape = self._shapes[shape_id] = _Shape(keys, self._new_models.entries(r), ref, r.dims)
         return shape
 
     def _found(self, r: CallRecord, finding: Finding, findings: List[Finding]) -> None:
@@ -507,43 +535,38 @@ class AnomalyDetector:
         """(request fingerprint, trace or user) pairs watched for repeats: at most ``max_fingerprints``."""
         return len(self._repeats)
 
-    # -- persistence ---------------------------------------------------------------------------
+    # -- persistence (``_snapshot``) ----------------------------------------------------------
 
     def snapshot(self) -> Dict[str, List[Any]]:
         """The baselines as JSON-able values, one entry per key (see ``restore``)."""
-        with self._lock:
-            out: Dict[str, List[Any]] = {}
-            for kid, k in self._keys.items():
-                out["k\x1f" + "\x1f".join(kid)] = k.state()
-            for dim, value in self._new_models.usage:
-                out["m\x1f" + dim + "\x1f" + value] = self._new_models.state((dim, value))
-            for tkey, s in self._traces.stats.items():
-                out["t\x1f" + tkey] = s.state()
-            return out
+        with self._trace_lock, self._lock:
+            return snapshot_of(self._keys, self._new_models, self._traces)
 
     def restore(self, snapshot: Mapping[str, List[Any]]) -> int:
         """Load baselines saved by ``snapshot``; a key this detector has seen more calls of is kept.
         Returns the number of entries loaded."""
-        loaded = 0
-        with self._lock:
-            for name, s in snapshot.items():
-                kind, _, rest = name.partition("\x1f")
-                parts = tuple(rest.split("\x1f"))
-                if kind == "k" and len(parts) == 3:
-                    kid = (parts[0], parts[1], parts[2])
-                    mine = self._keys.get(kid)
-                    k = KeyBaseline.from_state(list(s))
-                    if k is not None and (mine is None or mine.n < k.n):
-                        self._keys[kid] = k
-                        loaded += 1
-                elif kind == "m" and len(parts) == 2:
-                    loaded += self._new_models.restore((parts[0], parts[1]), s)
-                elif kind == "t" and len(parts) == 1:
-                    loaded += self._traces.restore(parts[0], s)
+        with self._trace_lock, self._lock:
+            loaded = restore_into(self._keys, self._new_models, self._traces, snapshot)
             self._shapes.clear()
             if len(self._keys) > self.max_keys:
                 self._evict_keys(0.0)
         return loaded
+
+    def _after_fork(self) -> None:
+        """In a forked child: new locks (the parent's other threads may have held them)."""
+        self._lock, self._trace_lock = threading.Lock(), threading.Lock()
+
+
+_DETECTORS: "weakref.WeakSet[AnomalyDetector]" = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for detector in list(_DETECTORS):
+        detector._after_fork()  # noqa: SLF001
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _key_name(kid: KeyId) -> str:

@@ -70,7 +70,7 @@ def resolve_anomalies(
     feed = SpanFeed(monitor, catalog)
     if book is not None:
         _persist(feed, book)
-    gate = AnomalyGate(parsed, monitor.detector) if parsed is not None else None
+    gate = AnomalyGate(parsed, monitor.detector, feed) if parsed is not None else None
     return feed, gate
 
 

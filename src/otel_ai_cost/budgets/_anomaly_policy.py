@@ -147,9 +147,12 @@ class AnomalyGate:
     """A policy bound to the detector whose findings it acts on; ``BudgetEnforcer.decide`` asks it
     after the budgets (and the ``before_request`` hook) decided. A stricter action wins."""
 
-    def __init__(self, policy: AnomalyPolicy, detector: "AnomalyDetector") -> None:
+    def __init__(self, policy: AnomalyPolicy, detector: "AnomalyDetector", feed: Any = None) -> None:
         self.policy = policy
         self.detector = detector
+        # The span feed runs the detector off the calls' path: the queued calls' rules run first
+        # (``catch_up``: the per-trace ones; ``flush``: every rule, for a spike's downgrade).
+        self.feed = feed
         self._trace_types = frozenset(policy.trace_types)
         self._spike_types = frozenset(policy.spike_types)
         if self._trace_types - detector.block_types:
@@ -160,6 +163,12 @@ class AnomalyGate:
                estimate: Decimal) -> Any:
         """``decision`` (the budgets' or the hook's, or None), or the anomaly decision when stricter."""
         finding = None
+        feed = self.feed
+        if feed is not None:
+            if self._spike_types:
+                feed.flush()
+            elif self._trace_types and trace_id:
+                feed.catch_up()
         if self._trace_types and trace_id:
             found = self.detector.should_block(trace_id)
             if found is not None and found.type in self._trace_types:

@@ -139,8 +139,9 @@ class LedgerSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         for span in spans:
             attributes = span.attributes
-            if not attributes or sc.GEN_AI_OPERATION_NAME not in attributes:
-                continue  # not a GenAI span: never a row
+            if not attributes or (sc.GEN_AI_OPERATION_NAME not in attributes
+                                  and sc.AI_COST_ANOMALY_TYPE not in attributes):
+                continue  # not a GenAI span (nor the findings of a call: see _anomaly): never a row
             try:
                 self._queue.put_nowait(span)
             except queue.Full:
@@ -181,6 +182,7 @@ class LedgerSpanExporter(SpanExporter):
         stop = False
         while not stop:
             batch: List[Tuple[Any, ...]] = []
+            marks: List[Tuple[str, str, str]] = []  # (anomaly type, trace id, span id) of a call
             waiters: List[threading.Event] = []
             try:
                 item = self._queue.get(timeout=self._interval)
@@ -191,6 +193,8 @@ class LedgerSpanExporter(SpanExporter):
                     stop = True
                 elif isinstance(item, threading.Event):
                     waiters.append(item)
+                elif item.name == sc.AI_COST_ANOMALY and item.parent is not None:
+                    marks.append(_anomaly(item))
                 else:
                     row = self._row(item)
                     if row is not None:
@@ -201,8 +205,8 @@ class LedgerSpanExporter(SpanExporter):
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     item = None
-            if batch:
-                self._write(batch)
+            if batch or marks:
+                self._write(batch, marks)
             self._maybe_purge()
             for waiter in waiters:
                 waiter.set()
@@ -212,11 +216,11 @@ class LedgerSpanExporter(SpanExporter):
             except sqlite3.Error:
                 pass
 
-    def _write(self, batch: List[Tuple[Any, ...]]) -> None:
+    def _write(self, batch: List[Tuple[Any, ...]], marks: Sequence[Tuple[str, str, str]] = ()) -> None:
         try:
             if self._connection is None:
                 self._connection = connect(self.path)
-            write_rows(self._connection, batch)
+            write_rows(self._connection, batch, marks)
             self._written += len(batch)
         except Exception as exc:  # noqa: BLE001 - a failing disk drops the batch, never the app
             self._drop(len(batch), sc.AiCostLedgerDropReasonValues.WRITE_FAILED, f"cannot write: {exc}")
@@ -265,3 +269,12 @@ class LedgerSpanExporter(SpanExporter):
         except queue.Full:
             return
         self._thread.join(timeout=10)
+
+
+def _anomaly(span: ReadableSpan) -> Tuple[str, str, str]:
+    """An ``ai_cost.anomaly`` span (the anomaly detector's findings on a call, made after the call's
+    span ended): its type, and the call's trace and span ids (its parent's), for the call's row."""
+    parent = span.parent
+    assert parent is not None
+    return (str((span.attributes or {}).get(sc.AI_COST_ANOMALY_TYPE)), format(parent.trace_id, "032x"),
+            format(parent.span_id, "016x"))

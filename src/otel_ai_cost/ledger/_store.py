@@ -67,11 +67,16 @@ def connect(path: str, create: bool = True) -> sqlite3.Connection:
     return connection
 
 
-def write_rows(connection: sqlite3.Connection, rows: Sequence[Tuple[Any, ...]]) -> None:
-    """Append ``rows`` in one transaction."""
+def write_rows(connection: sqlite3.Connection, rows: Sequence[Tuple[Any, ...]],
+               anomalies: Sequence[Tuple[str, str, str]] = ()) -> None:
+    """Append ``rows``, then set the ``anomaly_type`` of the calls ``anomalies`` name ((type,
+    trace id, span id): an ``ai_cost.anomaly`` span's, whose parent is the call's span), in one
+    transaction."""
     connection.execute("BEGIN IMMEDIATE")
     try:
         connection.executemany(_INSERT, rows)
+        if anomalies:
+            connection.executemany("UPDATE calls SET anomaly_type = ? WHERE trace_id = ? AND span_id = ?", anomalies)
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
