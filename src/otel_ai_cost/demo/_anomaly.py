@@ -1,5 +1,5 @@
-"""The demo's anomaly section: an agent stuck in a loop, found runaway by the anomaly detector on
-the span of the call that crossed its threshold (with the cause), and its next call refused before
+"""The demo's anomaly section: an agent stuck in a loop, found runaway by the anomaly detector (its
+finding on an ``ai_cost.anomaly`` child of the span of the call that crossed its threshold) (with the cause), and its next call refused before
 it is sent by the ``on_anomaly`` policy."""
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def anomaly_section(ctx: DemoContext) -> None:
     logs = _LogCapture()
     blocked: Optional[BudgetExceededError] = None
     sent_before = len(ctx.server.requests)
-    spans_before = len(genai_spans(ctx.spans()))
+    all_before = len(ctx.spans())
     try:
         with ctx.cost_processor.using(processor), logs.capturing(), attribute(tenant="acme"):
             for step in range(LOOP_STEPS):
@@ -66,24 +66,32 @@ def anomaly_section(ctx: DemoContext) -> None:
                 except BudgetExceededError as exc:
                     blocked = exc
                     break
+            processor.force_flush()  # the detector's findings (made off the calls' path) reported now
     except Exception as exc:  # noqa: BLE001 - report every failed call, then exit 1
         ctx.errors.append(f"anomaly section: {type(exc).__name__}: {exc}")
         return
     finally:
         context.detach(token)
         processor.shutdown()
-    spans = genai_spans(ctx.spans())[spans_before:]
+    exported = ctx.spans()[all_before:]
+    spans = genai_spans(exported)
     sent = len(ctx.server.requests) - sent_before
-    flagged = [(n, s) for n, s in enumerate(spans, start=1) if sc.AI_COST_ANOMALY_TYPE in (s.attributes or {})]
+    # The detector runs off the call's path: its findings come on an ai_cost.anomaly span, a child of
+    # the call's span, ended when the call's span ended.
+    marks = {s.parent.span_id: s for s in exported
+             if s.name == sc.AI_COST_ANOMALY and s.parent is not None and s.attributes
+             and sc.AI_COST_ANOMALY_TYPE in s.attributes}
+    flagged = [(n, marks[s.context.span_id]) for n, s in enumerate(spans, start=1) if s.context.span_id in marks]
     if not flagged or blocked is None or len(found) != 1:
         ctx.errors.append(f"anomaly section: expected one runaway finding and a refused call, got {len(found)} "
-                          f"finding(s) and {'a' if blocked else 'no'} refused call")
+                          f"finding(s), {len(flagged)} finding span(s) and {'a' if blocked else 'no'} refused call")
         return
     number, span = flagged[0]
     attrs = span.attributes or {}
     finding = found[0]
     ctx.wrap(f"Call {number} crossed the threshold ({finding.metric} {finding.observed:g} vs {finding.baseline:g} "
-             f"allowed): its span got the event {sc.AI_COST_ANOMALY} and {sc.AI_COST_ANOMALY_TYPE}="
+             f"allowed): a child span {span.name} of its span got the event {sc.AI_COST_ANOMALY} and "
+             f"{sc.AI_COST_ANOMALY_TYPE}="
              f"{attrs.get(sc.AI_COST_ANOMALY_TYPE)}, .severity={attrs.get(sc.AI_COST_ANOMALY_SEVERITY)}, "
              f".score={attrs.get(sc.AI_COST_ANOMALY_SCORE)}, .cause={attrs.get(sc.AI_COST_ANOMALY_CAUSE)} "
              f"(the cause: this run, {finding.cause.share:.0%} of the excess). The log says:")
