@@ -1,8 +1,9 @@
 """The anomaly detector wired into AICostSpanProcessor: fed from every finished GenAI span (ours,
 with the real openai SDK on the faked API, and other instrumentations') off the calls' path, its
-findings on an ``ai_cost.anomaly`` span, child of the span of the call that triggered them, the on_anomaly policy refusing a runaway trace's next call before it is sent
-and downgrading on a spike, the switches (code, OTEL_AI_COST_ANOMALIES, the configuration file),
-baselines kept in the budget store, and a failing detector that never breaks the call."""
+findings on an ``ai_cost.anomaly`` span, child of the span of the call that triggered them, the
+on_anomaly policy refusing a runaway trace's next call before it is sent and downgrading on a
+spike, the switches (code, OTEL_AI_COST_ANOMALIES, the configuration file), baselines kept in the
+budget store, and a failing detector that never breaks the call."""
 from __future__ import annotations
 
 import logging

@@ -1,6 +1,6 @@
 """The demo's anomaly section: an agent stuck in a loop, found runaway by the anomaly detector (its
-finding on an ``ai_cost.anomaly`` child of the span of the call that crossed its threshold) (with the cause), and its next call refused before
-it is sent by the ``on_anomaly`` policy."""
+finding, with the cause, on an ``ai_cost.anomaly`` child of the span of the call that crossed its
+threshold), and its next call refused before it is sent by the ``on_anomaly`` policy."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional
