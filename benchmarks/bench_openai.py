@@ -445,6 +445,11 @@ def _run_scenario(scenario, arm_names, blocks, calls, warm, gc_off, stores) -> d
             ref = None
         over_ours = None if ref is None else statistics.median(
             m - om for m, om in zip(block_medians[arm.name], block_medians[ref])) / 1e3
+        feed = getattr(getattr(arm, "processor", None), "anomalies", None)
+        if feed is not None and getattr(feed, "drained", 0):
+            # The detector runs on its own thread, off the calls' path: its CPU per call, for the record.
+            arm.notes.append(f"anomaly detector off the calls' path: {feed.drain_cpu_ns / feed.drained / 1e3:.1f} "
+                             f"µs CPU per call on its drain thread ({feed.drained} calls)")
         rows.append({
             "arm": arm.name,
             "base": arm.base,

@@ -142,7 +142,8 @@ def test_every_call_has_a_row(demo_output: str) -> None:
     assert sorted(rows) == list(range(1, len(calls) + 1))
     for number, call in enumerate(calls, start=1):
         assert call.description in rows[number][-1]
-    assert f"Spans exported: {len(calls) + len(budget_calls()) + ANOMALY_SENT + 1}" in demo_output
+    # the anomaly section: its sent calls, the refused one, and the ai_cost.anomaly span of the finding
+    assert f"Spans exported: {len(calls) + len(budget_calls()) + ANOMALY_SENT + 1 + 1}" in demo_output
 
 
 def test_rows_show_dated_model(demo_output: str) -> None:
@@ -297,7 +298,8 @@ def test_the_anomaly_section_shows_the_runaway_run_its_cause_and_the_refused_cal
     trace_id = format(TRACE_ID, "032x")
     assert anomalies, demo_run.output
     assert (f"Call {ANOMALY_SENT} crossed the threshold (trace_calls {ANOMALY_SENT} vs {MAX_RUN_CALLS} allowed): "
-            "its span got the event ai_cost.anomaly and ai_cost.anomaly.type=runaway_trace") in anomalies
+            "a child span ai_cost.anomaly of its span got the event ai_cost.anomaly and "
+            "ai_cost.anomaly.type=runaway_trace") in anomalies
     assert f".cause=trace={trace_id}" in anomalies
     assert "otel-ai-cost anomaly: runaway_trace (warning" in anomalies  # the log record, shown
     assert (f"Call {ANOMALY_SENT + 1}, BLOCKED: BudgetExceededError raised before sending, the fake API "

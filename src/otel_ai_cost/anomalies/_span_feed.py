@@ -82,12 +82,12 @@ class SpanFeed:
                 return
             spans = self._spans
             spans.append(span)
-            if len(spans) == 1:  # (the first span queued since the last drain)
-                if self._drainer is None and not self._closed:
+            if self._closed or len(spans) > MAX_QUEUED:
+                self.flush()  # the drain thread is gone, or cannot keep up: memory stays bounded
+            elif len(spans) == 1:  # (the first span queued since the last drain)
+                if self._drainer is None:
                     self._start_drainer()
                 self._wake.set()
-            elif len(spans) > MAX_QUEUED or self._closed:
-                self.flush()  # the drain thread cannot keep up, or is gone: memory stays bounded
         except Exception:  # noqa: BLE001 - the call's span must end whatever happens here
             _log_once("queueing a span for the anomaly detector")
 
