@@ -7,10 +7,9 @@ import threading
 import time
 from typing import Any, List
 
-from test_anomalies_wiring import Pipeline, anomaly_attributes
-
 from otel_ai_cost import _semconv as sc
 from otel_ai_cost.anomalies import AnomalyDetector, AnomalyMonitor, AnomalyReporter, Finding, _span_feed
+from test_anomalies_wiring import Pipeline, anomaly_attributes
 
 RUN_CALLS = 3  # the runaway threshold of these tests: the 4th call of a run is flagged
 
