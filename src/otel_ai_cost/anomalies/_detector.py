@@ -67,7 +67,7 @@ class _Shape:
     the key its calls' deviations are measured against for the cause (see ``_key_ids``), and its
     dims (one dict for the ring's calls of the shape, not one per call)."""
 
-    __slots__ = ("keys", "metrics", "metrics_only", "counts", "volume", "volume_keys", "usages", "ref", "dims")
+    __slots__ = ("keys", "metrics", "metrics_only", "counts", "volume", "usages", "ref", "dims")
 
     def __init__(self, keys: List[KeyRef], usages: List[Usage], ref: KeyBaseline, dims: Mapping[str, str]) -> None:
         self.keys, self.usages, self.ref, self.dims = keys, usages, ref, dict(dims)
@@ -75,7 +75,6 @@ class _Shape:
         self.metrics_only = [k for _, k in self.metrics]
         self.counts = [k for _, k, kind in keys if kind == _COUNTS]
         self.volume = [(kid, k) for kid, k, kind in keys if kind == _VOLUME]
-        self.volume_keys = [k for _, k in self.volume]
 
 
 class AnomalyDetector:

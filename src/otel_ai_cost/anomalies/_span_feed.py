@@ -56,7 +56,7 @@ class SpanFeed:
         self.catalog = catalog
         self.saver = saver
         self.store = store  # the baseline store the feed opened (closed with it), or None
-        self._resource_cache: Tuple[Any, Tuple[Tuple[str, Optional[str]], ...]] = (None, ())
+        self._resource_cache: Tuple[Any, Mapping[str, Any]] = (None, {})
         self._spans: Deque[Any] = deque()  # ended spans whose rules have not run
         # calls through the per-trace rules, waiting for the per-key ones: (record, new run, span, findings)
         self._traced: Deque[Tuple[CallRecord, bool, Any, List[Finding]]] = deque()
@@ -132,39 +132,19 @@ class SpanFeed:
             return None
         if sc.AI_COST_PRICING_PRICED_ON in attributes or attributes.get(sc.ERROR_TYPE) == _BLOCKED:
             return None
-        model = attributes.get(sc.GEN_AI_REQUEST_MODEL) or attributes.get(sc.GEN_AI_RESPONSE_MODEL)
-        if not isinstance(model, str) or not model:
-            return None
-        dims: Dict[str, str] = {}
-        for dim, fixed in self._plan(span.resource):  # (CallRecord.from_attributes, the resource's values known)
-            value = fixed if fixed is not None else attributes.get(dim)
-            if value is not None and value != "":
-                dims[dim] = value if isinstance(value, str) else str(value)
-        trace_id = span.get_span_context().trace_id
-        end = span.end_time
-        cost = attributes.get(sc.GEN_AI_USAGE_COST_AMOUNT)
-        if isinstance(cost, (int, float)):
-            cost = float(cost)
-        elif sc.AI_COST_PRICING_STATUS not in attributes:
-            cost = self._price(attributes, span.start_time)
-        else:
-            cost = None
-        return CallRecord(
-            end / 1e9 if end else time.time(), model, dims, format(trace_id, "032x") if trace_id else None,
-            attributes.get(sc.GEN_AI_PROVIDER_NAME), cost, _int(attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS)),
-            _int(attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)), sc.ERROR_TYPE in attributes, None,
-            _int(attributes.get(sc.AI_COST_ESTIMATE_INPUT_TOKENS)),
-        )
+        trace_id, end = span.get_span_context().trace_id, span.end_time
+        record = CallRecord.from_attributes(
+            attributes, self._resource(span.resource), trace_id=format(trace_id, "032x") if trace_id else None,
+            time=end / 1e9 if end else time.time(), dimensions=DIMENSIONS)
+        if record is not None and record.cost is None and sc.AI_COST_PRICING_STATUS not in attributes:
+            record.cost = self._price(attributes, span.start_time)
+        return record
 
-    def _plan(self, resource: Any) -> Tuple[Tuple[str, Optional[str]], ...]:
-        """Per dimension, the resource's value (it wins, as in ``CallRecord.from_attributes``) or
-        None (read from the span). One resource per tracer provider: the last is kept."""
+    def _resource(self, resource: Any) -> Mapping[str, Any]:
+        """The resource's attributes as a dict (one resource per tracer provider: the last is kept)."""
         cached = self._resource_cache
         if cached[0] is not resource:
-            attributes = dict(resource.attributes) if resource is not None else {}
-            plan = tuple((dim, str(attributes[dim]) if attributes[dim] is not None else "") if dim in attributes
-                         else (dim, None) for dim in DIMENSIONS)
-            cached = self._resource_cache = (resource, plan)
+            cached = self._resource_cache = (resource, dict(resource.attributes) if resource is not None else {})
         return cached[1]
 
     def _price(self, attributes: Mapping[str, Any], start_time: Optional[int]) -> Optional[float]:
@@ -280,10 +260,6 @@ def _tracer(processor: Any, resource: Any, limits: Any) -> Any:
                     limits, InstrumentationScope("otel_ai_cost.anomalies", package_version()))
     _TRACERS[processor] = (resource, limits, tracer)
     return tracer
-
-
-def _int(value: Any) -> Optional[int]:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 _FEEDS: "weakref.WeakSet[SpanFeed]" = weakref.WeakSet()
